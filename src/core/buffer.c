@@ -1,0 +1,46 @@
+#include "core/buffer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+sioc_buffer_t *sioc_buffer_new(size_t length, int binary)
+{
+    if (length > SIZE_MAX - sizeof(sioc_buffer_t) - SIOC_BUFFER_HEADROOM)
+        return NULL;
+    sioc_buffer_t *buffer = malloc(sizeof(sioc_buffer_t) + SIOC_BUFFER_HEADROOM + length);
+    if (buffer == NULL)
+        return NULL;
+    buffer->refcount = 1;
+    buffer->binary = binary != 0;
+    buffer->websocket_header_length = 0;
+    buffer->length = length;
+    buffer->data = buffer->storage + SIOC_BUFFER_HEADROOM;
+    return buffer;
+}
+
+sioc_buffer_t *sioc_buffer_new_copy(const void *data, size_t length, int binary)
+{
+    sioc_buffer_t *buffer = sioc_buffer_new(length, binary);
+    if (buffer != NULL && length > 0)
+        memcpy(buffer->data, data, length);
+    return buffer;
+}
+
+sioc_buffer_t *sioc_buffer_new_prefixed(uint8_t prefix, const void *data, size_t length, int binary)
+{
+    sioc_buffer_t *buffer = sioc_buffer_new(length + 1, binary);
+    if (buffer == NULL)
+        return NULL;
+    buffer->data[0] = prefix;
+    if (length > 0)
+        memcpy(buffer->data + 1, data, length);
+    return buffer;
+}
+
+void sioc_buffer_unref(sioc_buffer_t *buffer)
+{
+    if (buffer == NULL)
+        return;
+    if (--buffer->refcount == 0)
+        free(buffer);
+}

@@ -1,0 +1,44 @@
+/* Refcounted byte buffers: a broadcast is encoded once and the same buffer is queued on every
+ * recipient's connection; each completed write releases one reference (h2o's shared memory).
+ *
+ * Layout: one allocation holds the header, SIOC_BUFFER_HEADROOM spare bytes, then the data.
+ * The WebSocket layer writes the frame header into the headroom once (a server frame is never
+ * masked, so the framed bytes are identical for every recipient) and remembers it in
+ * websocket_header_length. Single-threaded: the loop thread owns every buffer. */
+#ifndef SIOC_CORE_BUFFER_H
+#define SIOC_CORE_BUFFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIOC_BUFFER_HEADROOM 16
+
+typedef struct sioc_buffer_s {
+    uint32_t refcount;
+    uint8_t binary;                  /* 1: binary message, 0: text */
+    uint8_t websocket_header_length; /* 0 until framed for WebSocket */
+    size_t length;                   /* bytes of data */
+    uint8_t *data;                   /* points into storage, after the headroom */
+    uint8_t storage[];
+} sioc_buffer_t;
+
+/* A new buffer with refcount 1 and room for length bytes (contents undefined), or NULL. */
+sioc_buffer_t *sioc_buffer_new(size_t length, int binary);
+
+/* A new buffer holding a copy of data, or NULL. */
+sioc_buffer_t *sioc_buffer_new_copy(const void *data, size_t length, int binary);
+
+/* A new buffer holding prefix followed by data (e.g. the Engine.IO type byte and a payload). */
+sioc_buffer_t *sioc_buffer_new_prefixed(uint8_t prefix, const void *data, size_t length,
+                                        int binary);
+
+static inline sioc_buffer_t *sioc_buffer_ref(sioc_buffer_t *buffer)
+{
+    buffer->refcount++;
+    return buffer;
+}
+
+/* Drops one reference; frees on the last. Accepts NULL. */
+void sioc_buffer_unref(sioc_buffer_t *buffer);
+
+#endif

@@ -1,0 +1,89 @@
+#include "core/deadline.h"
+
+static void on_timer(uv_timer_t *timer);
+
+static void schedule(sioc_deadline_list_t *list)
+{
+    if (list->head == NULL) {
+        uv_timer_stop(&list->timer);
+        return;
+    }
+    uint64_t now = uv_now(list->timer.loop);
+    uint64_t wait = list->head->due_ms > now ? list->head->due_ms - now : 0;
+    uv_timer_start(&list->timer, on_timer, wait, 0);
+}
+
+static void unlink_entry(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    if (deadline->previous != NULL)
+        deadline->previous->next = deadline->next;
+    else
+        list->head = deadline->next;
+    if (deadline->next != NULL)
+        deadline->next->previous = deadline->previous;
+    else
+        list->tail = deadline->previous;
+    deadline->previous = deadline->next = NULL;
+    deadline->due_ms = 0;
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    sioc_deadline_list_t *list = timer->data;
+    uint64_t now = uv_now(timer->loop);
+    /* Each callback may arm or disarm entries (itself included), so re-read the head. */
+    while (list->head != NULL && list->head->due_ms <= now) {
+        sioc_deadline_t *expired = list->head;
+        unlink_entry(list, expired);
+        list->expired(list, expired);
+    }
+    schedule(list);
+}
+
+int sioc_deadline_list_init(uv_loop_t *loop, sioc_deadline_list_t *list, uint64_t delay_ms,
+                            sioc_deadline_expired_cb expired)
+{
+    int rc = uv_timer_init(loop, &list->timer);
+    if (rc != 0)
+        return rc;
+    list->timer.data = list;
+    list->delay_ms = delay_ms;
+    list->head = list->tail = NULL;
+    list->expired = expired;
+    return 0;
+}
+
+void sioc_deadline_list_close(sioc_deadline_list_t *list, uv_close_cb close_cb)
+{
+    while (list->head != NULL)
+        unlink_entry(list, list->head);
+    uv_close((uv_handle_t *)&list->timer, close_cb);
+}
+
+void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    if (sioc_deadline_is_armed(deadline))
+        unlink_entry(list, deadline);
+    /* uv_now() only moves forward and the delay is constant, so appending keeps the list
+     * sorted. +1 keeps due_ms non-zero even on a loop whose clock starts at 0. */
+    deadline->due_ms = uv_now(list->timer.loop) + list->delay_ms + 1;
+    deadline->previous = list->tail;
+    deadline->next = NULL;
+    if (list->tail != NULL)
+        list->tail->next = deadline;
+    else
+        list->head = deadline;
+    list->tail = deadline;
+    if (list->head == deadline)
+        schedule(list);
+}
+
+void sioc_deadline_disarm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    if (!sioc_deadline_is_armed(deadline))
+        return;
+    int was_head = list->head == deadline;
+    unlink_entry(list, deadline);
+    if (was_head)
+        schedule(list);
+}

@@ -1,0 +1,128 @@
+/* Engine.IO server internals shared by eio_server.c (routing, handshake, CORS),
+ * eio_socket.c (session life, heartbeat, packets), eio_polling.c and eio_websocket.c. */
+#ifndef SIOC_ENGINEIO_EIO_INTERNAL_H
+#define SIOC_ENGINEIO_EIO_INTERNAL_H
+
+#include <uthash.h>
+
+#include "core/buffer.h"
+#include "core/deadline.h"
+#include "core/random.h"
+#include "engineio/eio_parser.h"
+#include "sioc.h"
+#include "transport/connection.h"
+#include "transport/http.h"
+#include "transport/ws_codec.h"
+
+enum eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_CLOSED };
+
+/* At most this many packets per polling response: python-engineio refuses more than 16. */
+#define EIO_MAX_PACKETS_PER_POLL 16
+
+/* A WebSocket connection: the session's transport, or a probe during an upgrade. */
+typedef struct eio_websocket_s {
+    sioc_conn_t *conn;
+    sioc_eio_server_t *server;
+    sioc_eio_socket_t *socket; /* NULL once detached from its session */
+    sioc_ws_decoder_t decoder;
+    uint8_t is_probe;
+    uint8_t close_sent;
+    struct eio_websocket_s *previous;
+    struct eio_websocket_s *next;
+} eio_websocket_t;
+
+struct sioc_eio_socket_s {
+    char id[SIOC_ID_LENGTH + 1];
+    sioc_eio_server_t *server;
+    uint8_t transport; /* sioc_transport_t */
+    uint8_t state;
+    uint8_t awaiting_pong;
+    uint8_t in_flush_list;
+    uint8_t upgrading; /* the probe was answered; polling only gets noops now */
+    /* Polling */
+    sioc_http_conn_t *held_get; /* a GET waiting for packets */
+    sioc_http_request_t *held_request;
+    sioc_buffer_t **queue; /* packets waiting for a GET (or for the upgrade to end) */
+    uint32_t queue_length;
+    uint32_t queue_capacity;
+    size_t queued_bytes;
+    /* WebSocket */
+    eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
+    eio_websocket_t *probe;     /* upgrade in progress */
+    sioc_deadline_t heartbeat;  /* in ping_interval or ping_timeout */
+    sioc_deadline_t upgrade_deadline;
+    void *data;
+    UT_hash_handle hh;
+    sioc_eio_socket_t *next_in_list; /* flush list, then reap list */
+};
+
+struct sioc_eio_server_s {
+    uv_loop_t *loop;
+    sioc_io_t io;
+    sioc_http_server_t http;
+    sioc_eio_options_t options;
+    char *path;
+    char **cors_origins;
+    sioc_eio_callbacks_t callbacks;
+    void *data;
+    sioc_eio_socket_t *sockets; /* uthash by id */
+    size_t socket_count;
+    sioc_eio_socket_t *flush_list; /* polling sessions with packets and a held GET */
+    sioc_eio_socket_t *reap_list;  /* closed sessions, freed at the end of the iteration */
+    eio_websocket_t *websockets;   /* every open WebSocket connection */
+    sioc_deadline_list_t ping_interval;
+    sioc_deadline_list_t ping_timeout;
+    sioc_deadline_list_t upgrade_timeout;
+    /* Shared, never-freed packets. */
+    sioc_buffer_t *ping_packet;
+    sioc_buffer_t *noop_packet;
+    sioc_buffer_t *close_packet;
+    sioc_buffer_t *probe_packet;
+    sioc_buffer_t *separator;
+    int closing;
+    int handles_open;
+    void (*closed_cb)(void *data);
+    void *closed_data;
+};
+
+/* eio_server.c */
+void eio_server_maybe_finished(sioc_eio_server_t *server);
+/* CORS response headers for this request ("Name: value\r\n" lines) into out; "" if none. */
+void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *request, char *out,
+                      size_t size);
+
+/* eio_socket.c */
+sioc_eio_socket_t *eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport);
+sioc_eio_socket_t *eio_socket_find(sioc_eio_server_t *server, const char *id);
+/* Handles one decoded packet from the client on the session's active transport. */
+void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *packet);
+/* Queues a packet (a new reference): to the WebSocket, or to the polling queue. */
+int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int is_volatile);
+void eio_socket_close(sioc_eio_socket_t *socket, const char *reason);
+void eio_socket_start_heartbeat(sioc_eio_socket_t *socket);
+void eio_socket_reap(sioc_eio_server_t *server);
+void eio_on_ping_interval(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
+void eio_on_ping_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
+void eio_on_upgrade_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
+
+/* eio_polling.c */
+void eio_polling_handle(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                        sioc_http_request_t *request, sioc_eio_socket_t *socket);
+void eio_polling_mark_ready(sioc_eio_socket_t *socket);
+void eio_polling_flush_all(sioc_eio_server_t *server);
+/* Answers a held GET with whatever is queued (or a lone noop); no-op without a held GET. */
+void eio_polling_answer_now(sioc_eio_socket_t *socket, sioc_buffer_t *extra_packet);
+void eio_polling_abort(sioc_http_conn_t *http);
+
+/* eio_websocket.c */
+/* Validates the upgrade, answers 101 and takes the connection over. socket is NULL for a
+ * WebSocket-only handshake (a new session is created) or the session to probe. */
+void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                          sioc_http_request_t *request, sioc_eio_socket_t *socket,
+                          uint8_t *leftover, size_t leftover_length);
+int eio_websocket_send(eio_websocket_t *websocket, sioc_buffer_t *packet);
+/* Sends a close frame (code 0 = no body) and closes after it leaves. */
+void eio_websocket_close(eio_websocket_t *websocket, uint16_t code, const char *reason);
+void eio_websocket_close_all(sioc_eio_server_t *server);
+
+#endif

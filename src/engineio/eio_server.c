@@ -1,0 +1,525 @@
+/* Engine.IO server: options, listening, request routing and verification in the order Node's
+ * engine.io uses (server.ts verify()), error answers, CORS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "engineio/eio_internal.h"
+
+enum eio_error_code {
+    EIO_UNKNOWN_TRANSPORT = 0,
+    EIO_UNKNOWN_SID = 1,
+    EIO_BAD_HANDSHAKE_METHOD = 2,
+    EIO_BAD_REQUEST = 3,
+    EIO_FORBIDDEN = 4,
+    EIO_UNSUPPORTED_PROTOCOL_VERSION = 5,
+};
+
+static const char *const eio_error_messages[] = {
+    "Transport unknown", "Session ID unknown", "Bad handshake method",
+    "Bad request",       "Forbidden",          "Unsupported protocol version",
+};
+
+struct sioc_request_s {
+    const sioc_http_request_t *http;
+};
+
+void sioc_eio_options_init(sioc_eio_options_t *options)
+{
+    memset(options, 0, sizeof(*options));
+    options->path = "/engine.io/";
+    options->ping_interval_ms = 25000;
+    options->ping_timeout_ms = 20000;
+    options->upgrade_timeout_ms = 10000;
+    options->max_payload = 1000000;
+    options->max_buffered_bytes = 8 * 1024 * 1024;
+    options->transports = SIOC_TRANSPORT_POLLING | SIOC_TRANSPORT_WEBSOCKET;
+    options->allow_upgrades = 1;
+    options->request_timeout_ms = 10000;
+    options->max_header_size = 16 * 1024;
+    options->max_header_count = 100;
+    options->max_websocket_fragments = 1024;
+}
+
+/* ---- CORS (the behaviour of the cors npm module, minus headers for refused origins) ---- */
+
+static int origin_allowed(sioc_eio_server_t *server, const sioc_http_header_t *origin,
+                          int *wildcard)
+{
+    *wildcard = 0;
+    for (size_t i = 0; i < server->options.cors_origin_count; i++) {
+        const char *allowed = server->cors_origins[i];
+        if (strcmp(allowed, "*") == 0) {
+            *wildcard = 1;
+            return 1;
+        }
+        if (origin != NULL && strlen(allowed) == origin->value_length &&
+            memcmp(allowed, origin->value, origin->value_length) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *request, char *out,
+                      size_t size)
+{
+    out[0] = '\0';
+    if (server->cors_origins == NULL)
+        return;
+    const sioc_http_header_t *origin = sioc_http_request_header(request, "origin");
+    int wildcard;
+    if (!origin_allowed(server, origin, &wildcard)) {
+        snprintf(out, size, "Vary: Origin\r\n");
+        return;
+    }
+    if (wildcard) {
+        snprintf(out, size, "Access-Control-Allow-Origin: *\r\n");
+        return;
+    }
+    snprintf(out, size, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
+             (int)origin->value_length, origin->value,
+             server->options.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
+}
+
+static void answer_preflight(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                             const sioc_http_request_t *request)
+{
+    char headers[4096];
+    eio_cors_headers(server, request, headers, sizeof(headers));
+    size_t used = strlen(headers);
+    if (strstr(headers, "Access-Control-Allow-Origin") != NULL) {
+        const sioc_http_header_t *asked =
+            sioc_http_request_header(request, "access-control-request-headers");
+        used +=
+            (size_t)snprintf(headers + used, sizeof(headers) - used,
+                             "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+        if (asked != NULL && asked->value_length < 2048)
+            snprintf(headers + used, sizeof(headers) - used,
+                     "Access-Control-Allow-Headers: %.*s\r\n"
+                     "Vary: Access-Control-Request-Headers\r\n",
+                     (int)asked->value_length, asked->value);
+    }
+    sioc_http_respond(http, 204, headers, NULL, 0);
+}
+
+/* ---- errors ---------------------------------------------------------------------------- */
+
+static void answer_error(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                         const sioc_http_request_t *request, int code, const char *message)
+{
+    if (message == NULL)
+        message = eio_error_messages[code];
+    if (request->upgrade) {
+        /* Node's abortUpgrade(): a bare 400 with the message, then the socket is destroyed. */
+        sioc_http_set_close(http);
+        sioc_http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
+        return;
+    }
+    json_t *body_json = json_pack("{s:i,s:s}", "code", code, "message", message);
+    char *body = body_json ? json_dumps(body_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body_json);
+    char headers[4096];
+    eio_cors_headers(server, request, headers, sizeof(headers));
+    size_t used = strlen(headers);
+    snprintf(headers + used, sizeof(headers) - used, "Content-Type: application/json\r\n");
+    sioc_http_respond(http, code == EIO_FORBIDDEN ? 403 : 400, headers, body,
+                      body ? strlen(body) : 0);
+    free(body);
+}
+
+/* ---- verification ------------------------------------------------------------------------ */
+
+static int parse_transport(const char *name)
+{
+    if (strcmp(name, "polling") == 0)
+        return SIOC_TRANSPORT_POLLING;
+    if (strcmp(name, "websocket") == 0)
+        return SIOC_TRANSPORT_WEBSOCKET;
+    return 0;
+}
+
+static int is_websocket_upgrade(const sioc_http_request_t *request)
+{
+    const sioc_http_header_t *upgrade = sioc_http_request_header(request, "upgrade");
+    return request->upgrade && upgrade != NULL && upgrade->value_length == 9 &&
+           strncasecmp(upgrade->value, "websocket", 9) == 0;
+}
+
+/* Node's check for characters a header may not hold (RFC 7230 field-value). */
+static int has_invalid_header_chars(const sioc_http_header_t *header)
+{
+    for (size_t i = 0; i < header->value_length; i++) {
+        unsigned char c = (unsigned char)header->value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+static int allow_request(sioc_eio_server_t *server, const sioc_http_request_t *request,
+                         const char **message)
+{
+    if (server->options.allow_request == NULL)
+        return 0;
+    struct sioc_request_s view = {request};
+    return server->options.allow_request(&view, server->options.allow_request_data, message);
+}
+
+typedef struct eio_route_s {
+    int transport;
+    sioc_eio_socket_t *socket; /* NULL for a handshake */
+} eio_route_t;
+
+/* Returns -1, with the error code and message set, when the request must be refused. */
+static int verify(sioc_eio_server_t *server, const sioc_http_request_t *request, eio_route_t *route,
+                  int *code, const char **message)
+{
+    char value[64];
+    *message = NULL;
+    long length = sioc_http_query_get(request->query, request->query_length, "transport", value,
+                                      sizeof(value));
+    route->transport = length > 0 ? parse_transport(value) : 0;
+    if (!(route->transport & server->options.transports)) {
+        *code = EIO_UNKNOWN_TRANSPORT;
+        return -1;
+    }
+    const sioc_http_header_t *origin = sioc_http_request_header(request, "origin");
+    if (origin != NULL && has_invalid_header_chars(origin)) {
+        *code = EIO_BAD_REQUEST;
+        return -1;
+    }
+    int upgrade = is_websocket_upgrade(request);
+    length =
+        sioc_http_query_get(request->query, request->query_length, "sid", value, sizeof(value));
+    if (length >= 0) {
+        route->socket = eio_socket_find(server, value);
+        if (route->socket == NULL) {
+            *code = EIO_UNKNOWN_SID;
+            return -1;
+        }
+        if (!upgrade && route->socket->transport != route->transport) {
+            *code = EIO_BAD_REQUEST;
+            return -1;
+        }
+    } else {
+        route->socket = NULL;
+        if (request->method != HTTP_GET) {
+            *code = EIO_BAD_HANDSHAKE_METHOD;
+            return -1;
+        }
+        if (route->transport == SIOC_TRANSPORT_WEBSOCKET && !upgrade) {
+            *code = EIO_BAD_REQUEST;
+            return -1;
+        }
+    }
+    if (allow_request(server, request, message) != 0) {
+        *code = EIO_FORBIDDEN;
+        return -1;
+    }
+    return 0;
+}
+
+static int protocol_supported(const sioc_http_request_t *request)
+{
+    char version[8];
+    long length =
+        sioc_http_query_get(request->query, request->query_length, "EIO", version, sizeof(version));
+    return length == 1 && version[0] == '4';
+}
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+static int path_matches(sioc_eio_server_t *server, const sioc_http_request_t *request)
+{
+    size_t path_length = strlen(server->path);
+    return request->path_length >= path_length &&
+           memcmp(request->path, server->path, path_length) == 0;
+}
+
+static void open_polling_session(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                                 sioc_http_request_t *request)
+{
+    sioc_eio_socket_t *socket = eio_socket_new(server, SIOC_TRANSPORT_POLLING);
+    if (socket == NULL) {
+        sioc_http_respond(http, 500, NULL, NULL, 0);
+        return;
+    }
+    int offer_upgrade =
+        server->options.allow_upgrades && (server->options.transports & SIOC_TRANSPORT_WEBSOCKET);
+    size_t length;
+    char *open =
+        sioc_eio_encode_open(socket->id, offer_upgrade, server->options.ping_interval_ms,
+                             server->options.ping_timeout_ms, server->options.max_payload, &length);
+    sioc_buffer_t *packet = open ? sioc_buffer_new_copy(open, length, 0) : NULL;
+    free(open);
+    if (packet == NULL) {
+        eio_socket_close(socket, "transport error");
+        sioc_http_respond(http, 500, NULL, NULL, 0);
+        return;
+    }
+    eio_socket_send_packet(socket, packet, 0);
+    sioc_buffer_unref(packet);
+    eio_socket_start_heartbeat(socket);
+    if (server->callbacks.on_connection != NULL)
+        server->callbacks.on_connection(socket, server->data);
+    /* The open packet (and anything on_connection sent) answers this GET. */
+    eio_polling_handle(server, http, request, socket);
+}
+
+static void on_request(sioc_http_conn_t *http, sioc_http_request_t *request, uint8_t *leftover,
+                       size_t leftover_length)
+{
+    sioc_eio_server_t *server = sioc_http_get_server(http)->data;
+    if (!path_matches(server, request)) {
+        sioc_http_set_close(http);
+        sioc_http_respond(http, 404, "Content-Type: text/plain; charset=UTF-8\r\n", "Not Found", 9);
+        return;
+    }
+    if (request->method == HTTP_OPTIONS && server->cors_origins != NULL && !request->upgrade) {
+        answer_preflight(server, http, request);
+        return;
+    }
+    eio_route_t route;
+    int code;
+    const char *message;
+    if (verify(server, request, &route, &code, &message) != 0) {
+        answer_error(server, http, request, code, message);
+        return;
+    }
+    if (route.socket == NULL && !protocol_supported(request)) {
+        answer_error(server, http, request, EIO_UNSUPPORTED_PROTOCOL_VERSION, NULL);
+        return;
+    }
+    if (request->upgrade) {
+        eio_websocket_accept(server, http, request, route.socket, leftover, leftover_length);
+        return;
+    }
+    if (route.socket == NULL)
+        open_polling_session(server, http, request);
+    else
+        eio_polling_handle(server, http, request, route.socket);
+}
+
+static void on_abort(sioc_http_conn_t *http, sioc_http_request_t *request)
+{
+    eio_polling_abort(http);
+}
+
+static const sioc_http_handler_t http_handler = {on_request, on_abort};
+
+/* ---- public request view ----------------------------------------------------------------- */
+
+const char *sioc_request_method(const sioc_request_t *request)
+{
+    return http_method_str((enum http_method)request->http->method);
+}
+
+const char *sioc_request_url(const sioc_request_t *request)
+{
+    return request->http->url;
+}
+
+const char *sioc_request_header(const sioc_request_t *request, const char *name, size_t *length)
+{
+    const sioc_http_header_t *header = sioc_http_request_header(request->http, name);
+    if (header == NULL)
+        return NULL;
+    if (length != NULL)
+        *length = header->value_length;
+    return header->value;
+}
+
+const char *sioc_request_remote_address(const sioc_request_t *request)
+{
+    return request->http->remote_address;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static void flush_hook(void *data)
+{
+    sioc_eio_server_t *server = data;
+    eio_polling_flush_all(server);
+    eio_socket_reap(server);
+}
+
+static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *options)
+{
+    server->options = *options;
+    const char *path = options->path ? options->path : "/engine.io/";
+    size_t length = strlen(path);
+    server->path = malloc(length + 2);
+    if (server->path == NULL)
+        return SIOC_ENOMEM;
+    /* addTrailingSlash: "/socket.io" serves "/socket.io/" and below, like Node. */
+    memcpy(server->path, path, length + 1);
+    if (length == 0 || path[length - 1] != '/')
+        memcpy(server->path + length, "/", 2);
+    if (options->cors_origins != NULL) {
+        server->cors_origins = calloc(options->cors_origin_count + 1, sizeof(char *));
+        if (server->cors_origins == NULL)
+            return SIOC_ENOMEM;
+        for (size_t i = 0; i < options->cors_origin_count; i++) {
+            server->cors_origins[i] = strdup(options->cors_origins[i]);
+            if (server->cors_origins[i] == NULL)
+                return SIOC_ENOMEM;
+        }
+    }
+    server->options.path = server->path;
+    server->options.cors_origins = (const char *const *)server->cors_origins;
+    return 0;
+}
+
+static sioc_buffer_t *static_packet(const char *text)
+{
+    return sioc_buffer_new_copy(text, strlen(text), 0);
+}
+
+static int create_packets(sioc_eio_server_t *server)
+{
+    server->ping_packet = static_packet("2");
+    server->noop_packet = static_packet("6");
+    server->close_packet = static_packet("1");
+    server->probe_packet = static_packet("3probe");
+    server->separator = static_packet("\x1e");
+    return server->ping_packet && server->noop_packet && server->close_packet &&
+                   server->probe_packet && server->separator
+               ? 0
+               : SIOC_ENOMEM;
+}
+
+static void free_server(sioc_eio_server_t *server)
+{
+    sioc_buffer_unref(server->ping_packet);
+    sioc_buffer_unref(server->noop_packet);
+    sioc_buffer_unref(server->close_packet);
+    sioc_buffer_unref(server->probe_packet);
+    sioc_buffer_unref(server->separator);
+    for (size_t i = 0; server->cors_origins != NULL && server->cors_origins[i] != NULL; i++)
+        free(server->cors_origins[i]);
+    free(server->cors_origins);
+    free(server->path);
+    free(server);
+}
+
+static int init_timers(sioc_eio_server_t *server)
+{
+    const sioc_eio_options_t *options = &server->options;
+    int rc = sioc_deadline_list_init(server->loop, &server->ping_interval,
+                                     options->ping_interval_ms, eio_on_ping_interval);
+    if (rc == 0)
+        rc = sioc_deadline_list_init(server->loop, &server->ping_timeout, options->ping_timeout_ms,
+                                     eio_on_ping_timeout);
+    if (rc == 0)
+        rc = sioc_deadline_list_init(server->loop, &server->upgrade_timeout,
+                                     options->upgrade_timeout_ms, eio_on_upgrade_timeout);
+    server->ping_interval.data = server->ping_timeout.data = server->upgrade_timeout.data = server;
+    return rc;
+}
+
+int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
+                        const sioc_eio_callbacks_t *callbacks, void *data, sioc_eio_server_t **out)
+{
+    sioc_eio_server_t *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        return SIOC_ENOMEM;
+    server->loop = loop;
+    server->data = data;
+    if (callbacks != NULL)
+        server->callbacks = *callbacks;
+    int rc = copy_options(server, options);
+    if (rc == 0)
+        rc = create_packets(server);
+    if (rc != 0)
+        goto error;
+    sioc_http_limits_t limits = {
+        .max_header_size = options->max_header_size,
+        .max_header_count = options->max_header_count,
+        .max_body_size = options->max_payload,
+        .request_timeout_ms = options->request_timeout_ms,
+    };
+    /* From here on libuv handles exist: they are released through sioc_eio_server_close. */
+    if ((rc = sioc_io_init(&server->io, loop)) != 0 || (rc = init_timers(server)) != 0 ||
+        (rc = sioc_http_server_init(&server->http, &server->io, &limits, &http_handler, server)) !=
+            0 ||
+        (rc = sioc_io_add_flush_hook(&server->io, flush_hook, server)) != 0)
+        abort(); /* only on out-of-memory or a broken loop; a half-built loop can't be unwound */
+    *out = server;
+    return 0;
+error:
+    free_server(server);
+    return rc;
+}
+
+int sioc_eio_server_listen(sioc_eio_server_t *server, const char *host, int port)
+{
+    return sioc_http_server_listen(&server->http, host, port);
+}
+
+int sioc_eio_server_port(sioc_eio_server_t *server)
+{
+    return sioc_http_server_port(&server->http);
+}
+
+size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server)
+{
+    return server->socket_count;
+}
+
+static void on_io_closed(sioc_io_t *io)
+{
+    sioc_eio_server_t *server = (sioc_eio_server_t *)((char *)io - offsetof(sioc_eio_server_t, io));
+    void (*closed_cb)(void *) = server->closed_cb;
+    void *closed_data = server->closed_data;
+    free_server(server);
+    if (closed_cb != NULL)
+        closed_cb(closed_data);
+}
+
+void eio_server_maybe_finished(sioc_eio_server_t *server)
+{
+    if (server->closing != 1 || server->handles_open > 0 || server->websockets != NULL ||
+        server->http.connections != NULL)
+        return;
+    server->closing = 2; /* sessions, connections and timers are gone; now the loop hooks */
+    sioc_io_close(&server->io, on_io_closed);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    sioc_deadline_list_t *list = (sioc_deadline_list_t *)handle;
+    sioc_eio_server_t *server = list->data;
+    server->handles_open--;
+    eio_server_maybe_finished(server);
+}
+
+static void on_http_closed(sioc_http_server_t *http)
+{
+    sioc_eio_server_t *server = http->data;
+    server->handles_open--;
+    eio_server_maybe_finished(server);
+}
+
+void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *data), void *data)
+{
+    if (server->closing)
+        return;
+    server->closing = 1;
+    server->closed_cb = closed_cb;
+    server->closed_data = data;
+    sioc_eio_socket_t *socket, *next;
+    HASH_ITER(hh, server->sockets, socket, next)
+    {
+        eio_socket_close(socket, "server shutting down");
+    }
+    eio_socket_reap(server);
+    eio_websocket_close_all(server);
+    server->handles_open = 4;
+    sioc_deadline_list_close(&server->ping_interval, on_handle_closed);
+    sioc_deadline_list_close(&server->ping_timeout, on_handle_closed);
+    sioc_deadline_list_close(&server->upgrade_timeout, on_handle_closed);
+    sioc_http_server_close(&server->http, on_http_closed);
+}

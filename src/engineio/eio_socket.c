@@ -1,0 +1,254 @@
+/* Engine.IO sessions: creation, packets from the client, sending, heartbeat (server pings,
+ * client pongs, as in v4), closing and deferred freeing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engineio/eio_internal.h"
+
+#define SOCKET_FROM(member, pointer)                                                               \
+    ((sioc_eio_socket_t *)((char *)(pointer)-offsetof(sioc_eio_socket_t, member)))
+
+sioc_eio_socket_t *eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport)
+{
+    sioc_eio_socket_t *socket = calloc(1, sizeof(*socket));
+    if (socket == NULL)
+        return NULL;
+    /* A collision among 2^120 ids is not a practical concern, but checking is free. */
+    do {
+        if (sioc_random_id(socket->id) != 0) {
+            free(socket);
+            return NULL;
+        }
+    } while (eio_socket_find(server, socket->id) != NULL);
+    socket->server = server;
+    socket->transport = (uint8_t)transport;
+    socket->state = EIO_SOCKET_OPEN;
+    HASH_ADD_STR(server->sockets, id, socket);
+    server->socket_count++;
+    return socket;
+}
+
+sioc_eio_socket_t *eio_socket_find(sioc_eio_server_t *server, const char *id)
+{
+    sioc_eio_socket_t *socket = NULL;
+    HASH_FIND_STR(server->sockets, id, socket);
+    return socket;
+}
+
+void eio_socket_start_heartbeat(sioc_eio_socket_t *socket)
+{
+    sioc_deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+}
+
+void eio_on_ping_interval(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    sioc_eio_socket_t *socket = SOCKET_FROM(heartbeat, deadline);
+    socket->awaiting_pong = 1;
+    eio_socket_send_packet(socket, socket->server->ping_packet, 0);
+    if (socket->state == EIO_SOCKET_OPEN)
+        sioc_deadline_arm(&socket->server->ping_timeout, &socket->heartbeat);
+}
+
+void eio_on_ping_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    eio_socket_close(SOCKET_FROM(heartbeat, deadline), "ping timeout");
+}
+
+static void on_pong(sioc_eio_socket_t *socket)
+{
+    /* A pong nobody asked for is ignored (python-engineio's CVE-2026-48802 lesson: unsolicited
+     * pongs must not create work). */
+    if (!socket->awaiting_pong)
+        return;
+    socket->awaiting_pong = 0;
+    sioc_deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+}
+
+void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *packet)
+{
+    sioc_eio_server_t *server = socket->server;
+    switch (packet->type) {
+    case SIOC_EIO_MESSAGE:
+        if (server->callbacks.on_message != NULL)
+            server->callbacks.on_message(socket, packet->data, packet->length, packet->binary,
+                                         server->data);
+        break;
+    case SIOC_EIO_PONG:
+        on_pong(socket);
+        break;
+    case SIOC_EIO_PING:
+        /* v4: only the server pings. Node closes with "invalid heartbeat direction". */
+        eio_socket_close(socket, "transport error");
+        break;
+    case SIOC_EIO_CLOSE:
+        eio_socket_close(socket, "transport close");
+        break;
+    default:
+        /* open, upgrade and noop mean nothing on an established transport; Node ignores them. */
+        break;
+    }
+}
+
+static int queue_for_polling(sioc_eio_socket_t *socket, sioc_buffer_t *packet)
+{
+    if (socket->queue_length == socket->queue_capacity) {
+        uint32_t capacity = socket->queue_capacity ? socket->queue_capacity * 2 : 8;
+        sioc_buffer_t **queue = realloc(socket->queue, capacity * sizeof(*queue));
+        if (queue == NULL)
+            return SIOC_ENOMEM;
+        socket->queue = queue;
+        socket->queue_capacity = capacity;
+    }
+    socket->queue[socket->queue_length++] = sioc_buffer_ref(packet);
+    socket->queued_bytes += packet->length;
+    if (socket->held_get != NULL)
+        eio_polling_mark_ready(socket);
+    return 0;
+}
+
+static size_t buffered_bytes(const sioc_eio_socket_t *socket)
+{
+    size_t bytes = socket->queued_bytes;
+    if (socket->websocket != NULL)
+        bytes += sioc_conn_buffered_bytes(socket->websocket->conn);
+    return bytes;
+}
+
+/* Volatile packets go only where they can leave now: Node drops them unless the transport is
+ * writable (a held GET for polling; a socket the kernel keeps up with for WebSocket). */
+static int can_send_volatile(const sioc_eio_socket_t *socket)
+{
+    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET && socket->probe == NULL)
+        return socket->websocket->conn->in_flight_bytes == 0;
+    return socket->held_get != NULL && socket->queue_length == 0;
+}
+
+int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int is_volatile)
+{
+    if (socket->state != EIO_SOCKET_OPEN)
+        return SIOC_ECLOSED;
+    if (is_volatile && !can_send_volatile(socket))
+        return 0;
+    if (buffered_bytes(socket) + packet->length > socket->server->options.max_buffered_bytes) {
+        if (is_volatile)
+            return 0;
+        /* A reader this far behind would make memory grow without bound: cut it off. */
+        eio_socket_close(socket, "transport error");
+        return SIOC_ENOBUFS;
+    }
+    /* While an upgrade is in progress packets stay on polling, as in Node; they move to the
+     * WebSocket when the upgrade completes. */
+    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
+        return eio_websocket_send(socket->websocket, packet) == 0 ? 0 : SIOC_ECLOSED;
+    return queue_for_polling(socket, packet);
+}
+
+static void release_queue(sioc_eio_socket_t *socket)
+{
+    for (uint32_t i = 0; i < socket->queue_length; i++)
+        sioc_buffer_unref(socket->queue[i]);
+    free(socket->queue);
+    socket->queue = NULL;
+    socket->queue_length = socket->queue_capacity = 0;
+    socket->queued_bytes = 0;
+}
+
+static void detach_websocket(eio_websocket_t *websocket)
+{
+    if (websocket == NULL)
+        return;
+    websocket->socket = NULL;
+    /* Node closes the WebSocket with a bare close frame (ws close() without a code). */
+    eio_websocket_close(websocket, 0, NULL);
+}
+
+void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
+{
+    if (socket->state == EIO_SOCKET_CLOSED)
+        return;
+    sioc_eio_server_t *server = socket->server;
+    socket->state = EIO_SOCKET_CLOSED;
+    HASH_DEL(server->sockets, socket);
+    server->socket_count--;
+    sioc_deadline_disarm(&server->ping_interval, &socket->heartbeat);
+    sioc_deadline_disarm(&server->ping_timeout, &socket->heartbeat);
+    sioc_deadline_disarm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    release_queue(socket);
+    /* A held GET learns of the close through a close packet, as Node's polling doClose(). */
+    eio_polling_answer_now(socket, server->close_packet);
+    detach_websocket(socket->websocket);
+    detach_websocket(socket->probe);
+    socket->websocket = socket->probe = NULL;
+    if (server->callbacks.on_close != NULL)
+        server->callbacks.on_close(socket, reason, server->data);
+    /* Freed at the end of the loop iteration: callers up the stack may still hold it. */
+    if (!socket->in_flush_list) {
+        socket->next_in_list = server->reap_list;
+        server->reap_list = socket;
+    }
+}
+
+void eio_socket_reap(sioc_eio_server_t *server)
+{
+    while (server->reap_list != NULL) {
+        sioc_eio_socket_t *socket = server->reap_list;
+        server->reap_list = socket->next_in_list;
+        free(socket);
+    }
+}
+
+void eio_on_upgrade_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    sioc_eio_socket_t *socket = SOCKET_FROM(upgrade_deadline, deadline);
+    eio_websocket_t *probe = socket->probe;
+    socket->probe = NULL;
+    if (probe != NULL) {
+        probe->socket = NULL;
+        eio_websocket_close(probe, 0, NULL);
+    }
+}
+
+/* ---- public API ---------------------------------------------------------------------------- */
+
+int sioc_eio_socket_send(sioc_eio_socket_t *socket, const void *bytes, size_t length, int binary)
+{
+    if (socket->state != EIO_SOCKET_OPEN)
+        return SIOC_ECLOSED;
+    sioc_buffer_t *packet = binary ? sioc_buffer_new_copy(bytes, length, 1)
+                                   : sioc_buffer_new_prefixed('4', bytes, length, 0);
+    if (packet == NULL)
+        return SIOC_ENOMEM;
+    int rc = eio_socket_send_packet(socket, packet, 0);
+    sioc_buffer_unref(packet);
+    return rc;
+}
+
+void sioc_eio_socket_close(sioc_eio_socket_t *socket)
+{
+    eio_socket_close(socket, "forced close");
+}
+
+const char *sioc_eio_socket_id(const sioc_eio_socket_t *socket)
+{
+    return socket->id;
+}
+
+sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *socket)
+{
+    return (sioc_transport_t)socket->transport;
+}
+
+void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data)
+{
+    socket->data = data;
+}
+
+void *sioc_eio_socket_get_data(const sioc_eio_socket_t *socket)
+{
+    return socket->data;
+}
+
+sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *socket)
+{
+    return socket->server;
+}

@@ -1,0 +1,340 @@
+/* WebSocket transport: RFC 6455 handshake, frames to Engine.IO packets, the upgrade probe
+ * ("2probe" / "3probe" / "5"), and the framing of outgoing packets. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engineio/eio_internal.h"
+
+static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length);
+static void on_websocket_closed(sioc_conn_t *conn);
+static const sioc_conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed};
+
+/* ---- handshake ----------------------------------------------------------------------------- */
+
+static const char *check_handshake(const sioc_http_request_t *request, char *accept)
+{
+    if (request->method != HTTP_GET)
+        return "Invalid HTTP method";
+    const sioc_http_header_t *version = sioc_http_request_header(request, "sec-websocket-version");
+    if (version == NULL || version->value_length != 2 || memcmp(version->value, "13", 2) != 0)
+        return "Missing or invalid Sec-WebSocket-Version header";
+    const sioc_http_header_t *key = sioc_http_request_header(request, "sec-websocket-key");
+    if (key == NULL || sioc_ws_accept_key(key->value, key->value_length, accept) != 0)
+        return "Missing or invalid Sec-WebSocket-Key header";
+    /* Extensions (permessage-deflate) would be negotiated here and enable limits.allow_rsv1;
+     * none is offered yet, like Node's default perMessageDeflate: false. Subprotocols are not
+     * used by Engine.IO, so Sec-WebSocket-Protocol is never parsed (CVE-2021-32640). */
+    return NULL;
+}
+
+static void refuse_handshake(sioc_http_conn_t *http, const char *message)
+{
+    sioc_http_set_close(http);
+    sioc_http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
+}
+
+static eio_websocket_t *take_over(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                                  const char *accept)
+{
+    eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
+    if (websocket == NULL)
+        return NULL;
+    sioc_conn_t *conn = sioc_http_detach(http);
+    char response[160];
+    int length = snprintf(response, sizeof(response),
+                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                          accept);
+    sioc_conn_write_copy(conn, response, (size_t)length);
+    conn->handler = &websocket_handler;
+    conn->owner = websocket;
+    websocket->conn = conn;
+    websocket->server = server;
+    sioc_ws_limits_t limits = {
+        .max_message_size = server->options.max_payload,
+        .max_fragments = server->options.max_websocket_fragments,
+        .allow_rsv1 = 0,
+    };
+    sioc_ws_decoder_init(&websocket->decoder, &limits);
+    websocket->next = server->websockets;
+    if (server->websockets != NULL)
+        server->websockets->previous = websocket;
+    server->websockets = websocket;
+    return websocket;
+}
+
+static int open_websocket_session(sioc_eio_server_t *server, eio_websocket_t *websocket)
+{
+    sioc_eio_socket_t *socket = eio_socket_new(server, SIOC_TRANSPORT_WEBSOCKET);
+    if (socket == NULL)
+        return -1;
+    socket->websocket = websocket;
+    websocket->socket = socket;
+    size_t length;
+    char *open =
+        sioc_eio_encode_open(socket->id, 0, server->options.ping_interval_ms,
+                             server->options.ping_timeout_ms, server->options.max_payload, &length);
+    sioc_buffer_t *packet = open ? sioc_buffer_new_copy(open, length, 0) : NULL;
+    free(open);
+    if (packet == NULL) {
+        eio_socket_close(socket, "transport error");
+        return -1;
+    }
+    eio_websocket_send(websocket, packet);
+    sioc_buffer_unref(packet);
+    eio_socket_start_heartbeat(socket);
+    if (server->callbacks.on_connection != NULL)
+        server->callbacks.on_connection(socket, server->data);
+    return 0;
+}
+
+static void start_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+{
+    sioc_eio_server_t *server = socket->server;
+    /* One upgrade per session: a second WebSocket (or one after the upgrade) is closed, as
+     * Node's onWebSocket() does. */
+    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET || socket->probe != NULL ||
+        !server->options.allow_upgrades) {
+        eio_websocket_close(websocket, 0, NULL);
+        return;
+    }
+    websocket->is_probe = 1;
+    websocket->socket = socket;
+    socket->probe = websocket;
+    sioc_deadline_arm(&server->upgrade_timeout, &socket->upgrade_deadline);
+}
+
+void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                          sioc_http_request_t *request, sioc_eio_socket_t *socket,
+                          uint8_t *leftover, size_t leftover_length)
+{
+    char accept[SIOC_WS_ACCEPT_LENGTH + 1];
+    const char *problem = check_handshake(request, accept);
+    if (problem != NULL) {
+        refuse_handshake(http, problem);
+        return;
+    }
+    /* The request is freed by take_over(); nothing below may read it. */
+    eio_websocket_t *websocket = take_over(server, http, accept);
+    if (websocket == NULL) {
+        refuse_handshake(http, "Server out of memory");
+        return;
+    }
+    if (socket == NULL) {
+        if (open_websocket_session(server, websocket) != 0) {
+            eio_websocket_close(websocket, SIOC_WS_CLOSE_INTERNAL_ERROR, "");
+            return;
+        }
+    } else {
+        start_probe(socket, websocket);
+    }
+    /* Bytes the client sent right after its handshake are WebSocket frames (CVE-2022-21676). */
+    if (leftover_length > 0 && !websocket->close_sent)
+        on_websocket_read(websocket->conn, leftover, leftover_length);
+}
+
+/* ---- sending ------------------------------------------------------------------------------- */
+
+int eio_websocket_send(eio_websocket_t *websocket, sioc_buffer_t *packet)
+{
+    if (websocket->close_sent)
+        return -1;
+    /* A server frame is never masked, so its header is the same for every recipient: write it
+     * once into the buffer's headroom and send header and payload as one slice. */
+    if (packet->websocket_header_length == 0) {
+        uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
+        int opcode = packet->binary ? SIOC_WS_OPCODE_BINARY : SIOC_WS_OPCODE_TEXT;
+        size_t length = sioc_ws_encode_header(header, 1, opcode, packet->length);
+        memcpy(packet->data - length, header, length);
+        packet->websocket_header_length = (uint8_t)length;
+    }
+    size_t header_length = packet->websocket_header_length;
+    return sioc_conn_write(websocket->conn, packet, packet->data - header_length,
+                           packet->length + header_length);
+}
+
+static void send_control(eio_websocket_t *websocket, int opcode, const uint8_t *payload,
+                         size_t length)
+{
+    uint8_t frame[SIOC_WS_MAX_HEADER_LENGTH + 125];
+    size_t header_length = sioc_ws_encode_header(frame, 1, opcode, length);
+    if (length > 0)
+        memcpy(frame + header_length, payload, length);
+    sioc_conn_write_copy(websocket->conn, frame, header_length + length);
+}
+
+void eio_websocket_close(eio_websocket_t *websocket, uint16_t code, const char *reason)
+{
+    if (websocket->close_sent)
+        return;
+    websocket->close_sent = 1;
+    uint8_t frame[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
+    size_t length = sioc_ws_encode_close(frame, code, reason);
+    sioc_conn_write_copy(websocket->conn, frame, length);
+    sioc_conn_close(websocket->conn, 1);
+}
+
+void eio_websocket_close_all(sioc_eio_server_t *server)
+{
+    for (eio_websocket_t *websocket = server->websockets; websocket != NULL;
+         websocket = websocket->next) {
+        websocket->socket = NULL;
+        eio_websocket_close(websocket, 0, NULL);
+    }
+}
+
+/* ---- receiving ----------------------------------------------------------------------------- */
+
+static void drop_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+{
+    sioc_deadline_disarm(&socket->server->upgrade_timeout, &socket->upgrade_deadline);
+    socket->probe = NULL;
+    socket->upgrading = 0;
+    websocket->socket = NULL;
+    eio_websocket_close(websocket, 0, NULL);
+}
+
+static void finish_upgrade(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+{
+    sioc_eio_server_t *server = socket->server;
+    sioc_deadline_disarm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    socket->probe = NULL;
+    socket->upgrading = 0;
+    websocket->is_probe = 0;
+    socket->websocket = websocket;
+    socket->transport = SIOC_TRANSPORT_WEBSOCKET;
+    /* Release the paused poll, then move what was queued for polling onto the WebSocket. */
+    eio_polling_answer_now(socket, server->noop_packet);
+    for (uint32_t i = 0; i < socket->queue_length; i++) {
+        eio_websocket_send(websocket, socket->queue[i]);
+        sioc_buffer_unref(socket->queue[i]);
+    }
+    free(socket->queue);
+    socket->queue = NULL;
+    socket->queue_length = socket->queue_capacity = 0;
+    socket->queued_bytes = 0;
+}
+
+static void on_probe_packet(sioc_eio_socket_t *socket, eio_websocket_t *websocket,
+                            const sioc_eio_packet_t *packet)
+{
+    if (packet->type == SIOC_EIO_PING && packet->length == 5 &&
+        memcmp(packet->data, "probe", 5) == 0) {
+        eio_websocket_send(websocket, socket->server->probe_packet);
+        socket->upgrading = 1;
+        eio_polling_answer_now(socket, socket->server->noop_packet);
+    } else if (packet->type == SIOC_EIO_UPGRADE) {
+        finish_upgrade(socket, websocket);
+    } else {
+        /* Anything else during the probe closes the new transport (Node's _maybeUpgrade). */
+        drop_probe(socket, websocket);
+    }
+}
+
+static void on_message(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+{
+    sioc_eio_socket_t *socket = websocket->socket;
+    if (socket == NULL)
+        return;
+    sioc_eio_packet_t packet;
+    if (event->type == SIOC_WS_EVENT_BINARY) {
+        packet.type = SIOC_EIO_MESSAGE;
+        packet.binary = 1;
+        packet.data = event->data;
+        packet.length = event->length;
+    } else if (sioc_eio_packet_decode_text(event->data, event->length, &packet) != 0) {
+        if (websocket->is_probe)
+            drop_probe(socket, websocket);
+        else
+            eio_socket_close(socket, "parse error");
+        return;
+    }
+    if (websocket->is_probe) {
+        if (packet.binary)
+            drop_probe(socket, websocket);
+        else
+            on_probe_packet(socket, websocket, &packet);
+        return;
+    }
+    eio_socket_on_packet(socket, &packet);
+}
+
+/* The session learns that its transport is gone; a probe just goes away. */
+static void lose_transport(eio_websocket_t *websocket, const char *reason)
+{
+    sioc_eio_socket_t *socket = websocket->socket;
+    if (socket == NULL)
+        return;
+    websocket->socket = NULL;
+    if (websocket->is_probe) {
+        sioc_deadline_disarm(&socket->server->upgrade_timeout, &socket->upgrade_deadline);
+        socket->probe = NULL;
+        socket->upgrading = 0;
+    } else {
+        socket->websocket = NULL;
+        eio_socket_close(socket, reason);
+    }
+}
+
+static void on_close_frame(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+{
+    /* Echo the code only (RFC 6455 §5.5.1); never echo or invent reason bytes. */
+    uint16_t code = event->close_code == SIOC_WS_CLOSE_NO_STATUS ? 0 : event->close_code;
+    lose_transport(websocket, "transport close");
+    eio_websocket_close(websocket, code, NULL);
+}
+
+static void on_decoder_error(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+{
+    lose_transport(websocket, "transport error");
+    eio_websocket_close(websocket, event->close_code, event->error);
+}
+
+static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length)
+{
+    eio_websocket_t *websocket = conn->owner;
+    size_t offset = 0;
+    while (offset < length && !websocket->close_sent) {
+        size_t used = 0;
+        sioc_ws_event_t event;
+        sioc_ws_decoder_feed(&websocket->decoder, data + offset, length - offset, &used, &event);
+        offset += used;
+        switch (event.type) {
+        case SIOC_WS_EVENT_NEED_MORE:
+            return;
+        case SIOC_WS_EVENT_TEXT:
+        case SIOC_WS_EVENT_BINARY:
+            on_message(websocket, &event);
+            break;
+        case SIOC_WS_EVENT_PING:
+            send_control(websocket, SIOC_WS_OPCODE_PONG, event.data, event.length);
+            break;
+        case SIOC_WS_EVENT_PONG:
+            break;
+        case SIOC_WS_EVENT_CLOSE:
+            on_close_frame(websocket, &event);
+            return;
+        case SIOC_WS_EVENT_ERROR:
+            on_decoder_error(websocket, &event);
+            return;
+        }
+    }
+}
+
+static void on_websocket_closed(sioc_conn_t *conn)
+{
+    eio_websocket_t *websocket = conn->owner;
+    sioc_eio_server_t *server = websocket->server;
+    lose_transport(websocket, "transport close");
+    if (websocket->previous != NULL)
+        websocket->previous->next = websocket->next;
+    else
+        server->websockets = websocket->next;
+    if (websocket->next != NULL)
+        websocket->next->previous = websocket->previous;
+    sioc_ws_decoder_free(&websocket->decoder);
+    free(websocket);
+    eio_server_maybe_finished(server);
+}

@@ -1,0 +1,90 @@
+/* Socket.IO v5 packet codec (the default JSON parser of socket.io-parser 4.2.x). Pure: no I/O.
+ *
+ * Text form: <type>[<attachments>-][<namespace>,][<ack id>][JSON payload]; the namespace is
+ * written only when it is not "/", and a decoder accepts it ending at ',' or at the end of the
+ * string ("40/custom"). Binary packets (BINARY_EVENT, BINARY_ACK) are followed by exactly
+ * <attachments> binary messages; the payload refers to them with
+ * {"_placeholder":true,"num":N}. Placeholders are validated and KEPT in the JSON: the
+ * application reads a binary argument through the attachments array, and re-emitting the same
+ * arguments (echo) needs no reconstruction.
+ *
+ * Validation (what Node's socket.io-parser refuses; every refusal closes the connection):
+ * CONNECT payload absent or a JSON object; DISCONNECT no payload; CONNECT_ERROR string or
+ * object; EVENT/BINARY_EVENT a non-empty array whose first element is a number or a string
+ * that is not reserved (connect, connect_error, disconnect, disconnecting, newListener,
+ * removeListener); ACK/BINARY_ACK an array; attachments an integer 0..max_attachments (10);
+ * placeholders with an integer num in [0, attachments); trailing garbage after the JSON;
+ * plain text while attachments are pending; binary while none are pending. */
+#ifndef SIOC_SOCKETIO_SIO_PARSER_H
+#define SIOC_SOCKETIO_SIO_PARSER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sioc_sio_packet_type {
+    SIOC_SIO_CONNECT = 0,
+    SIOC_SIO_DISCONNECT = 1,
+    SIOC_SIO_EVENT = 2,
+    SIOC_SIO_ACK = 3,
+    SIOC_SIO_CONNECT_ERROR = 4,
+    SIOC_SIO_BINARY_EVENT = 5,
+    SIOC_SIO_BINARY_ACK = 6,
+};
+
+#define SIOC_SIO_DEFAULT_MAX_ATTACHMENTS 10
+#define SIOC_SIO_NO_ACK_ID (-1)
+
+typedef struct sioc_sio_attachment_s {
+    uint8_t *data; /* owned by the packet (malloc) */
+    size_t length;
+} sioc_sio_attachment_t;
+
+typedef struct sioc_sio_packet_s {
+    int type;                 /* enum sioc_sio_packet_type */
+    char *nsp;                /* owned, NUL-terminated; "/" when absent on the wire */
+    int64_t id;               /* ack id, or SIOC_SIO_NO_ACK_ID */
+    json_t *data;             /* owned reference; NULL when the packet had no payload */
+    size_t attachment_count;  /* declared count (binary types) */
+    sioc_sio_attachment_t *attachments; /* owned array of attachment_count entries */
+} sioc_sio_packet_t;
+
+/* Releases everything the packet owns and zeroes it; safe on a zeroed packet. */
+void sioc_sio_packet_clear(sioc_sio_packet_t *packet);
+
+typedef struct sioc_sio_decoder_s {
+    size_t max_attachments;
+    size_t max_nsp_length; /* namespace names longer than this are refused (default 256) */
+    sioc_sio_packet_t pending; /* binary packet waiting for attachments */
+    size_t received;           /* attachments received so far */
+    int has_pending;
+} sioc_sio_decoder_t;
+
+void sioc_sio_decoder_init(sioc_sio_decoder_t *decoder, size_t max_attachments);
+void sioc_sio_decoder_free(sioc_sio_decoder_t *decoder);
+
+/* Result of feeding the decoder. */
+enum sioc_sio_decode_result {
+    SIOC_SIO_DECODE_ERROR = -1,   /* *error set to a static message; decoder reset */
+    SIOC_SIO_DECODE_PENDING = 0,  /* binary packet needs more attachments */
+    SIOC_SIO_DECODE_COMPLETE = 1, /* *out filled; the caller owns it (sioc_sio_packet_clear) */
+};
+
+/* One Engine.IO text message (without the Engine.IO '4' prefix). */
+int sioc_sio_decoder_add_text(sioc_sio_decoder_t *decoder, const char *data, size_t length,
+                              sioc_sio_packet_t *out, const char **error);
+
+/* One Engine.IO binary message: the next attachment of the pending packet (copied). */
+int sioc_sio_decoder_add_binary(sioc_sio_decoder_t *decoder, const uint8_t *data, size_t length,
+                                sioc_sio_packet_t *out, const char **error);
+
+/* Text form of a packet (attachments are sent after it, one binary message each, by the
+ * caller). type, nsp (NULL = "/"), id, data and attachment_count are read; for binary types the
+ * "<n>-" prefix is written from attachment_count. Returns a malloc'd NUL-terminated string
+ * (caller frees) and its length, or NULL when data cannot be serialised. */
+char *sioc_sio_encode(const sioc_sio_packet_t *packet, size_t *length);
+
+/* 1 if name is a reserved event name a client may not emit. */
+int sioc_sio_is_reserved_event(const char *name, size_t length);
+
+#endif

@@ -1,0 +1,373 @@
+#include "transport/connection.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Slices handed to libuv in one uv_write; released together when it completes. */
+typedef struct write_request_s {
+    uv_write_t request;
+    sioc_conn_t *conn;
+    size_t bytes;
+    uint32_t slice_count;
+    sioc_conn_slice_t slices[];
+} write_request_t;
+
+static void flush_connection(sioc_conn_t *conn);
+static void finish_close(sioc_conn_t *conn);
+
+static void on_linger_expired(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    sioc_conn_t *conn = (sioc_conn_t *)((char *)deadline - offsetof(sioc_conn_t, linger));
+    finish_close(conn);
+}
+
+static void flush_all(sioc_io_t *io)
+{
+    for (int i = 0; i < io->hook_count; i++)
+        io->hooks[i].callback(io->hooks[i].data);
+    /* Detach the list first: flushing may close a connection or mark another dirty. */
+    while (io->dirty_head != NULL) {
+        sioc_conn_t *conn = io->dirty_head;
+        io->dirty_head = conn->next_dirty;
+        conn->next_dirty = NULL;
+        conn->dirty = 0;
+        if (!conn->closing || conn->close_after_flush)
+            flush_connection(conn);
+    }
+}
+
+static void on_prepare(uv_prepare_t *handle)
+{
+    flush_all(handle->data);
+}
+
+static void on_check(uv_check_t *handle)
+{
+    flush_all(handle->data);
+}
+
+int sioc_io_init(sioc_io_t *io, uv_loop_t *loop)
+{
+    memset(io, 0, offsetof(sioc_io_t, read_buffer));
+    io->loop = loop;
+    int rc = uv_prepare_init(loop, &io->prepare);
+    if (rc != 0)
+        return rc;
+    rc = uv_check_init(loop, &io->check);
+    if (rc != 0)
+        return rc;
+    rc = sioc_deadline_list_init(loop, &io->linger, SIOC_LINGER_MS, on_linger_expired);
+    if (rc != 0)
+        return rc;
+    uv_unref((uv_handle_t *)&io->linger.timer);
+    io->prepare.data = io->check.data = io;
+    uv_prepare_start(&io->prepare, on_prepare);
+    uv_check_start(&io->check, on_check);
+    /* These handles must not keep the loop alive on their own. */
+    uv_unref((uv_handle_t *)&io->prepare);
+    uv_unref((uv_handle_t *)&io->check);
+    return 0;
+}
+
+static void on_io_handle_closed(uv_handle_t *handle)
+{
+    sioc_io_t *io = handle->data;
+    if (--io->handles_closing == 0 && io->closed_cb != NULL)
+        io->closed_cb(io);
+}
+
+void sioc_io_close(sioc_io_t *io, void (*closed_cb)(sioc_io_t *io))
+{
+    io->closed_cb = closed_cb;
+    io->handles_closing = 3;
+    io->linger.timer.data = io;
+    uv_close((uv_handle_t *)&io->prepare, on_io_handle_closed);
+    uv_close((uv_handle_t *)&io->check, on_io_handle_closed);
+    sioc_deadline_list_close(&io->linger, on_io_handle_closed);
+}
+
+int sioc_io_add_flush_hook(sioc_io_t *io, sioc_io_flush_hook_cb callback, void *data)
+{
+    if (io->hook_count == (int)(sizeof(io->hooks) / sizeof(io->hooks[0])))
+        return UV_ENOBUFS;
+    io->hooks[io->hook_count].callback = callback;
+    io->hooks[io->hook_count].data = data;
+    io->hook_count++;
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    sioc_conn_t *conn = handle->data;
+    /* One read is handled completely before libuv asks for the next buffer, so one buffer per
+     * loop serves every connection. */
+    buf->base = (char *)conn->io->read_buffer;
+    buf->len = sizeof(conn->io->read_buffer);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    sioc_conn_t *conn = stream->data;
+    if (nread > 0) {
+        if (!conn->closing)
+            conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
+    if (nread < 0)
+        sioc_conn_close(conn, nread == UV_EOF);
+}
+
+sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
+                              const sioc_conn_handler_t *handler, void *owner)
+{
+    sioc_conn_t *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL)
+        return NULL;
+    if (uv_tcp_init(io->loop, &conn->tcp) != 0) {
+        free(conn);
+        return NULL;
+    }
+    conn->io = io;
+    conn->handler = handler;
+    conn->owner = owner;
+    conn->tcp.data = conn;
+    if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
+        conn->closing = 1;
+        uv_close((uv_handle_t *)&conn->tcp, (uv_close_cb)free);
+        return NULL;
+    }
+    uv_tcp_nodelay(&conn->tcp, 1);
+    sioc_conn_resume_reading(conn);
+    return conn;
+}
+
+static void mark_dirty(sioc_conn_t *conn)
+{
+    if (conn->dirty)
+        return;
+    conn->dirty = 1;
+    conn->next_dirty = conn->io->dirty_head;
+    conn->io->dirty_head = conn;
+}
+
+int sioc_conn_write(sioc_conn_t *conn, sioc_buffer_t *buffer, const uint8_t *bytes, size_t length)
+{
+    if (conn->closing)
+        return -1;
+    if (length == 0)
+        return 0;
+    if (conn->queue_length == conn->queue_capacity) {
+        uint32_t capacity = conn->queue_capacity ? conn->queue_capacity * 2 : 4;
+        sioc_conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
+        if (queue == NULL)
+            return -1;
+        conn->queue = queue;
+        conn->queue_capacity = capacity;
+    }
+    sioc_conn_slice_t *slice = &conn->queue[conn->queue_length++];
+    slice->buffer = sioc_buffer_ref(buffer);
+    slice->bytes = uv_buf_init((char *)bytes, (unsigned)length);
+    conn->queued_bytes += length;
+    mark_dirty(conn);
+    return 0;
+}
+
+int sioc_conn_write_copy(sioc_conn_t *conn, const void *bytes, size_t length)
+{
+    sioc_buffer_t *buffer = sioc_buffer_new_copy(bytes, length, 0);
+    if (buffer == NULL)
+        return -1;
+    int rc = sioc_conn_write(conn, buffer, buffer->data, length);
+    sioc_buffer_unref(buffer);
+    return rc;
+}
+
+static void release_queue(sioc_conn_t *conn)
+{
+    for (uint32_t i = 0; i < conn->queue_length; i++)
+        sioc_buffer_unref(conn->queue[i].buffer);
+    free(conn->queue);
+    conn->queue = NULL;
+    conn->queue_length = conn->queue_capacity = 0;
+    conn->queued_bytes = 0;
+}
+
+static void on_write(uv_write_t *request, int status)
+{
+    write_request_t *write = (write_request_t *)request;
+    sioc_conn_t *conn = write->conn;
+    for (uint32_t i = 0; i < write->slice_count; i++)
+        sioc_buffer_unref(write->slices[i].buffer);
+    conn->in_flight_bytes -= write->bytes;
+    free(write);
+    if (status < 0) {
+        sioc_conn_close(conn, 0);
+        return;
+    }
+    if (conn->close_after_flush && sioc_conn_buffered_bytes(conn) == 0)
+        finish_close(conn);
+}
+
+/* Hands the rest of the queue, from slice first on, to uv_write. */
+static int write_remaining(sioc_conn_t *conn, uint32_t first)
+{
+    uint32_t count = conn->queue_length - first;
+    write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc_conn_slice_t));
+    uv_buf_t small[16] = {{0}};
+    uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
+    if (write == NULL || bufs == NULL) {
+        free(write);
+        if (bufs != small)
+            free(bufs);
+        return -1;
+    }
+    write->conn = conn;
+    write->slice_count = count;
+    write->bytes = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        write->slices[i] = conn->queue[first + i];
+        bufs[i] = write->slices[i].bytes;
+        write->bytes += bufs[i].len;
+    }
+    int rc = uv_write(&write->request, (uv_stream_t *)&conn->tcp, bufs, count, on_write);
+    if (bufs != small)
+        free(bufs);
+    if (rc != 0) {
+        /* The slices stay owned by the queue, which release_queue() drops. */
+        free(write);
+        return -1;
+    }
+    conn->in_flight_bytes += write->bytes;
+    conn->queue_length = first; /* the request owns those references now */
+    return 0;
+}
+
+/* Tries to write synchronously; what the kernel does not take goes to one uv_write. */
+static int try_write(sioc_conn_t *conn)
+{
+    uv_buf_t small[16];
+    uint32_t count = conn->queue_length;
+    uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
+    if (bufs == NULL)
+        return -1;
+    for (uint32_t i = 0; i < count; i++)
+        bufs[i] = conn->queue[i].bytes;
+    int written = uv_try_write((uv_stream_t *)&conn->tcp, bufs, count);
+    if (bufs != small)
+        free(bufs);
+    if (written == UV_EAGAIN)
+        written = 0;
+    if (written < 0)
+        return -1;
+    size_t left = (size_t)written;
+    uint32_t done = 0;
+    while (done < count && left >= conn->queue[done].bytes.len) {
+        left -= conn->queue[done].bytes.len;
+        sioc_buffer_unref(conn->queue[done].buffer);
+        done++;
+    }
+    if (done < count) {
+        conn->queue[done].bytes.base += left;
+        conn->queue[done].bytes.len -= left;
+    }
+    conn->queued_bytes -= (size_t)written;
+    memmove(conn->queue, conn->queue + done, (count - done) * sizeof(sioc_conn_slice_t));
+    conn->queue_length = count - done;
+    if (conn->queue_length > 0 && write_remaining(conn, 0) != 0)
+        return -1;
+    conn->queue_length = 0;
+    conn->queued_bytes = 0;
+    return 0;
+}
+
+static void flush_connection(sioc_conn_t *conn)
+{
+    if (conn->queue_length > 0) {
+        /* libuv keeps write order: while earlier writes are in flight, queue behind them. */
+        int rc = conn->in_flight_bytes > 0 ? write_remaining(conn, 0) : try_write(conn);
+        if (rc != 0) {
+            sioc_conn_close(conn, 0);
+            return;
+        }
+        conn->queue_length = 0;
+        conn->queued_bytes = 0;
+    }
+    free(conn->queue);
+    conn->queue = NULL;
+    conn->queue_capacity = 0;
+    if (conn->close_after_flush && conn->in_flight_bytes == 0)
+        finish_close(conn);
+}
+
+void sioc_conn_pause_reading(sioc_conn_t *conn)
+{
+    if (conn->reading) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->reading = 0;
+    }
+}
+
+void sioc_conn_resume_reading(sioc_conn_t *conn)
+{
+    if (!conn->reading && !conn->closing) {
+        if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0)
+            conn->reading = 1;
+    }
+}
+
+static void unlink_dirty(sioc_conn_t *conn)
+{
+    sioc_conn_t **link = &conn->io->dirty_head;
+    while (*link != NULL && *link != conn)
+        link = &(*link)->next_dirty;
+    if (*link == conn)
+        *link = conn->next_dirty;
+    conn->dirty = 0;
+}
+
+static void on_closed(uv_handle_t *handle)
+{
+    sioc_conn_t *conn = handle->data;
+    if (conn->dirty)
+        unlink_dirty(conn);
+    sioc_deadline_disarm(&conn->io->linger, &conn->linger);
+    release_queue(conn);
+    conn->handler->on_close(conn);
+    free(conn);
+}
+
+static void finish_close(sioc_conn_t *conn)
+{
+    if (uv_is_closing((uv_handle_t *)&conn->tcp))
+        return;
+    uv_close((uv_handle_t *)&conn->tcp, on_closed);
+}
+
+void sioc_conn_close(sioc_conn_t *conn, int graceful)
+{
+    if (conn->closing) {
+        if (!graceful)
+            finish_close(conn);
+        return;
+    }
+    conn->closing = 1;
+    sioc_conn_pause_reading(conn);
+    if (graceful && sioc_conn_buffered_bytes(conn) > 0) {
+        conn->close_after_flush = 1;
+        mark_dirty(conn);
+        sioc_deadline_arm(&conn->io->linger, &conn->linger);
+        return;
+    }
+    finish_close(conn);
+}
+
+int sioc_conn_remote_address(sioc_conn_t *conn, char *out, size_t size)
+{
+    struct sockaddr_storage address;
+    int length = sizeof(address);
+    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&address, &length) != 0)
+        return -1;
+    if (address.ss_family == AF_INET6)
+        return uv_ip6_name((struct sockaddr_in6 *)&address, out, size) == 0 ? 0 : -1;
+    return uv_ip4_name((struct sockaddr_in *)&address, out, size) == 0 ? 0 : -1;
+}

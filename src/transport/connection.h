@@ -1,0 +1,114 @@
+/* TCP connections on libuv with a corked write path.
+ *
+ * Reading: every connection of a loop reads into one shared buffer (sioc_io_t.read_buffer);
+ * the protocol handler must consume or copy what it needs during on_read. An idle connection
+ * therefore holds no read buffer at all.
+ *
+ * Writing: sioc_conn_write() queues a reference to a refcounted buffer slice; nothing is sent
+ * until the end of the loop iteration, when every connection with queued data is flushed with
+ * one writev (uWebSockets' "corking"). Each completed write drops its references.
+ *
+ * Closing: sioc_conn_close() stops reading, lets queued bytes leave (graceful) or drops them
+ * (abort), and frees the connection from libuv's close callback, never inside a callback of
+ * its own; on_close runs exactly once, after which the connection pointer is invalid. */
+#ifndef SIOC_TRANSPORT_CONNECTION_H
+#define SIOC_TRANSPORT_CONNECTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/buffer.h"
+#include "core/deadline.h"
+
+#define SIOC_READ_BUFFER_SIZE (64 * 1024)
+#define SIOC_LINGER_MS 5000
+
+typedef struct sioc_conn_s sioc_conn_t;
+typedef struct sioc_io_s sioc_io_t;
+
+/* Called once per loop iteration before connections are flushed, so that higher layers can
+ * turn what they batched during the iteration (polling responses) into writes. */
+typedef void (*sioc_io_flush_hook_cb)(void *data);
+
+struct sioc_io_s {
+    uv_loop_t *loop;
+    uv_prepare_t prepare;
+    uv_check_t check;
+    sioc_conn_t *dirty_head; /* connections with queued, unflushed writes */
+    /* A connection closing gracefully whose peer stops reading is aborted after this. */
+    sioc_deadline_list_t linger;
+    struct {
+        sioc_io_flush_hook_cb callback;
+        void *data;
+    } hooks[4];
+    int hook_count;
+    int handles_closing;
+    void (*closed_cb)(sioc_io_t *io);
+    uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
+};
+
+typedef struct sioc_conn_handler_s {
+    /* data is mutable and valid only during the call. */
+    void (*on_read)(sioc_conn_t *conn, uint8_t *data, size_t length);
+    /* The peer closed, a read or write failed, or sioc_conn_close() finished. */
+    void (*on_close)(sioc_conn_t *conn);
+} sioc_conn_handler_t;
+
+typedef struct sioc_conn_slice_s {
+    sioc_buffer_t *buffer; /* one reference owned by the queue */
+    uv_buf_t bytes;
+} sioc_conn_slice_t;
+
+struct sioc_conn_s {
+    uv_tcp_t tcp;
+    sioc_io_t *io;
+    const sioc_conn_handler_t *handler;
+    void *owner;              /* the protocol state that handler works on */
+    sioc_conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
+    uint32_t queue_length;
+    uint32_t queue_capacity;
+    size_t queued_bytes;    /* in queue */
+    size_t in_flight_bytes; /* handed to libuv, not yet written */
+    sioc_conn_t *next_dirty;
+    sioc_deadline_t linger;
+    uint8_t dirty;
+    uint8_t closing;
+    uint8_t reading;
+    uint8_t close_after_flush;
+};
+
+int sioc_io_init(sioc_io_t *io, uv_loop_t *loop);
+/* Releases the loop handles; closed_cb (may be NULL) runs once libuv let go of them. Every
+ * connection of this io must be closed already. */
+void sioc_io_close(sioc_io_t *io, void (*closed_cb)(sioc_io_t *io));
+int sioc_io_add_flush_hook(sioc_io_t *io, sioc_io_flush_hook_cb callback, void *data);
+
+/* Accepts a pending connection from server. Returns NULL on failure (the pending connection
+ * is then refused). Reading starts at once. */
+sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
+                              const sioc_conn_handler_t *handler, void *owner);
+
+/* Queues a slice of buffer (takes a new reference). Returns 0, or -1 when closing. */
+int sioc_conn_write(sioc_conn_t *conn, sioc_buffer_t *buffer, const uint8_t *bytes, size_t length);
+
+/* Queues a copy of bytes. Returns 0 or -1. */
+int sioc_conn_write_copy(sioc_conn_t *conn, const void *bytes, size_t length);
+
+/* Bytes queued or handed to the kernel but not yet written: the slow-reader measure. */
+static inline size_t sioc_conn_buffered_bytes(const sioc_conn_t *conn)
+{
+    return conn->queued_bytes + conn->in_flight_bytes;
+}
+
+void sioc_conn_pause_reading(sioc_conn_t *conn);
+void sioc_conn_resume_reading(sioc_conn_t *conn);
+
+/* graceful: queued bytes are sent first, then the socket closes. Otherwise they are dropped.
+ * Idempotent. */
+void sioc_conn_close(sioc_conn_t *conn, int graceful);
+
+/* Remote address as text ("127.0.0.1" or "::1"), into out; returns 0 or -1. */
+int sioc_conn_remote_address(sioc_conn_t *conn, char *out, size_t size);
+
+#endif

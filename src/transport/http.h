@@ -1,0 +1,137 @@
+/* HTTP/1.1 server on http-parser: keep-alive, pipelining (one request at a time; later
+ * requests wait, unparsed, until the current one is answered), bounded head size, header
+ * count, body size, and a request timeout against slowloris.
+ *
+ * Automatic answers: 400 malformed request, 408 head or body not complete in time, 413 body
+ * over max_body_size (decided from Content-Length before any body is read when possible),
+ * 431 head over max_header_size or more than max_header_count headers. Everything else is
+ * the handler's: it receives each complete request (and upgrade requests, whose leftover bytes
+ * belong to the new protocol), answers now or later, and must call sioc_http_finish() once. */
+#ifndef SIOC_TRANSPORT_HTTP_H
+#define SIOC_TRANSPORT_HTTP_H
+
+#include <http_parser.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/deadline.h"
+#include "transport/connection.h"
+
+typedef struct sioc_http_server_s sioc_http_server_t;
+typedef struct sioc_http_conn_s sioc_http_conn_t;
+
+typedef struct sioc_http_header_s {
+    const char *name; /* NUL-terminated, as received */
+    const char *value;
+    size_t value_length;
+} sioc_http_header_t;
+
+typedef struct sioc_http_request_s {
+    int method; /* enum http_method */
+    const char *url;
+    size_t url_length;
+    const char *path; /* view into url, up to '?' */
+    size_t path_length;
+    const char *query; /* view after '?', or "" */
+    size_t query_length;
+    sioc_http_header_t *headers;
+    uint32_t header_count;
+    uint8_t *body; /* owned by the request; mutable; NULL when empty */
+    size_t body_length;
+    uint8_t keep_alive;
+    uint8_t upgrade;
+    char remote_address[64];
+} sioc_http_request_t;
+
+typedef struct sioc_http_limits_s {
+    size_t max_header_size;      /* request line + headers, bytes (16 KiB) */
+    uint32_t max_header_count;   /* (100) */
+    size_t max_body_size;        /* (1,000,000) */
+    uint64_t request_timeout_ms; /* head and body must arrive within this (10 s) */
+} sioc_http_limits_t;
+
+typedef struct sioc_http_handler_s {
+    /* A complete request. leftover/leftover_length: for upgrades, bytes that followed the head
+     * (they belong to the new protocol; valid only during the call). */
+    void (*on_request)(sioc_http_conn_t *http, sioc_http_request_t *request, uint8_t *leftover,
+                       size_t leftover_length);
+    /* The connection closed while a request was delivered but not finished (a held long-poll
+     * GET). The request is freed after this returns. May be NULL. */
+    void (*on_abort)(sioc_http_conn_t *http, sioc_http_request_t *request);
+} sioc_http_handler_t;
+
+struct sioc_http_server_s {
+    uv_tcp_t listener;
+    sioc_io_t *io;
+    sioc_http_limits_t limits;
+    const sioc_http_handler_t *handler;
+    void *data;
+    sioc_deadline_list_t request_timeouts;
+    sioc_http_conn_t *connections; /* all open HTTP connections (for shutdown) */
+    int listening;
+    void (*closed_cb)(sioc_http_server_t *server);
+    int close_pending;
+};
+
+void sioc_http_limits_init(sioc_http_limits_t *limits);
+
+/* Initialises server (storage owned by the caller) on io's loop. */
+int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
+                          const sioc_http_limits_t *limits, const sioc_http_handler_t *handler,
+                          void *data);
+
+/* Binds host:port (port 0 = any free port) and listens. 0 or a negative libuv error. */
+int sioc_http_server_listen(sioc_http_server_t *server, const char *host, int port);
+
+/* The bound port, or -1. */
+int sioc_http_server_port(sioc_http_server_t *server);
+
+/* Stops listening and closes every HTTP connection (not those already upgraded); closed_cb
+ * runs once all libuv handles of the server are released. */
+void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_http_server_t *));
+
+/* Header value by case-insensitive name, or NULL. */
+const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *request,
+                                                   const char *name);
+
+/* 1 if a comma-separated header contains token (case-insensitive), e.g. Connection: upgrade. */
+int sioc_http_header_has_token(const sioc_http_header_t *header, const char *token);
+
+/* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
+ * when absent, -2 when longer than out_size - 1 or badly encoded. */
+long sioc_http_query_get(const char *query, size_t query_length, const char *name, char *out,
+                         size_t out_size);
+
+/* Writes the status line and headers: "Content-Length" from content_length, then headers
+ * (preformatted "Name: value\r\n" lines, may be NULL), then "Connection: close" when the
+ * connection will close. The body follows through sioc_http_write_body(). */
+int sioc_http_write_head(sioc_http_conn_t *http, int status, const char *headers,
+                         size_t content_length);
+
+/* Queues a body slice (a new reference to buffer). */
+int sioc_http_write_body(sioc_http_conn_t *http, sioc_buffer_t *buffer, const uint8_t *bytes,
+                         size_t length);
+
+/* Ends the response: the connection closes or parses the next request. */
+void sioc_http_finish(sioc_http_conn_t *http);
+
+/* head + copied body + finish. */
+void sioc_http_respond(sioc_http_conn_t *http, int status, const char *headers, const void *body,
+                       size_t body_length);
+
+/* Closes after the current response (call before writing the head). */
+void sioc_http_set_close(sioc_http_conn_t *http);
+
+/* Takes the connection over for another protocol (WebSocket): the HTTP state is freed and the
+ * caller installs its own handler on the returned connection. Only from on_request of an
+ * upgrade request; the response (101) is the caller's to write. */
+sioc_conn_t *sioc_http_detach(sioc_http_conn_t *http);
+
+/* Per-request user pointer (e.g. the Engine.IO session a held GET belongs to). */
+void sioc_http_set_user(sioc_http_conn_t *http, void *user);
+void *sioc_http_get_user(sioc_http_conn_t *http);
+sioc_http_server_t *sioc_http_get_server(sioc_http_conn_t *http);
+
+const char *sioc_http_status_text(int status);
+
+#endif
