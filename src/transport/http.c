@@ -1,41 +1,22 @@
 #include "transport/http.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 /* Offsets into the head arena while parsing: the arena may move as it grows. */
-typedef struct header_offsets_s {
-    uint32_t name;
-    uint32_t value;
-    uint32_t value_length;
-} header_offsets_t;
-
 struct sioc_http_conn_s {
     sioc_conn_t *conn;
     sioc_http_server_t *server;
-    http_parser parser;
-    sioc_http_request_t request;
-    char *head; /* arena: url, then name\0value\0 pairs */
-    size_t head_length;
-    size_t head_capacity;
-    header_offsets_t *offsets;
-    uint32_t offsets_capacity;
-    uint32_t url_end;
-    size_t body_capacity;
+    sioc_http_request_parser_t parser;
     uint8_t *pending; /* input that arrived while a request was outstanding */
     size_t pending_length;
     sioc_deadline_t timeout;
     void *user;
     sioc_http_conn_t *previous;
     sioc_http_conn_t *next;
-    int error_status; /* automatic answer decided by a parser callback */
-    uint8_t message_started;
-    uint8_t message_complete;
     uint8_t in_request; /* delivered to the handler, not yet finished */
-    uint8_t last_was_value;
     uint8_t close_after_response;
     uint8_t head_written;
 };
@@ -43,218 +24,6 @@ struct sioc_http_conn_s {
 static void on_conn_read(sioc_conn_t *conn, uint8_t *data, size_t length);
 static void on_conn_close(sioc_conn_t *conn);
 static const sioc_conn_handler_t http_conn_handler = {on_conn_read, on_conn_close};
-
-void sioc_http_limits_init(sioc_http_limits_t *limits)
-{
-    limits->max_header_size = 16 * 1024;
-    limits->max_header_count = 100;
-    limits->max_body_size = 1000000;
-    limits->request_timeout_ms = 10000;
-}
-
-/* ---- head arena ------------------------------------------------------------------------ */
-
-static int arena_append(sioc_http_conn_t *http, const char *bytes, size_t length)
-{
-    if (http->head_length + length + 1 > http->server->limits.max_header_size) {
-        http->error_status = 431;
-        return -1;
-    }
-    if (http->head_length + length + 1 > http->head_capacity) {
-        size_t capacity = http->head_capacity ? http->head_capacity : 512;
-        while (capacity < http->head_length + length + 1)
-            capacity *= 2;
-        char *head = realloc(http->head, capacity);
-        if (head == NULL) {
-            http->error_status = 500;
-            return -1;
-        }
-        http->head = head;
-        http->head_capacity = capacity;
-    }
-    memcpy(http->head + http->head_length, bytes, length);
-    http->head_length += length;
-    return 0;
-}
-
-static int arena_terminate(sioc_http_conn_t *http)
-{
-    return arena_append(http, "", 1);
-}
-
-static void reset_request(sioc_http_conn_t *http)
-{
-    free(http->request.body);
-    free(http->request.headers);
-    char address[sizeof(http->request.remote_address)];
-    memcpy(address, http->request.remote_address, sizeof(address));
-    memset(&http->request, 0, sizeof(http->request));
-    memcpy(http->request.remote_address, address, sizeof(address));
-    http->head_length = 0;
-    http->url_end = 0;
-    http->body_capacity = 0;
-    http->message_started = http->message_complete = 0;
-    http->last_was_value = 0;
-    http->head_written = 0;
-    http->user = NULL;
-}
-
-/* ---- http-parser callbacks -------------------------------------------------------------- */
-
-static int on_message_begin(http_parser *parser)
-{
-    sioc_http_conn_t *http = parser->data;
-    http->message_started = 1;
-    return 0;
-}
-
-static int on_url(http_parser *parser, const char *at, size_t length)
-{
-    return arena_append(parser->data, at, length);
-}
-
-static int on_header_field(http_parser *parser, const char *at, size_t length)
-{
-    sioc_http_conn_t *http = parser->data;
-    uint32_t count = http->request.header_count;
-    if (count == 0 && http->url_end == 0) {
-        if (arena_terminate(http) != 0)
-            return -1;
-        http->url_end = (uint32_t)http->head_length;
-    }
-    if (count == 0 || http->last_was_value) {
-        if (count > 0 && arena_terminate(http) != 0)
-            return -1;
-        if (count == http->server->limits.max_header_count) {
-            http->error_status = 431;
-            return -1;
-        }
-        if (count == http->offsets_capacity) {
-            uint32_t capacity = count ? count * 2 : 16;
-            header_offsets_t *offsets = realloc(http->offsets, capacity * sizeof(*offsets));
-            if (offsets == NULL)
-                return -1;
-            http->offsets = offsets;
-            http->offsets_capacity = capacity;
-        }
-        http->offsets[count].name = (uint32_t)http->head_length;
-        http->request.header_count = ++count;
-        http->last_was_value = 0;
-    }
-    return arena_append(http, at, length);
-}
-
-static int on_header_value(http_parser *parser, const char *at, size_t length)
-{
-    sioc_http_conn_t *http = parser->data;
-    header_offsets_t *header = &http->offsets[http->request.header_count - 1];
-    if (!http->last_was_value) {
-        if (arena_terminate(http) != 0)
-            return -1;
-        header->value = (uint32_t)http->head_length;
-        header->value_length = 0;
-        http->last_was_value = 1;
-    }
-    header->value_length += (uint32_t)length;
-    return arena_append(http, at, length);
-}
-
-static void split_url(sioc_http_request_t *request)
-{
-    const char *question = memchr(request->url, '?', request->url_length);
-    request->path = request->url;
-    request->path_length = question ? (size_t)(question - request->url) : request->url_length;
-    request->query = question ? question + 1 : "";
-    request->query_length = question ? request->url_length - request->path_length - 1 : 0;
-}
-
-static int finalize_head(sioc_http_conn_t *http)
-{
-    if (arena_terminate(http) != 0)
-        return -1;
-    if (http->url_end == 0)
-        http->url_end = (uint32_t)http->head_length;
-    sioc_http_request_t *request = &http->request;
-    request->url = http->head;
-    request->url_length = strlen(http->head);
-    split_url(request);
-    if (request->header_count > 0) {
-        request->headers = calloc(request->header_count, sizeof(sioc_http_header_t));
-        if (request->headers == NULL)
-            return -1;
-    }
-    for (uint32_t i = 0; i < request->header_count; i++) {
-        request->headers[i].name = http->head + http->offsets[i].name;
-        request->headers[i].value =
-            http->offsets[i].value ? http->head + http->offsets[i].value : "";
-        request->headers[i].value_length = http->offsets[i].value_length;
-    }
-    return 0;
-}
-
-static int on_headers_complete(http_parser *parser)
-{
-    sioc_http_conn_t *http = parser->data;
-    if (finalize_head(http) != 0)
-        return -1;
-    http->request.method = parser->method;
-    http->request.keep_alive = http_should_keep_alive(parser) ? 1 : 0;
-    uint64_t max_body = http->server->limits.max_body_size;
-    if (parser->content_length != ULLONG_MAX && parser->content_length > 0 && !parser->upgrade) {
-        if (parser->content_length > max_body) {
-            http->error_status = 413;
-            return -1;
-        }
-        http->body_capacity = (size_t)parser->content_length;
-        http->request.body = malloc(http->body_capacity);
-        if (http->request.body == NULL)
-            return -1;
-    }
-    return 0;
-}
-
-static int on_body(http_parser *parser, const char *at, size_t length)
-{
-    sioc_http_conn_t *http = parser->data;
-    sioc_http_request_t *request = &http->request;
-    if (request->body_length + length > http->server->limits.max_body_size) {
-        http->error_status = 413;
-        return -1;
-    }
-    if (request->body_length + length > http->body_capacity) {
-        size_t capacity = http->body_capacity ? http->body_capacity * 2 : 4096;
-        while (capacity < request->body_length + length)
-            capacity *= 2;
-        uint8_t *body = realloc(request->body, capacity);
-        if (body == NULL)
-            return -1;
-        request->body = body;
-        http->body_capacity = capacity;
-    }
-    memcpy(request->body + request->body_length, at, length);
-    request->body_length += length;
-    return 0;
-}
-
-static int on_message_complete(http_parser *parser)
-{
-    sioc_http_conn_t *http = parser->data;
-    http->message_complete = 1;
-    http->request.upgrade = parser->upgrade ? 1 : 0;
-    /* Stop here: the next pipelined request waits until this one is answered. */
-    http_parser_pause(parser, 1);
-    return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 /* ---- connection life ------------------------------------------------------------------- */
 
@@ -287,15 +56,15 @@ static void deliver(sioc_http_conn_t *http, uint8_t *rest, size_t rest_length)
 {
     sioc_deadline_disarm(&http->server->request_timeouts, &http->timeout);
     http->in_request = 1;
-    if (http->request.upgrade) {
-        http->server->handler->on_request(http, &http->request, rest, rest_length);
+    if (http->parser.request.upgrade) {
+        http->server->handler->on_request(http, &http->parser.request, rest, rest_length);
         return;
     }
     if (rest_length > 0 && keep_pending(http, rest, rest_length) != 0) {
         sioc_conn_close(http->conn, 0);
         return;
     }
-    http->server->handler->on_request(http, &http->request, NULL, 0);
+    http->server->handler->on_request(http, &http->parser.request, NULL, 0);
 }
 
 static void parse(sioc_http_conn_t *http, uint8_t *data, size_t length)
@@ -318,14 +87,11 @@ static void parse(sioc_http_conn_t *http, uint8_t *data, size_t length)
         sioc_conn_pause_reading(http->conn);
         return;
     }
-    size_t parsed =
-        http_parser_execute(&http->parser, &parser_settings, (const char *)data, length);
-    enum http_errno error = HTTP_PARSER_ERRNO(&http->parser);
-    if (error != HPE_OK && error != HPE_PAUSED) {
-        respond_error(http, http->error_status ? http->error_status : 400);
-        return;
-    }
-    if (http->message_complete)
+    size_t parsed;
+    int rc = sioc_http_request_parser_execute(&http->parser, data, length, &parsed);
+    if (rc < 0)
+        respond_error(http, http->parser.error_status);
+    else if (rc > 0)
         deliver(http, data + parsed, length - parsed);
 }
 
@@ -353,11 +119,7 @@ static void free_http(sioc_http_conn_t *http)
     sioc_http_server_t *server = http->server;
     sioc_deadline_disarm(&server->request_timeouts, &http->timeout);
     unlink_from_server(http);
-    http->head_length = 0;
-    free(http->request.body);
-    free(http->request.headers);
-    free(http->head);
-    free(http->offsets);
+    sioc_http_request_parser_free(&http->parser);
     free(http->pending);
     free(http);
     maybe_server_closed(server);
@@ -367,7 +129,7 @@ static void on_conn_close(sioc_conn_t *conn)
 {
     sioc_http_conn_t *http = conn->owner;
     if (http->in_request && http->server->handler->on_abort != NULL)
-        http->server->handler->on_abort(http, &http->request);
+        http->server->handler->on_abort(http, &http->parser.request);
     free_http(http);
 }
 
@@ -375,7 +137,7 @@ static void on_request_timeout(sioc_deadline_list_t *list, sioc_deadline_t *dead
 {
     sioc_http_conn_t *http =
         (sioc_http_conn_t *)((char *)deadline - offsetof(sioc_http_conn_t, timeout));
-    if (http->message_started)
+    if (http->parser.message_started)
         respond_error(http, 408);
     else
         sioc_conn_close(http->conn, 0);
@@ -395,10 +157,9 @@ static void on_connection(uv_stream_t *listener, int status)
         free(http);
         return;
     }
-    http_parser_init(&http->parser, HTTP_REQUEST);
-    http->parser.data = http;
-    sioc_conn_remote_address(http->conn, http->request.remote_address,
-                             sizeof(http->request.remote_address));
+    sioc_http_request_parser_init(&http->parser, &server->limits);
+    sioc_conn_remote_address(http->conn, http->parser.request.remote_address,
+                             sizeof(http->parser.request.remote_address));
     http->next = server->connections;
     if (server->connections != NULL)
         server->connections->previous = http;
@@ -487,89 +248,6 @@ void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_h
 
 /* ---- requests and responses ----------------------------------------------------------------- */
 
-const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *request,
-                                                   const char *name)
-{
-    for (uint32_t i = 0; i < request->header_count; i++) {
-        if (strcasecmp(request->headers[i].name, name) == 0)
-            return &request->headers[i];
-    }
-    return NULL;
-}
-
-int sioc_http_header_has_token(const sioc_http_header_t *header, const char *token)
-{
-    size_t token_length = strlen(token);
-    const char *cursor = header->value;
-    const char *end = header->value + header->value_length;
-    while (cursor < end) {
-        while (cursor < end && (*cursor == ' ' || *cursor == '\t' || *cursor == ','))
-            cursor++;
-        const char *start = cursor;
-        while (cursor < end && *cursor != ',')
-            cursor++;
-        const char *stop = cursor;
-        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
-        if ((size_t)(stop - start) == token_length && strncasecmp(start, token, token_length) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static long percent_decode(const char *in, size_t length, char *out, size_t out_size)
-{
-    size_t written = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= length)
-                return -2;
-            int high = hex_value(in[i + 1]);
-            int low = hex_value(in[i + 2]);
-            if (high < 0 || low < 0)
-                return -2;
-            c = (char)(high * 16 + low);
-            i += 2;
-        }
-        if (written + 1 >= out_size)
-            return -2;
-        out[written++] = c;
-    }
-    out[written] = '\0';
-    return (long)written;
-}
-
-long sioc_http_query_get(const char *query, size_t query_length, const char *name, char *out,
-                         size_t out_size)
-{
-    size_t name_length = strlen(name);
-    const char *cursor = query;
-    const char *end = query + query_length;
-    while (cursor < end) {
-        const char *amp = memchr(cursor, '&', (size_t)(end - cursor));
-        const char *pair_end = amp ? amp : end;
-        const char *equals = memchr(cursor, '=', (size_t)(pair_end - cursor));
-        const char *key_end = equals ? equals : pair_end;
-        if ((size_t)(key_end - cursor) == name_length && memcmp(cursor, name, name_length) == 0) {
-            const char *value = equals ? equals + 1 : pair_end;
-            return percent_decode(value, (size_t)(pair_end - value), out, out_size);
-        }
-        cursor = amp ? amp + 1 : end;
-    }
-    return -1;
-}
-
 const char *sioc_http_status_text(int status)
 {
     switch (status) {
@@ -610,7 +288,7 @@ void sioc_http_set_close(sioc_http_conn_t *http)
 int sioc_http_write_head(sioc_http_conn_t *http, int status, const char *headers,
                          size_t content_length)
 {
-    if (!http->request.keep_alive || http->server->listening == 0)
+    if (!http->parser.request.keep_alive || http->server->listening == 0)
         http->close_after_response = 1;
     char line[256];
     int line_length = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s",
@@ -641,12 +319,13 @@ void sioc_http_finish(sioc_http_conn_t *http)
     if (!http->in_request)
         return;
     http->in_request = 0;
-    if (http->close_after_response || http->request.upgrade) {
+    if (http->close_after_response || http->parser.request.upgrade) {
         sioc_conn_close(http->conn, 1);
         return;
     }
-    reset_request(http);
-    http_parser_pause(&http->parser, 0);
+    sioc_http_request_parser_next(&http->parser);
+    http->head_written = 0;
+    http->user = NULL;
     sioc_deadline_arm(&http->server->request_timeouts, &http->timeout);
     sioc_conn_resume_reading(http->conn);
     if (http->pending != NULL) {

@@ -15,40 +15,11 @@
 #include <stdint.h>
 
 #include "core/deadline.h"
+#include "transport/http_request.h"
 #include "transport/connection.h"
 
 typedef struct sioc_http_server_s sioc_http_server_t;
 typedef struct sioc_http_conn_s sioc_http_conn_t;
-
-typedef struct sioc_http_header_s {
-    const char *name; /* NUL-terminated, as received */
-    const char *value;
-    size_t value_length;
-} sioc_http_header_t;
-
-typedef struct sioc_http_request_s {
-    int method; /* enum http_method */
-    const char *url;
-    size_t url_length;
-    const char *path; /* view into url, up to '?' */
-    size_t path_length;
-    const char *query; /* view after '?', or "" */
-    size_t query_length;
-    sioc_http_header_t *headers;
-    uint32_t header_count;
-    uint8_t *body; /* owned by the request; mutable; NULL when empty */
-    size_t body_length;
-    uint8_t keep_alive;
-    uint8_t upgrade;
-    char remote_address[64];
-} sioc_http_request_t;
-
-typedef struct sioc_http_limits_s {
-    size_t max_header_size;      /* request line + headers, bytes (16 KiB) */
-    uint32_t max_header_count;   /* (100) */
-    size_t max_body_size;        /* (1,000,000) */
-    uint64_t request_timeout_ms; /* head and body must arrive within this (10 s) */
-} sioc_http_limits_t;
 
 typedef struct sioc_http_handler_s {
     /* A complete request. leftover/leftover_length: for upgrades, bytes that followed the head
@@ -73,8 +44,6 @@ struct sioc_http_server_s {
     int close_pending;
 };
 
-void sioc_http_limits_init(sioc_http_limits_t *limits);
-
 /* Initialises server (storage owned by the caller) on io's loop. */
 int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
                           const sioc_http_limits_t *limits, const sioc_http_handler_t *handler,
@@ -89,18 +58,6 @@ int sioc_http_server_port(sioc_http_server_t *server);
 /* Stops listening and closes every HTTP connection (not those already upgraded); closed_cb
  * runs once all libuv handles of the server are released. */
 void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_http_server_t *));
-
-/* Header value by case-insensitive name, or NULL. */
-const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *request,
-                                                   const char *name);
-
-/* 1 if a comma-separated header contains token (case-insensitive), e.g. Connection: upgrade. */
-int sioc_http_header_has_token(const sioc_http_header_t *header, const char *token);
-
-/* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
- * when absent, -2 when longer than out_size - 1 or badly encoded. */
-long sioc_http_query_get(const char *query, size_t query_length, const char *name, char *out,
-                         size_t out_size);
 
 /* Writes the status line and headers: "Content-Length" from content_length, then headers
  * (preformatted "Name: value\r\n" lines, may be NULL), then "Connection: close" when the
