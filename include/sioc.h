@@ -81,8 +81,9 @@ typedef struct sioc_eio_options_s {
 } sioc_eio_options_t;
 
 typedef struct sioc_eio_callbacks_s {
-    /* A new session is open. */
-    void (*on_connection)(sioc_eio_socket_t *socket, void *data);
+    /* A new session is open. request is the HTTP request that opened it (valid during the
+     * call only). */
+    void (*on_connection)(sioc_eio_socket_t *socket, const sioc_request_t *request, void *data);
     /* A whole message: text (UTF-8) or binary. */
     void (*on_message)(sioc_eio_socket_t *socket, const uint8_t *bytes, size_t length, int binary,
                        void *data);

@@ -86,6 +86,8 @@ struct sioc_eio_server_s {
 };
 
 /* eio_server.c */
+void eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
+                                  const sioc_http_request_t *request);
 void eio_server_maybe_finished(sioc_eio_server_t *server);
 /* CORS response headers for this request ("Name: value\r\n" lines) into out; "" if none. */
 void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *request, char *out,

@@ -24,8 +24,8 @@ enum sioc_eio_packet_type {
 #define SIOC_EIO_RECORD_SEPARATOR 0x1e
 
 typedef struct sioc_eio_packet_s {
-    int type;          /* enum sioc_eio_packet_type */
-    int binary;        /* 1: data is raw bytes (message packets only) */
+    int type;            /* enum sioc_eio_packet_type */
+    int binary;          /* 1: data is raw bytes (message packets only) */
     const uint8_t *data; /* view into the caller's buffer; after the type character */
     size_t length;
 } sioc_eio_packet_t;

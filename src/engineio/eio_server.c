@@ -263,8 +263,7 @@ static void open_polling_session(sioc_eio_server_t *server, sioc_http_conn_t *ht
     eio_socket_send_packet(socket, packet, 0);
     sioc_buffer_unref(packet);
     eio_socket_start_heartbeat(socket);
-    if (server->callbacks.on_connection != NULL)
-        server->callbacks.on_connection(socket, server->data);
+    eio_server_notify_connection(server, socket, request);
     /* The open packet (and anything on_connection sent) answers this GET. */
     eio_polling_handle(server, http, request, socket);
 }
@@ -309,6 +308,14 @@ static void on_abort(sioc_http_conn_t *http, sioc_http_request_t *request)
 }
 
 static const sioc_http_handler_t http_handler = {on_request, on_abort};
+
+void eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
+                                  const sioc_http_request_t *request)
+{
+    struct sioc_request_s view = {request};
+    if (server->callbacks.on_connection != NULL)
+        server->callbacks.on_connection(socket, &view, server->data);
+}
 
 /* ---- public request view ----------------------------------------------------------------- */
 

@@ -35,21 +35,21 @@ static void refuse_handshake(sioc_http_conn_t *http, const char *message)
     sioc_http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
 }
 
-static eio_websocket_t *take_over(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                                  const char *accept)
+/* Answers 101 and builds the WebSocket state; the HTTP state stays until take_over() so that
+ * on_connection can still read the request. */
+static eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc_http_conn_t *http,
+                                         const char *accept)
 {
     eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
     if (websocket == NULL)
         return NULL;
-    sioc_conn_t *conn = sioc_http_detach(http);
+    sioc_conn_t *conn = sioc_http_get_conn(http);
     char response[160];
     int length = snprintf(response, sizeof(response),
                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                           accept);
     sioc_conn_write_copy(conn, response, (size_t)length);
-    conn->handler = &websocket_handler;
-    conn->owner = websocket;
     websocket->conn = conn;
     websocket->server = server;
     sioc_ws_limits_t limits = {
@@ -65,7 +65,15 @@ static eio_websocket_t *take_over(sioc_eio_server_t *server, sioc_http_conn_t *h
     return websocket;
 }
 
-static int open_websocket_session(sioc_eio_server_t *server, eio_websocket_t *websocket)
+static void take_over(sioc_http_conn_t *http, eio_websocket_t *websocket)
+{
+    sioc_conn_t *conn = sioc_http_detach(http);
+    conn->handler = &websocket_handler;
+    conn->owner = websocket;
+}
+
+static int open_websocket_session(sioc_eio_server_t *server, eio_websocket_t *websocket,
+                                  const sioc_http_request_t *request)
 {
     sioc_eio_socket_t *socket = eio_socket_new(server, SIOC_TRANSPORT_WEBSOCKET);
     if (socket == NULL)
@@ -85,8 +93,7 @@ static int open_websocket_session(sioc_eio_server_t *server, eio_websocket_t *we
     eio_websocket_send(websocket, packet);
     sioc_buffer_unref(packet);
     eio_socket_start_heartbeat(socket);
-    if (server->callbacks.on_connection != NULL)
-        server->callbacks.on_connection(socket, server->data);
+    eio_server_notify_connection(server, socket, request);
     return 0;
 }
 
@@ -116,20 +123,19 @@ void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
         refuse_handshake(http, problem);
         return;
     }
-    /* The request is freed by take_over(); nothing below may read it. */
-    eio_websocket_t *websocket = take_over(server, http, accept);
+    eio_websocket_t *websocket = accept_websocket(server, http, accept);
     if (websocket == NULL) {
         refuse_handshake(http, "Server out of memory");
         return;
     }
     if (socket == NULL) {
-        if (open_websocket_session(server, websocket) != 0) {
+        if (open_websocket_session(server, websocket, request) != 0)
             eio_websocket_close(websocket, SIOC_WS_CLOSE_INTERNAL_ERROR, "");
-            return;
-        }
     } else {
         start_probe(socket, websocket);
     }
+    /* The request is freed here; nothing below may read it. */
+    take_over(http, websocket);
     /* Bytes the client sent right after its handshake are WebSocket frames (CVE-2022-21676). */
     if (leftover_length > 0 && !websocket->close_sent)
         on_websocket_read(websocket->conn, leftover, leftover_length);

@@ -375,3 +375,8 @@ sioc_http_server_t *sioc_http_get_server(sioc_http_conn_t *http)
 {
     return http->server;
 }
+
+sioc_conn_t *sioc_http_get_conn(sioc_http_conn_t *http)
+{
+    return http->conn;
+}

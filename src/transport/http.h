@@ -88,6 +88,7 @@ sioc_conn_t *sioc_http_detach(sioc_http_conn_t *http);
 void sioc_http_set_user(sioc_http_conn_t *http, void *user);
 void *sioc_http_get_user(sioc_http_conn_t *http);
 sioc_http_server_t *sioc_http_get_server(sioc_http_conn_t *http);
+sioc_conn_t *sioc_http_get_conn(sioc_http_conn_t *http);
 
 const char *sioc_http_status_text(int status);
 
