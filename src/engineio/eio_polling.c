@@ -160,7 +160,7 @@ static void receive_post(sioc_eio_socket_t *socket, sioc_http_conn_t *http,
     sioc_eio_payload_reader_t reader;
     sioc_eio_payload_reader_init(&reader, request->body, valid ? request->body_length : 0);
     sioc_eio_packet_t packet;
-    int rc;
+    int rc = 0;
     while (socket->state == EIO_SOCKET_OPEN &&
            (rc = sioc_eio_payload_reader_next(&reader, &packet)) > 0)
         eio_socket_on_packet(socket, &packet);
