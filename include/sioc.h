@@ -9,10 +9,17 @@
  *   only during the callback.
  *
  * Layers: the Engine.IO server (sioc_eio_*) handles HTTP long-polling and WebSocket transports,
- * heartbeats and upgrades, and hands you whole messages. */
+ * heartbeats and upgrades, and hands you whole messages. The Socket.IO server (sioc_server_*,
+ * sioc_namespace_*, sioc_socket_*, sioc_broadcast_*) runs on top of it: namespaces, rooms,
+ * events, acknowledgements, binary attachments, middleware and broadcasts.
+ *
+ * JSON values are jansson's json_t. Emit functions TAKE the caller's reference to args (like
+ * jansson's *_new setters), so sioc_socket_emit(socket, "hi", json_pack("[s]", "there")) does
+ * not leak; values handed to your callbacks are borrowed (json_incref to keep them). */
 #ifndef SIOC_H
 #define SIOC_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -29,10 +36,11 @@ extern "C" {
 
 #define SIOC_VERSION "0.1.0"
 
-#define SIOC_EINVAL (-22)   /* bad argument (same value as UV_EINVAL) */
-#define SIOC_ENOMEM (-12)   /* allocation failed */
-#define SIOC_ECLOSED (-32)  /* the socket is closing or closed */
-#define SIOC_ENOBUFS (-105) /* the socket's outgoing buffer is full (slow reader) */
+#define SIOC_EINVAL (-22)     /* bad argument (same value as UV_EINVAL) */
+#define SIOC_ENOMEM (-12)     /* allocation failed */
+#define SIOC_ECLOSED (-32)    /* the socket is closing or closed */
+#define SIOC_ENOBUFS (-105)   /* the socket's outgoing buffer is full (slow reader) */
+#define SIOC_ETIMEDOUT (-110) /* an acknowledgement did not come in time */
 
 /* ---- Engine.IO server -------------------------------------------------------------------- */
 
@@ -52,6 +60,10 @@ SIOC_API const char *sioc_request_url(const sioc_request_t *request);
 SIOC_API const char *sioc_request_header(const sioc_request_t *request, const char *name,
                                          size_t *length);
 SIOC_API const char *sioc_request_remote_address(const sioc_request_t *request);
+SIOC_API size_t sioc_request_header_count(const sioc_request_t *request);
+/* The index-th header as received: its name, and its value and length. 0, or -1 if out of range. */
+SIOC_API int sioc_request_header_at(const sioc_request_t *request, size_t index, const char **name,
+                                    const char **value, size_t *length);
 
 /* Return 0 to accept a request; anything else refuses it with HTTP 403
  * {"code":4,"message":<*message or "Forbidden">}. */
@@ -123,6 +135,195 @@ SIOC_API sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *soc
 SIOC_API void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data);
 SIOC_API void *sioc_eio_socket_get_data(const sioc_eio_socket_t *socket);
 SIOC_API sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *socket);
+
+/* ---- Socket.IO server --------------------------------------------------------------------- */
+
+typedef struct sioc_server_s sioc_server_t;
+typedef struct sioc_namespace_s sioc_namespace_t;
+typedef struct sioc_socket_s sioc_socket_t;
+typedef struct sioc_next_s sioc_next_t;
+
+typedef enum sioc_parser {
+    SIOC_PARSER_JSON = 0,    /* socket.io-parser, the default of every client */
+    SIOC_PARSER_MSGPACK = 1, /* socket.io-msgpack-parser */
+} sioc_parser_t;
+
+typedef struct sioc_server_options_s {
+    sioc_eio_options_t engine;              /* engine.path defaults to "/socket.io/" here */
+    uint32_t connect_timeout_ms;            /* no namespace joined in time: close (45000) */
+    sioc_parser_t parser;                   /* SIOC_PARSER_JSON */
+    size_t max_attachments;                 /* binary attachments per packet (10) */
+    int recovery;                           /* connection state recovery (0 = off, the default) */
+    uint32_t max_disconnection_duration_ms; /* recovery window (120000) */
+    int recovery_skip_middlewares;          /* a recovered socket skips middleware (1) */
+} sioc_server_options_t;
+
+/* A binary argument. Incoming: points into the packet, valid during the callback. */
+typedef struct sioc_binary_s {
+    const uint8_t *data;
+    size_t length;
+} sioc_binary_t;
+
+/* Arguments with binary parts: args is a JSON array in which each binary value is a
+ * placeholder object (sioc_placeholder(i)) standing for attachments[i]. */
+typedef struct sioc_message_s {
+    json_t *args;
+    const sioc_binary_t *attachments;
+    size_t attachment_count;
+} sioc_message_t;
+
+/* An incoming event. */
+typedef struct sioc_event_s {
+    const char *name; /* event name (a numeric name arrives as its decimal text) */
+    json_t *args;     /* array of the arguments after the name (borrowed) */
+    const sioc_binary_t *attachments;
+    size_t attachment_count;
+    int64_t ack_id; /* >= 0: the client waits for sioc_socket_ack(socket, ack_id, ...) */
+} sioc_event_t;
+
+typedef void (*sioc_connection_cb)(sioc_socket_t *socket, void *data);
+typedef void (*sioc_disconnect_cb)(sioc_socket_t *socket, const char *reason, void *data);
+typedef void (*sioc_event_cb)(sioc_socket_t *socket, const sioc_event_t *event, void *data);
+/* Call sioc_next() or sioc_next_error() exactly once, now or later (after a database lookup). */
+typedef void (*sioc_middleware_cb)(sioc_socket_t *socket, sioc_next_t *next, void *data);
+/* error: 0, or SIOC_ETIMEDOUT / SIOC_ECLOSED with response NULL. */
+typedef void (*sioc_ack_cb)(sioc_socket_t *socket, int error, const sioc_event_t *response,
+                            void *data);
+/* responses: array with one array of arguments per client that answered (borrowed). */
+typedef void (*sioc_broadcast_ack_cb)(int error, json_t *responses, void *data);
+/* Dynamic namespaces: return 1 to create the namespace name for this connection. */
+typedef int (*sioc_namespace_filter_cb)(const char *name, json_t *auth, void *data);
+
+SIOC_API void sioc_server_options_init(sioc_server_options_t *options);
+SIOC_API int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options,
+                             sioc_server_t **out);
+SIOC_API int sioc_server_listen(sioc_server_t *server, const char *host, int port);
+SIOC_API int sioc_server_port(sioc_server_t *server);
+/* Disconnects every socket ("server shutting down") and frees the server once closed. */
+SIOC_API void sioc_server_close(sioc_server_t *server, void (*closed_cb)(void *data), void *data);
+
+/* The namespace called name ("/" exists from the start; a missing leading '/' is added),
+ * created on first use. NULL on allocation failure. */
+SIOC_API sioc_namespace_t *sioc_server_of(sioc_server_t *server, const char *name);
+/* A parent for dynamic namespaces: a CONNECT to an unknown name asks filter; when it agrees,
+ * a child namespace is created that uses the parent's handlers and middleware, as Node's
+ * io.of(regex) / io.of(function). Emitting on the parent reaches every child. */
+SIOC_API sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server,
+                                                  sioc_namespace_filter_cb filter, void *data);
+
+SIOC_API const char *sioc_namespace_name(const sioc_namespace_t *nsp);
+SIOC_API sioc_server_t *sioc_namespace_server(const sioc_namespace_t *nsp);
+SIOC_API size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp);
+/* A connected socket of this namespace by id (Node's nsp.sockets.get(id)), or NULL. */
+SIOC_API sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id);
+SIOC_API int sioc_namespace_use(sioc_namespace_t *nsp, sioc_middleware_cb middleware, void *data);
+SIOC_API void sioc_namespace_on_connection(sioc_namespace_t *nsp, sioc_connection_cb callback,
+                                           void *data);
+/* Before the socket leaves its rooms (they are still readable). */
+SIOC_API void sioc_namespace_on_disconnecting(sioc_namespace_t *nsp, sioc_disconnect_cb callback,
+                                              void *data);
+SIOC_API void sioc_namespace_on_disconnect(sioc_namespace_t *nsp, sioc_disconnect_cb callback,
+                                           void *data);
+/* Handler for one event name (replaces an earlier one for the same name). */
+SIOC_API int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback,
+                               void *data);
+/* Catch-all: every incoming event, before its own handler. */
+SIOC_API void sioc_namespace_on_any(sioc_namespace_t *nsp, sioc_event_cb callback, void *data);
+/* Every outgoing event of a socket of this namespace (not broadcasts), before it is sent. */
+SIOC_API void sioc_namespace_on_any_outgoing(sioc_namespace_t *nsp, sioc_event_cb callback,
+                                             void *data);
+
+SIOC_API void sioc_next(sioc_next_t *next);
+/* Refuses the connection: the client gets connect_error with message and data (taken; may be
+ * NULL). */
+SIOC_API void sioc_next_error(sioc_next_t *next, const char *message, json_t *data);
+
+/* {"_placeholder":true,"num":index}: put it in args where attachments[index] goes. */
+SIOC_API json_t *sioc_placeholder(size_t index);
+/* The attachment a placeholder value of an incoming event stands for, or NULL. */
+SIOC_API const sioc_binary_t *sioc_event_binary(const sioc_event_t *event, const json_t *value);
+
+SIOC_API const char *sioc_socket_id(const sioc_socket_t *socket);
+SIOC_API sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket);
+/* {headers, time, address, xdomain, secure, issued, url, query, auth} as in Node (borrowed). */
+SIOC_API json_t *sioc_socket_handshake(const sioc_socket_t *socket);
+/* The auth payload of the CONNECT packet (borrowed; an empty object when none was sent). */
+SIOC_API json_t *sioc_socket_auth(const sioc_socket_t *socket);
+/* Serialisable data, as Node's socket.data: an object you may modify (borrowed). It travels
+ * with fetchSockets and survives a recovered reconnection. */
+SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);
+/* A pointer for your own use (not serialised). */
+SIOC_API void sioc_socket_set_user(sioc_socket_t *socket, void *user);
+SIOC_API void *sioc_socket_get_user(const sioc_socket_t *socket);
+SIOC_API int sioc_socket_recovered(const sioc_socket_t *socket);
+SIOC_API int sioc_socket_connected(const sioc_socket_t *socket);
+SIOC_API sioc_transport_t sioc_socket_transport(const sioc_socket_t *socket);
+SIOC_API int sioc_socket_join(sioc_socket_t *socket, const char *room);
+SIOC_API int sioc_socket_leave(sioc_socket_t *socket, const char *room);
+SIOC_API int sioc_socket_in_room(const sioc_socket_t *socket, const char *room);
+/* The rooms the socket is in (a new array: json_decref it). */
+SIOC_API json_t *sioc_socket_rooms(const sioc_socket_t *socket);
+/* Leaves the namespace ("server namespace disconnect"); close = 1 also closes the connection. */
+SIOC_API void sioc_socket_disconnect(sioc_socket_t *socket, int close);
+
+/* Emit to one socket. args: a JSON array (taken) or NULL for no arguments. */
+SIOC_API int sioc_socket_emit(sioc_socket_t *socket, const char *event, json_t *args);
+SIOC_API int sioc_socket_emit_message(sioc_socket_t *socket, const char *event,
+                                      const sioc_message_t *message);
+/* With an acknowledgement: callback gets the client's answer, or SIOC_ETIMEDOUT after
+ * timeout_ms (0 = wait forever), or SIOC_ECLOSED if the socket went first. message->args is
+ * taken. */
+SIOC_API int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
+                                       const sioc_message_t *message, uint32_t timeout_ms,
+                                       sioc_ack_cb callback, void *data);
+/* Answers an event's ack_id (args taken; NULL = no arguments). */
+SIOC_API int sioc_socket_ack(sioc_socket_t *socket, int64_t ack_id, json_t *args);
+SIOC_API int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id,
+                                     const sioc_message_t *message);
+
+/* Broadcasts. A sioc_broadcast_t is built on the stack; room names are borrowed until the
+ * emit returns. */
+#define SIOC_BROADCAST_MAX_ROOMS 16
+#define SIOC_BROADCAST_VOLATILE 1u /* drop for clients that cannot take it right now */
+#define SIOC_BROADCAST_LOCAL 2u    /* this server only (matters with a cluster adapter) */
+#define SIOC_BROADCAST_COMPRESS 4u /* permessage-deflate hint; accepted, no effect yet */
+typedef struct sioc_broadcast_s {
+    sioc_namespace_t *nsp;
+    const char *rooms[SIOC_BROADCAST_MAX_ROOMS];
+    size_t room_count;
+    const char *except[SIOC_BROADCAST_MAX_ROOMS];
+    size_t except_count;
+    unsigned flags;
+} sioc_broadcast_t;
+
+/* Everyone in nsp (add rooms with sioc_broadcast_to to narrow it). */
+SIOC_API void sioc_broadcast_init(sioc_broadcast_t *broadcast, sioc_namespace_t *nsp);
+/* socket.broadcast: everyone in the socket's namespace but the socket itself. */
+SIOC_API void sioc_broadcast_init_from(sioc_broadcast_t *broadcast, sioc_socket_t *socket);
+SIOC_API int sioc_broadcast_to(sioc_broadcast_t *broadcast, const char *room);
+SIOC_API int sioc_broadcast_except(sioc_broadcast_t *broadcast, const char *room);
+SIOC_API int sioc_broadcast_emit(const sioc_broadcast_t *broadcast, const char *event,
+                                 json_t *args);
+SIOC_API int sioc_broadcast_emit_message(const sioc_broadcast_t *broadcast, const char *event,
+                                         const sioc_message_t *message);
+/* Waits for every targeted client's acknowledgement, or timeout_ms (then error is
+ * SIOC_ETIMEDOUT and responses holds those that came). */
+SIOC_API int sioc_broadcast_emit_with_ack(const sioc_broadcast_t *broadcast, const char *event,
+                                          const sioc_message_t *message, uint32_t timeout_ms,
+                                          sioc_broadcast_ack_cb callback, void *data);
+/* The matching sockets, as Node's fetchSockets(): sockets is an array of
+ * {"id","handshake","rooms","data"} objects (borrowed). With the in-memory adapter the callback
+ * runs before the call returns; a cluster adapter calls it once every server answered. */
+typedef void (*sioc_fetch_sockets_cb)(int error, json_t *sockets, void *data);
+SIOC_API int sioc_broadcast_fetch_sockets(const sioc_broadcast_t *broadcast,
+                                          sioc_fetch_sockets_cb callback, void *data);
+SIOC_API int sioc_broadcast_join(const sioc_broadcast_t *broadcast, const char *room);
+SIOC_API int sioc_broadcast_leave(const sioc_broadcast_t *broadcast, const char *room);
+SIOC_API void sioc_broadcast_disconnect(const sioc_broadcast_t *broadcast, int close);
+/* To the other servers of a cluster; with the in-memory adapter there are none (a no-op, as in
+ * Node). */
+SIOC_API int sioc_namespace_server_side_emit(sioc_namespace_t *nsp, const char *event,
+                                             json_t *args);
 
 #ifdef __cplusplus
 }

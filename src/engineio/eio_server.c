@@ -344,6 +344,22 @@ const char *sioc_request_remote_address(const sioc_request_t *request)
     return request->http->remote_address;
 }
 
+size_t sioc_request_header_count(const sioc_request_t *request)
+{
+    return request->http->header_count;
+}
+
+int sioc_request_header_at(const sioc_request_t *request, size_t index, const char **name,
+                           const char **value, size_t *length)
+{
+    if (index >= request->http->header_count)
+        return -1;
+    *name = request->http->headers[index].name;
+    *value = request->http->headers[index].value;
+    *length = request->http->headers[index].value_length;
+    return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 static void flush_hook(void *data)

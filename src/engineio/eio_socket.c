@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "engineio/eio_internal.h"
+#include "engineio/eio_send.h"
 
 #define SOCKET_FROM(member, pointer)                                                               \
     ((sioc_eio_socket_t *)((char *)(pointer)-offsetof(sioc_eio_socket_t, member)))
@@ -116,6 +117,23 @@ static size_t buffered_bytes(const sioc_eio_socket_t *socket)
 
 /* Volatile packets go only where they can leave now: Node drops them unless the transport is
  * writable (a held GET for polling; a socket the kernel keeps up with for WebSocket). */
+static int can_send_volatile(const sioc_eio_socket_t *socket);
+
+int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc_buffer_t *packet)
+{
+    return eio_socket_send_packet(socket, packet, 0);
+}
+
+int sioc__eio_socket_writable(const sioc_eio_socket_t *socket)
+{
+    return socket->state == EIO_SOCKET_OPEN && can_send_volatile(socket);
+}
+
+void sioc__eio_socket_close_with_reason(sioc_eio_socket_t *socket, const char *reason)
+{
+    eio_socket_close(socket, reason);
+}
+
 static int can_send_volatile(const sioc_eio_socket_t *socket)
 {
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET && socket->probe == NULL)

@@ -1,0 +1,552 @@
+/* sioc-echo: a Socket.IO server exercising every feature of libsioc, used by the integration
+ * tests (tests/integration/ref/sioc-echo.js is the same server on Node's socket.io, and the
+ * reference for its behaviour). It uses only the public header. */
+#include <getopt.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sioc.h>
+
+static sioc_server_t *server;
+static int recovery_enabled;
+static uv_signal_t signals[2];
+
+/* Per-socket state: how many events it sent (the catch-all counts them). */
+typedef struct socket_state_s {
+    long received;
+} socket_state_t;
+
+/* ---- middleware ------------------------------------------------------------------------------ */
+
+typedef struct delayed_next_s {
+    uv_timer_t timer;
+    sioc_next_t *next;
+} delayed_next_t;
+
+static void on_delay_done(uv_timer_t *timer)
+{
+    delayed_next_t *delayed = timer->data;
+    sioc_next(delayed->next);
+    uv_close((uv_handle_t *)timer, (uv_close_cb)free);
+}
+
+static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
+{
+    json_t *auth = sioc_socket_auth(socket);
+    json_t *refuse = json_object_get(auth, "refuse");
+    json_t *delay = json_object_get(auth, "delay");
+    if (refuse != NULL && !json_is_false(refuse) && !json_is_null(refuse) &&
+        !(json_is_integer(refuse) && json_integer_value(refuse) == 0) &&
+        !(json_is_string(refuse) && json_string_length(refuse) == 0)) {
+        sioc_next_error(next, "refused", json_pack("{s:s}", "reason", "test"));
+        return;
+    }
+    if (!json_is_number(delay)) {
+        sioc_next(next);
+        return;
+    }
+    double milliseconds = json_number_value(delay);
+    milliseconds = milliseconds < 0 ? 0 : milliseconds > 1000 ? 1000 : milliseconds;
+    delayed_next_t *delayed = malloc(sizeof(*delayed));
+    uv_timer_init(uv_default_loop(), &delayed->timer);
+    delayed->timer.data = delayed;
+    delayed->next = next;
+    uv_timer_start(&delayed->timer, on_delay_done, (uint64_t)milliseconds, 0);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------------
+ */
+
+/* Arguments from index first on, as a new array. */
+static json_t *args_from(const sioc_event_t *event, size_t first)
+{
+    json_t *rest = json_array();
+    for (size_t i = first; i < json_array_size(event->args); i++)
+        json_array_append(rest, json_array_get(event->args, i));
+    return rest;
+}
+
+static sioc_message_t message_from(const sioc_event_t *event, size_t first)
+{
+    sioc_message_t message = {args_from(event, first), event->attachments, event->attachment_count};
+    return message;
+}
+
+static void ack(sioc_socket_t *socket, const sioc_event_t *event, json_t *value)
+{
+    if (event->ack_id >= 0)
+        sioc_socket_ack(socket, event->ack_id, value ? json_pack("[o]", value) : json_array());
+    else
+        json_decref(value);
+}
+
+static const char *string_arg(const sioc_event_t *event, size_t index)
+{
+    return json_string_value(json_array_get(event->args, index));
+}
+
+/* A broadcast on the socket's namespace, narrowed to room when it is a string. */
+static void broadcast_in(sioc_broadcast_t *broadcast, sioc_socket_t *socket, json_t *room)
+{
+    sioc_broadcast_init(broadcast, sioc_socket_namespace(socket));
+    if (json_is_string(room))
+        sioc_broadcast_to(broadcast, json_string_value(room));
+}
+
+/* ---- handlers -----------------------------------------------------------------------------------
+ */
+
+static void on_message(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_message_t message = message_from(event, 0);
+    sioc_socket_emit_message(socket, "message-back", &message);
+}
+
+static void on_message_with_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    if (event->ack_id < 0)
+        return;
+    sioc_message_t message = message_from(event, 0);
+    sioc_socket_ack_message(socket, event->ack_id, &message);
+}
+
+static void on_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    if (string_arg(event, 0) != NULL)
+        sioc_socket_join(socket, string_arg(event, 0));
+    ack(socket, event, sioc_socket_rooms(socket));
+}
+
+static void on_leave(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    if (string_arg(event, 0) != NULL)
+        sioc_socket_leave(socket, string_arg(event, 0));
+    ack(socket, event, sioc_socket_rooms(socket));
+}
+
+static void on_rooms(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    ack(socket, event, sioc_socket_rooms(socket));
+}
+
+static void on_to_room(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *room = string_arg(event, 0);
+    const char *name = string_arg(event, 1);
+    if (room == NULL || name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, sioc_socket_namespace(socket));
+    sioc_broadcast_to(&broadcast, room);
+    sioc_message_t message = message_from(event, 2);
+    sioc_broadcast_emit_message(&broadcast, name, &message);
+}
+
+/* Adds a string or every string of an array. */
+static void add_rooms(sioc_broadcast_t *broadcast, json_t *rooms,
+                      int (*add)(sioc_broadcast_t *, const char *))
+{
+    if (json_is_string(rooms)) {
+        add(broadcast, json_string_value(rooms));
+        return;
+    }
+    size_t index;
+    json_t *room;
+    json_array_foreach(rooms, index, room)
+    {
+        if (json_is_string(room))
+            add(broadcast, json_string_value(room));
+    }
+}
+
+static void on_to_rooms_except(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    json_t *selection = json_array_get(event->args, 0);
+    const char *name = string_arg(event, 1);
+    if (name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, sioc_socket_namespace(socket));
+    add_rooms(&broadcast, json_object_get(selection, "to"), sioc_broadcast_to);
+    add_rooms(&broadcast, json_object_get(selection, "except"), sioc_broadcast_except);
+    sioc_message_t message = message_from(event, 2);
+    sioc_broadcast_emit_message(&broadcast, name, &message);
+}
+
+static void on_broadcast(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *name = string_arg(event, 0);
+    if (name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init_from(&broadcast, socket);
+    sioc_message_t message = message_from(event, 1);
+    sioc_broadcast_emit_message(&broadcast, name, &message);
+}
+
+static void on_volatile(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *name = string_arg(event, 0);
+    if (name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, sioc_socket_namespace(socket));
+    broadcast.flags |= SIOC_BROADCAST_VOLATILE;
+    sioc_message_t message = message_from(event, 1);
+    sioc_broadcast_emit_message(&broadcast, name, &message);
+}
+
+/* Where an answer goes once an acknowledgement (or its timeout) comes back: the asking socket,
+ * looked up again by id since it may have left meanwhile. */
+typedef struct pending_answer_s {
+    sioc_namespace_t *nsp;
+    char socket_id[32];
+    int64_t ack_id;
+} pending_answer_t;
+
+static pending_answer_t *pending_answer(sioc_socket_t *socket, const sioc_event_t *event)
+{
+    pending_answer_t *pending = calloc(1, sizeof(*pending));
+    pending->nsp = sioc_socket_namespace(socket);
+    snprintf(pending->socket_id, sizeof(pending->socket_id), "%s", sioc_socket_id(socket));
+    pending->ack_id = event->ack_id;
+    return pending;
+}
+
+static void answer(pending_answer_t *pending, json_t *value)
+{
+    sioc_socket_t *socket = sioc_namespace_socket(pending->nsp, pending->socket_id);
+    if (socket != NULL && pending->ack_id >= 0)
+        sioc_socket_ack(socket, pending->ack_id, json_pack("[o]", value));
+    else
+        json_decref(value);
+    free(pending);
+}
+
+static void on_client_ack(sioc_socket_t *socket, int error, const sioc_event_t *response,
+                          void *data)
+{
+    if (error != 0)
+        answer(data, json_pack("{s:s}", "error", "operation has timed out"));
+    else
+        answer(data, json_pack("{s:O}", "response", response->args));
+}
+
+static void on_server_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    json_t *timeout = json_array_get(event->args, 0);
+    const char *name = string_arg(event, 1);
+    if (!json_is_number(timeout) || name == NULL)
+        return;
+    sioc_message_t message = message_from(event, 2);
+    sioc_socket_emit_with_ack(socket, name, &message, (uint32_t)json_number_value(timeout),
+                              on_client_ack, pending_answer(socket, event));
+}
+
+static void on_broadcast_responses(int error, json_t *responses, void *data)
+{
+    /* Node's broadcast acks give each client's first argument. */
+    json_t *firsts = json_array();
+    size_t index;
+    json_t *response;
+    json_array_foreach(responses, index, response)
+    {
+        json_t *first = json_array_get(response, 0);
+        json_array_append(firsts, first ? first : json_null());
+    }
+    json_t *error_value = error ? json_string("operation has timed out") : json_null();
+    answer(data, json_pack("{s:o,s:o}", "error", error_value, "responses", firsts));
+}
+
+static void on_broadcast_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    json_t *timeout = json_array_get(event->args, 0);
+    const char *name = string_arg(event, 1);
+    if (!json_is_number(timeout) || name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, sioc_socket_namespace(socket));
+    sioc_message_t message = message_from(event, 2);
+    sioc_broadcast_emit_with_ack(&broadcast, name, &message, (uint32_t)json_number_value(timeout),
+                                 on_broadcast_responses, pending_answer(socket, event));
+}
+
+static int compare_ids(const void *left, const void *right)
+{
+    const char *a = json_string_value(json_object_get(*(json_t *const *)left, "id"));
+    const char *b = json_string_value(json_object_get(*(json_t *const *)right, "id"));
+    return strcmp(a, b);
+}
+
+static void on_fetched(int error, json_t *sockets, void *data)
+{
+    size_t count = json_array_size(sockets);
+    json_t **items = calloc(count + 1, sizeof(json_t *));
+    for (size_t i = 0; i < count; i++) {
+        json_t *socket = json_array_get(sockets, i);
+        items[i] =
+            json_pack("{s:O,s:O,s:O,s:O}", "id", json_object_get(socket, "id"), "rooms",
+                      json_object_get(socket, "rooms"), "data", json_object_get(socket, "data"),
+                      "auth", json_object_get(json_object_get(socket, "handshake"), "auth"));
+    }
+    qsort(items, count, sizeof(json_t *), compare_ids);
+    json_t *list = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(list, items[i]);
+    free(items);
+    answer(data, list);
+}
+
+static void on_fetch_sockets(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_broadcast_t broadcast;
+    broadcast_in(&broadcast, socket, json_array_get(event->args, 0));
+    sioc_broadcast_fetch_sockets(&broadcast, on_fetched, pending_answer(socket, event));
+}
+
+static void on_sockets_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_broadcast_t broadcast;
+    broadcast_in(&broadcast, socket, json_array_get(event->args, 0));
+    if (string_arg(event, 1) != NULL)
+        sioc_broadcast_join(&broadcast, string_arg(event, 1));
+    ack(socket, event, NULL);
+}
+
+static void on_sockets_leave(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_broadcast_t broadcast;
+    broadcast_in(&broadcast, socket, json_array_get(event->args, 0));
+    if (string_arg(event, 1) != NULL)
+        sioc_broadcast_leave(&broadcast, string_arg(event, 1));
+    ack(socket, event, NULL);
+}
+
+static void on_disconnect_sockets(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    int close = json_is_true(json_array_get(event->args, 1));
+    sioc_broadcast_t broadcast;
+    broadcast_in(&broadcast, socket, json_array_get(event->args, 0));
+    ack(socket, event, NULL);
+    sioc_broadcast_disconnect(&broadcast, close);
+}
+
+static void on_set_data(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    json_t *value = json_array_get(event->args, 0);
+    json_t *socket_data = sioc_socket_data(socket);
+    json_object_clear(socket_data);
+    if (json_is_object(value))
+        json_object_update(socket_data, value);
+    ack(socket, event, NULL);
+}
+
+static void on_get_data(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    ack(socket, event, json_incref(sioc_socket_data(socket)));
+}
+
+static void on_disconnect_me(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_socket_disconnect(socket, json_is_true(json_array_get(event->args, 0)));
+}
+
+static void on_server_side_emit(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_namespace_server_side_emit(sioc_socket_namespace(socket), "ping", NULL);
+    ack(socket, event, json_string("ok"));
+}
+
+static void on_count(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    socket_state_t *state = sioc_socket_get_user(socket);
+    ack(socket, event, json_integer(state->received - 1));
+}
+
+static void on_recovered(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    ack(socket, event, json_boolean(sioc_socket_recovered(socket)));
+}
+
+static void on_any(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    socket_state_t *state = sioc_socket_get_user(socket);
+    state->received++;
+}
+
+static void on_connection(sioc_socket_t *socket, void *data)
+{
+    sioc_socket_set_user(socket, calloc(1, sizeof(socket_state_t)));
+    json_t *auth = sioc_socket_auth(socket);
+    sioc_socket_emit(socket, "auth", json_pack("[O]", auth));
+    const char *room = json_string_value(json_object_get(auth, "room"));
+    if (room != NULL)
+        sioc_socket_join(socket, room);
+}
+
+static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
+{
+    free(sioc_socket_get_user(socket));
+    sioc_socket_set_user(socket, NULL);
+    sioc_namespace_t *nsp = sioc_socket_namespace(socket);
+    if (strcmp(sioc_namespace_name(nsp), "/") == 0) {
+        sioc_broadcast_t broadcast;
+        sioc_broadcast_init(&broadcast, nsp);
+        sioc_broadcast_emit(&broadcast, "left", json_pack("[s,s]", sioc_socket_id(socket), reason));
+    }
+}
+
+static const struct {
+    const char *event;
+    sioc_event_cb callback;
+} handlers[] = {
+    {"message", on_message},
+    {"message-with-ack", on_message_with_ack},
+    {"join", on_join},
+    {"leave", on_leave},
+    {"rooms", on_rooms},
+    {"to-room", on_to_room},
+    {"to-rooms-except", on_to_rooms_except},
+    {"broadcast", on_broadcast},
+    {"volatile", on_volatile},
+    {"server-ack", on_server_ack},
+    {"broadcast-ack", on_broadcast_ack},
+    {"fetch-sockets", on_fetch_sockets},
+    {"sockets-join", on_sockets_join},
+    {"sockets-leave", on_sockets_leave},
+    {"disconnect-sockets", on_disconnect_sockets},
+    {"set-data", on_set_data},
+    {"get-data", on_get_data},
+    {"disconnect-me", on_disconnect_me},
+    {"server-side-emit", on_server_side_emit},
+    {"count", on_count},
+};
+
+static void setup_namespace(sioc_namespace_t *nsp)
+{
+    sioc_namespace_use(nsp, middleware, NULL);
+    sioc_namespace_on_connection(nsp, on_connection, NULL);
+    sioc_namespace_on_disconnect(nsp, on_disconnect, NULL);
+    sioc_namespace_on_any(nsp, on_any, NULL);
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        sioc_namespace_on(nsp, handlers[i].event, handlers[i].callback, NULL);
+    if (recovery_enabled)
+        sioc_namespace_on(nsp, "recovered", on_recovered, NULL);
+}
+
+static regex_t dynamic_pattern;
+
+static int accept_dynamic(const char *name, json_t *auth, void *data)
+{
+    return regexec(&dynamic_pattern, name, 0, NULL, 0) == 0;
+}
+
+/* ---- main -------------------------------------------------------------------------------------
+ */
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    uv_close((uv_handle_t *)&signals[0], NULL);
+    uv_close((uv_handle_t *)&signals[1], NULL);
+    sioc_server_close(server, NULL, NULL);
+}
+
+static int parse_options(int argc, char **argv, sioc_server_options_t *options, const char **host,
+                         int *port)
+{
+    static const struct option long_options[] = {
+        {"host", required_argument, 0, 'h'},         {"port", required_argument, 0, 'p'},
+        {"path", required_argument, 0, 'P'},         {"ping-interval", required_argument, 0, 'i'},
+        {"ping-timeout", required_argument, 0, 't'}, {"connect-timeout", required_argument, 0, 'C'},
+        {"cors", required_argument, 0, 'c'},         {"recovery", no_argument, 0, 'r'},
+        {"parser", required_argument, 0, 'm'},       {0, 0, 0, 0},
+    };
+    static const char *cors[64];
+    size_t cors_count = 0;
+    int option;
+    while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+        switch (option) {
+        case 'h':
+            *host = optarg;
+            break;
+        case 'p':
+            *port = atoi(optarg);
+            break;
+        case 'P':
+            options->engine.path = optarg;
+            break;
+        case 'i':
+            options->engine.ping_interval_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 't':
+            options->engine.ping_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'C':
+            options->connect_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'c':
+            if (cors_count < sizeof(cors) / sizeof(cors[0]))
+                cors[cors_count++] = optarg;
+            break;
+        case 'r':
+            options->recovery = recovery_enabled = 1;
+            break;
+        case 'm':
+            if (strcmp(optarg, "msgpack") != 0 && strcmp(optarg, "default") != 0)
+                return -1;
+            options->parser =
+                strcmp(optarg, "msgpack") == 0 ? SIOC_PARSER_MSGPACK : SIOC_PARSER_JSON;
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (cors_count > 0) {
+        options->engine.cors_origins = cors;
+        options->engine.cors_origin_count = cors_count;
+        options->engine.cors_credentials = strcmp(cors[0], "*") != 0;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *host = "127.0.0.1";
+    int port = 3000;
+    sioc_server_options_t options;
+    sioc_server_options_init(&options);
+    if (parse_options(argc, argv, &options, &host, &port) != 0) {
+        fprintf(stderr,
+                "usage: %s [--host H] [--port P] [--path /socket.io/] [--ping-interval MS]\n"
+                "       [--ping-timeout MS] [--connect-timeout MS] [--cors ORIGIN]...\n"
+                "       [--recovery] [--parser msgpack]\n",
+                argv[0]);
+        return 2;
+    }
+    regcomp(&dynamic_pattern, "^/dynamic-[0-9]+$", REG_EXTENDED | REG_NOSUB);
+    uv_loop_t *loop = uv_default_loop();
+    int rc = sioc_server_new(loop, &options, &server);
+    if (rc == 0)
+        rc = sioc_server_listen(server, host, port);
+    if (rc != 0) {
+        fprintf(stderr, "sioc-echo: cannot listen on %s:%d: %s\n", host, port, uv_strerror(rc));
+        return 1;
+    }
+    setup_namespace(sioc_server_of(server, "/"));
+    setup_namespace(sioc_server_of(server, "/custom"));
+    setup_namespace(sioc_server_of_dynamic(server, accept_dynamic, NULL));
+    printf("listening on %s:%d\n", host, sioc_server_port(server));
+    fflush(stdout);
+    signal(SIGPIPE, SIG_IGN);
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(loop, &signals[i]);
+        uv_signal_start(&signals[i], on_signal, i == 0 ? SIGTERM : SIGINT);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    regfree(&dynamic_pattern);
+    uv_loop_close(loop);
+    return 0;
+}

@@ -1,0 +1,294 @@
+/* Namespaces: the registry (static, and dynamic children created through a parent's filter),
+ * event handlers, and the middleware chain that may finish asynchronously. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socketio/sio_internal.h"
+
+static char *normalized_name(const char *name)
+{
+    size_t length = strlen(name);
+    int add_slash = name[0] != '/';
+    char *copy = malloc(length + 1 + (size_t)add_slash);
+    if (copy == NULL)
+        return NULL;
+    copy[0] = '/';
+    memcpy(copy + add_slash, name, length + 1);
+    return copy;
+}
+
+sioc_namespace_t *sio_namespace_new(sioc_server_t *server, const char *name,
+                                    sioc_namespace_t *parent)
+{
+    sioc_namespace_t *nsp = calloc(1, sizeof(*nsp));
+    if (nsp == NULL)
+        return NULL;
+    nsp->server = server;
+    nsp->parent = parent;
+    nsp->name = normalized_name(name);
+    nsp->adapter = nsp->name ? sio_memory_adapter_new(nsp) : NULL;
+    if (nsp->adapter == NULL) {
+        free(nsp->name);
+        free(nsp);
+        return NULL;
+    }
+    return nsp;
+}
+
+void sio_namespace_free(sioc_namespace_t *nsp)
+{
+    if (nsp == NULL)
+        return;
+    sio_handler_t *handler, *next;
+    HASH_ITER(hh, nsp->handlers, handler, next)
+    {
+        HASH_DEL(nsp->handlers, handler);
+        free(handler->event);
+        free(handler);
+    }
+    nsp->adapter->ops->destroy(nsp->adapter);
+    free(nsp->middlewares);
+    free(nsp->name);
+    free(nsp);
+}
+
+static sioc_namespace_t *find_namespace(sioc_server_t *server, const char *name)
+{
+    sioc_namespace_t *nsp = NULL;
+    HASH_FIND_STR(server->namespaces, name, nsp);
+    return nsp;
+}
+
+static sioc_namespace_t *register_namespace(sioc_server_t *server, const char *name,
+                                            sioc_namespace_t *parent)
+{
+    sioc_namespace_t *nsp = sio_namespace_new(server, name, parent);
+    if (nsp != NULL)
+        HASH_ADD_KEYPTR(hh, server->namespaces, nsp->name, strlen(nsp->name), nsp);
+    return nsp;
+}
+
+sioc_namespace_t *sioc_server_of(sioc_server_t *server, const char *name)
+{
+    char *normalized = normalized_name(name);
+    if (normalized == NULL)
+        return NULL;
+    sioc_namespace_t *nsp = find_namespace(server, normalized);
+    if (nsp == NULL)
+        nsp = register_namespace(server, normalized, NULL);
+    free(normalized);
+    return nsp;
+}
+
+sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server, sioc_namespace_filter_cb filter,
+                                         void *data)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "/_dynamic_parent_%p", (void *)filter);
+    sioc_namespace_t *parent = sio_namespace_new(server, name, NULL);
+    if (parent == NULL)
+        return NULL;
+    parent->filter = filter;
+    parent->filter_data = data;
+    parent->next_dynamic = server->dynamic_parents;
+    server->dynamic_parents = parent;
+    return parent;
+}
+
+sioc_namespace_t *sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth)
+{
+    sioc_namespace_t *nsp = find_namespace(server, name);
+    if (nsp != NULL)
+        return nsp;
+    for (sioc_namespace_t *parent = server->dynamic_parents; parent != NULL;
+         parent = parent->next_dynamic) {
+        if (parent->filter(name, auth, parent->filter_data))
+            return register_namespace(server, name, parent);
+    }
+    return NULL;
+}
+
+void sio_namespace_for_each_target(sioc_namespace_t *nsp, sio_namespace_visit_cb visit, void *data)
+{
+    if (nsp->filter == NULL) {
+        visit(nsp, data);
+        return;
+    }
+    sioc_namespace_t *child, *next;
+    HASH_ITER(hh, nsp->server->namespaces, child, next)
+    {
+        if (child->parent == nsp)
+            visit(child, data);
+    }
+}
+
+/* ---- handlers ------------------------------------------------------------------------------- */
+
+int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback, void *data)
+{
+    sio_handler_t *handler = NULL;
+    HASH_FIND_STR(nsp->handlers, event, handler);
+    if (handler == NULL) {
+        handler = calloc(1, sizeof(*handler));
+        if (handler == NULL || (handler->event = strdup(event)) == NULL) {
+            free(handler);
+            return SIOC_ENOMEM;
+        }
+        HASH_ADD_KEYPTR(hh, nsp->handlers, handler->event, strlen(handler->event), handler);
+    }
+    handler->callback = callback;
+    handler->data = data;
+    return 0;
+}
+
+int sioc_namespace_use(sioc_namespace_t *nsp, sioc_middleware_cb middleware, void *data)
+{
+    sio_middleware_t *middlewares =
+        realloc(nsp->middlewares, (nsp->middleware_count + 1) * sizeof(*middlewares));
+    if (middlewares == NULL)
+        return SIOC_ENOMEM;
+    middlewares[nsp->middleware_count].callback = middleware;
+    middlewares[nsp->middleware_count].data = data;
+    nsp->middlewares = middlewares;
+    nsp->middleware_count++;
+    return 0;
+}
+
+#define SET_CALLBACK(field)                                                                        \
+    do {                                                                                           \
+        nsp->field.callback = (void *)callback;                                                    \
+        nsp->field.data = data;                                                                    \
+    } while (0)
+
+void sioc_namespace_on_connection(sioc_namespace_t *nsp, sioc_connection_cb callback, void *data)
+{
+    SET_CALLBACK(on_connection);
+}
+
+void sioc_namespace_on_disconnecting(sioc_namespace_t *nsp, sioc_disconnect_cb callback, void *data)
+{
+    SET_CALLBACK(on_disconnecting);
+}
+
+void sioc_namespace_on_disconnect(sioc_namespace_t *nsp, sioc_disconnect_cb callback, void *data)
+{
+    SET_CALLBACK(on_disconnect);
+}
+
+void sioc_namespace_on_any(sioc_namespace_t *nsp, sioc_event_cb callback, void *data)
+{
+    SET_CALLBACK(on_any);
+}
+
+void sioc_namespace_on_any_outgoing(sioc_namespace_t *nsp, sioc_event_cb callback, void *data)
+{
+    SET_CALLBACK(on_any_outgoing);
+}
+
+const char *sioc_namespace_name(const sioc_namespace_t *nsp)
+{
+    return nsp->name;
+}
+
+sioc_server_t *sioc_namespace_server(const sioc_namespace_t *nsp)
+{
+    return nsp->server;
+}
+
+size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp)
+{
+    return nsp->socket_count;
+}
+
+sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id)
+{
+    sioc_socket_t *socket = NULL;
+    HASH_FIND_STR(nsp->sockets, id, socket);
+    return socket;
+}
+
+/* ---- middleware -------------------------------------------------------------------------------
+ */
+
+static void run_current(sioc_next_t *next)
+{
+    sioc_namespace_t *root = sio_namespace_root(next->socket->nsp);
+    sio_middleware_t *middleware = &root->middlewares[next->index];
+    middleware->callback(next->socket, next, middleware->data);
+}
+
+static void finish_chain(sioc_next_t *next)
+{
+    sio_socket_unref(next->socket);
+    json_decref(next->auth);
+    free(next);
+}
+
+void sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth)
+{
+    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    if (root->middleware_count == 0) {
+        sio_socket_connected(socket);
+        return;
+    }
+    sioc_next_t *next = calloc(1, sizeof(*next));
+    if (next == NULL) {
+        sio_socket_refuse(socket, "Server out of memory", NULL);
+        return;
+    }
+    next->socket = socket;
+    next->auth = json_incref(auth);
+    sio_socket_ref(socket);
+    run_current(next);
+}
+
+void sioc_next(sioc_next_t *next)
+{
+    sioc_socket_t *socket = next->socket;
+    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    /* The client may have left while a middleware was waiting on a database. */
+    if (socket->state != SIO_SOCKET_CONNECTING) {
+        finish_chain(next);
+        return;
+    }
+    if (++next->index < root->middleware_count) {
+        run_current(next);
+        return;
+    }
+    sio_socket_connected(socket);
+    finish_chain(next);
+}
+
+void sioc_next_error(sioc_next_t *next, const char *message, json_t *data)
+{
+    if (next->socket->state == SIO_SOCKET_CONNECTING)
+        sio_socket_refuse(next->socket, message, data);
+    else
+        json_decref(data);
+    finish_chain(next);
+}
+
+/* ---- packets ------------------------------------------------------------------------------------
+ */
+
+void sio_namespace_dispatch(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+{
+    switch (packet->type) {
+    case SIOC_SIO_EVENT:
+    case SIOC_SIO_BINARY_EVENT:
+        sio_socket_on_event(socket, packet);
+        break;
+    case SIOC_SIO_ACK:
+    case SIOC_SIO_BINARY_ACK:
+        sio_socket_on_ack(socket, packet);
+        break;
+    case SIOC_SIO_DISCONNECT:
+        sio_client_forget_socket(socket->client, socket);
+        sio_socket_close(socket, "client namespace disconnect", 0);
+        break;
+    default:
+        /* CONNECT_ERROR from a client means nothing to a server; Node ignores it too. */
+        break;
+    }
+}

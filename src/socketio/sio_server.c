@@ -1,0 +1,421 @@
+/* Socket.IO server: options, the Engine.IO callbacks, one client per Engine.IO connection
+ * (packet decoding, CONNECT routing, connect timeout) and packet encoding. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "engineio/eio_send.h"
+#include "socketio/sio_internal.h"
+#include "socketio/sio_msgpack.h"
+#include "socketio/sio_recovery.h"
+#include "transport/http_request.h"
+
+void sioc_server_options_init(sioc_server_options_t *options)
+{
+    memset(options, 0, sizeof(*options));
+    sioc_eio_options_init(&options->engine);
+    options->engine.path = "/socket.io/";
+    options->connect_timeout_ms = 45000;
+    options->parser = SIOC_PARSER_JSON;
+    options->max_attachments = SIOC_SIO_DEFAULT_MAX_ATTACHMENTS;
+    options->max_disconnection_duration_ms = 120000;
+    options->recovery_skip_middlewares = 1;
+}
+
+/* ---- encoding -------------------------------------------------------------------------------- */
+
+void sio_encoded_release(sio_encoded_t *encoded)
+{
+    for (size_t i = 0; i < encoded->count; i++)
+        sioc_buffer_unref(encoded->parts[i]);
+    encoded->count = 0;
+}
+
+static int encode_json(const sioc_sio_packet_t *packet, sio_encoded_t *out)
+{
+    size_t length;
+    char *text = sioc_sio_encode(packet, &length);
+    if (text == NULL)
+        return SIOC_EINVAL;
+    out->parts[0] = sioc_buffer_new_prefixed('4', text, length, 0);
+    free(text);
+    if (out->parts[0] == NULL)
+        return SIOC_ENOMEM;
+    out->count = 1;
+    for (size_t i = 0; i < packet->attachment_count; i++) {
+        const sioc_sio_attachment_t *attachment = &packet->attachments[i];
+        out->parts[out->count] = sioc_buffer_new_copy(attachment->data, attachment->length, 1);
+        if (out->parts[out->count] == NULL) {
+            sio_encoded_release(out);
+            return SIOC_ENOMEM;
+        }
+        out->count++;
+    }
+    return 0;
+}
+
+static int encode_msgpack(const sioc_sio_packet_t *packet, sio_encoded_t *out)
+{
+    size_t length;
+    uint8_t *bytes = sioc_sio_msgpack_encode(packet, &length);
+    if (bytes == NULL)
+        return SIOC_EINVAL;
+    out->parts[0] = sioc_buffer_new_copy(bytes, length, 1);
+    free(bytes);
+    if (out->parts[0] == NULL)
+        return SIOC_ENOMEM;
+    out->count = 1;
+    return 0;
+}
+
+int sio_encode(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out)
+{
+    out->count = 0;
+    if (packet->attachment_count + 1 > SIO_MAX_PARTS)
+        return SIOC_EINVAL;
+    /* The binary packet types exist only to announce attachments, as Node's hasBinary(). */
+    sioc_sio_packet_t adjusted = *packet;
+    int has_attachments = packet->attachment_count > 0;
+    if (adjusted.type == SIOC_SIO_EVENT || adjusted.type == SIOC_SIO_BINARY_EVENT)
+        adjusted.type = has_attachments ? SIOC_SIO_BINARY_EVENT : SIOC_SIO_EVENT;
+    else if (adjusted.type == SIOC_SIO_ACK || adjusted.type == SIOC_SIO_BINARY_ACK)
+        adjusted.type = has_attachments ? SIOC_SIO_BINARY_ACK : SIOC_SIO_ACK;
+    if (server->options.parser == SIOC_PARSER_MSGPACK)
+        return encode_msgpack(&adjusted, out);
+    return encode_json(&adjusted, out);
+}
+
+int sio_client_send(sio_client_t *client, const sio_encoded_t *encoded, int is_volatile)
+{
+    if (client->closed)
+        return SIOC_ECLOSED;
+    /* All parts or none: a volatile packet is judged once, before its first part. */
+    if (is_volatile && !sioc__eio_socket_writable(client->eio))
+        return 0;
+    for (size_t i = 0; i < encoded->count; i++) {
+        int rc = sioc__eio_socket_send_buffer(client->eio, encoded->parts[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- clients ----------------------------------------------------------------------------------
+ */
+
+static json_t *parse_query(const char *query)
+{
+    json_t *object = json_object();
+    const char *cursor = query;
+    while (object != NULL && *cursor != '\0') {
+        const char *end = strchr(cursor, '&');
+        size_t pair_length = end ? (size_t)(end - cursor) : strlen(cursor);
+        const char *equals = memchr(cursor, '=', pair_length);
+        size_t key_length = equals ? (size_t)(equals - cursor) : pair_length;
+        char key[256];
+        char value[4096];
+        if (key_length > 0 && key_length < sizeof(key)) {
+            memcpy(key, cursor, key_length);
+            key[key_length] = '\0';
+            if (sioc_http_query_get(cursor, pair_length, key, value, sizeof(value)) >= 0)
+                json_object_set_new(object, key, json_string(value));
+        }
+        cursor += pair_length + (end != NULL);
+    }
+    return object;
+}
+
+static json_t *request_headers(const sioc_request_t *request)
+{
+    json_t *headers = json_object();
+    size_t count = sioc_request_header_count(request);
+    for (size_t i = 0; headers != NULL && i < count; i++) {
+        const char *name, *value;
+        size_t value_length;
+        sioc_request_header_at(request, i, &name, &value, &value_length);
+        /* Node lower-cases header names (IncomingMessage.headers). */
+        char lower[256];
+        size_t length = strlen(name);
+        if (length >= sizeof(lower))
+            continue;
+        for (size_t j = 0; j <= length; j++)
+            lower[j] = (char)tolower((unsigned char)name[j]);
+        json_object_set_new(headers, lower, json_stringn(value, value_length));
+    }
+    return headers;
+}
+
+/* Node's socket.handshake, without auth (which comes with each CONNECT). */
+static json_t *build_handshake(const sioc_request_t *request)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    char time_text[64];
+    struct tm local;
+    localtime_r(&now.tv_sec, &local);
+    strftime(time_text, sizeof(time_text), "%a %b %d %Y %H:%M:%S GMT%z (%Z)", &local);
+    const char *url = sioc_request_url(request);
+    const char *question = strchr(url, '?');
+    return json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:s,s:o}", "headers", request_headers(request),
+                     "time", time_text, "address", sioc_request_remote_address(request), "xdomain",
+                     sioc_request_header(request, "origin", NULL) != NULL, "secure", 0, "issued",
+                     (json_int_t)now.tv_sec * 1000 + now.tv_usec / 1000, "url", url, "query",
+                     parse_query(question ? question + 1 : ""));
+}
+
+static void on_connect_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+{
+    sio_client_t *client =
+        (sio_client_t *)((char *)deadline - offsetof(sio_client_t, connect_deadline));
+    sio_client_close(client, "forced server close");
+}
+
+static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *request, void *data)
+{
+    sioc_server_t *server = data;
+    sio_client_t *client = calloc(1, sizeof(*client));
+    if (client == NULL || (client->handshake = build_handshake(request)) == NULL) {
+        free(client);
+        sioc_eio_socket_close(eio);
+        return;
+    }
+    client->server = server;
+    client->eio = eio;
+    sioc_sio_decoder_init(&client->decoder, server->options.max_attachments);
+    sioc_eio_socket_set_data(eio, client);
+    sioc_deadline_arm(&server->connect_timeouts, &client->connect_deadline);
+}
+
+void sio_client_on_socket_connected(sio_client_t *client)
+{
+    sioc_deadline_disarm(&client->server->connect_timeouts, &client->connect_deadline);
+}
+
+void sio_client_forget_socket(sio_client_t *client, sioc_socket_t *socket)
+{
+    sioc_socket_t *current = NULL;
+    HASH_FIND(hh_client, client->sockets, socket->nsp->name, strlen(socket->nsp->name), current);
+    if (current == socket)
+        HASH_DELETE(hh_client, client->sockets, socket);
+}
+
+static void send_connect_error(sio_client_t *client, const char *nsp, const char *message)
+{
+    sioc_sio_packet_t packet = {
+        .type = SIOC_SIO_CONNECT_ERROR, .nsp = (char *)nsp, .id = SIOC_SIO_NO_ACK_ID};
+    packet.data = json_pack("{s:s}", "message", message);
+    sio_encoded_t encoded;
+    if (sio_encode(client->server, &packet, &encoded) == 0) {
+        sio_client_send(client, &encoded, 0);
+        sio_encoded_release(&encoded);
+    }
+    json_decref(packet.data);
+}
+
+static void connect_namespace(sio_client_t *client, sioc_sio_packet_t *packet)
+{
+    sioc_server_t *server = client->server;
+    json_t *auth = packet->data != NULL ? json_incref(packet->data) : json_object();
+    sioc_namespace_t *nsp = sio_namespace_lookup(server, packet->nsp, auth);
+    if (nsp == NULL) {
+        /* The connection stays: other namespaces may be in use on it. */
+        send_connect_error(client, packet->nsp, "Invalid namespace");
+        json_decref(auth);
+        return;
+    }
+    sioc_socket_t *socket =
+        server->recovery ? sio_recovery_restore(server->recovery, client, nsp, auth) : NULL;
+    if (socket == NULL)
+        socket = sio_socket_new(client, nsp, auth);
+    if (socket == NULL) {
+        json_decref(auth);
+        sio_client_close(client, "forced server close");
+        return;
+    }
+    /* A second CONNECT for a namespace replaces the first socket in the client's table, as in
+     * Node (client.ts doConnect sets nsps[name] again). */
+    sio_client_forget_socket(client, socket);
+    HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
+    if (socket->recovered && server->options.recovery_skip_middlewares)
+        sio_socket_connected(socket);
+    else
+        sio_namespace_run_middlewares(socket, auth);
+    json_decref(auth);
+}
+
+static void on_packet(sio_client_t *client, sioc_sio_packet_t *packet)
+{
+    if (packet->type == SIOC_SIO_CONNECT) {
+        connect_namespace(client, packet);
+        return;
+    }
+    sioc_socket_t *socket = NULL;
+    HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), socket);
+    if (socket == NULL || socket->state != SIO_SOCKET_CONNECTED) {
+        /* A packet for a namespace the client has not joined: Node closes ("invalid state"). */
+        sio_client_close(client, "forced server close");
+        return;
+    }
+    sio_namespace_dispatch(socket, packet);
+}
+
+static int decode(sio_client_t *client, const uint8_t *bytes, size_t length, int binary,
+                  sioc_sio_packet_t *packet, const char **error)
+{
+    if (client->server->options.parser == SIOC_PARSER_MSGPACK) {
+        if (!binary) {
+            *error = "msgpack parser: text message";
+            return SIOC_SIO_DECODE_ERROR;
+        }
+        return sioc_sio_msgpack_decode(bytes, length, client->server->options.max_attachments,
+                                       packet, error) == 0
+                   ? SIOC_SIO_DECODE_COMPLETE
+                   : SIOC_SIO_DECODE_ERROR;
+    }
+    if (binary)
+        return sioc_sio_decoder_add_binary(&client->decoder, bytes, length, packet, error);
+    /* Engine.IO hands the message without its '4'; text starts at the Socket.IO type. */
+    return sioc_sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
+}
+
+static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size_t length,
+                              int binary, void *data)
+{
+    sio_client_t *client = sioc_eio_socket_get_data(eio);
+    if (client == NULL || client->closed)
+        return;
+    sioc_sio_packet_t packet;
+    memset(&packet, 0, sizeof(packet));
+    const char *error = NULL;
+    int rc = decode(client, bytes, length, binary, &packet, &error);
+    if (rc == SIOC_SIO_DECODE_ERROR) {
+        /* Node: a decoding error closes the whole connection ("forced close"). */
+        sio_client_close(client, "forced close");
+        return;
+    }
+    if (rc == SIOC_SIO_DECODE_COMPLETE) {
+        on_packet(client, &packet);
+        sioc_sio_packet_clear(&packet);
+    }
+}
+
+/* Every socket of the client leaves with reason; the client itself is freed by the Engine.IO
+ * close callback. */
+static void close_sockets(sio_client_t *client, const char *reason)
+{
+    while (client->sockets != NULL) {
+        sioc_socket_t *socket = client->sockets;
+        HASH_DELETE(hh_client, client->sockets, socket);
+        sio_socket_close(socket, reason, 0);
+    }
+}
+
+void sio_client_close(sio_client_t *client, const char *reason)
+{
+    if (client->closed)
+        return;
+    close_sockets(client, reason);
+    client->closed = 1;
+    sioc__eio_socket_close_with_reason(client->eio, reason);
+}
+
+static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *data)
+{
+    sio_client_t *client = sioc_eio_socket_get_data(eio);
+    if (client == NULL)
+        return;
+    close_sockets(client, reason);
+    client->closed = 1;
+    sioc_deadline_disarm(&client->server->connect_timeouts, &client->connect_deadline);
+    sioc_sio_decoder_free(&client->decoder);
+    json_decref(client->handshake);
+    free(client);
+}
+
+/* ---- server -----------------------------------------------------------------------------------
+ */
+
+int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options, sioc_server_t **out)
+{
+    sioc_server_t *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        return SIOC_ENOMEM;
+    server->loop = loop;
+    server->options = *options;
+    sioc_eio_callbacks_t callbacks = {on_engine_connection, on_engine_message, on_engine_close};
+    int rc = sioc_eio_server_new(loop, &options->engine, &callbacks, server, &server->engine);
+    if (rc != 0) {
+        free(server);
+        return rc;
+    }
+    /* Strings in the options were copied by the engine; keep its copies. */
+    server->options.engine.path = NULL;
+    server->options.engine.cors_origins = NULL;
+    sioc_deadline_list_init(loop, &server->connect_timeouts, options->connect_timeout_ms,
+                            on_connect_timeout);
+    uv_unref((uv_handle_t *)&server->connect_timeouts.timer);
+    if (options->recovery)
+        server->recovery = sio_recovery_new(server);
+    if (sioc_server_of(server, "/") == NULL || (options->recovery && server->recovery == NULL)) {
+        sioc_server_close(server, NULL, NULL);
+        return SIOC_ENOMEM;
+    }
+    *out = server;
+    return 0;
+}
+
+int sioc_server_listen(sioc_server_t *server, const char *host, int port)
+{
+    return sioc_eio_server_listen(server->engine, host, port);
+}
+
+int sioc_server_port(sioc_server_t *server)
+{
+    return sioc_eio_server_port(server->engine);
+}
+
+static void free_server(sioc_server_t *server)
+{
+    void (*closed_cb)(void *) = server->closed_cb;
+    void *closed_data = server->closed_data;
+    sioc_namespace_t *nsp, *next;
+    HASH_ITER(hh, server->namespaces, nsp, next)
+    {
+        HASH_DEL(server->namespaces, nsp);
+        sio_namespace_free(nsp);
+    }
+    while (server->dynamic_parents != NULL) {
+        nsp = server->dynamic_parents;
+        server->dynamic_parents = nsp->next_dynamic;
+        sio_namespace_free(nsp);
+    }
+    sio_recovery_free(server->recovery);
+    free(server);
+    if (closed_cb != NULL)
+        closed_cb(closed_data);
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+    free_server(((sioc_deadline_list_t *)handle)->data);
+}
+
+static void on_engine_closed(void *data)
+{
+    sioc_server_t *server = data;
+    server->connect_timeouts.data = server;
+    sio_recovery_stop(server->recovery);
+    sioc_deadline_list_close(&server->connect_timeouts, on_timer_closed);
+}
+
+void sioc_server_close(sioc_server_t *server, void (*closed_cb)(void *data), void *data)
+{
+    if (server->closing)
+        return;
+    server->closing = 1;
+    server->closed_cb = closed_cb;
+    server->closed_data = data;
+    sioc_eio_server_close(server->engine, on_engine_closed, server);
+}

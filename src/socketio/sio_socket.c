@@ -1,0 +1,549 @@
+/* Sockets: one per (connection, namespace). Life cycle, incoming events and acknowledgements,
+ * emitting to one socket, rooms. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socketio/sio_internal.h"
+#include "socketio/sio_recovery.h"
+
+sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
+{
+    sioc_socket_t *socket = calloc(1, sizeof(*socket));
+    if (socket == NULL)
+        return NULL;
+    socket->handshake = json_deep_copy(client->handshake);
+    socket->data = json_object();
+    if (socket->handshake == NULL || socket->data == NULL || sioc_random_id(socket->id) != 0 ||
+        (client->server->recovery != NULL && sioc_random_id(socket->pid) != 0)) {
+        json_decref(socket->handshake);
+        json_decref(socket->data);
+        free(socket);
+        return NULL;
+    }
+    json_object_set(socket->handshake, "auth", auth);
+    socket->nsp = nsp;
+    socket->client = client;
+    socket->state = SIO_SOCKET_CONNECTING;
+    socket->references = 1; /* released when the socket leaves its namespace */
+    return socket;
+}
+
+void sio_socket_ref(sioc_socket_t *socket)
+{
+    socket->references++;
+}
+
+void sio_socket_unref(sioc_socket_t *socket)
+{
+    if (--socket->references > 0)
+        return;
+    json_decref(socket->handshake);
+    json_decref(socket->data);
+    free(socket);
+}
+
+/* ---- sending --------------------------------------------------------------------------------- */
+
+static int send_packet(sioc_socket_t *socket, const sioc_sio_packet_t *packet)
+{
+    if (socket->client == NULL)
+        return SIOC_ECLOSED;
+    sio_encoded_t encoded;
+    int rc = sio_encode(socket->nsp->server, packet, &encoded);
+    if (rc != 0)
+        return rc;
+    rc = sio_client_send(socket->client, &encoded, 0);
+    sio_encoded_release(&encoded);
+    return rc;
+}
+
+static int send_simple(sioc_socket_t *socket, int type, json_t *data)
+{
+    sioc_sio_packet_t packet = {
+        .type = type, .nsp = socket->nsp->name, .id = SIOC_SIO_NO_ACK_ID, .data = data};
+    int rc = send_packet(socket, &packet);
+    json_decref(data);
+    return rc;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+static void send_connect(sioc_socket_t *socket)
+{
+    json_t *data = socket->pid[0] != '\0'
+                       ? json_pack("{s:s,s:s}", "sid", socket->id, "pid", socket->pid)
+                       : json_pack("{s:s}", "sid", socket->id);
+    send_simple(socket, SIOC_SIO_CONNECT, data);
+}
+
+void sio_socket_connected(sioc_socket_t *socket)
+{
+    sioc_namespace_t *nsp = socket->nsp;
+    sioc_namespace_t *root = sio_namespace_root(nsp);
+    socket->state = SIO_SOCKET_CONNECTED;
+    HASH_ADD_STR(nsp->sockets, id, socket);
+    nsp->socket_count++;
+    /* Every socket is in the room named by its id, as in Node. */
+    nsp->adapter->ops->join(nsp->adapter, socket, socket->id);
+    sio_client_on_socket_connected(socket->client);
+    send_connect(socket);
+    if (socket->recovered)
+        sio_recovery_replay(nsp->server->recovery, socket);
+    if (root->on_connection.callback != NULL)
+        ((sioc_connection_cb)root->on_connection.callback)(socket, root->on_connection.data);
+}
+
+void sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data)
+{
+    json_t *payload = json_pack("{s:s}", "message", message ? message : "");
+    if (data != NULL)
+        json_object_set_new(payload, "data", data);
+    send_simple(socket, SIOC_SIO_CONNECT_ERROR, payload);
+    if (socket->client != NULL)
+        sio_client_forget_socket(socket->client, socket);
+    socket->client = NULL;
+    socket->state = SIO_SOCKET_DISCONNECTED;
+    sio_socket_unref(socket);
+}
+
+static void fail_pending_acks(sioc_socket_t *socket)
+{
+    while (socket->acks != NULL) {
+        sio_pending_ack_t *pending = socket->acks;
+        HASH_DEL(socket->acks, pending);
+        if (pending->callback != NULL)
+            pending->callback(socket, SIOC_ECLOSED, NULL, pending->data);
+        sio_pending_ack_free(pending);
+    }
+}
+
+static void call_disconnect_hook(sioc_socket_t *socket, sio_callback_t *hook, const char *reason)
+{
+    if (hook->callback != NULL)
+        ((sioc_disconnect_cb)hook->callback)(socket, reason, hook->data);
+}
+
+void sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect)
+{
+    if (socket->state == SIO_SOCKET_DISCONNECTED)
+        return;
+    if (socket->state == SIO_SOCKET_CONNECTING) {
+        /* Still in middleware: the chain notices and lets go of the socket. */
+        socket->state = SIO_SOCKET_DISCONNECTED;
+        socket->client = NULL;
+        sio_socket_unref(socket);
+        return;
+    }
+    sioc_namespace_t *nsp = socket->nsp;
+    sioc_namespace_t *root = sio_namespace_root(nsp);
+    call_disconnect_hook(socket, &root->on_disconnecting, reason);
+    if (nsp->server->recovery != NULL)
+        sio_recovery_persist(nsp->server->recovery, socket, reason);
+    nsp->adapter->ops->leave_all(nsp->adapter, socket);
+    HASH_DEL(nsp->sockets, socket);
+    nsp->socket_count--;
+    fail_pending_acks(socket);
+    if (send_disconnect)
+        send_simple(socket, SIOC_SIO_DISCONNECT, NULL);
+    socket->state = SIO_SOCKET_DISCONNECTED;
+    call_disconnect_hook(socket, &root->on_disconnect, reason);
+    socket->client = NULL;
+    sio_socket_unref(socket);
+}
+
+void sioc_socket_disconnect(sioc_socket_t *socket, int close)
+{
+    sio_client_t *client = socket->client;
+    if (socket->state != SIO_SOCKET_CONNECTED || client == NULL)
+        return;
+    if (!close) {
+        sio_client_forget_socket(client, socket);
+        sio_socket_close(socket, "server namespace disconnect", 1);
+        return;
+    }
+    /* Node's client._disconnect(): every namespace leaves, then the connection closes. */
+    while (client->sockets != NULL) {
+        sioc_socket_t *each = client->sockets;
+        HASH_DELETE(hh_client, client->sockets, each);
+        sio_socket_close(each, "server namespace disconnect", 1);
+    }
+    sio_client_close(client, "forced server close");
+}
+
+/* ---- incoming events and acknowledgements -------------------------------------------------------
+ */
+
+void sio_event_from_packet(const sioc_sio_packet_t *packet, size_t skip, sioc_event_t *event,
+                           sioc_binary_t *attachments, char *name_buffer, size_t name_size)
+{
+    memset(event, 0, sizeof(*event));
+    event->args = json_array();
+    size_t count = json_is_array(packet->data) ? json_array_size(packet->data) : 0;
+    for (size_t i = skip; i < count; i++)
+        json_array_append(event->args, json_array_get(packet->data, i));
+    event->ack_id = packet->id;
+    for (size_t i = 0; i < packet->attachment_count; i++) {
+        attachments[i].data = packet->attachments[i].data;
+        attachments[i].length = packet->attachments[i].length;
+    }
+    event->attachments = attachments;
+    event->attachment_count = packet->attachment_count;
+    json_t *name = skip > 0 ? json_array_get(packet->data, 0) : NULL;
+    if (json_is_string(name))
+        event->name = json_string_value(name);
+    else if (json_is_number(name) && name_size > 0) {
+        snprintf(name_buffer, name_size, "%.17g", json_number_value(name));
+        event->name = name_buffer;
+    } else {
+        event->name = "";
+    }
+}
+
+static sio_handler_t *find_handler(sioc_namespace_t *nsp, const char *event)
+{
+    sio_handler_t *handler = NULL;
+    HASH_FIND_STR(sio_namespace_root(nsp)->handlers, event, handler);
+    return handler;
+}
+
+void sio_socket_on_event(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+{
+    sioc_binary_t small[16];
+    sioc_binary_t *attachments = packet->attachment_count <= 16
+                                     ? small
+                                     : calloc(packet->attachment_count, sizeof(sioc_binary_t));
+    if (attachments == NULL)
+        return;
+    char name_buffer[32];
+    sioc_event_t event;
+    sio_event_from_packet(packet, 1, &event, attachments, name_buffer, sizeof(name_buffer));
+    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    /* The socket stays valid through the handlers even if one of them disconnects it. */
+    sio_socket_ref(socket);
+    if (root->on_any.callback != NULL)
+        ((sioc_event_cb)root->on_any.callback)(socket, &event, root->on_any.data);
+    sio_handler_t *handler = find_handler(socket->nsp, event.name);
+    if (handler != NULL && socket->state == SIO_SOCKET_CONNECTED)
+        handler->callback(socket, &event, handler->data);
+    sio_socket_unref(socket);
+    json_decref(event.args);
+    if (attachments != small)
+        free(attachments);
+}
+
+void sio_pending_ack_free(sio_pending_ack_t *pending)
+{
+    if (pending->timer != NULL) {
+        uv_timer_stop(pending->timer);
+        uv_close((uv_handle_t *)pending->timer, (uv_close_cb)free);
+    }
+    if (pending->collector != NULL)
+        sio_ack_collector_unref(pending->collector);
+    free(pending);
+}
+
+void sio_socket_on_ack(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+{
+    sio_pending_ack_t *pending = NULL;
+    HASH_FIND(hh, socket->acks, &packet->id, sizeof(int64_t), pending);
+    if (pending == NULL)
+        return; /* late (after a timeout) or never asked for: ignored, as in Node */
+    HASH_DEL(socket->acks, pending);
+    sioc_binary_t small[16];
+    sioc_binary_t *attachments = packet->attachment_count <= 16
+                                     ? small
+                                     : calloc(packet->attachment_count, sizeof(sioc_binary_t));
+    if (attachments != NULL) {
+        sioc_event_t event;
+        sio_event_from_packet(packet, 0, &event, attachments, NULL, 0);
+        sio_socket_ref(socket);
+        if (pending->callback != NULL)
+            pending->callback(socket, 0, &event, pending->data);
+        if (pending->collector != NULL)
+            sio_ack_collector_add_response(pending->collector, event.args);
+        sio_socket_unref(socket);
+        json_decref(event.args);
+        if (attachments != small)
+            free(attachments);
+    }
+    sio_pending_ack_free(pending);
+}
+
+static void on_ack_timeout(uv_timer_t *timer)
+{
+    sio_pending_ack_t *pending = timer->data;
+    sioc_socket_t *socket = pending->socket;
+    HASH_DEL(socket->acks, pending);
+    if (pending->callback != NULL)
+        pending->callback(socket, SIOC_ETIMEDOUT, NULL, pending->data);
+    sio_pending_ack_free(pending);
+}
+
+sio_pending_ack_t *sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
+                                              uint32_t timeout_ms)
+{
+    sio_pending_ack_t *pending = calloc(1, sizeof(*pending));
+    if (pending == NULL)
+        return NULL;
+    pending->id = id;
+    pending->socket = socket;
+    if (timeout_ms > 0) {
+        pending->timer = malloc(sizeof(uv_timer_t));
+        if (pending->timer == NULL) {
+            free(pending);
+            return NULL;
+        }
+        uv_timer_init(socket->nsp->server->loop, pending->timer);
+        pending->timer->data = pending;
+        uv_timer_start(pending->timer, on_ack_timeout, timeout_ms, 0);
+    }
+    HASH_ADD(hh, socket->acks, id, sizeof(int64_t), pending);
+    return pending;
+}
+
+/* ---- emitting
+ * ------------------------------------------------------------------------------------- */
+
+int sio_build_event(sioc_sio_packet_t *packet, const char *nsp, const char *event,
+                    const sioc_message_t *message)
+{
+    memset(packet, 0, sizeof(*packet));
+    packet->type = SIOC_SIO_EVENT;
+    packet->nsp = (char *)nsp;
+    packet->id = SIOC_SIO_NO_ACK_ID;
+    if (event == NULL || sioc_sio_is_reserved_event(event, strlen(event)))
+        return SIOC_EINVAL;
+    packet->data = json_array();
+    if (packet->data == NULL)
+        return SIOC_ENOMEM;
+    json_array_append_new(packet->data, json_string(event));
+    if (message != NULL && json_is_array(message->args))
+        json_array_extend(packet->data, message->args);
+    if (message != NULL && message->attachment_count > 0) {
+        /* The packet only borrows the caller's bytes for the encoding. */
+        packet->attachments = calloc(message->attachment_count, sizeof(sioc_sio_attachment_t));
+        if (packet->attachments == NULL)
+            return SIOC_ENOMEM;
+        for (size_t i = 0; i < message->attachment_count; i++) {
+            packet->attachments[i].data = (uint8_t *)message->attachments[i].data;
+            packet->attachments[i].length = message->attachments[i].length;
+        }
+        packet->attachment_count = message->attachment_count;
+    }
+    return 0;
+}
+
+/* Releases what sio_build_event made (not the borrowed attachment bytes). */
+static void release_event(sioc_sio_packet_t *packet)
+{
+    json_decref(packet->data);
+    free(packet->attachments);
+}
+
+static void notify_outgoing(sioc_socket_t *socket, const char *event, const sioc_message_t *message)
+{
+    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    if (root->on_any_outgoing.callback == NULL)
+        return;
+    sioc_event_t view = {.name = event,
+                         .args = message ? message->args : NULL,
+                         .attachments = message ? message->attachments : NULL,
+                         .attachment_count = message ? message->attachment_count : 0,
+                         .ack_id = SIOC_SIO_NO_ACK_ID};
+    json_t *empty = NULL;
+    if (view.args == NULL)
+        view.args = empty = json_array();
+    ((sioc_event_cb)root->on_any_outgoing.callback)(socket, &view, root->on_any_outgoing.data);
+    json_decref(empty);
+}
+
+static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *message,
+                sio_pending_ack_t **pending, uint32_t timeout_ms)
+{
+    if (socket->state != SIO_SOCKET_CONNECTED || socket->client == NULL)
+        return SIOC_ECLOSED;
+    if (pending == NULL && socket->nsp->server->recovery != NULL) {
+        /* With recovery on, Node sends socket.emit through the adapter as a broadcast to the
+         * socket's own room, so that the packet gets an offset and can be replayed. */
+        sioc_broadcast_t broadcast;
+        sioc_broadcast_init(&broadcast, socket->nsp);
+        sioc_broadcast_to(&broadcast, socket->id);
+        notify_outgoing(socket, event, message);
+        return sioc_broadcast_emit_message(&broadcast, event, message);
+    }
+    sioc_sio_packet_t packet;
+    int rc = sio_build_event(&packet, socket->nsp->name, event, message);
+    if (rc == 0 && pending != NULL) {
+        packet.id = socket->nsp->server->next_ack_id++;
+        *pending = sio_socket_add_pending_ack(socket, packet.id, timeout_ms);
+        if (*pending == NULL)
+            rc = SIOC_ENOMEM;
+    }
+    if (rc == 0) {
+        notify_outgoing(socket, event, message);
+        rc = send_packet(socket, &packet);
+    }
+    release_event(&packet);
+    return rc;
+}
+
+int sioc_socket_emit_message(sioc_socket_t *socket, const char *event,
+                             const sioc_message_t *message)
+{
+    int rc = emit(socket, event, message, NULL, 0);
+    if (message != NULL)
+        json_decref(message->args);
+    return rc;
+}
+
+int sioc_socket_emit(sioc_socket_t *socket, const char *event, json_t *args)
+{
+    sioc_message_t message = {.args = args};
+    return sioc_socket_emit_message(socket, event, &message);
+}
+
+int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
+                              const sioc_message_t *message, uint32_t timeout_ms,
+                              sioc_ack_cb callback, void *data)
+{
+    sio_pending_ack_t *pending = NULL;
+    int rc = emit(socket, event, message, &pending, timeout_ms);
+    if (pending != NULL) {
+        pending->callback = callback;
+        pending->data = data;
+    }
+    if (message != NULL)
+        json_decref(message->args);
+    return rc;
+}
+
+int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id, const sioc_message_t *message)
+{
+    sioc_sio_packet_t packet = {.type = SIOC_SIO_ACK, .nsp = socket->nsp->name, .id = ack_id};
+    int rc = SIOC_EINVAL;
+    sioc_sio_attachment_t small[16];
+    size_t count = message ? message->attachment_count : 0;
+    if (ack_id >= 0 && count <= 16) {
+        packet.data =
+            message && json_is_array(message->args) ? json_incref(message->args) : json_array();
+        for (size_t i = 0; i < count; i++) {
+            small[i].data = (uint8_t *)message->attachments[i].data;
+            small[i].length = message->attachments[i].length;
+        }
+        packet.attachments = small;
+        packet.attachment_count = count;
+        rc = socket->state == SIO_SOCKET_CONNECTED ? send_packet(socket, &packet) : SIOC_ECLOSED;
+        json_decref(packet.data);
+    }
+    if (message != NULL)
+        json_decref(message->args);
+    return rc;
+}
+
+int sioc_socket_ack(sioc_socket_t *socket, int64_t ack_id, json_t *args)
+{
+    sioc_message_t message = {.args = args};
+    return sioc_socket_ack_message(socket, ack_id, &message);
+}
+
+/* ---- accessors and rooms
+ * --------------------------------------------------------------------------- */
+
+json_t *sioc_placeholder(size_t index)
+{
+    return json_pack("{s:b,s:I}", "_placeholder", 1, "num", (json_int_t)index);
+}
+
+const sioc_binary_t *sioc_event_binary(const sioc_event_t *event, const json_t *value)
+{
+    if (!json_is_object(value) || !json_is_true(json_object_get(value, "_placeholder")))
+        return NULL;
+    json_t *num = json_object_get(value, "num");
+    if (!json_is_integer(num) || json_integer_value(num) < 0 ||
+        (size_t)json_integer_value(num) >= event->attachment_count)
+        return NULL;
+    return &event->attachments[json_integer_value(num)];
+}
+
+const char *sioc_socket_id(const sioc_socket_t *socket)
+{
+    return socket->id;
+}
+
+sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket)
+{
+    return socket->nsp;
+}
+
+json_t *sioc_socket_handshake(const sioc_socket_t *socket)
+{
+    return socket->handshake;
+}
+
+json_t *sioc_socket_auth(const sioc_socket_t *socket)
+{
+    return json_object_get(socket->handshake, "auth");
+}
+
+json_t *sioc_socket_data(sioc_socket_t *socket)
+{
+    return socket->data;
+}
+
+void sioc_socket_set_user(sioc_socket_t *socket, void *user)
+{
+    socket->user = user;
+}
+
+void *sioc_socket_get_user(const sioc_socket_t *socket)
+{
+    return socket->user;
+}
+
+int sioc_socket_recovered(const sioc_socket_t *socket)
+{
+    return socket->recovered;
+}
+
+int sioc_socket_connected(const sioc_socket_t *socket)
+{
+    return socket->state == SIO_SOCKET_CONNECTED;
+}
+
+sioc_transport_t sioc_socket_transport(const sioc_socket_t *socket)
+{
+    return socket->client ? sioc_eio_socket_transport(socket->client->eio) : 0;
+}
+
+int sioc_socket_join(sioc_socket_t *socket, const char *room)
+{
+    if (socket->state != SIO_SOCKET_CONNECTED)
+        return SIOC_ECLOSED;
+    return socket->nsp->adapter->ops->join(socket->nsp->adapter, socket, room);
+}
+
+int sioc_socket_leave(sioc_socket_t *socket, const char *room)
+{
+    if (socket->state != SIO_SOCKET_CONNECTED)
+        return SIOC_ECLOSED;
+    socket->nsp->adapter->ops->leave(socket->nsp->adapter, socket, room);
+    return 0;
+}
+
+int sioc_socket_in_room(const sioc_socket_t *socket, const char *room)
+{
+    sio_membership_t *membership = NULL;
+    HASH_FIND(hh_socket, socket->memberships, room, strlen(room), membership);
+    return membership != NULL;
+}
+
+json_t *sioc_socket_rooms(const sioc_socket_t *socket)
+{
+    json_t *rooms = json_array();
+    for (sio_membership_t *membership = socket->memberships; membership != NULL;
+         membership = membership->hh_socket.next)
+        json_array_append_new(rooms, json_string(membership->room->name));
+    return rooms;
+}
