@@ -13,8 +13,9 @@ static void schedule(sioc_deadline_list_t *list)
     uv_timer_start(&list->timer, on_timer, wait, 0);
 }
 
-static void unlink_entry(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+static void unlink_entry(sioc_deadline_t *deadline)
 {
+    sioc_deadline_list_t *list = deadline->list;
     if (deadline->previous != NULL)
         deadline->previous->next = deadline->next;
     else
@@ -24,7 +25,7 @@ static void unlink_entry(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
     else
         list->tail = deadline->previous;
     deadline->previous = deadline->next = NULL;
-    deadline->due_ms = 0;
+    deadline->list = NULL;
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -34,7 +35,7 @@ static void on_timer(uv_timer_t *timer)
     /* Each callback may arm or disarm entries (itself included), so re-read the head. */
     while (list->head != NULL && list->head->due_ms <= now) {
         sioc_deadline_t *expired = list->head;
-        unlink_entry(list, expired);
+        unlink_entry(expired);
         list->expired(list, expired);
     }
     schedule(list);
@@ -56,17 +57,18 @@ int sioc_deadline_list_init(uv_loop_t *loop, sioc_deadline_list_t *list, uint64_
 void sioc_deadline_list_close(sioc_deadline_list_t *list, uv_close_cb close_cb)
 {
     while (list->head != NULL)
-        unlink_entry(list, list->head);
+        unlink_entry(list->head);
     uv_close((uv_handle_t *)&list->timer, close_cb);
 }
 
 void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
 {
     if (sioc_deadline_is_armed(deadline))
-        unlink_entry(list, deadline);
+        sioc_deadline_disarm(deadline);
     /* uv_now() only moves forward and the delay is constant, so appending keeps the list
-     * sorted. +1 keeps due_ms non-zero even on a loop whose clock starts at 0. */
-    deadline->due_ms = uv_now(list->timer.loop) + list->delay_ms + 1;
+     * sorted. */
+    deadline->due_ms = uv_now(list->timer.loop) + list->delay_ms;
+    deadline->list = list;
     deadline->previous = list->tail;
     deadline->next = NULL;
     if (list->tail != NULL)
@@ -78,12 +80,13 @@ void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
         schedule(list);
 }
 
-void sioc_deadline_disarm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+void sioc_deadline_disarm(sioc_deadline_t *deadline)
 {
-    if (!sioc_deadline_is_armed(deadline))
+    sioc_deadline_list_t *list = deadline->list;
+    if (list == NULL)
         return;
     int was_head = list->head == deadline;
-    unlink_entry(list, deadline);
+    unlink_entry(deadline);
     if (was_head)
         schedule(list);
 }

@@ -8,13 +8,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+typedef struct sioc_deadline_list_s sioc_deadline_list_t;
+
 typedef struct sioc_deadline_s {
-    uint64_t due_ms; /* loop time at which it expires; 0 when not armed */
+    uint64_t due_ms;            /* loop time at which it expires */
+    sioc_deadline_list_t *list; /* the list it is armed on; NULL when not armed */
     struct sioc_deadline_s *previous;
     struct sioc_deadline_s *next;
 } sioc_deadline_t;
-
-typedef struct sioc_deadline_list_s sioc_deadline_list_t;
 typedef void (*sioc_deadline_expired_cb)(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
 
 struct sioc_deadline_list_s {
@@ -34,15 +35,17 @@ int sioc_deadline_list_init(uv_loop_t *loop, sioc_deadline_list_t *list, uint64_
  * are dropped without expiring. */
 void sioc_deadline_list_close(sioc_deadline_list_t *list, uv_close_cb close_cb);
 
-/* Arms (or re-arms) deadline to now + delay. The entry must be zeroed before first use. */
+/* Arms (or re-arms) deadline to now + the list's delay, taking it off whichever list it was
+ * on (an entry may move between lists: a session's heartbeat goes from the ping-interval list
+ * to the pong-wait list and back). The entry must be zeroed before first use. */
 void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
 
 /* Disarms; a no-op if not armed. */
-void sioc_deadline_disarm(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
+void sioc_deadline_disarm(sioc_deadline_t *deadline);
 
 static inline int sioc_deadline_is_armed(const sioc_deadline_t *deadline)
 {
-    return deadline->due_ms != 0;
+    return deadline->list != NULL;
 }
 
 #endif

@@ -188,9 +188,8 @@ void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
     socket->state = EIO_SOCKET_CLOSED;
     HASH_DEL(server->sockets, socket);
     server->socket_count--;
-    sioc_deadline_disarm(&server->ping_interval, &socket->heartbeat);
-    sioc_deadline_disarm(&server->ping_timeout, &socket->heartbeat);
-    sioc_deadline_disarm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    sioc_deadline_disarm(&socket->heartbeat);
+    sioc_deadline_disarm(&socket->upgrade_deadline);
     release_queue(socket);
     /* A held GET learns of the close through a close packet, as Node's polling doClose(). */
     eio_polling_answer_now(socket, server->close_packet);

@@ -195,7 +195,7 @@ void eio_websocket_close_all(sioc_eio_server_t *server)
 
 static void drop_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
 {
-    sioc_deadline_disarm(&socket->server->upgrade_timeout, &socket->upgrade_deadline);
+    sioc_deadline_disarm(&socket->upgrade_deadline);
     socket->probe = NULL;
     socket->upgrading = 0;
     websocket->socket = NULL;
@@ -205,7 +205,7 @@ static void drop_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
 static void finish_upgrade(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
 {
     sioc_eio_server_t *server = socket->server;
-    sioc_deadline_disarm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    sioc_deadline_disarm(&socket->upgrade_deadline);
     socket->probe = NULL;
     socket->upgrading = 0;
     websocket->is_probe = 0;
@@ -275,7 +275,7 @@ static void lose_transport(eio_websocket_t *websocket, const char *reason)
         return;
     websocket->socket = NULL;
     if (websocket->is_probe) {
-        sioc_deadline_disarm(&socket->server->upgrade_timeout, &socket->upgrade_deadline);
+        sioc_deadline_disarm(&socket->upgrade_deadline);
         socket->probe = NULL;
         socket->upgrading = 0;
     } else {

@@ -190,7 +190,7 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
 
 void sio_client_on_socket_connected(sio_client_t *client)
 {
-    sioc_deadline_disarm(&client->server->connect_timeouts, &client->connect_deadline);
+    sioc_deadline_disarm(&client->connect_deadline);
 }
 
 void sio_client_forget_socket(sio_client_t *client, sioc_socket_t *socket)
@@ -328,7 +328,7 @@ static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *da
         return;
     close_sockets(client, reason);
     client->closed = 1;
-    sioc_deadline_disarm(&client->server->connect_timeouts, &client->connect_deadline);
+    sioc_deadline_disarm(&client->connect_deadline);
     sioc_sio_decoder_free(&client->decoder);
     json_decref(client->handshake);
     free(client);

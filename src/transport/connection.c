@@ -14,6 +14,7 @@ typedef struct write_request_s {
 
 static void flush_connection(sioc_conn_t *conn);
 static void finish_close(sioc_conn_t *conn);
+static void shut_down(sioc_conn_t *conn);
 
 static void on_linger_expired(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
 {
@@ -109,12 +110,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     sioc_conn_t *conn = stream->data;
     if (nread > 0) {
+        /* While closing, input is read only to be discarded (lingering close). */
         if (!conn->closing)
             conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
         return;
     }
-    if (nread < 0)
-        sioc_conn_close(conn, nread == UV_EOF);
+    if (nread == 0)
+        return;
+    conn->peer_closed = 1;
+    if (conn->closing && conn->close_after_flush && sioc_conn_buffered_bytes(conn) > 0)
+        return; /* our answer is still leaving; the flush finishes the close */
+    sioc_conn_close(conn, nread == UV_EOF);
+    if (conn->closing && sioc_conn_buffered_bytes(conn) == 0)
+        finish_close(conn);
 }
 
 sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
@@ -205,7 +213,7 @@ static void on_write(uv_write_t *request, int status)
         return;
     }
     if (conn->close_after_flush && sioc_conn_buffered_bytes(conn) == 0)
-        finish_close(conn);
+        shut_down(conn);
 }
 
 /* Hands the rest of the queue, from slice first on, to uv_write. */
@@ -296,7 +304,7 @@ static void flush_connection(sioc_conn_t *conn)
     conn->queue = NULL;
     conn->queue_capacity = 0;
     if (conn->close_after_flush && conn->in_flight_bytes == 0)
-        finish_close(conn);
+        shut_down(conn);
 }
 
 void sioc_conn_pause_reading(sioc_conn_t *conn)
@@ -307,12 +315,17 @@ void sioc_conn_pause_reading(sioc_conn_t *conn)
     }
 }
 
+static void start_reading(sioc_conn_t *conn)
+{
+    if (!conn->reading && !conn->peer_closed &&
+        uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0)
+        conn->reading = 1;
+}
+
 void sioc_conn_resume_reading(sioc_conn_t *conn)
 {
-    if (!conn->reading && !conn->closing) {
-        if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0)
-            conn->reading = 1;
-    }
+    if (!conn->closing)
+        start_reading(conn);
 }
 
 static void unlink_dirty(sioc_conn_t *conn)
@@ -325,12 +338,43 @@ static void unlink_dirty(sioc_conn_t *conn)
     conn->dirty = 0;
 }
 
+static void on_shutdown(uv_shutdown_t *request, int status)
+{
+    sioc_conn_t *conn = request->data;
+    free(request);
+    conn->shutdown = NULL;
+    /* Our FIN is out; the peer's answers it. If it already came, or shutdown failed, done. */
+    if (status < 0 || conn->peer_closed)
+        finish_close(conn);
+}
+
+static void shut_down(sioc_conn_t *conn)
+{
+    if (conn->shutdown != NULL || uv_is_closing((uv_handle_t *)&conn->tcp))
+        return;
+    if (conn->peer_closed) {
+        finish_close(conn);
+        return;
+    }
+    conn->shutdown = malloc(sizeof(uv_shutdown_t));
+    if (conn->shutdown == NULL) {
+        finish_close(conn);
+        return;
+    }
+    conn->shutdown->data = conn;
+    if (uv_shutdown(conn->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0) {
+        free(conn->shutdown);
+        conn->shutdown = NULL;
+        finish_close(conn);
+    }
+}
+
 static void on_closed(uv_handle_t *handle)
 {
     sioc_conn_t *conn = handle->data;
     if (conn->dirty)
         unlink_dirty(conn);
-    sioc_deadline_disarm(&conn->io->linger, &conn->linger);
+    sioc_deadline_disarm(&conn->linger);
     release_queue(conn);
     conn->handler->on_close(conn);
     free(conn);
@@ -351,14 +395,14 @@ void sioc_conn_close(sioc_conn_t *conn, int graceful)
         return;
     }
     conn->closing = 1;
-    sioc_conn_pause_reading(conn);
-    if (graceful && sioc_conn_buffered_bytes(conn) > 0) {
-        conn->close_after_flush = 1;
-        mark_dirty(conn);
-        sioc_deadline_arm(&conn->io->linger, &conn->linger);
+    if (!graceful) {
+        finish_close(conn);
         return;
     }
-    finish_close(conn);
+    conn->close_after_flush = 1;
+    start_reading(conn);
+    sioc_deadline_arm(&conn->io->linger, &conn->linger);
+    mark_dirty(conn);
 }
 
 int sioc_conn_remote_address(sioc_conn_t *conn, char *out, size_t size)

@@ -8,9 +8,13 @@
  * until the end of the loop iteration, when every connection with queued data is flushed with
  * one writev (uWebSockets' "corking"). Each completed write drops its references.
  *
- * Closing: sioc_conn_close() stops reading, lets queued bytes leave (graceful) or drops them
- * (abort), and frees the connection from libuv's close callback, never inside a callback of
- * its own; on_close runs exactly once, after which the connection pointer is invalid. */
+ * Closing: sioc_conn_close() either drops queued bytes (abort) or closes gracefully: queued
+ * bytes leave, then our side is shut down (FIN) and whatever the peer still sends is read and
+ * discarded until its FIN or SIOC_LINGER_MS. Closing a socket with unread input makes the
+ * kernel send a reset that can destroy the response before the peer reads it (a 413 answered
+ * to a client still uploading): nginx calls this lingering close. The connection is freed from
+ * libuv's close callback, never inside a callback of its own; on_close runs exactly once, after
+ * which the connection pointer is invalid. */
 #ifndef SIOC_TRANSPORT_CONNECTION_H
 #define SIOC_TRANSPORT_CONNECTION_H
 
@@ -76,6 +80,8 @@ struct sioc_conn_s {
     uint8_t closing;
     uint8_t reading;
     uint8_t close_after_flush;
+    uint8_t peer_closed;     /* the peer's FIN arrived */
+    uv_shutdown_t *shutdown; /* allocated only while closing gracefully */
 };
 
 int sioc_io_init(sioc_io_t *io, uv_loop_t *loop);
