@@ -327,6 +327,13 @@ static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length)
             return;
         }
     }
+    /* An empty feed lets the decoder drop the copy of a message it just delivered, so an idle
+     * connection keeps no message buffer. */
+    if (!websocket->close_sent) {
+        size_t used;
+        sioc_ws_event_t event;
+        sioc_ws_decoder_feed(&websocket->decoder, NULL, 0, &used, &event);
+    }
 }
 
 static void on_websocket_closed(sioc_conn_t *conn)

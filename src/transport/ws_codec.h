@@ -17,7 +17,7 @@
  * control frames must be final and carry at most 125 bytes; a continuation needs a message in
  * progress and a new data frame needs none; 64-bit lengths must have the top bit clear; text
  * messages are validated as UTF-8 incrementally; close frames carry no body, or a valid code
- * (1000-1003, 1007-1011, 3000-4999) plus a UTF-8 reason. */
+ * (1000-1003, 1007-1014, 3000-4999) plus a UTF-8 reason. */
 #ifndef SIOC_TRANSPORT_WS_CODEC_H
 #define SIOC_TRANSPORT_WS_CODEC_H
 
@@ -117,7 +117,8 @@ size_t sioc_ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, in
 size_t sioc_ws_encode_close(uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH], uint16_t code,
                             const char *reason);
 
-/* 1 when a peer may send this close code (RFC 6455 §7.4: 1000-1003, 1007-1011, 3000-4999). */
+/* 1 when a peer may send this close code (RFC 6455 §7.4 and the IANA registry: 1000-1003,
+ * 1007-1014, 3000-4999). */
 int sioc_ws_close_code_is_valid(uint16_t code);
 
 /* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + GUID)), 28 chars + NUL.
