@@ -216,14 +216,22 @@ static pending_answer_t *pending_answer(sioc_socket_t *socket, const sioc_event_
     return pending;
 }
 
-static void answer(pending_answer_t *pending, json_t *value)
+/* Acknowledges with [value]; binary parts of value are placeholders into attachments. */
+static void answer_with(pending_answer_t *pending, json_t *value, const sioc_binary_t *attachments,
+                        size_t attachment_count)
 {
     sioc_socket_t *socket = sioc_namespace_socket(pending->nsp, pending->socket_id);
+    sioc_message_t message = {json_pack("[o]", value), attachments, attachment_count};
     if (socket != NULL && pending->ack_id >= 0)
-        sioc_socket_ack(socket, pending->ack_id, json_pack("[o]", value));
+        sioc_socket_ack_message(socket, pending->ack_id, &message);
     else
-        json_decref(value);
+        json_decref(message.args);
     free(pending);
+}
+
+static void answer(pending_answer_t *pending, json_t *value)
+{
+    answer_with(pending, value, NULL, 0);
 }
 
 static void on_client_ack(sioc_socket_t *socket, int error, const sioc_event_t *response,
@@ -232,7 +240,8 @@ static void on_client_ack(sioc_socket_t *socket, int error, const sioc_event_t *
     if (error != 0)
         answer(data, json_pack("{s:s}", "error", "operation has timed out"));
     else
-        answer(data, json_pack("{s:O}", "response", response->args));
+        answer_with(data, json_pack("{s:O}", "response", response->args), response->attachments,
+                    response->attachment_count);
 }
 
 static void on_server_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -246,19 +255,54 @@ static void on_server_ack(sioc_socket_t *socket, const sioc_event_t *event, void
                               on_client_ack, pending_answer(socket, event));
 }
 
-static void on_broadcast_responses(int error, json_t *responses, void *data)
+/* A copy of value whose placeholders point offset attachments further: answers from several
+ * clients are merged into one acknowledgement with all their attachments side by side. */
+static json_t *shift_placeholders(json_t *value, size_t offset)
+{
+    if (json_is_object(value) && json_is_true(json_object_get(value, "_placeholder")))
+        return sioc_placeholder((size_t)json_integer_value(json_object_get(value, "num")) + offset);
+    json_t *copy = json_is_array(value)    ? json_array()
+                   : json_is_object(value) ? json_object()
+                                           : NULL;
+    if (copy == NULL)
+        return json_incref(value);
+    size_t index;
+    const char *key;
+    json_t *item;
+    if (json_is_array(value)) {
+        json_array_foreach(value, index, item)
+        {
+            json_array_append_new(copy, shift_placeholders(item, offset));
+        }
+    } else {
+        json_object_foreach(value, key, item)
+        {
+            json_object_set_new(copy, key, shift_placeholders(item, offset));
+        }
+    }
+    return copy;
+}
+
+static void on_broadcast_responses(int error, const sioc_event_t *responses, size_t count,
+                                   void *data)
 {
     /* Node's broadcast acks give each client's first argument. */
     json_t *firsts = json_array();
-    size_t index;
-    json_t *response;
-    json_array_foreach(responses, index, response)
-    {
-        json_t *first = json_array_get(response, 0);
-        json_array_append(firsts, first ? first : json_null());
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += responses[i].attachment_count;
+    sioc_binary_t *attachments = calloc(total + 1, sizeof(sioc_binary_t));
+    size_t offset = 0;
+    for (size_t i = 0; i < count; i++) {
+        json_t *first = json_array_get(responses[i].args, 0);
+        json_array_append_new(firsts, first ? shift_placeholders(first, offset) : json_null());
+        for (size_t j = 0; j < responses[i].attachment_count; j++)
+            attachments[offset++] = responses[i].attachments[j];
     }
     json_t *error_value = error ? json_string("operation has timed out") : json_null();
-    answer(data, json_pack("{s:o,s:o}", "error", error_value, "responses", firsts));
+    answer_with(data, json_pack("{s:o,s:o}", "error", error_value, "responses", firsts),
+                attachments, total);
+    free(attachments);
 }
 
 static void on_broadcast_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -337,10 +381,7 @@ static void on_disconnect_sockets(sioc_socket_t *socket, const sioc_event_t *eve
 static void on_set_data(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     json_t *value = json_array_get(event->args, 0);
-    json_t *socket_data = sioc_socket_data(socket);
-    json_object_clear(socket_data);
-    if (json_is_object(value))
-        json_object_update(socket_data, value);
+    sioc_socket_set_data(socket, json_incref(value));
     ack(socket, event, NULL);
 }
 

@@ -189,8 +189,10 @@ typedef void (*sioc_middleware_cb)(sioc_socket_t *socket, sioc_next_t *next, voi
 /* error: 0, or SIOC_ETIMEDOUT / SIOC_ECLOSED with response NULL. */
 typedef void (*sioc_ack_cb)(sioc_socket_t *socket, int error, const sioc_event_t *response,
                             void *data);
-/* responses: array with one array of arguments per client that answered (borrowed). */
-typedef void (*sioc_broadcast_ack_cb)(int error, json_t *responses, void *data);
+/* One answer per client that answered, in arrival order: each an event view whose args are that
+ * client's acknowledgement arguments (with its own attachments). Borrowed for the call. */
+typedef void (*sioc_broadcast_ack_cb)(int error, const sioc_event_t *responses, size_t count,
+                                      void *data);
 /* Dynamic namespaces: return 1 to create the namespace name for this connection. */
 typedef int (*sioc_namespace_filter_cb)(const char *name, json_t *auth, void *data);
 
@@ -249,9 +251,11 @@ SIOC_API sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket);
 SIOC_API json_t *sioc_socket_handshake(const sioc_socket_t *socket);
 /* The auth payload of the CONNECT packet (borrowed; an empty object when none was sent). */
 SIOC_API json_t *sioc_socket_auth(const sioc_socket_t *socket);
-/* Serialisable data, as Node's socket.data: an object you may modify (borrowed). It travels
- * with fetchSockets and survives a recovered reconnection. */
+/* Serialisable data, as Node's socket.data (borrowed; an empty object at first, which you may
+ * modify in place). It travels with fetchSockets and survives a recovered reconnection. */
 SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);
+/* Replaces it with any JSON value (taken; NULL = null). */
+SIOC_API void sioc_socket_set_data(sioc_socket_t *socket, json_t *data);
 /* A pointer for your own use (not serialised). */
 SIOC_API void sioc_socket_set_user(sioc_socket_t *socket, void *user);
 SIOC_API void *sioc_socket_get_user(const sioc_socket_t *socket);

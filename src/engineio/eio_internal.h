@@ -14,7 +14,9 @@
 #include "transport/http.h"
 #include "transport/ws_codec.h"
 
-enum eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_CLOSED };
+/* DRAINING: closed for the application, kept only until a polling GET takes what was queued
+ * before the close (a DISCONNECT, say), as Node waits for "drain" before closing. */
+enum eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_DRAINING, EIO_SOCKET_CLOSED };
 
 /* At most this many packets per polling response: python-engineio refuses more than 16. */
 #define EIO_MAX_PACKETS_PER_POLL 16
@@ -38,7 +40,8 @@ struct sioc_eio_socket_s {
     uint8_t state;
     uint8_t awaiting_pong;
     uint8_t in_flush_list;
-    uint8_t upgrading; /* the probe was answered; polling only gets noops now */
+    uint8_t upgrading;  /* the probe was answered; polling only gets noops now */
+    uint8_t overflowed; /* a slow reader: closed at the end of this loop iteration */
     /* Polling */
     sioc_http_conn_t *held_get; /* a GET waiting for packets */
     sioc_http_request_t *held_request;

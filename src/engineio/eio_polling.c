@@ -48,7 +48,9 @@ static void drop_sent(sioc_eio_socket_t *socket, uint32_t count)
         sioc_buffer_unref(socket->queue[i]);
     }
     socket->queue_length -= count;
-    memmove(socket->queue, socket->queue + count, socket->queue_length * sizeof(sioc_buffer_t *));
+    if (socket->queue_length > 0)
+        memmove(socket->queue, socket->queue + count,
+                socket->queue_length * sizeof(sioc_buffer_t *));
     if (socket->queue_length == 0) {
         free(socket->queue);
         socket->queue = NULL;
@@ -95,13 +97,17 @@ void eio_polling_answer_now(sioc_eio_socket_t *socket, sioc_buffer_t *extra_pack
         answer_get(socket, extra_packet);
 }
 
+/* Runs once per loop iteration: answers held GETs, and closes slow readers found during the
+ * iteration. */
 void eio_polling_flush_all(sioc_eio_server_t *server)
 {
     while (server->flush_list != NULL) {
         sioc_eio_socket_t *socket = server->flush_list;
         server->flush_list = socket->next_in_list;
         socket->in_flush_list = 0;
-        if (socket->state == EIO_SOCKET_CLOSED) {
+        if (socket->overflowed && socket->state == EIO_SOCKET_OPEN)
+            eio_socket_close(socket, "transport error"); /* now on the reap list */
+        else if (socket->state == EIO_SOCKET_CLOSED) {
             socket->next_in_list = server->reap_list;
             server->reap_list = socket;
         } else if (socket->held_get != NULL && socket->queue_length > 0) {
@@ -122,7 +128,11 @@ static void hold_get(sioc_eio_socket_t *socket, sioc_http_conn_t *http,
     socket->held_get = http;
     socket->held_request = request;
     sioc_http_set_user(http, socket);
-    if (socket->queue_length > 0)
+    if (socket->state == EIO_SOCKET_DRAINING && socket->queue_length == 0)
+        eio_socket_close(socket, "forced close"); /* answers this GET with the close packet */
+    else if (socket->state == EIO_SOCKET_DRAINING)
+        answer_get(socket, NULL);
+    else if (socket->queue_length > 0)
         eio_polling_mark_ready(socket);
     else if (socket->upgrading)
         /* The client is about to switch: release its poll so it can finish the upgrade. */
@@ -149,6 +159,12 @@ static void receive_post(sioc_eio_socket_t *socket, sioc_http_conn_t *http,
                          sioc_http_request_t *request)
 {
     sioc_eio_server_t *server = socket->server;
+    if (socket->state == EIO_SOCKET_DRAINING) {
+        /* Closed already; whatever the client sends now (its own close, typically) ends it. */
+        eio_socket_close(socket, "transport close");
+        answer_ok(server, http, request);
+        return;
+    }
     if (is_binary_content(request)) {
         /* engine.io >= 6.6.7 refuses binary POST bodies for protocol 4 and drops the session. */
         sioc_http_respond(http, 400, NULL, NULL, 0);

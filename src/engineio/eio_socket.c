@@ -126,7 +126,7 @@ int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc_buffer_t *packe
 
 int sioc__eio_socket_writable(const sioc_eio_socket_t *socket)
 {
-    return socket->state == EIO_SOCKET_OPEN && can_send_volatile(socket);
+    return socket->state == EIO_SOCKET_OPEN && !socket->overflowed && can_send_volatile(socket);
 }
 
 void sioc__eio_socket_close_with_reason(sioc_eio_socket_t *socket, const char *reason)
@@ -145,13 +145,18 @@ int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int
 {
     if (socket->state != EIO_SOCKET_OPEN)
         return SIOC_ECLOSED;
+    if (socket->overflowed)
+        return SIOC_ENOBUFS;
     if (is_volatile && !can_send_volatile(socket))
         return 0;
     if (buffered_bytes(socket) + packet->length > socket->server->options.max_buffered_bytes) {
         if (is_volatile)
             return 0;
-        /* A reader this far behind would make memory grow without bound: cut it off. */
-        eio_socket_close(socket, "transport error");
+        /* A reader this far behind would make memory grow without bound: cut it off. Not here
+         * but at the end of the iteration: the caller may be in the middle of a broadcast, and
+         * closing runs the application's disconnect hooks. */
+        socket->overflowed = 1;
+        eio_polling_mark_ready(socket);
         return SIOC_ENOBUFS;
     }
     /* While an upgrade is in progress packets stay on polling, as in Node; they move to the
@@ -180,29 +185,57 @@ static void detach_websocket(eio_websocket_t *websocket)
     eio_websocket_close(websocket, 0, NULL);
 }
 
-void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
+/* Takes the session out of the server and queues it for freeing. */
+static void finalize(sioc_eio_socket_t *socket)
 {
-    if (socket->state == EIO_SOCKET_CLOSED)
-        return;
     sioc_eio_server_t *server = socket->server;
     socket->state = EIO_SOCKET_CLOSED;
     HASH_DEL(server->sockets, socket);
     server->socket_count--;
     sioc_deadline_disarm(&socket->heartbeat);
     sioc_deadline_disarm(&socket->upgrade_deadline);
-    release_queue(socket);
-    /* A held GET learns of the close through a close packet, as Node's polling doClose(). */
+    /* A held GET gets what was still queued and then a close packet (Node's polling doClose). */
     eio_polling_answer_now(socket, server->close_packet);
+    release_queue(socket);
     detach_websocket(socket->websocket);
     detach_websocket(socket->probe);
     socket->websocket = socket->probe = NULL;
-    if (server->callbacks.on_close != NULL)
-        server->callbacks.on_close(socket, reason, server->data);
     /* Freed at the end of the loop iteration: callers up the stack may still hold it. */
     if (!socket->in_flush_list) {
         socket->next_in_list = server->reap_list;
         server->reap_list = socket;
     }
+}
+
+/* A close the server asked for lets queued polling packets leave first, in a response of their
+ * own: socket.io-client handles decoded packets a tick later but a close packet at once, so a
+ * DISCONNECT sharing a response with the close would be lost. Errors do not wait. */
+static int should_drain(const sioc_eio_socket_t *socket, const char *reason)
+{
+    return strcmp(reason, "forced close") == 0 && socket->transport == SIOC_TRANSPORT_POLLING &&
+           socket->queue_length > 0 && !socket->overflowed && socket->probe == NULL;
+}
+
+void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
+{
+    if (socket->state == EIO_SOCKET_DRAINING) {
+        finalize(socket); /* the GET came, or never will */
+        return;
+    }
+    if (socket->state == EIO_SOCKET_CLOSED)
+        return;
+    sioc_eio_server_t *server = socket->server;
+    if (should_drain(socket, reason)) {
+        socket->state = EIO_SOCKET_DRAINING;
+        eio_polling_answer_now(socket, NULL);
+        /* The next GET gets the close packet, a POST means the client is leaving anyway
+         * (eio_polling.c); a client that does neither is let go after a ping timeout. */
+        sioc_deadline_arm(&server->ping_timeout, &socket->heartbeat);
+    } else {
+        finalize(socket);
+    }
+    if (server->callbacks.on_close != NULL)
+        server->callbacks.on_close(socket, reason, server->data);
 }
 
 void eio_socket_reap(sioc_eio_server_t *server)

@@ -4,14 +4,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engineio/eio_send.h"
 #include "socketio/sio_internal.h"
 #include "socketio/sio_recovery.h"
+
+/* An answer kept until every client answered: its arguments and a copy of its attachments
+ * (the packet they came in is gone by then). */
+typedef struct kept_response_s {
+    json_t *args;
+    sioc_binary_t *attachments;
+    size_t attachment_count;
+} kept_response_t;
 
 struct sio_ack_collector_s {
     uv_timer_t timer;
     sioc_broadcast_ack_cb callback;
     void *data;
-    json_t *responses;
+    kept_response_t *responses;
+    size_t response_count;
     size_t expected;
     uint32_t references;
     uint8_t done;
@@ -104,7 +114,14 @@ int sioc_broadcast_emit(const sioc_broadcast_t *broadcast, const char *event, js
 static void free_collector(uv_handle_t *handle)
 {
     sio_ack_collector_t *collector = handle->data;
-    json_decref(collector->responses);
+    for (size_t i = 0; i < collector->response_count; i++) {
+        kept_response_t *response = &collector->responses[i];
+        json_decref(response->args);
+        for (size_t j = 0; j < response->attachment_count; j++)
+            free((void *)response->attachments[j].data);
+        free(response->attachments);
+    }
+    free(collector->responses);
     free(collector);
 }
 
@@ -120,16 +137,53 @@ static void finish_collector(sio_ack_collector_t *collector, int error)
         return;
     collector->done = 1;
     uv_timer_stop(&collector->timer);
-    collector->callback(error, collector->responses, collector->data);
+    sioc_event_t *views = calloc(collector->response_count + 1, sizeof(sioc_event_t));
+    if (views != NULL) {
+        for (size_t i = 0; i < collector->response_count; i++) {
+            views[i].name = "";
+            views[i].args = collector->responses[i].args;
+            views[i].attachments = collector->responses[i].attachments;
+            views[i].attachment_count = collector->responses[i].attachment_count;
+            views[i].ack_id = SIOC_SIO_NO_ACK_ID;
+        }
+        collector->callback(error, views, collector->response_count, collector->data);
+        free(views);
+    } else {
+        collector->callback(SIOC_ENOMEM, NULL, 0, collector->data);
+    }
     sio_ack_collector_unref(collector); /* the collector's own reference */
 }
 
-void sio_ack_collector_add_response(sio_ack_collector_t *collector, json_t *args)
+static int keep_response(kept_response_t *kept, const sioc_event_t *response)
+{
+    kept->args = json_incref(response->args);
+    kept->attachment_count = 0;
+    kept->attachments = calloc(response->attachment_count + 1, sizeof(sioc_binary_t));
+    if (kept->attachments == NULL)
+        return SIOC_ENOMEM;
+    for (size_t i = 0; i < response->attachment_count; i++) {
+        uint8_t *copy = malloc(response->attachments[i].length + 1);
+        if (copy == NULL)
+            return SIOC_ENOMEM;
+        memcpy(copy, response->attachments[i].data, response->attachments[i].length);
+        kept->attachments[i].data = copy;
+        kept->attachments[i].length = response->attachments[i].length;
+        kept->attachment_count++;
+    }
+    return 0;
+}
+
+void sio_ack_collector_add_response(sio_ack_collector_t *collector, const sioc_event_t *response)
 {
     if (collector->done)
         return;
-    json_array_append(collector->responses, args);
-    if (json_array_size(collector->responses) == collector->expected)
+    kept_response_t *responses =
+        realloc(collector->responses, (collector->response_count + 1) * sizeof(*responses));
+    if (responses == NULL)
+        return;
+    collector->responses = responses;
+    keep_response(&responses[collector->response_count++], response);
+    if (collector->response_count == collector->expected)
         finish_collector(collector, 0);
 }
 
@@ -148,13 +202,17 @@ typedef struct ack_context_s {
 static void send_with_ack(sioc_socket_t *socket, void *data)
 {
     ack_context_t *context = data;
+    if (context->is_volatile && !sioc__eio_socket_writable(socket->client->eio))
+        return; /* dropped: no answer to wait for */
+    if (sio_client_send(socket->client, context->encoded, 0) != 0 ||
+        socket->state != SIO_SOCKET_CONNECTED)
+        return;
     sio_pending_ack_t *pending = sio_socket_add_pending_ack(socket, context->id, 0);
     if (pending == NULL)
         return;
     pending->collector = context->collector;
     context->collector->references++;
     context->collector->expected++;
-    sio_client_send(socket->client, context->encoded, context->is_volatile);
 }
 
 typedef struct ack_emit_context_s {
@@ -196,8 +254,7 @@ int sioc_broadcast_emit_with_ack(const sioc_broadcast_t *broadcast, const char *
                                  sioc_broadcast_ack_cb callback, void *data)
 {
     sio_ack_collector_t *collector = calloc(1, sizeof(*collector));
-    if (collector == NULL || (collector->responses = json_array()) == NULL) {
-        free(collector);
+    if (collector == NULL) {
         if (message != NULL)
             json_decref(message->args);
         return SIOC_ENOMEM;

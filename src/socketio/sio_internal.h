@@ -179,7 +179,7 @@ void sio_pending_ack_free(sio_pending_ack_t *pending);
  * number of recipients. */
 size_t sio_broadcast_local(const sioc_broadcast_t *broadcast, const sio_encoded_t *encoded,
                            sio_ack_collector_t *collector, int64_t ack_id);
-void sio_ack_collector_add_response(sio_ack_collector_t *collector, json_t *args);
+void sio_ack_collector_add_response(sio_ack_collector_t *collector, const sioc_event_t *response);
 void sio_ack_collector_unref(sio_ack_collector_t *collector);
 
 #endif

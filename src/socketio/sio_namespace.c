@@ -288,7 +288,8 @@ void sio_namespace_dispatch(sioc_socket_t *socket, sioc_sio_packet_t *packet)
         sio_socket_close(socket, "client namespace disconnect", 0);
         break;
     default:
-        /* CONNECT_ERROR from a client means nothing to a server; Node ignores it too. */
+        /* CONNECT_ERROR is for servers to send: Node closes a client that sends one. */
+        sio_client_close(socket->client, "forced close");
         break;
     }
 }

@@ -143,6 +143,9 @@ static const char *read_attachment_count(struct cursor *cursor, size_t max_attac
     cursor->position++;
     if (too_many)
         return ERROR_TOO_MANY_ATTACHMENTS;
+    /* socket.io-parser 4.2.7 refuses "0-": a binary packet announces at least one attachment. */
+    if (value == 0)
+        return ERROR_ILLEGAL_ATTACHMENTS;
     *count = value;
     return NULL;
 }
@@ -203,6 +206,11 @@ static const char *read_payload(struct cursor *cursor, json_t **data)
         return ERROR_INVALID_PAYLOAD;
     json_error_t json_error;
     *data = json_loadb(payload, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &json_error);
+    /* An integer beyond int64 is a double to JSON.parse: parse the payload again with every
+     * integer as a real, which is exactly what JavaScript holds (and prints) for all of them. */
+    if (*data == NULL && json_error_code(&json_error) == json_error_numeric_overflow)
+        *data = json_loadb(payload, length,
+                           JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &json_error);
     return *data != NULL ? NULL : ERROR_INVALID_PAYLOAD;
 }
 
@@ -528,10 +536,8 @@ static void write_exponent_form(struct text_buffer *buffer, const struct decimal
 }
 
 /* Number::toString (ECMA-262 6.1.6.1.20) for a finite double: plain digits for decimal exponents
- * from -7 to 20, otherwise d.ddde+x. One deliberate difference: integral values from 2^63 up to
- * 1e21, which JavaScript writes as plain digits ("100000000000000000000"), are written in the
- * exponent form ("1e+20"), because jansson refuses an integer literal beyond int64 ("too big
- * integer"), and our own decoder and other jansson peers must read what we write. */
+ * from -7 to 20, otherwise d.ddde+x. Integral values beyond int64 come out as plain digits
+ * ("100000000000000000000") exactly as in JavaScript; our decoder reads them back as doubles. */
 static void write_real(struct text_buffer *buffer, double value)
 {
     if (value != value || value - value != 0) { /* NaN, Infinity: as JSON.stringify */
@@ -550,7 +556,7 @@ static void write_real(struct text_buffer *buffer, double value)
     shortest_decimal(value, &decimal);
     int digits = decimal.count;
     int point = decimal.exponent + 1; /* digits before the decimal point */
-    if (point > 21 || point <= -6 || value >= 9223372036854775808.0) {
+    if (point > 21 || point <= -6) {
         write_exponent_form(buffer, &decimal);
     } else if (digits <= point) {
         buffer_append(buffer, decimal.digits, (size_t)digits);

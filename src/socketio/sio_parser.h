@@ -41,11 +41,11 @@ typedef struct sioc_sio_attachment_s {
 } sioc_sio_attachment_t;
 
 typedef struct sioc_sio_packet_s {
-    int type;                 /* enum sioc_sio_packet_type */
-    char *nsp;                /* owned, NUL-terminated; "/" when absent on the wire */
-    int64_t id;               /* ack id, or SIOC_SIO_NO_ACK_ID */
-    json_t *data;             /* owned reference; NULL when the packet had no payload */
-    size_t attachment_count;  /* declared count (binary types) */
+    int type;                           /* enum sioc_sio_packet_type */
+    char *nsp;                          /* owned, NUL-terminated; "/" when absent on the wire */
+    int64_t id;                         /* ack id, or SIOC_SIO_NO_ACK_ID */
+    json_t *data;                       /* owned reference; NULL when the packet had no payload */
+    size_t attachment_count;            /* declared count (binary types) */
     sioc_sio_attachment_t *attachments; /* owned array of attachment_count entries */
 } sioc_sio_packet_t;
 
@@ -54,7 +54,7 @@ void sioc_sio_packet_clear(sioc_sio_packet_t *packet);
 
 typedef struct sioc_sio_decoder_s {
     size_t max_attachments;
-    size_t max_nsp_length; /* namespace names longer than this are refused (default 256) */
+    size_t max_nsp_length;     /* namespace names longer than this are refused (default 256) */
     sioc_sio_packet_t pending; /* binary packet waiting for attachments */
     size_t received;           /* attachments received so far */
     int has_pending;

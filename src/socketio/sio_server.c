@@ -70,11 +70,82 @@ static int encode_msgpack(const sioc_sio_packet_t *packet, sio_encoded_t *out)
     return 0;
 }
 
+static int encode_packet(sioc_server_t *server, const sioc_sio_packet_t *packet,
+                         sio_encoded_t *out);
+
+static int is_placeholder(const json_t *value, size_t attachment_count)
+{
+    json_t *num = json_object_get(value, "num");
+    return json_is_true(json_object_get(value, "_placeholder")) && json_is_integer(num) &&
+           json_integer_value(num) >= 0 && (size_t)json_integer_value(num) < attachment_count;
+}
+
+/* Node deconstructs binary arguments again on every emit: placeholders are numbered in the
+ * order a depth-first walk meets them, and an attachment used twice is sent twice. Returns a
+ * new value (placeholders renumbered, attachments reordered into out), or NULL when more
+ * placeholders than SIO_MAX_PARTS - 1 are met or memory runs out. */
+static json_t *renumber(json_t *value, const sioc_sio_packet_t *packet, sioc_sio_attachment_t *out,
+                        size_t *count)
+{
+    if (json_is_object(value) && is_placeholder(value, packet->attachment_count)) {
+        if (*count + 1 >= SIO_MAX_PARTS)
+            return NULL;
+        out[*count] = packet->attachments[json_integer_value(json_object_get(value, "num"))];
+        return json_pack("{s:b,s:I}", "_placeholder", 1, "num", (json_int_t)(*count)++);
+    }
+    json_t *copy = NULL;
+    if (json_is_array(value)) {
+        copy = json_array();
+        for (size_t i = 0; copy != NULL && i < json_array_size(value); i++) {
+            json_t *item = renumber(json_array_get(value, i), packet, out, count);
+            if (item == NULL || json_array_append_new(copy, item) != 0) {
+                json_decref(copy);
+                copy = NULL;
+            }
+        }
+    } else if (json_is_object(value)) {
+        copy = json_object();
+        const char *key;
+        json_t *item;
+        json_object_foreach(value, key, item)
+        {
+            json_t *renumbered = copy ? renumber(item, packet, out, count) : NULL;
+            if (renumbered == NULL || json_object_set_new(copy, key, renumbered) != 0) {
+                json_decref(copy);
+                copy = NULL;
+                break;
+            }
+        }
+    } else {
+        copy = json_incref(value);
+    }
+    return copy;
+}
+
 int sio_encode(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out)
 {
     out->count = 0;
     if (packet->attachment_count + 1 > SIO_MAX_PARTS)
         return SIOC_EINVAL;
+    sioc_sio_packet_t adjusted = *packet;
+    sioc_sio_attachment_t attachments[SIO_MAX_PARTS];
+    json_t *renumbered = NULL;
+    if (packet->attachment_count > 0 && server->options.parser == SIOC_PARSER_JSON) {
+        size_t count = 0;
+        renumbered = renumber(packet->data, packet, attachments, &count);
+        if (renumbered == NULL)
+            return SIOC_EINVAL;
+        adjusted.data = renumbered;
+        adjusted.attachments = attachments;
+        adjusted.attachment_count = count;
+    }
+    int rc = encode_packet(server, &adjusted, out);
+    json_decref(renumbered);
+    return rc;
+}
+
+static int encode_packet(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out)
+{
     /* The binary packet types exist only to announce attachments, as Node's hasBinary(). */
     sioc_sio_packet_t adjusted = *packet;
     int has_attachments = packet->attachment_count > 0;
@@ -169,7 +240,7 @@ static void on_connect_timeout(sioc_deadline_list_t *list, sioc_deadline_t *dead
 {
     sio_client_t *client =
         (sio_client_t *)((char *)deadline - offsetof(sio_client_t, connect_deadline));
-    sio_client_close(client, "forced server close");
+    sio_client_close(client, "forced close");
 }
 
 static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *request, void *data)
@@ -217,6 +288,13 @@ static void send_connect_error(sio_client_t *client, const char *nsp, const char
 static void connect_namespace(sio_client_t *client, sioc_sio_packet_t *packet)
 {
     sioc_server_t *server = client->server;
+    sioc_socket_t *existing = NULL;
+    HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), existing);
+    if (existing != NULL) {
+        /* A second CONNECT to a namespace in use: Node closes the connection. */
+        sio_client_close(client, "forced close");
+        return;
+    }
     json_t *auth = packet->data != NULL ? json_incref(packet->data) : json_object();
     sioc_namespace_t *nsp = sio_namespace_lookup(server, packet->nsp, auth);
     if (nsp == NULL) {
@@ -231,12 +309,9 @@ static void connect_namespace(sio_client_t *client, sioc_sio_packet_t *packet)
         socket = sio_socket_new(client, nsp, auth);
     if (socket == NULL) {
         json_decref(auth);
-        sio_client_close(client, "forced server close");
+        sio_client_close(client, "forced close");
         return;
     }
-    /* A second CONNECT for a namespace replaces the first socket in the client's table, as in
-     * Node (client.ts doConnect sets nsps[name] again). */
-    sio_client_forget_socket(client, socket);
     HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
     if (socket->recovered && server->options.recovery_skip_middlewares)
         sio_socket_connected(socket);
@@ -255,7 +330,7 @@ static void on_packet(sio_client_t *client, sioc_sio_packet_t *packet)
     HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), socket);
     if (socket == NULL || socket->state != SIO_SOCKET_CONNECTED) {
         /* A packet for a namespace the client has not joined: Node closes ("invalid state"). */
-        sio_client_close(client, "forced server close");
+        sio_client_close(client, "forced close");
         return;
     }
     sio_namespace_dispatch(socket, packet);

@@ -88,9 +88,11 @@ void sio_socket_connected(sioc_socket_t *socket)
     /* Every socket is in the room named by its id, as in Node. */
     nsp->adapter->ops->join(nsp->adapter, socket, socket->id);
     sio_client_on_socket_connected(socket->client);
-    send_connect(socket);
+    /* Node sends a recovered socket's missed packets before the CONNECT reply (the client keeps
+     * them until it is connected). */
     if (socket->recovered)
         sio_recovery_replay(nsp->server->recovery, socket);
+    send_connect(socket);
     if (root->on_connection.callback != NULL)
         ((sioc_connection_cb)root->on_connection.callback)(socket, root->on_connection.data);
 }
@@ -169,7 +171,7 @@ void sioc_socket_disconnect(sioc_socket_t *socket, int close)
         HASH_DELETE(hh_client, client->sockets, each);
         sio_socket_close(each, "server namespace disconnect", 1);
     }
-    sio_client_close(client, "forced server close");
+    sio_client_close(client, "forced close");
 }
 
 /* ---- incoming events and acknowledgements -------------------------------------------------------
@@ -262,7 +264,7 @@ void sio_socket_on_ack(sioc_socket_t *socket, sioc_sio_packet_t *packet)
         if (pending->callback != NULL)
             pending->callback(socket, 0, &event, pending->data);
         if (pending->collector != NULL)
-            sio_ack_collector_add_response(pending->collector, event.args);
+            sio_ack_collector_add_response(pending->collector, &event);
         sio_socket_unref(socket);
         json_decref(event.args);
         if (attachments != small)
@@ -375,15 +377,20 @@ static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *
     }
     sioc_sio_packet_t packet;
     int rc = sio_build_event(&packet, socket->nsp->name, event, message);
-    if (rc == 0 && pending != NULL) {
+    if (rc == 0 && pending != NULL)
         packet.id = socket->nsp->server->next_ack_id++;
-        *pending = sio_socket_add_pending_ack(socket, packet.id, timeout_ms);
-        if (*pending == NULL)
-            rc = SIOC_ENOMEM;
-    }
     if (rc == 0) {
         notify_outgoing(socket, event, message);
         rc = send_packet(socket, &packet);
+    }
+    /* Waiting starts once the packet is out: a send that failed (or closed a slow reader)
+     * leaves nothing behind that could fire later. */
+    if (rc == 0 && pending != NULL && socket->state == SIO_SOCKET_CONNECTED) {
+        *pending = sio_socket_add_pending_ack(socket, packet.id, timeout_ms);
+        if (*pending == NULL)
+            rc = SIOC_ENOMEM;
+    } else if (rc == 0 && pending != NULL) {
+        rc = SIOC_ECLOSED;
     }
     release_event(&packet);
     return rc;
@@ -490,6 +497,12 @@ json_t *sioc_socket_auth(const sioc_socket_t *socket)
 json_t *sioc_socket_data(sioc_socket_t *socket)
 {
     return socket->data;
+}
+
+void sioc_socket_set_data(sioc_socket_t *socket, json_t *data)
+{
+    json_decref(socket->data);
+    socket->data = data != NULL ? data : json_null();
 }
 
 void sioc_socket_set_user(sioc_socket_t *socket, void *user)

@@ -54,7 +54,7 @@ static int keep_pending(sioc_http_conn_t *http, const uint8_t *data, size_t leng
 
 static void deliver(sioc_http_conn_t *http, uint8_t *rest, size_t rest_length)
 {
-    sioc_deadline_disarm(&http->server->request_timeouts, &http->timeout);
+    sioc_deadline_disarm(&http->timeout);
     http->in_request = 1;
     if (http->parser.request.upgrade) {
         http->server->handler->on_request(http, &http->parser.request, rest, rest_length);
@@ -117,7 +117,7 @@ static void maybe_server_closed(sioc_http_server_t *server);
 static void free_http(sioc_http_conn_t *http)
 {
     sioc_http_server_t *server = http->server;
-    sioc_deadline_disarm(&server->request_timeouts, &http->timeout);
+    sioc_deadline_disarm(&http->timeout);
     unlink_from_server(http);
     sioc_http_request_parser_free(&http->parser);
     free(http->pending);

@@ -85,7 +85,7 @@ typedef struct sioc_ws_decoder_s {
     /* Message being assembled (data frames only). */
     uint8_t message_opcode; /* 0 when no message is in progress */
     uint32_t fragment_count;
-    uint8_t *message;       /* owned; NULL while no copy is needed */
+    uint8_t *message; /* owned; NULL while no copy is needed */
     size_t message_length;
     size_t message_capacity;
     /* Control frame split across reads is copied here. */

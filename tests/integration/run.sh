@@ -1,27 +1,59 @@
 #!/usr/bin/env bash
-# Engine.IO integration suite: node --test over eio/*.test.js, then the
-# python-engineio client tests. Exits non-zero if anything fails.
+# Integration suites, each run with node --test and then with the python
+# clients. Exits non-zero if anything fails.
+#   Engine.IO: eio/*.test.js + python/test_eio_python.py  (server: EIO_ECHO)
+#   Socket.IO: sio/*.test.js + python/test_sio_python.py  (server: SIOC_ECHO)
 #
-#   tests/integration/run.sh                      # against the Node reference
+#   tests/integration/run.sh                      # against the Node references
 #   EIO_ECHO=build/examples/eio-echo tests/integration/run.sh
+#   SIOC_ECHO=build/examples/sioc-echo tests/integration/run.sh
+#   SUITES=sio tests/integration/run.sh           # only the Socket.IO suites
 #
-# EIO_ECHO is the server's command line (relative paths are taken from the
-# directory run.sh is called from). EIO_ECHO_IS_REFERENCE=1/0 overrides the
-# guess of whether it is the Node reference (which skips the few tests where
-# sioc deliberately differs). Extra arguments go to `node --test`
+# EIO_ECHO / SIOC_ECHO are the servers' command lines (relative paths are
+# taken from the directory run.sh is called from); unset → the Node
+# reference (ref/eio-echo.js, ref/sioc-echo.js). When SIOC_ECHO is unset and
+# EIO_ECHO is a build's .../eio-echo, SIOC_ECHO defaults to the sioc-echo
+# next to it if that exists. EIO_ECHO_IS_REFERENCE / SIOC_ECHO_IS_REFERENCE
+# =1/0 override the guess of whether a server is the Node reference (which
+# skips the few tests where sioc deliberately differs). SUITES: "eio sio"
+# (default), "eio" or "sio". Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-# Make a relative server path absolute before changing directory.
-if [[ -n "${EIO_ECHO:-}" ]]; then
-  read -r first rest <<<"$EIO_ECHO"
+# Make a relative server path absolute before changing directory
+# (prints the command line back).
+absolutize() {
+  local line="$1" first rest
+  read -r first rest <<<"$line"
   if [[ "$first" != /* && "$first" == */* && -e "$first" ]]; then
-    EIO_ECHO="$PWD/$first${rest:+ $rest}"
+    line="$PWD/$first${rest:+ $rest}"
   fi
+  printf '%s' "$line"
+}
+
+if [[ -n "${EIO_ECHO:-}" ]]; then
+  EIO_ECHO="$(absolutize "$EIO_ECHO")"
   export EIO_ECHO
 fi
+
+if [[ -n "${SIOC_ECHO:-}" ]]; then
+  SIOC_ECHO="$(absolutize "$SIOC_ECHO")"
+  export SIOC_ECHO
+elif [[ -n "${EIO_ECHO:-}" ]]; then
+  read -r eio_first _ <<<"$EIO_ECHO"
+  if [[ "$(basename -- "$eio_first")" == eio-echo ]]; then
+    sibling="$(dirname -- "$eio_first")/sioc-echo"
+    if [[ -x "$sibling" && -f "$sibling" ]]; then
+      SIOC_ECHO="$sibling"
+      export SIOC_ECHO
+    fi
+  fi
+fi
+
+SUITES="${SUITES:-eio sio}"
+want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
 
@@ -31,29 +63,46 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund || exit 1
 fi
 
-echo "run.sh: server under test: ${EIO_ECHO:-node $here/ref/eio-echo.js (reference)}"
+PYTHON=/usr/bin/python3
+# Debian packages for the python clients (installed when missing and root).
+python_deps() {
+  local import="$1"; shift
+  if ! "$PYTHON" -c "import $import" 2>/dev/null; then
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+      echo "run.sh: installing $* (apt-get)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null ||
+        { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+            "$@" >/dev/null; }
+    fi
+  fi
+  if ! "$PYTHON" -c "import $import" 2>/dev/null; then
+    echo "run.sh: FAIL: $PYTHON cannot import $import (Debian: $*)" >&2
+    return 1
+  fi
+}
 
 status=0
 
-# Files are mostly waiting on sockets and timers: run several at once.
-node --test --test-concurrency=4 "$@" eio/*.test.js || status=1
-
-PYTHON=/usr/bin/python3
-if ! "$PYTHON" -c 'import engineio, requests, websocket' 2>/dev/null; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "run.sh: installing python3-engineio, python3-requests, python3-websocket (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3-engineio python3-requests python3-websocket >/dev/null ||
-      { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-          python3-engineio python3-requests python3-websocket >/dev/null; }
+if want eio; then
+  echo "run.sh: Engine.IO server under test: ${EIO_ECHO:-node $here/ref/eio-echo.js (reference)}"
+  # Files are mostly waiting on sockets and timers: run several at once.
+  node --test --test-concurrency=4 "$@" eio/*.test.js || status=1
+  if python_deps 'engineio, requests, websocket' python3-engineio python3-requests python3-websocket; then
+    "$PYTHON" python/test_eio_python.py -v || status=1
+  else
+    status=1
   fi
 fi
-if "$PYTHON" -c 'import engineio, requests, websocket' 2>/dev/null; then
-  "$PYTHON" python/test_eio_python.py -v || status=1
-else
-  echo "run.sh: FAIL: $PYTHON lacks engineio/requests/websocket (Debian: python3-engineio python3-requests python3-websocket)" >&2
-  status=1
+
+if want sio; then
+  echo "run.sh: Socket.IO server under test: ${SIOC_ECHO:-node $here/ref/sioc-echo.js (reference)}"
+  node --test --test-concurrency=4 "$@" sio/*.test.js || status=1
+  if python_deps 'socketio, engineio, requests, websocket' python3-socketio python3-engineio python3-requests python3-websocket; then
+    "$PYTHON" python/test_sio_python.py -v || status=1
+  else
+    status=1
+  fi
 fi
 
-if [[ $status -eq 0 ]]; then echo "run.sh: all Engine.IO integration tests passed"; else echo "run.sh: FAILURES" >&2; fi
+if [[ $status -eq 0 ]]; then echo "run.sh: all integration tests passed ($SUITES)"; else echo "run.sh: FAILURES" >&2; fi
 exit $status

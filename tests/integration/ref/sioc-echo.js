@@ -1,0 +1,277 @@
+#!/usr/bin/env node
+// Reference Socket.IO server on Node's `socket.io` 4.8, with the command line
+// and the behaviour of sioc's `sioc-echo`, so that the Socket.IO integration
+// suite (sio/*.test.js, python/test_sio_python.py) can be validated against
+// Node before it is pointed at the C server (SIOC_ECHO=...).
+//
+//   node ref/sioc-echo.js [--host H] [--port P] [--path /socket.io/]
+//       [--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS]
+//       [--cors ORIGIN]... [--recovery] [--parser msgpack]
+//
+// Prints exactly one line `listening on <host>:<port>` once it accepts
+// connections.
+//
+// Namespaces: `/`, `/custom` and the dynamic namespaces matching
+// ^/dynamic-\d+$ all get the same middleware and handlers (below); any other
+// namespace is refused by socket.io itself (CONNECT_ERROR "Invalid namespace").
+//
+// Middleware (every namespace):
+//   auth.refuse truthy      → next(err), err.message "refused", err.data {reason:"test"}
+//   auth.delay a number     → next() after min(delay, 1000) ms
+// On connection: emit("auth", handshake.auth); join auth.room if a string.
+// Events (cb = the client's ack callback):
+//   message ...args              → emit("message-back", ...args)
+//   message-with-ack ...args, cb → cb(...args)
+//   join room, cb?               → join; cb([...rooms])
+//   leave room, cb?              → leave; cb([...rooms])
+//   rooms cb                     → cb([...rooms])
+//   to-room room, ev, ...args    → nsp.to(room).emit(ev, ...args)
+//   to-rooms-except {to, except}, ev, ...args → nsp.to(to).except(except).emit(ev, ...args)
+//   broadcast ev, ...args        → socket.broadcast.emit(ev, ...args)
+//   volatile ev, ...args         → nsp.volatile.emit(ev, ...args)
+//   server-ack ms, ev, ...args, cb → socket.timeout(ms).emit(ev, ...args, ack);
+//                                  cb({error: message} | {response: [...]})
+//   broadcast-ack ms, ev, ...args, cb → nsp.timeout(ms).emit(ev, ...args, ack);
+//                                  cb({error: message | null, responses})
+//   fetch-sockets room|null, cb  → cb([{id, rooms, data, auth}] sorted by id)
+//   sockets-join room, target, cb / sockets-leave … → nsp.in(room).socketsJoin(target); cb()
+//   disconnect-sockets room, close, cb → cb() first, then nsp.in(room).disconnectSockets(close)
+//   set-data obj, cb / get-data cb → socket.data
+//   disconnect-me close          → socket.disconnect(close)
+//   server-side-emit cb          → nsp.serverSideEmit("ping") (must not throw); cb("ok")
+//   count cb                     → cb(number of events this socket received before this one)
+//   recovered cb (--recovery)    → cb(socket.recovered)
+// On disconnect of a socket of `/`: io.of("/").emit("left", socket.id, reason).
+import http from 'node:http';
+import { Server } from 'socket.io';
+
+function usage(msg) {
+  process.stderr.write(`sioc-echo (reference): ${msg}\n`);
+  process.exit(2);
+}
+
+function parseInteger(name, value) {
+  if (!/^\d+$/.test(value ?? '')) usage(`${name} needs a non-negative integer, got ${value}`);
+  return Number(value);
+}
+
+function parseArgs(argv) {
+  const opts = {
+    host: '127.0.0.1',
+    port: 0,
+    path: '/socket.io/',
+    pingInterval: 25000,
+    pingTimeout: 20000,
+    connectTimeout: 45000,
+    cors: [],
+    recovery: false,
+    parser: 'default',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '--recovery') {
+      opts.recovery = true;
+      continue;
+    }
+    const value = argv[i + 1];
+    if (value === undefined) usage(`missing value for ${flag}`);
+    i++;
+    switch (flag) {
+      case '--host': opts.host = value; break;
+      case '--port': opts.port = parseInteger(flag, value); break;
+      case '--path': opts.path = value; break;
+      case '--ping-interval': opts.pingInterval = parseInteger(flag, value); break;
+      case '--ping-timeout': opts.pingTimeout = parseInteger(flag, value); break;
+      case '--connect-timeout': opts.connectTimeout = parseInteger(flag, value); break;
+      case '--cors': opts.cors.push(value); break;
+      case '--parser':
+        if (value !== 'msgpack' && value !== 'default') usage(`--parser takes msgpack or default, got ${value}`);
+        opts.parser = value;
+        break;
+      default: usage(`unknown flag ${flag}`);
+    }
+  }
+  return opts;
+}
+
+// Same CORS mapping as ref/eio-echo.js: `*` → any origin without
+// credentials; explicit origins → reflected when listed, with credentials.
+function corsOption(origins) {
+  if (origins.length === 0) return undefined;
+  if (origins.includes('*')) return { origin: '*' };
+  return { origin: origins, credentials: true };
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+const serverOptions = {
+  path: opts.path,
+  pingInterval: opts.pingInterval,
+  pingTimeout: opts.pingTimeout,
+  connectTimeout: opts.connectTimeout,
+  serveClient: false,
+};
+const cors = corsOption(opts.cors);
+if (cors) serverOptions.cors = cors;
+if (opts.recovery) {
+  serverOptions.connectionStateRecovery = { maxDisconnectionDuration: 120000, skipMiddlewares: true };
+}
+if (opts.parser === 'msgpack') {
+  serverOptions.parser = (await import('socket.io-msgpack-parser')).default;
+}
+
+const httpServer = http.createServer((req, res) => {
+  res.writeHead(404, { 'Content-Type': 'text/plain' });
+  res.end('Not Found');
+});
+const io = new Server(httpServer, serverOptions);
+
+const MAX_DELAY_MS = 1000;
+
+function middleware(socket, next) {
+  const auth = socket.handshake.auth ?? {};
+  if (auth.refuse) {
+    const err = new Error('refused');
+    err.data = { reason: 'test' };
+    next(err);
+  } else if (typeof auth.delay === 'number') {
+    setTimeout(next, Math.max(0, Math.min(auth.delay, MAX_DELAY_MS)));
+  } else {
+    next();
+  }
+}
+
+// The last argument when it is a function (the client asked for an ack).
+function splitAck(args) {
+  if (args.length && typeof args[args.length - 1] === 'function') {
+    return [args.slice(0, -1), args[args.length - 1]];
+  }
+  return [args, null];
+}
+
+function onConnection(socket) {
+  const nsp = socket.nsp;
+  const auth = socket.handshake.auth;
+  let received = 0;
+  socket.onAny(() => {
+    received++;
+  });
+
+  socket.emit('auth', auth);
+  if (auth && typeof auth.room === 'string') socket.join(auth.room);
+
+  socket.on('message', (...args) => {
+    socket.emit('message-back', ...args);
+  });
+  socket.on('message-with-ack', (...all) => {
+    const [args, cb] = splitAck(all);
+    if (cb) cb(...args);
+  });
+  socket.on('join', (room, cb) => {
+    socket.join(room);
+    if (typeof cb === 'function') cb([...socket.rooms]);
+  });
+  socket.on('leave', (room, cb) => {
+    socket.leave(room);
+    if (typeof cb === 'function') cb([...socket.rooms]);
+  });
+  socket.on('rooms', (cb) => {
+    if (typeof cb === 'function') cb([...socket.rooms]);
+  });
+  socket.on('to-room', (room, event, ...args) => {
+    nsp.to(room).emit(event, ...args);
+  });
+  socket.on('to-rooms-except', (sel, event, ...args) => {
+    nsp.to(sel?.to ?? []).except(sel?.except ?? []).emit(event, ...args);
+  });
+  socket.on('broadcast', (event, ...args) => {
+    socket.broadcast.emit(event, ...args);
+  });
+  socket.on('volatile', (event, ...args) => {
+    nsp.volatile.emit(event, ...args);
+  });
+  socket.on('server-ack', (timeoutMs, event, ...all) => {
+    const [args, cb] = splitAck(all);
+    socket.timeout(timeoutMs).emit(event, ...args, (err, ...resp) => {
+      if (cb) cb(err ? { error: err.message } : { response: resp });
+    });
+  });
+  socket.on('broadcast-ack', (timeoutMs, event, ...all) => {
+    const [args, cb] = splitAck(all);
+    nsp.timeout(timeoutMs).emit(event, ...args, (err, responses) => {
+      if (cb) cb({ error: err ? err.message : null, responses });
+    });
+  });
+  socket.on('fetch-sockets', async (room, cb) => {
+    const sockets = await (room ? nsp.in(room) : nsp).fetchSockets();
+    const list = sockets
+      .map((s) => ({ id: s.id, rooms: [...s.rooms], data: s.data, auth: s.handshake.auth }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (typeof cb === 'function') cb(list);
+  });
+  socket.on('sockets-join', async (room, target, cb) => {
+    await nsp.in(room).socketsJoin(target);
+    if (typeof cb === 'function') cb();
+  });
+  socket.on('sockets-leave', async (room, target, cb) => {
+    await nsp.in(room).socketsLeave(target);
+    if (typeof cb === 'function') cb();
+  });
+  socket.on('disconnect-sockets', (room, close, cb) => {
+    if (typeof cb === 'function') cb();
+    nsp.in(room).disconnectSockets(close);
+  });
+  socket.on('set-data', (obj, cb) => {
+    socket.data = obj;
+    if (typeof cb === 'function') cb();
+  });
+  socket.on('get-data', (cb) => {
+    if (typeof cb === 'function') cb(socket.data);
+  });
+  socket.on('disconnect-me', (close) => {
+    socket.disconnect(close);
+  });
+  socket.on('server-side-emit', (cb) => {
+    nsp.serverSideEmit('ping');
+    if (typeof cb === 'function') cb('ok');
+  });
+  socket.on('count', (cb) => {
+    // onAny already counted this `count` event.
+    if (typeof cb === 'function') cb(received - 1);
+  });
+  if (opts.recovery) {
+    socket.on('recovered', (cb) => {
+      if (typeof cb === 'function') cb(socket.recovered);
+    });
+  }
+  if (nsp.name === '/') {
+    socket.on('disconnect', (reason) => {
+      io.of('/').emit('left', socket.id, reason);
+    });
+  }
+}
+
+for (const nsp of [io.of('/'), io.of('/custom'), io.of(/^\/dynamic-\d+$/)]) {
+  nsp.use(middleware);
+  nsp.on('connection', onConnection);
+}
+
+// The in-memory adapter only warns on serverSideEmit(); keep stderr quiet.
+const warn = console.warn;
+console.warn = (...args) => {
+  if (typeof args[0] === 'string' && args[0].includes('serverSideEmit')) return;
+  warn(...args);
+};
+
+httpServer.listen(opts.port, opts.host, () => {
+  const { address, port } = httpServer.address();
+  process.stdout.write(`listening on ${address}:${port}\n`);
+});
+
+const shutdown = () => {
+  io.close();
+  httpServer.closeAllConnections();
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
