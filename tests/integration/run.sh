@@ -16,7 +16,7 @@
 # next to it if that exists. EIO_ECHO_IS_REFERENCE / SIOC_ECHO_IS_REFERENCE
 # =1/0 override the guess of whether a server is the Node reference (which
 # skips the few tests where sioc deliberately differs). SUITES: "eio sio"
-# (default), "eio" or "sio". Extra arguments go to `node --test`
+# chat" (default), or any of them. Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
@@ -52,7 +52,21 @@ elif [[ -n "${EIO_ECHO:-}" ]]; then
   fi
 fi
 
-SUITES="${SUITES:-eio sio}"
+# The chat example has no Node reference: it runs only when its binary is known (SIOC_CHAT, or
+# the chat next to a build's eio-echo).
+if [[ -n "${SIOC_CHAT:-}" ]]; then
+  SIOC_CHAT="$(absolutize "$SIOC_CHAT")"
+  export SIOC_CHAT
+elif [[ -n "${EIO_ECHO:-}" ]]; then
+  read -r eio_first _ <<<"$EIO_ECHO"
+  chat="$(dirname -- "$eio_first")/chat"
+  if [[ "$(basename -- "$eio_first")" == eio-echo && -x "$chat" && -f "$chat" ]]; then
+    SIOC_CHAT="$chat"
+    export SIOC_CHAT
+  fi
+fi
+
+SUITES="${SUITES:-eio sio chat}"
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
@@ -102,6 +116,11 @@ if want sio; then
   else
     status=1
   fi
+fi
+
+if want chat && [[ -n "${SIOC_CHAT:-}" ]]; then
+  echo "run.sh: chat example under test: $SIOC_CHAT"
+  node --test "$@" chat/*.test.js || status=1
 fi
 
 if [[ $status -eq 0 ]]; then echo "run.sh: all integration tests passed ($SUITES)"; else echo "run.sh: FAILURES" >&2; fi
