@@ -4,9 +4,9 @@
  * - Functions return 0 on success or a negative error code (libuv's UV_E* values, or
  *   SIOC_E* below). Objects are created with *_new and released with *_free or *_close.
  * - Everything runs on the loop thread you pass in; no call is thread-safe.
- * - Data you pass to a send function is copied (or, for sioc_buffer_t, referenced) before the
- *   call returns: you keep ownership of your pointers. Data passed to your callbacks is valid
- *   only during the callback.
+ * - Data you pass to a send function is encoded or copied before the call returns: you keep
+ *   ownership of your pointers (JSON arguments excepted: see below). Data passed to your callbacks
+ * is valid only during the callback.
  *
  * Layers: the Engine.IO server (sioc_eio_*) handles HTTP long-polling and WebSocket transports,
  * heartbeats and upgrades, and hands you whole messages. The Socket.IO server (sioc_server_*,
@@ -140,6 +140,11 @@ SIOC_API sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *sock
 
 typedef struct sioc_server_s sioc_server_t;
 typedef struct sioc_namespace_s sioc_namespace_t;
+
+/* Socket ids (and Engine.IO session ids) are this many characters: char id[SIOC_ID_SIZE]
+ * holds one with its NUL. */
+#define SIOC_SOCKET_ID_LENGTH 20
+#define SIOC_ID_SIZE (SIOC_SOCKET_ID_LENGTH + 1)
 typedef struct sioc_socket_s sioc_socket_t;
 typedef struct sioc_next_s sioc_next_t;
 
@@ -210,12 +215,15 @@ SIOC_API sioc_namespace_t *sioc_server_of(sioc_server_t *server, const char *nam
 /* A parent for dynamic namespaces: a CONNECT to an unknown name asks filter; when it agrees,
  * a child namespace is created that uses the parent's handlers and middleware, as Node's
  * io.of(regex) / io.of(function). Emitting on the parent reaches every child. */
+SIOC_API uv_loop_t *sioc_server_loop(const sioc_server_t *server);
 SIOC_API sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server,
                                                   sioc_namespace_filter_cb filter, void *data);
 
 SIOC_API const char *sioc_namespace_name(const sioc_namespace_t *nsp);
 SIOC_API sioc_server_t *sioc_namespace_server(const sioc_namespace_t *nsp);
 SIOC_API size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp);
+/* Sockets of this server in room (0 if none): "is anyone in user:42?" without fetchSockets. */
+SIOC_API size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room);
 /* A connected socket of this namespace by id (Node's nsp.sockets.get(id)), or NULL. */
 SIOC_API sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id);
 SIOC_API int sioc_namespace_use(sioc_namespace_t *nsp, sioc_middleware_cb middleware, void *data);
@@ -262,6 +270,7 @@ SIOC_API void *sioc_socket_get_user(const sioc_socket_t *socket);
 SIOC_API int sioc_socket_recovered(const sioc_socket_t *socket);
 SIOC_API int sioc_socket_connected(const sioc_socket_t *socket);
 SIOC_API sioc_transport_t sioc_socket_transport(const sioc_socket_t *socket);
+/* Rooms are joined once the socket is connected (from on_connection on), not in middleware. */
 SIOC_API int sioc_socket_join(sioc_socket_t *socket, const char *room);
 SIOC_API int sioc_socket_leave(sioc_socket_t *socket, const char *room);
 SIOC_API int sioc_socket_in_room(const sioc_socket_t *socket, const char *room);
@@ -280,8 +289,10 @@ SIOC_API int sioc_socket_emit_message(sioc_socket_t *socket, const char *event,
 SIOC_API int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
                                        const sioc_message_t *message, uint32_t timeout_ms,
                                        sioc_ack_cb callback, void *data);
-/* Answers an event's ack_id (args taken; NULL = no arguments). */
+/* Answers an event's ack_id (args taken; NULL = no arguments). SIOC_EINVAL, args still taken,
+ * when ack_id < 0 (the client asked for no ack), so "ack if asked" needs no test of its own. */
 SIOC_API int sioc_socket_ack(sioc_socket_t *socket, int64_t ack_id, json_t *args);
+/* As sioc_socket_ack, with binary attachments (at most 16). */
 SIOC_API int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id,
                                      const sioc_message_t *message);
 

@@ -201,6 +201,13 @@ size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp)
     return nsp->socket_count;
 }
 
+size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room_name)
+{
+    sio_room_t *room = NULL;
+    HASH_FIND_STR(nsp->adapter->rooms, room_name, room);
+    return room != NULL ? HASH_CNT(hh_room, room->members) : 0;
+}
+
 sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id)
 {
     sioc_socket_t *socket = NULL;

@@ -574,6 +574,11 @@ static void write_real(struct text_buffer *buffer, double value)
 
 static void write_integer(struct text_buffer *buffer, json_int_t value)
 {
+    /* Past 2^53 a JavaScript peer holds (and JSON.stringify prints) the nearest double. */
+    if (value > INT64_C(9007199254740991) || value < -INT64_C(9007199254740991)) {
+        write_real(buffer, (double)value);
+        return;
+    }
     char text[32];
     snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, value);
     buffer_append_text(buffer, text);

@@ -446,6 +446,11 @@ int sioc_server_listen(sioc_server_t *server, const char *host, int port)
     return sioc_eio_server_listen(server->engine, host, port);
 }
 
+uv_loop_t *sioc_server_loop(const sioc_server_t *server)
+{
+    return server->loop;
+}
+
 int sioc_server_port(sioc_server_t *server)
 {
     return sioc_eio_server_port(server->engine);

@@ -761,8 +761,11 @@ static void test_encode_numbers_like_json_stringify(void **state)
 
     assert_value_encodes(json_integer(0), "0");
     assert_value_encodes(json_integer(-42), "-42");
-    assert_value_encodes(json_integer(INT64_MAX), "9223372036854775807");
-    assert_value_encodes(json_integer(INT64_MIN), "-9223372036854775808");
+    /* Beyond 2^53 an integer is written as the double a JavaScript peer would hold. */
+    assert_value_encodes(json_integer(INT64_MAX), "9223372036854776000");
+    assert_value_encodes(json_integer(9007199254740993), "9007199254740992");
+    assert_value_encodes(json_integer(9007199254740991), "9007199254740991");
+    assert_value_encodes(json_integer(INT64_MIN), "-9223372036854776000");
     assert_value_encodes(json_true(), "true");
     assert_value_encodes(json_false(), "false");
     assert_value_encodes(json_null(), "null");
@@ -857,7 +860,7 @@ static void test_encode_then_decode(void **state)
     packet.nsp = "/chat";
     packet.id = 99;
     packet.data = json_pack("[s, {s: f, s: I, s: s#}]", "message", "ratio", 0.25, "big",
-                            (json_int_t)INT64_MAX, "bytes", "a\0b", (int)3);
+                            (json_int_t)9007199254740991, "bytes", "a\0b", (int)3);
     assert_non_null(packet.data);
     char *text = sioc_sio_encode(&packet, NULL);
     assert_non_null(text);
