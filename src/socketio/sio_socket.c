@@ -373,7 +373,14 @@ static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *
         sioc_broadcast_init(&broadcast, socket->nsp);
         sioc_broadcast_to(&broadcast, socket->id);
         notify_outgoing(socket, event, message);
-        return sioc_broadcast_emit_message(&broadcast, event, message);
+        /* The broadcast takes a reference to the arguments; the caller's is released by our
+         * own caller. */
+        sioc_message_t borrowed = {NULL, NULL, 0};
+        if (message != NULL) {
+            borrowed = *message;
+            json_incref(borrowed.args);
+        }
+        return sioc_broadcast_emit_message(&broadcast, event, &borrowed);
     }
     sioc_sio_packet_t packet;
     int rc = sio_build_event(&packet, socket->nsp->name, event, message);

@@ -110,9 +110,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     sioc_conn_t *conn = stream->data;
     if (nread > 0) {
-        /* While closing, input is read only to be discarded (lingering close). */
-        if (!conn->closing)
+        if (!conn->closing) {
             conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
+            return;
+        }
+        /* Lingering close: input is read only to be discarded, and not for ever. */
+        conn->discarded_bytes += (uint32_t)nread;
+        if (conn->discarded_bytes > SIOC_LINGER_MAX_BYTES)
+            sioc_conn_pause_reading(conn);
         return;
     }
     if (nread == 0)

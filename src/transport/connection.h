@@ -27,6 +27,10 @@
 
 #define SIOC_READ_BUFFER_SIZE (64 * 1024)
 #define SIOC_LINGER_MS 5000
+/* While closing, at most this much input is read and discarded; then reading stops and TCP flow
+ * control holds the peer back until the linger time is over (a client uploading 100 MB after
+ * its 413 is not read to the end, and still gets to read the 413). */
+#define SIOC_LINGER_MAX_BYTES (1024u * 1024)
 
 typedef struct sioc_conn_s sioc_conn_t;
 typedef struct sioc_io_s sioc_io_t;
@@ -80,8 +84,9 @@ struct sioc_conn_s {
     uint8_t closing;
     uint8_t reading;
     uint8_t close_after_flush;
-    uint8_t peer_closed;     /* the peer's FIN arrived */
-    uv_shutdown_t *shutdown; /* allocated only while closing gracefully */
+    uint8_t peer_closed;      /* the peer's FIN arrived */
+    uint32_t discarded_bytes; /* read and dropped while closing */
+    uv_shutdown_t *shutdown;  /* allocated only while closing gracefully */
 };
 
 int sioc_io_init(sioc_io_t *io, uv_loop_t *loop);

@@ -141,6 +141,14 @@ class RunningServer {
     const description = this.describeExit();
     await this.stop();
     if (died) throw new Error(`the server died during the tests: ${description}`);
+    // A clean shutdown: exit 0 on SIGTERM, and no sanitizer report (AddressSanitizer,
+    // UndefinedBehaviorSanitizer, LeakSanitizer at exit) anywhere in stderr.
+    if (/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(this.stderr)) {
+      throw new Error(`sanitizer report from the server:\n${this.stderr}`);
+    }
+    if (this.exit?.code !== 0) {
+      throw new Error(`the server did not exit cleanly on SIGTERM: ${this.describeExit()}`);
+    }
   }
 
   describeExit() {

@@ -24,7 +24,7 @@ describe('sio fetchSockets / socketsJoin / socketsLeave / disconnectSockets', ()
     server = await startSiocEcho([]);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {

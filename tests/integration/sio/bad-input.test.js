@@ -81,7 +81,7 @@ describe('sio bad input (raw)', () => {
   });
   after(async () => {
     clients?.close();
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   // Another client still works and the server is running.

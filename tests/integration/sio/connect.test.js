@@ -14,7 +14,7 @@ describe('sio connect', () => {
     server = await startSiocEcho([]);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {

@@ -22,7 +22,7 @@ describe('sio disconnect reasons', () => {
     server = await startSiocEcho([]);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {
@@ -139,7 +139,7 @@ describe('sio ping timeout (--ping-interval 300 --ping-timeout 200)', () => {
     server = await startSiocEcho(['--ping-interval', '300', '--ping-timeout', '200']);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const transport of ['polling', 'websocket']) {
@@ -183,7 +183,7 @@ describe('sio connectTimeout (--connect-timeout 500)', () => {
     server = await startSiocEcho(['--connect-timeout', '500']);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   async function assertClosedByTimeout(raw, transport) {

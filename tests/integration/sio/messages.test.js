@@ -34,7 +34,7 @@ describe('sio messages and acks', () => {
     server = await startSiocEcho([]);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {

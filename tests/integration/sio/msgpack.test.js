@@ -25,7 +25,7 @@ describe('sio msgpack parser (--parser msgpack)', () => {
     server = await startSiocEcho(['--parser', 'msgpack']);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {

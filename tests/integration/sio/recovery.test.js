@@ -35,7 +35,7 @@ describe('sio connection state recovery (--recovery)', () => {
     server = await startSiocEcho(['--recovery']);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const mode of Object.keys(MODES)) {

@@ -74,7 +74,7 @@ describe('sio wire format (raw)', () => {
     server = await startSiocEcho([]);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   for (const transport of ['polling', 'websocket']) {
@@ -256,7 +256,7 @@ describe('sio --path /other/', () => {
     server = await startSiocEcho(['--path', '/other/']);
   });
   after(async () => {
-    await server?.stop();
+    await server?.stopChecked();
   });
 
   it('socket.io-client with path /other/ connects; /socket.io/ is not served', async (t) => {
