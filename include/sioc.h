@@ -340,6 +340,40 @@ SIOC_API void sioc_broadcast_disconnect(const sioc_broadcast_t *broadcast, int c
 SIOC_API int sioc_namespace_server_side_emit(sioc_namespace_t *nsp, const char *event,
                                              json_t *args);
 
+/* ---- A plain HTTP server, for back-end APIs next to the Socket.IO server ------------------- */
+
+/* The same HTTP/1.1 implementation as the Engine.IO server (keep-alive, limits, timeouts, 400 /
+ * 408 / 413 / 431 answered automatically) with one handler for every complete request. */
+typedef struct sioc_web_server_s sioc_web_server_t;
+typedef struct sioc_web_request_s sioc_web_request_t;
+
+/* Answer every request exactly once with sioc_web_respond(), now or later; the request (and
+ * everything its accessors return) stays valid until then. */
+typedef void (*sioc_web_handler_cb)(sioc_web_request_t *request, void *data);
+
+SIOC_API int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web_handler_cb handler,
+                                 void *data, sioc_web_server_t **out);
+SIOC_API int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port);
+SIOC_API int sioc_web_server_port(sioc_web_server_t *server);
+/* Stops listening, closes idle connections, and frees the server once every connection is
+ * gone; closed_cb (may be NULL) runs then. */
+SIOC_API void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *data),
+                                    void *data);
+
+SIOC_API const char *sioc_web_request_method(const sioc_web_request_t *request);
+/* The path without the query ("/rooms/12/members"), NUL-terminated. */
+SIOC_API const char *sioc_web_request_path(const sioc_web_request_t *request);
+/* A query parameter, percent-decoded into out; its length, -1 if absent, -2 if too long. */
+SIOC_API long sioc_web_request_query(const sioc_web_request_t *request, const char *name, char *out,
+                                     size_t size);
+SIOC_API const char *sioc_web_request_header(const sioc_web_request_t *request, const char *name,
+                                             size_t *length);
+SIOC_API const uint8_t *sioc_web_request_body(const sioc_web_request_t *request, size_t *length);
+SIOC_API const char *sioc_web_request_remote_address(const sioc_web_request_t *request);
+/* Answers and releases the request. If the client went away meanwhile, it only releases it. */
+SIOC_API void sioc_web_respond(sioc_web_request_t *request, int status, const char *content_type,
+                               const void *body, size_t length);
+
 #ifdef __cplusplus
 }
 #endif
