@@ -355,8 +355,9 @@ SIOC_API int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web
                                  void *data, sioc_web_server_t **out);
 SIOC_API int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port);
 SIOC_API int sioc_web_server_port(sioc_web_server_t *server);
-/* Stops listening, closes idle connections, and frees the server once every connection is
- * gone; closed_cb (may be NULL) runs then. */
+/* Stops listening, closes every connection (requests not yet answered are then answered into
+ * the void by sioc_web_respond), and frees the server once every connection is gone;
+ * closed_cb (may be NULL) runs then. */
 SIOC_API void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *data),
                                     void *data);
 
@@ -373,6 +374,10 @@ SIOC_API const char *sioc_web_request_remote_address(const sioc_web_request_t *r
 /* Answers and releases the request. If the client went away meanwhile, it only releases it. */
 SIOC_API void sioc_web_respond(sioc_web_request_t *request, int status, const char *content_type,
                                const void *body, size_t length);
+/* The same with extra header lines, each "Name: value\r\n" (e.g. "Allow: GET, POST\r\n"). */
+SIOC_API void sioc_web_respond_with_headers(sioc_web_request_t *request, int status,
+                                            const char *content_type, const char *headers,
+                                            const void *body, size_t length);
 
 #ifdef __cplusplus
 }

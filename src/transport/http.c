@@ -235,13 +235,22 @@ static void on_server_handle_closed(uv_handle_t *handle)
     maybe_server_closed(server);
 }
 
+/* The timer's data is its deadline list, whose data is the server. */
+static void on_server_timer_closed(uv_handle_t *handle)
+{
+    sioc_deadline_list_t *list = handle->data;
+    sioc_http_server_t *server = list->data;
+    server->close_pending--;
+    maybe_server_closed(server);
+}
+
 void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_http_server_t *))
 {
     server->closed_cb = closed_cb;
     server->close_pending = 2;
     server->listening = 0;
     uv_close((uv_handle_t *)&server->listener, on_server_handle_closed);
-    sioc_deadline_list_close(&server->request_timeouts, on_server_handle_closed);
+    sioc_deadline_list_close(&server->request_timeouts, on_server_timer_closed);
     for (sioc_http_conn_t *http = server->connections; http != NULL; http = http->next)
         sioc_conn_close(http->conn, 1);
 }
@@ -250,34 +259,32 @@ void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_h
 
 const char *sioc_http_status_text(int status)
 {
-    switch (status) {
-    case 101:
-        return "Switching Protocols";
-    case 200:
-        return "OK";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 413:
-        return "Payload Too Large";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "Unknown";
+    static const struct {
+        int status;
+        const char *text;
+    } texts[] = {
+        {101, "Switching Protocols"},
+        {200, "OK"},
+        {201, "Created"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {413, "Payload Too Large"},
+        {429, "Too Many Requests"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {503, "Service Unavailable"},
+    };
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        if (texts[i].status == status)
+            return texts[i].text;
     }
+    return "Unknown";
 }
 
 void sioc_http_set_close(sioc_http_conn_t *http)

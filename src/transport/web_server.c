@@ -156,16 +156,24 @@ const char *sioc_web_request_remote_address(const sioc_web_request_t *request)
     return request->request->remote_address;
 }
 
-void sioc_web_respond(sioc_web_request_t *request, int status, const char *content_type,
-                      const void *body, size_t length)
+void sioc_web_respond_with_headers(sioc_web_request_t *request, int status,
+                                   const char *content_type, const char *headers, const void *body,
+                                   size_t length)
 {
     if (request->http != NULL) {
-        char headers[256] = "";
-        if (content_type != NULL)
-            snprintf(headers, sizeof(headers), "Content-Type: %s\r\n", content_type);
+        char lines[2048];
+        snprintf(lines, sizeof(lines), "%s%s%s%s", content_type ? "Content-Type: " : "",
+                 content_type ? content_type : "", content_type ? "\r\n" : "",
+                 headers ? headers : "");
         sioc_http_set_user(request->http, NULL);
-        sioc_http_respond(request->http, status, headers, body, length);
+        sioc_http_respond(request->http, status, lines, body, length);
     }
     free(request->path);
     free(request);
+}
+
+void sioc_web_respond(sioc_web_request_t *request, int status, const char *content_type,
+                      const void *body, size_t length)
+{
+    sioc_web_respond_with_headers(request, status, content_type, NULL, body, length);
 }

@@ -1,0 +1,294 @@
+/* Channels: namespaces from the configuration, each served by a driver, behind the
+ * authentication the channel asks for. */
+#include "channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth_jwt.h"
+#include "auth_session.h"
+#include "log.h"
+
+static const driver_t *const drivers[] = {
+    &driver_main, &driver_chat, &driver_notifications, &driver_feed, &driver_bench,
+};
+
+const driver_t *driver_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+        if (strcmp(drivers[i]->name, name) == 0)
+            return drivers[i];
+    }
+    return NULL;
+}
+
+/* ---- who is connecting -------------------------------------------------------------------------
+ */
+
+/* Ids are strings everywhere (room names are built from them); JWTs often carry numbers. */
+static json_t *id_string(json_t *value)
+{
+    if (json_is_string(value) && json_string_length(value) > 0 && json_string_length(value) <= 128)
+        return json_incref(value);
+    if (json_is_integer(value)) {
+        char text[32];
+        snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+        return json_string(text);
+    }
+    return NULL;
+}
+
+/* The profile the seeds attach to socket.user, from token claims or a session's user. */
+static json_t *user_from_claims(json_t *claims)
+{
+    json_t *id = id_string(json_object_get(claims, "id"));
+    if (id == NULL)
+        id = id_string(json_object_get(claims, "sub"));
+    if (id == NULL)
+        return NULL;
+    json_t *user = json_pack("{s:o}", "id", id);
+    static const char *const profile[] = {"firstName", "lastName", "role", "avatar"};
+    for (size_t i = 0; i < sizeof(profile) / sizeof(profile[0]); i++) {
+        json_t *value = json_object_get(claims, profile[i]);
+        json_object_set(user, profile[i], json_is_string(value) ? value : json_null());
+    }
+    return user;
+}
+
+static void accept_user(sioc_socket_t *socket, sioc_next_t *next, json_t *user)
+{
+    json_object_set_new(sioc_socket_data(socket), "user", user);
+    sioc_next(next);
+}
+
+static void refuse(sioc_next_t *next, const char *reason)
+{
+    char message[256];
+    snprintf(message, sizeof(message), "Authentication error: %s", reason);
+    sioc_next_error(next, message, NULL);
+}
+
+/* The token from auth.token (seeds 002/003), an Authorization: Bearer header, or ?token=. */
+static const char *find_token(sioc_socket_t *socket, size_t *length)
+{
+    json_t *handshake = sioc_socket_handshake(socket);
+    json_t *token = json_object_get(sioc_socket_auth(socket), "token");
+    if (json_is_string(token)) {
+        *length = json_string_length(token);
+        return json_string_value(token);
+    }
+    const char *header =
+        json_string_value(json_object_get(json_object_get(handshake, "headers"), "authorization"));
+    if (header != NULL && strncasecmp(header, "Bearer ", 7) == 0) {
+        *length = strlen(header + 7);
+        return header + 7;
+    }
+    token = json_object_get(json_object_get(handshake, "query"), "token");
+    if (json_is_string(token)) {
+        *length = json_string_length(token);
+        return json_string_value(token);
+    }
+    return NULL;
+}
+
+static void authenticate_jwt(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
+{
+    size_t length;
+    const char *token = find_token(socket, &length);
+    if (token == NULL) {
+        refuse(next, "Token not provided");
+        return;
+    }
+    const char *message = NULL;
+    json_t *claims =
+        auth_jwt_verify(channel->daemon->jwt, token, length, (int64_t)time(NULL), &message);
+    if (claims == NULL) {
+        refuse(next, message);
+        return;
+    }
+    json_t *user = user_from_claims(claims);
+    json_decref(claims);
+    if (user == NULL) {
+        refuse(next, "token has no user id (id or sub)");
+        return;
+    }
+    accept_user(socket, next, user);
+}
+
+/* A session lookup in flight; the socket is found again by id once Redis answered. */
+typedef struct session_lookup_s {
+    sioc_socket_t *socket;
+    sioc_next_t *next;
+    char session_id[256];
+} session_lookup_t;
+
+static void on_session(json_t *session, const char *message, void *data)
+{
+    session_lookup_t *lookup = data;
+    json_t *passport_user = json_object_get(json_object_get(session, "passport"), "user");
+    json_t *user = NULL;
+    if (session != NULL && passport_user != NULL) {
+        /* passport serializes a user as an id or as an object holding one. */
+        json_t *wrapped = json_is_object(passport_user) ? json_incref(passport_user)
+                                                        : json_pack("{s:O}", "id", passport_user);
+        user = user_from_claims(wrapped);
+        json_decref(wrapped);
+    }
+    if (user == NULL) {
+        refuse(lookup->next, session == NULL ? message : "no user in this session");
+    } else {
+        json_object_set_new(sioc_socket_data(lookup->socket), "sessionId",
+                            json_string(lookup->session_id));
+        accept_user(lookup->socket, lookup->next, user);
+    }
+    free(lookup);
+}
+
+static void authenticate_session(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
+{
+    const config_t *config = channel->daemon->config;
+    const char *cookie = json_string_value(
+        json_object_get(json_object_get(sioc_socket_handshake(socket), "headers"), "cookie"));
+    session_lookup_t *lookup = calloc(1, sizeof(*lookup));
+    const char *message = "no session cookie";
+    size_t secret_count = 0;
+    while (config->session.secrets[secret_count] != NULL)
+        secret_count++;
+    if (lookup == NULL || cookie == NULL ||
+        auth_session_cookie_id(cookie, strlen(cookie), config->session.cookie_name,
+                               (const char *const *)config->session.secrets, secret_count,
+                               lookup->session_id, sizeof(lookup->session_id), &message) != 0) {
+        free(lookup);
+        refuse(next, message);
+        return;
+    }
+    /* The socket and next stay valid until sioc_next / sioc_next_error (the middleware
+     * contract), so the lookup may keep them. */
+    lookup->socket = socket;
+    lookup->next = next;
+    auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
+}
+
+static int has_session_cookie(sioc_socket_t *socket)
+{
+    return json_object_get(json_object_get(sioc_socket_handshake(socket), "headers"), "cookie") !=
+           NULL;
+}
+
+static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
+{
+    channel_t *channel = data;
+    size_t length;
+    switch (channel->config->auth) {
+    case CONFIG_AUTH_NONE:
+        sioc_next(next);
+        break;
+    case CONFIG_AUTH_JWT:
+        authenticate_jwt(channel, socket, next);
+        break;
+    case CONFIG_AUTH_SESSION:
+        authenticate_session(channel, socket, next);
+        break;
+    case CONFIG_AUTH_ANY:
+        if (find_token(socket, &length) == NULL && has_session_cookie(socket) &&
+            channel->daemon->sessions != NULL)
+            authenticate_session(channel, socket, next);
+        else
+            authenticate_jwt(channel, socket, next);
+        break;
+    }
+}
+
+/* ---- set-up -------------------------------------------------------------------------------------
+ */
+
+int channel_setup_all(daemon_t *daemon, char *error, size_t error_size)
+{
+    const config_t *config = daemon->config;
+    daemon->channels = calloc(config->channel_count + 1, sizeof(channel_t));
+    if (daemon->channels == NULL)
+        return -1;
+    for (size_t i = 0; i < config->channel_count; i++) {
+        const config_channel_t *channel_config = &config->channels[i];
+        if (!channel_config->enabled)
+            continue; /* a disabled channel's namespace does not exist: "Invalid namespace" */
+        channel_t *channel = &daemon->channels[daemon->channel_count++];
+        channel->daemon = daemon;
+        channel->config = channel_config;
+        channel->driver = driver_find(channel_config->driver);
+        channel->nsp = sioc_server_of(daemon->io, channel_config->name);
+        if (channel->driver == NULL || channel->nsp == NULL) {
+            snprintf(error, error_size, "%s:%d: channel %s: no driver \"%s\"", config->file,
+                     channel_config->line, channel_config->name, channel_config->driver);
+            return -1;
+        }
+        if (channel_config->auth != CONFIG_AUTH_NONE)
+            sioc_namespace_use(channel->nsp, authenticate, channel);
+        if (channel->driver->setup(channel, error, error_size) != 0)
+            return -1;
+        log_info("channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
+                 (const char *[]){"none", "jwt", "session", "any"}[channel_config->auth]);
+    }
+    return 0;
+}
+
+void channel_teardown_all(daemon_t *daemon)
+{
+    for (size_t i = 0; i < daemon->channel_count; i++) {
+        channel_t *channel = &daemon->channels[i];
+        if (channel->driver->teardown != NULL)
+            channel->driver->teardown(channel);
+    }
+    free(daemon->channels);
+    daemon->channels = NULL;
+    daemon->channel_count = 0;
+}
+
+channel_t *channel_find(daemon_t *daemon, const char *name)
+{
+    for (size_t i = 0; i < daemon->channel_count; i++) {
+        if (strcmp(daemon->channels[i].config->name, name) == 0)
+            return &daemon->channels[i];
+    }
+    return NULL;
+}
+
+json_t *channel_user(sioc_socket_t *socket)
+{
+    json_t *user = json_object_get(sioc_socket_data(socket), "user");
+    return json_is_object(user) ? user : NULL;
+}
+
+const char *channel_user_id(sioc_socket_t *socket)
+{
+    return json_string_value(json_object_get(channel_user(socket), "id"));
+}
+
+void channel_reply_error(sioc_socket_t *socket, const sioc_event_t *event, const char *error_event,
+                         const char *code, const char *message)
+{
+    if (event != NULL && event->ack_id >= 0) {
+        sioc_socket_ack(
+            socket, event->ack_id,
+            json_pack("[{s:b,s:{s:s,s:s}}]", "ok", 0, "error", "code", code, "message", message));
+        return;
+    }
+    sioc_socket_emit(socket, error_event,
+                     json_pack("[{s:s,s:s}]", "code", code, "message", message));
+}
+
+void channel_reply_ok(sioc_socket_t *socket, const sioc_event_t *event, json_t *result)
+{
+    if (event == NULL || event->ack_id < 0) {
+        json_decref(result);
+        return;
+    }
+    json_t *answer = json_pack("{s:b}", "ok", 1);
+    if (json_is_object(result))
+        json_object_update(answer, result);
+    json_decref(result);
+    sioc_socket_ack(socket, event->ack_id, json_pack("[o]", answer));
+}

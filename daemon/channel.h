@@ -1,0 +1,75 @@
+/* Channels: a namespace from the configuration, served by a driver. The framework (channel.c)
+ * creates the namespace, installs the authentication middleware the channel asks for, and
+ * hands the namespace to the driver; a driver registers its event handlers and keeps its own
+ * state. A new driver is one file in daemon/drivers/ plus one line in the driver table.
+ *
+ * After authentication, a socket's data holds {"user": {id, firstName, lastName, role,
+ * avatar}} (absent for anonymous sockets) and, with session auth, "sessionId". The user is
+ * never taken from an event payload. */
+#ifndef SIOC_DAEMON_CHANNEL_H
+#define SIOC_DAEMON_CHANNEL_H
+
+#include <sioc.h>
+
+#include "config.h"
+#include "store.h"
+
+typedef struct daemon_s daemon_t;
+typedef struct channel_s channel_t;
+
+typedef struct driver_s {
+    const char *name;
+    /* Validates channel->config->options and registers handlers on channel->nsp. 0, or -1
+     * with error filled ("<file>:<line>: channels.\"/x\".options.y: ..."). */
+    int (*setup)(channel_t *channel, char *error, size_t error_size);
+    /* Releases channel->state (sockets are gone by then). May be NULL. */
+    void (*teardown)(channel_t *channel);
+} driver_t;
+
+struct channel_s {
+    daemon_t *daemon;
+    const config_channel_t *config;
+    const driver_t *driver;
+    sioc_namespace_t *nsp;
+    void *state; /* the driver's */
+};
+
+struct daemon_s {
+    uv_loop_t *loop;
+    config_t *config;
+    sioc_server_t *io;
+    store_t *store;
+    struct auth_jwt_s *jwt;                /* NULL when JWT auth is off */
+    struct auth_session_store_s *sessions; /* NULL when session auth is off */
+    struct api_s *api;                     /* NULL when the HTTP API is off */
+    channel_t *channels;
+    size_t channel_count;
+    int stopping;
+};
+
+/* The driver table. */
+const driver_t *driver_find(const char *name);
+extern const driver_t driver_main;
+extern const driver_t driver_chat;
+extern const driver_t driver_notifications;
+extern const driver_t driver_feed;
+extern const driver_t driver_bench;
+
+/* Creates every enabled channel. 0, or -1 with error filled. */
+int channel_setup_all(daemon_t *daemon, char *error, size_t error_size);
+void channel_teardown_all(daemon_t *daemon);
+channel_t *channel_find(daemon_t *daemon, const char *name);
+
+/* The authenticated user of a socket ({id, firstName, ...}, borrowed) or NULL. */
+json_t *channel_user(sioc_socket_t *socket);
+const char *channel_user_id(sioc_socket_t *socket);
+
+/* Answers an event's problem the way the seeds' clients can see it: through the ack when the
+ * client asked for one ({ok:false, error:{code, message}}), otherwise as an event error_event
+ * with {code, message}. */
+void channel_reply_error(sioc_socket_t *socket, const sioc_event_t *event, const char *error_event,
+                         const char *code, const char *message);
+/* Acknowledges with {ok:true, ...fields of result (taken, may be NULL)} when asked for. */
+void channel_reply_ok(sioc_socket_t *socket, const sioc_event_t *event, json_t *result);
+
+#endif

@@ -1,0 +1,858 @@
+/* Configuration loading: jansson parses, a table per JSON object validates (unknown keys are
+ * refused), and a small scanner over the source text finds the line of any key for messages. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#define MAX_PATH_DEPTH 8
+
+/* ---- where is a key? --------------------------------------------------------------------- */
+
+typedef struct scanner_s {
+    const char *text;
+    size_t length;
+    size_t position;
+    int line;
+} scanner_t;
+
+static void skip_string(scanner_t *scanner, const char **start, size_t *length)
+{
+    scanner->position++; /* opening quote */
+    *start = scanner->text + scanner->position;
+    while (scanner->position < scanner->length && scanner->text[scanner->position] != '"') {
+        if (scanner->text[scanner->position] == '\\')
+            scanner->position++;
+        scanner->position++;
+    }
+    *length = (size_t)(scanner->text + scanner->position - *start);
+    scanner->position++; /* closing quote */
+}
+
+/* The line where the key path (object keys only; array elements are not addressed) is written,
+ * or 0. Keys are compared as written in the file, escapes included (config keys are ASCII). */
+static int line_of_path(const char *text, size_t length, const char *const *keys)
+{
+    size_t wanted = 0;
+    while (keys[wanted] != NULL)
+        wanted++;
+    scanner_t scanner = {text, length, 0, 1};
+    char containers[64]; /* '{' or '[' per depth */
+    int matched[64];     /* 1 when every key from the root to this depth matched */
+    int expecting_key[64];
+    int depth = 0;
+    matched[0] = 1;
+    while (scanner.position < scanner.length) {
+        char c = text[scanner.position];
+        if (c == '\n')
+            scanner.line++;
+        if (c == '{' || c == '[') {
+            if (depth + 1 >= (int)sizeof(containers))
+                return 0;
+            depth++;
+            containers[depth] = c;
+            expecting_key[depth] = c == '{';
+            matched[depth] = 0;
+        } else if (c == '}' || c == ']') {
+            if (depth > 0)
+                depth--;
+        } else if (c == ',' && depth > 0 && containers[depth] == '{') {
+            expecting_key[depth] = 1;
+        } else if (c == '"') {
+            const char *start;
+            size_t key_length;
+            int line = scanner.line;
+            skip_string(&scanner, &start, &key_length);
+            if (depth > 0 && containers[depth] == '{' && expecting_key[depth]) {
+                expecting_key[depth] = 0;
+                int parent_matched = depth == 1 || (depth >= 2 && matched[depth - 1]);
+                int key_matches = (size_t)depth <= wanted &&
+                                  strlen(keys[depth - 1]) == key_length &&
+                                  memcmp(keys[depth - 1], start, key_length) == 0;
+                matched[depth] = parent_matched && key_matches;
+                if (matched[depth] && (size_t)depth == wanted)
+                    return line;
+                /* Nested containers under this key inherit matched[depth]. */
+            }
+            continue;
+        }
+        scanner.position++;
+    }
+    return 0;
+}
+
+int config_line_of(const config_t *config, const char *const *keys)
+{
+    if (config->source == NULL)
+        return 0;
+    return line_of_path(config->source, config->source_length, keys);
+}
+
+/* ---- validation context ------------------------------------------------------------------------
+ */
+
+typedef struct context_s {
+    config_t *config;
+    const char *name;
+    const char *path[MAX_PATH_DEPTH + 1];
+    int depth;
+    char *error;
+    size_t error_size;
+} context_t;
+
+static void describe_path(const context_t *context, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (int i = 0; i < context->depth; i++) {
+        size_t used = strlen(out);
+        const char *key = context->path[i];
+        int quote = strpbrk(key, "/.- ") != NULL;
+        snprintf(out + used, size - used, "%s%s%s%s", i ? "." : "", quote ? "\"" : "", key,
+                 quote ? "\"" : "");
+    }
+}
+
+/* Fills the error as "<file>:<line>: <path>: <message>" and returns -1. */
+static int fail(context_t *context, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static int fail(context_t *context, const char *format, ...)
+{
+    char where[512];
+    describe_path(context, where, sizeof(where));
+    context->path[context->depth] = NULL;
+    int line = line_of_path(context->config->source, context->config->source_length, context->path);
+    char message[512];
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(message, sizeof(message), format, arguments);
+    va_end(arguments);
+    if (context->depth == 0)
+        snprintf(context->error, context->error_size, "%s: %s", context->name, message);
+    else if (line > 0)
+        snprintf(context->error, context->error_size, "%s:%d: %s: %s", context->name, line, where,
+                 message);
+    else
+        snprintf(context->error, context->error_size, "%s: %s: %s", context->name, where, message);
+    return -1;
+}
+
+static void enter(context_t *context, const char *key)
+{
+    if (context->depth < MAX_PATH_DEPTH)
+        context->path[context->depth] = key;
+    context->depth++;
+}
+
+static void leave(context_t *context)
+{
+    context->depth--;
+}
+
+/* ---- typed fields -----------------------------------------------------------------------------
+ */
+
+static int set_string(context_t *context, json_t *value, char **out)
+{
+    if (!json_is_string(value))
+        return fail(context, "expected a string");
+    free(*out);
+    *out = strdup(json_string_value(value));
+    return *out ? 0 : fail(context, "out of memory");
+}
+
+static int set_bool(context_t *context, json_t *value, int *out)
+{
+    if (!json_is_boolean(value))
+        return fail(context, "expected true or false");
+    *out = json_is_true(value);
+    return 0;
+}
+
+static int set_integer(context_t *context, json_t *value, int64_t minimum, int64_t maximum,
+                       int64_t *out)
+{
+    if (!json_is_integer(value) || json_integer_value(value) < minimum ||
+        json_integer_value(value) > maximum)
+        return fail(context, "expected an integer from %lld to %lld", (long long)minimum,
+                    (long long)maximum);
+    *out = json_integer_value(value);
+    return 0;
+}
+
+static int set_u32(context_t *context, json_t *value, int64_t minimum, int64_t maximum,
+                   uint32_t *out)
+{
+    int64_t number = 0;
+    if (set_integer(context, value, minimum, maximum, &number) != 0)
+        return -1;
+    *out = (uint32_t)number;
+    return 0;
+}
+
+static int set_u64(context_t *context, json_t *value, int64_t minimum, int64_t maximum,
+                   uint64_t *out)
+{
+    int64_t number = 0;
+    if (set_integer(context, value, minimum, maximum, &number) != 0)
+        return -1;
+    *out = (uint64_t)number;
+    return 0;
+}
+
+static int set_port(context_t *context, json_t *value, int *out)
+{
+    int64_t number = 0;
+    if (set_integer(context, value, 0, 65535, &number) != 0)
+        return -1;
+    *out = (int)number;
+    return 0;
+}
+
+static int set_string_list(context_t *context, json_t *value, char ***out)
+{
+    if (!json_is_array(value))
+        return fail(context, "expected an array of strings");
+    size_t count = json_array_size(value);
+    char **list = calloc(count + 1, sizeof(char *));
+    if (list == NULL)
+        return fail(context, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        json_t *item = json_array_get(value, i);
+        if (!json_is_string(item)) {
+            for (size_t j = 0; j < i; j++)
+                free(list[j]);
+            free(list);
+            return fail(context, "item %zu: expected a string", i);
+        }
+        list[i] = strdup(json_string_value(item));
+    }
+    if (*out != NULL) {
+        for (char **item = *out; *item != NULL; item++)
+            free(*item);
+        free(*out);
+    }
+    *out = list;
+    return 0;
+}
+
+/* ---- objects ------------------------------------------------------------------------------------
+ */
+
+typedef int (*field_cb)(context_t *context, json_t *value);
+
+typedef struct field_s {
+    const char *key;
+    field_cb parse;
+} field_t;
+
+static int parse_object(context_t *context, json_t *object, const field_t *fields)
+{
+    if (!json_is_object(object))
+        return fail(context, "expected an object");
+    const char *key;
+    json_t *value;
+    json_object_foreach(object, key, value)
+    {
+        const field_t *field = fields;
+        while (field->key != NULL && strcmp(field->key, key) != 0)
+            field++;
+        enter(context, key);
+        if (field->key == NULL) {
+            char known[512] = "";
+            for (const field_t *each = fields; each->key != NULL; each++)
+                snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+                         each == fields ? "" : ", ", each->key);
+            return fail(context, "unknown key (expected one of: %s)", known);
+        }
+        if (field->parse(context, value) != 0)
+            return -1;
+        leave(context);
+    }
+    return 0;
+}
+
+#define CONFIG(context) ((context)->config)
+
+static int parse_host(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->listen.host);
+}
+static int parse_port(context_t *c, json_t *v)
+{
+    return set_port(c, v, &CONFIG(c)->listen.port);
+}
+static int parse_listen(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"host", parse_host}, {"port", parse_port}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+static int parse_api_host(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->api.listen.host);
+}
+static int parse_api_port(context_t *c, json_t *v)
+{
+    return set_port(c, v, &CONFIG(c)->api.listen.port);
+}
+static int parse_api_listen(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"host", parse_api_host}, {"port", parse_api_port}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+static int parse_path(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->path) != 0)
+        return -1;
+    return CONFIG(c)->path[0] == '/' ? 0 : fail(c, "expected a path starting with /");
+}
+
+static int parse_cors_origins(context_t *c, json_t *v)
+{
+    return set_string_list(c, v, &CONFIG(c)->cors_origins);
+}
+static int parse_cors_credentials(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->cors_credentials);
+}
+static int parse_cors(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"origins", parse_cors_origins}, {"credentials", parse_cors_credentials}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+#define LIMIT_U32(name, field, minimum, maximum)                                                   \
+    static int name(context_t *c, json_t *v)                                                       \
+    {                                                                                              \
+        return set_u32(c, v, minimum, maximum, &CONFIG(c)->limits.field);                          \
+    }
+LIMIT_U32(parse_ping_interval, ping_interval_ms, 100, 3600000)
+LIMIT_U32(parse_ping_timeout, ping_timeout_ms, 100, 3600000)
+LIMIT_U32(parse_connect_timeout, connect_timeout_ms, 100, 3600000)
+LIMIT_U32(parse_upgrade_timeout, upgrade_timeout_ms, 100, 3600000)
+LIMIT_U32(parse_max_text_length, max_text_length, 1, 1000000)
+LIMIT_U32(parse_message_burst, message_burst, 1, 1000000)
+LIMIT_U32(parse_typing_timeout, typing_timeout_ms, 100, 3600000)
+LIMIT_U32(parse_history_limit, history_limit, 1, 1000)
+
+static int parse_max_payload(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1024, 100000000, &CONFIG(c)->limits.max_payload);
+}
+static int parse_max_buffered(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 65536, INT64_C(1) << 32, &CONFIG(c)->limits.max_buffered_bytes);
+}
+static int parse_messages_per_second(context_t *c, json_t *v)
+{
+    if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1e6)
+        return fail(c, "expected a number above 0 and at most 1000000");
+    CONFIG(c)->limits.messages_per_second = json_number_value(v);
+    return 0;
+}
+static int parse_limits(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"maxPayload", parse_max_payload},
+        {"maxBufferedBytes", parse_max_buffered},
+        {"pingIntervalMs", parse_ping_interval},
+        {"pingTimeoutMs", parse_ping_timeout},
+        {"connectTimeoutMs", parse_connect_timeout},
+        {"upgradeTimeoutMs", parse_upgrade_timeout},
+        {"maxTextLength", parse_max_text_length},
+        {"messagesPerSecond", parse_messages_per_second},
+        {"messageBurst", parse_message_burst},
+        {"typingTimeoutMs", parse_typing_timeout},
+        {"historyLimit", parse_history_limit},
+        {NULL, NULL},
+    };
+    return parse_object(c, v, fields);
+}
+
+static int parse_store_driver(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->store.driver) != 0)
+        return -1;
+    return strcmp(CONFIG(c)->store.driver, "sqlite") == 0
+               ? 0
+               : fail(c, "unknown store \"%s\" (expected sqlite)", CONFIG(c)->store.driver);
+}
+static int parse_store_path(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->store.path);
+}
+static int parse_store(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"driver", parse_store_driver}, {"path", parse_store_path}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+static int parse_jwt_algorithm(context_t *c, json_t *v)
+{
+    static const char *const known[] = {"HS256", "HS384", "HS512", "RS256", "ES256", NULL};
+    if (set_string(c, v, &CONFIG(c)->jwt.algorithm) != 0)
+        return -1;
+    for (const char *const *each = known; *each != NULL; each++) {
+        if (strcmp(*each, CONFIG(c)->jwt.algorithm) == 0)
+            return 0;
+    }
+    return fail(c, "unknown algorithm \"%s\" (expected HS256, HS384, HS512, RS256 or ES256)",
+                CONFIG(c)->jwt.algorithm);
+}
+static int parse_jwt_secret(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->jwt.secret);
+}
+static int parse_jwt_key_file(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->jwt.public_key_file);
+}
+static int parse_jwt_leeway(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 0, 3600, &CONFIG(c)->jwt.leeway_seconds);
+}
+static int parse_jwt(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"algorithm", parse_jwt_algorithm},
+                                     {"secret", parse_jwt_secret},
+                                     {"publicKeyFile", parse_jwt_key_file},
+                                     {"leewaySeconds", parse_jwt_leeway},
+                                     {NULL, NULL}};
+    CONFIG(c)->jwt.enabled = 1;
+    return parse_object(c, v, fields);
+}
+
+static int parse_redis_host(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->session.redis_host);
+}
+static int parse_redis_port(context_t *c, json_t *v)
+{
+    return set_port(c, v, &CONFIG(c)->session.redis_port);
+}
+static int parse_redis_prefix(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->session.redis_prefix);
+}
+static int parse_redis_password(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->session.redis_password);
+}
+static int parse_redis(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"host", parse_redis_host},
+                                     {"port", parse_redis_port},
+                                     {"prefix", parse_redis_prefix},
+                                     {"password", parse_redis_password},
+                                     {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+static int parse_cookie_name(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->session.cookie_name);
+}
+static int parse_session_secrets(context_t *c, json_t *v)
+{
+    if (set_string_list(c, v, &CONFIG(c)->session.secrets) != 0)
+        return -1;
+    return CONFIG(c)->session.secrets[0] != NULL ? 0 : fail(c, "expected at least one secret");
+}
+static int parse_session(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"cookieName", parse_cookie_name},
+                                     {"secrets", parse_session_secrets},
+                                     {"redis", parse_redis},
+                                     {NULL, NULL}};
+    CONFIG(c)->session.enabled = 1;
+    return parse_object(c, v, fields);
+}
+static int parse_auth(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"jwt", parse_jwt}, {"session", parse_session}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+static int parse_api_key(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->api.key) != 0)
+        return -1;
+    return strlen(CONFIG(c)->api.key) >= 16 ? 0
+                                            : fail(c, "expected a key of 16 characters or more");
+}
+static int parse_api_max_body(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1024, 100000000, &CONFIG(c)->api.max_body);
+}
+static int parse_api(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"listen", parse_api_listen},
+                                     {"key", parse_api_key},
+                                     {"maxBody", parse_api_max_body},
+                                     {NULL, NULL}};
+    CONFIG(c)->api.enabled = 1;
+    return parse_object(c, v, fields);
+}
+
+static int parse_recovery(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->recovery);
+}
+
+static int parse_log_level(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->log_level) != 0)
+        return -1;
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    for (const char *const *each = levels; *each != NULL; each++) {
+        if (strcmp(*each, CONFIG(c)->log_level) == 0)
+            return 0;
+    }
+    return fail(c, "unknown level \"%s\" (expected error, warn, info or debug)",
+                CONFIG(c)->log_level);
+}
+static int parse_log(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"level", parse_log_level}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+
+/* ---- channels
+ * ------------------------------------------------------------------------------------ */
+
+static config_channel_t *current_channel(context_t *c)
+{
+    return &CONFIG(c)->channels[CONFIG(c)->channel_count - 1];
+}
+
+static int parse_channel_driver(context_t *c, json_t *v)
+{
+    static const char *const drivers[] = {"main", "chat", "notifications", "feed", "bench", NULL};
+    if (set_string(c, v, &current_channel(c)->driver) != 0)
+        return -1;
+    for (const char *const *each = drivers; *each != NULL; each++) {
+        if (strcmp(*each, current_channel(c)->driver) == 0)
+            return 0;
+    }
+    return fail(c, "unknown driver \"%s\" (expected main, chat, notifications, feed or bench)",
+                current_channel(c)->driver);
+}
+static int parse_channel_enabled(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &current_channel(c)->enabled);
+}
+static int parse_channel_auth(context_t *c, json_t *v)
+{
+    static const char *const modes[] = {"none", "jwt", "session", "any", NULL};
+    if (!json_is_string(v))
+        return fail(c, "expected a string");
+    for (int mode = 0; modes[mode] != NULL; mode++) {
+        if (strcmp(modes[mode], json_string_value(v)) == 0) {
+            current_channel(c)->auth = (config_auth_mode_t)mode;
+            return 0;
+        }
+    }
+    return fail(c, "unknown auth \"%s\" (expected none, jwt, session or any)",
+                json_string_value(v));
+}
+static int parse_channel_options(context_t *c, json_t *v)
+{
+    if (!json_is_object(v))
+        return fail(c, "expected an object");
+    json_decref(current_channel(c)->options);
+    current_channel(c)->options = json_incref(v);
+    return 0;
+}
+
+static int parse_channel(context_t *c, const char *name, json_t *v)
+{
+    static const field_t fields[] = {{"driver", parse_channel_driver},
+                                     {"enabled", parse_channel_enabled},
+                                     {"auth", parse_channel_auth},
+                                     {"options", parse_channel_options},
+                                     {NULL, NULL}};
+    config_t *config = CONFIG(c);
+    if (name[0] != '/')
+        return fail(c, "a channel name is a namespace and starts with /");
+    config_channel_t *channels =
+        realloc(config->channels, (config->channel_count + 1) * sizeof(*channels));
+    if (channels == NULL)
+        return fail(c, "out of memory");
+    config->channels = channels;
+    config_channel_t *channel = &channels[config->channel_count++];
+    memset(channel, 0, sizeof(*channel));
+    channel->name = strdup(name);
+    channel->enabled = 1;
+    channel->auth = CONFIG_AUTH_JWT;
+    channel->options = json_object();
+    c->path[c->depth] = NULL;
+    channel->line = line_of_path(config->source, config->source_length, c->path);
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    return channel->driver != NULL ? 0 : fail(c, "missing key \"driver\"");
+}
+
+static int parse_channels(context_t *c, json_t *v)
+{
+    if (!json_is_object(v))
+        return fail(c, "expected an object of namespace: {driver, ...}");
+    const char *name;
+    json_t *channel;
+    json_object_foreach(v, name, channel)
+    {
+        enter(c, name);
+        if (parse_channel(c, name, channel) != 0)
+            return -1;
+        leave(c);
+    }
+    return 0;
+}
+
+/* ---- defaults and checks across fields --------------------------------------------------------
+ */
+
+static void set_defaults(config_t *config)
+{
+    memset(config, 0, sizeof(*config));
+    config->listen.host = strdup("127.0.0.1");
+    config->listen.port = 3000;
+    config->path = strdup("/socket.io/");
+    config->cors_credentials = 1;
+    config->limits.ping_interval_ms = 25000;
+    config->limits.ping_timeout_ms = 20000;
+    config->limits.connect_timeout_ms = 45000;
+    config->limits.upgrade_timeout_ms = 10000;
+    config->limits.max_payload = 1000000;
+    config->limits.max_buffered_bytes = 8u * 1024 * 1024;
+    config->limits.max_text_length = 2000;
+    config->limits.messages_per_second = 10;
+    config->limits.message_burst = 20;
+    config->limits.typing_timeout_ms = 5000;
+    config->limits.history_limit = 100;
+    config->store.driver = strdup("sqlite");
+    config->store.path = strdup("sioc.db");
+    config->jwt.algorithm = strdup("HS256");
+    config->session.cookie_name = strdup("connect.sid");
+    config->session.redis_host = strdup("127.0.0.1");
+    config->session.redis_port = 6379;
+    config->session.redis_prefix = strdup("sess:");
+    config->api.listen.host = strdup("127.0.0.1");
+    config->api.listen.port = 3001;
+    config->api.max_body = 1000000;
+    config->log_level = strdup("info");
+}
+
+/* The first enabled channel that needs mode (jwt or session), or NULL. */
+static const config_channel_t *channel_using(const config_t *config, config_auth_mode_t mode)
+{
+    for (size_t i = 0; i < config->channel_count; i++) {
+        const config_channel_t *channel = &config->channels[i];
+        if (channel->enabled && (channel->auth == mode || channel->auth == CONFIG_AUTH_ANY))
+            return channel;
+    }
+    return NULL;
+}
+
+/* Points a message at the channel that needs what is missing. */
+static int fail_at_channel(context_t *c, const config_channel_t *channel, const char *message)
+{
+    c->depth = 0;
+    enter(c, "channels");
+    enter(c, channel->name);
+    return fail(c, "%s", message);
+}
+
+static int check_consistency(context_t *c)
+{
+    config_t *config = CONFIG(c);
+    c->depth = 0;
+    if (config->channel_count == 0) {
+        enter(c, "channels");
+        return fail(c, "at least one channel is needed");
+    }
+    const config_channel_t *jwt_channel = channel_using(config, CONFIG_AUTH_JWT);
+    if (jwt_channel != NULL) {
+        int hmac = config->jwt.algorithm[0] == 'H';
+        if (hmac && (config->jwt.secret == NULL || strlen(config->jwt.secret) < 16))
+            return fail_at_channel(c, jwt_channel,
+                                   "jwt auth needs auth.jwt.secret (16 characters or more)");
+        if (!hmac && config->jwt.public_key_file == NULL)
+            return fail_at_channel(c, jwt_channel, "jwt auth needs auth.jwt.publicKeyFile");
+        config->jwt.enabled = 1;
+    }
+    const config_channel_t *session_channel = channel_using(config, CONFIG_AUTH_SESSION);
+    if (session_channel != NULL && config->session.secrets == NULL)
+        return fail_at_channel(c, session_channel, "session auth needs auth.session.secrets");
+    if (config->api.enabled && config->api.key == NULL) {
+        enter(c, "api");
+        return fail(c, "missing key \"key\" (the API key back ends send)");
+    }
+    return 0;
+}
+
+/* ---- entry points ------------------------------------------------------------------------------
+ */
+
+static int parse_root(context_t *c, json_t *root)
+{
+    static const field_t fields[] = {
+        {"listen", parse_listen},
+        {"path", parse_path},
+        {"cors", parse_cors},
+        {"limits", parse_limits},
+        {"store", parse_store},
+        {"auth", parse_auth},
+        {"api", parse_api},
+        {"recovery", parse_recovery},
+        {"log", parse_log},
+        {"channels", parse_channels},
+        {NULL, NULL},
+    };
+    if (parse_object(c, root, fields) != 0)
+        return -1;
+    return check_consistency(c);
+}
+
+int config_load_text(const char *name, const char *text, size_t length, config_t *out, char *error,
+                     size_t error_size)
+{
+    set_defaults(out);
+    out->file = strdup(name);
+    out->source = malloc(length + 1);
+    if (out->source == NULL) {
+        snprintf(error, error_size, "%s: out of memory", name);
+        return -1;
+    }
+    memcpy(out->source, text, length);
+    out->source[length] = '\0';
+    out->source_length = length;
+    json_error_t json_error;
+    json_t *root = json_loadb(text, length, JSON_REJECT_DUPLICATES, &json_error);
+    if (root == NULL) {
+        snprintf(error, error_size, "%s:%d:%d: %s", name, json_error.line, json_error.column,
+                 json_error.text);
+        return -1;
+    }
+    context_t context = {.config = out, .name = name, .error = error, .error_size = error_size};
+    int rc = parse_root(&context, root);
+    json_decref(root);
+    return rc;
+}
+
+int config_load_file(const char *path, config_t *out, char *error, size_t error_size)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        set_defaults(out);
+        snprintf(error, error_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *text = NULL;
+    size_t length = 0;
+    size_t capacity = 0;
+    while (!feof(file) && !ferror(file) && length < 16 * 1024 * 1024) {
+        if (length == capacity) {
+            capacity = capacity ? capacity * 2 : 8192;
+            char *grown = realloc(text, capacity);
+            if (grown == NULL)
+                break;
+            text = grown;
+        }
+        length += fread(text + length, 1, capacity - length, file);
+    }
+    fclose(file);
+    int rc = config_load_text(path, text ? text : "", length, out, error, error_size);
+    free(text);
+    return rc;
+}
+
+static char *random_secret(void)
+{
+    unsigned char bytes[24];
+    char *secret = malloc(sizeof(bytes) * 2 + 1);
+    if (secret == NULL || RAND_bytes(bytes, sizeof(bytes)) != 1) {
+        free(secret);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(bytes); i++)
+        snprintf(secret + i * 2, 3, "%02x", bytes[i]);
+    return secret;
+}
+
+int config_load_default(config_t *out, char *error, size_t error_size)
+{
+    set_defaults(out);
+    const char *cors[] = {"http://localhost:3000", "http://localhost:5173", NULL};
+    out->cors_origins = calloc(3, sizeof(char *));
+    for (int i = 0; cors[i] != NULL; i++)
+        out->cors_origins[i] = strdup(cors[i]);
+    const char *secret = getenv("SIOC_JWT_SECRET");
+    out->jwt.enabled = 1;
+    out->jwt.secret = secret != NULL ? strdup(secret) : random_secret();
+    const char *key = getenv("SIOC_API_KEY");
+    out->api.enabled = key != NULL;
+    out->api.key = key != NULL ? strdup(key) : NULL;
+    out->channels = calloc(1, sizeof(config_channel_t));
+    out->channel_count = 1;
+    out->channels[0].name = strdup("/");
+    out->channels[0].driver = strdup("chat");
+    out->channels[0].enabled = 1;
+    out->channels[0].auth = CONFIG_AUTH_JWT;
+    out->channels[0].options = json_object();
+    if (out->jwt.secret == NULL || strlen(out->jwt.secret) < 16) {
+        snprintf(error, error_size, "SIOC_JWT_SECRET: 16 characters or more are needed");
+        return -1;
+    }
+    if (out->api.key != NULL && strlen(out->api.key) < 16) {
+        snprintf(error, error_size, "SIOC_API_KEY: 16 characters or more are needed");
+        return -1;
+    }
+    return 0;
+}
+
+static void free_list(char **list)
+{
+    for (char **item = list; item != NULL && *item != NULL; item++)
+        free(*item);
+    free(list);
+}
+
+void config_free(config_t *config)
+{
+    if (config == NULL)
+        return;
+    free(config->file);
+    free(config->listen.host);
+    free(config->path);
+    free_list(config->cors_origins);
+    free(config->store.driver);
+    free(config->store.path);
+    free(config->jwt.algorithm);
+    free(config->jwt.secret);
+    free(config->jwt.public_key_file);
+    free(config->session.cookie_name);
+    free_list(config->session.secrets);
+    free(config->session.redis_host);
+    free(config->session.redis_prefix);
+    free(config->session.redis_password);
+    free(config->api.listen.host);
+    free(config->api.key);
+    free(config->log_level);
+    for (size_t i = 0; i < config->channel_count; i++) {
+        free(config->channels[i].name);
+        free(config->channels[i].driver);
+        json_decref(config->channels[i].options);
+    }
+    free(config->channels);
+    free(config->source);
+    memset(config, 0, sizeof(*config));
+}

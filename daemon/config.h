@@ -1,0 +1,97 @@
+/* The daemon's configuration: one JSON file (docs/config.md), validated strictly. Unknown keys
+ * and bad values are refused with the file, the line and what was expected, e.g.
+ *   sioc.json:14: channels."/home".driver: unknown driver "fed" (expected main, chat,
+ *   notifications or feed)
+ * Without a file, config_load_default() gives the embedded default: the StudyConnect chat
+ * channel on "/", JWT auth with the secret from $SIOC_JWT_SECRET (or a random one, logged as a
+ * warning), SQLite in ./sioc.db, the HTTP API on 127.0.0.1:3001 with key $SIOC_API_KEY. */
+#ifndef SIOC_DAEMON_CONFIG_H
+#define SIOC_DAEMON_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum config_auth_mode {
+    CONFIG_AUTH_NONE,    /* anyone; no user */
+    CONFIG_AUTH_JWT,     /* a valid JWT is required */
+    CONFIG_AUTH_SESSION, /* a valid Express session cookie with a passport user is required */
+    CONFIG_AUTH_ANY,     /* JWT or session, whichever the client brings */
+} config_auth_mode_t;
+
+typedef struct config_listen_s {
+    char *host;
+    int port;
+} config_listen_t;
+
+typedef struct config_channel_s {
+    char *name;   /* the namespace, "/..." */
+    char *driver; /* "main", "chat", "notifications", "feed" */
+    int enabled;  /* channels can be turned off (seed 004) */
+    config_auth_mode_t auth;
+    json_t *options; /* driver options, validated by the driver (an object; {} when absent) */
+    int line;        /* where it is defined, for the driver's error messages */
+} config_channel_t;
+
+typedef struct config_s {
+    char *file;             /* NULL for the embedded default */
+    config_listen_t listen; /* 127.0.0.1:3000 */
+    char *path;             /* "/socket.io/" */
+    char **cors_origins;    /* NULL-terminated; NULL = no CORS */
+    int cors_credentials;
+    struct {
+        uint32_t ping_interval_ms, ping_timeout_ms, connect_timeout_ms, upgrade_timeout_ms;
+        uint64_t max_payload;        /* bytes per message/POST (1,000,000) */
+        uint64_t max_buffered_bytes; /* per socket (8 MiB) */
+        uint32_t max_text_length;    /* chat text, bytes (2000) */
+        double messages_per_second;  /* per socket, token bucket rate (10) */
+        uint32_t message_burst;      /* bucket size (20) */
+        uint32_t typing_timeout_ms;  /* a typing:start without stop expires (5000) */
+        uint32_t history_limit;      /* max messages per history request (100) */
+    } limits;
+    struct {
+        char *driver; /* "sqlite" */
+        char *path;   /* "sioc.db" */
+    } store;
+    struct {
+        int enabled;
+        char *algorithm;       /* HS256 HS384 HS512 RS256 ES256 */
+        char *secret;          /* HS* */
+        char *public_key_file; /* RS256/ES256 */
+        uint32_t leeway_seconds;
+    } jwt;
+    struct {
+        int enabled;
+        char *cookie_name; /* "connect.sid" */
+        char **secrets;    /* NULL-terminated, first = current */
+        char *redis_host;
+        int redis_port;
+        char *redis_prefix; /* "sess:" */
+        char *redis_password;
+    } session;
+    struct {
+        int enabled;
+        config_listen_t listen; /* 127.0.0.1:3001 */
+        char *key;              /* required when enabled */
+        uint64_t max_body;      /* 1,000,000 */
+    } api;
+    int recovery;    /* connection state recovery (off) */
+    char *log_level; /* "error" "warn" "info" "debug" */
+    config_channel_t *channels;
+    size_t channel_count;
+    char *source; /* the file's text, for config_line_of */
+    size_t source_length;
+} config_t;
+
+/* Parses and validates text (name is used in messages). 0, or -1 with error filled. */
+int config_load_text(const char *name, const char *text, size_t length, config_t *out, char *error,
+                     size_t error_size);
+int config_load_file(const char *path, config_t *out, char *error, size_t error_size);
+int config_load_default(config_t *out, char *error, size_t error_size);
+void config_free(config_t *config);
+
+/* The line of the value at a path of object keys (NULL-terminated), for later messages
+ * (drivers validating their options); 0 when unknown. */
+int config_line_of(const config_t *config, const char *const *keys);
+
+#endif

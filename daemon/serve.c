@@ -1,0 +1,201 @@
+#include "serve.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "auth_jwt.h"
+#include "auth_session.h"
+#include "channel.h"
+#include "log.h"
+
+static daemon_t daemon_state;
+static uv_signal_t signal_handles[2];
+static int exit_status;
+
+static char *read_file(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return NULL;
+    char *text = calloc(1, 64 * 1024 + 1);
+    size_t length = text ? fread(text, 1, 64 * 1024, file) : 0;
+    fclose(file);
+    if (text != NULL)
+        text[length] = '\0';
+    return text;
+}
+
+static int start_auth(daemon_t *daemon, char *error, size_t error_size)
+{
+    const config_t *config = daemon->config;
+    if (config->jwt.enabled) {
+        char *key = config->jwt.public_key_file ? read_file(config->jwt.public_key_file) : NULL;
+        if (config->jwt.public_key_file != NULL && key == NULL) {
+            snprintf(error, error_size, "auth.jwt.publicKeyFile: cannot read %s",
+                     config->jwt.public_key_file);
+            return -1;
+        }
+        auth_jwt_options_t options = {
+            .algorithm = config->jwt.algorithm,
+            .secret = config->jwt.secret,
+            .public_key_pem = key,
+            .leeway_seconds = config->jwt.leeway_seconds,
+        };
+        daemon->jwt = auth_jwt_new(&options, error, error_size);
+        free(key);
+        if (daemon->jwt == NULL)
+            return -1;
+    }
+    if (config->session.enabled) {
+        auth_session_options_t options = {
+            .redis_host = config->session.redis_host,
+            .redis_port = config->session.redis_port,
+            .redis_prefix = config->session.redis_prefix,
+            .redis_password = config->session.redis_password,
+        };
+        daemon->sessions = auth_session_store_new(daemon->loop, &options, error, error_size);
+        if (daemon->sessions == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void server_options(const config_t *config, sioc_server_options_t *options)
+{
+    sioc_server_options_init(options);
+    options->engine.path = config->path;
+    options->engine.ping_interval_ms = config->limits.ping_interval_ms;
+    options->engine.ping_timeout_ms = config->limits.ping_timeout_ms;
+    options->engine.upgrade_timeout_ms = config->limits.upgrade_timeout_ms;
+    options->engine.max_payload = config->limits.max_payload;
+    options->engine.max_buffered_bytes = config->limits.max_buffered_bytes;
+    options->connect_timeout_ms = config->limits.connect_timeout_ms;
+    options->recovery = config->recovery;
+    size_t origins = 0;
+    while (config->cors_origins != NULL && config->cors_origins[origins] != NULL)
+        origins++;
+    if (origins > 0) {
+        options->engine.cors_origins = (const char *const *)config->cors_origins;
+        options->engine.cors_origin_count = origins;
+        options->engine.cors_credentials = config->cors_credentials;
+    }
+}
+
+static int start_io(daemon_t *daemon, char *error, size_t error_size)
+{
+    const config_t *config = daemon->config;
+    sioc_server_options_t options;
+    server_options(config, &options);
+    int rc = sioc_server_new(daemon->loop, &options, &daemon->io);
+    if (rc == 0)
+        rc = sioc_server_listen(daemon->io, config->listen.host, config->listen.port);
+    if (rc != 0) {
+        snprintf(error, error_size, "listen on %s:%d: %s", config->listen.host, config->listen.port,
+                 uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- stopping: stop accepting, close every socket, finish the store's writes, exit ----------- */
+
+static void on_store_closed(void *data)
+{
+    daemon_t *daemon = data;
+    daemon->store = NULL;
+    if (daemon->sessions != NULL)
+        auth_session_store_free(daemon->sessions);
+    daemon->sessions = NULL;
+    log_info("stopped");
+}
+
+static void on_io_closed(void *data)
+{
+    daemon_t *daemon = data;
+    daemon->io = NULL;
+    channel_teardown_all(daemon);
+    /* Disconnect handlers may have queued last writes (presence): the store finishes them. */
+    if (daemon->store != NULL)
+        store_close(daemon->store, on_store_closed, daemon);
+    else
+        on_store_closed(daemon);
+}
+
+static void on_api_stopped(void *data)
+{
+    daemon_t *daemon = data;
+    daemon->api = NULL;
+    if (daemon->io != NULL)
+        sioc_server_close(daemon->io, on_io_closed, daemon);
+    else
+        on_io_closed(daemon);
+}
+
+static void stop(daemon_t *daemon)
+{
+    if (daemon->stopping)
+        return;
+    daemon->stopping = 1;
+    log_info("stopping");
+    for (int i = 0; i < 2; i++)
+        uv_close((uv_handle_t *)&signal_handles[i], NULL);
+    if (daemon->api != NULL)
+        api_stop(daemon->api, on_api_stopped, daemon);
+    else
+        on_api_stopped(daemon);
+}
+
+static void on_signal(uv_signal_t *handle, int signal_number)
+{
+    stop(handle->data);
+}
+
+static int start(daemon_t *daemon, char *error, size_t error_size)
+{
+    const config_t *config = daemon->config;
+    store_options_t store_options = {config->store.driver, config->store.path};
+    if (store_open(daemon->loop, &store_options, &daemon->store, error, error_size) != 0)
+        return -1;
+    if (start_auth(daemon, error, error_size) != 0 || start_io(daemon, error, error_size) != 0 ||
+        channel_setup_all(daemon, error, error_size) != 0)
+        return -1;
+    printf("listening on %s:%d\n", config->listen.host, sioc_server_port(daemon->io));
+    if (config->api.enabled) {
+        if (api_start(daemon, &daemon->api, error, error_size) != 0)
+            return -1;
+        printf("api listening on %s:%d\n", config->api.listen.host, api_port(daemon->api));
+    }
+    fflush(stdout);
+    log_info("listening on %s:%d%s, store %s", config->listen.host, sioc_server_port(daemon->io),
+             config->path, config->store.path);
+    return 0;
+}
+
+int serve_run(config_t *config)
+{
+    daemon_t *daemon = &daemon_state;
+    memset(daemon, 0, sizeof(*daemon));
+    daemon->loop = uv_default_loop();
+    daemon->config = config;
+    log_set_level_name(config->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    char error[1024] = "";
+    if (start(daemon, error, sizeof(error)) != 0) {
+        log_error("%s", error);
+        fprintf(stderr, "sioc: %s\n", error);
+        exit_status = 1;
+        stop(daemon);
+    } else {
+        for (int i = 0; i < 2; i++) {
+            uv_signal_init(daemon->loop, &signal_handles[i]);
+            signal_handles[i].data = daemon;
+            uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
+        }
+    }
+    uv_run(daemon->loop, UV_RUN_DEFAULT);
+    uv_loop_close(daemon->loop);
+    return exit_status;
+}

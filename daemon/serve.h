@@ -1,0 +1,13 @@
+/* `sioc serve`: the daemon's life: open the store, start the Socket.IO server and its channels,
+ * the HTTP API, and stop cleanly on SIGTERM/SIGINT. */
+#ifndef SIOC_DAEMON_SERVE_H
+#define SIOC_DAEMON_SERVE_H
+
+#include "config.h"
+
+/* Runs until a signal stops it. The first stdout lines are "listening on <host>:<port>" and,
+ * when the API is on, "api listening on <host>:<port>" (tests and scripts read them). Returns
+ * the process exit status. */
+int serve_run(config_t *config);
+
+#endif

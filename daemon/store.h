@@ -1,0 +1,146 @@
+/* The daemon's store: users, presence, rooms and membership, messages, direct messages,
+ * notifications and access requests. One small asynchronous interface, so that SQLite (the
+ * embedded default, store_sqlite.c) and PostgreSQL (later) are interchangeable.
+ *
+ * Contract
+ * - Every call is made on the loop thread. store_open works synchronously (startup: it opens
+ *   and migrates the file); the other calls return at once and the work runs off the loop
+ *   (SQLite: one writer thread, requests batched in transactions). done runs later, on the
+ *   loop thread, exactly once, and only after the change is durable (COMMIT returned): the
+ *   daemon acknowledges or broadcasts only then. done may be NULL (fire and forget).
+ * - params is a JSON object (taken: the store releases it, on the loop thread, after done).
+ *   The store reads it from its own thread until then and never modifies it: do not modify
+ *   it (or anything inside it) meanwhile. Keys other than those listed are ignored.
+ * - done gets error 0, message NULL and result (a borrowed JSON value, valid during the call;
+ *   json_incref to keep it), or a negative error, a static message and result NULL:
+ *     STORE_ENOTFOUND  the target, or a row it names, does not exist: "room not found",
+ *                      "user not found", "sender not found", "recipient not found", "owner not
+ *                      found", "before: message not found", "access request not found", ...
+ *     STORE_EINVALID   bad params, naming the field: "roomId must be a string or an integer",
+ *                      "text is required", "limit must be an integer from 1 to 100", ...
+ *     STORE_ECONFLICT  the data already says otherwise: "room already exists", "user is
+ *                      already a member", "access request already pending", "access request
+ *                      already resolved"
+ *     STORE_EIO        the database failed (the details are logged); when the database rolls
+ *                      a whole transaction back (disk full, I/O error) every request of the
+ *                      batch not yet committed fails with it
+ *     STORE_ECLOSED    the store is closing
+ * - Operations on the same store complete in the order they were made, failures included;
+ *   a read sees every write made before it.
+ * - Ids are strings. Id params (id, userId, roomId, senderId, recipientId, otherId, ownerId,
+ *   before, the entries of ids) also accept a whole JSON number, taken as its decimal text:
+ *   roomId 12 and "12" are the same room. Ids are 1..256 bytes. Ids the store generates
+ *   (rooms without an id, messages, DMs, notifications, access requests) are 20 random
+ *   base64url characters. Other strings are at most 64 KiB (the callers enforce their own,
+ *   smaller limits first); no string may contain NUL (PostgreSQL refuses it).
+ * - Optional params: absent and null mean the same (default), except in USER_UPSERT.
+ * - References must exist: users (USER_UPSERT) before presence, membership, messages, DMs,
+ *   owners and access requests; rooms (ROOM_CREATE) before anything naming a roomId. Every
+ *   operation with a roomId fails with STORE_ENOTFOUND "room not found" when there is no such
+ *   room. Notifications are the exception: their userId need not exist (the HTTP API may
+ *   notify a user the daemon has not seen yet).
+ * - Times are ISO-8601 UTC strings with milliseconds ("2026-11-21T21:00:00.000Z"), as
+ *   JSON.stringify(new Date()) writes them, so payloads match the seeds' createdAt; taken from
+ *   the clock when the row is written. Lists are ordered by insertion, not by time.
+ *
+ * Operations (params → result)
+ *   STORE_USER_UPSERT     {id, firstName?, lastName?, role?, avatar?} → the user; an absent
+ *                         field keeps its stored value (null on a new user), null clears it
+ *   STORE_USER_GET        {id} → {id, firstName, lastName, role, avatar} (null when unset)
+ *                         | ENOTFOUND
+ *   STORE_PRESENCE_SET    {userId, status:"online"|"offline"} → {userId, status, lastActivity}
+ *   STORE_PRESENCE_GET    {userId} → {userId, status, lastActivity} | ENOTFOUND
+ *   STORE_ROOM_CREATE     {name, isPrivate?, ownerId?, id?} → {id, name, isPrivate, ownerId,
+ *                         createdAt}; the owner becomes a member; ECONFLICT when id is taken
+ *   STORE_ROOM_GET        {id} → the room | ENOTFOUND
+ *   STORE_ROOM_ADD_MEMBER {roomId, userId} → {roomId, userId, joinedAt} (idempotent: a
+ *                         member keeps the first joinedAt)
+ *   STORE_ROOM_REMOVE_MEMBER {roomId, userId} → {roomId, userId, removed: bool}
+ *   STORE_ROOM_MEMBERS    {roomId} → [userId, ...] in joining order
+ *   STORE_ROOM_IS_MEMBER  {roomId, userId} → true | false
+ *   STORE_MESSAGE_ADD     {roomId, senderId, text} → {id, roomId, senderId, text, createdAt}
+ *                         (membership is the caller's policy, not checked here)
+ *   STORE_MESSAGE_HISTORY {roomId, before?: id, limit?: 1..100 (50)} → [message, ...] oldest
+ *                         first, the newest `limit` messages older than `before` (a message
+ *                         of that room, else ENOTFOUND)
+ *   STORE_DM_ADD          {senderId, recipientId, text} → {id, senderId, recipientId, text,
+ *                         createdAt}
+ *   STORE_DM_HISTORY      {userId, otherId, before?, limit?} → [dm, ...] oldest first, both
+ *                         directions; [] for users without messages
+ *   STORE_NOTIFICATION_ADD {userId, type, payload: object} → {id, userId, type, payload, read:
+ *                         false, createdAt}; payload at most 64 KiB as JSON
+ *   STORE_NOTIFICATION_LIST {userId, unreadOnly?: bool, limit?: 1..100 (50)} → [notification,
+ *                         ...] newest first
+ *   STORE_NOTIFICATION_MARK_READ {userId, ids: [id, ...] (at most 1000) | "all"} → {updated:
+ *                         n}, n the user's notifications that were unread; other ids ignored
+ *   STORE_ACCESS_REQUEST_ADD {roomId, userId} → {id, roomId, userId, status:"pending",
+ *                         createdAt}; ECONFLICT when already a member or already pending
+ *   STORE_ACCESS_REQUEST_RESOLVE {id, status:"granted"|"denied"} → the request (granting also
+ *                         adds the member); ECONFLICT when no longer pending
+ *   STORE_ACCESS_REQUEST_GET {id} → {id, roomId, userId, status, createdAt} | ENOTFOUND
+ */
+#ifndef SIOC_DAEMON_STORE_H
+#define SIOC_DAEMON_STORE_H
+
+#include <jansson.h>
+#include <uv.h>
+
+typedef struct store_s store_t;
+
+typedef enum store_operation {
+    STORE_USER_UPSERT,
+    STORE_USER_GET,
+    STORE_PRESENCE_SET,
+    STORE_PRESENCE_GET,
+    STORE_ROOM_CREATE,
+    STORE_ROOM_GET,
+    STORE_ROOM_ADD_MEMBER,
+    STORE_ROOM_REMOVE_MEMBER,
+    STORE_ROOM_MEMBERS,
+    STORE_ROOM_IS_MEMBER,
+    STORE_MESSAGE_ADD,
+    STORE_MESSAGE_HISTORY,
+    STORE_DM_ADD,
+    STORE_DM_HISTORY,
+    STORE_NOTIFICATION_ADD,
+    STORE_NOTIFICATION_LIST,
+    STORE_NOTIFICATION_MARK_READ,
+    STORE_ACCESS_REQUEST_ADD,
+    STORE_ACCESS_REQUEST_RESOLVE,
+    STORE_ACCESS_REQUEST_GET,
+    STORE_OPERATION_COUNT,
+} store_operation_t;
+
+#define STORE_ENOTFOUND (-2)
+#define STORE_EINVALID (-22)
+#define STORE_EIO (-5)
+#define STORE_ECONFLICT (-17)
+#define STORE_ECLOSED (-32)
+
+typedef void (*store_done_cb)(int error, const char *message, json_t *result, void *data);
+
+typedef struct store_options_s {
+    const char *driver; /* "sqlite" */
+    const char *path;   /* SQLite database file (created, WAL mode, migrated) */
+} store_options_t;
+
+/* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID
+ * (bad options) or STORE_EIO (the file cannot be used: unreadable, read-only, corrupt, not
+ * sioc's, from a newer sioc) with error filled: "<path>: <what>: <SQLite's message>". */
+int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
+               size_t error_size);
+
+/* Queues an operation (see above). Never fails synchronously: errors come through done. */
+void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
+                   void *data);
+
+/* Call once. Finishes every queued operation (their done callbacks run), then releases the
+ * store; closed_cb (may be NULL) runs last, on the loop thread. Requests made after this
+ * (until closed_cb) fail with STORE_ECLOSED through done, never synchronously. The loop must
+ * keep running until closed_cb; the store is gone after it. */
+void store_close(store_t *store, void (*closed_cb)(void *data), void *data);
+
+/* "message_add", ...; "unknown" out of range. For logs. */
+const char *store_operation_name(store_operation_t operation);
+
+#endif

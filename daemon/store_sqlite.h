@@ -1,0 +1,40 @@
+/* The SQLite store's private interface: counters and hooks for tests and diagnostics. The
+ * daemon itself uses store.h only. */
+#ifndef SIOC_DAEMON_STORE_SQLITE_H
+#define SIOC_DAEMON_STORE_SQLITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+typedef struct store_sqlite_stats_s {
+    uint64_t requests;       /* requests the writer thread ran (refused ones not counted) */
+    uint64_t batches;        /* times the writer took the queue */
+    uint64_t transactions;   /* BEGIN ... COMMIT (or ROLLBACK) on the writer thread */
+    uint64_t failed_commits; /* COMMITs that failed: their requests got STORE_EIO */
+    size_t largest_batch;    /* most requests taken from the queue at once */
+} store_sqlite_stats_t;
+
+/* A copy of the counters, as of the last batch the writer finished. Loop thread. */
+void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out);
+
+/* Tests: while held, the writer leaves queued requests alone, so that a test can queue a known
+ * set and have it taken as one batch. store_close releases the hold. Loop thread. */
+void store_sqlite_hold(store_t *store, int hold);
+
+/* A numbered migration: SQL run in the open transaction that moves the schema from version - 1
+ * to version. */
+typedef struct store_sqlite_migration_s {
+    int version;
+    const char *sql;
+} store_sqlite_migration_t;
+
+/* Tests: replaces the built-in migration list for later store_open calls (versions 1, 2, ...
+ * in order); NULL restores the built-in list. Not thread-safe; call before opening. */
+void store_sqlite_use_migrations(const store_sqlite_migration_t *migrations, size_t count);
+
+/* The built-in migrations (the last one is the current schema version). */
+const store_sqlite_migration_t *store_sqlite_builtin_migrations(size_t *count);
+
+#endif
