@@ -1,0 +1,918 @@
+/* chat: StudyConnect's live layer (seeds 002 and 003) on a channel.
+ *
+ * Client events (payloads as the seeds send them; every event may ask for an ack, which gets
+ * {ok:true, ...} or {ok:false, error:{code, message}}; without one, errors come as the
+ * *:error event named below):
+ *   room:join roomId | {roomId}        stored membership, then room:userJoined {roomId, user} to
+ *                                      the others in room:<roomId>; ack {roomId, room}   room:error
+ *   room:leave roomId | {roomId}       room:userLeft {roomId, userId}; ack {roomId} room:error
+ *   message:send {roomId, text}        stored, then message:received {id, roomId, sender, text,
+ *                                      createdAt} to the whole room; ack {message} message:error
+ *   dm:send {recipientId, text}        stored, then dm:received {id, senderId, recipientId, text,
+ *                                      createdAt, sender} to both users' rooms; ack {message}
+ * dm:error typing:start / typing:stop {roomId} typing:update {roomId, userId, firstName, isTyping}
+ * to the others in the room                              typing:error room:history {roomId,
+ * before?, limit?} (ack required) ack {messages}                 room:error Server events:
+ * user:status {userId, status} when a user's first socket connects or the last one leaves. The user
+ * is always the socket's: ids in payloads never name the sender.
+ *
+ * Per-user rather than per-socket: a user with several tabs is announced online, joined or
+ * typing once; presence goes offline, and a public room's stored membership ends, only when the
+ * user's last socket leaves. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver_util.h"
+#include "log.h"
+
+#define STORE_HISTORY_LIMIT_MAX 100 /* store.h: STORE_MESSAGE_HISTORY limit is 1..100 */
+#define HISTORY_LIMIT_DEFAULT 50
+
+typedef struct chat_s {
+    driver_base_t base;
+    int auto_create_rooms;
+} chat_t;
+
+typedef struct typing_s typing_t;
+
+/* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user). */
+typedef struct chat_socket_s {
+    chat_t *chat;
+    sioc_socket_t *socket;
+    json_t *user; /* a reference to the socket's user */
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    driver_bucket_t bucket;
+    typing_t *typing; /* the rooms this socket is typing in */
+} chat_socket_t;
+
+struct typing_s {
+    uv_timer_t timer; /* expires a typing:start whose typing:stop never came */
+    typing_t *next;
+    chat_socket_t *owner;
+    json_t *room_id; /* as the client wrote it, echoed in typing:update */
+    char room[DRIVER_ROOM_NAME_SIZE];
+};
+
+static const config_t *chat_config(const chat_t *chat)
+{
+    return chat->base.channel->daemon->config;
+}
+
+static chat_socket_t *socket_state(sioc_socket_t *socket)
+{
+    return sioc_socket_get_user(socket);
+}
+
+/* ---- rooms and users
+ * ----------------------------------------------------------------------------- */
+
+/* The roomId of the event (raw, as seed 002 sends it, or {roomId}) as text and as its
+ * "room:<id>" name; NULL, the client told through error_event, when it is no id. */
+static json_t *room_argument(sioc_socket_t *socket, const sioc_event_t *event,
+                             const char *error_event, char id[DRIVER_MAX_ID_BYTES + 1],
+                             char room[DRIVER_ROOM_NAME_SIZE])
+{
+    json_t *value = driver_id_argument(driver_payload(event), "roomId");
+    if (driver_id_text(value, id) != 0) {
+        channel_reply_error(socket, event, error_event, DRIVER_EINVALID,
+                            "roomId must be a string of 1 to 128 bytes or an integer");
+        return NULL;
+    }
+    driver_room_name(room, DRIVER_ROOM_NAME_SIZE, "room:", id);
+    return value;
+}
+
+/* Sockets of the user (in user_room) other than the one with except_id. */
+static size_t other_user_sockets(sioc_namespace_t *nsp, const char *user_room,
+                                 sioc_socket_t *except)
+{
+    size_t size = sioc_namespace_room_size(nsp, user_room);
+    if (except != NULL && size > 0 && sioc_socket_in_room(except, user_room))
+        size--;
+    return size;
+}
+
+typedef struct room_search_s {
+    const char *room;
+    const char *except_id;
+    int found;
+} room_search_t;
+
+static void on_user_sockets(int error, json_t *sockets, void *data)
+{
+    room_search_t *search = data;
+    size_t index;
+    json_t *each;
+    json_array_foreach(sockets, index, each)
+    {
+        const char *id = json_string_value(json_object_get(each, "id"));
+        if (error != 0 || id == NULL || strcmp(id, search->except_id) == 0)
+            continue;
+        size_t room_index;
+        json_t *room;
+        json_array_foreach(json_object_get(each, "rooms"), room_index, room)
+        {
+            if (json_is_string(room) && strcmp(json_string_value(room), search->room) == 0)
+                search->found = 1;
+        }
+    }
+}
+
+/* Whether another socket of the user is in room. With the daemon's in-memory adapter the
+ * fetch answers before it returns. */
+static int user_elsewhere_in_room(sioc_namespace_t *nsp, const char *user_room, const char *room,
+                                  const char *except_id)
+{
+    room_search_t search = {room, except_id, 0};
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, nsp);
+    sioc_broadcast_to(&broadcast, user_room);
+    sioc_broadcast_fetch_sockets(&broadcast, on_user_sockets, &search);
+    return search.found;
+}
+
+static void user_room_of(const driver_call_t *call, char room[DRIVER_ROOM_NAME_SIZE])
+{
+    driver_room_name(room, DRIVER_ROOM_NAME_SIZE, "user:", driver_call_user_id_text(call));
+}
+
+/* ---- typing ---------------------------------------------------------------------------------- */
+
+static typing_t **typing_link(chat_socket_t *state, const char *room)
+{
+    typing_t **link = &state->typing;
+    while (*link != NULL && strcmp((*link)->room, room) != 0)
+        link = &(*link)->next;
+    return link;
+}
+
+static void typing_announce(chat_socket_t *state, typing_t *typing, int is_typing)
+{
+    json_t *user = state->user;
+    driver_emit_to_room(state->chat->base.channel->nsp, typing->room, sioc_socket_id(state->socket),
+                        "typing:update",
+                        json_pack("{s:O,s:O?,s:O?,s:b}", "roomId", typing->room_id, "userId",
+                                  json_object_get(user, "id"), "firstName",
+                                  json_object_get(user, "firstName"), "isTyping", is_typing));
+}
+
+static void typing_closed(uv_handle_t *handle)
+{
+    typing_t *typing = handle->data;
+    json_decref(typing->room_id);
+    free(typing);
+}
+
+/* Unlinks the entry at link; with announce, the others learn the user stopped typing. */
+static void typing_end(chat_socket_t *state, typing_t **link, int announce)
+{
+    typing_t *typing = *link;
+    *link = typing->next;
+    if (announce)
+        typing_announce(state, typing, 0);
+    uv_close((uv_handle_t *)&typing->timer, typing_closed);
+}
+
+static void typing_expired(uv_timer_t *timer)
+{
+    typing_t *typing = timer->data;
+    typing_end(typing->owner, typing_link(typing->owner, typing->room), 1);
+}
+
+/* A start refreshes the expiry; only a change of state is announced, so a client sending
+ * typing:start on every key press costs the room nothing. */
+static int typing_start(chat_socket_t *state, const char *room, json_t *room_id)
+{
+    const config_t *config = chat_config(state->chat);
+    typing_t **link = typing_link(state, room);
+    if (*link != NULL)
+        return uv_timer_start(&(*link)->timer, typing_expired, config->limits.typing_timeout_ms, 0);
+    typing_t *typing = calloc(1, sizeof(*typing));
+    if (typing == NULL)
+        return SIOC_ENOMEM;
+    uv_timer_init(state->chat->base.channel->daemon->loop, &typing->timer);
+    typing->timer.data = typing;
+    typing->owner = state;
+    typing->room_id = json_incref(room_id);
+    snprintf(typing->room, sizeof(typing->room), "%s", room);
+    *link = typing;
+    uv_timer_start(&typing->timer, typing_expired, config->limits.typing_timeout_ms, 0);
+    typing_announce(state, typing, 1);
+    return 0;
+}
+
+static void typing_stop(chat_socket_t *state, const char *room)
+{
+    typing_t **link = typing_link(state, room);
+    if (*link != NULL)
+        typing_end(state, link, 1);
+}
+
+static void on_typing(sioc_socket_t *socket, const sioc_event_t *event, int is_typing)
+{
+    chat_socket_t *state = socket_state(socket);
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    json_t *room_id = room_argument(socket, event, "typing:error", id, room);
+    if (state == NULL || room_id == NULL)
+        return;
+    if (!sioc_socket_in_room(socket, room)) {
+        channel_reply_error(socket, event, "typing:error", DRIVER_EFORBIDDEN,
+                            "Not a member of this room");
+        return;
+    }
+    if (!is_typing) {
+        typing_stop(state, room);
+    } else if (typing_start(state, room, room_id) != 0) {
+        channel_reply_error(socket, event, "typing:error", DRIVER_EUNAVAILABLE, "Out of memory");
+        return;
+    }
+    channel_reply_ok(socket, event, NULL);
+}
+
+static void on_typing_start(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    on_typing(socket, event, 1);
+}
+
+static void on_typing_stop(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    on_typing(socket, event, 0);
+}
+
+/* ---- presence -------------------------------------------------------------------------------- */
+
+static void on_presence_stored(int error, const char *message, json_t *result, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    const char *status = driver_call_string(call, "status");
+    if (error != 0) {
+        log_error("chat: presence %s of user %s not stored: %s", status,
+                  driver_call_user_id_text(call), message);
+        driver_call_free(call);
+        return;
+    }
+    /* socket.broadcast as in seed 002: everyone but the socket that came or went. */
+    driver_emit_to_room(
+        call->nsp, NULL, call->socket_id, "user:status",
+        json_pack("{s:O?,s:s}", "userId", driver_call_user_id(call), "status", status));
+    driver_call_free(call);
+}
+
+static void store_presence(driver_call_t *call, const char *status)
+{
+    json_object_set_new(call->context, "status", json_string(status));
+    driver_call_request(
+        call, STORE_PRESENCE_SET,
+        json_pack("{s:s,s:s}", "userId", driver_call_user_id_text(call), "status", status),
+        on_presence_stored);
+}
+
+static void on_user_upserted(int error, const char *message, json_t *result, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0) {
+        log_error("chat: user %s not stored: %s", driver_call_user_id_text(call), message);
+        driver_call_free(call);
+        return;
+    }
+    driver_user_complete(call->user, result); /* the socket's user: senders show the names */
+    if (json_is_true(json_object_get(call->context, "first"))) {
+        store_presence(call, "online");
+    } else {
+        driver_call_free(call);
+    }
+}
+
+/* The profile is refreshed on every connection; presence only for the user's first socket. */
+static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
+{
+    driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
+    if (call == NULL)
+        return;
+    json_object_set_new(call->context, "first", json_boolean(first));
+    driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user), on_user_upserted);
+}
+
+static void chat_socket_free(chat_socket_t *state)
+{
+    while (state->typing != NULL)
+        typing_end(state, &state->typing, 1);
+    json_decref(state->user);
+    free(state);
+}
+
+static void on_connection(sioc_socket_t *socket, void *data)
+{
+    chat_t *chat = data;
+    json_t *user = channel_user(socket);
+    const char *user_id = channel_user_id(socket);
+    chat_socket_t *state = calloc(1, sizeof(*state));
+    if (state == NULL || user == NULL || user_id == NULL ||
+        driver_room_name(state->user_room, sizeof(state->user_room), "user:", user_id) != 0) {
+        log_warn("chat %s: socket %s has no usable user (or out of memory): disconnected",
+                 sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));
+        free(state);
+        sioc_socket_disconnect(socket, 0);
+        return;
+    }
+    /* A recovered socket is back in its rooms already: it does not count as another tab. */
+    int first = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
+    state->chat = chat;
+    state->socket = socket;
+    state->user = json_incref(user);
+    const config_t *config = chat_config(chat);
+    driver_bucket_init(&state->bucket, config->limits.messages_per_second,
+                       config->limits.message_burst, uv_now(chat->base.channel->daemon->loop));
+    sioc_socket_set_user(socket, state);
+    sioc_socket_join(socket, state->user_room); /* direct messages reach every tab */
+    announce_connection(chat, socket, first);
+}
+
+static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
+{
+    chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
+    if (state == NULL)
+        return;
+    sioc_socket_set_user(socket, NULL);
+    if (other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0) {
+        driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
+        if (call != NULL)
+            store_presence(call, "offline");
+    }
+    chat_socket_free(state); /* stops its typing: the others see isTyping false */
+}
+
+/* ---- access to a room (shared by room:join and room:history) ------------------------------- */
+
+/* A call about the room the client named: context roomId (as sent) and roomIdText. */
+static driver_call_t *room_call(chat_t *chat, sioc_socket_t *socket, const sioc_event_t *event,
+                                const char *error_event, json_t *room_id, const char *id)
+{
+    driver_call_t *call = driver_call_new(&chat->base, socket, event, error_event);
+    if (call == NULL)
+        return NULL;
+    json_object_set(call->context, "roomId", room_id);
+    json_object_set_new(call->context, "roomIdText", json_string(id));
+    return call;
+}
+
+static void request_room(driver_call_t *call);
+
+static void on_membership_checked(int error, const char *message, json_t *result, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0)
+        driver_call_store_failed(call, STORE_ROOM_IS_MEMBER, error, message);
+    else if (!json_is_true(result))
+        driver_call_fail(call, DRIVER_EFORBIDDEN, "Not a member of this private room");
+    else
+        call->next(call);
+}
+
+/* Continues with call->next when the user may enter the room (context "room"). */
+static void check_room_access(driver_call_t *call, json_t *room)
+{
+    json_object_set(call->context, "room", room);
+    if (!json_is_true(json_object_get(room, "isPrivate"))) {
+        call->next(call);
+        return;
+    }
+    driver_call_request(call, STORE_ROOM_IS_MEMBER,
+                        json_pack("{s:s,s:s}", "roomId", driver_call_string(call, "roomIdText"),
+                                  "userId", driver_call_user_id_text(call)),
+                        on_membership_checked);
+}
+
+static void on_room_created(int error, const char *message, json_t *room, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error == 0) {
+        log_info("chat: room %s created by user %s", driver_call_string(call, "roomIdText"),
+                 driver_call_user_id_text(call));
+        check_room_access(call, room);
+        return;
+    }
+    /* Most likely another socket created it meanwhile: look again, once. */
+    log_warn("chat: room %s not created (%s): looking it up again",
+             driver_call_string(call, "roomIdText"), message);
+    json_object_set_new(call->context, "autoCreate", json_false());
+    request_room(call);
+}
+
+static void on_room_found(int error, const char *message, json_t *room, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    const char *id = driver_call_string(call, "roomIdText");
+    if (error == STORE_ENOTFOUND && json_is_true(json_object_get(call->context, "autoCreate")))
+        driver_call_request(call, STORE_ROOM_CREATE,
+                            json_pack("{s:s,s:s,s:b}", "id", id, "name", id, "isPrivate", 0),
+                            on_room_created);
+    else if (error == STORE_ENOTFOUND)
+        driver_call_fail(call, DRIVER_ENOTFOUND, "Room not found");
+    else if (error != 0)
+        driver_call_store_failed(call, STORE_ROOM_GET, error, message);
+    else
+        check_room_access(call, room);
+}
+
+static void request_room(driver_call_t *call)
+{
+    driver_call_request(call, STORE_ROOM_GET,
+                        json_pack("{s:s}", "id", driver_call_string(call, "roomIdText")),
+                        on_room_found);
+}
+
+/* ---- room:join ------------------------------------------------------------------------------- */
+
+static void join_complete(driver_call_t *call)
+{
+    sioc_socket_t *socket = driver_call_socket(call);
+    char room[DRIVER_ROOM_NAME_SIZE];
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    driver_room_name(room, sizeof(room), "room:", driver_call_string(call, "roomIdText"));
+    user_room_of(call, user_room);
+    if (socket == NULL) {
+        driver_call_free(call);
+        return;
+    }
+    json_t *room_id = json_object_get(call->context, "roomId");
+    int announce = !sioc_socket_in_room(socket, room) &&
+                   !user_elsewhere_in_room(call->nsp, user_room, room, call->socket_id);
+    if (sioc_socket_join(socket, room) != 0) {
+        driver_call_fail(call, DRIVER_EUNAVAILABLE, "Out of memory");
+        return;
+    }
+    if (announce)
+        driver_emit_to_room(call->nsp, room, call->socket_id, "room:userJoined",
+                            json_pack("{s:O,s:O}", "roomId", room_id, "user", call->user));
+    driver_call_finish(call, json_pack("{s:O,s:O}", "roomId", room_id, "room",
+                                       json_object_get(call->context, "room")));
+}
+
+static void on_member_added(int error, const char *message, json_t *result, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0)
+        driver_call_store_failed(call, STORE_ROOM_ADD_MEMBER, error, message);
+    else
+        join_complete(call);
+}
+
+/* Public rooms record who joined; a private room's members are already recorded. */
+static void join_store_membership(driver_call_t *call)
+{
+    if (json_is_true(json_object_get(json_object_get(call->context, "room"), "isPrivate"))) {
+        join_complete(call);
+        return;
+    }
+    driver_call_request(call, STORE_ROOM_ADD_MEMBER,
+                        json_pack("{s:s,s:s}", "roomId", driver_call_string(call, "roomIdText"),
+                                  "userId", driver_call_user_id_text(call)),
+                        on_member_added);
+}
+
+static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    json_t *room_id = room_argument(socket, event, "room:error", id, room);
+    if (socket_state(socket) == NULL || room_id == NULL)
+        return;
+    driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
+    if (call == NULL)
+        return;
+    json_object_set_new(call->context, "autoCreate", json_boolean(chat->auto_create_rooms));
+    call->next = join_store_membership;
+    request_room(call);
+}
+
+/* ---- room:leave ------------------------------------------------------------------------------ */
+
+static void leave_complete(driver_call_t *call)
+{
+    char room[DRIVER_ROOM_NAME_SIZE];
+    driver_room_name(room, sizeof(room), "room:", driver_call_string(call, "roomIdText"));
+    json_t *room_id = json_object_get(call->context, "roomId");
+    if (json_is_true(json_object_get(call->context, "announce")))
+        driver_emit_to_room(
+            call->nsp, room, NULL, "room:userLeft",
+            json_pack("{s:O,s:O?}", "roomId", room_id, "userId", driver_call_user_id(call)));
+    driver_call_finish(call, json_pack("{s:O}", "roomId", room_id));
+}
+
+static void on_member_removed(int error, const char *message, json_t *result, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0)
+        driver_call_store_failed(call, STORE_ROOM_REMOVE_MEMBER, error, message);
+    else
+        leave_complete(call);
+}
+
+/* Seed 003 removes the member on leave. Only for public rooms: a private room's membership is
+ * an access right (granted by its owner), not presence, and seed 002's client leaves a room
+ * whenever it switches to another. */
+static void on_leave_room_found(int error, const char *message, json_t *room, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0 && error != STORE_ENOTFOUND) {
+        driver_call_store_failed(call, STORE_ROOM_GET, error, message);
+        return;
+    }
+    if (error != 0 || json_is_true(json_object_get(room, "isPrivate")) ||
+        !json_is_true(json_object_get(call->context, "announce"))) {
+        leave_complete(call);
+        return;
+    }
+    driver_call_request(call, STORE_ROOM_REMOVE_MEMBER,
+                        json_pack("{s:s,s:s}", "roomId", driver_call_string(call, "roomIdText"),
+                                  "userId", driver_call_user_id_text(call)),
+                        on_member_removed);
+}
+
+static void on_room_leave(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    json_t *room_id = room_argument(socket, event, "room:error", id, room);
+    if (state == NULL || room_id == NULL)
+        return;
+    if (!sioc_socket_in_room(socket, room)) {
+        channel_reply_ok(socket, event, json_pack("{s:O}", "roomId", room_id));
+        return;
+    }
+    typing_stop(state, room);
+    sioc_socket_leave(socket, room);
+    driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
+    if (call == NULL)
+        return;
+    /* The user stays in the room while another of their sockets is there. */
+    int last = !user_elsewhere_in_room(call->nsp, state->user_room, room, call->socket_id);
+    json_object_set_new(call->context, "announce", json_boolean(last));
+    driver_call_request(call, STORE_ROOM_GET, json_pack("{s:s}", "id", id), on_leave_room_found);
+}
+
+/* ---- message:send and dm:send ---------------------------------------------------------------- */
+
+/* Checks the rate limit and the text of a message event; 0, or -1 with the client told. */
+static int check_message(chat_socket_t *state, sioc_socket_t *socket, const sioc_event_t *event,
+                         const char *error_event)
+{
+    const config_t *config = chat_config(state->chat);
+    if (!driver_bucket_take(&state->bucket, uv_now(state->chat->base.channel->daemon->loop))) {
+        channel_reply_error(socket, event, error_event, DRIVER_ERATELIMIT, "Rate limit exceeded");
+        return -1;
+    }
+    switch (driver_check_text(json_object_get(driver_payload(event), "text"),
+                              config->limits.max_text_length)) {
+    case DRIVER_TEXT_OK:
+        return 0;
+    case DRIVER_TEXT_TOO_LONG:
+        channel_reply_error(socket, event, error_event, DRIVER_ETOOLONG, "Message too long");
+        return -1;
+    case DRIVER_TEXT_INVALID:
+        channel_reply_error(socket, event, error_event, DRIVER_EINVALID,
+                            "Message text must not contain NUL characters");
+        return -1;
+    default:
+        channel_reply_error(socket, event, error_event, DRIVER_EINVALID,
+                            "Message text is required");
+        return -1;
+    }
+}
+
+static void on_message_stored(int error, const char *message, json_t *stored, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0) {
+        driver_call_store_failed(call, STORE_MESSAGE_ADD, error, message);
+        return;
+    }
+    char room[DRIVER_ROOM_NAME_SIZE];
+    driver_room_name(room, sizeof(room), "room:", driver_call_string(call, "roomIdText"));
+    json_t *received = json_pack("{s:O?,s:O,s:O,s:O?,s:O?}", "id", json_object_get(stored, "id"),
+                                 "roomId", json_object_get(call->context, "roomId"), "sender",
+                                 call->user, "text", json_object_get(stored, "text"), "createdAt",
+                                 json_object_get(stored, "createdAt"));
+    /* io.to(room): the whole room, the sender's sockets included. */
+    driver_emit_to_room(call->nsp, room, NULL, "message:received", json_incref(received));
+    driver_call_finish(call, json_pack("{s:o}", "message", received));
+}
+
+static void on_message_send(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    json_t *room_id = json_object_get(driver_payload(event), "roomId");
+    if (state == NULL || check_message(state, socket, event, "message:error") != 0)
+        return;
+    if (driver_id_text(room_id, id) != 0) {
+        channel_reply_error(socket, event, "message:error", DRIVER_EINVALID,
+                            "roomId must be a string of 1 to 128 bytes or an integer");
+        return;
+    }
+    driver_room_name(room, sizeof(room), "room:", id);
+    if (!sioc_socket_in_room(socket, room)) {
+        channel_reply_error(socket, event, "message:error", DRIVER_EFORBIDDEN,
+                            "Join the room before sending messages to it");
+        return;
+    }
+    driver_call_t *call = room_call(chat, socket, event, "message:error", room_id, id);
+    if (call == NULL)
+        return;
+    const char *text = json_string_value(json_object_get(driver_payload(event), "text"));
+    driver_call_request(call, STORE_MESSAGE_ADD,
+                        json_pack("{s:s,s:s,s:s}", "roomId", id, "senderId",
+                                  driver_call_user_id_text(call), "text", text),
+                        on_message_stored);
+}
+
+static void on_dm_stored(int error, const char *message, json_t *stored, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0) {
+        driver_call_store_failed(call, STORE_DM_ADD, error, message);
+        return;
+    }
+    char recipient_room[DRIVER_ROOM_NAME_SIZE];
+    char sender_room[DRIVER_ROOM_NAME_SIZE];
+    driver_room_name(recipient_room, sizeof(recipient_room),
+                     "user:", driver_call_string(call, "recipientIdText"));
+    user_room_of(call, sender_room);
+    json_t *received = json_pack(
+        "{s:O?,s:O?,s:O,s:O?,s:O?,s:O}", "id", json_object_get(stored, "id"), "senderId",
+        driver_call_user_id(call), "recipientId", json_object_get(call->context, "recipientId"),
+        "text", json_object_get(stored, "text"), "createdAt", json_object_get(stored, "createdAt"),
+        "sender", call->user);
+    /* Both users' rooms in one broadcast: each tab gets it once, even for a note to oneself. */
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, call->nsp);
+    sioc_broadcast_to(&broadcast, recipient_room);
+    sioc_broadcast_to(&broadcast, sender_room);
+    sioc_broadcast_emit(&broadcast, "dm:received", json_pack("[O]", received));
+    driver_call_finish(call, json_pack("{s:o}", "message", received));
+}
+
+static void on_recipient_found(int error, const char *message, json_t *recipient, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error == STORE_ENOTFOUND) {
+        driver_call_fail(call, DRIVER_ENOTFOUND, "Recipient not found"); /* seed 003's words */
+        return;
+    }
+    if (error != 0) {
+        driver_call_store_failed(call, STORE_USER_GET, error, message);
+        return;
+    }
+    driver_call_request(call, STORE_DM_ADD,
+                        json_pack("{s:s,s:s,s:s}", "senderId", driver_call_user_id_text(call),
+                                  "recipientId", driver_call_string(call, "recipientIdText"),
+                                  "text", driver_call_string(call, "text")),
+                        on_dm_stored);
+}
+
+static void on_dm_send(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    json_t *payload = driver_payload(event);
+    json_t *recipient_id = json_object_get(payload, "recipientId");
+    if (state == NULL || check_message(state, socket, event, "dm:error") != 0)
+        return;
+    if (driver_id_text(recipient_id, id) != 0) {
+        channel_reply_error(socket, event, "dm:error", DRIVER_EINVALID,
+                            "recipientId must be a string of 1 to 128 bytes or an integer");
+        return;
+    }
+    driver_call_t *call = driver_call_new(&chat->base, socket, event, "dm:error");
+    if (call == NULL)
+        return;
+    json_object_set(call->context, "recipientId", recipient_id);
+    json_object_set_new(call->context, "recipientIdText", json_string(id));
+    json_object_set(call->context, "text", json_object_get(payload, "text"));
+    driver_call_request(call, STORE_USER_GET, json_pack("{s:s}", "id", id), on_recipient_found);
+}
+
+/* ---- room:history ---------------------------------------------------------------------------- */
+
+/* A lookup of one sender of a history page. */
+typedef struct sender_lookup_s {
+    driver_call_t *call;
+    char id[];
+} sender_lookup_t;
+
+/* The page as the live events show messages: {id, roomId, sender, text, createdAt}. */
+static void history_answer(driver_call_t *call)
+{
+    json_t *senders = json_object_get(call->context, "senders");
+    json_t *room_id = json_object_get(call->context, "roomId");
+    json_t *messages = json_array();
+    size_t index;
+    json_t *stored;
+    json_array_foreach(json_object_get(call->context, "messages"), index, stored)
+    {
+        const char *sender_id = json_string_value(json_object_get(stored, "senderId"));
+        json_t *sender = sender_id != NULL ? json_object_get(senders, sender_id) : NULL;
+        json_array_append_new(messages,
+                              json_pack("{s:O?,s:O,s:O?,s:O?,s:O?}", "id",
+                                        json_object_get(stored, "id"), "roomId", room_id, "sender",
+                                        sender, "text", json_object_get(stored, "text"),
+                                        "createdAt", json_object_get(stored, "createdAt")));
+    }
+    driver_call_finish(call, json_pack("{s:o}", "messages", messages));
+}
+
+static void on_sender_found(int error, const char *message, json_t *user, void *data)
+{
+    sender_lookup_t *lookup = data;
+    driver_call_t *call = lookup->call;
+    if (error == 0)
+        json_object_set_new(json_object_get(call->context, "senders"), lookup->id,
+                            driver_user_profile(user));
+    else if (error != STORE_ENOTFOUND)
+        log_warn("chat: sender %s of a history page not read: %s", lookup->id, message);
+    free(lookup);
+    if (--call->pending > 0 || driver_call_abandoned(call))
+        return;
+    history_answer(call);
+}
+
+/* Every distinct sender of the page is read once (the page has at most 100 messages). */
+static void on_history_loaded(int error, const char *message, json_t *page, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0) {
+        driver_call_store_failed(call, STORE_MESSAGE_HISTORY, error, message);
+        return;
+    }
+    json_t *senders = json_object();
+    json_object_set(call->context, "messages", page);
+    json_object_set_new(call->context, "senders", senders);
+    size_t index;
+    json_t *stored;
+    json_array_foreach(page, index, stored)
+    {
+        const char *sender_id = json_string_value(json_object_get(stored, "senderId"));
+        if (sender_id == NULL || json_object_get(senders, sender_id) != NULL)
+            continue;
+        json_object_set_new(senders, sender_id, json_pack("{s:s}", "id", sender_id));
+        size_t size = strlen(sender_id) + 1;
+        sender_lookup_t *lookup = malloc(sizeof(*lookup) + size);
+        if (lookup == NULL)
+            continue; /* the message keeps {id} as its sender */
+        lookup->call = call;
+        memcpy(lookup->id, sender_id, size);
+        call->pending++;
+        store_request(call->base->channel->daemon->store, STORE_USER_GET,
+                      json_pack("{s:s}", "id", sender_id), on_sender_found, lookup);
+    }
+    if (call->pending == 0)
+        history_answer(call);
+}
+
+static void history_load(driver_call_t *call)
+{
+    /* Fresh values: store params are read from the store's thread until done. */
+    json_t *params =
+        json_pack("{s:s,s:I}", "roomId", driver_call_string(call, "roomIdText"), "limit",
+                  json_integer_value(json_object_get(call->context, "limit")));
+    if (json_object_get(call->context, "before") != NULL)
+        json_object_set_new(params, "before", json_string(driver_call_string(call, "before")));
+    driver_call_request(call, STORE_MESSAGE_HISTORY, params, on_history_loaded);
+}
+
+/* limit: 1.. (clamped to limits.historyLimit and to what the store serves), default 50. */
+static int history_limit(const chat_t *chat, json_t *value, json_int_t *limit)
+{
+    json_int_t most = chat_config(chat)->limits.history_limit;
+    if (most > STORE_HISTORY_LIMIT_MAX)
+        most = STORE_HISTORY_LIMIT_MAX;
+    *limit = value == NULL ? HISTORY_LIMIT_DEFAULT : json_integer_value(value);
+    if (value != NULL && (!json_is_integer(value) || *limit < 1))
+        return -1;
+    if (*limit > most)
+        *limit = most;
+    return 0;
+}
+
+static void on_room_history(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    json_t *payload = driver_payload(event);
+    json_t *before = json_object_get(payload, "before");
+    char id[DRIVER_MAX_ID_BYTES + 1];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    char before_id[DRIVER_MAX_ID_BYTES + 1];
+    json_int_t limit;
+    if (event->ack_id < 0) {
+        channel_reply_error(socket, event, "room:error", DRIVER_EINVALID,
+                            "room:history answers through an acknowledgement: pass a callback");
+        return;
+    }
+    json_t *room_id = room_argument(socket, event, "room:error", id, room);
+    if (room_id == NULL)
+        return;
+    if ((before != NULL && driver_id_text(before, before_id) != 0) ||
+        history_limit(chat, json_object_get(payload, "limit"), &limit) != 0) {
+        channel_reply_error(socket, event, "room:error", DRIVER_EINVALID,
+                            "before must be a message id and limit a positive integer");
+        return;
+    }
+    driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
+    if (call == NULL)
+        return;
+    if (before != NULL)
+        json_object_set_new(call->context, "before", json_string(before_id));
+    json_object_set_new(call->context, "limit", json_integer(limit));
+    call->next = history_load;
+    request_room(call);
+}
+
+/* ---- the driver ------------------------------------------------------------------------------ */
+
+static void chat_release(driver_base_t *base)
+{
+    free(base); /* the base is the first member of chat_t */
+}
+
+static int chat_check_options(const config_t *config, const config_channel_t *channel, char *error,
+                              size_t error_size)
+{
+    static const char *const known[] = {"autoCreateRooms", NULL};
+    if (driver_require_authentication(config, channel, "chat", error, error_size) != 0 ||
+        driver_check_option_keys(config, channel, known, error, error_size) != 0)
+        return -1;
+    json_t *auto_create = json_object_get(channel->options, "autoCreateRooms");
+    if (auto_create != NULL && !json_is_boolean(auto_create))
+        return driver_option_error(config, channel, "autoCreateRooms", error, error_size,
+                                   "expected true or false");
+    return 0;
+}
+
+static int chat_setup(channel_t *channel, char *error, size_t error_size)
+{
+    if (chat_check_options(channel->daemon->config, channel->config, error, error_size) != 0)
+        return -1;
+    chat_t *chat = calloc(1, sizeof(*chat));
+    if (chat == NULL) {
+        snprintf(error, error_size, "channels.\"%s\": out of memory", channel->config->name);
+        return -1;
+    }
+    driver_base_init(&chat->base, channel, chat_release);
+    json_t *auto_create = json_object_get(channel->config->options, "autoCreateRooms");
+    chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
+    channel->state = chat;
+    sioc_namespace_t *nsp = channel->nsp;
+    sioc_namespace_on_connection(nsp, on_connection, chat);
+    sioc_namespace_on_disconnect(nsp, on_disconnect, chat);
+    sioc_namespace_on(nsp, "room:join", on_room_join, chat);
+    sioc_namespace_on(nsp, "room:leave", on_room_leave, chat);
+    sioc_namespace_on(nsp, "room:history", on_room_history, chat);
+    sioc_namespace_on(nsp, "message:send", on_message_send, chat);
+    sioc_namespace_on(nsp, "dm:send", on_dm_send, chat);
+    sioc_namespace_on(nsp, "typing:start", on_typing_start, chat);
+    sioc_namespace_on(nsp, "typing:stop", on_typing_stop, chat);
+    return 0;
+}
+
+static void chat_teardown(channel_t *channel)
+{
+    chat_t *chat = channel->state;
+    channel->state = NULL;
+    if (chat != NULL)
+        driver_base_detach(&chat->base); /* freed when the last store answer is in */
+}
+
+const driver_t driver_chat = {"chat", chat_setup, chat_teardown};

@@ -1,0 +1,157 @@
+/* What the built-in drivers share: option validation, payload checks, a token bucket, and
+ * "calls": an event whose answer comes after one or more store requests.
+ *
+ * Async lifetimes. A store callback may run after the socket that asked went away, after the
+ * daemon began stopping (the server and its namespaces may be freed by then) or after the
+ * channel was torn down. A call therefore keeps the socket's id (never the pointer) and a
+ * reference on the driver's state (driver_base_t); driver_call_live() tells whether sioc may
+ * still be used, and the state is freed only when the channel is gone and no call is left. */
+#ifndef SIOC_DAEMON_DRIVER_UTIL_H
+#define SIOC_DAEMON_DRIVER_UTIL_H
+
+#include <stdint.h>
+
+#include "channel.h"
+
+/* Ids of users, rooms, messages, requests and notifications coming from clients: a string of 1
+ * to this many bytes or an integer (seed 002 sends a raw roomId, whatever type the app uses). */
+#define DRIVER_MAX_ID_BYTES 128
+/* "<prefix>:<id>" room names. */
+#define DRIVER_ROOM_NAME_SIZE (DRIVER_MAX_ID_BYTES + 16)
+
+/* The codes of the errors drivers send ({code, message}, see channel_reply_error). */
+#define DRIVER_EINVALID "invalid_payload"
+#define DRIVER_ENOTFOUND "not_found"
+#define DRIVER_EFORBIDDEN "forbidden"
+#define DRIVER_ECONFLICT "conflict"
+#define DRIVER_ETOOLONG "too_long"
+#define DRIVER_ERATELIMIT "rate_limited"
+#define DRIVER_EUNAVAILABLE "unavailable"
+#define DRIVER_ERECEIVEONLY "receive_only"
+
+/* ---- options ----------------------------------------------------------------------------------
+ */
+
+/* Refuses any key of the channel's options that is not in known (NULL-terminated; may be just
+ * {NULL}). 0, or -1 with error "<file>:<line>: channels."/x".options.key: unknown key (...)". */
+int driver_check_option_keys(const config_t *config, const config_channel_t *channel,
+                             const char *const *known, char *error, size_t error_size);
+/* Fills error for options.key (key NULL: the channel itself) as config.c does; returns -1. */
+int driver_option_error(const config_t *config, const config_channel_t *channel, const char *key,
+                        char *error, size_t error_size, const char *format, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Drivers that act for a user refuse channels with auth "none". 0 or -1 with error. */
+int driver_require_authentication(const config_t *config, const config_channel_t *channel,
+                                  const char *driver_name, char *error, size_t error_size);
+
+/* ---- payloads (pure) ------------------------------------------------------------------------- */
+
+/* The event's first argument (borrowed) or NULL. */
+json_t *driver_payload(const sioc_event_t *event);
+/* payload[key] when payload is an object, else payload itself (a raw id, as seed 002 sends). */
+json_t *driver_id_argument(json_t *payload, const char *key);
+/* Writes the id value (a string of 1..DRIVER_MAX_ID_BYTES bytes without NUL, or an integer) as
+ * text into out. 0, or -1 when value is no such id (out is then ""). */
+int driver_id_text(json_t *value, char out[DRIVER_MAX_ID_BYTES + 1]);
+
+typedef enum driver_text_check {
+    DRIVER_TEXT_OK,
+    DRIVER_TEXT_MISSING,  /* absent, not a string, or empty */
+    DRIVER_TEXT_INVALID,  /* contains a NUL character */
+    DRIVER_TEXT_TOO_LONG, /* more than max_bytes bytes */
+} driver_text_check_t;
+driver_text_check_t driver_check_text(json_t *value, size_t max_bytes);
+
+/* ---- rate limiting (pure) -------------------------------------------------------------------- */
+
+/* A token bucket: burst tokens at most, rate tokens added per second. */
+typedef struct driver_bucket_s {
+    double tokens;
+    double rate;
+    double burst;
+    uint64_t last_ms;
+} driver_bucket_t;
+
+/* Starts full. */
+void driver_bucket_init(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms);
+/* Takes one token: 1, or 0 when the bucket is empty (nothing taken). A clock that went back
+ * adds nothing. */
+int driver_bucket_take(driver_bucket_t *bucket, uint64_t now_ms);
+
+/* ---- driver state and calls ------------------------------------------------------------------ */
+
+typedef struct driver_base_s driver_base_t;
+struct driver_base_s {
+    channel_t *channel;                   /* NULL once the channel was torn down */
+    unsigned references;                  /* one for the channel, one per call in flight */
+    void (*release)(driver_base_t *base); /* frees the driver's state (base is inside it) */
+};
+
+/* Sets up base with the channel's reference. */
+void driver_base_init(driver_base_t *base, channel_t *channel, void (*release)(driver_base_t *));
+/* For teardown: forgets the channel and drops its reference. */
+void driver_base_detach(driver_base_t *base);
+/* The channel while sioc may be used: not torn down and the daemon not stopping. */
+channel_t *driver_base_channel(const driver_base_t *base);
+
+#define DRIVER_EVENT_NAME_SIZE 64
+
+typedef struct driver_call_s {
+    driver_base_t *base;
+    sioc_namespace_t *nsp;
+    char socket_id[SIOC_ID_SIZE]; /* "" for calls no socket waits for */
+    char event_name[DRIVER_EVENT_NAME_SIZE];
+    const char *error_event; /* static */
+    int64_t ack_id;          /* < 0: the client asked for no acknowledgement */
+    json_t *user;            /* the asking user (a reference) or NULL */
+    char *user_id;           /* its id as text (NULL with no user) */
+    json_t *context;         /* what the flow carries from step to step (an object) */
+    size_t pending;          /* store requests still out, for fan-outs */
+    void (*next)(struct driver_call_s *call); /* the step after a shared one */
+} driver_call_t;
+
+/* A call answering event of socket, carrying the socket's user. With event NULL nothing is
+ * answered (work a connection or a disconnection started). NULL when out of memory. */
+driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
+                               const sioc_event_t *event, const char *error_event);
+void driver_call_free(driver_call_t *call);
+/* 1 while sioc may be used for this call (see driver_base_channel). */
+int driver_call_live(const driver_call_t *call);
+/* For the first line of a store callback: when the call is no longer live, frees it and
+ * returns 1. */
+int driver_call_abandoned(driver_call_t *call);
+/* The asking socket if it is still connected (and the call live), else NULL. */
+sioc_socket_t *driver_call_socket(const driver_call_t *call);
+/* The store request of the next step (params taken). */
+void driver_call_request(driver_call_t *call, store_operation_t operation, json_t *params,
+                         store_done_cb done);
+/* Answers {ok:true, ...result} (taken, may be NULL) if asked, and frees the call. */
+void driver_call_finish(driver_call_t *call, json_t *result);
+/* Answers the error (ack or error_event) and frees the call. */
+void driver_call_fail(driver_call_t *call, const char *code, const char *message);
+/* A store error answered and the call freed: ENOTFOUND, ECONFLICT and EINVALID in the store's
+ * words (not_found, conflict, invalid_payload); the others logged and answered "unavailable". */
+void driver_call_store_failed(driver_call_t *call, store_operation_t operation, int error,
+                              const char *message);
+/* context[key] as a string ("" when absent). */
+const char *driver_call_string(const driver_call_t *call, const char *key);
+/* The user's id as JSON (borrowed) and as text. */
+json_t *driver_call_user_id(const driver_call_t *call);
+const char *driver_call_user_id_text(const driver_call_t *call);
+
+/* ---- emitting -------------------------------------------------------------------------------- */
+
+/* "<prefix><id>" into out; 0, or -1 when it does not fit. */
+int driver_room_name(char *out, size_t size, const char *prefix, const char *id);
+/* event with one argument (taken) to everyone in room (NULL: the whole namespace) but the
+ * socket with except_id (NULL: no one is left out). */
+void driver_emit_to_room(sioc_namespace_t *nsp, const char *room, const char *except_id,
+                         const char *event, json_t *argument);
+/* {id, firstName, lastName, role, avatar} of a user object, null and absent fields left out
+ * (a new object of copies, fit for store params). */
+json_t *driver_user_profile(json_t *user);
+/* Fills the profile fields user lacks (absent or null) from stored, the user the store
+ * keeps: a passport session often carries only an id, while the back end stored names. */
+void driver_user_complete(json_t *user, json_t *stored);
+
+#endif
