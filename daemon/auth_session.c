@@ -607,14 +607,16 @@ static session_request_t *request_new(auth_session_store_t *store, const char *s
 void auth_session_store_get(auth_session_store_t *store, const char *session_id,
                             auth_session_cb callback, void *data)
 {
-    session_request_t *request = request_new(store, session_id, callback, data);
+    /* Asked from a callback the store's free is making: no loop iteration is left to defer to. */
+    session_request_t *request =
+        store->closing ? NULL : request_new(store, session_id, callback, data);
     if (request == NULL) {
-        callback(NULL, MESSAGE_UNAVAILABLE, data); /* out of memory: nothing to defer with */
+        callback(NULL, MESSAGE_UNAVAILABLE, data); /* closing, or out of memory */
         return;
     }
     const char *argv[] = {"GET", request->key};
     const size_t lengths[] = {3, request->key_length};
-    if (store->redis != NULL && !store->closing &&
+    if (store->redis != NULL &&
         redisAsyncCommandArgv(store->redis, on_get_reply, request, 2, argv, lengths) == REDIS_OK)
         list_push(&store->in_flight, request);
     else

@@ -49,10 +49,11 @@ typedef void (*auth_session_cb)(json_t *session, const char *message, void *data
 auth_session_store_t *auth_session_store_new(uv_loop_t *loop, const auth_session_options_t *options,
                                              char *error, size_t error_size);
 /* GET <prefix><session_id>; callback exactly once, from the loop (from inside this call only
- * when out of memory). "session store unavailable" when Redis is away (requests are not queued
- * while it is: the store reconnects by itself, 100 ms backoff doubling to 5 s), when it has not
- * answered within request_timeout_ms (the connection is then dropped and reopened), or when the
- * store is freed meanwhile. */
+ * when out of memory, or when called from a callback that auth_session_store_free is making).
+ * "session store unavailable" when Redis is away (requests are not queued while it is: the store
+ * reconnects by itself, 100 ms backoff doubling to 5 s), when it has not answered within
+ * request_timeout_ms (the connection is then dropped and reopened), or when the store is freed
+ * meanwhile. */
 void auth_session_store_get(auth_session_store_t *store, const char *session_id,
                             auth_session_cb callback, void *data);
 /* Calls back the pending requests ("session store unavailable") and closes; the memory goes

@@ -205,9 +205,27 @@ static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
 /* ---- set-up -------------------------------------------------------------------------------------
  */
 
+int channel_check_all(const config_t *config, char *error, size_t error_size)
+{
+    for (size_t i = 0; i < config->channel_count; i++) {
+        const config_channel_t *channel = &config->channels[i];
+        const driver_t *driver = driver_find(channel->driver);
+        if (driver == NULL) {
+            snprintf(error, error_size, "%s:%d: channels.\"%s\".driver: no driver \"%s\"",
+                     config->file, channel->line, channel->name, channel->driver);
+            return -1;
+        }
+        if (driver->check != NULL && driver->check(config, channel, error, error_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int channel_setup_all(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
+    if (channel_check_all(config, error, error_size) != 0)
+        return -1;
     daemon->channels = calloc(config->channel_count + 1, sizeof(channel_t));
     if (daemon->channels == NULL)
         return -1;

@@ -19,8 +19,12 @@ typedef struct channel_s channel_t;
 
 typedef struct driver_s {
     const char *name;
-    /* Validates channel->config->options and registers handlers on channel->nsp. 0, or -1
-     * with error filled ("<file>:<line>: channels.\"/x\".options.y: ..."). */
+    /* Validates the channel's options without starting anything (`sioc check-config` runs it
+     * too). 0, or -1 with error filled ("<file>:<line>: channels.\"/x\".options.y: ...").
+     * May be NULL when the driver takes no options. */
+    int (*check)(const config_t *config, const config_channel_t *channel, char *error,
+                 size_t error_size);
+    /* Registers handlers on channel->nsp (check already passed). 0, or -1 with error filled. */
     int (*setup)(channel_t *channel, char *error, size_t error_size);
     /* Releases channel->state (sockets are gone by then). May be NULL. */
     void (*teardown)(channel_t *channel);
@@ -55,6 +59,8 @@ extern const driver_t driver_notifications;
 extern const driver_t driver_feed;
 extern const driver_t driver_bench;
 
+/* Runs every channel's driver check (unknown drivers too). 0, or -1 with error filled. */
+int channel_check_all(const config_t *config, char *error, size_t error_size);
 /* Creates every enabled channel. 0, or -1 with error filled. */
 int channel_setup_all(daemon_t *daemon, char *error, size_t error_size);
 void channel_teardown_all(daemon_t *daemon);

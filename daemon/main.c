@@ -11,6 +11,7 @@
 #include <sioc.h>
 
 #include "bench/bench.h"
+#include "channel.h"
 #include "config.h"
 #include "log.h"
 #include "serve.h"
@@ -63,6 +64,8 @@ static int check_config_command(int argc, char **argv)
     config_t config;
     char error[1024];
     int rc = config_load_file(argv[1], &config, error, sizeof(error));
+    if (rc == 0)
+        rc = channel_check_all(&config, error, sizeof(error));
     if (rc != 0)
         fprintf(stderr, "%s\n", error);
     else

@@ -62,4 +62,4 @@ static int bench_setup(channel_t *channel, char *error, size_t error_size)
     return 0;
 }
 
-const driver_t driver_bench = {"bench", bench_setup, NULL};
+const driver_t driver_bench = {.name = "bench", .setup = bench_setup};

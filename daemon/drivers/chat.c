@@ -915,4 +915,9 @@ static void chat_teardown(channel_t *channel)
         driver_base_detach(&chat->base); /* freed when the last store answer is in */
 }
 
-const driver_t driver_chat = {"chat", chat_setup, chat_teardown};
+const driver_t driver_chat = {
+    .name = "chat",
+    .check = chat_check_options,
+    .setup = chat_setup,
+    .teardown = chat_teardown,
+};

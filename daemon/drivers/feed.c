@@ -19,4 +19,4 @@ static int feed_setup(channel_t *channel, char *error, size_t error_size)
     return 0;
 }
 
-const driver_t driver_feed = {"feed", feed_setup, NULL};
+const driver_t driver_feed = {.name = "feed", .setup = feed_setup};

@@ -83,4 +83,4 @@ static int main_setup(channel_t *channel, char *error, size_t error_size)
     return 0;
 }
 
-const driver_t driver_main = {"main", main_setup, NULL};
+const driver_t driver_main = {.name = "main", .setup = main_setup};

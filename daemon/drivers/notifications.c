@@ -605,5 +605,9 @@ static void notifications_teardown(channel_t *channel)
         driver_base_detach(&notifications->base);
 }
 
-const driver_t driver_notifications = {"notifications", notifications_setup,
-                                       notifications_teardown};
+const driver_t driver_notifications = {
+    .name = "notifications",
+    .check = notifications_check_options,
+    .setup = notifications_setup,
+    .teardown = notifications_teardown,
+};
