@@ -747,6 +747,51 @@ static void test_store_free_calls_back_once(void **state)
     redis_stop(&server);
 }
 
+typedef struct retrying_during_free_s {
+    auth_session_store_t *store;
+    int calls;
+    int retries_left;
+} retrying_during_free_t;
+
+static void on_answer_retry_during_free(json_t *session, const char *message, void *data)
+{
+    retrying_during_free_t *retrying = data;
+    retrying->calls++;
+    if (retrying->retries_left-- > 0)
+        auth_session_store_get(retrying->store, SESSION_ID, on_answer_retry_during_free, retrying);
+}
+
+/* A caller asking again from the answers the free makes still gets each answer, once: for a
+ * request in flight at the free, and for one refused because Redis is away. */
+static void test_store_asked_again_while_freeing(void **state)
+{
+    (void)state;
+    require_redis();
+    redis_server_t server = {.port = free_port()};
+    redis_start(&server);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    answer_t answer = {0};
+    retrying_during_free_t in_flight = {.retries_left = 2};
+    in_flight.store = store_new(&loop, &server, NULL, NULL, 0);
+    lookup(&loop, in_flight.store, SESSION_ID, &answer); /* connected */
+    auth_session_store_get(in_flight.store, SESSION_ID, on_answer_retry_during_free, &in_flight);
+    store_free_and_close_loop(&loop, in_flight.store);
+    assert_int_equal(in_flight.calls, 3);
+
+    redis_stop(&server);
+    uv_loop_init(&loop);
+    retrying_during_free_t refused = {.retries_left = 2};
+    refused.store = store_new(&loop, &server, NULL, NULL, 0);
+    lookup(&loop, refused.store, SESSION_ID, &answer); /* Redis is known to be away */
+    assert_string_equal(answer.message, "session store unavailable");
+    auth_session_store_get(refused.store, SESSION_ID, on_answer_retry_during_free, &refused);
+    assert_int_equal(refused.calls, 0);
+    store_free_and_close_loop(&loop, refused.store);
+    assert_int_equal(refused.calls, 3);
+    answer_clear(&answer);
+}
+
 typedef struct freeing_answer_s {
     answer_t answer;
     auth_session_store_t *store;
@@ -863,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_store_password),
         cmocka_unit_test(test_store_free_calls_back_once),
         cmocka_unit_test(test_store_freed_from_its_callback),
+        cmocka_unit_test(test_store_asked_again_while_freeing),
         cmocka_unit_test(test_store_caller_retrying_on_refusal),
     };
     return cmocka_run_group_tests(tests, NULL, kill_leftovers);
