@@ -13,6 +13,7 @@
 
 static daemon_t daemon_state;
 static uv_signal_t signal_handles[2];
+static int signals_started;
 static int exit_status;
 
 static char *read_file(const char *path)
@@ -140,7 +141,7 @@ static void stop(daemon_t *daemon)
         return;
     daemon->stopping = 1;
     log_info("stopping");
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; signals_started && i < 2; i++)
         uv_close((uv_handle_t *)&signal_handles[i], NULL);
     if (daemon->api != NULL)
         api_stop(daemon->api, on_api_stopped, daemon);
@@ -194,6 +195,7 @@ int serve_run(config_t *config)
             signal_handles[i].data = daemon;
             uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
         }
+        signals_started = 1;
     }
     uv_run(daemon->loop, UV_RUN_DEFAULT);
     uv_loop_close(daemon->loop);

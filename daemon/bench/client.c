@@ -501,6 +501,8 @@ static void on_read(uv_stream_t *stream, ssize_t count, const uv_buf_t *buffer)
     }
     if (count == 0 || !bench_client_is_open(client))
         return;
+    /* One clock read per read: every packet in it arrived at that moment. */
+    client->run->read_at = uv_hrtime();
     const uint8_t *data = (const uint8_t *)buffer->base;
     if (client->carry_length > 0) {
         read_with_carry(client, data, (size_t)count);

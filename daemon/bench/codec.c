@@ -324,6 +324,8 @@ int bench_packet_parse(const char *text, size_t length, bench_packet_t *packet)
 
 int bench_packet_in_namespace(const bench_packet_t *packet, const char *nsp)
 {
+    if (packet->nsp_length == 1 && packet->nsp[0] == '/')
+        return nsp[0] == '/' && nsp[1] == '\0';
     size_t length = strlen(nsp);
     return packet->nsp_length == length && memcmp(packet->nsp, nsp, length) == 0;
 }
@@ -365,16 +367,23 @@ size_t bench_sio_event(char *out, size_t size, const char *nsp, int64_t ack_id, 
     return writer_finish(&writer);
 }
 
+/* Whether the length bytes at text are key's (a plain loop: keys are a few bytes, where a
+ * call to memcmp costs more than the comparison; the generator runs this per delivery). */
+static int same_bytes(const char *text, const char *key, size_t length)
+{
+    for (size_t i = 0; i < length; i++)
+        if (text[i] != key[i])
+            return 0;
+    return 1;
+}
+
 /* Where the value of "key": starts (spaces skipped), or NULL. */
 static const char *find_value(const char *json, size_t length, const char *key)
 {
     size_t key_length = strlen(key);
     const char *end = json + length;
     for (const char *at = json; at + key_length + 3 <= end; at++) {
-        at = memchr(at, '"', (size_t)(end - at));
-        if (at == NULL || at + key_length + 3 > end)
-            return NULL;
-        if (memcmp(at + 1, key, key_length) != 0 || at[key_length + 1] != '"')
+        if (*at != '"' || at[key_length + 1] != '"' || !same_bytes(at + 1, key, key_length))
             continue;
         const char *value = at + key_length + 2;
         while (value < end && *value == ' ')

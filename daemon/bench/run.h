@@ -64,7 +64,7 @@ typedef struct bench_run_s {
     struct sockaddr_in server;
     char host_header[64];
     uint8_t *read_buffer;
-    int read_buffer_busy;
+    uint64_t read_at; /* uv_hrtime() of the read being handled: the time of its deliveries */
     bench_client_t *clients;
     size_t client_count;
     /* Connecting every client: next slot, attempts in flight, outcomes. */

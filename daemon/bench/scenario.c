@@ -48,9 +48,13 @@ char *bench_auth_json(const char *token)
 
 int bench_event_is(const bench_packet_t *packet, const char *name)
 {
-    size_t length = strlen(name);
-    return packet->event != NULL && packet->event_length == length &&
-           memcmp(packet->event, name, length) == 0;
+    if (packet->event == NULL)
+        return 0;
+    size_t i = 0;
+    for (; i < packet->event_length; i++)
+        if (name[i] != packet->event[i]) /* also stops at name's NUL */
+            return 0;
+    return name[i] == '\0';
 }
 
 /* ---- HS256 tokens --------------------------------------------------------------------------- */

@@ -138,7 +138,7 @@ static void on_message_received(bench_run_t *run, const bench_packet_t *packet)
     state->deliveries++;
     if (run->measuring) {
         state->deliveries_in_window++;
-        bench_histogram_record(&state->latency, uv_hrtime() - sent_at);
+        bench_histogram_record(&state->latency, run->read_at - sent_at);
     }
 }
 
@@ -151,7 +151,7 @@ static void on_event(bench_client_t *client, const bench_packet_t *packet)
         return;
     }
     state->other_events++; /* user:status, room:userJoined: only their timing matters */
-    state->last_event_at = uv_hrtime();
+    state->last_event_at = run->read_at;
 }
 
 static void ack_error(chat_state_t *state, const bench_packet_t *packet)

@@ -73,7 +73,7 @@ static void on_ack(bench_client_t *client, const bench_packet_t *packet)
     echo_state_t *state = state_of(run);
     if (packet->ack_id != client->waiting_ack)
         return;
-    uint64_t now = uv_hrtime();
+    uint64_t now = run->read_at;
     client->waiting_ack = -1;
     if (run->measuring) {
         state->round_trips++;

@@ -3,6 +3,8 @@
 # clients. Exits non-zero if anything fails.
 #   Engine.IO: eio/*.test.js + python/test_eio_python.py  (server: EIO_ECHO)
 #   Socket.IO: sio/*.test.js + python/test_sio_python.py  (server: SIOC_ECHO)
+#   chat example: chat/*.test.js                          (server: SIOC_CHAT)
+#   daemon: daemon/*.test.js, `sioc serve` end to end     (binary: SIOC_BIN)
 #
 #   tests/integration/run.sh                      # against the Node references
 #   EIO_ECHO=build/examples/eio-echo tests/integration/run.sh
@@ -15,8 +17,10 @@
 # EIO_ECHO is a build's .../eio-echo, SIOC_ECHO defaults to the sioc-echo
 # next to it if that exists. EIO_ECHO_IS_REFERENCE / SIOC_ECHO_IS_REFERENCE
 # =1/0 override the guess of whether a server is the Node reference (which
-# skips the few tests where sioc deliberately differs). SUITES: "eio sio"
-# chat" (default), or any of them. Extra arguments go to `node --test`
+# skips the few tests where sioc deliberately differs). The chat example and
+# the daemon have no Node reference: they run only when their binary is known
+# (SIOC_CHAT / SIOC_BIN, or the chat / sioc next to a build's eio-echo).
+# SUITES: "eio sio chat daemon" (default), or any of them. Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
@@ -66,7 +70,20 @@ elif [[ -n "${EIO_ECHO:-}" ]]; then
   fi
 fi
 
-SUITES="${SUITES:-eio sio chat}"
+# The daemon (`sioc serve`, daemon/*.test.js): SIOC_BIN, or the sioc next to a build's eio-echo.
+if [[ -n "${SIOC_BIN:-}" ]]; then
+  SIOC_BIN="$(absolutize "$SIOC_BIN")"
+  export SIOC_BIN
+elif [[ -n "${EIO_ECHO:-}" ]]; then
+  read -r eio_first _ <<<"$EIO_ECHO"
+  sioc_bin="$(dirname -- "$eio_first")/sioc"
+  if [[ "$(basename -- "$eio_first")" == eio-echo && -x "$sioc_bin" && -f "$sioc_bin" ]]; then
+    SIOC_BIN="$sioc_bin"
+    export SIOC_BIN
+  fi
+fi
+
+SUITES="${SUITES:-eio sio chat daemon}"
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
@@ -121,6 +138,16 @@ fi
 if want chat && [[ -n "${SIOC_CHAT:-}" ]]; then
   echo "run.sh: chat example under test: $SIOC_CHAT"
   node --test "$@" chat/*.test.js || status=1
+fi
+
+if want daemon; then
+  if [[ -n "${SIOC_BIN:-}" ]]; then
+    echo "run.sh: daemon under test: $SIOC_BIN serve"
+    # Each file starts its own daemons (and redis-server) on free loopback ports.
+    node --test --test-concurrency=4 "$@" daemon/*.test.js || status=1
+  else
+    echo "run.sh: daemon suite not run: set SIOC_BIN (the sioc binary) or EIO_ECHO to a build's eio-echo"
+  fi
 fi
 
 if [[ $status -eq 0 ]]; then echo "run.sh: all integration tests passed ($SUITES)"; else echo "run.sh: FAILURES" >&2; fi
