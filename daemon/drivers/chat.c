@@ -488,10 +488,17 @@ static void join_store_membership(driver_call_t *call)
 static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
     char id[DRIVER_MAX_ID_BYTES + 1];
     char room[DRIVER_ROOM_NAME_SIZE];
+    /* Joins share the message budget: with autoCreateRooms each one may write a new room. */
+    if (state != NULL &&
+        !driver_bucket_take(&state->bucket, uv_now(chat->base.channel->daemon->loop))) {
+        channel_reply_error(socket, event, "room:error", DRIVER_ERATELIMIT, "Rate limit exceeded");
+        return;
+    }
     json_t *room_id = room_argument(socket, event, "room:error", id, room);
-    if (socket_state(socket) == NULL || room_id == NULL)
+    if (state == NULL || room_id == NULL)
         return;
     driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
     if (call == NULL)
@@ -860,6 +867,55 @@ static void on_room_history(sioc_socket_t *socket, const sioc_event_t *event, vo
     request_room(call);
 }
 
+/* ---- dm:history -------------------------------------------------------------------------------
+ */
+
+static void on_dm_history_loaded(int error, const char *message, json_t *page, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
+        return;
+    if (error != 0) {
+        driver_call_store_failed(call, STORE_DM_HISTORY, error, message);
+        return;
+    }
+    driver_call_finish(call, json_pack("{s:O}", "messages", page));
+}
+
+/* dm:history {userId, before?, limit?} with an ack → {ok, messages} (oldest first): the
+ * conversation between the socket's user and userId, so a client that was offline catches up
+ * on direct messages as room:history does for rooms. */
+static void on_dm_history(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    chat_t *chat = data;
+    json_t *payload = driver_payload(event);
+    json_t *before = json_object_get(payload, "before");
+    char other[DRIVER_MAX_ID_BYTES + 1];
+    char before_id[DRIVER_MAX_ID_BYTES + 1];
+    json_int_t limit;
+    if (event->ack_id < 0) {
+        channel_reply_error(socket, event, "dm:error", DRIVER_EINVALID,
+                            "dm:history answers through an acknowledgement: pass a callback");
+        return;
+    }
+    if (driver_id_text(json_object_get(payload, "userId"), other) != 0 ||
+        (before != NULL && driver_id_text(before, before_id) != 0) ||
+        history_limit(chat, json_object_get(payload, "limit"), &limit) != 0) {
+        channel_reply_error(socket, event, "dm:error", DRIVER_EINVALID,
+                            "userId must be a user id, before a message id and limit a positive "
+                            "integer");
+        return;
+    }
+    driver_call_t *call = driver_call_new(&chat->base, socket, event, "dm:error");
+    if (call == NULL)
+        return;
+    json_t *params = json_pack("{s:s,s:s,s:I}", "userId", driver_call_user_id_text(call), "otherId",
+                               other, "limit", limit);
+    if (before != NULL)
+        json_object_set_new(params, "before", json_string(before_id));
+    driver_call_request(call, STORE_DM_HISTORY, params, on_dm_history_loaded);
+}
+
 /* ---- the driver ------------------------------------------------------------------------------ */
 
 static void chat_release(driver_base_t *base)
@@ -902,6 +958,7 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     sioc_namespace_on(nsp, "room:history", on_room_history, chat);
     sioc_namespace_on(nsp, "message:send", on_message_send, chat);
     sioc_namespace_on(nsp, "dm:send", on_dm_send, chat);
+    sioc_namespace_on(nsp, "dm:history", on_dm_history, chat);
     sioc_namespace_on(nsp, "typing:start", on_typing_start, chat);
     sioc_namespace_on(nsp, "typing:stop", on_typing_stop, chat);
     return 0;
