@@ -1,20 +1,18 @@
-/* chat: StudyConnect's live layer (seeds 002 and 003) on a channel.
- *
- * Client events (payloads as the seeds send them; every event may ask for an ack, which gets
- * {ok:true, ...} or {ok:false, error:{code, message}}; without one, errors come as the
- * *:error event named below):
- *   room:join roomId | {roomId}        stored membership, then room:userJoined {roomId, user} to
- *                                      the others in room:<roomId>; ack {roomId, room}   room:error
- *   room:leave roomId | {roomId}       room:userLeft {roomId, userId}; ack {roomId} room:error
- *   message:send {roomId, text}        stored, then message:received {id, roomId, sender, text,
- *                                      createdAt} to the whole room; ack {message} message:error
- *   dm:send {recipientId, text}        stored, then dm:received {id, senderId, recipientId, text,
- *                                      createdAt, sender} to both users' rooms; ack {message}
- * dm:error typing:start / typing:stop {roomId} typing:update {roomId, userId, firstName, isTyping}
- * to the others in the room                              typing:error room:history {roomId,
- * before?, limit?} (ack required) ack {messages}                 room:error Server events:
- * user:status {userId, status} when a user's first socket connects or the last one leaves. The user
- * is always the socket's: ids in payloads never name the sender.
+/* chat: StudyConnect's live layer (seeds 002 and 003) on a channel. The events, their payloads
+ * and their answers are listed in docs/drivers.md; in short:
+ * - room:join / room:leave (a raw roomId or {roomId}): stored membership, then room:userJoined
+ *   {roomId, user} / room:userLeft {roomId, userId} to the others in room:<roomId>.
+ * - message:send {roomId, text}: stored, then message:received {id, roomId, sender, text,
+ *   createdAt} to the whole room, the sender included.
+ * - dm:send {recipientId, text}: stored, then dm:received to both users' rooms; dm:error
+ *   {message:"Recipient not found"} for unknown users.
+ * - typing:start / typing:stop {roomId}: typing:update {roomId, userId, firstName, isTyping} to
+ *   the others; a start without a stop expires.
+ * - room:history and dm:history (ack required): stored pages, oldest first.
+ * - user:status {userId, status} when a user's first socket connects or the last one leaves.
+ * Every event may ask for an ack ({ok:true, ...} or {ok:false, error:{code, message}}); without
+ * one, errors come as room:error, message:error, dm:error or typing:error. The user is always
+ * the socket's: ids in payloads never name the sender.
  *
  * Per-user rather than per-socket: a user with several tabs is announced online, joined or
  * typing once; presence goes offline, and a public room's stored membership ends, only when the
