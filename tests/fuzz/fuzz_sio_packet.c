@@ -34,9 +34,17 @@ static const uint8_t *next_slice(struct slices *slices, size_t *length)
     return start;
 }
 
+/* Integers past 2^53 are written as the double a JavaScript peer holds, so they come back
+ * rounded: compare those as doubles, the others exactly. */
+static int is_safe_integer(const json_t *value)
+{
+    return json_is_integer(value) && json_integer_value(value) >= -MAX_SAFE_INTEGER &&
+           json_integer_value(value) <= MAX_SAFE_INTEGER;
+}
+
 static int numbers_equal(const json_t *a, const json_t *b)
 {
-    if (json_is_integer(a) && json_is_integer(b))
+    if (is_safe_integer(a) && is_safe_integer(b))
         return json_integer_value(a) == json_integer_value(b);
     return json_number_value(a) == json_number_value(b);
 }
