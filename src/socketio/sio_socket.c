@@ -13,7 +13,9 @@ sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_
     sioc_socket_t *socket = calloc(1, sizeof(*socket));
     if (socket == NULL)
         return NULL;
-    socket->handshake = json_deep_copy(client->handshake);
+    /* A shallow copy: headers and query are shared with the client and every other namespace
+     * of the connection (they never change); only "auth" differs per socket. */
+    socket->handshake = json_copy(client->handshake);
     socket->data = json_object();
     if (socket->handshake == NULL || socket->data == NULL || sioc_random_id(socket->id) != 0 ||
         (client->server->recovery != NULL && sioc_random_id(socket->pid) != 0)) {
