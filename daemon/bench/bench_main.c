@@ -332,11 +332,22 @@ static void write_output(const bench_run_t *run)
     double server = start->server_cpu_seconds < 0 || end->server_cpu_seconds < 0
                         ? -1
                         : percent(end->server_cpu_seconds - start->server_cpu_seconds, wall);
-    printf("%s %s: %s; generator CPU %.0f%%%s", run->scenario->name, run->options->label,
-           run->error[0] != '\0' ? run->error : run->summary, generator,
-           generator >= SATURATED_PERCENT ? " (SATURATED: figures are a lower bound)" : "");
-    if (run->options->server_pid > 0)
-        printf(", server CPU %.0f%%", server);
+    printf("%s %s: ", run->scenario->name, run->options->label);
+    if (run->error[0] == '\0')
+        printf("%s", run->summary);
+    else if (wall > 0)
+        printf("FAILED: %s; measured until then: %s", run->error, run->summary);
+    else
+        printf("FAILED: %s", run->error);
+    if (wall > 0) {
+        printf("; generator CPU %.0f%%%s", generator,
+               generator >= SATURATED_PERCENT ? " (SATURATED: figures are a lower bound)" : "");
+        if (run->options->server_pid > 0)
+            printf(", server CPU %.0f%%", server);
+        double steal = percent(end->machine_steal_seconds - start->machine_steal_seconds, wall);
+        if (start->machine_steal_seconds >= 0 && steal >= 5)
+            printf(", hypervisor steal %.0f%% (latency tails are suspect)", steal);
+    }
     printf("\n");
     fflush(stdout);
     if (run->options->json_file == NULL)

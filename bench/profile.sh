@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The profiles behind the analysis in docs/benchmarks.md (bench/analysis.md), for the targets
+# the benchmark did not reach. Each starts `sioc serve --config bench/sioc-bench.json` (port
+# 3900) on core 0, loads it from core 1 with `sioc bench`, and writes under bench/results/profile/:
+#   echo.txt    perf (cpu-clock, call graphs) of the server during closed-loop echo
+#   idle.txt    valgrind massif of the server's heap with 2,000 idle clients, by allocation site
+#   chat.txt    fsync durations of the store (strace) during the 10,000-user chat
+# usage: bench/profile.sh [echo|idle|chat]...   (all three by default; about 2 minutes)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+sioc="${SIOC:-$root/build/bench/sioc}"
+out="$root/bench/results/profile"
+work="$out/work"
+mkdir -p "$out" "$work"
+secret="sioc-bench-secret-0123456789"
+port=3900
+server_pid=""
+
+stop_server() {
+    [[ -n "$server_pid" ]] || return 0
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+trap stop_server EXIT
+
+# Starts the server (optionally under a wrapper command: $@) in a fresh directory.
+start_server() {
+    rm -rf "$work" && mkdir -p "$work"
+    sed "s/\"port\": 3000/\"port\": $port/" bench/sioc-bench.json >"$work/config.json"
+    (cd "$work" && exec taskset -c 0 "$@" "$sioc" serve --config "$work/config.json" \
+        >"$work/server.log" 2>&1) &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q "listening on" "$work/server.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "the server did not start" >&2
+    return 1
+}
+
+bench() { taskset -c 1 "$sioc" bench "$@" --port "$port" --server-pid "$server_pid"; }
+
+profile_echo() {
+    start_server
+    (sleep 3 && perf record -e cpu-clock -g -p "$server_pid" -o "$work/echo.perf" -- sleep 5 \
+        >/dev/null 2>&1) &
+    local recorder=$!
+    bench echo --clients 100 --duration 8 --warmup 1 | tee "$out/echo.txt"
+    wait "$recorder"
+    {
+        echo "== by object"
+        perf report -i "$work/echo.perf" --no-children --sort dso --stdio -g none 2>/dev/null |
+            grep -E '^ +[0-9]'
+        echo "== call chains over 5% (children included)"
+        perf report -i "$work/echo.perf" --children --percent-limit 5 --stdio -g none 2>/dev/null |
+            grep -E '^ +[0-9]'
+        echo "== functions over 0.8% (self)"
+        perf report -i "$work/echo.perf" --no-children --percent-limit 0.8 --stdio -g none \
+            2>/dev/null | grep -E '^ +[0-9]'
+    } >>"$out/echo.txt"
+    stop_server
+}
+
+profile_idle() {
+    start_server valgrind --tool=massif --depth=12 --threshold=0.5 \
+        --massif-out-file="$work/massif.out"
+    bench idle --clients 2000 --duration 3 --concurrency 50 --timeout 120 | tee "$out/idle.txt"
+    stop_server
+    ms_print "$work/massif.out" >"$work/massif.txt"
+    python3 bench/massif_sites.py "$work/massif.txt" 2000 >>"$out/idle.txt"
+}
+
+profile_chat() {
+    start_server
+    (sleep 16 && timeout 12 strace -f -T -e trace=fsync,fdatasync -p "$server_pid" \
+        -o "$work/fsync.txt" 2>/dev/null || true) &
+    local tracer=$!
+    bench chat --namespace /chat --jwt-secret "$secret" --users 10000 --rooms 1000 --rate 2000 \
+        --duration 10 --warmup 2 --timeout 300 | tee "$out/chat.txt"
+    wait "$tracer"
+    awk -F'<' '/fsync|fdatasync/ {gsub(">", "", $2); print $2 * 1000}' "$work/fsync.txt" |
+        sort -n | awk '{v[NR] = $1} END {printf "fsync ms (under strace): n=%d p50=%.3f p90=%.3f p99=%.3f max=%.3f\n", NR, v[int(NR*.5)], v[int(NR*.9)], v[int(NR*.99)], v[NR]}' \
+        >>"$out/chat.txt"
+    stop_server
+}
+
+for what in "${@:-echo idle chat}"; do
+    for each in $what; do "profile_$each"; done
+done
+echo "profiles in $out"

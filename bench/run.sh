@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark of issue 5: sioc against Node's socket.io 4.8, every scenario of
+# `sioc bench`, one run.
+#
+#   bench/run.sh            full mode: the figures of docs/benchmarks.md and docs/benchmarks.png
+#                           (about 10 minutes)
+#   bench/run.sh --quick    seconds and small numbers: only checks that the harness works end to
+#                           end (CI); writes its report under bench/results/quick/ instead
+#
+# Each server runs alone on core 0 (taskset -c 0), started fresh for every scenario; the
+# generator runs on core 1. Servers listen on 127.0.0.1 with a port of their choosing; every
+# process is bounded in time and stopped by this script, whatever happens.
+#
+# Environment: SIOC=path of a built sioc binary (default: builds build/bench/sioc),
+# BENCH_RESULTS=directory for the raw results (default bench/results/<mode>).
+set -euo pipefail
+
+mode=full
+case "${1:-}" in
+--quick) mode=quick ;;
+"") ;;
+*) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+esac
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+results="${BENCH_RESULTS:-$root/bench/results/$mode}"
+work="$results/work"
+secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
+rm -rf "$results"
+mkdir -p "$results" "$work"
+commands="$results/commands.txt"
+: >"$commands"
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---- tools ----------------------------------------------------------------------------------
+
+install_tools() {
+    local missing=()
+    command -v gnuplot >/dev/null 2>&1 || missing+=(gnuplot-nox)
+    command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+    if ((${#missing[@]} > 0)); then
+        log "installing ${missing[*]}"
+        local sudo_cmd=()
+        [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+        "${sudo_cmd[@]}" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+            --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if [[ ! -d bench/node/node_modules/socket.io || ! -d bench/node/node_modules/better-sqlite3 ]]; then
+        log "installing the Node server's packages (better-sqlite3 builds from source: ~2 min)"
+        # From source: nothing but the npm registry is reached (no prebuilt binary download).
+        [[ -d /usr/include/node ]] && export npm_config_nodedir=/usr
+        (cd bench/node && npm_config_build_from_source=true npm ci --no-audit --no-fund >/dev/null)
+    fi
+}
+
+build_sioc() {
+    if [[ -n "${SIOC:-}" ]]; then
+        sioc="$SIOC"
+        return
+    fi
+    log "building sioc (build/bench, RelWithDebInfo)"
+    cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
+    cmake --build build/bench -j"$(nproc)" --target sioc >/dev/null
+    sioc="$root/build/bench/sioc"
+}
+
+# ---- servers ---------------------------------------------------------------------------------
+
+server_pid=""
+server_port=""
+
+stop_server() {
+    [[ -n "$server_pid" ]] || return 0
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+trap stop_server EXIT
+
+# Starts server $1 (node or sioc) on core 0 with a fresh database; sets server_pid and
+# server_port from its "listening on 127.0.0.1:PORT" line.
+start_server() {
+    local name=$1 dir="$work/$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    : >"$dir/server.log"
+    if [[ $name == node ]]; then
+        (cd "$dir" && exec taskset -c 0 node "$root/bench/node/server.js" --port 0 \
+            --secret "$secret" --db "$dir/node-bench.db" >"$dir/server.log" 2>&1) &
+    else
+        # The committed configuration, with port 0 so that a busy port 3000 does not matter.
+        sed 's/"port": 3000/"port": 0/' bench/sioc-bench.json >"$dir/sioc-bench.json"
+        (cd "$dir" && exec taskset -c 0 "$sioc" serve --config "$dir/sioc-bench.json" \
+            >"$dir/server.log" 2>&1) &
+    fi
+    server_pid=$!
+    for _ in $(seq 1 100); do
+        server_port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/server.log" | head -1)
+        [[ -n "$server_port" ]] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/server.log" >&2
+    log "$name did not start"
+    return 1
+}
+
+# ---- scenarios -------------------------------------------------------------------------------
+
+# The chat comparison runs at chat_users: at 10,000 users, the seeds' presence notice to every
+# other socket (socket.broadcast.emit('user:status')) makes 50 million deliveries while users
+# connect, which Node did not get through in 5 minutes; sioc alone then runs the target's
+# 10,000 users (chat-10k).
+if [[ $mode == quick ]]; then
+    idle_clients=200 duration=2 warmup=0.5 echo_clients=20 fanout_members=100 fanout_window=16
+    connect_in_flight=20 chat_users=100 chat_rooms=10 chat_rate=50 chat_target_users=0
+else
+    idle_clients=10000 duration=10 warmup=2 echo_clients=100 fanout_members=1000 fanout_window=64
+    connect_in_flight=64 chat_users=2000 chat_rooms=200 chat_rate=2000 chat_target_users=10000
+fi
+
+# Runs `sioc bench` on core 1 against the current server; $1 = server, $2 = result name.
+generate() {
+    local server=$1 name=$2
+    shift 2
+    local args=(bench "$@" --port "$server_port" --server-pid "$server_pid" --label "$server"
+        --json "$results/$server-$name.json")
+    echo "taskset -c 1 sioc ${args[*]}" >>"$commands"
+    taskset -c 1 "$sioc" "${args[@]}" | tee -a "$results/summary.txt" || {
+        log "$server $name: the generator reported a failure (kept in the JSON)"
+        return 0
+    }
+}
+
+json_field() { node -e "const r=require(process.argv[1]);console.log(eval('r.'+process.argv[2]))" "$1" "$2"; }
+
+token_for() {
+    "$sioc" token --secret "$secret" --subject "$1" 2>/dev/null ||
+        node -e "console.log(require('$root/bench/node/node_modules/jsonwebtoken').sign({sub:process.argv[1],id:process.argv[1]},process.argv[2],{expiresIn:3600}))" "$1" "$secret"
+}
+
+# Messages stored by the server that just stopped (its database), added to result $2.
+record_stored() {
+    local server=$1 name=$2 db
+    db=$([[ $server == node ]] && echo "$work/node/node-bench.db" || echo "$work/sioc/sioc-bench.db")
+    node -e "
+      const Database = require('$root/bench/node/node_modules/better-sqlite3');
+      const fs = require('fs'); const file = process.argv[1];
+      const count = new Database(process.argv[2], {readonly: true})
+        .prepare('SELECT count(*) AS n FROM messages').get().n;
+      const result = JSON.parse(fs.readFileSync(file)); result.results.stored = count;
+      fs.writeFileSync(file, JSON.stringify(result, null, 2));
+      console.log('stored messages: ' + count);" "$results/$server-$name.json" "$db"
+}
+
+measure_idle() {
+    start_server "$1"
+    generate "$1" idle idle --clients "$idle_clients" --duration "$duration" --timeout 120
+    stop_server
+}
+
+measure_echo() {
+    local max
+    start_server "$1"
+    generate "$1" echo echo --clients "$echo_clients" --duration "$duration" --warmup "$warmup"
+    max=$(json_field "$results/$1-echo.json" results.round_trips_per_second 2>/dev/null || echo 0)
+    generate "$1" echo-half echo --clients "$echo_clients" --duration "$duration" \
+        --warmup "$warmup" --rate "$(node -e "console.log(Math.max(1, Math.round($max / 2)))")"
+    stop_server
+}
+
+measure_fanout() {
+    start_server "$1"
+    generate "$1" fanout fanout --rooms 1 --members "$fanout_members" --size 100 \
+        --window "$fanout_window" --duration "$duration" --warmup "$warmup"
+    stop_server
+}
+
+measure_connect() {
+    local token
+    token=$(token_for bench-connect)
+    start_server "$1"
+    generate "$1" connect connect --namespace /auth --token "$token" \
+        --clients "$connect_in_flight" --duration "$duration" --warmup "$warmup"
+    generate "$1" connect-polling connect --namespace /auth --token "$token" \
+        --transport polling --clients "$connect_in_flight" --duration "$duration" --warmup "$warmup"
+    stop_server
+}
+
+measure_chat() {
+    run_chat "$1" chat "$chat_users" "$((chat_users / 10))"
+}
+
+measure_chat_target() {
+    run_chat "$1" chat-10k "$chat_target_users" "$((chat_target_users / 10))"
+}
+
+# The largest hypervisor steal (percent of a core) during the windows of results $2... of $1.
+steal_of() {
+    local server=$1
+    shift
+    node -e "
+      let most = 0;
+      for (const name of process.argv.slice(2)) {
+        try { most = Math.max(most, require(process.argv[1] + '-' + name + '.json').steal_percent || 0); }
+        catch { }
+      }
+      console.log(Math.round(most));" "$results/$server" "$@"
+}
+
+# Measures $2 (idle, echo, ...) on server $1. In full mode, a measurement during which the
+# hypervisor took more than 10% of a core is thrown away and taken again once the machine is
+# quiet, at most twice: steal stops a core for milliseconds, which shows in every latency tail.
+measure() {
+    local server=$1 what=$2 steal note=""
+    shift 2
+    for attempt in 1 2 3; do
+        ((attempt == 1)) || note=" (attempt $attempt)"
+        log "$server: $what$note"
+        "measure_${what//-/_}" "$server"
+        [[ $mode == full ]] || return 0
+        steal=$(steal_of "$server" "$@")
+        ((steal <= 10)) && return 0
+        log "$server: $what: hypervisor steal $steal% during the measurement"
+        ((attempt < 3)) && wait_quiet 120
+    done
+    log "$server: $what: kept with steal (see the load table of the report)"
+}
+
+run_scenarios() {
+    local server=$1
+    measure "$server" idle idle
+    measure "$server" echo echo echo-half
+    measure "$server" fanout fanout
+    measure "$server" connect connect connect-polling
+    measure "$server" chat chat
+    if [[ $server == sioc && $chat_target_users -gt 0 ]]; then
+        measure "$server" chat_target chat-10k
+    fi
+}
+
+# $1 server, $2 result name, $3 users, $4 rooms (10 users each, as the target has).
+run_chat() {
+    log "$1: $2: $3 users, $4 rooms, $chat_rate messages/s"
+    start_server "$1"
+    generate "$1" "$2" chat --namespace /chat --jwt-secret "$secret" --users "$3" --rooms "$4" \
+        --rate "$chat_rate" --duration "$duration" --warmup "$warmup" --timeout 300
+    stop_server
+    record_stored "$1" "$2" || log "$1: cannot count the stored messages"
+}
+
+# Other processes on this machine skew every figure: in full mode, wait (at most $1 seconds)
+# until the machine is quiet. The report shows what other processes took during each run.
+wait_quiet() {
+    local busy
+    for _ in $(seq 1 $(($1 / 10))); do
+        # user, nice, system, irq, softirq and steal (the hypervisor running someone else).
+        busy=$(awk 'NR==1{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+        sleep 2
+        busy=$(($(awk 'NR==1{print $2+$3+$4+$7+$8+$9}' /proc/stat) - busy))
+        # ticks over 2 s: 100 ticks per second per core; quiet is under 20% of one core.
+        if ((busy < 40)); then
+            return 0
+        fi
+        log "the machine is busy ($((busy / 2))% of a core taken by other processes or the hypervisor): waiting"
+        sleep 8
+    done
+    log "the machine stayed busy: measuring anyway (see the load table of the report)"
+}
+
+# ---- the run ----------------------------------------------------------------------------------
+
+install_tools
+build_sioc
+log "results in $results"
+[[ $mode == full ]] && wait_quiet 300
+started=$(date +%s)
+run_scenarios node
+run_scenarios sioc
+log "measured in $(($(date +%s) - started)) s; writing the report"
+
+if [[ $mode == quick ]]; then
+    report="$results/benchmarks.md" plot="$results/benchmarks.png"
+else
+    report="$root/docs/benchmarks.md" plot="$root/docs/benchmarks.png"
+fi
+node bench/report.js --results "$results" --mode "$mode" --sioc "$sioc" --report "$report" \
+    --plot "$plot"
+log "wrote $report and $plot"
