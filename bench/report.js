@@ -163,7 +163,14 @@ function targets() {
   const sioc = (name, key) => get(load('sioc', name), key);
   const node = (name, key) => get(load('node', name), key);
   const times = (name, key) => (node(name, key) > 0 ? sioc(name, key) / node(name, key) : NaN);
-  const verdict = (met) => (met === undefined ? 'not measured' : met ? '**met**' : '**not met**');
+  // A figure taken while the hypervisor stole more than 10% of a core is no basis for a verdict.
+  const steal = (...names) => Math.max(0, ...names.map((name) => get(load('sioc', name), 'steal_percent') || 0));
+  const verdict = (met, ...names) => {
+    if (met === undefined) return 'not measured';
+    const stolen = steal(...names);
+    if (stolen > 10) return `not measured reliably (hypervisor steal ${stolen.toFixed(0)}%)`;
+    return met ? '**met**' : '**not met**';
+  };
   const idleBytes = sioc('idle', 'results.rss_per_connection_bytes');
   const idleClients = sioc('idle', 'results.clients');
   const fanoutRate = sioc('fanout', 'results.deliveries_per_second');
@@ -180,12 +187,12 @@ function targets() {
   return [
     `| target (issue 5) | this run | verdict |`,
     `| --- | --- | --- |`,
-    `| idle: ≤ 1 KB user-space RSS per WebSocket client at 10,000 clients | ${format(idleBytes, 0)} bytes at ${format(idleClients, 0)} clients (Node ${format(node('idle', 'results.rss_per_connection_bytes'), 0)}) | ${verdict(measured(idleBytes) ? idleBytes <= 1024 && idleClients >= 10000 : undefined)} |`,
-    `| fanout: ≥ 2,000,000 deliveries/s on one core, 1,000-member room, 100-byte messages, and ≥ 10× Node | ${format(fanoutRate, 0)}/s with ${format(members, 0)} members, ${format(times('fanout', 'results.deliveries_per_second'), 1)}× Node | ${verdict(measured(fanoutRate) ? fanoutRate >= 2e6 && members >= 1000 && times('fanout', 'results.deliveries_per_second') >= 10 : undefined)} |`,
-    `| echo: ≥ 10× Node's round trips/s | ${format(echoTimes, 1)}× | ${verdict(measured(echoTimes) ? echoTimes >= 10 : undefined)} |`,
-    `| echo: p99 ≤ 1 ms at half of sioc's maximum rate | ${format(echoP99, 0)} µs | ${verdict(measured(echoP99) ? echoP99 <= 1000 : undefined)} |`,
-    `| connect: ≥ 10× Node's connections/s | ${format(connectTimes, 1)}× (WebSocket), ${format(times('connect-polling', 'results.connections_per_second'), 1)}× (polling) | ${verdict(measured(connectTimes) ? connectTimes >= 10 : undefined)} |`,
-    `| chat: p99 ≤ 5 ms at 2,000 messages/s over 10,000 users in 1,000 rooms, zero loss, stored = acknowledged | p99 ${format(chatP99, 0)} µs at ${format(get(chat, 'results.messages_per_second'), 0)} messages/s, ${format(get(chat, 'results.users'), 0)} users, lost ${format(get(chat, 'results.lost'), 0)}, acknowledged ${format(get(chat, 'results.acknowledged'), 0)}, stored ${format(get(chat, 'results.stored'), 0)} | ${verdict(measured(chatP99) ? chatP99 <= 5000 && chatOk && get(chat, 'results.users') >= 10000 && get(chat, 'results.messages_per_second') >= 1900 : undefined)} |`,
+    `| idle: ≤ 1 KB user-space RSS per WebSocket client at 10,000 clients | ${format(idleBytes, 0)} bytes at ${format(idleClients, 0)} clients (Node ${format(node('idle', 'results.rss_per_connection_bytes'), 0)}) | ${verdict(measured(idleBytes) ? idleBytes <= 1024 && idleClients >= 10000 : undefined, 'idle')} |`,
+    `| fanout: ≥ 2,000,000 deliveries/s on one core, 1,000-member room, 100-byte messages, and ≥ 10× Node | ${format(fanoutRate, 0)}/s with ${format(members, 0)} members, ${format(times('fanout', 'results.deliveries_per_second'), 1)}× Node | ${verdict(measured(fanoutRate) ? fanoutRate >= 2e6 && members >= 1000 && times('fanout', 'results.deliveries_per_second') >= 10 : undefined, 'fanout')} |`,
+    `| echo: ≥ 10× Node's round trips/s | ${format(echoTimes, 1)}× | ${verdict(measured(echoTimes) ? echoTimes >= 10 : undefined, 'echo')} |`,
+    `| echo: p99 ≤ 1 ms at half of sioc's maximum rate | ${format(echoP99, 0)} µs | ${verdict(measured(echoP99) ? echoP99 <= 1000 : undefined, 'echo-half')} |`,
+    `| connect: ≥ 10× Node's connections/s | ${format(connectTimes, 1)}× (WebSocket), ${format(times('connect-polling', 'results.connections_per_second'), 1)}× (polling) | ${verdict(measured(connectTimes) ? connectTimes >= 10 : undefined, 'connect')} |`,
+    `| chat: p99 ≤ 5 ms at 2,000 messages/s over 10,000 users in 1,000 rooms, zero loss, stored = acknowledged | p99 ${format(chatP99, 0)} µs at ${format(get(chat, 'results.messages_per_second'), 0)} messages/s, ${format(get(chat, 'results.users'), 0)} users, lost ${format(get(chat, 'results.lost'), 0)}, acknowledged ${format(get(chat, 'results.acknowledged'), 0)}, stored ${format(get(chat, 'results.stored'), 0)} | ${verdict(measured(chatP99) ? chatP99 <= 5000 && chatOk && get(chat, 'results.users') >= 10000 && get(chat, 'results.messages_per_second') >= 1900 : undefined, chat && chat.results && chat.results.users >= 10000 ? 'chat-10k' : 'chat')} |`,
   ].join('\n');
 }
 

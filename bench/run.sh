@@ -12,7 +12,9 @@
 # process is bounded in time and stopped by this script, whatever happens.
 #
 # Environment: SIOC=path of a built sioc binary (default: builds build/bench/sioc),
-# BENCH_RESULTS=directory for the raw results (default bench/results/<mode>).
+# BENCH_RESULTS=directory for the raw results (default bench/results/<mode>),
+# BENCH_ONLY="sioc:echo node:connect ..." measures only those again, keeps the other results of
+# the previous run of the same mode, and rewrites the report.
 set -euo pipefail
 
 mode=full
@@ -27,10 +29,10 @@ cd "$root"
 results="${BENCH_RESULTS:-$root/bench/results/$mode}"
 work="$results/work"
 secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
-rm -rf "$results"
+[[ -n "${BENCH_ONLY:-}" ]] || rm -rf "$results"
 mkdir -p "$results" "$work"
 commands="$results/commands.txt"
-: >"$commands"
+[[ -n "${BENCH_ONLY:-}" ]] || : >"$commands"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -284,8 +286,20 @@ build_sioc
 log "results in $results"
 [[ $mode == full ]] && wait_quiet 300
 started=$(date +%s)
-run_scenarios node
-run_scenarios sioc
+if [[ -n "${BENCH_ONLY:-}" ]]; then
+    for item in $BENCH_ONLY; do
+        server=${item%%:*} what=${item#*:}
+        case $what in
+        echo) measure "$server" echo echo echo-half ;;
+        connect) measure "$server" connect connect connect-polling ;;
+        chat_target) measure "$server" chat_target chat-10k ;;
+        *) measure "$server" "$what" "$what" ;;
+        esac
+    done
+else
+    run_scenarios node
+    run_scenarios sioc
+fi
 log "measured in $(($(date +%s) - started)) s; writing the report"
 
 if [[ $mode == quick ]]; then
