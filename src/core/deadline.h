@@ -1,6 +1,6 @@
 /* Deadline lists: many timeouts that all have the same delay (every session's ping interval,
  * every pong wait, every HTTP header timeout) expire in the order they were armed, so a FIFO
- * list with one libuv timer serves them all in O(1). A session then carries a 24-byte entry
+ * list with one libuv timer serves them all in O(1). A session then carries a 32-byte entry
  * instead of a 150-byte uv_timer_t, which matters at 10,000+ idle connections. */
 #ifndef SIOC_CORE_DEADLINE_H
 #define SIOC_CORE_DEADLINE_H
