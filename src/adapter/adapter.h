@@ -13,57 +13,58 @@
 #include "sioc.h"
 #include "socketio/sio_parser.h"
 
-typedef struct sio_adapter_s sio_adapter_t;
-typedef struct sio_room_s sio_room_t;
-typedef struct sio_recovery_s sio_recovery_t;
-struct sio_encoded_s;
+typedef struct sioc__adapter_s sioc__adapter_t;
+typedef struct sioc__room_s sioc__room_t;
+typedef struct sioc__sio_recovery_s sioc__sio_recovery_t;
+struct sioc__sio_encoded_s;
 
 /* One (socket, room) pair, in the room's member table and in the socket's room table. */
-typedef struct sio_membership_s {
+typedef struct sioc__membership_s {
     sioc_socket_t *socket;
-    sio_room_t *room;
+    sioc__room_t *room;
     UT_hash_handle hh_room;   /* room->members, keyed by the socket pointer */
     UT_hash_handle hh_socket; /* socket->memberships, keyed by the room name */
-} sio_membership_t;
+} sioc__membership_t;
 
-struct sio_room_s {
+struct sioc__room_s {
     char *name;
-    sio_membership_t *members;
+    sioc__membership_t *members;
     UT_hash_handle hh;
 };
 
-typedef void (*sio_adapter_visit_cb)(sioc_socket_t *socket, void *data);
+typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);
 
-typedef struct sio_adapter_ops_s {
-    int (*join)(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room);
-    void (*leave)(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room);
-    void (*leave_all)(sio_adapter_t *adapter, sioc_socket_t *socket);
+typedef struct sioc__adapter_ops_s {
+    int (*join)(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
+    void (*leave)(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
+    void (*leave_all)(sioc__adapter_t *adapter, sioc_socket_t *socket);
     /* Calls visit for each local socket the broadcast selects (rooms union, minus except);
      * returns how many. */
-    size_t (*select)(sio_adapter_t *adapter, const sioc_broadcast_t *broadcast,
-                     sio_adapter_visit_cb visit, void *data);
+    size_t (*select)(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
+                     sioc__adapter_visit_cb visit, void *data);
     /* Delivers an encoded packet (packet is its decoded form, for adapters that forward it). */
-    size_t (*broadcast)(sio_adapter_t *adapter, const sioc_sio_packet_t *packet,
-                        const struct sio_encoded_s *encoded, const sioc_broadcast_t *broadcast);
+    size_t (*broadcast)(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet,
+                        const struct sioc__sio_encoded_s *encoded,
+                        const sioc_broadcast_t *broadcast);
     /* Packets for other servers only (serverSideEmit); the in-memory adapter has none. */
-    int (*server_side_emit)(sio_adapter_t *adapter, const sioc_sio_packet_t *packet);
-    void (*destroy)(sio_adapter_t *adapter);
-} sio_adapter_ops_t;
+    int (*server_side_emit)(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet);
+    void (*destroy)(sioc__adapter_t *adapter);
+} sioc__adapter_ops_t;
 
-struct sio_adapter_s {
-    const sio_adapter_ops_t *ops;
+struct sioc__adapter_s {
+    const sioc__adapter_ops_t *ops;
     sioc_namespace_t *nsp;
-    sio_room_t *rooms; /* by name */
+    sioc__room_t *rooms; /* by name */
 };
 
 /* The in-memory adapter for nsp; NULL on allocation failure. */
-sio_adapter_t *sio_memory_adapter_new(sioc_namespace_t *nsp);
+sioc__adapter_t *sioc__memory_adapter_new(sioc_namespace_t *nsp);
 
 /* In-memory primitives, for cluster adapters that extend it. */
-int sio_memory_adapter_join(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room);
-void sio_memory_adapter_leave(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room);
-void sio_memory_adapter_leave_all(sio_adapter_t *adapter, sioc_socket_t *socket);
-size_t sio_memory_adapter_select(sio_adapter_t *adapter, const sioc_broadcast_t *broadcast,
-                                 sio_adapter_visit_cb visit, void *data);
+int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
+void sioc__memory_adapter_leave(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
+void sioc__memory_adapter_leave_all(sioc__adapter_t *adapter, sioc_socket_t *socket);
+size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
+                                   sioc__adapter_visit_cb visit, void *data);
 
 #endif

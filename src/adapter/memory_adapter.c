@@ -5,16 +5,16 @@
 
 #include "socketio/sio_internal.h"
 
-static sio_room_t *find_room(sio_adapter_t *adapter, const char *name)
+static sioc__room_t *find_room(sioc__adapter_t *adapter, const char *name)
 {
-    sio_room_t *room = NULL;
+    sioc__room_t *room = NULL;
     HASH_FIND_STR(adapter->rooms, name, room);
     return room;
 }
 
-static sio_room_t *find_or_create_room(sio_adapter_t *adapter, const char *name)
+static sioc__room_t *find_or_create_room(sioc__adapter_t *adapter, const char *name)
 {
-    sio_room_t *room = find_room(adapter, name);
+    sioc__room_t *room = find_room(adapter, name);
     if (room != NULL)
         return room;
     room = calloc(1, sizeof(*room));
@@ -26,13 +26,14 @@ static sio_room_t *find_or_create_room(sio_adapter_t *adapter, const char *name)
     return room;
 }
 
-int sio_memory_adapter_join(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room_name)
+int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket,
+                              const char *room_name)
 {
-    sio_membership_t *membership = NULL;
+    sioc__membership_t *membership = NULL;
     HASH_FIND(hh_socket, socket->memberships, room_name, strlen(room_name), membership);
     if (membership != NULL)
         return 0;
-    sio_room_t *room = find_or_create_room(adapter, room_name);
+    sioc__room_t *room = find_or_create_room(adapter, room_name);
     membership = room ? calloc(1, sizeof(*membership)) : NULL;
     if (membership == NULL)
         return SIOC_ENOMEM;
@@ -43,9 +44,9 @@ int sio_memory_adapter_join(sio_adapter_t *adapter, sioc_socket_t *socket, const
     return 0;
 }
 
-static void remove_membership(sio_adapter_t *adapter, sio_membership_t *membership)
+static void remove_membership(sioc__adapter_t *adapter, sioc__membership_t *membership)
 {
-    sio_room_t *room = membership->room;
+    sioc__room_t *room = membership->room;
     HASH_DELETE(hh_room, room->members, membership);
     HASH_DELETE(hh_socket, membership->socket->memberships, membership);
     free(membership);
@@ -57,27 +58,29 @@ static void remove_membership(sio_adapter_t *adapter, sio_membership_t *membersh
     }
 }
 
-void sio_memory_adapter_leave(sio_adapter_t *adapter, sioc_socket_t *socket, const char *room_name)
+void sioc__memory_adapter_leave(sioc__adapter_t *adapter, sioc_socket_t *socket,
+                                const char *room_name)
 {
-    sio_membership_t *membership = NULL;
+    sioc__membership_t *membership = NULL;
     HASH_FIND(hh_socket, socket->memberships, room_name, strlen(room_name), membership);
     if (membership != NULL)
         remove_membership(adapter, membership);
 }
 
-void sio_memory_adapter_leave_all(sio_adapter_t *adapter, sioc_socket_t *socket)
+void sioc__memory_adapter_leave_all(sioc__adapter_t *adapter, sioc_socket_t *socket)
 {
     while (socket->memberships != NULL)
         remove_membership(adapter, socket->memberships);
 }
 
-static void mark_excepted(sio_adapter_t *adapter, const sioc_broadcast_t *broadcast, uint64_t mark)
+static void mark_excepted(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
+                          uint64_t mark)
 {
     for (size_t i = 0; i < broadcast->except_count; i++) {
-        sio_room_t *room = find_room(adapter, broadcast->except[i]);
+        sioc__room_t *room = find_room(adapter, broadcast->except[i]);
         if (room == NULL)
             continue;
-        for (sio_membership_t *member = room->members; member != NULL;
+        for (sioc__membership_t *member = room->members; member != NULL;
              member = member->hh_room.next)
             member->socket->except_mark = mark;
     }
@@ -89,8 +92,8 @@ static int selectable(const sioc_socket_t *socket, uint64_t mark)
            socket->seen_mark != mark;
 }
 
-size_t sio_memory_adapter_select(sio_adapter_t *adapter, const sioc_broadcast_t *broadcast,
-                                 sio_adapter_visit_cb visit, void *data)
+size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
+                                   sioc__adapter_visit_cb visit, void *data)
 {
     /* A fresh mark per call: sockets stamped with it were excepted or already visited, so a
      * socket in several target rooms gets the packet once. */
@@ -110,11 +113,11 @@ size_t sio_memory_adapter_select(sio_adapter_t *adapter, const sioc_broadcast_t 
         return count;
     }
     for (size_t i = 0; i < broadcast->room_count; i++) {
-        sio_room_t *room = find_room(adapter, broadcast->rooms[i]);
-        sio_membership_t *member = room ? room->members : NULL;
+        sioc__room_t *room = find_room(adapter, broadcast->rooms[i]);
+        sioc__membership_t *member = room ? room->members : NULL;
         while (member != NULL) {
             /* visit may make the socket leave this room: step first. */
-            sio_membership_t *next = member->hh_room.next;
+            sioc__membership_t *next = member->hh_room.next;
             sioc_socket_t *socket = member->socket;
             if (selectable(socket, mark)) {
                 socket->seen_mark = mark;
@@ -128,7 +131,7 @@ size_t sio_memory_adapter_select(sio_adapter_t *adapter, const sioc_broadcast_t 
 }
 
 typedef struct send_context_s {
-    const sio_encoded_t *encoded;
+    const sioc__sio_encoded_t *encoded;
     int is_volatile;
 } send_context_t;
 
@@ -136,29 +139,30 @@ static void send_to_socket(sioc_socket_t *socket, void *data)
 {
     send_context_t *context = data;
     if (socket->client != NULL)
-        sio_client_send(socket->client, context->encoded, context->is_volatile);
+        sioc__sio_client_send(socket->client, context->encoded, context->is_volatile);
 }
 
-static size_t memory_broadcast(sio_adapter_t *adapter, const sioc_sio_packet_t *packet,
-                               const sio_encoded_t *encoded, const sioc_broadcast_t *broadcast)
+static size_t memory_broadcast(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet,
+                               const sioc__sio_encoded_t *encoded,
+                               const sioc_broadcast_t *broadcast)
 {
     send_context_t context = {encoded, (broadcast->flags & SIOC_BROADCAST_VOLATILE) != 0};
-    return sio_memory_adapter_select(adapter, broadcast, send_to_socket, &context);
+    return sioc__memory_adapter_select(adapter, broadcast, send_to_socket, &context);
 }
 
-static int memory_server_side_emit(sio_adapter_t *adapter, const sioc_sio_packet_t *packet)
+static int memory_server_side_emit(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet)
 {
     /* A single server has no peers: nothing to do, as Node's in-memory adapter. */
     return 0;
 }
 
-static void memory_destroy(sio_adapter_t *adapter)
+static void memory_destroy(sioc__adapter_t *adapter)
 {
-    sio_room_t *room, *next;
+    sioc__room_t *room, *next;
     HASH_ITER(hh, adapter->rooms, room, next)
     {
         while (room->members != NULL) {
-            sio_membership_t *membership = room->members;
+            sioc__membership_t *membership = room->members;
             HASH_DELETE(hh_room, room->members, membership);
             HASH_DELETE(hh_socket, membership->socket->memberships, membership);
             free(membership);
@@ -170,19 +174,19 @@ static void memory_destroy(sio_adapter_t *adapter)
     free(adapter);
 }
 
-static const sio_adapter_ops_t memory_adapter_ops = {
-    .join = sio_memory_adapter_join,
-    .leave = sio_memory_adapter_leave,
-    .leave_all = sio_memory_adapter_leave_all,
-    .select = sio_memory_adapter_select,
+static const sioc__adapter_ops_t memory_adapter_ops = {
+    .join = sioc__memory_adapter_join,
+    .leave = sioc__memory_adapter_leave,
+    .leave_all = sioc__memory_adapter_leave_all,
+    .select = sioc__memory_adapter_select,
     .broadcast = memory_broadcast,
     .server_side_emit = memory_server_side_emit,
     .destroy = memory_destroy,
 };
 
-sio_adapter_t *sio_memory_adapter_new(sioc_namespace_t *nsp)
+sioc__adapter_t *sioc__memory_adapter_new(sioc_namespace_t *nsp)
 {
-    sio_adapter_t *adapter = calloc(1, sizeof(*adapter));
+    sioc__adapter_t *adapter = calloc(1, sizeof(*adapter));
     if (adapter == NULL)
         return NULL;
     adapter->ops = &memory_adapter_ops;

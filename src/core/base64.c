@@ -37,13 +37,13 @@ static const uint8_t decode_table[256] = {
 // clang-format on
 #undef XX
 
-size_t sioc_base64_encoded_length(size_t length)
+size_t sioc__base64_encoded_length(size_t length)
 {
     /* Written without (length + 2) so that the rounding itself cannot overflow. */
     return length / 3 * 4 + (length % 3 != 0 ? 4 : 0);
 }
 
-size_t sioc_base64_encode(const uint8_t *data, size_t length, char *out)
+size_t sioc__base64_encode(const uint8_t *data, size_t length, char *out)
 {
     char *start = out;
     size_t full_groups_end = length - length % 3;
@@ -73,7 +73,7 @@ size_t sioc_base64_encode(const uint8_t *data, size_t length, char *out)
     return (size_t)(out - start);
 }
 
-size_t sioc_base64_decoded_max_length(size_t length)
+size_t sioc__base64_decoded_max_length(size_t length)
 {
     return length / 4 * 3;
 }
@@ -112,7 +112,7 @@ static int decode_last_group(const uint8_t *in, uint8_t *out)
     return 2;
 }
 
-long sioc_base64_decode(const char *in, size_t length, uint8_t *out)
+long sioc__base64_decode(const char *in, size_t length, uint8_t *out)
 {
     if (length % 4 != 0 || length / 4 * 3 > (size_t)LONG_MAX)
         return -1;

@@ -9,17 +9,17 @@
 #include <stdint.h>
 
 /* Bytes needed to encode length bytes (no terminating NUL). */
-size_t sioc_base64_encoded_length(size_t length);
+size_t sioc__base64_encoded_length(size_t length);
 
-/* Writes sioc_base64_encoded_length(length) bytes to out; returns that count. No NUL is added. */
-size_t sioc_base64_encode(const uint8_t *data, size_t length, char *out);
+/* Writes sioc__base64_encoded_length(length) bytes to out; returns that count. No NUL is added. */
+size_t sioc__base64_encode(const uint8_t *data, size_t length, char *out);
 
 /* Upper bound of the decoded size of an input of this length. */
-size_t sioc_base64_decoded_max_length(size_t length);
+size_t sioc__base64_decoded_max_length(size_t length);
 
-/* Decodes into out (at least sioc_base64_decoded_max_length(length) bytes). out may equal
+/* Decodes into out (at least sioc__base64_decoded_max_length(length) bytes). out may equal
  * (const uint8_t *)in: decoding in place is supported because output never overtakes input.
  * Returns the decoded byte count, or -1 for malformed input. */
-long sioc_base64_decode(const char *in, size_t length, uint8_t *out);
+long sioc__base64_decode(const char *in, size_t length, uint8_t *out);
 
 #endif

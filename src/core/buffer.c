@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-sioc_buffer_t *sioc_buffer_new(size_t length, int binary)
+sioc__buffer_t *sioc__buffer_new(size_t length, int binary)
 {
-    if (length > SIZE_MAX - sizeof(sioc_buffer_t) - SIOC_BUFFER_HEADROOM)
+    if (length > SIZE_MAX - sizeof(sioc__buffer_t) - SIOC_BUFFER_HEADROOM)
         return NULL;
-    sioc_buffer_t *buffer = malloc(sizeof(sioc_buffer_t) + SIOC_BUFFER_HEADROOM + length);
+    sioc__buffer_t *buffer = malloc(sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + length);
     if (buffer == NULL)
         return NULL;
     buffer->refcount = 1;
@@ -18,17 +18,18 @@ sioc_buffer_t *sioc_buffer_new(size_t length, int binary)
     return buffer;
 }
 
-sioc_buffer_t *sioc_buffer_new_copy(const void *data, size_t length, int binary)
+sioc__buffer_t *sioc__buffer_new_copy(const void *data, size_t length, int binary)
 {
-    sioc_buffer_t *buffer = sioc_buffer_new(length, binary);
+    sioc__buffer_t *buffer = sioc__buffer_new(length, binary);
     if (buffer != NULL && length > 0)
         memcpy(buffer->data, data, length);
     return buffer;
 }
 
-sioc_buffer_t *sioc_buffer_new_prefixed(uint8_t prefix, const void *data, size_t length, int binary)
+sioc__buffer_t *sioc__buffer_new_prefixed(uint8_t prefix, const void *data, size_t length,
+                                          int binary)
 {
-    sioc_buffer_t *buffer = sioc_buffer_new(length + 1, binary);
+    sioc__buffer_t *buffer = sioc__buffer_new(length + 1, binary);
     if (buffer == NULL)
         return NULL;
     buffer->data[0] = prefix;
@@ -37,7 +38,7 @@ sioc_buffer_t *sioc_buffer_new_prefixed(uint8_t prefix, const void *data, size_t
     return buffer;
 }
 
-void sioc_buffer_unref(sioc_buffer_t *buffer)
+void sioc__buffer_unref(sioc__buffer_t *buffer)
 {
     if (buffer == NULL)
         return;

@@ -13,32 +13,32 @@
 
 #define SIOC_BUFFER_HEADROOM 16
 
-typedef struct sioc_buffer_s {
+typedef struct sioc__buffer_s {
     uint32_t refcount;
     uint8_t binary;                  /* 1: binary message, 0: text */
     uint8_t websocket_header_length; /* 0 until framed for WebSocket */
     size_t length;                   /* bytes of data */
     uint8_t *data;                   /* points into storage, after the headroom */
     uint8_t storage[];
-} sioc_buffer_t;
+} sioc__buffer_t;
 
 /* A new buffer with refcount 1 and room for length bytes (contents undefined), or NULL. */
-sioc_buffer_t *sioc_buffer_new(size_t length, int binary);
+sioc__buffer_t *sioc__buffer_new(size_t length, int binary);
 
 /* A new buffer holding a copy of data, or NULL. */
-sioc_buffer_t *sioc_buffer_new_copy(const void *data, size_t length, int binary);
+sioc__buffer_t *sioc__buffer_new_copy(const void *data, size_t length, int binary);
 
 /* A new buffer holding prefix followed by data (e.g. the Engine.IO type byte and a payload). */
-sioc_buffer_t *sioc_buffer_new_prefixed(uint8_t prefix, const void *data, size_t length,
-                                        int binary);
+sioc__buffer_t *sioc__buffer_new_prefixed(uint8_t prefix, const void *data, size_t length,
+                                          int binary);
 
-static inline sioc_buffer_t *sioc_buffer_ref(sioc_buffer_t *buffer)
+static inline sioc__buffer_t *sioc__buffer_ref(sioc__buffer_t *buffer)
 {
     buffer->refcount++;
     return buffer;
 }
 
 /* Drops one reference; frees on the last. Accepts NULL. */
-void sioc_buffer_unref(sioc_buffer_t *buffer);
+void sioc__buffer_unref(sioc__buffer_t *buffer);
 
 #endif

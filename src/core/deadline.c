@@ -2,7 +2,7 @@
 
 static void on_timer(uv_timer_t *timer);
 
-static void schedule(sioc_deadline_list_t *list)
+static void schedule(sioc__deadline_list_t *list)
 {
     if (list->head == NULL) {
         uv_timer_stop(&list->timer);
@@ -13,9 +13,9 @@ static void schedule(sioc_deadline_list_t *list)
     uv_timer_start(&list->timer, on_timer, wait, 0);
 }
 
-static void unlink_entry(sioc_deadline_t *deadline)
+static void unlink_entry(sioc__deadline_t *deadline)
 {
-    sioc_deadline_list_t *list = deadline->list;
+    sioc__deadline_list_t *list = deadline->list;
     if (deadline->previous != NULL)
         deadline->previous->next = deadline->next;
     else
@@ -30,19 +30,19 @@ static void unlink_entry(sioc_deadline_t *deadline)
 
 static void on_timer(uv_timer_t *timer)
 {
-    sioc_deadline_list_t *list = timer->data;
+    sioc__deadline_list_t *list = timer->data;
     uint64_t now = uv_now(timer->loop);
     /* Each callback may arm or disarm entries (itself included), so re-read the head. */
     while (list->head != NULL && list->head->due_ms <= now) {
-        sioc_deadline_t *expired = list->head;
+        sioc__deadline_t *expired = list->head;
         unlink_entry(expired);
         list->expired(list, expired);
     }
     schedule(list);
 }
 
-int sioc_deadline_list_init(uv_loop_t *loop, sioc_deadline_list_t *list, uint64_t delay_ms,
-                            sioc_deadline_expired_cb expired)
+int sioc__deadline_list_init(uv_loop_t *loop, sioc__deadline_list_t *list, uint64_t delay_ms,
+                             sioc__deadline_expired_cb expired)
 {
     int rc = uv_timer_init(loop, &list->timer);
     if (rc != 0)
@@ -54,17 +54,17 @@ int sioc_deadline_list_init(uv_loop_t *loop, sioc_deadline_list_t *list, uint64_
     return 0;
 }
 
-void sioc_deadline_list_close(sioc_deadline_list_t *list, uv_close_cb close_cb)
+void sioc__deadline_list_close(sioc__deadline_list_t *list, uv_close_cb close_cb)
 {
     while (list->head != NULL)
         unlink_entry(list->head);
     uv_close((uv_handle_t *)&list->timer, close_cb);
 }
 
-void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+void sioc__deadline_arm(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    if (sioc_deadline_is_armed(deadline))
-        sioc_deadline_disarm(deadline);
+    if (sioc__deadline_is_armed(deadline))
+        sioc__deadline_disarm(deadline);
     /* uv_now() only moves forward and the delay is constant, so appending keeps the list
      * sorted. */
     deadline->due_ms = uv_now(list->timer.loop) + list->delay_ms;
@@ -80,9 +80,9 @@ void sioc_deadline_arm(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
         schedule(list);
 }
 
-void sioc_deadline_disarm(sioc_deadline_t *deadline)
+void sioc__deadline_disarm(sioc__deadline_t *deadline)
 {
-    sioc_deadline_list_t *list = deadline->list;
+    sioc__deadline_list_t *list = deadline->list;
     if (list == NULL)
         return;
     int was_head = list->head == deadline;

@@ -2,17 +2,17 @@
 
 #include <openssl/rand.h>
 
-int sioc_random_bytes(void *out, size_t length)
+int sioc__random_bytes(void *out, size_t length)
 {
     return RAND_bytes(out, (int)length) == 1 ? 0 : -1;
 }
 
-int sioc_random_id(char out[SIOC_ID_LENGTH + 1])
+int sioc__random_id(char out[SIOC_ID_LENGTH + 1])
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char bytes[15];
-    if (sioc_random_bytes(bytes, sizeof(bytes)) != 0)
+    if (sioc__random_bytes(bytes, sizeof(bytes)) != 0)
         return -1;
     /* 15 bytes = 120 bits = exactly 20 six-bit groups: no padding. */
     for (int group = 0; group < 5; group++) {

@@ -9,9 +9,9 @@
 /* Writes a 20-character id (15 random bytes as base64url: A-Z a-z 0-9 - _) and a NUL to out,
  * the same shape as Node's base64id, so tools that key on 20-character ids (the sharded Redis
  * adapter) keep working. Returns 0, or -1 if the CSPRNG failed (nothing usable was written). */
-int sioc_random_id(char out[SIOC_ID_LENGTH + 1]);
+int sioc__random_id(char out[SIOC_ID_LENGTH + 1]);
 
 /* Fills out with length random bytes from the CSPRNG; 0 or -1. */
-int sioc_random_bytes(void *out, size_t length);
+int sioc__random_bytes(void *out, size_t length);
 
 #endif

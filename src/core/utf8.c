@@ -71,13 +71,13 @@ static size_t ascii_prefix_length(const uint8_t *data, size_t length)
     return index;
 }
 
-void sioc_utf8_validator_init(sioc_utf8_validator_t *validator)
+void sioc__utf8_validator_init(sioc__utf8_validator_t *validator)
 {
     validator->state = 0;
     validator->codepoint = 0;
 }
 
-int sioc_utf8_validator_feed(sioc_utf8_validator_t *validator, const uint8_t *data, size_t length)
+int sioc__utf8_validator_feed(sioc__utf8_validator_t *validator, const uint8_t *data, size_t length)
 {
     uint32_t state = validator->state;
     uint32_t codepoint = validator->codepoint;
@@ -102,15 +102,15 @@ int sioc_utf8_validator_feed(sioc_utf8_validator_t *validator, const uint8_t *da
     return state == UTF8_FAILED ? -1 : 0;
 }
 
-int sioc_utf8_validator_is_complete(const sioc_utf8_validator_t *validator)
+int sioc__utf8_validator_is_complete(const sioc__utf8_validator_t *validator)
 {
     return validator->state == 0;
 }
 
-int sioc_utf8_is_valid(const uint8_t *data, size_t length)
+int sioc__utf8_is_valid(const uint8_t *data, size_t length)
 {
-    sioc_utf8_validator_t validator;
-    sioc_utf8_validator_init(&validator);
-    return sioc_utf8_validator_feed(&validator, data, length) == 0 &&
-           sioc_utf8_validator_is_complete(&validator);
+    sioc__utf8_validator_t validator;
+    sioc__utf8_validator_init(&validator);
+    return sioc__utf8_validator_feed(&validator, data, length) == 0 &&
+           sioc__utf8_validator_is_complete(&validator);
 }

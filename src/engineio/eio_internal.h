@@ -16,22 +16,22 @@
 
 /* DRAINING: closed for the application, kept only until a polling GET takes what was queued
  * before the close (a DISCONNECT, say), as Node waits for "drain" before closing. */
-enum eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_DRAINING, EIO_SOCKET_CLOSED };
+enum sioc__eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_DRAINING, EIO_SOCKET_CLOSED };
 
 /* At most this many packets per polling response: python-engineio refuses more than 16. */
 #define EIO_MAX_PACKETS_PER_POLL 16
 
 /* A WebSocket connection: the session's transport, or a probe during an upgrade. */
-typedef struct eio_websocket_s {
-    sioc_conn_t *conn;
+typedef struct sioc__eio_websocket_s {
+    sioc__conn_t *conn;
     sioc_eio_server_t *server;
     sioc_eio_socket_t *socket; /* NULL once detached from its session */
-    sioc_ws_decoder_t decoder;
+    sioc__ws_decoder_t decoder;
     uint8_t is_probe;
     uint8_t close_sent;
-    struct eio_websocket_s *previous;
-    struct eio_websocket_s *next;
-} eio_websocket_t;
+    struct sioc__eio_websocket_s *previous;
+    struct sioc__eio_websocket_s *next;
+} sioc__eio_websocket_t;
 
 struct sioc_eio_socket_s {
     char id[SIOC_ID_LENGTH + 1];
@@ -43,17 +43,17 @@ struct sioc_eio_socket_s {
     uint8_t upgrading;  /* the probe was answered; polling only gets noops now */
     uint8_t overflowed; /* a slow reader: closed at the end of this loop iteration */
     /* Polling */
-    sioc_http_conn_t *held_get; /* a GET waiting for packets */
-    sioc_http_request_t *held_request;
-    sioc_buffer_t **queue; /* packets waiting for a GET (or for the upgrade to end) */
+    sioc__http_conn_t *held_get; /* a GET waiting for packets */
+    sioc__http_request_t *held_request;
+    sioc__buffer_t **queue; /* packets waiting for a GET (or for the upgrade to end) */
     uint32_t queue_length;
     uint32_t queue_capacity;
     size_t queued_bytes;
     /* WebSocket */
-    eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
-    eio_websocket_t *probe;     /* upgrade in progress */
-    sioc_deadline_t heartbeat;  /* in ping_interval or ping_timeout */
-    sioc_deadline_t upgrade_deadline;
+    sioc__eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
+    sioc__eio_websocket_t *probe;     /* upgrade in progress */
+    sioc__deadline_t heartbeat;       /* in ping_interval or ping_timeout */
+    sioc__deadline_t upgrade_deadline;
     void *data;
     UT_hash_handle hh;
     sioc_eio_socket_t *next_in_list; /* flush list, then reap list */
@@ -61,8 +61,8 @@ struct sioc_eio_socket_s {
 
 struct sioc_eio_server_s {
     uv_loop_t *loop;
-    sioc_io_t io;
-    sioc_http_server_t http;
+    sioc__io_t io;
+    sioc__http_server_t http;
     sioc_eio_options_t options;
     char *path;
     char **cors_origins;
@@ -70,18 +70,18 @@ struct sioc_eio_server_s {
     void *data;
     sioc_eio_socket_t *sockets; /* uthash by id */
     size_t socket_count;
-    sioc_eio_socket_t *flush_list; /* polling sessions with packets and a held GET */
-    sioc_eio_socket_t *reap_list;  /* closed sessions, freed at the end of the iteration */
-    eio_websocket_t *websockets;   /* every open WebSocket connection */
-    sioc_deadline_list_t ping_interval;
-    sioc_deadline_list_t ping_timeout;
-    sioc_deadline_list_t upgrade_timeout;
+    sioc_eio_socket_t *flush_list;     /* polling sessions with packets and a held GET */
+    sioc_eio_socket_t *reap_list;      /* closed sessions, freed at the end of the iteration */
+    sioc__eio_websocket_t *websockets; /* every open WebSocket connection */
+    sioc__deadline_list_t ping_interval;
+    sioc__deadline_list_t ping_timeout;
+    sioc__deadline_list_t upgrade_timeout;
     /* Shared, never-freed packets. */
-    sioc_buffer_t *ping_packet;
-    sioc_buffer_t *noop_packet;
-    sioc_buffer_t *close_packet;
-    sioc_buffer_t *probe_packet;
-    sioc_buffer_t *separator;
+    sioc__buffer_t *ping_packet;
+    sioc__buffer_t *noop_packet;
+    sioc__buffer_t *close_packet;
+    sioc__buffer_t *probe_packet;
+    sioc__buffer_t *separator;
     int closing;
     int handles_open;
     void (*closed_cb)(void *data);
@@ -89,45 +89,46 @@ struct sioc_eio_server_s {
 };
 
 /* eio_server.c */
-void eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
-                                  const sioc_http_request_t *request);
-void eio_server_maybe_finished(sioc_eio_server_t *server);
+void sioc__eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
+                                        const sioc__http_request_t *request);
+void sioc__eio_server_maybe_finished(sioc_eio_server_t *server);
 /* CORS response headers for this request ("Name: value\r\n" lines) into out; "" if none. */
-void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *request, char *out,
-                      size_t size);
+void sioc__eio_cors_headers(sioc_eio_server_t *server, const sioc__http_request_t *request,
+                            char *out, size_t size);
 
 /* eio_socket.c */
-sioc_eio_socket_t *eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport);
-sioc_eio_socket_t *eio_socket_find(sioc_eio_server_t *server, const char *id);
+sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport);
+sioc_eio_socket_t *sioc__eio_socket_find(sioc_eio_server_t *server, const char *id);
 /* Handles one decoded packet from the client on the session's active transport. */
-void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *packet);
+void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packet_t *packet);
 /* Queues a packet (a new reference): to the WebSocket, or to the polling queue. */
-int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int is_volatile);
-void eio_socket_close(sioc_eio_socket_t *socket, const char *reason);
-void eio_socket_start_heartbeat(sioc_eio_socket_t *socket);
-void eio_socket_reap(sioc_eio_server_t *server);
-void eio_on_ping_interval(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
-void eio_on_ping_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
-void eio_on_upgrade_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline);
+int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *packet,
+                                 int is_volatile);
+void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason);
+void sioc__eio_socket_start_heartbeat(sioc_eio_socket_t *socket);
+void sioc__eio_socket_reap(sioc_eio_server_t *server);
+void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *deadline);
+void sioc__eio_on_ping_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline);
+void sioc__eio_on_upgrade_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline);
 
 /* eio_polling.c */
-void eio_polling_handle(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                        sioc_http_request_t *request, sioc_eio_socket_t *socket);
-void eio_polling_mark_ready(sioc_eio_socket_t *socket);
-void eio_polling_flush_all(sioc_eio_server_t *server);
+void sioc__eio_polling_handle(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                              sioc__http_request_t *request, sioc_eio_socket_t *socket);
+void sioc__eio_polling_mark_ready(sioc_eio_socket_t *socket);
+void sioc__eio_polling_flush_all(sioc_eio_server_t *server);
 /* Answers a held GET with whatever is queued (or a lone noop); no-op without a held GET. */
-void eio_polling_answer_now(sioc_eio_socket_t *socket, sioc_buffer_t *extra_packet);
-void eio_polling_abort(sioc_http_conn_t *http);
+void sioc__eio_polling_answer_now(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet);
+void sioc__eio_polling_abort(sioc__http_conn_t *http);
 
 /* eio_websocket.c */
 /* Validates the upgrade, answers 101 and takes the connection over. socket is NULL for a
  * WebSocket-only handshake (a new session is created) or the session to probe. */
-void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                          sioc_http_request_t *request, sioc_eio_socket_t *socket,
-                          uint8_t *leftover, size_t leftover_length);
-int eio_websocket_send(eio_websocket_t *websocket, sioc_buffer_t *packet);
+void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                                sioc__http_request_t *request, sioc_eio_socket_t *socket,
+                                uint8_t *leftover, size_t leftover_length);
+int sioc__eio_websocket_send(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet);
 /* Sends a close frame (code 0 = no body) and closes after it leaves. */
-void eio_websocket_close(eio_websocket_t *websocket, uint16_t code, const char *reason);
-void eio_websocket_close_all(sioc_eio_server_t *server);
+void sioc__eio_websocket_close(sioc__eio_websocket_t *websocket, uint16_t code, const char *reason);
+void sioc__eio_websocket_close_all(sioc_eio_server_t *server);
 
 #endif

@@ -21,7 +21,7 @@
 /* A polling record of this form is a binary message: 'b' + base64(data). */
 #define BINARY_RECORD_MARKER 'b'
 
-/* Values of sioc_eio_payload_reader_t.done. After a parse error the reader keeps answering -1
+/* Values of sioc__eio_payload_reader_t.done. After a parse error the reader keeps answering -1
  * rather than 0, so that a caller who calls again cannot mistake a broken payload for one that
  * ended cleanly. */
 enum { READER_RUNNING = 0, READER_FINISHED = 1, READER_FAILED = -1 };
@@ -33,7 +33,7 @@ static int packet_type_from_character(uint8_t character)
     return character - '0';
 }
 
-int sioc_eio_packet_decode_text(const uint8_t *data, size_t length, sioc_eio_packet_t *out)
+int sioc__eio_packet_decode_text(const uint8_t *data, size_t length, sioc__eio_packet_t *out)
 {
     if (length == 0)
         return -1;
@@ -47,7 +47,7 @@ int sioc_eio_packet_decode_text(const uint8_t *data, size_t length, sioc_eio_pac
     return 0;
 }
 
-void sioc_eio_payload_reader_init(sioc_eio_payload_reader_t *reader, uint8_t *data, size_t length)
+void sioc__eio_payload_reader_init(sioc__eio_payload_reader_t *reader, uint8_t *data, size_t length)
 {
     reader->data = data;
     reader->length = length;
@@ -56,10 +56,10 @@ void sioc_eio_payload_reader_init(sioc_eio_payload_reader_t *reader, uint8_t *da
 }
 
 /* record[0] is the marker; the base64 after it is decoded over itself. */
-static int decode_binary_record(uint8_t *record, size_t length, sioc_eio_packet_t *out)
+static int decode_binary_record(uint8_t *record, size_t length, sioc__eio_packet_t *out)
 {
     uint8_t *encoded = record + 1;
-    long decoded_length = sioc_base64_decode((const char *)encoded, length - 1, encoded);
+    long decoded_length = sioc__base64_decode((const char *)encoded, length - 1, encoded);
     if (decoded_length < 0)
         return -1;
     out->type = SIOC_EIO_MESSAGE;
@@ -69,21 +69,21 @@ static int decode_binary_record(uint8_t *record, size_t length, sioc_eio_packet_
     return 0;
 }
 
-static int decode_record(uint8_t *record, size_t length, sioc_eio_packet_t *out)
+static int decode_record(uint8_t *record, size_t length, sioc__eio_packet_t *out)
 {
     if (length > 0 && record[0] == BINARY_RECORD_MARKER)
         return decode_binary_record(record, length, out);
-    return sioc_eio_packet_decode_text(record, length, out);
+    return sioc__eio_packet_decode_text(record, length, out);
 }
 
-static int fail_reader(sioc_eio_payload_reader_t *reader)
+static int fail_reader(sioc__eio_payload_reader_t *reader)
 {
     reader->offset = reader->length;
     reader->done = READER_FAILED;
     return -1;
 }
 
-int sioc_eio_payload_reader_next(sioc_eio_payload_reader_t *reader, sioc_eio_packet_t *out)
+int sioc__eio_payload_reader_next(sioc__eio_payload_reader_t *reader, sioc__eio_packet_t *out)
 {
     if (reader->done == READER_FINISHED)
         return 0;
@@ -109,23 +109,23 @@ int sioc_eio_payload_reader_next(sioc_eio_payload_reader_t *reader, sioc_eio_pac
     return 1;
 }
 
-size_t sioc_eio_payload_packet_length(int type, int binary, size_t data_length)
+size_t sioc__eio_payload_packet_length(int type, int binary, size_t data_length)
 {
     (void)type; /* every type character is one byte */
     if (binary)
-        return 1 + sioc_base64_encoded_length(data_length);
+        return 1 + sioc__base64_encoded_length(data_length);
     return 1 + data_length;
 }
 
-size_t sioc_eio_payload_write_packet(uint8_t *out, int type, int binary, const uint8_t *data,
-                                     size_t data_length)
+size_t sioc__eio_payload_write_packet(uint8_t *out, int type, int binary, const uint8_t *data,
+                                      size_t data_length)
 {
     assert(type >= SIOC_EIO_OPEN && type <= SIOC_EIO_NOOP);
     if (binary) {
         /* Only message packets carry binary data in v4; the record has no type character. */
         assert(type == SIOC_EIO_MESSAGE);
         out[0] = BINARY_RECORD_MARKER;
-        return 1 + sioc_base64_encode(data, data_length, (char *)out + 1);
+        return 1 + sioc__base64_encode(data, data_length, (char *)out + 1);
     }
     out[0] = (uint8_t)('0' + type);
     if (data_length > 0) /* memcpy from NULL is undefined even for 0 bytes */
@@ -134,7 +134,7 @@ size_t sioc_eio_payload_write_packet(uint8_t *out, int type, int binary, const u
 }
 
 /* The sid is pasted into JSON unescaped, which is only right for characters JSON never
- * escapes. Ids from sioc_random_id are [A-Za-z0-9_-]; anything else is refused rather than
+ * escapes. Ids from sioc__random_id are [A-Za-z0-9_-]; anything else is refused rather than
  * risking a broken (or injected) open packet. */
 static int is_plain_sid(const char *sid)
 {
@@ -155,8 +155,8 @@ static int is_plain_sid(const char *sid)
     "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"                   \
     "\"maxPayload\":%" PRIu64 "}"
 
-char *sioc_eio_encode_open(const char *sid, int offer_websocket_upgrade, unsigned ping_interval_ms,
-                           unsigned ping_timeout_ms, uint64_t max_payload, size_t *length)
+char *sioc__eio_encode_open(const char *sid, int offer_websocket_upgrade, unsigned ping_interval_ms,
+                            unsigned ping_timeout_ms, uint64_t max_payload, size_t *length)
 {
     if (!is_plain_sid(sid))
         return NULL;

@@ -8,7 +8,7 @@
 #include "core/utf8.h"
 #include "engineio/eio_internal.h"
 
-void eio_polling_mark_ready(sioc_eio_socket_t *socket)
+void sioc__eio_polling_mark_ready(sioc_eio_socket_t *socket)
 {
     if (socket->in_flush_list)
         return;
@@ -19,25 +19,25 @@ void eio_polling_mark_ready(sioc_eio_socket_t *socket)
 
 /* Writes one record of the payload; binary packets become "b" + base64 in a buffer of their
  * own, text packets are the shared buffer itself. */
-static size_t write_record(sioc_http_conn_t *http, sioc_buffer_t *packet)
+static size_t write_record(sioc__http_conn_t *http, sioc__buffer_t *packet)
 {
     if (!packet->binary) {
-        sioc_http_write_body(http, packet, packet->data, packet->length);
+        sioc__http_write_body(http, packet, packet->data, packet->length);
         return packet->length;
     }
-    size_t length = sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, packet->length);
-    sioc_buffer_t *record = sioc_buffer_new(length, 0);
+    size_t length = sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, packet->length);
+    sioc__buffer_t *record = sioc__buffer_new(length, 0);
     if (record == NULL)
         return 0;
-    sioc_eio_payload_write_packet(record->data, SIOC_EIO_MESSAGE, 1, packet->data, packet->length);
-    sioc_http_write_body(http, record, record->data, length);
-    sioc_buffer_unref(record);
+    sioc__eio_payload_write_packet(record->data, SIOC_EIO_MESSAGE, 1, packet->data, packet->length);
+    sioc__http_write_body(http, record, record->data, length);
+    sioc__buffer_unref(record);
     return length;
 }
 
-static size_t record_length(const sioc_buffer_t *packet)
+static size_t record_length(const sioc__buffer_t *packet)
 {
-    return packet->binary ? sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, packet->length)
+    return packet->binary ? sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, packet->length)
                           : packet->length;
 }
 
@@ -45,12 +45,12 @@ static void drop_sent(sioc_eio_socket_t *socket, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
         socket->queued_bytes -= socket->queue[i]->length;
-        sioc_buffer_unref(socket->queue[i]);
+        sioc__buffer_unref(socket->queue[i]);
     }
     socket->queue_length -= count;
     if (socket->queue_length > 0)
         memmove(socket->queue, socket->queue + count,
-                socket->queue_length * sizeof(sioc_buffer_t *));
+                socket->queue_length * sizeof(sioc__buffer_t *));
     if (socket->queue_length == 0) {
         free(socket->queue);
         socket->queue = NULL;
@@ -58,9 +58,9 @@ static void drop_sent(sioc_eio_socket_t *socket, uint32_t count)
     }
 }
 
-static void answer_get(sioc_eio_socket_t *socket, sioc_buffer_t *extra_packet)
+static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
-    sioc_http_conn_t *http = socket->held_get;
+    sioc__http_conn_t *http = socket->held_get;
     sioc_eio_server_t *server = socket->server;
     uint32_t count = socket->queue_length;
     if (count > EIO_MAX_PACKETS_PER_POLL - (extra_packet != NULL))
@@ -72,26 +72,26 @@ static void answer_get(sioc_eio_socket_t *socket, sioc_buffer_t *extra_packet)
         content_length += extra_packet->length + (count > 0);
     char headers[4096] = "Content-Type: text/plain; charset=UTF-8\r\nCache-Control: no-store\r\n";
     size_t used = strlen(headers);
-    eio_cors_headers(server, socket->held_request, headers + used, sizeof(headers) - used);
-    sioc_http_write_head(http, 200, headers, content_length);
+    sioc__eio_cors_headers(server, socket->held_request, headers + used, sizeof(headers) - used);
+    sioc__http_write_head(http, 200, headers, content_length);
     for (uint32_t i = 0; i < count; i++) {
         if (i > 0)
-            sioc_http_write_body(http, server->separator, server->separator->data, 1);
+            sioc__http_write_body(http, server->separator, server->separator->data, 1);
         write_record(http, socket->queue[i]);
     }
     if (extra_packet != NULL) {
         if (count > 0)
-            sioc_http_write_body(http, server->separator, server->separator->data, 1);
-        sioc_http_write_body(http, extra_packet, extra_packet->data, extra_packet->length);
+            sioc__http_write_body(http, server->separator, server->separator->data, 1);
+        sioc__http_write_body(http, extra_packet, extra_packet->data, extra_packet->length);
     }
     drop_sent(socket, count);
     socket->held_get = NULL;
     socket->held_request = NULL;
-    sioc_http_set_user(http, NULL);
-    sioc_http_finish(http);
+    sioc__http_set_user(http, NULL);
+    sioc__http_finish(http);
 }
 
-void eio_polling_answer_now(sioc_eio_socket_t *socket, sioc_buffer_t *extra_packet)
+void sioc__eio_polling_answer_now(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
     if (socket->held_get != NULL)
         answer_get(socket, extra_packet);
@@ -99,14 +99,14 @@ void eio_polling_answer_now(sioc_eio_socket_t *socket, sioc_buffer_t *extra_pack
 
 /* Runs once per loop iteration: answers held GETs, and closes slow readers found during the
  * iteration. */
-void eio_polling_flush_all(sioc_eio_server_t *server)
+void sioc__eio_polling_flush_all(sioc_eio_server_t *server)
 {
     while (server->flush_list != NULL) {
         sioc_eio_socket_t *socket = server->flush_list;
         server->flush_list = socket->next_in_list;
         socket->in_flush_list = 0;
         if (socket->overflowed && socket->state == EIO_SOCKET_OPEN)
-            eio_socket_close(socket, "transport error"); /* now on the reap list */
+            sioc__eio_socket_close(socket, "transport error"); /* now on the reap list */
         else if (socket->state == EIO_SOCKET_CLOSED) {
             socket->next_in_list = server->reap_list;
             server->reap_list = socket;
@@ -116,94 +116,94 @@ void eio_polling_flush_all(sioc_eio_server_t *server)
     }
 }
 
-static void hold_get(sioc_eio_socket_t *socket, sioc_http_conn_t *http,
-                     sioc_http_request_t *request)
+static void hold_get(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
+                     sioc__http_request_t *request)
 {
     if (socket->held_get != NULL) {
         /* Two GETs at once: Node answers the newcomer 400 and closes the session. */
-        sioc_http_respond(http, 400, NULL, NULL, 0);
-        eio_socket_close(socket, "transport error");
+        sioc__http_respond(http, 400, NULL, NULL, 0);
+        sioc__eio_socket_close(socket, "transport error");
         return;
     }
     socket->held_get = http;
     socket->held_request = request;
-    sioc_http_set_user(http, socket);
+    sioc__http_set_user(http, socket);
     if (socket->state == EIO_SOCKET_DRAINING && socket->queue_length == 0)
-        eio_socket_close(socket, "forced close"); /* answers this GET with the close packet */
+        sioc__eio_socket_close(socket, "forced close"); /* answers this GET with the close packet */
     else if (socket->state == EIO_SOCKET_DRAINING)
         answer_get(socket, NULL);
     else if (socket->queue_length > 0)
-        eio_polling_mark_ready(socket);
+        sioc__eio_polling_mark_ready(socket);
     else if (socket->upgrading)
         /* The client is about to switch: release its poll so it can finish the upgrade. */
         answer_get(socket, socket->server->noop_packet);
 }
 
-static void answer_ok(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                      const sioc_http_request_t *request)
+static void answer_ok(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                      const sioc__http_request_t *request)
 {
     char headers[4096] = "Content-Type: text/html\r\n";
     size_t used = strlen(headers);
-    eio_cors_headers(server, request, headers + used, sizeof(headers) - used);
-    sioc_http_respond(http, 200, headers, "ok", 2);
+    sioc__eio_cors_headers(server, request, headers + used, sizeof(headers) - used);
+    sioc__http_respond(http, 200, headers, "ok", 2);
 }
 
-static int is_binary_content(const sioc_http_request_t *request)
+static int is_binary_content(const sioc__http_request_t *request)
 {
-    const sioc_http_header_t *type = sioc_http_request_header(request, "content-type");
+    const sioc__http_header_t *type = sioc__http_request_header(request, "content-type");
     return type != NULL && type->value_length >= 24 &&
            strncasecmp(type->value, "application/octet-stream", 24) == 0;
 }
 
-static void receive_post(sioc_eio_socket_t *socket, sioc_http_conn_t *http,
-                         sioc_http_request_t *request)
+static void receive_post(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
+                         sioc__http_request_t *request)
 {
     sioc_eio_server_t *server = socket->server;
     if (socket->state == EIO_SOCKET_DRAINING) {
         /* Closed already; whatever the client sends now (its own close, typically) ends it. */
-        eio_socket_close(socket, "transport close");
+        sioc__eio_socket_close(socket, "transport close");
         answer_ok(server, http, request);
         return;
     }
     if (is_binary_content(request)) {
         /* engine.io >= 6.6.7 refuses binary POST bodies for protocol 4 and drops the session. */
-        sioc_http_respond(http, 400, NULL, NULL, 0);
-        eio_socket_close(socket, "transport error");
+        sioc__http_respond(http, 400, NULL, NULL, 0);
+        sioc__eio_socket_close(socket, "transport error");
         return;
     }
     /* The body is text; binary packets inside it are base64, so one check covers it all. */
-    int valid = sioc_utf8_is_valid(request->body, request->body_length);
-    sioc_eio_payload_reader_t reader;
-    sioc_eio_payload_reader_init(&reader, request->body, valid ? request->body_length : 0);
-    sioc_eio_packet_t packet;
+    int valid = sioc__utf8_is_valid(request->body, request->body_length);
+    sioc__eio_payload_reader_t reader;
+    sioc__eio_payload_reader_init(&reader, request->body, valid ? request->body_length : 0);
+    sioc__eio_packet_t packet;
     int rc = 0;
     while (socket->state == EIO_SOCKET_OPEN &&
-           (rc = sioc_eio_payload_reader_next(&reader, &packet)) > 0)
-        eio_socket_on_packet(socket, &packet);
+           (rc = sioc__eio_payload_reader_next(&reader, &packet)) > 0)
+        sioc__eio_socket_on_packet(socket, &packet);
     if (socket->state == EIO_SOCKET_OPEN && rc < 0)
-        eio_socket_close(socket, "parse error");
+        sioc__eio_socket_close(socket, "parse error");
     /* Node answers "ok" even when the payload closed the session. */
     answer_ok(server, http, request);
 }
 
-void eio_polling_handle(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                        sioc_http_request_t *request, sioc_eio_socket_t *socket)
+void sioc__eio_polling_handle(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                              sioc__http_request_t *request, sioc_eio_socket_t *socket)
 {
     if (request->method == HTTP_GET)
         hold_get(socket, http, request);
     else if (request->method == HTTP_POST)
         receive_post(socket, http, request);
     else
-        sioc_http_respond(http, 500, NULL, NULL, 0);
+        sioc__http_respond(http, 500, NULL, NULL, 0);
 }
 
-void eio_polling_abort(sioc_http_conn_t *http)
+void sioc__eio_polling_abort(sioc__http_conn_t *http)
 {
-    sioc_eio_socket_t *socket = sioc_http_get_user(http);
+    sioc_eio_socket_t *socket = sioc__http_get_user(http);
     if (socket == NULL || socket->held_get != http)
         return;
     socket->held_get = NULL;
     socket->held_request = NULL;
     /* Node: "poll connection closed prematurely" is a transport error. */
-    eio_socket_close(socket, "transport error");
+    sioc__eio_socket_close(socket, "transport error");
 }

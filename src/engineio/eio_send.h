@@ -9,7 +9,7 @@
 /* Queues an Engine.IO packet held in a shared buffer (a new reference is taken): a text packet
  * starts with its type character ("4..."), a binary buffer is a binary message. Returns 0,
  * SIOC_ECLOSED, or SIOC_ENOBUFS (the socket was closed as a slow reader). */
-int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc_buffer_t *packet);
+int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc__buffer_t *packet);
 
 /* 1 when a volatile packet would leave now (Node's "transport writable"). */
 int sioc__eio_socket_writable(const sioc_eio_socket_t *socket);

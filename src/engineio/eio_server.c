@@ -24,7 +24,7 @@ static const char *const eio_error_messages[] = {
 };
 
 struct sioc_request_s {
-    const sioc_http_request_t *http;
+    const sioc__http_request_t *http;
 };
 
 void sioc_eio_options_init(sioc_eio_options_t *options)
@@ -46,7 +46,7 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
 
 /* ---- CORS (the behaviour of the cors npm module, minus headers for refused origins) ---- */
 
-static int origin_allowed(sioc_eio_server_t *server, const sioc_http_header_t *origin,
+static int origin_allowed(sioc_eio_server_t *server, const sioc__http_header_t *origin,
                           int *wildcard)
 {
     *wildcard = 0;
@@ -63,13 +63,13 @@ static int origin_allowed(sioc_eio_server_t *server, const sioc_http_header_t *o
     return 0;
 }
 
-void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *request, char *out,
-                      size_t size)
+void sioc__eio_cors_headers(sioc_eio_server_t *server, const sioc__http_request_t *request,
+                            char *out, size_t size)
 {
     out[0] = '\0';
     if (server->cors_origins == NULL)
         return;
-    const sioc_http_header_t *origin = sioc_http_request_header(request, "origin");
+    const sioc__http_header_t *origin = sioc__http_request_header(request, "origin");
     int wildcard;
     if (!origin_allowed(server, origin, &wildcard)) {
         snprintf(out, size, "Vary: Origin\r\n");
@@ -84,15 +84,15 @@ void eio_cors_headers(sioc_eio_server_t *server, const sioc_http_request_t *requ
              server->options.cors_credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
 }
 
-static void answer_preflight(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                             const sioc_http_request_t *request)
+static void answer_preflight(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                             const sioc__http_request_t *request)
 {
     char headers[4096];
-    eio_cors_headers(server, request, headers, sizeof(headers));
+    sioc__eio_cors_headers(server, request, headers, sizeof(headers));
     size_t used = strlen(headers);
     if (strstr(headers, "Access-Control-Allow-Origin") != NULL) {
-        const sioc_http_header_t *asked =
-            sioc_http_request_header(request, "access-control-request-headers");
+        const sioc__http_header_t *asked =
+            sioc__http_request_header(request, "access-control-request-headers");
         used +=
             (size_t)snprintf(headers + used, sizeof(headers) - used,
                              "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
@@ -102,31 +102,31 @@ static void answer_preflight(sioc_eio_server_t *server, sioc_http_conn_t *http,
                      "Vary: Access-Control-Request-Headers\r\n",
                      (int)asked->value_length, asked->value);
     }
-    sioc_http_respond(http, 204, headers, NULL, 0);
+    sioc__http_respond(http, 204, headers, NULL, 0);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-static void answer_error(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                         const sioc_http_request_t *request, int code, const char *message)
+static void answer_error(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                         const sioc__http_request_t *request, int code, const char *message)
 {
     if (message == NULL)
         message = eio_error_messages[code];
     if (request->upgrade) {
         /* Node's abortUpgrade(): a bare 400 with the message, then the socket is destroyed. */
-        sioc_http_set_close(http);
-        sioc_http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
+        sioc__http_set_close(http);
+        sioc__http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
         return;
     }
     json_t *body_json = json_pack("{s:i,s:s}", "code", code, "message", message);
     char *body = body_json ? json_dumps(body_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body_json);
     char headers[4096];
-    eio_cors_headers(server, request, headers, sizeof(headers));
+    sioc__eio_cors_headers(server, request, headers, sizeof(headers));
     size_t used = strlen(headers);
     snprintf(headers + used, sizeof(headers) - used, "Content-Type: application/json\r\n");
-    sioc_http_respond(http, code == EIO_FORBIDDEN ? 403 : 400, headers, body,
-                      body ? strlen(body) : 0);
+    sioc__http_respond(http, code == EIO_FORBIDDEN ? 403 : 400, headers, body,
+                       body ? strlen(body) : 0);
     free(body);
 }
 
@@ -141,15 +141,15 @@ static int parse_transport(const char *name)
     return 0;
 }
 
-static int is_websocket_upgrade(const sioc_http_request_t *request)
+static int is_websocket_upgrade(const sioc__http_request_t *request)
 {
-    const sioc_http_header_t *upgrade = sioc_http_request_header(request, "upgrade");
+    const sioc__http_header_t *upgrade = sioc__http_request_header(request, "upgrade");
     return request->upgrade && upgrade != NULL && upgrade->value_length == 9 &&
            strncasecmp(upgrade->value, "websocket", 9) == 0;
 }
 
 /* Node's check for characters a header may not hold (RFC 7230 field-value). */
-static int has_invalid_header_chars(const sioc_http_header_t *header)
+static int has_invalid_header_chars(const sioc__http_header_t *header)
 {
     for (size_t i = 0; i < header->value_length; i++) {
         unsigned char c = (unsigned char)header->value[i];
@@ -159,7 +159,7 @@ static int has_invalid_header_chars(const sioc_http_header_t *header)
     return 0;
 }
 
-static int allow_request(sioc_eio_server_t *server, const sioc_http_request_t *request,
+static int allow_request(sioc_eio_server_t *server, const sioc__http_request_t *request,
                          const char **message)
 {
     if (server->options.allow_request == NULL)
@@ -174,28 +174,28 @@ typedef struct eio_route_s {
 } eio_route_t;
 
 /* Returns -1, with the error code and message set, when the request must be refused. */
-static int verify(sioc_eio_server_t *server, const sioc_http_request_t *request, eio_route_t *route,
-                  int *code, const char **message)
+static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request,
+                  eio_route_t *route, int *code, const char **message)
 {
     char value[64];
     *message = NULL;
-    long length = sioc_http_query_get(request->query, request->query_length, "transport", value,
-                                      sizeof(value));
+    long length = sioc__http_query_get(request->query, request->query_length, "transport", value,
+                                       sizeof(value));
     route->transport = length > 0 ? parse_transport(value) : 0;
     if (!(route->transport & server->options.transports)) {
         *code = EIO_UNKNOWN_TRANSPORT;
         return -1;
     }
-    const sioc_http_header_t *origin = sioc_http_request_header(request, "origin");
+    const sioc__http_header_t *origin = sioc__http_request_header(request, "origin");
     if (origin != NULL && has_invalid_header_chars(origin)) {
         *code = EIO_BAD_REQUEST;
         return -1;
     }
     int upgrade = is_websocket_upgrade(request);
     length =
-        sioc_http_query_get(request->query, request->query_length, "sid", value, sizeof(value));
+        sioc__http_query_get(request->query, request->query_length, "sid", value, sizeof(value));
     if (length >= 0) {
-        route->socket = eio_socket_find(server, value);
+        route->socket = sioc__eio_socket_find(server, value);
         if (route->socket == NULL) {
             *code = EIO_UNKNOWN_SID;
             return -1;
@@ -222,59 +222,60 @@ static int verify(sioc_eio_server_t *server, const sioc_http_request_t *request,
     return 0;
 }
 
-static int protocol_supported(const sioc_http_request_t *request)
+static int protocol_supported(const sioc__http_request_t *request)
 {
     char version[8];
-    long length =
-        sioc_http_query_get(request->query, request->query_length, "EIO", version, sizeof(version));
+    long length = sioc__http_query_get(request->query, request->query_length, "EIO", version,
+                                       sizeof(version));
     return length == 1 && version[0] == '4';
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
 
-static int path_matches(sioc_eio_server_t *server, const sioc_http_request_t *request)
+static int path_matches(sioc_eio_server_t *server, const sioc__http_request_t *request)
 {
     size_t path_length = strlen(server->path);
     return request->path_length >= path_length &&
            memcmp(request->path, server->path, path_length) == 0;
 }
 
-static void open_polling_session(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                                 sioc_http_request_t *request)
+static void open_polling_session(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                                 sioc__http_request_t *request)
 {
-    sioc_eio_socket_t *socket = eio_socket_new(server, SIOC_TRANSPORT_POLLING);
+    sioc_eio_socket_t *socket = sioc__eio_socket_new(server, SIOC_TRANSPORT_POLLING);
     if (socket == NULL) {
-        sioc_http_respond(http, 500, NULL, NULL, 0);
+        sioc__http_respond(http, 500, NULL, NULL, 0);
         return;
     }
     int offer_upgrade =
         server->options.allow_upgrades && (server->options.transports & SIOC_TRANSPORT_WEBSOCKET);
     size_t length;
-    char *open =
-        sioc_eio_encode_open(socket->id, offer_upgrade, server->options.ping_interval_ms,
-                             server->options.ping_timeout_ms, server->options.max_payload, &length);
-    sioc_buffer_t *packet = open ? sioc_buffer_new_copy(open, length, 0) : NULL;
+    char *open = sioc__eio_encode_open(socket->id, offer_upgrade, server->options.ping_interval_ms,
+                                       server->options.ping_timeout_ms, server->options.max_payload,
+                                       &length);
+    sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
     free(open);
     if (packet == NULL) {
-        eio_socket_close(socket, "transport error");
-        sioc_http_respond(http, 500, NULL, NULL, 0);
+        sioc__eio_socket_close(socket, "transport error");
+        sioc__http_respond(http, 500, NULL, NULL, 0);
         return;
     }
-    eio_socket_send_packet(socket, packet, 0);
-    sioc_buffer_unref(packet);
-    eio_socket_start_heartbeat(socket);
-    eio_server_notify_connection(server, socket, request);
+    sioc__eio_socket_send_packet(socket, packet, 0);
+    sioc__buffer_unref(packet);
+    sioc__eio_socket_start_heartbeat(socket);
+    sioc__eio_server_notify_connection(server, socket, request);
     /* The open packet (and anything on_connection sent) answers this GET. */
-    eio_polling_handle(server, http, request, socket);
+    sioc__eio_polling_handle(server, http, request, socket);
 }
 
-static void on_request(sioc_http_conn_t *http, sioc_http_request_t *request, uint8_t *leftover,
+static void on_request(sioc__http_conn_t *http, sioc__http_request_t *request, uint8_t *leftover,
                        size_t leftover_length)
 {
-    sioc_eio_server_t *server = sioc_http_get_server(http)->data;
+    sioc_eio_server_t *server = sioc__http_get_server(http)->data;
     if (!path_matches(server, request)) {
-        sioc_http_set_close(http);
-        sioc_http_respond(http, 404, "Content-Type: text/plain; charset=UTF-8\r\n", "Not Found", 9);
+        sioc__http_set_close(http);
+        sioc__http_respond(http, 404, "Content-Type: text/plain; charset=UTF-8\r\n", "Not Found",
+                           9);
         return;
     }
     if (request->method == HTTP_OPTIONS && server->cors_origins != NULL && !request->upgrade) {
@@ -293,24 +294,24 @@ static void on_request(sioc_http_conn_t *http, sioc_http_request_t *request, uin
         return;
     }
     if (request->upgrade) {
-        eio_websocket_accept(server, http, request, route.socket, leftover, leftover_length);
+        sioc__eio_websocket_accept(server, http, request, route.socket, leftover, leftover_length);
         return;
     }
     if (route.socket == NULL)
         open_polling_session(server, http, request);
     else
-        eio_polling_handle(server, http, request, route.socket);
+        sioc__eio_polling_handle(server, http, request, route.socket);
 }
 
-static void on_abort(sioc_http_conn_t *http, sioc_http_request_t *request)
+static void on_abort(sioc__http_conn_t *http, sioc__http_request_t *request)
 {
-    eio_polling_abort(http);
+    sioc__eio_polling_abort(http);
 }
 
-static const sioc_http_handler_t http_handler = {on_request, on_abort};
+static const sioc__http_handler_t http_handler = {on_request, on_abort};
 
-void eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
-                                  const sioc_http_request_t *request)
+void sioc__eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
+                                        const sioc__http_request_t *request)
 {
     struct sioc_request_s view = {request};
     if (server->callbacks.on_connection != NULL)
@@ -331,7 +332,7 @@ const char *sioc_request_url(const sioc_request_t *request)
 
 const char *sioc_request_header(const sioc_request_t *request, const char *name, size_t *length)
 {
-    const sioc_http_header_t *header = sioc_http_request_header(request->http, name);
+    const sioc__http_header_t *header = sioc__http_request_header(request->http, name);
     if (header == NULL)
         return NULL;
     if (length != NULL)
@@ -365,8 +366,8 @@ int sioc_request_header_at(const sioc_request_t *request, size_t index, const ch
 static void flush_hook(void *data)
 {
     sioc_eio_server_t *server = data;
-    eio_polling_flush_all(server);
-    eio_socket_reap(server);
+    sioc__eio_polling_flush_all(server);
+    sioc__eio_socket_reap(server);
 }
 
 static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *options)
@@ -396,9 +397,9 @@ static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *opt
     return 0;
 }
 
-static sioc_buffer_t *static_packet(const char *text)
+static sioc__buffer_t *static_packet(const char *text)
 {
-    return sioc_buffer_new_copy(text, strlen(text), 0);
+    return sioc__buffer_new_copy(text, strlen(text), 0);
 }
 
 static int create_packets(sioc_eio_server_t *server)
@@ -416,11 +417,11 @@ static int create_packets(sioc_eio_server_t *server)
 
 static void free_server(sioc_eio_server_t *server)
 {
-    sioc_buffer_unref(server->ping_packet);
-    sioc_buffer_unref(server->noop_packet);
-    sioc_buffer_unref(server->close_packet);
-    sioc_buffer_unref(server->probe_packet);
-    sioc_buffer_unref(server->separator);
+    sioc__buffer_unref(server->ping_packet);
+    sioc__buffer_unref(server->noop_packet);
+    sioc__buffer_unref(server->close_packet);
+    sioc__buffer_unref(server->probe_packet);
+    sioc__buffer_unref(server->separator);
     for (size_t i = 0; server->cors_origins != NULL && server->cors_origins[i] != NULL; i++)
         free(server->cors_origins[i]);
     free(server->cors_origins);
@@ -431,14 +432,14 @@ static void free_server(sioc_eio_server_t *server)
 static int init_timers(sioc_eio_server_t *server)
 {
     const sioc_eio_options_t *options = &server->options;
-    int rc = sioc_deadline_list_init(server->loop, &server->ping_interval,
-                                     options->ping_interval_ms, eio_on_ping_interval);
+    int rc = sioc__deadline_list_init(server->loop, &server->ping_interval,
+                                      options->ping_interval_ms, sioc__eio_on_ping_interval);
     if (rc == 0)
-        rc = sioc_deadline_list_init(server->loop, &server->ping_timeout, options->ping_timeout_ms,
-                                     eio_on_ping_timeout);
+        rc = sioc__deadline_list_init(server->loop, &server->ping_timeout, options->ping_timeout_ms,
+                                      sioc__eio_on_ping_timeout);
     if (rc == 0)
-        rc = sioc_deadline_list_init(server->loop, &server->upgrade_timeout,
-                                     options->upgrade_timeout_ms, eio_on_upgrade_timeout);
+        rc = sioc__deadline_list_init(server->loop, &server->upgrade_timeout,
+                                      options->upgrade_timeout_ms, sioc__eio_on_upgrade_timeout);
     server->ping_interval.data = server->ping_timeout.data = server->upgrade_timeout.data = server;
     return rc;
 }
@@ -458,17 +459,17 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
         rc = create_packets(server);
     if (rc != 0)
         goto error;
-    sioc_http_limits_t limits = {
+    sioc__http_limits_t limits = {
         .max_header_size = options->max_header_size,
         .max_header_count = options->max_header_count,
         .max_body_size = options->max_payload,
         .request_timeout_ms = options->request_timeout_ms,
     };
     /* From here on libuv handles exist: they are released through sioc_eio_server_close. */
-    if ((rc = sioc_io_init(&server->io, loop)) != 0 || (rc = init_timers(server)) != 0 ||
-        (rc = sioc_http_server_init(&server->http, &server->io, &limits, &http_handler, server)) !=
+    if ((rc = sioc__io_init(&server->io, loop)) != 0 || (rc = init_timers(server)) != 0 ||
+        (rc = sioc__http_server_init(&server->http, &server->io, &limits, &http_handler, server)) !=
             0 ||
-        (rc = sioc_io_add_flush_hook(&server->io, flush_hook, server)) != 0)
+        (rc = sioc__io_add_flush_hook(&server->io, flush_hook, server)) != 0)
         abort(); /* only on out-of-memory or a broken loop; a half-built loop can't be unwound */
     *out = server;
     return 0;
@@ -479,12 +480,12 @@ error:
 
 int sioc_eio_server_listen(sioc_eio_server_t *server, const char *host, int port)
 {
-    return sioc_http_server_listen(&server->http, host, port);
+    return sioc__http_server_listen(&server->http, host, port);
 }
 
 int sioc_eio_server_port(sioc_eio_server_t *server)
 {
-    return sioc_http_server_port(&server->http);
+    return sioc__http_server_port(&server->http);
 }
 
 size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server)
@@ -492,7 +493,7 @@ size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server)
     return server->socket_count;
 }
 
-static void on_io_closed(sioc_io_t *io)
+static void on_io_closed(sioc__io_t *io)
 {
     sioc_eio_server_t *server = (sioc_eio_server_t *)((char *)io - offsetof(sioc_eio_server_t, io));
     void (*closed_cb)(void *) = server->closed_cb;
@@ -502,28 +503,28 @@ static void on_io_closed(sioc_io_t *io)
         closed_cb(closed_data);
 }
 
-void eio_server_maybe_finished(sioc_eio_server_t *server)
+void sioc__eio_server_maybe_finished(sioc_eio_server_t *server)
 {
     if (server->closing != 1 || server->handles_open > 0 || server->websockets != NULL ||
         server->http.connections != NULL)
         return;
     server->closing = 2; /* sessions, connections and timers are gone; now the loop hooks */
-    sioc_io_close(&server->io, on_io_closed);
+    sioc__io_close(&server->io, on_io_closed);
 }
 
 static void on_handle_closed(uv_handle_t *handle)
 {
-    sioc_deadline_list_t *list = (sioc_deadline_list_t *)handle;
+    sioc__deadline_list_t *list = (sioc__deadline_list_t *)handle;
     sioc_eio_server_t *server = list->data;
     server->handles_open--;
-    eio_server_maybe_finished(server);
+    sioc__eio_server_maybe_finished(server);
 }
 
-static void on_http_closed(sioc_http_server_t *http)
+static void on_http_closed(sioc__http_server_t *http)
 {
     sioc_eio_server_t *server = http->data;
     server->handles_open--;
-    eio_server_maybe_finished(server);
+    sioc__eio_server_maybe_finished(server);
 }
 
 void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *data), void *data)
@@ -536,13 +537,13 @@ void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *da
     sioc_eio_socket_t *socket, *next;
     HASH_ITER(hh, server->sockets, socket, next)
     {
-        eio_socket_close(socket, "server shutting down");
+        sioc__eio_socket_close(socket, "server shutting down");
     }
-    eio_socket_reap(server);
-    eio_websocket_close_all(server);
+    sioc__eio_socket_reap(server);
+    sioc__eio_websocket_close_all(server);
     server->handles_open = 4;
-    sioc_deadline_list_close(&server->ping_interval, on_handle_closed);
-    sioc_deadline_list_close(&server->ping_timeout, on_handle_closed);
-    sioc_deadline_list_close(&server->upgrade_timeout, on_handle_closed);
-    sioc_http_server_close(&server->http, on_http_closed);
+    sioc__deadline_list_close(&server->ping_interval, on_handle_closed);
+    sioc__deadline_list_close(&server->ping_timeout, on_handle_closed);
+    sioc__deadline_list_close(&server->upgrade_timeout, on_handle_closed);
+    sioc__http_server_close(&server->http, on_http_closed);
 }

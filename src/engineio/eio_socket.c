@@ -9,18 +9,18 @@
 #define SOCKET_FROM(member, pointer)                                                               \
     ((sioc_eio_socket_t *)((char *)(pointer)-offsetof(sioc_eio_socket_t, member)))
 
-sioc_eio_socket_t *eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport)
+sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport)
 {
     sioc_eio_socket_t *socket = calloc(1, sizeof(*socket));
     if (socket == NULL)
         return NULL;
     /* A collision among 2^120 ids is not a practical concern, but checking is free. */
     do {
-        if (sioc_random_id(socket->id) != 0) {
+        if (sioc__random_id(socket->id) != 0) {
             free(socket);
             return NULL;
         }
-    } while (eio_socket_find(server, socket->id) != NULL);
+    } while (sioc__eio_socket_find(server, socket->id) != NULL);
     socket->server = server;
     socket->transport = (uint8_t)transport;
     socket->state = EIO_SOCKET_OPEN;
@@ -29,30 +29,30 @@ sioc_eio_socket_t *eio_socket_new(sioc_eio_server_t *server, sioc_transport_t tr
     return socket;
 }
 
-sioc_eio_socket_t *eio_socket_find(sioc_eio_server_t *server, const char *id)
+sioc_eio_socket_t *sioc__eio_socket_find(sioc_eio_server_t *server, const char *id)
 {
     sioc_eio_socket_t *socket = NULL;
     HASH_FIND_STR(server->sockets, id, socket);
     return socket;
 }
 
-void eio_socket_start_heartbeat(sioc_eio_socket_t *socket)
+void sioc__eio_socket_start_heartbeat(sioc_eio_socket_t *socket)
 {
-    sioc_deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+    sioc__deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
 }
 
-void eio_on_ping_interval(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
     sioc_eio_socket_t *socket = SOCKET_FROM(heartbeat, deadline);
     socket->awaiting_pong = 1;
-    eio_socket_send_packet(socket, socket->server->ping_packet, 0);
+    sioc__eio_socket_send_packet(socket, socket->server->ping_packet, 0);
     if (socket->state == EIO_SOCKET_OPEN)
-        sioc_deadline_arm(&socket->server->ping_timeout, &socket->heartbeat);
+        sioc__deadline_arm(&socket->server->ping_timeout, &socket->heartbeat);
 }
 
-void eio_on_ping_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+void sioc__eio_on_ping_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    eio_socket_close(SOCKET_FROM(heartbeat, deadline), "ping timeout");
+    sioc__eio_socket_close(SOCKET_FROM(heartbeat, deadline), "ping timeout");
 }
 
 static void on_pong(sioc_eio_socket_t *socket)
@@ -62,10 +62,10 @@ static void on_pong(sioc_eio_socket_t *socket)
     if (!socket->awaiting_pong)
         return;
     socket->awaiting_pong = 0;
-    sioc_deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+    sioc__deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
 }
 
-void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *packet)
+void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packet_t *packet)
 {
     sioc_eio_server_t *server = socket->server;
     switch (packet->type) {
@@ -79,10 +79,10 @@ void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *pa
         break;
     case SIOC_EIO_PING:
         /* v4: only the server pings. Node closes with "invalid heartbeat direction". */
-        eio_socket_close(socket, "transport error");
+        sioc__eio_socket_close(socket, "transport error");
         break;
     case SIOC_EIO_CLOSE:
-        eio_socket_close(socket, "transport close");
+        sioc__eio_socket_close(socket, "transport close");
         break;
     default:
         /* open, upgrade and noop mean nothing on an established transport; Node ignores them. */
@@ -90,20 +90,20 @@ void eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc_eio_packet_t *pa
     }
 }
 
-static int queue_for_polling(sioc_eio_socket_t *socket, sioc_buffer_t *packet)
+static int queue_for_polling(sioc_eio_socket_t *socket, sioc__buffer_t *packet)
 {
     if (socket->queue_length == socket->queue_capacity) {
         uint32_t capacity = socket->queue_capacity ? socket->queue_capacity * 2 : 8;
-        sioc_buffer_t **queue = realloc(socket->queue, capacity * sizeof(*queue));
+        sioc__buffer_t **queue = realloc(socket->queue, capacity * sizeof(*queue));
         if (queue == NULL)
             return SIOC_ENOMEM;
         socket->queue = queue;
         socket->queue_capacity = capacity;
     }
-    socket->queue[socket->queue_length++] = sioc_buffer_ref(packet);
+    socket->queue[socket->queue_length++] = sioc__buffer_ref(packet);
     socket->queued_bytes += packet->length;
     if (socket->held_get != NULL)
-        eio_polling_mark_ready(socket);
+        sioc__eio_polling_mark_ready(socket);
     return 0;
 }
 
@@ -111,7 +111,7 @@ static size_t buffered_bytes(const sioc_eio_socket_t *socket)
 {
     size_t bytes = socket->queued_bytes;
     if (socket->websocket != NULL)
-        bytes += sioc_conn_buffered_bytes(socket->websocket->conn);
+        bytes += sioc__conn_buffered_bytes(socket->websocket->conn);
     return bytes;
 }
 
@@ -119,9 +119,9 @@ static size_t buffered_bytes(const sioc_eio_socket_t *socket)
  * writable (a held GET for polling; a socket the kernel keeps up with for WebSocket). */
 static int can_send_volatile(const sioc_eio_socket_t *socket);
 
-int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc_buffer_t *packet)
+int sioc__eio_socket_send_buffer(sioc_eio_socket_t *socket, sioc__buffer_t *packet)
 {
-    return eio_socket_send_packet(socket, packet, 0);
+    return sioc__eio_socket_send_packet(socket, packet, 0);
 }
 
 int sioc__eio_socket_writable(const sioc_eio_socket_t *socket)
@@ -131,7 +131,7 @@ int sioc__eio_socket_writable(const sioc_eio_socket_t *socket)
 
 void sioc__eio_socket_close_with_reason(sioc_eio_socket_t *socket, const char *reason)
 {
-    eio_socket_close(socket, reason);
+    sioc__eio_socket_close(socket, reason);
 }
 
 static int can_send_volatile(const sioc_eio_socket_t *socket)
@@ -141,7 +141,7 @@ static int can_send_volatile(const sioc_eio_socket_t *socket)
     return socket->held_get != NULL && socket->queue_length == 0;
 }
 
-int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int is_volatile)
+int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *packet, int is_volatile)
 {
     if (socket->state != EIO_SOCKET_OPEN)
         return SIOC_ECLOSED;
@@ -156,33 +156,33 @@ int eio_socket_send_packet(sioc_eio_socket_t *socket, sioc_buffer_t *packet, int
          * but at the end of the iteration: the caller may be in the middle of a broadcast, and
          * closing runs the application's disconnect hooks. */
         socket->overflowed = 1;
-        eio_polling_mark_ready(socket);
+        sioc__eio_polling_mark_ready(socket);
         return SIOC_ENOBUFS;
     }
     /* While an upgrade is in progress packets stay on polling, as in Node; they move to the
      * WebSocket when the upgrade completes. */
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
-        return eio_websocket_send(socket->websocket, packet) == 0 ? 0 : SIOC_ECLOSED;
+        return sioc__eio_websocket_send(socket->websocket, packet) == 0 ? 0 : SIOC_ECLOSED;
     return queue_for_polling(socket, packet);
 }
 
 static void release_queue(sioc_eio_socket_t *socket)
 {
     for (uint32_t i = 0; i < socket->queue_length; i++)
-        sioc_buffer_unref(socket->queue[i]);
+        sioc__buffer_unref(socket->queue[i]);
     free(socket->queue);
     socket->queue = NULL;
     socket->queue_length = socket->queue_capacity = 0;
     socket->queued_bytes = 0;
 }
 
-static void detach_websocket(eio_websocket_t *websocket)
+static void detach_websocket(sioc__eio_websocket_t *websocket)
 {
     if (websocket == NULL)
         return;
     websocket->socket = NULL;
     /* Node closes the WebSocket with a bare close frame (ws close() without a code). */
-    eio_websocket_close(websocket, 0, NULL);
+    sioc__eio_websocket_close(websocket, 0, NULL);
 }
 
 /* Takes the session out of the server and queues it for freeing. */
@@ -192,10 +192,10 @@ static void finalize(sioc_eio_socket_t *socket)
     socket->state = EIO_SOCKET_CLOSED;
     HASH_DEL(server->sockets, socket);
     server->socket_count--;
-    sioc_deadline_disarm(&socket->heartbeat);
-    sioc_deadline_disarm(&socket->upgrade_deadline);
+    sioc__deadline_disarm(&socket->heartbeat);
+    sioc__deadline_disarm(&socket->upgrade_deadline);
     /* A held GET gets what was still queued and then a close packet (Node's polling doClose). */
-    eio_polling_answer_now(socket, server->close_packet);
+    sioc__eio_polling_answer_now(socket, server->close_packet);
     release_queue(socket);
     detach_websocket(socket->websocket);
     detach_websocket(socket->probe);
@@ -216,7 +216,7 @@ static int should_drain(const sioc_eio_socket_t *socket, const char *reason)
            socket->queue_length > 0 && !socket->overflowed && socket->probe == NULL;
 }
 
-void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
+void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
 {
     if (socket->state == EIO_SOCKET_DRAINING) {
         finalize(socket); /* the GET came, or never will */
@@ -227,10 +227,10 @@ void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
     sioc_eio_server_t *server = socket->server;
     if (should_drain(socket, reason)) {
         socket->state = EIO_SOCKET_DRAINING;
-        eio_polling_answer_now(socket, NULL);
+        sioc__eio_polling_answer_now(socket, NULL);
         /* The next GET gets the close packet, a POST means the client is leaving anyway
          * (eio_polling.c); a client that does neither is let go after a ping timeout. */
-        sioc_deadline_arm(&server->ping_timeout, &socket->heartbeat);
+        sioc__deadline_arm(&server->ping_timeout, &socket->heartbeat);
     } else {
         finalize(socket);
     }
@@ -238,7 +238,7 @@ void eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
         server->callbacks.on_close(socket, reason, server->data);
 }
 
-void eio_socket_reap(sioc_eio_server_t *server)
+void sioc__eio_socket_reap(sioc_eio_server_t *server)
 {
     while (server->reap_list != NULL) {
         sioc_eio_socket_t *socket = server->reap_list;
@@ -247,14 +247,14 @@ void eio_socket_reap(sioc_eio_server_t *server)
     }
 }
 
-void eio_on_upgrade_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+void sioc__eio_on_upgrade_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
     sioc_eio_socket_t *socket = SOCKET_FROM(upgrade_deadline, deadline);
-    eio_websocket_t *probe = socket->probe;
+    sioc__eio_websocket_t *probe = socket->probe;
     socket->probe = NULL;
     if (probe != NULL) {
         probe->socket = NULL;
-        eio_websocket_close(probe, 0, NULL);
+        sioc__eio_websocket_close(probe, 0, NULL);
     }
 }
 
@@ -264,18 +264,18 @@ int sioc_eio_socket_send(sioc_eio_socket_t *socket, const void *bytes, size_t le
 {
     if (socket->state != EIO_SOCKET_OPEN)
         return SIOC_ECLOSED;
-    sioc_buffer_t *packet = binary ? sioc_buffer_new_copy(bytes, length, 1)
-                                   : sioc_buffer_new_prefixed('4', bytes, length, 0);
+    sioc__buffer_t *packet = binary ? sioc__buffer_new_copy(bytes, length, 1)
+                                    : sioc__buffer_new_prefixed('4', bytes, length, 0);
     if (packet == NULL)
         return SIOC_ENOMEM;
-    int rc = eio_socket_send_packet(socket, packet, 0);
-    sioc_buffer_unref(packet);
+    int rc = sioc__eio_socket_send_packet(socket, packet, 0);
+    sioc__buffer_unref(packet);
     return rc;
 }
 
 void sioc_eio_socket_close(sioc_eio_socket_t *socket)
 {
-    eio_socket_close(socket, "forced close");
+    sioc__eio_socket_close(socket, "forced close");
 }
 
 const char *sioc_eio_socket_id(const sioc_eio_socket_t *socket)

@@ -7,21 +7,22 @@
 
 #include "engineio/eio_internal.h"
 
-static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length);
-static void on_websocket_closed(sioc_conn_t *conn);
-static const sioc_conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed};
+static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length);
+static void on_websocket_closed(sioc__conn_t *conn);
+static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed};
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
-static const char *check_handshake(const sioc_http_request_t *request, char *accept)
+static const char *check_handshake(const sioc__http_request_t *request, char *accept)
 {
     if (request->method != HTTP_GET)
         return "Invalid HTTP method";
-    const sioc_http_header_t *version = sioc_http_request_header(request, "sec-websocket-version");
+    const sioc__http_header_t *version =
+        sioc__http_request_header(request, "sec-websocket-version");
     if (version == NULL || version->value_length != 2 || memcmp(version->value, "13", 2) != 0)
         return "Missing or invalid Sec-WebSocket-Version header";
-    const sioc_http_header_t *key = sioc_http_request_header(request, "sec-websocket-key");
-    if (key == NULL || sioc_ws_accept_key(key->value, key->value_length, accept) != 0)
+    const sioc__http_header_t *key = sioc__http_request_header(request, "sec-websocket-key");
+    if (key == NULL || sioc__ws_accept_key(key->value, key->value_length, accept) != 0)
         return "Missing or invalid Sec-WebSocket-Key header";
     /* Extensions (permessage-deflate) would be negotiated here and enable limits.allow_rsv1;
      * none is offered yet, like Node's default perMessageDeflate: false. Subprotocols are not
@@ -29,35 +30,35 @@ static const char *check_handshake(const sioc_http_request_t *request, char *acc
     return NULL;
 }
 
-static void refuse_handshake(sioc_http_conn_t *http, const char *message)
+static void refuse_handshake(sioc__http_conn_t *http, const char *message)
 {
-    sioc_http_set_close(http);
-    sioc_http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
+    sioc__http_set_close(http);
+    sioc__http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
 }
 
 /* Answers 101 and builds the WebSocket state; the HTTP state stays until take_over() so that
  * on_connection can still read the request. */
-static eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                                         const char *accept)
+static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                                               const char *accept)
 {
-    eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
+    sioc__eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
     if (websocket == NULL)
         return NULL;
-    sioc_conn_t *conn = sioc_http_get_conn(http);
+    sioc__conn_t *conn = sioc__http_get_conn(http);
     char response[160];
     int length = snprintf(response, sizeof(response),
                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
                           accept);
-    sioc_conn_write_copy(conn, response, (size_t)length);
+    sioc__conn_write_copy(conn, response, (size_t)length);
     websocket->conn = conn;
     websocket->server = server;
-    sioc_ws_limits_t limits = {
+    sioc__ws_limits_t limits = {
         .max_message_size = server->options.max_payload,
         .max_fragments = server->options.max_websocket_fragments,
         .allow_rsv1 = 0,
     };
-    sioc_ws_decoder_init(&websocket->decoder, &limits);
+    sioc__ws_decoder_init(&websocket->decoder, &limits);
     websocket->next = server->websockets;
     if (server->websockets != NULL)
         server->websockets->previous = websocket;
@@ -65,57 +66,57 @@ static eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc_http_co
     return websocket;
 }
 
-static void take_over(sioc_http_conn_t *http, eio_websocket_t *websocket)
+static void take_over(sioc__http_conn_t *http, sioc__eio_websocket_t *websocket)
 {
-    sioc_conn_t *conn = sioc_http_detach(http);
+    sioc__conn_t *conn = sioc__http_detach(http);
     conn->handler = &websocket_handler;
     conn->owner = websocket;
 }
 
-static int open_websocket_session(sioc_eio_server_t *server, eio_websocket_t *websocket,
-                                  const sioc_http_request_t *request)
+static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket_t *websocket,
+                                  const sioc__http_request_t *request)
 {
-    sioc_eio_socket_t *socket = eio_socket_new(server, SIOC_TRANSPORT_WEBSOCKET);
+    sioc_eio_socket_t *socket = sioc__eio_socket_new(server, SIOC_TRANSPORT_WEBSOCKET);
     if (socket == NULL)
         return -1;
     socket->websocket = websocket;
     websocket->socket = socket;
     size_t length;
-    char *open =
-        sioc_eio_encode_open(socket->id, 0, server->options.ping_interval_ms,
-                             server->options.ping_timeout_ms, server->options.max_payload, &length);
-    sioc_buffer_t *packet = open ? sioc_buffer_new_copy(open, length, 0) : NULL;
+    char *open = sioc__eio_encode_open(socket->id, 0, server->options.ping_interval_ms,
+                                       server->options.ping_timeout_ms, server->options.max_payload,
+                                       &length);
+    sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
     free(open);
     if (packet == NULL) {
-        eio_socket_close(socket, "transport error");
+        sioc__eio_socket_close(socket, "transport error");
         return -1;
     }
-    eio_websocket_send(websocket, packet);
-    sioc_buffer_unref(packet);
-    eio_socket_start_heartbeat(socket);
-    eio_server_notify_connection(server, socket, request);
+    sioc__eio_websocket_send(websocket, packet);
+    sioc__buffer_unref(packet);
+    sioc__eio_socket_start_heartbeat(socket);
+    sioc__eio_server_notify_connection(server, socket, request);
     return 0;
 }
 
-static void start_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+static void start_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
     sioc_eio_server_t *server = socket->server;
     /* One upgrade per session: a second WebSocket (or one after the upgrade) is closed, as
      * Node's onWebSocket() does. */
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET || socket->probe != NULL ||
         !server->options.allow_upgrades) {
-        eio_websocket_close(websocket, 0, NULL);
+        sioc__eio_websocket_close(websocket, 0, NULL);
         return;
     }
     websocket->is_probe = 1;
     websocket->socket = socket;
     socket->probe = websocket;
-    sioc_deadline_arm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    sioc__deadline_arm(&server->upgrade_timeout, &socket->upgrade_deadline);
 }
 
-void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
-                          sioc_http_request_t *request, sioc_eio_socket_t *socket,
-                          uint8_t *leftover, size_t leftover_length)
+void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *http,
+                                sioc__http_request_t *request, sioc_eio_socket_t *socket,
+                                uint8_t *leftover, size_t leftover_length)
 {
     char accept[SIOC_WS_ACCEPT_LENGTH + 1];
     const char *problem = check_handshake(request, accept);
@@ -123,14 +124,14 @@ void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
         refuse_handshake(http, problem);
         return;
     }
-    eio_websocket_t *websocket = accept_websocket(server, http, accept);
+    sioc__eio_websocket_t *websocket = accept_websocket(server, http, accept);
     if (websocket == NULL) {
         refuse_handshake(http, "Server out of memory");
         return;
     }
     if (socket == NULL) {
         if (open_websocket_session(server, websocket, request) != 0)
-            eio_websocket_close(websocket, SIOC_WS_CLOSE_INTERNAL_ERROR, "");
+            sioc__eio_websocket_close(websocket, SIOC_WS_CLOSE_INTERNAL_ERROR, "");
     } else {
         start_probe(socket, websocket);
     }
@@ -143,7 +144,7 @@ void eio_websocket_accept(sioc_eio_server_t *server, sioc_http_conn_t *http,
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
-int eio_websocket_send(eio_websocket_t *websocket, sioc_buffer_t *packet)
+int sioc__eio_websocket_send(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
     if (websocket->close_sent)
         return -1;
@@ -152,70 +153,70 @@ int eio_websocket_send(eio_websocket_t *websocket, sioc_buffer_t *packet)
     if (packet->websocket_header_length == 0) {
         uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
         int opcode = packet->binary ? SIOC_WS_OPCODE_BINARY : SIOC_WS_OPCODE_TEXT;
-        size_t length = sioc_ws_encode_header(header, 1, opcode, packet->length);
+        size_t length = sioc__ws_encode_header(header, 1, opcode, packet->length);
         memcpy(packet->data - length, header, length);
         packet->websocket_header_length = (uint8_t)length;
     }
     size_t header_length = packet->websocket_header_length;
-    return sioc_conn_write(websocket->conn, packet, packet->data - header_length,
-                           packet->length + header_length);
+    return sioc__conn_write(websocket->conn, packet, packet->data - header_length,
+                            packet->length + header_length);
 }
 
-static void send_control(eio_websocket_t *websocket, int opcode, const uint8_t *payload,
+static void send_control(sioc__eio_websocket_t *websocket, int opcode, const uint8_t *payload,
                          size_t length)
 {
     uint8_t frame[SIOC_WS_MAX_HEADER_LENGTH + 125];
-    size_t header_length = sioc_ws_encode_header(frame, 1, opcode, length);
+    size_t header_length = sioc__ws_encode_header(frame, 1, opcode, length);
     if (length > 0)
         memcpy(frame + header_length, payload, length);
-    sioc_conn_write_copy(websocket->conn, frame, header_length + length);
+    sioc__conn_write_copy(websocket->conn, frame, header_length + length);
 }
 
-void eio_websocket_close(eio_websocket_t *websocket, uint16_t code, const char *reason)
+void sioc__eio_websocket_close(sioc__eio_websocket_t *websocket, uint16_t code, const char *reason)
 {
     if (websocket->close_sent)
         return;
     websocket->close_sent = 1;
     uint8_t frame[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
-    size_t length = sioc_ws_encode_close(frame, code, reason);
-    sioc_conn_write_copy(websocket->conn, frame, length);
-    sioc_conn_close(websocket->conn, 1);
+    size_t length = sioc__ws_encode_close(frame, code, reason);
+    sioc__conn_write_copy(websocket->conn, frame, length);
+    sioc__conn_close(websocket->conn, 1);
 }
 
-void eio_websocket_close_all(sioc_eio_server_t *server)
+void sioc__eio_websocket_close_all(sioc_eio_server_t *server)
 {
-    for (eio_websocket_t *websocket = server->websockets; websocket != NULL;
+    for (sioc__eio_websocket_t *websocket = server->websockets; websocket != NULL;
          websocket = websocket->next) {
         websocket->socket = NULL;
-        eio_websocket_close(websocket, 0, NULL);
+        sioc__eio_websocket_close(websocket, 0, NULL);
     }
 }
 
 /* ---- receiving ----------------------------------------------------------------------------- */
 
-static void drop_probe(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+static void drop_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
-    sioc_deadline_disarm(&socket->upgrade_deadline);
+    sioc__deadline_disarm(&socket->upgrade_deadline);
     socket->probe = NULL;
     socket->upgrading = 0;
     websocket->socket = NULL;
-    eio_websocket_close(websocket, 0, NULL);
+    sioc__eio_websocket_close(websocket, 0, NULL);
 }
 
-static void finish_upgrade(sioc_eio_socket_t *socket, eio_websocket_t *websocket)
+static void finish_upgrade(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
     sioc_eio_server_t *server = socket->server;
-    sioc_deadline_disarm(&socket->upgrade_deadline);
+    sioc__deadline_disarm(&socket->upgrade_deadline);
     socket->probe = NULL;
     socket->upgrading = 0;
     websocket->is_probe = 0;
     socket->websocket = websocket;
     socket->transport = SIOC_TRANSPORT_WEBSOCKET;
     /* Release the paused poll, then move what was queued for polling onto the WebSocket. */
-    eio_polling_answer_now(socket, server->noop_packet);
+    sioc__eio_polling_answer_now(socket, server->noop_packet);
     for (uint32_t i = 0; i < socket->queue_length; i++) {
-        eio_websocket_send(websocket, socket->queue[i]);
-        sioc_buffer_unref(socket->queue[i]);
+        sioc__eio_websocket_send(websocket, socket->queue[i]);
+        sioc__buffer_unref(socket->queue[i]);
     }
     free(socket->queue);
     socket->queue = NULL;
@@ -223,14 +224,14 @@ static void finish_upgrade(sioc_eio_socket_t *socket, eio_websocket_t *websocket
     socket->queued_bytes = 0;
 }
 
-static void on_probe_packet(sioc_eio_socket_t *socket, eio_websocket_t *websocket,
-                            const sioc_eio_packet_t *packet)
+static void on_probe_packet(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket,
+                            const sioc__eio_packet_t *packet)
 {
     if (packet->type == SIOC_EIO_PING && packet->length == 5 &&
         memcmp(packet->data, "probe", 5) == 0) {
-        eio_websocket_send(websocket, socket->server->probe_packet);
+        sioc__eio_websocket_send(websocket, socket->server->probe_packet);
         socket->upgrading = 1;
-        eio_polling_answer_now(socket, socket->server->noop_packet);
+        sioc__eio_polling_answer_now(socket, socket->server->noop_packet);
     } else if (packet->type == SIOC_EIO_UPGRADE) {
         finish_upgrade(socket, websocket);
     } else {
@@ -239,22 +240,22 @@ static void on_probe_packet(sioc_eio_socket_t *socket, eio_websocket_t *websocke
     }
 }
 
-static void on_message(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+static void on_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
 {
     sioc_eio_socket_t *socket = websocket->socket;
     if (socket == NULL)
         return;
-    sioc_eio_packet_t packet;
+    sioc__eio_packet_t packet;
     if (event->type == SIOC_WS_EVENT_BINARY) {
         packet.type = SIOC_EIO_MESSAGE;
         packet.binary = 1;
         packet.data = event->data;
         packet.length = event->length;
-    } else if (sioc_eio_packet_decode_text(event->data, event->length, &packet) != 0) {
+    } else if (sioc__eio_packet_decode_text(event->data, event->length, &packet) != 0) {
         if (websocket->is_probe)
             drop_probe(socket, websocket);
         else
-            eio_socket_close(socket, "parse error");
+            sioc__eio_socket_close(socket, "parse error");
         return;
     }
     if (websocket->is_probe) {
@@ -264,48 +265,48 @@ static void on_message(eio_websocket_t *websocket, const sioc_ws_event_t *event)
             on_probe_packet(socket, websocket, &packet);
         return;
     }
-    eio_socket_on_packet(socket, &packet);
+    sioc__eio_socket_on_packet(socket, &packet);
 }
 
 /* The session learns that its transport is gone; a probe just goes away. */
-static void lose_transport(eio_websocket_t *websocket, const char *reason)
+static void lose_transport(sioc__eio_websocket_t *websocket, const char *reason)
 {
     sioc_eio_socket_t *socket = websocket->socket;
     if (socket == NULL)
         return;
     websocket->socket = NULL;
     if (websocket->is_probe) {
-        sioc_deadline_disarm(&socket->upgrade_deadline);
+        sioc__deadline_disarm(&socket->upgrade_deadline);
         socket->probe = NULL;
         socket->upgrading = 0;
     } else {
         socket->websocket = NULL;
-        eio_socket_close(socket, reason);
+        sioc__eio_socket_close(socket, reason);
     }
 }
 
-static void on_close_frame(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+static void on_close_frame(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
 {
     /* Echo the code only (RFC 6455 §5.5.1); never echo or invent reason bytes. */
     uint16_t code = event->close_code == SIOC_WS_CLOSE_NO_STATUS ? 0 : event->close_code;
     lose_transport(websocket, "transport close");
-    eio_websocket_close(websocket, code, NULL);
+    sioc__eio_websocket_close(websocket, code, NULL);
 }
 
-static void on_decoder_error(eio_websocket_t *websocket, const sioc_ws_event_t *event)
+static void on_decoder_error(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
 {
     lose_transport(websocket, "transport error");
-    eio_websocket_close(websocket, event->close_code, event->error);
+    sioc__eio_websocket_close(websocket, event->close_code, event->error);
 }
 
-static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length)
+static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length)
 {
-    eio_websocket_t *websocket = conn->owner;
+    sioc__eio_websocket_t *websocket = conn->owner;
     size_t offset = 0;
     while (offset < length && !websocket->close_sent) {
         size_t used = 0;
-        sioc_ws_event_t event;
-        sioc_ws_decoder_feed(&websocket->decoder, data + offset, length - offset, &used, &event);
+        sioc__ws_event_t event;
+        sioc__ws_decoder_feed(&websocket->decoder, data + offset, length - offset, &used, &event);
         offset += used;
         switch (event.type) {
         case SIOC_WS_EVENT_NEED_MORE:
@@ -331,14 +332,14 @@ static void on_websocket_read(sioc_conn_t *conn, uint8_t *data, size_t length)
      * connection keeps no message buffer. */
     if (!websocket->close_sent) {
         size_t used;
-        sioc_ws_event_t event;
-        sioc_ws_decoder_feed(&websocket->decoder, NULL, 0, &used, &event);
+        sioc__ws_event_t event;
+        sioc__ws_decoder_feed(&websocket->decoder, NULL, 0, &used, &event);
     }
 }
 
-static void on_websocket_closed(sioc_conn_t *conn)
+static void on_websocket_closed(sioc__conn_t *conn)
 {
-    eio_websocket_t *websocket = conn->owner;
+    sioc__eio_websocket_t *websocket = conn->owner;
     sioc_eio_server_t *server = websocket->server;
     lose_transport(websocket, "transport close");
     if (websocket->previous != NULL)
@@ -347,7 +348,7 @@ static void on_websocket_closed(sioc_conn_t *conn)
         server->websockets = websocket->next;
     if (websocket->next != NULL)
         websocket->next->previous = websocket->previous;
-    sioc_ws_decoder_free(&websocket->decoder);
+    sioc__ws_decoder_free(&websocket->decoder);
     free(websocket);
-    eio_server_maybe_finished(server);
+    sioc__eio_server_maybe_finished(server);
 }

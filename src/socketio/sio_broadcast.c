@@ -16,7 +16,7 @@ typedef struct kept_response_s {
     size_t attachment_count;
 } kept_response_t;
 
-struct sio_ack_collector_s {
+struct sioc__sio_ack_collector_s {
     uv_timer_t timer;
     sioc_broadcast_ack_cb callback;
     void *data;
@@ -68,24 +68,24 @@ typedef struct emit_context_s {
 static void emit_in_namespace(sioc_namespace_t *nsp, void *data)
 {
     emit_context_t *context = data;
-    sioc_sio_packet_t packet;
-    int rc = sio_build_event(&packet, nsp->name, context->event, context->message);
+    sioc__sio_packet_t packet;
+    int rc = sioc__sio_build_event(&packet, nsp->name, context->event, context->message);
     sioc_server_t *server = nsp->server;
     int store = server->recovery != NULL && !(context->broadcast->flags & SIOC_BROADCAST_VOLATILE);
-    sio_encoded_t encoded;
+    sioc__sio_encoded_t encoded;
     encoded.count = 0;
     if (rc == 0 && store)
-        rc = sio_recovery_add_offset(server->recovery, &packet);
+        rc = sioc__sio_recovery_add_offset(server->recovery, &packet);
     if (rc == 0)
-        rc = sio_encode(server, &packet, &encoded);
+        rc = sioc__sio_encode_for_server(server, &packet, &encoded);
     if (rc == 0) {
         sioc_broadcast_t scoped = *context->broadcast;
         scoped.nsp = nsp;
         nsp->adapter->ops->broadcast(nsp->adapter, &packet, &encoded, &scoped);
         if (store)
-            sio_recovery_store(server->recovery, &scoped, &encoded);
+            sioc__sio_recovery_store(server->recovery, &scoped, &encoded);
     }
-    sio_encoded_release(&encoded);
+    sioc__sio_encoded_release(&encoded);
     json_decref(packet.data);
     free(packet.attachments);
     if (rc != 0)
@@ -96,7 +96,7 @@ int sioc_broadcast_emit_message(const sioc_broadcast_t *broadcast, const char *e
                                 const sioc_message_t *message)
 {
     emit_context_t context = {broadcast, event, message, 0};
-    sio_namespace_for_each_target(broadcast->nsp, emit_in_namespace, &context);
+    sioc__sio_namespace_for_each_target(broadcast->nsp, emit_in_namespace, &context);
     if (message != NULL)
         json_decref(message->args);
     return context.rc;
@@ -113,7 +113,7 @@ int sioc_broadcast_emit(const sioc_broadcast_t *broadcast, const char *event, js
 
 static void free_collector(uv_handle_t *handle)
 {
-    sio_ack_collector_t *collector = handle->data;
+    sioc__sio_ack_collector_t *collector = handle->data;
     for (size_t i = 0; i < collector->response_count; i++) {
         kept_response_t *response = &collector->responses[i];
         json_decref(response->args);
@@ -125,13 +125,13 @@ static void free_collector(uv_handle_t *handle)
     free(collector);
 }
 
-void sio_ack_collector_unref(sio_ack_collector_t *collector)
+void sioc__sio_ack_collector_unref(sioc__sio_ack_collector_t *collector)
 {
     if (--collector->references == 0)
         uv_close((uv_handle_t *)&collector->timer, free_collector);
 }
 
-static void finish_collector(sio_ack_collector_t *collector, int error)
+static void finish_collector(sioc__sio_ack_collector_t *collector, int error)
 {
     if (collector->done)
         return;
@@ -151,7 +151,7 @@ static void finish_collector(sio_ack_collector_t *collector, int error)
     } else {
         collector->callback(SIOC_ENOMEM, NULL, 0, collector->data);
     }
-    sio_ack_collector_unref(collector); /* the collector's own reference */
+    sioc__sio_ack_collector_unref(collector); /* the collector's own reference */
 }
 
 static int keep_response(kept_response_t *kept, const sioc_event_t *response)
@@ -173,7 +173,8 @@ static int keep_response(kept_response_t *kept, const sioc_event_t *response)
     return 0;
 }
 
-void sio_ack_collector_add_response(sio_ack_collector_t *collector, const sioc_event_t *response)
+void sioc__sio_ack_collector_add_response(sioc__sio_ack_collector_t *collector,
+                                          const sioc_event_t *response)
 {
     if (collector->done)
         return;
@@ -193,8 +194,8 @@ static void on_collector_timeout(uv_timer_t *timer)
 }
 
 typedef struct ack_context_s {
-    sio_ack_collector_t *collector;
-    const sio_encoded_t *encoded;
+    sioc__sio_ack_collector_t *collector;
+    const sioc__sio_encoded_t *encoded;
     int64_t id;
     int is_volatile;
 } ack_context_t;
@@ -204,10 +205,10 @@ static void send_with_ack(sioc_socket_t *socket, void *data)
     ack_context_t *context = data;
     if (context->is_volatile && !sioc__eio_socket_writable(socket->client->eio))
         return; /* dropped: no answer to wait for */
-    if (sio_client_send(socket->client, context->encoded, 0) != 0 ||
+    if (sioc__sio_client_send(socket->client, context->encoded, 0) != 0 ||
         socket->state != SIO_SOCKET_CONNECTED)
         return;
-    sio_pending_ack_t *pending = sio_socket_add_pending_ack(socket, context->id, 0);
+    sioc__sio_pending_ack_t *pending = sioc__sio_socket_add_pending_ack(socket, context->id, 0);
     if (pending == NULL)
         return;
     pending->collector = context->collector;
@@ -219,21 +220,21 @@ typedef struct ack_emit_context_s {
     const sioc_broadcast_t *broadcast;
     const char *event;
     const sioc_message_t *message;
-    sio_ack_collector_t *collector;
+    sioc__sio_ack_collector_t *collector;
     int rc;
 } ack_emit_context_t;
 
 static void emit_with_ack_in_namespace(sioc_namespace_t *nsp, void *data)
 {
     ack_emit_context_t *context = data;
-    sioc_sio_packet_t packet;
-    sio_encoded_t encoded;
+    sioc__sio_packet_t packet;
+    sioc__sio_encoded_t encoded;
     encoded.count = 0;
-    int rc = sio_build_event(&packet, nsp->name, context->event, context->message);
+    int rc = sioc__sio_build_event(&packet, nsp->name, context->event, context->message);
     if (rc == 0) {
         /* One id for every recipient, as Node's nsp._ids. */
         packet.id = nsp->server->next_ack_id++;
-        rc = sio_encode(nsp->server, &packet, &encoded);
+        rc = sioc__sio_encode_for_server(nsp->server, &packet, &encoded);
     }
     if (rc == 0) {
         sioc_broadcast_t scoped = *context->broadcast;
@@ -242,7 +243,7 @@ static void emit_with_ack_in_namespace(sioc_namespace_t *nsp, void *data)
                              (scoped.flags & SIOC_BROADCAST_VOLATILE) != 0};
         nsp->adapter->ops->select(nsp->adapter, &scoped, send_with_ack, &ack);
     }
-    sio_encoded_release(&encoded);
+    sioc__sio_encoded_release(&encoded);
     json_decref(packet.data);
     free(packet.attachments);
     if (rc != 0)
@@ -253,7 +254,7 @@ int sioc_broadcast_emit_with_ack(const sioc_broadcast_t *broadcast, const char *
                                  const sioc_message_t *message, uint32_t timeout_ms,
                                  sioc_broadcast_ack_cb callback, void *data)
 {
-    sio_ack_collector_t *collector = calloc(1, sizeof(*collector));
+    sioc__sio_ack_collector_t *collector = calloc(1, sizeof(*collector));
     if (collector == NULL) {
         if (message != NULL)
             json_decref(message->args);
@@ -265,12 +266,12 @@ int sioc_broadcast_emit_with_ack(const sioc_broadcast_t *broadcast, const char *
     collector->data = data;
     collector->references = 1;
     ack_emit_context_t context = {broadcast, event, message, collector, 0};
-    sio_namespace_for_each_target(broadcast->nsp, emit_with_ack_in_namespace, &context);
+    sioc__sio_namespace_for_each_target(broadcast->nsp, emit_with_ack_in_namespace, &context);
     if (message != NULL)
         json_decref(message->args);
     if (context.rc != 0 && collector->expected == 0) {
         collector->done = 1;
-        sio_ack_collector_unref(collector);
+        sioc__sio_ack_collector_unref(collector);
         return context.rc;
     }
     if (collector->expected == 0)
@@ -300,7 +301,7 @@ static void collect_socket(sioc_socket_t *socket, void *data)
         list->sockets = sockets;
         list->capacity = capacity;
     }
-    sio_socket_ref(socket);
+    sioc__sio_socket_ref(socket);
     list->sockets[list->count++] = socket;
 }
 
@@ -318,14 +319,14 @@ static socket_list_t select_sockets(const sioc_broadcast_t *broadcast)
 {
     socket_list_t list = {NULL, 0, 0};
     void *context[2] = {(void *)broadcast, &list};
-    sio_namespace_for_each_target(broadcast->nsp, collect_in_namespace, context);
+    sioc__sio_namespace_for_each_target(broadcast->nsp, collect_in_namespace, context);
     return list;
 }
 
 static void release_sockets(socket_list_t *list)
 {
     for (size_t i = 0; i < list->count; i++)
-        sio_socket_unref(list->sockets[i]);
+        sioc__sio_socket_unref(list->sockets[i]);
     free(list->sockets);
 }
 
@@ -380,8 +381,8 @@ void sioc_broadcast_disconnect(const sioc_broadcast_t *broadcast, int close)
 int sioc_namespace_server_side_emit(sioc_namespace_t *nsp, const char *event, json_t *args)
 {
     sioc_message_t message = {.args = args};
-    sioc_sio_packet_t packet;
-    int rc = sio_build_event(&packet, nsp->name, event, &message);
+    sioc__sio_packet_t packet;
+    int rc = sioc__sio_build_event(&packet, nsp->name, event, &message);
     if (rc == 0)
         rc = nsp->adapter->ops->server_side_emit(nsp->adapter, &packet);
     json_decref(packet.data);

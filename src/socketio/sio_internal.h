@@ -13,34 +13,34 @@
 #include "sioc.h"
 #include "socketio/sio_parser.h"
 
-typedef struct sio_client_s sio_client_t;
-typedef struct sio_ack_collector_s sio_ack_collector_t;
+typedef struct sioc__sio_client_s sioc__sio_client_t;
+typedef struct sioc__sio_ack_collector_s sioc__sio_ack_collector_t;
 
 /* One encoded packet: the Engine.IO messages that carry it (text or msgpack packet first, then
  * one binary message per attachment). Each part is a refcounted buffer shared by all
  * recipients of a broadcast. */
 #define SIO_MAX_PARTS (1 + 64)
-typedef struct sio_encoded_s {
-    sioc_buffer_t *parts[SIO_MAX_PARTS];
+typedef struct sioc__sio_encoded_s {
+    sioc__buffer_t *parts[SIO_MAX_PARTS];
     size_t count;
-} sio_encoded_t;
+} sioc__sio_encoded_t;
 
-typedef struct sio_handler_s {
+typedef struct sioc__sio_handler_s {
     char *event;
     sioc_event_cb callback;
     void *data;
     UT_hash_handle hh;
-} sio_handler_t;
+} sioc__sio_handler_t;
 
-typedef struct sio_middleware_s {
+typedef struct sioc__sio_middleware_s {
     sioc_middleware_cb callback;
     void *data;
-} sio_middleware_t;
+} sioc__sio_middleware_t;
 
-typedef struct sio_callback_s {
+typedef struct sioc__sio_callback_s {
     void *callback;
     void *data;
-} sio_callback_t;
+} sioc__sio_callback_t;
 
 struct sioc_namespace_s {
     char *name;
@@ -48,48 +48,52 @@ struct sioc_namespace_s {
     sioc_namespace_t *parent;        /* a dynamic namespace's parent (handlers live there) */
     sioc_namespace_filter_cb filter; /* parents only */
     void *filter_data;
-    sio_handler_t *handlers; /* by event name */
-    sio_middleware_t *middlewares;
+    sioc__sio_handler_t *handlers; /* by event name */
+    sioc__sio_middleware_t *middlewares;
     size_t middleware_count;
-    sio_callback_t on_connection;
-    sio_callback_t on_disconnecting;
-    sio_callback_t on_disconnect;
-    sio_callback_t on_any;
-    sio_callback_t on_any_outgoing;
+    sioc__sio_callback_t on_connection;
+    sioc__sio_callback_t on_disconnecting;
+    sioc__sio_callback_t on_disconnect;
+    sioc__sio_callback_t on_any;
+    sioc__sio_callback_t on_any_outgoing;
     sioc_socket_t *sockets; /* connected sockets, by id (hh) */
     size_t socket_count;
-    sio_adapter_t *adapter;
+    sioc__adapter_t *adapter;
     UT_hash_handle hh;              /* server->namespaces, by name */
     sioc_namespace_t *next_dynamic; /* server->dynamic_parents list */
 };
 
 /* An acknowledgement the server waits for. */
-typedef struct sio_pending_ack_s {
+typedef struct sioc__sio_pending_ack_s {
     int64_t id;
     sioc_socket_t *socket;
     sioc_ack_cb callback; /* single-socket emit */
     void *data;
-    sio_ack_collector_t *collector; /* broadcast with acks */
-    uv_timer_t *timer;              /* NULL without a timeout */
+    sioc__sio_ack_collector_t *collector; /* broadcast with acks */
+    uv_timer_t *timer;                    /* NULL without a timeout */
     UT_hash_handle hh;
-} sio_pending_ack_t;
+} sioc__sio_pending_ack_t;
 
-enum sio_socket_state { SIO_SOCKET_CONNECTING, SIO_SOCKET_CONNECTED, SIO_SOCKET_DISCONNECTED };
+enum sioc__sio_socket_state {
+    SIO_SOCKET_CONNECTING,
+    SIO_SOCKET_CONNECTED,
+    SIO_SOCKET_DISCONNECTED
+};
 
 struct sioc_socket_s {
     char id[SIOC_ID_LENGTH + 1];
     char pid[SIOC_ID_LENGTH + 1]; /* recovery session id; "" when recovery is off */
     sioc_namespace_t *nsp;
-    sio_client_t *client; /* NULL once the connection is gone */
+    sioc__sio_client_t *client; /* NULL once the connection is gone */
     json_t *handshake;
     json_t *data;
     void *user;
     uint8_t state;
     uint8_t recovered;
-    uint32_t references;           /* the socket is freed when this drops to 0 */
-    sio_pending_ack_t *acks;       /* by id */
-    sio_membership_t *memberships; /* rooms, by name (adapter-owned entries) */
-    uint64_t seen_mark;            /* broadcast de-duplication */
+    uint32_t references;             /* the socket is freed when this drops to 0 */
+    sioc__sio_pending_ack_t *acks;   /* by id */
+    sioc__membership_t *memberships; /* rooms, by name (adapter-owned entries) */
+    uint64_t seen_mark;              /* broadcast de-duplication */
     uint64_t except_mark;
     UT_hash_handle hh;        /* nsp->sockets, by id */
     UT_hash_handle hh_client; /* client->sockets, by namespace name */
@@ -101,13 +105,13 @@ struct sioc_next_s {
     size_t index;
 };
 
-struct sio_client_s {
+struct sioc__sio_client_s {
     sioc_server_t *server;
     sioc_eio_socket_t *eio;
-    sioc_sio_decoder_t decoder;
+    sioc__sio_decoder_t decoder;
     sioc_socket_t *sockets; /* by namespace name (hh_client) */
     json_t *handshake;      /* everything but auth, from the opening request */
-    sioc_deadline_t connect_deadline;
+    sioc__deadline_t connect_deadline;
     uint8_t closed;
 };
 
@@ -117,8 +121,8 @@ struct sioc_server_s {
     sioc_server_options_t options;
     sioc_namespace_t *namespaces; /* by name */
     sioc_namespace_t *dynamic_parents;
-    sioc_deadline_list_t connect_timeouts;
-    sio_recovery_t *recovery; /* NULL when recovery is off */
+    sioc__deadline_list_t connect_timeouts;
+    sioc__sio_recovery_t *recovery; /* NULL when recovery is off */
     uint64_t broadcast_generation;
     int64_t next_ack_id;
     int closing;
@@ -127,59 +131,65 @@ struct sioc_server_s {
 };
 
 /* sio_server.c */
-int sio_encode(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out);
-void sio_encoded_release(sio_encoded_t *encoded);
+int sioc__sio_encode_for_server(sioc_server_t *server, const sioc__sio_packet_t *packet,
+                                sioc__sio_encoded_t *out);
+void sioc__sio_encoded_release(sioc__sio_encoded_t *encoded);
 /* Queues every part on the client's connection. */
-int sio_client_send(sio_client_t *client, const sio_encoded_t *encoded, int is_volatile);
+int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t *encoded,
+                          int is_volatile);
 /* Closes the Engine.IO connection after disconnecting every socket with reason. */
-void sio_client_close(sio_client_t *client, const char *reason);
-void sio_client_forget_socket(sio_client_t *client, sioc_socket_t *socket);
-void sio_client_on_socket_connected(sio_client_t *client);
+void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason);
+void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *socket);
+void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client);
 
 /* sio_namespace.c */
-sioc_namespace_t *sio_namespace_new(sioc_server_t *server, const char *name,
-                                    sioc_namespace_t *parent);
-void sio_namespace_free(sioc_namespace_t *nsp);
+sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *name,
+                                          sioc_namespace_t *parent);
+void sioc__sio_namespace_free(sioc_namespace_t *nsp);
 /* The namespace a CONNECT names: existing, or created through a dynamic parent; NULL if none. */
-sioc_namespace_t *sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth);
+sioc_namespace_t *sioc__sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth);
 /* Where handlers and middleware live: the parent of a dynamic namespace, else itself. */
-static inline sioc_namespace_t *sio_namespace_root(sioc_namespace_t *nsp)
+static inline sioc_namespace_t *sioc__sio_namespace_root(sioc_namespace_t *nsp)
 {
     return nsp->parent != NULL ? nsp->parent : nsp;
 }
-void sio_namespace_dispatch(sioc_socket_t *socket, sioc_sio_packet_t *packet);
-void sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth);
+void sioc__sio_namespace_dispatch(sioc_socket_t *socket, sioc__sio_packet_t *packet);
+void sioc__sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth);
 /* Emit on every namespace this call is for: a dynamic parent reaches its children. */
-typedef void (*sio_namespace_visit_cb)(sioc_namespace_t *nsp, void *data);
-void sio_namespace_for_each_target(sioc_namespace_t *nsp, sio_namespace_visit_cb visit, void *data);
+typedef void (*sioc__sio_namespace_visit_cb)(sioc_namespace_t *nsp, void *data);
+void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namespace_visit_cb visit,
+                                         void *data);
 
 /* sio_socket.c */
-sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_t *auth);
-void sio_socket_ref(sioc_socket_t *socket);
-void sio_socket_unref(sioc_socket_t *socket);
+sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp,
+                                    json_t *auth);
+void sioc__sio_socket_ref(sioc_socket_t *socket);
+void sioc__sio_socket_unref(sioc_socket_t *socket);
 /* Completes a connection that passed the middleware (or was recovered). */
-void sio_socket_connected(sioc_socket_t *socket);
-void sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data);
+void sioc__sio_socket_connected(sioc_socket_t *socket);
+void sioc__sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data);
 /* Leaves the namespace: disconnecting hook, rooms left, pending acks failed, disconnect
  * hook. send_disconnect: tell the client with a DISCONNECT packet. */
-void sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect);
-void sio_socket_on_event(sioc_socket_t *socket, sioc_sio_packet_t *packet);
-void sio_socket_on_ack(sioc_socket_t *socket, sioc_sio_packet_t *packet);
+void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect);
+void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet);
+void sioc__sio_socket_on_ack(sioc_socket_t *socket, sioc__sio_packet_t *packet);
 /* Builds an EVENT packet [event, ...args] (args taken). */
-int sio_build_event(sioc_sio_packet_t *packet, const char *nsp, const char *event,
-                    const sioc_message_t *message);
-void sio_event_from_packet(const sioc_sio_packet_t *packet, size_t skip, sioc_event_t *event,
-                           sioc_binary_t *attachments, char *name_buffer, size_t name_size);
-sio_pending_ack_t *sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
-                                              uint32_t timeout_ms);
-void sio_pending_ack_free(sio_pending_ack_t *pending);
+int sioc__sio_build_event(sioc__sio_packet_t *packet, const char *nsp, const char *event,
+                          const sioc_message_t *message);
+void sioc__sio_event_from_packet(const sioc__sio_packet_t *packet, size_t skip, sioc_event_t *event,
+                                 sioc_binary_t *attachments, char *name_buffer, size_t name_size);
+sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
+                                                          uint32_t timeout_ms);
+void sioc__sio_pending_ack_free(sioc__sio_pending_ack_t *pending);
 
 /* sio_broadcast.c */
 /* Sends an encoded packet to every socket the broadcast selects on this server. Returns the
  * number of recipients. */
-size_t sio_broadcast_local(const sioc_broadcast_t *broadcast, const sio_encoded_t *encoded,
-                           sio_ack_collector_t *collector, int64_t ack_id);
-void sio_ack_collector_add_response(sio_ack_collector_t *collector, const sioc_event_t *response);
-void sio_ack_collector_unref(sio_ack_collector_t *collector);
+size_t sioc__sio_broadcast_local(const sioc_broadcast_t *broadcast,
+                                 const sioc__sio_encoded_t *encoded,
+                                 sioc__sio_ack_collector_t *collector, int64_t ack_id);
+void sioc__sio_ack_collector_add_response(sioc__sio_ack_collector_t *collector,
+                                          const sioc_event_t *response);
+void sioc__sio_ack_collector_unref(sioc__sio_ack_collector_t *collector);
 
 #endif

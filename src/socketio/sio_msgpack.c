@@ -200,7 +200,7 @@ static const char *check_value(struct reader *reader, int depth)
 
 struct conversion {
     size_t max_attachments;
-    sioc_sio_attachment_t *attachments;
+    sioc__sio_attachment_t *attachments;
     size_t attachment_count;
     size_t attachment_capacity;
 };
@@ -305,7 +305,7 @@ static const char *add_attachment(struct conversion *conversion, const void *byt
         return ERROR_TOO_MANY_ATTACHMENTS;
     if (conversion->attachment_count == conversion->attachment_capacity) {
         size_t capacity = conversion->attachment_capacity ? conversion->attachment_capacity * 2 : 4;
-        sioc_sio_attachment_t *grown = realloc(conversion->attachments, capacity * sizeof(*grown));
+        sioc__sio_attachment_t *grown = realloc(conversion->attachments, capacity * sizeof(*grown));
         if (grown == NULL)
             return ERROR_OUT_OF_MEMORY;
         conversion->attachments = grown;
@@ -317,7 +317,7 @@ static const char *add_attachment(struct conversion *conversion, const void *byt
     if (length > 0)
         memcpy(copy, bytes, length);
     size_t num = conversion->attachment_count++;
-    conversion->attachments[num] = (sioc_sio_attachment_t){copy, length};
+    conversion->attachments[num] = (sioc__sio_attachment_t){copy, length};
     *value = json_pack("{sbsI}", "_placeholder", 1, "num", (json_int_t)num);
     return *value != NULL ? NULL : ERROR_OUT_OF_MEMORY;
 }
@@ -577,7 +577,7 @@ static const char *read_nsp(const msgpack_object *object, char **nsp)
 
 /* The attachments move into the packet, even on failure, so that clearing it frees them. */
 static const char *read_data(const msgpack_object *object, size_t max_attachments,
-                             sioc_sio_packet_t *packet)
+                             sioc__sio_packet_t *packet)
 {
     if (object == NULL)
         return NULL;
@@ -593,7 +593,7 @@ static int is_event_name(const json_t *value)
     if (json_is_number(value))
         return 1;
     return json_is_string(value) &&
-           !sioc_sio_is_reserved_event(json_string_value(value), json_string_length(value));
+           !sioc__sio_is_reserved_event(json_string_value(value), json_string_length(value));
 }
 
 /* isDataValid, with the JSON decoder's check of EVENT's first element on top. */
@@ -628,7 +628,7 @@ static const char *read_id(const msgpack_object *object, int type, int64_t *id)
 
 /* Decoder.checkPacket's order: type, namespace, payload, id. */
 static const char *decode_packet(const msgpack_object *object, size_t max_attachments,
-                                 sioc_sio_packet_t *packet)
+                                 sioc__sio_packet_t *packet)
 {
     struct packet_fields fields;
     const char *problem = find_fields(object, &fields);
@@ -652,8 +652,8 @@ static const char *decode_packet(const msgpack_object *object, size_t max_attach
     return NULL;
 }
 
-int sioc_sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attachments,
-                            sioc_sio_packet_t *out, const char **error)
+int sioc__sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attachments,
+                             sioc__sio_packet_t *out, const char **error)
 {
     memset(out, 0, sizeof(*out));
     struct reader reader = {data, length, 0};
@@ -675,7 +675,7 @@ int sioc_sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attac
     }
     if (problem == NULL)
         return 0;
-    sioc_sio_packet_clear(out);
+    sioc__sio_packet_clear(out);
     if (error != NULL)
         *error = problem;
     return -1;
@@ -687,7 +687,7 @@ int sioc_sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attac
 struct encoder {
     msgpack_sbuffer buffer;
     msgpack_packer packer;
-    const sioc_sio_packet_t *packet;
+    const sioc__sio_packet_t *packet;
     int failed;
 };
 
@@ -721,8 +721,8 @@ static void write_real(struct encoder *encoder, double value)
 }
 
 /* The attachment a placeholder stands for, or NULL if value is no placeholder of this packet. */
-static const sioc_sio_attachment_t *placeholder_attachment(const struct encoder *encoder,
-                                                           json_t *value)
+static const sioc__sio_attachment_t *placeholder_attachment(const struct encoder *encoder,
+                                                            json_t *value)
 {
     if (!json_is_true(json_object_get(value, "_placeholder")))
         return NULL;
@@ -810,7 +810,7 @@ static void write_object(struct encoder *encoder, json_t *object, int depth)
 
 static void write_container(struct encoder *encoder, json_t *value, int depth)
 {
-    const sioc_sio_attachment_t *attachment = placeholder_attachment(encoder, value);
+    const sioc__sio_attachment_t *attachment = placeholder_attachment(encoder, value);
     if (attachment != NULL)
         check_written(encoder, msgpack_pack_bin_with_body(&encoder->packer, attachment->data,
                                                           attachment->length));
@@ -850,7 +850,7 @@ static void write_value(struct encoder *encoder, json_t *value, int depth)
     }
 }
 
-static int is_encodable(const sioc_sio_packet_t *packet)
+static int is_encodable(const sioc__sio_packet_t *packet)
 {
     if (packet->type < SIOC_SIO_CONNECT || packet->type > SIOC_SIO_BINARY_ACK)
         return 0;
@@ -871,7 +871,7 @@ static void write_id(struct encoder *encoder)
  * ack() {id, type, data}, then Socket.packet() adds nsp; the other packets {type, data?}. */
 static void write_packet(struct encoder *encoder)
 {
-    const sioc_sio_packet_t *packet = encoder->packet;
+    const sioc__sio_packet_t *packet = encoder->packet;
     int type = packet->type == SIOC_SIO_BINARY_EVENT ? SIOC_SIO_EVENT
                : packet->type == SIOC_SIO_BINARY_ACK ? SIOC_SIO_ACK
                                                      : packet->type;
@@ -894,7 +894,7 @@ static void write_packet(struct encoder *encoder)
     write_string(encoder, nsp, strlen(nsp));
 }
 
-uint8_t *sioc_sio_msgpack_encode(const sioc_sio_packet_t *packet, size_t *length)
+uint8_t *sioc__sio_msgpack_encode(const sioc__sio_packet_t *packet, size_t *length)
 {
     if (!is_encodable(packet))
         return NULL;

@@ -36,9 +36,9 @@
 #define SIOC_SIO_MSGPACK_MAX_NSP_LENGTH 256
 
 /* Decodes one Engine.IO binary message. Returns 0 with *out filled (the caller owns it:
- * sioc_sio_packet_clear), or -1 with *error set to a static message and *out zeroed. */
-int sioc_sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attachments,
-                            sioc_sio_packet_t *out, const char **error);
+ * sioc__sio_packet_clear), or -1 with *error set to a static message and *out zeroed. */
+int sioc__sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attachments,
+                             sioc__sio_packet_t *out, const char **error);
 
 /* Encodes a packet the way the Node server writes it: keys in the order socket.io builds its
  * packet objects, values as notepack.io writes them. type, nsp (NULL = "/"), id, data (NULL or
@@ -47,6 +47,6 @@ int sioc_sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_attac
  * written as EVENT/ACK. Returns malloc'd bytes (caller frees) and *length, or NULL when the type
  * is unknown, an id is set on another type than (BINARY_)EVENT/ACK or is outside 0..2^53-1, data
  * nests deeper than the JSON encoder allows, or memory runs out. */
-uint8_t *sioc_sio_msgpack_encode(const sioc_sio_packet_t *packet, size_t *length);
+uint8_t *sioc__sio_msgpack_encode(const sioc__sio_packet_t *packet, size_t *length);
 
 #endif

@@ -18,8 +18,8 @@ static char *normalized_name(const char *name)
     return copy;
 }
 
-sioc_namespace_t *sio_namespace_new(sioc_server_t *server, const char *name,
-                                    sioc_namespace_t *parent)
+sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *name,
+                                          sioc_namespace_t *parent)
 {
     sioc_namespace_t *nsp = calloc(1, sizeof(*nsp));
     if (nsp == NULL)
@@ -27,7 +27,7 @@ sioc_namespace_t *sio_namespace_new(sioc_server_t *server, const char *name,
     nsp->server = server;
     nsp->parent = parent;
     nsp->name = normalized_name(name);
-    nsp->adapter = nsp->name ? sio_memory_adapter_new(nsp) : NULL;
+    nsp->adapter = nsp->name ? sioc__memory_adapter_new(nsp) : NULL;
     if (nsp->adapter == NULL) {
         free(nsp->name);
         free(nsp);
@@ -36,11 +36,11 @@ sioc_namespace_t *sio_namespace_new(sioc_server_t *server, const char *name,
     return nsp;
 }
 
-void sio_namespace_free(sioc_namespace_t *nsp)
+void sioc__sio_namespace_free(sioc_namespace_t *nsp)
 {
     if (nsp == NULL)
         return;
-    sio_handler_t *handler, *next;
+    sioc__sio_handler_t *handler, *next;
     HASH_ITER(hh, nsp->handlers, handler, next)
     {
         HASH_DEL(nsp->handlers, handler);
@@ -63,7 +63,7 @@ static sioc_namespace_t *find_namespace(sioc_server_t *server, const char *name)
 static sioc_namespace_t *register_namespace(sioc_server_t *server, const char *name,
                                             sioc_namespace_t *parent)
 {
-    sioc_namespace_t *nsp = sio_namespace_new(server, name, parent);
+    sioc_namespace_t *nsp = sioc__sio_namespace_new(server, name, parent);
     if (nsp != NULL)
         HASH_ADD_KEYPTR(hh, server->namespaces, nsp->name, strlen(nsp->name), nsp);
     return nsp;
@@ -86,7 +86,7 @@ sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server, sioc_namespace_f
 {
     char name[64];
     snprintf(name, sizeof(name), "/_dynamic_parent_%p", (void *)filter);
-    sioc_namespace_t *parent = sio_namespace_new(server, name, NULL);
+    sioc_namespace_t *parent = sioc__sio_namespace_new(server, name, NULL);
     if (parent == NULL)
         return NULL;
     parent->filter = filter;
@@ -96,7 +96,7 @@ sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server, sioc_namespace_f
     return parent;
 }
 
-sioc_namespace_t *sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth)
+sioc_namespace_t *sioc__sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth)
 {
     sioc_namespace_t *nsp = find_namespace(server, name);
     if (nsp != NULL)
@@ -109,7 +109,8 @@ sioc_namespace_t *sio_namespace_lookup(sioc_server_t *server, const char *name, 
     return NULL;
 }
 
-void sio_namespace_for_each_target(sioc_namespace_t *nsp, sio_namespace_visit_cb visit, void *data)
+void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namespace_visit_cb visit,
+                                         void *data)
 {
     if (nsp->filter == NULL) {
         visit(nsp, data);
@@ -127,7 +128,7 @@ void sio_namespace_for_each_target(sioc_namespace_t *nsp, sio_namespace_visit_cb
 
 int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback, void *data)
 {
-    sio_handler_t *handler = NULL;
+    sioc__sio_handler_t *handler = NULL;
     HASH_FIND_STR(nsp->handlers, event, handler);
     if (handler == NULL) {
         handler = calloc(1, sizeof(*handler));
@@ -144,7 +145,7 @@ int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb ca
 
 int sioc_namespace_use(sioc_namespace_t *nsp, sioc_middleware_cb middleware, void *data)
 {
-    sio_middleware_t *middlewares =
+    sioc__sio_middleware_t *middlewares =
         realloc(nsp->middlewares, (nsp->middleware_count + 1) * sizeof(*middlewares));
     if (middlewares == NULL)
         return SIOC_ENOMEM;
@@ -203,7 +204,7 @@ size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp)
 
 size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room_name)
 {
-    sio_room_t *room = NULL;
+    sioc__room_t *room = NULL;
     HASH_FIND_STR(nsp->adapter->rooms, room_name, room);
     return room != NULL ? HASH_CNT(hh_room, room->members) : 0;
 }
@@ -220,40 +221,40 @@ sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id)
 
 static void run_current(sioc_next_t *next)
 {
-    sioc_namespace_t *root = sio_namespace_root(next->socket->nsp);
-    sio_middleware_t *middleware = &root->middlewares[next->index];
+    sioc_namespace_t *root = sioc__sio_namespace_root(next->socket->nsp);
+    sioc__sio_middleware_t *middleware = &root->middlewares[next->index];
     middleware->callback(next->socket, next, middleware->data);
 }
 
 static void finish_chain(sioc_next_t *next)
 {
-    sio_socket_unref(next->socket);
+    sioc__sio_socket_unref(next->socket);
     json_decref(next->auth);
     free(next);
 }
 
-void sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth)
+void sioc__sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth)
 {
-    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     if (root->middleware_count == 0) {
-        sio_socket_connected(socket);
+        sioc__sio_socket_connected(socket);
         return;
     }
     sioc_next_t *next = calloc(1, sizeof(*next));
     if (next == NULL) {
-        sio_socket_refuse(socket, "Server out of memory", NULL);
+        sioc__sio_socket_refuse(socket, "Server out of memory", NULL);
         return;
     }
     next->socket = socket;
     next->auth = json_incref(auth);
-    sio_socket_ref(socket);
+    sioc__sio_socket_ref(socket);
     run_current(next);
 }
 
 void sioc_next(sioc_next_t *next)
 {
     sioc_socket_t *socket = next->socket;
-    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     /* The client may have left while a middleware was waiting on a database. */
     if (socket->state != SIO_SOCKET_CONNECTING) {
         finish_chain(next);
@@ -263,14 +264,14 @@ void sioc_next(sioc_next_t *next)
         run_current(next);
         return;
     }
-    sio_socket_connected(socket);
+    sioc__sio_socket_connected(socket);
     finish_chain(next);
 }
 
 void sioc_next_error(sioc_next_t *next, const char *message, json_t *data)
 {
     if (next->socket->state == SIO_SOCKET_CONNECTING)
-        sio_socket_refuse(next->socket, message, data);
+        sioc__sio_socket_refuse(next->socket, message, data);
     else
         json_decref(data);
     finish_chain(next);
@@ -279,24 +280,24 @@ void sioc_next_error(sioc_next_t *next, const char *message, json_t *data)
 /* ---- packets ------------------------------------------------------------------------------------
  */
 
-void sio_namespace_dispatch(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+void sioc__sio_namespace_dispatch(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
     switch (packet->type) {
     case SIOC_SIO_EVENT:
     case SIOC_SIO_BINARY_EVENT:
-        sio_socket_on_event(socket, packet);
+        sioc__sio_socket_on_event(socket, packet);
         break;
     case SIOC_SIO_ACK:
     case SIOC_SIO_BINARY_ACK:
-        sio_socket_on_ack(socket, packet);
+        sioc__sio_socket_on_ack(socket, packet);
         break;
     case SIOC_SIO_DISCONNECT:
-        sio_client_forget_socket(socket->client, socket);
-        sio_socket_close(socket, "client namespace disconnect", 0);
+        sioc__sio_client_forget_socket(socket->client, socket);
+        sioc__sio_socket_close(socket, "client namespace disconnect", 0);
         break;
     default:
         /* CONNECT_ERROR is for servers to send: Node closes a client that sends one. */
-        sio_client_close(socket->client, "forced close");
+        sioc__sio_client_close(socket->client, "forced close");
         break;
     }
 }

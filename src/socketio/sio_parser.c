@@ -50,7 +50,7 @@ static const char *const reserved_events[] = {
     "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
 };
 
-int sioc_sio_is_reserved_event(const char *name, size_t length)
+int sioc__sio_is_reserved_event(const char *name, size_t length)
 {
     for (size_t i = 0; i < sizeof(reserved_events) / sizeof(reserved_events[0]); i++) {
         if (strlen(reserved_events[i]) == length && memcmp(reserved_events[i], name, length) == 0)
@@ -74,7 +74,7 @@ static char *copy_text(const char *text, size_t length)
     return copy;
 }
 
-void sioc_sio_packet_clear(sioc_sio_packet_t *packet)
+void sioc__sio_packet_clear(sioc__sio_packet_t *packet)
 {
     free(packet->nsp);
     json_decref(packet->data);
@@ -219,7 +219,7 @@ static int is_event_name(const json_t *value)
     if (json_is_number(value))
         return 1;
     return json_is_string(value) &&
-           !sioc_sio_is_reserved_event(json_string_value(value), json_string_length(value));
+           !sioc__sio_is_reserved_event(json_string_value(value), json_string_length(value));
 }
 
 /* Decoder.isPayloadValid, with an absent payload refused wherever the header promises one. */
@@ -289,8 +289,8 @@ static const char *check_placeholders(json_t *value, size_t attachment_count)
 }
 
 /* Decoder.decodeString. On failure the caller clears the partly filled packet. */
-static const char *decode_text(const sioc_sio_decoder_t *decoder, const char *text, size_t length,
-                               sioc_sio_packet_t *packet)
+static const char *decode_text(const sioc__sio_decoder_t *decoder, const char *text, size_t length,
+                               sioc__sio_packet_t *packet)
 {
     struct cursor cursor = {text, length, 0};
     const char *problem = read_type(&cursor, &packet->type);
@@ -313,7 +313,7 @@ static const char *decode_text(const sioc_sio_decoder_t *decoder, const char *te
 /* ---------------------------------------------------------------------------------------------
  * Decoder */
 
-void sioc_sio_decoder_init(sioc_sio_decoder_t *decoder, size_t max_attachments)
+void sioc__sio_decoder_init(sioc__sio_decoder_t *decoder, size_t max_attachments)
 {
     memset(decoder, 0, sizeof(*decoder));
     decoder->max_attachments = max_attachments;
@@ -321,19 +321,19 @@ void sioc_sio_decoder_init(sioc_sio_decoder_t *decoder, size_t max_attachments)
 }
 
 /* Drops a pending packet; the limits stay. */
-static void decoder_reset(sioc_sio_decoder_t *decoder)
+static void decoder_reset(sioc__sio_decoder_t *decoder)
 {
-    sioc_sio_packet_clear(&decoder->pending);
+    sioc__sio_packet_clear(&decoder->pending);
     decoder->received = 0;
     decoder->has_pending = 0;
 }
 
-void sioc_sio_decoder_free(sioc_sio_decoder_t *decoder)
+void sioc__sio_decoder_free(sioc__sio_decoder_t *decoder)
 {
     decoder_reset(decoder);
 }
 
-static int decode_failed(sioc_sio_decoder_t *decoder, const char *message, const char **error)
+static int decode_failed(sioc__sio_decoder_t *decoder, const char *message, const char **error)
 {
     decoder_reset(decoder);
     if (error != NULL)
@@ -342,7 +342,7 @@ static int decode_failed(sioc_sio_decoder_t *decoder, const char *message, const
 }
 
 /* Hands the pending packet to the caller and starts afresh. */
-static int decode_completed(sioc_sio_decoder_t *decoder, sioc_sio_packet_t *out)
+static int decode_completed(sioc__sio_decoder_t *decoder, sioc__sio_packet_t *out)
 {
     *out = decoder->pending;
     memset(&decoder->pending, 0, sizeof(decoder->pending));
@@ -351,13 +351,13 @@ static int decode_completed(sioc_sio_decoder_t *decoder, sioc_sio_packet_t *out)
     return SIOC_SIO_DECODE_COMPLETE;
 }
 
-int sioc_sio_decoder_add_text(sioc_sio_decoder_t *decoder, const char *data, size_t length,
-                              sioc_sio_packet_t *out, const char **error)
+int sioc__sio_decoder_add_text(sioc__sio_decoder_t *decoder, const char *data, size_t length,
+                               sioc__sio_packet_t *out, const char **error)
 {
     if (decoder->has_pending)
         return decode_failed(decoder, ERROR_PLAINTEXT_PENDING, error);
 
-    sioc_sio_packet_t *packet = &decoder->pending;
+    sioc__sio_packet_t *packet = &decoder->pending;
     packet->id = SIOC_SIO_NO_ACK_ID;
     const char *problem = decode_text(decoder, data, length, packet);
     if (problem != NULL)
@@ -372,13 +372,13 @@ int sioc_sio_decoder_add_text(sioc_sio_decoder_t *decoder, const char *data, siz
     return SIOC_SIO_DECODE_PENDING;
 }
 
-int sioc_sio_decoder_add_binary(sioc_sio_decoder_t *decoder, const uint8_t *data, size_t length,
-                                sioc_sio_packet_t *out, const char **error)
+int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *data, size_t length,
+                                 sioc__sio_packet_t *out, const char **error)
 {
     if (!decoder->has_pending)
         return decode_failed(decoder, ERROR_BINARY_NOT_PENDING, error);
 
-    sioc_sio_attachment_t *attachment = &decoder->pending.attachments[decoder->received];
+    sioc__sio_attachment_t *attachment = &decoder->pending.attachments[decoder->received];
     attachment->data = malloc(length > 0 ? length : 1);
     if (attachment->data == NULL)
         return decode_failed(decoder, ERROR_OUT_OF_MEMORY, error);
@@ -720,7 +720,7 @@ static void write_value(struct text_buffer *buffer, json_t *value, int depth)
 /* Encoder.encodeAsString: type, "<n>-" for binary types, "<nsp>," unless the namespace is "/"
  * (or empty), the ack id, the JSON (skipped when absent or null, as "null != obj.data"). A comma
  * in the namespace would end it early on the wire; socket.io-parser 4.2.7 throws there too. */
-char *sioc_sio_encode(const sioc_sio_packet_t *packet, size_t *length)
+char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length)
 {
     if (packet->type < SIOC_SIO_CONNECT || packet->type > SIOC_SIO_BINARY_ACK)
         return NULL;

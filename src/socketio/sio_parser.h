@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum sioc_sio_packet_type {
+enum sioc__sio_packet_type {
     SIOC_SIO_CONNECT = 0,
     SIOC_SIO_DISCONNECT = 1,
     SIOC_SIO_EVENT = 2,
@@ -35,56 +35,56 @@ enum sioc_sio_packet_type {
 #define SIOC_SIO_DEFAULT_MAX_ATTACHMENTS 10
 #define SIOC_SIO_NO_ACK_ID (-1)
 
-typedef struct sioc_sio_attachment_s {
+typedef struct sioc__sio_attachment_s {
     uint8_t *data; /* owned by the packet (malloc) */
     size_t length;
-} sioc_sio_attachment_t;
+} sioc__sio_attachment_t;
 
-typedef struct sioc_sio_packet_s {
-    int type;                           /* enum sioc_sio_packet_type */
-    char *nsp;                          /* owned, NUL-terminated; "/" when absent on the wire */
-    int64_t id;                         /* ack id, or SIOC_SIO_NO_ACK_ID */
-    json_t *data;                       /* owned reference; NULL when the packet had no payload */
-    size_t attachment_count;            /* declared count (binary types) */
-    sioc_sio_attachment_t *attachments; /* owned array of attachment_count entries */
-} sioc_sio_packet_t;
+typedef struct sioc__sio_packet_s {
+    int type;                            /* enum sioc__sio_packet_type */
+    char *nsp;                           /* owned, NUL-terminated; "/" when absent on the wire */
+    int64_t id;                          /* ack id, or SIOC_SIO_NO_ACK_ID */
+    json_t *data;                        /* owned reference; NULL when the packet had no payload */
+    size_t attachment_count;             /* declared count (binary types) */
+    sioc__sio_attachment_t *attachments; /* owned array of attachment_count entries */
+} sioc__sio_packet_t;
 
 /* Releases everything the packet owns and zeroes it; safe on a zeroed packet. */
-void sioc_sio_packet_clear(sioc_sio_packet_t *packet);
+void sioc__sio_packet_clear(sioc__sio_packet_t *packet);
 
-typedef struct sioc_sio_decoder_s {
+typedef struct sioc__sio_decoder_s {
     size_t max_attachments;
-    size_t max_nsp_length;     /* namespace names longer than this are refused (default 256) */
-    sioc_sio_packet_t pending; /* binary packet waiting for attachments */
-    size_t received;           /* attachments received so far */
+    size_t max_nsp_length;      /* namespace names longer than this are refused (default 256) */
+    sioc__sio_packet_t pending; /* binary packet waiting for attachments */
+    size_t received;            /* attachments received so far */
     int has_pending;
-} sioc_sio_decoder_t;
+} sioc__sio_decoder_t;
 
-void sioc_sio_decoder_init(sioc_sio_decoder_t *decoder, size_t max_attachments);
-void sioc_sio_decoder_free(sioc_sio_decoder_t *decoder);
+void sioc__sio_decoder_init(sioc__sio_decoder_t *decoder, size_t max_attachments);
+void sioc__sio_decoder_free(sioc__sio_decoder_t *decoder);
 
 /* Result of feeding the decoder. */
-enum sioc_sio_decode_result {
+enum sioc__sio_decode_result {
     SIOC_SIO_DECODE_ERROR = -1,   /* *error set to a static message; decoder reset */
     SIOC_SIO_DECODE_PENDING = 0,  /* binary packet needs more attachments */
-    SIOC_SIO_DECODE_COMPLETE = 1, /* *out filled; the caller owns it (sioc_sio_packet_clear) */
+    SIOC_SIO_DECODE_COMPLETE = 1, /* *out filled; the caller owns it (sioc__sio_packet_clear) */
 };
 
 /* One Engine.IO text message (without the Engine.IO '4' prefix). */
-int sioc_sio_decoder_add_text(sioc_sio_decoder_t *decoder, const char *data, size_t length,
-                              sioc_sio_packet_t *out, const char **error);
+int sioc__sio_decoder_add_text(sioc__sio_decoder_t *decoder, const char *data, size_t length,
+                               sioc__sio_packet_t *out, const char **error);
 
 /* One Engine.IO binary message: the next attachment of the pending packet (copied). */
-int sioc_sio_decoder_add_binary(sioc_sio_decoder_t *decoder, const uint8_t *data, size_t length,
-                                sioc_sio_packet_t *out, const char **error);
+int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *data, size_t length,
+                                 sioc__sio_packet_t *out, const char **error);
 
 /* Text form of a packet (attachments are sent after it, one binary message each, by the
  * caller). type, nsp (NULL = "/"), id, data and attachment_count are read; for binary types the
  * "<n>-" prefix is written from attachment_count. Returns a malloc'd NUL-terminated string
  * (caller frees) and its length, or NULL when data cannot be serialised. */
-char *sioc_sio_encode(const sioc_sio_packet_t *packet, size_t *length);
+char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length);
 
 /* 1 if name is a reserved event name a client may not emit. */
-int sioc_sio_is_reserved_event(const char *name, size_t length);
+int sioc__sio_is_reserved_event(const char *name, size_t length);
 
 #endif

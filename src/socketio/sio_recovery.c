@@ -9,7 +9,7 @@ typedef struct kept_packet_s {
     sioc_namespace_t *nsp;
     json_t *rooms;  /* array of names; empty = the whole namespace */
     json_t *except; /* array of names */
-    sio_encoded_t encoded;
+    sioc__sio_encoded_t encoded;
     struct kept_packet_s *next;
     UT_hash_handle hh;
 } kept_packet_t;
@@ -24,7 +24,7 @@ typedef struct session_s {
     UT_hash_handle hh;
 } session_t;
 
-/* What a restored socket still has to receive, kept until sio_recovery_replay(). */
+/* What a restored socket still has to receive, kept until sioc__sio_recovery_replay(). */
 typedef struct restored_s {
     sioc_socket_t *socket;
     json_t *rooms;
@@ -33,7 +33,7 @@ typedef struct restored_s {
     struct restored_s *next;
 } restored_t;
 
-struct sio_recovery_s {
+struct sioc__sio_recovery_s {
     sioc_server_t *server;
     uv_timer_t expiry;
     kept_packet_t *oldest;
@@ -44,14 +44,14 @@ struct sio_recovery_s {
     char last_offset[SIOC_ID_LENGTH + 1];
 };
 
-static uint64_t window_ms(const sio_recovery_t *recovery)
+static uint64_t window_ms(const sioc__sio_recovery_t *recovery)
 {
     return recovery->server->options.max_disconnection_duration_ms;
 }
 
 static void free_packet(kept_packet_t *packet)
 {
-    sio_encoded_release(&packet->encoded);
+    sioc__sio_encoded_release(&packet->encoded);
     json_decref(packet->rooms);
     json_decref(packet->except);
     free(packet);
@@ -64,7 +64,7 @@ static void free_session(session_t *session)
     free(session);
 }
 
-static void expire(sio_recovery_t *recovery)
+static void expire(sioc__sio_recovery_t *recovery)
 {
     uint64_t now = uv_now(recovery->server->loop);
     uint64_t window = window_ms(recovery);
@@ -98,9 +98,9 @@ static void free_restored(restored_t *restored)
     free(restored);
 }
 
-sio_recovery_t *sio_recovery_new(sioc_server_t *server)
+sioc__sio_recovery_t *sioc__sio_recovery_new(sioc_server_t *server)
 {
-    sio_recovery_t *recovery = calloc(1, sizeof(*recovery));
+    sioc__sio_recovery_t *recovery = calloc(1, sizeof(*recovery));
     if (recovery == NULL)
         return NULL;
     recovery->server = server;
@@ -114,18 +114,18 @@ sio_recovery_t *sio_recovery_new(sioc_server_t *server)
 
 static void on_expiry_closed(uv_handle_t *handle)
 {
-    sio_recovery_t *recovery = handle->data;
-    recovery->expiry.data = NULL; /* marks the timer as released for sio_recovery_free */
+    sioc__sio_recovery_t *recovery = handle->data;
+    recovery->expiry.data = NULL; /* marks the timer as released for sioc__sio_recovery_free */
     free(recovery);
 }
 
-void sio_recovery_stop(sio_recovery_t *recovery)
+void sioc__sio_recovery_stop(sioc__sio_recovery_t *recovery)
 {
     if (recovery != NULL)
         uv_timer_stop(&recovery->expiry);
 }
 
-void sio_recovery_free(sio_recovery_t *recovery)
+void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery)
 {
     if (recovery == NULL)
         return;
@@ -150,9 +150,9 @@ void sio_recovery_free(sio_recovery_t *recovery)
     uv_close((uv_handle_t *)&recovery->expiry, on_expiry_closed);
 }
 
-int sio_recovery_add_offset(sio_recovery_t *recovery, sioc_sio_packet_t *packet)
+int sioc__sio_recovery_add_offset(sioc__sio_recovery_t *recovery, sioc__sio_packet_t *packet)
 {
-    if (sioc_random_id(recovery->last_offset) != 0)
+    if (sioc__random_id(recovery->last_offset) != 0)
         return SIOC_ENOMEM;
     return json_array_append_new(packet->data, json_string(recovery->last_offset)) == 0
                ? 0
@@ -167,8 +167,8 @@ static json_t *names_array(const char *const *names, size_t count)
     return array;
 }
 
-void sio_recovery_store(sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
-                        const sio_encoded_t *encoded)
+void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
+                              const sioc__sio_encoded_t *encoded)
 {
     kept_packet_t *packet = calloc(1, sizeof(*packet));
     if (packet == NULL)
@@ -179,7 +179,7 @@ void sio_recovery_store(sio_recovery_t *recovery, const sioc_broadcast_t *broadc
     packet->rooms = names_array(broadcast->rooms, broadcast->room_count);
     packet->except = names_array(broadcast->except, broadcast->except_count);
     for (size_t i = 0; i < encoded->count; i++)
-        packet->encoded.parts[i] = sioc_buffer_ref(encoded->parts[i]);
+        packet->encoded.parts[i] = sioc__buffer_ref(encoded->parts[i]);
     packet->encoded.count = encoded->count;
     if (recovery->newest != NULL)
         recovery->newest->next = packet;
@@ -202,7 +202,8 @@ static int recoverable(const char *reason)
     return 0;
 }
 
-void sio_recovery_persist(sio_recovery_t *recovery, sioc_socket_t *socket, const char *reason)
+void sioc__sio_recovery_persist(sioc__sio_recovery_t *recovery, sioc_socket_t *socket,
+                                const char *reason)
 {
     if (!recoverable(reason) || socket->pid[0] == '\0')
         return;
@@ -255,7 +256,8 @@ static int should_include(const session_t *session, const kept_packet_t *packet)
     return included;
 }
 
-static restored_t *collect_missed(sio_recovery_t *recovery, session_t *session, kept_packet_t *from)
+static restored_t *collect_missed(sioc__sio_recovery_t *recovery, session_t *session,
+                                  kept_packet_t *from)
 {
     restored_t *restored = calloc(1, sizeof(*restored));
     if (restored == NULL)
@@ -276,8 +278,9 @@ static restored_t *collect_missed(sio_recovery_t *recovery, session_t *session, 
     return restored;
 }
 
-sioc_socket_t *sio_recovery_restore(sio_recovery_t *recovery, sio_client_t *client,
-                                    sioc_namespace_t *nsp, json_t *auth)
+sioc_socket_t *sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery,
+                                          sioc__sio_client_t *client, sioc_namespace_t *nsp,
+                                          json_t *auth)
 {
     const char *pid = json_string_value(json_object_get(auth, "pid"));
     const char *offset = json_string_value(json_object_get(auth, "offset"));
@@ -291,7 +294,7 @@ sioc_socket_t *sio_recovery_restore(sio_recovery_t *recovery, sio_client_t *clie
     if (session == NULL || from == NULL || session->nsp != nsp)
         return NULL;
     restored_t *restored = collect_missed(recovery, session, from);
-    sioc_socket_t *socket = restored ? sio_socket_new(client, nsp, auth) : NULL;
+    sioc_socket_t *socket = restored ? sioc__sio_socket_new(client, nsp, auth) : NULL;
     if (socket == NULL) {
         free(restored);
         return NULL;
@@ -310,7 +313,7 @@ sioc_socket_t *sio_recovery_restore(sio_recovery_t *recovery, sio_client_t *clie
     return socket;
 }
 
-void sio_recovery_replay(sio_recovery_t *recovery, sioc_socket_t *socket)
+void sioc__sio_recovery_replay(sioc__sio_recovery_t *recovery, sioc_socket_t *socket)
 {
     restored_t **link = &recovery->restored;
     while (*link != NULL && (*link)->socket != socket)
@@ -330,7 +333,7 @@ void sio_recovery_replay(sio_recovery_t *recovery, sioc_socket_t *socket)
         kept_packet_t *packet = NULL;
         HASH_FIND_STR(recovery->by_offset, restored->missed[i], packet);
         if (packet != NULL && socket->client != NULL)
-            sio_client_send(socket->client, &packet->encoded, 0);
+            sioc__sio_client_send(socket->client, &packet->encoded, 0);
     }
     free_restored(restored);
 }

@@ -9,23 +9,25 @@
 
 #include "socketio/sio_internal.h"
 
-sio_recovery_t *sio_recovery_new(sioc_server_t *server);
-/* Stops the expiry timer (before the loop closes); sio_recovery_free() releases the rest. */
-void sio_recovery_stop(sio_recovery_t *recovery);
-void sio_recovery_free(sio_recovery_t *recovery);
+sioc__sio_recovery_t *sioc__sio_recovery_new(sioc_server_t *server);
+/* Stops the expiry timer (before the loop closes); sioc__sio_recovery_free() releases the rest. */
+void sioc__sio_recovery_stop(sioc__sio_recovery_t *recovery);
+void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery);
 
 /* Appends a fresh offset to an EVENT packet's arguments and remembers it for _store(). */
-int sio_recovery_add_offset(sio_recovery_t *recovery, sioc_sio_packet_t *packet);
+int sioc__sio_recovery_add_offset(sioc__sio_recovery_t *recovery, sioc__sio_packet_t *packet);
 /* Keeps the encoded packet (new references) with the broadcast's rooms, under the offset the
  * last _add_offset() gave. */
-void sio_recovery_store(sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
-                        const sio_encoded_t *encoded);
+void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
+                              const sioc__sio_encoded_t *encoded);
 /* Keeps a session for a socket leaving for a recoverable reason. */
-void sio_recovery_persist(sio_recovery_t *recovery, sioc_socket_t *socket, const char *reason);
+void sioc__sio_recovery_persist(sioc__sio_recovery_t *recovery, sioc_socket_t *socket,
+                                const char *reason);
 /* A socket restored from auth {pid, offset}, or NULL (a fresh socket is then created). */
-sioc_socket_t *sio_recovery_restore(sio_recovery_t *recovery, sio_client_t *client,
-                                    sioc_namespace_t *nsp, json_t *auth);
+sioc_socket_t *sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery,
+                                          sioc__sio_client_t *client, sioc_namespace_t *nsp,
+                                          json_t *auth);
 /* After the CONNECT reply: rejoins the rooms and sends the missed packets. */
-void sio_recovery_replay(sio_recovery_t *recovery, sioc_socket_t *socket);
+void sioc__sio_recovery_replay(sioc__sio_recovery_t *recovery, sioc_socket_t *socket);
 
 #endif

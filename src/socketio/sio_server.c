@@ -26,29 +26,29 @@ void sioc_server_options_init(sioc_server_options_t *options)
 
 /* ---- encoding -------------------------------------------------------------------------------- */
 
-void sio_encoded_release(sio_encoded_t *encoded)
+void sioc__sio_encoded_release(sioc__sio_encoded_t *encoded)
 {
     for (size_t i = 0; i < encoded->count; i++)
-        sioc_buffer_unref(encoded->parts[i]);
+        sioc__buffer_unref(encoded->parts[i]);
     encoded->count = 0;
 }
 
-static int encode_json(const sioc_sio_packet_t *packet, sio_encoded_t *out)
+static int encode_json(const sioc__sio_packet_t *packet, sioc__sio_encoded_t *out)
 {
     size_t length;
-    char *text = sioc_sio_encode(packet, &length);
+    char *text = sioc__sio_encode(packet, &length);
     if (text == NULL)
         return SIOC_EINVAL;
-    out->parts[0] = sioc_buffer_new_prefixed('4', text, length, 0);
+    out->parts[0] = sioc__buffer_new_prefixed('4', text, length, 0);
     free(text);
     if (out->parts[0] == NULL)
         return SIOC_ENOMEM;
     out->count = 1;
     for (size_t i = 0; i < packet->attachment_count; i++) {
-        const sioc_sio_attachment_t *attachment = &packet->attachments[i];
-        out->parts[out->count] = sioc_buffer_new_copy(attachment->data, attachment->length, 1);
+        const sioc__sio_attachment_t *attachment = &packet->attachments[i];
+        out->parts[out->count] = sioc__buffer_new_copy(attachment->data, attachment->length, 1);
         if (out->parts[out->count] == NULL) {
-            sio_encoded_release(out);
+            sioc__sio_encoded_release(out);
             return SIOC_ENOMEM;
         }
         out->count++;
@@ -56,13 +56,13 @@ static int encode_json(const sioc_sio_packet_t *packet, sio_encoded_t *out)
     return 0;
 }
 
-static int encode_msgpack(const sioc_sio_packet_t *packet, sio_encoded_t *out)
+static int encode_msgpack(const sioc__sio_packet_t *packet, sioc__sio_encoded_t *out)
 {
     size_t length;
-    uint8_t *bytes = sioc_sio_msgpack_encode(packet, &length);
+    uint8_t *bytes = sioc__sio_msgpack_encode(packet, &length);
     if (bytes == NULL)
         return SIOC_EINVAL;
-    out->parts[0] = sioc_buffer_new_copy(bytes, length, 1);
+    out->parts[0] = sioc__buffer_new_copy(bytes, length, 1);
     free(bytes);
     if (out->parts[0] == NULL)
         return SIOC_ENOMEM;
@@ -70,8 +70,8 @@ static int encode_msgpack(const sioc_sio_packet_t *packet, sio_encoded_t *out)
     return 0;
 }
 
-static int encode_packet(sioc_server_t *server, const sioc_sio_packet_t *packet,
-                         sio_encoded_t *out);
+static int encode_packet(sioc_server_t *server, const sioc__sio_packet_t *packet,
+                         sioc__sio_encoded_t *out);
 
 static int is_placeholder(const json_t *value, size_t attachment_count)
 {
@@ -84,8 +84,8 @@ static int is_placeholder(const json_t *value, size_t attachment_count)
  * order a depth-first walk meets them, and an attachment used twice is sent twice. Returns a
  * new value (placeholders renumbered, attachments reordered into out), or NULL when more
  * placeholders than SIO_MAX_PARTS - 1 are met or memory runs out. */
-static json_t *renumber(json_t *value, const sioc_sio_packet_t *packet, sioc_sio_attachment_t *out,
-                        size_t *count)
+static json_t *renumber(json_t *value, const sioc__sio_packet_t *packet,
+                        sioc__sio_attachment_t *out, size_t *count)
 {
     if (json_is_object(value) && is_placeholder(value, packet->attachment_count)) {
         if (*count + 1 >= SIO_MAX_PARTS)
@@ -122,13 +122,14 @@ static json_t *renumber(json_t *value, const sioc_sio_packet_t *packet, sioc_sio
     return copy;
 }
 
-int sio_encode(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out)
+int sioc__sio_encode_for_server(sioc_server_t *server, const sioc__sio_packet_t *packet,
+                                sioc__sio_encoded_t *out)
 {
     out->count = 0;
     if (packet->attachment_count + 1 > SIO_MAX_PARTS)
         return SIOC_EINVAL;
-    sioc_sio_packet_t adjusted = *packet;
-    sioc_sio_attachment_t attachments[SIO_MAX_PARTS];
+    sioc__sio_packet_t adjusted = *packet;
+    sioc__sio_attachment_t attachments[SIO_MAX_PARTS];
     json_t *renumbered = NULL;
     if (packet->attachment_count > 0 && server->options.parser == SIOC_PARSER_JSON) {
         size_t count = 0;
@@ -144,10 +145,11 @@ int sio_encode(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encod
     return rc;
 }
 
-static int encode_packet(sioc_server_t *server, const sioc_sio_packet_t *packet, sio_encoded_t *out)
+static int encode_packet(sioc_server_t *server, const sioc__sio_packet_t *packet,
+                         sioc__sio_encoded_t *out)
 {
     /* The binary packet types exist only to announce attachments, as Node's hasBinary(). */
-    sioc_sio_packet_t adjusted = *packet;
+    sioc__sio_packet_t adjusted = *packet;
     int has_attachments = packet->attachment_count > 0;
     if (adjusted.type == SIOC_SIO_EVENT || adjusted.type == SIOC_SIO_BINARY_EVENT)
         adjusted.type = has_attachments ? SIOC_SIO_BINARY_EVENT : SIOC_SIO_EVENT;
@@ -158,7 +160,8 @@ static int encode_packet(sioc_server_t *server, const sioc_sio_packet_t *packet,
     return encode_json(&adjusted, out);
 }
 
-int sio_client_send(sio_client_t *client, const sio_encoded_t *encoded, int is_volatile)
+int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t *encoded,
+                          int is_volatile)
 {
     if (client->closed)
         return SIOC_ECLOSED;
@@ -190,7 +193,7 @@ static json_t *parse_query(const char *query)
         if (key_length > 0 && key_length < sizeof(key)) {
             memcpy(key, cursor, key_length);
             key[key_length] = '\0';
-            if (sioc_http_query_get(cursor, pair_length, key, value, sizeof(value)) >= 0)
+            if (sioc__http_query_get(cursor, pair_length, key, value, sizeof(value)) >= 0)
                 json_object_set_new(object, key, json_string(value));
         }
         cursor += pair_length + (end != NULL);
@@ -236,17 +239,17 @@ static json_t *build_handshake(const sioc_request_t *request)
                      parse_query(question ? question + 1 : ""));
 }
 
-static void on_connect_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+static void on_connect_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sio_client_t *client =
-        (sio_client_t *)((char *)deadline - offsetof(sio_client_t, connect_deadline));
-    sio_client_close(client, "forced close");
+    sioc__sio_client_t *client =
+        (sioc__sio_client_t *)((char *)deadline - offsetof(sioc__sio_client_t, connect_deadline));
+    sioc__sio_client_close(client, "forced close");
 }
 
 static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *request, void *data)
 {
     sioc_server_t *server = data;
-    sio_client_t *client = calloc(1, sizeof(*client));
+    sioc__sio_client_t *client = calloc(1, sizeof(*client));
     if (client == NULL || (client->handshake = build_handshake(request)) == NULL) {
         free(client);
         sioc_eio_socket_close(eio);
@@ -254,17 +257,17 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
     }
     client->server = server;
     client->eio = eio;
-    sioc_sio_decoder_init(&client->decoder, server->options.max_attachments);
+    sioc__sio_decoder_init(&client->decoder, server->options.max_attachments);
     sioc_eio_socket_set_data(eio, client);
-    sioc_deadline_arm(&server->connect_timeouts, &client->connect_deadline);
+    sioc__deadline_arm(&server->connect_timeouts, &client->connect_deadline);
 }
 
-void sio_client_on_socket_connected(sio_client_t *client)
+void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client)
 {
-    sioc_deadline_disarm(&client->connect_deadline);
+    sioc__deadline_disarm(&client->connect_deadline);
 }
 
-void sio_client_forget_socket(sio_client_t *client, sioc_socket_t *socket)
+void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *socket)
 {
     sioc_socket_t *current = NULL;
     HASH_FIND(hh_client, client->sockets, socket->nsp->name, strlen(socket->nsp->name), current);
@@ -272,31 +275,31 @@ void sio_client_forget_socket(sio_client_t *client, sioc_socket_t *socket)
         HASH_DELETE(hh_client, client->sockets, socket);
 }
 
-static void send_connect_error(sio_client_t *client, const char *nsp, const char *message)
+static void send_connect_error(sioc__sio_client_t *client, const char *nsp, const char *message)
 {
-    sioc_sio_packet_t packet = {
+    sioc__sio_packet_t packet = {
         .type = SIOC_SIO_CONNECT_ERROR, .nsp = (char *)nsp, .id = SIOC_SIO_NO_ACK_ID};
     packet.data = json_pack("{s:s}", "message", message);
-    sio_encoded_t encoded;
-    if (sio_encode(client->server, &packet, &encoded) == 0) {
-        sio_client_send(client, &encoded, 0);
-        sio_encoded_release(&encoded);
+    sioc__sio_encoded_t encoded;
+    if (sioc__sio_encode_for_server(client->server, &packet, &encoded) == 0) {
+        sioc__sio_client_send(client, &encoded, 0);
+        sioc__sio_encoded_release(&encoded);
     }
     json_decref(packet.data);
 }
 
-static void connect_namespace(sio_client_t *client, sioc_sio_packet_t *packet)
+static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
 {
     sioc_server_t *server = client->server;
     sioc_socket_t *existing = NULL;
     HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), existing);
     if (existing != NULL) {
         /* A second CONNECT to a namespace in use: Node closes the connection. */
-        sio_client_close(client, "forced close");
+        sioc__sio_client_close(client, "forced close");
         return;
     }
     json_t *auth = packet->data != NULL ? json_incref(packet->data) : json_object();
-    sioc_namespace_t *nsp = sio_namespace_lookup(server, packet->nsp, auth);
+    sioc_namespace_t *nsp = sioc__sio_namespace_lookup(server, packet->nsp, auth);
     if (nsp == NULL) {
         /* The connection stays: other namespaces may be in use on it. */
         send_connect_error(client, packet->nsp, "Invalid namespace");
@@ -304,23 +307,23 @@ static void connect_namespace(sio_client_t *client, sioc_sio_packet_t *packet)
         return;
     }
     sioc_socket_t *socket =
-        server->recovery ? sio_recovery_restore(server->recovery, client, nsp, auth) : NULL;
+        server->recovery ? sioc__sio_recovery_restore(server->recovery, client, nsp, auth) : NULL;
     if (socket == NULL)
-        socket = sio_socket_new(client, nsp, auth);
+        socket = sioc__sio_socket_new(client, nsp, auth);
     if (socket == NULL) {
         json_decref(auth);
-        sio_client_close(client, "forced close");
+        sioc__sio_client_close(client, "forced close");
         return;
     }
     HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
     if (socket->recovered && server->options.recovery_skip_middlewares)
-        sio_socket_connected(socket);
+        sioc__sio_socket_connected(socket);
     else
-        sio_namespace_run_middlewares(socket, auth);
+        sioc__sio_namespace_run_middlewares(socket, auth);
     json_decref(auth);
 }
 
-static void on_packet(sio_client_t *client, sioc_sio_packet_t *packet)
+static void on_packet(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
 {
     if (packet->type == SIOC_SIO_CONNECT) {
         connect_namespace(client, packet);
@@ -330,64 +333,64 @@ static void on_packet(sio_client_t *client, sioc_sio_packet_t *packet)
     HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), socket);
     if (socket == NULL || socket->state != SIO_SOCKET_CONNECTED) {
         /* A packet for a namespace the client has not joined: Node closes ("invalid state"). */
-        sio_client_close(client, "forced close");
+        sioc__sio_client_close(client, "forced close");
         return;
     }
-    sio_namespace_dispatch(socket, packet);
+    sioc__sio_namespace_dispatch(socket, packet);
 }
 
-static int decode(sio_client_t *client, const uint8_t *bytes, size_t length, int binary,
-                  sioc_sio_packet_t *packet, const char **error)
+static int decode(sioc__sio_client_t *client, const uint8_t *bytes, size_t length, int binary,
+                  sioc__sio_packet_t *packet, const char **error)
 {
     if (client->server->options.parser == SIOC_PARSER_MSGPACK) {
         if (!binary) {
             *error = "msgpack parser: text message";
             return SIOC_SIO_DECODE_ERROR;
         }
-        return sioc_sio_msgpack_decode(bytes, length, client->server->options.max_attachments,
-                                       packet, error) == 0
+        return sioc__sio_msgpack_decode(bytes, length, client->server->options.max_attachments,
+                                        packet, error) == 0
                    ? SIOC_SIO_DECODE_COMPLETE
                    : SIOC_SIO_DECODE_ERROR;
     }
     if (binary)
-        return sioc_sio_decoder_add_binary(&client->decoder, bytes, length, packet, error);
+        return sioc__sio_decoder_add_binary(&client->decoder, bytes, length, packet, error);
     /* Engine.IO hands the message without its '4'; text starts at the Socket.IO type. */
-    return sioc_sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
+    return sioc__sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
 }
 
 static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size_t length,
                               int binary, void *data)
 {
-    sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
     if (client == NULL || client->closed)
         return;
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     memset(&packet, 0, sizeof(packet));
     const char *error = NULL;
     int rc = decode(client, bytes, length, binary, &packet, &error);
     if (rc == SIOC_SIO_DECODE_ERROR) {
         /* Node: a decoding error closes the whole connection ("forced close"). */
-        sio_client_close(client, "forced close");
+        sioc__sio_client_close(client, "forced close");
         return;
     }
     if (rc == SIOC_SIO_DECODE_COMPLETE) {
         on_packet(client, &packet);
-        sioc_sio_packet_clear(&packet);
+        sioc__sio_packet_clear(&packet);
     }
 }
 
 /* Every socket of the client leaves with reason; the client itself is freed by the Engine.IO
  * close callback. */
-static void close_sockets(sio_client_t *client, const char *reason)
+static void close_sockets(sioc__sio_client_t *client, const char *reason)
 {
     while (client->sockets != NULL) {
         sioc_socket_t *socket = client->sockets;
         HASH_DELETE(hh_client, client->sockets, socket);
-        sio_socket_close(socket, reason, 0);
+        sioc__sio_socket_close(socket, reason, 0);
     }
 }
 
-void sio_client_close(sio_client_t *client, const char *reason)
+void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason)
 {
     if (client->closed)
         return;
@@ -398,13 +401,13 @@ void sio_client_close(sio_client_t *client, const char *reason)
 
 static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *data)
 {
-    sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
     if (client == NULL)
         return;
     close_sockets(client, reason);
     client->closed = 1;
-    sioc_deadline_disarm(&client->connect_deadline);
-    sioc_sio_decoder_free(&client->decoder);
+    sioc__deadline_disarm(&client->connect_deadline);
+    sioc__sio_decoder_free(&client->decoder);
     json_decref(client->handshake);
     free(client);
 }
@@ -428,11 +431,11 @@ int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options, sioc_
     /* Strings in the options were copied by the engine; keep its copies. */
     server->options.engine.path = NULL;
     server->options.engine.cors_origins = NULL;
-    sioc_deadline_list_init(loop, &server->connect_timeouts, options->connect_timeout_ms,
-                            on_connect_timeout);
+    sioc__deadline_list_init(loop, &server->connect_timeouts, options->connect_timeout_ms,
+                             on_connect_timeout);
     uv_unref((uv_handle_t *)&server->connect_timeouts.timer);
     if (options->recovery)
-        server->recovery = sio_recovery_new(server);
+        server->recovery = sioc__sio_recovery_new(server);
     if (sioc_server_of(server, "/") == NULL || (options->recovery && server->recovery == NULL)) {
         sioc_server_close(server, NULL, NULL);
         return SIOC_ENOMEM;
@@ -464,14 +467,14 @@ static void free_server(sioc_server_t *server)
     HASH_ITER(hh, server->namespaces, nsp, next)
     {
         HASH_DEL(server->namespaces, nsp);
-        sio_namespace_free(nsp);
+        sioc__sio_namespace_free(nsp);
     }
     while (server->dynamic_parents != NULL) {
         nsp = server->dynamic_parents;
         server->dynamic_parents = nsp->next_dynamic;
-        sio_namespace_free(nsp);
+        sioc__sio_namespace_free(nsp);
     }
-    sio_recovery_free(server->recovery);
+    sioc__sio_recovery_free(server->recovery);
     free(server);
     if (closed_cb != NULL)
         closed_cb(closed_data);
@@ -479,15 +482,15 @@ static void free_server(sioc_server_t *server)
 
 static void on_timer_closed(uv_handle_t *handle)
 {
-    free_server(((sioc_deadline_list_t *)handle)->data);
+    free_server(((sioc__deadline_list_t *)handle)->data);
 }
 
 static void on_engine_closed(void *data)
 {
     sioc_server_t *server = data;
     server->connect_timeouts.data = server;
-    sio_recovery_stop(server->recovery);
-    sioc_deadline_list_close(&server->connect_timeouts, on_timer_closed);
+    sioc__sio_recovery_stop(server->recovery);
+    sioc__deadline_list_close(&server->connect_timeouts, on_timer_closed);
 }
 
 void sioc_server_close(sioc_server_t *server, void (*closed_cb)(void *data), void *data)

@@ -8,7 +8,7 @@
 #include "socketio/sio_internal.h"
 #include "socketio/sio_recovery.h"
 
-sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
+sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
 {
     sioc_socket_t *socket = calloc(1, sizeof(*socket));
     if (socket == NULL)
@@ -17,8 +17,8 @@ sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_
      * of the connection (they never change); only "auth" differs per socket. */
     socket->handshake = json_copy(client->handshake);
     socket->data = json_object();
-    if (socket->handshake == NULL || socket->data == NULL || sioc_random_id(socket->id) != 0 ||
-        (client->server->recovery != NULL && sioc_random_id(socket->pid) != 0)) {
+    if (socket->handshake == NULL || socket->data == NULL || sioc__random_id(socket->id) != 0 ||
+        (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
         json_decref(socket->handshake);
         json_decref(socket->data);
         free(socket);
@@ -32,12 +32,12 @@ sioc_socket_t *sio_socket_new(sio_client_t *client, sioc_namespace_t *nsp, json_
     return socket;
 }
 
-void sio_socket_ref(sioc_socket_t *socket)
+void sioc__sio_socket_ref(sioc_socket_t *socket)
 {
     socket->references++;
 }
 
-void sio_socket_unref(sioc_socket_t *socket)
+void sioc__sio_socket_unref(sioc_socket_t *socket)
 {
     if (--socket->references > 0)
         return;
@@ -48,22 +48,22 @@ void sio_socket_unref(sioc_socket_t *socket)
 
 /* ---- sending --------------------------------------------------------------------------------- */
 
-static int send_packet(sioc_socket_t *socket, const sioc_sio_packet_t *packet)
+static int send_packet(sioc_socket_t *socket, const sioc__sio_packet_t *packet)
 {
     if (socket->client == NULL)
         return SIOC_ECLOSED;
-    sio_encoded_t encoded;
-    int rc = sio_encode(socket->nsp->server, packet, &encoded);
+    sioc__sio_encoded_t encoded;
+    int rc = sioc__sio_encode_for_server(socket->nsp->server, packet, &encoded);
     if (rc != 0)
         return rc;
-    rc = sio_client_send(socket->client, &encoded, 0);
-    sio_encoded_release(&encoded);
+    rc = sioc__sio_client_send(socket->client, &encoded, 0);
+    sioc__sio_encoded_release(&encoded);
     return rc;
 }
 
 static int send_simple(sioc_socket_t *socket, int type, json_t *data)
 {
-    sioc_sio_packet_t packet = {
+    sioc__sio_packet_t packet = {
         .type = type, .nsp = socket->nsp->name, .id = SIOC_SIO_NO_ACK_ID, .data = data};
     int rc = send_packet(socket, &packet);
     json_decref(data);
@@ -80,56 +80,57 @@ static void send_connect(sioc_socket_t *socket)
     send_simple(socket, SIOC_SIO_CONNECT, data);
 }
 
-void sio_socket_connected(sioc_socket_t *socket)
+void sioc__sio_socket_connected(sioc_socket_t *socket)
 {
     sioc_namespace_t *nsp = socket->nsp;
-    sioc_namespace_t *root = sio_namespace_root(nsp);
+    sioc_namespace_t *root = sioc__sio_namespace_root(nsp);
     socket->state = SIO_SOCKET_CONNECTED;
     HASH_ADD_STR(nsp->sockets, id, socket);
     nsp->socket_count++;
     /* Every socket is in the room named by its id, as in Node. */
     nsp->adapter->ops->join(nsp->adapter, socket, socket->id);
-    sio_client_on_socket_connected(socket->client);
+    sioc__sio_client_on_socket_connected(socket->client);
     /* Node sends a recovered socket's missed packets before the CONNECT reply (the client keeps
      * them until it is connected). */
     if (socket->recovered)
-        sio_recovery_replay(nsp->server->recovery, socket);
+        sioc__sio_recovery_replay(nsp->server->recovery, socket);
     send_connect(socket);
     if (root->on_connection.callback != NULL)
         ((sioc_connection_cb)root->on_connection.callback)(socket, root->on_connection.data);
 }
 
-void sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data)
+void sioc__sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data)
 {
     json_t *payload = json_pack("{s:s}", "message", message ? message : "");
     if (data != NULL)
         json_object_set_new(payload, "data", data);
     send_simple(socket, SIOC_SIO_CONNECT_ERROR, payload);
     if (socket->client != NULL)
-        sio_client_forget_socket(socket->client, socket);
+        sioc__sio_client_forget_socket(socket->client, socket);
     socket->client = NULL;
     socket->state = SIO_SOCKET_DISCONNECTED;
-    sio_socket_unref(socket);
+    sioc__sio_socket_unref(socket);
 }
 
 static void fail_pending_acks(sioc_socket_t *socket)
 {
     while (socket->acks != NULL) {
-        sio_pending_ack_t *pending = socket->acks;
+        sioc__sio_pending_ack_t *pending = socket->acks;
         HASH_DEL(socket->acks, pending);
         if (pending->callback != NULL)
             pending->callback(socket, SIOC_ECLOSED, NULL, pending->data);
-        sio_pending_ack_free(pending);
+        sioc__sio_pending_ack_free(pending);
     }
 }
 
-static void call_disconnect_hook(sioc_socket_t *socket, sio_callback_t *hook, const char *reason)
+static void call_disconnect_hook(sioc_socket_t *socket, sioc__sio_callback_t *hook,
+                                 const char *reason)
 {
     if (hook->callback != NULL)
         ((sioc_disconnect_cb)hook->callback)(socket, reason, hook->data);
 }
 
-void sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect)
+void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect)
 {
     if (socket->state == SIO_SOCKET_DISCONNECTED)
         return;
@@ -137,14 +138,14 @@ void sio_socket_close(sioc_socket_t *socket, const char *reason, int send_discon
         /* Still in middleware: the chain notices and lets go of the socket. */
         socket->state = SIO_SOCKET_DISCONNECTED;
         socket->client = NULL;
-        sio_socket_unref(socket);
+        sioc__sio_socket_unref(socket);
         return;
     }
     sioc_namespace_t *nsp = socket->nsp;
-    sioc_namespace_t *root = sio_namespace_root(nsp);
+    sioc_namespace_t *root = sioc__sio_namespace_root(nsp);
     call_disconnect_hook(socket, &root->on_disconnecting, reason);
     if (nsp->server->recovery != NULL)
-        sio_recovery_persist(nsp->server->recovery, socket, reason);
+        sioc__sio_recovery_persist(nsp->server->recovery, socket, reason);
     nsp->adapter->ops->leave_all(nsp->adapter, socket);
     HASH_DEL(nsp->sockets, socket);
     nsp->socket_count--;
@@ -154,33 +155,33 @@ void sio_socket_close(sioc_socket_t *socket, const char *reason, int send_discon
     socket->state = SIO_SOCKET_DISCONNECTED;
     call_disconnect_hook(socket, &root->on_disconnect, reason);
     socket->client = NULL;
-    sio_socket_unref(socket);
+    sioc__sio_socket_unref(socket);
 }
 
 void sioc_socket_disconnect(sioc_socket_t *socket, int close)
 {
-    sio_client_t *client = socket->client;
+    sioc__sio_client_t *client = socket->client;
     if (socket->state != SIO_SOCKET_CONNECTED || client == NULL)
         return;
     if (!close) {
-        sio_client_forget_socket(client, socket);
-        sio_socket_close(socket, "server namespace disconnect", 1);
+        sioc__sio_client_forget_socket(client, socket);
+        sioc__sio_socket_close(socket, "server namespace disconnect", 1);
         return;
     }
     /* Node's client._disconnect(): every namespace leaves, then the connection closes. */
     while (client->sockets != NULL) {
         sioc_socket_t *each = client->sockets;
         HASH_DELETE(hh_client, client->sockets, each);
-        sio_socket_close(each, "server namespace disconnect", 1);
+        sioc__sio_socket_close(each, "server namespace disconnect", 1);
     }
-    sio_client_close(client, "forced close");
+    sioc__sio_client_close(client, "forced close");
 }
 
 /* ---- incoming events and acknowledgements -------------------------------------------------------
  */
 
-void sio_event_from_packet(const sioc_sio_packet_t *packet, size_t skip, sioc_event_t *event,
-                           sioc_binary_t *attachments, char *name_buffer, size_t name_size)
+void sioc__sio_event_from_packet(const sioc__sio_packet_t *packet, size_t skip, sioc_event_t *event,
+                                 sioc_binary_t *attachments, char *name_buffer, size_t name_size)
 {
     memset(event, 0, sizeof(*event));
     event->args = json_array();
@@ -205,14 +206,14 @@ void sio_event_from_packet(const sioc_sio_packet_t *packet, size_t skip, sioc_ev
     }
 }
 
-static sio_handler_t *find_handler(sioc_namespace_t *nsp, const char *event)
+static sioc__sio_handler_t *find_handler(sioc_namespace_t *nsp, const char *event)
 {
-    sio_handler_t *handler = NULL;
-    HASH_FIND_STR(sio_namespace_root(nsp)->handlers, event, handler);
+    sioc__sio_handler_t *handler = NULL;
+    HASH_FIND_STR(sioc__sio_namespace_root(nsp)->handlers, event, handler);
     return handler;
 }
 
-void sio_socket_on_event(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
     sioc_binary_t small[16];
     sioc_binary_t *attachments = packet->attachment_count <= 16
@@ -222,35 +223,35 @@ void sio_socket_on_event(sioc_socket_t *socket, sioc_sio_packet_t *packet)
         return;
     char name_buffer[32];
     sioc_event_t event;
-    sio_event_from_packet(packet, 1, &event, attachments, name_buffer, sizeof(name_buffer));
-    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    sioc__sio_event_from_packet(packet, 1, &event, attachments, name_buffer, sizeof(name_buffer));
+    sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     /* The socket stays valid through the handlers even if one of them disconnects it. */
-    sio_socket_ref(socket);
+    sioc__sio_socket_ref(socket);
     if (root->on_any.callback != NULL)
         ((sioc_event_cb)root->on_any.callback)(socket, &event, root->on_any.data);
-    sio_handler_t *handler = find_handler(socket->nsp, event.name);
+    sioc__sio_handler_t *handler = find_handler(socket->nsp, event.name);
     if (handler != NULL && socket->state == SIO_SOCKET_CONNECTED)
         handler->callback(socket, &event, handler->data);
-    sio_socket_unref(socket);
+    sioc__sio_socket_unref(socket);
     json_decref(event.args);
     if (attachments != small)
         free(attachments);
 }
 
-void sio_pending_ack_free(sio_pending_ack_t *pending)
+void sioc__sio_pending_ack_free(sioc__sio_pending_ack_t *pending)
 {
     if (pending->timer != NULL) {
         uv_timer_stop(pending->timer);
         uv_close((uv_handle_t *)pending->timer, (uv_close_cb)free);
     }
     if (pending->collector != NULL)
-        sio_ack_collector_unref(pending->collector);
+        sioc__sio_ack_collector_unref(pending->collector);
     free(pending);
 }
 
-void sio_socket_on_ack(sioc_socket_t *socket, sioc_sio_packet_t *packet)
+void sioc__sio_socket_on_ack(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
-    sio_pending_ack_t *pending = NULL;
+    sioc__sio_pending_ack_t *pending = NULL;
     HASH_FIND(hh, socket->acks, &packet->id, sizeof(int64_t), pending);
     if (pending == NULL)
         return; /* late (after a timeout) or never asked for: ignored, as in Node */
@@ -261,34 +262,34 @@ void sio_socket_on_ack(sioc_socket_t *socket, sioc_sio_packet_t *packet)
                                      : calloc(packet->attachment_count, sizeof(sioc_binary_t));
     if (attachments != NULL) {
         sioc_event_t event;
-        sio_event_from_packet(packet, 0, &event, attachments, NULL, 0);
-        sio_socket_ref(socket);
+        sioc__sio_event_from_packet(packet, 0, &event, attachments, NULL, 0);
+        sioc__sio_socket_ref(socket);
         if (pending->callback != NULL)
             pending->callback(socket, 0, &event, pending->data);
         if (pending->collector != NULL)
-            sio_ack_collector_add_response(pending->collector, &event);
-        sio_socket_unref(socket);
+            sioc__sio_ack_collector_add_response(pending->collector, &event);
+        sioc__sio_socket_unref(socket);
         json_decref(event.args);
         if (attachments != small)
             free(attachments);
     }
-    sio_pending_ack_free(pending);
+    sioc__sio_pending_ack_free(pending);
 }
 
 static void on_ack_timeout(uv_timer_t *timer)
 {
-    sio_pending_ack_t *pending = timer->data;
+    sioc__sio_pending_ack_t *pending = timer->data;
     sioc_socket_t *socket = pending->socket;
     HASH_DEL(socket->acks, pending);
     if (pending->callback != NULL)
         pending->callback(socket, SIOC_ETIMEDOUT, NULL, pending->data);
-    sio_pending_ack_free(pending);
+    sioc__sio_pending_ack_free(pending);
 }
 
-sio_pending_ack_t *sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
-                                              uint32_t timeout_ms)
+sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
+                                                          uint32_t timeout_ms)
 {
-    sio_pending_ack_t *pending = calloc(1, sizeof(*pending));
+    sioc__sio_pending_ack_t *pending = calloc(1, sizeof(*pending));
     if (pending == NULL)
         return NULL;
     pending->id = id;
@@ -310,14 +311,14 @@ sio_pending_ack_t *sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
 /* ---- emitting
  * ------------------------------------------------------------------------------------- */
 
-int sio_build_event(sioc_sio_packet_t *packet, const char *nsp, const char *event,
-                    const sioc_message_t *message)
+int sioc__sio_build_event(sioc__sio_packet_t *packet, const char *nsp, const char *event,
+                          const sioc_message_t *message)
 {
     memset(packet, 0, sizeof(*packet));
     packet->type = SIOC_SIO_EVENT;
     packet->nsp = (char *)nsp;
     packet->id = SIOC_SIO_NO_ACK_ID;
-    if (event == NULL || sioc_sio_is_reserved_event(event, strlen(event)))
+    if (event == NULL || sioc__sio_is_reserved_event(event, strlen(event)))
         return SIOC_EINVAL;
     packet->data = json_array();
     if (packet->data == NULL)
@@ -327,7 +328,7 @@ int sio_build_event(sioc_sio_packet_t *packet, const char *nsp, const char *even
         json_array_extend(packet->data, message->args);
     if (message != NULL && message->attachment_count > 0) {
         /* The packet only borrows the caller's bytes for the encoding. */
-        packet->attachments = calloc(message->attachment_count, sizeof(sioc_sio_attachment_t));
+        packet->attachments = calloc(message->attachment_count, sizeof(sioc__sio_attachment_t));
         if (packet->attachments == NULL)
             return SIOC_ENOMEM;
         for (size_t i = 0; i < message->attachment_count; i++) {
@@ -339,8 +340,8 @@ int sio_build_event(sioc_sio_packet_t *packet, const char *nsp, const char *even
     return 0;
 }
 
-/* Releases what sio_build_event made (not the borrowed attachment bytes). */
-static void release_event(sioc_sio_packet_t *packet)
+/* Releases what sioc__sio_build_event made (not the borrowed attachment bytes). */
+static void release_event(sioc__sio_packet_t *packet)
 {
     json_decref(packet->data);
     free(packet->attachments);
@@ -348,7 +349,7 @@ static void release_event(sioc_sio_packet_t *packet)
 
 static void notify_outgoing(sioc_socket_t *socket, const char *event, const sioc_message_t *message)
 {
-    sioc_namespace_t *root = sio_namespace_root(socket->nsp);
+    sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     if (root->on_any_outgoing.callback == NULL)
         return;
     sioc_event_t view = {.name = event,
@@ -364,7 +365,7 @@ static void notify_outgoing(sioc_socket_t *socket, const char *event, const sioc
 }
 
 static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *message,
-                sio_pending_ack_t **pending, uint32_t timeout_ms)
+                sioc__sio_pending_ack_t **pending, uint32_t timeout_ms)
 {
     if (socket->state != SIO_SOCKET_CONNECTED || socket->client == NULL)
         return SIOC_ECLOSED;
@@ -384,8 +385,8 @@ static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *
         }
         return sioc_broadcast_emit_message(&broadcast, event, &borrowed);
     }
-    sioc_sio_packet_t packet;
-    int rc = sio_build_event(&packet, socket->nsp->name, event, message);
+    sioc__sio_packet_t packet;
+    int rc = sioc__sio_build_event(&packet, socket->nsp->name, event, message);
     if (rc == 0 && pending != NULL)
         packet.id = socket->nsp->server->next_ack_id++;
     if (rc == 0) {
@@ -395,7 +396,7 @@ static int emit(sioc_socket_t *socket, const char *event, const sioc_message_t *
     /* Waiting starts once the packet is out: a send that failed (or closed a slow reader)
      * leaves nothing behind that could fire later. */
     if (rc == 0 && pending != NULL && socket->state == SIO_SOCKET_CONNECTED) {
-        *pending = sio_socket_add_pending_ack(socket, packet.id, timeout_ms);
+        *pending = sioc__sio_socket_add_pending_ack(socket, packet.id, timeout_ms);
         if (*pending == NULL)
             rc = SIOC_ENOMEM;
     } else if (rc == 0 && pending != NULL) {
@@ -424,7 +425,7 @@ int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
                               const sioc_message_t *message, uint32_t timeout_ms,
                               sioc_ack_cb callback, void *data)
 {
-    sio_pending_ack_t *pending = NULL;
+    sioc__sio_pending_ack_t *pending = NULL;
     int rc = emit(socket, event, message, &pending, timeout_ms);
     if (pending != NULL) {
         pending->callback = callback;
@@ -437,9 +438,9 @@ int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
 
 int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id, const sioc_message_t *message)
 {
-    sioc_sio_packet_t packet = {.type = SIOC_SIO_ACK, .nsp = socket->nsp->name, .id = ack_id};
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_ACK, .nsp = socket->nsp->name, .id = ack_id};
     int rc = SIOC_EINVAL;
-    sioc_sio_attachment_t small[16];
+    sioc__sio_attachment_t small[16];
     size_t count = message ? message->attachment_count : 0;
     if (ack_id >= 0 && count <= 16) {
         packet.data =
@@ -556,7 +557,7 @@ int sioc_socket_leave(sioc_socket_t *socket, const char *room)
 
 int sioc_socket_in_room(const sioc_socket_t *socket, const char *room)
 {
-    sio_membership_t *membership = NULL;
+    sioc__membership_t *membership = NULL;
     HASH_FIND(hh_socket, socket->memberships, room, strlen(room), membership);
     return membership != NULL;
 }
@@ -564,7 +565,7 @@ int sioc_socket_in_room(const sioc_socket_t *socket, const char *room)
 json_t *sioc_socket_rooms(const sioc_socket_t *socket)
 {
     json_t *rooms = json_array();
-    for (sio_membership_t *membership = socket->memberships; membership != NULL;
+    for (sioc__membership_t *membership = socket->memberships; membership != NULL;
          membership = membership->hh_socket.next)
         json_array_append_new(rooms, json_string(membership->room->name));
     return rooms;

@@ -6,29 +6,29 @@
 /* Slices handed to libuv in one uv_write; released together when it completes. */
 typedef struct write_request_s {
     uv_write_t request;
-    sioc_conn_t *conn;
+    sioc__conn_t *conn;
     size_t bytes;
     uint32_t slice_count;
-    sioc_conn_slice_t slices[];
+    sioc__conn_slice_t slices[];
 } write_request_t;
 
-static void flush_connection(sioc_conn_t *conn);
-static void finish_close(sioc_conn_t *conn);
-static void shut_down(sioc_conn_t *conn);
+static void flush_connection(sioc__conn_t *conn);
+static void finish_close(sioc__conn_t *conn);
+static void shut_down(sioc__conn_t *conn);
 
-static void on_linger_expired(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+static void on_linger_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sioc_conn_t *conn = (sioc_conn_t *)((char *)deadline - offsetof(sioc_conn_t, linger));
+    sioc__conn_t *conn = (sioc__conn_t *)((char *)deadline - offsetof(sioc__conn_t, linger));
     finish_close(conn);
 }
 
-static void flush_all(sioc_io_t *io)
+static void flush_all(sioc__io_t *io)
 {
     for (int i = 0; i < io->hook_count; i++)
         io->hooks[i].callback(io->hooks[i].data);
     /* Detach the list first: flushing may close a connection or mark another dirty. */
     while (io->dirty_head != NULL) {
-        sioc_conn_t *conn = io->dirty_head;
+        sioc__conn_t *conn = io->dirty_head;
         io->dirty_head = conn->next_dirty;
         conn->next_dirty = NULL;
         conn->dirty = 0;
@@ -47,9 +47,9 @@ static void on_check(uv_check_t *handle)
     flush_all(handle->data);
 }
 
-int sioc_io_init(sioc_io_t *io, uv_loop_t *loop)
+int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
 {
-    memset(io, 0, offsetof(sioc_io_t, read_buffer));
+    memset(io, 0, offsetof(sioc__io_t, read_buffer));
     io->loop = loop;
     int rc = uv_prepare_init(loop, &io->prepare);
     if (rc != 0)
@@ -57,7 +57,7 @@ int sioc_io_init(sioc_io_t *io, uv_loop_t *loop)
     rc = uv_check_init(loop, &io->check);
     if (rc != 0)
         return rc;
-    rc = sioc_deadline_list_init(loop, &io->linger, SIOC_LINGER_MS, on_linger_expired);
+    rc = sioc__deadline_list_init(loop, &io->linger, SIOC_LINGER_MS, on_linger_expired);
     if (rc != 0)
         return rc;
     uv_unref((uv_handle_t *)&io->linger.timer);
@@ -72,22 +72,22 @@ int sioc_io_init(sioc_io_t *io, uv_loop_t *loop)
 
 static void on_io_handle_closed(uv_handle_t *handle)
 {
-    sioc_io_t *io = handle->data;
+    sioc__io_t *io = handle->data;
     if (--io->handles_closing == 0 && io->closed_cb != NULL)
         io->closed_cb(io);
 }
 
-void sioc_io_close(sioc_io_t *io, void (*closed_cb)(sioc_io_t *io))
+void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io))
 {
     io->closed_cb = closed_cb;
     io->handles_closing = 3;
     io->linger.timer.data = io;
     uv_close((uv_handle_t *)&io->prepare, on_io_handle_closed);
     uv_close((uv_handle_t *)&io->check, on_io_handle_closed);
-    sioc_deadline_list_close(&io->linger, on_io_handle_closed);
+    sioc__deadline_list_close(&io->linger, on_io_handle_closed);
 }
 
-int sioc_io_add_flush_hook(sioc_io_t *io, sioc_io_flush_hook_cb callback, void *data)
+int sioc__io_add_flush_hook(sioc__io_t *io, sioc__io_flush_hook_cb callback, void *data)
 {
     if (io->hook_count == (int)(sizeof(io->hooks) / sizeof(io->hooks[0])))
         return UV_ENOBUFS;
@@ -99,7 +99,7 @@ int sioc_io_add_flush_hook(sioc_io_t *io, sioc_io_flush_hook_cb callback, void *
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
-    sioc_conn_t *conn = handle->data;
+    sioc__conn_t *conn = handle->data;
     /* One read is handled completely before libuv asks for the next buffer, so one buffer per
      * loop serves every connection. */
     buf->base = (char *)conn->io->read_buffer;
@@ -108,7 +108,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    sioc_conn_t *conn = stream->data;
+    sioc__conn_t *conn = stream->data;
     if (nread > 0) {
         if (!conn->closing) {
             conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
@@ -117,23 +117,23 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* Lingering close: input is read only to be discarded, and not for ever. */
         conn->discarded_bytes += (uint32_t)nread;
         if (conn->discarded_bytes > SIOC_LINGER_MAX_BYTES)
-            sioc_conn_pause_reading(conn);
+            sioc__conn_pause_reading(conn);
         return;
     }
     if (nread == 0)
         return;
     conn->peer_closed = 1;
-    if (conn->closing && conn->close_after_flush && sioc_conn_buffered_bytes(conn) > 0)
+    if (conn->closing && conn->close_after_flush && sioc__conn_buffered_bytes(conn) > 0)
         return; /* our answer is still leaving; the flush finishes the close */
-    sioc_conn_close(conn, nread == UV_EOF);
-    if (conn->closing && sioc_conn_buffered_bytes(conn) == 0)
+    sioc__conn_close(conn, nread == UV_EOF);
+    if (conn->closing && sioc__conn_buffered_bytes(conn) == 0)
         finish_close(conn);
 }
 
-sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
-                              const sioc_conn_handler_t *handler, void *owner)
+sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
+                                const sioc__conn_handler_t *handler, void *owner)
 {
-    sioc_conn_t *conn = calloc(1, sizeof(*conn));
+    sioc__conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL)
         return NULL;
     if (uv_tcp_init(io->loop, &conn->tcp) != 0) {
@@ -150,11 +150,11 @@ sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
         return NULL;
     }
     uv_tcp_nodelay(&conn->tcp, 1);
-    sioc_conn_resume_reading(conn);
+    sioc__conn_resume_reading(conn);
     return conn;
 }
 
-static void mark_dirty(sioc_conn_t *conn)
+static void mark_dirty(sioc__conn_t *conn)
 {
     if (conn->dirty)
         return;
@@ -163,7 +163,8 @@ static void mark_dirty(sioc_conn_t *conn)
     conn->io->dirty_head = conn;
 }
 
-int sioc_conn_write(sioc_conn_t *conn, sioc_buffer_t *buffer, const uint8_t *bytes, size_t length)
+int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,
+                     size_t length)
 {
     if (conn->closing)
         return -1;
@@ -171,34 +172,34 @@ int sioc_conn_write(sioc_conn_t *conn, sioc_buffer_t *buffer, const uint8_t *byt
         return 0;
     if (conn->queue_length == conn->queue_capacity) {
         uint32_t capacity = conn->queue_capacity ? conn->queue_capacity * 2 : 4;
-        sioc_conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
+        sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
         if (queue == NULL)
             return -1;
         conn->queue = queue;
         conn->queue_capacity = capacity;
     }
-    sioc_conn_slice_t *slice = &conn->queue[conn->queue_length++];
-    slice->buffer = sioc_buffer_ref(buffer);
+    sioc__conn_slice_t *slice = &conn->queue[conn->queue_length++];
+    slice->buffer = sioc__buffer_ref(buffer);
     slice->bytes = uv_buf_init((char *)bytes, (unsigned)length);
     conn->queued_bytes += length;
     mark_dirty(conn);
     return 0;
 }
 
-int sioc_conn_write_copy(sioc_conn_t *conn, const void *bytes, size_t length)
+int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 {
-    sioc_buffer_t *buffer = sioc_buffer_new_copy(bytes, length, 0);
+    sioc__buffer_t *buffer = sioc__buffer_new_copy(bytes, length, 0);
     if (buffer == NULL)
         return -1;
-    int rc = sioc_conn_write(conn, buffer, buffer->data, length);
-    sioc_buffer_unref(buffer);
+    int rc = sioc__conn_write(conn, buffer, buffer->data, length);
+    sioc__buffer_unref(buffer);
     return rc;
 }
 
-static void release_queue(sioc_conn_t *conn)
+static void release_queue(sioc__conn_t *conn)
 {
     for (uint32_t i = 0; i < conn->queue_length; i++)
-        sioc_buffer_unref(conn->queue[i].buffer);
+        sioc__buffer_unref(conn->queue[i].buffer);
     free(conn->queue);
     conn->queue = NULL;
     conn->queue_length = conn->queue_capacity = 0;
@@ -208,24 +209,24 @@ static void release_queue(sioc_conn_t *conn)
 static void on_write(uv_write_t *request, int status)
 {
     write_request_t *write = (write_request_t *)request;
-    sioc_conn_t *conn = write->conn;
+    sioc__conn_t *conn = write->conn;
     for (uint32_t i = 0; i < write->slice_count; i++)
-        sioc_buffer_unref(write->slices[i].buffer);
+        sioc__buffer_unref(write->slices[i].buffer);
     conn->in_flight_bytes -= write->bytes;
     free(write);
     if (status < 0) {
-        sioc_conn_close(conn, 0);
+        sioc__conn_close(conn, 0);
         return;
     }
-    if (conn->close_after_flush && sioc_conn_buffered_bytes(conn) == 0)
+    if (conn->close_after_flush && sioc__conn_buffered_bytes(conn) == 0)
         shut_down(conn);
 }
 
 /* Hands the rest of the queue, from slice first on, to uv_write. */
-static int write_remaining(sioc_conn_t *conn, uint32_t first)
+static int write_remaining(sioc__conn_t *conn, uint32_t first)
 {
     uint32_t count = conn->queue_length - first;
-    write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc_conn_slice_t));
+    write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc__conn_slice_t));
     uv_buf_t small[16] = {{0}};
     uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
     if (write == NULL || bufs == NULL) {
@@ -256,7 +257,7 @@ static int write_remaining(sioc_conn_t *conn, uint32_t first)
 }
 
 /* Tries to write synchronously; what the kernel does not take goes to one uv_write. */
-static int try_write(sioc_conn_t *conn)
+static int try_write(sioc__conn_t *conn)
 {
     uv_buf_t small[16];
     uint32_t count = conn->queue_length;
@@ -276,7 +277,7 @@ static int try_write(sioc_conn_t *conn)
     uint32_t done = 0;
     while (done < count && left >= conn->queue[done].bytes.len) {
         left -= conn->queue[done].bytes.len;
-        sioc_buffer_unref(conn->queue[done].buffer);
+        sioc__buffer_unref(conn->queue[done].buffer);
         done++;
     }
     if (done < count) {
@@ -284,7 +285,7 @@ static int try_write(sioc_conn_t *conn)
         conn->queue[done].bytes.len -= left;
     }
     conn->queued_bytes -= (size_t)written;
-    memmove(conn->queue, conn->queue + done, (count - done) * sizeof(sioc_conn_slice_t));
+    memmove(conn->queue, conn->queue + done, (count - done) * sizeof(sioc__conn_slice_t));
     conn->queue_length = count - done;
     if (conn->queue_length > 0 && write_remaining(conn, 0) != 0)
         return -1;
@@ -293,13 +294,13 @@ static int try_write(sioc_conn_t *conn)
     return 0;
 }
 
-static void flush_connection(sioc_conn_t *conn)
+static void flush_connection(sioc__conn_t *conn)
 {
     if (conn->queue_length > 0) {
         /* libuv keeps write order: while earlier writes are in flight, queue behind them. */
         int rc = conn->in_flight_bytes > 0 ? write_remaining(conn, 0) : try_write(conn);
         if (rc != 0) {
-            sioc_conn_close(conn, 0);
+            sioc__conn_close(conn, 0);
             return;
         }
         conn->queue_length = 0;
@@ -312,7 +313,7 @@ static void flush_connection(sioc_conn_t *conn)
         shut_down(conn);
 }
 
-void sioc_conn_pause_reading(sioc_conn_t *conn)
+void sioc__conn_pause_reading(sioc__conn_t *conn)
 {
     if (conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
@@ -320,22 +321,22 @@ void sioc_conn_pause_reading(sioc_conn_t *conn)
     }
 }
 
-static void start_reading(sioc_conn_t *conn)
+static void start_reading(sioc__conn_t *conn)
 {
     if (!conn->reading && !conn->peer_closed &&
         uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0)
         conn->reading = 1;
 }
 
-void sioc_conn_resume_reading(sioc_conn_t *conn)
+void sioc__conn_resume_reading(sioc__conn_t *conn)
 {
     if (!conn->closing)
         start_reading(conn);
 }
 
-static void unlink_dirty(sioc_conn_t *conn)
+static void unlink_dirty(sioc__conn_t *conn)
 {
-    sioc_conn_t **link = &conn->io->dirty_head;
+    sioc__conn_t **link = &conn->io->dirty_head;
     while (*link != NULL && *link != conn)
         link = &(*link)->next_dirty;
     if (*link == conn)
@@ -345,7 +346,7 @@ static void unlink_dirty(sioc_conn_t *conn)
 
 static void on_shutdown(uv_shutdown_t *request, int status)
 {
-    sioc_conn_t *conn = request->data;
+    sioc__conn_t *conn = request->data;
     free(request);
     conn->shutdown = NULL;
     /* Our FIN is out; the peer's answers it. If it already came, or shutdown failed, done. */
@@ -353,7 +354,7 @@ static void on_shutdown(uv_shutdown_t *request, int status)
         finish_close(conn);
 }
 
-static void shut_down(sioc_conn_t *conn)
+static void shut_down(sioc__conn_t *conn)
 {
     if (conn->shutdown != NULL || uv_is_closing((uv_handle_t *)&conn->tcp))
         return;
@@ -376,23 +377,23 @@ static void shut_down(sioc_conn_t *conn)
 
 static void on_closed(uv_handle_t *handle)
 {
-    sioc_conn_t *conn = handle->data;
+    sioc__conn_t *conn = handle->data;
     if (conn->dirty)
         unlink_dirty(conn);
-    sioc_deadline_disarm(&conn->linger);
+    sioc__deadline_disarm(&conn->linger);
     release_queue(conn);
     conn->handler->on_close(conn);
     free(conn);
 }
 
-static void finish_close(sioc_conn_t *conn)
+static void finish_close(sioc__conn_t *conn)
 {
     if (uv_is_closing((uv_handle_t *)&conn->tcp))
         return;
     uv_close((uv_handle_t *)&conn->tcp, on_closed);
 }
 
-void sioc_conn_close(sioc_conn_t *conn, int graceful)
+void sioc__conn_close(sioc__conn_t *conn, int graceful)
 {
     if (conn->closing) {
         if (!graceful)
@@ -406,11 +407,11 @@ void sioc_conn_close(sioc_conn_t *conn, int graceful)
     }
     conn->close_after_flush = 1;
     start_reading(conn);
-    sioc_deadline_arm(&conn->io->linger, &conn->linger);
+    sioc__deadline_arm(&conn->io->linger, &conn->linger);
     mark_dirty(conn);
 }
 
-int sioc_conn_remote_address(sioc_conn_t *conn, char *out, size_t size)
+int sioc__conn_remote_address(sioc__conn_t *conn, char *out, size_t size)
 {
     struct sockaddr_storage address;
     int length = sizeof(address);

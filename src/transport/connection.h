@@ -1,14 +1,14 @@
 /* TCP connections on libuv with a corked write path.
  *
- * Reading: every connection of a loop reads into one shared buffer (sioc_io_t.read_buffer);
+ * Reading: every connection of a loop reads into one shared buffer (sioc__io_t.read_buffer);
  * the protocol handler must consume or copy what it needs during on_read. An idle connection
  * therefore holds no read buffer at all.
  *
- * Writing: sioc_conn_write() queues a reference to a refcounted buffer slice; nothing is sent
+ * Writing: sioc__conn_write() queues a reference to a refcounted buffer slice; nothing is sent
  * until the end of the loop iteration, when every connection with queued data is flushed with
  * one writev (uWebSockets' "corking"). Each completed write drops its references.
  *
- * Closing: sioc_conn_close() either drops queued bytes (abort) or closes gracefully: queued
+ * Closing: sioc__conn_close() either drops queued bytes (abort) or closes gracefully: queued
  * bytes leave, then our side is shut down (FIN) and whatever the peer still sends is read and
  * discarded until its FIN or SIOC_LINGER_MS. Closing a socket with unread input makes the
  * kernel send a reset that can destroy the response before the peer reads it (a 413 answered
@@ -32,54 +32,54 @@
  * its 413 is not read to the end, and still gets to read the 413). */
 #define SIOC_LINGER_MAX_BYTES (1024u * 1024)
 
-typedef struct sioc_conn_s sioc_conn_t;
-typedef struct sioc_io_s sioc_io_t;
+typedef struct sioc__conn_s sioc__conn_t;
+typedef struct sioc__io_s sioc__io_t;
 
 /* Called once per loop iteration before connections are flushed, so that higher layers can
  * turn what they batched during the iteration (polling responses) into writes. */
-typedef void (*sioc_io_flush_hook_cb)(void *data);
+typedef void (*sioc__io_flush_hook_cb)(void *data);
 
-struct sioc_io_s {
+struct sioc__io_s {
     uv_loop_t *loop;
     uv_prepare_t prepare;
     uv_check_t check;
-    sioc_conn_t *dirty_head; /* connections with queued, unflushed writes */
+    sioc__conn_t *dirty_head; /* connections with queued, unflushed writes */
     /* A connection closing gracefully whose peer stops reading is aborted after this. */
-    sioc_deadline_list_t linger;
+    sioc__deadline_list_t linger;
     struct {
-        sioc_io_flush_hook_cb callback;
+        sioc__io_flush_hook_cb callback;
         void *data;
     } hooks[4];
     int hook_count;
     int handles_closing;
-    void (*closed_cb)(sioc_io_t *io);
+    void (*closed_cb)(sioc__io_t *io);
     uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
 };
 
-typedef struct sioc_conn_handler_s {
+typedef struct sioc__conn_handler_s {
     /* data is mutable and valid only during the call. */
-    void (*on_read)(sioc_conn_t *conn, uint8_t *data, size_t length);
-    /* The peer closed, a read or write failed, or sioc_conn_close() finished. */
-    void (*on_close)(sioc_conn_t *conn);
-} sioc_conn_handler_t;
+    void (*on_read)(sioc__conn_t *conn, uint8_t *data, size_t length);
+    /* The peer closed, a read or write failed, or sioc__conn_close() finished. */
+    void (*on_close)(sioc__conn_t *conn);
+} sioc__conn_handler_t;
 
-typedef struct sioc_conn_slice_s {
-    sioc_buffer_t *buffer; /* one reference owned by the queue */
+typedef struct sioc__conn_slice_s {
+    sioc__buffer_t *buffer; /* one reference owned by the queue */
     uv_buf_t bytes;
-} sioc_conn_slice_t;
+} sioc__conn_slice_t;
 
-struct sioc_conn_s {
+struct sioc__conn_s {
     uv_tcp_t tcp;
-    sioc_io_t *io;
-    const sioc_conn_handler_t *handler;
-    void *owner;              /* the protocol state that handler works on */
-    sioc_conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
+    sioc__io_t *io;
+    const sioc__conn_handler_t *handler;
+    void *owner;               /* the protocol state that handler works on */
+    sioc__conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
     uint32_t queue_length;
     uint32_t queue_capacity;
     size_t queued_bytes;    /* in queue */
     size_t in_flight_bytes; /* handed to libuv, not yet written */
-    sioc_conn_t *next_dirty;
-    sioc_deadline_t linger;
+    sioc__conn_t *next_dirty;
+    sioc__deadline_t linger;
     uint8_t dirty;
     uint8_t closing;
     uint8_t reading;
@@ -89,37 +89,38 @@ struct sioc_conn_s {
     uv_shutdown_t *shutdown;  /* allocated only while closing gracefully */
 };
 
-int sioc_io_init(sioc_io_t *io, uv_loop_t *loop);
+int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);
 /* Releases the loop handles; closed_cb (may be NULL) runs once libuv let go of them. Every
  * connection of this io must be closed already. */
-void sioc_io_close(sioc_io_t *io, void (*closed_cb)(sioc_io_t *io));
-int sioc_io_add_flush_hook(sioc_io_t *io, sioc_io_flush_hook_cb callback, void *data);
+void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io));
+int sioc__io_add_flush_hook(sioc__io_t *io, sioc__io_flush_hook_cb callback, void *data);
 
 /* Accepts a pending connection from server. Returns NULL on failure (the pending connection
  * is then refused). Reading starts at once. */
-sioc_conn_t *sioc_conn_accept(sioc_io_t *io, uv_stream_t *server,
-                              const sioc_conn_handler_t *handler, void *owner);
+sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
+                                const sioc__conn_handler_t *handler, void *owner);
 
 /* Queues a slice of buffer (takes a new reference). Returns 0, or -1 when closing. */
-int sioc_conn_write(sioc_conn_t *conn, sioc_buffer_t *buffer, const uint8_t *bytes, size_t length);
+int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,
+                     size_t length);
 
 /* Queues a copy of bytes. Returns 0 or -1. */
-int sioc_conn_write_copy(sioc_conn_t *conn, const void *bytes, size_t length);
+int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length);
 
 /* Bytes queued or handed to the kernel but not yet written: the slow-reader measure. */
-static inline size_t sioc_conn_buffered_bytes(const sioc_conn_t *conn)
+static inline size_t sioc__conn_buffered_bytes(const sioc__conn_t *conn)
 {
     return conn->queued_bytes + conn->in_flight_bytes;
 }
 
-void sioc_conn_pause_reading(sioc_conn_t *conn);
-void sioc_conn_resume_reading(sioc_conn_t *conn);
+void sioc__conn_pause_reading(sioc__conn_t *conn);
+void sioc__conn_resume_reading(sioc__conn_t *conn);
 
 /* graceful: queued bytes are sent first, then the socket closes. Otherwise they are dropped.
  * Idempotent. */
-void sioc_conn_close(sioc_conn_t *conn, int graceful);
+void sioc__conn_close(sioc__conn_t *conn, int graceful);
 
 /* Remote address as text ("127.0.0.1" or "::1"), into out; returns 0 or -1. */
-int sioc_conn_remote_address(sioc_conn_t *conn, char *out, size_t size);
+int sioc__conn_remote_address(sioc__conn_t *conn, char *out, size_t size);
 
 #endif

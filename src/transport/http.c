@@ -6,39 +6,39 @@
 #include <strings.h>
 
 /* Offsets into the head arena while parsing: the arena may move as it grows. */
-struct sioc_http_conn_s {
-    sioc_conn_t *conn;
-    sioc_http_server_t *server;
-    sioc_http_request_parser_t parser;
+struct sioc__http_conn_s {
+    sioc__conn_t *conn;
+    sioc__http_server_t *server;
+    sioc__http_request_parser_t parser;
     uint8_t *pending; /* input that arrived while a request was outstanding */
     size_t pending_length;
-    sioc_deadline_t timeout;
+    sioc__deadline_t timeout;
     void *user;
-    sioc_http_conn_t *previous;
-    sioc_http_conn_t *next;
+    sioc__http_conn_t *previous;
+    sioc__http_conn_t *next;
     uint8_t in_request; /* delivered to the handler, not yet finished */
     uint8_t close_after_response;
     uint8_t head_written;
 };
 
-static void on_conn_read(sioc_conn_t *conn, uint8_t *data, size_t length);
-static void on_conn_close(sioc_conn_t *conn);
-static const sioc_conn_handler_t http_conn_handler = {on_conn_read, on_conn_close};
+static void on_conn_read(sioc__conn_t *conn, uint8_t *data, size_t length);
+static void on_conn_close(sioc__conn_t *conn);
+static const sioc__conn_handler_t http_conn_handler = {on_conn_read, on_conn_close};
 
 /* ---- connection life ------------------------------------------------------------------- */
 
-static void respond_error(sioc_http_conn_t *http, int status)
+static void respond_error(sioc__http_conn_t *http, int status)
 {
-    const char *text = sioc_http_status_text(status);
-    sioc_http_set_close(http);
+    const char *text = sioc__http_status_text(status);
+    sioc__http_set_close(http);
     if (!http->head_written)
-        sioc_http_respond(http, status, "Content-Type: text/plain; charset=UTF-8\r\n", text,
-                          strlen(text));
+        sioc__http_respond(http, status, "Content-Type: text/plain; charset=UTF-8\r\n", text,
+                           strlen(text));
     else
-        sioc_conn_close(http->conn, 1);
+        sioc__conn_close(http->conn, 1);
 }
 
-static int keep_pending(sioc_http_conn_t *http, const uint8_t *data, size_t length)
+static int keep_pending(sioc__http_conn_t *http, const uint8_t *data, size_t length)
 {
     uint8_t *pending = malloc(length);
     if (pending == NULL)
@@ -48,61 +48,61 @@ static int keep_pending(sioc_http_conn_t *http, const uint8_t *data, size_t leng
     http->pending = pending;
     http->pending_length = length;
     /* One request at a time: stop reading until this one is answered. */
-    sioc_conn_pause_reading(http->conn);
+    sioc__conn_pause_reading(http->conn);
     return 0;
 }
 
-static void deliver(sioc_http_conn_t *http, uint8_t *rest, size_t rest_length)
+static void deliver(sioc__http_conn_t *http, uint8_t *rest, size_t rest_length)
 {
-    sioc_deadline_disarm(&http->timeout);
+    sioc__deadline_disarm(&http->timeout);
     http->in_request = 1;
     if (http->parser.request.upgrade) {
         http->server->handler->on_request(http, &http->parser.request, rest, rest_length);
         return;
     }
     if (rest_length > 0 && keep_pending(http, rest, rest_length) != 0) {
-        sioc_conn_close(http->conn, 0);
+        sioc__conn_close(http->conn, 0);
         return;
     }
     http->server->handler->on_request(http, &http->parser.request, NULL, 0);
 }
 
-static void parse(sioc_http_conn_t *http, uint8_t *data, size_t length)
+static void parse(sioc__http_conn_t *http, uint8_t *data, size_t length)
 {
     if (http->in_request) {
         /* Pipelined bytes while a request is outstanding: keep them for later. */
         size_t total = http->pending_length + length;
         if (total > http->server->limits.max_header_size + SIOC_READ_BUFFER_SIZE) {
-            sioc_conn_close(http->conn, 0);
+            sioc__conn_close(http->conn, 0);
             return;
         }
         uint8_t *pending = realloc(http->pending, total);
         if (pending == NULL) {
-            sioc_conn_close(http->conn, 0);
+            sioc__conn_close(http->conn, 0);
             return;
         }
         memcpy(pending + http->pending_length, data, length);
         http->pending = pending;
         http->pending_length = total;
-        sioc_conn_pause_reading(http->conn);
+        sioc__conn_pause_reading(http->conn);
         return;
     }
     size_t parsed;
-    int rc = sioc_http_request_parser_execute(&http->parser, data, length, &parsed);
+    int rc = sioc__http_request_parser_execute(&http->parser, data, length, &parsed);
     if (rc < 0)
         respond_error(http, http->parser.error_status);
     else if (rc > 0)
         deliver(http, data + parsed, length - parsed);
 }
 
-static void on_conn_read(sioc_conn_t *conn, uint8_t *data, size_t length)
+static void on_conn_read(sioc__conn_t *conn, uint8_t *data, size_t length)
 {
     parse(conn->owner, data, length);
 }
 
-static void unlink_from_server(sioc_http_conn_t *http)
+static void unlink_from_server(sioc__http_conn_t *http)
 {
-    sioc_http_server_t *server = http->server;
+    sioc__http_server_t *server = http->server;
     if (http->previous != NULL)
         http->previous->next = http->next;
     else
@@ -112,66 +112,66 @@ static void unlink_from_server(sioc_http_conn_t *http)
     http->previous = http->next = NULL;
 }
 
-static void maybe_server_closed(sioc_http_server_t *server);
+static void maybe_server_closed(sioc__http_server_t *server);
 
-static void free_http(sioc_http_conn_t *http)
+static void free_http(sioc__http_conn_t *http)
 {
-    sioc_http_server_t *server = http->server;
-    sioc_deadline_disarm(&http->timeout);
+    sioc__http_server_t *server = http->server;
+    sioc__deadline_disarm(&http->timeout);
     unlink_from_server(http);
-    sioc_http_request_parser_free(&http->parser);
+    sioc__http_request_parser_free(&http->parser);
     free(http->pending);
     free(http);
     maybe_server_closed(server);
 }
 
-static void on_conn_close(sioc_conn_t *conn)
+static void on_conn_close(sioc__conn_t *conn)
 {
-    sioc_http_conn_t *http = conn->owner;
+    sioc__http_conn_t *http = conn->owner;
     if (http->in_request && http->server->handler->on_abort != NULL)
         http->server->handler->on_abort(http, &http->parser.request);
     free_http(http);
 }
 
-static void on_request_timeout(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+static void on_request_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sioc_http_conn_t *http =
-        (sioc_http_conn_t *)((char *)deadline - offsetof(sioc_http_conn_t, timeout));
+    sioc__http_conn_t *http =
+        (sioc__http_conn_t *)((char *)deadline - offsetof(sioc__http_conn_t, timeout));
     if (http->parser.message_started)
         respond_error(http, 408);
     else
-        sioc_conn_close(http->conn, 0);
+        sioc__conn_close(http->conn, 0);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-    sioc_http_server_t *server = listener->data;
+    sioc__http_server_t *server = listener->data;
     if (status < 0)
         return;
-    sioc_http_conn_t *http = calloc(1, sizeof(*http));
+    sioc__http_conn_t *http = calloc(1, sizeof(*http));
     if (http == NULL)
         return;
     http->server = server;
-    http->conn = sioc_conn_accept(server->io, listener, &http_conn_handler, http);
+    http->conn = sioc__conn_accept(server->io, listener, &http_conn_handler, http);
     if (http->conn == NULL) {
         free(http);
         return;
     }
-    sioc_http_request_parser_init(&http->parser, &server->limits);
-    sioc_conn_remote_address(http->conn, http->parser.request.remote_address,
-                             sizeof(http->parser.request.remote_address));
+    sioc__http_request_parser_init(&http->parser, &server->limits);
+    sioc__conn_remote_address(http->conn, http->parser.request.remote_address,
+                              sizeof(http->parser.request.remote_address));
     http->next = server->connections;
     if (server->connections != NULL)
         server->connections->previous = http;
     server->connections = http;
-    sioc_deadline_arm(&server->request_timeouts, &http->timeout);
+    sioc__deadline_arm(&server->request_timeouts, &http->timeout);
 }
 
 /* ---- server ------------------------------------------------------------------------------ */
 
-int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
-                          const sioc_http_limits_t *limits, const sioc_http_handler_t *handler,
-                          void *data)
+int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
+                           const sioc__http_limits_t *limits, const sioc__http_handler_t *handler,
+                           void *data)
 {
     memset(server, 0, sizeof(*server));
     server->io = io;
@@ -182,8 +182,8 @@ int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
     if (rc != 0)
         return rc;
     server->listener.data = server;
-    rc = sioc_deadline_list_init(io->loop, &server->request_timeouts, limits->request_timeout_ms,
-                                 on_request_timeout);
+    rc = sioc__deadline_list_init(io->loop, &server->request_timeouts, limits->request_timeout_ms,
+                                  on_request_timeout);
     if (rc != 0)
         return rc;
     server->request_timeouts.data = server;
@@ -191,7 +191,7 @@ int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
     return 0;
 }
 
-int sioc_http_server_listen(sioc_http_server_t *server, const char *host, int port)
+int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int port)
 {
     struct sockaddr_storage address;
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&address);
@@ -208,7 +208,7 @@ int sioc_http_server_listen(sioc_http_server_t *server, const char *host, int po
     return rc;
 }
 
-int sioc_http_server_port(sioc_http_server_t *server)
+int sioc__http_server_port(sioc__http_server_t *server)
 {
     struct sockaddr_storage address;
     int length = sizeof(address);
@@ -219,10 +219,10 @@ int sioc_http_server_port(sioc_http_server_t *server)
     return ntohs(((struct sockaddr_in *)&address)->sin_port);
 }
 
-static void maybe_server_closed(sioc_http_server_t *server)
+static void maybe_server_closed(sioc__http_server_t *server)
 {
     if (server->close_pending == 0 && server->closed_cb != NULL && server->connections == NULL) {
-        void (*closed_cb)(sioc_http_server_t *) = server->closed_cb;
+        void (*closed_cb)(sioc__http_server_t *) = server->closed_cb;
         server->closed_cb = NULL;
         closed_cb(server);
     }
@@ -230,7 +230,7 @@ static void maybe_server_closed(sioc_http_server_t *server)
 
 static void on_server_handle_closed(uv_handle_t *handle)
 {
-    sioc_http_server_t *server = handle->data;
+    sioc__http_server_t *server = handle->data;
     server->close_pending--;
     maybe_server_closed(server);
 }
@@ -238,26 +238,26 @@ static void on_server_handle_closed(uv_handle_t *handle)
 /* The timer's data is its deadline list, whose data is the server. */
 static void on_server_timer_closed(uv_handle_t *handle)
 {
-    sioc_deadline_list_t *list = handle->data;
-    sioc_http_server_t *server = list->data;
+    sioc__deadline_list_t *list = handle->data;
+    sioc__http_server_t *server = list->data;
     server->close_pending--;
     maybe_server_closed(server);
 }
 
-void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_http_server_t *))
+void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc__http_server_t *))
 {
     server->closed_cb = closed_cb;
     server->close_pending = 2;
     server->listening = 0;
     uv_close((uv_handle_t *)&server->listener, on_server_handle_closed);
-    sioc_deadline_list_close(&server->request_timeouts, on_server_timer_closed);
-    for (sioc_http_conn_t *http = server->connections; http != NULL; http = http->next)
-        sioc_conn_close(http->conn, 1);
+    sioc__deadline_list_close(&server->request_timeouts, on_server_timer_closed);
+    for (sioc__http_conn_t *http = server->connections; http != NULL; http = http->next)
+        sioc__conn_close(http->conn, 1);
 }
 
 /* ---- requests and responses ----------------------------------------------------------------- */
 
-const char *sioc_http_status_text(int status)
+const char *sioc__http_status_text(int status)
 {
     static const struct {
         int status;
@@ -287,54 +287,54 @@ const char *sioc_http_status_text(int status)
     return "Unknown";
 }
 
-void sioc_http_set_close(sioc_http_conn_t *http)
+void sioc__http_set_close(sioc__http_conn_t *http)
 {
     http->close_after_response = 1;
 }
 
-int sioc_http_write_head(sioc_http_conn_t *http, int status, const char *headers,
-                         size_t content_length)
+int sioc__http_write_head(sioc__http_conn_t *http, int status, const char *headers,
+                          size_t content_length)
 {
     if (!http->parser.request.keep_alive || http->server->listening == 0)
         http->close_after_response = 1;
     char line[256];
     int line_length = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s",
-                               status, sioc_http_status_text(status), content_length,
+                               status, sioc__http_status_text(status), content_length,
                                http->close_after_response ? "Connection: close\r\n" : "");
     size_t headers_length = headers ? strlen(headers) : 0;
-    sioc_buffer_t *head = sioc_buffer_new((size_t)line_length + headers_length + 2, 0);
+    sioc__buffer_t *head = sioc__buffer_new((size_t)line_length + headers_length + 2, 0);
     if (head == NULL)
         return -1;
     memcpy(head->data, line, (size_t)line_length);
     if (headers_length > 0)
         memcpy(head->data + line_length, headers, headers_length);
     memcpy(head->data + line_length + headers_length, "\r\n", 2);
-    int rc = sioc_conn_write(http->conn, head, head->data, head->length);
-    sioc_buffer_unref(head);
+    int rc = sioc__conn_write(http->conn, head, head->data, head->length);
+    sioc__buffer_unref(head);
     http->head_written = 1;
     return rc;
 }
 
-int sioc_http_write_body(sioc_http_conn_t *http, sioc_buffer_t *buffer, const uint8_t *bytes,
-                         size_t length)
+int sioc__http_write_body(sioc__http_conn_t *http, sioc__buffer_t *buffer, const uint8_t *bytes,
+                          size_t length)
 {
-    return sioc_conn_write(http->conn, buffer, bytes, length);
+    return sioc__conn_write(http->conn, buffer, bytes, length);
 }
 
-void sioc_http_finish(sioc_http_conn_t *http)
+void sioc__http_finish(sioc__http_conn_t *http)
 {
     if (!http->in_request)
         return;
     http->in_request = 0;
     if (http->close_after_response || http->parser.request.upgrade) {
-        sioc_conn_close(http->conn, 1);
+        sioc__conn_close(http->conn, 1);
         return;
     }
-    sioc_http_request_parser_next(&http->parser);
+    sioc__http_request_parser_next(&http->parser);
     http->head_written = 0;
     http->user = NULL;
-    sioc_deadline_arm(&http->server->request_timeouts, &http->timeout);
-    sioc_conn_resume_reading(http->conn);
+    sioc__deadline_arm(&http->server->request_timeouts, &http->timeout);
+    sioc__conn_resume_reading(http->conn);
     if (http->pending != NULL) {
         uint8_t *pending = http->pending;
         size_t pending_length = http->pending_length;
@@ -345,45 +345,45 @@ void sioc_http_finish(sioc_http_conn_t *http)
     }
 }
 
-void sioc_http_respond(sioc_http_conn_t *http, int status, const char *headers, const void *body,
-                       size_t body_length)
+void sioc__http_respond(sioc__http_conn_t *http, int status, const char *headers, const void *body,
+                        size_t body_length)
 {
-    sioc_http_write_head(http, status, headers, body_length);
+    sioc__http_write_head(http, status, headers, body_length);
     if (body_length > 0)
-        sioc_conn_write_copy(http->conn, body, body_length);
+        sioc__conn_write_copy(http->conn, body, body_length);
     if (http->in_request) {
-        sioc_http_finish(http);
+        sioc__http_finish(http);
     } else {
         /* An automatic answer to a request that was never delivered. */
-        sioc_conn_close(http->conn, 1);
+        sioc__conn_close(http->conn, 1);
     }
 }
 
-sioc_conn_t *sioc_http_detach(sioc_http_conn_t *http)
+sioc__conn_t *sioc__http_detach(sioc__http_conn_t *http)
 {
-    sioc_conn_t *conn = http->conn;
+    sioc__conn_t *conn = http->conn;
     http->in_request = 0;
     conn->owner = NULL;
     free_http(http);
     return conn;
 }
 
-void sioc_http_set_user(sioc_http_conn_t *http, void *user)
+void sioc__http_set_user(sioc__http_conn_t *http, void *user)
 {
     http->user = user;
 }
 
-void *sioc_http_get_user(sioc_http_conn_t *http)
+void *sioc__http_get_user(sioc__http_conn_t *http)
 {
     return http->user;
 }
 
-sioc_http_server_t *sioc_http_get_server(sioc_http_conn_t *http)
+sioc__http_server_t *sioc__http_get_server(sioc__http_conn_t *http)
 {
     return http->server;
 }
 
-sioc_conn_t *sioc_http_get_conn(sioc_http_conn_t *http)
+sioc__conn_t *sioc__http_get_conn(sioc__http_conn_t *http)
 {
     return http->conn;
 }

@@ -6,7 +6,7 @@
  * over max_body_size (decided from Content-Length before any body is read when possible),
  * 431 head over max_header_size or more than max_header_count headers. Everything else is
  * the handler's: it receives each complete request (and upgrade requests, whose leftover bytes
- * belong to the new protocol), answers now or later, and must call sioc_http_finish() once. */
+ * belong to the new protocol), answers now or later, and must call sioc__http_finish() once. */
 #ifndef SIOC_TRANSPORT_HTTP_H
 #define SIOC_TRANSPORT_HTTP_H
 
@@ -18,78 +18,78 @@
 #include "transport/http_request.h"
 #include "transport/connection.h"
 
-typedef struct sioc_http_server_s sioc_http_server_t;
-typedef struct sioc_http_conn_s sioc_http_conn_t;
+typedef struct sioc__http_server_s sioc__http_server_t;
+typedef struct sioc__http_conn_s sioc__http_conn_t;
 
-typedef struct sioc_http_handler_s {
+typedef struct sioc__http_handler_s {
     /* A complete request. leftover/leftover_length: for upgrades, bytes that followed the head
      * (they belong to the new protocol; valid only during the call). */
-    void (*on_request)(sioc_http_conn_t *http, sioc_http_request_t *request, uint8_t *leftover,
+    void (*on_request)(sioc__http_conn_t *http, sioc__http_request_t *request, uint8_t *leftover,
                        size_t leftover_length);
     /* The connection closed while a request was delivered but not finished (a held long-poll
      * GET). The request is freed after this returns. May be NULL. */
-    void (*on_abort)(sioc_http_conn_t *http, sioc_http_request_t *request);
-} sioc_http_handler_t;
+    void (*on_abort)(sioc__http_conn_t *http, sioc__http_request_t *request);
+} sioc__http_handler_t;
 
-struct sioc_http_server_s {
+struct sioc__http_server_s {
     uv_tcp_t listener;
-    sioc_io_t *io;
-    sioc_http_limits_t limits;
-    const sioc_http_handler_t *handler;
+    sioc__io_t *io;
+    sioc__http_limits_t limits;
+    const sioc__http_handler_t *handler;
     void *data;
-    sioc_deadline_list_t request_timeouts;
-    sioc_http_conn_t *connections; /* all open HTTP connections (for shutdown) */
+    sioc__deadline_list_t request_timeouts;
+    sioc__http_conn_t *connections; /* all open HTTP connections (for shutdown) */
     int listening;
-    void (*closed_cb)(sioc_http_server_t *server);
+    void (*closed_cb)(sioc__http_server_t *server);
     int close_pending;
 };
 
 /* Initialises server (storage owned by the caller) on io's loop. */
-int sioc_http_server_init(sioc_http_server_t *server, sioc_io_t *io,
-                          const sioc_http_limits_t *limits, const sioc_http_handler_t *handler,
-                          void *data);
+int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
+                           const sioc__http_limits_t *limits, const sioc__http_handler_t *handler,
+                           void *data);
 
 /* Binds host:port (port 0 = any free port) and listens. 0 or a negative libuv error. */
-int sioc_http_server_listen(sioc_http_server_t *server, const char *host, int port);
+int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int port);
 
 /* The bound port, or -1. */
-int sioc_http_server_port(sioc_http_server_t *server);
+int sioc__http_server_port(sioc__http_server_t *server);
 
 /* Stops listening and closes every HTTP connection (not those already upgraded); closed_cb
  * runs once all libuv handles of the server are released. */
-void sioc_http_server_close(sioc_http_server_t *server, void (*closed_cb)(sioc_http_server_t *));
+void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc__http_server_t *));
 
 /* Writes the status line and headers: "Content-Length" from content_length, then headers
  * (preformatted "Name: value\r\n" lines, may be NULL), then "Connection: close" when the
- * connection will close. The body follows through sioc_http_write_body(). */
-int sioc_http_write_head(sioc_http_conn_t *http, int status, const char *headers,
-                         size_t content_length);
+ * connection will close. The body follows through sioc__http_write_body(). */
+int sioc__http_write_head(sioc__http_conn_t *http, int status, const char *headers,
+                          size_t content_length);
 
 /* Queues a body slice (a new reference to buffer). */
-int sioc_http_write_body(sioc_http_conn_t *http, sioc_buffer_t *buffer, const uint8_t *bytes,
-                         size_t length);
+int sioc__http_write_body(sioc__http_conn_t *http, sioc__buffer_t *buffer, const uint8_t *bytes,
+                          size_t length);
 
 /* Ends the response: the connection closes or parses the next request. */
-void sioc_http_finish(sioc_http_conn_t *http);
+void sioc__http_finish(sioc__http_conn_t *http);
 
 /* head + copied body + finish. */
-void sioc_http_respond(sioc_http_conn_t *http, int status, const char *headers, const void *body,
-                       size_t body_length);
+void sioc__http_respond(sioc__http_conn_t *http, int status, const char *headers, const void *body,
+                        size_t body_length);
 
 /* Closes after the current response (call before writing the head). */
-void sioc_http_set_close(sioc_http_conn_t *http);
+void sioc__http_set_close(sioc__http_conn_t *http);
 
 /* Takes the connection over for another protocol (WebSocket): the HTTP state is freed and the
  * caller installs its own handler on the returned connection. Only from on_request of an
  * upgrade request; the response (101) is the caller's to write. */
-sioc_conn_t *sioc_http_detach(sioc_http_conn_t *http);
+sioc__conn_t *sioc__http_detach(sioc__http_conn_t *http);
 
 /* Per-request user pointer (e.g. the Engine.IO session a held GET belongs to). */
-void sioc_http_set_user(sioc_http_conn_t *http, void *user);
-void *sioc_http_get_user(sioc_http_conn_t *http);
-sioc_http_server_t *sioc_http_get_server(sioc_http_conn_t *http);
-sioc_conn_t *sioc_http_get_conn(sioc_http_conn_t *http);
+void sioc__http_set_user(sioc__http_conn_t *http, void *user);
+void *sioc__http_get_user(sioc__http_conn_t *http);
+sioc__http_server_t *sioc__http_get_server(sioc__http_conn_t *http);
+sioc__conn_t *sioc__http_get_conn(sioc__http_conn_t *http);
 
-const char *sioc_http_status_text(int status);
+const char *sioc__http_status_text(int status);
 
 #endif

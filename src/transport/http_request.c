@@ -15,7 +15,7 @@ typedef struct header_offsets_s {
     uint32_t value_length;
 } header_offsets_t;
 
-void sioc_http_limits_init(sioc_http_limits_t *limits)
+void sioc__http_limits_init(sioc__http_limits_t *limits)
 {
     limits->max_header_size = 16 * 1024;
     limits->max_header_count = 100;
@@ -25,7 +25,7 @@ void sioc_http_limits_init(sioc_http_limits_t *limits)
 
 /* ---- head arena ------------------------------------------------------------------------ */
 
-static int arena_append(sioc_http_request_parser_t *parser_state, const char *bytes, size_t length)
+static int arena_append(sioc__http_request_parser_t *parser_state, const char *bytes, size_t length)
 {
     if (parser_state->head_length + length + 1 > parser_state->limits->max_header_size) {
         parser_state->error_status = 431;
@@ -48,12 +48,12 @@ static int arena_append(sioc_http_request_parser_t *parser_state, const char *by
     return 0;
 }
 
-static int arena_terminate(sioc_http_request_parser_t *parser_state)
+static int arena_terminate(sioc__http_request_parser_t *parser_state)
 {
     return arena_append(parser_state, "", 1);
 }
 
-static void reset_request(sioc_http_request_parser_t *parser_state)
+static void reset_request(sioc__http_request_parser_t *parser_state)
 {
     free(parser_state->request.body);
     free(parser_state->request.headers);
@@ -73,7 +73,7 @@ static void reset_request(sioc_http_request_parser_t *parser_state)
 
 static int on_message_begin(http_parser *parser)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_parser_t *parser_state = parser->data;
     parser_state->message_started = 1;
     return 0;
 }
@@ -85,7 +85,7 @@ static int on_url(http_parser *parser, const char *at, size_t length)
 
 static int on_header_field(http_parser *parser, const char *at, size_t length)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_parser_t *parser_state = parser->data;
     /* Chunked trailers come after the head was finalised: dropping them keeps the arena, and
      * every pointer into it, fixed (a fuzzer found the overflow otherwise). */
     if (parser_state->head_complete)
@@ -120,7 +120,7 @@ static int on_header_field(http_parser *parser, const char *at, size_t length)
 
 static int on_header_value(http_parser *parser, const char *at, size_t length)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_parser_t *parser_state = parser->data;
     if (parser_state->head_complete)
         return 0;
     header_offsets_t *header = &parser_state->offsets[parser_state->request.header_count - 1];
@@ -135,7 +135,7 @@ static int on_header_value(http_parser *parser, const char *at, size_t length)
     return arena_append(parser_state, at, length);
 }
 
-static void split_url(sioc_http_request_t *request)
+static void split_url(sioc__http_request_t *request)
 {
     const char *question = memchr(request->url, '?', request->url_length);
     request->path = request->url;
@@ -144,18 +144,18 @@ static void split_url(sioc_http_request_t *request)
     request->query_length = question ? request->url_length - request->path_length - 1 : 0;
 }
 
-static int finalize_head(sioc_http_request_parser_t *parser_state)
+static int finalize_head(sioc__http_request_parser_t *parser_state)
 {
     if (arena_terminate(parser_state) != 0)
         return -1;
     if (parser_state->url_end == 0)
         parser_state->url_end = (uint32_t)parser_state->head_length;
-    sioc_http_request_t *request = &parser_state->request;
+    sioc__http_request_t *request = &parser_state->request;
     request->url = parser_state->head;
     request->url_length = strlen(parser_state->head);
     split_url(request);
     if (request->header_count > 0) {
-        request->headers = calloc(request->header_count, sizeof(sioc_http_header_t));
+        request->headers = calloc(request->header_count, sizeof(sioc__http_header_t));
         if (request->headers == NULL)
             return -1;
     }
@@ -171,7 +171,7 @@ static int finalize_head(sioc_http_request_parser_t *parser_state)
 
 static int on_headers_complete(http_parser *parser)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_parser_t *parser_state = parser->data;
     if (finalize_head(parser_state) != 0)
         return -1;
     parser_state->head_complete = 1;
@@ -193,8 +193,8 @@ static int on_headers_complete(http_parser *parser)
 
 static int on_body(http_parser *parser, const char *at, size_t length)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
-    sioc_http_request_t *request = &parser_state->request;
+    sioc__http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_t *request = &parser_state->request;
     if (request->body_length + length > parser_state->limits->max_body_size) {
         parser_state->error_status = 413;
         return -1;
@@ -216,7 +216,7 @@ static int on_body(http_parser *parser, const char *at, size_t length)
 
 static int on_message_complete(http_parser *parser)
 {
-    sioc_http_request_parser_t *parser_state = parser->data;
+    sioc__http_request_parser_t *parser_state = parser->data;
     parser_state->message_complete = 1;
     parser_state->request.upgrade = parser->upgrade ? 1 : 0;
     /* Stop here: the next pipelined request waits until this one is answered. */
@@ -236,8 +236,8 @@ static const http_parser_settings parser_settings = {
 
 /* ---- driving the parser ------------------------------------------------------------------ */
 
-void sioc_http_request_parser_init(sioc_http_request_parser_t *parser_state,
-                                   const sioc_http_limits_t *limits)
+void sioc__http_request_parser_init(sioc__http_request_parser_t *parser_state,
+                                    const sioc__http_limits_t *limits)
 {
     memset(parser_state, 0, sizeof(*parser_state));
     parser_state->limits = limits;
@@ -245,8 +245,8 @@ void sioc_http_request_parser_init(sioc_http_request_parser_t *parser_state,
     parser_state->parser.data = parser_state;
 }
 
-int sioc_http_request_parser_execute(sioc_http_request_parser_t *parser_state, const uint8_t *data,
-                                     size_t length, size_t *consumed)
+int sioc__http_request_parser_execute(sioc__http_request_parser_t *parser_state,
+                                      const uint8_t *data, size_t length, size_t *consumed)
 {
     *consumed =
         http_parser_execute(&parser_state->parser, &parser_settings, (const char *)data, length);
@@ -259,13 +259,13 @@ int sioc_http_request_parser_execute(sioc_http_request_parser_t *parser_state, c
     return parser_state->message_complete ? 1 : 0;
 }
 
-void sioc_http_request_parser_next(sioc_http_request_parser_t *parser_state)
+void sioc__http_request_parser_next(sioc__http_request_parser_t *parser_state)
 {
     reset_request(parser_state);
     http_parser_pause(&parser_state->parser, 0);
 }
 
-void sioc_http_request_parser_free(sioc_http_request_parser_t *parser_state)
+void sioc__http_request_parser_free(sioc__http_request_parser_t *parser_state)
 {
     free(parser_state->request.body);
     free(parser_state->request.headers);
@@ -279,8 +279,8 @@ void sioc_http_request_parser_free(sioc_http_request_parser_t *parser_state)
 
 /* ---- request helpers ------------------------------------------------------------------------ */
 
-const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *request,
-                                                   const char *name)
+const sioc__http_header_t *sioc__http_request_header(const sioc__http_request_t *request,
+                                                     const char *name)
 {
     for (uint32_t i = 0; i < request->header_count; i++) {
         if (strcasecmp(request->headers[i].name, name) == 0)
@@ -289,7 +289,7 @@ const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *re
     return NULL;
 }
 
-int sioc_http_header_has_token(const sioc_http_header_t *header, const char *token)
+int sioc__http_header_has_token(const sioc__http_header_t *header, const char *token)
 {
     size_t token_length = strlen(token);
     const char *cursor = header->value;
@@ -342,8 +342,8 @@ static long percent_decode(const char *in, size_t length, char *out, size_t out_
     return (long)written;
 }
 
-long sioc_http_query_get(const char *query, size_t query_length, const char *name, char *out,
-                         size_t out_size)
+long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
+                          size_t out_size)
 {
     size_t name_length = strlen(name);
     const char *cursor = query;

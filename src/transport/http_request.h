@@ -1,11 +1,11 @@
 /* HTTP/1.1 request parser: http-parser driven with sioc's limits, pure (no I/O), so that the
  * request head can be unit-tested byte by byte and fuzzed.
  *
- * Contract: feed bytes with sioc_http_request_parser_execute(); it stops right after a
+ * Contract: feed bytes with sioc__http_request_parser_execute(); it stops right after a
  * complete request (returning 1, the bytes after it are left unparsed for the next request
  * or, for an upgrade, for the new protocol) and refuses input past the limits (returning -1
  * with error_status = 400 malformed, 413 body too large, 431 head too large or too many
- * headers). After a complete request, sioc_http_request_parser_next() readies it for the next
+ * headers). After a complete request, sioc__http_request_parser_next() readies it for the next
  * one; the request's memory belongs to the parser until then. */
 #ifndef SIOC_TRANSPORT_HTTP_REQUEST_H
 #define SIOC_TRANSPORT_HTTP_REQUEST_H
@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct sioc_http_header_s {
+typedef struct sioc__http_header_s {
     const char *name; /* NUL-terminated, as received */
     const char *value;
     size_t value_length;
-} sioc_http_header_t;
+} sioc__http_header_t;
 
-typedef struct sioc_http_request_s {
+typedef struct sioc__http_request_s {
     int method; /* enum http_method */
     const char *url;
     size_t url_length;
@@ -28,28 +28,28 @@ typedef struct sioc_http_request_s {
     size_t path_length;
     const char *query; /* view after '?', or "" */
     size_t query_length;
-    sioc_http_header_t *headers;
+    sioc__http_header_t *headers;
     uint32_t header_count;
     uint8_t *body; /* owned by the request; mutable; NULL when empty */
     size_t body_length;
     uint8_t keep_alive;
     uint8_t upgrade;
     char remote_address[64];
-} sioc_http_request_t;
+} sioc__http_request_t;
 
-typedef struct sioc_http_limits_s {
+typedef struct sioc__http_limits_s {
     size_t max_header_size;      /* request line + headers, bytes (16 KiB) */
     uint32_t max_header_count;   /* (100) */
     size_t max_body_size;        /* (1,000,000) */
     uint64_t request_timeout_ms; /* head and body must arrive within this (10 s) */
-} sioc_http_limits_t;
+} sioc__http_limits_t;
 
 typedef struct header_offsets_s header_offsets_t;
 
-typedef struct sioc_http_request_parser_s {
+typedef struct sioc__http_request_parser_s {
     http_parser parser;
-    const sioc_http_limits_t *limits;
-    sioc_http_request_t request;
+    const sioc__http_limits_t *limits;
+    sioc__http_request_t request;
     char *head; /* arena: url, then name\0value\0 pairs */
     size_t head_length;
     size_t head_capacity;
@@ -62,34 +62,34 @@ typedef struct sioc_http_request_parser_s {
     uint8_t message_complete;
     uint8_t head_complete;
     uint8_t last_was_value;
-} sioc_http_request_parser_t;
+} sioc__http_request_parser_t;
 
-void sioc_http_limits_init(sioc_http_limits_t *limits);
+void sioc__http_limits_init(sioc__http_limits_t *limits);
 
 /* limits must outlive the parser. */
-void sioc_http_request_parser_init(sioc_http_request_parser_t *parser_state,
-                                   const sioc_http_limits_t *limits);
+void sioc__http_request_parser_init(sioc__http_request_parser_t *parser_state,
+                                    const sioc__http_limits_t *limits);
 
 /* Returns 1 when a request is complete, 0 when more input is needed, -1 on an error (see
  * error_status). *consumed gets the bytes used. */
-int sioc_http_request_parser_execute(sioc_http_request_parser_t *parser_state, const uint8_t *data,
-                                     size_t length, size_t *consumed);
+int sioc__http_request_parser_execute(sioc__http_request_parser_t *parser_state,
+                                      const uint8_t *data, size_t length, size_t *consumed);
 
 /* Forgets the current request (keeping remote_address) and resumes parsing. */
-void sioc_http_request_parser_next(sioc_http_request_parser_t *parser_state);
+void sioc__http_request_parser_next(sioc__http_request_parser_t *parser_state);
 
-void sioc_http_request_parser_free(sioc_http_request_parser_t *parser_state);
+void sioc__http_request_parser_free(sioc__http_request_parser_t *parser_state);
 
 /* Header value by case-insensitive name, or NULL. */
-const sioc_http_header_t *sioc_http_request_header(const sioc_http_request_t *request,
-                                                   const char *name);
+const sioc__http_header_t *sioc__http_request_header(const sioc__http_request_t *request,
+                                                     const char *name);
 
 /* 1 if a comma-separated header contains token (case-insensitive), e.g. Connection: upgrade. */
-int sioc_http_header_has_token(const sioc_http_header_t *header, const char *token);
+int sioc__http_header_has_token(const sioc__http_header_t *header, const char *token);
 
 /* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
  * when absent, -2 when longer than out_size - 1 or badly encoded. */
-long sioc_http_query_get(const char *query, size_t query_length, const char *name, char *out,
-                         size_t out_size);
+long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
+                          size_t out_size);
 
 #endif

@@ -8,9 +8,9 @@
 #include "transport/http.h"
 
 struct sioc_web_server_s {
-    sioc_io_t io;
-    sioc_http_server_t http;
-    sioc_http_limits_t limits;
+    sioc__io_t io;
+    sioc__http_server_t http;
+    sioc__http_limits_t limits;
     sioc_web_handler_cb handler;
     void *data;
     void (*closed_cb)(void *data);
@@ -18,37 +18,37 @@ struct sioc_web_server_s {
 };
 
 struct sioc_web_request_s {
-    sioc_http_conn_t *http;       /* NULL once the client went away */
-    sioc_http_request_t *request; /* lives as long as http does */
+    sioc__http_conn_t *http;       /* NULL once the client went away */
+    sioc__http_request_t *request; /* lives as long as http does */
     char *path;
     /* Copies, for a request answered after its connection closed. */
-    sioc_http_request_t detached;
+    sioc__http_request_t detached;
 };
 
-static void on_request(sioc_http_conn_t *http, sioc_http_request_t *request, uint8_t *leftover,
+static void on_request(sioc__http_conn_t *http, sioc__http_request_t *request, uint8_t *leftover,
                        size_t leftover_length)
 {
-    sioc_web_server_t *server = sioc_http_get_server(http)->data;
+    sioc_web_server_t *server = sioc__http_get_server(http)->data;
     if (request->upgrade) {
-        sioc_http_set_close(http);
-        sioc_http_respond(http, 400, "Content-Type: text/plain\r\n", "Bad Request", 11);
+        sioc__http_set_close(http);
+        sioc__http_respond(http, 400, "Content-Type: text/plain\r\n", "Bad Request", 11);
         return;
     }
     sioc_web_request_t *web = calloc(1, sizeof(*web));
     if (web == NULL || (web->path = strndup(request->path, request->path_length)) == NULL) {
         free(web);
-        sioc_http_respond(http, 500, NULL, NULL, 0);
+        sioc__http_respond(http, 500, NULL, NULL, 0);
         return;
     }
     web->http = http;
     web->request = request;
-    sioc_http_set_user(http, web);
+    sioc__http_set_user(http, web);
     server->handler(web, server->data);
 }
 
-static void on_abort(sioc_http_conn_t *http, sioc_http_request_t *request)
+static void on_abort(sioc__http_conn_t *http, sioc__http_request_t *request)
 {
-    sioc_web_request_t *web = sioc_http_get_user(http);
+    sioc_web_request_t *web = sioc__http_get_user(http);
     if (web == NULL)
         return;
     /* Keep what the accessors may still be asked for; the connection's copy goes now. */
@@ -61,7 +61,7 @@ static void on_abort(sioc_http_conn_t *http, sioc_http_request_t *request)
     web->http = NULL;
 }
 
-static const sioc_http_handler_t handler = {on_request, on_abort};
+static const sioc__http_handler_t handler = {on_request, on_abort};
 
 int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web_handler_cb callback,
                         void *data, sioc_web_server_t **out)
@@ -71,11 +71,11 @@ int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web_handler_
         return SIOC_ENOMEM;
     server->handler = callback;
     server->data = data;
-    sioc_http_limits_init(&server->limits);
+    sioc__http_limits_init(&server->limits);
     server->limits.max_body_size = max_body_size;
-    int rc = sioc_io_init(&server->io, loop);
+    int rc = sioc__io_init(&server->io, loop);
     if (rc == 0)
-        rc = sioc_http_server_init(&server->http, &server->io, &server->limits, &handler, server);
+        rc = sioc__http_server_init(&server->http, &server->io, &server->limits, &handler, server);
     if (rc != 0) {
         /* Only a broken loop fails here; its handles cannot be unwound synchronously. */
         return rc;
@@ -86,15 +86,15 @@ int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web_handler_
 
 int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port)
 {
-    return sioc_http_server_listen(&server->http, host, port);
+    return sioc__http_server_listen(&server->http, host, port);
 }
 
 int sioc_web_server_port(sioc_web_server_t *server)
 {
-    return sioc_http_server_port(&server->http);
+    return sioc__http_server_port(&server->http);
 }
 
-static void on_io_closed(sioc_io_t *io)
+static void on_io_closed(sioc__io_t *io)
 {
     sioc_web_server_t *server = (sioc_web_server_t *)((char *)io - offsetof(sioc_web_server_t, io));
     void (*closed_cb)(void *) = server->closed_cb;
@@ -104,17 +104,17 @@ static void on_io_closed(sioc_io_t *io)
         closed_cb(closed_data);
 }
 
-static void on_http_closed(sioc_http_server_t *http)
+static void on_http_closed(sioc__http_server_t *http)
 {
     sioc_web_server_t *server = http->data;
-    sioc_io_close(&server->io, on_io_closed);
+    sioc__io_close(&server->io, on_io_closed);
 }
 
 void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *data), void *data)
 {
     server->closed_cb = closed_cb;
     server->closed_data = data;
-    sioc_http_server_close(&server->http, on_http_closed);
+    sioc__http_server_close(&server->http, on_http_closed);
 }
 
 const char *sioc_web_request_method(const sioc_web_request_t *request)
@@ -130,14 +130,14 @@ const char *sioc_web_request_path(const sioc_web_request_t *request)
 long sioc_web_request_query(const sioc_web_request_t *request, const char *name, char *out,
                             size_t size)
 {
-    return sioc_http_query_get(request->request->query, request->request->query_length, name, out,
-                               size);
+    return sioc__http_query_get(request->request->query, request->request->query_length, name, out,
+                                size);
 }
 
 const char *sioc_web_request_header(const sioc_web_request_t *request, const char *name,
                                     size_t *length)
 {
-    const sioc_http_header_t *header = sioc_http_request_header(request->request, name);
+    const sioc__http_header_t *header = sioc__http_request_header(request->request, name);
     if (header == NULL)
         return NULL;
     if (length != NULL)
@@ -165,8 +165,8 @@ void sioc_web_respond_with_headers(sioc_web_request_t *request, int status,
         snprintf(lines, sizeof(lines), "%s%s%s%s", content_type ? "Content-Type: " : "",
                  content_type ? content_type : "", content_type ? "\r\n" : "",
                  headers ? headers : "");
-        sioc_http_set_user(request->http, NULL);
-        sioc_http_respond(request->http, status, lines, body, length);
+        sioc__http_set_user(request->http, NULL);
+        sioc__http_respond(request->http, status, lines, body, length);
     }
     free(request->path);
     free(request);

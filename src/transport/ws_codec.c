@@ -78,7 +78,7 @@ static void unmask_copy(uint8_t *destination, const uint8_t *source, size_t leng
 
 /* ---- Decoder state changes ---- */
 
-static void release_message(sioc_ws_decoder_t *decoder)
+static void release_message(sioc__ws_decoder_t *decoder)
 {
     free(decoder->message);
     decoder->message = NULL;
@@ -86,7 +86,7 @@ static void release_message(sioc_ws_decoder_t *decoder)
     decoder->message_capacity = 0;
 }
 
-static void fail(sioc_ws_decoder_t *decoder, sioc_ws_event_t *event, uint16_t close_code,
+static void fail(sioc__ws_decoder_t *decoder, sioc__ws_event_t *event, uint16_t close_code,
                  const char *reason)
 {
     release_message(decoder);     /* nothing more will be delivered: hold no memory */
@@ -96,7 +96,7 @@ static void fail(sioc_ws_decoder_t *decoder, sioc_ws_event_t *event, uint16_t cl
     event->error = reason;
 }
 
-static void deliver(sioc_ws_event_t *event, sioc_ws_event_type_t type, const uint8_t *data,
+static void deliver(sioc__ws_event_t *event, sioc__ws_event_type_t type, const uint8_t *data,
                     size_t length)
 {
     event->type = type;
@@ -104,7 +104,7 @@ static void deliver(sioc_ws_event_t *event, sioc_ws_event_type_t type, const uin
     event->length = length;
 }
 
-static uint64_t message_size_limit(const sioc_ws_decoder_t *decoder)
+static uint64_t message_size_limit(const sioc__ws_decoder_t *decoder)
 {
     /* Only matters where size_t is 32 bits: the message must fit in memory. */
     uint64_t limit = decoder->limits.max_message_size;
@@ -142,7 +142,7 @@ static uint64_t payload_length(const uint8_t *header)
     return length;
 }
 
-static uint16_t check_first_byte(const sioc_ws_decoder_t *decoder, uint8_t byte,
+static uint16_t check_first_byte(const sioc__ws_decoder_t *decoder, uint8_t byte,
                                  const char **reason)
 {
     uint8_t opcode = byte & OPCODE_BITS;
@@ -182,8 +182,8 @@ static uint16_t check_first_byte(const sioc_ws_decoder_t *decoder, uint8_t byte,
     return 0;
 }
 
-static uint16_t check_data_length(const sioc_ws_decoder_t *decoder, uint8_t opcode, uint64_t length,
-                                  const char **reason)
+static uint16_t check_data_length(const sioc__ws_decoder_t *decoder, uint8_t opcode,
+                                  uint64_t length, const char **reason)
 {
     uint64_t so_far = opcode == SIOC_WS_OPCODE_CONTINUATION ? decoder->message_length : 0;
     if (length > message_size_limit(decoder) - so_far) {
@@ -195,7 +195,7 @@ static uint16_t check_data_length(const sioc_ws_decoder_t *decoder, uint8_t opco
 
 /* Checks whatever the first `have` header bytes allow, in byte order, so that an error is
  * found as early as possible and is the same however the header was split across reads. */
-static uint16_t check_header(const sioc_ws_decoder_t *decoder, const uint8_t *header, size_t have,
+static uint16_t check_header(const sioc__ws_decoder_t *decoder, const uint8_t *header, size_t have,
                              const char **reason)
 {
     uint16_t code = check_first_byte(decoder, header[0], reason); /* have >= 1 always */
@@ -224,7 +224,7 @@ static uint16_t check_header(const sioc_ws_decoder_t *decoder, const uint8_t *he
     return check_data_length(decoder, opcode, length, reason);
 }
 
-static void begin_frame(sioc_ws_decoder_t *decoder, const uint8_t *header)
+static void begin_frame(sioc__ws_decoder_t *decoder, const uint8_t *header)
 {
     uint8_t opcode = header[0] & OPCODE_BITS;
     decoder->opcode = opcode;
@@ -241,14 +241,14 @@ static void begin_frame(sioc_ws_decoder_t *decoder, const uint8_t *header)
         decoder->message_opcode = opcode;
         decoder->fragment_count = 0;
         decoder->message_length = 0;
-        sioc_utf8_validator_init(&decoder->utf8);
+        sioc__utf8_validator_init(&decoder->utf8);
     }
     decoder->fragment_count++;
 }
 
 /* Moves header bytes from the input into decoder->header until the header is whole or the
  * input runs out; the length of a header is known only once its second byte is. */
-static void carry_header_bytes(sioc_ws_decoder_t *decoder, const uint8_t *input, size_t length,
+static void carry_header_bytes(sioc__ws_decoder_t *decoder, const uint8_t *input, size_t length,
                                size_t *position)
 {
     for (;;) {
@@ -262,8 +262,8 @@ static void carry_header_bytes(sioc_ws_decoder_t *decoder, const uint8_t *input,
     }
 }
 
-static enum header_status read_header(sioc_ws_decoder_t *decoder, const uint8_t *input,
-                                      size_t length, size_t *position, sioc_ws_event_t *event)
+static enum header_status read_header(sioc__ws_decoder_t *decoder, const uint8_t *input,
+                                      size_t length, size_t *position, sioc__ws_event_t *event)
 {
     const uint8_t *header = decoder->header;
     size_t have;
@@ -299,8 +299,8 @@ static enum header_status read_header(sioc_ws_decoder_t *decoder, const uint8_t 
 
 /* ---- Frame payload ---- */
 
-static void deliver_close(sioc_ws_decoder_t *decoder, const uint8_t *data, size_t length,
-                          sioc_ws_event_t *event)
+static void deliver_close(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+                          sioc__ws_event_t *event)
 {
     if (length == 0) {
         deliver(event, SIOC_WS_EVENT_CLOSE, data, 0);
@@ -312,11 +312,11 @@ static void deliver_close(sioc_ws_decoder_t *decoder, const uint8_t *data, size_
         return;
     }
     uint16_t code = (uint16_t)((data[0] << 8) | data[1]);
-    if (!sioc_ws_close_code_is_valid(code)) {
+    if (!sioc__ws_close_code_is_valid(code)) {
         fail(decoder, event, SIOC_WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
         return;
     }
-    if (!sioc_utf8_is_valid(data + 2, length - 2)) {
+    if (!sioc__utf8_is_valid(data + 2, length - 2)) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "close reason is not UTF-8");
         return;
     }
@@ -324,8 +324,8 @@ static void deliver_close(sioc_ws_decoder_t *decoder, const uint8_t *data, size_
     event->close_code = code;
 }
 
-static void deliver_control(sioc_ws_decoder_t *decoder, const uint8_t *data, size_t length,
-                            sioc_ws_event_t *event)
+static void deliver_control(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+                            sioc__ws_event_t *event)
 {
     decoder->in_frame = 0;
     if (decoder->opcode == SIOC_WS_OPCODE_PING)
@@ -337,8 +337,8 @@ static void deliver_control(sioc_ws_decoder_t *decoder, const uint8_t *data, siz
 }
 
 /* Returns 1 when an event was produced. */
-static int read_control_payload(sioc_ws_decoder_t *decoder, uint8_t *input, size_t length,
-                                size_t *position, sioc_ws_event_t *event)
+static int read_control_payload(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+                                size_t *position, sioc__ws_event_t *event)
 {
     uint8_t *data = input + *position;
     size_t available = length - *position;
@@ -362,10 +362,10 @@ static int read_control_payload(sioc_ws_decoder_t *decoder, uint8_t *input, size
     return 1;
 }
 
-static void finish_message(sioc_ws_decoder_t *decoder, const uint8_t *data, size_t length,
-                           sioc_ws_event_t *event)
+static void finish_message(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+                           sioc__ws_event_t *event)
 {
-    sioc_ws_event_type_t type =
+    sioc__ws_event_type_t type =
         decoder->message_opcode == SIOC_WS_OPCODE_TEXT ? SIOC_WS_EVENT_TEXT : SIOC_WS_EVENT_BINARY;
     decoder->in_frame = 0;
     decoder->message_opcode = 0; /* an owned buffer is now released by the next feed */
@@ -374,11 +374,11 @@ static void finish_message(sioc_ws_decoder_t *decoder, const uint8_t *data, size
 }
 
 /* A single-frame message wholly inside the input: unmask in place and hand out a view. */
-static void deliver_whole_frame(sioc_ws_decoder_t *decoder, uint8_t *data, size_t length,
-                                size_t *position, sioc_ws_event_t *event)
+static void deliver_whole_frame(sioc__ws_decoder_t *decoder, uint8_t *data, size_t length,
+                                size_t *position, sioc__ws_event_t *event)
 {
     unmask_copy(data, data, length, decoder->mask, 0);
-    if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT && !sioc_utf8_is_valid(data, length)) {
+    if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT && !sioc__utf8_is_valid(data, length)) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return;
     }
@@ -389,7 +389,7 @@ static void deliver_whole_frame(sioc_ws_decoder_t *decoder, uint8_t *data, size_
 /* Grows the owned buffer geometrically (few reallocations over many fragments) but never past
  * the end of the current frame, so a client cannot make us reserve memory for bytes it has
  * only announced. */
-static int reserve_message(sioc_ws_decoder_t *decoder, size_t extra)
+static int reserve_message(sioc__ws_decoder_t *decoder, size_t extra)
 {
     size_t needed = decoder->message_length + extra; /* bounded by the size limit */
     if (needed <= decoder->message_capacity)
@@ -411,8 +411,8 @@ static int reserve_message(sioc_ws_decoder_t *decoder, size_t extra)
 
 /* Copies (unmasking) part of a data frame into the owned buffer. Text is validated as it
  * arrives so that a bad byte fails the connection at once, not after a huge message. */
-static int append_payload(sioc_ws_decoder_t *decoder, const uint8_t *data, size_t length,
-                          sioc_ws_event_t *event)
+static int append_payload(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+                          sioc__ws_event_t *event)
 {
     if (reserve_message(decoder, length) != 0) {
         fail(decoder, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
@@ -421,7 +421,7 @@ static int append_payload(sioc_ws_decoder_t *decoder, const uint8_t *data, size_
     uint8_t *destination = decoder->message + decoder->message_length;
     unmask_copy(destination, data, length, decoder->mask, decoder->frame_offset);
     if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT &&
-        sioc_utf8_validator_feed(&decoder->utf8, destination, length) != 0) {
+        sioc__utf8_validator_feed(&decoder->utf8, destination, length) != 0) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return -1;
     }
@@ -432,8 +432,8 @@ static int append_payload(sioc_ws_decoder_t *decoder, const uint8_t *data, size_
 }
 
 /* Returns 1 when an event was produced. */
-static int read_data_payload(sioc_ws_decoder_t *decoder, uint8_t *input, size_t length,
-                             size_t *position, sioc_ws_event_t *event)
+static int read_data_payload(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+                             size_t *position, sioc__ws_event_t *event)
 {
     uint8_t *data = input + *position;
     size_t available = length - *position;
@@ -452,7 +452,7 @@ static int read_data_payload(sioc_ws_decoder_t *decoder, uint8_t *input, size_t 
     if (!decoder->fin)
         return 0;
     if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT &&
-        !sioc_utf8_validator_is_complete(&decoder->utf8)) {
+        !sioc__utf8_validator_is_complete(&decoder->utf8)) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "truncated UTF-8 in text message");
         return 1;
     }
@@ -462,23 +462,23 @@ static int read_data_payload(sioc_ws_decoder_t *decoder, uint8_t *input, size_t 
 
 /* ---- Public decoder API ---- */
 
-void sioc_ws_decoder_init(sioc_ws_decoder_t *decoder, const sioc_ws_limits_t *limits)
+void sioc__ws_decoder_init(sioc__ws_decoder_t *decoder, const sioc__ws_limits_t *limits)
 {
     memset(decoder, 0, sizeof(*decoder));
     decoder->limits = *limits;
 }
 
-void sioc_ws_decoder_free(sioc_ws_decoder_t *decoder)
+void sioc__ws_decoder_free(sioc__ws_decoder_t *decoder)
 {
-    sioc_ws_limits_t limits = decoder->limits;
+    sioc__ws_limits_t limits = decoder->limits;
     release_message(decoder);
-    sioc_ws_decoder_init(decoder, &limits);
+    sioc__ws_decoder_init(decoder, &limits);
 }
 
 /* On ERROR the whole input is reported consumed: nothing after a protocol error means
  * anything, and a caller looping on `consumed` cannot spin. */
-void sioc_ws_decoder_feed(sioc_ws_decoder_t *decoder, uint8_t *input, size_t length,
-                          size_t *consumed, sioc_ws_event_t *event)
+void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+                           size_t *consumed, sioc__ws_event_t *event)
 {
     memset(event, 0, sizeof(*event));
     event->data = empty_payload;
@@ -524,8 +524,8 @@ void sioc_ws_decoder_feed(sioc_ws_decoder_t *decoder, uint8_t *input, size_t len
 
 /* ---- Encoder ---- */
 
-size_t sioc_ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, int opcode,
-                             uint64_t payload_length)
+size_t sioc__ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, int opcode,
+                              uint64_t payload_length)
 {
     out[0] = (uint8_t)((fin ? FIN_BIT : 0) | (opcode & OPCODE_BITS));
     if (payload_length < LENGTH_IN_16_BITS) {
@@ -561,24 +561,24 @@ static size_t close_reason_length(const char *reason)
     }
     /* A reason that is not UTF-8 would make the peer fail with 1007 instead of seeing our
      * code, so it is dropped. */
-    return sioc_utf8_is_valid(bytes, length) ? length : 0;
+    return sioc__utf8_is_valid(bytes, length) ? length : 0;
 }
 
-size_t sioc_ws_encode_close(uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH], uint16_t code,
-                            const char *reason)
+size_t sioc__ws_encode_close(uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH], uint16_t code,
+                             const char *reason)
 {
     /* 1005 means "no code received" and must never be sent: echo it as an empty close. */
     if (code == 0 || code == SIOC_WS_CLOSE_NO_STATUS)
-        return sioc_ws_encode_header(out, 1, SIOC_WS_OPCODE_CLOSE, 0);
+        return sioc__ws_encode_header(out, 1, SIOC_WS_OPCODE_CLOSE, 0);
     size_t reason_length = close_reason_length(reason);
-    size_t header_length = sioc_ws_encode_header(out, 1, SIOC_WS_OPCODE_CLOSE, 2 + reason_length);
+    size_t header_length = sioc__ws_encode_header(out, 1, SIOC_WS_OPCODE_CLOSE, 2 + reason_length);
     out[header_length] = (uint8_t)(code >> 8);
     out[header_length + 1] = (uint8_t)code;
     memcpy(out + header_length + 2, reason_length > 0 ? reason : "", reason_length);
     return header_length + 2 + reason_length;
 }
 
-int sioc_ws_close_code_is_valid(uint16_t code)
+int sioc__ws_close_code_is_valid(uint16_t code)
 {
     /* 1012-1014 were registered with IANA after RFC 6455; ws accepts them, so do we. */
     return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
@@ -606,7 +606,7 @@ static int is_valid_client_key(const char *key, size_t key_length)
     return key[ACCEPT_KEY_LENGTH - 2] == '=' && key[ACCEPT_KEY_LENGTH - 1] == '=';
 }
 
-int sioc_ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1])
+int sioc__ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1])
 {
     if (!is_valid_client_key(key, key_length))
         return -1;

@@ -1,13 +1,13 @@
 /* WebSocket (RFC 6455) codec, server side. Pure: no I/O, no libuv; bytes in, events out.
  *
  * Decoder contract
- * - The caller owns the input buffer and feeds it with sioc_ws_decoder_feed(). The input is
+ * - The caller owns the input buffer and feeds it with sioc__ws_decoder_feed(). The input is
  *   mutable: client frames are unmasked in place.
  * - A message that arrives whole in one frame inside the current input is returned as a view
  *   into that input (no copy). Only fragmented messages, or frames split across reads, are
  *   copied into the decoder's own buffer, which is freed as soon as the message is delivered,
  *   so an idle connection holds no buffer.
- * - Event data stays valid until the next call to sioc_ws_decoder_feed() or _free().
+ * - Event data stays valid until the next call to sioc__ws_decoder_feed() or _free().
  * - Errors carry the close code the server must send (1002 protocol error, 1007 invalid UTF-8,
  *   1009 too big, 1008 too many fragments) and a short reason; after an error the decoder
  *   refuses further input.
@@ -26,7 +26,7 @@
 
 #include "core/utf8.h"
 
-enum sioc_ws_opcode {
+enum sioc__ws_opcode {
     SIOC_WS_OPCODE_CONTINUATION = 0x0,
     SIOC_WS_OPCODE_TEXT = 0x1,
     SIOC_WS_OPCODE_BINARY = 0x2,
@@ -35,7 +35,7 @@ enum sioc_ws_opcode {
     SIOC_WS_OPCODE_PONG = 0xA,
 };
 
-enum sioc_ws_close_code {
+enum sioc__ws_close_code {
     SIOC_WS_CLOSE_NORMAL = 1000,
     SIOC_WS_CLOSE_GOING_AWAY = 1001,
     SIOC_WS_CLOSE_PROTOCOL_ERROR = 1002,
@@ -46,13 +46,13 @@ enum sioc_ws_close_code {
     SIOC_WS_CLOSE_INTERNAL_ERROR = 1011,
 };
 
-typedef struct sioc_ws_limits_s {
+typedef struct sioc__ws_limits_s {
     uint64_t max_message_size; /* whole message after reassembly; over it: 1009 */
     uint32_t max_fragments;    /* frames (empty ones too) in one message; over it: 1008 */
     int allow_rsv1;            /* 1 once permessage-deflate was negotiated */
-} sioc_ws_limits_t;
+} sioc__ws_limits_t;
 
-typedef enum sioc_ws_event_type {
+typedef enum sioc__ws_event_type {
     SIOC_WS_EVENT_NEED_MORE = 0, /* everything given was consumed; feed more */
     SIOC_WS_EVENT_TEXT,          /* complete, UTF-8-valid text message */
     SIOC_WS_EVENT_BINARY,        /* complete binary message */
@@ -60,18 +60,18 @@ typedef enum sioc_ws_event_type {
     SIOC_WS_EVENT_PONG,
     SIOC_WS_EVENT_CLOSE, /* close_code (1005 when absent), data = reason */
     SIOC_WS_EVENT_ERROR, /* close_code to send, error = reason; the connection must close */
-} sioc_ws_event_type_t;
+} sioc__ws_event_type_t;
 
-typedef struct sioc_ws_event_s {
-    sioc_ws_event_type_t type;
+typedef struct sioc__ws_event_s {
+    sioc__ws_event_type_t type;
     const uint8_t *data;
     size_t length;
     uint16_t close_code;
     const char *error; /* static string, for ERROR */
-} sioc_ws_event_t;
+} sioc__ws_event_t;
 
-typedef struct sioc_ws_decoder_s {
-    sioc_ws_limits_t limits;
+typedef struct sioc__ws_decoder_s {
+    sioc__ws_limits_t limits;
     /* Partial frame header bytes carried over a read boundary (at most 14). */
     uint8_t header[14];
     uint8_t header_length;
@@ -91,39 +91,39 @@ typedef struct sioc_ws_decoder_s {
     /* Control frame split across reads is copied here. */
     uint8_t control[125];
     size_t control_length;
-    sioc_utf8_validator_t utf8;
+    sioc__utf8_validator_t utf8;
     int failed;
-} sioc_ws_decoder_t;
+} sioc__ws_decoder_t;
 
-void sioc_ws_decoder_init(sioc_ws_decoder_t *decoder, const sioc_ws_limits_t *limits);
-void sioc_ws_decoder_free(sioc_ws_decoder_t *decoder); /* frees the owned buffer; reusable */
+void sioc__ws_decoder_init(sioc__ws_decoder_t *decoder, const sioc__ws_limits_t *limits);
+void sioc__ws_decoder_free(sioc__ws_decoder_t *decoder); /* frees the owned buffer; reusable */
 
 /* Decodes from input[0..length). Sets *consumed to the bytes used (always <= length) and
  * returns after at most one event, so the caller loops:
  *     while (offset < n) { feed(d, in + offset, n - offset, &used, &ev); offset += used; ... }
  * NEED_MORE means all of the input was consumed without completing an event. */
-void sioc_ws_decoder_feed(sioc_ws_decoder_t *decoder, uint8_t *input, size_t length,
-                          size_t *consumed, sioc_ws_event_t *event);
+void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+                           size_t *consumed, sioc__ws_event_t *event);
 
 /* Server frame header (never masked) for a payload of payload_length bytes.
  * Writes 2, 4 or 10 bytes to out and returns that count. */
 #define SIOC_WS_MAX_HEADER_LENGTH 10
-size_t sioc_ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, int opcode,
-                             uint64_t payload_length);
+size_t sioc__ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, int opcode,
+                              uint64_t payload_length);
 
 /* A whole close frame: code (or 0 for no body) and a reason truncated to fit 125 bytes at a
  * UTF-8 boundary. out must hold 2 + 125 bytes. Returns the frame length. */
 #define SIOC_WS_MAX_CLOSE_FRAME_LENGTH 127
-size_t sioc_ws_encode_close(uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH], uint16_t code,
-                            const char *reason);
+size_t sioc__ws_encode_close(uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH], uint16_t code,
+                             const char *reason);
 
 /* 1 when a peer may send this close code (RFC 6455 §7.4 and the IANA registry: 1000-1003,
  * 1007-1014, 3000-4999). */
-int sioc_ws_close_code_is_valid(uint16_t code);
+int sioc__ws_close_code_is_valid(uint16_t code);
 
 /* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + GUID)), 28 chars + NUL.
  * The key must be base64 of exactly 16 bytes (24 chars). Returns 0, or -1 for a bad key. */
 #define SIOC_WS_ACCEPT_LENGTH 28
-int sioc_ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1]);
+int sioc__ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1]);
 
 #endif

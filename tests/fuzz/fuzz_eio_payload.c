@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_text_decoder(const uint8_t *data, size_t size)
 {
-    sioc_eio_packet_t packet;
-    int result = sioc_eio_packet_decode_text(data, size, &packet);
+    sioc__eio_packet_t packet;
+    int result = sioc__eio_packet_decode_text(data, size, &packet);
     int valid = size > 0 && data[0] >= '0' && data[0] <= '6';
     if (result != (valid ? 0 : -1))
         abort();
@@ -25,17 +25,17 @@ static void check_text_decoder(const uint8_t *data, size_t size)
 }
 
 /* Appends the record for packet (with a separator before all but the first) to rewritten. */
-static void rewrite_packet(const sioc_eio_packet_t *packet, uint8_t *rewritten,
+static void rewrite_packet(const sioc__eio_packet_t *packet, uint8_t *rewritten,
                            size_t *rewritten_length, size_t capacity)
 {
-    size_t needed = sioc_eio_payload_packet_length(packet->type, packet->binary, packet->length);
+    size_t needed = sioc__eio_payload_packet_length(packet->type, packet->binary, packet->length);
     size_t separator = *rewritten_length > 0 ? 1 : 0;
     /* Accepted records never grow when written back, so the input size is always enough. */
     if (separator + needed > capacity - *rewritten_length)
         abort();
     if (separator)
         rewritten[(*rewritten_length)++] = SIOC_EIO_RECORD_SEPARATOR;
-    *rewritten_length += sioc_eio_payload_write_packet(
+    *rewritten_length += sioc__eio_payload_write_packet(
         rewritten + *rewritten_length, packet->type, packet->binary, packet->data, packet->length);
 }
 
@@ -47,12 +47,12 @@ static void check_payload_reader(const uint8_t *data, size_t size)
     if (body == NULL || rewritten == NULL)
         abort();
     memcpy(body, data, size);
-    sioc_eio_payload_reader_t reader;
-    sioc_eio_payload_reader_init(&reader, body, size);
-    sioc_eio_packet_t packet;
+    sioc__eio_payload_reader_t reader;
+    sioc__eio_payload_reader_init(&reader, body, size);
+    sioc__eio_packet_t packet;
     size_t rewritten_length = 0;
     int result;
-    while ((result = sioc_eio_payload_reader_next(&reader, &packet)) == 1) {
+    while ((result = sioc__eio_payload_reader_next(&reader, &packet)) == 1) {
         if (packet.data < body || packet.length > size ||
             (size_t)(packet.data - body) > size - packet.length)
             abort();
@@ -61,7 +61,7 @@ static void check_payload_reader(const uint8_t *data, size_t size)
         rewrite_packet(&packet, rewritten, &rewritten_length, size);
     }
     /* The reader stays where it stopped. */
-    if (sioc_eio_payload_reader_next(&reader, &packet) != result)
+    if (sioc__eio_payload_reader_next(&reader, &packet) != result)
         abort();
     if (result == 0 && (rewritten_length != size || memcmp(rewritten, data, size) != 0))
         abort();

@@ -6,7 +6,7 @@
 
 #include "transport/http_request.h"
 
-static void check_request(const sioc_http_request_t *request)
+static void check_request(const sioc__http_request_t *request)
 {
     /* Every view must stay inside what the parser owns; touching each byte lets ASan check. */
     volatile char sink = 0;
@@ -24,22 +24,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    sioc_http_limits_t limits;
-    sioc_http_limits_init(&limits);
+    sioc__http_limits_t limits;
+    sioc__http_limits_init(&limits);
     limits.max_header_size = 2048;
     limits.max_header_count = 16;
     limits.max_body_size = 4096;
     size_t split = 1 + data[0] % size;
     uint8_t *copy = malloc(size);
     memcpy(copy, data, size);
-    sioc_http_request_parser_t parser;
-    sioc_http_request_parser_init(&parser, &limits);
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
     size_t offset = 1;
     int requests = 0;
     while (offset < size && requests < 64) {
         size_t end = offset < split ? split : size;
         size_t used = 0;
-        int rc = sioc_http_request_parser_execute(&parser, copy + offset, end - offset, &used);
+        int rc = sioc__http_request_parser_execute(&parser, copy + offset, end - offset, &used);
         if (used > end - offset)
             abort();
         offset += used;
@@ -54,12 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             requests++;
             if (parser.request.upgrade)
                 break;
-            sioc_http_request_parser_next(&parser);
+            sioc__http_request_parser_next(&parser);
         } else if (used == 0 && offset < split) {
             offset = split;
         }
     }
-    sioc_http_request_parser_free(&parser);
+    sioc__http_request_parser_free(&parser);
     free(copy);
     return 0;
 }

@@ -15,12 +15,12 @@
 
 struct side {
     const json_t *value;
-    const sioc_sio_packet_t *packet;
+    const sioc__sio_packet_t *packet;
 };
 
 /* The attachment a placeholder of the decoder stands for, or NULL. */
-static const sioc_sio_attachment_t *attachment_of(const json_t *value,
-                                                  const sioc_sio_packet_t *packet)
+static const sioc__sio_attachment_t *attachment_of(const json_t *value,
+                                                   const sioc__sio_packet_t *packet)
 {
     if (!json_is_true(json_object_get(value, "_placeholder")))
         return NULL;
@@ -47,8 +47,8 @@ static int arrays_equal(struct side a, struct side b)
 
 static int objects_equal(struct side a, struct side b)
 {
-    const sioc_sio_attachment_t *attachment_a = attachment_of(a.value, a.packet);
-    const sioc_sio_attachment_t *attachment_b = attachment_of(b.value, b.packet);
+    const sioc__sio_attachment_t *attachment_a = attachment_of(a.value, a.packet);
+    const sioc__sio_attachment_t *attachment_b = attachment_of(b.value, b.packet);
     if (attachment_a != NULL || attachment_b != NULL)
         return attachment_a != NULL && attachment_b != NULL &&
                attachment_a->length == attachment_b->length &&
@@ -82,7 +82,7 @@ static int values_equal(struct side a, struct side b)
     return json_equal((json_t *)a.value, (json_t *)b.value);
 }
 
-static void check_packet_shape(const sioc_sio_packet_t *packet)
+static void check_packet_shape(const sioc__sio_packet_t *packet)
 {
     if (packet->type < SIOC_SIO_CONNECT || packet->type > SIOC_SIO_BINARY_ACK)
         abort();
@@ -105,24 +105,24 @@ static void check_packet_shape(const sioc_sio_packet_t *packet)
         abort();
 }
 
-static void check_refusal(const sioc_sio_packet_t *packet, const char *error)
+static void check_refusal(const sioc__sio_packet_t *packet, const char *error)
 {
-    sioc_sio_packet_t zero;
+    sioc__sio_packet_t zero;
     memset(&zero, 0, sizeof(zero));
     if (error == NULL || memcmp(packet, &zero, sizeof(zero)) != 0)
         abort();
 }
 
-static void check_round_trip(const sioc_sio_packet_t *first)
+static void check_round_trip(const sioc__sio_packet_t *first)
 {
     size_t length;
-    uint8_t *encoded = sioc_sio_msgpack_encode(first, &length);
+    uint8_t *encoded = sioc__sio_msgpack_encode(first, &length);
     if (encoded == NULL)
         abort();
-    sioc_sio_packet_t second;
+    sioc__sio_packet_t second;
     const char *error = NULL;
-    if (sioc_sio_msgpack_decode(encoded, length, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS, &second,
-                                &error) != 0)
+    if (sioc__sio_msgpack_decode(encoded, length, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS, &second,
+                                 &error) != 0)
         abort();
     struct side data_first = {first->data, first};
     struct side data_second = {second.data, &second};
@@ -131,25 +131,25 @@ static void check_round_trip(const sioc_sio_packet_t *first)
         !values_equal(data_first, data_second))
         abort();
     size_t again_length;
-    uint8_t *again = sioc_sio_msgpack_encode(&second, &again_length);
+    uint8_t *again = sioc__sio_msgpack_encode(&second, &again_length);
     if (again == NULL || again_length != length || memcmp(again, encoded, length) != 0)
         abort();
     free(again);
     free(encoded);
-    sioc_sio_packet_clear(&second);
+    sioc__sio_packet_clear(&second);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error = NULL;
-    if (sioc_sio_msgpack_decode(data, size, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS, &packet, &error) !=
+    if (sioc__sio_msgpack_decode(data, size, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS, &packet, &error) !=
         0) {
         check_refusal(&packet, error);
         return 0;
     }
     check_packet_shape(&packet);
     check_round_trip(&packet);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     return 0;
 }

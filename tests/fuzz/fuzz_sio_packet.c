@@ -91,7 +91,7 @@ static int values_equal(const json_t *a, const json_t *b)
     return 1; /* true, false, null */
 }
 
-static void check_packet_shape(const sioc_sio_packet_t *packet)
+static void check_packet_shape(const sioc__sio_packet_t *packet)
 {
     if (packet->type < SIOC_SIO_CONNECT || packet->type > SIOC_SIO_BINARY_ACK)
         abort();
@@ -113,18 +113,18 @@ static void check_packet_shape(const sioc_sio_packet_t *packet)
 }
 
 /* Decodes text plus the same attachments as original; the result must equal original. */
-static void check_decodes_back(const char *text, size_t length, const sioc_sio_packet_t *original)
+static void check_decodes_back(const char *text, size_t length, const sioc__sio_packet_t *original)
 {
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error = NULL;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
-    int result = sioc_sio_decoder_add_text(&decoder, text, length, &packet, &error);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    int result = sioc__sio_decoder_add_text(&decoder, text, length, &packet, &error);
     for (size_t i = 0; result == SIOC_SIO_DECODE_PENDING; i++) {
         if (i >= original->attachment_count)
             abort();
-        result = sioc_sio_decoder_add_binary(&decoder, original->attachments[i].data,
-                                             original->attachments[i].length, &packet, &error);
+        result = sioc__sio_decoder_add_binary(&decoder, original->attachments[i].data,
+                                              original->attachments[i].length, &packet, &error);
     }
     if (result != SIOC_SIO_DECODE_COMPLETE)
         abort();
@@ -139,19 +139,19 @@ static void check_decodes_back(const char *text, size_t length, const sioc_sio_p
             abort();
     }
     size_t again_length;
-    char *again = sioc_sio_encode(&packet, &again_length);
+    char *again = sioc__sio_encode(&packet, &again_length);
     if (again == NULL || again_length != length || memcmp(again, text, length) != 0)
         abort();
     free(again);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
-static void check_round_trip(const sioc_sio_packet_t *packet)
+static void check_round_trip(const sioc__sio_packet_t *packet)
 {
     check_packet_shape(packet);
     size_t length;
-    char *text = sioc_sio_encode(packet, &length);
+    char *text = sioc__sio_encode(packet, &length);
     if (text == NULL || strlen(text) != length)
         abort();
     check_decodes_back(text, length, packet);
@@ -159,8 +159,8 @@ static void check_round_trip(const sioc_sio_packet_t *packet)
 }
 
 /* Feeds slices while the decoder waits; returns the last result. */
-static int feed_attachments(sioc_sio_decoder_t *decoder, struct slices *slices,
-                            sioc_sio_packet_t *packet)
+static int feed_attachments(sioc__sio_decoder_t *decoder, struct slices *slices,
+                            sioc__sio_packet_t *packet)
 {
     const char *error;
     size_t length;
@@ -169,7 +169,7 @@ static int feed_attachments(sioc_sio_decoder_t *decoder, struct slices *slices,
         const uint8_t *slice = next_slice(slices, &length);
         if (slice == NULL)
             break;
-        result = sioc_sio_decoder_add_binary(decoder, slice, length, packet, &error);
+        result = sioc__sio_decoder_add_binary(decoder, slice, length, packet, &error);
     }
     return result;
 }
@@ -180,12 +180,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t text_length = separator != NULL ? (size_t)(separator - data) : size;
     struct slices slices = {data, size, separator != NULL ? text_length + 1 : size + 1};
 
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error = NULL;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     int result =
-        sioc_sio_decoder_add_text(&decoder, (const char *)data, text_length, &packet, &error);
+        sioc__sio_decoder_add_text(&decoder, (const char *)data, text_length, &packet, &error);
     if (result == SIOC_SIO_DECODE_ERROR && (error == NULL || decoder.has_pending))
         abort();
     if (result == SIOC_SIO_DECODE_PENDING)
@@ -193,13 +193,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (result == SIOC_SIO_DECODE_PENDING) {
         /* Out of attachments: text now is a protocol error that drops the pending packet. */
-        if (sioc_sio_decoder_add_text(&decoder, "1", 1, &packet, &error) != SIOC_SIO_DECODE_ERROR ||
+        if (sioc__sio_decoder_add_text(&decoder, "1", 1, &packet, &error) !=
+                SIOC_SIO_DECODE_ERROR ||
             decoder.has_pending)
             abort();
     } else if (result == SIOC_SIO_DECODE_COMPLETE) {
         check_round_trip(&packet);
-        sioc_sio_packet_clear(&packet);
+        sioc__sio_packet_clear(&packet);
     }
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
     return 0;
 }

@@ -18,7 +18,7 @@
 #define CONFIG_LENGTH 4
 
 typedef struct event_summary_s {
-    sioc_ws_event_type_t type;
+    sioc__ws_event_type_t type;
     uint16_t close_code;
     size_t length;
     uint64_t digest;
@@ -56,12 +56,12 @@ static uint32_t next_random(uint32_t *state)
     return x;
 }
 
-static void check_event(const sioc_ws_event_t *event, const sioc_ws_limits_t *limits)
+static void check_event(const sioc__ws_event_t *event, const sioc__ws_limits_t *limits)
 {
     require(event->data != NULL);
     switch (event->type) {
     case SIOC_WS_EVENT_TEXT:
-        require(sioc_utf8_is_valid(event->data, event->length));
+        require(sioc__utf8_is_valid(event->data, event->length));
         /* fall through */
     case SIOC_WS_EVENT_BINARY:
         require(event->length <= limits->max_message_size);
@@ -72,9 +72,9 @@ static void check_event(const sioc_ws_event_t *event, const sioc_ws_limits_t *li
         break;
     case SIOC_WS_EVENT_CLOSE:
         require(event->length <= 123);
-        require(sioc_ws_close_code_is_valid(event->close_code) ||
+        require(sioc__ws_close_code_is_valid(event->close_code) ||
                 (event->close_code == SIOC_WS_CLOSE_NO_STATUS && event->length == 0));
-        require(sioc_utf8_is_valid(event->data, event->length));
+        require(sioc__utf8_is_valid(event->data, event->length));
         break;
     case SIOC_WS_EVENT_ERROR:
         require(event->error != NULL);
@@ -90,7 +90,7 @@ static void check_event(const sioc_ws_event_t *event, const sioc_ws_limits_t *li
 }
 
 /* Feeds one read the way the connection glue does; returns 0 once the decoder failed. */
-static int feed_read(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t length,
+static int feed_read(sioc__ws_decoder_t *decoder, const uint8_t *bytes, size_t length,
                      size_t stream_offset, run_t *run)
 {
     uint8_t *read_buffer = malloc(length > 0 ? length : 1); /* exact size: ASan sees overreads */
@@ -101,8 +101,8 @@ static int feed_read(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t le
     do {
         size_t remaining = length - offset;
         size_t used = 0;
-        sioc_ws_event_t event;
-        sioc_ws_decoder_feed(decoder, read_buffer + offset, remaining, &used, &event);
+        sioc__ws_event_t event;
+        sioc__ws_decoder_feed(decoder, read_buffer + offset, remaining, &used, &event);
         require(used <= remaining);
         offset += used;
         check_event(&event, &decoder->limits);
@@ -120,7 +120,7 @@ static int feed_read(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t le
         summary->end = stream_offset + offset;
         if (event.type == SIOC_WS_EVENT_ERROR) {
             /* Failed for good: the next read gets the same answer. */
-            sioc_ws_decoder_feed(decoder, read_buffer, length, &used, &event);
+            sioc__ws_decoder_feed(decoder, read_buffer, length, &used, &event);
             require(event.type == SIOC_WS_EVENT_ERROR);
             require(event.close_code == summary->close_code);
             alive = 0;
@@ -130,11 +130,11 @@ static int feed_read(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t le
     return alive;
 }
 
-static void decode(const sioc_ws_limits_t *limits, const uint8_t *stream, size_t length,
+static void decode(const sioc__ws_limits_t *limits, const uint8_t *stream, size_t length,
                    enum chunking chunking, uint32_t seed, run_t *run)
 {
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, limits);
     run->count = 0;
     size_t start = 0;
     do {
@@ -147,7 +147,7 @@ static void decode(const sioc_ws_limits_t *limits, const uint8_t *stream, size_t
             break;
         start += read_length;
     } while (start < length);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     require(decoder.message == NULL);
 }
 
@@ -172,13 +172,13 @@ static void fuzz_close_encoder(const uint8_t *data, size_t length, uint16_t code
     memcpy(reason, data, reason_length);
     reason[reason_length] = '\0';
     uint8_t frame[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
-    size_t frame_length = sioc_ws_encode_close(frame, code, reason);
+    size_t frame_length = sioc__ws_encode_close(frame, code, reason);
     require(frame_length >= 2 && frame_length <= SIOC_WS_MAX_CLOSE_FRAME_LENGTH);
     require(frame[0] == 0x88 && frame[1] == frame_length - 2);
     if (frame_length > 2) {
         require(frame[2] == code >> 8 && frame[3] == (code & 0xFF));
         require(memcmp(frame + 4, reason, frame_length - 4) == 0);
-        require(sioc_utf8_is_valid(frame + 4, frame_length - 4));
+        require(sioc__utf8_is_valid(frame + 4, frame_length - 4));
     }
     free(reason);
 }
@@ -186,17 +186,17 @@ static void fuzz_close_encoder(const uint8_t *data, size_t length, uint16_t code
 /* Incremental validation over arbitrary cuts must agree with the one-shot answer. */
 static void fuzz_utf8_splits(const uint8_t *data, size_t length, uint32_t seed)
 {
-    sioc_utf8_validator_t validator;
-    sioc_utf8_validator_init(&validator);
+    sioc__utf8_validator_t validator;
+    sioc__utf8_validator_init(&validator);
     int failed = 0;
     size_t start = 0;
     while (start < length) {
         size_t piece = next_random(&seed) % (length - start + 1);
-        failed |= sioc_utf8_validator_feed(&validator, data + start, piece) != 0;
+        failed |= sioc__utf8_validator_feed(&validator, data + start, piece) != 0;
         start += piece;
     }
-    int valid = !failed && sioc_utf8_validator_is_complete(&validator);
-    require(valid == sioc_utf8_is_valid(data, length));
+    int valid = !failed && sioc__utf8_validator_is_complete(&validator);
+    require(valid == sioc__utf8_is_valid(data, length));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < CONFIG_LENGTH)
         return 0;
     uint16_t size_limit = (uint16_t)((data[2] << 8) | data[3]);
-    sioc_ws_limits_t limits = {
+    sioc__ws_limits_t limits = {
         .max_message_size = size_limit == 0xFFFF ? UINT64_MAX : size_limit,
         .max_fragments = (uint32_t)data[1] + 1,
         .allow_rsv1 = data[0] & 1,
@@ -227,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_close_encoder(stream, length, size_limit);
     fuzz_utf8_splits(stream, length, seed);
     char accept[SIOC_WS_ACCEPT_LENGTH + 1];
-    if (sioc_ws_accept_key((const char *)stream, length, accept) == 0)
+    if (sioc__ws_accept_key((const char *)stream, length, accept) == 0)
         require(strlen(accept) == SIOC_WS_ACCEPT_LENGTH);
     return 0;
 }

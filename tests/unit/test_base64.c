@@ -15,7 +15,7 @@ static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 /* Decodes a NUL-terminated string; the expected result -1 means "refused". */
 static long decode_string(const char *text, uint8_t *out)
 {
-    return sioc_base64_decode(text, strlen(text), out);
+    return sioc__base64_decode(text, strlen(text), out);
 }
 
 /* Deterministic pseudo-random bytes (xorshift32) so a failure can be reproduced. */
@@ -32,17 +32,17 @@ static uint32_t next_random(uint32_t *state)
 static void test_lengths(void **state)
 {
     (void)state;
-    assert_int_equal(sioc_base64_encoded_length(0), 0);
-    assert_int_equal(sioc_base64_encoded_length(1), 4);
-    assert_int_equal(sioc_base64_encoded_length(2), 4);
-    assert_int_equal(sioc_base64_encoded_length(3), 4);
-    assert_int_equal(sioc_base64_encoded_length(4), 8);
-    assert_int_equal(sioc_base64_encoded_length(6), 8);
-    assert_int_equal(sioc_base64_encoded_length(7), 12);
-    assert_int_equal(sioc_base64_decoded_max_length(0), 0);
-    assert_int_equal(sioc_base64_decoded_max_length(4), 3);
-    assert_int_equal(sioc_base64_decoded_max_length(8), 6);
-    assert_int_equal(sioc_base64_decoded_max_length(12), 9);
+    assert_int_equal(sioc__base64_encoded_length(0), 0);
+    assert_int_equal(sioc__base64_encoded_length(1), 4);
+    assert_int_equal(sioc__base64_encoded_length(2), 4);
+    assert_int_equal(sioc__base64_encoded_length(3), 4);
+    assert_int_equal(sioc__base64_encoded_length(4), 8);
+    assert_int_equal(sioc__base64_encoded_length(6), 8);
+    assert_int_equal(sioc__base64_encoded_length(7), 12);
+    assert_int_equal(sioc__base64_decoded_max_length(0), 0);
+    assert_int_equal(sioc__base64_decoded_max_length(4), 3);
+    assert_int_equal(sioc__base64_decoded_max_length(8), 6);
+    assert_int_equal(sioc__base64_decoded_max_length(12), 9);
 }
 
 struct vector {
@@ -69,7 +69,7 @@ static void test_rfc4648_encode(void **state)
         char out[16];
         memset(out, '#', sizeof(out));
         size_t written =
-            sioc_base64_encode((const uint8_t *)vector->plain, strlen(vector->plain), out);
+            sioc__base64_encode((const uint8_t *)vector->plain, strlen(vector->plain), out);
         assert_int_equal(written, strlen(vector->encoded));
         assert_memory_equal(out, vector->encoded, written);
         assert_int_equal(out[written], '#'); /* nothing written past the end, no NUL */
@@ -119,12 +119,12 @@ static void test_all_byte_values(void **state)
     for (int i = 0; i < 256; i++)
         data[i] = (uint8_t)i;
     char encoded[344];
-    assert_int_equal(sioc_base64_encode(data, sizeof(data), encoded), sizeof(encoded));
+    assert_int_equal(sioc__base64_encode(data, sizeof(data), encoded), sizeof(encoded));
     /* Known prefix and suffix (from Python's base64.b64encode(bytes(range(256)))). */
     assert_memory_equal(encoded, "AAECAwQFBgcICQoL", 16);
     assert_memory_equal(encoded + sizeof(encoded) - 8, "/P3+/w==", 8);
     uint8_t decoded[258];
-    assert_int_equal(sioc_base64_decode(encoded, sizeof(encoded), decoded), 256);
+    assert_int_equal(sioc__base64_decode(encoded, sizeof(encoded), decoded), 256);
     assert_memory_equal(decoded, data, 256);
 }
 
@@ -138,10 +138,10 @@ static void test_random_round_trips(void **state)
     for (size_t length = 0; length <= sizeof(data); length++) {
         for (size_t i = 0; i < length; i++)
             data[i] = (uint8_t)next_random(&random_state);
-        size_t encoded_length = sioc_base64_encode(data, length, encoded);
-        assert_int_equal(encoded_length, sioc_base64_encoded_length(length));
-        assert_true(sioc_base64_decoded_max_length(encoded_length) >= length);
-        long decoded_length = sioc_base64_decode(encoded, encoded_length, decoded);
+        size_t encoded_length = sioc__base64_encode(data, length, encoded);
+        assert_int_equal(encoded_length, sioc__base64_encoded_length(length));
+        assert_true(sioc__base64_decoded_max_length(encoded_length) >= length);
+        long decoded_length = sioc__base64_decode(encoded, encoded_length, decoded);
         assert_int_equal(decoded_length, (long)length);
         assert_memory_equal(decoded, data, length);
     }
@@ -156,9 +156,9 @@ static void test_in_place_decode(void **state)
     for (size_t length = 0; length <= sizeof(data); length++) {
         for (size_t i = 0; i < length; i++)
             data[i] = (uint8_t)next_random(&random_state);
-        size_t encoded_length = sioc_base64_encode(data, length, buffer);
+        size_t encoded_length = sioc__base64_encode(data, length, buffer);
         long decoded_length =
-            sioc_base64_decode(buffer, encoded_length, (uint8_t *)buffer); /* out == in */
+            sioc__base64_decode(buffer, encoded_length, (uint8_t *)buffer); /* out == in */
         assert_int_equal(decoded_length, (long)length);
         assert_memory_equal(buffer, data, length);
     }
@@ -188,7 +188,7 @@ static void test_refuses_every_foreign_byte(void **state)
             uint8_t out[6];
             /* '=' at 6 or 7 is refused too: "Zm9vYm=y" has data after a pad, and "Zm9vYmF="
              * leaves non-zero bits ('F' = 000101). */
-            assert_int_equal(sioc_base64_decode(input, 8, out), -1);
+            assert_int_equal(sioc__base64_decode(input, 8, out), -1);
         }
     }
 }
@@ -266,7 +266,7 @@ static void test_refuses_other_alphabets_and_whitespace(void **state)
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
         assert_int_equal(decode_string(inputs[i], out), -1);
     /* An embedded NUL counts as a foreign byte, not as the end. */
-    assert_int_equal(sioc_base64_decode("Zm9\0Zm9v", 8, out), -1);
+    assert_int_equal(sioc__base64_decode("Zm9\0Zm9v", 8, out), -1);
 }
 
 /* A bad character early in a long input is still caught (the loop defers the check). */
@@ -277,9 +277,9 @@ static void test_refuses_bad_character_far_from_end(void **state)
     memset(input, 'A', sizeof(input));
     input[5] = '*';
     uint8_t out[300];
-    assert_int_equal(sioc_base64_decode(input, sizeof(input), out), -1);
+    assert_int_equal(sioc__base64_decode(input, sizeof(input), out), -1);
     input[5] = 'A';
-    assert_int_equal(sioc_base64_decode(input, sizeof(input), out), 300);
+    assert_int_equal(sioc__base64_decode(input, sizeof(input), out), 300);
 }
 
 int main(void)

@@ -13,14 +13,14 @@
 #define MAX_EVENTS 16
 
 typedef struct recorder_s {
-    sioc_deadline_list_t list;
-    sioc_deadline_t entries[4];
+    sioc__deadline_list_t list;
+    sioc__deadline_t entries[4];
     int order[MAX_EVENTS];
     int count;
     int rearm_first_times;
 } recorder_t;
 
-static void on_expired(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
+static void on_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
     recorder_t *recorder = list->data;
     int index = (int)(deadline - recorder->entries);
@@ -28,14 +28,14 @@ static void on_expired(sioc_deadline_list_t *list, sioc_deadline_t *deadline)
         recorder->order[recorder->count++] = index;
     if (index == 0 && recorder->rearm_first_times > 0) {
         recorder->rearm_first_times--;
-        sioc_deadline_arm(list, deadline);
+        sioc__deadline_arm(list, deadline);
     }
 }
 
 static void run_until_idle(uv_loop_t *loop, recorder_t *recorder)
 {
     uv_run(loop, UV_RUN_DEFAULT);
-    sioc_deadline_list_close(&recorder->list, NULL);
+    sioc__deadline_list_close(&recorder->list, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(loop), 0);
 }
@@ -44,7 +44,7 @@ static void start(uv_loop_t *loop, recorder_t *recorder, uint64_t delay)
 {
     memset(recorder, 0, sizeof(*recorder));
     assert_int_equal(uv_loop_init(loop), 0);
-    assert_int_equal(sioc_deadline_list_init(loop, &recorder->list, delay, on_expired), 0);
+    assert_int_equal(sioc__deadline_list_init(loop, &recorder->list, delay, on_expired), 0);
     recorder->list.data = recorder;
 }
 
@@ -53,9 +53,9 @@ static void test_expire_in_arming_order(void **state)
     uv_loop_t loop;
     recorder_t recorder;
     start(&loop, &recorder, 5);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[2]);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[0]);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[1]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[2]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[1]);
     run_until_idle(&loop, &recorder);
     assert_int_equal(recorder.count, 3);
     assert_int_equal(recorder.order[0], 2);
@@ -68,13 +68,13 @@ static void test_rearm_moves_to_the_back_and_disarm_removes(void **state)
     uv_loop_t loop;
     recorder_t recorder;
     start(&loop, &recorder, 5);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[0]);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[1]);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[2]);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[0]); /* head moves to the tail */
-    sioc_deadline_disarm(&recorder.entries[2]);
-    sioc_deadline_disarm(&recorder.entries[2]); /* twice is harmless */
-    assert_false(sioc_deadline_is_armed(&recorder.entries[2]));
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[1]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[2]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]); /* head moves to the tail */
+    sioc__deadline_disarm(&recorder.entries[2]);
+    sioc__deadline_disarm(&recorder.entries[2]); /* twice is harmless */
+    assert_false(sioc__deadline_is_armed(&recorder.entries[2]));
     run_until_idle(&loop, &recorder);
     assert_int_equal(recorder.count, 2);
     assert_int_equal(recorder.order[0], 1);
@@ -87,7 +87,7 @@ static void test_callback_may_rearm_itself(void **state)
     recorder_t recorder;
     start(&loop, &recorder, 2);
     recorder.rearm_first_times = 3;
-    sioc_deadline_arm(&recorder.list, &recorder.entries[0]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]);
     run_until_idle(&loop, &recorder);
     assert_int_equal(recorder.count, 4);
     for (int i = 0; i < 4; i++)
@@ -99,9 +99,9 @@ static void test_close_drops_armed_entries(void **state)
     uv_loop_t loop;
     recorder_t recorder;
     start(&loop, &recorder, 100000);
-    sioc_deadline_arm(&recorder.list, &recorder.entries[0]);
-    sioc_deadline_list_close(&recorder.list, NULL);
-    assert_false(sioc_deadline_is_armed(&recorder.entries[0]));
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]);
+    sioc__deadline_list_close(&recorder.list, NULL);
+    assert_false(sioc__deadline_is_armed(&recorder.entries[0]));
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(recorder.count, 0);
     assert_int_equal(uv_loop_close(&loop), 0);

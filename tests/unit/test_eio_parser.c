@@ -13,14 +13,14 @@
 /* A payload under test: a mutable copy of the bytes (the reader decodes binary in place). */
 struct payload {
     uint8_t bytes[256];
-    sioc_eio_payload_reader_t reader;
+    sioc__eio_payload_reader_t reader;
 };
 
 static void payload_start(struct payload *payload, const char *text, size_t length)
 {
     assert_true(length <= sizeof(payload->bytes));
     memcpy(payload->bytes, text, length);
-    sioc_eio_payload_reader_init(&payload->reader, payload->bytes, length);
+    sioc__eio_payload_reader_init(&payload->reader, payload->bytes, length);
 }
 
 /* String literals with an explicit length, as payloads may hold NUL and 0x1e. */
@@ -28,8 +28,8 @@ static void payload_start(struct payload *payload, const char *text, size_t leng
 
 static void assert_next_text(struct payload *payload, int type, const char *data, size_t length)
 {
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_payload_reader_next(&payload->reader, &packet), 1);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_payload_reader_next(&payload->reader, &packet), 1);
     assert_int_equal(packet.type, type);
     assert_int_equal(packet.binary, 0);
     assert_int_equal(packet.length, length);
@@ -40,8 +40,8 @@ static void assert_next_text(struct payload *payload, int type, const char *data
 
 static void assert_next_binary(struct payload *payload, const uint8_t *data, size_t length)
 {
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_payload_reader_next(&payload->reader, &packet), 1);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_payload_reader_next(&payload->reader, &packet), 1);
     assert_int_equal(packet.type, SIOC_EIO_MESSAGE);
     assert_int_equal(packet.binary, 1);
     assert_int_equal(packet.length, length);
@@ -52,8 +52,8 @@ static void assert_next_binary(struct payload *payload, const uint8_t *data, siz
 
 static void assert_next_result(struct payload *payload, int expected)
 {
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_payload_reader_next(&payload->reader, &packet), expected);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_payload_reader_next(&payload->reader, &packet), expected);
 }
 
 static void test_decode_text_every_type(void **state)
@@ -61,16 +61,16 @@ static void test_decode_text_every_type(void **state)
     (void)state;
     for (int type = SIOC_EIO_OPEN; type <= SIOC_EIO_NOOP; type++) {
         uint8_t text[6] = {(uint8_t)('0' + type), 'p', 'r', 'o', 'b', 'e'};
-        sioc_eio_packet_t packet;
+        sioc__eio_packet_t packet;
         memset(&packet, 0xa5, sizeof(packet));
-        assert_int_equal(sioc_eio_packet_decode_text(text, sizeof(text), &packet), 0);
+        assert_int_equal(sioc__eio_packet_decode_text(text, sizeof(text), &packet), 0);
         assert_int_equal(packet.type, type);
         assert_int_equal(packet.binary, 0);
         assert_ptr_equal(packet.data, text + 1);
         assert_int_equal(packet.length, 5);
 
         memset(&packet, 0xa5, sizeof(packet));
-        assert_int_equal(sioc_eio_packet_decode_text(text, 1, &packet), 0);
+        assert_int_equal(sioc__eio_packet_decode_text(text, 1, &packet), 0);
         assert_int_equal(packet.type, type);
         assert_int_equal(packet.binary, 0);
         assert_ptr_equal(packet.data, text + 1);
@@ -81,17 +81,17 @@ static void test_decode_text_every_type(void **state)
 static void test_decode_text_refuses_empty_and_unknown(void **state)
 {
     (void)state;
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_packet_decode_text(NULL, 0, &packet), -1);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_packet_decode_text(NULL, 0, &packet), -1);
     const uint8_t hello[] = "4hello";
-    assert_int_equal(sioc_eio_packet_decode_text(hello, 0, &packet), -1);
+    assert_int_equal(sioc__eio_packet_decode_text(hello, 0, &packet), -1);
     /* '7', the neighbours of the digit range, the binary marker (only meaningful in a polling
      * payload), NUL, the separator and a non-ASCII byte. */
     const uint8_t unknown[] = {'7', '9', '/', ':', 'b', 'a', ' ', 0x00, 0x1e, 0xff};
     for (size_t i = 0; i < sizeof(unknown); i++) {
         uint8_t text[2] = {unknown[i], 'x'};
-        assert_int_equal(sioc_eio_packet_decode_text(text, sizeof(text), &packet), -1);
-        assert_int_equal(sioc_eio_packet_decode_text(text, 1, &packet), -1);
+        assert_int_equal(sioc__eio_packet_decode_text(text, sizeof(text), &packet), -1);
+        assert_int_equal(sioc__eio_packet_decode_text(text, 1, &packet), -1);
     }
 }
 
@@ -100,8 +100,8 @@ static void test_decode_text_keeps_data_bytes(void **state)
 {
     (void)state;
     const uint8_t text[] = {'4', 0x00, 0xff, 0xc0, 0x1e, '"'};
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_packet_decode_text(text, sizeof(text), &packet), 0);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_packet_decode_text(text, sizeof(text), &packet), 0);
     assert_int_equal(packet.type, SIOC_EIO_MESSAGE);
     assert_int_equal(packet.length, 5);
     assert_ptr_equal(packet.data, text + 1);
@@ -153,8 +153,8 @@ static void test_reader_binary_is_decoded_in_place(void **state)
     struct payload payload;
     START(&payload, "bAQID\x1e"
                     "4€");
-    sioc_eio_packet_t packet;
-    assert_int_equal(sioc_eio_payload_reader_next(&payload.reader, &packet), 1);
+    sioc__eio_packet_t packet;
+    assert_int_equal(sioc__eio_payload_reader_next(&payload.reader, &packet), 1);
     assert_ptr_equal(packet.data, payload.bytes + 1);
     assert_int_equal(packet.length, 3);
     const uint8_t expected[] = {1, 2, 3};
@@ -192,11 +192,11 @@ static void test_reader_binary_bad_base64(void **state)
 static void test_reader_refuses_empty_body(void **state)
 {
     (void)state;
-    sioc_eio_payload_reader_t reader;
-    sioc_eio_packet_t packet;
-    sioc_eio_payload_reader_init(&reader, NULL, 0);
-    assert_int_equal(sioc_eio_payload_reader_next(&reader, &packet), -1);
-    assert_int_equal(sioc_eio_payload_reader_next(&reader, &packet), -1);
+    sioc__eio_payload_reader_t reader;
+    sioc__eio_packet_t packet;
+    sioc__eio_payload_reader_init(&reader, NULL, 0);
+    assert_int_equal(sioc__eio_payload_reader_next(&reader, &packet), -1);
+    assert_int_equal(sioc__eio_payload_reader_next(&reader, &packet), -1);
 }
 
 static void test_reader_refuses_empty_records(void **state)
@@ -259,12 +259,12 @@ static void test_reader_keeps_data_bytes(void **state)
 static void test_packet_length(void **state)
 {
     (void)state;
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_PING, 0, 0), 1);
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 0, 5), 6);
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 0), 1);
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 1), 5);
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 4), 9);
-    assert_int_equal(sioc_eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 6), 9);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_PING, 0, 0), 1);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 0, 5), 6);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 0), 1);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 1), 5);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 4), 9);
+    assert_int_equal(sioc__eio_payload_packet_length(SIOC_EIO_MESSAGE, 1, 6), 9);
 }
 
 /* Writes one record into out at *offset, checking the announced length and that nothing is
@@ -272,9 +272,9 @@ static void test_packet_length(void **state)
 static void write_record(uint8_t *out, size_t *offset, int type, int binary, const void *data,
                          size_t length)
 {
-    size_t expected = sioc_eio_payload_packet_length(type, binary, length);
+    size_t expected = sioc__eio_payload_packet_length(type, binary, length);
     out[*offset + expected] = '#';
-    size_t written = sioc_eio_payload_write_packet(out + *offset, type, binary, data, length);
+    size_t written = sioc__eio_payload_write_packet(out + *offset, type, binary, data, length);
     assert_int_equal(written, expected);
     assert_int_equal(out[*offset + expected], '#');
     *offset += written;
@@ -343,7 +343,7 @@ static void test_write_then_read(void **state)
     write_record(payload.bytes, &offset, SIOC_EIO_MESSAGE, 1, binary, 101);
     payload.bytes[offset++] = SIOC_EIO_RECORD_SEPARATOR;
     write_record(payload.bytes, &offset, SIOC_EIO_NOOP, 0, NULL, 0);
-    sioc_eio_payload_reader_init(&payload.reader, payload.bytes, offset);
+    sioc__eio_payload_reader_init(&payload.reader, payload.bytes, offset);
     assert_next_binary(&payload, binary, 10);
     assert_next_text(&payload, SIOC_EIO_MESSAGE, "2[\"x\"]", 6);
     assert_next_binary(&payload, binary, 101);
@@ -355,7 +355,7 @@ static void test_open_with_upgrade(void **state)
 {
     (void)state;
     size_t length = 0;
-    char *open = sioc_eio_encode_open("lv_VI97HAXpY6yYWAAAC", 1, 25000, 20000, 1000000, &length);
+    char *open = sioc__eio_encode_open("lv_VI97HAXpY6yYWAAAC", 1, 25000, 20000, 1000000, &length);
     assert_non_null(open);
     const char *expected = "0{\"sid\":\"lv_VI97HAXpY6yYWAAAC\",\"upgrades\":[\"websocket\"],"
                            "\"pingInterval\":25000,\"pingTimeout\":20000,\"maxPayload\":1000000}";
@@ -368,7 +368,7 @@ static void test_open_without_upgrade(void **state)
 {
     (void)state;
     size_t length = 0;
-    char *open = sioc_eio_encode_open("a-b_C9", 0, 300, 200, 10000000000ULL, &length);
+    char *open = sioc__eio_encode_open("a-b_C9", 0, 300, 200, 10000000000ULL, &length);
     assert_non_null(open);
     const char *expected = "0{\"sid\":\"a-b_C9\",\"upgrades\":[],\"pingInterval\":300,"
                            "\"pingTimeout\":200,\"maxPayload\":10000000000}";
@@ -380,7 +380,7 @@ static void test_open_without_upgrade(void **state)
 static void test_open_length_is_optional(void **state)
 {
     (void)state;
-    char *open = sioc_eio_encode_open("abc", 1, 1, 2, 3, NULL);
+    char *open = sioc__eio_encode_open("abc", 1, 1, 2, 3, NULL);
     assert_non_null(open);
     assert_string_equal(open, "0{\"sid\":\"abc\",\"upgrades\":[\"websocket\"],\"pingInterval\":1,"
                               "\"pingTimeout\":2,\"maxPayload\":3}");
@@ -394,7 +394,7 @@ static void test_open_refuses_unsafe_sid(void **state)
     const char *sids[] = {"", "a\"b", "a\\b", "a b", "a/b", "a+b", "\xc3\xa9"};
     for (size_t i = 0; i < sizeof(sids) / sizeof(sids[0]); i++) {
         size_t length = 12345;
-        assert_null(sioc_eio_encode_open(sids[i], 1, 25000, 20000, 1000000, &length));
+        assert_null(sioc__eio_encode_open(sids[i], 1, 25000, 20000, 1000000, &length));
         assert_int_equal(length, 12345);
     }
 }

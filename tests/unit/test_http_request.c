@@ -10,16 +10,16 @@
 
 #include "transport/http_request.h"
 
-static sioc_http_limits_t limits;
+static sioc__http_limits_t limits;
 
 static int setup(void **state)
 {
-    sioc_http_limits_init(&limits);
+    sioc__http_limits_init(&limits);
     return 0;
 }
 
 /* Feeds text in chunks of chunk bytes; returns the parse result and the total consumed. */
-static int feed_in_chunks(sioc_http_request_parser_t *parser, const char *text, size_t length,
+static int feed_in_chunks(sioc__http_request_parser_t *parser, const char *text, size_t length,
                           size_t chunk, size_t *consumed)
 {
     size_t offset = 0;
@@ -27,7 +27,7 @@ static int feed_in_chunks(sioc_http_request_parser_t *parser, const char *text, 
     while (offset < length && rc == 0) {
         size_t size = length - offset < chunk ? length - offset : chunk;
         size_t used = 0;
-        rc = sioc_http_request_parser_execute(parser, (const uint8_t *)text + offset, size, &used);
+        rc = sioc__http_request_parser_execute(parser, (const uint8_t *)text + offset, size, &used);
         offset += used;
     }
     *consumed = offset;
@@ -42,14 +42,14 @@ static const char post_request[] = "POST /engine.io/?EIO=4&transport=polling&sid
                                    "4hello\x1e"
                                    "4abc";
 
-static void check_post(const sioc_http_request_t *request)
+static void check_post(const sioc__http_request_t *request)
 {
     assert_int_equal(request->method, HTTP_POST);
     assert_string_equal(request->url, "/engine.io/?EIO=4&transport=polling&sid=a%2Bb");
     assert_int_equal(request->path_length, strlen("/engine.io/"));
     assert_memory_equal(request->path, "/engine.io/", request->path_length);
     assert_int_equal(request->header_count, 3);
-    const sioc_http_header_t *type = sioc_http_request_header(request, "content-type");
+    const sioc__http_header_t *type = sioc__http_request_header(request, "content-type");
     assert_non_null(type);
     assert_string_equal(type->value, "text/plain;charset=UTF-8");
     assert_int_equal(request->body_length, 11);
@@ -61,7 +61,7 @@ static void check_post(const sioc_http_request_t *request)
     assert_false(request->upgrade);
     char sid[16];
     assert_int_equal(
-        sioc_http_query_get(request->query, request->query_length, "sid", sid, sizeof(sid)), 3);
+        sioc__http_query_get(request->query, request->query_length, "sid", sid, sizeof(sid)), 3);
     assert_string_equal(sid, "a+b");
 }
 
@@ -69,13 +69,13 @@ static void test_every_chunk_size(void **state)
 {
     size_t length = strlen(post_request);
     for (size_t chunk = 1; chunk <= length; chunk++) {
-        sioc_http_request_parser_t parser;
-        sioc_http_request_parser_init(&parser, &limits);
+        sioc__http_request_parser_t parser;
+        sioc__http_request_parser_init(&parser, &limits);
         size_t consumed;
         assert_int_equal(feed_in_chunks(&parser, post_request, length, chunk, &consumed), 1);
         assert_int_equal(consumed, length);
         check_post(&parser.request);
-        sioc_http_request_parser_free(&parser);
+        sioc__http_request_parser_free(&parser);
     }
 }
 
@@ -83,35 +83,35 @@ static void test_every_truncation_needs_more(void **state)
 {
     size_t length = strlen(post_request);
     for (size_t cut = 0; cut < length; cut++) {
-        sioc_http_request_parser_t parser;
-        sioc_http_request_parser_init(&parser, &limits);
+        sioc__http_request_parser_t parser;
+        sioc__http_request_parser_init(&parser, &limits);
         size_t used;
         assert_int_equal(
-            sioc_http_request_parser_execute(&parser, (const uint8_t *)post_request, cut, &used),
+            sioc__http_request_parser_execute(&parser, (const uint8_t *)post_request, cut, &used),
             0);
-        sioc_http_request_parser_free(&parser);
+        sioc__http_request_parser_free(&parser);
     }
 }
 
 static void test_pipelined_requests(void **state)
 {
     const char text[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: y\r\n\r\n";
-    sioc_http_request_parser_t parser;
-    sioc_http_request_parser_init(&parser, &limits);
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
     size_t used;
     assert_int_equal(
-        sioc_http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used), 1);
+        sioc__http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used), 1);
     assert_string_equal(parser.request.url, "/a");
     size_t first = used;
     assert_true(first < strlen(text));
-    sioc_http_request_parser_next(&parser);
-    assert_int_equal(sioc_http_request_parser_execute(&parser, (const uint8_t *)text + first,
-                                                      strlen(text) - first, &used),
+    sioc__http_request_parser_next(&parser);
+    assert_int_equal(sioc__http_request_parser_execute(&parser, (const uint8_t *)text + first,
+                                                       strlen(text) - first, &used),
                      1);
     assert_string_equal(parser.request.url, "/b");
-    assert_string_equal(sioc_http_request_header(&parser.request, "HOST")->value, "y");
+    assert_string_equal(sioc__http_request_header(&parser.request, "HOST")->value, "y");
     assert_int_equal(first + used, strlen(text));
-    sioc_http_request_parser_free(&parser);
+    sioc__http_request_parser_free(&parser);
 }
 
 static void test_upgrade_leaves_frame_bytes(void **state)
@@ -119,26 +119,26 @@ static void test_upgrade_leaves_frame_bytes(void **state)
     const char text[] = "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                         "\x81\x80junk";
-    sioc_http_request_parser_t parser;
-    sioc_http_request_parser_init(&parser, &limits);
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
     size_t used;
     size_t length = sizeof(text) - 1;
     assert_int_equal(
-        sioc_http_request_parser_execute(&parser, (const uint8_t *)text, length, &used), 1);
+        sioc__http_request_parser_execute(&parser, (const uint8_t *)text, length, &used), 1);
     assert_true(parser.request.upgrade);
     assert_int_equal(length - used, 6);
     assert_memory_equal(text + used, "\x81\x80junk", 6);
-    sioc_http_request_parser_free(&parser);
+    sioc__http_request_parser_free(&parser);
 }
 
 static int parse_whole(const char *text, int *status)
 {
-    sioc_http_request_parser_t parser;
-    sioc_http_request_parser_init(&parser, &limits);
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
     size_t used;
-    int rc = sioc_http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used);
+    int rc = sioc__http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used);
     *status = parser.error_status;
-    sioc_http_request_parser_free(&parser);
+    sioc__http_request_parser_free(&parser);
     return rc;
 }
 
@@ -167,7 +167,7 @@ static void test_limits(void **state)
                                  &status),
                      -1);
     assert_int_equal(status, 413);
-    sioc_http_limits_init(&limits);
+    sioc__http_limits_init(&limits);
 
     assert_int_equal(parse_whole("NOT HTTP AT ALL\r\n\r\n", &status), -1);
     assert_int_equal(status, 400);
@@ -180,18 +180,18 @@ static void test_query_and_tokens(void **state)
     char out[8];
     const char *query = "EIO=4&transport=polling&t=abc&empty=&bad=%zz&long=0123456789";
     size_t length = strlen(query);
-    assert_int_equal(sioc_http_query_get(query, length, "EIO", out, sizeof(out)), 1);
+    assert_int_equal(sioc__http_query_get(query, length, "EIO", out, sizeof(out)), 1);
     assert_string_equal(out, "4");
-    assert_int_equal(sioc_http_query_get(query, length, "empty", out, sizeof(out)), 0);
-    assert_int_equal(sioc_http_query_get(query, length, "missing", out, sizeof(out)), -1);
-    assert_int_equal(sioc_http_query_get(query, length, "bad", out, sizeof(out)), -2);
-    assert_int_equal(sioc_http_query_get(query, length, "long", out, sizeof(out)), -2);
-    assert_int_equal(sioc_http_query_get("a=%4", 4, "a", out, sizeof(out)), -2);
+    assert_int_equal(sioc__http_query_get(query, length, "empty", out, sizeof(out)), 0);
+    assert_int_equal(sioc__http_query_get(query, length, "missing", out, sizeof(out)), -1);
+    assert_int_equal(sioc__http_query_get(query, length, "bad", out, sizeof(out)), -2);
+    assert_int_equal(sioc__http_query_get(query, length, "long", out, sizeof(out)), -2);
+    assert_int_equal(sioc__http_query_get("a=%4", 4, "a", out, sizeof(out)), -2);
 
-    sioc_http_header_t header = {"Connection", "keep-alive, Upgrade", 19};
-    assert_true(sioc_http_header_has_token(&header, "upgrade"));
-    assert_true(sioc_http_header_has_token(&header, "keep-alive"));
-    assert_false(sioc_http_header_has_token(&header, "upgrad"));
+    sioc__http_header_t header = {"Connection", "keep-alive, Upgrade", 19};
+    assert_true(sioc__http_header_has_token(&header, "upgrade"));
+    assert_true(sioc__http_header_has_token(&header, "keep-alive"));
+    assert_false(sioc__http_header_has_token(&header, "upgrad"));
 }
 
 int main(void)

@@ -73,19 +73,19 @@ static json_t *parse_json(const char *text)
     return value;
 }
 
-static int decode_hex(const char *hex, size_t max_attachments, sioc_sio_packet_t *packet,
+static int decode_hex(const char *hex, size_t max_attachments, sioc__sio_packet_t *packet,
                       const char **error)
 {
     size_t length;
     uint8_t *bytes = from_hex(hex, &length);
     *error = NULL;
-    int result = sioc_sio_msgpack_decode(bytes, length, max_attachments, packet, error);
+    int result = sioc__sio_msgpack_decode(bytes, length, max_attachments, packet, error);
     free(bytes);
     return result;
 }
 
 /* data_json NULL: the packet must have no data. */
-static void assert_packet(const sioc_sio_packet_t *packet, int type, const char *nsp, int64_t id,
+static void assert_packet(const sioc__sio_packet_t *packet, int type, const char *nsp, int64_t id,
                           const char *data_json)
 {
     assert_int_equal(packet->type, type);
@@ -109,19 +109,19 @@ static void assert_packet(const sioc_sio_packet_t *packet, int type, const char 
 static void assert_decodes(const char *hex, int type, const char *nsp, int64_t id,
                            const char *data_json)
 {
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     assert_int_equal(decode_hex(hex, MAX_ATTACHMENTS, &packet, &error), 0);
     assert_null(error);
     assert_packet(&packet, type, nsp, id, data_json);
     assert_int_equal(packet.attachment_count, 0);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 }
 
 /* The refusal names the reason and leaves the packet zeroed. */
 static void assert_refused_with(const char *hex, size_t max_attachments, const char *message)
 {
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     if (decode_hex(hex, max_attachments, &packet, &error) != -1) {
         print_error("accepted %s\n", hex);
@@ -129,7 +129,7 @@ static void assert_refused_with(const char *hex, size_t max_attachments, const c
     }
     assert_non_null(error);
     assert_string_equal(error, message);
-    sioc_sio_packet_t zero;
+    sioc__sio_packet_t zero;
     memset(&zero, 0, sizeof(zero));
     assert_memory_equal(&packet, &zero, sizeof(packet));
 }
@@ -139,10 +139,10 @@ static void assert_refused(const char *hex, const char *message)
     assert_refused_with(hex, MAX_ATTACHMENTS, message);
 }
 
-static void assert_encodes(const sioc_sio_packet_t *packet, const char *hex)
+static void assert_encodes(const sioc__sio_packet_t *packet, const char *hex)
 {
     size_t length = 0;
-    uint8_t *bytes = sioc_sio_msgpack_encode(packet, &length);
+    uint8_t *bytes = sioc__sio_msgpack_encode(packet, &length);
     assert_non_null(bytes);
     char *actual = to_hex(bytes, length);
     char *expected = without_spaces(hex);
@@ -221,11 +221,11 @@ static void test_encode_matches_node(void **state)
     for (size_t i = 0; i < sizeof(node_vectors) / sizeof(node_vectors[0]); i++) {
         const struct node_vector *vector = &node_vectors[i];
         print_message("%s\n", vector->name);
-        sioc_sio_packet_t packet = {.type = vector->type, .id = vector->id};
+        sioc__sio_packet_t packet = {.type = vector->type, .id = vector->id};
         packet.nsp = strdup(vector->nsp);
         packet.data = vector->data_json != NULL ? parse_json(vector->data_json) : NULL;
         assert_encodes(&packet, vector->hex);
-        sioc_sio_packet_clear(&packet);
+        sioc__sio_packet_clear(&packet);
     }
 }
 
@@ -243,11 +243,11 @@ static void test_decode_node_packets(void **state)
 static void test_reencode_node_packets(void **state)
 {
     for (size_t i = 0; i < sizeof(node_vectors) / sizeof(node_vectors[0]); i++) {
-        sioc_sio_packet_t packet;
+        sioc__sio_packet_t packet;
         const char *error;
         assert_int_equal(decode_hex(node_vectors[i].hex, MAX_ATTACHMENTS, &packet, &error), 0);
         assert_encodes(&packet, node_vectors[i].hex);
-        sioc_sio_packet_clear(&packet);
+        sioc__sio_packet_clear(&packet);
     }
 }
 
@@ -260,8 +260,8 @@ static const char BINARY_EVENT_JSON[] =
 static void test_encode_binary_matches_node(void **state)
 {
     uint8_t bytes[] = {1, 2, 3};
-    sioc_sio_attachment_t attachments[] = {{bytes, 3}, {NULL, 0}};
-    sioc_sio_packet_t packet = {.type = SIOC_SIO_BINARY_EVENT, .nsp = "/", .id = NO_ID};
+    sioc__sio_attachment_t attachments[] = {{bytes, 3}, {NULL, 0}};
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_BINARY_EVENT, .nsp = "/", .id = NO_ID};
     packet.data = parse_json(BINARY_EVENT_JSON);
     packet.attachment_count = 2;
     packet.attachments = attachments;
@@ -271,7 +271,7 @@ static void test_encode_binary_matches_node(void **state)
 
 static void test_decode_binary(void **state)
 {
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     assert_int_equal(decode_hex(BINARY_EVENT_HEX, MAX_ATTACHMENTS, &packet, &error), 0);
     assert_packet(&packet, SIOC_SIO_BINARY_EVENT, "/", NO_ID, BINARY_EVENT_JSON);
@@ -280,7 +280,7 @@ static void test_decode_binary(void **state)
     assert_memory_equal(packet.attachments[0].data, "\x01\x02\x03", 3);
     assert_int_equal(packet.attachments[1].length, 0);
     assert_non_null(packet.attachments[1].data);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 
     /* ack with bins: BINARY_ACK; bin 16 and bin 32 forms */
     assert_int_equal(decode_hex("84 a474797065 03 a464617461 92 c50002 abcd c600000001 ef"
@@ -292,26 +292,26 @@ static void test_decode_binary(void **state)
     assert_int_equal(packet.attachment_count, 2);
     assert_memory_equal(packet.attachments[0].data, "\xab\xcd", 2);
     assert_memory_equal(packet.attachments[1].data, "\xef", 1);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 }
 
 /* A packet from the JSON parser goes out in this format unchanged: Node writes
  * {type: 2, data: ["baz", Buffer.from([0xde, 0xad])], nsp: "/"} as below. */
 static void test_json_parser_packet_to_msgpack(void **state)
 {
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error = NULL;
     const char text[] = "51-[\"baz\",{\"_placeholder\":true,\"num\":0}]";
-    sioc_sio_decoder_init(&decoder, MAX_ATTACHMENTS);
-    assert_int_equal(sioc_sio_decoder_add_text(&decoder, text, strlen(text), &packet, &error),
+    sioc__sio_decoder_init(&decoder, MAX_ATTACHMENTS);
+    assert_int_equal(sioc__sio_decoder_add_text(&decoder, text, strlen(text), &packet, &error),
                      SIOC_SIO_DECODE_PENDING);
     assert_int_equal(
-        sioc_sio_decoder_add_binary(&decoder, (const uint8_t *)"\xde\xad", 2, &packet, &error),
+        sioc__sio_decoder_add_binary(&decoder, (const uint8_t *)"\xde\xad", 2, &packet, &error),
         SIOC_SIO_DECODE_COMPLETE);
     assert_encodes(&packet, "83a47479706502a46461746192a362617ac402deada36e7370a12f");
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ static void test_decode_client_packets(void **state)
 /* Node-side notepack writes typed arrays as ext type 0: an attachment like bin. */
 static void test_decode_array_buffer(void **state)
 {
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     /* Node: {type: 2, data: ["ab", new Uint8Array([9, 8, 7]).buffer], nsp: "/"} */
     assert_int_equal(decode_hex("83a47479706502a46461746192a26162c70300090807a36e7370a12f",
@@ -351,7 +351,7 @@ static void test_decode_array_buffer(void **state)
     assert_int_equal(packet.attachment_count, 1);
     assert_int_equal(packet.attachments[0].length, 3);
     assert_memory_equal(packet.attachments[0].data, "\x09\x08\x07", 3);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 
     /* ext 8 with 1 and 8 bytes is an ArrayBuffer, unlike fixext 1 (undefined) and fixext 8
      * (Date) */
@@ -363,7 +363,7 @@ static void test_decode_array_buffer(void **state)
     assert_int_equal(packet.attachments[0].length, 1);
     assert_int_equal(packet.attachments[1].length, 8);
     assert_memory_equal(packet.attachments[1].data, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -593,7 +593,7 @@ static char *nested_event_hex(int inner_depth)
 static void test_depth_limit(void **state)
 {
     char *hex = nested_event_hex(SIOC_SIO_MSGPACK_MAX_DEPTH - 2);
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     assert_int_equal(decode_hex(hex, MAX_ATTACHMENTS, &packet, &error), 0);
     json_t *innermost = json_array_get(packet.data, 1);
@@ -601,7 +601,7 @@ static void test_depth_limit(void **state)
         innermost = json_array_get(innermost, 0);
     assert_true(json_is_array(innermost));
     assert_int_equal(json_array_size(innermost), 0);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     free(hex);
 
     hex = nested_event_hex(SIOC_SIO_MSGPACK_MAX_DEPTH - 1);
@@ -617,11 +617,11 @@ static void test_attachment_limits(void **state)
 {
     const char two[] = "83 a474797065 02 a36e7370 a12f a464617461 93 a161 c40101 c7010002";
     const char three[] = "83 a474797065 02 a36e7370 a12f a464617461 94 a161 c40101 c40102 c40103";
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     assert_int_equal(decode_hex(two, 2, &packet, &error), 0);
     assert_int_equal(packet.attachment_count, 2);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     assert_refused_with(three, 2, "too many attachments");
     assert_refused_with(two, 1, "too many attachments");
     assert_refused_with(two, 0, "too many attachments");
@@ -632,7 +632,7 @@ static void test_attachment_limits(void **state)
     assert_int_equal(packet.type, SIOC_SIO_EVENT);
     assert_int_equal(packet.attachment_count, 0);
     assert_null(packet.attachments);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     /* a connect's auth object may carry a bin (the type stays CONNECT) */
     assert_int_equal(decode_hex("83 a474797065 00 a36e7370 a12f a464617461 81 a174 c4020102",
                                 MAX_ATTACHMENTS, &packet, &error),
@@ -640,7 +640,7 @@ static void test_attachment_limits(void **state)
     assert_packet(&packet, SIOC_SIO_CONNECT, "/", NO_ID,
                   "{\"t\":{\"_placeholder\":true,\"num\":0}}");
     assert_int_equal(packet.attachment_count, 1);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 }
 
 static void test_nsp_length_limit(void **state)
@@ -648,11 +648,11 @@ static void test_nsp_length_limit(void **state)
     char hex[1024] = "82 a474797065 01 a36e7370 da0100 ";
     for (int i = 0; i < SIOC_SIO_MSGPACK_MAX_NSP_LENGTH; i++)
         strcat(hex, "61");
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     const char *error;
     assert_int_equal(decode_hex(hex, MAX_ATTACHMENTS, &packet, &error), 0);
     assert_int_equal(strlen(packet.nsp), SIOC_SIO_MSGPACK_MAX_NSP_LENGTH);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     strcpy(hex, "82 a474797065 01 a36e7370 da0101 ");
     for (int i = 0; i <= SIOC_SIO_MSGPACK_MAX_NSP_LENGTH; i++)
         strcat(hex, "61");
@@ -665,11 +665,11 @@ static void test_nsp_length_limit(void **state)
 static void test_encode_defaults_and_types(void **state)
 {
     /* no nsp: "/"; JSON null data: no data key, as the JSON encoder leaves it out */
-    sioc_sio_packet_t packet = {.type = SIOC_SIO_CONNECT, .id = NO_ID};
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_CONNECT, .id = NO_ID};
     packet.data = json_null();
     assert_encodes(&packet, "82 a474797065 00 a36e7370 a12f");
     /* BINARY_ACK is written as ACK, id first */
-    sioc_sio_packet_t ack = {.type = SIOC_SIO_BINARY_ACK, .nsp = "/", .id = 9};
+    sioc__sio_packet_t ack = {.type = SIOC_SIO_BINARY_ACK, .nsp = "/", .id = 9};
     ack.data = parse_json("[]");
     assert_encodes(&ack, "84 a26964 09 a474797065 03 a464617461 90 a36e7370 a12f");
     json_decref(ack.data);
@@ -685,8 +685,8 @@ static void test_encode_placeholders(void **state)
 {
     uint8_t large[256];
     memset(large, 7, sizeof(large));
-    sioc_sio_attachment_t attachments[] = {{large, sizeof(large)}};
-    sioc_sio_packet_t packet = {.type = SIOC_SIO_BINARY_EVENT, .nsp = "/", .id = NO_ID};
+    sioc__sio_attachment_t attachments[] = {{large, sizeof(large)}};
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_BINARY_EVENT, .nsp = "/", .id = NO_ID};
     packet.attachments = attachments;
     packet.attachment_count = 1;
     /* num out of range, not an integer, _placeholder not true: plain objects */
@@ -703,7 +703,7 @@ static void test_encode_placeholders(void **state)
     packet.data =
         parse_json("[{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":0}]");
     size_t length;
-    uint8_t *bytes = sioc_sio_msgpack_encode(&packet, &length);
+    uint8_t *bytes = sioc__sio_msgpack_encode(&packet, &length);
     assert_non_null(bytes);
     assert_int_equal(length, 13 + 2 * (3 + 256) + 6);
     assert_memory_equal(bytes + 12, "\x92\xc5\x01\x00", 4);
@@ -719,10 +719,10 @@ static void test_encode_long_string(void **state)
     char text[257];
     memset(text, 'x', 256);
     text[256] = '\0';
-    sioc_sio_packet_t packet = {.type = SIOC_SIO_EVENT, .nsp = "/", .id = NO_ID};
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_EVENT, .nsp = "/", .id = NO_ID};
     packet.data = json_pack("[s]", text);
     size_t length;
-    uint8_t *bytes = sioc_sio_msgpack_encode(&packet, &length);
+    uint8_t *bytes = sioc__sio_msgpack_encode(&packet, &length);
     assert_non_null(bytes);
     /* Node: 83a47479706502a46461746191da0100 7878... */
     assert_memory_equal(bytes,
@@ -737,21 +737,21 @@ static void test_encode_long_string(void **state)
 static void test_encode_refusals(void **state)
 {
     size_t length = 12345;
-    sioc_sio_packet_t packet = {.type = 7, .nsp = "/", .id = NO_ID};
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    sioc__sio_packet_t packet = {.type = 7, .nsp = "/", .id = NO_ID};
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     packet.type = -1;
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     /* ids only on (BINARY_)EVENT/ACK, within 0..2^53-1 */
     packet.type = SIOC_SIO_CONNECT;
     packet.id = 1;
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     packet.type = SIOC_SIO_CONNECT_ERROR;
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     packet.type = SIOC_SIO_EVENT;
     packet.id = -2;
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     packet.id = INT64_C(9007199254740992);
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     assert_int_equal(length, 12345);
     /* data nested deeper than the JSON encoder writes */
     packet.id = NO_ID;
@@ -762,7 +762,7 @@ static void test_encode_refusals(void **state)
         json_array_append_new(inner, next);
         inner = next;
     }
-    assert_null(sioc_sio_msgpack_encode(&packet, &length));
+    assert_null(sioc__sio_msgpack_encode(&packet, &length));
     json_decref(packet.data);
 }
 

@@ -23,23 +23,23 @@ static json_t *parse_json(const char *text)
     return value;
 }
 
-static int add_text(sioc_sio_decoder_t *decoder, const char *text, sioc_sio_packet_t *packet,
+static int add_text(sioc__sio_decoder_t *decoder, const char *text, sioc__sio_packet_t *packet,
                     const char **error)
 {
     *error = NULL;
-    return sioc_sio_decoder_add_text(decoder, text, strlen(text), packet, error);
+    return sioc__sio_decoder_add_text(decoder, text, strlen(text), packet, error);
 }
 
-static int add_binary(sioc_sio_decoder_t *decoder, const char *bytes, sioc_sio_packet_t *packet,
+static int add_binary(sioc__sio_decoder_t *decoder, const char *bytes, sioc__sio_packet_t *packet,
                       const char **error)
 {
     *error = NULL;
-    return sioc_sio_decoder_add_binary(decoder, (const uint8_t *)bytes, strlen(bytes), packet,
-                                       error);
+    return sioc__sio_decoder_add_binary(decoder, (const uint8_t *)bytes, strlen(bytes), packet,
+                                        error);
 }
 
 /* data_json NULL: the packet must have no payload. */
-static void assert_packet(const sioc_sio_packet_t *packet, int type, const char *nsp, int64_t id,
+static void assert_packet(const sioc__sio_packet_t *packet, int type, const char *nsp, int64_t id,
                           const char *data_json)
 {
     assert_int_equal(packet->type, type);
@@ -58,26 +58,26 @@ static void assert_packet(const sioc_sio_packet_t *packet, int type, const char 
 static void assert_decodes(const char *text, int type, const char *nsp, int64_t id,
                            const char *data_json)
 {
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     assert_int_equal(add_text(&decoder, text, &packet, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_null(error);
     assert_packet(&packet, type, nsp, id, data_json);
     assert_int_equal(decoder.has_pending, 0);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 /* The refusal must name the reason and leave the decoder ready for the next packet. */
 static void assert_refused_bytes(const char *text, size_t length, const char *message)
 {
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error = NULL;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
-    int result = sioc_sio_decoder_add_text(&decoder, text, length, &packet, &error);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    int result = sioc__sio_decoder_add_text(&decoder, text, length, &packet, &error);
     if (result != SIOC_SIO_DECODE_ERROR)
         fail_msg("accepted: %.*s", (int)length, text);
     assert_non_null(error);
@@ -88,8 +88,8 @@ static void assert_refused_bytes(const char *text, size_t length, const char *me
 
     assert_int_equal(add_text(&decoder, "2[\"next\"]", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_packet(&packet, SIOC_SIO_EVENT, "/", NO_ID, "[\"next\"]");
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void assert_refused(const char *text, const char *message)
@@ -100,14 +100,14 @@ static void assert_refused(const char *text, const char *message)
 static char *encode_packet(int type, const char *nsp, int64_t id, const char *data_json,
                            size_t attachment_count)
 {
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_packet_t packet = {0};
     packet.type = type;
     packet.nsp = (char *)nsp;
     packet.id = id;
     packet.data = data_json != NULL ? parse_json(data_json) : NULL;
     packet.attachment_count = attachment_count;
     size_t length = 0;
-    char *text = sioc_sio_encode(&packet, &length);
+    char *text = sioc__sio_encode(&packet, &length);
     if (text != NULL)
         assert_int_equal(length, strlen(text));
     json_decref(packet.data);
@@ -127,12 +127,12 @@ static void assert_encodes(int type, const char *nsp, int64_t id, const char *da
  * "]". */
 static void assert_value_encodes(json_t *value, const char *expected)
 {
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_packet_t packet = {0};
     packet.type = SIOC_SIO_ACK;
     packet.id = NO_ID;
     packet.data = json_array();
     assert_int_equal(json_array_append_new(packet.data, value), 0);
-    char *text = sioc_sio_encode(&packet, NULL);
+    char *text = sioc__sio_encode(&packet, NULL);
     assert_non_null(text);
     size_t length = strlen(text);
     assert_true(length >= 3);
@@ -284,19 +284,19 @@ static void test_decode_refuses_bad_payloads(void **state)
         assert_refused(invalid[i], "invalid payload");
 
     /* Integers beyond int64 are doubles, as JSON.parse makes them. */
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error = NULL;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     assert_int_equal(
         add_text(&decoder, "2[\"a\",123456789012345678901234567890,7]", &packet, &error),
         SIOC_SIO_DECODE_COMPLETE);
     size_t length;
-    char *encoded = sioc_sio_encode(&packet, &length);
+    char *encoded = sioc__sio_encode(&packet, &length);
     assert_string_equal(encoded, "2[\"a\",1.2345678901234568e+29,7]");
     free(encoded);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 
     /* Invalid UTF-8 inside a string. */
     assert_refused("2[\"\xff\"]", "invalid payload");
@@ -431,28 +431,28 @@ static void test_decode_namespace_limits(void **state)
 static void test_decode_custom_namespace_limit(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     decoder.max_nsp_length = 4;
     assert_int_equal(add_text(&decoder, "1/abc,", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_string_equal(packet.nsp, "/abc");
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     assert_int_equal(add_text(&decoder, "1/abcd,", &packet, &error), SIOC_SIO_DECODE_ERROR);
     assert_string_equal(error, "invalid namespace");
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decode_binary_one_attachment_at_a_time(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
     const char *text = "52-/admin,[\"upload\",{\"_placeholder\":true,\"num\":0},"
                        "{\"nested\":[{\"_placeholder\":true,\"num\":1}]}]";
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
 
     assert_int_equal(add_text(&decoder, text, &packet, &error), SIOC_SIO_DECODE_PENDING);
     assert_int_equal(decoder.has_pending, 1);
@@ -462,7 +462,7 @@ static void test_decode_binary_one_attachment_at_a_time(void **state)
     assert_int_equal(add_binary(&decoder, first, &packet, &error), SIOC_SIO_DECODE_PENDING);
     assert_null(packet.nsp);
     first[0] = 'X'; /* the decoder must have copied it */
-    assert_int_equal(sioc_sio_decoder_add_binary(&decoder, NULL, 0, &packet, &error),
+    assert_int_equal(sioc__sio_decoder_add_binary(&decoder, NULL, 0, &packet, &error),
                      SIOC_SIO_DECODE_COMPLETE);
     assert_int_equal(decoder.has_pending, 0);
     assert_int_equal(decoder.received, 0);
@@ -476,7 +476,7 @@ static void test_decode_binary_one_attachment_at_a_time(void **state)
     assert_memory_equal(packet.attachments[0].data, "\x01\x02\x03", 3);
     assert_int_equal(packet.attachments[1].length, 0);
     assert_non_null(packet.attachments[1].data);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     assert_null(packet.attachments);
     assert_int_equal(packet.attachment_count, 0);
 
@@ -489,17 +489,17 @@ static void test_decode_binary_one_attachment_at_a_time(void **state)
                   "[\"bar\",{\"_placeholder\":true,\"num\":0}]");
     assert_int_equal(packet.attachment_count, 1);
     assert_memory_equal(packet.attachments[0].data, "xyz", 3);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decode_binary_without_attachments_is_refused(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     /* socket.io-parser 4.2.7: a binary packet announces at least one attachment. */
     assert_int_equal(add_text(&decoder, "50-[\"a\",1]", &packet, &error), SIOC_SIO_DECODE_ERROR);
     assert_string_equal(error, "Illegal attachments");
@@ -511,19 +511,19 @@ static void test_decode_binary_without_attachments_is_refused(void **state)
     assert_int_equal(decoder.has_pending, 0);
     /* Nothing is left waiting: text goes on, a stray binary is refused. */
     assert_int_equal(add_text(&decoder, "2[\"a\"]", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     assert_int_equal(add_binary(&decoder, "x", &packet, &error), SIOC_SIO_DECODE_ERROR);
     assert_string_equal(error, "got binary data when not reconstructing a packet");
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decode_plaintext_while_pending_resets(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     assert_int_equal(
         add_text(&decoder, "52-[\"a\",{\"_placeholder\":true,\"num\":1}]", &packet, &error),
         SIOC_SIO_DECODE_PENDING);
@@ -542,34 +542,34 @@ static void test_decode_plaintext_while_pending_resets(void **state)
     /* ...and text decodes again. */
     assert_int_equal(add_text(&decoder, "2[\"a\"]", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_packet(&packet, SIOC_SIO_EVENT, "/", NO_ID, "[\"a\"]");
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decoder_free_drops_pending_packet(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     assert_int_equal(add_text(&decoder, "53-/x,[\"a\"]", &packet, &error), SIOC_SIO_DECODE_PENDING);
     assert_int_equal(add_binary(&decoder, "one", &packet, &error), SIOC_SIO_DECODE_PENDING);
-    sioc_sio_decoder_free(&decoder); /* LeakSanitizer checks that nothing is left */
+    sioc__sio_decoder_free(&decoder); /* LeakSanitizer checks that nothing is left */
     assert_int_equal(decoder.has_pending, 0);
     assert_null(decoder.pending.nsp);
     assert_int_equal(add_text(&decoder, "1", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decode_max_attachments_setting(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, 2);
+    sioc__sio_decoder_init(&decoder, 2);
     assert_int_equal(
         add_text(&decoder,
                  "53-[\"hello\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":"
@@ -578,35 +578,35 @@ static void test_decode_max_attachments_setting(void **state)
         SIOC_SIO_DECODE_ERROR);
     assert_string_equal(error, "too many attachments");
     assert_int_equal(add_text(&decoder, "52-[\"a\"]", &packet, &error), SIOC_SIO_DECODE_PENDING);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
 
-    sioc_sio_decoder_init(&decoder, 0);
+    sioc__sio_decoder_init(&decoder, 0);
     assert_int_equal(add_text(&decoder, "51-[\"a\"]", &packet, &error), SIOC_SIO_DECODE_ERROR);
     assert_string_equal(error, "too many attachments");
     assert_int_equal(add_text(&decoder, "50-[\"a\"]", &packet, &error), SIOC_SIO_DECODE_ERROR);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
 
     /* Leading zeros are allowed, as Number("0001") is 1; the count does not grow with them. */
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     char *zeros = repeated('0', 100000);
     char *text = concat3("5", zeros, "1-[\"a\"]");
     assert_int_equal(add_text(&decoder, text, &packet, &error), SIOC_SIO_DECODE_PENDING);
     assert_int_equal(decoder.pending.attachment_count, 1);
     assert_int_equal(add_binary(&decoder, "b", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_int_equal(packet.attachment_count, 1);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     free(text);
     free(zeros);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_decode_placeholder_forms(void **state)
 {
     (void)state;
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
 
     /* 0.0 and 1e0 are the JavaScript numbers 0 and 1: kept, rewritten as integers. */
     assert_int_equal(add_text(&decoder,
@@ -624,7 +624,7 @@ static void test_decode_placeholder_forms(void **state)
     assert_int_equal(json_integer_value(num), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(packet.data, 2), "extra")),
                         "kept");
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 
     /* Only _placeholder === true makes a placeholder. */
     assert_int_equal(add_text(&decoder,
@@ -634,15 +634,15 @@ static void test_decode_placeholder_forms(void **state)
                               &packet, &error),
                      SIOC_SIO_DECODE_PENDING);
     assert_int_equal(add_binary(&decoder, "x", &packet, &error), SIOC_SIO_DECODE_COMPLETE);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
 
     /* Plain EVENT/ACK packets have no attachments; Node never looks at placeholders there. */
     assert_int_equal(
         add_text(&decoder, "2[\"a\",{\"_placeholder\":true,\"num\":\"splice\"}]", &packet, &error),
         SIOC_SIO_DECODE_COMPLETE);
     assert_int_equal(packet.attachment_count, 0);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -691,18 +691,18 @@ static void test_encode_refusals(void **state)
     char *open = repeated('[', 2048);
     char *close = repeated(']', 2048);
     char *json = concat3(open, close, "");
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_packet_t packet = {0};
     packet.type = SIOC_SIO_ACK;
     packet.id = NO_ID;
     packet.data = parse_json(json);
-    char *text = sioc_sio_encode(&packet, NULL);
+    char *text = sioc__sio_encode(&packet, NULL);
     assert_non_null(text);
     assert_string_equal(text + 1, json);
     free(text);
     json_t *outer = json_array();
     json_array_append_new(outer, packet.data);
     packet.data = outer;
-    assert_null(sioc_sio_encode(&packet, NULL));
+    assert_null(sioc__sio_encode(&packet, NULL));
     json_decref(outer);
     free(json);
     free(open);
@@ -805,23 +805,23 @@ static void test_encode_key_order_like_javascript(void **state)
  * expects the very same text. */
 static void assert_round_trip(const char *text)
 {
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t packet = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     int result = add_text(&decoder, text, &packet, &error);
     while (result == SIOC_SIO_DECODE_PENDING)
         result = add_binary(&decoder, "z", &packet, &error);
     if (result != SIOC_SIO_DECODE_COMPLETE)
         fail_msg("%s: %s", text, error);
     size_t length;
-    char *encoded = sioc_sio_encode(&packet, &length);
+    char *encoded = sioc__sio_encode(&packet, &length);
     assert_non_null(encoded);
     assert_string_equal(encoded, text);
     assert_int_equal(length, strlen(text));
     free(encoded);
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_decoder_free(&decoder);
 }
 
 static void test_round_trips(void **state)
@@ -855,27 +855,27 @@ static void test_round_trips(void **state)
 static void test_encode_then_decode(void **state)
 {
     (void)state;
-    sioc_sio_packet_t packet = {0};
+    sioc__sio_packet_t packet = {0};
     packet.type = SIOC_SIO_EVENT;
     packet.nsp = "/chat";
     packet.id = 99;
     packet.data = json_pack("[s, {s: f, s: I, s: s#}]", "message", "ratio", 0.25, "big",
                             (json_int_t)9007199254740991, "bytes", "a\0b", (int)3);
     assert_non_null(packet.data);
-    char *text = sioc_sio_encode(&packet, NULL);
+    char *text = sioc__sio_encode(&packet, NULL);
     assert_non_null(text);
 
-    sioc_sio_decoder_t decoder;
-    sioc_sio_packet_t decoded = {0};
+    sioc__sio_decoder_t decoder;
+    sioc__sio_packet_t decoded = {0};
     const char *error;
-    sioc_sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&decoder, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
     assert_int_equal(add_text(&decoder, text, &decoded, &error), SIOC_SIO_DECODE_COMPLETE);
     assert_int_equal(decoded.type, SIOC_SIO_EVENT);
     assert_string_equal(decoded.nsp, "/chat");
     assert_true(decoded.id == 99);
     assert_true(json_equal(decoded.data, packet.data));
-    sioc_sio_packet_clear(&decoded);
-    sioc_sio_decoder_free(&decoder);
+    sioc__sio_packet_clear(&decoded);
+    sioc__sio_decoder_free(&decoder);
     free(text);
     json_decref(packet.data);
 }
@@ -886,26 +886,26 @@ static void test_encode_then_decode(void **state)
 static void test_reserved_event_names(void **state)
 {
     (void)state;
-    assert_true(sioc_sio_is_reserved_event("connect", 7));
-    assert_true(sioc_sio_is_reserved_event("connect_error", 13));
-    assert_true(sioc_sio_is_reserved_event("disconnect", 10));
-    assert_true(sioc_sio_is_reserved_event("disconnecting", 13));
-    assert_true(sioc_sio_is_reserved_event("newListener", 11));
-    assert_true(sioc_sio_is_reserved_event("removeListener", 14));
-    assert_false(sioc_sio_is_reserved_event("error", 5));
-    assert_false(sioc_sio_is_reserved_event("connec", 6));
-    assert_false(sioc_sio_is_reserved_event("connect\0", 8));
-    assert_false(sioc_sio_is_reserved_event("connected", 9));
-    assert_false(sioc_sio_is_reserved_event("", 0));
+    assert_true(sioc__sio_is_reserved_event("connect", 7));
+    assert_true(sioc__sio_is_reserved_event("connect_error", 13));
+    assert_true(sioc__sio_is_reserved_event("disconnect", 10));
+    assert_true(sioc__sio_is_reserved_event("disconnecting", 13));
+    assert_true(sioc__sio_is_reserved_event("newListener", 11));
+    assert_true(sioc__sio_is_reserved_event("removeListener", 14));
+    assert_false(sioc__sio_is_reserved_event("error", 5));
+    assert_false(sioc__sio_is_reserved_event("connec", 6));
+    assert_false(sioc__sio_is_reserved_event("connect\0", 8));
+    assert_false(sioc__sio_is_reserved_event("connected", 9));
+    assert_false(sioc__sio_is_reserved_event("", 0));
 }
 
 static void test_packet_clear_on_zeroed_packet(void **state)
 {
     (void)state;
-    sioc_sio_packet_t packet;
+    sioc__sio_packet_t packet;
     memset(&packet, 0, sizeof(packet));
-    sioc_sio_packet_clear(&packet);
-    sioc_sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
+    sioc__sio_packet_clear(&packet);
     assert_null(packet.nsp);
     assert_null(packet.data);
 }

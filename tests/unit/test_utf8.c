@@ -53,10 +53,10 @@ static int reference_is_valid(const uint8_t *data, size_t length)
 /* Feeds one byte at a time; returns the index of the byte refused, or -1 if none was. */
 static long first_refused_byte(const uint8_t *data, size_t length)
 {
-    sioc_utf8_validator_t validator;
-    sioc_utf8_validator_init(&validator);
+    sioc__utf8_validator_t validator;
+    sioc__utf8_validator_init(&validator);
     for (size_t i = 0; i < length; i++) {
-        if (sioc_utf8_validator_feed(&validator, data + i, 1) != 0)
+        if (sioc__utf8_validator_feed(&validator, data + i, 1) != 0)
             return (long)i;
     }
     return -1;
@@ -65,55 +65,55 @@ static long first_refused_byte(const uint8_t *data, size_t length)
 static void test_valid_strings(void **state)
 {
     (void)state;
-    assert_int_equal(sioc_utf8_is_valid(NULL, 0), 1);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("hello, world")), 1);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\x00")), 1);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\x7F")), 1);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xC2\x80")), 1);         /* U+0080 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xDF\xBF")), 1);         /* U+07FF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xE0\xA0\x80")), 1);     /* U+0800 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xED\x9F\xBF")), 1);     /* U+D7FF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xEE\x80\x80")), 1);     /* U+E000 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xEF\xBB\xBF")), 1);     /* U+FEFF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xEF\xBF\xBD")), 1);     /* U+FFFD */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xEF\xBF\xBF")), 1);     /* U+FFFF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF0\x90\x80\x80")), 1); /* U+10000 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF4\x8F\xBF\xBF")), 1); /* U+10FFFF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5")),
+    assert_int_equal(sioc__utf8_is_valid(NULL, 0), 1);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("hello, world")), 1);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\x00")), 1);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\x7F")), 1);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xC2\x80")), 1);         /* U+0080 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xDF\xBF")), 1);         /* U+07FF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xE0\xA0\x80")), 1);     /* U+0800 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xED\x9F\xBF")), 1);     /* U+D7FF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xEE\x80\x80")), 1);     /* U+E000 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xEF\xBB\xBF")), 1);     /* U+FEFF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xEF\xBF\xBD")), 1);     /* U+FFFD */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xEF\xBF\xBF")), 1);     /* U+FFFF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF0\x90\x80\x80")), 1); /* U+10000 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF4\x8F\xBF\xBF")), 1); /* U+10FFFF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5")),
                      1); /* "κόσμε" */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("Hello-\xC2\xB5@\xC3\x9F\xC3\xB6\xC3\xA4\xC3\xBC"
-                                              "\xC3\xA0\xC3\xA1-UTF-8!!")),
+    assert_int_equal(sioc__utf8_is_valid(BYTES("Hello-\xC2\xB5@\xC3\x9F\xC3\xB6\xC3\xA4\xC3\xBC"
+                                               "\xC3\xA0\xC3\xA1-UTF-8!!")),
                      1);
 }
 
 static void test_invalid_strings(void **state)
 {
     (void)state;
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\x80")), 0);             /* lone continuation */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xBF")), 0);             /* lone continuation */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xC0\x80")), 0);         /* overlong NUL */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xC1\xBF")), 0);         /* overlong U+007F */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xE0\x80\x80")), 0);     /* overlong NUL */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xE0\x9F\xBF")), 0);     /* overlong U+07FF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF0\x80\x80\x80")), 0); /* overlong NUL */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF0\x8F\xBF\xBF")), 0); /* overlong U+FFFF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xED\xA0\x80")), 0);     /* U+D800 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xED\xBF\xBF")), 0);     /* U+DFFF */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xED\xA0\x80\xED\xB0\x80")), 0); /* pair */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF4\x90\x80\x80")), 0);         /* U+110000 */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF5\x80\x80\x80")), 0);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF8\x88\x80\x80\x80")), 0); /* 5-byte form */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xFC\x84\x80\x80\x80\x80")), 0);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xFE")), 0);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xFF")), 0);
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xC2")), 0);             /* truncated */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xE2\x82")), 0);         /* truncated */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xF0\x9F\x98")), 0);     /* truncated */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xC2\x41")), 0);         /* ASCII too soon */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("\xE2\x82\xAC\x80")), 0); /* extra continuation */
-    assert_int_equal(sioc_utf8_is_valid(BYTES("abc\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5"
-                                              "\xED\xA0\x80"
-                                              "edited")),
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\x80")), 0);             /* lone continuation */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xBF")), 0);             /* lone continuation */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xC0\x80")), 0);         /* overlong NUL */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xC1\xBF")), 0);         /* overlong U+007F */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xE0\x80\x80")), 0);     /* overlong NUL */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xE0\x9F\xBF")), 0);     /* overlong U+07FF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF0\x80\x80\x80")), 0); /* overlong NUL */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF0\x8F\xBF\xBF")), 0); /* overlong U+FFFF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xED\xA0\x80")), 0);     /* U+D800 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xED\xBF\xBF")), 0);     /* U+DFFF */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xED\xA0\x80\xED\xB0\x80")), 0); /* pair */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF4\x90\x80\x80")), 0);         /* U+110000 */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF5\x80\x80\x80")), 0);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF8\x88\x80\x80\x80")), 0); /* 5-byte form */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xFC\x84\x80\x80\x80\x80")), 0);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xFE")), 0);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xFF")), 0);
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xC2")), 0);             /* truncated */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xE2\x82")), 0);         /* truncated */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xF0\x9F\x98")), 0);     /* truncated */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xC2\x41")), 0);         /* ASCII too soon */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("\xE2\x82\xAC\x80")), 0); /* extra continuation */
+    assert_int_equal(sioc__utf8_is_valid(BYTES("abc\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5"
+                                               "\xED\xA0\x80"
+                                               "edited")),
                      0);
 }
 
@@ -134,15 +134,15 @@ static void test_fails_at_first_bad_byte(void **state)
 static void test_stays_failed(void **state)
 {
     (void)state;
-    sioc_utf8_validator_t validator;
-    sioc_utf8_validator_init(&validator);
-    assert_int_equal(sioc_utf8_validator_feed(&validator, BYTES("ok\xFF")), -1);
-    assert_int_equal(sioc_utf8_validator_feed(&validator, BYTES("plain ascii")), -1);
-    assert_int_equal(sioc_utf8_validator_feed(&validator, NULL, 0), -1);
-    assert_int_equal(sioc_utf8_validator_is_complete(&validator), 0);
-    sioc_utf8_validator_init(&validator);
-    assert_int_equal(sioc_utf8_validator_feed(&validator, BYTES("fine")), 0);
-    assert_int_equal(sioc_utf8_validator_is_complete(&validator), 1);
+    sioc__utf8_validator_t validator;
+    sioc__utf8_validator_init(&validator);
+    assert_int_equal(sioc__utf8_validator_feed(&validator, BYTES("ok\xFF")), -1);
+    assert_int_equal(sioc__utf8_validator_feed(&validator, BYTES("plain ascii")), -1);
+    assert_int_equal(sioc__utf8_validator_feed(&validator, NULL, 0), -1);
+    assert_int_equal(sioc__utf8_validator_is_complete(&validator), 0);
+    sioc__utf8_validator_init(&validator);
+    assert_int_equal(sioc__utf8_validator_feed(&validator, BYTES("fine")), 0);
+    assert_int_equal(sioc__utf8_validator_is_complete(&validator), 1);
 }
 
 static void test_is_complete_tracks_boundaries(void **state)
@@ -151,12 +151,12 @@ static void test_is_complete_tracks_boundaries(void **state)
     static const uint8_t text[] = "a\xC2\xB5\xE2\x82\xAC\xF0\x9F\x98\x80z";
     /* 1 where a code point ends after that many bytes. */
     static const int boundary[] = {1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 1, 1};
-    sioc_utf8_validator_t validator;
-    sioc_utf8_validator_init(&validator);
-    assert_int_equal(sioc_utf8_validator_is_complete(&validator), 1);
+    sioc__utf8_validator_t validator;
+    sioc__utf8_validator_init(&validator);
+    assert_int_equal(sioc__utf8_validator_is_complete(&validator), 1);
     for (size_t i = 0; i < sizeof(text) - 1; i++) {
-        assert_int_equal(sioc_utf8_validator_feed(&validator, text + i, 1), 0);
-        assert_int_equal(sioc_utf8_validator_is_complete(&validator), boundary[i + 1]);
+        assert_int_equal(sioc__utf8_validator_feed(&validator, text + i, 1), 0);
+        assert_int_equal(sioc__utf8_validator_is_complete(&validator), boundary[i + 1]);
         if (i == 9) /* the last byte of U+1F600 */
             assert_int_equal(validator.codepoint, 0x1F600);
     }
@@ -170,13 +170,14 @@ static void test_every_split_of_valid_text(void **state)
     size_t length = sizeof(text) - 1;
     for (size_t first = 0; first <= length; first++) {
         for (size_t second = first; second <= length; second++) {
-            sioc_utf8_validator_t validator;
-            sioc_utf8_validator_init(&validator);
-            assert_int_equal(sioc_utf8_validator_feed(&validator, text, first), 0);
-            assert_int_equal(sioc_utf8_validator_feed(&validator, text + first, second - first), 0);
-            assert_int_equal(sioc_utf8_validator_feed(&validator, text + second, length - second),
+            sioc__utf8_validator_t validator;
+            sioc__utf8_validator_init(&validator);
+            assert_int_equal(sioc__utf8_validator_feed(&validator, text, first), 0);
+            assert_int_equal(sioc__utf8_validator_feed(&validator, text + first, second - first),
                              0);
-            assert_int_equal(sioc_utf8_validator_is_complete(&validator), 1);
+            assert_int_equal(sioc__utf8_validator_feed(&validator, text + second, length - second),
+                             0);
+            assert_int_equal(sioc__utf8_validator_is_complete(&validator), 1);
         }
     }
 }
@@ -189,16 +190,16 @@ static void test_bad_byte_at_every_offset_of_ascii(void **state)
     for (size_t bad = 0; bad < sizeof(text); bad++) {
         memset(text, 'a', sizeof(text));
         text[bad] = 0x80;
-        assert_int_equal(sioc_utf8_is_valid(text, sizeof(text)), 0);
+        assert_int_equal(sioc__utf8_is_valid(text, sizeof(text)), 0);
         assert_int_equal(first_refused_byte(text, sizeof(text)), (long)bad);
         text[bad] = 0xC3;
         /* A lead byte at the very end is truncated, wherever the word boundary falls... */
-        assert_int_equal(sioc_utf8_is_valid(text, bad + 1), 0);
+        assert_int_equal(sioc__utf8_is_valid(text, bad + 1), 0);
         /* ...and one followed by ASCII fails on that ASCII byte. */
         if (bad + 1 < sizeof(text))
             assert_int_equal(first_refused_byte(text, sizeof(text)), (long)bad + 1);
         text[bad] = 'a';
-        assert_int_equal(sioc_utf8_is_valid(text, sizeof(text)), 1);
+        assert_int_equal(sioc__utf8_is_valid(text, sizeof(text)), 1);
     }
 }
 
@@ -208,16 +209,16 @@ static void test_matches_reference_for_all_short_sequences(void **state)
     uint8_t bytes[4];
     for (uint32_t a = 0; a < 256; a++) {
         bytes[0] = (uint8_t)a;
-        assert_int_equal(sioc_utf8_is_valid(bytes, 1), reference_is_valid(bytes, 1));
+        assert_int_equal(sioc__utf8_is_valid(bytes, 1), reference_is_valid(bytes, 1));
         for (uint32_t b = 0; b < 256; b++) {
             bytes[1] = (uint8_t)b;
-            assert_int_equal(sioc_utf8_is_valid(bytes, 2), reference_is_valid(bytes, 2));
+            assert_int_equal(sioc__utf8_is_valid(bytes, 2), reference_is_valid(bytes, 2));
             if (a < 0xE0 || a > 0xF4)
                 continue; /* only 3- and 4-byte leads have interesting third bytes */
             for (uint32_t c = 0; c < 256; c++) {
                 bytes[2] = (uint8_t)c;
                 int expected = reference_is_valid(bytes, 3);
-                if (sioc_utf8_is_valid(bytes, 3) != expected)
+                if (sioc__utf8_is_valid(bytes, 3) != expected)
                     fail_msg("%02x %02x %02x: expected %d", a, b, c, expected);
             }
         }
@@ -240,7 +241,7 @@ static void test_matches_reference_for_four_byte_sequences(void **state)
                     bytes[1] = interesting[b];
                     bytes[2] = interesting[c];
                     bytes[3] = interesting[d];
-                    assert_int_equal(sioc_utf8_is_valid(bytes, 4), reference_is_valid(bytes, 4));
+                    assert_int_equal(sioc__utf8_is_valid(bytes, 4), reference_is_valid(bytes, 4));
                 }
             }
         }

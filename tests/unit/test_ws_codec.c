@@ -24,7 +24,7 @@
 
 static const uint8_t test_mask[4] = {0x37, 0xfa, 0x21, 0x3d};
 
-static const sioc_ws_limits_t default_limits = {
+static const sioc__ws_limits_t default_limits = {
     .max_message_size = 1 << 20,
     .max_fragments = 16,
     .allow_rsv1 = 0,
@@ -49,7 +49,7 @@ static void stream_raw(stream_t *stream, const void *bytes, size_t length)
 static void stream_frame(stream_t *stream, uint8_t first_byte, const void *payload, size_t length)
 {
     uint8_t header[SIOC_WS_MAX_HEADER_LENGTH + 4];
-    size_t header_length = sioc_ws_encode_header(header, 0, 0, length);
+    size_t header_length = sioc__ws_encode_header(header, 0, 0, length);
     header[0] = first_byte;
     header[1] |= 0x80;
     memcpy(header + header_length, test_mask, 4);
@@ -83,7 +83,7 @@ static void stream_dispose(stream_t *stream)
 /* ---- Recording what the decoder reports ---- */
 
 typedef struct recorded_event_s {
-    sioc_ws_event_type_t type;
+    sioc__ws_event_type_t type;
     uint16_t close_code;
     uint8_t *data;
     size_t length;
@@ -95,7 +95,7 @@ typedef struct recording_s {
     size_t count;
 } recording_t;
 
-static void record(recording_t *recording, const sioc_ws_event_t *event, size_t end)
+static void record(recording_t *recording, const sioc__ws_event_t *event, size_t end)
 {
     assert_true(recording->count < MAX_RECORDED_EVENTS);
     assert_non_null(event->data);
@@ -120,7 +120,7 @@ static void recording_dispose(recording_t *recording)
 
 /* Feeds one chunk like the connection glue does. Each chunk gets its own exactly sized heap
  * copy, so AddressSanitizer catches any read past it. Returns 0 after an ERROR. */
-static int feed_chunk(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t length,
+static int feed_chunk(sioc__ws_decoder_t *decoder, const uint8_t *bytes, size_t length,
                       size_t stream_offset, recording_t *recording)
 {
     uint8_t *chunk = malloc(length > 0 ? length : 1);
@@ -131,8 +131,8 @@ static int feed_chunk(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t l
     do {
         size_t used = 12345;
         size_t remaining = length - offset;
-        sioc_ws_event_t event;
-        sioc_ws_decoder_feed(decoder, chunk + offset, remaining, &used, &event);
+        sioc__ws_event_t event;
+        sioc__ws_decoder_feed(decoder, chunk + offset, remaining, &used, &event);
         assert_true(used <= remaining);
         offset += used;
         if (event.type == SIOC_WS_EVENT_NEED_MORE) {
@@ -155,11 +155,11 @@ static int feed_chunk(sioc_ws_decoder_t *decoder, const uint8_t *bytes, size_t l
 }
 
 /* Decodes a stream cut at the given offsets (ascending; the last one is the stream end). */
-static void decode_chunks(const sioc_ws_limits_t *limits, const stream_t *stream,
+static void decode_chunks(const sioc__ws_limits_t *limits, const stream_t *stream,
                           const size_t *chunk_ends, size_t chunk_count, recording_t *recording)
 {
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, limits);
     recording->count = 0;
     size_t start = 0;
     for (size_t i = 0; i < chunk_count; i++) {
@@ -168,10 +168,10 @@ static void decode_chunks(const sioc_ws_limits_t *limits, const stream_t *stream
             break;
         start = end;
     }
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
 }
 
-static void decode_whole(const sioc_ws_limits_t *limits, const stream_t *stream,
+static void decode_whole(const sioc__ws_limits_t *limits, const stream_t *stream,
                          recording_t *recording)
 {
     size_t end = stream->length;
@@ -198,7 +198,7 @@ static void assert_same_recording(const recording_t *expected, const recording_t
 /* ---- Expected outcomes ---- */
 
 typedef struct expected_event_s {
-    sioc_ws_event_type_t type;
+    sioc__ws_event_type_t type;
     uint16_t close_code;
     const void *data;
     size_t length;
@@ -224,7 +224,7 @@ static void assert_expected(const recording_t *recording, const expected_event_t
 
 /* Every way of cutting the stream must give exactly the events of the whole stream: byte by
  * byte, at every single cut point and, for short streams, at every pair of cut points. */
-static void assert_split_invariant(const sioc_ws_limits_t *limits, const stream_t *stream,
+static void assert_split_invariant(const sioc__ws_limits_t *limits, const stream_t *stream,
                                    const recording_t *whole)
 {
     size_t length = stream->length;
@@ -257,7 +257,7 @@ static void assert_split_invariant(const sioc_ws_limits_t *limits, const stream_
     }
 }
 
-static void check_stream(const sioc_ws_limits_t *limits, stream_t *stream,
+static void check_stream(const sioc__ws_limits_t *limits, stream_t *stream,
                          const expected_event_t *expected, size_t expected_count)
 {
     recording_t whole;
@@ -282,18 +282,18 @@ static void test_rfc_masked_text_is_a_view(void **state)
     (void)state;
     /* RFC 6455 §5.7: a single-frame masked text message "Hello". */
     uint8_t input[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed = 0;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, input, sizeof(input), &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, input, sizeof(input), &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_int_equal(consumed, sizeof(input));
     assert_int_equal(event.length, 5);
     assert_memory_equal(event.data, "Hello", 5);
     assert_ptr_equal(event.data, input + 6); /* unmasked in place, not copied */
     assert_null(decoder.message);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
 }
 
 static void test_rfc_examples(void **state)
@@ -423,7 +423,7 @@ static void test_non_minimal_length_is_accepted(void **state)
 static void test_rsv1_allowed_only_when_negotiated(void **state)
 {
     (void)state;
-    sioc_ws_limits_t deflate = default_limits;
+    sioc__ws_limits_t deflate = default_limits;
     deflate.allow_rsv1 = 1;
     stream_t stream = {0};
     STREAM_STRING(&stream, RSV1 | SIOC_WS_OPCODE_BINARY, "ab");
@@ -445,7 +445,7 @@ static void test_rsv1_allowed_only_when_negotiated(void **state)
 static void test_limits_are_inclusive(void **state)
 {
     (void)state;
-    sioc_ws_limits_t limits = {.max_message_size = 10, .max_fragments = 3, .allow_rsv1 = 0};
+    sioc__ws_limits_t limits = {.max_message_size = 10, .max_fragments = 3, .allow_rsv1 = 0};
     stream_t stream = {0};
     STREAM_STRING(&stream, TEXT_FRAME, "0123456789");
     STREAM_STRING(&stream, SIOC_WS_OPCODE_BINARY, "01234");
@@ -527,7 +527,7 @@ static void test_bad_message_sequences(void **state)
 static void test_length_with_top_bit(void **state)
 {
     (void)state;
-    sioc_ws_limits_t unlimited = default_limits;
+    sioc__ws_limits_t unlimited = default_limits;
     unlimited.max_message_size = UINT64_MAX;
     stream_t stream = {0};
     /* No mask key and no payload: the length alone must be refused. */
@@ -539,7 +539,7 @@ static void test_length_with_top_bit(void **state)
 static void test_message_too_big(void **state)
 {
     (void)state;
-    sioc_ws_limits_t limits = {.max_message_size = 1000, .max_fragments = 16, .allow_rsv1 = 0};
+    sioc__ws_limits_t limits = {.max_message_size = 1000, .max_fragments = 16, .allow_rsv1 = 0};
     stream_t stream = {0};
     /* The declared length is enough: no payload needs to arrive. */
     uint8_t header16[] = {BINARY_FRAME, 0x80 | 126, 0x03, 0xE9};
@@ -569,7 +569,7 @@ static void test_message_too_big(void **state)
 static void test_too_many_fragments(void **state)
 {
     (void)state;
-    sioc_ws_limits_t limits = {.max_message_size = 100, .max_fragments = 3, .allow_rsv1 = 0};
+    sioc__ws_limits_t limits = {.max_message_size = 100, .max_fragments = 3, .allow_rsv1 = 0};
     stream_t stream = {0};
     STREAM_STRING(&stream, SIOC_WS_OPCODE_BINARY, "");
     STREAM_STRING(&stream, SIOC_WS_OPCODE_CONTINUATION, "");
@@ -666,9 +666,9 @@ static void test_close_code_validity(void **state)
     static const uint16_t invalid[] = {0,    1,    999,  1004, 1005, 1006,
                                        1015, 1016, 2999, 5000, 6000, 65535};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
-        assert_int_equal(sioc_ws_close_code_is_valid(valid[i]), 1);
+        assert_int_equal(sioc__ws_close_code_is_valid(valid[i]), 1);
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
-        assert_int_equal(sioc_ws_close_code_is_valid(invalid[i]), 0);
+        assert_int_equal(sioc__ws_close_code_is_valid(invalid[i]), 0);
 }
 
 /* ---- Decoder: buffering, consumed counts, failure state ---- */
@@ -680,26 +680,26 @@ static void test_consumed_one_event_per_call(void **state)
     STREAM_STRING(&stream, TEXT_FRAME, "one");  /* 9 bytes */
     STREAM_STRING(&stream, PING_FRAME, "two!"); /* 10 bytes */
     STREAM_STRING(&stream, SIOC_WS_OPCODE_BINARY, "3");
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_int_equal(consumed, 9);
-    sioc_ws_decoder_feed(&decoder, stream.bytes + 9, stream.length - 9, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes + 9, stream.length - 9, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_PING);
     assert_int_equal(consumed, 10);
     assert_memory_equal(event.data, "two!", 4);
     assert_ptr_equal(event.data, stream.bytes + 9 + 6);
-    sioc_ws_decoder_feed(&decoder, stream.bytes + 19, stream.length - 19, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes + 19, stream.length - 19, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 7);
     assert_int_equal(decoder.message_length, 1); /* unfinished message: kept */
-    sioc_ws_decoder_feed(&decoder, stream.bytes, 0, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 0);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
 
@@ -707,28 +707,28 @@ static void test_split_frame_is_copied_then_released(void **state)
 {
     (void)state;
     uint8_t input[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, input, 8, &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, input, 8, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 8);
     assert_non_null(decoder.message);
     assert_int_equal(decoder.message_length, 2);
-    sioc_ws_decoder_feed(&decoder, input + 8, 3, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, input + 8, 3, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_int_equal(consumed, 3);
     assert_ptr_equal(event.data, decoder.message);
     assert_memory_equal(event.data, "Hello", 5);
     assert_int_equal(event.length, 5);
     /* The next call, even with nothing to decode (not even a buffer), releases the copy. */
-    sioc_ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 0);
     assert_null(decoder.message);
     assert_int_equal(decoder.message_capacity, 0);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
 }
 
 /* Memory follows bytes received, never bytes merely announced by a header. */
@@ -741,14 +741,14 @@ static void test_buffer_grows_with_received_bytes(void **state)
     stream_frame(&stream, BINARY_FRAME, payload, sizeof(payload)); /* 8-byte header */
     static const size_t chunk_ends[] = {18, 518, 1008};
     static const size_t capacities[] = {10, 510, 1000};
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t start = 0;
     size_t consumed;
-    sioc_ws_event_t event;
+    sioc__ws_event_t event;
     for (size_t i = 0; i < 3; i++) {
-        sioc_ws_decoder_feed(&decoder, stream.bytes + start, chunk_ends[i] - start, &consumed,
-                             &event);
+        sioc__ws_decoder_feed(&decoder, stream.bytes + start, chunk_ends[i] - start, &consumed,
+                              &event);
         assert_int_equal(consumed, chunk_ends[i] - start);
         assert_int_equal(decoder.message_capacity, capacities[i]);
         start = chunk_ends[i];
@@ -760,11 +760,11 @@ static void test_buffer_grows_with_received_bytes(void **state)
     /* Across fragments: doubling, but capped at the end of the current frame. */
     STREAM_STRING(&stream, SIOC_WS_OPCODE_TEXT, "0123456789");
     STREAM_STRING(&stream, CONTINUATION_FRAME, "a");
-    sioc_ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_int_equal(decoder.message_capacity, 11);
     assert_memory_equal(event.data, "0123456789a", 11);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
 
@@ -773,21 +773,21 @@ static void test_split_control_frame_uses_inline_buffer(void **state)
     (void)state;
     stream_t stream = {0};
     STREAM_STRING(&stream, PING_FRAME, "ping!");
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, stream.bytes, 3, &consumed, &event); /* header split too */
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, stream.bytes, 3, &consumed, &event); /* header split too */
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
-    sioc_ws_decoder_feed(&decoder, stream.bytes + 3, 5, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes + 3, 5, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
-    sioc_ws_decoder_feed(&decoder, stream.bytes + 8, 3, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes + 8, 3, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_PING);
     assert_int_equal(consumed, 3);
     assert_ptr_equal(event.data, decoder.control);
     assert_memory_equal(event.data, "ping!", 5);
     assert_null(decoder.message);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
 
@@ -795,24 +795,24 @@ static void test_error_is_sticky(void **state)
 {
     (void)state;
     uint8_t bad[] = {TEXT_FRAME | RSV2, 0x80};
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, bad, sizeof(bad), &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, bad, sizeof(bad), &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
     assert_int_equal(event.close_code, SIOC_WS_CLOSE_PROTOCOL_ERROR);
     assert_string_equal(event.error, "reserved bits set");
     assert_int_equal(consumed, sizeof(bad));
     uint8_t good[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
-    sioc_ws_decoder_feed(&decoder, good, sizeof(good), &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, good, sizeof(good), &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
     assert_int_equal(event.close_code, SIOC_WS_CLOSE_PROTOCOL_ERROR);
     assert_int_equal(consumed, sizeof(good));
     assert_int_equal(good[6], 0x7f); /* not even unmasked */
-    sioc_ws_decoder_feed(&decoder, good, 0, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, good, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
 }
 
 static void test_error_releases_buffer(void **state)
@@ -821,18 +821,18 @@ static void test_error_releases_buffer(void **state)
     stream_t stream = {0};
     STREAM_STRING(&stream, SIOC_WS_OPCODE_TEXT, "buffered");
     STREAM_STRING(&stream, CONTINUATION_FRAME, "\xFF");
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, stream.bytes, 14, &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, stream.bytes, 14, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_non_null(decoder.message);
-    sioc_ws_decoder_feed(&decoder, stream.bytes + 14, stream.length - 14, &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, stream.bytes + 14, stream.length - 14, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
     assert_int_equal(event.close_code, SIOC_WS_CLOSE_INVALID_PAYLOAD);
     assert_null(decoder.message);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
 
@@ -841,24 +841,24 @@ static void test_free_resets_for_reuse(void **state)
     (void)state;
     stream_t stream = {0};
     STREAM_STRING(&stream, SIOC_WS_OPCODE_TEXT, "abandoned");
-    sioc_ws_limits_t limits = {.max_message_size = 77, .max_fragments = 5, .allow_rsv1 = 1};
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &limits);
+    sioc__ws_limits_t limits = {.max_message_size = 77, .max_fragments = 5, .allow_rsv1 = 1};
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &limits);
     size_t consumed;
-    sioc_ws_event_t event;
-    sioc_ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_non_null(decoder.message);
-    sioc_ws_decoder_free(&decoder); /* LeakSanitizer checks the buffer went */
+    sioc__ws_decoder_free(&decoder); /* LeakSanitizer checks the buffer went */
     assert_null(decoder.message);
     assert_int_equal(decoder.message_opcode, 0);
     assert_int_equal(decoder.limits.max_message_size, 77);
     assert_int_equal(decoder.limits.allow_rsv1, 1);
     uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
-    sioc_ws_decoder_feed(&decoder, hello, sizeof(hello), &consumed, &event);
+    sioc__ws_decoder_feed(&decoder, hello, sizeof(hello), &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_memory_equal(event.data, "Hello", 5);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
 
@@ -869,7 +869,7 @@ static void assert_header(int fin, int opcode, uint64_t length, const uint8_t *e
 {
     uint8_t out[SIOC_WS_MAX_HEADER_LENGTH + 1];
     memset(out, 0xEE, sizeof(out));
-    assert_int_equal(sioc_ws_encode_header(out, fin, opcode, length), expected_length);
+    assert_int_equal(sioc__ws_encode_header(out, fin, opcode, length), expected_length);
     assert_memory_equal(out, expected, expected_length);
     assert_int_equal(out[expected_length], 0xEE); /* nothing written past the header */
 }
@@ -895,7 +895,7 @@ static void test_encode_header(void **state)
 
 /* Masks a server frame as a client would and decodes it: the encoder's output must be what
  * the decoder (and so any conforming peer) accepts. */
-static void decode_server_frame(const uint8_t *frame, size_t length, sioc_ws_event_t *event,
+static void decode_server_frame(const uint8_t *frame, size_t length, sioc__ws_event_t *event,
                                 uint8_t *scratch)
 {
     size_t header_length = frame[1] == 126 ? 4 : 2; /* close/control frames only */
@@ -904,29 +904,29 @@ static void decode_server_frame(const uint8_t *frame, size_t length, sioc_ws_eve
     memcpy(scratch + header_length, test_mask, 4);
     for (size_t i = header_length; i < length; i++)
         scratch[4 + i] = frame[i] ^ test_mask[(i - header_length) % 4];
-    sioc_ws_decoder_t decoder;
-    sioc_ws_decoder_init(&decoder, &default_limits);
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
     size_t consumed;
-    sioc_ws_decoder_feed(&decoder, scratch, length + 4, &consumed, event);
+    sioc__ws_decoder_feed(&decoder, scratch, length + 4, &consumed, event);
     assert_int_equal(consumed, length + 4);
-    sioc_ws_decoder_free(&decoder);
+    sioc__ws_decoder_free(&decoder);
 }
 
 static void test_encode_close(void **state)
 {
     (void)state;
     uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
-    assert_int_equal(sioc_ws_encode_close(out, 0, "ignored"), 2);
+    assert_int_equal(sioc__ws_encode_close(out, 0, "ignored"), 2);
     assert_memory_equal(out, "\x88\x00", 2);
-    assert_int_equal(sioc_ws_encode_close(out, SIOC_WS_CLOSE_NO_STATUS, NULL), 2);
+    assert_int_equal(sioc__ws_encode_close(out, SIOC_WS_CLOSE_NO_STATUS, NULL), 2);
     assert_memory_equal(out, "\x88\x00", 2);
-    assert_int_equal(sioc_ws_encode_close(out, 1000, NULL), 4);
+    assert_int_equal(sioc__ws_encode_close(out, 1000, NULL), 4);
     assert_memory_equal(out, "\x88\x02\x03\xE8", 4);
-    assert_int_equal(sioc_ws_encode_close(out, 1000, ""), 4);
+    assert_int_equal(sioc__ws_encode_close(out, 1000, ""), 4);
     assert_memory_equal(out, "\x88\x02\x03\xE8", 4);
-    assert_int_equal(sioc_ws_encode_close(out, 1009, "too big"), 11);
+    assert_int_equal(sioc__ws_encode_close(out, 1009, "too big"), 11);
     assert_memory_equal(out, "\x88\x09\x03\xF1too big", 11);
-    assert_int_equal(sioc_ws_encode_close(out, 4000, "bad \xFF"), 4); /* not UTF-8: dropped */
+    assert_int_equal(sioc__ws_encode_close(out, 4000, "bad \xFF"), 4); /* not UTF-8: dropped */
     assert_memory_equal(out, "\x88\x02\x0F\xA0", 4);
 }
 
@@ -937,12 +937,12 @@ static void test_encode_close_truncates_reason(void **state)
     char reason[300];
     memset(reason, 'r', sizeof(reason));
     reason[sizeof(reason) - 1] = '\0';
-    assert_int_equal(sioc_ws_encode_close(out, 1001, reason), 127);
+    assert_int_equal(sioc__ws_encode_close(out, 1001, reason), 127);
     assert_memory_equal(out, "\x88\x7D\x03\xE9", 4);
     assert_memory_equal(out + 4, reason, 123);
 
     reason[123] = '\0'; /* exactly fits */
-    assert_int_equal(sioc_ws_encode_close(out, 1001, reason), 127);
+    assert_int_equal(sioc__ws_encode_close(out, 1001, reason), 127);
     reason[123] = 'r';
 
     /* A 3-byte code point straddling byte 123 is dropped whole, wherever it starts. */
@@ -953,13 +953,13 @@ static void test_encode_close_truncates_reason(void **state)
         size_t expected_reason = start + 3 <= 123 ? 123 : start;
         if (start >= 123)
             expected_reason = 123;
-        size_t length = sioc_ws_encode_close(out, 1000, reason);
+        size_t length = sioc__ws_encode_close(out, 1000, reason);
         assert_int_equal(length, 4 + expected_reason);
         assert_int_equal(out[1], 2 + expected_reason);
         assert_memory_equal(out + 4, reason, expected_reason);
 
         uint8_t scratch[SIOC_WS_MAX_CLOSE_FRAME_LENGTH + 4];
-        sioc_ws_event_t event;
+        sioc__ws_event_t event;
         decode_server_frame(out, length, &event, scratch);
         assert_int_equal(event.type, SIOC_WS_EVENT_CLOSE);
         assert_int_equal(event.close_code, 1000);
@@ -979,7 +979,7 @@ static void test_encode_close_reads_only_the_string(void **state)
         reason[lengths[i]] = '\0';
         uint8_t out[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
         size_t expected = lengths[i] < 123 ? lengths[i] : 123;
-        assert_int_equal(sioc_ws_encode_close(out, 3000, reason), 4 + expected);
+        assert_int_equal(sioc__ws_encode_close(out, 3000, reason), 4 + expected);
         free(reason);
     }
 }
@@ -993,15 +993,15 @@ static void test_accept_key_rfc_example(void **state)
     memset(out, 'Z', sizeof(out));
     /* RFC 6455 §1.3. */
     const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
-    assert_int_equal(sioc_ws_accept_key(key, strlen(key), out), 0);
+    assert_int_equal(sioc__ws_accept_key(key, strlen(key), out), 0);
     assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     /* The key is taken by length, not up to a NUL. */
     const char *in_header = "dGhlIHNhbXBsZSBub25jZQ==\r\n";
-    assert_int_equal(sioc_ws_accept_key(in_header, 24, out), 0);
+    assert_int_equal(sioc__ws_accept_key(in_header, 24, out), 0);
     assert_string_equal(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     /* The example of the Wikipedia article on WebSocket. */
     const char *other = "x3JJHMbDL1EzLkh9GBhXDw==";
-    assert_int_equal(sioc_ws_accept_key(other, strlen(other), out), 0);
+    assert_int_equal(sioc__ws_accept_key(other, strlen(other), out), 0);
     assert_string_equal(out, "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
 }
 
@@ -1021,11 +1021,11 @@ static void test_accept_key_rejects_bad_keys(void **state)
     };
     char out[SIOC_WS_ACCEPT_LENGTH + 1];
     for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++)
-        assert_int_equal(sioc_ws_accept_key(bad_keys[i], strlen(bad_keys[i]), out), -1);
-    assert_int_equal(sioc_ws_accept_key(NULL, 24, out), -1);
+        assert_int_equal(sioc__ws_accept_key(bad_keys[i], strlen(bad_keys[i]), out), -1);
+    assert_int_equal(sioc__ws_accept_key(NULL, 24, out), -1);
     char with_nul[] = "dGhlIHNhbXBsZSBub25jZQ==";
     with_nul[5] = '\0';
-    assert_int_equal(sioc_ws_accept_key(with_nul, 24, out), -1);
+    assert_int_equal(sioc__ws_accept_key(with_nul, 24, out), -1);
 }
 
 int main(void)
