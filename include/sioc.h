@@ -148,6 +148,13 @@ typedef struct sioc_namespace_s sioc_namespace_t;
 typedef struct sioc_socket_s sioc_socket_t;
 typedef struct sioc_next_s sioc_next_t;
 
+/* Adapters (rooms and broadcasts across servers): see sioc_adapter.h. */
+typedef struct sioc_adapter_s sioc_adapter_t;
+typedef struct sioc_adapter_local_s sioc_adapter_local_t;
+typedef struct sioc_adapter_reply_s sioc_adapter_reply_t;
+typedef int (*sioc_adapter_factory_cb)(sioc_namespace_t *nsp, const sioc_adapter_local_t *local,
+                                       void *data, sioc_adapter_t **out);
+
 typedef enum sioc_parser {
     SIOC_PARSER_JSON = 0,    /* socket.io-parser, the default of every client */
     SIOC_PARSER_MSGPACK = 1, /* socket.io-msgpack-parser */
@@ -161,6 +168,9 @@ typedef struct sioc_server_options_s {
     int recovery;                           /* connection state recovery (0 = off, the default) */
     uint32_t max_disconnection_duration_ms; /* recovery window (120000) */
     int recovery_skip_middlewares;          /* a recovered socket skips middleware (1) */
+    /* The adapter of every namespace (sioc_adapter.h): NULL = in-memory, one server. */
+    sioc_adapter_factory_cb adapter;
+    void *adapter_data;
 } sioc_server_options_t;
 
 /* A binary argument. Incoming: points into the packet, valid during the callback. */
@@ -327,18 +337,37 @@ SIOC_API int sioc_broadcast_emit_with_ack(const sioc_broadcast_t *broadcast, con
                                           const sioc_message_t *message, uint32_t timeout_ms,
                                           sioc_broadcast_ack_cb callback, void *data);
 /* The matching sockets, as Node's fetchSockets(): sockets is an array of
- * {"id","handshake","rooms","data"} objects (borrowed). With the in-memory adapter the callback
- * runs before the call returns; a cluster adapter calls it once every server answered. */
+ * {"id","handshake","rooms","data"} objects (borrowed) from every server. The answer is
+ * asynchronous: with the in-memory adapter the callback runs before the call returns, a cluster
+ * adapter calls it once every server answered, or at its requests timeout with SIOC_ETIMEDOUT
+ * and the sockets that came. */
 typedef void (*sioc_fetch_sockets_cb)(int error, json_t *sockets, void *data);
 SIOC_API int sioc_broadcast_fetch_sockets(const sioc_broadcast_t *broadcast,
                                           sioc_fetch_sockets_cb callback, void *data);
 SIOC_API int sioc_broadcast_join(const sioc_broadcast_t *broadcast, const char *room);
 SIOC_API int sioc_broadcast_leave(const sioc_broadcast_t *broadcast, const char *room);
 SIOC_API void sioc_broadcast_disconnect(const sioc_broadcast_t *broadcast, int close);
-/* To the other servers of a cluster; with the in-memory adapter there are none (a no-op, as in
- * Node). */
+/* To the other servers of a cluster (args taken); with the in-memory adapter there are none (a
+ * no-op, as in Node). */
 SIOC_API int sioc_namespace_server_side_emit(sioc_namespace_t *nsp, const char *event,
                                              json_t *args);
+/* The same, waiting for one answer from every other server (see sioc_server_side_ack_cb). */
+typedef void (*sioc_server_side_ack_cb)(int error, json_t *responses, void *data);
+SIOC_API int sioc_namespace_server_side_emit_with_ack(sioc_namespace_t *nsp, const char *event,
+                                                      json_t *args,
+                                                      sioc_server_side_ack_cb callback, void *data);
+/* A serverSideEmit from another server: event->args are its arguments; when the emitter waits
+ * for an answer, reply is not NULL: call sioc_adapter_reply(reply, arg) exactly once. */
+typedef void (*sioc_server_side_cb)(sioc_namespace_t *nsp, const sioc_event_t *event,
+                                    sioc_adapter_reply_t *reply, void *data);
+SIOC_API void sioc_namespace_on_server_side_emit(sioc_namespace_t *nsp,
+                                                 sioc_server_side_cb callback, void *data);
+/* How many servers the namespace spans (1 with the in-memory adapter). */
+typedef void (*sioc_server_count_cb)(size_t servers, void *data);
+SIOC_API int sioc_namespace_server_count(sioc_namespace_t *nsp, sioc_server_count_cb callback,
+                                         void *data);
+/* This server's id in the cluster (the adapter's uid). */
+SIOC_API const char *sioc_namespace_adapter_uid(const sioc_namespace_t *nsp);
 
 /* ---- A plain HTTP server, for back-end APIs next to the Socket.IO server ------------------- */
 

@@ -116,8 +116,8 @@ static void on_user_sockets(int error, json_t *sockets, void *data)
     }
 }
 
-/* Whether another socket of the user is in room. With the daemon's in-memory adapter the
- * fetch answers before it returns. */
+/* Whether another socket of the user on this server is in room. A local fetch (also with a
+ * cluster adapter) answers before it returns. */
 static int user_elsewhere_in_room(sioc_namespace_t *nsp, const char *user_room, const char *room,
                                   const char *except_id)
 {
@@ -125,6 +125,7 @@ static int user_elsewhere_in_room(sioc_namespace_t *nsp, const char *user_room, 
     sioc_broadcast_t broadcast;
     sioc_broadcast_init(&broadcast, nsp);
     sioc_broadcast_to(&broadcast, user_room);
+    broadcast.flags |= SIOC_BROADCAST_LOCAL;
     sioc_broadcast_fetch_sockets(&broadcast, on_user_sockets, &search);
     return search.found;
 }

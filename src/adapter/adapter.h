@@ -1,16 +1,14 @@
-/* The adapter interface, with socket.io-adapter's semantics: it owns room membership and
- * decides which sockets a broadcast reaches. The in-memory adapter (memory_adapter.c) is the
- * default; a cluster adapter (Redis) implements the same operations by doing the local part
- * through the in-memory functions and publishing the rest, so the Socket.IO layer never changes.
- *
- * Operations that may need other servers (broadcast with acks, fetch_sockets) answer through
- * callbacks; the in-memory adapter calls them before returning. */
+/* The local room index (socket.io-adapter's in-memory rooms and sids maps), which decides which
+ * sockets of this server an operation selects, and the in-memory adapter of sioc_adapter.h built
+ * on it (memory_adapter.c). Cluster adapters (redis_adapter.c) do their local part through the
+ * Socket.IO layer's sioc_adapter_local_t, which uses this index. */
 #ifndef SIOC_ADAPTER_ADAPTER_H
 #define SIOC_ADAPTER_ADAPTER_H
 
 #include <uthash.h>
 
 #include "sioc.h"
+#include "sioc_adapter.h"
 #include "socketio/sio_parser.h"
 
 typedef struct sioc__adapter_s sioc__adapter_t;
@@ -34,37 +32,31 @@ struct sioc__room_s {
 
 typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);
 
-typedef struct sioc__adapter_ops_s {
-    int (*join)(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
-    void (*leave)(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
-    void (*leave_all)(sioc__adapter_t *adapter, sioc_socket_t *socket);
-    /* Calls visit for each local socket the broadcast selects (rooms union, minus except);
-     * returns how many. */
-    size_t (*select)(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
-                     sioc__adapter_visit_cb visit, void *data);
-    /* Delivers an encoded packet (packet is its decoded form, for adapters that forward it). */
-    size_t (*broadcast)(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet,
-                        const struct sioc__sio_encoded_s *encoded,
-                        const sioc_broadcast_t *broadcast);
-    /* Packets for other servers only (serverSideEmit); the in-memory adapter has none. */
-    int (*server_side_emit)(sioc__adapter_t *adapter, const sioc__sio_packet_t *packet);
-    void (*destroy)(sioc__adapter_t *adapter);
-} sioc__adapter_ops_t;
-
+/* The sockets and rooms of one namespace on this server: what every adapter's local part
+ * works on. */
 struct sioc__adapter_s {
-    const sioc__adapter_ops_t *ops;
     sioc_namespace_t *nsp;
     sioc__room_t *rooms; /* by name */
 };
 
-/* The in-memory adapter for nsp; NULL on allocation failure. */
+/* The room index for nsp; NULL on allocation failure. */
 sioc__adapter_t *sioc__memory_adapter_new(sioc_namespace_t *nsp);
+void sioc__memory_adapter_free(sioc__adapter_t *adapter);
 
-/* In-memory primitives, for cluster adapters that extend it. */
+/* Joining reports a new room and leaving an emptied one to the namespace's adapter
+ * (room_created / room_deleted). */
 int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
 void sioc__memory_adapter_leave(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
 void sioc__memory_adapter_leave_all(sioc__adapter_t *adapter, sioc_socket_t *socket);
-size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_broadcast_t *broadcast,
+/* Calls visit for each connected socket opts selects (rooms union, minus except), each once;
+ * returns how many. */
+size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
                                    sioc__adapter_visit_cb visit, void *data);
+int sioc__memory_adapter_has_room(const sioc__adapter_t *adapter, const char *room);
+/* Every room name, as a new JSON array. */
+json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter);
+/* A random node or request id of length characters (as uid2) and a NUL; length <
+ * SIOC_ADAPTER_UID_SIZE. */
+void sioc__adapter_make_uid(char *out, size_t length);
 
 #endif

@@ -11,10 +11,12 @@
 #include "core/deadline.h"
 #include "core/random.h"
 #include "sioc.h"
+#include "sioc_adapter.h"
 #include "socketio/sio_parser.h"
 
 typedef struct sioc__sio_client_s sioc__sio_client_t;
-typedef struct sioc__sio_ack_collector_s sioc__sio_ack_collector_t;
+/* Collects the answers of a broadcast with acks; the public sioc_adapter_ack_sink_t. */
+typedef struct sioc_adapter_ack_sink_s sioc__sio_ack_collector_t;
 
 /* One encoded packet: the Engine.IO messages that carry it (text or msgpack packet first, then
  * one binary message per attachment). Each part is a refcounted buffer shared by all
@@ -56,9 +58,11 @@ struct sioc_namespace_s {
     sioc__sio_callback_t on_disconnect;
     sioc__sio_callback_t on_any;
     sioc__sio_callback_t on_any_outgoing;
+    sioc__sio_callback_t on_server_side_emit;
     sioc_socket_t *sockets; /* connected sockets, by id (hh) */
     size_t socket_count;
-    sioc__adapter_t *adapter;
+    sioc__adapter_t *index;         /* this server's rooms */
+    sioc_adapter_t *adapter;        /* the cluster-shaped operations (in-memory by default) */
     UT_hash_handle hh;              /* server->namespaces, by name */
     sioc_namespace_t *next_dynamic; /* server->dynamic_parents list */
 };
@@ -143,8 +147,9 @@ void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *s
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client);
 
 /* sio_namespace.c */
+/* is_parent: a dynamic parent (it keeps the in-memory adapter). */
 sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *name,
-                                          sioc_namespace_t *parent);
+                                          sioc_namespace_t *parent, int is_parent);
 void sioc__sio_namespace_free(sioc_namespace_t *nsp);
 /* The namespace a CONNECT names: existing, or created through a dynamic parent; NULL if none. */
 sioc_namespace_t *sioc__sio_namespace_lookup(sioc_server_t *server, const char *name, json_t *auth);
@@ -183,11 +188,8 @@ sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket,
 void sioc__sio_pending_ack_free(sioc__sio_pending_ack_t *pending);
 
 /* sio_broadcast.c */
-/* Sends an encoded packet to every socket the broadcast selects on this server. Returns the
- * number of recipients. */
-size_t sioc__sio_broadcast_local(const sioc_broadcast_t *broadcast,
-                                 const sioc__sio_encoded_t *encoded,
-                                 sioc__sio_ack_collector_t *collector, int64_t ack_id);
+/* The local part of every adapter operation (sioc_adapter.h). */
+extern const sioc_adapter_local_t sioc__sio_adapter_local;
 void sioc__sio_ack_collector_add_response(sioc__sio_ack_collector_t *collector,
                                           const sioc_event_t *response);
 void sioc__sio_ack_collector_unref(sioc__sio_ack_collector_t *collector);

@@ -18,8 +18,21 @@ static char *normalized_name(const char *name)
     return copy;
 }
 
+/* A dynamic parent is no namespace on the wire: it keeps the in-memory adapter, its children
+ * get the configured one. */
+static int create_adapter(sioc_namespace_t *nsp, int is_parent)
+{
+    sioc_adapter_factory_cb factory = nsp->server->options.adapter;
+    void *data = nsp->server->options.adapter_data;
+    if (factory == NULL || is_parent) {
+        factory = sioc_memory_adapter_factory;
+        data = NULL;
+    }
+    return factory(nsp, &sioc__sio_adapter_local, data, &nsp->adapter);
+}
+
 sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *name,
-                                          sioc_namespace_t *parent)
+                                          sioc_namespace_t *parent, int is_parent)
 {
     sioc_namespace_t *nsp = calloc(1, sizeof(*nsp));
     if (nsp == NULL)
@@ -27,8 +40,9 @@ sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *nam
     nsp->server = server;
     nsp->parent = parent;
     nsp->name = normalized_name(name);
-    nsp->adapter = nsp->name ? sioc__memory_adapter_new(nsp) : NULL;
-    if (nsp->adapter == NULL) {
+    nsp->index = nsp->name ? sioc__memory_adapter_new(nsp) : NULL;
+    if (nsp->index == NULL || create_adapter(nsp, is_parent) != 0) {
+        sioc__memory_adapter_free(nsp->index);
         free(nsp->name);
         free(nsp);
         return NULL;
@@ -47,6 +61,8 @@ void sioc__sio_namespace_free(sioc_namespace_t *nsp)
         free(handler->event);
         free(handler);
     }
+    /* Rooms first: the adapter hears of each room that goes. */
+    sioc__memory_adapter_free(nsp->index);
     nsp->adapter->ops->destroy(nsp->adapter);
     free(nsp->middlewares);
     free(nsp->name);
@@ -63,7 +79,7 @@ static sioc_namespace_t *find_namespace(sioc_server_t *server, const char *name)
 static sioc_namespace_t *register_namespace(sioc_server_t *server, const char *name,
                                             sioc_namespace_t *parent)
 {
-    sioc_namespace_t *nsp = sioc__sio_namespace_new(server, name, parent);
+    sioc_namespace_t *nsp = sioc__sio_namespace_new(server, name, parent, 0);
     if (nsp != NULL)
         HASH_ADD_KEYPTR(hh, server->namespaces, nsp->name, strlen(nsp->name), nsp);
     return nsp;
@@ -86,7 +102,7 @@ sioc_namespace_t *sioc_server_of_dynamic(sioc_server_t *server, sioc_namespace_f
 {
     char name[64];
     snprintf(name, sizeof(name), "/_dynamic_parent_%p", (void *)filter);
-    sioc_namespace_t *parent = sioc__sio_namespace_new(server, name, NULL);
+    sioc_namespace_t *parent = sioc__sio_namespace_new(server, name, NULL, 1);
     if (parent == NULL)
         return NULL;
     parent->filter = filter;
@@ -187,6 +203,17 @@ void sioc_namespace_on_any_outgoing(sioc_namespace_t *nsp, sioc_event_cb callbac
     SET_CALLBACK(on_any_outgoing);
 }
 
+void sioc_namespace_on_server_side_emit(sioc_namespace_t *nsp, sioc_server_side_cb callback,
+                                        void *data)
+{
+    SET_CALLBACK(on_server_side_emit);
+}
+
+const char *sioc_namespace_adapter_uid(const sioc_namespace_t *nsp)
+{
+    return nsp->adapter->uid;
+}
+
 const char *sioc_namespace_name(const sioc_namespace_t *nsp)
 {
     return nsp->name;
@@ -205,7 +232,7 @@ size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp)
 size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room_name)
 {
     sioc__room_t *room = NULL;
-    HASH_FIND_STR(nsp->adapter->rooms, room_name, room);
+    HASH_FIND_STR(nsp->index->rooms, room_name, room);
     return room != NULL ? HASH_CNT(hh_room, room->members) : 0;
 }
 

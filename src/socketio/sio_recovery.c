@@ -167,17 +167,17 @@ static json_t *names_array(const char *const *names, size_t count)
     return array;
 }
 
-void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
-                              const sioc__sio_encoded_t *encoded)
+void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
+                              const sioc_adapter_opts_t *opts, const sioc__sio_encoded_t *encoded)
 {
     kept_packet_t *packet = calloc(1, sizeof(*packet));
     if (packet == NULL)
         return;
     memcpy(packet->offset, recovery->last_offset, sizeof(packet->offset));
     packet->time_ms = uv_now(recovery->server->loop);
-    packet->nsp = broadcast->nsp;
-    packet->rooms = names_array(broadcast->rooms, broadcast->room_count);
-    packet->except = names_array(broadcast->except, broadcast->except_count);
+    packet->nsp = nsp;
+    packet->rooms = names_array(opts->rooms, opts->room_count);
+    packet->except = names_array(opts->except, opts->except_count);
     for (size_t i = 0; i < encoded->count; i++)
         packet->encoded.parts[i] = sioc__buffer_ref(encoded->parts[i]);
     packet->encoded.count = encoded->count;

@@ -18,8 +18,8 @@ void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery);
 int sioc__sio_recovery_add_offset(sioc__sio_recovery_t *recovery, sioc__sio_packet_t *packet);
 /* Keeps the encoded packet (new references) with the broadcast's rooms, under the offset the
  * last _add_offset() gave. */
-void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, const sioc_broadcast_t *broadcast,
-                              const sioc__sio_encoded_t *encoded);
+void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
+                              const sioc_adapter_opts_t *opts, const sioc__sio_encoded_t *encoded);
 /* Keeps a session for a socket leaving for a recoverable reason. */
 void sioc__sio_recovery_persist(sioc__sio_recovery_t *recovery, sioc_socket_t *socket,
                                 const char *reason);

@@ -88,7 +88,7 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
     HASH_ADD_STR(nsp->sockets, id, socket);
     nsp->socket_count++;
     /* Every socket is in the room named by its id, as in Node. */
-    nsp->adapter->ops->join(nsp->adapter, socket, socket->id);
+    sioc__memory_adapter_join(nsp->index, socket, socket->id);
     sioc__sio_client_on_socket_connected(socket->client);
     /* Node sends a recovered socket's missed packets before the CONNECT reply (the client keeps
      * them until it is connected). */
@@ -146,7 +146,7 @@ void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_
     call_disconnect_hook(socket, &root->on_disconnecting, reason);
     if (nsp->server->recovery != NULL)
         sioc__sio_recovery_persist(nsp->server->recovery, socket, reason);
-    nsp->adapter->ops->leave_all(nsp->adapter, socket);
+    sioc__memory_adapter_leave_all(nsp->index, socket);
     HASH_DEL(nsp->sockets, socket);
     nsp->socket_count--;
     fail_pending_acks(socket);
@@ -544,14 +544,14 @@ int sioc_socket_join(sioc_socket_t *socket, const char *room)
 {
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
-    return socket->nsp->adapter->ops->join(socket->nsp->adapter, socket, room);
+    return sioc__memory_adapter_join(socket->nsp->index, socket, room);
 }
 
 int sioc_socket_leave(sioc_socket_t *socket, const char *room)
 {
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
-    socket->nsp->adapter->ops->leave(socket->nsp->adapter, socket, room);
+    sioc__memory_adapter_leave(socket->nsp->index, socket, room);
     return 0;
 }
 

@@ -1,0 +1,144 @@
+/* libsioc adapters: how the sockets of a namespace on several servers act as one.
+ *
+ * An adapter has the operations of socket.io-adapter's ClusterAdapter. The Socket.IO layer
+ * calls it for every broadcast and every cluster-wide operation of a namespace; the adapter does
+ * the local part through the entry points the Socket.IO layer hands it (sioc_adapter_local_t:
+ * encode once, store for recovery, write to the sockets of this server) and carries the rest to
+ * the other servers. It never reaches into the Socket.IO layer otherwise.
+ *
+ * The in-memory adapter (the default) only does the local part: one server, serverCount 1.
+ * Write your own by filling a sioc_adapter_ops_t and passing a factory in the server options
+ * (sioc_server_options_t.adapter).
+ *
+ * Everything runs on the server's loop. Pointers passed to an operation are borrowed for the
+ * call; an adapter that needs them later copies them. */
+#ifndef SIOC_ADAPTER_H
+#define SIOC_ADAPTER_H
+
+#include "sioc.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which sockets an operation selects: those in any of rooms (every socket when room_count is
+ * 0) and in none of except; flags are SIOC_BROADCAST_*. */
+typedef struct sioc_adapter_opts_s {
+    const char *const *rooms;
+    size_t room_count;
+    const char *const *except;
+    size_t except_count;
+    unsigned flags;
+    uint32_t timeout_ms; /* broadcast with acks: the emitter's timeout (0 = none) */
+} sioc_adapter_opts_t;
+
+/* An EVENT to broadcast: data is [name, ...args], binary arguments as placeholders
+ * (sioc_placeholder) standing for attachments[i]. */
+typedef struct sioc_adapter_packet_s {
+    json_t *data;
+    const sioc_binary_t *attachments;
+    size_t attachment_count;
+} sioc_adapter_packet_t;
+
+/* Where the answers of one broadcast with acks go. The emitter's callback runs once the number
+ * of servers is known, every server reported its client count and every counted client
+ * answered, or at the emitter's timeout. Calls after that are ignored, so an adapter may report
+ * late answers without checking. Hold a reference (_ref/_unref) while you may still report. */
+typedef struct sioc_adapter_ack_sink_s sioc_adapter_ack_sink_t;
+SIOC_API void sioc_adapter_ack_sink_ref(sioc_adapter_ack_sink_t *sink);
+SIOC_API void sioc_adapter_ack_sink_unref(sioc_adapter_ack_sink_t *sink);
+/* How many servers will report a client count (this one included). */
+SIOC_API void sioc_adapter_ack_sink_server_count(sioc_adapter_ack_sink_t *sink, size_t servers);
+/* One server's number of clients that were sent the packet. */
+SIOC_API void sioc_adapter_ack_sink_client_count(sioc_adapter_ack_sink_t *sink, size_t clients);
+/* One client's answer (its arguments in response->args; copied). */
+SIOC_API void sioc_adapter_ack_sink_ack(sioc_adapter_ack_sink_t *sink,
+                                        const sioc_event_t *response);
+
+/* The answer to an incoming serverSideEmit that asked for one: call sioc_adapter_reply exactly
+ * once (arg taken; NULL = no argument), now or later. The adapter fills send and drop (used by
+ * the Socket.IO layer when no handler listens: the emitter then times out, as with Node). */
+struct sioc_adapter_reply_s {
+    void (*send)(sioc_adapter_reply_t *reply, json_t *arg); /* frees the reply */
+    void (*drop)(sioc_adapter_reply_t *reply);              /* frees it unanswered */
+};
+SIOC_API void sioc_adapter_reply(sioc_adapter_reply_t *reply, json_t *arg);
+
+/* The Socket.IO layer's entry points for the local part of every operation; nsp is the
+ * adapter's namespace. */
+struct sioc_adapter_local_s {
+    /* Encodes once, stores for recovery, writes to every selected socket of this server;
+     * returns how many. */
+    size_t (*broadcast)(sioc_namespace_t *nsp, const sioc_adapter_packet_t *packet,
+                        const sioc_adapter_opts_t *opts);
+    /* The same with a fresh ack id; reports this server's client count and then every ack to
+     * sink. */
+    void (*broadcast_with_ack)(sioc_namespace_t *nsp, const sioc_adapter_packet_t *packet,
+                               const sioc_adapter_opts_t *opts, sioc_adapter_ack_sink_t *sink);
+    /* The selected sockets as a new array of {"id","handshake","rooms","data"}. */
+    json_t *(*fetch_sockets)(sioc_namespace_t *nsp, const sioc_adapter_opts_t *opts);
+    /* socketsJoin / socketsLeave / disconnectSockets on this server. */
+    void (*add_sockets)(sioc_namespace_t *nsp, const sioc_adapter_opts_t *opts,
+                        const char *const *rooms, size_t room_count);
+    void (*del_sockets)(sioc_namespace_t *nsp, const sioc_adapter_opts_t *opts,
+                        const char *const *rooms, size_t room_count);
+    void (*disconnect_sockets)(sioc_namespace_t *nsp, const sioc_adapter_opts_t *opts, int close);
+    /* An incoming serverSideEmit: data is [name, ...args]; reply NULL when none is expected. */
+    void (*server_side_emit)(sioc_namespace_t *nsp, json_t *data, sioc_adapter_reply_t *reply);
+    /* Every room of this server's namespace, as a new array of strings. */
+    json_t *(*rooms)(sioc_namespace_t *nsp);
+    /* 1 if a socket of this server is in room. */
+    int (*has_room)(sioc_namespace_t *nsp, const char *room);
+};
+
+/* sioc_server_side_ack_cb (sioc.h): one answer per other server, error SIOC_ETIMEDOUT when
+ * some did not answer within the adapter's requests timeout (responses holds those that did). */
+
+/* Operations (all required but room_created / room_deleted). Return codes: 0 or SIOC_E*. */
+typedef struct sioc_adapter_ops_s {
+    void (*broadcast)(sioc_adapter_t *adapter, const sioc_adapter_packet_t *packet,
+                      const sioc_adapter_opts_t *opts);
+    /* Must call sioc_adapter_ack_sink_server_count() once and do the local part. */
+    void (*broadcast_with_ack)(sioc_adapter_t *adapter, const sioc_adapter_packet_t *packet,
+                               const sioc_adapter_opts_t *opts, sioc_adapter_ack_sink_t *sink);
+    /* callback gets the sockets of every server, once (also on error: then those that came). */
+    int (*fetch_sockets)(sioc_adapter_t *adapter, const sioc_adapter_opts_t *opts,
+                         sioc_fetch_sockets_cb callback, void *data);
+    void (*add_sockets)(sioc_adapter_t *adapter, const sioc_adapter_opts_t *opts,
+                        const char *const *rooms, size_t room_count);
+    void (*del_sockets)(sioc_adapter_t *adapter, const sioc_adapter_opts_t *opts,
+                        const char *const *rooms, size_t room_count);
+    void (*disconnect_sockets)(sioc_adapter_t *adapter, const sioc_adapter_opts_t *opts, int close);
+    /* data is [name, ...args]. callback NULL: no answers wanted. */
+    int (*server_side_emit)(sioc_adapter_t *adapter, json_t *data, sioc_server_side_ack_cb callback,
+                            void *callback_data);
+    int (*server_count)(sioc_adapter_t *adapter, sioc_server_count_cb callback, void *data);
+    /* A room appeared on / disappeared from this server (sharded adapters subscribe per room). */
+    void (*room_created)(sioc_adapter_t *adapter, const char *room);
+    void (*room_deleted)(sioc_adapter_t *adapter, const char *room);
+    /* Stops and frees the adapter (the namespace is going away). */
+    void (*destroy)(sioc_adapter_t *adapter);
+} sioc_adapter_ops_t;
+
+#define SIOC_ADAPTER_UID_SIZE 32
+
+/* The part every adapter shares; an implementation embeds it as its first member. */
+struct sioc_adapter_s {
+    const sioc_adapter_ops_t *ops;
+    sioc_namespace_t *nsp;
+    const sioc_adapter_local_t *local;
+    char uid[SIOC_ADAPTER_UID_SIZE]; /* this node's id on the wire */
+};
+
+/* sioc_adapter_factory_cb (sioc.h) creates the adapter of one namespace (for every namespace,
+ * dynamic ones included): fills *out and returns 0, or returns SIOC_E*. */
+
+/* The in-memory adapter: a factory for sioc_server_options_t.adapter (the default). */
+SIOC_API int sioc_memory_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local,
+                                         void *data, sioc_adapter_t **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
