@@ -1,11 +1,12 @@
 /* The daemon's store: users, presence, rooms and membership, messages, direct messages,
- * notifications and access requests. One small asynchronous interface, so that SQLite (the
- * embedded default, store_sqlite.c) and PostgreSQL (later) are interchangeable.
+ * notifications and access requests. One small asynchronous interface (store.c), so that
+ * SQLite (the embedded default, store_sqlite.c) and PostgreSQL (store_pg.c) are
+ * interchangeable drivers behind it (store_driver.h).
  *
  * Contract
  * - Every call is made on the loop thread. store_open works synchronously (startup: it opens
- *   and migrates the file); the other calls return at once and the work runs off the loop
- *   (SQLite: one writer thread, requests batched in transactions). done runs later, on the
+ *   and migrates the database); the other calls return at once and the work runs off the loop
+ *   (one worker thread, requests batched in transactions). done runs later, on the
  *   loop thread, exactly once, and only after the change is durable (COMMIT returned): the
  *   daemon acknowledges or broadcasts only then. done may be NULL (fire and forget).
  * - params is a JSON object (taken: the store releases it, on the loop thread, after done).
@@ -24,6 +25,8 @@
  *     STORE_EIO        the database failed (the details are logged); when the database rolls
  *                      a whole transaction back (disk full, I/O error) every request of the
  *                      batch not yet committed fails with it
+ *     STORE_EUNAVAILABLE the database connection is lost (PostgreSQL restarting): the
+ *                      request was not applied, or its COMMIT's answer was lost; never retried
  *     STORE_ECLOSED    the store is closing
  * - Operations on the same store complete in the order they were made, failures included;
  *   a read sees every write made before it.
@@ -116,17 +119,22 @@ typedef enum store_operation {
 #define STORE_EIO (-5)
 #define STORE_ECONFLICT (-17)
 #define STORE_ECLOSED (-32)
+#define STORE_EUNAVAILABLE (-11)
 
 typedef void (*store_done_cb)(int error, const char *message, json_t *result, void *data);
 
 typedef struct store_options_s {
-    const char *driver; /* "sqlite" */
-    const char *path;   /* SQLite database file (created, WAL mode, migrated) */
+    const char *driver; /* "sqlite" (NULL: sqlite) or "postgres" */
+    /* sqlite: the database file (created, WAL mode, migrated); postgres: a libpq connection
+     * URI ("postgresql://user@host:port/db?sslmode=require") or "key=value ..." string. */
+    const char *path;
 } store_options_t;
 
 /* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID
- * (bad options) or STORE_EIO (the file cannot be used: unreadable, read-only, corrupt, not
- * sioc's, from a newer sioc) with error filled: "<path>: <what>: <SQLite's message>". */
+ * (bad options), STORE_EIO (the database cannot be used: sqlite: unreadable, read-only,
+ * corrupt, not sioc's, from a newer sioc: "<path>: <what>: <SQLite's message>") or
+ * STORE_EUNAVAILABLE (postgres: cannot connect: "store: <url without password>: <why>"), with
+ * error filled. */
 int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
                size_t error_size);
 

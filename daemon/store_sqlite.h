@@ -1,5 +1,6 @@
-/* The SQLite store's private interface: counters and hooks for tests and diagnostics. The
- * daemon itself uses store.h only. */
+/* The store's private interface: counters and hooks for tests and diagnostics (named for
+ * SQLite, where they started; they count the store's batches whatever the driver), and the
+ * SQLite driver's migrations. The daemon itself uses store.h only. */
 #ifndef SIOC_DAEMON_STORE_SQLITE_H
 #define SIOC_DAEMON_STORE_SQLITE_H
 
@@ -9,17 +10,17 @@
 #include "store.h"
 
 typedef struct store_sqlite_stats_s {
-    uint64_t requests;       /* requests the writer thread ran (refused ones not counted) */
-    uint64_t batches;        /* times the writer took the queue */
-    uint64_t transactions;   /* BEGIN ... COMMIT (or ROLLBACK) on the writer thread */
+    uint64_t requests;       /* requests the worker thread ran (refused ones not counted) */
+    uint64_t batches;        /* times the worker took the queue */
+    uint64_t transactions;   /* BEGIN ... COMMIT (or ROLLBACK) on the worker thread */
     uint64_t failed_commits; /* COMMITs that failed: their requests got STORE_EIO */
     size_t largest_batch;    /* most requests taken from the queue at once */
 } store_sqlite_stats_t;
 
-/* A copy of the counters, as of the last batch the writer finished. Loop thread. */
+/* A copy of the counters, as of the last batch the worker finished. Loop thread. */
 void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out);
 
-/* Tests: while held, the writer leaves queued requests alone, so that a test can queue a known
+/* Tests: while held, the worker leaves queued requests alone, so that a test can queue a known
  * set and have it taken as one batch. store_close releases the hold. Loop thread. */
 void store_sqlite_hold(store_t *store, int hold);
 

@@ -1,0 +1,1712 @@
+/* The store (store.h), independent of the database: store_driver.h is the line between them.
+ *
+ * Validation. store_request reads params on the loop thread into a typed request (ids, texts,
+ * flags, the notification payload as JSON text): a bad request completes with
+ * STORE_EINVALID without reaching the database, still in request order.
+ *
+ * Threading. One worker thread owns the driver's connection and every request, reads
+ * included, goes through it: one thread and one queue keep completions in request order with
+ * no bookkeeping, and a read sees every write queued before it. The loop thread only touches
+ * the queues (mutex + condition variable); the worker wakes it through a uv_async_t and the
+ * done callbacks run there, in order.
+ *
+ * Batching. The worker takes everything queued (up to BATCH_MAX, which bounds how long the
+ * first request of a batch waits for its COMMIT), runs it in one transaction with a SAVEPOINT
+ * per request (a failing request rolls back its own changes only), COMMITs, and only then
+ * posts the batch back. Under load many requests share one COMMIT (one fsync, one round trip
+ * to PostgreSQL for it).
+ *
+ * A lost connection (PostgreSQL restarted). Every request of the batch not yet committed
+ * fails with STORE_EUNAVAILABLE; none is retried, so none is applied twice (a COMMIT whose
+ * answer was lost may have been applied: its requests still fail, as the daemon cannot know).
+ * The driver reconnects, with a backoff, before a later batch; until then batches fail at
+ * once rather than wait.
+ *
+ * Ids. Generated ids are 20 characters of base64url over 15 random bytes (RAND_bytes, 120
+ * bits), in every table. Callers choose user ids and may choose room ids ("12"): random ids
+ * never collide with those and reveal no counts. Order comes from each table's sequence
+ * (seq), never from ids or timestamps. */
+#include "store.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "store_driver.h"
+#include "store_sqlite.h"
+
+#define STRINGIFY(x) #x
+#define TO_STRING(x) STRINGIFY(x)
+
+#define ID_MAX_BYTES 256
+#define TEXT_MAX_BYTES 65536
+#define BATCH_MAX 1024
+#define LIMIT_DEFAULT 50
+#define LIMIT_MAX 100
+#define MARK_READ_IDS_MAX 1000
+#define GENERATED_ID_BYTES 15 /* 20 base64url characters */
+#define GENERATED_ID_SIZE (GENERATED_ID_BYTES / 3 * 4 + 1)
+#define TIME_SIZE SIOC__STORE_TIME_SIZE
+#define DIGITS_SIZE 24
+#define NUMERIC_IDS_MAX 8 /* per request: more id fields than any operation has */
+#define PARAMS_MAX 10
+
+/* ---- Requests ---------------------------------------------------------------------------- */
+
+/* A string param: bytes is NULL when absent (or null); present says whether the key was
+ * given at all (a null counts), for the fields an upsert may clear. bytes[length] is NUL. */
+typedef struct text_s {
+    const char *bytes;
+    size_t length;
+    int present;
+} text_t;
+
+/* A request's params, read on the loop thread. Texts point into params (held until done) or
+ * into digits (the decimal text of numeric ids). */
+typedef struct args_s {
+    text_t id, user_id, room_id, sender_id, recipient_id, other_id, owner_id, before;
+    text_t name, text, type;
+    text_t profile[4]; /* firstName, lastName, role, avatar */
+    const char *status;
+    int flag; /* isPrivate, unreadOnly, or ids "all" */
+    int limit;
+    char *payload; /* owned: the notification payload as JSON text */
+    text_t *ids;   /* owned: the ids to mark read */
+    size_t id_count;
+    char (*id_digits)[DIGITS_SIZE]; /* owned: the text of numeric ones */
+    char digits[NUMERIC_IDS_MAX][DIGITS_SIZE];
+    int digits_used;
+} args_t;
+
+typedef struct request_s request_t;
+
+struct request_s {
+    request_t *next;
+    store_operation_t operation;
+    json_t *params; /* released on the loop thread */
+    store_done_cb done;
+    void *data;
+    int error;           /* set before queueing when refused (invalid, closing) */
+    const char *message; /* static */
+    json_t *result;      /* built by the worker; NULL on error */
+    args_t args;
+};
+
+typedef struct request_queue_s {
+    request_t *head;
+    request_t *tail;
+} request_queue_t;
+
+struct store_s {
+    uv_async_t completions_async; /* the worker wakes the loop: completed requests to run */
+    const sioc__store_driver_t *driver;
+
+    /* The worker thread's, once it runs. */
+    void *connection;
+    const char *operation_name;
+    int lost; /* the connection was lost during this batch */
+
+    pthread_t worker;
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    /* Under mutex. */
+    request_queue_t pending;
+    request_queue_t completed;
+    int stopping;
+    int held;
+    int queue_closed;  /* the worker took its last batch: refused requests complete directly */
+    int worker_exited; /* ... and closed the database: the loop may join it */
+    store_sqlite_stats_t stats;
+
+    /* Loop thread only. */
+    int closing;
+    int async_closing;
+    void (*closed_cb)(void *data);
+    void *closed_data;
+};
+
+static const char MESSAGE_CLOSED[] = "store is closing";
+static const char MESSAGE_NO_MEMORY[] = "out of memory";
+static const char MESSAGE_NO_RESULT[] = "result not built: out of memory or unreadable data";
+static const char MESSAGE_ROLLED_BACK[] = "the database rolled the transaction back";
+static const char MESSAGE_UNAVAILABLE[] = "the database is unavailable";
+
+/* ---- Small helpers --------------------------------------------------------------------- */
+
+static void queue_push(request_queue_t *queue, request_t *request)
+{
+    request->next = NULL;
+    if (queue->tail != NULL)
+        queue->tail->next = request;
+    else
+        queue->head = request;
+    queue->tail = request;
+}
+
+/* Detaches up to max requests from the front; NULL when empty. */
+static request_t *queue_take(request_queue_t *queue, size_t max)
+{
+    request_t *head = queue->head;
+    request_t *last = head;
+    for (size_t count = 1; last != NULL && last->next != NULL && count < max; count++)
+        last = last->next;
+    if (last == NULL)
+        return NULL;
+    queue->head = last->next;
+    if (queue->head == NULL)
+        queue->tail = NULL;
+    last->next = NULL;
+    return head;
+}
+
+static void queue_append(request_queue_t *queue, request_t *list)
+{
+    while (list != NULL) {
+        request_t *next = list->next;
+        queue_push(queue, list);
+        list = next;
+    }
+}
+
+void sioc__store_time_now(char out[TIME_SIZE])
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm utc;
+    gmtime_r(&now.tv_sec, &utc);
+    size_t length = strftime(out, TIME_SIZE, "%Y-%m-%dT%H:%M:%S", &utc);
+    snprintf(out + length, TIME_SIZE - length, ".%03dZ", (int)(now.tv_nsec / 1000000));
+}
+
+/* 20 characters of base64url (no padding) over 15 random bytes. 0, or -1. */
+static int id_generate(char out[GENERATED_ID_SIZE])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char bytes[GENERATED_ID_BYTES];
+    if (RAND_bytes(bytes, sizeof(bytes)) != 1)
+        return -1;
+    char *cursor = out;
+    for (size_t index = 0; index < sizeof(bytes); index += 3) {
+        uint32_t group =
+            (uint32_t)bytes[index] << 16 | (uint32_t)bytes[index + 1] << 8 | bytes[index + 2];
+        for (int shift = 18; shift >= 0; shift -= 6)
+            *cursor++ = alphabet[(group >> shift) & 63];
+    }
+    *cursor = '\0';
+    return 0;
+}
+
+/* A JSON number holding a whole value a JavaScript client could have sent exactly: an
+ * integer, or a real such as 12.0 within +-2^53. 1 with *out set, or 0. */
+static int json_whole_number(const json_t *value, json_int_t *out)
+{
+    if (json_is_integer(value)) {
+        *out = json_integer_value(value);
+        return 1;
+    }
+    if (!json_is_real(value))
+        return 0;
+    double number = json_real_value(value);
+    if (!(number >= -9007199254740992.0 && number <= 9007199254740992.0))
+        return 0;
+    *out = (json_int_t)number;
+    return (double)*out == number;
+}
+
+/* ---- Reading params (loop thread) ------------------------------------------------------ */
+
+/* A field's messages are literals built at compile time, so that done's message stays
+ * static (store.h) and still names the field. */
+typedef struct field_s {
+    const char *key;
+    size_t max_length;
+    int allow_empty;
+    const char *missing;
+    const char *wrong_type;
+    const char *empty;
+    const char *too_long;
+    const char *has_nul;
+} field_t;
+
+#define ID_FIELD(key)                                                                              \
+    {                                                                                              \
+        key, ID_MAX_BYTES, 0, key " is required", key " must be a string or an integer",           \
+            key " must not be empty", key " is longer than " TO_STRING(ID_MAX_BYTES) " bytes",     \
+            key " must not contain NUL characters"                                                 \
+    }
+#define TEXT_FIELD(key, allow_empty)                                                               \
+    {                                                                                              \
+        key, TEXT_MAX_BYTES, allow_empty, key " is required", key " must be a string",             \
+            key " must not be empty", key " is longer than " TO_STRING(TEXT_MAX_BYTES) " bytes",   \
+            key " must not contain NUL characters"                                                 \
+    }
+
+static const field_t FIELD_ID = ID_FIELD("id");
+static const field_t FIELD_USER_ID = ID_FIELD("userId");
+static const field_t FIELD_ROOM_ID = ID_FIELD("roomId");
+static const field_t FIELD_SENDER_ID = ID_FIELD("senderId");
+static const field_t FIELD_RECIPIENT_ID = ID_FIELD("recipientId");
+static const field_t FIELD_OTHER_ID = ID_FIELD("otherId");
+static const field_t FIELD_OWNER_ID = ID_FIELD("ownerId");
+static const field_t FIELD_BEFORE = ID_FIELD("before");
+static const field_t FIELD_EACH_ID = ID_FIELD("each of ids");
+static const field_t FIELD_FIRST_NAME = TEXT_FIELD("firstName", 1);
+static const field_t FIELD_LAST_NAME = TEXT_FIELD("lastName", 1);
+static const field_t FIELD_ROLE = TEXT_FIELD("role", 1);
+static const field_t FIELD_AVATAR = TEXT_FIELD("avatar", 1);
+static const field_t FIELD_NAME = TEXT_FIELD("name", 0);
+static const field_t FIELD_TEXT = TEXT_FIELD("text", 1);
+static const field_t FIELD_TYPE = TEXT_FIELD("type", 0);
+
+enum { OPTIONAL, REQUIRED };
+
+/* Reads params without modifying them (the caller may share them). The first problem found
+ * is kept; later reads still return values, and the operation checks once, at the end. */
+typedef struct reader_s {
+    const json_t *params;
+    const char *message;
+    args_t *args;
+} reader_t;
+
+static void reader_start(reader_t *reader, request_t *request)
+{
+    reader->params = request->params;
+    reader->message = json_is_object(request->params) ? NULL : "params must be an object";
+    reader->args = &request->args;
+}
+
+static void reader_reject(reader_t *reader, const char *message)
+{
+    if (reader->message == NULL)
+        reader->message = message;
+}
+
+/* The value of an optional key, or NULL when absent or null. */
+static const json_t *reader_optional(reader_t *reader, const char *key)
+{
+    const json_t *value = json_object_get(reader->params, key);
+    return json_is_null(value) ? NULL : value;
+}
+
+/* The value of a key; NULL (and the missing message when required) when absent. An explicit
+ * null is returned as is, to be refused as the wrong type when required. */
+static const json_t *reader_value(reader_t *reader, const field_t *field, int required)
+{
+    const json_t *value = json_object_get(reader->params, field->key);
+    if (value == NULL && required)
+        reader_reject(reader, field->missing);
+    if (json_is_null(value) && !required)
+        return NULL;
+    return value;
+}
+
+/* Checks a string against the field's limits: NULL, or the message. */
+static const char *check_string(const json_t *value, const field_t *field, text_t *out)
+{
+    size_t length = json_string_length(value);
+    const char *bytes = json_string_value(value);
+    if (length == 0 && !field->allow_empty)
+        return field->empty;
+    if (length > field->max_length)
+        return field->too_long;
+    /* PostgreSQL refuses NUL in text: refusing it here keeps the drivers interchangeable. */
+    if (memchr(bytes, '\0', length) != NULL)
+        return field->has_nul;
+    *out = (text_t){bytes, length, 1};
+    return NULL;
+}
+
+/* An id: a string, or a whole number written as its decimal text ("12" and 12 are the same
+ * room). digits holds the text of a number. NULL, or the message. */
+static const char *id_from_json(const json_t *value, const field_t *field, char digits[DIGITS_SIZE],
+                                text_t *out)
+{
+    if (json_is_string(value))
+        return check_string(value, field, out);
+    json_int_t number;
+    if (!json_whole_number(value, &number))
+        return field->wrong_type;
+    int length = snprintf(digits, DIGITS_SIZE, "%" JSON_INTEGER_FORMAT, number);
+    *out = (text_t){digits, (size_t)length, 1};
+    return NULL;
+}
+
+static text_t read_id(reader_t *reader, const field_t *field, int required)
+{
+    text_t text = {NULL, 0, 0};
+    const json_t *value = reader_value(reader, field, required);
+    if (value == NULL)
+        return text;
+    args_t *args = reader->args;
+    if (args->digits_used == NUMERIC_IDS_MAX) {
+        reader_reject(reader, "too many id params"); /* no operation has that many */
+        return text;
+    }
+    const char *problem = id_from_json(value, field, args->digits[args->digits_used], &text);
+    if (problem != NULL)
+        reader_reject(reader, problem);
+    else if (text.bytes == args->digits[args->digits_used])
+        args->digits_used++;
+    return text;
+}
+
+static text_t read_text(reader_t *reader, const field_t *field, int required)
+{
+    text_t text = {NULL, 0, 0};
+    const json_t *value = reader_value(reader, field, required);
+    if (value == NULL)
+        return text;
+    const char *problem =
+        json_is_string(value) ? check_string(value, field, &text) : field->wrong_type;
+    if (problem != NULL)
+        reader_reject(reader, problem);
+    return text;
+}
+
+/* An optional string that null clears: present is set for null too. */
+static text_t read_nullable_text(reader_t *reader, const field_t *field)
+{
+    const json_t *value = json_object_get(reader->params, field->key);
+    if (json_is_null(value))
+        return (text_t){NULL, 0, 1};
+    return read_text(reader, field, OPTIONAL);
+}
+
+static int read_bool(reader_t *reader, const char *key, const char *wrong_type)
+{
+    const json_t *value = reader_optional(reader, key);
+    if (value != NULL && !json_is_boolean(value))
+        reader_reject(reader, wrong_type);
+    return json_is_true(value);
+}
+
+static int read_limit(reader_t *reader)
+{
+    const json_t *value = reader_optional(reader, "limit");
+    json_int_t limit = LIMIT_DEFAULT;
+    if (value != NULL && (!json_whole_number(value, &limit) || limit < 1 || limit > LIMIT_MAX))
+        reader_reject(reader, "limit must be an integer from 1 to " TO_STRING(LIMIT_MAX));
+    return (int)limit;
+}
+
+/* One of a NULL-terminated list of words; NULL when absent or wrong (message kept). */
+static const char *read_word(reader_t *reader, const char *key, const char *const *words,
+                             const char *missing, const char *wrong)
+{
+    const json_t *value = json_object_get(reader->params, key);
+    if (value == NULL) {
+        reader_reject(reader, missing);
+        return NULL;
+    }
+    for (const char *const *word = words; *word != NULL; word++) {
+        if (json_is_string(value) && strcmp(json_string_value(value), *word) == 0 &&
+            json_string_length(value) == strlen(*word))
+            return *word;
+    }
+    reader_reject(reader, wrong);
+    return NULL;
+}
+
+static const char *const presence_words[] = {"online", "offline", NULL};
+static const char *const resolution_words[] = {"granted", "denied", NULL};
+
+/* Each parse_ function reads one operation's params into request->args: NULL, or the
+ * message of the first problem. */
+
+static const char *parse_id(reader_t *r)
+{
+    r->args->id = read_id(r, &FIELD_ID, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_user_id(reader_t *r)
+{
+    r->args->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_room_id(reader_t *r)
+{
+    r->args->room_id = read_id(r, &FIELD_ROOM_ID, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_user_upsert(reader_t *r)
+{
+    args_t *a = r->args;
+    a->id = read_id(r, &FIELD_ID, REQUIRED);
+    a->profile[0] = read_nullable_text(r, &FIELD_FIRST_NAME);
+    a->profile[1] = read_nullable_text(r, &FIELD_LAST_NAME);
+    a->profile[2] = read_nullable_text(r, &FIELD_ROLE);
+    a->profile[3] = read_nullable_text(r, &FIELD_AVATAR);
+    return r->message;
+}
+
+static const char *parse_presence_set(reader_t *r)
+{
+    r->args->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    r->args->status = read_word(r, "status", presence_words, "status is required",
+                                "status must be \"online\" or \"offline\"");
+    return r->message;
+}
+
+static const char *parse_room_create(reader_t *r)
+{
+    args_t *a = r->args;
+    a->name = read_text(r, &FIELD_NAME, REQUIRED);
+    a->flag = read_bool(r, "isPrivate", "isPrivate must be a boolean");
+    a->owner_id = read_id(r, &FIELD_OWNER_ID, OPTIONAL);
+    a->id = read_id(r, &FIELD_ID, OPTIONAL);
+    return r->message;
+}
+
+static const char *parse_membership(reader_t *r)
+{
+    r->args->room_id = read_id(r, &FIELD_ROOM_ID, REQUIRED);
+    r->args->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_message_add(reader_t *r)
+{
+    args_t *a = r->args;
+    a->room_id = read_id(r, &FIELD_ROOM_ID, REQUIRED);
+    a->sender_id = read_id(r, &FIELD_SENDER_ID, REQUIRED);
+    a->text = read_text(r, &FIELD_TEXT, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_message_history(reader_t *r)
+{
+    args_t *a = r->args;
+    a->room_id = read_id(r, &FIELD_ROOM_ID, REQUIRED);
+    a->before = read_id(r, &FIELD_BEFORE, OPTIONAL);
+    a->limit = read_limit(r);
+    return r->message;
+}
+
+static const char *parse_dm_add(reader_t *r)
+{
+    args_t *a = r->args;
+    a->sender_id = read_id(r, &FIELD_SENDER_ID, REQUIRED);
+    a->recipient_id = read_id(r, &FIELD_RECIPIENT_ID, REQUIRED);
+    a->text = read_text(r, &FIELD_TEXT, REQUIRED);
+    return r->message;
+}
+
+static const char *parse_dm_history(reader_t *r)
+{
+    args_t *a = r->args;
+    a->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    a->other_id = read_id(r, &FIELD_OTHER_ID, REQUIRED);
+    a->before = read_id(r, &FIELD_BEFORE, OPTIONAL);
+    a->limit = read_limit(r);
+    return r->message;
+}
+
+static const char *parse_notification_add(reader_t *r)
+{
+    args_t *a = r->args;
+    a->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    a->type = read_text(r, &FIELD_TYPE, REQUIRED);
+    const json_t *payload = json_object_get(r->params, "payload");
+    if (payload == NULL)
+        reader_reject(r, "payload is required");
+    else if (!json_is_object(payload))
+        reader_reject(r, "payload must be an object");
+    if (r->message != NULL)
+        return r->message;
+    a->payload = json_dumps(payload, JSON_COMPACT);
+    if (a->payload == NULL)
+        return MESSAGE_NO_MEMORY;
+    if (strlen(a->payload) > TEXT_MAX_BYTES)
+        return "payload is larger than " TO_STRING(TEXT_MAX_BYTES) " bytes";
+    return NULL;
+}
+
+static const char *parse_notification_list(reader_t *r)
+{
+    args_t *a = r->args;
+    a->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    a->flag = read_bool(r, "unreadOnly", "unreadOnly must be a boolean");
+    a->limit = read_limit(r);
+    return r->message;
+}
+
+static const char *parse_listed_ids(args_t *a, const json_t *ids)
+{
+    if (json_array_size(ids) > MARK_READ_IDS_MAX)
+        return "ids has more than " TO_STRING(MARK_READ_IDS_MAX) " entries";
+    size_t count = json_array_size(ids);
+    a->ids = calloc(count + 1, sizeof(*a->ids));
+    a->id_digits = calloc(count + 1, sizeof(*a->id_digits));
+    if (a->ids == NULL || a->id_digits == NULL)
+        return MESSAGE_NO_MEMORY;
+    for (size_t index = 0; index < count; index++) {
+        const char *problem = id_from_json(json_array_get(ids, index), &FIELD_EACH_ID,
+                                           a->id_digits[index], &a->ids[index]);
+        if (problem != NULL)
+            return problem;
+    }
+    a->id_count = count;
+    return NULL;
+}
+
+static const char *parse_mark_read(reader_t *r)
+{
+    args_t *a = r->args;
+    a->user_id = read_id(r, &FIELD_USER_ID, REQUIRED);
+    const json_t *ids = json_object_get(r->params, "ids");
+    a->flag = json_is_string(ids) && strcmp(json_string_value(ids), "all") == 0;
+    if (ids == NULL)
+        reader_reject(r, "ids is required");
+    else if (!a->flag && !json_is_array(ids))
+        reader_reject(r, "ids must be an array of ids or \"all\"");
+    if (r->message != NULL || a->flag)
+        return r->message;
+    return parse_listed_ids(a, ids);
+}
+
+static const char *parse_access_resolve(reader_t *r)
+{
+    r->args->id = read_id(r, &FIELD_ID, REQUIRED);
+    r->args->status = read_word(r, "status", resolution_words, "status is required",
+                                "status must be \"granted\" or \"denied\"");
+    return r->message;
+}
+
+/* ---- Results ----------------------------------------------------------------------------- */
+
+typedef enum column_kind { COLUMN_TEXT, COLUMN_BOOL, COLUMN_JSON } column_kind_t;
+
+/* Result column i is JSON key columns[i].key; a shape with one column and a NULL key gives the
+ * value itself (a list of user ids). */
+typedef struct column_s {
+    const char *key;
+    column_kind_t kind;
+} column_t;
+
+typedef struct shape_s {
+    const column_t *columns;
+    size_t count;
+} shape_t;
+
+#define SHAPE(columns)                                                                             \
+    {                                                                                              \
+        columns, sizeof(columns) / sizeof(columns[0])                                              \
+    }
+
+static const column_t user_columns[] = {{"id", COLUMN_TEXT},
+                                        {"firstName", COLUMN_TEXT},
+                                        {"lastName", COLUMN_TEXT},
+                                        {"role", COLUMN_TEXT},
+                                        {"avatar", COLUMN_TEXT}};
+static const column_t presence_columns[] = {
+    {"userId", COLUMN_TEXT}, {"status", COLUMN_TEXT}, {"lastActivity", COLUMN_TEXT}};
+static const column_t room_columns[] = {{"id", COLUMN_TEXT},
+                                        {"name", COLUMN_TEXT},
+                                        {"isPrivate", COLUMN_BOOL},
+                                        {"ownerId", COLUMN_TEXT},
+                                        {"createdAt", COLUMN_TEXT}};
+static const column_t member_columns[] = {
+    {"roomId", COLUMN_TEXT}, {"userId", COLUMN_TEXT}, {"joinedAt", COLUMN_TEXT}};
+static const column_t user_id_column[] = {{NULL, COLUMN_TEXT}};
+static const column_t message_columns[] = {{"id", COLUMN_TEXT},
+                                           {"roomId", COLUMN_TEXT},
+                                           {"senderId", COLUMN_TEXT},
+                                           {"text", COLUMN_TEXT},
+                                           {"createdAt", COLUMN_TEXT}};
+static const column_t dm_columns[] = {{"id", COLUMN_TEXT},
+                                      {"senderId", COLUMN_TEXT},
+                                      {"recipientId", COLUMN_TEXT},
+                                      {"text", COLUMN_TEXT},
+                                      {"createdAt", COLUMN_TEXT}};
+static const column_t notification_columns[] = {{"id", COLUMN_TEXT},   {"userId", COLUMN_TEXT},
+                                                {"type", COLUMN_TEXT}, {"payload", COLUMN_JSON},
+                                                {"read", COLUMN_BOOL}, {"createdAt", COLUMN_TEXT}};
+static const column_t access_columns[] = {{"id", COLUMN_TEXT},
+                                          {"roomId", COLUMN_TEXT},
+                                          {"userId", COLUMN_TEXT},
+                                          {"status", COLUMN_TEXT},
+                                          {"createdAt", COLUMN_TEXT}};
+
+static const shape_t USER_SHAPE = SHAPE(user_columns);
+static const shape_t PRESENCE_SHAPE = SHAPE(presence_columns);
+static const shape_t ROOM_SHAPE = SHAPE(room_columns);
+static const shape_t MEMBER_SHAPE = SHAPE(member_columns);
+static const shape_t USER_ID_SHAPE = SHAPE(user_id_column);
+static const shape_t MESSAGE_SHAPE = SHAPE(message_columns);
+static const shape_t DM_SHAPE = SHAPE(dm_columns);
+static const shape_t NOTIFICATION_SHAPE = SHAPE(notification_columns);
+static const shape_t ACCESS_SHAPE = SHAPE(access_columns);
+
+/* A new reference, or NULL (out of memory, or text that is not UTF-8 or JSON). */
+static json_t *column_value(const sioc__store_cell_t *cell, column_kind_t kind)
+{
+    if (cell->bytes == NULL)
+        return json_null();
+    if (kind == COLUMN_BOOL)
+        return json_boolean(cell->length > 0 && (cell->bytes[0] == 't' || cell->bytes[0] == '1'));
+    if (kind == COLUMN_JSON)
+        return json_loadb(cell->bytes, cell->length, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    return json_stringn(cell->bytes, cell->length);
+}
+
+static json_t *row_value(const sioc__store_cell_t *cells, size_t count, const shape_t *shape)
+{
+    if (count < shape->count)
+        return NULL; /* a driver bug, or a statement returning too few columns */
+    if (shape->columns[0].key == NULL)
+        return column_value(&cells[0], shape->columns[0].kind);
+    json_t *object = json_object();
+    for (size_t index = 0; object != NULL && index < shape->count; index++) {
+        json_t *value = column_value(&cells[index], shape->columns[index].kind);
+        if (json_object_set_new(object, shape->columns[index].key, value) != 0) {
+            json_decref(object);
+            object = NULL;
+        }
+    }
+    return object;
+}
+
+#define ROWS_UNREADABLE 2 /* a row callback's return: the row could not be shaped */
+
+/* Gathers rows: the first one (one), all of them (array), or only their count and the first
+ * cell as an integer (shape NULL: existence checks and seq lookups). */
+typedef struct rows_s {
+    const shape_t *shape;
+    json_t *one;
+    json_t *array;
+    size_t count;
+    int64_t number;
+} rows_t;
+
+static int on_row(void *data, const sioc__store_cell_t *cells, size_t count)
+{
+    rows_t *rows = data;
+    rows->count++;
+    if (rows->shape == NULL) {
+        if (rows->count == 1 && count > 0 && cells[0].bytes != NULL)
+            rows->number = strtoll(cells[0].bytes, NULL, 10);
+        return 0;
+    }
+    if (rows->array == NULL && rows->count > 1)
+        return 0;
+    json_t *value = row_value(cells, count, rows->shape);
+    if (value == NULL)
+        return ROWS_UNREADABLE;
+    if (rows->array == NULL) {
+        rows->one = value;
+        return 0;
+    }
+    return json_array_append_new(rows->array, value) == 0 ? 0 : ROWS_UNREADABLE;
+}
+
+/* ---- Request outcomes -------------------------------------------------------------------- */
+
+static int request_fail(request_t *request, int error, const char *message)
+{
+    json_decref(request->result);
+    request->result = NULL;
+    request->error = error;
+    request->message = message;
+    return error;
+}
+
+/* Takes result (NULL: out of memory, or text in the database that is not UTF-8 or JSON). */
+static int request_succeed(request_t *request, json_t *result)
+{
+    if (result == NULL)
+        return request_fail(request, STORE_EIO, MESSAGE_NO_RESULT);
+    request->result = result;
+    return 0;
+}
+
+/* ---- Statements on the worker thread ----------------------------------------------------- */
+
+typedef struct call_s {
+    sioc__store_param_t params[PARAMS_MAX];
+    size_t count;
+} call_t;
+
+static void call_text(call_t *call, text_t text)
+{
+    call->params[call->count++] = (sioc__store_param_t){text.bytes, text.length, 0, 0};
+}
+
+static void call_string(call_t *call, const char *string)
+{
+    call->params[call->count++] = (sioc__store_param_t){string, strlen(string), 0, 0};
+}
+
+static void call_int(call_t *call, int64_t value)
+{
+    call->params[call->count++] = (sioc__store_param_t){NULL, 0, 1, value};
+}
+
+static text_t text_of(const char *string)
+{
+    return (text_t){string, strlen(string), 1};
+}
+
+/* Runs a statement. 0, SIOC__STORE_DB_CONFLICT (the caller decides), or a negative error
+ * with the request failed: STORE_EIO or STORE_EUNAVAILABLE (and the batch notes the loss). */
+static int execute(store_t *store, request_t *request, sioc__store_statement_t statement,
+                   const call_t *call, rows_t *rows, int64_t *changes)
+{
+    const char *message = NULL;
+    int rc = store->driver->execute(store->connection, statement, call ? call->params : NULL,
+                                    call ? call->count : 0, rows ? on_row : NULL, rows, changes,
+                                    &message);
+    if (rc == 0 || rc == SIOC__STORE_DB_CONFLICT)
+        return rc;
+    if (rc == ROWS_UNREADABLE)
+        return request_fail(request, STORE_EIO, MESSAGE_NO_RESULT);
+    if (rc == STORE_EUNAVAILABLE) {
+        store->lost = 1;
+        return request_fail(request, STORE_EUNAVAILABLE, MESSAGE_UNAVAILABLE);
+    }
+    return request_fail(request, STORE_EIO, message != NULL ? message : "the database failed");
+}
+
+/* Runs a statement expected to give one row, and makes it the result. A unique violation
+ * gives STORE_ECONFLICT with conflict (when not NULL; else STORE_EIO); no row gives
+ * STORE_ENOTFOUND with not_found. */
+static int result_row(store_t *store, request_t *request, sioc__store_statement_t statement,
+                      const call_t *call, const shape_t *shape, const char *not_found,
+                      const char *conflict)
+{
+    rows_t rows = {shape, NULL, NULL, 0, 0};
+    int rc = execute(store, request, statement, call, &rows, NULL);
+    if (rc == SIOC__STORE_DB_CONFLICT)
+        return request_fail(request, conflict ? STORE_ECONFLICT : STORE_EIO,
+                            conflict ? conflict : "constraint failed");
+    if (rc != 0) {
+        json_decref(rows.one);
+        return rc;
+    }
+    if (rows.count == 0)
+        return request_fail(request, STORE_ENOTFOUND, not_found);
+    return request_succeed(request, rows.one);
+}
+
+/* Every row, as an array. */
+static int result_rows(store_t *store, request_t *request, sioc__store_statement_t statement,
+                       const call_t *call, const shape_t *shape)
+{
+    rows_t rows = {shape, NULL, json_array(), 0, 0};
+    if (rows.array == NULL)
+        return request_fail(request, STORE_EIO, MESSAGE_NO_MEMORY);
+    int rc = execute(store, request, statement, call, &rows, NULL);
+    if (rc == SIOC__STORE_DB_CONFLICT)
+        rc = request_fail(request, STORE_EIO, "constraint failed");
+    if (rc != 0) {
+        json_decref(rows.array);
+        return rc;
+    }
+    return request_succeed(request, rows.array);
+}
+
+/* A statement whose rows are not needed (rows and changes may be NULL). 0, or an error. */
+static int execute_plain(store_t *store, request_t *request, sioc__store_statement_t statement,
+                         const call_t *call, rows_t *rows, int64_t *changes)
+{
+    int rc = execute(store, request, statement, call, rows, changes);
+    if (rc == SIOC__STORE_DB_CONFLICT)
+        return request_fail(request, STORE_EIO, "constraint failed");
+    return rc;
+}
+
+/* 1 when the statement gives a row, 0 when not, or a negative store error. */
+static int row_exists(store_t *store, request_t *request, sioc__store_statement_t statement,
+                      const call_t *call)
+{
+    rows_t rows = {NULL, NULL, NULL, 0, 0};
+    int rc = execute_plain(store, request, statement, call, &rows, NULL);
+    return rc != 0 ? rc : rows.count > 0;
+}
+
+/* 0 when the row keyed by key exists; STORE_ENOTFOUND with not_found, or another error. */
+static int require_row(store_t *store, request_t *request, sioc__store_statement_t statement,
+                       text_t key, const char *not_found)
+{
+    call_t call = {.count = 0};
+    call_text(&call, key);
+    int found = row_exists(store, request, statement, &call);
+    if (found < 0)
+        return found;
+    return found ? 0 : request_fail(request, STORE_ENOTFOUND, not_found);
+}
+
+static int generate_id(request_t *request, char out[GENERATED_ID_SIZE])
+{
+    if (id_generate(out) != 0)
+        return request_fail(request, STORE_EIO, "random generator failed");
+    return 0;
+}
+
+/* The seq of message `before` in a conversation (call has the statement's params): in *seq,
+ * or an error. Without an id, INT64_MAX: every message is before it. */
+static int before_seq(store_t *store, request_t *request, sioc__store_statement_t statement,
+                      const call_t *call, text_t before, int64_t *seq)
+{
+    *seq = INT64_MAX;
+    if (before.bytes == NULL)
+        return 0;
+    rows_t rows = {NULL, NULL, NULL, 0, 0};
+    int rc = execute_plain(store, request, statement, call, &rows, NULL);
+    if (rc != 0)
+        return rc;
+    if (rows.count == 0)
+        return request_fail(request, STORE_ENOTFOUND, "before: message not found");
+    *seq = rows.number;
+    return 0;
+}
+
+/* ---- Operations (worker thread) ---------------------------------------------------------- */
+
+static int run_user_upsert(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_text(&call, a->id);
+    for (int index = 0; index < 4; index++) {
+        call_text(&call, a->profile[index]);
+        call_int(&call, a->profile[index].present);
+    }
+    call_string(&call, now);
+    return result_row(store, request, SIOC__SQL_USER_UPSERT, &call, &USER_SHAPE, "user not found",
+                      NULL);
+}
+
+/* A lookup by one key that gives one row of shape. */
+static int lookup(store_t *store, request_t *request, sioc__store_statement_t statement, text_t key,
+                  const shape_t *shape, const char *not_found)
+{
+    call_t call = {.count = 0};
+    call_text(&call, key);
+    return result_row(store, request, statement, &call, shape, not_found, NULL);
+}
+
+static int run_user_get(store_t *store, request_t *request)
+{
+    return lookup(store, request, SIOC__SQL_USER_GET, request->args.id, &USER_SHAPE,
+                  "user not found");
+}
+
+static int run_presence_set(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->user_id, "user not found");
+    if (error != 0)
+        return error;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_text(&call, a->user_id);
+    call_string(&call, a->status);
+    call_string(&call, now);
+    return result_row(store, request, SIOC__SQL_PRESENCE_SET, &call, &PRESENCE_SHAPE,
+                      "user not found", NULL);
+}
+
+static int run_presence_get(store_t *store, request_t *request)
+{
+    return lookup(store, request, SIOC__SQL_PRESENCE_GET, request->args.user_id, &PRESENCE_SHAPE,
+                  "presence not found");
+}
+
+/* Adds a member (nothing when already one); the caller has checked room and user. */
+static int member_insert(store_t *store, request_t *request, text_t room_id, text_t user_id)
+{
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_text(&call, room_id);
+    call_text(&call, user_id);
+    call_string(&call, now);
+    return execute_plain(store, request, SIOC__SQL_MEMBER_INSERT, &call, NULL, NULL);
+}
+
+static int run_room_create(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    text_t id = a->id;
+    int error = 0;
+    if (a->owner_id.bytes != NULL)
+        error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->owner_id, "owner not found");
+    char generated[GENERATED_ID_SIZE];
+    if (error == 0 && id.bytes == NULL && (error = generate_id(request, generated)) == 0)
+        id = text_of(generated);
+    if (error != 0)
+        return error;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_text(&call, id);
+    call_text(&call, a->name);
+    call_int(&call, a->flag);
+    call_text(&call, a->owner_id);
+    call_string(&call, now);
+    error = result_row(store, request, SIOC__SQL_ROOM_INSERT, &call, &ROOM_SHAPE, "room not found",
+                       "room already exists");
+    if (error == 0 && a->owner_id.bytes != NULL)
+        error = member_insert(store, request, id, a->owner_id);
+    return error;
+}
+
+static int run_room_get(store_t *store, request_t *request)
+{
+    return lookup(store, request, SIOC__SQL_ROOM_GET, request->args.id, &ROOM_SHAPE,
+                  "room not found");
+}
+
+/* Checks that the room of {roomId, userId} exists (and the user, when asked). */
+static int check_membership(store_t *store, request_t *request, int user_must_exist)
+{
+    const args_t *a = &request->args;
+    int error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, a->room_id, "room not found");
+    if (error == 0 && user_must_exist)
+        error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->user_id, "user not found");
+    return error;
+}
+
+static void call_membership(call_t *call, const args_t *a)
+{
+    call->count = 0;
+    call_text(call, a->room_id);
+    call_text(call, a->user_id);
+}
+
+static int run_room_add_member(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = check_membership(store, request, 1);
+    if (error == 0)
+        error = member_insert(store, request, a->room_id, a->user_id);
+    if (error != 0)
+        return error;
+    call_t call;
+    call_membership(&call, a);
+    return result_row(store, request, SIOC__SQL_MEMBER_GET, &call, &MEMBER_SHAPE,
+                      "member not found", NULL);
+}
+
+static int run_room_remove_member(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = check_membership(store, request, 0);
+    if (error != 0)
+        return error;
+    call_t call;
+    call_membership(&call, a);
+    int64_t changes = 0;
+    error = execute_plain(store, request, SIOC__SQL_MEMBER_DELETE, &call, NULL, &changes);
+    if (error != 0)
+        return error;
+    return request_succeed(request, json_pack("{s:s%, s:s%, s:b}", "roomId", a->room_id.bytes,
+                                              a->room_id.length, "userId", a->user_id.bytes,
+                                              a->user_id.length, "removed", changes > 0));
+}
+
+static int run_room_members(store_t *store, request_t *request)
+{
+    text_t room_id = request->args.room_id;
+    int error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, room_id, "room not found");
+    if (error != 0)
+        return error;
+    call_t call = {.count = 0};
+    call_text(&call, room_id);
+    return result_rows(store, request, SIOC__SQL_MEMBER_LIST, &call, &USER_ID_SHAPE);
+}
+
+/* 1 when the user of args is a member of its room, 0 when not, or a negative store error. */
+static int member_exists(store_t *store, request_t *request)
+{
+    call_t call;
+    call_membership(&call, &request->args);
+    return row_exists(store, request, SIOC__SQL_MEMBER_GET, &call);
+}
+
+static int run_room_is_member(store_t *store, request_t *request)
+{
+    int error = check_membership(store, request, 0);
+    int member = error == 0 ? member_exists(store, request) : error;
+    if (member < 0)
+        return member;
+    return request_succeed(request, json_boolean(member));
+}
+
+/* Inserts a message or DM: id, two ids, the text, the time. */
+static int insert_message(store_t *store, request_t *request, sioc__store_statement_t statement,
+                          text_t first, text_t second, const shape_t *shape)
+{
+    char id[GENERATED_ID_SIZE];
+    int error = generate_id(request, id);
+    if (error != 0)
+        return error;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_string(&call, id);
+    call_text(&call, first);
+    call_text(&call, second);
+    call_text(&call, request->args.text);
+    call_string(&call, now);
+    return result_row(store, request, statement, &call, shape, "message not found", NULL);
+}
+
+static int run_message_add(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, a->room_id, "room not found");
+    if (error == 0)
+        error =
+            require_row(store, request, SIOC__SQL_USER_EXISTS, a->sender_id, "sender not found");
+    if (error != 0)
+        return error;
+    return insert_message(store, request, SIOC__SQL_MESSAGE_INSERT, a->room_id, a->sender_id,
+                          &MESSAGE_SHAPE);
+}
+
+static int run_message_history(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, a->room_id, "room not found");
+    int64_t seq = INT64_MAX;
+    call_t call = {.count = 0};
+    call_text(&call, a->before);
+    call_text(&call, a->room_id);
+    if (error == 0)
+        error = before_seq(store, request, SIOC__SQL_MESSAGE_SEQ, &call, a->before, &seq);
+    if (error != 0)
+        return error;
+    call.count = 0;
+    call_text(&call, a->room_id);
+    call_int(&call, seq);
+    call_int(&call, a->limit);
+    return result_rows(store, request, SIOC__SQL_MESSAGE_HISTORY, &call, &MESSAGE_SHAPE);
+}
+
+static int run_dm_add(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error =
+        require_row(store, request, SIOC__SQL_USER_EXISTS, a->sender_id, "sender not found");
+    if (error == 0)
+        error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->recipient_id,
+                            "recipient not found");
+    if (error != 0)
+        return error;
+    return insert_message(store, request, SIOC__SQL_DM_INSERT, a->sender_id, a->recipient_id,
+                          &DM_SHAPE);
+}
+
+static int run_dm_history(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int64_t seq;
+    call_t call = {.count = 0};
+    call_text(&call, a->user_id);
+    call_text(&call, a->other_id);
+    call_text(&call, a->before);
+    int error = before_seq(store, request, SIOC__SQL_DM_SEQ, &call, a->before, &seq);
+    if (error != 0)
+        return error;
+    call.count = 2;
+    call_int(&call, seq);
+    call_int(&call, a->limit);
+    return result_rows(store, request, SIOC__SQL_DM_HISTORY, &call, &DM_SHAPE);
+}
+
+static int run_notification_add(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    char id[GENERATED_ID_SIZE];
+    int error = generate_id(request, id);
+    if (error != 0)
+        return error;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_string(&call, id);
+    call_text(&call, a->user_id);
+    call_text(&call, a->type);
+    call_string(&call, a->payload);
+    call_string(&call, now);
+    return result_row(store, request, SIOC__SQL_NOTIFICATION_INSERT, &call, &NOTIFICATION_SHAPE,
+                      "notification not found", NULL);
+}
+
+static int run_notification_list(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    call_t call = {.count = 0};
+    call_text(&call, a->user_id);
+    call_int(&call, a->limit);
+    return result_rows(store, request,
+                       a->flag ? SIOC__SQL_NOTIFICATION_LIST_UNREAD : SIOC__SQL_NOTIFICATION_LIST,
+                       &call, &NOTIFICATION_SHAPE);
+}
+
+static int run_notification_mark_read(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int64_t updated = 0, changes = 0;
+    call_t call = {.count = 0};
+    if (a->flag) {
+        call_text(&call, a->user_id);
+        int error =
+            execute_plain(store, request, SIOC__SQL_NOTIFICATION_MARK_ALL, &call, NULL, &updated);
+        if (error != 0)
+            return error;
+    }
+    for (size_t index = 0; !a->flag && index < a->id_count; index++) {
+        call.count = 0;
+        call_text(&call, a->ids[index]);
+        call_text(&call, a->user_id);
+        int error =
+            execute_plain(store, request, SIOC__SQL_NOTIFICATION_MARK_ONE, &call, NULL, &changes);
+        if (error != 0)
+            return error;
+        updated += changes;
+    }
+    return request_succeed(request, json_pack("{s:I}", "updated", (json_int_t)updated));
+}
+
+static int run_access_request_add(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    int error = check_membership(store, request, 1);
+    int member = error == 0 ? member_exists(store, request) : error;
+    if (member < 0)
+        return member;
+    if (member)
+        return request_fail(request, STORE_ECONFLICT, "user is already a member");
+    char id[GENERATED_ID_SIZE];
+    if ((error = generate_id(request, id)) != 0)
+        return error;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_string(&call, id);
+    call_text(&call, a->room_id);
+    call_text(&call, a->user_id);
+    call_string(&call, now);
+    return result_row(store, request, SIOC__SQL_ACCESS_INSERT, &call, &ACCESS_SHAPE,
+                      "access request not found", "access request already pending");
+}
+
+/* No pending request had the id: tell a resolved one from a missing one. */
+static int access_request_not_pending(store_t *store, request_t *request, text_t id)
+{
+    call_t call = {.count = 0};
+    call_text(&call, id);
+    int found = row_exists(store, request, SIOC__SQL_ACCESS_GET, &call);
+    if (found < 0)
+        return found;
+    return found ? request_fail(request, STORE_ECONFLICT, "access request already resolved")
+                 : request_fail(request, STORE_ENOTFOUND, "access request not found");
+}
+
+static int run_access_request_resolve(store_t *store, request_t *request)
+{
+    const args_t *a = &request->args;
+    char now[TIME_SIZE];
+    sioc__store_time_now(now);
+    call_t call = {.count = 0};
+    call_text(&call, a->id);
+    call_string(&call, a->status);
+    call_string(&call, now);
+    int error =
+        result_row(store, request, SIOC__SQL_ACCESS_RESOLVE, &call, &ACCESS_SHAPE, NULL, NULL);
+    if (error == STORE_ENOTFOUND)
+        return access_request_not_pending(store, request, a->id);
+    if (error != 0 || strcmp(a->status, "granted") != 0)
+        return error;
+    json_t *room_id = json_object_get(request->result, "roomId");
+    json_t *user_id = json_object_get(request->result, "userId");
+    return member_insert(store, request,
+                         (text_t){json_string_value(room_id), json_string_length(room_id), 1},
+                         (text_t){json_string_value(user_id), json_string_length(user_id), 1});
+}
+
+static int run_access_request_get(store_t *store, request_t *request)
+{
+    return lookup(store, request, SIOC__SQL_ACCESS_GET, request->args.id, &ACCESS_SHAPE,
+                  "access request not found");
+}
+
+typedef struct operation_s {
+    const char *name;
+    const char *(*parse)(reader_t *reader);         /* loop thread: NULL, or the problem */
+    int (*run)(store_t *store, request_t *request); /* worker: 0, or the request's error */
+} operation_t;
+
+static const operation_t operations[STORE_OPERATION_COUNT] = {
+    [STORE_USER_UPSERT] = {"user_upsert", parse_user_upsert, run_user_upsert},
+    [STORE_USER_GET] = {"user_get", parse_id, run_user_get},
+    [STORE_PRESENCE_SET] = {"presence_set", parse_presence_set, run_presence_set},
+    [STORE_PRESENCE_GET] = {"presence_get", parse_user_id, run_presence_get},
+    [STORE_ROOM_CREATE] = {"room_create", parse_room_create, run_room_create},
+    [STORE_ROOM_GET] = {"room_get", parse_id, run_room_get},
+    [STORE_ROOM_ADD_MEMBER] = {"room_add_member", parse_membership, run_room_add_member},
+    [STORE_ROOM_REMOVE_MEMBER] = {"room_remove_member", parse_membership, run_room_remove_member},
+    [STORE_ROOM_MEMBERS] = {"room_members", parse_room_id, run_room_members},
+    [STORE_ROOM_IS_MEMBER] = {"room_is_member", parse_membership, run_room_is_member},
+    [STORE_MESSAGE_ADD] = {"message_add", parse_message_add, run_message_add},
+    [STORE_MESSAGE_HISTORY] = {"message_history", parse_message_history, run_message_history},
+    [STORE_DM_ADD] = {"dm_add", parse_dm_add, run_dm_add},
+    [STORE_DM_HISTORY] = {"dm_history", parse_dm_history, run_dm_history},
+    [STORE_NOTIFICATION_ADD] = {"notification_add", parse_notification_add, run_notification_add},
+    [STORE_NOTIFICATION_LIST] = {"notification_list", parse_notification_list,
+                                 run_notification_list},
+    [STORE_NOTIFICATION_MARK_READ] = {"notification_mark_read", parse_mark_read,
+                                      run_notification_mark_read},
+    [STORE_ACCESS_REQUEST_ADD] = {"access_request_add", parse_membership, run_access_request_add},
+    [STORE_ACCESS_REQUEST_RESOLVE] = {"access_request_resolve", parse_access_resolve,
+                                      run_access_request_resolve},
+    [STORE_ACCESS_REQUEST_GET] = {"access_request_get", parse_id, run_access_request_get},
+};
+
+/* An operation of store.h this file has no entry for (the header grew): refused, not run. */
+static int operation_known(store_operation_t operation)
+{
+    return (unsigned)operation < STORE_OPERATION_COUNT && operations[operation].run != NULL;
+}
+
+const char *store_operation_name(store_operation_t operation)
+{
+    return operation_known(operation) ? operations[operation].name : "unknown";
+}
+
+/* ---- The worker thread ------------------------------------------------------------------- */
+
+/* A control statement (BEGIN, SAVEPOINT, ...) on behalf of request: 0, or the request's error. */
+static int control(store_t *store, request_t *request, sioc__store_statement_t statement)
+{
+    return execute_plain(store, request, statement, NULL, NULL, NULL);
+}
+
+/* A control statement whose failure is only logged (the request already has its outcome). */
+static void control_quiet(store_t *store, sioc__store_statement_t statement)
+{
+    const char *message = NULL;
+    int rc =
+        store->driver->execute(store->connection, statement, NULL, 0, NULL, NULL, NULL, &message);
+    if (rc == STORE_EUNAVAILABLE)
+        store->lost = 1;
+}
+
+/* Runs one request inside the open transaction, in its own savepoint: if it fails, its
+ * changes are rolled back and the rest of the batch goes on. */
+static void request_run(store_t *store, request_t *request)
+{
+    store->operation_name = operations[request->operation].name;
+    if (control(store, request, SIOC__SQL_SAVEPOINT) != 0)
+        return;
+    int error = operations[request->operation].run(store, request);
+    /* Some errors (I/O, disk full, RAISE(ROLLBACK), a lost connection) end the whole
+     * transaction: no savepoint is left to release; the batch notices. */
+    if (store->lost || !store->driver->in_transaction(store->connection))
+        return;
+    if (error != 0)
+        control_quiet(store, SIOC__SQL_ROLLBACK_TO);
+    const char *message = NULL;
+    int rc = store->driver->execute(store->connection, SIOC__SQL_RELEASE, NULL, 0, NULL, NULL, NULL,
+                                    &message);
+    if (rc != 0 && error == 0) {
+        /* Its changes must not be committed with the batch if it reports a failure. */
+        request_fail(request, rc == STORE_EUNAVAILABLE ? STORE_EUNAVAILABLE : STORE_EIO,
+                     rc == STORE_EUNAVAILABLE ? MESSAGE_UNAVAILABLE : message);
+        control_quiet(store, SIOC__SQL_ROLLBACK_TO);
+        control_quiet(store, SIOC__SQL_RELEASE);
+    }
+}
+
+/* Requests from first up to (not including) end that had succeeded lose their result: their
+ * transaction did not commit. */
+static void batch_fail_uncommitted(request_t *first, request_t *end, int error, const char *message)
+{
+    for (request_t *request = first; request != end; request = request->next) {
+        if (request->error == 0)
+            request_fail(request, error, message);
+    }
+}
+
+/* What one batch did, added to the store's counters when it is posted back. */
+typedef struct batch_counts_s {
+    size_t size;
+    uint64_t requests;
+    uint64_t transactions;
+    uint64_t failed_commits;
+} batch_counts_t;
+
+/* Opens a transaction for request; 0, or -1 with the request failed. */
+static int batch_begin(store_t *store, request_t *request, batch_counts_t *counts)
+{
+    store->operation_name = "begin";
+    if (control(store, request, SIOC__SQL_BEGIN) != 0)
+        return -1;
+    counts->transactions++;
+    return 0;
+}
+
+/* Commits the transaction that first opened; on failure every request since fails. */
+static void batch_commit(store_t *store, request_t *first, batch_counts_t *counts)
+{
+    store->operation_name = "commit";
+    const char *message = NULL;
+    int rc = store->driver->execute(store->connection, SIOC__SQL_COMMIT, NULL, 0, NULL, NULL, NULL,
+                                    &message);
+    if (rc == 0)
+        return;
+    log_error("store: commit failed: %s", message != NULL ? message : "?");
+    if (rc == STORE_EUNAVAILABLE)
+        store->lost = 1;
+    else if (store->driver->in_transaction(store->connection))
+        control_quiet(store, SIOC__SQL_ROLLBACK);
+    if (store->lost)
+        batch_fail_uncommitted(first, NULL, STORE_EUNAVAILABLE, MESSAGE_UNAVAILABLE);
+    else
+        batch_fail_uncommitted(first, NULL, STORE_EIO, MESSAGE_ROLLED_BACK);
+    counts->failed_commits++;
+}
+
+/* The connection was lost: the open transaction's requests and the rest of the batch fail. */
+static void batch_lost(request_t *first, request_t *request)
+{
+    log_error("store: the database connection was lost");
+    batch_fail_uncommitted(first != NULL ? first : request, NULL, STORE_EUNAVAILABLE,
+                           MESSAGE_UNAVAILABLE);
+}
+
+/* Runs a batch in as few transactions as possible: one, unless the database rolls one back
+ * on its own, in which case the requests run so far fail and the rest start another. */
+static void batch_run(store_t *store, request_t *batch, batch_counts_t *counts)
+{
+    request_t *first = NULL; /* the first request of the open transaction */
+    store->lost = store->driver->ready(store->connection) != 0;
+    for (request_t *request = batch; request != NULL; request = request->next) {
+        counts->size++;
+        if (request->error != 0)
+            continue; /* refused before it was queued */
+        if (store->lost) {
+            batch_lost(first, request);
+            return;
+        }
+        if (first == NULL && batch_begin(store, request, counts) != 0)
+            continue;
+        if (first == NULL)
+            first = request;
+        request_run(store, request);
+        counts->requests++;
+        if (store->lost) {
+            batch_lost(first, request);
+            return;
+        }
+        if (!store->driver->in_transaction(store->connection)) {
+            log_error("store: %s: the database rolled the transaction back",
+                      operations[request->operation].name);
+            batch_fail_uncommitted(first, request, STORE_EIO, MESSAGE_ROLLED_BACK);
+            if (request->error == 0)
+                request_fail(request, STORE_EIO, MESSAGE_ROLLED_BACK);
+            first = NULL;
+        }
+    }
+    if (first != NULL)
+        batch_commit(store, first, counts);
+}
+
+/* Waits for work; the requests to run (up to BATCH_MAX), or NULL once closing with nothing
+ * left to do. */
+static request_t *worker_take(store_t *store)
+{
+    pthread_mutex_lock(&store->mutex);
+    while (!store->stopping && (store->held || store->pending.head == NULL))
+        pthread_cond_wait(&store->wake, &store->mutex);
+    request_t *batch = queue_take(&store->pending, BATCH_MAX);
+    /* Decided under the same lock as the queue was seen empty, so that no request can be
+     * queued for a worker that no longer looks. */
+    if (batch == NULL)
+        store->queue_closed = 1;
+    pthread_mutex_unlock(&store->mutex);
+    return batch;
+}
+
+/* Hands a committed batch back to the loop thread. */
+static void worker_post(store_t *store, request_t *batch, const batch_counts_t *counts)
+{
+    pthread_mutex_lock(&store->mutex);
+    queue_append(&store->completed, batch);
+    store->stats.batches++;
+    store->stats.requests += counts->requests;
+    store->stats.transactions += counts->transactions;
+    store->stats.failed_commits += counts->failed_commits;
+    if (counts->size > store->stats.largest_batch)
+        store->stats.largest_batch = counts->size;
+    pthread_mutex_unlock(&store->mutex);
+    uv_async_send(&store->completions_async);
+}
+
+static void *worker_main(void *argument)
+{
+    store_t *store = argument;
+    request_t *batch;
+    while ((batch = worker_take(store)) != NULL) {
+        batch_counts_t counts = {0, 0, 0, 0};
+        batch_run(store, batch, &counts);
+        worker_post(store, batch, &counts);
+    }
+    /* Closing the connection is disk work (a WAL checkpoint) kept off the loop thread. */
+    store->driver->close(store->connection);
+    store->connection = NULL;
+    pthread_mutex_lock(&store->mutex);
+    store->worker_exited = 1;
+    pthread_mutex_unlock(&store->mutex);
+    /* The loop joins this thread before it closes the handle, so it is still valid here. */
+    uv_async_send(&store->completions_async);
+    return NULL;
+}
+
+/* ---- The loop thread ----------------------------------------------------------------------- */
+
+static void request_free(request_t *request)
+{
+    json_decref(request->result);
+    json_decref(request->params);
+    free(request->args.payload);
+    free(request->args.ids);
+    free(request->args.id_digits);
+    free(request);
+}
+
+static void request_complete(request_t *request)
+{
+    if (request->done != NULL)
+        request->done(request->error, request->error != 0 ? request->message : NULL,
+                      request->error != 0 ? NULL : request->result, request->data);
+    request_free(request);
+}
+
+/* Runs every completed request, in order, including those that done callbacks refuse on the
+ * way (requests made while the store closes). */
+static void completions_run(store_t *store)
+{
+    for (;;) {
+        pthread_mutex_lock(&store->mutex);
+        request_t *list = queue_take(&store->completed, SIZE_MAX);
+        pthread_mutex_unlock(&store->mutex);
+        if (list == NULL)
+            return;
+        while (list != NULL) {
+            request_t *next = list->next;
+            request_complete(list);
+            list = next;
+        }
+    }
+}
+
+static void store_free(store_t *store)
+{
+    pthread_mutex_destroy(&store->mutex);
+    pthread_cond_destroy(&store->wake);
+    free(store);
+}
+
+static void on_async_closed(uv_handle_t *handle)
+{
+    store_t *store = handle->data;
+    completions_run(store); /* requests made after the handle started closing */
+    void (*closed_cb)(void *data) = store->closed_cb;
+    void *closed_data = store->closed_data;
+    store_free(store);
+    if (closed_cb != NULL)
+        closed_cb(closed_data);
+}
+
+static void on_completions(uv_async_t *handle)
+{
+    store_t *store = handle->data;
+    completions_run(store);
+    if (!store->closing || store->async_closing)
+        return;
+    pthread_mutex_lock(&store->mutex);
+    int exited = store->worker_exited;
+    pthread_mutex_unlock(&store->mutex);
+    if (!exited)
+        return;
+    completions_run(store);            /* posted between the first run and the exit */
+    pthread_join(store->worker, NULL); /* immediate: the thread is returning */
+    store->async_closing = 1;
+    uv_close((uv_handle_t *)&store->completions_async, on_async_closed);
+}
+
+/* Queues a request for the worker, or straight for completion once the worker has taken its
+ * last batch (refused requests only, made while closing): every earlier request has been
+ * posted by then, so either way it completes after them. A refused request goes through the
+ * worker too while it runs, so that it completes after the requests made before it. */
+static void request_queue(store_t *store, request_t *request)
+{
+    int wake_loop = 0;
+    pthread_mutex_lock(&store->mutex);
+    if (store->queue_closed) {
+        queue_push(&store->completed, request);
+        wake_loop = !store->async_closing; /* else the close callback runs it */
+    } else {
+        queue_push(&store->pending, request);
+        pthread_cond_signal(&store->wake);
+    }
+    pthread_mutex_unlock(&store->mutex);
+    if (wake_loop)
+        uv_async_send(&store->completions_async);
+}
+
+/* Reads params into request->args; a problem fails the request (STORE_EINVALID). */
+static void request_parse(request_t *request)
+{
+    reader_t reader;
+    reader_start(&reader, request);
+    const char *problem = operations[request->operation].parse(&reader);
+    if (problem == NULL)
+        return;
+    request_fail(request, problem == MESSAGE_NO_MEMORY ? STORE_EIO : STORE_EINVALID, problem);
+}
+
+void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
+                   void *data)
+{
+    request_t *request = calloc(1, sizeof(*request));
+    if (request == NULL) {
+        /* done must not run synchronously, and there is nothing to queue it with. */
+        log_error("store: out of memory");
+        abort();
+    }
+    request->operation = operation;
+    request->params = params;
+    request->done = done;
+    request->data = data;
+    if (store->closing)
+        request_fail(request, STORE_ECLOSED, MESSAGE_CLOSED);
+    else if (!operation_known(operation))
+        request_fail(request, STORE_EINVALID, "unknown operation");
+    else
+        request_parse(request);
+    request_queue(store, request);
+}
+
+void store_close(store_t *store, void (*closed_cb)(void *data), void *data)
+{
+    if (store == NULL || store->closing)
+        return;
+    store->closing = 1;
+    store->closed_cb = closed_cb;
+    store->closed_data = data;
+    pthread_mutex_lock(&store->mutex);
+    store->stopping = 1;
+    store->held = 0;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
+{
+    pthread_mutex_lock(&store->mutex);
+    *out = store->stats;
+    pthread_mutex_unlock(&store->mutex);
+}
+
+void store_sqlite_hold(store_t *store, int hold)
+{
+    pthread_mutex_lock(&store->mutex);
+    store->held = hold && !store->stopping;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+/* ---- Opening ------------------------------------------------------------------------------- */
+
+/* The worker thread, with every signal blocked so that they reach the loop thread. */
+static int start_worker(store_t *store)
+{
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &previous);
+    int rc = pthread_create(&store->worker, NULL, worker_main, store);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return rc;
+}
+
+static void on_failed_start_closed(uv_handle_t *handle)
+{
+    store_t *store = handle->data;
+    store_free(store);
+}
+
+/* Starts the worker and the completion handle; on failure the store is released (after the
+ * handle's close callback when it had been initialized). */
+static int start_threads(store_t *store, uv_loop_t *loop, char *error, size_t error_size)
+{
+    pthread_mutex_init(&store->mutex, NULL);
+    pthread_cond_init(&store->wake, NULL);
+    int rc = uv_async_init(loop, &store->completions_async, on_completions);
+    if (rc != 0) {
+        snprintf(error, error_size, "store: %s", uv_strerror(rc));
+        store->driver->close(store->connection);
+        store_free(store);
+        return STORE_EIO;
+    }
+    store->completions_async.data = store;
+    rc = start_worker(store);
+    if (rc != 0) {
+        snprintf(error, error_size, "store: cannot start the worker thread: %s", strerror(rc));
+        store->driver->close(store->connection);
+        uv_close((uv_handle_t *)&store->completions_async, on_failed_start_closed);
+        return STORE_EIO;
+    }
+    return 0;
+}
+
+/* The driver named by options (NULL: sqlite), or NULL. */
+static const sioc__store_driver_t *driver_find(const char *name)
+{
+    if (name == NULL || strcmp(name, "sqlite") == 0)
+        return &sioc__store_sqlite_driver;
+    return NULL;
+}
+
+int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
+               size_t error_size)
+{
+    *out = NULL;
+    const sioc__store_driver_t *driver = driver_find(options != NULL ? options->driver : NULL);
+    if (driver == NULL) {
+        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite)",
+                 options->driver);
+        return STORE_EINVALID;
+    }
+    store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL) {
+        snprintf(error, error_size, "store: out of memory");
+        return STORE_EIO;
+    }
+    store->driver = driver;
+    int rc = driver->open(options, &store->connection, error, error_size);
+    if (rc != 0) {
+        free(store);
+        return rc;
+    }
+    rc = start_threads(store, loop, error, error_size);
+    if (rc != 0)
+        return rc;
+    *out = store;
+    return 0;
+}

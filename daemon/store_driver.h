@@ -1,0 +1,106 @@
+/* The store's database drivers (store.c is the store; store_sqlite.c and store_pg.c are the
+ * drivers). The store validates params on the loop thread into typed requests, queues them,
+ * runs each batch on its worker thread as a sequence of numbered statements, shapes the rows
+ * into JSON and completes the requests in order on the loop thread. A driver only knows SQL:
+ * it opens (and migrates) its database, executes one of the statements below with text or
+ * integer parameters, reports rows as text cells, and closes.
+ *
+ * Threading: open runs on the loop thread (startup); every other call runs on the store's
+ * worker thread, one at a time. */
+#ifndef SIOC_DAEMON_STORE_DRIVER_H
+#define SIOC_DAEMON_STORE_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* The statements the store runs. Each driver has the SQL text for every one, in its dialect;
+ * the parameters are numbered as in the comments of store_sqlite.c's table. */
+typedef enum sioc__store_statement {
+    SIOC__SQL_BEGIN,
+    SIOC__SQL_COMMIT,
+    SIOC__SQL_ROLLBACK,
+    SIOC__SQL_SAVEPOINT,
+    SIOC__SQL_RELEASE,
+    SIOC__SQL_ROLLBACK_TO,
+    SIOC__SQL_USER_EXISTS,
+    SIOC__SQL_USER_UPSERT,
+    SIOC__SQL_USER_GET,
+    SIOC__SQL_PRESENCE_SET,
+    SIOC__SQL_PRESENCE_GET,
+    SIOC__SQL_ROOM_EXISTS,
+    SIOC__SQL_ROOM_INSERT,
+    SIOC__SQL_ROOM_GET,
+    SIOC__SQL_MEMBER_INSERT,
+    SIOC__SQL_MEMBER_GET,
+    SIOC__SQL_MEMBER_DELETE,
+    SIOC__SQL_MEMBER_LIST,
+    SIOC__SQL_MESSAGE_INSERT,
+    SIOC__SQL_MESSAGE_SEQ,
+    SIOC__SQL_MESSAGE_HISTORY,
+    SIOC__SQL_DM_INSERT,
+    SIOC__SQL_DM_SEQ,
+    SIOC__SQL_DM_HISTORY,
+    SIOC__SQL_NOTIFICATION_INSERT,
+    SIOC__SQL_NOTIFICATION_LIST,
+    SIOC__SQL_NOTIFICATION_LIST_UNREAD,
+    SIOC__SQL_NOTIFICATION_MARK_ONE,
+    SIOC__SQL_NOTIFICATION_MARK_ALL,
+    SIOC__SQL_ACCESS_INSERT,
+    SIOC__SQL_ACCESS_RESOLVE,
+    SIOC__SQL_ACCESS_GET,
+    SIOC__SQL_STATEMENT_COUNT,
+} sioc__store_statement_t;
+
+/* A parameter: text (bytes NULL: SQL NULL) or an integer. Text is NUL-terminated at
+ * bytes[length] (libpq's text format needs it) and valid during the call. */
+typedef struct sioc__store_param_s {
+    const char *bytes;
+    size_t length;
+    int is_integer;
+    int64_t integer;
+} sioc__store_param_t;
+
+/* A result cell as text (bytes NULL: SQL NULL), valid during the row callback. Booleans are
+ * "1"/"0" (SQLite) or "t"/"f" (PostgreSQL); the store reads both. */
+typedef struct sioc__store_cell_s {
+    const char *bytes;
+    size_t length;
+} sioc__store_cell_t;
+
+/* Called for each row; a non-zero return stops the rows (out of memory) and is returned by
+ * execute. */
+typedef int (*sioc__store_row_cb)(void *data, const sioc__store_cell_t *cells, size_t count);
+
+/* What execute returns besides 0. */
+#define SIOC__STORE_DB_CONFLICT 1 /* a unique or primary key violation */
+
+typedef struct sioc__store_driver_s {
+    const char *name;
+    /* Opens, migrates and prepares, synchronously. 0 with *connection set, or STORE_EINVALID
+     * (bad options) / STORE_EIO / STORE_EUNAVAILABLE with error filled. */
+    int (*open)(const store_options_t *options, void **connection, char *error, size_t error_size);
+    /* Runs a statement: 0 (rows went to row, may be NULL; *changes, may be NULL, counts the
+     * rows an INSERT/UPDATE/DELETE touched), SIOC__STORE_DB_CONFLICT, the row callback's
+     * return, STORE_EUNAVAILABLE (the connection is lost) or STORE_EIO. On failure *message
+     * is a static text for the caller (details are logged by the driver). */
+    int (*execute)(void *connection, sioc__store_statement_t statement,
+                   const sioc__store_param_t *params, size_t count, sioc__store_row_cb row,
+                   void *row_data, int64_t *changes, const char **message);
+    /* 1 while a transaction is open (also when a failed statement left it to be rolled back
+     * to a savepoint), 0 when the database has ended it. */
+    int (*in_transaction)(void *connection);
+    /* Before each batch: 0 when the connection is usable, else STORE_EUNAVAILABLE (the
+     * driver reconnects, with a backoff, from here). */
+    int (*ready)(void *connection);
+    void (*close)(void *connection); /* NULL-safe */
+} sioc__store_driver_t;
+
+extern const sioc__store_driver_t sioc__store_sqlite_driver;
+
+/* "2026-11-21T21:00:00.000Z": the store's clock, for drivers' own rows (schema_version). */
+#define SIOC__STORE_TIME_SIZE 32
+void sioc__store_time_now(char out[SIOC__STORE_TIME_SIZE]);
+
+#endif
