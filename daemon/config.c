@@ -343,6 +343,7 @@ LIMIT_U32(parse_max_text_length, max_text_length, 1, 1000000)
 LIMIT_U32(parse_message_burst, message_burst, 1, 1000000)
 LIMIT_U32(parse_typing_timeout, typing_timeout_ms, 100, 3600000)
 LIMIT_U32(parse_history_limit, history_limit, 1, 1000)
+LIMIT_U32(parse_max_queued_events, max_queued_events, 1, 100000)
 
 static int parse_max_payload(context_t *c, json_t *v)
 {
@@ -373,6 +374,7 @@ static int parse_limits(context_t *c, json_t *v)
         {"messageBurst", parse_message_burst},
         {"typingTimeoutMs", parse_typing_timeout},
         {"historyLimit", parse_history_limit},
+        {"maxQueuedEvents", parse_max_queued_events},
         {NULL, NULL},
     };
     return parse_object(c, v, fields);
@@ -638,6 +640,7 @@ static void set_defaults(config_t *config)
     config->limits.message_burst = 20;
     config->limits.typing_timeout_ms = 5000;
     config->limits.history_limit = 100;
+    config->limits.max_queued_events = 100;
     config->store.driver = strdup("sqlite");
     config->store.path = strdup("sioc.db");
     config->jwt.algorithm = strdup("HS256");

@@ -48,6 +48,7 @@ typedef struct config_s {
         uint32_t message_burst;      /* bucket size (20) */
         uint32_t typing_timeout_ms;  /* a typing:start without stop expires (5000) */
         uint32_t history_limit;      /* max messages per history request (100) */
+        uint32_t max_queued_events;  /* per socket, waiting behind an earlier one (100) */
     } limits;
     struct {
         char *driver; /* "sqlite" */

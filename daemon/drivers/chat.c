@@ -35,6 +35,7 @@ typedef struct typing_s typing_t;
 
 /* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user). */
 typedef struct chat_socket_s {
+    driver_socket_t order; /* first: its events take effect in arrival order */
     chat_t *chat;
     sioc_socket_t *socket;
     json_t *user; /* a reference to the socket's user */
@@ -301,6 +302,7 @@ static void chat_socket_free(chat_socket_t *state)
 {
     while (state->typing != NULL)
         typing_end(state, &state->typing, 1);
+    driver_socket_cleanup(&state->order);
     json_decref(state->user);
     free(state);
 }
@@ -321,6 +323,7 @@ static void on_connection(sioc_socket_t *socket, void *data)
     }
     /* A recovered socket is back in its rooms already: it does not count as another tab. */
     int first = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
+    driver_socket_init(&state->order);
     state->chat = chat;
     state->socket = socket;
     state->user = json_incref(user);
@@ -952,14 +955,15 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, chat);
     sioc_namespace_on_disconnect(nsp, on_disconnect, chat);
-    sioc_namespace_on(nsp, "room:join", on_room_join, chat);
-    sioc_namespace_on(nsp, "room:leave", on_room_leave, chat);
-    sioc_namespace_on(nsp, "room:history", on_room_history, chat);
-    sioc_namespace_on(nsp, "message:send", on_message_send, chat);
-    sioc_namespace_on(nsp, "dm:send", on_dm_send, chat);
-    sioc_namespace_on(nsp, "dm:history", on_dm_history, chat);
-    sioc_namespace_on(nsp, "typing:start", on_typing_start, chat);
-    sioc_namespace_on(nsp, "typing:stop", on_typing_stop, chat);
+    driver_base_t *base = &chat->base;
+    driver_on(base, "room:join", "room:error", on_room_join, chat);
+    driver_on(base, "room:leave", "room:error", on_room_leave, chat);
+    driver_on(base, "room:history", "room:error", on_room_history, chat);
+    driver_on(base, "message:send", "message:error", on_message_send, chat);
+    driver_on(base, "dm:send", "dm:error", on_dm_send, chat);
+    driver_on(base, "dm:history", "dm:error", on_dm_history, chat);
+    driver_on(base, "typing:start", "typing:error", on_typing_start, chat);
+    driver_on(base, "typing:stop", "typing:error", on_typing_stop, chat);
     return 0;
 }
 

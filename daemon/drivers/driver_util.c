@@ -197,6 +197,153 @@ channel_t *driver_base_channel(const driver_base_t *base)
     return channel;
 }
 
+/* ---- per-socket order -------------------------------------------------------------------------
+ */
+
+/* An event that arrived while an earlier one of its socket was in flight: a copy. */
+struct driver_queued_s {
+    driver_queued_t *next;
+    const driver_handler_t *handler;
+    char *name;
+    json_t *args; /* a reference */
+    sioc_binary_t *attachments;
+    size_t attachment_count;
+    int64_t ack_id;
+};
+
+static uint64_t order_serials;
+
+void driver_socket_init(driver_socket_t *order)
+{
+    memset(order, 0, sizeof(*order));
+    order->serial = ++order_serials;
+}
+
+static void queued_free(driver_queued_t *queued)
+{
+    for (size_t i = 0; i < queued->attachment_count; i++)
+        free((void *)queued->attachments[i].data);
+    free(queued->attachments);
+    json_decref(queued->args);
+    free(queued->name);
+    free(queued);
+}
+
+void driver_socket_cleanup(driver_socket_t *order)
+{
+    while (order->head != NULL) {
+        driver_queued_t *queued = order->head;
+        order->head = queued->next;
+        queued_free(queued);
+    }
+    order->tail = NULL;
+    order->queued = 0;
+}
+
+/* The event's parts outlive the callback: the name, the attachments' bytes, a reference on
+ * the arguments (sioc does not change them once delivered). */
+static driver_queued_t *queued_new(const driver_handler_t *handler, const sioc_event_t *event)
+{
+    driver_queued_t *queued = calloc(1, sizeof(*queued));
+    if (queued == NULL || (queued->name = strdup(event->name)) == NULL)
+        goto err;
+    if (event->attachment_count > 0) {
+        queued->attachments = calloc(event->attachment_count, sizeof(sioc_binary_t));
+        if (queued->attachments == NULL)
+            goto err;
+        for (size_t i = 0; i < event->attachment_count; i++) {
+            size_t length = event->attachments[i].length;
+            uint8_t *copy = malloc(length > 0 ? length : 1);
+            if (copy == NULL)
+                goto err;
+            memcpy(copy, event->attachments[i].data, length);
+            queued->attachments[i].data = copy;
+            queued->attachments[i].length = length;
+            queued->attachment_count++;
+        }
+    }
+    queued->handler = handler;
+    queued->args = json_incref(event->args);
+    queued->ack_id = event->ack_id;
+    return queued;
+err:
+    if (queued != NULL)
+        queued_free(queued);
+    return NULL;
+}
+
+/* Runs the waiting events of the socket with id while none of its calls is in flight. A
+ * handler may end the socket: it is looked up again after each one. */
+static void order_drain(sioc_namespace_t *nsp, const char *id, uint64_t serial)
+{
+    char socket_id[SIOC_ID_SIZE];
+    snprintf(socket_id, sizeof(socket_id), "%s", id);
+    sioc_socket_t *socket = sioc_namespace_socket(nsp, socket_id);
+    driver_socket_t *order = socket != NULL ? sioc_socket_get_user(socket) : NULL;
+    if (order == NULL || order->serial != serial || order->draining)
+        return;
+    order->draining = 1;
+    while (order->busy == 0 && order->head != NULL) {
+        driver_queued_t *queued = order->head;
+        order->head = queued->next;
+        if (order->head == NULL)
+            order->tail = NULL;
+        order->queued--;
+        sioc_event_t event = {
+            .name = queued->name,
+            .args = queued->args,
+            .attachments = queued->attachments,
+            .attachment_count = queued->attachment_count,
+            .ack_id = queued->ack_id,
+        };
+        queued->handler->callback(socket, &event, queued->handler->data);
+        queued_free(queued);
+        socket = sioc_namespace_socket(nsp, socket_id);
+        if (socket == NULL || sioc_socket_get_user(socket) != order)
+            return; /* disconnected by the handler: the queue went with it */
+    }
+    order->draining = 0;
+}
+
+static void on_ordered_event(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const driver_handler_t *handler = data;
+    driver_socket_t *order = sioc_socket_get_user(socket);
+    if (order == NULL || (order->busy == 0 && order->head == NULL)) {
+        handler->callback(socket, event, handler->data);
+        return;
+    }
+    channel_t *channel = driver_base_channel(handler->base);
+    uint32_t most = channel != NULL ? channel->daemon->config->limits.max_queued_events : 0;
+    driver_queued_t *queued = order->queued < most ? queued_new(handler, event) : NULL;
+    if (queued == NULL) {
+        log_warn("socket %s: %s refused, %zu events already wait for earlier ones",
+                 sioc_socket_id(socket), event->name, order->queued);
+        channel_reply_error(socket, event, handler->error_event, DRIVER_ERATELIMIT,
+                            "Too many events waiting for earlier ones");
+        return;
+    }
+    if (order->tail != NULL)
+        order->tail->next = queued;
+    else
+        order->head = queued;
+    order->tail = queued;
+    order->queued++;
+}
+
+int driver_on(driver_base_t *base, const char *event, const char *error_event,
+              sioc_event_cb callback, void *data)
+{
+    if (base->handler_count == DRIVER_MAX_HANDLERS)
+        return -1;
+    driver_handler_t *handler = &base->handlers[base->handler_count++];
+    handler->base = base;
+    handler->error_event = error_event;
+    handler->callback = callback;
+    handler->data = data;
+    return sioc_namespace_on(base->channel->nsp, event, on_ordered_event, handler);
+}
+
 /* ---- calls ------------------------------------------------------------------------------------
  */
 
@@ -222,6 +369,11 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     copy_text(call->event_name, sizeof(call->event_name), event != NULL ? event->name : NULL);
     call->error_event = error_event;
     call->ack_id = event != NULL ? event->ack_id : -1;
+    driver_socket_t *order = sioc_socket_get_user(socket);
+    if (order != NULL) {
+        order->busy++;
+        call->order_serial = order->serial;
+    }
     return call;
 err:
     if (call != NULL)
@@ -231,10 +383,23 @@ err:
     return NULL;
 }
 
+/* The call's socket may go on with its next events. */
+static void call_unorder(driver_call_t *call)
+{
+    sioc_socket_t *socket = driver_call_socket(call);
+    driver_socket_t *order = socket != NULL ? sioc_socket_get_user(socket) : NULL;
+    if (order == NULL || order->serial != call->order_serial || order->busy == 0)
+        return;
+    if (--order->busy == 0 && order->head != NULL)
+        order_drain(call->nsp, call->socket_id, call->order_serial);
+}
+
 void driver_call_free(driver_call_t *call)
 {
     if (call == NULL)
         return;
+    if (call->order_serial != 0)
+        call_unorder(call);
     json_decref(call->user);
     json_decref(call->context);
     free(call->user_id);

@@ -80,11 +80,23 @@ int driver_bucket_take(driver_bucket_t *bucket, uint64_t now_ms);
 
 /* ---- driver state and calls ------------------------------------------------------------------ */
 
+#define DRIVER_MAX_HANDLERS 24
+
+/* An event handler registered with driver_on. */
+typedef struct driver_handler_s {
+    struct driver_base_s *base;
+    const char *error_event; /* static: where a refusal of a full queue goes */
+    sioc_event_cb callback;
+    void *data;
+} driver_handler_t;
+
 typedef struct driver_base_s driver_base_t;
 struct driver_base_s {
     channel_t *channel;                   /* NULL once the channel was torn down */
     unsigned references;                  /* one for the channel, one per call in flight */
     void (*release)(driver_base_t *base); /* frees the driver's state (base is inside it) */
+    driver_handler_t handlers[DRIVER_MAX_HANDLERS]; /* the namespace points at them */
+    size_t handler_count;
 };
 
 /* Sets up base with the channel's reference. */
@@ -93,6 +105,32 @@ void driver_base_init(driver_base_t *base, channel_t *channel, void (*release)(d
 void driver_base_detach(driver_base_t *base);
 /* The channel while sioc may be used: not torn down and the daemon not stopping. */
 channel_t *driver_base_channel(const driver_base_t *base);
+
+/* ---- per-socket order ------------------------------------------------------------------------
+ *
+ * Node runs a socket's handlers in arrival order, and the seeds rely on it (seed 002's client
+ * emits room:join and message:send back to back). A handler registered with driver_on runs at
+ * once when its socket has no call in flight; otherwise the event waits in the socket's queue
+ * (at most limits.maxQueuedEvents, then refused with "rate_limited") and runs when the calls
+ * of the events before it have answered. Other sockets are not held up. A driver whose sockets
+ * are ordered keeps a driver_socket_t as the FIRST member of its sioc_socket_set_user state. */
+
+typedef struct driver_queued_s driver_queued_t;
+typedef struct driver_socket_s {
+    uint64_t serial; /* tells a recovered socket (same id) from the one a call began on */
+    unsigned busy;   /* calls of this socket in flight */
+    int draining;    /* the queue is being run (no re-entry) */
+    size_t queued;   /* events waiting */
+    driver_queued_t *head, *tail;
+} driver_socket_t;
+
+void driver_socket_init(driver_socket_t *order);
+/* Drops the waiting events (the socket is gone). */
+void driver_socket_cleanup(driver_socket_t *order);
+/* Registers callback for event on the channel's namespace, in per-socket order. error_event
+ * names the event a refusal goes to when the client asked for no ack. 0 or -1 (too many). */
+int driver_on(driver_base_t *base, const char *event, const char *error_event,
+              sioc_event_cb callback, void *data);
 
 #define DRIVER_EVENT_NAME_SIZE 64
 
@@ -108,10 +146,13 @@ typedef struct driver_call_s {
     json_t *context;         /* what the flow carries from step to step (an object) */
     size_t pending;          /* store requests still out, for fan-outs */
     void (*next)(struct driver_call_s *call); /* the step after a shared one */
+    uint64_t order_serial; /* != 0: counted in its socket's driver_socket_t busy */
 } driver_call_t;
 
 /* A call answering event of socket, carrying the socket's user. With event NULL nothing is
- * answered (work a connection or a disconnection started). NULL when out of memory. */
+ * answered (work a connection or a disconnection started). While the socket has its
+ * driver_socket_t state, the call holds the socket's later events back until it is freed.
+ * NULL when out of memory. */
 driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
                                const sioc_event_t *event, const char *error_event);
 void driver_call_free(driver_call_t *call);

@@ -70,6 +70,12 @@ json_t *notifications_event(json_t *stored)
     return event;
 }
 
+/* A connected socket's state (sioc_socket_set_user). */
+typedef struct notifications_socket_s {
+    driver_socket_t order; /* first: its events take effect in arrival order */
+    driver_bucket_t bucket;
+} notifications_socket_t;
+
 static notifications_t *channel_state(channel_t *channel)
 {
     if (channel == NULL || channel->driver != &driver_notifications || channel->state == NULL)
@@ -136,21 +142,23 @@ static void on_connection(sioc_socket_t *socket, void *data)
     notifications_t *notifications = data;
     const char *user_id = channel_user_id(socket);
     char room[DRIVER_ROOM_NAME_SIZE];
-    driver_bucket_t *bucket = malloc(sizeof(*bucket));
-    if (bucket == NULL || user_id == NULL ||
+    notifications_socket_t *state = malloc(sizeof(*state));
+    if (state == NULL || user_id == NULL ||
         driver_room_name(room, sizeof(room), "user:", user_id) != 0) {
         log_warn("notifications %s: socket %s has no usable user (or out of memory): "
                  "disconnected",
                  sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));
-        free(bucket);
+        free(state);
         sioc_socket_disconnect(socket, 0);
         return;
     }
     /* Access requests notify another user: rate limited like chat messages. */
     const config_t *config = notifications->base.channel->daemon->config;
-    driver_bucket_init(bucket, config->limits.messages_per_second, config->limits.message_burst,
+    driver_socket_init(&state->order);
+    driver_bucket_init(&state->bucket, config->limits.messages_per_second,
+                       config->limits.message_burst,
                        uv_now(notifications->base.channel->daemon->loop));
-    sioc_socket_set_user(socket, bucket);
+    sioc_socket_set_user(socket, state);
     sioc_socket_join(socket, room);
     /* Users must exist before they request access; the profile also names them to owners. */
     driver_call_t *call = driver_call_new(&notifications->base, socket, NULL, NULL);
@@ -161,8 +169,11 @@ static void on_connection(sioc_socket_t *socket, void *data)
 
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
 {
-    free(sioc_socket_get_user(socket));
+    notifications_socket_t *state = sioc_socket_get_user(socket);
     sioc_socket_set_user(socket, NULL);
+    if (state != NULL)
+        driver_socket_cleanup(&state->order);
+    free(state);
 }
 
 /* ---- SYNC_SOCKET ----------------------------------------------------------------------------- */
@@ -415,7 +426,8 @@ static void on_requested_room(int error, const char *message, json_t *room, void
 static void on_request_access(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     notifications_t *notifications = data;
-    driver_bucket_t *bucket = sioc_socket_get_user(socket);
+    notifications_socket_t *state = sioc_socket_get_user(socket);
+    driver_bucket_t *bucket = state != NULL ? &state->bucket : NULL;
     char id[DRIVER_MAX_ID_BYTES + 1];
     if (bucket == NULL)
         return;
@@ -588,12 +600,15 @@ static int notifications_setup(channel_t *channel, char *error, size_t error_siz
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, notifications);
     sioc_namespace_on_disconnect(nsp, on_disconnect, notifications);
-    sioc_namespace_on(nsp, "SYNC_SOCKET", on_sync_socket, notifications);
-    sioc_namespace_on(nsp, "notifications:list", on_notifications_list, notifications);
-    sioc_namespace_on(nsp, "notifications:read", on_notifications_read, notifications);
-    sioc_namespace_on(nsp, "room:requestAccess", on_request_access, notifications);
-    sioc_namespace_on(nsp, "room:grantAccess", on_grant_access, notifications);
-    sioc_namespace_on(nsp, "room:denyAccess", on_deny_access, notifications);
+    driver_base_t *base = &notifications->base;
+    driver_on(base, "SYNC_SOCKET", "notifications:error", on_sync_socket, notifications);
+    driver_on(base, "notifications:list", "notifications:error", on_notifications_list,
+              notifications);
+    driver_on(base, "notifications:read", "notifications:error", on_notifications_read,
+              notifications);
+    driver_on(base, "room:requestAccess", "room:error", on_request_access, notifications);
+    driver_on(base, "room:grantAccess", "room:error", on_grant_access, notifications);
+    driver_on(base, "room:denyAccess", "room:error", on_deny_access, notifications);
     return 0;
 }
 
