@@ -28,25 +28,25 @@ const driver_t *driver_find(const char *name)
 /* ---- who is connecting -------------------------------------------------------------------------
  */
 
-/* Ids are strings everywhere (room names are built from them); JWTs often carry numbers. */
-static json_t *id_string(json_t *value)
+/* A user id as the token or session gave it: a string of 1..128 bytes without NUL, or an
+ * integer. Its type is kept (seed 002 compares msg.sender.id === currentUser.id). */
+static json_t *id_value(json_t *value)
 {
-    if (json_is_string(value) && json_string_length(value) > 0 && json_string_length(value) <= 128)
+    size_t length = json_string_length(value);
+    if (json_is_string(value) && length > 0 && length < CHANNEL_ID_SIZE &&
+        strlen(json_string_value(value)) == length)
         return json_incref(value);
-    if (json_is_integer(value)) {
-        char text[32];
-        snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
-        return json_string(text);
-    }
+    if (json_is_integer(value))
+        return json_incref(value);
     return NULL;
 }
 
 /* The profile the seeds attach to socket.user, from token claims or a session's user. */
 static json_t *user_from_claims(json_t *claims)
 {
-    json_t *id = id_string(json_object_get(claims, "id"));
+    json_t *id = id_value(json_object_get(claims, "id"));
     if (id == NULL)
-        id = id_string(json_object_get(claims, "sub"));
+        id = id_value(json_object_get(claims, "sub"));
     if (id == NULL)
         return NULL;
     json_t *user = json_pack("{s:o}", "id", id);
@@ -280,9 +280,15 @@ json_t *channel_user(sioc_socket_t *socket)
     return json_is_object(user) ? user : NULL;
 }
 
-const char *channel_user_id(sioc_socket_t *socket)
+int channel_user_id_text(sioc_socket_t *socket, char out[CHANNEL_ID_SIZE])
 {
-    return json_string_value(json_object_get(channel_user(socket), "id"));
+    json_t *id = json_object_get(channel_user(socket), "id");
+    out[0] = '\0';
+    if (json_is_integer(id))
+        snprintf(out, CHANNEL_ID_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+    else if (json_is_string(id))
+        snprintf(out, CHANNEL_ID_SIZE, "%s", json_string_value(id));
+    return out[0] != '\0' ? 0 : -1;
 }
 
 void channel_reply_error(sioc_socket_t *socket, const sioc_event_t *event, const char *error_event,

@@ -66,9 +66,14 @@ int channel_setup_all(daemon_t *daemon, char *error, size_t error_size);
 void channel_teardown_all(daemon_t *daemon);
 channel_t *channel_find(daemon_t *daemon, const char *name);
 
+/* Ids (users, rooms) keep the JSON type they came with (a token's `id: 1` stays the number 1 in
+ * every payload); their text, for room names and the store, fits in this many bytes. */
+#define CHANNEL_ID_SIZE 129
+
 /* The authenticated user of a socket ({id, firstName, ...}, borrowed) or NULL. */
 json_t *channel_user(sioc_socket_t *socket);
-const char *channel_user_id(sioc_socket_t *socket);
+/* The user's id as text into out: 0, or -1 (out "") for a socket without a user. */
+int channel_user_id_text(sioc_socket_t *socket, char out[CHANNEL_ID_SIZE]);
 
 /* Answers an event's problem the way the seeds' clients can see it: through the ack when the
  * client asked for one ({ok:false, error:{code, message}}), otherwise as an event error_event

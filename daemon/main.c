@@ -65,7 +65,7 @@ static int check_config_command(int argc, char **argv)
     char error[1024];
     int rc = config_load_file(argv[1], &config, error, sizeof(error));
     if (rc == 0)
-        rc = channel_check_all(&config, error, sizeof(error));
+        rc = serve_check(&config, error, sizeof(error));
     if (rc != 0)
         fprintf(stderr, "%s\n", error);
     else

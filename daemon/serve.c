@@ -29,27 +29,43 @@ static char *read_file(const char *path)
     return text;
 }
 
+/* The JWT verifier the configuration asks for (*out NULL when JWT auth is off). */
+static int jwt_from_config(const config_t *config, auth_jwt_t **out, char *error, size_t error_size)
+{
+    *out = NULL;
+    if (!config->jwt.enabled)
+        return 0;
+    char *key = config->jwt.public_key_file ? read_file(config->jwt.public_key_file) : NULL;
+    if (config->jwt.public_key_file != NULL && key == NULL) {
+        snprintf(error, error_size, "auth.jwt.publicKeyFile: cannot read %s",
+                 config->jwt.public_key_file);
+        return -1;
+    }
+    auth_jwt_options_t options = {
+        .algorithm = config->jwt.algorithm,
+        .secret = config->jwt.secret,
+        .public_key_pem = key,
+        .leeway_seconds = config->jwt.leeway_seconds,
+    };
+    *out = auth_jwt_new(&options, error, error_size);
+    free(key);
+    return *out != NULL ? 0 : -1;
+}
+
+int serve_check(const config_t *config, char *error, size_t error_size)
+{
+    auth_jwt_t *jwt;
+    if (jwt_from_config(config, &jwt, error, error_size) != 0)
+        return -1;
+    auth_jwt_free(jwt);
+    return channel_check_all(config, error, error_size);
+}
+
 static int start_auth(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
-    if (config->jwt.enabled) {
-        char *key = config->jwt.public_key_file ? read_file(config->jwt.public_key_file) : NULL;
-        if (config->jwt.public_key_file != NULL && key == NULL) {
-            snprintf(error, error_size, "auth.jwt.publicKeyFile: cannot read %s",
-                     config->jwt.public_key_file);
-            return -1;
-        }
-        auth_jwt_options_t options = {
-            .algorithm = config->jwt.algorithm,
-            .secret = config->jwt.secret,
-            .public_key_pem = key,
-            .leeway_seconds = config->jwt.leeway_seconds,
-        };
-        daemon->jwt = auth_jwt_new(&options, error, error_size);
-        free(key);
-        if (daemon->jwt == NULL)
-            return -1;
-    }
+    if (jwt_from_config(config, &daemon->jwt, error, error_size) != 0)
+        return -1;
     if (config->session.enabled) {
         auth_session_options_t options = {
             .redis_host = config->session.redis_host,
@@ -158,6 +174,9 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
     store_options_t store_options = {config->store.driver, config->store.path};
+    /* What check-config checks, first: both refuse a configuration in the same words. */
+    if (serve_check(config, error, error_size) != 0)
+        return -1;
     if (store_open(daemon->loop, &store_options, &daemon->store, error, error_size) != 0)
         return -1;
     if (start_auth(daemon, error, error_size) != 0 || start_io(daemon, error, error_size) != 0 ||

@@ -10,4 +10,8 @@
  * the process exit status. */
 int serve_run(config_t *config);
 
+/* Every validation serve_run makes before it opens anything (`sioc check-config` runs it): the
+ * configuration's own, the drivers' options, the JWT key material. 0, or -1 with error. */
+int serve_check(const config_t *config, char *error, size_t error_size);
+
 #endif

@@ -311,9 +311,9 @@ static void on_connection(sioc_socket_t *socket, void *data)
 {
     chat_t *chat = data;
     json_t *user = channel_user(socket);
-    const char *user_id = channel_user_id(socket);
+    char user_id[CHANNEL_ID_SIZE];
     chat_socket_t *state = calloc(1, sizeof(*state));
-    if (state == NULL || user == NULL || user_id == NULL ||
+    if (state == NULL || user == NULL || channel_user_id_text(socket, user_id) != 0 ||
         driver_room_name(state->user_room, sizeof(state->user_room), "user:", user_id) != 0) {
         log_warn("chat %s: socket %s has no usable user (or out of memory): disconnected",
                  sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));

@@ -358,8 +358,8 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     driver_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL || (call->context = json_object()) == NULL)
         goto err;
-    const char *user_id = channel_user_id(socket);
-    if (user_id != NULL && (call->user_id = strdup(user_id)) == NULL)
+    char user_id[CHANNEL_ID_SIZE];
+    if (channel_user_id_text(socket, user_id) == 0 && (call->user_id = strdup(user_id)) == NULL)
         goto err;
     call->user = json_incref(channel_user(socket));
     call->base = base;

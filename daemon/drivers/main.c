@@ -47,7 +47,8 @@ static void on_session_id(sioc_socket_t *socket, const sioc_event_t *event, void
 {
     const char *session_id = session_argument(event);
     const char *own = json_string_value(json_object_get(sioc_socket_data(socket), "sessionId"));
-    const char *user_id = channel_user_id(socket);
+    char user_id[CHANNEL_ID_SIZE];
+    int has_user = channel_user_id_text(socket, user_id) == 0;
     char session_room[SESSION_ROOM_SIZE];
     char user_room[DRIVER_ROOM_NAME_SIZE];
     if (session_id == NULL) {
@@ -66,7 +67,7 @@ static void on_session_id(sioc_socket_t *socket, const sioc_event_t *event, void
     leave_other_sessions(socket, session_room);
     json_t *rooms = json_pack("[s]", session_room);
     sioc_socket_join(socket, session_room);
-    if (user_id != NULL && driver_room_name(user_room, sizeof(user_room), "user.", user_id) == 0) {
+    if (has_user && driver_room_name(user_room, sizeof(user_room), "user.", user_id) == 0) {
         sioc_socket_join(socket, user_room);
         json_array_append_new(rooms, json_string(user_room));
     }

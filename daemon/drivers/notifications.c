@@ -140,10 +140,10 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
 static void on_connection(sioc_socket_t *socket, void *data)
 {
     notifications_t *notifications = data;
-    const char *user_id = channel_user_id(socket);
+    char user_id[CHANNEL_ID_SIZE];
     char room[DRIVER_ROOM_NAME_SIZE];
     notifications_socket_t *state = malloc(sizeof(*state));
-    if (state == NULL || user_id == NULL ||
+    if (state == NULL || channel_user_id_text(socket, user_id) != 0 ||
         driver_room_name(room, sizeof(room), "user:", user_id) != 0) {
         log_warn("notifications %s: socket %s has no usable user (or out of memory): "
                  "disconnected",
@@ -203,9 +203,9 @@ static void on_sync_socket(sioc_socket_t *socket, const sioc_event_t *event, voi
     json_t *claimed = driver_payload(event);
     if (json_is_object(claimed))
         claimed = json_object_get(claimed, json_object_get(claimed, "userId") ? "userId" : "_id");
-    const char *user_id = channel_user_id(socket);
+    char user_id[CHANNEL_ID_SIZE];
     char claimed_id[DRIVER_MAX_ID_BYTES + 1];
-    if (user_id == NULL)
+    if (channel_user_id_text(socket, user_id) != 0)
         return;
     if (claimed != NULL && !json_is_null(claimed) &&
         (driver_id_text(claimed, claimed_id) != 0 || strcmp(claimed_id, user_id) != 0)) {
@@ -218,10 +218,11 @@ static void on_sync_socket(sioc_socket_t *socket, const sioc_event_t *event, voi
     char room[DRIVER_ROOM_NAME_SIZE];
     if (driver_room_name(room, sizeof(room), "user:", user_id) == 0)
         sioc_socket_join(socket, room); /* joined on connection already: idempotent */
-    sync_reply(
-        socket, event,
-        json_pack("{s:b,s:s,s:s}", "ok", 1, "userId", user_id, "socketId", sioc_socket_id(socket)),
-        NULL, NULL);
+    sync_reply(socket, event,
+               json_pack("{s:b,s:O,s:s}", "ok", 1, "userId",
+                         json_object_get(channel_user(socket), "id"), "socketId",
+                         sioc_socket_id(socket)),
+               NULL, NULL);
 }
 
 /* ---- notifications:list and notifications:read --------------------------------------------- */

@@ -69,7 +69,7 @@ describe('sioc check-config', () => {
       what: 'an unknown key in limits',
       patch: (c) => { c.limits.maxTextLen = 10; },
       needle: '"maxTextLen"',
-      message: (file, line) => `${file}:${line}: limits.maxTextLen: unknown key (expected one of: maxPayload, maxBufferedBytes, pingIntervalMs, pingTimeoutMs, connectTimeoutMs, upgradeTimeoutMs, maxTextLength, messagesPerSecond, messageBurst, typingTimeoutMs, historyLimit)`,
+      message: (file, line) => `${file}:${line}: limits.maxTextLen: unknown key (expected one of: maxPayload, maxBufferedBytes, pingIntervalMs, pingTimeoutMs, connectTimeoutMs, upgradeTimeoutMs, maxTextLength, messagesPerSecond, messageBurst, typingTimeoutMs, historyLimit, maxQueuedEvents)`,
     },
     {
       what: 'an unknown key in a channel',
@@ -160,6 +160,30 @@ describe('sioc check-config', () => {
       const res = await runSioc(['serve', '--config', file]);
       assert.ok(res.stderr.includes(message(file, lineOf(text, needle))), res.stderr);
       assert.deepEqual({ code: res.code, signal: res.signal }, { code: 1, signal: null }, `stderr: ${res.stderr}`);
+    });
+  }
+
+  // Issue 15: check-config runs every validation serve runs at start, the key material too.
+  const startCases = [
+    {
+      what: 'an HS256 secret that is a PEM key',
+      patch: (c) => { c.auth.jwt.secret = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n'; },
+      message: () => 'HS256 secret is a PEM key; an HMAC secret must be a shared secret (use RS256 or ES256 with a public key)',
+    },
+    {
+      what: 'an RS256 public key file that cannot be read',
+      patch: (c) => { c.auth.jwt = { algorithm: 'RS256', publicKeyFile: '/nonexistent/key.pem' }; },
+      message: () => 'auth.jwt.publicKeyFile: cannot read /nonexistent/key.pem',
+    },
+  ];
+  for (const { what, patch, message } of startCases) {
+    it(`check-config and serve both refuse ${what}, in the same words`, async () => {
+      const file = writeConfig(dir, configText(dir, patch), 'start-bad.json');
+      const check = await runSioc(['check-config', file]);
+      assert.deepEqual({ code: check.code, stdout: check.stdout, stderr: check.stderr }, { code: 1, stdout: '', stderr: `${message()}\n` });
+      const serve = await runSioc(['serve', '--config', file]);
+      assert.ok(serve.stderr.includes(`sioc: ${message()}`), serve.stderr);
+      assert.deepEqual({ code: serve.code, signal: serve.signal }, { code: 1, signal: null }, `stderr: ${serve.stderr}`);
     });
   }
 
