@@ -384,19 +384,30 @@ static int parse_store_driver(context_t *c, json_t *v)
 {
     if (set_string(c, v, &CONFIG(c)->store.driver) != 0)
         return -1;
-    return strcmp(CONFIG(c)->store.driver, "sqlite") == 0
+    const char *driver = CONFIG(c)->store.driver;
+    return strcmp(driver, "sqlite") == 0 || strcmp(driver, "postgres") == 0
                ? 0
-               : fail(c, "unknown store \"%s\" (expected sqlite)", CONFIG(c)->store.driver);
+               : fail(c, "unknown store \"%s\" (expected sqlite or postgres)", driver);
 }
 static int parse_store_path(context_t *c, json_t *v)
 {
     return set_string(c, v, &CONFIG(c)->store.path);
 }
+static int parse_store_url(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->store.url);
+}
 static int parse_store(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {
-        {"driver", parse_store_driver}, {"path", parse_store_path}, {NULL, NULL}};
-    return parse_object(c, v, fields);
+    static const field_t fields[] = {{"driver", parse_store_driver},
+                                     {"path", parse_store_path},
+                                     {"url", parse_store_url},
+                                     {NULL, NULL}};
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    if (strcmp(CONFIG(c)->store.driver, "postgres") == 0 && CONFIG(c)->store.url == NULL)
+        return fail(c, "the postgres store needs \"url\" (a libpq connection URL)");
+    return 0;
 }
 
 static int parse_jwt_algorithm(context_t *c, json_t *v)
@@ -839,6 +850,7 @@ void config_free(config_t *config)
     free_list(config->cors_origins);
     free(config->store.driver);
     free(config->store.path);
+    free(config->store.url);
     free(config->jwt.algorithm);
     free(config->jwt.secret);
     free(config->jwt.public_key_file);

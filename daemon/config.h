@@ -51,8 +51,9 @@ typedef struct config_s {
         uint32_t max_queued_events;  /* per socket, waiting behind an earlier one (100) */
     } limits;
     struct {
-        char *driver; /* "sqlite" */
-        char *path;   /* "sioc.db" */
+        char *driver; /* "sqlite" | "postgres" */
+        char *path;   /* sqlite: "sioc.db" */
+        char *url;    /* postgres: libpq connection URL (required) */
     } store;
     struct {
         int enabled;

@@ -173,7 +173,9 @@ static void on_signal(uv_signal_t *handle, int signal_number)
 static int start(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
-    store_options_t store_options = {config->store.driver, config->store.path};
+    int postgres = strcmp(config->store.driver, "postgres") == 0;
+    store_options_t store_options = {config->store.driver,
+                                     postgres ? config->store.url : config->store.path};
     /* What check-config checks, first: both refuse a configuration in the same words. */
     if (serve_check(config, error, error_size) != 0)
         return -1;
@@ -190,7 +192,7 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
     }
     fflush(stdout);
     log_info("listening on %s:%d%s, store %s", config->listen.host, sioc_server_port(daemon->io),
-             config->path, config->store.path);
+             config->path, postgres ? "postgres" : config->store.path);
     return 0;
 }
 

@@ -1680,6 +1680,8 @@ static const sioc__store_driver_t *driver_find(const char *name)
 {
     if (name == NULL || strcmp(name, "sqlite") == 0)
         return &sioc__store_sqlite_driver;
+    if (strcmp(name, "postgres") == 0 || strcmp(name, "postgresql") == 0)
+        return &sioc__store_pg_driver;
     return NULL;
 }
 
@@ -1689,7 +1691,7 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
     *out = NULL;
     const sioc__store_driver_t *driver = driver_find(options != NULL ? options->driver : NULL);
     if (driver == NULL) {
-        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite)",
+        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite or postgres)",
                  options->driver);
         return STORE_EINVALID;
     }

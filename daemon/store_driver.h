@@ -98,6 +98,7 @@ typedef struct sioc__store_driver_s {
 } sioc__store_driver_t;
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;
+extern const sioc__store_driver_t sioc__store_pg_driver;
 
 /* "2026-11-21T21:00:00.000Z": the store's clock, for drivers' own rows (schema_version). */
 #define SIOC__STORE_TIME_SIZE 32

@@ -1,0 +1,252 @@
+/* The PostgreSQL store on a real libuv loop and a real PostgreSQL 15: the conformance suite
+ * (store_conformance.inc, the same as for SQLite), then what is PostgreSQL's own: migrations
+ * run once, a server that is not there, a server restarted under the store (requests fail
+ * with STORE_EUNAVAILABLE, none applied twice, the store reconnects), a failing request
+ * rolled back alone.
+ *
+ * The server: SIOC_TEST_PG_URL (and SIOC_TEST_PG_DIR for the restart test). Without it the
+ * test starts its own through tests/lib/postgres.sh, which exits 77 (skipped) when
+ * PostgreSQL is not installed. Every test starts from an empty "sioc" schema. */
+#define _GNU_SOURCE /* strptime, timegm */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store.h"
+#include "store_sqlite.h"
+
+#define BATCH_REQUESTS 1000
+
+#include "store_conformance.inc"
+
+static const char *pg_url(void)
+{
+    return getenv("SIOC_TEST_PG_URL");
+}
+
+static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
+{
+    store_options_t options = {"postgres", fixture->path};
+    return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
+}
+
+/* Runs sql on a connection of the test's own. */
+static void raw_exec(const char *sql)
+{
+    PGconn *conn = PQconnectdb(pg_url());
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PQsetNoticeProcessor(conn, NULL, NULL);
+    PGresult *result = PQexec(conn, sql);
+    ExecStatusType status = PQresultStatus(result);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(result));
+    PQclear(result);
+    PQfinish(conn);
+}
+
+static long long raw_integer(const char *sql)
+{
+    PGconn *conn = PQconnectdb(pg_url());
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PGresult *result = PQexec(conn, sql);
+    if (PQresultStatus(result) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(result));
+    long long value = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
+    PQclear(result);
+    PQfinish(conn);
+    return value;
+}
+
+static void ignore_notice(void *data, const char *message)
+{
+    (void)data, (void)message;
+}
+
+static void reset_schema(void)
+{
+    PGconn *conn = PQconnectdb(pg_url());
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    PQsetNoticeProcessor(conn, ignore_notice, NULL);
+    PQclear(PQexec(conn, "DROP SCHEMA IF EXISTS sioc CASCADE"));
+    PQfinish(conn);
+}
+
+static int setup(void **state)
+{
+    fixture_t *fixture = calloc(1, sizeof(*fixture));
+    assert_non_null(fixture);
+    snprintf(fixture->path, sizeof(fixture->path), "%s", pg_url());
+    reset_schema();
+    assert_int_equal(uv_loop_init(&fixture->loop), 0);
+    fixture_open(fixture);
+    *state = fixture;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *fixture = *state;
+    fixture_close(fixture);
+    uv_run(&fixture->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&fixture->loop), 0);
+    free(fixture);
+    return 0;
+}
+
+/* ---- PostgreSQL's own ---------------------------------------------------------------------- */
+
+static void test_pg_migrations_run_once(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    fixture_close(fixture);
+    fixture_open(fixture); /* a second daemon, or a restart: nothing to migrate */
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.schema_version"), 1);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 1);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": \"a\"}"),
+                "{\"id\": \"a\", \"firstName\": \"a\", \"lastName\": null, \"role\": null,"
+                " \"avatar\": null}");
+}
+
+static void test_pg_newer_schema_refused(void **state)
+{
+    fixture_t *fixture = *state;
+    fixture_close(fixture);
+    raw_exec("INSERT INTO sioc.schema_version VALUES (99, 'later')");
+    char error[512] = "";
+    assert_int_equal(store_open_at(fixture, error, sizeof(error)), STORE_EIO);
+    assert_null(fixture->store);
+    assert_non_null(strstr(error, "schema version 99 is newer than this sioc knows (1)"));
+}
+
+/* A port nobody listens on: a clear error, STORE_EUNAVAILABLE, and never the password. */
+static void test_pg_server_down_at_open(void **state)
+{
+    fixture_t *fixture = *state;
+    fixture_close(fixture);
+    snprintf(fixture->path, sizeof(fixture->path),
+             "postgresql://sioc:secret-word@127.0.0.1:1/sioc_test?connect_timeout=2");
+    char error[512] = "";
+    assert_int_equal(store_open_at(fixture, error, sizeof(error)), STORE_EUNAVAILABLE);
+    assert_null(fixture->store);
+    const char *prefix = "store: postgres sioc@127.0.0.1:1/sioc_test: cannot connect: ";
+    if (strncmp(error, prefix, strlen(prefix)) != 0)
+        fail_msg("unexpected error: %s", error);
+    assert_null(strstr(error, "secret-word"));
+    store_options_t no_url = {"postgres", ""};
+    assert_int_equal(store_open(&fixture->loop, &no_url, &fixture->store, error, sizeof(error)),
+                     STORE_EINVALID);
+    assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
+}
+
+/* A trigger refuses one request: it alone is rolled back, the batch goes on. */
+static void test_pg_failing_request_rolls_back_alone(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    add_user(fixture, "evil");
+    add_room(fixture, "r1", "a");
+    raw_exec("CREATE FUNCTION sioc.refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF NEW.user_id = 'evil' THEN RAISE EXCEPTION 'evil'; END IF; RETURN NEW;"
+             " END $$;"
+             "CREATE TRIGGER refuse_evil BEFORE INSERT ON sioc.room_members"
+             " FOR EACH ROW EXECUTE FUNCTION sioc.refuse_evil()");
+    outcome_t first, failing, last;
+    store_sqlite_hold(fixture->store, 1);
+    request(fixture, STORE_MESSAGE_ADD,
+            "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"1\"}", &first);
+    request(fixture, STORE_ROOM_ADD_MEMBER, "{\"roomId\": \"r1\", \"userId\": \"evil\"}", &failing);
+    request(fixture, STORE_MESSAGE_ADD,
+            "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"3\"}", &last);
+    store_sqlite_hold(fixture->store, 0);
+    wait_for(fixture, &last);
+    assert_int_equal(first.error, 0);
+    assert_int_equal(failing.error, STORE_EIO);
+    assert_string_equal(failing.message, "the database failed");
+    assert_int_equal(last.error, 0);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 3");
+    assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": \"r1\"}"), "[\"a\"]");
+    outcome_clear(&first);
+    outcome_clear(&failing);
+    outcome_clear(&last);
+}
+
+static void restart_server(void)
+{
+    const char *dir = getenv("SIOC_TEST_PG_DIR");
+    if (dir == NULL)
+        skip();
+    char command[512];
+    snprintf(command, sizeof(command), "%s/tests/lib/postgres.sh restart %s", SIOC_SOURCE_DIR, dir);
+    assert_int_equal(system(command), 0);
+}
+
+/* The server restarts between two messages: the first request after it fails with
+ * STORE_EUNAVAILABLE (not applied), the store reconnects by itself, and the table holds
+ * exactly the acknowledged messages. */
+static void test_pg_reconnects_after_restart(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    add_room(fixture, "r1", "a");
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"before\"}"));
+    restart_server();
+    outcome_t outcome;
+    request(fixture, STORE_MESSAGE_ADD,
+            "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"lost\"}", &outcome);
+    wait_for(fixture, &outcome);
+    assert_int_equal(outcome.error, STORE_EUNAVAILABLE);
+    assert_string_equal(outcome.message, "the database is unavailable");
+    int acked = 1;
+    for (int attempt = 0; attempt < 100 && acked == 1; attempt++) {
+        outcome_clear(&outcome);
+        request(fixture, STORE_MESSAGE_ADD,
+                "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}", &outcome);
+        wait_for(fixture, &outcome);
+        if (outcome.error == 0)
+            acked++;
+        else
+            usleep(100 * 1000);
+    }
+    outcome_clear(&outcome);
+    assert_int_equal(acked, 2);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "before after");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 2);
+}
+
+#define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    if (pg_url() == NULL) {
+        /* Start a server of our own and run again under it. */
+        char script[512];
+        snprintf(script, sizeof(script), "%s/tests/lib/postgres.sh", SIOC_SOURCE_DIR);
+        execl(script, script, "run", argv[0], (char *)NULL);
+        perror(script);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        CONFORMANCE_TESTS(TEST),
+        TEST(test_pg_migrations_run_once),
+        TEST(test_pg_newer_schema_refused),
+        TEST(test_pg_server_down_at_open),
+        TEST(test_pg_failing_request_rolls_back_alone),
+        TEST(test_pg_reconnects_after_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
