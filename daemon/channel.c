@@ -94,81 +94,128 @@ static const char *find_token(sioc_socket_t *socket, size_t *length)
     return NULL;
 }
 
+/* The user a JWT proves (claims checked), or NULL with message. */
+static json_t *jwt_user(channel_t *channel, const char *token, size_t length, const char **message)
+{
+    if (channel->daemon->jwt == NULL) {
+        *message = "Token not provided"; /* no JWT configured: a session is the only proof */
+        return NULL;
+    }
+    json_t *claims =
+        auth_jwt_verify(channel->daemon->jwt, token, length, (int64_t)time(NULL), message);
+    if (claims == NULL)
+        return NULL;
+    json_t *user = user_from_claims(claims);
+    json_decref(claims);
+    if (user == NULL)
+        *message = "token has no user id (id or sub)";
+    return user;
+}
+
 static void authenticate_jwt(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
 {
     size_t length;
     const char *token = find_token(socket, &length);
-    if (token == NULL) {
-        refuse(next, "Token not provided");
-        return;
-    }
-    const char *message = NULL;
-    json_t *claims =
-        auth_jwt_verify(channel->daemon->jwt, token, length, (int64_t)time(NULL), &message);
-    if (claims == NULL) {
+    const char *message = "Token not provided";
+    json_t *user = token != NULL ? jwt_user(channel, token, length, &message) : NULL;
+    if (user == NULL)
         refuse(next, message);
-        return;
-    }
-    json_t *user = user_from_claims(claims);
-    json_decref(claims);
-    if (user == NULL) {
-        refuse(next, "token has no user id (id or sub)");
-        return;
-    }
-    accept_user(socket, next, user);
+    else
+        accept_user(socket, next, user);
 }
 
-/* A session lookup in flight; the socket is found again by id once Redis answered. */
+/* The user of a passport session, or NULL. */
+static json_t *session_user(json_t *session)
+{
+    json_t *passport_user = json_object_get(json_object_get(session, "passport"), "user");
+    if (passport_user == NULL)
+        return NULL;
+    /* passport serializes a user as an id or as an object holding one. */
+    json_t *wrapped = json_is_object(passport_user) ? json_incref(passport_user)
+                                                    : json_pack("{s:O}", "id", passport_user);
+    json_t *user = user_from_claims(wrapped);
+    json_decref(wrapped);
+    return user;
+}
+
+/* A session lookup in flight. A connection's (next != NULL) keeps the socket and next, valid
+ * until sioc_next / sioc_next_error (the middleware contract); a later binding's (bound !=
+ * NULL) finds the socket again by id, since it may go away meanwhile. */
 typedef struct session_lookup_s {
+    daemon_t *daemon;      /* outlives the channels: stopping tells whether nsp is still there */
+    sioc_namespace_t *nsp; /* a binding's */
     sioc_socket_t *socket;
     sioc_next_t *next;
+    int optional; /* a connection without a user is admitted, anonymous */
+    channel_bound_cb bound;
+    void *data;
+    char socket_id[SIOC_ID_SIZE];
     char session_id[256];
 } session_lookup_t;
 
 static void on_session(json_t *session, const char *message, void *data)
 {
     session_lookup_t *lookup = data;
-    json_t *passport_user = json_object_get(json_object_get(session, "passport"), "user");
-    json_t *user = NULL;
-    if (session != NULL && passport_user != NULL) {
-        /* passport serializes a user as an id or as an object holding one. */
-        json_t *wrapped = json_is_object(passport_user) ? json_incref(passport_user)
-                                                        : json_pack("{s:O}", "id", passport_user);
-        user = user_from_claims(wrapped);
-        json_decref(wrapped);
-    }
-    if (user == NULL) {
-        refuse(lookup->next, session == NULL ? message : "no user in this session");
+    json_t *user = session != NULL ? session_user(session) : NULL;
+    const char *problem = session == NULL ? message : "no user in this session";
+    sioc_socket_t *socket = lookup->socket;
+    if (lookup->bound != NULL)
+        socket =
+            lookup->daemon->stopping ? NULL : sioc_namespace_socket(lookup->nsp, lookup->socket_id);
+    if (socket != NULL && session != NULL)
+        json_object_set_new(sioc_socket_data(socket), "sessionId", json_string(lookup->session_id));
+    if (lookup->bound != NULL) {
+        if (socket != NULL && user != NULL)
+            json_object_set_new(sioc_socket_data(socket), "user", user);
+        else
+            json_decref(user);
+        lookup->bound(socket, user != NULL ? NULL : problem, lookup->data);
+    } else if (user != NULL) {
+        accept_user(socket, lookup->next, user);
+    } else if (lookup->optional) {
+        sioc_next(lookup->next); /* anonymous, session known when it exists */
     } else {
-        json_object_set_new(sioc_socket_data(lookup->socket), "sessionId",
-                            json_string(lookup->session_id));
-        accept_user(lookup->socket, lookup->next, user);
+        refuse(lookup->next, problem);
     }
     free(lookup);
 }
 
-static void authenticate_session(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
+/* The session id of the socket's handshake cookie (signature checked) into lookup, or -1
+ * with message. */
+static int cookie_session(channel_t *channel, sioc_socket_t *socket, session_lookup_t *lookup,
+                          const char **message)
 {
     const config_t *config = channel->daemon->config;
     const char *cookie = json_string_value(
         json_object_get(json_object_get(sioc_socket_handshake(socket), "headers"), "cookie"));
-    session_lookup_t *lookup = calloc(1, sizeof(*lookup));
-    const char *message = "no session cookie";
+    *message = "no session cookie";
+    if (cookie == NULL || channel->daemon->sessions == NULL)
+        return -1;
     size_t secret_count = 0;
     while (config->session.secrets[secret_count] != NULL)
         secret_count++;
-    if (lookup == NULL || cookie == NULL ||
-        auth_session_cookie_id(cookie, strlen(cookie), config->session.cookie_name,
-                               (const char *const *)config->session.secrets, secret_count,
-                               lookup->session_id, sizeof(lookup->session_id), &message) != 0) {
+    return auth_session_cookie_id(cookie, strlen(cookie), config->session.cookie_name,
+                                  (const char *const *)config->session.secrets, secret_count,
+                                  lookup->session_id, sizeof(lookup->session_id), message);
+}
+
+static void authenticate_session(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next,
+                                 int optional)
+{
+    session_lookup_t *lookup = calloc(1, sizeof(*lookup));
+    const char *message = "out of memory";
+    if (lookup == NULL || cookie_session(channel, socket, lookup, &message) != 0) {
         free(lookup);
-        refuse(next, message);
+        if (optional)
+            sioc_next(next);
+        else
+            refuse(next, message);
         return;
     }
-    /* The socket and next stay valid until sioc_next / sioc_next_error (the middleware
-     * contract), so the lookup may keep them. */
+    lookup->daemon = channel->daemon;
     lookup->socket = socket;
     lookup->next = next;
+    lookup->optional = optional;
     auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
 }
 
@@ -182,6 +229,8 @@ static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
 {
     channel_t *channel = data;
     size_t length;
+    int token = find_token(socket, &length) != NULL;
+    int cookie = has_session_cookie(socket) && channel->daemon->sessions != NULL;
     switch (channel->config->auth) {
     case CONFIG_AUTH_NONE:
         sioc_next(next);
@@ -190,16 +239,48 @@ static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
         authenticate_jwt(channel, socket, next);
         break;
     case CONFIG_AUTH_SESSION:
-        authenticate_session(channel, socket, next);
+        authenticate_session(channel, socket, next, 0);
         break;
     case CONFIG_AUTH_ANY:
-        if (find_token(socket, &length) == NULL && has_session_cookie(socket) &&
-            channel->daemon->sessions != NULL)
-            authenticate_session(channel, socket, next);
+        if (!token && (cookie || channel->daemon->jwt == NULL))
+            authenticate_session(channel, socket, next, 0);
         else
             authenticate_jwt(channel, socket, next);
         break;
+    case CONFIG_AUTH_OPTIONAL:
+        /* A proof the client brings is checked (a bad token is refused); none is anonymous. */
+        if (token)
+            authenticate_jwt(channel, socket, next);
+        else
+            authenticate_session(channel, socket, next, 1);
+        break;
     }
+}
+
+void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
+                       channel_bound_cb done, void *data)
+{
+    const char *message = "no session cookie";
+    if (json_is_string(token)) {
+        json_t *user =
+            jwt_user(channel, json_string_value(token), json_string_length(token), &message);
+        if (user != NULL)
+            json_object_set_new(sioc_socket_data(socket), "user", user);
+        done(socket, user != NULL ? NULL : message, data);
+        return;
+    }
+    session_lookup_t *lookup = calloc(1, sizeof(*lookup));
+    if (lookup == NULL || cookie_session(channel, socket, lookup, &message) != 0) {
+        free(lookup);
+        done(socket, lookup == NULL ? "out of memory" : message, data);
+        return;
+    }
+    lookup->daemon = channel->daemon;
+    lookup->nsp = channel->nsp;
+    lookup->bound = done;
+    lookup->data = data;
+    snprintf(lookup->socket_id, sizeof(lookup->socket_id), "%s", sioc_socket_id(socket));
+    auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
 }
 
 /* ---- set-up -------------------------------------------------------------------------------------
@@ -247,8 +328,9 @@ int channel_setup_all(daemon_t *daemon, char *error, size_t error_size)
             sioc_namespace_use(channel->nsp, authenticate, channel);
         if (channel->driver->setup(channel, error, error_size) != 0)
             return -1;
-        log_info("channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
-                 (const char *[]){"none", "jwt", "session", "any"}[channel_config->auth]);
+        log_info(
+            "channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
+            (const char *[]){"none", "jwt", "session", "any", "optional"}[channel_config->auth]);
     }
     return 0;
 }

@@ -75,6 +75,15 @@ json_t *channel_user(sioc_socket_t *socket);
 /* The user's id as text into out: 0, or -1 (out "") for a socket without a user. */
 int channel_user_id_text(sioc_socket_t *socket, char out[CHANNEL_ID_SIZE]);
 
+/* Binds a socket of an optional-auth channel to the user it proves now: token (a JSON string
+ * holding a JWT; NULL or not a string: none) or else the session of its handshake's cookie,
+ * read again (the user may have logged in since the socket opened). done runs exactly once,
+ * now or later, with the socket (NULL when it went away meanwhile) and NULL or the refusal;
+ * on success socket.data.user is set. A claim without proof binds nothing. */
+typedef void (*channel_bound_cb)(sioc_socket_t *socket, const char *problem, void *data);
+void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
+                       channel_bound_cb done, void *data);
+
 /* Answers an event's problem the way the seeds' clients can see it: through the ack when the
  * client asked for one ({ok:false, error:{code, message}}), otherwise as an event error_event
  * with {code, message}. */

@@ -565,7 +565,7 @@ static int parse_channel_enabled(context_t *c, json_t *v)
 }
 static int parse_channel_auth(context_t *c, json_t *v)
 {
-    static const char *const modes[] = {"none", "jwt", "session", "any", NULL};
+    static const char *const modes[] = {"none", "jwt", "session", "any", "optional", NULL};
     if (!json_is_string(v))
         return fail(c, "expected a string");
     for (int mode = 0; modes[mode] != NULL; mode++) {
@@ -574,7 +574,7 @@ static int parse_channel_auth(context_t *c, json_t *v)
             return 0;
         }
     }
-    return fail(c, "unknown auth \"%s\" (expected none, jwt, session or any)",
+    return fail(c, "unknown auth \"%s\" (expected none, jwt, session, any or optional)",
                 json_string_value(v));
 }
 static int parse_channel_options(context_t *c, json_t *v)
@@ -665,15 +665,22 @@ static void set_defaults(config_t *config)
     config->log_level = strdup("info");
 }
 
-/* The first enabled channel that needs mode (jwt or session), or NULL. */
+/* The first enabled channel with auth mode, or NULL. */
 static const config_channel_t *channel_using(const config_t *config, config_auth_mode_t mode)
 {
     for (size_t i = 0; i < config->channel_count; i++) {
         const config_channel_t *channel = &config->channels[i];
-        if (channel->enabled && (channel->auth == mode || channel->auth == CONFIG_AUTH_ANY))
+        if (channel->enabled && channel->auth == mode)
             return channel;
     }
     return NULL;
+}
+
+/* The first enabled channel taking whichever proof is configured (any, optional), or NULL. */
+static const config_channel_t *channel_either(const config_t *config)
+{
+    const config_channel_t *any = channel_using(config, CONFIG_AUTH_ANY);
+    return any != NULL ? any : channel_using(config, CONFIG_AUTH_OPTIONAL);
 }
 
 /* Points a message at the channel that needs what is missing. */
@@ -693,7 +700,15 @@ static int check_consistency(context_t *c)
         enter(c, "channels");
         return fail(c, "at least one channel is needed");
     }
+    /* any and optional use the kinds of proof that are configured: a session-only setup needs
+     * no JWT secret. */
+    const config_channel_t *either = channel_either(config);
+    if (either != NULL && !config->jwt.enabled && !config->session.enabled)
+        return fail_at_channel(c, either,
+                               "auth any and optional need auth.jwt or auth.session (or both)");
     const config_channel_t *jwt_channel = channel_using(config, CONFIG_AUTH_JWT);
+    if (jwt_channel == NULL && config->jwt.enabled)
+        jwt_channel = either;
     if (jwt_channel != NULL) {
         int hmac = config->jwt.algorithm[0] == 'H';
         if (hmac && (config->jwt.secret == NULL || strlen(config->jwt.secret) < 16))
@@ -704,6 +719,8 @@ static int check_consistency(context_t *c)
         config->jwt.enabled = 1;
     }
     const config_channel_t *session_channel = channel_using(config, CONFIG_AUTH_SESSION);
+    if (session_channel == NULL && config->session.enabled)
+        session_channel = either;
     if (session_channel != NULL && config->session.secrets == NULL)
         return fail_at_channel(c, session_channel, "session auth needs auth.session.secrets");
     if (config->api.enabled && config->api.key == NULL) {

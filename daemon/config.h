@@ -13,10 +13,12 @@
 #include <stdint.h>
 
 typedef enum config_auth_mode {
-    CONFIG_AUTH_NONE,    /* anyone; no user */
-    CONFIG_AUTH_JWT,     /* a valid JWT is required */
-    CONFIG_AUTH_SESSION, /* a valid Express session cookie with a passport user is required */
-    CONFIG_AUTH_ANY,     /* JWT or session, whichever the client brings */
+    CONFIG_AUTH_NONE,     /* anyone; no user */
+    CONFIG_AUTH_JWT,      /* a valid JWT is required */
+    CONFIG_AUTH_SESSION,  /* a valid Express session cookie with a passport user is required */
+    CONFIG_AUTH_ANY,      /* JWT or session, whichever the client brings */
+    CONFIG_AUTH_OPTIONAL, /* JWT or session when the client brings one, else anonymous; an
+                             anonymous socket may bind a user later, with proof */
 } config_auth_mode_t;
 
 typedef struct config_listen_s {

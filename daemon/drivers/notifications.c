@@ -1,9 +1,10 @@
 /* notifications: VMT's live layer (seed 000) on a channel.
  *
- * Every socket joins user:<id> on connection and gets the user's unread notifications (oldest
- * first, at most 100), each as one NEW_NOTIFICATION event: that is what VMT's SocketProvider
- * listens for, so an unchanged VMT front end shows them. New ones come the same way at once
- * (notifications_push, from the HTTP API or the access flow below).
+ * Every socket of a user joins user:<id>; notifications created from then on (notifications_push,
+ * from the HTTP API or the access flow below) come at once as NEW_NOTIFICATION events: what
+ * VMT's SocketProvider listens for. options.replayUnread also pushes the unread ones (oldest
+ * first, at most 100) on connection. With auth "optional" a socket may connect anonymous (VMT
+ * opens it when the page loads) and SYNC_SOCKET binds the user it proves later.
  *
  * Client events (ack {ok:true, ...} or {ok:false, error:{code, message}}; without an ack errors
  * come as the *:error event named):
@@ -33,6 +34,7 @@
 
 typedef struct notifications_s {
     driver_base_t base;
+    int replay_unread; /* options.replayUnread: the unread ones are pushed on connection */
     char event[EVENT_NAME_MAX + 1]; /* what a notification is pushed as */
 } notifications_t;
 
@@ -119,7 +121,7 @@ static void on_unread_listed(int error, const char *message, json_t *list, void 
             0)
             break; /* the socket is closing (a slow reader): the rest would go nowhere */
     }
-    driver_call_free(call);
+    call->next(call);
 }
 
 static void on_user_upserted(int error, const char *message, json_t *result, void *data)
@@ -131,40 +133,67 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
         log_error("notifications: user %s not stored: %s", driver_call_user_id_text(call), message);
     else
         driver_user_complete(call->user, result);
+    if (!call_state(call)->replay_unread) {
+        call->next(call);
+        return;
+    }
     driver_call_request(call, STORE_NOTIFICATION_LIST,
                         json_pack("{s:s,s:b,s:i}", "userId", driver_call_user_id_text(call),
                                   "unreadOnly", 1, "limit", UNREAD_ON_CONNECT_MAX),
                         on_unread_listed);
 }
 
+static void connected_free(driver_call_t *call)
+{
+    driver_call_free(call);
+}
+
+/* The socket of a user: in user:<id>, where new notifications reach it; the user stored
+ * (access requests name users; the profile names them to owners); the unread ones replayed
+ * when options.replayUnread asks for it. Then call->next. -1 when the id makes no room. */
+static int attach_user(sioc_socket_t *socket, driver_call_t *call)
+{
+    char user_id[CHANNEL_ID_SIZE];
+    char room[DRIVER_ROOM_NAME_SIZE];
+    if (channel_user_id_text(socket, user_id) != 0 ||
+        driver_room_name(room, sizeof(room), "user:", user_id) != 0)
+        return -1;
+    sioc_socket_join(socket, room);
+    driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user), on_user_upserted);
+    return 0;
+}
+
 static void on_connection(sioc_socket_t *socket, void *data)
 {
     notifications_t *notifications = data;
-    char user_id[CHANNEL_ID_SIZE];
-    char room[DRIVER_ROOM_NAME_SIZE];
+    channel_t *channel = notifications->base.channel;
     notifications_socket_t *state = malloc(sizeof(*state));
-    if (state == NULL || channel_user_id_text(socket, user_id) != 0 ||
-        driver_room_name(room, sizeof(room), "user:", user_id) != 0) {
-        log_warn("notifications %s: socket %s has no usable user (or out of memory): "
-                 "disconnected",
+    int anonymous = channel_user(socket) == NULL;
+    if (state == NULL || (anonymous && channel->config->auth != CONFIG_AUTH_OPTIONAL)) {
+        log_warn("notifications %s: socket %s has no user (or out of memory): disconnected",
                  sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));
         free(state);
         sioc_socket_disconnect(socket, 0);
         return;
     }
     /* Access requests notify another user: rate limited like chat messages. */
-    const config_t *config = notifications->base.channel->daemon->config;
+    const config_t *config = channel->daemon->config;
     driver_socket_init(&state->order);
     driver_bucket_init(&state->bucket, config->limits.messages_per_second,
-                       config->limits.message_burst,
-                       uv_now(notifications->base.channel->daemon->loop));
+                       config->limits.message_burst, uv_now(channel->daemon->loop));
     sioc_socket_set_user(socket, state);
-    sioc_socket_join(socket, room);
-    /* Users must exist before they request access; the profile also names them to owners. */
+    if (anonymous)
+        return; /* VMT's page before login: SYNC_SOCKET binds the user later, with proof */
     driver_call_t *call = driver_call_new(&notifications->base, socket, NULL, NULL);
-    if (call != NULL)
-        driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user),
-                            on_user_upserted);
+    if (call == NULL)
+        return;
+    call->next = connected_free;
+    if (attach_user(socket, call) != 0) {
+        log_warn("notifications: socket %s has an unusable user id: disconnected",
+                 sioc_socket_id(socket));
+        driver_call_free(call);
+        sioc_socket_disconnect(socket, 0);
+    }
 }
 
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
@@ -174,6 +203,16 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     if (state != NULL)
         driver_socket_cleanup(&state->order);
     free(state);
+}
+
+/* Events other than SYNC_SOCKET act for the user: an anonymous socket is told to log in. */
+static int has_user(sioc_socket_t *socket, const sioc_event_t *event, const char *error_event)
+{
+    if (channel_user(socket) != NULL)
+        return 1;
+    channel_reply_error(socket, event, error_event, DRIVER_EFORBIDDEN,
+                        "Log in first: this socket has no user yet (SYNC_SOCKET binds it)");
+    return 0;
 }
 
 /* ---- SYNC_SOCKET ----------------------------------------------------------------------------- */
@@ -196,33 +235,115 @@ static void sync_reply(sioc_socket_t *socket, const sioc_event_t *event, json_t 
                         json_pack("[n,{s:s,s:s}]", "code", code, "message", message));
 }
 
-/* The socket is tied to its authenticated user from the start (user:<id>, joined on
- * connection): SYNC_SOCKET confirms that, and refuses a payload naming someone else. */
-static void on_sync_socket(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+/* The id a SYNC_SOCKET payload claims (VMT sends user._id, raw or in an object), or NULL. */
+static json_t *claimed_id(const sioc_event_t *event)
 {
     json_t *claimed = driver_payload(event);
     if (json_is_object(claimed))
         claimed = json_object_get(claimed, json_object_get(claimed, "userId") ? "userId" : "_id");
+    return claimed != NULL && !json_is_null(claimed) ? claimed : NULL;
+}
+
+/* 1 when claimed (may be NULL: no claim) names the socket's user. */
+static int claim_matches(sioc_socket_t *socket, json_t *claimed)
+{
     char user_id[CHANNEL_ID_SIZE];
-    char claimed_id[DRIVER_MAX_ID_BYTES + 1];
+    char claimed_text[DRIVER_MAX_ID_BYTES + 1];
     if (channel_user_id_text(socket, user_id) != 0)
+        return 0;
+    return claimed == NULL ||
+           (driver_id_text(claimed, claimed_text) == 0 && strcmp(claimed_text, user_id) == 0);
+}
+
+static json_t *sync_result(sioc_socket_t *socket)
+{
+    return json_pack("{s:b,s:O,s:s}", "ok", 1, "userId",
+                     json_object_get(channel_user(socket), "id"), "socketId",
+                     sioc_socket_id(socket));
+}
+
+/* The answer of a binding SYNC_SOCKET, once the user is stored (and replayed to). */
+static void bound_reply(driver_call_t *call)
+{
+    sioc_socket_t *socket = driver_call_socket(call);
+    if (socket != NULL) {
+        sioc_event_t event = {.name = call->event_name, .ack_id = call->ack_id};
+        sync_reply(socket, &event, sync_result(socket), NULL, NULL);
+    }
+    driver_call_free(call);
+}
+
+static void bound_fail(driver_call_t *call, sioc_socket_t *socket, const char *message)
+{
+    if (socket != NULL) {
+        sioc_event_t event = {.name = call->event_name, .ack_id = call->ack_id};
+        sync_reply(socket, &event, NULL, DRIVER_EFORBIDDEN, message);
+    }
+    driver_call_free(call);
+}
+
+static void on_bound(sioc_socket_t *socket, const char *problem, void *data)
+{
+    driver_call_t *call = data;
+    if (driver_call_abandoned(call))
         return;
-    if (claimed != NULL && !json_is_null(claimed) &&
-        (driver_id_text(claimed, claimed_id) != 0 || strcmp(claimed_id, user_id) != 0)) {
-        log_warn("notifications: socket %s of user %s tried SYNC_SOCKET for another user",
-                 sioc_socket_id(socket), user_id);
+    if (socket == NULL || problem != NULL) {
+        char message[256];
+        snprintf(message, sizeof(message), "Authentication error: %s",
+                 problem != NULL ? problem : "gone");
+        bound_fail(call, socket, message);
+        return;
+    }
+    json_t *claimed = json_object_get(call->context, "claimed");
+    if (!claim_matches(socket, claimed)) {
+        json_object_del(sioc_socket_data(socket), "user");
+        log_warn("notifications: socket %s proved another user than the SYNC_SOCKET claim",
+                 sioc_socket_id(socket));
+        bound_fail(call, socket, "SYNC_SOCKET names another user than the authenticated one");
+        return;
+    }
+    /* The call was made anonymous: it now acts for the user it proved. */
+    json_decref(call->user);
+    call->user = json_incref(channel_user(socket));
+    char user_id[CHANNEL_ID_SIZE];
+    channel_user_id_text(socket, user_id);
+    free(call->user_id);
+    call->user_id = strdup(user_id);
+    log_info("notifications: socket %s bound to user %s", sioc_socket_id(socket), user_id);
+    call->next = bound_reply;
+    if (call->user_id == NULL || attach_user(socket, call) != 0)
+        bound_fail(call, socket, "This user id cannot be served");
+}
+
+/* A socket with a user: SYNC_SOCKET confirms it, and refuses a payload naming someone else.
+ * An anonymous one (auth "optional": VMT connects before login) binds the user it proves now:
+ * a token in the payload ({userId, token}) or the session of its cookie, read again. VMT's own
+ * server believed the claimed id; sioc never binds on a claim alone. */
+static void on_sync_socket(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    notifications_t *notifications = data;
+    json_t *claimed = claimed_id(event);
+    if (channel_user(socket) == NULL) {
+        driver_call_t *call =
+            driver_call_new(&notifications->base, socket, event, "notifications:error");
+        if (call == NULL)
+            return;
+        if (claimed != NULL)
+            json_object_set(call->context, "claimed", claimed);
+        json_t *payload = driver_payload(event);
+        channel_bind_user(notifications->base.channel, socket,
+                          json_is_object(payload) ? json_object_get(payload, "token") : NULL,
+                          on_bound, call);
+        return;
+    }
+    if (!claim_matches(socket, claimed)) {
+        log_warn("notifications: socket %s tried SYNC_SOCKET for another user",
+                 sioc_socket_id(socket));
         sync_reply(socket, event, NULL, DRIVER_EFORBIDDEN,
                    "SYNC_SOCKET names another user than the authenticated one");
         return;
     }
-    char room[DRIVER_ROOM_NAME_SIZE];
-    if (driver_room_name(room, sizeof(room), "user:", user_id) == 0)
-        sioc_socket_join(socket, room); /* joined on connection already: idempotent */
-    sync_reply(socket, event,
-               json_pack("{s:b,s:O,s:s}", "ok", 1, "userId",
-                         json_object_get(channel_user(socket), "id"), "socketId",
-                         sioc_socket_id(socket)),
-               NULL, NULL);
+    sync_reply(socket, event, sync_result(socket), NULL, NULL);
 }
 
 /* ---- notifications:list and notifications:read --------------------------------------------- */
@@ -248,6 +369,8 @@ static void on_listed(int error, const char *message, json_t *list, void *data)
 
 static void on_notifications_list(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
+    if (!has_user(socket, event, "notifications:error"))
+        return;
     notifications_t *notifications = data;
     json_t *payload = driver_payload(event);
     json_t *unread_only = json_object_get(payload, "unreadOnly");
@@ -305,6 +428,8 @@ static json_t *read_ids(json_t *ids)
 
 static void on_notifications_read(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
+    if (!has_user(socket, event, "notifications:error"))
+        return;
     notifications_t *notifications = data;
     json_t *payload = driver_payload(event);
     json_t *ids = read_ids(json_is_object(payload) ? json_object_get(payload, "ids") : payload);
@@ -426,6 +551,8 @@ static void on_requested_room(int error, const char *message, json_t *room, void
 
 static void on_request_access(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
+    if (!has_user(socket, event, "room:error"))
+        return;
     notifications_t *notifications = data;
     notifications_socket_t *state = sioc_socket_get_user(socket);
     driver_bucket_t *bucket = state != NULL ? &state->bucket : NULL;
@@ -537,11 +664,15 @@ static void resolve_access(notifications_t *notifications, sioc_socket_t *socket
 
 static void on_grant_access(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
+    if (!has_user(socket, event, "room:error"))
+        return;
     resolve_access(data, socket, event, "granted");
 }
 
 static void on_deny_access(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
+    if (!has_user(socket, event, "room:error"))
+        return;
     resolve_access(data, socket, event, "denied");
 }
 
@@ -562,7 +693,7 @@ static int is_reserved_event(const char *name)
 static int notifications_check_options(const config_t *config, const config_channel_t *channel,
                                        char *error, size_t error_size)
 {
-    static const char *const known[] = {"event", NULL};
+    static const char *const known[] = {"event", "replayUnread", NULL};
     if (driver_require_authentication(config, channel, "notifications", error, error_size) != 0 ||
         driver_check_option_keys(config, channel, known, error, error_size) != 0)
         return -1;
@@ -575,6 +706,10 @@ static int notifications_check_options(const config_t *config, const config_chan
                                    "expected an event name of 1 to %d bytes, not one Socket.IO "
                                    "reserves (default \"%s\")",
                                    EVENT_NAME_MAX, NOTIFICATIONS_DEFAULT_EVENT);
+    json_t *replay = json_object_get(channel->options, "replayUnread");
+    if (replay != NULL && !json_is_boolean(replay))
+        return driver_option_error(config, channel, "replayUnread", error, error_size,
+                                   "expected true or false");
     return 0;
 }
 
@@ -597,6 +732,8 @@ static int notifications_setup(channel_t *channel, char *error, size_t error_siz
     const char *event = json_string_value(json_object_get(channel->config->options, "event"));
     snprintf(notifications->event, sizeof(notifications->event), "%s",
              event != NULL ? event : NOTIFICATIONS_DEFAULT_EVENT);
+    notifications->replay_unread =
+        json_is_true(json_object_get(channel->config->options, "replayUnread"));
     channel->state = notifications;
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, notifications);

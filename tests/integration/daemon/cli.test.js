@@ -105,7 +105,7 @@ describe('sioc check-config', () => {
       what: 'an unknown channel auth',
       patch: (c) => { c.channels['/'].auth = 'password'; },
       needle: '"password"',
-      message: (file, line) => `${file}:${line}: channels."/".auth: unknown auth "password" (expected none, jwt, session or any)`,
+      message: (file, line) => `${file}:${line}: channels."/".auth: unknown auth "password" (expected none, jwt, session, any or optional)`,
     },
     {
       what: 'an unknown JWT algorithm',

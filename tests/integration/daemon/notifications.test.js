@@ -33,7 +33,7 @@ describe('notifications driver (VMT)', () => {
     requireBin();
     dir = tempDir('vmt');
     config = baseConfig(dir, {
-      channels: { '/': { driver: 'notifications', auth: 'jwt' }, '/chat': { driver: 'chat', auth: 'jwt' } },
+      channels: { '/': { driver: 'notifications', auth: 'jwt', options: { replayUnread: true } }, '/chat': { driver: 'chat', auth: 'jwt' } },
     });
     daemon = await startDaemon(dir, config);
   });

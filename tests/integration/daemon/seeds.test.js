@@ -3,10 +3,17 @@
 // that breaks an unchanged front end fails here.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import express from 'express';
+import session from 'express-session';
+import jwt from 'jsonwebtoken';
+import { RedisStore } from 'connect-redis';
+import { createClient } from 'redis';
 import {
-  requireBin, tempDir, baseConfig, startDaemon, tokenFor, sleep,
+  requireBin, tempDir, baseConfig, startDaemon, tokenFor, sleep, haveRedis, startRedis, JWT_SECRET,
 } from '../lib/daemon.js';
 import SocketService from './seeds/studyconnect-client.js';
+import { connectOnPageLoad, syncSocket } from './seeds/vmt-client.js';
 
 const WAIT_MS = 3000;
 
@@ -121,5 +128,149 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
     assert.equal(dms[0].senderId, currentUser.id);
 
     // Read back from the store (history), ids are the store's text for now: not asserted here.
+  });
+});
+
+const REDIS_SKIP = haveRedis() ? false : 'redis-server is not installed (Debian: apt-get install redis-server)';
+const SESSION_SECRETS = ['seeds-session-secret'];
+
+/**
+ * An Express back end with express-session in Redis (connect-redis), as VMT's, Notes' and
+ * Carolina's servers keep sessions: GET /page gives a visitor a session (saveUninitialized),
+ * POST /login/:id puts passport's user in that same session.
+ */
+async function startSessionBackEnd(redisPort) {
+  const client = createClient({ socket: { host: '127.0.0.1', port: redisPort, reconnectStrategy: false } });
+  client.on('error', () => {});
+  await client.connect();
+  const app = express();
+  app.use(session({
+    store: new RedisStore({ client, prefix: 'sess:' }),
+    secret: SESSION_SECRETS,
+    name: 'connect.sid',
+    resave: true,
+    saveUninitialized: true,
+  }));
+  app.get('/page', (req, res) => {
+    req.session.visited = true;
+    res.json({ ok: true });
+  });
+  app.post('/login/:id', (req, res) => {
+    const id = /^\d+$/.test(req.params.id) ? Number(req.params.id) : req.params.id;
+    req.session.passport = { user: id };
+    res.json({ ok: true });
+  });
+  const web = app.listen(0, '127.0.0.1');
+  await once(web, 'listening');
+  const base = `http://127.0.0.1:${web.address().port}`;
+  return {
+    /** The visitor's cookie ("connect.sid=..."), as a browser keeps it. */
+    async visit() {
+      const res = await fetch(`${base}/page`);
+      return res.headers.get('set-cookie').split(';')[0];
+    },
+    async login(cookie, id) {
+      const res = await fetch(`${base}/login/${id}`, { method: 'POST', headers: { Cookie: cookie } });
+      assert.equal(res.status, 200);
+    },
+    async close() {
+      web.closeAllConnections?.();
+      await new Promise((r) => web.close(r));
+      await client.quit().catch(() => {});
+    },
+  };
+}
+
+describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the user with proof', { skip: REDIS_SKIP }, () => {
+  let redis;
+  let backEnd;
+  let daemon;
+  const sockets = [];
+  before(async () => {
+    requireBin();
+    redis = await startRedis();
+    backEnd = await startSessionBackEnd(redis.port);
+    const dir = tempDir('seeds-vmt');
+    daemon = await startDaemon(dir, baseConfig(dir, {
+      auth: {
+        jwt: { algorithm: 'HS256', secret: JWT_SECRET },
+        session: { cookieName: 'connect.sid', secrets: SESSION_SECRETS, redis: { host: '127.0.0.1', port: redis.port, prefix: 'sess:' } },
+      },
+      channels: { '/': { driver: 'notifications', auth: 'optional' } },
+    }));
+  });
+  after(async () => {
+    for (const socket of sockets) socket.disconnect();
+    try {
+      await daemon?.stopChecked();
+    } finally {
+      await backEnd?.close();
+      await redis?.stop();
+    }
+  });
+
+  const notify = (userId, type) => daemon.apiOk('POST', '/notifications', { userId, type, payload: { note: type } }, 201);
+  async function pageLoad(cookie) {
+    const socket = connectOnPageLoad(daemon.url(''), cookie ? { extraHeaders: { Cookie: cookie } } : {});
+    sockets.push(socket);
+    await next(socket, 'connect');
+    return socket;
+  }
+
+  it('anonymous at page load; SYNC_SOCKET before login is refused and binds nothing; after login it binds, and notifications arrive without a reload', async () => {
+    const user = { _id: ++numericIds };
+    const cookie = await backEnd.visit();
+    const socket = await pageLoad(cookie);
+    const got = [];
+    const [res0, err0] = await syncSocket(socket, user, (n) => got.push(n));
+    assert.equal(res0, null);
+    assert.deepEqual(err0, { code: 'forbidden', message: 'Authentication error: no user in this session' });
+    await notify(user._id, 'requestAccess');
+    await sleep(200);
+    assert.deepEqual(got, [], 'an unproven claim receives nothing');
+
+    await backEnd.login(cookie, user._id);
+    const [res, err] = await syncSocket(socket, user, () => {});
+    assert.equal(err, null);
+    assert.deepEqual(res, { ok: true, userId: user._id, socketId: socket.id });
+    await notify(user._id, 'grantedAccess');
+    await until(() => got.length === 1, 'the notification');
+    assert.equal(got[0].notification.notificationType, 'grantedAccess');
+    assert.equal(got[0].notification.toUser, String(user._id));
+  });
+
+  it('a logged-in session cannot bind to another user than its own', async () => {
+    const [ann, mallory] = [{ _id: ++numericIds }, { _id: ++numericIds }];
+    const cookie = await backEnd.visit();
+    await backEnd.login(cookie, mallory._id);
+    const socket = await pageLoad(cookie);
+    const [res, err] = await syncSocket(socket, ann, () => {});
+    assert.equal(res, null);
+    assert.deepEqual(err, { code: 'forbidden', message: 'SYNC_SOCKET names another user than the authenticated one' });
+  });
+
+  it('a token in SYNC_SOCKET ({userId, token}) is proof too; a forged one is refused', async () => {
+    const user = numericUser('Tom');
+    const socket = await pageLoad(null);
+    const ask = (payload) => new Promise((resolve) => socket.emit('SYNC_SOCKET', payload, (...a) => resolve(a)));
+    const [, forged] = await ask({ userId: user.id, token: jwt.sign(user, 'x'.repeat(32)) });
+    assert.deepEqual(forged, { code: 'forbidden', message: 'Authentication error: invalid signature' });
+    const [res] = await ask({ userId: user.id, token: tokenFor(user) });
+    assert.deepEqual(res, { ok: true, userId: user.id, socketId: socket.id });
+  });
+
+  it('by default only notifications created while connected are pushed: no replay of unread ones on each page load', async () => {
+    const user = { _id: ++numericIds };
+    const cookie = await backEnd.visit();
+    await backEnd.login(cookie, user._id);
+    await notify(user._id, 'requestAccess'); // while offline
+    const socket = await pageLoad(cookie);
+    const got = [];
+    const [res] = await syncSocket(socket, user, (n) => got.push(n.notification.notificationType));
+    assert.equal(res.ok, true);
+    await notify(user._id, 'grantedAccess');
+    await until(() => got.length >= 1, 'the new notification');
+    await sleep(100);
+    assert.deepEqual(got, ['grantedAccess']);
   });
 });
