@@ -14,6 +14,7 @@ import {
 } from '../lib/daemon.js';
 import SocketService from './seeds/studyconnect-client.js';
 import { connectOnPageLoad, syncSocket } from './seeds/vmt-client.js';
+import { makeWebSocketsSvc } from './seeds/carolina-client.js';
 
 const WAIT_MS = 3000;
 
@@ -272,5 +273,78 @@ describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the u
     await until(() => got.length >= 1, 'the new notification');
     await sleep(100);
     assert.deepEqual(got, ['grantedAccess']);
+  });
+});
+
+describe('Carolina (seed 004): anonymous visitors and logged-in users on one channel', { skip: REDIS_SKIP }, () => {
+  let redis;
+  let backEnd;
+  let daemon;
+  const services = [];
+  before(async () => {
+    requireBin();
+    redis = await startRedis();
+    backEnd = await startSessionBackEnd(redis.port);
+    const dir = tempDir('seeds-carolina');
+    daemon = await startDaemon(dir, baseConfig(dir, {
+      auth: { session: { cookieName: 'connect.sid', secrets: SESSION_SECRETS, redis: { host: '127.0.0.1', port: redis.port, prefix: 'sess:' } } },
+      channels: { '/': { driver: 'main', auth: 'optional' } },
+    }));
+  });
+  after(async () => {
+    for (const service of services) service.close();
+    try {
+      await daemon?.stopChecked();
+    } finally {
+      await backEnd?.close();
+      await redis?.stop();
+    }
+  });
+
+  /** A browser page with the seed's frontend code: configureChannel('/') with 'some-event'. */
+  async function page(cookie) {
+    const WebSocketsSvc = makeWebSocketsSvc(daemon.url(''), { extraHeaders: { Cookie: cookie } });
+    services.push(WebSocketsSvc);
+    const got = [];
+    // The seed's frontend, as given.
+    WebSocketsSvc.configureChannel('/', (socket) => {
+      socket.on('connect', () => {
+        got.push('connect');
+      });
+      socket.on('some-event', (data) => {
+        // data from the server
+        got.push(data);
+      });
+    });
+    const socket = WebSocketsSvc.connect('/');
+    await until(() => got.includes('connect'), 'the connection');
+    return { socket, got };
+  }
+
+  it('a visitor joins session.{id} only; a logged-in user also user.{id}, where emitToUser reaches every tab', async () => {
+    const userId = ++numericIds;
+    const visitorCookie = await backEnd.visit();
+    const userCookie = await backEnd.visit();
+    await backEnd.login(userCookie, userId);
+    const visitor = await page(visitorCookie);
+    const tab1 = await page(userCookie);
+    const tab2 = await page(userCookie);
+    await sleep(150); // session_id is handled
+
+    // WebSocketsSvc.channels['/'].emitToUser(specificUser, 'some-event', data)
+    await daemon.apiOk('POST', `/users/${userId}/emit`, { namespace: '/', event: 'some-event', args: [{ for: 'user' }] });
+    await until(() => tab1.got.length === 2 && tab2.got.length === 2, 'some-event on both tabs');
+    assert.deepEqual(tab1.got[1], { for: 'user' });
+    // WebSocketsSvc.channels['/'].emit('some-event', data): everyone, the visitor too.
+    await daemon.apiOk('POST', '/emit', { namespace: '/', event: 'some-event', args: [{ for: 'all' }] });
+    await until(() => visitor.got.length === 2, 'the broadcast at the visitor');
+    assert.deepEqual(visitor.got, ['connect', { for: 'all' }], 'the visitor got no user event');
+
+    const visitorSid = decodeURIComponent(visitorCookie.split('=')[1]).slice(2).split('.')[0];
+    await daemon.apiOk('POST', '/emit', { namespace: '/', event: 'some-event', args: [{ for: 'session' }], rooms: [`session.${visitorSid}`] });
+    await until(() => visitor.got.length === 3, 'the session event');
+    assert.deepEqual(visitor.got[2], { for: 'session' });
+    await sleep(100);
+    assert.equal(tab1.got.length, 3, 'the user tabs got the broadcast, not the session event');
   });
 });
