@@ -325,6 +325,44 @@ static void route_health(api_call_t *call)
                     (json_int_t)(uptime_ms / 1000), "channels", channels));
 }
 
+/* ---- GET /healthz and GET /readyz: probes for systemd, load balancers and orchestrators ------ */
+
+/* The process runs and its loop answers: nothing else is checked, so that a slow store never
+ * gets a live daemon restarted. */
+static void route_healthz(api_call_t *call)
+{
+    reply(call, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void on_ready_probe(api_call_t *call, int error, const char *message, json_t *result)
+{
+    /* The probe reads a user that never exists: "not found" is the store answering. */
+    if (error != 0 && error != STORE_ENOTFOUND) {
+        reply(call, 503,
+              json_pack("{s:s,s:{s:s,s:s}}", "status", "unavailable", "checks", "listening", "ok",
+                        "store", message != NULL ? message : "failed"));
+        return;
+    }
+    reply(
+        call, 200,
+        json_pack("{s:s,s:{s:s,s:s}}", "status", "ok", "checks", "listening", "ok", "store", "ok"));
+}
+
+/* Listening (the Socket.IO server is up) and the store answers a read through its queue, so a
+ * store thread that is stuck behind a full disk shows here as a probe that times out. */
+static void route_readyz(api_call_t *call)
+{
+    daemon_t *daemon = call->api->daemon;
+    if (daemon->io == NULL || daemon->store == NULL || daemon->stopping) {
+        reply(call, 503,
+              json_pack("{s:s,s:{s:s}}", "status", "unavailable", "checks", "listening",
+                        "not listening"));
+        return;
+    }
+    store_call(call, STORE_USER_GET, json_pack("{s:s}", "id", "sioc-readiness-probe"), NULL,
+               on_ready_probe);
+}
+
 /* ---- POST /emit ---------------------------------------------------------------------------- */
 
 static void route_emit(api_call_t *call)
@@ -765,6 +803,8 @@ static void route_presence_room(api_call_t *call)
 
 static const api_route_t routes[] = {
     {"GET", "/health", route_health, API_ROUTE_PUBLIC},
+    {"GET", "/healthz", route_healthz, API_ROUTE_PUBLIC},
+    {"GET", "/readyz", route_readyz, API_ROUTE_PUBLIC},
     {"POST", "/emit", route_emit, API_ROUTE_BODY},
     {"POST", "/users/{userId}/emit", route_user_emit, API_ROUTE_BODY},
     {"POST", "/rooms", route_room_create, API_ROUTE_BODY},
@@ -862,7 +902,8 @@ static void on_request(sioc_web_request_t *request, void *data)
     api_route_miss_t miss;
     call->route = api_route_find(routes, sizeof(routes) / sizeof(routes[0]),
                                  call->head_only ? "GET" : method, path, &call->params, &miss);
-    /* Everything but GET /health needs the key, unknown paths too: no probing of the routes. */
+    /* Everything but the probes (GET /health, /healthz, /readyz) needs the key, unknown paths too:
+     * no probing of the routes. */
     int public_route = call->route != NULL && (call->route->flags & API_ROUTE_PUBLIC);
     if (!public_route && !authorized(call))
         return;

@@ -533,9 +533,18 @@ static int parse_log_level(context_t *c, json_t *v)
     return fail(c, "unknown level \"%s\" (expected error, warn, info or debug)",
                 CONFIG(c)->log_level);
 }
+static int parse_log_format(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->log_format) != 0)
+        return -1;
+    if (strcmp(CONFIG(c)->log_format, "text") == 0 || strcmp(CONFIG(c)->log_format, "json") == 0)
+        return 0;
+    return fail(c, "unknown format \"%s\" (expected text or json)", CONFIG(c)->log_format);
+}
 static int parse_log(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {{"level", parse_log_level}, {NULL, NULL}};
+    static const field_t fields[] = {
+        {"level", parse_log_level}, {"format", parse_log_format}, {NULL, NULL}};
     return parse_object(c, v, fields);
 }
 
@@ -663,6 +672,7 @@ static void set_defaults(config_t *config)
     config->api.listen.port = 3001;
     config->api.max_body = 1000000;
     config->log_level = strdup("info");
+    config->log_format = strdup("text");
 }
 
 /* The first enabled channel with auth mode, or NULL. */
@@ -879,6 +889,7 @@ void config_free(config_t *config)
     free(config->api.listen.host);
     free(config->api.key);
     free(config->log_level);
+    free(config->log_format);
     for (size_t i = 0; i < config->channel_count; i++) {
         free(config->channels[i].name);
         free(config->channels[i].driver);

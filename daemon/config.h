@@ -79,8 +79,9 @@ typedef struct config_s {
         char *key;              /* required when enabled */
         uint64_t max_body;      /* 1,000,000 */
     } api;
-    int recovery;    /* connection state recovery (off) */
-    char *log_level; /* "error" "warn" "info" "debug" */
+    int recovery;     /* connection state recovery (off) */
+    char *log_level;  /* "error" "warn" "info" "debug" */
+    char *log_format; /* "text" "json" */
     config_channel_t *channels;
     size_t channel_count;
     char *source; /* the file's text, for config_line_of */

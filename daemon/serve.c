@@ -203,20 +203,21 @@ int serve_run(config_t *config)
     daemon->loop = uv_default_loop();
     daemon->config = config;
     log_set_level_name(config->log_level);
+    log_set_format_name(config->log_format);
     signal(SIGPIPE, SIG_IGN);
+    /* Signals first: a supervisor may send SIGTERM as soon as it reads the listening line. */
+    for (int i = 0; i < 2; i++) {
+        uv_signal_init(daemon->loop, &signal_handles[i]);
+        signal_handles[i].data = daemon;
+        uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
+    }
+    signals_started = 1;
     char error[1024] = "";
     if (start(daemon, error, sizeof(error)) != 0) {
         log_error("%s", error);
         fprintf(stderr, "sioc: %s\n", error);
         exit_status = 1;
         stop(daemon);
-    } else {
-        for (int i = 0; i < 2; i++) {
-            uv_signal_init(daemon->loop, &signal_handles[i]);
-            signal_handles[i].data = daemon;
-            uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
-        }
-        signals_started = 1;
     }
     uv_run(daemon->loop, UV_RUN_DEFAULT);
     uv_loop_close(daemon->loop);

@@ -46,6 +46,7 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(config.channels[0].line, 1);
     assert_false(config.api.enabled);
     assert_false(config.jwt.enabled);
+    assert_string_equal(config.log_format, "text");
     config_free(&config);
 }
 
@@ -62,7 +63,7 @@ static const char full[] =
     "  },\n"
     "  \"api\": {\"listen\": {\"port\": 0}, \"key\": \"0123456789abcdef\"},\n"
     "  \"recovery\": true,\n"
-    "  \"log\": {\"level\": \"debug\"},\n"
+    "  \"log\": {\"level\": \"debug\", \"format\": \"json\"},\n"
     "  \"channels\": {\n"
     "    \"/\": {\"driver\": \"chat\", \"options\": {\"autoCreateRooms\": false}},\n"
     "    \"/carolina\": {\"driver\": \"main\", \"auth\": \"session\", \"enabled\": false}\n"
@@ -92,6 +93,7 @@ static void test_every_section(void **state)
     assert_int_equal(config.api.listen.port, 0);
     assert_true(config.recovery);
     assert_string_equal(config.log_level, "debug");
+    assert_string_equal(config.log_format, "json");
     assert_int_equal(config.channel_count, 2);
     assert_int_equal(config.channels[0].auth, CONFIG_AUTH_JWT);
     assert_true(json_is_false(json_object_get(config.channels[0].options, "autoCreateRooms")));
@@ -124,6 +126,8 @@ static void test_refusals_name_the_line(void **state)
     assert_refused("{\"channels\": {\"/\": {\"driver\": \"chat\"}}}",
                    "sioc.json:1: channels.\"/\": jwt auth needs auth.jwt.secret (16 characters or "
                    "more)");
+    assert_refused("{\"log\": {\"format\": \"xml\"}}",
+                   "sioc.json:1: log.format: unknown format \"xml\" (expected text or json)");
     assert_refused("{\"channels\": {}}", "sioc.json:1: channels: at least one channel is needed");
     assert_refused("{\"api\": {\"key\": \"short\"}}",
                    "sioc.json:1: api.key: expected a key of 16 characters or more");

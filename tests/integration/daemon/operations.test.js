@@ -1,0 +1,111 @@
+// Operating the daemon (docs/operations.md): the probes GET /healthz and GET /readyz on the API
+// listener (no key), and the JSON log format (log.format "json": one object per line, every
+// line, whatever the message holds), next to the text format it replaces.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep,
+} from '../lib/daemon.js';
+import { request } from '../lib/http.js';
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+describe('probes', () => {
+  let daemon;
+  before(async () => {
+    requireBin();
+    const dir = tempDir('probes');
+    daemon = await startDaemon(dir, baseConfig(dir));
+  });
+  after(async () => {
+    await daemon?.stopChecked();
+  });
+
+  it('GET /healthz needs no key and answers 200 {"status":"ok"}', async () => {
+    const res = await daemon.api('GET', '/healthz', undefined, { key: null });
+    assert.equal(res.status, 200);
+    assert.match(res.header('content-type'), /^application\/json/);
+    assert.deepEqual(res.json, { status: 'ok' });
+  });
+
+  it('GET /readyz needs no key: listening and the store answers', async (t) => {
+    const c = daemon.clients(t);
+    await connectAs(c, makeUser('Ready')); // the store is in use, not only opened
+    const res = await daemon.api('GET', '/readyz', undefined, { key: null });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json, { status: 'ok', checks: { listening: 'ok', store: 'ok' } });
+  });
+
+  it('HEAD works as for every GET route; other methods are 405 (with the key) or 401 (without)', async () => {
+    const head = await daemon.api('HEAD', '/readyz', undefined, { key: null });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, '');
+    const post = await daemon.api('POST', '/healthz', {});
+    assert.equal(post.status, 405);
+    const anonymous = await daemon.api('POST', '/healthz', {}, { key: null });
+    assert.equal(anonymous.status, 401);
+  });
+});
+
+function jsonLines(stderr) {
+  const lines = stderr.split('\n').filter((line) => line.length > 0);
+  return lines.map((line) => {
+    let object;
+    assert.doesNotThrow(() => (object = JSON.parse(line)), `not one JSON object per line: ${JSON.stringify(line)}`);
+    assert.deepEqual(Object.keys(object), ['time', 'level', 'message'], line);
+    assert.match(object.time, ISO);
+    assert.ok(['error', 'warn', 'info', 'debug'].includes(object.level), line);
+    return object;
+  });
+}
+
+describe('logs', () => {
+  it('log.format "json": every stderr line is one JSON object {time, level, message}', async (t) => {
+    requireBin();
+    const dir = tempDir('log-json');
+    const daemon = await startDaemon(dir, baseConfig(dir, { log: { level: 'debug', format: 'json' } }));
+    let stopped = false;
+    try {
+      const c = daemon.clients(t);
+      await connectAs(c, makeUser('Logan'));
+      // Bytes a JSON encoder must escape, in a logged path (a refused key is logged with it).
+      const odd = '/nope/a"b\\c%22';
+      const res = await request(daemon.apiPort, { method: 'GET', path: odd, headers: [['Authorization', 'Bearer x']] });
+      assert.equal(res.status, 401);
+      await sleep(100);
+      await daemon.stopChecked();
+      stopped = true;
+      const entries = jsonLines(daemon.stderr);
+      const messages = entries.map((entry) => entry.message);
+      assert.ok(messages.some((m) => /^listening on 127\.0\.0\.1:\d+\/socket\.io\//.test(m)), messages.join('\n'));
+      assert.ok(messages.includes('stopping'), messages.join('\n'));
+      assert.ok(messages.includes('stopped'), messages.join('\n'));
+      const logged = entries.find((entry) => entry.message.includes('/nope/'));
+      assert.ok(logged, `the refusal is logged:\n${messages.join('\n')}`);
+      assert.equal(logged.level, 'warn'); // a wrong key is worth a warning
+      assert.ok(logged.message.includes(odd), logged.message);
+    } finally {
+      if (!stopped) await daemon.stop();
+    }
+  });
+
+  it('the default text format: "<time> <level> <message>" per line', async () => {
+    requireBin();
+    const dir = tempDir('log-text');
+    const daemon = await startDaemon(dir, baseConfig(dir));
+    await daemon.stopChecked();
+    const lines = daemon.stderr.split('\n').filter((line) => line.length > 0);
+    assert.ok(lines.length >= 3, daemon.stderr);
+    for (const line of lines) {
+      assert.match(line, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (error|warn |info |debug) \S/, line);
+    }
+  });
+
+  it('an unknown log.format is refused with the line', async () => {
+    requireBin();
+    const dir = tempDir('log-bad');
+    await assert.rejects(
+      startDaemon(dir, baseConfig(dir, { log: { level: 'info', format: 'xml' } })),
+      /log\.format: unknown format "xml" \(expected text or json\)/);
+  });
+});
