@@ -132,13 +132,28 @@ static void answer_error(sioc_eio_server_t *server, sioc__http_conn_t *http,
 
 /* ---- verification ------------------------------------------------------------------------ */
 
-static int parse_transport(const char *name)
+/* Decoded query values are compared with their length: "websocket%00junk" is no transport
+ * and "<sid>%00junk" no session id, as in Node, where they are JavaScript strings. */
+static int value_is(const char *value, long length, const char *expected)
 {
-    if (strcmp(name, "polling") == 0)
+    return length >= 0 && (size_t)length == strlen(expected) &&
+           memcmp(value, expected, (size_t)length) == 0;
+}
+
+static int parse_transport(const char *name, long length)
+{
+    if (value_is(name, length, "polling"))
         return SIOC_TRANSPORT_POLLING;
-    if (strcmp(name, "websocket") == 0)
+    if (value_is(name, length, "websocket"))
         return SIOC_TRANSPORT_WEBSOCKET;
     return 0;
+}
+
+static sioc_eio_socket_t *find_socket(sioc_eio_server_t *server, const char *id, long length)
+{
+    if (length != SIOC_ID_LENGTH || memchr(id, '\0', (size_t)length) != NULL)
+        return NULL;
+    return sioc__eio_socket_find(server, id);
 }
 
 static int is_websocket_upgrade(const sioc__http_request_t *request)
@@ -181,7 +196,7 @@ static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request
     *message = NULL;
     long length = sioc__http_query_get(request->query, request->query_length, "transport", value,
                                        sizeof(value));
-    route->transport = length > 0 ? parse_transport(value) : 0;
+    route->transport = parse_transport(value, length);
     if (!(route->transport & server->options.transports)) {
         *code = EIO_UNKNOWN_TRANSPORT;
         return -1;
@@ -195,7 +210,7 @@ static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request
     length =
         sioc__http_query_get(request->query, request->query_length, "sid", value, sizeof(value));
     if (length >= 0) {
-        route->socket = sioc__eio_socket_find(server, value);
+        route->socket = find_socket(server, value, length);
         if (route->socket == NULL) {
             *code = EIO_UNKNOWN_SID;
             return -1;
@@ -227,7 +242,7 @@ static int protocol_supported(const sioc__http_request_t *request)
     char version[8];
     long length = sioc__http_query_get(request->query, request->query_length, "EIO", version,
                                        sizeof(version));
-    return length == 1 && version[0] == '4';
+    return value_is(version, length, "4");
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -464,6 +479,7 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
         .max_header_count = options->max_header_count,
         .max_body_size = options->max_payload,
         .request_timeout_ms = options->request_timeout_ms,
+        .max_buffered_bytes = options->max_buffered_bytes,
     };
     /* From here on libuv handles exist: they are released through sioc_eio_server_close. */
     if ((rc = sioc__io_init(&server->io, loop)) != 0 || (rc = init_timers(server)) != 0 ||

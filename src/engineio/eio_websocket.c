@@ -9,7 +9,8 @@
 
 static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length);
 static void on_websocket_closed(sioc__conn_t *conn);
-static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed};
+static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed,
+                                                       NULL};
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
@@ -162,14 +163,16 @@ int sioc__eio_websocket_send(sioc__eio_websocket_t *websocket, sioc__buffer_t *p
                             packet->length + header_length);
 }
 
-static void send_control(sioc__eio_websocket_t *websocket, int opcode, const uint8_t *payload,
-                         size_t length)
+/* A pong counts against the connection's cap like everything else and is the first thing to
+ * go: a client that pings without reading gets no pongs past the cap (RFC 6455 §5.5.3 lets a
+ * pong answer only the latest ping), and reading stops until it reads (connection.h). */
+static void send_pong(sioc__eio_websocket_t *websocket, const uint8_t *payload, size_t length)
 {
     uint8_t frame[SIOC_WS_MAX_HEADER_LENGTH + 125];
-    size_t header_length = sioc__ws_encode_header(frame, 1, opcode, length);
+    size_t header_length = sioc__ws_encode_header(frame, 1, SIOC_WS_OPCODE_PONG, length);
     if (length > 0)
         memcpy(frame + header_length, payload, length);
-    sioc__conn_write_copy(websocket->conn, frame, header_length + length);
+    sioc__conn_write_droppable(websocket->conn, frame, header_length + length);
 }
 
 void sioc__eio_websocket_close(sioc__eio_websocket_t *websocket, uint16_t code, const char *reason)
@@ -316,7 +319,7 @@ static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length)
             on_message(websocket, &event);
             break;
         case SIOC_WS_EVENT_PING:
-            send_control(websocket, SIOC_WS_OPCODE_PONG, event.data, event.length);
+            send_pong(websocket, event.data, event.length);
             break;
         case SIOC_WS_EVENT_PONG:
             break;

@@ -15,6 +15,7 @@ typedef struct write_request_s {
 static void flush_connection(sioc__conn_t *conn);
 static void finish_close(sioc__conn_t *conn);
 static void shut_down(sioc__conn_t *conn);
+static void update_reading(sioc__conn_t *conn);
 
 static void on_linger_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
@@ -112,6 +113,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (!conn->closing) {
             conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
+            /* The answers to what was read are not read away: stop until they leave. */
+            if (!conn->closing && sioc__conn_over_cap(conn))
+                sioc__conn_wait_drain(conn);
             return;
         }
         /* Lingering close: input is read only to be discarded, and not for ever. */
@@ -170,6 +174,11 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
         return -1;
     if (length == 0)
         return 0;
+    if (conn->max_buffered_bytes > 0 &&
+        sioc__conn_buffered_bytes(conn) > 2 * conn->max_buffered_bytes) {
+        sioc__conn_close(conn, 0);
+        return -1;
+    }
     if (conn->queue_length == conn->queue_capacity) {
         uint32_t capacity = conn->queue_capacity ? conn->queue_capacity * 2 : 4;
         sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
@@ -196,6 +205,28 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     return rc;
 }
 
+int sioc__conn_write_droppable(sioc__conn_t *conn, const void *bytes, size_t length)
+{
+    if (conn->closing)
+        return -1;
+    if (conn->max_buffered_bytes > 0 &&
+        sioc__conn_buffered_bytes(conn) + length > conn->max_buffered_bytes)
+        return 1;
+    return sioc__conn_write_copy(conn, bytes, length);
+}
+
+/* Backpressure ends at half the cap, so that reading does not flap around the cap. */
+static void check_drained(sioc__conn_t *conn)
+{
+    if (!(conn->paused & SIOC__CONN_PAUSED_FOR_DRAIN) || conn->closing ||
+        sioc__conn_buffered_bytes(conn) > conn->max_buffered_bytes / 2)
+        return;
+    conn->paused &= (uint8_t)~SIOC__CONN_PAUSED_FOR_DRAIN;
+    update_reading(conn);
+    if (conn->handler->on_drain != NULL)
+        conn->handler->on_drain(conn);
+}
+
 static void release_queue(sioc__conn_t *conn)
 {
     for (uint32_t i = 0; i < conn->queue_length; i++)
@@ -220,6 +251,8 @@ static void on_write(uv_write_t *request, int status)
     }
     if (conn->close_after_flush && sioc__conn_buffered_bytes(conn) == 0)
         shut_down(conn);
+    else
+        check_drained(conn);
 }
 
 /* Hands the rest of the queue, from slice first on, to uv_write. */
@@ -311,9 +344,11 @@ static void flush_connection(sioc__conn_t *conn)
     conn->queue_capacity = 0;
     if (conn->close_after_flush && conn->in_flight_bytes == 0)
         shut_down(conn);
+    else
+        check_drained(conn);
 }
 
-void sioc__conn_pause_reading(sioc__conn_t *conn)
+static void stop_reading(sioc__conn_t *conn)
 {
     if (conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
@@ -328,10 +363,39 @@ static void start_reading(sioc__conn_t *conn)
         conn->reading = 1;
 }
 
+/* While closing, reading is the lingering close's business (sioc__conn_close, on_read). */
+static void update_reading(sioc__conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    if (conn->paused)
+        stop_reading(conn);
+    else
+        start_reading(conn);
+}
+
+void sioc__conn_pause_reading(sioc__conn_t *conn)
+{
+    if (conn->closing) {
+        stop_reading(conn);
+        return;
+    }
+    conn->paused |= SIOC__CONN_PAUSED_BY_OWNER;
+    update_reading(conn);
+}
+
 void sioc__conn_resume_reading(sioc__conn_t *conn)
 {
-    if (!conn->closing)
-        start_reading(conn);
+    conn->paused &= (uint8_t)~SIOC__CONN_PAUSED_BY_OWNER;
+    update_reading(conn);
+}
+
+void sioc__conn_wait_drain(sioc__conn_t *conn)
+{
+    if (conn->max_buffered_bytes == 0)
+        return;
+    conn->paused |= SIOC__CONN_PAUSED_FOR_DRAIN;
+    update_reading(conn);
 }
 
 static void unlink_dirty(sioc__conn_t *conn)

@@ -8,6 +8,13 @@
  * until the end of the loop iteration, when every connection with queued data is flushed with
  * one writev (uWebSockets' "corking"). Each completed write drops its references.
  *
+ * Backpressure: every byte queued or in flight counts against one cap per connection
+ * (max_buffered_bytes, 0 = none). Above the cap, reading stops (TCP flow control then holds
+ * the peer back) and droppable writes (WebSocket pongs) are dropped; reading resumes, and
+ * on_drain runs, once the unsent bytes fell to half the cap. A write to a connection already
+ * holding more than twice its cap closes it: the layers above check the cap before they
+ * write, so only a layer that does not is cut off there.
+ *
  * Closing: sioc__conn_close() either drops queued bytes (abort) or closes gracefully: queued
  * bytes leave, then our side is shut down (FIN) and whatever the peer still sends is read and
  * discarded until its FIN or SIOC_LINGER_MS. Closing a socket with unread input makes the
@@ -61,7 +68,12 @@ typedef struct sioc__conn_handler_s {
     void (*on_read)(sioc__conn_t *conn, uint8_t *data, size_t length);
     /* The peer closed, a read or write failed, or sioc__conn_close() finished. */
     void (*on_close)(sioc__conn_t *conn);
+    /* Reading resumed after backpressure (see above). May be NULL. */
+    void (*on_drain)(sioc__conn_t *conn);
 } sioc__conn_handler_t;
+
+/* Why reading is stopped (sioc__conn_t.paused). */
+enum { SIOC__CONN_PAUSED_BY_OWNER = 1, SIOC__CONN_PAUSED_FOR_DRAIN = 2 };
 
 typedef struct sioc__conn_slice_s {
     sioc__buffer_t *buffer; /* one reference owned by the queue */
@@ -76,13 +88,15 @@ struct sioc__conn_s {
     sioc__conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
     uint32_t queue_length;
     uint32_t queue_capacity;
-    size_t queued_bytes;    /* in queue */
-    size_t in_flight_bytes; /* handed to libuv, not yet written */
+    size_t queued_bytes;       /* in queue */
+    size_t in_flight_bytes;    /* handed to libuv, not yet written */
+    size_t max_buffered_bytes; /* the cap on both together; 0 = none */
     sioc__conn_t *next_dirty;
     sioc__deadline_t linger;
     uint8_t dirty;
     uint8_t closing;
-    uint8_t reading;
+    uint8_t reading; /* libuv is reading */
+    uint8_t paused;  /* SIOC__CONN_PAUSED_* */
     uint8_t close_after_flush;
     uint8_t peer_closed;      /* the peer's FIN arrived */
     uint32_t discarded_bytes; /* read and dropped while closing */
@@ -107,14 +121,29 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
 /* Queues a copy of bytes. Returns 0 or -1. */
 int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length);
 
+/* Queues a copy of bytes that may be dropped: refused (returns 1) when they would take the
+ * connection past its cap. Returns 0 when queued, 1 when dropped, -1 when closing. */
+int sioc__conn_write_droppable(sioc__conn_t *conn, const void *bytes, size_t length);
+
 /* Bytes queued or handed to the kernel but not yet written: the slow-reader measure. */
 static inline size_t sioc__conn_buffered_bytes(const sioc__conn_t *conn)
 {
     return conn->queued_bytes + conn->in_flight_bytes;
 }
 
+/* 1 when the unsent bytes are over the connection's cap. */
+static inline int sioc__conn_over_cap(const sioc__conn_t *conn)
+{
+    return conn->max_buffered_bytes > 0 &&
+           sioc__conn_buffered_bytes(conn) > conn->max_buffered_bytes;
+}
+
+/* The owner's own pause (one request at a time, say); independent of backpressure. */
 void sioc__conn_pause_reading(sioc__conn_t *conn);
 void sioc__conn_resume_reading(sioc__conn_t *conn);
+
+/* Stops reading until the unsent bytes fell to half the cap; on_drain runs then. */
+void sioc__conn_wait_drain(sioc__conn_t *conn);
 
 /* graceful: queued bytes are sent first, then the socket closes. Otherwise they are dropped.
  * Idempotent. */

@@ -10,8 +10,10 @@ struct sioc__http_conn_s {
     sioc__conn_t *conn;
     sioc__http_server_t *server;
     sioc__http_request_parser_t parser;
-    uint8_t *pending; /* input that arrived while a request was outstanding */
+    uint8_t *pending; /* input not parsed yet, from pending_offset on (see keep_pending) */
     size_t pending_length;
+    size_t pending_offset;
+    sioc__http_conn_t *next_scheduled; /* in server->scheduled */
     sioc__deadline_t timeout;
     void *user;
     sioc__http_conn_t *previous;
@@ -19,11 +21,15 @@ struct sioc__http_conn_s {
     uint8_t in_request; /* delivered to the handler, not yet finished */
     uint8_t close_after_response;
     uint8_t head_written;
+    uint8_t parsing;   /* inside consume(): a finished request lets the loop go on */
+    uint8_t scheduled; /* pending input is parsed at the next turn of the loop */
 };
 
 static void on_conn_read(sioc__conn_t *conn, uint8_t *data, size_t length);
 static void on_conn_close(sioc__conn_t *conn);
-static const sioc__conn_handler_t http_conn_handler = {on_conn_read, on_conn_close};
+static void on_conn_drain(sioc__conn_t *conn);
+static void on_idle(uv_idle_t *idle);
+static const sioc__conn_handler_t http_conn_handler = {on_conn_read, on_conn_close, on_conn_drain};
 
 /* ---- connection life ------------------------------------------------------------------- */
 
@@ -38,66 +44,175 @@ static void respond_error(sioc__http_conn_t *http, int status)
         sioc__conn_close(http->conn, 1);
 }
 
+/* Input left after a complete request waits here, unparsed, until the request is answered (or
+ * the connection drained, or the loop turned): one copy of what the read left, parsed in place
+ * from pending_offset on. */
 static int keep_pending(sioc__http_conn_t *http, const uint8_t *data, size_t length)
 {
-    uint8_t *pending = malloc(length);
+    size_t kept = http->pending_length - http->pending_offset;
+    if (kept + length > http->server->limits.max_header_size + SIOC_READ_BUFFER_SIZE)
+        return -1;
+    uint8_t *pending = malloc(kept + length);
     if (pending == NULL)
         return -1;
-    memcpy(pending, data, length);
+    if (kept > 0)
+        memcpy(pending, http->pending + http->pending_offset, kept);
+    memcpy(pending + kept, data, length);
     free(http->pending);
     http->pending = pending;
-    http->pending_length = length;
-    /* One request at a time: stop reading until this one is answered. */
+    http->pending_length = kept + length;
+    http->pending_offset = 0;
     sioc__conn_pause_reading(http->conn);
     return 0;
 }
 
-static void deliver(sioc__http_conn_t *http, uint8_t *rest, size_t rest_length)
+static void release_pending(sioc__http_conn_t *http)
 {
-    sioc__deadline_disarm(&http->timeout);
-    http->in_request = 1;
-    if (http->parser.request.upgrade) {
-        http->server->handler->on_request(http, &http->parser.request, rest, rest_length);
-        return;
-    }
-    if (rest_length > 0 && keep_pending(http, rest, rest_length) != 0) {
-        sioc__conn_close(http->conn, 0);
-        return;
-    }
-    http->server->handler->on_request(http, &http->parser.request, NULL, 0);
+    free(http->pending);
+    http->pending = NULL;
+    http->pending_length = http->pending_offset = 0;
 }
 
-static void parse(sioc__http_conn_t *http, uint8_t *data, size_t length)
+static void schedule(sioc__http_conn_t *http)
 {
-    if (http->in_request) {
-        /* Pipelined bytes while a request is outstanding: keep them for later. */
-        size_t total = http->pending_length + length;
-        if (total > http->server->limits.max_header_size + SIOC_READ_BUFFER_SIZE) {
-            sioc__conn_close(http->conn, 0);
-            return;
+    sioc__http_server_t *server = http->server;
+    if (http->scheduled)
+        return;
+    http->scheduled = 1;
+    http->next_scheduled = server->scheduled;
+    server->scheduled = http;
+    uv_idle_start(&server->idle, on_idle);
+}
+
+static void unschedule(sioc__http_conn_t *http)
+{
+    sioc__http_conn_t **link = &http->server->scheduled;
+    while (*link != NULL && *link != http)
+        link = &(*link)->next_scheduled;
+    if (*link == http)
+        *link = http->next_scheduled;
+    http->scheduled = 0;
+}
+
+/* Parses and delivers the requests in data, in a loop (never recursively: a handler that
+ * answers at once only clears in_request), until one stays outstanding, the input is used,
+ * the connection is over its cap, or SIOC_HTTP_REQUESTS_PER_TURN were handled. *used gets the
+ * bytes parsed. Returns 0 when an upgrade was delivered: the connection may belong to another
+ * protocol then, and http may be freed. */
+static int consume(sioc__http_conn_t *http, uint8_t *data, size_t length, size_t *used)
+{
+    *used = 0;
+    int handled = 0;
+    http->parsing = 1;
+    while (!http->in_request && !http->conn->closing && *used < length &&
+           handled < SIOC_HTTP_REQUESTS_PER_TURN && !sioc__conn_over_cap(http->conn)) {
+        size_t parsed;
+        int rc =
+            sioc__http_request_parser_execute(&http->parser, data + *used, length - *used, &parsed);
+        *used += parsed;
+        if (rc < 0) {
+            respond_error(http, http->parser.error_status);
+            break;
         }
-        uint8_t *pending = realloc(http->pending, total);
-        if (pending == NULL) {
-            sioc__conn_close(http->conn, 0);
-            return;
+        if (rc == 0)
+            break; /* the parser holds the partial request */
+        handled++;
+        sioc__deadline_disarm(&http->timeout);
+        http->in_request = 1;
+        if (http->parser.request.upgrade) {
+            http->parsing = 0;
+            http->server->handler->on_request(http, &http->parser.request, data + *used,
+                                              length - *used);
+            return 0;
         }
-        memcpy(pending + http->pending_length, data, length);
-        http->pending = pending;
-        http->pending_length = total;
-        sioc__conn_pause_reading(http->conn);
+        http->server->handler->on_request(http, &http->parser.request, NULL, 0);
+    }
+    http->parsing = 0;
+    return 1;
+}
+
+/* After consume(): decides what the rest of the input waits for. pending says whether data is
+ * http->pending (detached by the caller, kept without a copy) or the shared read buffer. */
+static void after_consume(sioc__http_conn_t *http, uint8_t *data, size_t length, size_t used,
+                          uint8_t *pending, size_t pending_offset)
+{
+    if (http->conn->closing) {
+        free(pending);
         return;
     }
-    size_t parsed;
-    int rc = sioc__http_request_parser_execute(&http->parser, data, length, &parsed);
-    if (rc < 0)
-        respond_error(http, http->parser.error_status);
-    else if (rc > 0)
-        deliver(http, data + parsed, length - parsed);
+    if (used < length) {
+        if (pending != NULL) {
+            http->pending = pending;
+            http->pending_length = pending_offset + length;
+            http->pending_offset = pending_offset + used;
+            sioc__conn_pause_reading(http->conn);
+        } else if (keep_pending(http, data + used, length - used) != 0) {
+            sioc__conn_close(http->conn, 0);
+            return;
+        }
+        if (http->in_request)
+            return; /* sioc__http_finish() schedules the rest */
+        if (sioc__conn_over_cap(http->conn))
+            sioc__conn_wait_drain(http->conn); /* on_conn_drain() schedules the rest */
+        else
+            schedule(http); /* enough for this turn of the loop: others get theirs */
+        return;
+    }
+    free(pending);
+    if (!http->in_request)
+        sioc__conn_resume_reading(http->conn);
+}
+
+static void continue_pending(sioc__http_conn_t *http)
+{
+    if (http->pending == NULL || http->in_request || http->conn->closing)
+        return;
+    uint8_t *pending = http->pending;
+    size_t offset = http->pending_offset;
+    size_t length = http->pending_length - offset;
+    http->pending = NULL; /* ours while the handlers run: an upgrade frees http */
+    http->pending_length = http->pending_offset = 0;
+    size_t used;
+    if (consume(http, pending + offset, length, &used))
+        after_consume(http, pending + offset, length, used, pending, offset);
+    else
+        free(pending);
+}
+
+static void on_idle(uv_idle_t *idle)
+{
+    sioc__http_server_t *server = idle->data;
+    sioc__http_conn_t *list = server->scheduled;
+    server->scheduled = NULL;
+    while (list != NULL) {
+        sioc__http_conn_t *http = list;
+        list = http->next_scheduled;
+        http->scheduled = 0;
+        continue_pending(http);
+    }
+    if (server->scheduled == NULL)
+        uv_idle_stop(idle);
 }
 
 static void on_conn_read(sioc__conn_t *conn, uint8_t *data, size_t length)
 {
-    parse(conn->owner, data, length);
+    sioc__http_conn_t *http = conn->owner;
+    if (http->in_request || http->pending != NULL) {
+        /* Input behind an outstanding request: it waits (and reading stops). */
+        if (keep_pending(http, data, length) != 0)
+            sioc__conn_close(http->conn, 0);
+        return;
+    }
+    size_t used;
+    if (consume(http, data, length, &used))
+        after_consume(http, data, length, used, NULL, 0);
+}
+
+static void on_conn_drain(sioc__conn_t *conn)
+{
+    sioc__http_conn_t *http = conn->owner;
+    if (http != NULL && http->pending != NULL && !http->in_request)
+        schedule(http);
 }
 
 static void unlink_from_server(sioc__http_conn_t *http)
@@ -119,8 +234,10 @@ static void free_http(sioc__http_conn_t *http)
     sioc__http_server_t *server = http->server;
     sioc__deadline_disarm(&http->timeout);
     unlink_from_server(http);
+    if (http->scheduled)
+        unschedule(http);
     sioc__http_request_parser_free(&http->parser);
-    free(http->pending);
+    release_pending(http);
     free(http);
     maybe_server_closed(server);
 }
@@ -157,6 +274,7 @@ static void on_connection(uv_stream_t *listener, int status)
         free(http);
         return;
     }
+    http->conn->max_buffered_bytes = server->limits.max_buffered_bytes;
     sioc__http_request_parser_init(&http->parser, &server->limits);
     sioc__conn_remote_address(http->conn, http->parser.request.remote_address,
                               sizeof(http->parser.request.remote_address));
@@ -188,6 +306,10 @@ int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
         return rc;
     server->request_timeouts.data = server;
     uv_unref((uv_handle_t *)&server->request_timeouts.timer);
+    rc = uv_idle_init(io->loop, &server->idle);
+    if (rc != 0)
+        return rc;
+    server->idle.data = server;
     return 0;
 }
 
@@ -247,9 +369,10 @@ static void on_server_timer_closed(uv_handle_t *handle)
 void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc__http_server_t *))
 {
     server->closed_cb = closed_cb;
-    server->close_pending = 2;
+    server->close_pending = 3;
     server->listening = 0;
     uv_close((uv_handle_t *)&server->listener, on_server_handle_closed);
+    uv_close((uv_handle_t *)&server->idle, on_server_handle_closed);
     sioc__deadline_list_close(&server->request_timeouts, on_server_timer_closed);
     for (sioc__http_conn_t *http = server->connections; http != NULL; http = http->next)
         sioc__conn_close(http->conn, 1);
@@ -334,15 +457,14 @@ void sioc__http_finish(sioc__http_conn_t *http)
     http->head_written = 0;
     http->user = NULL;
     sioc__deadline_arm(&http->server->request_timeouts, &http->timeout);
-    sioc__conn_resume_reading(http->conn);
-    if (http->pending != NULL) {
-        uint8_t *pending = http->pending;
-        size_t pending_length = http->pending_length;
-        http->pending = NULL;
-        http->pending_length = 0;
-        parse(http, pending, pending_length);
-        free(pending);
-    }
+    if (http->parsing)
+        return; /* consume() goes on with the next request */
+    /* Answered later (a held GET): the next request is parsed at the next turn of the loop,
+     * never from inside this call, whose caller may be in the middle of something. */
+    if (http->pending != NULL)
+        schedule(http);
+    else
+        sioc__conn_resume_reading(http->conn);
 }
 
 void sioc__http_respond(sioc__http_conn_t *http, int status, const char *headers, const void *body,
@@ -365,6 +487,7 @@ sioc__conn_t *sioc__http_detach(sioc__http_conn_t *http)
     http->in_request = 0;
     conn->owner = NULL;
     free_http(http);
+    sioc__conn_resume_reading(conn);
     return conn;
 }
 

@@ -1,5 +1,7 @@
 /* HTTP/1.1 server on http-parser: keep-alive, pipelining (one request at a time; later
- * requests wait, unparsed, until the current one is answered), bounded head size, header
+ * requests wait, unparsed, until the current one is answered; at most
+ * SIOC_HTTP_REQUESTS_PER_TURN per read, then the loop gets its turn; none while the
+ * connection's unsent answers are over its cap: backpressure), bounded head size, header
  * count, body size, and a request timeout against slowloris.
  *
  * Automatic answers: 400 malformed request, 408 head or body not complete in time, 413 body
@@ -31,6 +33,10 @@ typedef struct sioc__http_handler_s {
     void (*on_abort)(sioc__http_conn_t *http, sioc__http_request_t *request);
 } sioc__http_handler_t;
 
+/* Requests handled from one read (or one pending batch) before the loop gets its turn: a 64 KiB
+ * read of tiny pipelined requests holds thousands. */
+#define SIOC_HTTP_REQUESTS_PER_TURN 32
+
 struct sioc__http_server_s {
     uv_tcp_t listener;
     sioc__io_t *io;
@@ -39,6 +45,8 @@ struct sioc__http_server_s {
     void *data;
     sioc__deadline_list_t request_timeouts;
     sioc__http_conn_t *connections; /* all open HTTP connections (for shutdown) */
+    sioc__http_conn_t *scheduled;   /* with pending input to parse at the next turn */
+    uv_idle_t idle;                 /* runs while scheduled is not empty */
     int listening;
     void (*closed_cb)(sioc__http_server_t *server);
     int close_pending;

@@ -21,6 +21,7 @@ void sioc__http_limits_init(sioc__http_limits_t *limits)
     limits->max_header_count = 100;
     limits->max_body_size = 1000000;
     limits->request_timeout_ms = 10000;
+    limits->max_buffered_bytes = 8 * 1024 * 1024;
 }
 
 /* ---- head arena ------------------------------------------------------------------------ */
@@ -67,6 +68,137 @@ static void reset_request(sioc__http_request_parser_t *parser_state)
     parser_state->message_started = parser_state->message_complete = 0;
     parser_state->head_complete = 0;
     parser_state->last_was_value = 0;
+    parser_state->chunked = 0;
+    memset(&parser_state->framing, 0, sizeof(parser_state->framing));
+}
+
+/* ---- strict framing --------------------------------------------------------------------- */
+
+/* A second pass over the bytes http-parser accepted, which refuses what Node's llhttp refuses
+ * and http-parser 2.9 (built non-strict) lets through: each is a way for two HTTP parsers on
+ * one path (a proxy and this server) to disagree on where a request ends. Only the framing is
+ * checked (line ends, header line starts, chunk lines); everything else is http-parser's. */
+enum framing_state {
+    FRAMING_START,         /* empty lines before the request line are skipped */
+    FRAMING_LINE,          /* inside a head line */
+    FRAMING_LINE_CR,       /* a head line's CR: LF must follow */
+    FRAMING_LINE_START,    /* after a head line: a header, or the empty line */
+    FRAMING_HEAD_END_CR,   /* the empty line's CR */
+    FRAMING_CHUNK_SIZE,    /* hex digits, at least one */
+    FRAMING_CHUNK_EXT,     /* ";..." up to CR */
+    FRAMING_CHUNK_SIZE_CR, /* the size line's CR */
+    FRAMING_CHUNK_DATA,    /* chunk_left bytes of data */
+    FRAMING_CHUNK_DATA_CR, /* CRLF must follow the data */
+    FRAMING_CHUNK_DATA_LF,
+    FRAMING_TRAILER_START, /* after the last chunk: trailer lines, then the empty line */
+    FRAMING_TRAILER_LINE,
+    FRAMING_TRAILER_CR,
+    FRAMING_END_CR, /* the final empty line's CR */
+    FRAMING_DONE,   /* the rest of this message is a body http-parser counts */
+};
+
+static int hex_digit(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Returns the next state for byte c, or -1 when the framing is refused. */
+static int framing_step(sioc__http_framing_t *framing, int chunked, uint8_t c)
+{
+    switch (framing->state) {
+    case FRAMING_START:
+        return c == '\r' || c == '\n' ? FRAMING_START : FRAMING_LINE;
+    case FRAMING_LINE:
+        return c == '\r' ? FRAMING_LINE_CR : c == '\n' ? -1 : FRAMING_LINE;
+    case FRAMING_LINE_CR:
+        return c == '\n' ? FRAMING_LINE_START : -1;
+    case FRAMING_LINE_START: /* a line starting with white space is obs-fold */
+        if (c == '\r')
+            return FRAMING_HEAD_END_CR;
+        return c == ' ' || c == '\t' || c == '\n' ? -1 : FRAMING_LINE;
+    case FRAMING_HEAD_END_CR:
+        if (c != '\n')
+            return -1;
+        framing->digits = 0;
+        framing->chunk_left = 0;
+        return chunked ? FRAMING_CHUNK_SIZE : FRAMING_DONE;
+    case FRAMING_CHUNK_SIZE:
+        if (hex_digit(c)) {
+            /* 16 digits hold any size; http-parser refuses sizes that overflow. */
+            if (++framing->digits > 16)
+                return -1;
+            framing->chunk_left =
+                framing->chunk_left * 16 + (uint64_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+            return FRAMING_CHUNK_SIZE;
+        }
+        if (framing->digits == 0)
+            return -1;
+        return c == ';' ? FRAMING_CHUNK_EXT : c == '\r' ? FRAMING_CHUNK_SIZE_CR : -1;
+    case FRAMING_CHUNK_EXT:
+        if (c == '\r')
+            return FRAMING_CHUNK_SIZE_CR;
+        return (c < 0x20 && c != '\t') || c == 0x7f ? -1 : FRAMING_CHUNK_EXT;
+    case FRAMING_CHUNK_SIZE_CR:
+        if (c != '\n')
+            return -1;
+        return framing->chunk_left == 0 ? FRAMING_TRAILER_START : FRAMING_CHUNK_DATA;
+    case FRAMING_CHUNK_DATA_CR:
+        return c == '\r' ? FRAMING_CHUNK_DATA_LF : -1;
+    case FRAMING_CHUNK_DATA_LF:
+        framing->digits = 0;
+        return c == '\n' ? FRAMING_CHUNK_SIZE : -1;
+    case FRAMING_TRAILER_START:
+        if (c == '\r')
+            return FRAMING_END_CR;
+        return c == ' ' || c == '\t' || c == '\n' ? -1 : FRAMING_TRAILER_LINE;
+    case FRAMING_TRAILER_LINE:
+        return c == '\r' ? FRAMING_TRAILER_CR : c == '\n' ? -1 : FRAMING_TRAILER_LINE;
+    case FRAMING_TRAILER_CR:
+        return c == '\n' ? FRAMING_TRAILER_START : -1;
+    case FRAMING_END_CR:
+        return c == '\n' ? FRAMING_DONE : -1;
+    default:
+        return FRAMING_DONE;
+    }
+}
+
+/* Checks bytes, which http-parser accepted as the continuation of the current message. */
+static int framing_check(sioc__http_request_parser_t *parser_state, const uint8_t *bytes,
+                         size_t length)
+{
+    sioc__http_framing_t *framing = &parser_state->framing;
+    size_t i = 0;
+    while (i < length && framing->state != FRAMING_DONE) {
+        if (framing->state == FRAMING_CHUNK_DATA) {
+            size_t take = length - i;
+            if (take > framing->chunk_left)
+                take = (size_t)framing->chunk_left;
+            framing->chunk_left -= take;
+            i += take;
+            if (framing->chunk_left == 0)
+                framing->state = FRAMING_CHUNK_DATA_CR;
+            continue;
+        }
+        int next = framing_step(framing, parser_state->chunked, bytes[i++]);
+        if (next < 0)
+            return -1;
+        framing->state = (uint8_t)next;
+    }
+    return 0;
+}
+
+/* RFC 7230 tchar: http-parser built non-strict also takes a space ("Transfer-Encoding :"). */
+static int is_token(const char *name)
+{
+    if (*name == '\0')
+        return 0;
+    for (; *name != '\0'; name++) {
+        unsigned char c = (unsigned char)*name;
+        if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+              strchr("!#$%&'*+-.^_`|~", c) != NULL))
+            return 0;
+    }
+    return 1;
 }
 
 /* ---- http-parser callbacks -------------------------------------------------------------- */
@@ -144,6 +276,23 @@ static void split_url(sioc__http_request_t *request)
     request->query_length = question ? request->url_length - request->path_length - 1 : 0;
 }
 
+/* Names that are not tokens, and a second Transfer-Encoding (which a proxy may read otherwise),
+ * are refused as Node refuses them. */
+static int check_header_names(sioc__http_request_parser_t *parser_state)
+{
+    const sioc__http_request_t *request = &parser_state->request;
+    int transfer_encodings = 0;
+    for (uint32_t i = 0; i < request->header_count; i++) {
+        const char *name = request->headers[i].name;
+        if (!is_token(name) ||
+            (strcasecmp(name, "transfer-encoding") == 0 && ++transfer_encodings > 1)) {
+            parser_state->error_status = 400;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int finalize_head(sioc__http_request_parser_t *parser_state)
 {
     if (arena_terminate(parser_state) != 0)
@@ -166,7 +315,7 @@ static int finalize_head(sioc__http_request_parser_t *parser_state)
                                         : "";
         request->headers[i].value_length = parser_state->offsets[i].value_length;
     }
-    return 0;
+    return check_header_names(parser_state);
 }
 
 static int on_headers_complete(http_parser *parser)
@@ -177,6 +326,7 @@ static int on_headers_complete(http_parser *parser)
     parser_state->head_complete = 1;
     parser_state->request.method = parser->method;
     parser_state->request.keep_alive = http_should_keep_alive(parser) ? 1 : 0;
+    parser_state->chunked = (parser->flags & F_CHUNKED) && !parser->upgrade ? 1 : 0;
     uint64_t max_body = parser_state->limits->max_body_size;
     if (parser->content_length != ULLONG_MAX && parser->content_length > 0 && !parser->upgrade) {
         if (parser->content_length > max_body) {
@@ -254,6 +404,10 @@ int sioc__http_request_parser_execute(sioc__http_request_parser_t *parser_state,
     if (error != HPE_OK && error != HPE_PAUSED) {
         if (parser_state->error_status == 0)
             parser_state->error_status = 400;
+        return -1;
+    }
+    if (framing_check(parser_state, data, *consumed) != 0) {
+        parser_state->error_status = 400;
         return -1;
     }
     return parser_state->message_complete ? 1 : 0;

@@ -5,8 +5,12 @@
  * complete request (returning 1, the bytes after it are left unparsed for the next request
  * or, for an upgrade, for the new protocol) and refuses input past the limits (returning -1
  * with error_status = 400 malformed, 413 body too large, 431 head too large or too many
- * headers). After a complete request, sioc__http_request_parser_next() readies it for the next
- * one; the request's memory belongs to the parser until then. */
+ * headers). http-parser 2.9 as Debian builds it is lenient where a proxy in front may not be
+ * (request smuggling): a second, strict check of the framing refuses with 400 what Node's
+ * llhttp refuses (bare LF, obs-fold, header names that are not tokens, a second
+ * Transfer-Encoding, anything but CRLF after chunk data, a chunk size that is not hex digits
+ * with an optional extension). After a complete request, sioc__http_request_parser_next() readies
+ * it for the next one; the request's memory belongs to the parser until then. */
 #ifndef SIOC_TRANSPORT_HTTP_REQUEST_H
 #define SIOC_TRANSPORT_HTTP_REQUEST_H
 
@@ -42,9 +46,17 @@ typedef struct sioc__http_limits_s {
     uint32_t max_header_count;   /* (100) */
     size_t max_body_size;        /* (1,000,000) */
     uint64_t request_timeout_ms; /* head and body must arrive within this (10 s) */
+    size_t max_buffered_bytes;   /* unsent answers per connection before reading stops (8 MiB) */
 } sioc__http_limits_t;
 
 typedef struct header_offsets_s header_offsets_t;
+
+/* The strict framing check (http_request.c) run over every byte http-parser accepted. */
+typedef struct sioc__http_framing_s {
+    uint8_t state;
+    uint8_t digits;      /* of the chunk size */
+    uint64_t chunk_left; /* data bytes of the current chunk */
+} sioc__http_framing_t;
 
 typedef struct sioc__http_request_parser_s {
     http_parser parser;
@@ -58,6 +70,8 @@ typedef struct sioc__http_request_parser_s {
     uint32_t url_end;
     size_t body_capacity;
     int error_status;
+    sioc__http_framing_t framing;
+    uint8_t chunked; /* the body is chunked (known once the head is complete) */
     uint8_t message_started;
     uint8_t message_complete;
     uint8_t head_complete;

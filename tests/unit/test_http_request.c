@@ -175,6 +175,83 @@ static void test_limits(void **state)
     assert_int_equal(status, 400);
 }
 
+/* Each of these is accepted by http-parser 2.9 built non-strict and refused by Node (a proxy
+ * and this server must never disagree on where a request ends). */
+static void test_smuggling_refused(void **state)
+{
+    static const char *const refused[] = {
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-Foo : bar\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-Foo: a\r\n\tb\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n X: 1\r\n\r\n",
+        "GET / HTTP/1.1\nHost: x\n\n",
+        "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",
+    };
+    static const char *const accepted[] = {
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nA\r\nhellohello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n005\r\nhello\r\n0\r\n\r\n",
+        "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\tb  \r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        /* Whole, and one byte at a time (the check keeps its state across reads). */
+        int status = 0;
+        if (parse_whole(refused[i], &status) != -1 || status != 400)
+            fail_msg("accepted: %s", refused[i]);
+        sioc__http_request_parser_t parser;
+        sioc__http_request_parser_init(&parser, &limits);
+        size_t consumed;
+        assert_int_equal(feed_in_chunks(&parser, refused[i], strlen(refused[i]), 1, &consumed), -1);
+        assert_int_equal(parser.error_status, 400);
+        sioc__http_request_parser_free(&parser);
+    }
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        sioc__http_request_parser_t parser;
+        sioc__http_request_parser_init(&parser, &limits);
+        size_t consumed;
+        if (feed_in_chunks(&parser, accepted[i], strlen(accepted[i]), 1, &consumed) != 1)
+            fail_msg("refused: %s", accepted[i]);
+        assert_int_equal(consumed, strlen(accepted[i]));
+        sioc__http_request_parser_free(&parser);
+    }
+}
+
+/* A smuggled request after a body the strict check refuses is never parsed. */
+static void test_pipelined_chunked_then_next(void **state)
+{
+    const char text[] = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
+    size_t used;
+    assert_int_equal(
+        sioc__http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used), 1);
+    assert_int_equal(parser.request.body_length, 5);
+    sioc__http_request_parser_next(&parser);
+    size_t first = used;
+    assert_int_equal(sioc__http_request_parser_execute(&parser, (const uint8_t *)text + first,
+                                                       strlen(text) - first, &used),
+                     1);
+    assert_string_equal(parser.request.url, "/b");
+    sioc__http_request_parser_free(&parser);
+}
+
 static void test_query_and_tokens(void **state)
 {
     char out[8];
@@ -203,6 +280,8 @@ int main(void)
         cmocka_unit_test_setup(test_upgrade_leaves_frame_bytes, setup),
         cmocka_unit_test_setup(test_limits, setup),
         cmocka_unit_test_setup(test_query_and_tokens, setup),
+        cmocka_unit_test_setup(test_smuggling_refused, setup),
+        cmocka_unit_test_setup(test_pipelined_chunked_then_next, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
