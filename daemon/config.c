@@ -344,6 +344,7 @@ LIMIT_U32(parse_message_burst, message_burst, 1, 1000000)
 LIMIT_U32(parse_typing_timeout, typing_timeout_ms, 100, 3600000)
 LIMIT_U32(parse_history_limit, history_limit, 1, 1000)
 LIMIT_U32(parse_max_queued_events, max_queued_events, 1, 100000)
+LIMIT_U32(parse_shutdown_timeout, shutdown_timeout_ms, 0, 3600000)
 
 static int parse_max_payload(context_t *c, json_t *v)
 {
@@ -375,6 +376,7 @@ static int parse_limits(context_t *c, json_t *v)
         {"typingTimeoutMs", parse_typing_timeout},
         {"historyLimit", parse_history_limit},
         {"maxQueuedEvents", parse_max_queued_events},
+        {"shutdownTimeoutMs", parse_shutdown_timeout},
         {NULL, NULL},
     };
     return parse_object(c, v, fields);
@@ -661,6 +663,7 @@ static void set_defaults(config_t *config)
     config->limits.typing_timeout_ms = 5000;
     config->limits.history_limit = 100;
     config->limits.max_queued_events = 100;
+    config->limits.shutdown_timeout_ms = 5000;
     config->store.driver = strdup("sqlite");
     config->store.path = strdup("sioc.db");
     config->jwt.algorithm = strdup("HS256");

@@ -43,14 +43,15 @@ typedef struct config_s {
     int cors_credentials;
     struct {
         uint32_t ping_interval_ms, ping_timeout_ms, connect_timeout_ms, upgrade_timeout_ms;
-        uint64_t max_payload;        /* bytes per message/POST (1,000,000) */
-        uint64_t max_buffered_bytes; /* per socket (8 MiB) */
-        uint32_t max_text_length;    /* chat text, bytes (2000) */
-        double messages_per_second;  /* per socket, token bucket rate (10) */
-        uint32_t message_burst;      /* bucket size (20) */
-        uint32_t typing_timeout_ms;  /* a typing:start without stop expires (5000) */
-        uint32_t history_limit;      /* max messages per history request (100) */
-        uint32_t max_queued_events;  /* per socket, waiting behind an earlier one (100) */
+        uint64_t max_payload;         /* bytes per message/POST (1,000,000) */
+        uint64_t max_buffered_bytes;  /* per socket (8 MiB) */
+        uint32_t max_text_length;     /* chat text, bytes (2000) */
+        double messages_per_second;   /* per socket, token bucket rate (10) */
+        uint32_t message_burst;       /* bucket size (20) */
+        uint32_t typing_timeout_ms;   /* a typing:start without stop expires (5000) */
+        uint32_t history_limit;       /* max messages per history request (100) */
+        uint32_t max_queued_events;   /* per socket, waiting behind an earlier one (100) */
+        uint32_t shutdown_timeout_ms; /* SIGTERM: bound on the last bytes leaving (5000) */
     } limits;
     struct {
         char *driver; /* "sqlite" | "postgres" */

@@ -89,6 +89,7 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->engine.upgrade_timeout_ms = config->limits.upgrade_timeout_ms;
     options->engine.max_payload = config->limits.max_payload;
     options->engine.max_buffered_bytes = config->limits.max_buffered_bytes;
+    options->engine.shutdown_timeout_ms = config->limits.shutdown_timeout_ms;
     options->connect_timeout_ms = config->limits.connect_timeout_ms;
     options->recovery = config->recovery;
     size_t origins = 0;

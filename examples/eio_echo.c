@@ -38,12 +38,12 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 static void usage(const char *program)
 {
-    fprintf(
-        stderr,
-        "usage: %s [--host H] [--port P] [--path /engine.io/] [--ping-interval MS]\n"
-        "          [--ping-timeout MS] [--upgrade-timeout MS] [--max-payload BYTES]\n"
-        "          [--cors ORIGIN]... [--transports polling,websocket] [--reject-header NAME]\n",
-        program);
+    fprintf(stderr,
+            "usage: %s [--host H] [--port P] [--path /engine.io/] [--ping-interval MS]\n"
+            "          [--ping-timeout MS] [--upgrade-timeout MS] [--max-payload BYTES]\n"
+            "          [--cors ORIGIN]... [--transports polling,websocket] [--reject-header NAME]\n"
+            "          [--max-buffered-bytes BYTES] [--shutdown-timeout MS]\n",
+            program);
 }
 
 static unsigned parse_transports(const char *list)
@@ -69,6 +69,8 @@ int main(int argc, char **argv)
         {"cors", required_argument, 0, 'c'},
         {"transports", required_argument, 0, 'T'},
         {"reject-header", required_argument, 0, 'r'},
+        {"max-buffered-bytes", required_argument, 0, 'b'},
+        {"shutdown-timeout", required_argument, 0, 's'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -111,6 +113,12 @@ int main(int argc, char **argv)
             break;
         case 'r':
             rejected_header = optarg;
+            break;
+        case 'b':
+            options.max_buffered_bytes = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            options.shutdown_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         default:
             usage(argv[0]);

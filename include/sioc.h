@@ -90,6 +90,9 @@ typedef struct sioc_eio_options_s {
     uint32_t max_websocket_fragments; /* frames per WebSocket message: 1024 (close 1008) */
     sioc_eio_allow_request_cb allow_request;
     void *allow_request_data;
+    /* sioc_eio_server_close lets answers leave and peers close (lingering close) for at most
+     * this long, then drops every connection left: 5000. 0: no bound. */
+    uint32_t shutdown_timeout_ms;
 } sioc_eio_options_t;
 
 typedef struct sioc_eio_callbacks_s {
@@ -118,7 +121,8 @@ SIOC_API int sioc_eio_server_port(sioc_eio_server_t *server);
 SIOC_API size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server);
 
 /* Stops accepting, closes every session ("server shutting down") and frees the server once
- * libuv released its handles; closed_cb (may be NULL) runs then. */
+ * libuv released its handles; closed_cb (may be NULL) runs then, within shutdown_timeout_ms
+ * even if peers neither read nor close. */
 SIOC_API void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *data),
                                     void *data);
 
@@ -385,8 +389,9 @@ SIOC_API int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web
 SIOC_API int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port);
 SIOC_API int sioc_web_server_port(sioc_web_server_t *server);
 /* Stops listening, closes every connection (requests not yet answered are then answered into
- * the void by sioc_web_respond), and frees the server once every connection is gone;
- * closed_cb (may be NULL) runs then. */
+ * the void by sioc_web_respond), and frees the server once every connection is gone, which
+ * takes at most 5 s (connections still lingering then are dropped); closed_cb (may be NULL)
+ * runs then. */
 SIOC_API void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *data),
                                     void *data);
 

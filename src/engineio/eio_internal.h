@@ -76,6 +76,7 @@ struct sioc_eio_server_s {
     sioc__deadline_list_t ping_interval;
     sioc__deadline_list_t ping_timeout;
     sioc__deadline_list_t upgrade_timeout;
+    uv_timer_t shutdown_timer; /* bounds sioc_eio_server_close */
     /* Shared, never-freed packets. */
     sioc__buffer_t *ping_packet;
     sioc__buffer_t *noop_packet;

@@ -42,6 +42,7 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
     options->max_header_size = 16 * 1024;
     options->max_header_count = 100;
     options->max_websocket_fragments = 1024;
+    options->shutdown_timeout_ms = 5000;
 }
 
 /* ---- CORS (the behaviour of the cors npm module, minus headers for refused origins) ---- */
@@ -456,6 +457,9 @@ static int init_timers(sioc_eio_server_t *server)
         rc = sioc__deadline_list_init(server->loop, &server->upgrade_timeout,
                                       options->upgrade_timeout_ms, sioc__eio_on_upgrade_timeout);
     server->ping_interval.data = server->ping_timeout.data = server->upgrade_timeout.data = server;
+    if (rc == 0)
+        rc = uv_timer_init(server->loop, &server->shutdown_timer);
+    server->shutdown_timer.data = server;
     return rc;
 }
 
@@ -519,13 +523,30 @@ static void on_io_closed(sioc__io_t *io)
         closed_cb(closed_data);
 }
 
+static void on_shutdown_timer_closed(uv_handle_t *handle)
+{
+    sioc_eio_server_t *server = handle->data;
+    sioc__io_close(&server->io, on_io_closed);
+}
+
 void sioc__eio_server_maybe_finished(sioc_eio_server_t *server)
 {
     if (server->closing != 1 || server->handles_open > 0 || server->websockets != NULL ||
         server->http.connections != NULL)
         return;
     server->closing = 2; /* sessions, connections and timers are gone; now the loop hooks */
-    sioc__io_close(&server->io, on_io_closed);
+    uv_close((uv_handle_t *)&server->shutdown_timer, on_shutdown_timer_closed);
+}
+
+/* Peers that neither read nor close would hold a graceful close for the whole lingering time,
+ * each: past the deadline every connection left is dropped. */
+static void on_shutdown_deadline(uv_timer_t *timer)
+{
+    sioc_eio_server_t *server = timer->data;
+    for (sioc__eio_websocket_t *websocket = server->websockets; websocket != NULL;
+         websocket = websocket->next)
+        sioc__conn_close(websocket->conn, 0);
+    sioc__http_server_abort_connections(&server->http);
 }
 
 static void on_handle_closed(uv_handle_t *handle)
@@ -550,6 +571,9 @@ void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *da
     server->closing = 1;
     server->closed_cb = closed_cb;
     server->closed_data = data;
+    if (server->options.shutdown_timeout_ms > 0)
+        uv_timer_start(&server->shutdown_timer, on_shutdown_deadline,
+                       server->options.shutdown_timeout_ms, 0);
     sioc_eio_socket_t *socket, *next;
     HASH_ITER(hh, server->sockets, socket, next)
     {

@@ -378,6 +378,13 @@ void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc
         sioc__conn_close(http->conn, 1);
 }
 
+void sioc__http_server_abort_connections(sioc__http_server_t *server)
+{
+    /* Closing is deferred to libuv's close callbacks: the list stays intact while we walk it. */
+    for (sioc__http_conn_t *http = server->connections; http != NULL; http = http->next)
+        sioc__conn_close(http->conn, 0);
+}
+
 /* ---- requests and responses ----------------------------------------------------------------- */
 
 const char *sioc__http_status_text(int status)

@@ -67,6 +67,9 @@ int sioc__http_server_port(sioc__http_server_t *server);
  * runs once all libuv handles of the server are released. */
 void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc__http_server_t *));
 
+/* Drops every HTTP connection left at once, lingering ones too (a shutdown's deadline). */
+void sioc__http_server_abort_connections(sioc__http_server_t *server);
+
 /* Writes the status line and headers: "Content-Length" from content_length, then headers
  * (preformatted "Name: value\r\n" lines, may be NULL), then "Connection: close" when the
  * connection will close. The body follows through sioc__http_write_body(). */

@@ -7,9 +7,13 @@
 #include "sioc.h"
 #include "transport/http.h"
 
+/* sioc_web_server_close drops the connections still lingering after this. */
+#define WEB_SHUTDOWN_TIMEOUT_MS 5000
+
 struct sioc_web_server_s {
     sioc__io_t io;
     sioc__http_server_t http;
+    uv_timer_t shutdown_timer;
     sioc__http_limits_t limits;
     sioc_web_handler_cb handler;
     void *data;
@@ -76,6 +80,9 @@ int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web_handler_
     int rc = sioc__io_init(&server->io, loop);
     if (rc == 0)
         rc = sioc__http_server_init(&server->http, &server->io, &server->limits, &handler, server);
+    if (rc == 0)
+        rc = uv_timer_init(loop, &server->shutdown_timer);
+    server->shutdown_timer.data = server;
     if (rc != 0) {
         /* Only a broken loop fails here; its handles cannot be unwound synchronously. */
         return rc;
@@ -104,16 +111,29 @@ static void on_io_closed(sioc__io_t *io)
         closed_cb(closed_data);
 }
 
+static void on_timer_closed(uv_handle_t *handle)
+{
+    sioc_web_server_t *server = handle->data;
+    sioc__io_close(&server->io, on_io_closed);
+}
+
 static void on_http_closed(sioc__http_server_t *http)
 {
     sioc_web_server_t *server = http->data;
-    sioc__io_close(&server->io, on_io_closed);
+    uv_close((uv_handle_t *)&server->shutdown_timer, on_timer_closed);
+}
+
+static void on_shutdown_deadline(uv_timer_t *timer)
+{
+    sioc_web_server_t *server = timer->data;
+    sioc__http_server_abort_connections(&server->http);
 }
 
 void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *data), void *data)
 {
     server->closed_cb = closed_cb;
     server->closed_data = data;
+    uv_timer_start(&server->shutdown_timer, on_shutdown_deadline, WEB_SHUTDOWN_TIMEOUT_MS, 0);
     sioc__http_server_close(&server->http, on_http_closed);
 }
 
