@@ -571,9 +571,13 @@ void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *da
     server->closing = 1;
     server->closed_cb = closed_cb;
     server->closed_data = data;
-    if (server->options.shutdown_timeout_ms > 0)
+    if (server->options.shutdown_timeout_ms > 0) {
         uv_timer_start(&server->shutdown_timer, on_shutdown_deadline,
                        server->options.shutdown_timeout_ms, 0);
+        /* A bound, not a reason to wait: connections idle in their lingering close do not
+         * keep the loop running, and neither does this timer. */
+        uv_unref((uv_handle_t *)&server->shutdown_timer);
+    }
     sioc_eio_socket_t *socket, *next;
     HASH_ITER(hh, server->sockets, socket, next)
     {

@@ -134,6 +134,7 @@ void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)(void *da
     server->closed_cb = closed_cb;
     server->closed_data = data;
     uv_timer_start(&server->shutdown_timer, on_shutdown_deadline, WEB_SHUTDOWN_TIMEOUT_MS, 0);
+    uv_unref((uv_handle_t *)&server->shutdown_timer); /* a bound, not a reason to wait */
     sioc__http_server_close(&server->http, on_http_closed);
 }
 

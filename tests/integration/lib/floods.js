@@ -18,6 +18,15 @@ export function rssBytes(pid) {
   }
 }
 
+/** True when pid runs with AddressSanitizer, whose quarantine keeps freed memory resident. */
+export function isSanitized(pid) {
+  try {
+    return /libasan|libclang_rt\.asan/.test(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function connect(port) {
