@@ -69,7 +69,7 @@ describe('sioc check-config', () => {
       what: 'an unknown key in limits',
       patch: (c) => { c.limits.maxTextLen = 10; },
       needle: '"maxTextLen"',
-      message: (file, line) => `${file}:${line}: limits.maxTextLen: unknown key (expected one of: maxPayload, maxBufferedBytes, pingIntervalMs, pingTimeoutMs, connectTimeoutMs, upgradeTimeoutMs, maxTextLength, messagesPerSecond, messageBurst, typingTimeoutMs, historyLimit, maxQueuedEvents)`,
+      message: (file, line) => `${file}:${line}: limits.maxTextLen: unknown key (expected one of: maxPayload, maxBufferedBytes, pingIntervalMs, pingTimeoutMs, connectTimeoutMs, upgradeTimeoutMs, maxTextLength, messagesPerSecond, messageBurst, typingTimeoutMs, historyLimit, maxQueuedEvents, shutdownTimeoutMs)`,
     },
     {
       what: 'an unknown key in a channel',
