@@ -5,6 +5,7 @@
 #   Socket.IO: sio/*.test.js + python/test_sio_python.py  (server: SIOC_ECHO)
 #   chat example: chat/*.test.js                          (server: SIOC_CHAT)
 #   daemon: daemon/*.test.js, `sioc serve` end to end     (binary: SIOC_BIN)
+#   web: web/*.test.js, examples/web in Debian's Chromium  (binary: SIOC_BIN; /usr/bin/chromium)
 #
 #   tests/integration/run.sh                      # against the Node references
 #   EIO_ECHO=build/examples/eio-echo tests/integration/run.sh
@@ -20,7 +21,7 @@
 # skips the few tests where sioc deliberately differs). The chat example and
 # the daemon have no Node reference: they run only when their binary is known
 # (SIOC_CHAT / SIOC_BIN, or the chat / sioc next to a build's eio-echo).
-# SUITES: "eio sio chat daemon" (default), or any of them. Extra arguments go to `node --test`
+# SUITES: "eio sio chat daemon web" (default), or any of them. Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
@@ -83,7 +84,7 @@ elif [[ -n "${EIO_ECHO:-}" ]]; then
   fi
 fi
 
-SUITES="${SUITES:-eio sio chat daemon}"
+SUITES="${SUITES:-eio sio chat daemon web}"
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
@@ -147,6 +148,19 @@ if want daemon; then
     node --test --test-concurrency=4 "$@" daemon/*.test.js || status=1
   else
     echo "run.sh: daemon suite not run: set SIOC_BIN (the sioc binary) or EIO_ECHO to a build's eio-echo"
+  fi
+fi
+
+if want web; then
+  if [[ -n "${SIOC_BIN:-}" ]]; then
+    echo "run.sh: chat page (examples/web) in Chromium against: $SIOC_BIN serve"
+    web="$here/../../examples/web"
+    if [[ ! -f "$web/node_modules/.package-lock.json" || "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]]; then
+      (cd "$web" && npm ci --no-audit --no-fund) || status=1
+    fi
+    node --test "$@" web/*.test.js || status=1
+  else
+    echo "run.sh: web suite not run: set SIOC_BIN (the sioc binary) or EIO_ECHO to a build's eio-echo"
   fi
 fi
 
