@@ -539,6 +539,41 @@ static void route_room_create(api_call_t *call)
     store_call(call, STORE_ROOM_CREATE, params, "not_found", on_room_created);
 }
 
+/* ---- users: the back end registers them ------------------------------------------------------ */
+
+#define PROFILE_MAX 2048 /* bytes of a profile field (an avatar URL) */
+
+/* PUT /users/{userId} {firstName?, lastName?, role?, avatar?}: a user who may never have
+ * connected (a DM recipient) and the profile an {id}-only token gets. An absent field keeps its
+ * value, null clears it (store.h USER_UPSERT). */
+static void route_user_put(api_call_t *call)
+{
+    static const char *const fields[] = {"firstName", "lastName", "role", "avatar", NULL};
+    api_problem_t problem;
+    json_t *body = call->body;
+    if (api_fields_allowed(body, fields, &problem) != 0) {
+        reply_problem(call, &problem);
+        return;
+    }
+    json_t *params = json_pack("{s:s}", "id", call->params.values[0]);
+    for (size_t i = 0; fields[i] != NULL && params != NULL; i++) {
+        json_t *value = json_object_get(body, fields[i]);
+        const char *text;
+        if (json_is_null(value)) {
+            json_object_set_new(params, fields[i], json_null());
+            continue;
+        }
+        if (api_field_string(body, fields[i], API_OPTIONAL, PROFILE_MAX, &text, &problem) != 0) {
+            json_decref(params);
+            reply_problem(call, &problem);
+            return;
+        }
+        if (text != NULL)
+            json_object_set_new(params, fields[i], json_string(text));
+    }
+    store_call(call, STORE_USER_UPSERT, params, "not_found", reply_result_200);
+}
+
 /* ---- rooms: read, history, members --------------------------------------------------------- */
 
 static void route_room_get(api_call_t *call)
@@ -807,6 +842,7 @@ static const api_route_t routes[] = {
     {"GET", "/readyz", route_readyz, API_ROUTE_PUBLIC},
     {"POST", "/emit", route_emit, API_ROUTE_BODY},
     {"POST", "/users/{userId}/emit", route_user_emit, API_ROUTE_BODY},
+    {"PUT", "/users/{userId}", route_user_put, API_ROUTE_BODY},
     {"POST", "/rooms", route_room_create, API_ROUTE_BODY},
     {"GET", "/rooms/{roomId}", route_room_get, 0},
     {"GET", "/rooms/{roomId}/messages", route_room_messages, 0},

@@ -12,6 +12,8 @@
 
 #include <openssl/rand.h>
 
+#include "store.h"
+
 #define MAX_PATH_DEPTH 8
 
 /* ---- where is a key? --------------------------------------------------------------------- */
@@ -399,11 +401,57 @@ static int parse_store_url(context_t *c, json_t *v)
 {
     return set_string(c, v, &CONFIG(c)->store.url);
 }
+/* "<file>:<line>: store.statements.<operation>", for the store's errors about it. */
+static char *statement_where(context_t *c, const char *key)
+{
+    c->path[c->depth] = NULL;
+    int line = line_of_path(c->config->source, c->config->source_length, c->path);
+    char where[512];
+    if (line > 0)
+        snprintf(where, sizeof(where), "%s:%d: store.statements.%s", c->name, line, key);
+    else
+        snprintf(where, sizeof(where), "%s: store.statements.%s", c->name, key);
+    return strdup(where);
+}
+
+/* {operation: SQL with :named parameters}, the application's own statements (docs/store.md);
+ * the store compiles and prepares them at start. */
+static int parse_store_statements(context_t *c, json_t *v)
+{
+    config_t *config = CONFIG(c);
+    if (!json_is_object(v))
+        return fail(c, "expected an object of operation: SQL statement");
+    if (config->store.statements == NULL) {
+        config->store.statements = calloc(STORE_OPERATION_COUNT + 1, sizeof(char *));
+        config->store.statement_where = calloc(STORE_OPERATION_COUNT + 1, sizeof(char *));
+        if (config->store.statements == NULL || config->store.statement_where == NULL)
+            return fail(c, "out of memory");
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(v, key, value)
+    {
+        enter(c, key);
+        int operation = store_operation_find(key);
+        if (operation < 0)
+            return fail(c, "unknown store operation (docs/store.md lists them: message_add, "
+                           "message_history, dm_add, user_get, ...)");
+        if (!json_is_string(value) || json_string_length(value) == 0)
+            return fail(c, "expected an SQL statement (a non-empty string)");
+        free(config->store.statements[operation]);
+        free(config->store.statement_where[operation]);
+        config->store.statements[operation] = strdup(json_string_value(value));
+        config->store.statement_where[operation] = statement_where(c, key);
+        leave(c);
+    }
+    return 0;
+}
 static int parse_store(context_t *c, json_t *v)
 {
     static const field_t fields[] = {{"driver", parse_store_driver},
                                      {"path", parse_store_path},
                                      {"url", parse_store_url},
+                                     {"statements", parse_store_statements},
                                      {NULL, NULL}};
     if (parse_object(c, v, fields) != 0)
         return -1;
@@ -881,6 +929,12 @@ void config_free(config_t *config)
     free(config->store.driver);
     free(config->store.path);
     free(config->store.url);
+    for (int i = 0; config->store.statements != NULL && i < STORE_OPERATION_COUNT; i++) {
+        free(config->store.statements[i]);
+        free(config->store.statement_where[i]);
+    }
+    free(config->store.statements);
+    free(config->store.statement_where);
     free(config->jwt.algorithm);
     free(config->jwt.secret);
     free(config->jwt.public_key_file);

@@ -57,6 +57,10 @@ typedef struct config_s {
         char *driver; /* "sqlite" | "postgres" */
         char *path;   /* sqlite: "sioc.db" */
         char *url;    /* postgres: libpq connection URL (required) */
+        /* store.statements: per operation (store.h order), the application's SQL or NULL,
+         * and "<file>:<line>: store.statements.<operation>" for errors; NULL when none. */
+        char **statements;
+        char **statement_where;
     } store;
     struct {
         int enabled;

@@ -66,6 +66,8 @@ static int check_config_command(int argc, char **argv)
     int rc = config_load_file(argv[1], &config, error, sizeof(error));
     if (rc == 0)
         rc = serve_check(&config, error, sizeof(error));
+    if (rc == 0)
+        rc = serve_check_store(&config, error, sizeof(error));
     if (rc != 0)
         fprintf(stderr, "%s\n", error);
     else

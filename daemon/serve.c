@@ -61,6 +61,24 @@ int serve_check(const config_t *config, char *error, size_t error_size)
     return channel_check_all(config, error, error_size);
 }
 
+static store_options_t store_options_of(const config_t *config)
+{
+    int postgres = strcmp(config->store.driver, "postgres") == 0;
+    store_options_t options = {config->store.driver,
+                               postgres ? config->store.url : config->store.path,
+                               (const char *const *)config->store.statements,
+                               (const char *const *)config->store.statement_where};
+    return options;
+}
+
+int serve_check_store(const config_t *config, char *error, size_t error_size)
+{
+    if (config->store.statements == NULL)
+        return 0;
+    store_options_t options = store_options_of(config);
+    return store_check(&options, error, error_size) == 0 ? 0 : -1;
+}
+
 static int start_auth(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
@@ -175,8 +193,7 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
     int postgres = strcmp(config->store.driver, "postgres") == 0;
-    store_options_t store_options = {config->store.driver,
-                                     postgres ? config->store.url : config->store.path};
+    store_options_t store_options = store_options_of(config);
     /* What check-config checks, first: both refuse a configuration in the same words. */
     if (serve_check(config, error, error_size) != 0)
         return -1;

@@ -14,4 +14,8 @@ int serve_run(config_t *config);
  * configuration's own, the drivers' options, the JWT key material. 0, or -1 with error. */
 int serve_check(const config_t *config, char *error, size_t error_size);
 
+/* `sioc check-config` with store.statements: connects to the database and prepares each
+ * statement, as serve_run will ("<file>:<line>: store.statements.<op>: <why>"). 0, or -1. */
+int serve_check_store(const config_t *config, char *error, size_t error_size);
+
 #endif

@@ -38,6 +38,7 @@
 
 #include "log.h"
 #include "store_driver.h"
+#include "store_sql.h"
 #include "store_sqlite.h"
 
 #define STRINGIFY(x) #x
@@ -54,7 +55,9 @@
 #define TIME_SIZE SIOC__STORE_TIME_SIZE
 #define DIGITS_SIZE 24
 #define NUMERIC_IDS_MAX 8 /* per request: more id fields than any operation has */
-#define PARAMS_MAX 10
+#define PARAMS_MAX 16
+#define USER_CACHE_SLOTS 4096 /* the application's users, direct-mapped: bounded memory */
+#define USER_CACHE_MS 60000   /* how long a cached user is trusted */
 
 /* ---- Requests ---------------------------------------------------------------------------- */
 
@@ -102,9 +105,25 @@ typedef struct request_queue_s {
     request_t *tail;
 } request_queue_t;
 
+/* A user of the application's table (user_get statement), cached by the worker. */
+typedef struct cached_user_s {
+    char *id;
+    json_t *user;
+    uint64_t expires_ms;
+} cached_user_t;
+
+/* An application's statement (store.statements), compiled for the driver. */
+typedef struct custom_s {
+    int active;
+    size_t count;
+    int params[SIOC__STORE_SQL_MAX_PARAMS]; /* param_t of each placeholder */
+} custom_t;
+
 struct store_s {
     uv_async_t completions_async; /* the worker wakes the loop: completed requests to run */
     const sioc__store_driver_t *driver;
+    custom_t custom[STORE_OPERATION_COUNT];
+    cached_user_t *users; /* USER_CACHE_SLOTS, with a user_get statement; worker thread */
 
     /* The worker thread's, once it runs. */
     void *connection;
@@ -675,6 +694,9 @@ static json_t *row_value(const sioc__store_cell_t *cells, size_t count, const sh
     return object;
 }
 
+static const shape_t NAMED_SHAPE = {NULL, 0}; /* rows by column name (the application's) */
+static json_t *named_row(const sioc__store_cell_t *cells, size_t count);
+
 #define ROWS_UNREADABLE 2 /* a row callback's return: the row could not be shaped */
 
 /* Gathers rows: the first one (one), all of them (array), or only their count and the first
@@ -698,7 +720,8 @@ static int on_row(void *data, const sioc__store_cell_t *cells, size_t count)
     }
     if (rows->array == NULL && rows->count > 1)
         return 0;
-    json_t *value = row_value(cells, count, rows->shape);
+    json_t *value = rows->shape == &NAMED_SHAPE ? named_row(cells, count)
+                                                : row_value(cells, count, rows->shape);
     if (value == NULL)
         return ROWS_UNREADABLE;
     if (rows->array == NULL) {
@@ -1245,6 +1268,331 @@ static int run_access_request_get(store_t *store, request_t *request)
                   "access request not found");
 }
 
+/* ---- The application's statements (worker thread) ---------------------------------------- */
+
+/* The named parameters an application's statement can use; each operation takes some. */
+typedef enum param {
+    P_ID,
+    P_USER_ID,
+    P_ROOM_ID,
+    P_SENDER_ID,
+    P_RECIPIENT_ID,
+    P_OTHER_ID,
+    P_OWNER_ID,
+    P_BEFORE,
+    P_NAME,
+    P_TEXT,
+    P_TYPE,
+    P_FIRST_NAME,
+    P_LAST_NAME,
+    P_ROLE,
+    P_AVATAR,
+    P_STATUS,
+    P_IS_PRIVATE,
+    P_UNREAD_ONLY,
+    P_LIMIT,
+    P_PAYLOAD,
+    P_NOW,
+    P_NEW_ID,
+    P_COUNT,
+} param_t;
+
+static const char *const param_names[P_COUNT] = {
+    "id",        "userId",     "roomId", "senderId",  "recipientId", "otherId", "ownerId", "before",
+    "name",      "text",       "type",   "firstName", "lastName",    "role",    "avatar",  "status",
+    "isPrivate", "unreadOnly", "limit",  "payload",   "now",         "newId",
+};
+
+#define BIT(p) (1u << (p))
+#define MEMBERSHIP (BIT(P_ROOM_ID) | BIT(P_USER_ID) | BIT(P_NOW))
+
+/* How an operation's result is built from the statement's rows. */
+typedef enum custom_result {
+    CUSTOM_ROW,     /* the first row, as an object by column name; none: not_found */
+    CUSTOM_ROWS,    /* every row, as objects */
+    CUSTOM_VALUES,  /* every row's first column (room members: user ids) */
+    CUSTOM_EXISTS,  /* true when there is a row */
+    CUSTOM_REMOVED, /* {roomId, userId, removed: rows changed > 0} */
+    CUSTOM_UPDATED, /* {updated: rows changed}, run once per listed id (:id), or once for all */
+} custom_result_t;
+
+typedef struct custom_spec_s {
+    unsigned params; /* BIT(param) of those the statement may use */
+    custom_result_t result;
+    const char *columns; /* the result columns it must return, comma-separated */
+    const char *not_found;
+} custom_spec_t;
+
+#define PROFILE (BIT(P_FIRST_NAME) | BIT(P_LAST_NAME) | BIT(P_ROLE) | BIT(P_AVATAR))
+#define MESSAGE_KEYS "id,roomId,senderId,text,createdAt"
+#define DM_KEYS "id,senderId,recipientId,text,createdAt"
+#define NOTIFICATION_KEYS "id,userId,type,payload,read,createdAt"
+#define ACCESS_KEYS "id,roomId,userId,status,createdAt"
+
+static const custom_spec_t custom_specs[STORE_OPERATION_COUNT] = {
+    [STORE_USER_UPSERT] = {BIT(P_ID) | PROFILE | BIT(P_NOW), CUSTOM_ROW, "id", "user not found"},
+    [STORE_USER_GET] = {BIT(P_ID), CUSTOM_ROW, "id", "user not found"},
+    [STORE_PRESENCE_SET] = {BIT(P_USER_ID) | BIT(P_STATUS) | BIT(P_NOW), CUSTOM_ROW,
+                            "userId,status", "user not found"},
+    [STORE_PRESENCE_GET] = {BIT(P_USER_ID), CUSTOM_ROW, "userId,status", "presence not found"},
+    [STORE_ROOM_CREATE] = {BIT(P_ID) | BIT(P_NAME) | BIT(P_IS_PRIVATE) | BIT(P_OWNER_ID) |
+                               BIT(P_NOW) | BIT(P_NEW_ID),
+                           CUSTOM_ROW, "id,name", "owner not found"},
+    [STORE_ROOM_GET] = {BIT(P_ID), CUSTOM_ROW, "id,name", "room not found"},
+    [STORE_ROOM_ADD_MEMBER] = {MEMBERSHIP, CUSTOM_ROW, "roomId,userId", "room not found"},
+    [STORE_ROOM_REMOVE_MEMBER] = {MEMBERSHIP, CUSTOM_REMOVED, "", NULL},
+    [STORE_ROOM_MEMBERS] = {BIT(P_ROOM_ID), CUSTOM_VALUES, "", NULL},
+    [STORE_ROOM_IS_MEMBER] = {MEMBERSHIP, CUSTOM_EXISTS, "", NULL},
+    [STORE_MESSAGE_ADD] = {BIT(P_ROOM_ID) | BIT(P_SENDER_ID) | BIT(P_TEXT) | BIT(P_NOW) |
+                               BIT(P_NEW_ID),
+                           CUSTOM_ROW, MESSAGE_KEYS, "room not found"},
+    [STORE_MESSAGE_HISTORY] = {BIT(P_ROOM_ID) | BIT(P_BEFORE) | BIT(P_LIMIT), CUSTOM_ROWS,
+                               MESSAGE_KEYS, NULL},
+    [STORE_DM_ADD] = {BIT(P_SENDER_ID) | BIT(P_RECIPIENT_ID) | BIT(P_TEXT) | BIT(P_NOW) |
+                          BIT(P_NEW_ID),
+                      CUSTOM_ROW, DM_KEYS, "recipient not found"},
+    [STORE_DM_HISTORY] = {BIT(P_USER_ID) | BIT(P_OTHER_ID) | BIT(P_BEFORE) | BIT(P_LIMIT),
+                          CUSTOM_ROWS, DM_KEYS, NULL},
+    [STORE_NOTIFICATION_ADD] = {BIT(P_USER_ID) | BIT(P_TYPE) | BIT(P_PAYLOAD) | BIT(P_NOW) |
+                                    BIT(P_NEW_ID),
+                                CUSTOM_ROW, NOTIFICATION_KEYS, "user not found"},
+    [STORE_NOTIFICATION_LIST] = {BIT(P_USER_ID) | BIT(P_UNREAD_ONLY) | BIT(P_LIMIT), CUSTOM_ROWS,
+                                 NOTIFICATION_KEYS, NULL},
+    [STORE_NOTIFICATION_MARK_READ] = {BIT(P_USER_ID) | BIT(P_ID), CUSTOM_UPDATED, "", NULL},
+    [STORE_ACCESS_REQUEST_ADD] = {MEMBERSHIP | BIT(P_NEW_ID), CUSTOM_ROW, ACCESS_KEYS,
+                                  "room not found"},
+    [STORE_ACCESS_REQUEST_RESOLVE] = {BIT(P_ID) | BIT(P_STATUS) | BIT(P_NOW), CUSTOM_ROW,
+                                      ACCESS_KEYS, "access request not found"},
+    [STORE_ACCESS_REQUEST_GET] = {BIT(P_ID), CUSTOM_ROW, ACCESS_KEYS, "access request not found"},
+};
+
+static json_t *integer_value(const sioc__store_cell_t *cell)
+{
+    return json_integer((json_int_t)strtoll(cell->bytes, NULL, 10));
+}
+
+/* A cell of the application's row, typed from its column (and, for the keys whose type the
+ * daemon relies on, from the key). A new reference, or NULL. */
+static json_t *named_value(const sioc__store_cell_t *cell)
+{
+    if (cell->bytes == NULL)
+        return json_null();
+    const char *name = cell->name != NULL ? cell->name : "";
+    if (strcmp(name, "isPrivate") == 0 || strcmp(name, "read") == 0)
+        return column_value(cell, COLUMN_BOOL);
+    if (strcmp(name, "payload") == 0 || cell->kind == SIOC__STORE_CELL_JSON)
+        return column_value(cell, COLUMN_JSON);
+    /* References (senderId, roomId, ...) are strings, as store.h promises the drivers; a
+     * row's own "id" keeps its column's type (the app's integer message ids stay numbers). */
+    size_t name_length = strlen(name);
+    if (name_length > 2 && strcmp(name + name_length - 2, "Id") == 0)
+        return column_value(cell, COLUMN_TEXT);
+    char time[TIME_SIZE];
+    switch (cell->kind) {
+    case SIOC__STORE_CELL_INTEGER:
+        return integer_value(cell);
+    case SIOC__STORE_CELL_BOOL:
+        return column_value(cell, COLUMN_BOOL);
+    case SIOC__STORE_CELL_TIME:
+        if (sioc__store_sql_iso_time(cell->bytes, cell->length, time))
+            return json_string(time);
+        return column_value(cell, COLUMN_TEXT);
+    default:
+        return column_value(cell, COLUMN_TEXT);
+    }
+}
+
+static json_t *named_row(const sioc__store_cell_t *cells, size_t count)
+{
+    json_t *object = json_object();
+    for (size_t index = 0; object != NULL && index < count; index++) {
+        if (cells[index].name == NULL ||
+            json_object_set_new(object, cells[index].name, named_value(&cells[index])) != 0) {
+            json_decref(object);
+            object = NULL;
+        }
+    }
+    return object;
+}
+
+static void call_param(call_t *call, const args_t *a, param_t param, const char *now,
+                       const char *new_id)
+{
+    const text_t *texts[] = {[P_ID] = &a->id,
+                             [P_USER_ID] = &a->user_id,
+                             [P_ROOM_ID] = &a->room_id,
+                             [P_SENDER_ID] = &a->sender_id,
+                             [P_RECIPIENT_ID] = &a->recipient_id,
+                             [P_OTHER_ID] = &a->other_id,
+                             [P_OWNER_ID] = &a->owner_id,
+                             [P_BEFORE] = &a->before,
+                             [P_NAME] = &a->name,
+                             [P_TEXT] = &a->text,
+                             [P_TYPE] = &a->type,
+                             [P_FIRST_NAME] = &a->profile[0],
+                             [P_LAST_NAME] = &a->profile[1],
+                             [P_ROLE] = &a->profile[2],
+                             [P_AVATAR] = &a->profile[3]};
+    if (param <= P_AVATAR)
+        call_text(call, *texts[param]);
+    else if (param == P_STATUS)
+        call_text(call, a->status != NULL ? text_of(a->status) : (text_t){NULL, 0, 0});
+    else if (param == P_IS_PRIVATE || param == P_UNREAD_ONLY)
+        call_int(call, a->flag);
+    else if (param == P_LIMIT)
+        call_int(call, a->limit);
+    else if (param == P_PAYLOAD)
+        call_text(call, a->payload != NULL ? text_of(a->payload) : (text_t){NULL, 0, 0});
+    else
+        call_string(call, param == P_NOW ? now : new_id);
+}
+
+static uint64_t clock_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+static cached_user_t *user_slot(store_t *store, text_t id)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (size_t index = 0; index < id.length; index++)
+        hash = (hash ^ (unsigned char)id.bytes[index]) * 16777619u;
+    return &store->users[hash % USER_CACHE_SLOTS];
+}
+
+static int user_slot_holds(const cached_user_t *slot, text_t id)
+{
+    return slot->id != NULL && strlen(slot->id) == id.length &&
+           memcmp(slot->id, id.bytes, id.length) == 0;
+}
+
+static void user_slot_clear(cached_user_t *slot)
+{
+    free(slot->id);
+    json_decref(slot->user);
+    *slot = (cached_user_t){NULL, NULL, 0};
+}
+
+/* A fresh cached copy of the user, or NULL. */
+static json_t *user_cache_get(store_t *store, text_t id)
+{
+    if (store->users == NULL)
+        return NULL;
+    cached_user_t *slot = user_slot(store, id);
+    if (!user_slot_holds(slot, id) || clock_ms() >= slot->expires_ms)
+        return NULL;
+    return json_deep_copy(slot->user);
+}
+
+static void user_cache_put(store_t *store, text_t id, const json_t *user)
+{
+    if (store->users == NULL)
+        return;
+    cached_user_t *slot = user_slot(store, id);
+    user_slot_clear(slot);
+    slot->id = strndup(id.bytes, id.length);
+    slot->user = json_deep_copy(user);
+    slot->expires_ms = clock_ms() + USER_CACHE_MS;
+    if (slot->id == NULL || slot->user == NULL)
+        user_slot_clear(slot);
+}
+
+static void user_cache_forget(store_t *store, text_t id)
+{
+    if (store->users != NULL && user_slot_holds(user_slot(store, id), id))
+        user_slot_clear(user_slot(store, id));
+}
+
+static void user_cache_free(store_t *store)
+{
+    for (size_t index = 0; store->users != NULL && index < USER_CACHE_SLOTS; index++)
+        user_slot_clear(&store->users[index]);
+    free(store->users);
+    store->users = NULL;
+}
+
+/* Runs the application's statement once; rows go to rows (may be NULL). */
+static int custom_execute(store_t *store, request_t *request, rows_t *rows, int64_t *changes)
+{
+    const custom_t *custom = &store->custom[request->operation];
+    char now[TIME_SIZE], new_id[GENERATED_ID_SIZE];
+    sioc__store_time_now(now);
+    int error = generate_id(request, new_id);
+    if (error != 0)
+        return error;
+    call_t call = {.count = 0};
+    for (size_t index = 0; index < custom->count; index++)
+        call_param(&call, &request->args, (param_t)custom->params[index], now, new_id);
+    int rc = execute(store, request, SIOC__SQL_STATEMENT_COUNT + (int)request->operation, &call,
+                     rows, changes);
+    if (rc == SIOC__STORE_DB_CONFLICT)
+        return request_fail(request, STORE_ECONFLICT, "already exists");
+    return rc;
+}
+
+/* mark_read: once for "all" (:id NULL), else once per listed id. */
+static int custom_updated(store_t *store, request_t *request)
+{
+    args_t *a = &request->args;
+    int64_t updated = 0, changes = 0;
+    size_t runs = a->flag ? 1 : a->id_count;
+    for (size_t index = 0; index < runs; index++) {
+        a->id = a->flag ? (text_t){NULL, 0, 0} : a->ids[index];
+        int error = custom_execute(store, request, NULL, &changes);
+        if (error != 0)
+            return error;
+        updated += changes;
+    }
+    return request_succeed(request, json_pack("{s:I}", "updated", (json_int_t)updated));
+}
+
+static int run_custom(store_t *store, request_t *request)
+{
+    const custom_spec_t *spec = &custom_specs[request->operation];
+    const args_t *a = &request->args;
+    if (request->operation == STORE_USER_GET) {
+        json_t *cached = user_cache_get(store, a->id);
+        if (cached != NULL)
+            return request_succeed(request, cached);
+    }
+    if (spec->result == CUSTOM_UPDATED)
+        return custom_updated(store, request);
+    int many = spec->result == CUSTOM_ROWS || spec->result == CUSTOM_VALUES;
+    rows_t rows = {spec->result == CUSTOM_VALUES ? &USER_ID_SHAPE : &NAMED_SHAPE, NULL,
+                   many ? json_array() : NULL, 0, 0};
+    if (many && rows.array == NULL)
+        return request_fail(request, STORE_EIO, MESSAGE_NO_MEMORY);
+    int64_t changes = 0;
+    int error = custom_execute(store, request, &rows, &changes);
+    if (error != 0) {
+        json_decref(rows.one);
+        json_decref(rows.array);
+        return error;
+    }
+    switch (spec->result) {
+    case CUSTOM_ROWS:
+    case CUSTOM_VALUES:
+        return request_succeed(request, rows.array);
+    case CUSTOM_EXISTS:
+        json_decref(rows.one);
+        return request_succeed(request, json_boolean(rows.count > 0));
+    case CUSTOM_REMOVED:
+        json_decref(rows.one);
+        return request_succeed(request, json_pack("{s:s%, s:s%, s:b}", "roomId", a->room_id.bytes,
+                                                  a->room_id.length, "userId", a->user_id.bytes,
+                                                  a->user_id.length, "removed", changes > 0));
+    default:
+        break;
+    }
+    if (rows.count == 0)
+        return request_fail(request, STORE_ENOTFOUND, spec->not_found);
+    if (request->operation == STORE_USER_GET && rows.one != NULL)
+        user_cache_put(store, a->id, rows.one);
+    return request_succeed(request, rows.one);
+}
+
 typedef struct operation_s {
     const char *name;
     const char *(*parse)(reader_t *reader);         /* loop thread: NULL, or the problem */
@@ -1288,6 +1636,15 @@ const char *store_operation_name(store_operation_t operation)
     return operation_known(operation) ? operations[operation].name : "unknown";
 }
 
+int store_operation_find(const char *name)
+{
+    for (int operation = 0; operation < STORE_OPERATION_COUNT; operation++) {
+        if (strcmp(operations[operation].name, name) == 0)
+            return operation;
+    }
+    return -1;
+}
+
 /* ---- The worker thread ------------------------------------------------------------------- */
 
 /* A control statement (BEGIN, SAVEPOINT, ...) on behalf of request: 0, or the request's error. */
@@ -1313,7 +1670,11 @@ static void request_run(store_t *store, request_t *request)
     store->operation_name = operations[request->operation].name;
     if (control(store, request, SIOC__SQL_SAVEPOINT) != 0)
         return;
-    int error = operations[request->operation].run(store, request);
+    if (request->operation == STORE_USER_UPSERT)
+        user_cache_forget(store, request->args.id); /* whichever table it writes */
+    int error = store->custom[request->operation].active
+                    ? run_custom(store, request)
+                    : operations[request->operation].run(store, request);
     /* Some errors (I/O, disk full, RAISE(ROLLBACK), a lost connection) end the whole
      * transaction: no savepoint is left to release; the batch notices. */
     if (store->lost || !store->driver->in_transaction(store->connection))
@@ -1468,6 +1829,7 @@ static void *worker_main(void *argument)
     }
     /* Closing the connection is disk work (a WAL checkpoint) kept off the loop thread. */
     store->driver->close(store->connection);
+    user_cache_free(store);
     store->connection = NULL;
     pthread_mutex_lock(&store->mutex);
     store->worker_exited = 1;
@@ -1675,6 +2037,101 @@ static int start_threads(store_t *store, uv_loop_t *loop, char *error, size_t er
     return 0;
 }
 
+/* The names operation's statement may use, and their param_t. */
+static size_t custom_names(store_operation_t operation, const char **names, int *which)
+{
+    size_t count = 0;
+    for (int param = 0; param < P_COUNT; param++) {
+        if (custom_specs[operation].params & BIT(param)) {
+            names[count] = param_names[param];
+            which[count++] = param;
+        }
+    }
+    return count;
+}
+
+/* Every column the operation needs is in columns ("a,b,c"): NULL, or the first missing one
+ * (in missing). */
+static const char *custom_missing_column(store_operation_t operation, const char *columns,
+                                         char missing[64])
+{
+    const char *need = custom_specs[operation].columns;
+    while (*need != '\0') {
+        size_t length = strcspn(need, ",");
+        snprintf(missing, 64, "%.*s", (int)length, need);
+        int found = 0;
+        for (const char *have = columns; *have != '\0' && !found;) {
+            size_t have_length = strcspn(have, ",");
+            found = have_length == length && memcmp(have, need, length) == 0;
+            have += have_length + (have[have_length] == ',');
+        }
+        if (!found)
+            return missing;
+        need += length + (need[length] == ',');
+    }
+    return NULL;
+}
+
+/* Compiles, prepares and checks one application statement. 0, or STORE_EINVALID with error:
+ * "<where>: <what is wrong>". */
+static int custom_prepare(store_t *store, store_operation_t operation, const char *sql,
+                          const char *where, char *error, size_t error_size)
+{
+    const char *names[P_COUNT];
+    int which[P_COUNT];
+    size_t name_count = custom_names(operation, names, which);
+    sioc__store_sql_t compiled;
+    char why[1024] = "", columns[1024] = "", missing[64];
+    custom_t *custom = &store->custom[operation];
+    int rc = sioc__store_sql_compile(sql, strlen(sql), store->driver->placeholder, names,
+                                     name_count, &compiled, why, sizeof(why));
+    if (rc == 0) {
+        rc = store->driver->prepare(store->connection, operation, compiled.text, columns,
+                                    sizeof(columns), why, sizeof(why));
+        custom->count = compiled.count;
+        for (size_t index = 0; index < compiled.count; index++)
+            custom->params[index] = which[compiled.params[index]];
+        sioc__store_sql_free(&compiled);
+    }
+    const char *absent = rc == 0 ? custom_missing_column(operation, columns, missing) : NULL;
+    if (absent != NULL) {
+        snprintf(why, sizeof(why), "the statement returns no column \"%s\" (it returns: %.400s)",
+                 absent, columns[0] ? columns : "no columns");
+        rc = -1;
+    }
+    if (rc != 0) {
+        snprintf(error, error_size, "%s: %s", where, why);
+        return STORE_EINVALID;
+    }
+    custom->active = 1;
+    return 0;
+}
+
+static int customs_prepare(store_t *store, const store_options_t *options, char *error,
+                           size_t error_size)
+{
+    for (int operation = 0; options->statements != NULL && operation < STORE_OPERATION_COUNT;
+         operation++) {
+        const char *sql = options->statements[operation];
+        if (sql == NULL)
+            continue;
+        char where[256];
+        const char *given = options->statement_where ? options->statement_where[operation] : NULL;
+        if (given == NULL)
+            snprintf(where, sizeof(where), "store.statements.%s", operations[operation].name);
+        int rc = custom_prepare(store, (store_operation_t)operation, sql,
+                                given != NULL ? given : where, error, error_size);
+        if (rc != 0)
+            return rc;
+    }
+    if (store->custom[STORE_USER_GET].active &&
+        (store->users = calloc(USER_CACHE_SLOTS, sizeof(*store->users))) == NULL) {
+        snprintf(error, error_size, "store: out of memory");
+        return STORE_EIO;
+    }
+    return 0;
+}
+
 /* The driver named by options (NULL: sqlite), or NULL. */
 static const sioc__store_driver_t *driver_find(const char *name)
 {
@@ -1683,6 +2140,29 @@ static const sioc__store_driver_t *driver_find(const char *name)
     if (strcmp(name, "postgres") == 0 || strcmp(name, "postgresql") == 0)
         return &sioc__store_pg_driver;
     return NULL;
+}
+
+int store_check(const store_options_t *options, char *error, size_t error_size)
+{
+    const sioc__store_driver_t *driver = driver_find(options->driver);
+    if (driver == NULL) {
+        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite or postgres)",
+                 options->driver);
+        return STORE_EINVALID;
+    }
+    store_t *store = calloc(1, sizeof(*store));
+    if (store == NULL) {
+        snprintf(error, error_size, "store: out of memory");
+        return STORE_EIO;
+    }
+    store->driver = driver;
+    int rc = driver->open(options, &store->connection, error, error_size);
+    if (rc == 0)
+        rc = customs_prepare(store, options, error, error_size);
+    driver->close(store->connection);
+    user_cache_free(store);
+    free(store);
+    return rc;
 }
 
 int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
@@ -1702,7 +2182,11 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
     }
     store->driver = driver;
     int rc = driver->open(options, &store->connection, error, error_size);
+    if (rc == 0)
+        rc = customs_prepare(store, options, error, error_size);
     if (rc != 0) {
+        driver->close(store->connection);
+        user_cache_free(store);
         free(store);
         return rc;
     }

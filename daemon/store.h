@@ -128,6 +128,11 @@ typedef struct store_options_s {
     /* sqlite: the database file (created, WAL mode, migrated); postgres: a libpq connection
      * URI ("postgresql://user@host:port/db?sslmode=require") or "key=value ..." string. */
     const char *path;
+    /* The application's own statements (docs/store.md), indexed by operation; NULL (or a NULL
+     * entry) keeps sioc's. Named parameters (":roomId"); where[op] (may be NULL) is what an
+     * error names, e.g. "sioc.json:12: store.statements.message_add". */
+    const char *const *statements;
+    const char *const *statement_where;
 } store_options_t;
 
 /* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID
@@ -137,6 +142,10 @@ typedef struct store_options_s {
  * error filled. */
 int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
                size_t error_size);
+
+/* Opens the database, prepares the application's statements and closes it again, with no
+ * loop (`sioc check-config`). 0, or store_open's errors. */
+int store_check(const store_options_t *options, char *error, size_t error_size);
 
 /* Queues an operation (see above). Never fails synchronously: errors come through done. */
 void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
@@ -148,7 +157,10 @@ void store_request(store_t *store, store_operation_t operation, json_t *params, 
  * keep running until closed_cb; the store is gone after it. */
 void store_close(store_t *store, void (*closed_cb)(void *data), void *data);
 
-/* "message_add", ...; "unknown" out of range. For logs. */
+/* "message_add", ...; "unknown" out of range. For logs and store.statements keys. */
 const char *store_operation_name(store_operation_t operation);
+
+/* The operation named (store.statements keys), or -1. */
+int store_operation_find(const char *name);
 
 #endif

@@ -64,9 +64,19 @@ typedef struct sioc__store_param_s {
 
 /* A result cell as text (bytes NULL: SQL NULL), valid during the row callback. Booleans are
  * "1"/"0" (SQLite) or "t"/"f" (PostgreSQL); the store reads both. */
+typedef enum sioc__store_cell_kind {
+    SIOC__STORE_CELL_TEXT,
+    SIOC__STORE_CELL_INTEGER,
+    SIOC__STORE_CELL_BOOL,
+    SIOC__STORE_CELL_JSON,
+    SIOC__STORE_CELL_TIME, /* PostgreSQL timestamp text, "2026-11-21 21:00:00.123+00" */
+} sioc__store_cell_kind_t;
+
 typedef struct sioc__store_cell_s {
     const char *bytes;
     size_t length;
+    const char *name;             /* the column's name */
+    sioc__store_cell_kind_t kind; /* from the column's type, for the application's statements */
 } sioc__store_cell_t;
 
 /* Called for each row; a non-zero return stops the rows (out of memory) and is returned by
@@ -95,6 +105,13 @@ typedef struct sioc__store_driver_s {
      * driver reconnects, with a backoff, from here). */
     int (*ready)(void *connection);
     void (*close)(void *connection); /* NULL-safe */
+    /* The placeholder style of compiled application statements: '$' ($1) or '?' (?1). */
+    char placeholder;
+    /* Loop thread, after open: prepares the application's statement for slot (an operation;
+     * run later as statement SIOC__SQL_STATEMENT_COUNT + slot) and lists the columns it
+     * returns in columns ("a,b,c"). 0, or -1 with the database's message in error. */
+    int (*prepare)(void *connection, int slot, const char *sql, char *columns, size_t columns_size,
+                   char *error, size_t error_size);
 } sioc__store_driver_t;
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;

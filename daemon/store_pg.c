@@ -200,6 +200,7 @@ typedef struct connection_s {
     char *conninfo;
     char shown[256]; /* where, without the password, for messages */
     PGconn *conn;
+    char *custom[STORE_OPERATION_COUNT]; /* the application's statements, compiled */
     uint64_t next_attempt_ms;
     unsigned backoff_ms;
 } connection_t;
@@ -255,8 +256,11 @@ static void ignore_notice(void *data, const char *message)
 static PGconn *connect_now(const char *conninfo)
 {
     /* Our defaults first: the URL's own connect_timeout or application_name override them. */
-    const char *keywords[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *values[] = {CONNECT_TIMEOUT_S, "sioc", conninfo, NULL};
+    const char *keywords[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+    /* Timestamps of the application's tables come back as UTC ISO text, which the store
+     * turns into "2026-11-21T21:00:00.000Z" (the seeds' createdAt). */
+    const char *values[] = {CONNECT_TIMEOUT_S, "sioc", "-c DateStyle=ISO -c TimeZone=UTC", conninfo,
+                            NULL};
     PGconn *conn = PQconnectdbParams(keywords, values, 1);
     PQsetNoticeProcessor(conn, ignore_notice, NULL);
     return conn;
@@ -264,6 +268,30 @@ static PGconn *connect_now(const char *conninfo)
 
 /* Prepares every data statement on the connection. 0, or the failing statement's index + 1
  * with the server's message in error. */
+static int prepare_one(PGconn *conn, const char *name, const char *sql, char *error,
+                       size_t error_size)
+{
+    PGresult *result = PQprepare(conn, name, sql, 0, NULL);
+    int ok = PQresultStatus(result) == PGRES_COMMAND_OK;
+    if (!ok)
+        snprintf(error, error_size, "%s", PQresultErrorMessage(result));
+    PQclear(result);
+    return ok ? 0 : -1;
+}
+
+/* The application's statements, again after a reconnection. 0, or -1 with error. */
+static int prepare_custom(connection_t *connection, char *error, size_t error_size)
+{
+    for (int slot = 0; slot < STORE_OPERATION_COUNT; slot++) {
+        char name[16];
+        snprintf(name, sizeof(name), "c%d", slot);
+        if (connection->custom[slot] != NULL &&
+            prepare_one(connection->conn, name, connection->custom[slot], error, error_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int prepare_all(PGconn *conn, char *error, size_t error_size)
 {
     for (int id = 0; id < SIOC__SQL_STATEMENT_COUNT; id++) {
@@ -288,6 +316,8 @@ static void pg_close(void *opaque)
     if (connection == NULL)
         return;
     PQfinish(connection->conn);
+    for (int slot = 0; slot < STORE_OPERATION_COUNT; slot++)
+        free(connection->custom[slot]);
     free(connection->conninfo);
     free(connection);
 }
@@ -317,6 +347,27 @@ static int is_lost(PGconn *conn, const char *sqlstate)
            (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "57P", 3) == 0);
 }
 
+/* From the column's type (pg_type OIDs, fixed since PostgreSQL 7). */
+static sioc__store_cell_kind_t cell_kind(Oid type)
+{
+    switch (type) {
+    case 16: /* bool */
+        return SIOC__STORE_CELL_BOOL;
+    case 20: /* int8 */
+    case 21: /* int2 */
+    case 23: /* int4 */
+        return SIOC__STORE_CELL_INTEGER;
+    case 114:  /* json */
+    case 3802: /* jsonb */
+        return SIOC__STORE_CELL_JSON;
+    case 1114: /* timestamp */
+    case 1184: /* timestamptz */
+        return SIOC__STORE_CELL_TIME;
+    default:
+        return SIOC__STORE_CELL_TEXT;
+    }
+}
+
 static int deliver_rows(PGresult *result, sioc__store_row_cb row, void *row_data)
 {
     int rows = PQntuples(result);
@@ -329,12 +380,21 @@ static int deliver_rows(PGresult *result, sioc__store_row_cb row, void *row_data
             int null = PQgetisnull(result, index, column);
             cells[column].bytes = null ? NULL : PQgetvalue(result, index, column);
             cells[column].length = (size_t)PQgetlength(result, index, column);
+            cells[column].name = PQfname(result, column);
+            cells[column].kind = cell_kind(PQftype(result, column));
         }
         int rc = row(row_data, cells, (size_t)columns);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+static const char *sql_of(const connection_t *connection, int statement)
+{
+    return statement < SIOC__SQL_STATEMENT_COUNT
+               ? statement_sql[statement]
+               : connection->custom[statement - SIOC__SQL_STATEMENT_COUNT];
 }
 
 static PGresult *run(connection_t *connection, sioc__store_statement_t statement,
@@ -354,7 +414,10 @@ static PGresult *run(connection_t *connection, sioc__store_statement_t statement
         }
     }
     char name[16];
-    snprintf(name, sizeof(name), "s%d", (int)statement);
+    if (statement >= SIOC__SQL_STATEMENT_COUNT)
+        snprintf(name, sizeof(name), "c%d", (int)statement - SIOC__SQL_STATEMENT_COUNT);
+    else
+        snprintf(name, sizeof(name), "s%d", (int)statement);
     return PQexecPrepared(connection->conn, name, (int)count, values, NULL, NULL, 0);
 }
 
@@ -380,7 +443,7 @@ static int pg_execute(void *opaque, sioc__store_statement_t statement,
         char detail[512];
         snprintf(detail, sizeof(detail), "%s",
                  result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(connection->conn));
-        log_error("store: %s: %s: %s", connection->shown, statement_sql[statement],
+        log_error("store: %s: %s: %s", connection->shown, sql_of(connection, statement),
                   one_line(detail));
         rc = is_lost(connection->conn, sqlstate) ? STORE_EUNAVAILABLE : STORE_EIO;
         *message = failure_text(sqlstate);
@@ -408,7 +471,8 @@ static int pg_ready(void *opaque)
     PQreset(connection->conn);
     char error[512] = "";
     if (PQstatus(connection->conn) == CONNECTION_OK &&
-        prepare_all(connection->conn, error, sizeof(error)) == 0) {
+        prepare_all(connection->conn, error, sizeof(error)) == 0 &&
+        prepare_custom(connection, error, sizeof(error)) == 0) {
         log_info("store: %s: reconnected", connection->shown);
         connection->backoff_ms = 0;
         return 0;
@@ -558,6 +622,35 @@ static int pg_open(const store_options_t *options, void **out, char *error, size
     return 0;
 }
 
+/* Prepares and describes the application's statement: its result columns are checked by the
+ * store before the daemon starts. */
+static int pg_prepare(void *opaque, int slot, const char *sql, char *columns, size_t columns_size,
+                      char *error, size_t error_size)
+{
+    connection_t *connection = opaque;
+    char name[16];
+    snprintf(name, sizeof(name), "c%d", slot);
+    if (prepare_one(connection->conn, name, sql, error, error_size) != 0) {
+        one_line(error);
+        return -1;
+    }
+    PGresult *description = PQdescribePrepared(connection->conn, name);
+    columns[0] = '\0';
+    for (int index = 0; index < PQnfields(description); index++) {
+        size_t used = strlen(columns);
+        snprintf(columns + used, columns_size - used, "%s%s", index ? "," : "",
+                 PQfname(description, index));
+    }
+    PQclear(description);
+    free(connection->custom[slot]);
+    connection->custom[slot] = strdup(sql);
+    if (connection->custom[slot] == NULL) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 const sioc__store_driver_t sioc__store_pg_driver = {
-    "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready, pg_close,
+    "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready, pg_close, '$', pg_prepare,
 };

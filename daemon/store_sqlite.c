@@ -198,7 +198,15 @@ typedef struct connection_s {
     char *path;
     sqlite3 *db;
     sqlite3_stmt *statements[SIOC__SQL_STATEMENT_COUNT];
+    sqlite3_stmt *custom[STORE_OPERATION_COUNT]; /* the application's statements */
 } connection_t;
+
+static sqlite3_stmt *statement_of(connection_t *connection, int statement)
+{
+    return statement < SIOC__SQL_STATEMENT_COUNT
+               ? connection->statements[statement]
+               : connection->custom[statement - SIOC__SQL_STATEMENT_COUNT];
+}
 
 /* Finalizes the statements and closes the connection (a WAL checkpoint). NULL-safe. */
 static void sqlite_close(void *opaque)
@@ -208,6 +216,8 @@ static void sqlite_close(void *opaque)
         return;
     for (int id = 0; id < SIOC__SQL_STATEMENT_COUNT; id++)
         sqlite3_finalize(connection->statements[id]);
+    for (int id = 0; id < STORE_OPERATION_COUNT; id++)
+        sqlite3_finalize(connection->custom[id]);
     if (connection->db != NULL && sqlite3_close(connection->db) != SQLITE_OK)
         log_error("store: closing %s: %s", connection->path, sqlite3_errmsg(connection->db));
     free(connection->path);
@@ -250,8 +260,12 @@ static int step_rows(sqlite3_stmt *stmt, sioc__store_row_cb row, void *row_data,
         if (count > 8)
             count = 8;
         for (int index = 0; index < count; index++) {
+            int type = sqlite3_column_type(stmt, index);
+            cells[index].kind =
+                type == SQLITE_INTEGER ? SIOC__STORE_CELL_INTEGER : SIOC__STORE_CELL_TEXT;
             cells[index].bytes = (const char *)sqlite3_column_text(stmt, index);
             cells[index].length = (size_t)sqlite3_column_bytes(stmt, index);
+            cells[index].name = sqlite3_column_name(stmt, index);
         }
         *row_error = row(row_data, cells, (size_t)count);
         if (*row_error != 0)
@@ -265,7 +279,7 @@ static int sqlite_execute(void *opaque, sioc__store_statement_t statement,
                           void *row_data, int64_t *changes, const char **message)
 {
     connection_t *connection = opaque;
-    sqlite3_stmt *stmt = connection->statements[statement];
+    sqlite3_stmt *stmt = statement_of(connection, statement);
     bind_params(stmt, params, count);
     int row_error = 0;
     int rc = step_rows(stmt, row, row_data, &row_error);
@@ -279,7 +293,7 @@ static int sqlite_execute(void *opaque, sioc__store_statement_t statement,
         return 0;
     if (is_unique_violation(rc))
         return SIOC__STORE_DB_CONFLICT;
-    log_error("store: %s: %s (%s)", statement_sql[statement], sqlite3_errmsg(connection->db),
+    log_error("store: %s: %s (%s)", sqlite3_sql(stmt), sqlite3_errmsg(connection->db),
               sqlite3_errstr(rc));
     *message = sqlite3_errstr(rc);
     return STORE_EIO;
@@ -481,6 +495,32 @@ static int sqlite_open(const store_options_t *options, void **out, char *error, 
     return 0;
 }
 
+static int sqlite_prepare(void *opaque, int slot, const char *sql, char *columns,
+                          size_t columns_size, char *error, size_t error_size)
+{
+    connection_t *connection = opaque;
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v3(connection->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL) !=
+        SQLITE_OK) {
+        snprintf(error, error_size, "%s", sqlite3_errmsg(connection->db));
+        return -1;
+    }
+    if (stmt == NULL) {
+        snprintf(error, error_size, "empty statement");
+        return -1;
+    }
+    columns[0] = '\0';
+    for (int index = 0; index < sqlite3_column_count(stmt); index++) {
+        size_t used = strlen(columns);
+        snprintf(columns + used, columns_size - used, "%s%s", index ? "," : "",
+                 sqlite3_column_name(stmt, index));
+    }
+    sqlite3_finalize(connection->custom[slot]);
+    connection->custom[slot] = stmt;
+    return 0;
+}
+
 const sioc__store_driver_t sioc__store_sqlite_driver = {
-    "sqlite", sqlite_open, sqlite_execute, sqlite_in_transaction, sqlite_ready, sqlite_close,
+    "sqlite",     sqlite_open, sqlite_execute, sqlite_in_transaction, sqlite_ready,
+    sqlite_close, '?',         sqlite_prepare,
 };

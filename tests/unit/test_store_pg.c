@@ -38,7 +38,7 @@ static const char *pg_url(void)
 
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"postgres", fixture->path};
+    store_options_t options = {"postgres", fixture->path, NULL, NULL};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -145,7 +145,7 @@ static void test_pg_server_down_at_open(void **state)
     if (strncmp(error, prefix, strlen(prefix)) != 0)
         fail_msg("unexpected error: %s", error);
     assert_null(strstr(error, "secret-word"));
-    store_options_t no_url = {"postgres", ""};
+    store_options_t no_url = {"postgres", "", NULL, NULL};
     assert_int_equal(store_open(&fixture->loop, &no_url, &fixture->store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
@@ -227,6 +227,89 @@ static void test_pg_reconnects_after_restart(void **state)
     assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 2);
 }
 
+/* ---- The application's statements ------------------------------------------------------ */
+
+static int open_with(fixture_t *fixture, const char *const *statements, char *error,
+                     size_t error_size)
+{
+    fixture_close(fixture);
+    store_options_t options = {"postgres", fixture->path, statements, NULL};
+    return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
+}
+
+static void app_tables(void)
+{
+    raw_exec("DROP TABLE IF EXISTS \"Messages\", \"Users\";"
+             "CREATE TABLE \"Users\" (id SERIAL PRIMARY KEY, \"firstName\" TEXT, role TEXT);"
+             "CREATE TABLE \"Messages\" (id SERIAL PRIMARY KEY, \"roomId\" INTEGER,"
+             " \"senderId\" INTEGER REFERENCES \"Users\" (id), text TEXT,"
+             " \"createdAt\" TIMESTAMPTZ NOT NULL);"
+             "INSERT INTO \"Users\" (\"firstName\", role) VALUES ('Ann', 'student')");
+}
+
+/* The app's rows by column name: its own ids stay integers, references are strings (store.h),
+ * timestamps come back in the seeds' ISO form, and what sioc writes is in the app's table. */
+static void test_pg_app_statements(void **state)
+{
+    fixture_t *fixture = *state;
+    app_tables();
+    const char *statements[STORE_OPERATION_COUNT] = {
+        [STORE_USER_GET] = "SELECT id, \"firstName\", role FROM \"Users\" WHERE id = :id::int",
+        [STORE_MESSAGE_ADD] =
+            "INSERT INTO \"Messages\" (\"roomId\", \"senderId\", text, \"createdAt\")"
+            " VALUES (:roomId::int, :senderId::int, :text, :now) RETURNING id,"
+            " \"roomId\", \"senderId\", text, \"createdAt\"",
+    };
+    char error[512] = "";
+    if (open_with(fixture, statements, error, sizeof(error)) != 0)
+        fail_msg("%s", error);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Ann\", \"role\": \"student\"}");
+    call_fails(fixture, STORE_USER_GET, "{\"id\": 2}", STORE_ENOTFOUND, "user not found");
+    assert_json(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": 7, \"senderId\": \"1\", \"text\": \"hi\"}"),
+                "{\"id\": 1, \"roomId\": \"7\", \"senderId\": \"1\", \"text\": \"hi\","
+                " \"createdAt\": \"<time>\"}");
+    assert_int_equal(raw_integer("SELECT count(*) FROM \"Messages\" WHERE text = 'hi'"), 1);
+    /* The cached user: a change in the app's table shows after the cache's time only. */
+    raw_exec("UPDATE \"Users\" SET \"firstName\" = 'Anne'");
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Ann\", \"role\": \"student\"}");
+    /* An upsert of the user (whichever table it writes) forgets the cached one. */
+    json_decref(call_ok(fixture, STORE_USER_UPSERT, "{\"id\": 1}"));
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Anne\", \"role\": \"student\"}");
+}
+
+static void assert_statement_refused(fixture_t *fixture, store_operation_t operation,
+                                     const char *sql, const char *expected)
+{
+    const char *statements[STORE_OPERATION_COUNT] = {NULL};
+    statements[operation] = sql;
+    char error[512] = "";
+    assert_int_equal(open_with(fixture, statements, error, sizeof(error)), STORE_EINVALID);
+    assert_null(fixture->store);
+    if (strstr(error, expected) == NULL)
+        fail_msg("expected \"%s\" in: %s", expected, error);
+}
+
+static void test_pg_bad_app_statements(void **state)
+{
+    fixture_t *fixture = *state;
+    app_tables();
+    assert_statement_refused(fixture, STORE_USER_GET, "SELECT id FROM \"Users\" WHERE id = :idd",
+                             "store.statements.user_get: unknown parameter :idd");
+    assert_statement_refused(fixture, STORE_USER_GET, "SELEC id FROM \"Users\"",
+                             "store.statements.user_get: ERROR:  syntax error at or near");
+    assert_statement_refused(fixture, STORE_MESSAGE_ADD,
+                             "SELECT id, text FROM \"Messages\" WHERE text = :text",
+                             "store.statements.message_add: the statement returns no column"
+                             " \"roomId\" (it returns: id,text)");
+    assert_statement_refused(fixture, STORE_USER_GET, "SELECT id FROM \"Users\" WHERE id = 'x:id",
+                             "store.statements.user_get: unterminated quoted string");
+    fixture_open(fixture);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(int argc, char **argv)
@@ -247,6 +330,8 @@ int main(int argc, char **argv)
         TEST(test_pg_server_down_at_open),
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_reconnects_after_restart),
+        TEST(test_pg_app_statements),
+        TEST(test_pg_bad_app_statements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@
 
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"sqlite", fixture->path};
+    store_options_t options = {"sqlite", fixture->path, NULL, NULL};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -482,7 +482,7 @@ static int open_expecting_read_only(const char *path)
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return 1;
-    store_options_t options = {"sqlite", path};
+    store_options_t options = {"sqlite", path, NULL, NULL};
     store_t *store = NULL;
     char error[512] = "";
     int rc = store_open(&loop, &options, &store, error, sizeof(error));
@@ -526,23 +526,49 @@ static void test_open_refuses_bad_options(void **state)
     fixture_t *fixture = *state;
     store_t *store = (store_t *)1;
     char error[256];
-    store_options_t no_path = {"sqlite", NULL};
+    store_options_t no_path = {"sqlite", NULL, NULL, NULL};
     assert_int_equal(store_open(&fixture->loop, &no_path, &store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_null(store);
     assert_string_equal(error, "store: a database path is required");
-    store_options_t mysql = {"mysql", fixture->path};
+    store_options_t mysql = {"mysql", fixture->path, NULL, NULL};
     assert_int_equal(store_open(&fixture->loop, &mysql, &store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: unknown driver \"mysql\" (expected sqlite or postgres)");
     char missing[192];
     snprintf(missing, sizeof(missing), "%s/no/such/dir/x.db", fixture->directory);
-    store_options_t nowhere = {NULL, missing};
+    store_options_t nowhere = {NULL, missing, NULL, NULL};
     assert_int_equal(store_open(&fixture->loop, &nowhere, &store, error, sizeof(error)), STORE_EIO);
     char expected[256];
     snprintf(expected, sizeof(expected),
              "%s: cannot open the database: unable to open database file", missing);
     assert_string_equal(error, expected);
+}
+
+/* The application's statements on SQLite ("?N" placeholders): its rows by column name. */
+static void test_app_statements(void **state)
+{
+    fixture_t *fixture = *state;
+    alter_file(fixture, "CREATE TABLE app_users (id INTEGER PRIMARY KEY, first TEXT);"
+                        "INSERT INTO app_users VALUES (5, 'Ann')");
+    fixture_close(fixture);
+    const char *statements[STORE_OPERATION_COUNT] = {
+        [STORE_USER_GET] = "SELECT id, first AS firstName, :id AS asked FROM app_users"
+                           " WHERE id = CAST(:id AS INTEGER)"};
+    store_options_t options = {"sqlite", fixture->path, statements, NULL};
+    char error[512] = "";
+    if (store_open(&fixture->loop, &options, &fixture->store, error, sizeof(error)) != 0)
+        fail_msg("%s", error);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": \"5\"}"),
+                "{\"id\": 5, \"firstName\": \"Ann\", \"asked\": \"5\"}");
+    call_fails(fixture, STORE_USER_GET, "{\"id\": 6}", STORE_ENOTFOUND, "user not found");
+    fixture_close(fixture);
+    statements[STORE_USER_GET] = "SELECT first FROM app_users WHERE id = :id";
+    assert_int_equal(store_open(&fixture->loop, &options, &fixture->store, error, sizeof(error)),
+                     STORE_EINVALID);
+    assert_string_equal(error, "store.statements.user_get: the statement returns no column \"id\""
+                               " (it returns: first)");
+    fixture_open(fixture);
 }
 
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -567,6 +593,7 @@ int main(void)
         TEST(test_open_refuses_foreign_database),
         TEST(test_open_refuses_read_only_file),
         TEST(test_open_refuses_bad_options),
+        TEST(test_app_statements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
