@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include <sioc.h>
+#include <sioc_adapter.h>
 
 static sioc_server_t *server;
+static sioc_redis_t *redis;
 static int recovery_enabled;
 static uv_signal_t signals[2];
 
@@ -401,6 +403,55 @@ static void on_server_side_emit(sioc_socket_t *socket, const sioc_event_t *event
     ack(socket, event, json_string("ok"));
 }
 
+static void on_server_side_emit_event(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *name = string_arg(event, 0);
+    if (name != NULL)
+        sioc_namespace_server_side_emit(sioc_socket_namespace(socket), name, args_from(event, 1));
+    ack(socket, event, json_string("ok"));
+}
+
+static void on_server_side_responses(int error, json_t *responses, void *data)
+{
+    json_t *error_value = error ? json_string("timeout reached") : json_null();
+    answer(data, json_pack("{s:o,s:O}", "error", error_value, "responses", responses));
+}
+
+static void on_server_side_emit_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *name = string_arg(event, 0);
+    if (name == NULL)
+        return;
+    sioc_namespace_server_side_emit_with_ack(sioc_socket_namespace(socket), name,
+                                             args_from(event, 1), on_server_side_responses,
+                                             pending_answer(socket, event));
+}
+
+static void on_server_count_known(size_t servers, void *data)
+{
+    answer(data, json_integer((json_int_t)servers));
+}
+
+static void on_server_count(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_namespace_server_count(sioc_socket_namespace(socket), on_server_count_known,
+                                pending_answer(socket, event));
+}
+
+/* Another server's serverSideEmit: told to this server's clients, answered with "pong". */
+static void on_other_server(sioc_namespace_t *nsp, const sioc_event_t *event,
+                            sioc_adapter_reply_t *reply, void *data)
+{
+    json_t *args = json_pack("[s]", event->name);
+    json_array_extend(args, event->args);
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, nsp);
+    broadcast.flags |= SIOC_BROADCAST_LOCAL;
+    sioc_broadcast_emit(&broadcast, "server-side", args);
+    if (reply != NULL)
+        sioc_adapter_reply(reply, json_string("pong"));
+}
+
 static void on_count(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     socket_state_t *state = sioc_socket_get_user(socket);
@@ -463,6 +514,9 @@ static const struct {
     {"get-data", on_get_data},
     {"disconnect-me", on_disconnect_me},
     {"server-side-emit", on_server_side_emit},
+    {"server-side-emit-event", on_server_side_emit_event},
+    {"server-side-emit-ack", on_server_side_emit_ack},
+    {"server-count", on_server_count},
     {"count", on_count},
 };
 
@@ -472,6 +526,7 @@ static void setup_namespace(sioc_namespace_t *nsp)
     sioc_namespace_on_connection(nsp, on_connection, NULL);
     sioc_namespace_on_disconnect(nsp, on_disconnect, NULL);
     sioc_namespace_on_any(nsp, on_any, NULL);
+    sioc_namespace_on_server_side_emit(nsp, on_other_server, NULL);
     for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
         sioc_namespace_on(nsp, handlers[i].event, handlers[i].callback, NULL);
     if (recovery_enabled)
@@ -488,22 +543,45 @@ static int accept_dynamic(const char *name, json_t *auth, void *data)
 /* ---- main -------------------------------------------------------------------------------------
  */
 
+static void on_server_closed(void *data)
+{
+    /* The namespaces (and their adapters) are gone: the connections can go. */
+    sioc_redis_free(redis);
+    redis = NULL;
+}
+
 static void on_signal(uv_signal_t *handle, int signum)
 {
     uv_close((uv_handle_t *)&signals[0], NULL);
     uv_close((uv_handle_t *)&signals[1], NULL);
-    sioc_server_close(server, NULL, NULL);
+    sioc_server_close(server, on_server_closed, NULL);
 }
+
+typedef struct cluster_options_s {
+    const char *redis_url;
+    int sharded;
+    uint32_t requests_timeout_ms;
+} cluster_options_t;
+
+static cluster_options_t cluster;
 
 static int parse_options(int argc, char **argv, sioc_server_options_t *options, const char **host,
                          int *port)
 {
     static const struct option long_options[] = {
-        {"host", required_argument, 0, 'h'},         {"port", required_argument, 0, 'p'},
-        {"path", required_argument, 0, 'P'},         {"ping-interval", required_argument, 0, 'i'},
-        {"ping-timeout", required_argument, 0, 't'}, {"connect-timeout", required_argument, 0, 'C'},
-        {"cors", required_argument, 0, 'c'},         {"recovery", no_argument, 0, 'r'},
-        {"parser", required_argument, 0, 'm'},       {0, 0, 0, 0},
+        {"host", required_argument, 0, 'h'},
+        {"port", required_argument, 0, 'p'},
+        {"path", required_argument, 0, 'P'},
+        {"ping-interval", required_argument, 0, 'i'},
+        {"ping-timeout", required_argument, 0, 't'},
+        {"connect-timeout", required_argument, 0, 'C'},
+        {"cors", required_argument, 0, 'c'},
+        {"recovery", no_argument, 0, 'r'},
+        {"parser", required_argument, 0, 'm'},
+        {"redis", required_argument, 0, 'R'},
+        {"redis-mode", required_argument, 0, 'M'},
+        {"redis-requests-timeout", required_argument, 0, 'T'},
+        {0, 0, 0, 0},
     };
     static const char *cors[64];
     size_t cors_count = 0;
@@ -541,6 +619,17 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
             options->parser =
                 strcmp(optarg, "msgpack") == 0 ? SIOC_PARSER_MSGPACK : SIOC_PARSER_JSON;
             break;
+        case 'R':
+            cluster.redis_url = optarg;
+            break;
+        case 'M':
+            if (strcmp(optarg, "classic") != 0 && strcmp(optarg, "sharded") != 0)
+                return -1;
+            cluster.sharded = strcmp(optarg, "sharded") == 0;
+            break;
+        case 'T':
+            cluster.requests_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             return -1;
         }
@@ -563,12 +652,29 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: %s [--host H] [--port P] [--path /socket.io/] [--ping-interval MS]\n"
                 "       [--ping-timeout MS] [--connect-timeout MS] [--cors ORIGIN]...\n"
-                "       [--recovery] [--parser msgpack]\n",
+                "       [--recovery] [--parser msgpack] [--redis redis://HOST:PORT]\n"
+                "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n",
                 argv[0]);
         return 2;
     }
     regcomp(&dynamic_pattern, "^/dynamic-[0-9]+$", REG_EXTENDED | REG_NOSUB);
     uv_loop_t *loop = uv_default_loop();
+    if (cluster.redis_url != NULL) {
+        sioc_redis_options_t redis_options;
+        sioc_redis_options_init(&redis_options);
+        redis_options.url = cluster.redis_url;
+        redis_options.mode = cluster.sharded ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
+        if (cluster.requests_timeout_ms > 0)
+            redis_options.requests_timeout_ms = cluster.requests_timeout_ms;
+        int redis_rc = sioc_redis_new(loop, &redis_options, &redis);
+        if (redis_rc != 0) {
+            fprintf(stderr, "sioc-echo: --redis %s%s: %s\n", cluster.redis_url,
+                    cluster.sharded ? " (sharded)" : "", uv_strerror(redis_rc));
+            return 2;
+        }
+        options.adapter = sioc_redis_adapter_factory;
+        options.adapter_data = redis;
+    }
     int rc = sioc_server_new(loop, &options, &server);
     if (rc == 0)
         rc = sioc_server_listen(server, host, port);

@@ -7,6 +7,7 @@
  * the other servers. It never reaches into the Socket.IO layer otherwise.
  *
  * The in-memory adapter (the default) only does the local part: one server, serverCount 1.
+ * sioc_redis_adapter_factory() (below) is wire-compatible with @socket.io/redis-adapter 8.3.
  * Write your own by filling a sioc_adapter_ops_t and passing a factory in the server options
  * (sioc_server_options_t.adapter).
  *
@@ -136,6 +137,60 @@ struct sioc_adapter_s {
 /* The in-memory adapter: a factory for sioc_server_options_t.adapter (the default). */
 SIOC_API int sioc_memory_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local,
                                          void *data, sioc_adapter_t **out);
+
+/* A sink that passes every report on instead of collecting (a cluster adapter answering
+ * another server's broadcast with acks). release runs when the last reference goes. */
+typedef struct sioc_adapter_ack_relay_s {
+    void (*client_count)(size_t clients, void *data);
+    void (*ack)(const sioc_event_t *response, void *data);
+    void (*release)(void *data);
+} sioc_adapter_ack_relay_t;
+/* A new relay sink with one reference (the caller's), or NULL. relay must outlive it. */
+SIOC_API sioc_adapter_ack_sink_t *
+sioc_adapter_ack_sink_new_relay(uv_loop_t *loop, const sioc_adapter_ack_relay_t *relay, void *data);
+
+/* ---- Redis: wire-compatible with @socket.io/redis-adapter 8.3 and @socket.io/redis-emitter 5.1 */
+
+typedef enum sioc_redis_mode {
+    SIOC_REDIS_CLASSIC = 0, /* PUBLISH / PSUBSCRIBE, createAdapter() */
+    SIOC_REDIS_SHARDED = 1, /* SPUBLISH / SSUBSCRIBE (Redis 7), createShardedAdapter(): not yet */
+} sioc_redis_mode_t;
+
+typedef void (*sioc_redis_log_cb)(const char *line, void *data);
+
+typedef struct sioc_redis_options_s {
+    /* "redis://[[user]:password@]host[:port][/db]" sets host, port and password (Pub/Sub
+     * ignores the db); NULL: the fields below. */
+    const char *url;
+    const char *host;                         /* "127.0.0.1" */
+    int port;                                 /* 6379 */
+    const char *password;                     /* NULL: no AUTH */
+    const char *key;                          /* channel prefix: "socket.io" */
+    sioc_redis_mode_t mode;                   /* SIOC_REDIS_CLASSIC */
+    uint32_t requests_timeout_ms;             /* fetchSockets, serverSideEmit acks: 5000 */
+    int publish_on_specific_response_channel; /* answer on <key>-response#<nsp>#<uid># (0) */
+    size_t max_message_size;                  /* bigger channel messages are dropped: 1 MiB */
+    uint32_t reconnect_min_ms;                /* backoff after a lost connection: 100 .. */
+    uint32_t reconnect_max_ms;                /* .. doubling up to 5000 */
+    /* One line per state change (connected, lost, reconnecting) and per dropped message; NULL
+     * writes them to stderr as "sioc redis: <line>". */
+    sioc_redis_log_cb log;
+    void *log_data;
+} sioc_redis_options_t;
+
+typedef struct sioc_redis_s sioc_redis_t;
+
+SIOC_API void sioc_redis_options_init(sioc_redis_options_t *options);
+/* One pair of Redis connections (publish, subscribe) for every namespace of a server; it
+ * connects at once and reconnects by itself. Options are copied. SIOC_EINVAL for a URL that is
+ * not redis:// (no TLS yet) or a sharded mode (not yet). */
+SIOC_API int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options,
+                            sioc_redis_t **out);
+/* Closes the connections and frees it; call after sioc_server_close's callback. */
+SIOC_API void sioc_redis_free(sioc_redis_t *redis);
+/* The factory for sioc_server_options_t.adapter, with the sioc_redis_t as adapter_data. */
+SIOC_API int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local,
+                                        void *data, sioc_adapter_t **out);
 
 #ifdef __cplusplus
 }

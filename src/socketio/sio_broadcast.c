@@ -30,6 +30,8 @@ struct sioc_adapter_ack_sink_s {
     size_t expected_servers;
     size_t answered_servers;
     size_t expected_clients;
+    const sioc_adapter_ack_relay_t *relay; /* a relay passes reports on instead */
+    void *relay_data;
     uint32_t references;
     uint8_t done;
 };
@@ -373,6 +375,8 @@ int sioc_broadcast_emit(const sioc_broadcast_t *broadcast, const char *event, js
 static void free_collector(uv_handle_t *handle)
 {
     sioc__sio_ack_collector_t *collector = handle->data;
+    if (collector->relay != NULL && collector->relay->release != NULL)
+        collector->relay->release(collector->relay_data);
     for (size_t i = 0; i < collector->response_count; i++) {
         kept_response_t *response = &collector->responses[i];
         json_decref(response->args);
@@ -442,6 +446,10 @@ void sioc_adapter_ack_sink_server_count(sioc_adapter_ack_sink_t *sink, size_t se
 
 void sioc_adapter_ack_sink_client_count(sioc_adapter_ack_sink_t *sink, size_t clients)
 {
+    if (sink->relay != NULL) {
+        sink->relay->client_count(clients, sink->relay_data);
+        return;
+    }
     if (sink->done)
         return;
     sink->answered_servers++;
@@ -470,6 +478,10 @@ static int keep_response(kept_response_t *kept, const sioc_event_t *response)
 
 void sioc_adapter_ack_sink_ack(sioc_adapter_ack_sink_t *sink, const sioc_event_t *response)
 {
+    if (sink->relay != NULL) {
+        sink->relay->ack(response, sink->relay_data);
+        return;
+    }
     if (sink->done)
         return;
     kept_response_t *responses =
@@ -485,6 +497,21 @@ void sioc__sio_ack_collector_add_response(sioc__sio_ack_collector_t *collector,
                                           const sioc_event_t *response)
 {
     sioc_adapter_ack_sink_ack(collector, response);
+}
+
+sioc_adapter_ack_sink_t *
+sioc_adapter_ack_sink_new_relay(uv_loop_t *loop, const sioc_adapter_ack_relay_t *relay, void *data)
+{
+    sioc_adapter_ack_sink_t *sink = calloc(1, sizeof(*sink));
+    if (sink == NULL)
+        return NULL;
+    uv_timer_init(loop, &sink->timer);
+    sink->timer.data = sink;
+    sink->relay = relay;
+    sink->relay_data = data;
+    sink->references = 1;
+    sink->done = 1; /* never completes: it only passes reports on */
+    return sink;
 }
 
 static void on_collector_timeout(uv_timer_t *timer)

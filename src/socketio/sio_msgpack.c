@@ -681,6 +681,48 @@ int sioc__sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_atta
     return -1;
 }
 
+int sioc__sio_msgpack_decode_value(const uint8_t *data, size_t length, size_t max_attachments,
+                                   json_t **out, sioc__sio_attachment_t **attachments,
+                                   size_t *attachment_count, const char **error)
+{
+    *out = NULL;
+    *attachments = NULL;
+    *attachment_count = 0;
+    struct reader reader = {data, length, 0};
+    const char *problem = check_value(&reader, 0);
+    if (problem == NULL && reader.position != length)
+        problem = ERROR_TRAILING_BYTES;
+    struct conversion conversion = {.max_attachments = max_attachments};
+    if (problem == NULL) {
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init(&unpacked);
+        size_t offset = 0;
+        msgpack_unpack_return result =
+            msgpack_unpack_next(&unpacked, (const char *)data, length, &offset);
+        if (result == MSGPACK_UNPACK_SUCCESS && offset == length)
+            problem = convert_value(&conversion, &unpacked.data, out);
+        else
+            problem =
+                result == MSGPACK_UNPACK_NOMEM_ERROR ? ERROR_OUT_OF_MEMORY : ERROR_INVALID_MSGPACK;
+        msgpack_unpacked_destroy(&unpacked);
+    }
+    if (problem == NULL && *out == NULL)
+        problem = ERROR_INVALID_PAYLOAD; /* undefined at the top */
+    if (problem == NULL) {
+        *attachments = conversion.attachments;
+        *attachment_count = conversion.attachment_count;
+        return 0;
+    }
+    for (size_t i = 0; i < conversion.attachment_count; i++)
+        free(conversion.attachments[i].data);
+    free(conversion.attachments);
+    json_decref(*out);
+    *out = NULL;
+    if (error != NULL)
+        *error = problem;
+    return -1;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Encoding */
 
@@ -892,6 +934,18 @@ static void write_packet(struct encoder *encoder)
         write_id(encoder);
     write_string(encoder, "nsp", 3);
     write_string(encoder, nsp, strlen(nsp));
+}
+
+int sioc__sio_msgpack_pack_value(msgpack_packer *packer, json_t *value,
+                                 const sioc__sio_attachment_t *attachments, size_t attachment_count)
+{
+    /* The encoder reads placeholders through its packet. */
+    sioc__sio_packet_t packet = {.attachments = (sioc__sio_attachment_t *)attachments,
+                                 .attachment_count = attachment_count};
+    struct encoder encoder = {.packet = &packet};
+    encoder.packer = *packer;
+    write_value(&encoder, value, 0);
+    return encoder.failed ? -1 : 0;
 }
 
 uint8_t *sioc__sio_msgpack_encode(const sioc__sio_packet_t *packet, size_t *length)

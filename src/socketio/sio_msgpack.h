@@ -49,4 +49,18 @@ int sioc__sio_msgpack_decode(const uint8_t *data, size_t length, size_t max_atta
  * nests deeper than the JSON encoder allows, or memory runs out. */
 uint8_t *sioc__sio_msgpack_encode(const sioc__sio_packet_t *packet, size_t *length);
 
+/* Any one msgpack value with the same bounds checks and the same msgpack-to-JSON mapping as a
+ * packet's data (for the Redis adapter's channel messages): bin values become placeholders and
+ * copies in *attachments (caller frees each data and the array). Returns 0, or -1 with *error
+ * set to a static message and nothing to free. */
+int sioc__sio_msgpack_decode_value(const uint8_t *data, size_t length, size_t max_attachments,
+                                   json_t **out, sioc__sio_attachment_t **attachments,
+                                   size_t *attachment_count, const char **error);
+/* Writes value as notepack.io does onto packer; placeholders whose num is below
+ * attachment_count become bin values. 0, or -1 when it nests too deep or a write failed. */
+struct msgpack_packer;
+int sioc__sio_msgpack_pack_value(struct msgpack_packer *packer, json_t *value,
+                                 const sioc__sio_attachment_t *attachments,
+                                 size_t attachment_count);
+
 #endif

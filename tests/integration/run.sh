@@ -3,6 +3,8 @@
 # clients. Exits non-zero if anything fails.
 #   Engine.IO: eio/*.test.js + python/test_eio_python.py  (server: EIO_ECHO)
 #   Socket.IO: sio/*.test.js + python/test_sio_python.py  (server: SIOC_ECHO)
+#   cluster: cluster/*.test.js, two SIOC_ECHO nodes and one Node node on a redis-server
+#                                                          (server: SIOC_ECHO)
 #   chat example: chat/*.test.js                          (server: SIOC_CHAT)
 #   daemon: daemon/*.test.js, `sioc serve` end to end     (binary: SIOC_BIN)
 #   web: web/*.test.js, examples/web in Debian's Chromium  (binary: SIOC_BIN; /usr/bin/chromium)
@@ -21,7 +23,7 @@
 # skips the few tests where sioc deliberately differs). The chat example and
 # the daemon have no Node reference: they run only when their binary is known
 # (SIOC_CHAT / SIOC_BIN, or the chat / sioc next to a build's eio-echo).
-# SUITES: "eio sio chat daemon web" (default), or any of them. Extra arguments go to `node --test`
+# SUITES: "eio sio cluster chat daemon web" (default), or any of them. Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
@@ -84,7 +86,7 @@ elif [[ -n "${EIO_ECHO:-}" ]]; then
   fi
 fi
 
-SUITES="${SUITES:-eio sio chat daemon web}"
+SUITES="${SUITES:-eio sio cluster chat daemon web}"
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
@@ -134,6 +136,12 @@ if want sio; then
   else
     status=1
   fi
+fi
+
+if want cluster; then
+  echo "run.sh: cluster nodes under test: ${SIOC_ECHO:-node $here/ref/sioc-echo.js (reference)} (x2) + ref/sioc-echo.js"
+  # One redis-server and three nodes for the whole file.
+  node --test "$@" cluster/*.test.js || status=1
 fi
 
 if want chat && [[ -n "${SIOC_CHAT:-}" ]]; then

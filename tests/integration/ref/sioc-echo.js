@@ -7,6 +7,11 @@
 //   node ref/sioc-echo.js [--host H] [--port P] [--path /socket.io/]
 //       [--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS]
 //       [--cors ORIGIN]... [--recovery] [--parser msgpack]
+//       [--redis redis://HOST:PORT] [--redis-mode classic|sharded] [--redis-requests-timeout MS]
+//
+// --redis: the @socket.io/redis-adapter (createAdapter, or createShardedAdapter with
+// --redis-mode sharded) on two node-redis clients, so that broadcasts and the cluster
+// operations below span every server on that Redis.
 //
 // Prints exactly one line `listening on <host>:<port>` once it accepts
 // connections.
@@ -39,6 +44,12 @@
 //   set-data obj, cb / get-data cb → socket.data
 //   disconnect-me close          → socket.disconnect(close)
 //   server-side-emit cb          → nsp.serverSideEmit("ping") (must not throw); cb("ok")
+//   server-side-emit-event ev, ...args, cb → nsp.serverSideEmit(ev, ...args); cb("ok")
+//   server-side-emit-ack ev, ...args, cb → cb({error: message | null, responses}) of
+//                                  nsp.serverSideEmitWithAck(ev, ...args)
+//   server-count cb              → cb(await nsp.adapter.serverCount())
+// serverSideEmit "ping" / "hello" from another server: nsp.local.emit("server-side", ev, ...args)
+// and, when the emitter waits, the answer "pong".
 //   count cb                     → cb(number of events this socket received before this one)
 //   recovered cb (--recovery)    → cb(socket.recovered)
 // On disconnect of a socket of `/`: io.of("/").emit("left", socket.id, reason).
@@ -66,6 +77,9 @@ function parseArgs(argv) {
     cors: [],
     recovery: false,
     parser: 'default',
+    redis: null,
+    redisMode: 'classic',
+    redisRequestsTimeout: 5000,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -84,6 +98,12 @@ function parseArgs(argv) {
       case '--ping-timeout': opts.pingTimeout = parseInteger(flag, value); break;
       case '--connect-timeout': opts.connectTimeout = parseInteger(flag, value); break;
       case '--cors': opts.cors.push(value); break;
+      case '--redis': opts.redis = value; break;
+      case '--redis-mode':
+        if (value !== 'classic' && value !== 'sharded') usage(`--redis-mode takes classic or sharded, got ${value}`);
+        opts.redisMode = value;
+        break;
+      case '--redis-requests-timeout': opts.redisRequestsTimeout = parseInteger(flag, value); break;
       case '--parser':
         if (value !== 'msgpack' && value !== 'default') usage(`--parser takes msgpack or default, got ${value}`);
         opts.parser = value;
@@ -118,6 +138,21 @@ if (opts.recovery) {
 }
 if (opts.parser === 'msgpack') {
   serverOptions.parser = (await import('socket.io-msgpack-parser')).default;
+}
+
+if (opts.redis) {
+  const { createClient } = await import('redis');
+  const { createAdapter, createShardedAdapter } = await import('@socket.io/redis-adapter');
+  const pubClient = createClient({ url: opts.redis });
+  const subClient = pubClient.duplicate();
+  // node-redis reconnects by itself; an unhandled 'error' event would end the process.
+  pubClient.on('error', () => {});
+  subClient.on('error', () => {});
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  serverOptions.adapter =
+    opts.redisMode === 'sharded'
+      ? createShardedAdapter(pubClient, subClient)
+      : createAdapter(pubClient, subClient, { requestsTimeout: opts.redisRequestsTimeout });
 }
 
 const httpServer = http.createServer((req, res) => {
@@ -235,6 +270,24 @@ function onConnection(socket) {
     nsp.serverSideEmit('ping');
     if (typeof cb === 'function') cb('ok');
   });
+  socket.on('server-side-emit-event', (event, ...all) => {
+    const [args, cb] = splitAck(all);
+    nsp.serverSideEmit(event, ...args);
+    if (cb) cb('ok');
+  });
+  socket.on('server-side-emit-ack', async (event, ...all) => {
+    const [args, cb] = splitAck(all);
+    try {
+      const responses = await nsp.serverSideEmitWithAck(event, ...args);
+      if (cb) cb({ error: null, responses });
+    } catch (err) {
+      if (cb) cb({ error: 'timeout reached', responses: err.responses ?? [] });
+    }
+  });
+  socket.on('server-count', async (cb) => {
+    const count = await nsp.adapter.serverCount();
+    if (typeof cb === 'function') cb(count);
+  });
   socket.on('count', (cb) => {
     // onAny already counted this `count` event.
     if (typeof cb === 'function') cb(received - 1);
@@ -254,6 +307,15 @@ function onConnection(socket) {
 for (const nsp of [io.of('/'), io.of('/custom'), io.of(/^\/dynamic-\d+$/)]) {
   nsp.use(middleware);
   nsp.on('connection', onConnection);
+}
+for (const nsp of [io.of('/'), io.of('/custom')]) {
+  for (const event of ['ping', 'hello']) {
+    nsp.on(event, (...all) => {
+      const [args, cb] = splitAck(all);
+      nsp.local.emit('server-side', event, ...args);
+      if (cb) cb('pong');
+    });
+  }
 }
 
 // The in-memory adapter only warns on serverSideEmit(); keep stderr quiet.

@@ -1,0 +1,445 @@
+/* Redis adapter messages (see redis_codec.h), after socket.io-redis-adapter 8.3 dist/index.js
+ * (onmessage, onrequest, onresponse, broadcast, broadcastWithAck) and socket.io-redis-emitter
+ * 5.1 dist/index.js. msgpack goes through the Socket.IO msgpack codec's bounded decoder and
+ * notepack-compatible writer, so both ends of the wire share one set of checks. */
+#include "adapter/redis_codec.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "socketio/sio_msgpack.h"
+
+static const char ERROR_NOT_ARRAY[] = "broadcast is not an array [uid, packet, opts]";
+static const char ERROR_UID[] = "uid is not a string";
+static const char ERROR_PACKET[] = "packet is not an object";
+static const char ERROR_PACKET_TYPE[] = "packet type is not EVENT";
+static const char ERROR_NSP[] = "packet nsp is not a string";
+static const char ERROR_DATA[] = "packet data is not [event name, ...args]";
+static const char ERROR_OPTS[] = "opts is not an object";
+static const char ERROR_NAMES[] = "rooms / except is not an array of at most 1024 strings";
+static const char ERROR_NOT_OBJECT[] = "request is not an object";
+static const char ERROR_JSON[] = "invalid JSON";
+static const char ERROR_TYPE[] = "unknown request type";
+static const char ERROR_REQUEST_ID[] = "requestId is not a string";
+static const char ERROR_FIELD[] = "request field of the wrong type";
+static const char ERROR_MEMORY[] = "out of memory";
+static const char ERROR_EMPTY[] = "empty message";
+
+void sioc__redis_message_clear(sioc__redis_message_t *message)
+{
+    json_decref(message->value);
+    for (size_t i = 0; i < message->attachment_count; i++)
+        free(message->attachments[i].data);
+    free(message->attachments);
+    free((void *)message->opts.rooms);
+    free((void *)message->opts.except);
+    free(message->rooms);
+    memset(message, 0, sizeof(*message));
+}
+
+/* A string array (absent = empty) into a malloc'd array of pointers into it. */
+static const char *read_names(json_t *array, const char ***names, size_t *count)
+{
+    *names = NULL;
+    *count = 0;
+    if (array == NULL || json_is_null(array))
+        return NULL;
+    if (!json_is_array(array) || json_array_size(array) > SIOC__REDIS_MAX_NAMES)
+        return ERROR_NAMES;
+    size_t size = json_array_size(array);
+    *names = calloc(size + 1, sizeof(char *));
+    if (*names == NULL)
+        return ERROR_MEMORY;
+    for (size_t i = 0; i < size; i++) {
+        const char *name = json_string_value(json_array_get(array, i));
+        if (name == NULL)
+            return ERROR_NAMES;
+        (*names)[i] = name;
+    }
+    *count = size;
+    return NULL;
+}
+
+/* {rooms, except, flags} as BroadcastOperator and the emitter write them. */
+static const char *read_opts(json_t *opts, sioc__redis_message_t *out)
+{
+    if (!json_is_object(opts))
+        return ERROR_OPTS;
+    out->has_opts = 1;
+    const char *problem = read_names(json_object_get(opts, "rooms"),
+                                     (const char ***)&out->opts.rooms, &out->opts.room_count);
+    if (problem == NULL)
+        problem = read_names(json_object_get(opts, "except"), (const char ***)&out->opts.except,
+                             &out->opts.except_count);
+    json_t *flags = json_object_get(opts, "flags");
+    if (problem == NULL && flags != NULL && !json_is_null(flags) && !json_is_object(flags))
+        problem = ERROR_OPTS;
+    if (json_is_true(json_object_get(flags, "volatile")))
+        out->opts.flags |= SIOC_BROADCAST_VOLATILE;
+    json_t *timeout = json_object_get(flags, "timeout");
+    if (json_is_integer(timeout) && json_integer_value(timeout) > 0)
+        out->opts.timeout_ms = json_integer_value(timeout) > UINT32_MAX
+                                   ? UINT32_MAX
+                                   : (uint32_t)json_integer_value(timeout);
+    return problem;
+}
+
+/* {type: 2, data: [name, ...args], nsp}: what a client could be sent. */
+static const char *read_packet(json_t *packet, sioc__redis_message_t *out)
+{
+    if (!json_is_object(packet))
+        return ERROR_PACKET;
+    json_t *type = json_object_get(packet, "type");
+    if (!json_is_integer(type) || (json_integer_value(type) != SIOC_SIO_EVENT &&
+                                   json_integer_value(type) != SIOC_SIO_BINARY_EVENT))
+        return ERROR_PACKET_TYPE;
+    json_t *nsp = json_object_get(packet, "nsp");
+    if (nsp != NULL && !json_is_string(nsp))
+        return ERROR_NSP;
+    out->nsp = nsp != NULL ? json_string_value(nsp) : "/";
+    json_t *data = json_object_get(packet, "data");
+    const char *name = json_string_value(json_array_get(data, 0));
+    if (!json_is_array(data) || name == NULL || sioc__sio_is_reserved_event(name, strlen(name)))
+        return ERROR_DATA;
+    out->data = data;
+    return NULL;
+}
+
+static const char *decode_msgpack(const uint8_t *bytes, size_t length, sioc__redis_message_t *out)
+{
+    const char *problem = NULL;
+    if (sioc__sio_msgpack_decode_value(bytes, length, SIOC__REDIS_MAX_ATTACHMENTS, &out->value,
+                                       &out->attachments, &out->attachment_count, &problem) != 0)
+        return problem;
+    return NULL;
+}
+
+static const char *decode_broadcast(const uint8_t *bytes, size_t length, sioc__redis_message_t *out)
+{
+    const char *problem = decode_msgpack(bytes, length, out);
+    if (problem != NULL)
+        return problem;
+    if (!json_is_array(out->value) || json_array_size(out->value) != 3)
+        return ERROR_NOT_ARRAY;
+    out->uid = json_string_value(json_array_get(out->value, 0));
+    if (out->uid == NULL)
+        return ERROR_UID;
+    problem = read_packet(json_array_get(out->value, 1), out);
+    return problem != NULL ? problem : read_opts(json_array_get(out->value, 2), out);
+}
+
+static int finish(const char *problem, sioc__redis_message_t *out, const char **error)
+{
+    if (problem == NULL)
+        return 0;
+    sioc__redis_message_clear(out);
+    if (error != NULL)
+        *error = problem;
+    return -1;
+}
+
+int sioc__redis_decode_broadcast(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                                 const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    return finish(length == 0 ? ERROR_EMPTY : decode_broadcast(bytes, length, out), out, error);
+}
+
+/* The object of a request or response, JSON or msgpack. */
+static const char *decode_object(const uint8_t *bytes, size_t length, sioc__redis_message_t *out)
+{
+    if (length == 0)
+        return ERROR_EMPTY;
+    if (bytes[0] == '{') {
+        json_error_t json_error;
+        out->value = json_loadb((const char *)bytes, length, JSON_REJECT_DUPLICATES, &json_error);
+        if (out->value == NULL)
+            return ERROR_JSON;
+    } else {
+        const char *problem = decode_msgpack(bytes, length, out);
+        if (problem != NULL)
+            return problem;
+    }
+    if (!json_is_object(out->value))
+        return ERROR_NOT_OBJECT;
+    json_t *uid = json_object_get(out->value, "uid");
+    json_t *request_id = json_object_get(out->value, "requestId");
+    if (uid != NULL && !json_is_string(uid))
+        return ERROR_UID;
+    if (request_id != NULL && !json_is_string(request_id))
+        return ERROR_REQUEST_ID;
+    out->uid = json_string_value(uid);
+    out->request_id = json_string_value(request_id);
+    return NULL;
+}
+
+static const char *read_join_leave(sioc__redis_message_t *out)
+{
+    json_t *value = out->value;
+    json_t *opts = json_object_get(value, "opts");
+    if (opts != NULL) {
+        const char *problem = read_opts(opts, out);
+        if (problem == NULL && out->type != SIOC__REDIS_REMOTE_DISCONNECT)
+            problem = read_names(json_object_get(value, "rooms"), &out->rooms, &out->room_count);
+        return problem;
+    }
+    /* the legacy form, for one socket */
+    out->sid = json_string_value(json_object_get(value, "sid"));
+    out->room = json_string_value(json_object_get(value, "room"));
+    if (out->sid == NULL || (out->type != SIOC__REDIS_REMOTE_DISCONNECT && out->room == NULL))
+        return ERROR_FIELD;
+    return NULL;
+}
+
+static const char *read_request(sioc__redis_message_t *out)
+{
+    json_t *value = out->value;
+    json_t *type = json_object_get(value, "type");
+    if (!json_is_integer(type) || json_integer_value(type) < SIOC__REDIS_SOCKETS ||
+        json_integer_value(type) > SIOC__REDIS_BROADCAST)
+        return ERROR_TYPE;
+    out->type = (int)json_integer_value(type);
+    switch (out->type) {
+    case SIOC__REDIS_SOCKETS:
+        return read_names(json_object_get(value, "rooms"), (const char ***)&out->opts.rooms,
+                          &out->opts.room_count);
+    case SIOC__REDIS_ALL_ROOMS:
+        return NULL;
+    case SIOC__REDIS_REMOTE_DISCONNECT:
+        out->close = json_is_true(json_object_get(value, "close"));
+        return read_join_leave(out);
+    case SIOC__REDIS_REMOTE_JOIN:
+    case SIOC__REDIS_REMOTE_LEAVE:
+        return read_join_leave(out);
+    case SIOC__REDIS_REMOTE_FETCH:
+        return read_opts(json_object_get(value, "opts"), out);
+    case SIOC__REDIS_SERVER_SIDE_EMIT: {
+        json_t *data = json_object_get(value, "data");
+        if (!json_is_string(json_array_get(data, 0)))
+            return ERROR_DATA;
+        out->payload = data;
+        return NULL;
+    }
+    default: { /* SIOC__REDIS_BROADCAST */
+        const char *problem = read_packet(json_object_get(value, "packet"), out);
+        if (problem == NULL)
+            problem = read_opts(json_object_get(value, "opts"), out);
+        if (problem == NULL && out->request_id == NULL)
+            problem = ERROR_REQUEST_ID;
+        return problem;
+    }
+    }
+}
+
+int sioc__redis_decode_request(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                               const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    const char *problem = decode_object(bytes, length, out);
+    if (problem == NULL)
+        problem = read_request(out);
+    return finish(problem, out, error);
+}
+
+static const char *read_response(sioc__redis_message_t *out)
+{
+    json_t *value = out->value;
+    json_t *type = json_object_get(value, "type");
+    json_t *count = json_object_get(value, "clientCount");
+    json_t *sockets = json_object_get(value, "sockets");
+    if (out->request_id == NULL)
+        return ERROR_REQUEST_ID;
+    if (type != NULL && !json_is_integer(type))
+        return ERROR_TYPE;
+    out->type = type != NULL ? (int)json_integer_value(type) : -1;
+    if (out->type == SIOC__REDIS_BROADCAST_CLIENT_COUNT &&
+        (!json_is_integer(count) || json_integer_value(count) < 0))
+        return ERROR_FIELD;
+    out->client_count = json_is_integer(count) ? json_integer_value(count) : 0;
+    if (sockets != NULL && !json_is_array(sockets))
+        return ERROR_FIELD;
+    out->sockets = sockets;
+    out->payload = out->type == SIOC__REDIS_BROADCAST_ACK ? json_object_get(value, "packet")
+                                                          : json_object_get(value, "data");
+    return NULL;
+}
+
+int sioc__redis_decode_response(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                                const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    const char *problem = decode_object(bytes, length, out);
+    if (problem == NULL)
+        problem = read_response(out);
+    return finish(problem, out, error);
+}
+
+/* ---- encoding -------------------------------------------------------------------------------- */
+
+typedef struct writer_s {
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+    const sioc__sio_attachment_t *attachments;
+    size_t attachment_count;
+    sioc__sio_attachment_t storage[SIOC__REDIS_MAX_ATTACHMENTS];
+    int failed;
+} writer_t;
+
+static int writer_init(writer_t *writer, const sioc_binary_t *attachments, size_t count)
+{
+    memset(writer, 0, sizeof(*writer));
+    if (count > SIOC__REDIS_MAX_ATTACHMENTS)
+        return -1;
+    for (size_t i = 0; i < count; i++) {
+        writer->storage[i].data = (uint8_t *)attachments[i].data;
+        writer->storage[i].length = attachments[i].length;
+    }
+    writer->attachments = writer->storage;
+    writer->attachment_count = count;
+    msgpack_sbuffer_init(&writer->buffer);
+    msgpack_packer_init(&writer->packer, &writer->buffer, msgpack_sbuffer_write);
+    return 0;
+}
+
+static void write_string(writer_t *writer, const char *text)
+{
+    if (msgpack_pack_str_with_body(&writer->packer, text, strlen(text)) != 0)
+        writer->failed = 1;
+}
+
+static void write_json(writer_t *writer, json_t *value)
+{
+    if (sioc__sio_msgpack_pack_value(&writer->packer, value, writer->attachments,
+                                     writer->attachment_count) != 0)
+        writer->failed = 1;
+}
+
+static void write_integer(writer_t *writer, int64_t value)
+{
+    if (msgpack_pack_int64(&writer->packer, value) != 0)
+        writer->failed = 1;
+}
+
+static void write_names(writer_t *writer, const char *const *names, size_t count)
+{
+    if (msgpack_pack_array(&writer->packer, count) != 0)
+        writer->failed = 1;
+    for (size_t i = 0; i < count; i++)
+        write_string(writer, names[i]);
+}
+
+/* {type: 2, data, nsp}: the order BroadcastOperator.emit and adapter.broadcast build it in. */
+static void write_packet(writer_t *writer, const char *nsp, json_t *data)
+{
+    msgpack_pack_map(&writer->packer, 3);
+    write_string(writer, "type");
+    write_integer(writer, SIOC_SIO_EVENT);
+    write_string(writer, "data");
+    write_json(writer, data);
+    write_string(writer, "nsp");
+    write_string(writer, nsp);
+}
+
+/* {rooms, except, flags}; flags hold what a receiver acts on. */
+static void write_opts(writer_t *writer, const sioc_adapter_opts_t *opts)
+{
+    msgpack_pack_map(&writer->packer, 3);
+    write_string(writer, "rooms");
+    write_names(writer, opts->rooms, opts->room_count);
+    write_string(writer, "except");
+    write_names(writer, opts->except, opts->except_count);
+    write_string(writer, "flags");
+    int is_volatile = (opts->flags & SIOC_BROADCAST_VOLATILE) != 0;
+    int has_timeout = opts->timeout_ms > 0;
+    msgpack_pack_map(&writer->packer, (size_t)(is_volatile + has_timeout));
+    if (is_volatile) {
+        write_string(writer, "volatile");
+        msgpack_pack_true(&writer->packer);
+    }
+    if (has_timeout) {
+        write_string(writer, "timeout");
+        write_integer(writer, opts->timeout_ms);
+    }
+}
+
+static uint8_t *writer_finish(writer_t *writer, size_t *length)
+{
+    if (writer->failed) {
+        msgpack_sbuffer_destroy(&writer->buffer);
+        return NULL;
+    }
+    *length = writer->buffer.size;
+    return (uint8_t *)msgpack_sbuffer_release(&writer->buffer);
+}
+
+uint8_t *sioc__redis_encode_broadcast(const char *uid, const char *nsp, json_t *data,
+                                      const sioc_binary_t *attachments, size_t attachment_count,
+                                      const sioc_adapter_opts_t *opts, size_t *length)
+{
+    writer_t writer;
+    if (writer_init(&writer, attachments, attachment_count) != 0)
+        return NULL;
+    msgpack_pack_array(&writer.packer, 3);
+    write_string(&writer, uid);
+    write_packet(&writer, nsp, data);
+    write_opts(&writer, opts);
+    return writer_finish(&writer, length);
+}
+
+uint8_t *sioc__redis_encode_broadcast_request(const char *uid, const char *request_id,
+                                              const char *nsp, json_t *data,
+                                              const sioc_binary_t *attachments,
+                                              size_t attachment_count,
+                                              const sioc_adapter_opts_t *opts, size_t *length)
+{
+    writer_t writer;
+    if (writer_init(&writer, attachments, attachment_count) != 0)
+        return NULL;
+    msgpack_pack_map(&writer.packer, 5);
+    write_string(&writer, "uid");
+    write_string(&writer, uid);
+    write_string(&writer, "requestId");
+    write_string(&writer, request_id);
+    write_string(&writer, "type");
+    write_integer(&writer, SIOC__REDIS_BROADCAST);
+    write_string(&writer, "packet");
+    write_packet(&writer, nsp, data);
+    write_string(&writer, "opts");
+    write_opts(&writer, opts);
+    return writer_finish(&writer, length);
+}
+
+uint8_t *sioc__redis_encode_broadcast_ack(const char *request_id, json_t *packet,
+                                          const sioc_binary_t *attachments, size_t attachment_count,
+                                          size_t *length)
+{
+    writer_t writer;
+    if (writer_init(&writer, attachments, attachment_count) != 0)
+        return NULL;
+    msgpack_pack_map(&writer.packer, 3);
+    write_string(&writer, "type");
+    write_integer(&writer, SIOC__REDIS_BROADCAST_ACK);
+    write_string(&writer, "requestId");
+    write_string(&writer, request_id);
+    write_string(&writer, "packet");
+    if (packet != NULL)
+        write_json(&writer, packet);
+    else
+        msgpack_pack_nil(&writer.packer);
+    return writer_finish(&writer, length);
+}
+
+static json_t *names_json(const char *const *names, size_t count)
+{
+    json_t *array = json_array();
+    for (size_t i = 0; array != NULL && i < count; i++)
+        json_array_append_new(array, json_string(names[i]));
+    return array;
+}
+
+json_t *sioc__redis_opts_json(const sioc_adapter_opts_t *opts)
+{
+    return json_pack("{s:o,s:o}", "rooms", names_json(opts->rooms, opts->room_count), "except",
+                     names_json(opts->except, opts->except_count));
+}

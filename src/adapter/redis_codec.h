@@ -1,0 +1,98 @@
+/* The messages of @socket.io/redis-adapter 8.3 (classic mode) and @socket.io/redis-emitter 5.1
+ * on Redis channels. Pure: bytes in, values out, no I/O.
+ *
+ * Broadcasts (<key>#<nsp># and <key>#<nsp>#<room>#) are notepack msgpack arrays
+ * [uid, {type, data, nsp}, {rooms, except, flags}]. Requests (<key>-request#<nsp>#) and
+ * responses (<key>-response#<nsp>#[<uid>#]) are JSON objects, except a broadcast with acks
+ * (type 7) and its acks (type 9), which are msgpack maps: a receiver tells them apart by the
+ * first byte ('{' is JSON). Binary values (msgpack bin) become placeholders
+ * {"_placeholder":true,"num":i} and copies in attachments[i], as the Socket.IO parsers give them.
+ *
+ * Decoding checks everything the adapter will read: a message that is not exactly one value,
+ * nests too deep, has the wrong types, an unknown request type, more than
+ * SIOC__REDIS_MAX_NAMES rooms or more than SIOC__REDIS_MAX_ATTACHMENTS binaries is refused
+ * with a static error message (the adapter drops it and logs the message). */
+#ifndef SIOC_ADAPTER_REDIS_CODEC_H
+#define SIOC_ADAPTER_REDIS_CODEC_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sioc_adapter.h"
+#include "socketio/sio_parser.h"
+
+#define SIOC__REDIS_MAX_NAMES 1024
+#define SIOC__REDIS_MAX_ATTACHMENTS 64
+
+/* socket.io-redis-adapter's RequestType. */
+enum sioc__redis_request_type {
+    SIOC__REDIS_SOCKETS = 0,
+    SIOC__REDIS_ALL_ROOMS = 1,
+    SIOC__REDIS_REMOTE_JOIN = 2,
+    SIOC__REDIS_REMOTE_LEAVE = 3,
+    SIOC__REDIS_REMOTE_DISCONNECT = 4,
+    SIOC__REDIS_REMOTE_FETCH = 5,
+    SIOC__REDIS_SERVER_SIDE_EMIT = 6,
+    SIOC__REDIS_BROADCAST = 7,
+    SIOC__REDIS_BROADCAST_CLIENT_COUNT = 8,
+    SIOC__REDIS_BROADCAST_ACK = 9,
+};
+
+/* A decoded message. Strings and values point into value (owned); the name arrays and the
+ * attachments are owned too: sioc__redis_message_clear releases everything. */
+typedef struct sioc__redis_message_s {
+    json_t *value;
+    sioc__sio_attachment_t *attachments;
+    size_t attachment_count;
+    const char *uid;        /* NULL when absent (the emitter's requests) */
+    const char *request_id; /* NULL when absent */
+    int type;               /* requests and responses */
+    /* Broadcasts (also type 7): the packet's namespace ("/" when absent) and data
+     * [name, ...args]; the selection with its name arrays. */
+    const char *nsp;
+    json_t *data;
+    sioc_adapter_opts_t opts;
+    int has_opts;
+    /* REMOTE_JOIN / REMOTE_LEAVE: the rooms to join or leave; legacy form: sid and room. */
+    const char **rooms;
+    size_t room_count;
+    const char *sid;
+    const char *room;
+    int close;              /* REMOTE_DISCONNECT */
+    json_t *payload;        /* SERVER_SIDE_EMIT data, BROADCAST_ACK packet, responses' data */
+    long long client_count; /* BROADCAST_CLIENT_COUNT */
+    json_t *sockets;        /* REMOTE_FETCH / SOCKETS response */
+} sioc__redis_message_t;
+
+void sioc__redis_message_clear(sioc__redis_message_t *message);
+
+/* A broadcast: 0 with *out filled, or -1 with *error set (*out then holds nothing). */
+int sioc__redis_decode_broadcast(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                                 const char **error);
+/* A request: JSON when it starts with '{', else msgpack; type one of the request types (0..7). */
+int sioc__redis_decode_request(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                               const char **error);
+/* A response (type -1 when absent, as in fetchSockets answers): requestId a string; sockets an
+ * array, clientCount a non-negative integer, packet / data any value when present. */
+int sioc__redis_decode_response(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                                const char **error);
+
+/* Encoders: malloc'd bytes (caller frees) and *length, or NULL (out of memory, or data the
+ * encoder refuses: too deep). data is [name, ...args] with placeholders for attachments. */
+uint8_t *sioc__redis_encode_broadcast(const char *uid, const char *nsp, json_t *data,
+                                      const sioc_binary_t *attachments, size_t attachment_count,
+                                      const sioc_adapter_opts_t *opts, size_t *length);
+uint8_t *sioc__redis_encode_broadcast_request(const char *uid, const char *request_id,
+                                              const char *nsp, json_t *data,
+                                              const sioc_binary_t *attachments,
+                                              size_t attachment_count,
+                                              const sioc_adapter_opts_t *opts, size_t *length);
+/* {type: 9, requestId, packet} with the client's first ack argument. */
+uint8_t *sioc__redis_encode_broadcast_ack(const char *request_id, json_t *packet,
+                                          const sioc_binary_t *attachments, size_t attachment_count,
+                                          size_t *length);
+/* {rooms: [...], except: [...]} as requests carry it (a new object). */
+json_t *sioc__redis_opts_json(const sioc_adapter_opts_t *opts);
+
+#endif
