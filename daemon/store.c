@@ -97,6 +97,7 @@ struct request_s {
     int error;           /* set before queueing when refused (invalid, closing) */
     const char *message; /* static */
     json_t *result;      /* built by the worker; NULL on error */
+    int refused;         /* failed before it was queued: never run */
     args_t args;
 };
 
@@ -1663,6 +1664,16 @@ static void control_quiet(store_t *store, sioc__store_statement_t statement)
         store->lost = 1;
 }
 
+/* Runs the request's operation: sioc's, or the application's statement. 0, or its error. */
+static int request_operate(store_t *store, request_t *request)
+{
+    if (request->operation == STORE_USER_UPSERT)
+        user_cache_forget(store, request->args.id); /* whichever table it writes */
+    return store->custom[request->operation].active
+               ? run_custom(store, request)
+               : operations[request->operation].run(store, request);
+}
+
 /* Runs one request inside the open transaction, in its own savepoint: if it fails, its
  * changes are rolled back and the rest of the batch goes on. */
 static void request_run(store_t *store, request_t *request)
@@ -1670,11 +1681,7 @@ static void request_run(store_t *store, request_t *request)
     store->operation_name = operations[request->operation].name;
     if (control(store, request, SIOC__SQL_SAVEPOINT) != 0)
         return;
-    if (request->operation == STORE_USER_UPSERT)
-        user_cache_forget(store, request->args.id); /* whichever table it writes */
-    int error = store->custom[request->operation].active
-                    ? run_custom(store, request)
-                    : operations[request->operation].run(store, request);
+    int error = request_operate(store, request);
     /* Some errors (I/O, disk full, RAISE(ROLLBACK), a lost connection) end the whole
      * transaction: no savepoint is left to release; the batch notices. */
     if (store->lost || !store->driver->in_transaction(store->connection))
@@ -1750,16 +1757,71 @@ static void batch_lost(request_t *first, request_t *request)
                            MESSAGE_UNAVAILABLE);
 }
 
+/* Every request of the batch as it was queued (a rolled-back run is forgotten). */
+static void batch_reset(request_t *batch, batch_counts_t *counts)
+{
+    for (request_t *request = batch; request != NULL; request = request->next) {
+        if (request->refused)
+            continue;
+        json_decref(request->result);
+        request->result = NULL;
+        request->error = 0;
+        request->message = NULL;
+    }
+    counts->size = 0;
+    counts->requests = 0;
+}
+
+/* Drivers whose failed statements abort the whole transaction (PostgreSQL): a SAVEPOINT and a
+ * RELEASE per request would be two more round trips per request for a rare failure. The batch
+ * runs without them first; at the first failed statement it is rolled back and run again the
+ * careful way. Safe because a request that fails without a failed statement (a "not found")
+ * has changed nothing (every operation checks before it writes), and nothing of a rolled-back
+ * run is kept or announced. 1 when the batch must run again, 0 when it is done. */
+static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t *counts)
+{
+    request_t *first = NULL;
+    for (request_t *request = batch; request != NULL; request = request->next) {
+        counts->size++;
+        if (request->refused)
+            continue;
+        if (first == NULL && batch_begin(store, request, counts) != 0) {
+            if (store->lost)
+                batch_lost(NULL, request);
+            return !store->lost;
+        }
+        first = first != NULL ? first : request;
+        store->operation_name = operations[request->operation].name;
+        request_operate(store, request);
+        counts->requests++;
+        if (store->lost) {
+            batch_lost(first, request);
+            return 0;
+        }
+        if (store->driver->aborted(store->connection)) {
+            control_quiet(store, SIOC__SQL_ROLLBACK);
+            batch_reset(batch, counts);
+            return !store->lost;
+        }
+    }
+    if (first != NULL)
+        batch_commit(store, first, counts);
+    return 0;
+}
+
 /* Runs a batch in as few transactions as possible: one, unless the database rolls one back
  * on its own, in which case the requests run so far fail and the rest start another. */
 static void batch_run(store_t *store, request_t *batch, batch_counts_t *counts)
 {
     request_t *first = NULL; /* the first request of the open transaction */
     store->lost = store->driver->ready(store->connection) != 0;
+    if (!store->lost && store->driver->aborted != NULL &&
+        !batch_run_optimistic(store, batch, counts))
+        return;
     for (request_t *request = batch; request != NULL; request = request->next) {
         counts->size++;
-        if (request->error != 0)
-            continue; /* refused before it was queued */
+        if (request->refused)
+            continue;
         if (store->lost) {
             batch_lost(first, request);
             return;
@@ -1962,6 +2024,7 @@ void store_request(store_t *store, store_operation_t operation, json_t *params, 
         request_fail(request, STORE_EINVALID, "unknown operation");
     else
         request_parse(request);
+    request->refused = request->error != 0;
     request_queue(store, request);
 }
 

@@ -112,6 +112,10 @@ typedef struct sioc__store_driver_s {
      * returns in columns ("a,b,c"). 0, or -1 with the database's message in error. */
     int (*prepare)(void *connection, int slot, const char *sql, char *columns, size_t columns_size,
                    char *error, size_t error_size);
+    /* 1 when a failed statement has aborted the open transaction (PostgreSQL: only a ROLLBACK
+     * or ROLLBACK TO helps). NULL for databases where a failed statement leaves the
+     * transaction usable (SQLite): the store then always runs requests in savepoints. */
+    int (*aborted)(void *connection);
 } sioc__store_driver_t;
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;

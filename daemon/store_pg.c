@@ -651,6 +651,13 @@ static int pg_prepare(void *opaque, int slot, const char *sql, char *columns, si
     return 0;
 }
 
+static int pg_aborted(void *opaque)
+{
+    connection_t *connection = opaque;
+    return PQtransactionStatus(connection->conn) == PQTRANS_INERROR;
+}
+
 const sioc__store_driver_t sioc__store_pg_driver = {
-    "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready, pg_close, '$', pg_prepare,
+    "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready,
+    pg_close,   '$',     pg_prepare, pg_aborted,
 };

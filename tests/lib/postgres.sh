@@ -9,7 +9,7 @@
 # As root, the server runs as `nobody` (PostgreSQL refuses to run as root). Exits 77 with a
 # message when PostgreSQL is not installed (scripts/install-deps --test installs it).
 # Durability settings (fsync off) are for speed: the tests kill the daemon, never the server
-# unannounced.
+# unannounced. PG_FSYNC=on keeps PostgreSQL's defaults (benchmarks).
 set -euo pipefail
 
 bindir="$(pg_config --bindir 2>/dev/null || true)"
@@ -34,10 +34,11 @@ free_port() {
 }
 
 server_start() {
-    local dir="$1" port
+    local dir="$1" port durability="-c fsync=off -c full_page_writes=off"
+    [[ "${PG_FSYNC:-off}" == on ]] && durability=""
     port="$(cat "$dir/port")"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c full_page_writes=off -c max_connections=50" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=50" \
         start >/dev/null
 }
 

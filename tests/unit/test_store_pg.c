@@ -151,7 +151,8 @@ static void test_pg_server_down_at_open(void **state)
     assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
 }
 
-/* A trigger refuses one request: it alone is rolled back, the batch goes on. */
+/* A trigger refuses one request: it alone is rolled back, the batch goes on (after the
+ * batch's first run, without savepoints, was rolled back at the failure). */
 static void test_pg_failing_request_rolls_back_alone(void **state)
 {
     fixture_t *fixture = *state;
@@ -164,6 +165,8 @@ static void test_pg_failing_request_rolls_back_alone(void **state)
              "CREATE TRIGGER refuse_evil BEFORE INSERT ON sioc.room_members"
              " FOR EACH ROW EXECUTE FUNCTION sioc.refuse_evil()");
     outcome_t first, failing, last;
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
     store_sqlite_hold(fixture->store, 1);
     request(fixture, STORE_MESSAGE_ADD,
             "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"1\"}", &first);
@@ -176,6 +179,10 @@ static void test_pg_failing_request_rolls_back_alone(void **state)
     assert_int_equal(failing.error, STORE_EIO);
     assert_string_equal(failing.message, "the database failed");
     assert_int_equal(last.error, 0);
+    /* Run without savepoints first, rolled back at the failure, run again with them. */
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.transactions - before.transactions, 2);
+    assert_int_equal(after.requests - before.requests, 3);
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 3");
     assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": \"r1\"}"), "[\"a\"]");
     outcome_clear(&first);
