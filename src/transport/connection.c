@@ -167,6 +167,30 @@ static void mark_dirty(sioc__conn_t *conn)
     conn->io->dirty_head = conn;
 }
 
+/* The backstop of connection.h: a layer that writes on past twice the cap is cut off. */
+static int over_hard_cap(sioc__conn_t *conn)
+{
+    if (conn->max_buffered_bytes == 0 ||
+        sioc__conn_buffered_bytes(conn) <= 2 * conn->max_buffered_bytes)
+        return 0;
+    sioc__conn_close(conn, 0);
+    return 1;
+}
+
+/* Appends to the buffer of small copies at the end of the queue; 0, or -1 if it has no room. */
+static int append_copy(sioc__conn_t *conn, const void *bytes, size_t length)
+{
+    if (conn->copy_tail == NULL || length > conn->copy_room)
+        return -1;
+    sioc__conn_slice_t *slice = &conn->queue[conn->queue_length - 1];
+    memcpy(slice->bytes.base + slice->bytes.len, bytes, length);
+    slice->bytes.len += (unsigned)length;
+    conn->copy_room -= length;
+    conn->queued_bytes += length;
+    mark_dirty(conn);
+    return 0;
+}
+
 int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,
                      size_t length)
 {
@@ -174,11 +198,9 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
         return -1;
     if (length == 0)
         return 0;
-    if (conn->max_buffered_bytes > 0 &&
-        sioc__conn_buffered_bytes(conn) > 2 * conn->max_buffered_bytes) {
-        sioc__conn_close(conn, 0);
+    if (over_hard_cap(conn))
         return -1;
-    }
+    conn->copy_tail = NULL;
     if (conn->queue_length == conn->queue_capacity) {
         uint32_t capacity = conn->queue_capacity ? conn->queue_capacity * 2 : 4;
         sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
@@ -197,10 +219,24 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
 
 int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 {
-    sioc__buffer_t *buffer = sioc__buffer_new_copy(bytes, length, 0);
+    if (conn->closing)
+        return -1;
+    if (length == 0)
+        return 0;
+    if (over_hard_cap(conn))
+        return -1;
+    if (append_copy(conn, bytes, length) == 0)
+        return 0;
+    int small = length <= SIOC_COALESCE_SIZE / 2;
+    sioc__buffer_t *buffer = sioc__buffer_new(small ? SIOC_COALESCE_SIZE : length, 0);
     if (buffer == NULL)
         return -1;
+    memcpy(buffer->data, bytes, length);
     int rc = sioc__conn_write(conn, buffer, buffer->data, length);
+    if (rc == 0 && small) {
+        conn->copy_tail = buffer; /* the queue holds the only other reference */
+        conn->copy_room = SIOC_COALESCE_SIZE - length;
+    }
     sioc__buffer_unref(buffer);
     return rc;
 }
@@ -229,6 +265,7 @@ static void check_drained(sioc__conn_t *conn)
 
 static void release_queue(sioc__conn_t *conn)
 {
+    conn->copy_tail = NULL;
     for (uint32_t i = 0; i < conn->queue_length; i++)
         sioc__buffer_unref(conn->queue[i].buffer);
     free(conn->queue);
@@ -258,6 +295,7 @@ static void on_write(uv_write_t *request, int status)
 /* Hands the rest of the queue, from slice first on, to uv_write. */
 static int write_remaining(sioc__conn_t *conn, uint32_t first)
 {
+    conn->copy_tail = NULL; /* libuv may read it from now on: nothing is appended any more */
     uint32_t count = conn->queue_length - first;
     write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc__conn_slice_t));
     uv_buf_t small[16] = {{0}};
@@ -292,6 +330,7 @@ static int write_remaining(sioc__conn_t *conn, uint32_t first)
 /* Tries to write synchronously; what the kernel does not take goes to one uv_write. */
 static int try_write(sioc__conn_t *conn)
 {
+    conn->copy_tail = NULL;
     uv_buf_t small[16];
     uint32_t count = conn->queue_length;
     uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));

@@ -34,6 +34,10 @@
 
 #define SIOC_READ_BUFFER_SIZE (64 * 1024)
 #define SIOC_LINGER_MS 5000
+/* Small copies (pongs, HTTP heads and short answers) queued back to back share buffers of this
+ * size: one allocation for many writes, so the memory a connection holds stays close to the
+ * bytes it counts against its cap. */
+#define SIOC_COALESCE_SIZE 4096
 /* While closing, at most this much input is read and discarded; then reading stops and TCP flow
  * control holds the peer back until the linger time is over (a client uploading 100 MB after
  * its 413 is not read to the end, and still gets to read the 413). */
@@ -100,7 +104,12 @@ struct sioc__conn_s {
     uint8_t close_after_flush;
     uint8_t peer_closed;      /* the peer's FIN arrived */
     uint32_t discarded_bytes; /* read and dropped while closing */
-    uv_shutdown_t *shutdown;  /* allocated only while closing gracefully */
+    /* The last queued slice, when it is a buffer of small copies that only this connection
+     * holds, and the room left at its end; NULL as soon as anything else is queued or the
+     * queue is handed to libuv. */
+    sioc__buffer_t *copy_tail;
+    size_t copy_room;
+    uv_shutdown_t *shutdown; /* allocated only while closing gracefully */
 };
 
 int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);

@@ -431,8 +431,21 @@ int sioc__http_write_head(sioc__http_conn_t *http, int status, const char *heade
     int line_length = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n%s",
                                status, sioc__http_status_text(status), content_length,
                                http->close_after_response ? "Connection: close\r\n" : "");
+    if (line_length < 0 || (size_t)line_length >= sizeof(line))
+        return -1; /* cannot happen: the status text is short */
     size_t headers_length = headers ? strlen(headers) : 0;
-    sioc__buffer_t *head = sioc__buffer_new((size_t)line_length + headers_length + 2, 0);
+    http->head_written = 1;
+    size_t head_length = (size_t)line_length + headers_length + 2;
+    if (head_length <= SIOC_COALESCE_SIZE / 2) {
+        /* Small heads are copied: pipelined answers then share buffers (connection.h). */
+        char small[SIOC_COALESCE_SIZE / 2];
+        memcpy(small, line, (size_t)line_length);
+        if (headers_length > 0)
+            memcpy(small + line_length, headers, headers_length);
+        memcpy(small + line_length + headers_length, "\r\n", 2);
+        return sioc__conn_write_copy(http->conn, small, head_length);
+    }
+    sioc__buffer_t *head = sioc__buffer_new(head_length, 0);
     if (head == NULL)
         return -1;
     memcpy(head->data, line, (size_t)line_length);
@@ -441,7 +454,6 @@ int sioc__http_write_head(sioc__http_conn_t *http, int status, const char *heade
     memcpy(head->data + line_length + headers_length, "\r\n", 2);
     int rc = sioc__conn_write(http->conn, head, head->data, head->length);
     sioc__buffer_unref(head);
-    http->head_written = 1;
     return rc;
 }
 
