@@ -566,6 +566,51 @@ static int parse_api(context_t *c, json_t *v)
     return parse_object(c, v, fields);
 }
 
+static int parse_cluster_redis_url(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->cluster.redis_url) != 0)
+        return -1;
+    return strncmp(CONFIG(c)->cluster.redis_url, "redis://", 8) == 0
+               ? 0
+               : fail(c, "expected a redis://[:password@]host[:port] URL");
+}
+static int parse_cluster_redis(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"url", parse_cluster_redis_url}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
+static int parse_cluster_mode(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->cluster.mode) != 0)
+        return -1;
+    if (strcmp(CONFIG(c)->cluster.mode, "classic") == 0)
+        return 0;
+    return fail(c, "unknown mode \"%s\" (expected classic; sharded is not supported yet)",
+                CONFIG(c)->cluster.mode);
+}
+static int parse_cluster_key(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->cluster.key) != 0)
+        return -1;
+    return CONFIG(c)->cluster.key[0] != '\0' ? 0 : fail(c, "expected a non-empty prefix");
+}
+static int parse_cluster_requests_timeout(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 1, 600000, &CONFIG(c)->cluster.requests_timeout_ms);
+}
+static int parse_cluster(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"redis", parse_cluster_redis},
+                                     {"mode", parse_cluster_mode},
+                                     {"key", parse_cluster_key},
+                                     {"requestsTimeoutMs", parse_cluster_requests_timeout},
+                                     {NULL, NULL}};
+    CONFIG(c)->cluster.enabled = 1;
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    return CONFIG(c)->cluster.redis_url != NULL ? 0 : fail(c, "redis.url is required");
+}
+
 static int parse_recovery(context_t *c, json_t *v)
 {
     return set_bool(c, v, &CONFIG(c)->recovery);
@@ -724,6 +769,9 @@ static void set_defaults(config_t *config)
     config->api.max_body = 1000000;
     config->log_level = strdup("info");
     config->log_format = strdup("text");
+    config->cluster.mode = strdup("classic");
+    config->cluster.key = strdup("socket.io");
+    config->cluster.requests_timeout_ms = 5000;
 }
 
 /* The first enabled channel with auth mode, or NULL. */
@@ -797,17 +845,10 @@ static int check_consistency(context_t *c)
 static int parse_root(context_t *c, json_t *root)
 {
     static const field_t fields[] = {
-        {"listen", parse_listen},
-        {"path", parse_path},
-        {"cors", parse_cors},
-        {"limits", parse_limits},
-        {"store", parse_store},
-        {"auth", parse_auth},
-        {"api", parse_api},
-        {"recovery", parse_recovery},
-        {"log", parse_log},
-        {"channels", parse_channels},
-        {NULL, NULL},
+        {"listen", parse_listen}, {"path", parse_path},         {"cors", parse_cors},
+        {"limits", parse_limits}, {"store", parse_store},       {"auth", parse_auth},
+        {"api", parse_api},       {"cluster", parse_cluster},   {"recovery", parse_recovery},
+        {"log", parse_log},       {"channels", parse_channels}, {NULL, NULL},
     };
     if (parse_object(c, root, fields) != 0)
         return -1;
@@ -947,6 +988,9 @@ void config_free(config_t *config)
     free(config->api.key);
     free(config->log_level);
     free(config->log_format);
+    free(config->cluster.redis_url);
+    free(config->cluster.mode);
+    free(config->cluster.key);
     for (size_t i = 0; i < config->channel_count; i++) {
         free(config->channels[i].name);
         free(config->channels[i].driver);

@@ -84,6 +84,13 @@ typedef struct config_s {
         char *key;              /* required when enabled */
         uint64_t max_body;      /* 1,000,000 */
     } api;
+    struct {
+        int enabled;
+        char *redis_url; /* "redis://host:port" (required when enabled) */
+        char *mode;      /* "classic" ("sharded": not yet) */
+        char *key;       /* channel prefix, as @socket.io/redis-adapter's key: "socket.io" */
+        uint32_t requests_timeout_ms; /* 5000 */
+    } cluster;
     int recovery;     /* connection state recovery (off) */
     char *log_level;  /* "error" "warn" "info" "debug" */
     char *log_format; /* "text" "json" */

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sioc_adapter.h>
+
 #include "api.h"
 #include "auth_jwt.h"
 #include "auth_session.h"
@@ -98,6 +100,38 @@ static int start_auth(daemon_t *daemon, char *error, size_t error_size)
     return 0;
 }
 
+/* The cluster's Redis connections (NULL without a cluster section); freed after the Socket.IO
+ * server, whose namespaces hold its adapters. */
+static sioc_redis_t *cluster_redis;
+
+static void on_cluster_log(const char *line, void *data)
+{
+    size_t length = strlen(line);
+    if (length >= 3 && strcmp(line + length - 3, " up") == 0)
+        log_info("cluster: %s", line);
+    else
+        log_warn("cluster: %s", line);
+}
+
+static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, size_t error_size)
+{
+    if (!config->cluster.enabled)
+        return 0;
+    sioc_redis_options_t options;
+    sioc_redis_options_init(&options);
+    options.url = config->cluster.redis_url;
+    options.key = config->cluster.key;
+    options.requests_timeout_ms = config->cluster.requests_timeout_ms;
+    options.log = on_cluster_log;
+    int rc = sioc_redis_new(loop, &options, &cluster_redis);
+    if (rc != 0) {
+        snprintf(error, error_size, "cluster: redis %s: %s", config->cluster.redis_url,
+                 uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static void server_options(const config_t *config, sioc_server_options_t *options)
 {
     sioc_server_options_init(options);
@@ -110,6 +144,10 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->engine.shutdown_timeout_ms = config->limits.shutdown_timeout_ms;
     options->connect_timeout_ms = config->limits.connect_timeout_ms;
     options->recovery = config->recovery;
+    if (cluster_redis != NULL) {
+        options->adapter = sioc_redis_adapter_factory;
+        options->adapter_data = cluster_redis;
+    }
     size_t origins = 0;
     while (config->cors_origins != NULL && config->cors_origins[origins] != NULL)
         origins++;
@@ -123,6 +161,8 @@ static void server_options(const config_t *config, sioc_server_options_t *option
 static int start_io(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
+    if (start_cluster(config, daemon->loop, error, error_size) != 0)
+        return -1;
     sioc_server_options_t options;
     server_options(config, &options);
     int rc = sioc_server_new(daemon->loop, &options, &daemon->io);
@@ -152,6 +192,8 @@ static void on_io_closed(void *data)
 {
     daemon_t *daemon = data;
     daemon->io = NULL;
+    sioc_redis_free(cluster_redis);
+    cluster_redis = NULL;
     channel_teardown_all(daemon);
     /* Disconnect handlers may have queued last writes (presence): the store finishes them. */
     if (daemon->store != NULL)

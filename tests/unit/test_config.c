@@ -62,7 +62,8 @@ static const char full[] =
     "    \"session\": {\"secrets\": [\"new\", \"old\"], \"redis\": {\"port\": 7000}}\n"
     "  },\n"
     "  \"api\": {\"listen\": {\"port\": 0}, \"key\": \"0123456789abcdef\"},\n"
-    "  \"recovery\": true,\n"
+    "  \"recovery\": true, \"cluster\": {\"redis\": {\"url\": \"redis://10.0.0.5:7001\"}, \"key\": "
+    "\"k\"},\n"
     "  \"log\": {\"level\": \"debug\", \"format\": \"json\"},\n"
     "  \"channels\": {\n"
     "    \"/\": {\"driver\": \"chat\", \"options\": {\"autoCreateRooms\": false}},\n"
@@ -92,6 +93,11 @@ static void test_every_section(void **state)
     assert_true(config.api.enabled);
     assert_int_equal(config.api.listen.port, 0);
     assert_true(config.recovery);
+    assert_true(config.cluster.enabled);
+    assert_string_equal(config.cluster.redis_url, "redis://10.0.0.5:7001");
+    assert_string_equal(config.cluster.key, "k");
+    assert_string_equal(config.cluster.mode, "classic");
+    assert_int_equal(config.cluster.requests_timeout_ms, 5000);
     assert_string_equal(config.log_level, "debug");
     assert_string_equal(config.log_format, "json");
     assert_int_equal(config.channel_count, 2);
@@ -114,7 +120,7 @@ static void test_refusals_name_the_line(void **state)
                    "chat, notifications, feed or bench)");
     assert_refused("{\n\n  \"listn\": {}\n}",
                    "sioc.json:3: listn: unknown key (expected one of: listen, path, cors, limits, "
-                   "store, auth, api, recovery, log, channels)");
+                   "store, auth, api, cluster, recovery, log, channels)");
     assert_refused("{\"listen\": {\"port\": 70000}}",
                    "sioc.json:1: listen.port: expected an integer from 0 to 65535");
     assert_refused("{\"limits\": {\"pingIntervalMs\": \"fast\"}}",
