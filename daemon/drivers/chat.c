@@ -29,6 +29,7 @@
 typedef struct chat_s {
     driver_base_t base;
     int auto_create_rooms;
+    int presence_rooms; /* options.presence "rooms": user:status only to those sharing a room */
 } chat_t;
 
 typedef struct typing_s typing_t;
@@ -41,7 +42,8 @@ typedef struct chat_socket_s {
     json_t *user; /* a reference to the socket's user */
     char user_room[DRIVER_ROOM_NAME_SIZE];
     driver_bucket_t bucket;
-    typing_t *typing; /* the rooms this socket is typing in */
+    typing_t *typing;   /* the rooms this socket is typing in */
+    json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
 } chat_socket_t;
 
 struct typing_s {
@@ -254,15 +256,56 @@ static void on_presence_stored(int error, const char *message, json_t *result, v
         driver_call_free(call);
         return;
     }
-    /* socket.broadcast as in seed 002: everyone but the socket that came or went. */
-    driver_emit_to_room(
-        call->nsp, NULL, call->socket_id, "user:status",
-        json_pack("{s:O?,s:s}", "userId", driver_call_user_id(call), "status", status));
+    json_t *payload =
+        json_pack("{s:O?,s:s}", "userId", driver_call_user_id(call), "status", status);
+    json_t *rooms = json_object_get(call->context, "rooms");
+    if (rooms == NULL) {
+        /* socket.broadcast as in seed 002: everyone but the socket that came or went. */
+        driver_emit_to_room(call->nsp, NULL, call->socket_id, "user:status", payload);
+        driver_call_free(call);
+        return;
+    }
+    /* presence "rooms": those in the user's study rooms (each socket once), if any. */
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, call->nsp);
+    size_t index, count = 0;
+    json_t *room;
+    json_array_foreach(rooms, index, room)
+    {
+        if (count < SIOC_BROADCAST_MAX_ROOMS &&
+            sioc_broadcast_to(&broadcast, json_string_value(room)) == 0)
+            count++;
+    }
+    sioc_broadcast_except(&broadcast, call->socket_id);
+    if (count > 0)
+        sioc_broadcast_emit(&broadcast, "user:status", json_pack("[o]", payload));
+    else
+        json_decref(payload);
     driver_call_free(call);
 }
 
-static void store_presence(driver_call_t *call, const char *status)
+/* The study rooms ("room:...") of a socket, as a new array. */
+static json_t *study_rooms(sioc_socket_t *socket)
 {
+    json_t *all = sioc_socket_rooms(socket);
+    json_t *rooms = json_array();
+    size_t index;
+    json_t *room;
+    json_array_foreach(all, index, room)
+    {
+        const char *name = json_string_value(room);
+        if (name != NULL && strncmp(name, "room:", 5) == 0)
+            json_array_append(rooms, room);
+    }
+    json_decref(all);
+    return rooms;
+}
+
+/* rooms (taken; NULL with presence "all"): where presence "rooms" announces the status. */
+static void store_presence(driver_call_t *call, const char *status, json_t *rooms)
+{
+    if (rooms != NULL)
+        json_object_set_new(call->context, "rooms", rooms);
     json_object_set_new(call->context, "status", json_string(status));
     driver_call_request(
         call, STORE_PRESENCE_SET,
@@ -282,7 +325,7 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
     }
     driver_user_complete(call->user, result); /* the socket's user: senders show the names */
     if (json_is_true(json_object_get(call->context, "first"))) {
-        store_presence(call, "online");
+        store_presence(call, "online", json_incref(json_object_get(call->context, "rooms")));
     } else {
         driver_call_free(call);
     }
@@ -295,6 +338,8 @@ static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
     if (call == NULL)
         return;
     json_object_set_new(call->context, "first", json_boolean(first));
+    if (chat->presence_rooms) /* a recovered socket is back in its rooms; a new one in none */
+        json_object_set_new(call->context, "rooms", study_rooms(socket));
     driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user), on_user_upserted);
 }
 
@@ -303,6 +348,7 @@ static void chat_socket_free(chat_socket_t *state)
     while (state->typing != NULL)
         typing_end(state, &state->typing, 1);
     driver_socket_cleanup(&state->order);
+    json_decref(state->rooms_left);
     json_decref(state->user);
     free(state);
 }
@@ -335,6 +381,15 @@ static void on_connection(sioc_socket_t *socket, void *data)
     announce_connection(chat, socket, first);
 }
 
+/* The rooms are left before on_disconnect: presence "rooms" notes them while they are there. */
+static void on_disconnecting(sioc_socket_t *socket, const char *reason, void *data)
+{
+    chat_t *chat = data;
+    chat_socket_t *state = socket_state(socket);
+    if (state != NULL && chat->presence_rooms && state->rooms_left == NULL)
+        state->rooms_left = study_rooms(socket);
+}
+
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
 {
     chat_t *chat = data;
@@ -345,7 +400,7 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     if (other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0) {
         driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
         if (call != NULL)
-            store_presence(call, "offline");
+            store_presence(call, "offline", json_incref(state->rooms_left));
     }
     chat_socket_free(state); /* stops its typing: the others see isTyping false */
 }
@@ -928,7 +983,7 @@ static void chat_release(driver_base_t *base)
 static int chat_check_options(const config_t *config, const config_channel_t *channel, char *error,
                               size_t error_size)
 {
-    static const char *const known[] = {"autoCreateRooms", NULL};
+    static const char *const known[] = {"autoCreateRooms", "presence", NULL};
     if (driver_require_authentication(config, channel, "chat", error, error_size) != 0 ||
         driver_check_option_keys(config, channel, known, error, error_size) != 0)
         return -1;
@@ -936,6 +991,11 @@ static int chat_check_options(const config_t *config, const config_channel_t *ch
     if (auto_create != NULL && !json_is_boolean(auto_create))
         return driver_option_error(config, channel, "autoCreateRooms", error, error_size,
                                    "expected true or false");
+    const char *presence = json_string_value(json_object_get(channel->options, "presence"));
+    if (json_object_get(channel->options, "presence") != NULL &&
+        (presence == NULL || (strcmp(presence, "all") != 0 && strcmp(presence, "rooms") != 0)))
+        return driver_option_error(config, channel, "presence", error, error_size,
+                                   "expected \"all\" (the default) or \"rooms\"");
     return 0;
 }
 
@@ -951,9 +1011,12 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     driver_base_init(&chat->base, channel, chat_release);
     json_t *auto_create = json_object_get(channel->config->options, "autoCreateRooms");
     chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
+    const char *presence = json_string_value(json_object_get(channel->config->options, "presence"));
+    chat->presence_rooms = presence != NULL && strcmp(presence, "rooms") == 0;
     channel->state = chat;
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, chat);
+    sioc_namespace_on_disconnecting(nsp, on_disconnecting, chat);
     sioc_namespace_on_disconnect(nsp, on_disconnect, chat);
     driver_base_t *base = &chat->base;
     driver_on(base, "room:join", "room:error", on_room_join, chat);

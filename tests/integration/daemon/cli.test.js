@@ -136,7 +136,7 @@ describe('sioc check-config', () => {
       what: 'an unknown chat option',
       patch: (c) => { c.channels['/'].options = { autoCreateRoom: true }; },
       needle: '"autoCreateRoom"',
-      message: (file, line) => `${file}:${line}: channels."/".options.autoCreateRoom: unknown key (expected one of: autoCreateRooms)`,
+      message: (file, line) => `${file}:${line}: channels."/".options.autoCreateRoom: unknown key (expected one of: autoCreateRooms, presence)`,
     },
     {
       what: 'a chat channel without authentication',

@@ -62,7 +62,12 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
   before(async () => {
     requireBin();
     const dir = tempDir('seeds-studyconnect');
-    daemon = await startDaemon(dir, baseConfig(dir));
+    daemon = await startDaemon(dir, baseConfig(dir, {
+      channels: {
+        '/': { driver: 'chat', auth: 'jwt' },
+        '/scoped': { driver: 'chat', auth: 'jwt', options: { presence: 'rooms' } },
+      },
+    }));
     process.env.REACT_APP_API_URL = daemon.url('');
   });
   after(async () => {
@@ -71,7 +76,8 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
   });
 
   /** A browser logged in as user: the seed's init(token), connected. */
-  async function login(user) {
+  async function login(user, nsp = '') {
+    process.env.REACT_APP_API_URL = daemon.url(nsp);
     const service = new SocketService();
     services.push(service);
     const socket = service.init(tokenFor(user));
@@ -129,6 +135,24 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
     assert.equal(dms[0].senderId, currentUser.id);
 
     // Read back from the store (history), ids are the store's text for now: not asserted here.
+  });
+
+  it('options.presence "rooms": user:status only reaches those who share a study room', async () => {
+    const [ann, bob, carol] = [numericUser('Ann'), numericUser('Bob'), numericUser('Carol')];
+    const annService = await login(ann, '/scoped');
+    const carolService = await login(carol, '/scoped');
+    const annStatus = collect(annService.socket, 'user:status');
+    const carolStatus = collect(carolService.socket, 'user:status');
+    const joined = collect(annService.socket, 'room:userJoined');
+    annService.joinRoom(9);
+    const bobService = await login(bob, '/scoped');
+    bobService.joinRoom(9);
+    await until(() => joined.length === 1, 'Bob joins');
+    bobService.disconnect();
+    await until(() => annStatus.length === 1, 'Bob offline at Ann');
+    assert.deepEqual(annStatus, [{ userId: bob.id, status: 'offline' }]);
+    await sleep(150);
+    assert.deepEqual(carolStatus, [], 'Carol shares no room with Bob: no online, no offline');
   });
 });
 
