@@ -273,13 +273,6 @@ int serve_run(config_t *config)
     }
     signals_started = 1;
     char error[1024] = "";
-    /* Before the listening lines: a SIGTERM sent as soon as they are read must stop cleanly. */
-    for (int i = 0; i < 2; i++) {
-        uv_signal_init(daemon->loop, &signal_handles[i]);
-        signal_handles[i].data = daemon;
-        uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
-    }
-    signals_started = 1;
     if (start(daemon, error, sizeof(error)) != 0) {
         log_error("%s", error);
         fprintf(stderr, "sioc: %s\n", error);
