@@ -40,8 +40,9 @@ struct sioc_eio_socket_s {
     uint8_t state;
     uint8_t awaiting_pong;
     uint8_t in_flush_list;
-    uint8_t upgrading;  /* the probe was answered; polling only gets noops now */
-    uint8_t overflowed; /* a slow reader: closed at the end of this loop iteration */
+    uint8_t upgrading;     /* the probe was answered; polling only gets noops now */
+    uint8_t overflowed;    /* a slow reader: closed at the end of this loop iteration */
+    uint8_t client_closed; /* the client sent a close packet */
     /* Polling */
     sioc__http_conn_t *held_get; /* a GET waiting for packets */
     sioc__http_request_t *held_request;

@@ -82,6 +82,7 @@ void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packe
         sioc__eio_socket_close(socket, "transport error");
         break;
     case SIOC_EIO_CLOSE:
+        socket->client_closed = 1;
         sioc__eio_socket_close(socket, "transport close");
         break;
     default:
@@ -194,8 +195,13 @@ static void finalize(sioc_eio_socket_t *socket)
     server->socket_count--;
     sioc__deadline_disarm(&socket->heartbeat);
     sioc__deadline_disarm(&socket->upgrade_deadline);
-    /* A held GET gets what was still queued and then a close packet (Node's polling doClose). */
-    sioc__eio_polling_answer_now(socket, server->close_packet);
+    /* A held GET gets what was still queued and then a close packet (Node's polling doClose).
+     * When the client closed, Node's polling onClose() releases the GET with a noop instead,
+     * after what it had already sent it (Node writes to a waiting GET at once). */
+    if (socket->client_closed)
+        sioc__eio_polling_answer_now(socket, socket->queue_length > 0 ? NULL : server->noop_packet);
+    else
+        sioc__eio_polling_answer_now(socket, server->close_packet);
     release_queue(socket);
     detach_websocket(socket->websocket);
     detach_websocket(socket->probe);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { startEioEcho, referenceSkip } from '../lib/server.js';
 import {
   SEP, handshake, poll, post, send, decodePayload, pollMessages,
-  assertSessionGone, assertAlive, sleep,
+  assertSessionGone, assertAlive, assertHttpError, sleep,
 } from '../lib/eio.js';
 
 describe('polling transport', () => {
@@ -61,7 +61,7 @@ describe('polling transport', () => {
     await send(server, sid, '1');
   });
 
-  it('a close packet "1" closes the session (a pending GET is released)', async () => {
+  it('a close packet "1" closes the session: the pending GET gets a noop "6", the next GET 400 code 1', async () => {
     const { sid } = await handshake(server);
     const pending = poll(server, sid);
     await sleep(100);
@@ -70,9 +70,28 @@ describe('polling transport', () => {
     assert.equal(res.text, 'ok');
     const released = await pending;
     assert.equal(released.status, 200);
-    assert.ok(['6', '1'].includes(released.text), `pending GET got ${JSON.stringify(released.text)}, want noop "6" (Node) or close "1"`);
-    await assertSessionGone(server, sid);
+    assert.equal(released.text, '6');
+    assertHttpError(await poll(server, sid), 1, 'Session ID unknown');
     await assertAlive(server);
+  });
+
+  it('a message then a close in one POST: the pending GET gets the echo, then the session is gone', async () => {
+    const { sid } = await handshake(server);
+    const pending = poll(server, sid);
+    await sleep(100);
+    const res = await post(server, { sid }, `4bye${SEP}1`);
+    assert.equal(res.status, 200);
+    const released = await pending;
+    assert.equal(released.status, 200);
+    assert.equal(released.text, '4bye');
+    assertHttpError(await poll(server, sid), 1, 'Session ID unknown');
+  });
+
+  it('a close packet without a pending GET: the next GET is 400 code 1', async () => {
+    const { sid } = await handshake(server);
+    const res = await post(server, { sid }, '1');
+    assert.equal(res.text, 'ok');
+    assertHttpError(await poll(server, sid), 1, 'Session ID unknown');
   });
 
   it('a second concurrent GET → 400 and the session is closed (the first GET gets "1")', async () => {
