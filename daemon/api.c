@@ -436,6 +436,106 @@ static void route_user_emit(api_call_t *call)
     reply_emitted(call, rc, event);
 }
 
+/* ---- POST /sockets/join, /sockets/leave, /sockets/disconnect ----------------------------------
+ */
+
+/* The sockets a control request names: exactly one of socketId, userId (every socket of the
+ * user: user:{id} and user.{id}) or room, in namespace. 0 with broadcast set up, or -1 with
+ * the reply sent. storage: 2 x ROOM_NAME_SIZE. */
+static int control_target(api_call_t *call, const char *const *fields, sioc_broadcast_t *broadcast,
+                          char *storage)
+{
+    const char *name, *socket_id, *room;
+    char user_id[API_ID_SIZE];
+    api_problem_t problem;
+    json_t *body = call->body;
+    if (api_fields_allowed(body, fields, &problem) != 0 ||
+        api_field_namespace(body, "namespace", &name, &problem) != 0 ||
+        api_field_string(body, "socketId", API_OPTIONAL, API_NAME_MAX, &socket_id, &problem) != 0 ||
+        api_field_id(body, "userId", API_OPTIONAL, user_id, &problem) != 0 ||
+        api_field_string(body, "room", API_OPTIONAL, API_NAME_MAX, &room, &problem) != 0) {
+        reply_problem(call, &problem);
+        return -1;
+    }
+    int given = (socket_id != NULL) + (user_id[0] != '\0') + (room != NULL);
+    if (given != 1) {
+        reply(call, 400,
+              error_body("invalid_field",
+                         "name the sockets with exactly one of socketId, userId "
+                         "or room",
+                         "socketId"));
+        return -1;
+    }
+    channel_t *channel = usable_channel(call->api, name);
+    if (channel == NULL) {
+        reply_no_channel(call, name);
+        return -1;
+    }
+    sioc_broadcast_init(broadcast, channel->nsp);
+    if (user_id[0] != '\0') {
+        broadcast_to_user(broadcast, user_id, storage);
+    } else {
+        /* Every socket is in the room of its own id. */
+        snprintf(storage, ROOM_NAME_SIZE, "%s", socket_id != NULL ? socket_id : room);
+        sioc_broadcast_to(broadcast, storage);
+    }
+    return 0;
+}
+
+static void route_sockets_rooms(api_call_t *call, int join)
+{
+    static const char *const fields[] = {"namespace", "socketId", "userId", "room", "rooms", NULL};
+    char storage[2 * ROOM_NAME_SIZE];
+    sioc_broadcast_t broadcast;
+    const char *rooms[SIOC_BROADCAST_MAX_ROOMS];
+    size_t count;
+    api_problem_t problem;
+    if (control_target(call, fields, &broadcast, storage) != 0)
+        return;
+    if (api_field_rooms(call->body, "rooms", rooms, SIOC_BROADCAST_MAX_ROOMS, &count, &problem) !=
+            0 ||
+        (count == 0 && api_problem_set(&problem, "rooms", "missing: the rooms to %s",
+                                       join ? "join" : "leave") != 0)) {
+        reply_problem(call, &problem);
+        return;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = join ? sioc_broadcast_join(&broadcast, rooms[i])
+                  : sioc_broadcast_leave(&broadcast, rooms[i]);
+    if (rc != 0)
+        reply_error(call, 500, "failed", "%s failed: %s", join ? "join" : "leave", uv_strerror(rc));
+    else
+        reply(call, 200, json_pack("{s:b}", "ok", 1));
+}
+
+static void route_sockets_join(api_call_t *call)
+{
+    route_sockets_rooms(call, 1);
+}
+
+static void route_sockets_leave(api_call_t *call)
+{
+    route_sockets_rooms(call, 0);
+}
+
+static void route_sockets_disconnect(api_call_t *call)
+{
+    static const char *const fields[] = {"namespace", "socketId", "userId", "room", "close", NULL};
+    char storage[2 * ROOM_NAME_SIZE];
+    sioc_broadcast_t broadcast;
+    int close;
+    api_problem_t problem;
+    if (control_target(call, fields, &broadcast, storage) != 0)
+        return;
+    if (api_field_bool(call->body, "close", 0, &close, &problem) != 0) {
+        reply_problem(call, &problem);
+        return;
+    }
+    sioc_broadcast_disconnect(&broadcast, close);
+    reply(call, 200, json_pack("{s:b}", "ok", 1));
+}
+
 /* ---- POST /rooms --------------------------------------------------------------------------- */
 
 /* The room:created payload: the room as stored, with seed 003's isPublic and createdBy. */
@@ -842,6 +942,9 @@ static const api_route_t routes[] = {
     {"GET", "/readyz", route_readyz, API_ROUTE_PUBLIC},
     {"POST", "/emit", route_emit, API_ROUTE_BODY},
     {"POST", "/users/{userId}/emit", route_user_emit, API_ROUTE_BODY},
+    {"POST", "/sockets/join", route_sockets_join, API_ROUTE_BODY},
+    {"POST", "/sockets/leave", route_sockets_leave, API_ROUTE_BODY},
+    {"POST", "/sockets/disconnect", route_sockets_disconnect, API_ROUTE_BODY},
     {"PUT", "/users/{userId}", route_user_put, API_ROUTE_BODY},
     {"POST", "/rooms", route_room_create, API_ROUTE_BODY},
     {"GET", "/rooms/{roomId}", route_room_get, 0},

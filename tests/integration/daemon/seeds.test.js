@@ -371,4 +371,29 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     await sleep(100);
     assert.equal(tab1.got.length, 3, 'the user tabs got the broadcast, not the session event');
   });
+
+  it('the back end puts sockets in rooms and disconnects them through the HTTP API (by user, socket id or room)', async () => {
+    const userId = ++numericIds;
+    const userCookie = await backEnd.visit();
+    await backEnd.login(userCookie, userId);
+    const visitorCookie = await backEnd.visit();
+    const tab = await page(userCookie);
+    const visitor = await page(visitorCookie);
+    await sleep(100);
+    assert.deepEqual(await daemon.apiOk('POST', '/sockets/join', { userId, rooms: ['authenticated'] }), { ok: true });
+    assert.deepEqual(await daemon.apiOk('POST', '/sockets/join', { socketId: visitor.socket.id, rooms: 'visitors' }), { ok: true });
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['members'], rooms: ['authenticated'] });
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['guests'], rooms: ['visitors'] });
+    await until(() => tab.got.length === 2 && visitor.got.length === 2, 'the room events');
+    assert.deepEqual([tab.got[1], visitor.got[1]], ['members', 'guests']);
+    await daemon.apiOk('POST', '/sockets/leave', { userId, rooms: ['authenticated'] });
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['members again'], rooms: ['authenticated'] });
+    const bad = await daemon.api('POST', '/sockets/join', { userId, socketId: 'x', rooms: ['a'] });
+    assert.equal(bad.status, 400);
+    await daemon.apiOk('POST', '/sockets/disconnect', { room: 'visitors' });
+    await until(() => !visitor.socket.connected, 'the visitor disconnected');
+    await sleep(100);
+    assert.equal(tab.got.length, 2, 'left the room: nothing more');
+    assert.equal(tab.socket.connected, true);
+  });
 });
