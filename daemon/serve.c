@@ -13,8 +13,19 @@
 #include "channel.h"
 #include "log.h"
 
+#ifdef SIOC_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+/* systemd's Type=notify: READY=1 once listening, RELOADING=1 / READY=1 around a SIGHUP,
+ * STOPPING=1. A no-op outside systemd (no $NOTIFY_SOCKET). */
+#define notify(state) sd_notify(0, state)
+#else
+#define notify(state) ((void)0)
+#endif
+
 static daemon_t daemon_state;
-static uv_signal_t signal_handles[2];
+#define SIGNAL_COUNT 3
+static uv_signal_t signal_handles[SIGNAL_COUNT];
+static const int signal_numbers[SIGNAL_COUNT] = {SIGTERM, SIGINT, SIGHUP};
 static int signals_started;
 static int exit_status;
 
@@ -217,8 +228,9 @@ static void stop(daemon_t *daemon)
     if (daemon->stopping)
         return;
     daemon->stopping = 1;
+    notify("STOPPING=1");
     log_info("stopping");
-    for (int i = 0; signals_started && i < 2; i++)
+    for (int i = 0; signals_started && i < SIGNAL_COUNT; i++)
         uv_close((uv_handle_t *)&signal_handles[i], NULL);
     if (daemon->api != NULL)
         api_stop(daemon->api, on_api_stopped, daemon);
@@ -226,9 +238,62 @@ static void stop(daemon_t *daemon)
         on_api_stopped(daemon);
 }
 
+/* ---- SIGHUP: re-read the file, apply what changes without a restart ------------------------- */
+
+/* 1 if the two files differ in anything but "log" (what a reload cannot apply yet). */
+static int differs_beyond_log(const config_t *a, const config_t *b)
+{
+    json_t *left = json_loadb(a->source, a->source_length, 0, NULL);
+    json_t *right = json_loadb(b->source, b->source_length, 0, NULL);
+    json_object_del(left, "log");
+    json_object_del(right, "log");
+    int differs = left == NULL || right == NULL || !json_equal(left, right);
+    json_decref(left);
+    json_decref(right);
+    return differs;
+}
+
+static void swap_string(char **a, char **b)
+{
+    char *kept = *a;
+    *a = *b;
+    *b = kept;
+}
+
+static void reload(daemon_t *daemon)
+{
+    config_t *running = daemon->config;
+    if (running->file == NULL) {
+        log_warn("SIGHUP: the embedded default has no file to read again; nothing changed");
+        return;
+    }
+    notify("RELOADING=1");
+    config_t next;
+    char error[1024];
+    if (config_load_file(running->file, &next, error, sizeof(error)) != 0) {
+        log_error("SIGHUP: %s; the running configuration stays", error);
+    } else {
+        log_set_level_name(next.log_level);
+        log_set_format_name(next.log_format);
+        swap_string(&running->log_level, &next.log_level);
+        swap_string(&running->log_format, &next.log_format);
+        log_info("SIGHUP: %s read again: log level %s, format %s", running->file,
+                 running->log_level, running->log_format);
+        if (differs_beyond_log(running, &next))
+            log_warn("SIGHUP: %s changed beyond \"log\": those changes take a restart (systemctl "
+                     "restart sioc); the rest runs as read at start",
+                     running->file);
+    }
+    config_free(&next);
+    notify("READY=1");
+}
+
 static void on_signal(uv_signal_t *handle, int signal_number)
 {
-    stop(handle->data);
+    if (signal_number == SIGHUP)
+        reload(handle->data);
+    else
+        stop(handle->data);
 }
 
 static int start(daemon_t *daemon, char *error, size_t error_size)
@@ -253,6 +318,7 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
     fflush(stdout);
     log_info("listening on %s:%d%s, store %s", config->listen.host, sioc_server_port(daemon->io),
              config->path, postgres ? "postgres" : config->store.path);
+    notify("READY=1");
     return 0;
 }
 
@@ -266,10 +332,10 @@ int serve_run(config_t *config)
     log_set_format_name(config->log_format);
     signal(SIGPIPE, SIG_IGN);
     /* Signals first: a supervisor may send SIGTERM as soon as it reads the listening line. */
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < SIGNAL_COUNT; i++) {
         uv_signal_init(daemon->loop, &signal_handles[i]);
         signal_handles[i].data = daemon;
-        uv_signal_start(&signal_handles[i], on_signal, i == 0 ? SIGTERM : SIGINT);
+        uv_signal_start(&signal_handles[i], on_signal, signal_numbers[i]);
     }
     signals_started = 1;
     char error[1024] = "";

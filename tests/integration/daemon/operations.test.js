@@ -4,7 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep,
+  requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig,
 } from '../lib/daemon.js';
 import { request } from '../lib/http.js';
 
@@ -107,5 +107,54 @@ describe('logs', () => {
     await assert.rejects(
       startDaemon(dir, baseConfig(dir, { log: { level: 'info', format: 'xml' } })),
       /log\.format: unknown format "xml" \(expected text or json\)/);
+  });
+});
+
+describe('SIGHUP', () => {
+  const waitFor = async (daemon, pattern) => {
+    for (let i = 0; i < 50 && !pattern.test(daemon.stderr); i++) await sleep(50);
+    assert.match(daemon.stderr, pattern);
+  };
+
+  it('re-reads the file: log.level and log.format apply at once, connections stay', async (t) => {
+    requireBin();
+    const dir = tempDir('hup');
+    const config = baseConfig(dir, { log: { level: 'info' } });
+    const daemon = await startDaemon(dir, config);
+    try {
+      const c = daemon.clients(t);
+      const socket = await connectAs(c, makeUser('Hup'));
+      writeConfig(dir, { ...config, log: { level: 'debug', format: 'json' } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /"message":"SIGHUP: [^"]*sioc\.json read again: log level debug, format json"/);
+      assert.doesNotMatch(daemon.stderr, /take a restart/, 'only log changed');
+      // Debug lines now appear (an API answer is logged at debug), as JSON.
+      await daemon.api('GET', '/health');
+      await waitFor(daemon, /"level":"debug","message":"api GET \/health from 127\.0\.0\.1: 200"/);
+      assert.equal(socket.connected, true, 'the connection stays');
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+
+  it('says which changes need a restart, and keeps running on a file that no longer validates', async (t) => {
+    requireBin();
+    const dir = tempDir('hup-restart');
+    const config = baseConfig(dir);
+    const daemon = await startDaemon(dir, config);
+    try {
+      writeConfig(dir, { ...config, limits: { ...config.limits, pingIntervalMs: 6000 } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /sioc\.json changed beyond "log": those changes take a restart/);
+      writeConfig(dir, '{"listen": {"port": 70000}}');
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /error SIGHUP: .*listen\.port: expected an integer from 0 to 65535; the running configuration stays/);
+      const res = await daemon.api('GET', '/readyz', undefined, { key: null });
+      assert.equal(res.status, 200);
+      const c = daemon.clients(t);
+      await connectAs(c, makeUser('After'));
+    } finally {
+      await daemon.stopChecked();
+    }
   });
 });
