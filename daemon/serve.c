@@ -12,6 +12,7 @@
 #include "auth_session.h"
 #include "channel.h"
 #include "log.h"
+#include "reload.h"
 
 #ifdef SIOC_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -240,26 +241,6 @@ static void stop(daemon_t *daemon)
 
 /* ---- SIGHUP: re-read the file, apply what changes without a restart ------------------------- */
 
-/* 1 if the two files differ in anything but "log" (what a reload cannot apply yet). */
-static int differs_beyond_log(const config_t *a, const config_t *b)
-{
-    json_t *left = json_loadb(a->source, a->source_length, 0, NULL);
-    json_t *right = json_loadb(b->source, b->source_length, 0, NULL);
-    json_object_del(left, "log");
-    json_object_del(right, "log");
-    int differs = left == NULL || right == NULL || !json_equal(left, right);
-    json_decref(left);
-    json_decref(right);
-    return differs;
-}
-
-static void swap_string(char **a, char **b)
-{
-    char *kept = *a;
-    *a = *b;
-    *b = kept;
-}
-
 static void reload(daemon_t *daemon)
 {
     config_t *running = daemon->config;
@@ -273,16 +254,15 @@ static void reload(daemon_t *daemon)
     if (config_load_file(running->file, &next, error, sizeof(error)) != 0) {
         log_error("SIGHUP: %s; the running configuration stays", error);
     } else {
-        log_set_level_name(next.log_level);
-        log_set_format_name(next.log_format);
-        swap_string(&running->log_level, &next.log_level);
-        swap_string(&running->log_format, &next.log_format);
-        log_info("SIGHUP: %s read again: log level %s, format %s", running->file,
-                 running->log_level, running->log_format);
-        if (differs_beyond_log(running, &next))
-            log_warn("SIGHUP: %s changed beyond \"log\": those changes take a restart (systemctl "
-                     "restart sioc); the rest runs as read at start",
-                     running->file);
+        char restart[512];
+        int changed = reload_apply(running, &next, restart, sizeof(restart));
+        log_info("SIGHUP: %s read again: log level %s, format %s; %d value%s changed",
+                 running->file, running->log_level, running->log_format, changed,
+                 changed == 1 ? "" : "s");
+        if (restart[0] != '\0')
+            log_warn("SIGHUP: %s changed in %s: that takes a restart (systemctl restart sioc); "
+                     "it runs as read at start",
+                     restart, running->file);
     }
     config_free(&next);
     notify("READY=1");

@@ -4,7 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig,
+  requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig, unique,
 } from '../lib/daemon.js';
 import { request } from '../lib/http.js';
 
@@ -126,8 +126,8 @@ describe('SIGHUP', () => {
       const socket = await connectAs(c, makeUser('Hup'));
       writeConfig(dir, { ...config, log: { level: 'debug', format: 'json' } });
       process.kill(daemon.child.pid, 'SIGHUP');
-      await waitFor(daemon, /"message":"SIGHUP: [^"]*sioc\.json read again: log level debug, format json"/);
-      assert.doesNotMatch(daemon.stderr, /take a restart/, 'only log changed');
+      await waitFor(daemon, /"message":"SIGHUP: [^"]*sioc\.json read again: log level debug, format json; 2 values changed"/);
+      assert.doesNotMatch(daemon.stderr, /takes a restart/, 'only log changed');
       // Debug lines now appear (an API answer is logged at debug), as JSON.
       await daemon.api('GET', '/health');
       await waitFor(daemon, /"level":"debug","message":"api GET \/health from 127\.0\.0\.1: 200"/);
@@ -137,15 +137,46 @@ describe('SIGHUP', () => {
     }
   });
 
-  it('says which changes need a restart, and keeps running on a file that no longer validates', async (t) => {
+  it('applies a new API key and the chat limits without dropping connections', async (t) => {
+    requireBin();
+    const dir = tempDir('hup-live');
+    const config = baseConfig(dir);
+    const daemon = await startDaemon(dir, config);
+    try {
+      const c = daemon.clients(t);
+      const socket = await connectAs(c, makeUser('Live'));
+      const room = unique('room');
+      assert.equal((await socket.emitWithAck('room:join', room)).ok, true);
+      assert.equal((await socket.emitWithAck('message:send', { roomId: room, text: 'x'.repeat(20) })).ok, true);
+      const key = 'a-new-api-key-0123456789abcdef';
+      writeConfig(dir, { ...config, api: { ...config.api, key }, limits: { ...config.limits, maxTextLength: 10 } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /read again: log level info, format text; 2 values changed/);
+      assert.match(daemon.stderr, /SIGHUP: api\.key changed/);
+      assert.match(daemon.stderr, /SIGHUP: limits\.maxTextLength 2000 -> 10/);
+      assert.doesNotMatch(daemon.stderr, /takes a restart/);
+      assert.equal((await daemon.api('GET', '/rooms/none')).status, 401, 'the old key is refused');
+      assert.equal((await daemon.api('GET', `/rooms/${room}`, undefined, { key })).status, 200, 'the new key works');
+      // The same connection, now under the new limit.
+      const refused = await socket.emitWithAck('message:send', { roomId: room, text: 'x'.repeat(20) });
+      assert.equal(refused.ok, false);
+      assert.equal(refused.error.message, 'Message too long');
+      assert.equal((await socket.emitWithAck('message:send', { roomId: room, text: 'short' })).ok, true);
+      assert.equal(socket.connected, true);
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+
+  it('names the changes that need a restart, and keeps running on a file that no longer validates', async (t) => {
     requireBin();
     const dir = tempDir('hup-restart');
     const config = baseConfig(dir);
     const daemon = await startDaemon(dir, config);
     try {
-      writeConfig(dir, { ...config, limits: { ...config.limits, pingIntervalMs: 6000 } });
+      writeConfig(dir, { ...config, cors: { origins: ['http://app.test'] }, limits: { ...config.limits, pingIntervalMs: 6000 } });
       process.kill(daemon.child.pid, 'SIGHUP');
-      await waitFor(daemon, /sioc\.json changed beyond "log": those changes take a restart/);
+      await waitFor(daemon, /warn  SIGHUP: limits\.pingIntervalMs, cors changed in \S*sioc\.json: that takes a restart/);
       writeConfig(dir, '{"listen": {"port": 70000}}');
       process.kill(daemon.child.pid, 'SIGHUP');
       await waitFor(daemon, /error SIGHUP: .*listen\.port: expected an integer from 0 to 65535; the running configuration stays/);

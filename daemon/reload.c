@@ -1,0 +1,115 @@
+#include "reload.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+/* The limits the daemon reads at use time, by their key in the file. */
+#define LIVE_LIMITS(X)                                                                             \
+    X("maxTextLength", max_text_length)                                                            \
+    X("historyLimit", history_limit)                                                               \
+    X("typingTimeoutMs", typing_timeout_ms)                                                        \
+    X("maxQueuedEvents", max_queued_events)                                                        \
+    X("messageBurst", message_burst)
+
+static int swap_string(const char *name, char **running, char **next)
+{
+    int changed =
+        (*running == NULL) != (*next == NULL) || (*running != NULL && strcmp(*running, *next) != 0);
+    char *kept = *running;
+    *running = *next;
+    *next = kept;
+    if (changed)
+        log_info("SIGHUP: %s changed", name);
+    return changed;
+}
+
+static int apply_limits(config_t *running, const config_t *next)
+{
+    int changed = 0;
+#define APPLY(key, field)                                                                          \
+    if (running->limits.field != next->limits.field) {                                             \
+        log_info("SIGHUP: limits.%s %lu -> %lu", key, (unsigned long)running->limits.field,        \
+                 (unsigned long)next->limits.field);                                               \
+        running->limits.field = next->limits.field;                                                \
+        changed++;                                                                                 \
+    }
+    LIVE_LIMITS(APPLY)
+#undef APPLY
+    if (running->limits.messages_per_second != next->limits.messages_per_second) {
+        log_info("SIGHUP: limits.messagesPerSecond %g -> %g (sockets that connect from now on)",
+                 running->limits.messages_per_second, next->limits.messages_per_second);
+        running->limits.messages_per_second = next->limits.messages_per_second;
+        changed++;
+    }
+    return changed;
+}
+
+/* The file without what a reload applies: what is left must be equal, or needs a restart. */
+static json_t *restart_part(const config_t *config)
+{
+    json_t *root = json_loadb(config->source, config->source_length, 0, NULL);
+    json_object_del(root, "log");
+    json_object_del(json_object_get(root, "api"), "key");
+    json_t *limits = json_object_get(root, "limits");
+#define DROP(key, field) json_object_del(limits, key);
+    LIVE_LIMITS(DROP)
+#undef DROP
+    json_object_del(limits, "messagesPerSecond");
+    if (json_is_object(limits) && json_object_size(limits) == 0)
+        json_object_del(root, "limits"); /* only live limits: the same as none */
+    return root;
+}
+
+static void append(char *out, size_t size, const char *prefix, const char *key)
+{
+    size_t used = strlen(out);
+    if (used + 1 < size)
+        snprintf(out + used, size - used, "%s%s%s", used > 0 ? ", " : "", prefix, key);
+}
+
+/* Keys of object a or b whose values differ, prefixed ("limits."). */
+static void list_differences(const json_t *a, const json_t *b, const char *prefix, char *out,
+                             size_t size)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)a, key, value)
+    {
+        json_t *other = json_object_get(b, key);
+        if (strcmp(prefix, "") == 0 && strcmp(key, "limits") == 0 && json_is_object(value) &&
+            json_is_object(other))
+            list_differences(value, other, "limits.", out, size);
+        else if (!json_equal(value, other))
+            append(out, size, prefix, key);
+    }
+    json_object_foreach((json_t *)b, key, value)
+    {
+        if (json_object_get(a, key) == NULL)
+            append(out, size, prefix, key);
+    }
+}
+
+int reload_apply(config_t *running, config_t *next, char *restart, size_t restart_size)
+{
+    int changed = 0;
+    changed += swap_string("log.level", &running->log_level, &next->log_level);
+    changed += swap_string("log.format", &running->log_format, &next->log_format);
+    log_set_level_name(running->log_level);
+    log_set_format_name(running->log_format);
+    if (running->api.enabled && next->api.enabled && next->api.key != NULL)
+        changed += swap_string("api.key", &running->api.key, &next->api.key);
+    changed += apply_limits(running, next);
+    restart[0] = '\0';
+    json_t *was = restart_part(running);
+    json_t *now = restart_part(next);
+    if (was == NULL || now == NULL)
+        append(restart, restart_size, "", "(the file)");
+    else
+        list_differences(was, now, "", restart, restart_size);
+    json_decref(was);
+    json_decref(now);
+    return changed;
+}
