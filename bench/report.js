@@ -95,6 +95,10 @@ const rows = [
   ['fanout', 'fanout: latency p50', 'results.latency.p50_us', 'µs', 'low', 0],
   ['fanout', 'fanout: latency p99', 'results.latency.p99_us', 'µs', 'low', 0],
   ['fanout', 'fanout: lost messages', 'results.lost', '', 'none', 0],
+  ['cluster', 'cluster: deliveries/s (1 room × M over 2 nodes on Redis)', 'results.deliveries_per_second', '/s', 'high', 0],
+  ['cluster', 'cluster: latency p99, members on the publisher\'s node', 'results.latency_same_node.p99_us', 'µs', 'low', 0],
+  ['cluster', 'cluster: latency p99, members on the other node', 'results.latency_other_node.p99_us', 'µs', 'low', 0],
+  ['cluster', 'cluster: lost messages', 'results.lost', '', 'none', 0],
   ['connect', 'connect: WebSocket + CONNECT + JWT /s', 'results.connections_per_second', '/s', 'high', 0],
   ['connect', 'connect: WebSocket latency p99', 'results.latency.p99_us', 'µs', 'low', 0],
   ['connect-polling', 'connect: polling + CONNECT + JWT /s', 'results.connections_per_second', '/s', 'high', 0],
@@ -137,7 +141,7 @@ function figureTable() {
 }
 
 function loadTable() {
-  const names = ['idle', 'echo', 'echo-half', 'fanout', 'connect', 'connect-polling', 'chat', 'chat-10k'];
+  const names = ['idle', 'echo', 'echo-half', 'fanout', 'cluster', 'connect', 'connect-polling', 'chat', 'chat-10k'];
   const lines = ['| run | server | generator CPU | server CPU | other processes | hypervisor steal | outcome |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |'];
   for (const name of names) {

@@ -74,6 +74,7 @@ build_sioc() {
 
 server_pid=""
 server_port=""
+other_pids=() # the cluster scenario's second node and its redis-server
 
 stop_server() {
     [[ -n "$server_pid" ]] || return 0
@@ -86,21 +87,41 @@ stop_server() {
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
 }
-trap stop_server EXIT
+stop_others() {
+    local pid
+    for pid in "${other_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    other_pids=()
+}
+trap 'stop_server; stop_others' EXIT
 
 # Starts server $1 (node or sioc) on core 0 with a fresh database; sets server_pid and
-# server_port from its "listening on 127.0.0.1:PORT" line.
+# server_port from its "listening on 127.0.0.1:PORT" line. $2: a redis-server port to join a
+# cluster on (the cluster scenario), $3: a suffix for its work directory (the second node).
 start_server() {
-    local name=$1 dir="$work/$1"
+    local name=$1 redis_port=${2:-} dir="$work/$1${3:-}"
     rm -rf "$dir"
     mkdir -p "$dir"
     : >"$dir/server.log"
     if [[ $name == node ]]; then
+        local cluster=()
+        [[ -z $redis_port ]] || cluster=(--redis "redis://127.0.0.1:$redis_port")
         (cd "$dir" && exec taskset -c 0 node "$root/bench/node/server.js" --port 0 \
-            --secret "$secret" --db "$dir/node-bench.db" >"$dir/server.log" 2>&1) &
+            --secret "$secret" --db "$dir/node-bench.db" "${cluster[@]}" >"$dir/server.log" 2>&1) &
     else
         # The committed configuration, with port 0 so that a busy port 3000 does not matter.
         sed 's/"port": 3000/"port": 0/' bench/sioc-bench.json >"$dir/sioc-bench.json"
+        if [[ -n $redis_port ]]; then
+            sed -i "1a\\  \"cluster\": {\"redis\": {\"url\": \"redis://127.0.0.1:$redis_port\"}}," \
+                "$dir/sioc-bench.json"
+        fi
         (cd "$dir" && exec taskset -c 0 "$sioc" serve --config "$dir/sioc-bench.json" \
             >"$dir/server.log" 2>&1) &
     fi
@@ -187,6 +208,40 @@ measure_fanout() {
     stop_server
 }
 
+# A redis-server on a free loopback port for the cluster scenario (no persistence); sets
+# redis_port and adds it to other_pids.
+start_redis() {
+    redis_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+        >"$work/redis.log" 2>&1 &
+    other_pids+=($!)
+    for _ in $(seq 1 50); do
+        redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "redis-server did not start"
+    return 1
+}
+
+# Two nodes of server $1 on one redis-server; the room's odd members on the second node, the
+# publisher on the first: half of the deliveries cross Redis.
+measure_cluster() {
+    local first_pid first_port
+    start_redis
+    start_server "$1" "$redis_port" -a
+    first_pid=$server_pid first_port=$server_port
+    start_server "$1" "$redis_port" -b
+    other_pids+=("$server_pid")
+    local second_port=$server_port
+    server_pid=$first_pid server_port=$first_port
+    sleep 0.5 # both nodes subscribed
+    generate "$1" cluster cluster --rooms 1 --members "$fanout_members" --size 100 \
+        --window "$fanout_window" --duration "$duration" --warmup "$warmup" \
+        --second-port "$second_port"
+    stop_server
+    stop_others
+}
+
 measure_connect() {
     local token
     token=$(token_for bench-connect)
@@ -243,6 +298,7 @@ run_scenarios() {
     measure "$server" idle idle
     measure "$server" echo echo echo-half
     measure "$server" fanout fanout
+    measure "$server" cluster cluster
     measure "$server" connect connect connect-polling
     measure "$server" chat chat
     if [[ $server == sioc && $chat_target_users -gt 0 ]]; then

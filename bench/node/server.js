@@ -14,7 +14,10 @@
 // before it is broadcast and acknowledged), with one transaction per statement, as the seeds'
 // `await Message.create(...)` does.
 //
-// usage: node server.js [--port 3000] [--secret S] [--db FILE]
+// usage: node server.js [--port 3000] [--secret S] [--db FILE] [--redis redis://HOST:PORT]
+//
+// --redis: @socket.io/redis-adapter (createAdapter, classic mode) on two node-redis clients, for
+// the cluster scenario; the packages come from tests/integration (its `npm ci`).
 'use strict';
 
 const http = require('node:http');
@@ -30,6 +33,7 @@ function option(name, fallback) {
 const port = Number(option('port', '3000'));
 const secret = option('secret', 'sioc-bench-secret-0123456789');
 const databaseFile = option('db', 'node-bench.db');
+const redisUrl = option('redis', null);
 
 // ---- the database (the seeds' models: User, UserPresence, StudyRoom, RoomMember, Message) -----
 
@@ -265,9 +269,25 @@ chat.on('connection', (socket) => {
   });
 });
 
-server.listen(port, '127.0.0.1', () => {
-  console.log(`listening on 127.0.0.1:${server.address().port}`);
-});
+async function listen() {
+  if (redisUrl) {
+    const { createRequire } = require('node:module');
+    const path = require('node:path');
+    const fromTests = createRequire(path.join(__dirname, '../../tests/integration/package.json'));
+    const { createClient } = fromTests('redis');
+    const { createAdapter } = fromTests('@socket.io/redis-adapter');
+    const pubClient = createClient({ url: redisUrl });
+    const subClient = pubClient.duplicate();
+    pubClient.on('error', () => {});
+    subClient.on('error', () => {});
+    await Promise.all([pubClient.connect(), subClient.connect()]);
+    io.adapter(createAdapter(pubClient, subClient));
+  }
+  server.listen(port, '127.0.0.1', () => {
+    console.log(`listening on 127.0.0.1:${server.address().port}`);
+  });
+}
+listen();
 
 function stop() {
   io.close();

@@ -15,8 +15,8 @@
 #define SATURATED_PERCENT 90.0
 
 static const bench_scenario_t *const scenarios[] = {
-    &bench_scenario_idle,    &bench_scenario_echo, &bench_scenario_fanout,
-    &bench_scenario_connect, &bench_scenario_chat,
+    &bench_scenario_idle,    &bench_scenario_echo,    &bench_scenario_fanout,
+    &bench_scenario_cluster, &bench_scenario_connect, &bench_scenario_chat,
 };
 
 static void usage(FILE *out)
@@ -28,6 +28,8 @@ static void usage(FILE *out)
             "  echo     --clients C [--rate R]     emits with ack; round trips/s, latency\n"
             "  fanout   --rooms R --members M --rate MSG/S --size BYTES [--window W]\n"
             "                                      deliveries/s, end-to-end latency, loss\n"
+            "  cluster  fanout with --second-port P: the odd members on the second server of a\n"
+            "           cluster, the publisher on the first\n"
             "  connect  --clients K [--transport websocket|polling] [--token JWT]\n"
             "                                      new connections/s (K attempts in flight)\n"
             "  chat     --users U --rooms R --rate MSG/S (--jwt-secret S | --token JWT)\n"
@@ -94,6 +96,7 @@ enum {
     OPTION_EVENT,
     OPTION_JOIN_EVENT,
     OPTION_PUBLISH_EVENT,
+    OPTION_SECOND_PORT,
     OPTION_HELP,
 };
 
@@ -123,6 +126,7 @@ static const struct option long_options[] = {
     {"event", required_argument, 0, OPTION_EVENT},
     {"join-event", required_argument, 0, OPTION_JOIN_EVENT},
     {"publish-event", required_argument, 0, OPTION_PUBLISH_EVENT},
+    {"second-port", required_argument, 0, OPTION_SECOND_PORT},
     {"help", no_argument, 0, OPTION_HELP},
     {0, 0, 0, 0},
 };
@@ -140,6 +144,9 @@ static int set_number(int option, double value, bench_options_t *options)
     switch (option) {
     case OPTION_PORT:
         options->port = (int)value;
+        return value >= 1 && value <= 65535 ? 0 : -1;
+    case OPTION_SECOND_PORT:
+        options->second_port = (int)value;
         return value >= 1 && value <= 65535 ? 0 : -1;
     case OPTION_SOURCES:
         options->sources = (int)value;
@@ -271,12 +278,13 @@ static double percent(double seconds, double wall)
 static json_t *options_json(const bench_options_t *options)
 {
     return json_pack(
-        "{s:s,s:i,s:s,s:s,s:i,s:f,s:f,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:s}", "host", options->host,
-        "port", options->port, "path", options->path, "namespace", options->nsp, "sources",
-        options->sources, "duration", options->duration, "warmup", options->warmup, "clients",
-        (json_int_t)options->clients, "concurrency", (json_int_t)options->concurrency, "rate",
-        options->rate, "size", (json_int_t)options->size, "rooms", (json_int_t)options->rooms,
-        "members", (json_int_t)options->members, "users", (json_int_t)options->users, "window",
+        "{s:s,s:i,s:i,s:s,s:s,s:i,s:f,s:f,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:I,s:s}", "host",
+        options->host, "port", options->port, "second_port", options->second_port, "path",
+        options->path, "namespace", options->nsp, "sources", options->sources, "duration",
+        options->duration, "warmup", options->warmup, "clients", (json_int_t)options->clients,
+        "concurrency", (json_int_t)options->concurrency, "rate", options->rate, "size",
+        (json_int_t)options->size, "rooms", (json_int_t)options->rooms, "members",
+        (json_int_t)options->members, "users", (json_int_t)options->users, "window",
         (json_int_t)options->window, "transport", options->polling ? "polling" : "websocket");
 }
 

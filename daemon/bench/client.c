@@ -580,9 +580,16 @@ int bench_client_connect(bench_client_t *client, const char *auth, int polling)
     rc = bind_source(client);
     if (rc == 0)
         rc = uv_tcp_nodelay(&client->tcp, 1);
+    /* Two servers (a cluster): the odd room members go to the second one, the publisher (the
+     * slot after the members) to the first. */
+    const bench_options_t *options = client->run->options;
+    const struct sockaddr_in *server = &client->run->server;
+    if (options->second_port != 0 && client->index % 2 == 1 &&
+        client->index < (size_t)(options->rooms * options->members))
+        server = &client->run->second_server;
     if (rc == 0)
-        rc = uv_tcp_connect(&client->connect_request, &client->tcp,
-                            (const struct sockaddr *)&client->run->server, on_connected);
+        rc = uv_tcp_connect(&client->connect_request, &client->tcp, (const struct sockaddr *)server,
+                            on_connected);
     if (rc != 0)
         fail(client, "cannot connect"); /* reported like any failed connection */
     return 0;

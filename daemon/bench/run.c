@@ -33,6 +33,8 @@ static int parse_server(bench_run_t *run, const bench_options_t *options)
         return -1;
     }
     snprintf(run->host_header, sizeof(run->host_header), "%s:%d", options->host, options->port);
+    if (options->second_port != 0)
+        uv_ip4_addr(options->host, options->second_port, &run->second_server);
     return 0;
 }
 

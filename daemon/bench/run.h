@@ -22,6 +22,7 @@ typedef struct bench_options_s {
     const char *scenario;
     const char *host; /* an IPv4 address in 127.0.0.0/8 */
     int port;
+    int second_port;        /* fanout / cluster: odd member slots connect here (0: none) */
     const char *path;       /* "/socket.io/" */
     const char *nsp;        /* "/" */
     const char *label;      /* the server's name in the output ("sioc", "node") */
@@ -62,6 +63,7 @@ typedef struct bench_run_s {
     const bench_options_t *options;
     const bench_scenario_t *scenario;
     struct sockaddr_in server;
+    struct sockaddr_in second_server; /* options->second_port */
     char host_header[64];
     uint8_t *read_buffer;
     uint64_t read_at; /* uv_hrtime() of the read being handled: the time of its deliveries */
@@ -117,6 +119,7 @@ struct bench_scenario_s {
 extern const bench_scenario_t bench_scenario_idle;
 extern const bench_scenario_t bench_scenario_echo;
 extern const bench_scenario_t bench_scenario_fanout;
+extern const bench_scenario_t bench_scenario_cluster; /* fanout over two nodes */
 extern const bench_scenario_t bench_scenario_connect;
 extern const bench_scenario_t bench_scenario_chat;
 

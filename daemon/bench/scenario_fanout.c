@@ -6,7 +6,11 @@
  * an end-to-end latency; a message counts as delivered once every member of its room got it,
  * and at most --window messages may be short of that at a time, so a server slower than the
  * rate is measured at its own pace instead of buffering without bound. Lost messages are the
- * deliveries still missing when the run ends (after a drain of up to 5 s). */
+ * deliveries still missing when the run ends (after a drain of up to 5 s).
+ *
+ * cluster: the same over two nodes of a cluster (--port and --second-port): the odd members
+ * connect to the second node, the publisher to the first, so half of the deliveries cross the
+ * cluster's broker (Redis) and the latency shows what that hop adds. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +32,8 @@ typedef struct ring_entry_s {
 
 typedef struct fanout_state_s {
     bench_histogram_t latency;
+    bench_histogram_t latency_first;  /* cluster: members on the publisher's node */
+    bench_histogram_t latency_second; /* cluster: members on the other node (through Redis) */
     ring_entry_t *ring;
     size_t members;   /* rooms x members */
     size_t publisher; /* the publisher's slot */
@@ -118,7 +124,8 @@ static void on_tick(bench_pacer_t *pacer, uint64_t now)
 
 /* ---- receiving ------------------------------------------------------------------------------- */
 
-static void delivered(bench_run_t *run, uint64_t sequence, uint64_t sent_at, uint64_t now)
+static void delivered(bench_run_t *run, uint64_t sequence, uint64_t sent_at, uint64_t now,
+                      int on_second)
 {
     fanout_state_t *state = state_of(run);
     ring_entry_t *entry = &state->ring[sequence % RING_SIZE];
@@ -130,6 +137,9 @@ static void delivered(bench_run_t *run, uint64_t sequence, uint64_t sent_at, uin
     if (run->measuring) {
         state->deliveries_in_window++;
         bench_histogram_record(&state->latency, now - sent_at);
+        if (run->options->second_port != 0)
+            bench_histogram_record(on_second ? &state->latency_second : &state->latency_first,
+                                   now - sent_at);
     }
     if (--entry->remaining == 0) {
         state->in_flight--;
@@ -186,7 +196,8 @@ static void on_event(bench_client_t *client, const bench_packet_t *packet)
 {
     int64_t sequence, sent_at;
     if (read_stamp_anyhow(packet, &sequence, &sent_at) == 0)
-        delivered(client->run, (uint64_t)sequence, (uint64_t)sent_at, client->run->read_at);
+        delivered(client->run, (uint64_t)sequence, (uint64_t)sent_at, client->run->read_at,
+                  client->index % 2 == 1);
 }
 
 static void on_joined(bench_run_t *run);
@@ -305,6 +316,8 @@ static int start(bench_run_t *run)
     if (state == NULL)
         return -1;
     bench_histogram_init(&state->latency);
+    bench_histogram_init(&state->latency_first);
+    bench_histogram_init(&state->latency_second);
     state->members = run->client_count - 1;
     state->publisher = run->client_count - 1;
     state->ring = calloc(RING_SIZE, sizeof(*state->ring));
@@ -352,6 +365,10 @@ static void report(bench_run_t *run)
     json_object_set_new(results, "lost", json_integer((json_int_t)lost));
     json_object_set_new(results, "stray", json_integer((json_int_t)state->stray));
     bench_json_latency(results, "latency", &state->latency);
+    if (run->options->second_port != 0) {
+        bench_json_latency(results, "latency_same_node", &state->latency_first);
+        bench_json_latency(results, "latency_other_node", &state->latency_second);
+    }
     snprintf(run->summary, sizeof(run->summary),
              "%ld rooms x %ld members, %ld-byte messages: %.0f deliveries/s, latency p50 %.3f p99 "
              "%.3f p99.9 %.3f ms, %" PRIu64 " lost",
@@ -378,6 +395,26 @@ const bench_scenario_t bench_scenario_fanout = {
     .client_count = client_count,
     .callbacks = &callbacks,
     .check = check,
+    .start = start,
+    .stop = stop,
+    .report = report,
+    .release = release,
+};
+
+static int check_cluster(const bench_options_t *options, char *error, size_t size)
+{
+    if (options->second_port == 0) {
+        snprintf(error, size, "cluster: --second-port (the second node) is required");
+        return -1;
+    }
+    return check(options, error, size);
+}
+
+const bench_scenario_t bench_scenario_cluster = {
+    .name = "cluster",
+    .client_count = client_count,
+    .callbacks = &callbacks,
+    .check = check_cluster,
     .start = start,
     .stop = stop,
     .report = report,
