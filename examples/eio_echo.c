@@ -42,7 +42,10 @@ static void usage(const char *program)
             "usage: %s [--host H] [--port P] [--path /engine.io/] [--ping-interval MS]\n"
             "          [--ping-timeout MS] [--upgrade-timeout MS] [--max-payload BYTES]\n"
             "          [--cors ORIGIN]... [--transports polling,websocket] [--reject-header NAME]\n"
-            "          [--max-buffered-bytes BYTES] [--shutdown-timeout MS]\n",
+            "          [--max-buffered-bytes BYTES] [--shutdown-timeout MS]\n"
+            "          [--cookie NAME [--cookie-path P|false] [--cookie-domain D]\n"
+            "           [--cookie-same-site lax|strict|none|false] [--cookie-max-age S]\n"
+            "           [--cookie-http-only true|false] [--cookie-secure true|false]]\n",
             program);
 }
 
@@ -71,6 +74,13 @@ int main(int argc, char **argv)
         {"reject-header", required_argument, 0, 'r'},
         {"max-buffered-bytes", required_argument, 0, 'b'},
         {"shutdown-timeout", required_argument, 0, 's'},
+        {"cookie", required_argument, 0, 'C'},
+        {"cookie-path", required_argument, 0, 'Q'},
+        {"cookie-domain", required_argument, 0, 'D'},
+        {"cookie-same-site", required_argument, 0, 'S'},
+        {"cookie-max-age", required_argument, 0, 'A'},
+        {"cookie-http-only", required_argument, 0, 'H'},
+        {"cookie-secure", required_argument, 0, 'E'},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -119,6 +129,27 @@ int main(int argc, char **argv)
             break;
         case 's':
             options.shutdown_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'C':
+            options.cookie.name = optarg;
+            break;
+        case 'Q':
+            options.cookie.path = strcmp(optarg, "false") == 0 ? NULL : optarg;
+            break;
+        case 'D':
+            options.cookie.domain = optarg;
+            break;
+        case 'S':
+            options.cookie.same_site = strcmp(optarg, "false") == 0 ? NULL : optarg;
+            break;
+        case 'A':
+            options.cookie.max_age_s = strtol(optarg, NULL, 10);
+            break;
+        case 'H':
+            options.cookie.http_only = strcmp(optarg, "true") == 0;
+            break;
+        case 'E':
+            options.cookie.secure = strcmp(optarg, "true") == 0;
             break;
         default:
             usage(argv[0]);

@@ -93,6 +93,20 @@ typedef struct sioc_eio_options_s {
     /* sioc_eio_server_close lets answers leave and peers close (lingering close) for at most
      * this long, then drops every connection left: 5000. 0: no bound. */
     uint32_t shutdown_timeout_ms;
+    /* engine.io's `cookie` option: the polling handshake answer sets a cookie holding the
+     * session id ("io=<sid>; Path=/; HttpOnly; SameSite=Lax" with the defaults, as the cookie
+     * npm module writes it). name NULL: no cookie (the default, as in Node). Strings are
+     * copied; a name that is not a token, or a path or domain with ';' or control characters,
+     * makes sioc_eio_server_new fail with SIOC_EINVAL. */
+    struct {
+        const char *name;      /* NULL; Node's default name is "io" */
+        const char *path;      /* "/"; NULL: no Path attribute */
+        const char *domain;    /* NULL */
+        const char *same_site; /* "lax"; "strict", "none", or NULL for no SameSite */
+        long max_age_s;        /* < 0 (default): no Max-Age */
+        int http_only;         /* 1 */
+        int secure;            /* 0 */
+    } cookie;
 } sioc_eio_options_t;
 
 typedef struct sioc_eio_callbacks_s {

@@ -67,6 +67,8 @@ struct sioc_eio_server_s {
     sioc_eio_options_t options;
     char *path;
     char **cors_origins;
+    char *cookie_prefix; /* "Set-Cookie: name=", or NULL without the cookie option */
+    char *cookie_suffix; /* "; Path=/; HttpOnly; SameSite=Lax\r\n" */
     sioc_eio_callbacks_t callbacks;
     void *data;
     sioc_eio_socket_t *sockets; /* uthash by id */
@@ -97,6 +99,9 @@ void sioc__eio_server_maybe_finished(sioc_eio_server_t *server);
 /* CORS response headers for this request ("Name: value\r\n" lines) into out; "" if none. */
 void sioc__eio_cors_headers(sioc_eio_server_t *server, const sioc__http_request_t *request,
                             char *out, size_t size);
+/* The Set-Cookie line of the cookie option for this request (the handshake only); "" if none. */
+void sioc__eio_cookie_header(sioc_eio_server_t *server, const sioc_eio_socket_t *socket,
+                             const sioc__http_request_t *request, char *out, size_t size);
 
 /* eio_socket.c */
 sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport);

@@ -73,6 +73,9 @@ static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
     char headers[4096] = "Content-Type: text/plain; charset=UTF-8\r\nCache-Control: no-store\r\n";
     size_t used = strlen(headers);
     sioc__eio_cors_headers(server, socket->held_request, headers + used, sizeof(headers) - used);
+    used += strlen(headers + used);
+    sioc__eio_cookie_header(server, socket, socket->held_request, headers + used,
+                            sizeof(headers) - used);
     sioc__http_write_head(http, 200, headers, content_length);
     for (uint32_t i = 0; i < count; i++) {
         if (i > 0)

@@ -43,6 +43,92 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
     options->max_header_count = 100;
     options->max_websocket_fragments = 1024;
     options->shutdown_timeout_ms = 5000;
+    options->cookie.path = "/";
+    options->cookie.same_site = "lax";
+    options->cookie.max_age_s = -1;
+    options->cookie.http_only = 1;
+}
+
+/* ---- the cookie option (the cookie npm module's serialize()) ------------------------------- */
+
+static int is_cookie_name(const char *name)
+{
+    if (*name == '\0')
+        return 0;
+    for (; *name != '\0'; name++) {
+        unsigned char c = (unsigned char)*name;
+        if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+              strchr("!#$%&'*+-.^_`|~", c) != NULL))
+            return 0;
+    }
+    return 1;
+}
+
+/* Path and Domain: printable ASCII without ';' (they end at the next attribute). */
+static int is_attribute_value(const char *value)
+{
+    for (; *value != '\0'; value++) {
+        unsigned char c = (unsigned char)*value;
+        if (c < 0x20 || c > 0x7e || c == ';')
+            return 0;
+    }
+    return 1;
+}
+
+static const char *same_site_attribute(const char *same_site)
+{
+    static const char *const values[][2] = {
+        {"lax", "; SameSite=Lax"}, {"strict", "; SameSite=Strict"}, {"none", "; SameSite=None"}};
+    if (same_site == NULL)
+        return "";
+    for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        if (strcasecmp(same_site, values[i][0]) == 0)
+            return values[i][1];
+    }
+    return NULL;
+}
+
+/* Builds the Set-Cookie line around the session id once, in the cookie module's attribute
+ * order: Max-Age, Domain, Path, HttpOnly, Secure, SameSite. */
+static int build_cookie(sioc_eio_server_t *server, const sioc_eio_options_t *options)
+{
+    if (options->cookie.name == NULL)
+        return 0;
+    const char *same_site = same_site_attribute(options->cookie.same_site);
+    const char *domain = options->cookie.domain;
+    const char *path = options->cookie.path;
+    if (!is_cookie_name(options->cookie.name) || same_site == NULL ||
+        (domain != NULL && !is_attribute_value(domain)) ||
+        (path != NULL && !is_attribute_value(path)))
+        return SIOC_EINVAL;
+    char max_age[32] = "";
+    if (options->cookie.max_age_s >= 0)
+        snprintf(max_age, sizeof(max_age), "; Max-Age=%ld", options->cookie.max_age_s);
+    size_t length = strlen(max_age) + (domain ? strlen(domain) + 9 : 0) +
+                    (path ? strlen(path) + 7 : 0) + strlen(same_site) + 32;
+    server->cookie_suffix = malloc(length);
+    server->cookie_prefix = malloc(strlen(options->cookie.name) + 16);
+    if (server->cookie_suffix == NULL || server->cookie_prefix == NULL)
+        return SIOC_ENOMEM;
+    snprintf(server->cookie_prefix, strlen(options->cookie.name) + 16,
+             "Set-Cookie: %s=", options->cookie.name);
+    snprintf(server->cookie_suffix, length, "%s%s%s%s%s%s%s%s\r\n", max_age,
+             domain ? "; Domain=" : "", domain ? domain : "", path ? "; Path=" : "",
+             path ? path : "", options->cookie.http_only ? "; HttpOnly" : "",
+             options->cookie.secure ? "; Secure" : "", same_site);
+    return 0;
+}
+
+void sioc__eio_cookie_header(sioc_eio_server_t *server, const sioc_eio_socket_t *socket,
+                             const sioc__http_request_t *request, char *out, size_t size)
+{
+    char sid[8];
+    out[0] = '\0';
+    /* Only the handshake (Node: the "initial_headers" of a request without sid). */
+    if (server->cookie_prefix == NULL ||
+        sioc__http_query_get(request->query, request->query_length, "sid", sid, sizeof(sid)) != -1)
+        return;
+    snprintf(out, size, "%s%s%s", server->cookie_prefix, socket->id, server->cookie_suffix);
 }
 
 /* ---- CORS (the behaviour of the cors npm module, minus headers for refused origins) ---- */
@@ -410,7 +496,10 @@ static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *opt
     }
     server->options.path = server->path;
     server->options.cors_origins = (const char *const *)server->cors_origins;
-    return 0;
+    int rc = build_cookie(server, options);
+    /* Only the built header is kept: the caller's strings may go. */
+    memset(&server->options.cookie, 0, sizeof(server->options.cookie));
+    return rc;
 }
 
 static sioc__buffer_t *static_packet(const char *text)
@@ -441,6 +530,8 @@ static void free_server(sioc_eio_server_t *server)
     for (size_t i = 0; server->cors_origins != NULL && server->cors_origins[i] != NULL; i++)
         free(server->cors_origins[i]);
     free(server->cors_origins);
+    free(server->cookie_prefix);
+    free(server->cookie_suffix);
     free(server->path);
     free(server);
 }

@@ -14,7 +14,49 @@ static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_web
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
-static const char *check_handshake(const sioc__http_request_t *request, char *accept)
+/* Every Sec-WebSocket-Protocol header, joined with ", " as Node joins repeated headers and
+ * without the trailing white space its parser drops, as ws parses it. Returns 0 with *protocol
+ * the one to answer (malloc'ed; NULL when none was offered), or -1 to refuse. */
+static int select_protocol(const sioc__http_request_t *request, char **protocol)
+{
+    *protocol = NULL;
+    size_t total = 0;
+    for (uint32_t i = 0; i < request->header_count; i++) {
+        if (strcasecmp(request->headers[i].name, "sec-websocket-protocol") == 0)
+            total += request->headers[i].value_length + 2;
+    }
+    if (total == 0)
+        return 0;
+    char *joined = malloc(total);
+    if (joined == NULL)
+        return -1;
+    size_t length = 0;
+    for (uint32_t i = 0; i < request->header_count; i++) {
+        const sioc__http_header_t *header = &request->headers[i];
+        if (strcasecmp(header->name, "sec-websocket-protocol") != 0)
+            continue;
+        size_t value_length = header->value_length;
+        while (value_length > 0 &&
+               (header->value[value_length - 1] == ' ' || header->value[value_length - 1] == '\t'))
+            value_length--;
+        if (length > 0) {
+            memcpy(joined + length, ", ", 2);
+            length += 2;
+        }
+        memcpy(joined + length, header->value, value_length);
+        length += value_length;
+    }
+    const char *first;
+    size_t first_length;
+    int rc = sioc__ws_parse_protocols(joined, length, &first, &first_length);
+    if (rc == 0)
+        *protocol = strndup(first, first_length);
+    free(joined);
+    return rc == 0 && *protocol != NULL ? 0 : -1;
+}
+
+static const char *check_handshake(const sioc__http_request_t *request, char *accept,
+                                   char **protocol)
 {
     if (request->method != HTTP_GET)
         return "Invalid HTTP method";
@@ -26,8 +68,10 @@ static const char *check_handshake(const sioc__http_request_t *request, char *ac
     if (key == NULL || sioc__ws_accept_key(key->value, key->value_length, accept) != 0)
         return "Missing or invalid Sec-WebSocket-Key header";
     /* Extensions (permessage-deflate) would be negotiated here and enable limits.allow_rsv1;
-     * none is offered yet, like Node's default perMessageDeflate: false. Subprotocols are not
-     * used by Engine.IO, so Sec-WebSocket-Protocol is never parsed (CVE-2021-32640). */
+     * none is offered yet, like Node's default perMessageDeflate: false. Engine.IO uses no
+     * subprotocol, but ws answers the first one offered, and refuses a malformed list. */
+    if (select_protocol(request, protocol) != 0)
+        return "Invalid Sec-WebSocket-Protocol header";
     return NULL;
 }
 
@@ -40,18 +84,26 @@ static void refuse_handshake(sioc__http_conn_t *http, const char *message)
 /* Answers 101 and builds the WebSocket state; the HTTP state stays until take_over() so that
  * on_connection can still read the request. */
 static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__http_conn_t *http,
-                                               const char *accept)
+                                               const char *accept, const char *protocol)
 {
     sioc__eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
     if (websocket == NULL)
         return NULL;
     sioc__conn_t *conn = sioc__http_get_conn(http);
-    char response[160];
-    int length = snprintf(response, sizeof(response),
+    /* The protocol is a token from a head of at most max_header_size bytes. */
+    size_t size = 160 + (protocol ? strlen(protocol) + 32 : 0);
+    char *response = malloc(size);
+    if (response == NULL) {
+        free(websocket);
+        return NULL;
+    }
+    int length = snprintf(response, size,
                           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                          accept);
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                          accept, protocol ? "Sec-WebSocket-Protocol: " : "",
+                          protocol ? protocol : "", protocol ? "\r\n" : "");
     sioc__conn_write_copy(conn, response, (size_t)length);
+    free(response);
     websocket->conn = conn;
     websocket->server = server;
     sioc__ws_limits_t limits = {
@@ -120,12 +172,14 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
                                 uint8_t *leftover, size_t leftover_length)
 {
     char accept[SIOC_WS_ACCEPT_LENGTH + 1];
-    const char *problem = check_handshake(request, accept);
+    char *protocol = NULL;
+    const char *problem = check_handshake(request, accept, &protocol);
     if (problem != NULL) {
         refuse_handshake(http, problem);
         return;
     }
-    sioc__eio_websocket_t *websocket = accept_websocket(server, http, accept);
+    sioc__eio_websocket_t *websocket = accept_websocket(server, http, accept, protocol);
+    free(protocol);
     if (websocket == NULL) {
         refuse_handshake(http, "Server out of memory");
         return;

@@ -606,6 +606,82 @@ static int is_valid_client_key(const char *key, size_t key_length)
     return key[ACCEPT_KEY_LENGTH - 2] == '=' && key[ACCEPT_KEY_LENGTH - 1] == '=';
 }
 
+/* ---- Sec-WebSocket-Protocol ----------------------------------------------------------------- */
+
+typedef struct protocol_span_s {
+    const char *start;
+    size_t length;
+} protocol_span_t;
+
+static int compare_spans(const void *a, const void *b)
+{
+    const protocol_span_t *x = a;
+    const protocol_span_t *y = b;
+    size_t common = x->length < y->length ? x->length : y->length;
+    int order = memcmp(x->start, y->start, common);
+    if (order != 0)
+        return order;
+    return x->length < y->length ? -1 : x->length > y->length;
+}
+
+static int is_ws_token_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && strchr("\"(),/:;<=>?@[\\]{}", c) == NULL;
+}
+
+static int has_duplicates(protocol_span_t *spans, size_t count)
+{
+    qsort(spans, count, sizeof(*spans), compare_spans);
+    for (size_t i = 1; i < count; i++) {
+        if (compare_spans(&spans[i - 1], &spans[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int sioc__ws_parse_protocols(const char *value, size_t length, const char **first,
+                             size_t *first_length)
+{
+    /* At most one protocol per two bytes ("a,b,c"). */
+    protocol_span_t *spans = malloc((length / 2 + 1) * sizeof(*spans));
+    if (spans == NULL)
+        return -1;
+    size_t count = 0;
+    size_t start = SIZE_MAX, end = SIZE_MAX;
+    int ok = 1;
+    for (size_t i = 0; i <= length && ok; i++) {
+        unsigned char c = i < length ? (unsigned char)value[i] : ',';
+        if (end == SIZE_MAX && i < length && is_ws_token_char(c)) {
+            if (start == SIZE_MAX)
+                start = i;
+        } else if (i != 0 && i < length && (c == ' ' || c == '\t')) {
+            if (end == SIZE_MAX && start != SIZE_MAX)
+                end = i;
+        } else if (c == ',') {
+            /* The end of input is a comma that must close a protocol: "a," fails there. */
+            if (start == SIZE_MAX || (i == length && end != SIZE_MAX)) {
+                ok = 0;
+                break;
+            }
+            if (end == SIZE_MAX)
+                end = i;
+            spans[count].start = value + start;
+            spans[count].length = end - start;
+            count++;
+            start = end = SIZE_MAX;
+        } else {
+            ok = 0;
+        }
+    }
+    if (ok) {
+        *first = spans[0].start;
+        *first_length = spans[0].length;
+        ok = !has_duplicates(spans, count);
+    }
+    free(spans);
+    return ok ? 0 : -1;
+}
+
 int sioc__ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1])
 {
     if (!is_valid_client_key(key, key_length))

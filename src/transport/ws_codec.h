@@ -126,4 +126,12 @@ int sioc__ws_close_code_is_valid(uint16_t code);
 #define SIOC_WS_ACCEPT_LENGTH 28
 int sioc__ws_accept_key(const char *key, size_t key_length, char out[SIOC_WS_ACCEPT_LENGTH + 1]);
 
+/* Sec-WebSocket-Protocol as ws 8 parses it (lib/subprotocol.js): tokens separated by commas,
+ * spaces and tabs around them but not before the first, none empty, none twice. In linear
+ * time plus a sort (ws fixed a ReDoS here, CVE-2021-32640). On success *first / *first_length
+ * is the first protocol, which ws answers when the server has no handleProtocols (engine.io
+ * has none). Returns 0, or -1 when ws answers 400 "Invalid Sec-WebSocket-Protocol header". */
+int sioc__ws_parse_protocols(const char *value, size_t length, const char **first,
+                             size_t *first_length);
+
 #endif

@@ -226,6 +226,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     fuzz_close_encoder(stream, length, size_limit);
     fuzz_utf8_splits(stream, length, seed);
+    const char *first = NULL;
+    size_t first_length = 0;
+    if (sioc__ws_parse_protocols((const char *)stream, length, &first, &first_length) == 0) {
+        /* The answer is a non-empty token inside the header. */
+        require(first >= (const char *)stream && first_length > 0 &&
+                first + first_length <= (const char *)stream + length);
+        for (size_t i = 0; i < first_length; i++)
+            require(first[i] > 0x20 && first[i] < 0x7f && first[i] != ',');
+    }
     char accept[SIOC_WS_ACCEPT_LENGTH + 1];
     if (sioc__ws_accept_key((const char *)stream, length, accept) == 0)
         require(strlen(accept) == SIOC_WS_ACCEPT_LENGTH);

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1028,6 +1029,62 @@ static void test_accept_key_rejects_bad_keys(void **state)
     assert_int_equal(sioc__ws_accept_key(with_nul, 24, out), -1);
 }
 
+/* ws 8's lib/subprotocol.js, case by case. */
+static void test_parse_protocols(void **state)
+{
+    static const struct {
+        const char *value;
+        const char *first; /* NULL: refused */
+    } cases[] = {
+        {"chat", "chat"},
+        {"chat, superchat", "chat"},
+        {"chat,superchat", "chat"},
+        {"a ,b", "a"},
+        {"a,\tb", "a"},
+        {"x-1.2_~!#$%&'*+^`|", "x-1.2_~!#$%&'*+^`|"},
+        {"", NULL},
+        {" a", NULL},
+        {"a ", NULL},
+        {"a,", NULL},
+        {",a", NULL},
+        {"a,,b", NULL},
+        {"a,a", NULL},
+        {"b,a,b", NULL},
+        {"a b", NULL},
+        {"a;b", NULL},
+        {"a/b", NULL},
+        {"\"a\"", NULL},
+        {"a,\x7f", NULL},
+        {"caf\xc3\xa9", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *first = NULL;
+        size_t first_length = 0;
+        int rc =
+            sioc__ws_parse_protocols(cases[i].value, strlen(cases[i].value), &first, &first_length);
+        if (cases[i].first == NULL) {
+            if (rc != -1)
+                fail_msg("accepted %s", cases[i].value);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("refused %s", cases[i].value);
+        assert_int_equal(first_length, strlen(cases[i].first));
+        assert_memory_equal(first, cases[i].first, first_length);
+    }
+    /* Many protocols: linear parse plus a sort, duplicates found anywhere. */
+    char many[16384];
+    size_t length = 0;
+    for (int i = 0; i < 2000; i++)
+        length += (size_t)snprintf(many + length, sizeof(many) - length, "%sp%d", i ? "," : "", i);
+    const char *first;
+    size_t first_length;
+    assert_int_equal(sioc__ws_parse_protocols(many, length, &first, &first_length), 0);
+    assert_int_equal(first_length, 2);
+    length += (size_t)snprintf(many + length, sizeof(many) - length, ",p1234");
+    assert_int_equal(sioc__ws_parse_protocols(many, length, &first, &first_length), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1066,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_encode_close_reads_only_the_string),
         cmocka_unit_test(test_accept_key_rfc_example),
         cmocka_unit_test(test_accept_key_rejects_bad_keys),
+        cmocka_unit_test(test_parse_protocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,9 @@
 //       [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
 //       [--cors ORIGIN]... [--transports polling,websocket]
 //       [--upgrade-timeout MS] [--reject-header NAME]
+//       [--cookie NAME [--cookie-path P|false] [--cookie-domain D] [--cookie-max-age S]
+//        [--cookie-same-site lax|strict|none|false] [--cookie-http-only true|false]
+//        [--cookie-secure true|false]]
 //
 // Prints exactly one line `listening on <host>:<port>` once it accepts
 // connections, then echoes every message back as it came (text or binary).
@@ -45,6 +48,7 @@ function parseArgs(argv) {
     transports: ['polling', 'websocket'],
     upgradeTimeout: 10000,
     rejectHeader: null,
+    cookie: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -61,6 +65,14 @@ function parseArgs(argv) {
       case '--cors': opts.cors.push(value); break;
       case '--upgrade-timeout': opts.upgradeTimeout = parseInteger(flag, value); break;
       case '--reject-header': opts.rejectHeader = value.toLowerCase(); break;
+      // engine.io's `cookie` option, attribute by attribute ("false" turns one off).
+      case '--cookie': opts.cookie = { ...opts.cookie, name: value }; break;
+      case '--cookie-path': opts.cookie = { ...opts.cookie, path: value === 'false' ? false : value }; break;
+      case '--cookie-domain': opts.cookie = { ...opts.cookie, domain: value }; break;
+      case '--cookie-same-site': opts.cookie = { ...opts.cookie, sameSite: value === 'false' ? false : value }; break;
+      case '--cookie-max-age': opts.cookie = { ...opts.cookie, maxAge: parseInteger(flag, value) }; break;
+      case '--cookie-http-only': opts.cookie = { ...opts.cookie, httpOnly: value === 'true' }; break;
+      case '--cookie-secure': opts.cookie = { ...opts.cookie, secure: value === 'true' }; break;
       case '--transports': {
         const list = value.split(',').filter(Boolean);
         if (list.length === 0 || list.some((t) => t !== 'polling' && t !== 'websocket')) {
@@ -107,6 +119,7 @@ const engine = new EngineServer({
   transports: opts.transports,
   upgradeTimeout: opts.upgradeTimeout,
   cors: corsOption(opts.cors),
+  cookie: opts.cookie ?? false,
   wsEngine: BoundedWebSocketServer,
   allowRequest: opts.rejectHeader
     ? (req, callback) => callback(null, req.headers[opts.rejectHeader] === undefined)
