@@ -13,7 +13,7 @@
 #include "log.h"
 
 static const driver_t *const drivers[] = {
-    &driver_main, &driver_chat, &driver_notifications, &driver_feed, &driver_bench,
+    &driver_main, &driver_chat, &driver_notifications, &driver_feed, &driver_bench, &driver_proxy,
 };
 
 const driver_t *driver_find(const char *name)

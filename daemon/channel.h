@@ -58,6 +58,7 @@ extern const driver_t driver_chat;
 extern const driver_t driver_notifications;
 extern const driver_t driver_feed;
 extern const driver_t driver_bench;
+extern const driver_t driver_proxy;
 
 /* Runs every channel's driver check (unknown drivers too). 0, or -1 with error filled. */
 int channel_check_all(const config_t *config, char *error, size_t error_size);

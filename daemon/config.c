@@ -653,14 +653,16 @@ static config_channel_t *current_channel(context_t *c)
 
 static int parse_channel_driver(context_t *c, json_t *v)
 {
-    static const char *const drivers[] = {"main", "chat", "notifications", "feed", "bench", NULL};
+    static const char *const drivers[] = {"main",  "chat", "notifications", "feed", "bench",
+                                          "proxy", NULL};
     if (set_string(c, v, &current_channel(c)->driver) != 0)
         return -1;
     for (const char *const *each = drivers; *each != NULL; each++) {
         if (strcmp(*each, current_channel(c)->driver) == 0)
             return 0;
     }
-    return fail(c, "unknown driver \"%s\" (expected main, chat, notifications, feed or bench)",
+    return fail(c,
+                "unknown driver \"%s\" (expected main, chat, notifications, feed, bench or proxy)",
                 current_channel(c)->driver);
 }
 static int parse_channel_enabled(context_t *c, json_t *v)

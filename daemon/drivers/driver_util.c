@@ -331,17 +331,35 @@ static void on_ordered_event(sioc_socket_t *socket, const sioc_event_t *event, v
     order->queued++;
 }
 
-int driver_on(driver_base_t *base, const char *event, const char *error_event,
-              sioc_event_cb callback, void *data)
+static driver_handler_t *handler_new(driver_base_t *base, const char *error_event,
+                                     sioc_event_cb callback, void *data)
 {
     if (base->handler_count == DRIVER_MAX_HANDLERS)
-        return -1;
+        return NULL;
     driver_handler_t *handler = &base->handlers[base->handler_count++];
     handler->base = base;
     handler->error_event = error_event;
     handler->callback = callback;
     handler->data = data;
+    return handler;
+}
+
+int driver_on(driver_base_t *base, const char *event, const char *error_event,
+              sioc_event_cb callback, void *data)
+{
+    driver_handler_t *handler = handler_new(base, error_event, callback, data);
+    if (handler == NULL)
+        return -1;
     return sioc_namespace_on(base->channel->nsp, event, on_ordered_event, handler);
+}
+
+int driver_on_any(driver_base_t *base, const char *error_event, sioc_event_cb callback, void *data)
+{
+    driver_handler_t *handler = handler_new(base, error_event, callback, data);
+    if (handler == NULL)
+        return -1;
+    sioc_namespace_on_any(base->channel->nsp, on_ordered_event, handler);
+    return 0;
 }
 
 /* ---- calls ------------------------------------------------------------------------------------

@@ -131,6 +131,8 @@ void driver_socket_cleanup(driver_socket_t *order);
  * names the event a refusal goes to when the client asked for no ack. 0 or -1 (too many). */
 int driver_on(driver_base_t *base, const char *event, const char *error_event,
               sioc_event_cb callback, void *data);
+/* The same for every event of the namespace (sioc_namespace_on_any). */
+int driver_on_any(driver_base_t *base, const char *error_event, sioc_event_cb callback, void *data);
 
 #define DRIVER_EVENT_NAME_SIZE 64
 

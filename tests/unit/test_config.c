@@ -117,7 +117,7 @@ static void test_refusals_name_the_line(void **state)
 {
     assert_refused("{\n  \"channels\": {\n    \"/home\": {\"driver\": \"fed\"}\n  }\n}",
                    "sioc.json:3: channels.\"/home\".driver: unknown driver \"fed\" (expected main, "
-                   "chat, notifications, feed or bench)");
+                   "chat, notifications, feed, bench or proxy)");
     assert_refused("{\n\n  \"listn\": {}\n}",
                    "sioc.json:3: listn: unknown key (expected one of: listen, path, cors, limits, "
                    "store, auth, api, cluster, recovery, log, channels)");

@@ -99,7 +99,7 @@ describe('sioc check-config', () => {
       what: 'an unknown driver',
       patch: (c) => { c.channels['/home'] = { driver: 'fed' }; },
       needle: '"fed"',
-      message: (file, line) => `${file}:${line}: channels."/home".driver: unknown driver "fed" (expected main, chat, notifications, feed or bench)`,
+      message: (file, line) => `${file}:${line}: channels."/home".driver: unknown driver "fed" (expected main, chat, notifications, feed, bench or proxy)`,
     },
     {
       what: 'an unknown channel auth',

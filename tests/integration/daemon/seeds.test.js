@@ -236,7 +236,7 @@ describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the u
 
   const notify = (userId, type) => daemon.apiOk('POST', '/notifications', { userId, type, payload: { note: type } }, 201);
   async function pageLoad(cookie) {
-    const socket = connectOnPageLoad(daemon.url(''), cookie ? { extraHeaders: { Cookie: cookie } } : {});
+    const socket = connectOnPageLoad(daemon.url(''), { forceNew: true, ...(cookie ? { extraHeaders: { Cookie: cookie } } : {}) }); // a browser each
     sockets.push(socket);
     await next(socket, 'connect');
     return socket;
@@ -327,7 +327,7 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
 
   /** A browser page with the seed's frontend code: configureChannel('/') with 'some-event'. */
   async function page(cookie) {
-    const WebSocketsSvc = makeWebSocketsSvc(daemon.url(''), { extraHeaders: { Cookie: cookie } });
+    const WebSocketsSvc = makeWebSocketsSvc(daemon.url(''), { forceNew: true, extraHeaders: { Cookie: cookie } }); // a browser each
     services.push(WebSocketsSvc);
     const got = [];
     // The seed's frontend, as given.
