@@ -68,6 +68,7 @@ async function startBackEnd() {
     if (event === 'fast') return res.json({ ack: [`fast ${args[0]}`] });
     if (event === 'garbage') return res.type('text').send('not json');
     if (event === 'fail') return res.status(500).json({ error: 'boom' });
+    if (event === 'weird') return res.json({ emit: 'x', join: [1, null, {}, ''], leave: 5, ack: 'no', data: 3 });
     if (event === 'bye') return res.json({ emit: [{ event: 'bye', args: [] }], disconnect: true });
     if (event === 'shout') return res.json({ emit: [{ event: 'shouted', args: [args[0]], users: [user.id] }] });
     res.json({});
@@ -129,6 +130,7 @@ describe('proxy driver: the channel logic in an Express back end', () => {
       driver: 'proxy', auth: 'none', options: { connectUrl: `${backEnd.base}/${name}/connect`, eventUrl: `${backEnd.base}/${name}/event`, timeoutMs: 1000, ...extra },
     });
     daemon = await startDaemon(dir, baseConfig(dir, {
+      limits: { maxQueuedEvents: 3 },
       channels: {
         '/': proxy('carolina'),
         '/vmt': proxy('vmt'),
@@ -221,12 +223,31 @@ describe('proxy driver: the channel logic in an Express back end', () => {
 
   it('one socket\'s events reach the back end and answer in arrival order, however slow the first', async () => {
     const { socket } = await carolinaPage(await backEnd.visit());
+    await sleep(100); // checkin and session_id answered
     const acks = [];
     socket.emit('slow', 1, (a) => acks.push(a));
     socket.emit('fast', 2, (a) => acks.push(a));
     socket.emit('fast', 3, (a) => acks.push(a));
     await until(() => acks.length === 3, 'three acks');
     assert.deepEqual(acks, ['slow 1', 'fast 2', 'fast 3']);
+  });
+
+  it('at most limits.maxQueuedEvents wait behind a slow one: the rest are refused rate_limited, in order', async () => {
+    const { socket } = await carolinaPage(await backEnd.visit());
+    await sleep(100); // checkin and session_id answered
+    const acks = [];
+    socket.emit('slow', 0, (a) => acks.push(a));
+    for (let i = 1; i <= 5; i++) socket.emit('fast', i, (a) => acks.push(a));
+    await until(() => acks.length === 6, 'six answers');
+    const refused = { ok: false, error: { code: 'rate_limited', message: 'Too many events waiting for earlier ones' } };
+    assert.deepEqual(acks, [refused, refused, 'slow 0', 'fast 1', 'fast 2', 'fast 3']);
+  });
+
+  it('an answer of the wrong shapes changes nothing and acknowledges {ok: true}', async () => {
+    const { socket } = await carolinaPage(await backEnd.visit());
+    const ack = await new Promise((resolve) => socket.emit('weird', (a) => resolve(a)));
+    assert.deepEqual(ack, { ok: true });
+    assert.equal(socket.connected, true);
   });
 
   it('back-end failures: an ack error and a log line, the socket stays; emit to users, disconnect', async () => {
