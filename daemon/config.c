@@ -598,12 +598,17 @@ static int parse_cluster_requests_timeout(context_t *c, json_t *v)
 {
     return set_u32(c, v, 1, 600000, &CONFIG(c)->cluster.requests_timeout_ms);
 }
+static int parse_cluster_presence_interval(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 50, 600000, &CONFIG(c)->cluster.presence_interval_ms);
+}
 static int parse_cluster(context_t *c, json_t *v)
 {
     static const field_t fields[] = {{"redis", parse_cluster_redis},
                                      {"mode", parse_cluster_mode},
                                      {"key", parse_cluster_key},
                                      {"requestsTimeoutMs", parse_cluster_requests_timeout},
+                                     {"presenceIntervalMs", parse_cluster_presence_interval},
                                      {NULL, NULL}};
     CONFIG(c)->cluster.enabled = 1;
     if (parse_object(c, v, fields) != 0)
@@ -774,6 +779,7 @@ static void set_defaults(config_t *config)
     config->cluster.mode = strdup("classic");
     config->cluster.key = strdup("socket.io");
     config->cluster.requests_timeout_ms = 5000;
+    config->cluster.presence_interval_ms = 2000;
 }
 
 /* The first enabled channel with auth mode, or NULL. */

@@ -22,6 +22,7 @@
 
 #include "driver_util.h"
 #include "log.h"
+#include "presence.h"
 
 #define STORE_HISTORY_LIMIT_MAX 100 /* store.h: STORE_MESSAGE_HISTORY limit is 1..100 */
 #define HISTORY_LIMIT_DEFAULT 50
@@ -29,7 +30,8 @@
 typedef struct chat_s {
     driver_base_t base;
     int auto_create_rooms;
-    int presence_rooms; /* options.presence "rooms": user:status only to those sharing a room */
+    int presence_rooms;   /* options.presence "rooms": user:status only to those sharing a room */
+    presence_t *presence; /* cluster-wide presence (NULL without a cluster) */
 } chat_t;
 
 typedef struct typing_s typing_t;
@@ -331,6 +333,16 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
     }
 }
 
+/* A user who was only on a node that went away: offline (presence "rooms": stored only, the
+ * rooms it was in are not known here). */
+static void on_user_gone(json_t *user_id, void *data)
+{
+    chat_t *chat = data;
+    driver_call_t *call = driver_call_new_for_user(&chat->base, chat->base.channel->nsp, user_id);
+    if (call != NULL)
+        store_presence(call, "offline", chat->presence_rooms ? json_array() : NULL);
+}
+
 /* The profile is refreshed on every connection; presence only for the user's first socket. */
 static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
 {
@@ -369,6 +381,8 @@ static void on_connection(sioc_socket_t *socket, void *data)
     }
     /* A recovered socket is back in its rooms already: it does not count as another tab. */
     int first = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
+    if (first && chat->presence != NULL) /* ... and the first in the cluster */
+        first = presence_up(chat->presence, json_object_get(user, "id"));
     driver_socket_init(&state->order);
     state->chat = chat;
     state->socket = socket;
@@ -397,7 +411,10 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     if (state == NULL)
         return;
     sioc_socket_set_user(socket, NULL);
-    if (other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0) {
+    /* The last socket here, and (with a cluster) on every node. */
+    if (other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0 &&
+        (chat->presence == NULL ||
+         presence_down(chat->presence, json_object_get(state->user, "id")))) {
         driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
         if (call != NULL)
             store_presence(call, "offline", json_incref(state->rooms_left));
@@ -1013,6 +1030,16 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
     const char *presence = json_string_value(json_object_get(channel->config->options, "presence"));
     chat->presence_rooms = presence != NULL && strcmp(presence, "rooms") == 0;
+    const config_t *config = channel->daemon->config;
+    if (config->cluster.enabled) {
+        chat->presence = presence_new(channel->nsp, channel->daemon->loop,
+                                      config->cluster.presence_interval_ms, on_user_gone, chat);
+        if (chat->presence == NULL) {
+            free(chat);
+            snprintf(error, error_size, "channels.\"%s\": out of memory", channel->config->name);
+            return -1;
+        }
+    }
     channel->state = chat;
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, chat);
@@ -1034,8 +1061,11 @@ static void chat_teardown(channel_t *channel)
 {
     chat_t *chat = channel->state;
     channel->state = NULL;
-    if (chat != NULL)
+    if (chat != NULL) {
+        presence_free(chat->presence);
+        chat->presence = NULL;
         driver_base_detach(&chat->base); /* freed when the last store answer is in */
+    }
 }
 
 const driver_t driver_chat = {

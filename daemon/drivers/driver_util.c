@@ -401,6 +401,27 @@ err:
     return NULL;
 }
 
+driver_call_t *driver_call_new_for_user(driver_base_t *base, sioc_namespace_t *nsp, json_t *user_id)
+{
+    char text[DRIVER_MAX_ID_BYTES + 1];
+    driver_call_t *call = calloc(1, sizeof(*call));
+    if (call == NULL || driver_id_text(user_id, text) != 0 ||
+        (call->context = json_object()) == NULL || (call->user_id = strdup(text)) == NULL ||
+        (call->user = json_pack("{s:O}", "id", user_id)) == NULL) {
+        if (call != NULL) {
+            json_decref(call->context);
+            free(call->user_id);
+        }
+        free(call);
+        return NULL;
+    }
+    call->base = base;
+    base->references++;
+    call->nsp = nsp;
+    call->ack_id = -1;
+    return call;
+}
+
 /* The call's socket may go on with its next events. */
 static void call_unorder(driver_call_t *call)
 {

@@ -157,6 +157,10 @@ typedef struct driver_call_s {
  * NULL when out of memory. */
 driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
                                const sioc_event_t *event, const char *error_event);
+/* A call for a user without a socket (a user who was on a node that is gone): user is
+ * {"id": user_id}. NULL when out of memory or the id is not one. */
+driver_call_t *driver_call_new_for_user(driver_base_t *base, sioc_namespace_t *nsp,
+                                        json_t *user_id);
 void driver_call_free(driver_call_t *call);
 /* 1 while sioc may be used for this call (see driver_base_channel). */
 int driver_call_live(const driver_call_t *call);

@@ -1,7 +1,9 @@
 // Two daemons on one redis-server (started here on a free loopback port) and one store, with
 // `cluster: {redis: {url}}`: the chat flows with users on different nodes (room messages,
-// direct messages, typing), the HTTP API of one node reaching clients of the other, a
-// malformed cluster section refused, and a node killed with SIGKILL leaving the other serving.
+// direct messages, typing), cluster-wide presence (user:status once for the first socket
+// anywhere and once for the last), the HTTP API of one node reaching clients of the other, a
+// malformed cluster section refused, and a node killed with SIGKILL: its users go offline for
+// the others within a bounded time and the other node goes on serving.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -12,6 +14,9 @@ import {
 import { ask } from '../lib/sio.js';
 
 const QUIET_MS = 250;
+const PRESENCE_MS = 300; // cluster.presenceIntervalMs: a dead node's users go offline after 3x
+
+const statusOf = (userId) => ([payload]) => payload?.userId === userId;
 
 describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-server is not installed' }, () => {
   let redis;
@@ -24,7 +29,7 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     dir = tempDir('cluster');
     const config = (name) => baseConfig(dir, {
       store: { driver: 'sqlite', path: path.join(dir, 'shared.db') },
-      cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` }, mode: 'classic', key: 'socket.io', requestsTimeoutMs: 1500 },
+      cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` }, mode: 'classic', key: 'socket.io', requestsTimeoutMs: 1500, presenceIntervalMs: PRESENCE_MS },
       limits: { typingTimeoutMs: 400 },
       channels: { '/': { driver: 'chat', auth: 'jwt' } },
       name,
@@ -84,6 +89,23 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     assert.deepEqual(await annSocket.inbox.take('for-you'), [1]);
   });
 
+  it('presence is cluster-wide: online once for the first tab anywhere, offline once for the last', async (t) => {
+    const [ann, bob] = [makeUser('Ann'), makeUser('Bob')];
+    const bobSocket = await connectAs(nodeB.clients(t), bob);
+    const annOnA = await connectAs(nodeA.clients(t), ann);
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id)), [{ userId: ann.id, status: 'online' }]);
+    await sleep(PRESENCE_MS); // node B has heard of Ann on node A
+    const annOnB = await connectAs(nodeB.clients(t), ann);
+    annOnA.disconnect();
+    await sleep(PRESENCE_MS * 2);
+    assert.equal(bobSocket.inbox.items.filter(([n, p]) => n === 'user:status' && p?.userId === ann.id).length, 0,
+      'a second tab on another node and closing the first one announce nothing');
+    annOnB.disconnect();
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id)), [{ userId: ann.id, status: 'offline' }]);
+    await sleep(QUIET_MS);
+    assert.equal(bobSocket.inbox.items.filter(([n, p]) => n === 'user:status' && p?.userId === ann.id).length, 0, 'once');
+  });
+
   it('check-config refuses a cluster section without redis.url, or with an unknown mode', async () => {
     for (const [cluster, message] of [
       [{ mode: 'classic' }, /cluster: redis\.url is required/],
@@ -97,15 +119,22 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     }
   });
 
-  it('node A killed with SIGKILL: node B goes on serving its own clients and the API', async (t) => {
+  it('node A killed with SIGKILL: its users go offline for the others (within 3 presence intervals); node B goes on serving', async (t) => {
     const [ann, bob] = [makeUser('Ann'), makeUser('Bob')];
     const bobSocket = await connectAs(nodeB.clients(t), bob);
     const annSocket = await connectAs(nodeA.clients(t), ann);
     annSocket.io.reconnection(false);
+    await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id));
+    await sleep(PRESENCE_MS * 2); // node B has Ann in node A's set
     process.kill(-nodeA.child.pid, 'SIGKILL');
+    const killedAt = Date.now();
     await nodeA.exited;
     await annSocket.inbox.take('disconnect');
     nodeA = null;
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id), PRESENCE_MS * 6),
+      [{ userId: ann.id, status: 'offline' }]);
+    assert.ok(Date.now() - killedAt < PRESENCE_MS * 6, 'bounded');
+    assert.match(nodeB.stderr, /node \S+ not heard of for 900 ms: its users are offline/);
     await nodeB.apiOk('POST', `/users/${bob.id}/emit`, { event: 'still-here', args: [] });
     assert.deepEqual(await bobSocket.inbox.take('still-here'), []);
   });
