@@ -47,11 +47,34 @@ static int apply_limits(config_t *running, const config_t *next)
     return changed;
 }
 
+static int same_origins(char **a, char **b)
+{
+    size_t i = 0;
+    for (; a != NULL && b != NULL && a[i] != NULL && b[i] != NULL; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return 0;
+    return (a == NULL) == (b == NULL) && (a == NULL || (a[i] == NULL && b[i] == NULL));
+}
+
+static int apply_cors(config_t *running, config_t *next)
+{
+    if (same_origins(running->cors_origins, next->cors_origins) &&
+        running->cors_credentials == next->cors_credentials)
+        return 0;
+    char **kept = running->cors_origins;
+    running->cors_origins = next->cors_origins;
+    next->cors_origins = kept;
+    running->cors_credentials = next->cors_credentials;
+    log_info("SIGHUP: cors changed");
+    return 1;
+}
+
 /* The file without what a reload applies: what is left must be equal, or needs a restart. */
 static json_t *restart_part(const config_t *config)
 {
     json_t *root = json_loadb(config->source, config->source_length, 0, NULL);
     json_object_del(root, "log");
+    json_object_del(root, "cors");
     json_object_del(json_object_get(root, "api"), "key");
     json_t *limits = json_object_get(root, "limits");
 #define DROP(key, field) json_object_del(limits, key);
@@ -92,9 +115,12 @@ static void list_differences(const json_t *a, const json_t *b, const char *prefi
     }
 }
 
-int reload_apply(config_t *running, config_t *next, char *restart, size_t restart_size)
+int reload_apply(config_t *running, config_t *next, int *cors_changed, char *restart,
+                 size_t restart_size)
 {
     int changed = 0;
+    *cors_changed = apply_cors(running, next);
+    changed += *cors_changed;
     changed += swap_string("log.level", &running->log_level, &next->log_level);
     changed += swap_string("log.format", &running->log_format, &next->log_format);
     log_set_level_name(running->log_level);

@@ -241,6 +241,18 @@ static void stop(daemon_t *daemon)
 
 /* ---- SIGHUP: re-read the file, apply what changes without a restart ------------------------- */
 
+static int apply_cors(daemon_t *daemon)
+{
+    const config_t *config = daemon->config;
+    size_t count = 0;
+    while (config->cors_origins != NULL && config->cors_origins[count] != NULL)
+        count++;
+    /* An empty list is no CORS at all, as at start. */
+    return sioc_server_set_cors(daemon->io,
+                                count > 0 ? (const char *const *)config->cors_origins : NULL, count,
+                                config->cors_credentials);
+}
+
 static void reload(daemon_t *daemon)
 {
     config_t *running = daemon->config;
@@ -255,7 +267,10 @@ static void reload(daemon_t *daemon)
         log_error("SIGHUP: %s; the running configuration stays", error);
     } else {
         char restart[512];
-        int changed = reload_apply(running, &next, restart, sizeof(restart));
+        int cors_changed;
+        int changed = reload_apply(running, &next, &cors_changed, restart, sizeof(restart));
+        if (cors_changed && apply_cors(daemon) != 0)
+            log_error("SIGHUP: the new cors list is not applied: out of memory");
         log_info("SIGHUP: %s read again: log level %s, format %s; %d value%s changed",
                  running->file, running->log_level, running->log_format, changed,
                  changed == 1 ? "" : "s");

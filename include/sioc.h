@@ -132,6 +132,11 @@ SIOC_API int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *opti
 /* Listens on host:port (port 0 picks a free port; see sioc_eio_server_port). */
 SIOC_API int sioc_eio_server_listen(sioc_eio_server_t *server, const char *host, int port);
 SIOC_API int sioc_eio_server_port(sioc_eio_server_t *server);
+/* Replaces the CORS options (cors_origins, cors_origin_count, cors_credentials; copied) for the
+ * requests that come from then on, as a configuration reload does. 0, or SIOC_ENOMEM with the
+ * previous list kept. */
+SIOC_API int sioc_eio_server_set_cors(sioc_eio_server_t *server, const char *const *origins,
+                                      size_t count, int credentials);
 SIOC_API size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server);
 
 /* Stops accepting, closes every session ("server shutting down") and frees the server once
@@ -234,6 +239,9 @@ SIOC_API int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *optio
                              sioc_server_t **out);
 SIOC_API int sioc_server_listen(sioc_server_t *server, const char *host, int port);
 SIOC_API int sioc_server_port(sioc_server_t *server);
+/* sioc_eio_server_set_cors on the server's Engine.IO server. */
+SIOC_API int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size_t count,
+                                  int credentials);
 /* Disconnects every socket ("server shutting down") and frees the server once closed. */
 SIOC_API void sioc_server_close(sioc_server_t *server, void (*closed_cb)(void *data), void *data);
 

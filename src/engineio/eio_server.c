@@ -484,22 +484,48 @@ static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *opt
     memcpy(server->path, path, length + 1);
     if (length == 0 || path[length - 1] != '/')
         memcpy(server->path + length, "/", 2);
-    if (options->cors_origins != NULL) {
-        server->cors_origins = calloc(options->cors_origin_count + 1, sizeof(char *));
-        if (server->cors_origins == NULL)
-            return SIOC_ENOMEM;
-        for (size_t i = 0; i < options->cors_origin_count; i++) {
-            server->cors_origins[i] = strdup(options->cors_origins[i]);
-            if (server->cors_origins[i] == NULL)
-                return SIOC_ENOMEM;
-        }
-    }
     server->options.path = server->path;
-    server->options.cors_origins = (const char *const *)server->cors_origins;
-    int rc = build_cookie(server, options);
+    server->options.cors_origins = NULL;
+    server->options.cors_origin_count = 0;
+    int rc = sioc_eio_server_set_cors(server, options->cors_origins, options->cors_origin_count,
+                                      options->cors_credentials);
+    if (rc == 0)
+        rc = build_cookie(server, options);
     /* Only the built header is kept: the caller's strings may go. */
     memset(&server->options.cookie, 0, sizeof(server->options.cookie));
     return rc;
+}
+
+static void free_origins(char **origins)
+{
+    for (size_t i = 0; origins != NULL && origins[i] != NULL; i++)
+        free(origins[i]);
+    free(origins);
+}
+
+/* The list is copied first and swapped in whole, so a failure leaves the previous one. */
+int sioc_eio_server_set_cors(sioc_eio_server_t *server, const char *const *origins, size_t count,
+                             int credentials)
+{
+    char **copy = NULL;
+    if (origins != NULL) {
+        copy = calloc(count + 1, sizeof(char *));
+        for (size_t i = 0; copy != NULL && i < count; i++) {
+            copy[i] = strdup(origins[i]);
+            if (copy[i] == NULL) {
+                free_origins(copy);
+                copy = NULL;
+            }
+        }
+        if (copy == NULL)
+            return SIOC_ENOMEM;
+    }
+    free_origins(server->cors_origins);
+    server->cors_origins = copy;
+    server->options.cors_origins = (const char *const *)copy;
+    server->options.cors_origin_count = copy != NULL ? count : 0;
+    server->options.cors_credentials = credentials;
+    return 0;
 }
 
 static sioc__buffer_t *static_packet(const char *text)
@@ -527,9 +553,7 @@ static void free_server(sioc_eio_server_t *server)
     sioc__buffer_unref(server->close_packet);
     sioc__buffer_unref(server->probe_packet);
     sioc__buffer_unref(server->separator);
-    for (size_t i = 0; server->cors_origins != NULL && server->cors_origins[i] != NULL; i++)
-        free(server->cors_origins[i]);
-    free(server->cors_origins);
+    free_origins(server->cors_origins);
     free(server->cookie_prefix);
     free(server->cookie_suffix);
     free(server->path);

@@ -459,6 +459,12 @@ int sioc_server_port(sioc_server_t *server)
     return sioc_eio_server_port(server->engine);
 }
 
+int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size_t count,
+                         int credentials)
+{
+    return sioc_eio_server_set_cors(server->engine, origins, count, credentials);
+}
+
 static void free_server(sioc_server_t *server)
 {
     void (*closed_cb)(void *) = server->closed_cb;

@@ -31,7 +31,8 @@ static void test_nothing_changed(void **state)
     load(text, &running);
     load(text, &next);
     char restart[256];
-    assert_int_equal(reload_apply(&running, &next, restart, sizeof(restart)), 0);
+    int cors;
+    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 0);
     assert_string_equal(restart, "");
     config_free(&next);
     config_free(&running);
@@ -48,7 +49,8 @@ static void test_live_values_move_in(void **state)
          " \"maxQueuedEvents\": 3, \"messagesPerSecond\": 2.5, \"messageBurst\": 4}}",
          &next);
     char restart[256];
-    assert_int_equal(reload_apply(&running, &next, restart, sizeof(restart)), 9);
+    int cors;
+    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 9);
     assert_string_equal(restart, "");
     assert_string_equal(running.api.key, "new-0123456789abcdef");
     assert_string_equal(next.api.key, "key-0123456789abcdef"); /* freed with next */
@@ -76,14 +78,18 @@ static void test_restart_changes_are_named_and_not_applied(void **state)
                    " \"maxTextLength\": 9}, \"cors\": {\"origins\": [\"*\"]}}",
          &next);
     char restart[256];
-    assert_int_equal(reload_apply(&running, &next, restart, sizeof(restart)), 1);
-    assert_string_equal(restart, "listen, limits.pingIntervalMs, cors");
+    int cors;
+    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 2);
+    assert_string_equal(restart, "listen, limits.pingIntervalMs");
+    assert_true(cors);
+    assert_string_equal(running.cors_origins[0], "*");
+    assert_null(next.cors_origins);
     assert_int_equal(running.listen.port, 3000);
     assert_int_equal(running.limits.ping_interval_ms, 25000);
     assert_int_equal(running.limits.max_text_length, 9);
     /* A list that does not fit is cut, never overrun. */
     char small[10];
-    assert_int_equal(reload_apply(&running, &next, small, sizeof(small)), 0);
+    assert_int_equal(reload_apply(&running, &next, &cors, small, sizeof(small)), 1); /* cors back */
     assert_true(strlen(small) < sizeof(small));
     config_free(&next);
     config_free(&running);
@@ -95,7 +101,8 @@ static void test_api_key_needs_the_api_on_both_sides(void **state)
     load(BASE_HEAD " \"log\": {\"level\": \"info\"}}", &running);
     load(BASE_HEAD " \"api\": {\"key\": \"key-0123456789abcdef\"}}", &next);
     char restart[256];
-    assert_int_equal(reload_apply(&running, &next, restart, sizeof(restart)), 0);
+    int cors;
+    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 0);
     assert_null(running.api.key);
     assert_string_equal(restart, "api"); /* turning the API on takes a restart */
     config_free(&next);

@@ -168,15 +168,48 @@ describe('SIGHUP', () => {
     }
   });
 
+  it('applies a new CORS list to the requests that follow', async () => {
+    requireBin();
+    const dir = tempDir('hup-cors');
+    const config = baseConfig(dir);
+    const daemon = await startDaemon(dir, config);
+    const handshake = () => request(daemon.port, {
+      path: '/socket.io/?EIO=4&transport=polling',
+      headers: [['Origin', 'http://app.test']],
+    });
+    try {
+      const before = await handshake();
+      assert.equal(before.status, 200);
+      assert.equal(before.header('access-control-allow-origin'), undefined, 'no CORS configured');
+      writeConfig(dir, { ...config, cors: { origins: ['http://app.test'], credentials: true } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /read again: log level info, format text; 1 value changed/);
+      assert.match(daemon.stderr, /SIGHUP: cors changed/);
+      assert.doesNotMatch(daemon.stderr, /takes a restart/);
+      const after = await handshake();
+      assert.equal(after.status, 200);
+      assert.equal(after.header('access-control-allow-origin'), 'http://app.test');
+      assert.equal(after.header('access-control-allow-credentials'), 'true');
+      writeConfig(dir, config);
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /SIGHUP: cors changed[\s\S]*SIGHUP: cors changed/);
+      await sleep(50);
+      const again = await handshake();
+      assert.equal(again.header('access-control-allow-origin'), undefined, 'the list is gone again');
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+
   it('names the changes that need a restart, and keeps running on a file that no longer validates', async (t) => {
     requireBin();
     const dir = tempDir('hup-restart');
     const config = baseConfig(dir);
     const daemon = await startDaemon(dir, config);
     try {
-      writeConfig(dir, { ...config, cors: { origins: ['http://app.test'] }, limits: { ...config.limits, pingIntervalMs: 6000 } });
+      writeConfig(dir, { ...config, path: '/io/', limits: { ...config.limits, pingIntervalMs: 6000 } });
       process.kill(daemon.child.pid, 'SIGHUP');
-      await waitFor(daemon, /warn  SIGHUP: limits\.pingIntervalMs, cors changed in \S*sioc\.json: that takes a restart/);
+      await waitFor(daemon, /warn  SIGHUP: path, limits\.pingIntervalMs changed in \S*sioc\.json: that takes a restart/);
       writeConfig(dir, '{"listen": {"port": 70000}}');
       process.kill(daemon.child.pid, 'SIGHUP');
       await waitFor(daemon, /error SIGHUP: .*listen\.port: expected an integer from 0 to 65535; the running configuration stays/);
