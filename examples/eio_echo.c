@@ -43,6 +43,7 @@ static void usage(const char *program)
             "          [--ping-timeout MS] [--upgrade-timeout MS] [--max-payload BYTES]\n"
             "          [--cors ORIGIN]... [--transports polling,websocket] [--reject-header NAME]\n"
             "          [--max-buffered-bytes BYTES] [--shutdown-timeout MS]\n"
+            "          [--http-compression true|false] [--http-compression-threshold BYTES]\n"
             "          [--cookie NAME [--cookie-path P|false] [--cookie-domain D]\n"
             "           [--cookie-same-site lax|strict|none|false] [--cookie-max-age S]\n"
             "           [--cookie-http-only true|false] [--cookie-secure true|false]]\n",
@@ -74,6 +75,8 @@ int main(int argc, char **argv)
         {"reject-header", required_argument, 0, 'r'},
         {"max-buffered-bytes", required_argument, 0, 'b'},
         {"shutdown-timeout", required_argument, 0, 's'},
+        {"http-compression", required_argument, 0, 'z'},
+        {"http-compression-threshold", required_argument, 0, 'Z'},
         {"cookie", required_argument, 0, 'C'},
         {"cookie-path", required_argument, 0, 'Q'},
         {"cookie-domain", required_argument, 0, 'D'},
@@ -129,6 +132,12 @@ int main(int argc, char **argv)
             break;
         case 's':
             options.shutdown_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'z':
+            options.http_compression = strcmp(optarg, "true") == 0;
+            break;
+        case 'Z':
+            options.http_compression_threshold = strtoull(optarg, NULL, 10);
             break;
         case 'C':
             options.cookie.name = optarg;

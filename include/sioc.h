@@ -93,6 +93,11 @@ typedef struct sioc_eio_options_s {
     /* sioc_eio_server_close lets answers leave and peers close (lingering close) for at most
      * this long, then drops every connection left: 5000. 0: no bound. */
     uint32_t shutdown_timeout_ms;
+    /* httpCompression: a polling answer of at least http_compression_threshold bytes is sent
+     * gzip- or deflate-compressed when the request's Accept-Encoding allows it (negotiated as
+     * Node does). On (1) with 1024 bytes by default, as in engine.io; 0 turns it off. */
+    int http_compression;
+    size_t http_compression_threshold;
     /* engine.io's `cookie` option: the polling handshake answer sets a cookie holding the
      * session id ("io=<sid>; Path=/; HttpOnly; SameSite=Lax" with the defaults, as the cookie
      * npm module writes it). name NULL: no cookie (the default, as in Node). Strings are

@@ -12,6 +12,7 @@
 #include "sioc.h"
 #include "transport/connection.h"
 #include "transport/http.h"
+#include "transport/http_compress.h"
 #include "transport/ws_codec.h"
 
 /* DRAINING: closed for the application, kept only until a polling GET takes what was queued
@@ -67,8 +68,9 @@ struct sioc_eio_server_s {
     sioc_eio_options_t options;
     char *path;
     char **cors_origins;
-    char *cookie_prefix; /* "Set-Cookie: name=", or NULL without the cookie option */
-    char *cookie_suffix; /* "; Path=/; HttpOnly; SameSite=Lax\r\n" */
+    char *cookie_prefix;                /* "Set-Cookie: name=", or NULL without the cookie option */
+    char *cookie_suffix;                /* "; Path=/; HttpOnly; SameSite=Lax\r\n" */
+    sioc__http_compressor_t compressor; /* httpCompression, for every polling answer */
     sioc_eio_callbacks_t callbacks;
     void *data;
     sioc_eio_socket_t *sockets; /* uthash by id */

@@ -1,5 +1,6 @@
 /* HTTP long-polling transport: a GET is held until packets are queued (answered once per loop
  * iteration, at most 16 packets each), a POST carries a payload of packets from the client. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,6 +59,68 @@ static void drop_sent(sioc_eio_socket_t *socket, uint32_t count)
     }
 }
 
+/* The payload in one piece, for compression: out holds content_length bytes. */
+static void copy_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet,
+                         uint8_t *out)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        const sioc__buffer_t *packet = socket->queue[i];
+        if (i > 0)
+            *out++ = 0x1e;
+        if (packet->binary) {
+            sioc__eio_payload_write_packet(out, SIOC_EIO_MESSAGE, 1, packet->data, packet->length);
+            out += record_length(packet);
+        } else {
+            memcpy(out, packet->data, packet->length);
+            out += packet->length;
+        }
+    }
+    if (extra_packet != NULL) {
+        if (count > 0)
+            *out++ = 0x1e;
+        memcpy(out, extra_packet->data, extra_packet->length);
+    }
+}
+
+/* httpCompression: Node compresses a payload of at least the threshold when the client accepts
+ * gzip or deflate. Returns the compressed body (and *encoding), or NULL to send it as it is. */
+static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t count,
+                                          sioc__buffer_t *extra_packet, size_t content_length,
+                                          sioc__http_encoding_t *encoding)
+{
+    sioc_eio_server_t *server = socket->server;
+    if (!server->options.http_compression ||
+        content_length < server->options.http_compression_threshold)
+        return NULL;
+    *encoding = sioc__http_accepted_encoding(socket->held_request);
+    if (*encoding == SIOC_HTTP_IDENTITY)
+        return NULL;
+    uint8_t *payload = malloc(content_length);
+    if (payload == NULL)
+        return NULL;
+    copy_payload(socket, count, extra_packet, payload);
+    sioc__buffer_t *body =
+        sioc__http_compress(&server->compressor, *encoding, payload, content_length);
+    free(payload);
+    return body;
+}
+
+static void write_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
+{
+    sioc__http_conn_t *http = socket->held_get;
+    sioc_eio_server_t *server = socket->server;
+    for (uint32_t i = 0; i < count; i++) {
+        if (i > 0)
+            sioc__http_write_body(http, server->separator, server->separator->data, 1);
+        write_record(http, socket->queue[i]);
+    }
+    if (extra_packet != NULL) {
+        if (count > 0)
+            sioc__http_write_body(http, server->separator, server->separator->data, 1);
+        sioc__http_write_body(http, extra_packet, extra_packet->data, extra_packet->length);
+    }
+}
+
 static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
     sioc__http_conn_t *http = socket->held_get;
@@ -76,16 +139,19 @@ static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
     used += strlen(headers + used);
     sioc__eio_cookie_header(server, socket, socket->held_request, headers + used,
                             sizeof(headers) - used);
-    sioc__http_write_head(http, 200, headers, content_length);
-    for (uint32_t i = 0; i < count; i++) {
-        if (i > 0)
-            sioc__http_write_body(http, server->separator, server->separator->data, 1);
-        write_record(http, socket->queue[i]);
-    }
-    if (extra_packet != NULL) {
-        if (count > 0)
-            sioc__http_write_body(http, server->separator, server->separator->data, 1);
-        sioc__http_write_body(http, extra_packet, extra_packet->data, extra_packet->length);
+    used += strlen(headers + used);
+    sioc__http_encoding_t encoding;
+    sioc__buffer_t *compressed =
+        compressed_payload(socket, count, extra_packet, content_length, &encoding);
+    if (compressed != NULL) {
+        snprintf(headers + used, sizeof(headers) - used, "Content-Encoding: %s\r\n",
+                 sioc__http_encoding_name(encoding));
+        sioc__http_write_head(http, 200, headers, compressed->length);
+        sioc__http_write_body(http, compressed, compressed->data, compressed->length);
+        sioc__buffer_unref(compressed);
+    } else {
+        sioc__http_write_head(http, 200, headers, content_length);
+        write_payload(socket, count, extra_packet);
     }
     drop_sent(socket, count);
     socket->held_get = NULL;

@@ -43,6 +43,8 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
     options->max_header_count = 100;
     options->max_websocket_fragments = 1024;
     options->shutdown_timeout_ms = 5000;
+    options->http_compression = 1;
+    options->http_compression_threshold = 1024;
     options->cookie.path = "/";
     options->cookie.same_site = "lax";
     options->cookie.max_age_s = -1;
@@ -556,6 +558,7 @@ static void free_server(sioc_eio_server_t *server)
     free_origins(server->cors_origins);
     free(server->cookie_prefix);
     free(server->cookie_suffix);
+    sioc__http_compressor_free(&server->compressor);
     free(server->path);
     free(server);
 }

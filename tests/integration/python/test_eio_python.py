@@ -244,6 +244,17 @@ class PollingTests(EchoTests, unittest.TestCase):
         self.assertEqual(client.receive(1), ['after burst'])
 
 
+    def test_large_messages_compressed(self):
+        # requests asks for gzip/deflate: answers over 1024 bytes come compressed
+        # (httpCompression, on by default as in Node) and must still decode.
+        client = self.connect()
+        sent = ['x' * 5000, os.urandom(3000), 'y' * 1100]
+        for m in sent:
+            client.send(m)
+            time.sleep(0.01)
+        self.assertEqual(client.receive(len(sent)), sent)
+
+
 class WebSocketTests(EchoTests, unittest.TestCase):
     TRANSPORTS = ['websocket']
     TEXTS = EchoTests.TEXTS + ['héllo wörld € 𝄞 日本']

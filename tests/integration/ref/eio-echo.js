@@ -7,6 +7,7 @@
 //       [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
 //       [--cors ORIGIN]... [--transports polling,websocket]
 //       [--upgrade-timeout MS] [--reject-header NAME]
+//       [--http-compression true|false] [--http-compression-threshold BYTES]
 //       [--cookie NAME [--cookie-path P|false] [--cookie-domain D] [--cookie-max-age S]
 //        [--cookie-same-site lax|strict|none|false] [--cookie-http-only true|false]
 //        [--cookie-secure true|false]]
@@ -49,6 +50,8 @@ function parseArgs(argv) {
     upgradeTimeout: 10000,
     rejectHeader: null,
     cookie: null,
+    httpCompression: true,
+    httpCompressionThreshold: 1024,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -65,6 +68,8 @@ function parseArgs(argv) {
       case '--cors': opts.cors.push(value); break;
       case '--upgrade-timeout': opts.upgradeTimeout = parseInteger(flag, value); break;
       case '--reject-header': opts.rejectHeader = value.toLowerCase(); break;
+      case '--http-compression': opts.httpCompression = value === 'true'; break;
+      case '--http-compression-threshold': opts.httpCompressionThreshold = parseInteger(flag, value); break;
       // engine.io's `cookie` option, attribute by attribute ("false" turns one off).
       case '--cookie': opts.cookie = { ...opts.cookie, name: value }; break;
       case '--cookie-path': opts.cookie = { ...opts.cookie, path: value === 'false' ? false : value }; break;
@@ -120,6 +125,7 @@ const engine = new EngineServer({
   upgradeTimeout: opts.upgradeTimeout,
   cors: corsOption(opts.cors),
   cookie: opts.cookie ?? false,
+  httpCompression: opts.httpCompression ? { threshold: opts.httpCompressionThreshold } : false,
   wsEngine: BoundedWebSocketServer,
   allowRequest: opts.rejectHeader
     ? (req, callback) => callback(null, req.headers[opts.rejectHeader] === undefined)
