@@ -885,7 +885,7 @@ static json_t *online_users(json_t *sockets)
             continue; /* an anonymous socket */
         if (online != NULL && seen != NULL && json_object_get(seen, text) == NULL) {
             json_object_set_new(seen, text, json_true());
-            json_array_append_new(online, json_string(text));
+            json_array_append(online, id); /* as the token gave it: 1 stays a number */
         }
     }
     json_decref(seen);

@@ -144,6 +144,18 @@ describe('sioc check-config', () => {
       needle: '"auth": "none"',
       message: (file, line) => `${file}:${line}: channels."/".auth: the chat driver acts for a user: auth must be jwt, session or any, not none`,
     },
+    {
+      what: 'a proxy channel without connectUrl or eventUrl',
+      patch: (c) => { c.channels['/'] = { driver: 'proxy', auth: 'none', options: { timeoutMs: 1000 } }; },
+      needle: '"/": {',
+      message: (file, line) => `${file}:${line}: channels."/": the proxy driver needs options.connectUrl, options.eventUrl or both`,
+    },
+    {
+      what: 'a proxy eventUrl that is not http',
+      patch: (c) => { c.channels['/'] = { driver: 'proxy', auth: 'none', options: { eventUrl: 'file:///etc/passwd' } }; },
+      needle: '"eventUrl"',
+      message: (file, line) => `${file}:${line}: channels."/".options.eventUrl: expected an http:// or https:// URL`,
+    },
   ];
   for (const { what, patch, needle, message } of driverCases) {
     it(`check-config refuses ${what} as serve does: exit 1, "<file>:<line>: ..."`, async () => {

@@ -134,6 +134,8 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
     assert.equal(dms[0].recipientId, currentUser.id);
     assert.equal(dms[0].senderId, currentUser.id);
 
+    // The HTTP API's live presence: the ids as the tokens gave them.
+    assert.deepEqual((await daemon.apiOk('GET', '/presence/rooms/5')).online, [currentUser.id]);
     // Read back from the store (history), ids are the store's text for now: not asserted here.
   });
 
