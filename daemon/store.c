@@ -1088,10 +1088,26 @@ static int insert_message(store_t *store, request_t *request, sioc__store_statem
     return result_row(store, request, statement, &call, shape, "message not found", NULL);
 }
 
+/* The request as if it had not run yet (after an attempt that may fail for a known reason). */
+static void request_clear(request_t *request)
+{
+    json_decref(request->result);
+    request->result = NULL;
+    request->error = 0;
+    request->message = NULL;
+}
+
+/* One round trip when the room (or recipient) and the sender exist; else the checks one by
+ * one, to name what is missing. */
 static int run_message_add(store_t *store, request_t *request)
 {
     const args_t *a = &request->args;
-    int error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, a->room_id, "room not found");
+    int error = insert_message(store, request, SIOC__SQL_MESSAGE_INSERT_CHECKED, a->room_id,
+                               a->sender_id, &MESSAGE_SHAPE);
+    if (error != STORE_ENOTFOUND)
+        return error;
+    request_clear(request);
+    error = require_row(store, request, SIOC__SQL_ROOM_EXISTS, a->room_id, "room not found");
     if (error == 0)
         error =
             require_row(store, request, SIOC__SQL_USER_EXISTS, a->sender_id, "sender not found");
@@ -1123,8 +1139,12 @@ static int run_message_history(store_t *store, request_t *request)
 static int run_dm_add(store_t *store, request_t *request)
 {
     const args_t *a = &request->args;
-    int error =
-        require_row(store, request, SIOC__SQL_USER_EXISTS, a->sender_id, "sender not found");
+    int error = insert_message(store, request, SIOC__SQL_DM_INSERT_CHECKED, a->sender_id,
+                               a->recipient_id, &DM_SHAPE);
+    if (error != STORE_ENOTFOUND)
+        return error;
+    request_clear(request);
+    error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->sender_id, "sender not found");
     if (error == 0)
         error = require_row(store, request, SIOC__SQL_USER_EXISTS, a->recipient_id,
                             "recipient not found");

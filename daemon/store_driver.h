@@ -50,6 +50,10 @@ typedef enum sioc__store_statement {
     SIOC__SQL_ACCESS_INSERT,
     SIOC__SQL_ACCESS_RESOLVE,
     SIOC__SQL_ACCESS_GET,
+    /* MESSAGE_INSERT / DM_INSERT that insert only when the room and the users exist (no row
+     * otherwise): one round trip for the common case. */
+    SIOC__SQL_MESSAGE_INSERT_CHECKED,
+    SIOC__SQL_DM_INSERT_CHECKED,
     SIOC__SQL_STATEMENT_COUNT,
 } sioc__store_statement_t;
 

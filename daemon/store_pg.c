@@ -164,6 +164,14 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                                   " ORDER BY seq DESC LIMIT $3) AS page ORDER BY seq",
     [SIOC__SQL_DM_INSERT] = "INSERT INTO sioc.direct_messages (" DM_COLUMNS ")"
                             " VALUES ($1, $2, $3, $4, $5) RETURNING " DM_COLUMNS,
+    [SIOC__SQL_MESSAGE_INSERT_CHECKED] =
+        "INSERT INTO sioc.messages (" MESSAGE_COLUMNS ") SELECT $1, $2::text, $3::text, $4, $5"
+        " WHERE EXISTS (SELECT 1 FROM sioc.rooms WHERE id = $2)"
+        " AND EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) RETURNING " MESSAGE_COLUMNS,
+    [SIOC__SQL_DM_INSERT_CHECKED] =
+        "INSERT INTO sioc.direct_messages (" DM_COLUMNS ") SELECT $1, $2::text, $3::text, $4, $5"
+        " WHERE EXISTS (SELECT 1 FROM sioc.users WHERE id = $2)"
+        " AND EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) RETURNING " DM_COLUMNS,
     [SIOC__SQL_DM_SEQ] = "SELECT seq FROM sioc.direct_messages WHERE " DM_PAIR " AND id = $3",
     [SIOC__SQL_DM_HISTORY] = "SELECT " DM_COLUMNS " FROM (SELECT seq, " DM_COLUMNS
                              " FROM sioc.direct_messages WHERE " DM_PAIR " AND seq < $3"

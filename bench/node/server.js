@@ -14,16 +14,19 @@
 // before it is broadcast and acknowledged), with one transaction per statement, as the seeds'
 // `await Message.create(...)` does.
 //
-// usage: node server.js [--port 3000] [--secret S] [--db FILE] [--redis redis://HOST:PORT]
+// usage: node server.js [--port 3000] [--secret S] [--db FILE | --pg URL] [--redis redis://HOST:PORT]
 //
 // --redis: @socket.io/redis-adapter (createAdapter, classic mode) on two node-redis clients, for
 // the cluster scenario; the packages come from tests/integration (its `npm ci`).
+// --pg URL: the same tables in PostgreSQL (pg, also from tests/integration), a pool of 10
+// connections as Sequelize's seeds would have; every query is awaited, so that a socket's
+// handlers interleave as the seeds' async handlers do; synchronous_commit is PostgreSQL's
+// default (on).
 'use strict';
 
 const http = require('node:http');
 const { Server } = require('socket.io');
 const jwt = require('jsonwebtoken');
-const Database = require('better-sqlite3');
 
 function option(name, fallback) {
   const index = process.argv.indexOf(`--${name}`);
@@ -34,46 +37,90 @@ const port = Number(option('port', '3000'));
 const secret = option('secret', 'sioc-bench-secret-0123456789');
 const databaseFile = option('db', 'node-bench.db');
 const redisUrl = option('redis', null);
+const pgUrl = option('pg', null);
 
 // ---- the database (the seeds' models: User, UserPresence, StudyRoom, RoomMember, Message) -----
 
-const db = new Database(databaseFile);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = FULL');
-db.exec(`
-  CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, firstName TEXT, lastName TEXT,
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, "firstName" TEXT, "lastName" TEXT,
     role TEXT, avatar TEXT);
-  CREATE TABLE IF NOT EXISTS presence (userId TEXT PRIMARY KEY, status TEXT,
-    lastActivity TEXT);
-  CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, name TEXT, isPrivate INTEGER DEFAULT 0,
-    ownerId TEXT, createdAt TEXT);
-  CREATE TABLE IF NOT EXISTS room_members (roomId TEXT, userId TEXT, joinedAt TEXT,
-    PRIMARY KEY (roomId, userId));
-  CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, roomId TEXT,
-    senderId TEXT, recipientId TEXT, text TEXT, type TEXT, createdAt TEXT);
-`);
+  CREATE TABLE IF NOT EXISTS presence ("userId" TEXT PRIMARY KEY, status TEXT,
+    "lastActivity" TEXT);
+  CREATE TABLE IF NOT EXISTS rooms (id TEXT PRIMARY KEY, name TEXT, "isPrivate" INTEGER DEFAULT 0,
+    "ownerId" TEXT, "createdAt" TEXT);
+  CREATE TABLE IF NOT EXISTS room_members ("roomId" TEXT, "userId" TEXT, "joinedAt" TEXT,
+    PRIMARY KEY ("roomId", "userId"));
+  CREATE TABLE IF NOT EXISTS messages (id %ID%, "roomId" TEXT,
+    "senderId" TEXT, "recipientId" TEXT, text TEXT, type TEXT, "createdAt" TEXT);
+`;
 
-const sql = {
-  upsertUser: db.prepare(`INSERT INTO users (id, firstName, lastName, role, avatar)
-    VALUES (@id, @firstName, @lastName, @role, @avatar) ON CONFLICT(id) DO UPDATE SET
-    firstName = excluded.firstName, lastName = excluded.lastName, role = excluded.role,
-    avatar = excluded.avatar`),
-  findUser: db.prepare('SELECT id, firstName, lastName, role, avatar FROM users WHERE id = ?'),
-  upsertPresence: db.prepare(`INSERT INTO presence (userId, status, lastActivity)
-    VALUES (?, ?, ?) ON CONFLICT(userId) DO UPDATE SET status = excluded.status,
-    lastActivity = excluded.lastActivity`),
-  findRoom: db.prepare('SELECT id, isPrivate FROM rooms WHERE id = ?'),
-  createRoom: db.prepare(`INSERT OR IGNORE INTO rooms (id, name, ownerId, createdAt)
-    VALUES (?, ?, ?, ?)`),
-  isMember: db.prepare('SELECT 1 FROM room_members WHERE roomId = ? AND userId = ?'),
-  addMember: db.prepare(`INSERT OR IGNORE INTO room_members (roomId, userId, joinedAt)
-    VALUES (?, ?, ?)`),
-  removeMember: db.prepare('DELETE FROM room_members WHERE roomId = ? AND userId = ?'),
-  addMessage: db.prepare(`INSERT INTO messages (roomId, senderId, recipientId, text, type,
-    createdAt) VALUES (@roomId, @senderId, @recipientId, @text, @type, @createdAt)`),
-  findMessage: db.prepare(`SELECT m.id, m.createdAt, u.id AS senderId FROM messages m
-    LEFT JOIN users u ON u.id = m.senderId WHERE m.id = ?`),
+// The statements, with $1... placeholders (SQLite reads them as numbered parameters too).
+const STATEMENTS = {
+  upsertUser: `INSERT INTO users (id, "firstName", "lastName", role, avatar)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT(id) DO UPDATE SET
+    "firstName" = excluded."firstName", "lastName" = excluded."lastName", role = excluded.role,
+    avatar = excluded.avatar`,
+  findUser: 'SELECT id, "firstName", "lastName", role, avatar FROM users WHERE id = $1',
+  upsertPresence: `INSERT INTO presence ("userId", status, "lastActivity")
+    VALUES ($1, $2, $3) ON CONFLICT("userId") DO UPDATE SET status = excluded.status,
+    "lastActivity" = excluded."lastActivity"`,
+  findRoom: 'SELECT id, "isPrivate" FROM rooms WHERE id = $1',
+  createRoom: `INSERT INTO rooms (id, name, "ownerId", "createdAt")
+    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+  isMember: 'SELECT 1 FROM room_members WHERE "roomId" = $1 AND "userId" = $2',
+  addMember: `INSERT INTO room_members ("roomId", "userId", "joinedAt")
+    VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+  removeMember: 'DELETE FROM room_members WHERE "roomId" = $1 AND "userId" = $2',
+  addMessage: `INSERT INTO messages ("roomId", "senderId", "recipientId", text, type,
+    "createdAt") VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+  findMessage: `SELECT m.id, m."createdAt", u.id AS "senderId" FROM messages m
+    LEFT JOIN users u ON u.id = m."senderId" WHERE m.id = $1`,
 };
+
+// sql.<name>.get(...params) resolves to the first row (or undefined), .run(...params) to
+// {lastInsertRowid}, whichever the database.
+function sqliteDatabase(file) {
+  const Database = require('better-sqlite3');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.exec(SCHEMA.replace('%ID%', 'INTEGER PRIMARY KEY AUTOINCREMENT'));
+  const sql = {};
+  for (const [name, text] of Object.entries(STATEMENTS)) {
+    const statement = db.prepare(text.replace(/\$\d+/g, '?').replace(' RETURNING id', ''));
+    sql[name] = {
+      get: async (...params) => statement.get(...params),
+      run: async (...params) => statement.run(...params),
+    };
+  }
+  return { sql, close: () => db.close() };
+}
+
+function pgDatabase(url) {
+  const { createRequire } = require('node:module');
+  const path = require('node:path');
+  const { Pool } = createRequire(path.join(__dirname, '../../tests/integration/package.json'))('pg');
+  const pool = new Pool({ connectionString: url, max: 10 });
+  const ready = pool.query(SCHEMA.replace('%ID%', 'BIGSERIAL PRIMARY KEY'));
+  const sql = {};
+  for (const [name, text] of Object.entries(STATEMENTS)) {
+    const query = async (params) => {
+      await ready;
+      return pool.query({ name, text, values: params });
+    };
+    sql[name] = {
+      get: async (...params) => (await query(params)).rows[0],
+      run: async (...params) => {
+        const result = await query(params);
+        return { lastInsertRowid: result.rows[0] ? result.rows[0].id : undefined };
+      },
+    };
+  }
+  return { sql, ready, close: () => pool.end() };
+}
+
+const database = pgUrl ? pgDatabase(pgUrl) : sqliteDatabase(databaseFile);
+const sql = database.sql;
 
 // ---- the server -------------------------------------------------------------------------------
 
@@ -150,30 +197,30 @@ function roomIdOf(payload) {
   return null;
 }
 
-function onRoomJoin(socket, payload, ack) {
+async function onRoomJoin(socket, payload, ack) {
   const roomId = roomIdOf(payload);
   if (roomId === null)
     return reply(socket, ack, 'room:error', 'invalid_payload', 'roomId must be a string of 1 to 128 bytes or an integer');
   const now = new Date().toISOString();
-  let room = sql.findRoom.get(roomId);
+  let room = await sql.findRoom.get(roomId);
   if (!room) {
-    sql.createRoom.run(roomId, roomId, socket.user.id, now);
-    room = sql.findRoom.get(roomId);
+    await sql.createRoom.run(roomId, roomId, socket.user.id, now);
+    room = await sql.findRoom.get(roomId);
   }
-  if (room.isPrivate && !sql.isMember.get(roomId, socket.user.id))
+  if (room.isPrivate && !(await sql.isMember.get(roomId, socket.user.id)))
     return reply(socket, ack, 'room:error', 'forbidden', 'Not a member of this private room');
-  sql.addMember.run(roomId, socket.user.id, now);
+  await sql.addMember.run(roomId, socket.user.id, now);
   socket.join(`room:${roomId}`);
   socket.to(`room:${roomId}`).emit('room:userJoined', { roomId: payload?.roomId ?? payload, user: socket.user });
   if (typeof ack === 'function') ack({ ok: true, roomId, room: { id: roomId, isPrivate: !!room.isPrivate } });
 }
 
-function onRoomLeave(socket, payload, ack) {
+async function onRoomLeave(socket, payload, ack) {
   const roomId = roomIdOf(payload);
   if (roomId === null)
     return reply(socket, ack, 'room:error', 'invalid_payload', 'roomId must be a string of 1 to 128 bytes or an integer');
   socket.leave(`room:${roomId}`);
-  sql.removeMember.run(roomId, socket.user.id);
+  await sql.removeMember.run(roomId, socket.user.id);
   socket.to(`room:${roomId}`).emit('room:userLeft', { roomId, userId: socket.user.id });
   if (typeof ack === 'function') ack({ ok: true, roomId });
 }
@@ -191,7 +238,7 @@ function checkText(socket, data, ack, errorEvent) {
   return true;
 }
 
-function onMessageSend(socket, data, ack) {
+async function onMessageSend(socket, data, ack) {
   if (!checkText(socket, data, ack, 'message:error')) return;
   const roomId = roomIdOf(data);
   if (roomId === null)
@@ -199,11 +246,9 @@ function onMessageSend(socket, data, ack) {
   if (!socket.rooms.has(`room:${roomId}`))
     return reply(socket, ack, 'message:error', 'forbidden', 'Join the room first');
   // Seed 003: Message.create, then Message.findByPk with its sender, then the broadcast.
-  const created = sql.addMessage.run({
-    roomId, senderId: socket.user.id, recipientId: null, text: data.text, type: 'room',
-    createdAt: new Date().toISOString(),
-  });
-  const saved = sql.findMessage.get(created.lastInsertRowid);
+  const created = await sql.addMessage.run(roomId, socket.user.id, null, data.text, 'room',
+    new Date().toISOString());
+  const saved = await sql.findMessage.get(created.lastInsertRowid);
   const message = {
     id: String(saved.id), roomId: data.roomId, sender: socket.user, text: data.text,
     createdAt: saved.createdAt,
@@ -212,16 +257,14 @@ function onMessageSend(socket, data, ack) {
   if (typeof ack === 'function') ack({ ok: true, message });
 }
 
-function onDmSend(socket, data, ack) {
+async function onDmSend(socket, data, ack) {
   if (!checkText(socket, data, ack, 'dm:error')) return;
   const recipientId = data.recipientId === undefined ? null : String(data.recipientId);
-  if (!recipientId || !sql.findUser.get(recipientId))
+  if (!recipientId || !(await sql.findUser.get(recipientId)))
     return reply(socket, ack, 'dm:error', 'not_found', 'Recipient not found');
-  const created = sql.addMessage.run({
-    roomId: null, senderId: socket.user.id, recipientId, text: data.text, type: 'direct',
-    createdAt: new Date().toISOString(),
-  });
-  const saved = sql.findMessage.get(created.lastInsertRowid);
+  const created = await sql.addMessage.run(null, socket.user.id, recipientId, data.text, 'direct',
+    new Date().toISOString());
+  const saved = await sql.findMessage.get(created.lastInsertRowid);
   const message = {
     id: String(saved.id), senderId: socket.user.id, recipientId, text: data.text,
     createdAt: saved.createdAt, sender: socket.user,
@@ -240,15 +283,15 @@ function onTyping(socket, data, isTyping, ack) {
   if (typeof ack === 'function') ack({ ok: true });
 }
 
-function setPresence(socket, status) {
-  sql.upsertPresence.run(socket.user.id, status, new Date().toISOString());
+async function setPresence(socket, status) {
+  await sql.upsertPresence.run(socket.user.id, status, new Date().toISOString());
   socket.broadcast.emit('user:status', { userId: socket.user.id, status });
 }
 
 chat.use(authenticate);
 chat.use((socket, next) => {
-  sql.upsertUser.run(socket.user);
-  next();
+  const { id, firstName, lastName, role, avatar } = socket.user;
+  sql.upsertUser.run(id, firstName, lastName, role, avatar).then(() => next(), next);
 });
 chat.on('connection', (socket) => {
   const count = (socketsPerUser.get(socket.user.id) || 0) + 1;
@@ -283,6 +326,7 @@ async function listen() {
     await Promise.all([pubClient.connect(), subClient.connect()]);
     io.adapter(createAdapter(pubClient, subClient));
   }
+  await database.ready;
   server.listen(port, '127.0.0.1', () => {
     console.log(`listening on 127.0.0.1:${server.address().port}`);
   });
@@ -292,8 +336,9 @@ listen();
 function stop() {
   io.close();
   server.close();
-  db.close();
-  process.exit(0);
+  Promise.resolve(database.close()).finally(() => process.exit(0));
 }
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// A failed query fails that event (the seeds catch and log theirs), never the server.
+process.on('unhandledRejection', (error) => console.error('error:', error.message));
