@@ -6,7 +6,7 @@
 #   cluster: cluster/*.test.js, two SIOC_ECHO nodes and one Node node on a redis-server
 #                                                          (server: SIOC_ECHO)
 #   chat example: chat/*.test.js                          (server: SIOC_CHAT)
-#   daemon: daemon/*.test.js, `sioc serve` end to end     (binary: SIOC_BIN)
+#   daemon: daemon/*.test.js + python/test_daemon_python.py, `sioc serve` end to end (SIOC_BIN)
 #   web: web/*.test.js, examples/web in Debian's Chromium  (binary: SIOC_BIN; /usr/bin/chromium)
 #
 #   tests/integration/run.sh                      # against the Node references
@@ -154,6 +154,11 @@ if want daemon; then
     echo "run.sh: daemon under test: $SIOC_BIN serve"
     # Each file starts its own daemons (and redis-server) on free loopback ports.
     node --test --test-concurrency=4 "$@" daemon/*.test.js || status=1
+    if python_deps 'socketio, engineio, requests, websocket' python3-socketio python3-engineio python3-requests python3-websocket; then
+      "$PYTHON" python/test_daemon_python.py -v || status=1
+    else
+      status=1
+    fi
   else
     echo "run.sh: daemon suite not run: set SIOC_BIN (the sioc binary) or EIO_ECHO to a build's eio-echo"
   fi
