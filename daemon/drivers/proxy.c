@@ -25,13 +25,15 @@
 
 #define PROXY_ERROR_EVENT "proxy:error"
 #define PROXY_MAX_ANSWER (1024 * 1024)
+/* Where the rooms of a connect answer wait in socket.data until on_connection joins them: they
+ * go with the socket if it never connects. */
+#define PROXY_PENDING_ROOMS "sioc:rooms"
 
 typedef struct proxy_s {
     driver_base_t base;
     http_client_t *http;
     char *connect_url;
     char *event_url;
-    json_t *pending_rooms; /* socket id -> rooms the connect answer named, until on_connection */
 } proxy_t;
 
 typedef struct proxy_socket_s {
@@ -123,8 +125,8 @@ static void on_connect_answer(int status, json_t *body, const char *error, int c
         json_object_update(socket_data, data_in);
     if (valid_user(user))
         json_object_set(socket_data, "user", user);
-    if (json_is_array(rooms) && proxy->pending_rooms != NULL)
-        json_object_set(proxy->pending_rooms, sioc_socket_id(request->socket), rooms);
+    if (json_is_array(rooms))
+        json_object_set(socket_data, PROXY_PENDING_ROOMS, rooms);
     sioc_next(request->next);
     connect_done(request);
 }
@@ -295,7 +297,6 @@ static void proxy_event(sioc_socket_t *socket, const sioc_event_t *event, void *
 
 static void on_connection(sioc_socket_t *socket, void *data)
 {
-    proxy_t *proxy = data;
     proxy_socket_t *state = calloc(1, sizeof(*state));
     if (state == NULL) {
         sioc_socket_disconnect(socket, 0);
@@ -303,9 +304,9 @@ static void on_connection(sioc_socket_t *socket, void *data)
     }
     driver_socket_init(&state->order);
     sioc_socket_set_user(socket, state);
-    json_t *rooms = json_object_get(proxy->pending_rooms, sioc_socket_id(socket));
-    each_room(rooms, socket, 1);
-    json_object_del(proxy->pending_rooms, sioc_socket_id(socket));
+    json_t *socket_data = sioc_socket_data(socket);
+    each_room(json_object_get(socket_data, PROXY_PENDING_ROOMS), socket, 1);
+    json_object_del(socket_data, PROXY_PENDING_ROOMS);
 }
 
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
@@ -369,7 +370,6 @@ static void proxy_release(driver_base_t *base)
     proxy_t *proxy = (proxy_t *)base;
     free(proxy->connect_url);
     free(proxy->event_url);
-    json_decref(proxy->pending_rooms);
     free(proxy);
 }
 
@@ -400,10 +400,9 @@ static int proxy_setup(channel_t *channel, char *error, size_t error_size)
         driver_base_init(&proxy->base, channel, proxy_release);
         proxy->connect_url = option_string(channel->config, "connectUrl");
         proxy->event_url = option_string(channel->config, "eventUrl");
-        proxy->pending_rooms = json_object();
         proxy->http = http_client_new(channel->daemon->loop, &options);
     }
-    if (proxy == NULL || proxy->http == NULL || proxy->pending_rooms == NULL) {
+    if (proxy == NULL || proxy->http == NULL) {
         if (proxy != NULL)
             driver_base_detach(&proxy->base);
         snprintf(error, error_size, "channels.\"%s\": cannot start the proxy's HTTP client",

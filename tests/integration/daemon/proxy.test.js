@@ -54,7 +54,7 @@ async function startBackEnd() {
   app.post('/carolina/connect', async (req, res) => {
     const sess = await sessionOf(req.body.handshake);
     const userId = sess?.passport?.user;
-    res.json({ accept: true, user: userId ? { id: userId } : null, data: { sessionId: sess?.sid ?? null } });
+    res.json({ accept: true, user: userId ? { id: userId } : null, data: { sessionId: sess?.sid ?? null }, rooms: userId ? [] : ['visitors'] });
   });
   app.post('/carolina/event', (req, res) => {
     const { event, args, user, data } = req.body;
@@ -189,6 +189,11 @@ describe('proxy driver: the channel logic in an Express back end', () => {
     assert.deepEqual(user.got.find(([e]) => e === 'checked-in'), ['checked-in', userId]);
     await sleep(100);
     assert.deepEqual(visitor.got, [['connect']], 'the visitor is in no member room');
+    // The connect answer's rooms: visitors were put in 'visitors'.
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['for visitors'], rooms: ['visitors'] });
+    await until(() => visitor.got.length === 2, 'the visitors event');
+    assert.deepEqual(visitor.got[1], ['some-event', 'for visitors']);
+    assert.equal(user.got.filter(([e]) => e === 'some-event').length, 2, 'the member is not a visitor');
   });
 
   it('VMT through the proxy: SYNC_SOCKET binds only the session\'s user; notifications then arrive', async () => {
