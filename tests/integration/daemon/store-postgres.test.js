@@ -3,7 +3,8 @@
 // database; the server restarts under chat load (no acknowledged message lost,
 // none stored twice); a daemon is SIGKILLed under load (every acknowledged
 // message is in the table); a database that is down at start is a clear error
-// and exit status 1.
+// and exit status 1. Two daemons on one PostgreSQL and one Redis (cluster.redis) deliver
+// each other's messages live.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, createRoom, runSioc, writeConfig,
-  REPO_ROOT, ISO_RE,
+  REPO_ROOT, ISO_RE, haveRedis, startRedis,
 } from '../lib/daemon.js';
 import { ask, Clients } from '../lib/sio.js';
 import { havePostgres, startPostgres } from '../lib/postgres.js';
@@ -145,5 +146,53 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
     const result = await runSioc(['check-config', file], { cwd: dir });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /nourl\.json:3: store: the postgres store needs "url"/);
+  });
+});
+
+describe('a cluster: two daemons on one PostgreSQL and one Redis', {
+  skip: !havePostgres() ? 'PostgreSQL is not installed' : !haveRedis() ? 'redis-server is not installed' : false,
+}, () => {
+  let pg;
+  let redis;
+  const nodes = [];
+  const ann = makeUser('Ann');
+  const bob = makeUser('Bob');
+
+  before(async () => {
+    requireBin();
+    pg = await startPostgres();
+    redis = await startRedis();
+    const dir = tempDir('pg-cluster');
+    const config = baseConfig(dir, {
+      store: { driver: 'postgres', url: pg.url },
+      cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` } },
+    });
+    nodes.push(await startDaemon(dir, config, { name: 'a.json' }));
+    nodes.push(await startDaemon(dir, config, { name: 'b.json' }));
+  });
+  after(async () => {
+    for (const node of nodes) await node.stopChecked();
+    await redis?.stop();
+    await pg?.stop();
+  });
+
+  it('a message sent on one node reaches the other live and is in its history; a DM back', async (t) => {
+    const [a, b] = nodes;
+    const room = await createRoom(a, { name: 'Cluster' });
+    const annSocket = await connectAs(new Clients(a, t), ann);
+    const bobSocket = await connectAs(new Clients(b, t), bob);
+    for (const socket of [annSocket, bobSocket]) assert.equal((await ask(socket, 'room:join', room.id)).ok, true);
+    const live = new Promise((resolve) => bobSocket.once('message:received', resolve));
+    const ack = await ask(annSocket, 'message:send', { roomId: room.id, text: 'across nodes' });
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    assert.deepEqual(await live, ack.message);
+    const history = await ask(bobSocket, 'room:history', { roomId: room.id });
+    assert.deepEqual(history.messages.map((m) => m.id), [ack.message.id]);
+    const dm = new Promise((resolve) => annSocket.once('dm:received', resolve));
+    const dmAck = await ask(bobSocket, 'dm:send', { recipientId: ann.id, text: 'back' });
+    assert.equal(dmAck.ok, true, JSON.stringify(dmAck));
+    assert.equal((await dm).text, 'back');
+    const [row] = await pg.rows('SELECT count(*)::int AS n FROM sioc.direct_messages');
+    assert.equal(row.n, 1);
   });
 });
