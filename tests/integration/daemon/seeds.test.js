@@ -374,6 +374,20 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     assert.equal(tab1.got.length, 3, 'the user tabs got the broadcast, not the session event');
   });
 
+  it('a visitor who logs in while connected: its next session_id joins user.{id} (the session is read again)', async () => {
+    const userId = ++numericIds;
+    const cookie = await backEnd.visit();
+    const visitor = await page(cookie);
+    const sid = decodeURIComponent(cookie.split('=')[1]).slice(2).split('.')[0];
+    const ask = () => new Promise((resolve) => visitor.socket.emit('session_id', sid, (a) => resolve(a)));
+    assert.deepEqual(await ask(), { ok: true, rooms: [`session.${sid}`] });
+    await backEnd.login(cookie, userId);
+    assert.deepEqual(await ask(), { ok: true, rooms: [`session.${sid}`, `user.${userId}`] });
+    await daemon.apiOk('POST', `/users/${userId}/emit`, { event: 'some-event', args: ['welcome'] });
+    await until(() => visitor.got.length === 2, 'emitToUser after login');
+    assert.deepEqual(visitor.got[1], 'welcome');
+  });
+
   it('the back end puts sockets in rooms and disconnects them through the HTTP API (by user, socket id or room)', async () => {
     const userId = ++numericIds;
     const userCookie = await backEnd.visit();
