@@ -334,22 +334,60 @@ static void route_healthz(api_call_t *call)
     reply(call, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-static void on_ready_probe(api_call_t *call, int error, const char *message, json_t *result)
+/* The store must answer the readiness read within this, or the daemon is not ready. */
+#define READY_STORE_TIMEOUT_MS 2000
+
+/* One readiness read: it outlives its call when the timer answers first, and goes once both the
+ * timer handle is closed and the store has answered (it always does, at the latest on close). */
+typedef struct ready_probe_s {
+    api_call_t *call; /* NULL once answered */
+    uv_timer_t timer;
+    int references;
+} ready_probe_t;
+
+static void ready_probe_release(ready_probe_t *probe)
 {
-    /* The probe reads a user that never exists: "not found" is the store answering. */
-    if (error != 0 && error != STORE_ENOTFOUND) {
-        reply(call, 503,
-              json_pack("{s:s,s:{s:s,s:s}}", "status", "unavailable", "checks", "listening", "ok",
-                        "store", message != NULL ? message : "failed"));
-        return;
-    }
-    reply(
-        call, 200,
-        json_pack("{s:s,s:{s:s,s:s}}", "status", "ok", "checks", "listening", "ok", "store", "ok"));
+    if (--probe->references == 0)
+        free(probe);
 }
 
-/* Listening (the Socket.IO server is up) and the store answers a read through its queue, so a
- * store thread that is stuck behind a full disk shows here as a probe that times out. */
+static void on_ready_timer_closed(uv_handle_t *handle)
+{
+    ready_probe_release(handle->data);
+}
+
+static void ready_answer(ready_probe_t *probe, int status, const char *store)
+{
+    api_call_t *call = probe->call;
+    probe->call = NULL;
+    uv_timer_stop(&probe->timer);
+    uv_close((uv_handle_t *)&probe->timer, on_ready_timer_closed);
+    reply(call, status,
+          json_pack("{s:s,s:{s:s,s:s}}", "status", status == 200 ? "ok" : "unavailable", "checks",
+                    "listening", "ok", "store", store));
+}
+
+static void on_ready_timeout(uv_timer_t *timer)
+{
+    ready_answer(timer->data, 503, "no answer within 2000 ms");
+}
+
+static void on_ready_read(int error, const char *message, json_t *result, void *data)
+{
+    ready_probe_t *probe = data;
+    /* The probe reads a user that never exists: "not found" is the store answering. */
+    if (probe->call != NULL) {
+        if (error != 0 && error != STORE_ENOTFOUND)
+            ready_answer(probe, 503, message != NULL ? message : "failed");
+        else
+            ready_answer(probe, 200, "ok");
+    }
+    ready_probe_release(probe);
+}
+
+/* Listening (the Socket.IO server is up) and the store answers a read through its queue within
+ * READY_STORE_TIMEOUT_MS, so a store stuck behind a full disk or a database that is down is
+ * "not ready" rather than a probe that hangs. */
 static void route_readyz(api_call_t *call)
 {
     daemon_t *daemon = call->api->daemon;
@@ -359,8 +397,19 @@ static void route_readyz(api_call_t *call)
                         "not listening"));
         return;
     }
-    store_call(call, STORE_USER_GET, json_pack("{s:s}", "id", "sioc-readiness-probe"), NULL,
-               on_ready_probe);
+    json_t *params = json_pack("{s:s}", "id", "sioc-readiness-probe");
+    ready_probe_t *probe = params != NULL ? calloc(1, sizeof(*probe)) : NULL;
+    if (probe == NULL) {
+        json_decref(params);
+        reply(call, 500, NULL);
+        return;
+    }
+    probe->call = call;
+    probe->references = 2;
+    uv_timer_init(daemon->loop, &probe->timer);
+    probe->timer.data = probe;
+    uv_timer_start(&probe->timer, on_ready_timeout, READY_STORE_TIMEOUT_MS, 0);
+    store_request(daemon->store, STORE_USER_GET, params, on_ready_read, probe);
 }
 
 /* ---- POST /emit ---------------------------------------------------------------------------- */

@@ -6,7 +6,11 @@ import assert from 'node:assert/strict';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig, unique,
 } from '../lib/daemon.js';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { request } from '../lib/http.js';
+import { havePostgres, startPostgres } from '../lib/postgres.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -219,6 +223,84 @@ describe('SIGHUP', () => {
       await connectAs(c, makeUser('After'));
     } finally {
       await daemon.stopChecked();
+    }
+  });
+});
+
+describe('readiness and the database', { skip: havePostgres() ? false : 'PostgreSQL is not installed (scripts/install-deps --test)' }, () => {
+  it('/readyz is 503 within its 2 s bound while PostgreSQL is down, /healthz stays 200', async () => {
+    requireBin();
+    const pg = await startPostgres();
+    const dir = tempDir('ready-pg');
+    let daemon;
+    try {
+      daemon = await startDaemon(dir, baseConfig(dir, { store: { driver: 'postgres', url: pg.url } }));
+      const ready = await daemon.api('GET', '/readyz', undefined, { key: null });
+      assert.equal(ready.status, 200, ready.text);
+      await pg.stop();
+      const started = Date.now();
+      const down = await daemon.api('GET', '/readyz', undefined, { key: null });
+      const took = Date.now() - started;
+      assert.equal(down.status, 503, down.text);
+      assert.equal(down.json.status, 'unavailable');
+      assert.equal(down.json.checks.listening, 'ok');
+      assert.notEqual(down.json.checks.store, 'ok');
+      assert.ok(took < 4000, `answered in ${took} ms`);
+      const live = await daemon.api('GET', '/healthz', undefined, { key: null });
+      assert.equal(live.status, 200);
+    } finally {
+      if (daemon) {
+        const exit = await daemon.stop();
+        assert.doesNotMatch(daemon.stderr, /ERROR: (Address|Leak)Sanitizer|runtime error:/);
+        assert.notEqual(exit, null);
+      }
+      await pg.stop().catch(() => {});
+    }
+  });
+
+  it('/readyz is 503 after 2 s when the database hangs (every PostgreSQL process stopped)', async () => {
+    requireBin();
+    const pg = await startPostgres();
+    const dir = tempDir('ready-pg-hang');
+    let daemon;
+    let pids = [];
+    const signal = (name) => {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, name);
+        } catch {
+          // gone
+        }
+      }
+    };
+    try {
+      daemon = await startDaemon(dir, baseConfig(dir, { store: { driver: 'postgres', url: pg.url } }));
+      assert.equal((await daemon.api('GET', '/readyz', undefined, { key: null })).status, 200);
+      const postmaster = Number(fs.readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+      const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(postmaster)], { encoding: 'utf8' });
+      pids = [postmaster, ...children.split('\n').map(Number).filter(Boolean)];
+      signal('SIGSTOP');
+      const started = Date.now();
+      const hung = await daemon.api('GET', '/readyz', undefined, { key: null });
+      const took = Date.now() - started;
+      assert.equal(hung.status, 503, hung.text);
+      assert.deepEqual(hung.json, { status: 'unavailable', checks: { listening: 'ok', store: 'no answer within 2000 ms' } });
+      assert.ok(took >= 1900 && took < 4000, `answered in ${took} ms`);
+      assert.equal((await daemon.api('GET', '/healthz', undefined, { key: null })).status, 200);
+      signal('SIGCONT');
+      pids = [];
+      // The late answer of the first probe goes nowhere; the next probe is ready again.
+      let again;
+      for (let i = 0; i < 20; i++) {
+        again = await daemon.api('GET', '/readyz', undefined, { key: null });
+        if (again.status === 200) break;
+        await sleep(250);
+      }
+      assert.equal(again.status, 200, again.text);
+    } finally {
+      signal('SIGCONT');
+      if (daemon) await daemon.stopChecked();
+      await pg.stop();
     }
   });
 });
