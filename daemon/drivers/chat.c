@@ -1001,7 +1001,7 @@ static int chat_check_options(const config_t *config, const config_channel_t *ch
                               size_t error_size)
 {
     static const char *const known[] = {"autoCreateRooms", "presence", NULL};
-    if (driver_require_authentication(config, channel, "chat", error, error_size) != 0 ||
+    if (driver_require_authentication(config, channel, "chat", 0, error, error_size) != 0 ||
         driver_check_option_keys(config, channel, known, error, error_size) != 0)
         return -1;
     json_t *auto_create = json_object_get(channel->options, "autoCreateRooms");

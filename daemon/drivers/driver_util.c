@@ -78,14 +78,18 @@ int driver_check_option_keys(const config_t *config, const config_channel_t *cha
 }
 
 int driver_require_authentication(const config_t *config, const config_channel_t *channel,
-                                  const char *driver_name, char *error, size_t error_size)
+                                  const char *driver_name, int allow_optional, char *error,
+                                  size_t error_size)
 {
-    if (channel->auth != CONFIG_AUTH_NONE)
+    if (channel->auth != CONFIG_AUTH_NONE &&
+        (channel->auth != CONFIG_AUTH_OPTIONAL || allow_optional))
         return 0;
     const char *keys[] = {"channels", channel->name, "auth", NULL};
     int line = config_line_of(config, keys);
     const char *file = config->file != NULL ? config->file : "(default configuration)";
-    const char *message = "acts for a user: auth must be jwt, session or any, not none";
+    const char *message = channel->auth == CONFIG_AUTH_NONE
+                              ? "acts for a user: auth must be jwt, session or any, not none"
+                              : "acts for a user: auth must be jwt, session or any, not optional";
     if (line > 0)
         snprintf(error, error_size, "%s:%d: channels.\"%s\".auth: the %s driver %s", file, line,
                  channel->name, driver_name, message);

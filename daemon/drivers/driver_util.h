@@ -40,9 +40,12 @@ int driver_check_option_keys(const config_t *config, const config_channel_t *cha
 int driver_option_error(const config_t *config, const config_channel_t *channel, const char *key,
                         char *error, size_t error_size, const char *format, ...)
     __attribute__((format(printf, 6, 7)));
-/* Drivers that act for a user refuse channels with auth "none". 0 or -1 with error. */
+/* Drivers that act for a user refuse channels with auth "none", and "optional" unless they
+ * can bind an anonymous socket later (allow_optional: notifications' SYNC_SOCKET). 0 or -1
+ * with error. */
 int driver_require_authentication(const config_t *config, const config_channel_t *channel,
-                                  const char *driver_name, char *error, size_t error_size);
+                                  const char *driver_name, int allow_optional, char *error,
+                                  size_t error_size);
 
 /* ---- payloads (pure) ------------------------------------------------------------------------- */
 

@@ -694,7 +694,8 @@ static int notifications_check_options(const config_t *config, const config_chan
                                        char *error, size_t error_size)
 {
     static const char *const known[] = {"event", "replayUnread", NULL};
-    if (driver_require_authentication(config, channel, "notifications", error, error_size) != 0 ||
+    if (driver_require_authentication(config, channel, "notifications", 1, error, error_size) !=
+            0 ||
         driver_check_option_keys(config, channel, known, error, error_size) != 0)
         return -1;
     json_t *event = json_object_get(channel->options, "event");

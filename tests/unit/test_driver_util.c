@@ -263,14 +263,24 @@ static void test_require_authentication(void **state)
 {
     loaded_t *loaded = *state;
     assert_int_equal(driver_require_authentication(&loaded->config, &loaded->config.channels[0],
-                                                   "chat", loaded->error, sizeof(loaded->error)),
+                                                   "chat", 0, loaded->error, sizeof(loaded->error)),
                      0);
     assert_int_equal(driver_require_authentication(&loaded->config, &loaded->config.channels[1],
-                                                   "chat", loaded->error, sizeof(loaded->error)),
+                                                   "chat", 0, loaded->error, sizeof(loaded->error)),
                      -1);
     assert_string_equal(loaded->error,
                         "sioc.json:10: channels.\"/home\".auth: the chat driver acts for a user: "
                         "auth must be jwt, session or any, not none");
+    /* optional: refused unless the driver binds users later (notifications). */
+    config_channel_t optional = loaded->config.channels[0];
+    optional.auth = CONFIG_AUTH_OPTIONAL;
+    assert_int_equal(driver_require_authentication(&loaded->config, &optional, "notifications", 1,
+                                                   loaded->error, sizeof(loaded->error)),
+                     0);
+    assert_int_equal(driver_require_authentication(&loaded->config, &optional, "chat", 0,
+                                                   loaded->error, sizeof(loaded->error)),
+                     -1);
+    assert_non_null(strstr(loaded->error, "not optional"));
 }
 
 int main(void)

@@ -145,6 +145,12 @@ describe('sioc check-config', () => {
       message: (file, line) => `${file}:${line}: channels."/".auth: the chat driver acts for a user: auth must be jwt, session or any, not none`,
     },
     {
+      what: 'a chat channel with optional authentication',
+      patch: (c) => { c.channels['/'].auth = 'optional'; },
+      needle: '"auth": "optional"',
+      message: (file, line) => `${file}:${line}: channels."/".auth: the chat driver acts for a user: auth must be jwt, session or any, not optional`,
+    },
+    {
       what: 'a proxy channel without connectUrl or eventUrl',
       patch: (c) => { c.channels['/'] = { driver: 'proxy', auth: 'none', options: { timeoutMs: 1000 } }; },
       needle: '"/": {',
