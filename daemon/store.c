@@ -1792,6 +1792,17 @@ static void batch_reset(request_t *batch, batch_counts_t *counts)
     counts->requests = 0;
 }
 
+/* The optimistic run ended early (see below): every request as queued again, for the careful
+ * run (1), or, when the connection went meanwhile, every one failed as unavailable (0). */
+static int batch_restart(store_t *store, request_t *batch, batch_counts_t *counts)
+{
+    batch_reset(batch, counts);
+    if (!store->lost)
+        return 1;
+    batch_lost(NULL, batch);
+    return 0;
+}
+
 /* Drivers whose failed statements abort the whole transaction (PostgreSQL): a SAVEPOINT and a
  * RELEASE per request would be two more round trips per request for a rare failure. The batch
  * runs without them first; at the first failed statement it is rolled back and run again the
@@ -1805,11 +1816,8 @@ static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t
         counts->size++;
         if (request->refused)
             continue;
-        if (first == NULL && batch_begin(store, request, counts) != 0) {
-            if (store->lost)
-                batch_lost(NULL, request);
-            return !store->lost;
-        }
+        if (first == NULL && batch_begin(store, request, counts) != 0)
+            return batch_restart(store, batch, counts);
         first = first != NULL ? first : request;
         store->operation_name = operations[request->operation].name;
         request_operate(store, request);
@@ -1820,8 +1828,7 @@ static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t
         }
         if (store->driver->aborted(store->connection)) {
             control_quiet(store, SIOC__SQL_ROLLBACK);
-            batch_reset(batch, counts);
-            return !store->lost;
+            return batch_restart(store, batch, counts);
         }
     }
     if (first != NULL)
