@@ -583,10 +583,10 @@ static int parse_cluster_mode(context_t *c, json_t *v)
 {
     if (set_string(c, v, &CONFIG(c)->cluster.mode) != 0)
         return -1;
-    if (strcmp(CONFIG(c)->cluster.mode, "classic") == 0)
+    if (strcmp(CONFIG(c)->cluster.mode, "classic") == 0 ||
+        strcmp(CONFIG(c)->cluster.mode, "sharded") == 0)
         return 0;
-    return fail(c, "unknown mode \"%s\" (expected classic; sharded is not supported yet)",
-                CONFIG(c)->cluster.mode);
+    return fail(c, "unknown mode \"%s\" (expected classic or sharded)", CONFIG(c)->cluster.mode);
 }
 static int parse_cluster_key(context_t *c, json_t *v)
 {

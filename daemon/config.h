@@ -87,7 +87,7 @@ typedef struct config_s {
     struct {
         int enabled;
         char *redis_url; /* "redis://host:port" (required when enabled) */
-        char *mode;      /* "classic" ("sharded": not yet) */
+        char *mode;      /* "classic" | "sharded" (SPUBLISH, subscriptionMode dynamic) */
         char *key;       /* channel prefix, as @socket.io/redis-adapter's key: "socket.io" */
         uint32_t requests_timeout_ms;  /* 5000 */
         uint32_t presence_interval_ms; /* chat presence heartbeat: 2000 (a dead node: 3x) */

@@ -133,6 +133,8 @@ static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, s
     sioc_redis_options_init(&options);
     options.url = config->cluster.redis_url;
     options.key = config->cluster.key;
+    options.mode =
+        strcmp(config->cluster.mode, "sharded") == 0 ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
     options.requests_timeout_ms = config->cluster.requests_timeout_ms;
     options.log = on_cluster_log;
     int rc = sioc_redis_new(loop, &options, &cluster_redis);

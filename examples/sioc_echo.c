@@ -560,6 +560,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 typedef struct cluster_options_s {
     const char *redis_url;
     int sharded;
+    sioc_redis_subscription_t subscription_mode;
     uint32_t requests_timeout_ms;
 } cluster_options_t;
 
@@ -581,6 +582,7 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         {"redis", required_argument, 0, 'R'},
         {"redis-mode", required_argument, 0, 'M'},
         {"redis-requests-timeout", required_argument, 0, 'T'},
+        {"redis-subscription-mode", required_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
     static const char *cors[64];
@@ -630,6 +632,16 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         case 'T':
             cluster.requests_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'S':
+            if (strcmp(optarg, "dynamic") == 0)
+                cluster.subscription_mode = SIOC_REDIS_DYNAMIC;
+            else if (strcmp(optarg, "static") == 0)
+                cluster.subscription_mode = SIOC_REDIS_STATIC;
+            else if (strcmp(optarg, "dynamic-private") == 0)
+                cluster.subscription_mode = SIOC_REDIS_DYNAMIC_PRIVATE;
+            else
+                return -1;
+            break;
         default:
             return -1;
         }
@@ -653,7 +665,8 @@ int main(int argc, char **argv)
                 "usage: %s [--host H] [--port P] [--path /socket.io/] [--ping-interval MS]\n"
                 "       [--ping-timeout MS] [--connect-timeout MS] [--cors ORIGIN]...\n"
                 "       [--recovery] [--parser msgpack] [--redis redis://HOST:PORT]\n"
-                "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n",
+                "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n"
+                "       [--redis-subscription-mode dynamic|static|dynamic-private]\n",
                 argv[0]);
         return 2;
     }
@@ -664,6 +677,7 @@ int main(int argc, char **argv)
         sioc_redis_options_init(&redis_options);
         redis_options.url = cluster.redis_url;
         redis_options.mode = cluster.sharded ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
+        redis_options.subscription_mode = cluster.subscription_mode;
         if (cluster.requests_timeout_ms > 0)
             redis_options.requests_timeout_ms = cluster.requests_timeout_ms;
         int redis_rc = sioc_redis_new(loop, &redis_options, &redis);

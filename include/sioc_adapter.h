@@ -153,8 +153,15 @@ sioc_adapter_ack_sink_new_relay(uv_loop_t *loop, const sioc_adapter_ack_relay_t 
 
 typedef enum sioc_redis_mode {
     SIOC_REDIS_CLASSIC = 0, /* PUBLISH / PSUBSCRIBE, createAdapter() */
-    SIOC_REDIS_SHARDED = 1, /* SPUBLISH / SSUBSCRIBE (Redis 7), createShardedAdapter(): not yet */
+    SIOC_REDIS_SHARDED = 1, /* SPUBLISH / SSUBSCRIBE (Redis 7), createShardedAdapter() */
 } sioc_redis_mode_t;
+
+/* The sharded adapter's subscriptionMode. */
+typedef enum sioc_redis_subscription {
+    SIOC_REDIS_DYNAMIC = 0,         /* a channel per public room (not a socket id): the default */
+    SIOC_REDIS_STATIC = 1,          /* the namespace's channel and this node's only */
+    SIOC_REDIS_DYNAMIC_PRIVATE = 2, /* a channel per room, socket id rooms included */
+} sioc_redis_subscription_t;
 
 typedef void (*sioc_redis_log_cb)(const char *line, void *data);
 
@@ -162,16 +169,17 @@ typedef struct sioc_redis_options_s {
     /* "redis://[[user]:password@]host[:port][/db]" sets host, port and password (Pub/Sub
      * ignores the db); NULL: the fields below. */
     const char *url;
-    const char *host;                         /* "127.0.0.1" */
-    int port;                                 /* 6379 */
-    const char *password;                     /* NULL: no AUTH */
-    const char *key;                          /* channel prefix: "socket.io" */
-    sioc_redis_mode_t mode;                   /* SIOC_REDIS_CLASSIC */
-    uint32_t requests_timeout_ms;             /* fetchSockets, serverSideEmit acks: 5000 */
-    int publish_on_specific_response_channel; /* answer on <key>-response#<nsp>#<uid># (0) */
-    size_t max_message_size;                  /* bigger channel messages are dropped: 1 MiB */
-    uint32_t reconnect_min_ms;                /* backoff after a lost connection: 100 .. */
-    uint32_t reconnect_max_ms;                /* .. doubling up to 5000 */
+    const char *host;                            /* "127.0.0.1" */
+    int port;                                    /* 6379 */
+    const char *password;                        /* NULL: no AUTH */
+    const char *key;                             /* channel prefix: "socket.io" */
+    sioc_redis_mode_t mode;                      /* SIOC_REDIS_CLASSIC */
+    sioc_redis_subscription_t subscription_mode; /* sharded: SIOC_REDIS_DYNAMIC */
+    uint32_t requests_timeout_ms;                /* fetchSockets, serverSideEmit acks: 5000 */
+    int publish_on_specific_response_channel;    /* answer on <key>-response#<nsp>#<uid># (0) */
+    size_t max_message_size;                     /* bigger channel messages are dropped: 1 MiB */
+    uint32_t reconnect_min_ms;                   /* backoff after a lost connection: 100 .. */
+    uint32_t reconnect_max_ms;                   /* .. doubling up to 5000 */
     /* One line per state change (connected, lost, reconnecting) and per dropped message; NULL
      * writes them to stderr as "sioc redis: <line>". */
     sioc_redis_log_cb log;
@@ -183,7 +191,7 @@ typedef struct sioc_redis_s sioc_redis_t;
 SIOC_API void sioc_redis_options_init(sioc_redis_options_t *options);
 /* One pair of Redis connections (publish, subscribe) for every namespace of a server; it
  * connects at once and reconnects by itself. Options are copied. SIOC_EINVAL for a URL that is
- * not redis:// (no TLS yet) or a sharded mode (not yet). */
+ * not redis:// (no TLS yet). */
 SIOC_API int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options,
                             sioc_redis_t **out);
 /* Closes the connections and frees it; call after sioc_server_close's callback. */

@@ -41,6 +41,7 @@ struct sioc_redis_s {
     link_t publish, subscribe;
     redis_adapter_t *adapters;
     request_t *requests; /* by id */
+    int sharded;         /* SPUBLISH / SSUBSCRIBE, ClusterAdapter messages */
     uint64_t log_window_start;
     unsigned logged_in_window;
     int open_handles;
@@ -194,6 +195,8 @@ static int poll_attach(redisAsyncContext *context, uv_loop_t *loop)
 
 static void link_connect(link_t *link);
 static void subscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter);
+static void on_sharded_message(sioc_redis_t *redis, const char *channel, size_t channel_length,
+                               const uint8_t *bytes, size_t length);
 static void on_handle_closed(uv_handle_t *handle);
 
 static void on_reconnect_timer(uv_timer_t *timer)
@@ -289,8 +292,9 @@ static void publish(sioc_redis_t *redis, const char *channel, const void *bytes,
 {
     if (!redis->publish.up)
         return; /* the lost connection was logged; local delivery goes on */
-    const char *argv[3] = {"PUBLISH", channel, bytes};
-    size_t lengths[3] = {7, strlen(channel), length};
+    const char *command = redis->sharded ? "SPUBLISH" : "PUBLISH";
+    const char *argv[3] = {command, channel, bytes};
+    size_t lengths[3] = {strlen(command), strlen(channel), length};
     redisAsyncCommandArgv(redis->publish.context, NULL, NULL, 3, argv, lengths);
 }
 
@@ -401,8 +405,10 @@ static void request_on_count(request_t *request, size_t servers, int known)
         }
         request->expected = request->kind == REQUEST_FETCH ? servers : servers - 1;
         request->answered = request->kind == REQUEST_FETCH ? 1 : 0; /* this server */
-        publish(request->redis, request->adapter->request_channel, request->message,
-                strlen(request->message));
+        publish(request->redis,
+                request->redis->sharded ? request->adapter->channel
+                                        : request->adapter->request_channel,
+                request->message, strlen(request->message));
         return;
     }
 }
@@ -439,8 +445,11 @@ static void request_count_servers(request_t *request)
     }
     query->redis = redis;
     memcpy(query->id, request->id, sizeof(query->id));
-    const char *argv[3] = {"PUBSUB", "NUMSUB", request->adapter->request_channel};
-    size_t lengths[3] = {6, 6, strlen(request->adapter->request_channel)};
+    /* the sharded adapter counts the subscribers of its main channel */
+    const char *counted =
+        redis->sharded ? request->adapter->channel : request->adapter->request_channel;
+    const char *argv[3] = {"PUBSUB", redis->sharded ? "SHARDNUMSUB" : "NUMSUB", counted};
+    size_t lengths[3] = {6, strlen(argv[1]), strlen(counted)};
     if (redisAsyncCommandArgv(redis->publish.context, on_numsub, query, 3, argv, lengths) !=
         REDIS_OK) {
         free(query);
@@ -468,12 +477,37 @@ static void respond(redis_adapter_t *adapter, const char *uid, json_t *response)
 typedef struct relay_s {
     sioc_redis_t *redis;
     char *channel;
+    char *nsp; /* sharded: the envelope's nsp and uid */
+    char uid[SIOC_ADAPTER_UID_SIZE];
     char request_id[SIOC_ADAPTER_UID_SIZE];
 } relay_t;
+
+/* A ClusterAdapter response {type, data, uid, nsp} on channel. */
+static void publish_sharded(sioc_redis_t *redis, const char *channel, const char *uid,
+                            const char *nsp, int type, json_t *data,
+                            const sioc_binary_t *attachments, size_t attachment_count)
+{
+    size_t length = 0;
+    uint8_t *bytes = data != NULL ? sioc__redis_encode_sharded(uid, nsp, type, data, attachments,
+                                                               attachment_count, &length)
+                                  : NULL;
+    if (bytes != NULL)
+        publish(redis, channel, bytes, length);
+    free(bytes);
+    json_decref(data);
+}
 
 static void relay_client_count(size_t clients, void *data)
 {
     relay_t *relay = data;
+    if (relay->redis->sharded) {
+        publish_sharded(relay->redis, relay->channel, relay->uid, relay->nsp,
+                        SIOC__SHARDED_BROADCAST_CLIENT_COUNT,
+                        json_pack("{s:s,s:I}", "requestId", relay->request_id, "clientCount",
+                                  (json_int_t)clients),
+                        NULL, 0);
+        return;
+    }
     publish_json(relay->redis, relay->channel,
                  json_pack("{s:i,s:s,s:I}", "type", SIOC__REDIS_BROADCAST_CLIENT_COUNT, "requestId",
                            relay->request_id, "clientCount", (json_int_t)clients));
@@ -484,6 +518,14 @@ static void relay_ack(const sioc_event_t *response, void *data)
     relay_t *relay = data;
     /* Node's broadcast acks carry each client's first argument. */
     json_t *first = json_array_get(response->args, 0);
+    if (relay->redis->sharded) {
+        publish_sharded(relay->redis, relay->channel, relay->uid, relay->nsp,
+                        SIOC__SHARDED_BROADCAST_ACK,
+                        json_pack("{s:s,s:O}", "requestId", relay->request_id, "packet",
+                                  first != NULL ? first : json_null()),
+                        response->attachments, response->attachment_count);
+        return;
+    }
     size_t length = 0;
     uint8_t *bytes = sioc__redis_encode_broadcast_ack(
         relay->request_id, first, response->attachments, response->attachment_count, &length);
@@ -496,6 +538,7 @@ static void relay_release(void *data)
 {
     relay_t *relay = data;
     free(relay->channel);
+    free(relay->nsp);
     free(relay);
 }
 
@@ -504,7 +547,9 @@ static const sioc_adapter_ack_relay_t relay_hooks = {relay_client_count, relay_a
 static char *response_channel_for(redis_adapter_t *adapter, const char *uid)
 {
     char channel[1024];
-    if (adapter->redis->options.publish_on_specific_response_channel && uid != NULL)
+    if (adapter->redis->sharded) /* doPublishResponse: <key>#<nsp>#<requester uid># */
+        snprintf(channel, sizeof(channel), "%s%s#", adapter->channel, uid != NULL ? uid : "");
+    else if (adapter->redis->options.publish_on_specific_response_channel && uid != NULL)
         snprintf(channel, sizeof(channel), "%s%s#", adapter->response_channel, uid);
     else
         snprintf(channel, sizeof(channel), "%s", adapter->response_channel);
@@ -527,6 +572,8 @@ static void answer_broadcast_with_ack(redis_adapter_t *adapter, sioc__redis_mess
         return;
     }
     relay->redis = adapter->redis;
+    relay->nsp = strdup(sioc_namespace_name(adapter->base.nsp));
+    snprintf(relay->uid, sizeof(relay->uid), "%s", adapter->base.uid);
     snprintf(relay->request_id, sizeof(relay->request_id), "%s", message->request_id);
     sioc_adapter_ack_sink_t *sink =
         sioc_adapter_ack_sink_new_relay(adapter->redis->loop, &relay_hooks, relay);
@@ -547,6 +594,8 @@ typedef struct reply_s {
     sioc_adapter_reply_t base;
     sioc_redis_t *redis;
     char *channel;
+    char *nsp; /* sharded: the envelope's nsp and uid */
+    char uid[SIOC_ADAPTER_UID_SIZE];
     char request_id[SIOC_ADAPTER_UID_SIZE];
 } reply_t;
 
@@ -554,12 +603,22 @@ static void reply_drop(sioc_adapter_reply_t *base)
 {
     reply_t *reply = (reply_t *)base;
     free(reply->channel);
+    free(reply->nsp);
     free(reply);
 }
 
 static void reply_send(sioc_adapter_reply_t *base, json_t *arg)
 {
     reply_t *reply = (reply_t *)base;
+    if (reply->redis->sharded) {
+        publish_sharded(reply->redis, reply->channel, reply->uid, reply->nsp,
+                        SIOC__SHARDED_SERVER_SIDE_EMIT_RESPONSE,
+                        json_pack("{s:s,s:o}", "requestId", reply->request_id, "packet",
+                                  arg != NULL ? arg : json_null()),
+                        NULL, 0);
+        reply_drop(base);
+        return;
+    }
     publish_json(reply->redis, reply->channel,
                  json_pack("{s:i,s:s,s:o}", "type", SIOC__REDIS_SERVER_SIDE_EMIT, "requestId",
                            reply->request_id, "data", arg != NULL ? arg : json_null()));
@@ -574,11 +633,16 @@ static void answer_server_side_emit(redis_adapter_t *adapter, sioc__redis_messag
         return;
     }
     reply_t *reply = calloc(1, sizeof(*reply));
-    /* Node answers serverSideEmit on the shared response channel, whatever the option. */
-    if (reply == NULL || (reply->channel = strdup(adapter->response_channel)) == NULL) {
+    /* Node's classic adapter answers serverSideEmit on the shared response channel, whatever
+     * the option; the sharded one on the requester's. */
+    if (reply == NULL ||
+        (reply->channel = adapter->redis->sharded ? response_channel_for(adapter, message->uid)
+                                                  : strdup(adapter->response_channel)) == NULL) {
         free(reply);
         return;
     }
+    reply->nsp = strdup(sioc_namespace_name(adapter->base.nsp));
+    snprintf(reply->uid, sizeof(reply->uid), "%s", adapter->base.uid);
     reply->base.send = reply_send;
     reply->base.drop = reply_drop;
     reply->redis = adapter->redis;
@@ -808,14 +872,30 @@ static void on_subscription(redisAsyncContext *context, void *reply_data, void *
         is_bulk(reply->element[3]))
         on_channel_message(redis, reply->element[2]->str, reply->element[2]->len,
                            (const uint8_t *)reply->element[3]->str, reply->element[3]->len, 1);
-    else if (strcmp(kind, "message") == 0 && is_bulk(reply->element[1]) &&
+    else if (strcmp(kind, "smessage") == 0 && redis->sharded && is_bulk(reply->element[1]) &&
+             is_bulk(reply->element[2]))
+        on_sharded_message(redis, reply->element[1]->str, reply->element[1]->len,
+                           (const uint8_t *)reply->element[2]->str, reply->element[2]->len);
+    else if (strcmp(kind, "message") == 0 && !redis->sharded && is_bulk(reply->element[1]) &&
              is_bulk(reply->element[2]))
         on_channel_message(redis, reply->element[1]->str, reply->element[1]->len,
                            (const uint8_t *)reply->element[2]->str, reply->element[2]->len, 0);
 }
 
+static void sharded_subscribe(sioc_redis_t *redis, const char *const *channels, size_t count,
+                              int subscribe);
+static void sharded_subscribe_rooms(sioc_redis_t *redis, redis_adapter_t *adapter);
+
 static void subscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter)
 {
+    if (redis->sharded) {
+        if (!redis->subscribe.up)
+            return;
+        const char *channels[2] = {adapter->channel, adapter->specific_channel};
+        sharded_subscribe(redis, channels, 2, 1);
+        sharded_subscribe_rooms(redis, adapter);
+        return;
+    }
     if (!redis->subscribe.up)
         return; /* on_connected subscribes every adapter */
     redisAsyncContext *context = redis->subscribe.context;
@@ -830,7 +910,9 @@ static void subscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter)
 
 static void unsubscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter)
 {
-    if (!redis->subscribe.up || redis->closing)
+    /* sharded: the classic subscriptions that keep hiredis in subscribed mode stay until the
+     * connection goes (messages for a namespace that went are ignored). */
+    if (!redis->subscribe.up || redis->closing || redis->sharded)
         return;
     redisAsyncContext *context = redis->subscribe.context;
     const char *pattern[2] = {"PUNSUBSCRIBE", adapter->pattern};
@@ -1054,6 +1136,366 @@ static char *format(const char *a, const char *b, const char *c, const char *d)
     return text;
 }
 
+/* ---- sharded mode: ClusterAdapter messages on SPUBLISH / SSUBSCRIBE ------------------------- */
+
+/* hiredis 0.14 knows no SSUBSCRIBE: it would take each smessage for the reply to a command and
+ * abort on the first it cannot match. A classic SUBSCRIBE of the same names puts it in
+ * subscribed mode and registers our callback under those names, which is where it then looks
+ * smessages up. Nothing PUBLISHes on them in sharded mode (a classic emitter's messages on the
+ * main channel are ignored). */
+static void sharded_subscribe(sioc_redis_t *redis, const char *const *channels, size_t count,
+                              int subscribe)
+{
+    if (!redis->subscribe.up || count == 0 || count > 8)
+        return;
+    const char *argv[9];
+    size_t lengths[9];
+    for (size_t i = 0; i < count; i++) {
+        argv[i + 1] = channels[i];
+        lengths[i + 1] = strlen(channels[i]);
+    }
+    const char *commands[2] = {subscribe ? "SUBSCRIBE" : "SUNSUBSCRIBE",
+                               subscribe ? "SSUBSCRIBE" : "UNSUBSCRIBE"};
+    for (int i = 0; i < 2; i++) {
+        argv[0] = commands[i];
+        lengths[0] = strlen(commands[i]);
+        redisAsyncCommandArgv(redis->subscribe.context, on_subscription, redis, (int)count + 1,
+                              argv, lengths);
+    }
+}
+
+/* subscriptionMode: "dynamic" gives public rooms (not a socket id here) a channel each,
+ * "dynamic-private" every room, "static" none. */
+static int has_room_channel(const redis_adapter_t *adapter, const char *room)
+{
+    sioc_redis_subscription_t mode = adapter->redis->options.subscription_mode;
+    if (mode == SIOC_REDIS_DYNAMIC_PRIVATE)
+        return 1;
+    return mode == SIOC_REDIS_DYNAMIC && sioc_namespace_socket(adapter->base.nsp, room) == NULL;
+}
+
+static void sharded_room(redis_adapter_t *adapter, const char *room, int subscribe)
+{
+    char channel[1024];
+    snprintf(channel, sizeof(channel), "%s%s#", adapter->channel, room);
+    const char *channels[1] = {channel};
+    sharded_subscribe(adapter->redis, channels, 1, subscribe);
+}
+
+static void sharded_subscribe_rooms(sioc_redis_t *redis, redis_adapter_t *adapter)
+{
+    json_t *rooms = adapter->base.local->rooms(adapter->base.nsp);
+    size_t index;
+    json_t *room;
+    json_array_foreach(rooms, index, room)
+    {
+        if (has_room_channel(adapter, json_string_value(room)))
+            sharded_room(adapter, json_string_value(room), 1);
+    }
+    json_decref(rooms);
+}
+
+static void sharded_room_created(sioc_adapter_t *base, const char *room)
+{
+    if (has_room_channel((redis_adapter_t *)base, room))
+        sharded_room((redis_adapter_t *)base, room, 1);
+}
+
+static void sharded_room_deleted(sioc_adapter_t *base, const char *room)
+{
+    if (has_room_channel((redis_adapter_t *)base, room))
+        sharded_room((redis_adapter_t *)base, room, 0);
+}
+
+static void sharded_publish(redis_adapter_t *adapter, const char *channel, int type, json_t *data,
+                            const sioc_binary_t *attachments, size_t attachment_count)
+{
+    publish_sharded(adapter->redis, channel, adapter->base.uid,
+                    sioc_namespace_name(adapter->base.nsp), type, data, attachments,
+                    attachment_count);
+}
+
+/* {rooms, except, flags} as encodeOptions() writes them. */
+static json_t *sharded_opts(const sioc_adapter_opts_t *opts)
+{
+    json_t *value = sioc__redis_opts_json(opts);
+    json_t *flags = json_object();
+    if (opts->flags & SIOC_BROADCAST_VOLATILE)
+        json_object_set_new(flags, "volatile", json_true());
+    if (opts->timeout_ms > 0)
+        json_object_set_new(flags, "timeout", json_integer(opts->timeout_ms));
+    json_object_set_new(value, "flags", flags);
+    return value;
+}
+
+static json_t *sharded_packet(sioc_adapter_t *base, const sioc_adapter_packet_t *packet)
+{
+    return json_pack("{s:i,s:O,s:s}", "type", SIOC_SIO_EVENT, "data", packet->data, "nsp",
+                     sioc_namespace_name(base->nsp));
+}
+
+static void sharded_broadcast(sioc_adapter_t *base, const sioc_adapter_packet_t *packet,
+                              const sioc_adapter_opts_t *opts)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL)) {
+        /* computeChannel(): one room with a channel of its own goes there */
+        char channel[1024];
+        sioc_redis_subscription_t mode = adapter->redis->options.subscription_mode;
+        if (opts->room_count == 1 &&
+            ((mode == SIOC_REDIS_DYNAMIC && strlen(opts->rooms[0]) != SIOC_SOCKET_ID_LENGTH) ||
+             mode == SIOC_REDIS_DYNAMIC_PRIVATE))
+            snprintf(channel, sizeof(channel), "%s%s#", adapter->channel, opts->rooms[0]);
+        else
+            snprintf(channel, sizeof(channel), "%s", adapter->channel);
+        sharded_publish(adapter, channel, SIOC__SHARDED_BROADCAST,
+                        json_pack("{s:o,s:o}", "packet", sharded_packet(base, packet), "opts",
+                                  sharded_opts(opts)),
+                        packet->attachments, packet->attachment_count);
+    }
+    base->local->broadcast(base->nsp, packet, opts);
+}
+
+static void sharded_broadcast_with_ack(sioc_adapter_t *base, const sioc_adapter_packet_t *packet,
+                                       const sioc_adapter_opts_t *opts,
+                                       sioc_adapter_ack_sink_t *sink)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    request_t *request = NULL;
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL))
+        request = request_new(adapter, REQUEST_BROADCAST, opts->timeout_ms);
+    if (request == NULL) {
+        sioc_adapter_ack_sink_server_count(sink, 1);
+        base->local->broadcast_with_ack(base->nsp, packet, opts, sink);
+        return;
+    }
+    request->sink = sink;
+    sioc_adapter_ack_sink_ref(sink);
+    sharded_publish(adapter, adapter->channel, SIOC__SHARDED_BROADCAST,
+                    json_pack("{s:o,s:s,s:o}", "packet", sharded_packet(base, packet), "requestId",
+                              request->id, "opts", sharded_opts(opts)),
+                    packet->attachments, packet->attachment_count);
+    base->local->broadcast_with_ack(base->nsp, packet, opts, sink);
+    request_count_servers(request);
+}
+
+/* A request published once the server count is known (request_on_count). */
+static int sharded_request(redis_adapter_t *adapter, request_t *request, int type, json_t *data)
+{
+    size_t length = 0;
+    request->message = (char *)sioc__redis_encode_sharded(
+        adapter->base.uid, sioc_namespace_name(adapter->base.nsp), type, data, NULL, 0, &length);
+    json_decref(data);
+    if (request->message == NULL) {
+        request_finish(request, SIOC_ENOMEM);
+        return 0;
+    }
+    request_count_servers(request);
+    return 0;
+}
+
+static int sharded_fetch_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *opts,
+                                 sioc_fetch_sockets_cb callback, void *data)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    json_t *local = base->local->fetch_sockets(base->nsp, opts);
+    if (local == NULL)
+        return SIOC_ENOMEM;
+    request_t *request = NULL;
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL))
+        request = request_new(adapter, REQUEST_FETCH, 0);
+    if (request == NULL) {
+        callback(0, local, data);
+        json_decref(local);
+        return 0;
+    }
+    request->results = local;
+    request->callback.fetch = callback;
+    request->data = data;
+    return sharded_request(
+        adapter, request, SIOC__SHARDED_FETCH_SOCKETS,
+        json_pack("{s:o,s:s}", "opts", sharded_opts(opts), "requestId", request->id));
+}
+
+static void sharded_add_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *opts,
+                                const char *const *rooms, size_t room_count)
+{
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL))
+        sharded_publish((redis_adapter_t *)base, ((redis_adapter_t *)base)->channel,
+                        SIOC__SHARDED_SOCKETS_JOIN,
+                        json_pack("{s:o,s:o}", "opts", sharded_opts(opts), "rooms",
+                                  names_json(rooms, room_count)),
+                        NULL, 0);
+    base->local->add_sockets(base->nsp, opts, rooms, room_count);
+}
+
+static void sharded_del_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *opts,
+                                const char *const *rooms, size_t room_count)
+{
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL))
+        sharded_publish((redis_adapter_t *)base, ((redis_adapter_t *)base)->channel,
+                        SIOC__SHARDED_SOCKETS_LEAVE,
+                        json_pack("{s:o,s:o}", "opts", sharded_opts(opts), "rooms",
+                                  names_json(rooms, room_count)),
+                        NULL, 0);
+    base->local->del_sockets(base->nsp, opts, rooms, room_count);
+}
+
+static void sharded_disconnect_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *opts,
+                                       int close)
+{
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL))
+        sharded_publish((redis_adapter_t *)base, ((redis_adapter_t *)base)->channel,
+                        SIOC__SHARDED_DISCONNECT_SOCKETS,
+                        json_pack("{s:o,s:b}", "opts", sharded_opts(opts), "close", close), NULL,
+                        0);
+    base->local->disconnect_sockets(base->nsp, opts, close);
+}
+
+static int sharded_server_side_emit(sioc_adapter_t *base, json_t *data,
+                                    sioc_server_side_ack_cb callback, void *callback_data)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    if (callback == NULL) {
+        sharded_publish(adapter, adapter->channel, SIOC__SHARDED_SERVER_SIDE_EMIT,
+                        json_pack("{s:O}", "packet", data), NULL, 0);
+        return 0;
+    }
+    request_t *request = request_new(adapter, REQUEST_SERVER_SIDE_EMIT, 0);
+    if (request == NULL || (request->results = json_array()) == NULL)
+        return request != NULL ? (request_finish(request, SIOC_ENOMEM), 0) : SIOC_ENOMEM;
+    request->callback.server_side = callback;
+    request->data = callback_data;
+    return sharded_request(adapter, request, SIOC__SHARDED_SERVER_SIDE_EMIT,
+                           json_pack("{s:s,s:O}", "requestId", request->id, "packet", data));
+}
+
+static void sharded_response(redis_adapter_t *adapter, sioc__redis_message_t *message)
+{
+    request_t *request = request_find(adapter->redis, message->request_id);
+    if (request == NULL || request->adapter != adapter)
+        return;
+    if (request->kind == REQUEST_BROADCAST) {
+        if (message->type == SIOC__SHARDED_BROADCAST_CLIENT_COUNT) {
+            sioc_adapter_ack_sink_client_count(request->sink, (size_t)message->client_count);
+        } else if (message->type == SIOC__SHARDED_BROADCAST_ACK) {
+            json_t *args = json_pack("[O]", message->payload ? message->payload : json_null());
+            sioc_binary_t binaries[SIOC__REDIS_MAX_ATTACHMENTS + 1];
+            to_binaries(message, binaries);
+            sioc_event_t response = {"", args, binaries, message->attachment_count, -1};
+            sioc_adapter_ack_sink_ack(request->sink, &response);
+            json_decref(args);
+        }
+        return;
+    }
+    if (request->kind == REQUEST_FETCH && request->expected > 0 &&
+        message->type == SIOC__SHARDED_FETCH_SOCKETS_RESPONSE)
+        json_array_extend(request->results, message->sockets);
+    else if (request->kind == REQUEST_SERVER_SIDE_EMIT && request->expected > 0 &&
+             message->type == SIOC__SHARDED_SERVER_SIDE_EMIT_RESPONSE)
+        json_array_append(request->results, message->payload ? message->payload : json_null());
+    else
+        return;
+    if (++request->answered >= request->expected)
+        request_finish(request, 0);
+}
+
+static void sharded_on_message(redis_adapter_t *adapter, sioc__redis_message_t *message)
+{
+    const sioc_adapter_local_t *local = adapter->base.local;
+    sioc_namespace_t *nsp = adapter->base.nsp;
+    sioc_binary_t binaries[SIOC__REDIS_MAX_ATTACHMENTS + 1];
+    to_binaries(message, binaries);
+    message->opts.flags &= ~SIOC_BROADCAST_LOCAL;
+    switch (message->type) {
+    case SIOC__SHARDED_BROADCAST:
+        if (message->request_id != NULL) {
+            answer_broadcast_with_ack(adapter, message);
+        } else {
+            sioc_adapter_packet_t packet = {message->data, binaries, message->attachment_count};
+            local->broadcast(nsp, &packet, &message->opts);
+        }
+        break;
+    case SIOC__SHARDED_SOCKETS_JOIN:
+        local->add_sockets(nsp, &message->opts, message->rooms, message->room_count);
+        break;
+    case SIOC__SHARDED_SOCKETS_LEAVE:
+        local->del_sockets(nsp, &message->opts, message->rooms, message->room_count);
+        break;
+    case SIOC__SHARDED_DISCONNECT_SOCKETS:
+        local->disconnect_sockets(nsp, &message->opts, message->close);
+        break;
+    case SIOC__SHARDED_FETCH_SOCKETS: {
+        char *channel = response_channel_for(adapter, message->uid);
+        if (channel != NULL)
+            publish_sharded(adapter->redis, channel, adapter->base.uid, sioc_namespace_name(nsp),
+                            SIOC__SHARDED_FETCH_SOCKETS_RESPONSE,
+                            json_pack("{s:s,s:o}", "requestId", message->request_id, "sockets",
+                                      local->fetch_sockets(nsp, &message->opts)),
+                            NULL, 0);
+        free(channel);
+        break;
+    }
+    case SIOC__SHARDED_SERVER_SIDE_EMIT:
+        answer_server_side_emit(adapter, message);
+        break;
+    case SIOC__SHARDED_FETCH_SOCKETS_RESPONSE:
+    case SIOC__SHARDED_SERVER_SIDE_EMIT_RESPONSE:
+    case SIOC__SHARDED_BROADCAST_CLIENT_COUNT:
+    case SIOC__SHARDED_BROADCAST_ACK:
+        sharded_response(adapter, message);
+        break;
+    default: /* heartbeats and ADAPTER_CLOSE: the sharded adapter keeps no node list */
+        break;
+    }
+}
+
+static void on_sharded_message(sioc_redis_t *redis, const char *channel, size_t channel_length,
+                               const uint8_t *bytes, size_t length)
+{
+    char printable[256];
+    snprintf(printable, sizeof(printable), "%.*s",
+             (int)(channel_length < 200 ? channel_length : 200), channel);
+    if (length > redis->options.max_message_size) {
+        log_drop(redis, printable, "larger than max_message_size");
+        return;
+    }
+    for (redis_adapter_t *adapter = redis->adapters; adapter != NULL; adapter = adapter->next) {
+        size_t prefix = strlen(adapter->channel);
+        if (channel_length < prefix || memcmp(channel, adapter->channel, prefix) != 0)
+            continue;
+        sioc__redis_message_t message;
+        const char *error = NULL;
+        if (sioc__redis_decode_sharded(bytes, length, &message, &error) != 0) {
+            log_drop(redis, printable, error);
+            return;
+        }
+        if (is_own(adapter, &message)) {
+            /* ignore self */
+        } else if (strcmp(message.nsp, sioc_namespace_name(adapter->base.nsp)) != 0) {
+            log_drop(redis, printable, "message for another namespace");
+        } else {
+            sharded_on_message(adapter, &message);
+        }
+        sioc__redis_message_clear(&message);
+        return;
+    }
+}
+
+static const sioc_adapter_ops_t sharded_adapter_ops = {
+    .broadcast = sharded_broadcast,
+    .broadcast_with_ack = sharded_broadcast_with_ack,
+    .fetch_sockets = sharded_fetch_sockets,
+    .add_sockets = sharded_add_sockets,
+    .del_sockets = sharded_del_sockets,
+    .disconnect_sockets = sharded_disconnect_sockets,
+    .server_side_emit = sharded_server_side_emit,
+    .server_count = redis_server_count,
+    .room_created = sharded_room_created,
+    .room_deleted = sharded_room_deleted,
+    .destroy = redis_destroy,
+};
+
 int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local, void *data,
                                sioc_adapter_t **out)
 {
@@ -1061,19 +1503,21 @@ int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t
     redis_adapter_t *adapter = calloc(1, sizeof(*adapter));
     if (adapter == NULL)
         return SIOC_ENOMEM;
-    adapter->base.ops = &redis_adapter_ops;
+    adapter->base.ops = redis->sharded ? &sharded_adapter_ops : &redis_adapter_ops;
     adapter->base.nsp = nsp;
     adapter->base.local = local;
-    sioc__adapter_make_uid(adapter->base.uid, 6); /* uid2(6), as the Node adapter */
+    /* uid2(6) as the classic adapter, 16 characters as ClusterAdapter's randomBytes(8) hex */
+    sioc__adapter_make_uid(adapter->base.uid, redis->sharded ? 16 : 6);
     adapter->redis = redis;
     const char *name = sioc_namespace_name(nsp);
     adapter->channel = format(redis->key, "#", name, "#");
     adapter->pattern = format(redis->key, "#", name, "#*");
     adapter->request_channel = format(redis->key, "-request#", name, "#");
     adapter->response_channel = format(redis->key, "-response#", name, "#");
-    adapter->specific_channel = adapter->response_channel
-                                    ? format(adapter->response_channel, adapter->base.uid, "#", "")
-                                    : NULL;
+    /* classic: <key>-response#<nsp>#<uid>#; sharded: its response channel <key>#<nsp>#<uid># */
+    const char *specific_prefix = redis->sharded ? adapter->channel : adapter->response_channel;
+    adapter->specific_channel =
+        specific_prefix ? format(specific_prefix, adapter->base.uid, "#", "") : NULL;
     if (adapter->channel == NULL || adapter->pattern == NULL || adapter->request_channel == NULL ||
         adapter->specific_channel == NULL) {
         redis_destroy(&adapter->base);
@@ -1135,8 +1579,10 @@ static int copy_options(sioc_redis_t *redis, const sioc_redis_options_t *options
 {
     redis->options = *options;
     redis->options.url = NULL;
-    if (options->mode != SIOC_REDIS_CLASSIC || options->key == NULL)
+    if ((options->mode != SIOC_REDIS_CLASSIC && options->mode != SIOC_REDIS_SHARDED) ||
+        options->key == NULL)
         return SIOC_EINVAL;
+    redis->sharded = options->mode == SIOC_REDIS_SHARDED;
     redis->key = strdup(options->key);
     if (options->url != NULL) {
         int rc = parse_url(redis, options->url);

@@ -443,3 +443,107 @@ json_t *sioc__redis_opts_json(const sioc_adapter_opts_t *opts)
     return json_pack("{s:o,s:o}", "rooms", names_json(opts->rooms, opts->room_count), "except",
                      names_json(opts->except, opts->except_count));
 }
+
+/* ---- sharded mode -----------------------------------------------------------------------------
+ */
+
+static const char *read_sharded_data(sioc__redis_message_t *out, json_t *data)
+{
+    json_t *request_id = json_object_get(data, "requestId");
+    if (request_id != NULL && !json_is_string(request_id))
+        return ERROR_REQUEST_ID;
+    out->request_id = json_string_value(request_id);
+    const char *envelope_nsp = out->nsp;
+    const char *problem = NULL;
+    switch (out->type) {
+    case SIOC__SHARDED_BROADCAST:
+        problem = read_packet(json_object_get(data, "packet"), out);
+        out->nsp = envelope_nsp;
+        return problem != NULL ? problem : read_opts(json_object_get(data, "opts"), out);
+    case SIOC__SHARDED_SOCKETS_JOIN:
+    case SIOC__SHARDED_SOCKETS_LEAVE:
+        problem = read_opts(json_object_get(data, "opts"), out);
+        if (problem == NULL && !json_is_array(json_object_get(data, "rooms")))
+            problem = ERROR_NAMES;
+        return problem != NULL
+                   ? problem
+                   : read_names(json_object_get(data, "rooms"), &out->rooms, &out->room_count);
+    case SIOC__SHARDED_DISCONNECT_SOCKETS:
+        out->close = json_is_true(json_object_get(data, "close"));
+        return read_opts(json_object_get(data, "opts"), out);
+    case SIOC__SHARDED_FETCH_SOCKETS:
+        problem = read_opts(json_object_get(data, "opts"), out);
+        return problem != NULL || out->request_id != NULL ? problem : ERROR_REQUEST_ID;
+    case SIOC__SHARDED_FETCH_SOCKETS_RESPONSE:
+        out->sockets = json_object_get(data, "sockets");
+        if (!json_is_array(out->sockets))
+            return ERROR_FIELD;
+        return out->request_id != NULL ? NULL : ERROR_REQUEST_ID;
+    case SIOC__SHARDED_SERVER_SIDE_EMIT:
+        out->payload = json_object_get(data, "packet");
+        return json_is_string(json_array_get(out->payload, 0)) ? NULL : ERROR_DATA;
+    case SIOC__SHARDED_BROADCAST_CLIENT_COUNT: {
+        json_t *count = json_object_get(data, "clientCount");
+        if (!json_is_integer(count) || json_integer_value(count) < 0)
+            return ERROR_FIELD;
+        out->client_count = json_integer_value(count);
+        return out->request_id != NULL ? NULL : ERROR_REQUEST_ID;
+    }
+    case SIOC__SHARDED_SERVER_SIDE_EMIT_RESPONSE:
+    case SIOC__SHARDED_BROADCAST_ACK:
+        out->payload = json_object_get(data, "packet");
+        return out->request_id != NULL ? NULL : ERROR_REQUEST_ID;
+    default: /* heartbeats, ADAPTER_CLOSE: nothing to read */
+        return NULL;
+    }
+}
+
+int sioc__redis_decode_sharded(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                               const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    const char *problem = decode_object(bytes, length, out);
+    json_t *type = problem == NULL ? json_object_get(out->value, "type") : NULL;
+    json_t *data = problem == NULL ? json_object_get(out->value, "data") : NULL;
+    if (problem == NULL &&
+        (out->uid == NULL || !json_is_string(json_object_get(out->value, "nsp"))))
+        problem = out->uid == NULL ? ERROR_UID : ERROR_NSP;
+    if (problem == NULL && (!json_is_integer(type) || json_integer_value(type) < 1 ||
+                            json_integer_value(type) > SIOC__SHARDED_ADAPTER_CLOSE))
+        problem = ERROR_TYPE;
+    if (problem == NULL && data != NULL && !json_is_object(data))
+        problem = ERROR_FIELD;
+    if (problem == NULL) {
+        out->type = (int)json_integer_value(type);
+        out->nsp = json_string_value(json_object_get(out->value, "nsp"));
+        /* decode_object took requestId from the envelope: here it lives in data */
+        problem = read_sharded_data(out, data);
+    }
+    return finish(problem, out, error);
+}
+
+uint8_t *sioc__redis_encode_sharded(const char *uid, const char *nsp, int type, json_t *data,
+                                    const sioc_binary_t *attachments, size_t attachment_count,
+                                    size_t *length)
+{
+    json_t *message =
+        json_pack("{s:i,s:O?,s:s,s:s}", "type", type, "data", data, "uid", uid, "nsp", nsp);
+    if (message == NULL)
+        return NULL;
+    uint8_t *bytes = NULL;
+    if (attachment_count == 0) {
+        char *text = json_dumps(message, JSON_COMPACT);
+        if (text != NULL) {
+            *length = strlen(text);
+            bytes = (uint8_t *)text;
+        }
+    } else {
+        writer_t writer;
+        if (writer_init(&writer, attachments, attachment_count) == 0) {
+            write_json(&writer, message);
+            bytes = writer_finish(&writer, length);
+        }
+    }
+    json_decref(message);
+    return bytes;
+}

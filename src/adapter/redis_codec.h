@@ -39,6 +39,23 @@ enum sioc__redis_request_type {
     SIOC__REDIS_BROADCAST_ACK = 9,
 };
 
+/* socket.io-adapter 2.5's ClusterAdapter MessageType (the sharded adapter's messages). */
+enum sioc__redis_sharded_type {
+    SIOC__SHARDED_INITIAL_HEARTBEAT = 1,
+    SIOC__SHARDED_HEARTBEAT = 2,
+    SIOC__SHARDED_BROADCAST = 3,
+    SIOC__SHARDED_SOCKETS_JOIN = 4,
+    SIOC__SHARDED_SOCKETS_LEAVE = 5,
+    SIOC__SHARDED_DISCONNECT_SOCKETS = 6,
+    SIOC__SHARDED_FETCH_SOCKETS = 7,
+    SIOC__SHARDED_FETCH_SOCKETS_RESPONSE = 8,
+    SIOC__SHARDED_SERVER_SIDE_EMIT = 9,
+    SIOC__SHARDED_SERVER_SIDE_EMIT_RESPONSE = 10,
+    SIOC__SHARDED_BROADCAST_CLIENT_COUNT = 11,
+    SIOC__SHARDED_BROADCAST_ACK = 12,
+    SIOC__SHARDED_ADAPTER_CLOSE = 13,
+};
+
 /* A decoded message. Strings and values point into value (owned); the name arrays and the
  * attachments are owned too: sioc__redis_message_clear releases everything. */
 typedef struct sioc__redis_message_s {
@@ -77,6 +94,17 @@ int sioc__redis_decode_request(const uint8_t *bytes, size_t length, sioc__redis_
  * array, clientCount a non-negative integer, packet / data any value when present. */
 int sioc__redis_decode_response(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
                                 const char **error);
+
+/* A sharded-mode message {uid, nsp, type, data} (JSON when it starts with '{', else msgpack):
+ * uid and nsp strings, type 1..13, data shaped per type (requestId, opts, rooms, close,
+ * packet, sockets, clientCount read into the fields above; nsp is the envelope's). */
+int sioc__redis_decode_sharded(const uint8_t *bytes, size_t length, sioc__redis_message_t *out,
+                               const char **error);
+/* {type, data, uid, nsp} as ClusterAdapter writes it: JSON, or msgpack when attachments (the
+ * placeholders in data) are given. data is borrowed. */
+uint8_t *sioc__redis_encode_sharded(const char *uid, const char *nsp, int type, json_t *data,
+                                    const sioc_binary_t *attachments, size_t attachment_count,
+                                    size_t *length);
 
 /* Encoders: malloc'd bytes (caller frees) and *length, or NULL (out of memory, or data the
  * encoder refuses: too deep). data is [name, ...args] with placeholders for attachments. */

@@ -1,7 +1,7 @@
 /* Redis adapter channel messages (adapter/redis_codec.h): the same bytes as a broadcast, a
- * request and a response. A refusal must name its reason and leave the message zeroed; a
- * decoded broadcast must keep the promises of the header (uid, nsp, a named event, bounded
- * rooms) and survive a round trip through the encoder with the same selection. */
+ * request, a sharded-mode message and a response. A refusal must name its reason and leave the
+ * message zeroed; a decoded broadcast must keep the promises of the header (uid, nsp, a named
+ * event, bounded rooms) and survive a round trip through the encoder with the same selection. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +61,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     error = NULL;
     if (sioc__redis_decode_request(data, size, &message, &error) == 0) {
         if (message.type < SIOC__REDIS_SOCKETS || message.type > SIOC__REDIS_BROADCAST)
+            abort();
+        sioc__redis_message_clear(&message);
+    } else {
+        check_refused(&message, error);
+    }
+    error = NULL;
+    if (sioc__redis_decode_sharded(data, size, &message, &error) == 0) {
+        if (message.uid == NULL || message.nsp == NULL || message.type < 1 || message.type > 13)
             abort();
         sioc__redis_message_clear(&message);
     } else {

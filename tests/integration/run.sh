@@ -140,8 +140,10 @@ fi
 
 if want cluster; then
   echo "run.sh: cluster nodes under test: ${SIOC_ECHO:-node $here/ref/sioc-echo.js (reference)} (x2) + ref/sioc-echo.js"
-  # One redis-server and three nodes for the whole file.
+  # One redis-server and three nodes per run: classic, then sharded in two subscription modes.
   node --test "$@" cluster/*.test.js || status=1
+  CLUSTER_MODE=sharded node --test "$@" cluster/*.test.js || status=1
+  CLUSTER_MODE=sharded CLUSTER_SUBSCRIPTION=static node --test "$@" cluster/*.test.js || status=1
 fi
 
 if want chat && [[ -n "${SIOC_CHAT:-}" ]]; then

@@ -320,6 +320,87 @@ static void test_responses(void **state)
         expect_refused(sioc__redis_decode_response, (const uint8_t *)bad[i], strlen(bad[i]), NULL);
 }
 
+/* Node (ClusterAdapter.encode with a binary argument, notepack.io 3.0.1):
+ * {type: 3, data: {packet: {type: 2, data: ["e", Buffer [1]]}, opts: {rooms: [], except: [],
+ *  flags: {}}}, uid: "abc", nsp: "/"} */
+static const char SHARDED_BINARY[] =
+    "84a47479706503a46461746182a67061636b657482a47479706502a46461746192a165c40101a46f70747383a572"
+    "6f6f6d7390a665786365707490a5666c61677380a3756964a3616263a36e7370a12f";
+
+static void test_sharded_messages(void **state)
+{
+    size_t length;
+    uint8_t *bytes = from_hex(SHARDED_BINARY, &length);
+    sioc__redis_message_t message;
+    const char *error = NULL;
+    assert_int_equal(sioc__redis_decode_sharded(bytes, length, &message, &error), 0);
+    assert_int_equal(message.type, SIOC__SHARDED_BROADCAST);
+    assert_string_equal(message.uid, "abc");
+    assert_string_equal(message.nsp, "/");
+    assert_null(message.request_id);
+    assert_int_equal(message.attachment_count, 1);
+    sioc__redis_message_clear(&message);
+    free(bytes);
+
+    const char *fetch = "{\"type\":7,\"data\":{\"opts\":{\"rooms\":[\"r\"],\"except\":[]},"
+                        "\"requestId\":\"q\"},\"uid\":\"u\",\"nsp\":\"/chat\"}";
+    assert_int_equal(
+        sioc__redis_decode_sharded((const uint8_t *)fetch, strlen(fetch), &message, &error), 0);
+    assert_string_equal(message.request_id, "q");
+    assert_string_equal(message.nsp, "/chat");
+    assert_int_equal(message.opts.room_count, 1);
+    sioc__redis_message_clear(&message);
+
+    /* the encoder: JSON without binaries, in ClusterAdapter's key order */
+    json_t *data = json_pack("{s:s,s:i}", "requestId", "q", "clientCount", 2);
+    uint8_t *encoded = sioc__redis_encode_sharded("u", "/", 11, data, NULL, 0, &length);
+    const char *expected = "{\"type\":11,\"data\":{\"requestId\":\"q\",\"clientCount\":2},\"uid\":"
+                           "\"u\",\"nsp\":\"/\"}";
+    assert_int_equal(length, strlen(expected));
+    assert_memory_equal(encoded, expected, length);
+    free(encoded);
+    json_decref(data);
+    /* with a binary: msgpack, decoded back to the same */
+    const uint8_t bin[] = {1};
+    sioc_binary_t attachments[] = {{bin, 1}};
+    data = json_pack("{s:{s:i,s:[s,{s:b,s:i}]},s:{s:[],s:[],s:{}}}", "packet", "type", 2, "data",
+                     "e", "_placeholder", 1, "num", 0, "opts", "rooms", "except", "flags");
+    encoded = sioc__redis_encode_sharded("abc", "/", 3, data, attachments, 1, &length);
+    assert_int_equal(sioc__redis_decode_sharded(encoded, length, &message, &error), 0);
+    assert_int_equal(message.attachment_count, 1);
+    assert_int_equal(message.attachments[0].data[0], 1);
+    sioc__redis_message_clear(&message);
+    free(encoded);
+    json_decref(data);
+
+    static const struct {
+        const char *text;
+        const char *reason;
+    } bad[] = {
+        {"{\"type\":3,\"nsp\":\"/\"}", "uid"},
+        {"{\"type\":3,\"uid\":\"u\"}", "nsp"},
+        {"{\"type\":0,\"uid\":\"u\",\"nsp\":\"/\"}", "type"},
+        {"{\"type\":14,\"uid\":\"u\",\"nsp\":\"/\"}", "type"},
+        {"{\"type\":3,\"uid\":\"u\",\"nsp\":\"/\",\"data\":[]}", "field"},
+        {"{\"type\":3,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"opts\":{}}}", "packet"},
+        {"{\"type\":7,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"opts\":{}}}", "requestId"},
+        {"{\"type\":4,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"opts\":{}}}", "rooms"},
+        {"{\"type\":8,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"requestId\":\"q\"}}", "field"},
+        {"{\"type\":9,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"packet\":[]}}", "data"},
+        {"{\"type\":11,\"uid\":\"u\",\"nsp\":\"/"
+         "\",\"data\":{\"requestId\":\"q\",\"clientCount\":-1}}",
+         "field"},
+        {"{\"type\":12,\"uid\":\"u\",\"nsp\":\"/\",\"data\":{\"requestId\":1}}", "requestId"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused(sioc__redis_decode_sharded, (const uint8_t *)bad[i].text,
+                       strlen(bad[i].text), bad[i].reason);
+    bytes = from_hex(SHARDED_BINARY, &length);
+    for (size_t cut = 0; cut < length; cut++)
+        expect_refused(sioc__redis_decode_sharded, bytes, cut, NULL);
+    free(bytes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_too_many_rooms),
         cmocka_unit_test(test_request_refusals),
         cmocka_unit_test(test_responses),
+        cmocka_unit_test(test_sharded_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

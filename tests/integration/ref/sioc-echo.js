@@ -8,6 +8,7 @@
 //       [--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS]
 //       [--cors ORIGIN]... [--recovery] [--parser msgpack]
 //       [--redis redis://HOST:PORT] [--redis-mode classic|sharded] [--redis-requests-timeout MS]
+//       [--redis-subscription-mode dynamic|static|dynamic-private] (sharded)
 //
 // --redis: the @socket.io/redis-adapter (createAdapter, or createShardedAdapter with
 // --redis-mode sharded) on two node-redis clients, so that broadcasts and the cluster
@@ -80,6 +81,7 @@ function parseArgs(argv) {
     redis: null,
     redisMode: 'classic',
     redisRequestsTimeout: 5000,
+    redisSubscriptionMode: 'dynamic',
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -104,6 +106,10 @@ function parseArgs(argv) {
         opts.redisMode = value;
         break;
       case '--redis-requests-timeout': opts.redisRequestsTimeout = parseInteger(flag, value); break;
+      case '--redis-subscription-mode':
+        if (!['dynamic', 'static', 'dynamic-private'].includes(value)) usage(`bad --redis-subscription-mode ${value}`);
+        opts.redisSubscriptionMode = value;
+        break;
       case '--parser':
         if (value !== 'msgpack' && value !== 'default') usage(`--parser takes msgpack or default, got ${value}`);
         opts.parser = value;
@@ -151,7 +157,7 @@ if (opts.redis) {
   await Promise.all([pubClient.connect(), subClient.connect()]);
   serverOptions.adapter =
     opts.redisMode === 'sharded'
-      ? createShardedAdapter(pubClient, subClient)
+      ? createShardedAdapter(pubClient, subClient, { subscriptionMode: opts.redisSubscriptionMode })
       : createAdapter(pubClient, subClient, { requestsTimeout: opts.redisRequestsTimeout });
 }
 
