@@ -463,6 +463,47 @@ static void on_recovered(sioc_socket_t *socket, const sioc_event_t *event, void 
     ack(socket, event, json_boolean(sioc_socket_recovered(socket)));
 }
 
+/* Packet middleware (socket.use), as the reference: "forbidden" is refused, "slow" waits. */
+typedef struct slow_event_s {
+    uv_timer_t timer;
+    sioc_event_next_t *next;
+} slow_event_t;
+
+static void on_slow_timer_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_slow_done(uv_timer_t *timer)
+{
+    slow_event_t *slow = timer->data;
+    sioc_event_next(slow->next, NULL);
+    uv_close((uv_handle_t *)&slow->timer, on_slow_timer_closed);
+}
+
+static void packet_middleware(sioc_socket_t *socket, const sioc_event_t *event,
+                              sioc_event_next_t *next, void *data)
+{
+    if (strcmp(event->name, "forbidden") == 0) {
+        sioc_event_next(next, "forbidden event");
+        return;
+    }
+    slow_event_t *slow = strcmp(event->name, "slow") == 0 ? malloc(sizeof(*slow)) : NULL;
+    if (slow == NULL) {
+        sioc_event_next(next, NULL);
+        return;
+    }
+    slow->next = next;
+    slow->timer.data = slow;
+    uv_timer_init(uv_default_loop(), &slow->timer);
+    uv_timer_start(&slow->timer, on_slow_done, 100, 0);
+}
+
+static void on_socket_error(sioc_socket_t *socket, const char *message, void *data)
+{
+    sioc_socket_emit(socket, "middleware-error", json_pack("[s]", message));
+}
+
 static void on_any(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     socket_state_t *state = sioc_socket_get_user(socket);
@@ -474,6 +515,8 @@ static void on_connection(sioc_socket_t *socket, void *data)
     sioc_socket_set_user(socket, calloc(1, sizeof(socket_state_t)));
     json_t *auth = sioc_socket_auth(socket);
     sioc_socket_emit(socket, "auth", json_pack("[O]", auth));
+    sioc_socket_use(socket, packet_middleware, NULL);
+    sioc_socket_on_error(socket, on_socket_error, NULL);
     const char *room = json_string_value(json_object_get(auth, "room"));
     if (room != NULL)
         sioc_socket_join(socket, room);
@@ -518,6 +561,7 @@ static const struct {
     {"server-side-emit-ack", on_server_side_emit_ack},
     {"server-count", on_server_count},
     {"count", on_count},
+    {"slow", on_message_with_ack},
 };
 
 static void setup_namespace(sioc_namespace_t *nsp)

@@ -320,6 +320,23 @@ SIOC_API json_t *sioc_socket_rooms(const sioc_socket_t *socket);
 /* Leaves the namespace ("server namespace disconnect"); close = 1 also closes the connection. */
 SIOC_API void sioc_socket_disconnect(sioc_socket_t *socket, int close);
 
+/* Per-socket packet middleware (Node's socket.use): every incoming event of the socket goes
+ * through the middlewares in the order they were added, after the catch-all (onAny) and
+ * before its handler. Each calls sioc_event_next() exactly once, now or later; event and
+ * everything it points to stay valid until then. With an error the event is dropped and the
+ * socket's error handler gets the message (Node emits "error" on the server-side socket); an
+ * event let through after its socket disconnected is dropped. SIOC_ENOMEM or 0. */
+typedef struct sioc_event_next_s sioc_event_next_t;
+typedef void (*sioc_packet_middleware_cb)(sioc_socket_t *socket, const sioc_event_t *event,
+                                          sioc_event_next_t *next, void *data);
+typedef void (*sioc_socket_error_cb)(sioc_socket_t *socket, const char *message, void *data);
+SIOC_API int sioc_socket_use(sioc_socket_t *socket, sioc_packet_middleware_cb middleware,
+                             void *data);
+/* error NULL lets the event go on; otherwise it is refused with that message (copied). */
+SIOC_API void sioc_event_next(sioc_event_next_t *next, const char *error);
+SIOC_API void sioc_socket_on_error(sioc_socket_t *socket, sioc_socket_error_cb callback,
+                                   void *data);
+
 /* Emit to one socket. args: a JSON array (taken) or NULL for no arguments. */
 SIOC_API int sioc_socket_emit(sioc_socket_t *socket, const char *event, json_t *args);
 SIOC_API int sioc_socket_emit_message(sioc_socket_t *socket, const char *event,

@@ -98,6 +98,9 @@ struct sioc_socket_s {
     sioc__sio_pending_ack_t *acks;   /* by id */
     sioc__membership_t *memberships; /* rooms, by name (adapter-owned entries) */
     uint64_t seen_mark;              /* broadcast de-duplication */
+    sioc__sio_callback_t *uses;      /* packet middleware (sioc_socket_use), in order */
+    uint32_t use_count;
+    sioc__sio_callback_t on_error; /* refusals of the packet middleware */
     uint64_t except_mark;
     UT_hash_handle hh;        /* nsp->sockets, by id */
     UT_hash_handle hh_client; /* client->sockets, by namespace name */

@@ -43,6 +43,7 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
         return;
     json_decref(socket->handshake);
     json_decref(socket->data);
+    free(socket->uses);
     free(socket);
 }
 
@@ -213,6 +214,115 @@ static sioc__sio_handler_t *find_handler(sioc_namespace_t *nsp, const char *even
     return handler;
 }
 
+static void dispatch(sioc_socket_t *socket, const sioc_event_t *event)
+{
+    sioc__sio_handler_t *handler = find_handler(socket->nsp, event->name);
+    if (handler != NULL && socket->state == SIO_SOCKET_CONNECTED)
+        handler->callback(socket, event, handler->data);
+}
+
+/* ---- packet middleware (socket.use) ------------------------------------------------------------
+ */
+
+/* An event on its way through the middlewares: a copy that outlives the packet. */
+struct sioc_event_next_s {
+    sioc_socket_t *socket; /* one reference */
+    sioc_event_t event;
+    size_t index; /* the middleware now deciding */
+    char *name;
+    sioc_binary_t *attachments;
+    uint8_t *bytes; /* the attachments' bytes, one allocation */
+};
+
+int sioc_socket_use(sioc_socket_t *socket, sioc_packet_middleware_cb middleware, void *data)
+{
+    sioc__sio_callback_t *uses = realloc(socket->uses, (socket->use_count + 1) * sizeof(*uses));
+    if (uses == NULL)
+        return SIOC_ENOMEM;
+    socket->uses = uses;
+    uses[socket->use_count].callback = (void *)middleware;
+    uses[socket->use_count].data = data;
+    socket->use_count++;
+    return 0;
+}
+
+void sioc_socket_on_error(sioc_socket_t *socket, sioc_socket_error_cb callback, void *data)
+{
+    socket->on_error.callback = (void *)callback;
+    socket->on_error.data = data;
+}
+
+static void free_next(sioc_event_next_t *next)
+{
+    json_decref(next->event.args);
+    free(next->name);
+    free(next->attachments);
+    free(next->bytes);
+    sioc__sio_socket_unref(next->socket);
+    free(next);
+}
+
+static sioc_event_next_t *copy_event(sioc_socket_t *socket, const sioc_event_t *event)
+{
+    sioc_event_next_t *next = calloc(1, sizeof(*next));
+    if (next == NULL)
+        return NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < event->attachment_count; i++)
+        total += event->attachments[i].length;
+    next->name = strdup(event->name);
+    next->attachments = calloc(event->attachment_count + 1, sizeof(sioc_binary_t));
+    next->bytes = malloc(total + 1);
+    if (next->name == NULL || next->attachments == NULL || next->bytes == NULL) {
+        free(next->name);
+        free(next->attachments);
+        free(next->bytes);
+        free(next);
+        return NULL;
+    }
+    size_t offset = 0;
+    for (size_t i = 0; i < event->attachment_count; i++) {
+        memcpy(next->bytes + offset, event->attachments[i].data, event->attachments[i].length);
+        next->attachments[i].data = next->bytes + offset;
+        next->attachments[i].length = event->attachments[i].length;
+        offset += event->attachments[i].length;
+    }
+    next->event = *event;
+    next->event.name = next->name;
+    next->event.args = json_incref(event->args);
+    next->event.attachments = next->attachments;
+    sioc__sio_socket_ref(socket);
+    next->socket = socket;
+    return next;
+}
+
+static void run_middleware(sioc_event_next_t *next)
+{
+    sioc_socket_t *socket = next->socket;
+    if (next->index >= socket->use_count) {
+        if (socket->state == SIO_SOCKET_CONNECTED)
+            dispatch(socket, &next->event);
+        free_next(next);
+        return;
+    }
+    sioc__sio_callback_t *use = &socket->uses[next->index];
+    ((sioc_packet_middleware_cb)use->callback)(socket, &next->event, next, use->data);
+}
+
+void sioc_event_next(sioc_event_next_t *next, const char *error)
+{
+    sioc_socket_t *socket = next->socket;
+    if (error != NULL) {
+        /* Node's _onerror(): the server-side socket's "error" event, whatever its state. */
+        if (socket->on_error.callback != NULL)
+            ((sioc_socket_error_cb)socket->on_error.callback)(socket, error, socket->on_error.data);
+        free_next(next);
+        return;
+    }
+    next->index++;
+    run_middleware(next);
+}
+
 void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
     sioc_binary_t small[16];
@@ -229,9 +339,14 @@ void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet
     sioc__sio_socket_ref(socket);
     if (root->on_any.callback != NULL)
         ((sioc_event_cb)root->on_any.callback)(socket, &event, root->on_any.data);
-    sioc__sio_handler_t *handler = find_handler(socket->nsp, event.name);
-    if (handler != NULL && socket->state == SIO_SOCKET_CONNECTED)
-        handler->callback(socket, &event, handler->data);
+    if (socket->use_count == 0 || socket->state != SIO_SOCKET_CONNECTED) {
+        dispatch(socket, &event);
+    } else {
+        /* Node runs onAny listeners, then the middlewares, then the handlers. */
+        sioc_event_next_t *next = copy_event(socket, &event);
+        if (next != NULL)
+            run_middleware(next);
+    }
     sioc__sio_socket_unref(socket);
     json_decref(event.args);
     if (attachments != small)

@@ -25,6 +25,10 @@
 //   auth.refuse truthy      → next(err), err.message "refused", err.data {reason:"test"}
 //   auth.delay a number     → next() after min(delay, 1000) ms
 // On connection: emit("auth", handshake.auth); join auth.room if a string.
+// Packet middleware (socket.use, every socket): an event "forbidden" → next(new Error(
+//   "forbidden event")); "slow" → next() after 100 ms; any other → next(). The socket's
+//   "error" event → emit("middleware-error", err.message).
+//   slow ...args, cb             → cb(...args)
 // Events (cb = the client's ack callback):
 //   message ...args              → emit("message-back", ...args)
 //   message-with-ack ...args, cb → cb(...args)
@@ -200,6 +204,17 @@ function onConnection(socket) {
 
   socket.emit('auth', auth);
   if (auth && typeof auth.room === 'string') socket.join(auth.room);
+
+  socket.use(([event], next) => {
+    if (event === 'forbidden') next(new Error('forbidden event'));
+    else if (event === 'slow') setTimeout(() => next(), 100);
+    else next();
+  });
+  socket.on('error', (err) => socket.emit('middleware-error', err.message));
+  socket.on('slow', (...all) => {
+    const [args, cb] = splitAck(all);
+    if (cb) cb(...args);
+  });
 
   socket.on('message', (...args) => {
     socket.emit('message-back', ...args);
