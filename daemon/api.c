@@ -15,6 +15,7 @@
 
 #include "api_fields.h"
 #include "api_routes.h"
+#include "auth_session.h"
 #include "drivers/notifications.h"
 #include "log.h"
 
@@ -362,9 +363,17 @@ static void ready_answer(ready_probe_t *probe, int status, const char *store)
     probe->call = NULL;
     uv_timer_stop(&probe->timer);
     uv_close((uv_handle_t *)&probe->timer, on_ready_timer_closed);
+    json_t *checks = json_pack("{s:s,s:s}", "listening", "ok", "store", store);
+    /* Session auth reads every connection's session from Redis: without it, nobody gets in. */
+    const struct auth_session_store_s *sessions = call->api->daemon->sessions;
+    if (sessions != NULL) {
+        int up = auth_session_store_connected(sessions);
+        json_object_set_new(checks, "sessions", json_string(up ? "ok" : "redis unavailable"));
+        if (!up)
+            status = 503;
+    }
     reply(call, status,
-          json_pack("{s:s,s:{s:s,s:s}}", "status", status == 200 ? "ok" : "unavailable", "checks",
-                    "listening", "ok", "store", store));
+          json_pack("{s:s,s:o}", "status", status == 200 ? "ok" : "unavailable", "checks", checks));
 }
 
 static void on_ready_timeout(uv_timer_t *timer)

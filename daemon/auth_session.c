@@ -260,6 +260,7 @@ struct auth_session_store_s {
     char *host, *prefix, *password;
     int port;
     redisAsyncContext *redis; /* NULL while waiting to reconnect */
+    int connected;            /* redis has finished connecting (for /readyz) */
     uv_timer_t reconnect_timer;
     uv_timer_t request_timer; /* calls back refused requests; watches the oldest in flight */
     uint64_t backoff_ms;
@@ -323,6 +324,7 @@ static void connection_drop(auth_session_store_t *store)
 {
     redisAsyncContext *redis = store->redis;
     store->redis = NULL;
+    store->connected = 0;
     redis->data = NULL; /* its connect/disconnect callbacks are ours no more */
     /* Every command still queued gets its reply callback with NULL, once; inside a hiredis
      * callback the free is deferred until it returns. */
@@ -427,9 +429,11 @@ static void on_connect(const redisAsyncContext *redis, int status)
         /* hiredis frees the context after this callback. */
         connect_failure_log(store, redis->errstr);
         store->redis = NULL;
+        store->connected = 0;
         reconnect_schedule(store);
         return;
     }
+    store->connected = 1;
     if (store->backoff_ms > RECONNECT_FIRST_MS)
         log_info("session store: connected to redis %s:%d", store->host, store->port);
     store->backoff_ms = RECONNECT_FIRST_MS;
@@ -443,6 +447,7 @@ static void on_disconnect(const redisAsyncContext *redis, int status)
     log_warn("session store: lost redis %s:%d: %s; reconnecting", store->host, store->port,
              status == REDIS_OK ? "closed" : redis->errstr);
     store->redis = NULL; /* hiredis frees the context after this callback */
+    store->connected = 0;
     reconnect_schedule(store);
 }
 
@@ -526,6 +531,7 @@ static int connection_open(auth_session_store_t *store)
     if (store->password != NULL)
         redisAsyncCommand(redis, on_auth_reply, store, "AUTH %s", store->password);
     store->redis = redis;
+    store->connected = 0;
     return 0;
 }
 
@@ -647,4 +653,9 @@ void auth_session_store_free(auth_session_store_t *store)
     list_fail(&store->refused, MESSAGE_UNAVAILABLE);
     uv_close((uv_handle_t *)&store->reconnect_timer, on_timer_closed);
     uv_close((uv_handle_t *)&store->request_timer, on_timer_closed);
+}
+
+int auth_session_store_connected(const auth_session_store_t *store)
+{
+    return store->redis != NULL && store->connected;
 }

@@ -56,6 +56,8 @@ auth_session_store_t *auth_session_store_new(uv_loop_t *loop, const auth_session
  * meanwhile. */
 void auth_session_store_get(auth_session_store_t *store, const char *session_id,
                             auth_session_cb callback, void *data);
+/* 1 while connected to Redis (a GET would be sent), 0 while connecting or reconnecting. */
+int auth_session_store_connected(const auth_session_store_t *store);
 /* Calls back the pending requests ("session store unavailable") and closes; the memory goes
  * once the loop has run the handles' close callbacks. Accepts NULL. */
 void auth_session_store_free(auth_session_store_t *store);

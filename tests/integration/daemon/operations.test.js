@@ -5,6 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig, unique,
+  haveRedis, startRedis,
 } from '../lib/daemon.js';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -301,6 +302,49 @@ describe('readiness and the database', { skip: havePostgres() ? false : 'Postgre
       signal('SIGCONT');
       if (daemon) await daemon.stopChecked();
       await pg.stop();
+    }
+  });
+});
+
+describe('readiness and the session Redis', { skip: haveRedis() ? false : 'redis-server is not installed' }, () => {
+  it('with session auth, /readyz checks Redis: 503 "redis unavailable" while it is down, 200 once back', async () => {
+    requireBin();
+    let redis = await startRedis();
+    const port = redis.port;
+    const dir = tempDir('ready-redis');
+    const daemon = await startDaemon(dir, baseConfig(dir, {
+      auth: {
+        jwt: { algorithm: 'HS256', secret: 'integration-secret-0123456789abcdef' },
+        session: { cookieName: 'connect.sid', secrets: ['a-session-secret'], redis: { host: '127.0.0.1', port } },
+      },
+      channels: { '/': { driver: 'chat', auth: 'any' } },
+    }));
+    const readyz = () => daemon.api('GET', '/readyz', undefined, { key: null });
+    const until = async (status) => {
+      let res;
+      for (let i = 0; i < 60; i++) {
+        res = await readyz();
+        if (res.status === status) return res;
+        await sleep(100);
+      }
+      return res;
+    };
+    try {
+      const up = await until(200);
+      assert.equal(up.status, 200, up.text);
+      assert.deepEqual(up.json.checks, { listening: 'ok', store: 'ok', sessions: 'ok' });
+      await redis.stop();
+      redis = null;
+      const down = await until(503);
+      assert.equal(down.status, 503, down.text);
+      assert.deepEqual(down.json, { status: 'unavailable', checks: { listening: 'ok', store: 'ok', sessions: 'redis unavailable' } });
+      assert.equal((await daemon.api('GET', '/healthz', undefined, { key: null })).status, 200);
+      redis = await startRedis({ port });
+      const back = await until(200);
+      assert.equal(back.status, 200, back.text);
+    } finally {
+      await daemon.stopChecked();
+      await redis?.stop();
     }
   });
 });
