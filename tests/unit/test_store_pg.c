@@ -42,12 +42,17 @@ static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
+static void ignore_notice(void *data, const char *message)
+{
+    (void)data, (void)message;
+}
+
 /* Runs sql on a connection of the test's own. */
 static void raw_exec(const char *sql)
 {
     PGconn *conn = PQconnectdb(pg_url());
     assert_int_equal(PQstatus(conn), CONNECTION_OK);
-    PQsetNoticeProcessor(conn, NULL, NULL);
+    PQsetNoticeProcessor(conn, ignore_notice, NULL);
     PGresult *result = PQexec(conn, sql);
     ExecStatusType status = PQresultStatus(result);
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
@@ -67,11 +72,6 @@ static long long raw_integer(const char *sql)
     PQclear(result);
     PQfinish(conn);
     return value;
-}
-
-static void ignore_notice(void *data, const char *message)
-{
-    (void)data, (void)message;
 }
 
 static void reset_schema(void)
