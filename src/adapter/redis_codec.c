@@ -26,6 +26,14 @@ static const char ERROR_FIELD[] = "request field of the wrong type";
 static const char ERROR_MEMORY[] = "out of memory";
 static const char ERROR_EMPTY[] = "empty message";
 
+/* The C string of a JSON string without NUL (else it would name another room, node or
+ * namespace than the one sent), or NULL. */
+static const char *c_string(json_t *value)
+{
+    const char *text = json_string_value(value);
+    return text != NULL && strlen(text) == json_string_length(value) ? text : NULL;
+}
+
 void sioc__redis_message_clear(sioc__redis_message_t *message)
 {
     json_decref(message->value);
@@ -52,7 +60,7 @@ static const char *read_names(json_t *array, const char ***names, size_t *count)
     if (*names == NULL)
         return ERROR_MEMORY;
     for (size_t i = 0; i < size; i++) {
-        const char *name = json_string_value(json_array_get(array, i));
+        const char *name = c_string(json_array_get(array, i));
         if (name == NULL)
             return ERROR_NAMES;
         (*names)[i] = name;
@@ -95,11 +103,11 @@ static const char *read_packet(json_t *packet, sioc__redis_message_t *out)
                                    json_integer_value(type) != SIOC_SIO_BINARY_EVENT))
         return ERROR_PACKET_TYPE;
     json_t *nsp = json_object_get(packet, "nsp");
-    if (nsp != NULL && !json_is_string(nsp))
+    if (nsp != NULL && c_string(nsp) == NULL)
         return ERROR_NSP;
-    out->nsp = nsp != NULL ? json_string_value(nsp) : "/";
+    out->nsp = nsp != NULL ? c_string(nsp) : "/";
     json_t *data = json_object_get(packet, "data");
-    const char *name = json_string_value(json_array_get(data, 0));
+    const char *name = c_string(json_array_get(data, 0));
     if (!json_is_array(data) || name == NULL || sioc__sio_is_reserved_event(name, strlen(name)))
         return ERROR_DATA;
     out->data = data;
@@ -122,7 +130,7 @@ static const char *decode_broadcast(const uint8_t *bytes, size_t length, sioc__r
         return problem;
     if (!json_is_array(out->value) || json_array_size(out->value) != 3)
         return ERROR_NOT_ARRAY;
-    out->uid = json_string_value(json_array_get(out->value, 0));
+    out->uid = c_string(json_array_get(out->value, 0));
     if (out->uid == NULL)
         return ERROR_UID;
     problem = read_packet(json_array_get(out->value, 1), out);
@@ -165,12 +173,12 @@ static const char *decode_object(const uint8_t *bytes, size_t length, sioc__redi
         return ERROR_NOT_OBJECT;
     json_t *uid = json_object_get(out->value, "uid");
     json_t *request_id = json_object_get(out->value, "requestId");
-    if (uid != NULL && !json_is_string(uid))
+    if (uid != NULL && c_string(uid) == NULL)
         return ERROR_UID;
-    if (request_id != NULL && !json_is_string(request_id))
+    if (request_id != NULL && c_string(request_id) == NULL)
         return ERROR_REQUEST_ID;
-    out->uid = json_string_value(uid);
-    out->request_id = json_string_value(request_id);
+    out->uid = c_string(uid);
+    out->request_id = c_string(request_id);
     return NULL;
 }
 
@@ -185,8 +193,8 @@ static const char *read_join_leave(sioc__redis_message_t *out)
         return problem;
     }
     /* the legacy form, for one socket */
-    out->sid = json_string_value(json_object_get(value, "sid"));
-    out->room = json_string_value(json_object_get(value, "room"));
+    out->sid = c_string(json_object_get(value, "sid"));
+    out->room = c_string(json_object_get(value, "room"));
     if (out->sid == NULL || (out->type != SIOC__REDIS_REMOTE_DISCONNECT && out->room == NULL))
         return ERROR_FIELD;
     return NULL;
@@ -216,7 +224,7 @@ static const char *read_request(sioc__redis_message_t *out)
         return read_opts(json_object_get(value, "opts"), out);
     case SIOC__REDIS_SERVER_SIDE_EMIT: {
         json_t *data = json_object_get(value, "data");
-        if (!json_is_string(json_array_get(data, 0)))
+        if (c_string(json_array_get(data, 0)) == NULL)
             return ERROR_DATA;
         out->payload = data;
         return NULL;
@@ -450,9 +458,9 @@ json_t *sioc__redis_opts_json(const sioc_adapter_opts_t *opts)
 static const char *read_sharded_data(sioc__redis_message_t *out, json_t *data)
 {
     json_t *request_id = json_object_get(data, "requestId");
-    if (request_id != NULL && !json_is_string(request_id))
+    if (request_id != NULL && c_string(request_id) == NULL)
         return ERROR_REQUEST_ID;
-    out->request_id = json_string_value(request_id);
+    out->request_id = c_string(request_id);
     const char *envelope_nsp = out->nsp;
     const char *problem = NULL;
     switch (out->type) {
@@ -481,7 +489,7 @@ static const char *read_sharded_data(sioc__redis_message_t *out, json_t *data)
         return out->request_id != NULL ? NULL : ERROR_REQUEST_ID;
     case SIOC__SHARDED_SERVER_SIDE_EMIT:
         out->payload = json_object_get(data, "packet");
-        return json_is_string(json_array_get(out->payload, 0)) ? NULL : ERROR_DATA;
+        return c_string(json_array_get(out->payload, 0)) != NULL ? NULL : ERROR_DATA;
     case SIOC__SHARDED_BROADCAST_CLIENT_COUNT: {
         json_t *count = json_object_get(data, "clientCount");
         if (!json_is_integer(count) || json_integer_value(count) < 0)
@@ -506,7 +514,7 @@ int sioc__redis_decode_sharded(const uint8_t *bytes, size_t length, sioc__redis_
     json_t *type = problem == NULL ? json_object_get(out->value, "type") : NULL;
     json_t *data = problem == NULL ? json_object_get(out->value, "data") : NULL;
     if (problem == NULL &&
-        (out->uid == NULL || !json_is_string(json_object_get(out->value, "nsp"))))
+        (out->uid == NULL || c_string(json_object_get(out->value, "nsp")) == NULL))
         problem = out->uid == NULL ? ERROR_UID : ERROR_NSP;
     if (problem == NULL && (!json_is_integer(type) || json_integer_value(type) < 1 ||
                             json_integer_value(type) > SIOC__SHARDED_ADAPTER_CLOSE))
@@ -515,7 +523,7 @@ int sioc__redis_decode_sharded(const uint8_t *bytes, size_t length, sioc__redis_
         problem = ERROR_FIELD;
     if (problem == NULL) {
         out->type = (int)json_integer_value(type);
-        out->nsp = json_string_value(json_object_get(out->value, "nsp"));
+        out->nsp = c_string(json_object_get(out->value, "nsp"));
         /* decode_object took requestId from the envelope: here it lives in data */
         problem = read_sharded_data(out, data);
     }

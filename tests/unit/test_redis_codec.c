@@ -219,6 +219,10 @@ static void test_broadcast_refusals(void **state)
     refuse_hex("93a17883a47479706502a46461746191a165a36e737001 80", "nsp");
     /* an explicit placeholder object (no bin behind it) */
     refuse_hex("93a17882a47479706502a46461746192a16581ac5f706c616365686f6c646572c3 80", NULL);
+    /* NUL inside the uid, a room, the namespace: the C strings would say something else */
+    refuse_hex("93a300787883a47479706502a46461746191a165a36e7370a12f 80", "uid");
+    refuse_hex("93a17883a47479706502a46461746191a165a36e7370a22f00 80", "nsp");
+    refuse_hex("93a17882a47479706502a46461746191a165 81a5726f6f6d7391a3610062", "rooms");
     /* trailing byte */
     size_t length;
     uint8_t *bytes = from_hex(BROADCAST, &length);
