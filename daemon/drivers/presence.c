@@ -14,9 +14,6 @@
 #include "log.h"
 
 #define EVENT "sioc:presence"
-#define MISSED_INTERVALS 3
-/* Users in one message: a bound on what one node may make the others hold. */
-#define MAX_USERS 100000
 
 typedef struct member_s {
     char key[DRIVER_MAX_ID_BYTES + 1];
@@ -133,18 +130,72 @@ static node_t *node_of(presence_t *presence, const char *uid, int *created)
     return node;
 }
 
-static void apply(presence_t *presence, node_t *node, const char *op, json_t *users)
+static const char *text_of(json_t *value)
 {
-    if (strcmp(op, "sync") == 0)
-        clear_members(&node->users);
+    const char *text = json_string_value(value);
+    /* A NUL inside would name another node once it is a C string. */
+    return text != NULL && strlen(text) == json_string_length(value) ? text : NULL;
+}
+
+static int refuse(presence_message_t *out, const char **error, const char *why)
+{
+    memset(out, 0, sizeof(*out));
+    *error = why;
+    return -1;
+}
+
+int presence_decode(json_t *args, presence_message_t *out, const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *message = json_array_get(args, 0);
+    if (!json_is_array(args) || json_array_size(args) != 1 || !json_is_object(message))
+        return refuse(out, error, "not one object");
+    const char *node = text_of(json_object_get(message, "node"));
+    if (node == NULL || node[0] == '\0' || strlen(node) >= SIOC_ADAPTER_UID_SIZE)
+        return refuse(out, error, "bad node");
+    const char *op = text_of(json_object_get(message, "op"));
+    if (op != NULL && strcmp(op, "up") == 0)
+        out->op = PRESENCE_UP;
+    else if (op != NULL && strcmp(op, "down") == 0)
+        out->op = PRESENCE_DOWN;
+    else if (op != NULL && strcmp(op, "sync") == 0)
+        out->op = PRESENCE_SYNC;
+    else
+        return refuse(out, error, "bad op");
+    json_t *users = json_object_get(message, "users");
+    if (!json_is_array(users) || json_array_size(users) > PRESENCE_MAX_USERS)
+        return refuse(out, error, "bad users");
     size_t index;
     json_t *id;
     json_array_foreach(users, index, id)
     {
         char key[DRIVER_MAX_ID_BYTES + 1];
         if (driver_id_text(id, key) != 0)
-            continue;
-        if (strcmp(op, "down") == 0)
+            return refuse(out, error, "bad user id");
+    }
+    out->node = node;
+    out->users = users;
+    return 0;
+}
+
+int presence_node_gone(uint64_t now_ms, uint64_t seen_ms, uint32_t interval_ms)
+{
+    /* seen_ms after now_ms (a clock read earlier) is not an absence */
+    return now_ms > seen_ms && now_ms - seen_ms > (uint64_t)interval_ms * PRESENCE_MISSED_INTERVALS;
+}
+
+static void apply(node_t *node, const presence_message_t *message)
+{
+    if (message->op == PRESENCE_SYNC)
+        clear_members(&node->users);
+    size_t index;
+    json_t *id;
+    json_array_foreach(message->users, index, id)
+    {
+        char key[DRIVER_MAX_ID_BYTES + 1];
+        if (driver_id_text(id, key) != 0)
+            continue; /* presence_decode refused those */
+        if (message->op == PRESENCE_DOWN)
             remove_member(&node->users, key);
         else
             add_member(&node->users, key, id);
@@ -157,26 +208,27 @@ static void on_message(sioc_namespace_t *nsp, const sioc_event_t *event,
     presence_t *presence = data;
     if (reply != NULL)
         sioc_adapter_reply(reply, NULL); /* nobody should wait for these; do not keep them */
-    json_t *message = json_array_get(event->args, 0);
-    const char *uid = json_string_value(json_object_get(message, "node"));
-    const char *op = json_string_value(json_object_get(message, "op"));
-    json_t *users = json_object_get(message, "users");
-    if (strcmp(event->name, EVENT) != 0 || uid == NULL || op == NULL || !json_is_array(users) ||
-        json_array_size(users) > MAX_USERS ||
-        (strcmp(op, "up") != 0 && strcmp(op, "down") != 0 && strcmp(op, "sync") != 0)) {
-        log_warn("chat %s: ignored a malformed presence message from another node",
+    if (strcmp(event->name, EVENT) != 0) {
+        log_warn("chat %s: ignored a server-side event from another node that is not presence",
                  sioc_namespace_name(nsp));
         return;
     }
-    if (strcmp(uid, sioc_namespace_adapter_uid(nsp)) == 0)
+    presence_message_t message;
+    const char *error;
+    if (presence_decode(event->args, &message, &error) != 0) {
+        log_warn("chat %s: ignored a malformed presence message from another node (%s)",
+                 sioc_namespace_name(nsp), error);
+        return;
+    }
+    if (strcmp(message.node, sioc_namespace_adapter_uid(nsp)) == 0)
         return;
     int created;
-    node_t *node = node_of(presence, uid, &created);
+    node_t *node = node_of(presence, message.node, &created);
     if (node == NULL)
         return;
     node->seen_ms = uv_now(presence->loop);
-    apply(presence, node, op, users);
-    if (created && strcmp(op, "sync") == 0)
+    apply(node, &message);
+    if (created && message.op == PRESENCE_SYNC)
         tell(presence, "sync", members_json(presence->local));
 }
 
@@ -200,7 +252,7 @@ static void forget_node(presence_t *presence, node_t *node)
     int announce = is_announcer(presence);
     log_warn("chat %s: node %s not heard of for %u ms: its users are offline",
              sioc_namespace_name(presence->nsp), node->uid,
-             presence->interval_ms * MISSED_INTERVALS);
+             presence->interval_ms * PRESENCE_MISSED_INTERVALS);
     for (member_t *member = node->users; member != NULL; member = member->hh.next) {
         if (announce && find_member(presence->local, member->key) == NULL &&
             !elsewhere(presence, member->key, NULL))
@@ -214,11 +266,10 @@ static void on_tick(uv_timer_t *timer)
 {
     presence_t *presence = timer->data;
     uint64_t now = uv_now(presence->loop);
-    uint64_t limit = (uint64_t)presence->interval_ms * MISSED_INTERVALS;
     node_t *node, *next;
     HASH_ITER(hh, presence->nodes, node, next)
     {
-        if (now - node->seen_ms > limit)
+        if (presence_node_gone(now, node->seen_ms, presence->interval_ms))
             forget_node(presence, node);
     }
     tell(presence, "sync", members_json(presence->local));

@@ -17,6 +17,26 @@
 
 typedef struct presence_s presence_t;
 
+/* Users in one message: a bound on what one node may make the others hold. */
+#define PRESENCE_MAX_USERS 100000
+/* A node not heard of for this many intervals is gone. */
+#define PRESENCE_MISSED_INTERVALS 3
+
+typedef enum { PRESENCE_UP, PRESENCE_DOWN, PRESENCE_SYNC } presence_op_t;
+
+/* One gossip message, decoded. Everything is borrowed from the event's arguments. */
+typedef struct {
+    const char *node; /* the sender's adapter uid: 1 to SIOC_ADAPTER_UID_SIZE - 1 bytes, no NUL */
+    presence_op_t op;
+    json_t *users; /* an array of at most PRESENCE_MAX_USERS valid user ids (driver_id_text) */
+} presence_message_t;
+
+/* Decodes the arguments of one "sioc:presence" event (another node's, so untrusted): 0, or -1
+ * with *error saying why (a static string) and *out zeroed. Extra keys are ignored. Pure. */
+int presence_decode(json_t *args, presence_message_t *out, const char **error);
+/* 1 when a node last heard of at seen_ms is gone at now_ms (intervals of interval_ms). Pure. */
+int presence_node_gone(uint64_t now_ms, uint64_t seen_ms, uint32_t interval_ms);
+
 /* A user (its id as the token carries it, borrowed) who was only on a node that is gone. */
 typedef void (*presence_gone_cb)(json_t *user_id, void *data);
 
