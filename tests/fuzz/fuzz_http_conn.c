@@ -4,6 +4,7 @@
  * an upgrade over. Pipelining, the per-turn bound, backpressure (a small cap on unsent bytes),
  * errors and closes all run through the same paths as in the servers; ASan checks the memory,
  * the harness that every request is finished once and that the loop ends. */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@ typedef struct harness_s {
     unsigned long requests;
     unsigned long received; /* bytes the client got back */
 } harness_t;
+
+static void on_io_closed(sioc__io_t *io);
 
 static void require(int condition)
 {
@@ -73,7 +76,7 @@ static void on_upgraded_close(sioc__conn_t *conn)
     harness_t *harness = conn->owner;
     harness->upgraded = NULL;
     if (harness->http_closed)
-        sioc__io_close(&harness->io, NULL);
+        sioc__io_close(&harness->io, on_io_closed);
 }
 
 static const sioc__conn_handler_t upgraded = {on_upgraded_read, on_upgraded_close, NULL};
@@ -180,13 +183,21 @@ static void on_guard(uv_timer_t *timer)
     close_all(timer->data);
 }
 
+static void on_io_closed(sioc__io_t *io)
+{
+    harness_t *harness = (harness_t *)((char *)io - offsetof(harness_t, io));
+    uv_close((uv_handle_t *)&harness->guard, NULL);
+}
+
 static void on_http_closed(sioc__http_server_t *server)
 {
     harness_t *harness = server->data;
     harness->http_closed = 1;
     if (harness->upgraded == NULL)
-        sioc__io_close(&harness->io, NULL);
+        sioc__io_close(&harness->io, on_io_closed);
 }
+
+static void keep_alive(uv_timer_t *timer) {}
 
 static void close_all(harness_t *harness)
 {
@@ -194,8 +205,10 @@ static void close_all(harness_t *harness)
         return;
     harness->closing = 1;
     uv_close((uv_handle_t *)&harness->client, NULL);
-    uv_close((uv_handle_t *)&harness->guard, NULL);
     uv_close((uv_handle_t *)&harness->answer_later, NULL);
+    /* Lingering connections that stopped reading do not keep the loop running: the guard
+     * does, until the io is gone. */
+    uv_timer_start(&harness->guard, keep_alive, 10000, 0);
     harness->held_count = 0; /* their connections close with the server */
     if (harness->upgraded != NULL)
         sioc__conn_close(harness->upgraded, 0);
