@@ -13,9 +13,9 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libuv.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <sioc_adapter.h>
 
 #include "log.h"
 
@@ -451,66 +451,6 @@ static void on_disconnect(const redisAsyncContext *redis, int status)
     reconnect_schedule(store);
 }
 
-/* hiredis 0.14's libuv adapter drops poll errors: libuv reports a socket error (a refused
- * connect, a reset) as a non-zero status and stops the handle, and the adapter returns, so the
- * context would hang, connecting or connected, forever. This callback hands the error to
- * hiredis as readiness instead: its read or connect check then finds the error and
- * disconnects. The adapter's add/del functions are wrapped to install it. */
-static void on_poll(uv_poll_t *handle, int status, int events)
-{
-    redisLibuvEvents *events_data = handle->data;
-    if (status == 0) {
-        redisLibuvPoll(handle, status, events);
-        return;
-    }
-    redisLibuvPoll(handle, 0, UV_READABLE | UV_WRITABLE);
-    /* Still open (the error was transient): poll again, libuv stopped the handle. */
-    if (events_data->context != NULL && events_data->events != 0)
-        uv_poll_start(handle, events_data->events, on_poll);
-}
-
-static void poll_callback_install(void *data)
-{
-    redisLibuvEvents *events_data = data;
-    if (events_data->events != 0)
-        uv_poll_start(&events_data->handle, events_data->events, on_poll);
-}
-
-static void add_read(void *data)
-{
-    redisLibuvAddRead(data);
-    poll_callback_install(data);
-}
-
-static void del_read(void *data)
-{
-    redisLibuvDelRead(data);
-    poll_callback_install(data);
-}
-
-static void add_write(void *data)
-{
-    redisLibuvAddWrite(data);
-    poll_callback_install(data);
-}
-
-static void del_write(void *data)
-{
-    redisLibuvDelWrite(data);
-    poll_callback_install(data);
-}
-
-static int libuv_attach(redisAsyncContext *redis, uv_loop_t *loop)
-{
-    if (redisLibuvAttach(redis, loop) != REDIS_OK)
-        return -1;
-    redis->ev.addRead = add_read;
-    redis->ev.delRead = del_read;
-    redis->ev.addWrite = add_write;
-    redis->ev.delWrite = del_write;
-    return 0;
-}
-
 /* Starts a connection; commands may be queued on it at once (hiredis sends them once
  * connected, or fails them). 0, or -1 when it could not even start. */
 static int connection_open(auth_session_store_t *store)
@@ -518,7 +458,9 @@ static int connection_open(auth_session_store_t *store)
     redisAsyncContext *redis = redisAsyncConnect(store->host, store->port);
     if (redis == NULL)
         return -1;
-    if (redis->err != 0 || libuv_attach(redis, store->loop) != 0) {
+    /* libsioc's glue, not hiredis 0.14's adapters/libuv.h: that one drops libuv's error status,
+     * so a refused connect or a reset would leave the store connecting for ever. */
+    if (redis->err != 0 || sioc_redis_attach(redis, store->loop) != 0) {
         connect_failure_log(store, redis->err != 0 ? redis->errstr : "libuv attach failed");
         redisAsyncFree(redis);
         return -1;

@@ -188,6 +188,14 @@ typedef struct sioc_redis_options_s {
 
 typedef struct sioc_redis_s sioc_redis_t;
 
+struct redisAsyncContext;
+/* Runs a hiredis async context (from redisAsyncConnect, not yet attached) on loop, with the glue
+ * the adapter uses: unlike hiredis 0.14's adapters/libuv.h, a socket error libuv reports (a
+ * refused connect, a reset) reaches hiredis, whose disconnect callback then runs, instead of the
+ * connection hanging for ever. hiredis detaches it when it frees the context. 0, SIOC_EINVAL
+ * (NULL, already attached, a bad fd) or SIOC_ENOMEM. */
+SIOC_API int sioc_redis_attach(struct redisAsyncContext *context, uv_loop_t *loop);
+
 SIOC_API void sioc_redis_options_init(sioc_redis_options_t *options);
 /* One pair of Redis connections (publish, subscribe) for every namespace of a server; it
  * connects at once and reconnects by itself. Options are copied. SIOC_EINVAL for a URL that is

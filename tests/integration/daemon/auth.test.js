@@ -23,7 +23,7 @@ import { createClient } from 'redis';
 import signature from 'cookie-signature';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, tokenFor, publicUser, connectAs,
-  haveRedis, startRedis, presenceOf, JWT_SECRET, sleep,
+  haveRedis, startRedis, freePort, presenceOf, JWT_SECRET, sleep,
 } from '../lib/daemon.js';
 import { ask, connectError } from '../lib/sio.js';
 
@@ -380,5 +380,85 @@ describe('Express session cookie auth (seed 001: express-session + connect-redis
     }
     assert.equal(last, 'connected', 'the daemon reconnected to Redis');
     assert.equal((await presenceOf(daemon, userId)).status, 'online');
+  });
+});
+
+describe('Session store Redis refused at start, then started, stopped and restarted', { skip: REDIS_SKIP }, () => {
+  let daemon;
+  let redis;
+  let port;
+  const withCookie = (cookie) => ({ extraHeaders: { Cookie: cookie } });
+
+  /** A session for userId written straight into Redis (what connect-redis stores); its cookie. */
+  async function sessionCookie(userId) {
+    const client = createClient({ socket: { host: '127.0.0.1', port, reconnectStrategy: false } });
+    client.on('error', () => {});
+    await client.connect();
+    const sid = `s-${userId}`;
+    await client.set(`sess:${sid}`, JSON.stringify({ cookie: { path: '/', httpOnly: true }, passport: { user: userId } }));
+    await client.quit();
+    return `connect.sid=${encodeURIComponent(`s:${signature.sign(sid, SESSION_SECRETS[0])}`)}`;
+  }
+
+  /** Tries a session-cookie socket until it connects (bounded: 40 tries, 250 ms apart). */
+  async function connectsEventually(c, cookie) {
+    let last;
+    for (let attempt = 0; attempt < 40; attempt++) {
+      const socket = c.socket(c.manager('websocket', withCookie(cookie)), '/');
+      last = await new Promise((resolve) => {
+        socket.once('connect', () => resolve('connected'));
+        socket.once('connect_error', (e) => resolve(e.message));
+      });
+      if (last === 'connected') return last;
+      socket.close();
+      await sleep(250);
+    }
+    return last;
+  }
+
+  before(async () => {
+    requireBin();
+    port = await freePort(); // nothing listens there yet: the store's first connect is refused
+    const dir = tempDir('auth-session-refused');
+    daemon = await startDaemon(dir, baseConfig(dir, {
+      auth: {
+        jwt: { algorithm: 'HS256', secret: JWT_SECRET },
+        session: { cookieName: 'connect.sid', secrets: SESSION_SECRETS, redis: { host: '127.0.0.1', port, prefix: 'sess:' } },
+      },
+      channels: { '/': { driver: 'chat', auth: 'session' } },
+    }));
+  });
+  after(async () => {
+    try {
+      await daemon?.stopChecked();
+    } finally {
+      await redis?.stop();
+    }
+  });
+
+  it('refused at start: "session store unavailable" at once; Redis started later: the daemon connects by itself', async (t) => {
+    const c = daemon.clients(t);
+    const nobody = `connect.sid=${encodeURIComponent(`s:${signature.sign('nobody', SESSION_SECRETS[0])}`)}`;
+    const started = Date.now();
+    assert.equal(await refused(c, { managerOpts: withCookie(nobody) }), 'Authentication error: session store unavailable');
+    assert.ok(Date.now() - started < 5000);
+    await sleep(300); // a few refused reconnects: each must end in a retry, not a hang
+    redis = await startRedis({ port });
+    const userId = makeUser('Early').id;
+    assert.equal(await connectsEventually(c, await sessionCookie(userId)), 'connected', 'the store connected after refusals');
+    assert.equal((await presenceOf(daemon, userId))?.status, 'online');
+  });
+
+  it('stopped and restarted: the daemon reconnects and a session-cookie socket connects afterwards', async (t) => {
+    const c = daemon.clients(t);
+    await redis.stop();
+    redis = null;
+    const nobody = `connect.sid=${encodeURIComponent(`s:${signature.sign('nobody', SESSION_SECRETS[0])}`)}`;
+    assert.equal(await refused(c, { managerOpts: withCookie(nobody) }), 'Authentication error: session store unavailable');
+    await sleep(300);
+    redis = await startRedis({ port });
+    const userId = makeUser('Late').id;
+    assert.equal(await connectsEventually(c, await sessionCookie(userId)), 'connected', 'the store reconnected');
+    assert.equal((await presenceOf(daemon, userId))?.status, 'online');
   });
 });
