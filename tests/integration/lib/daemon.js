@@ -7,8 +7,7 @@
 // then (when the config has an "api" section) `api listening on
 // 127.0.0.1:<port>` as its first stdout lines. Every process started here is
 // the leader of its own process group (spawned detached) and is killed at
-// the end of the test file whatever happens, as lib/server.js does.
-import { spawn } from 'node:child_process';
+// the end of the test file whatever happens (lib/server.js does both).
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,6 +18,7 @@ import assert from 'node:assert/strict';
 import jwt from 'jsonwebtoken';
 import { request } from './http.js';
 import { Clients, sleep } from './sio.js';
+import { LISTENING, RunningServer, releaseChild, signalGroup, spawnListening, spawnTracked } from './server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, '../../..');
@@ -27,11 +27,9 @@ export const JWT_SECRET = 'integration-secret-0123456789abcdef';
 export const API_KEY = 'integration-api-key-0123456789';
 export const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-const START_TIMEOUT_MS = 5000;
 const STOP_TIMEOUT_MS = 3000;
 const STDERR_KEEP = 64 * 1024;
-const LISTENING_RE = /^listening on 127\.0\.0\.1:(\d+)$/;
-const API_LISTENING_RE = /^api listening on 127\.0\.0\.1:(\d+)$/;
+const API_LISTENING = { re: /^api listening on 127\.0\.0\.1:(\d+)$/, want: 'api listening on 127.0.0.1:<port>' };
 
 // ---------------------------------------------------------------------------
 // The binary
@@ -62,37 +60,7 @@ export function requireBin() {
 }
 
 // ---------------------------------------------------------------------------
-// Processes: every child is a process-group leader, killed on exit
-
-const running = new Set();
-
-function signalGroup(child, signal) {
-  if (!child.pid) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // ESRCH: gone already
-  }
-}
-
-function release(child) {
-  running.delete(child);
-  child.stdout?.destroy();
-  child.stderr?.destroy();
-}
-
-function killAll() {
-  for (const child of running) signalGroup(child, 'SIGKILL');
-}
-process.on('exit', killAll);
-// lib/server.js (loaded through lib/sio.js) has the same handlers for its own children and
-// exits only when it is the sole listener: with both loaded, this one (registered last) exits.
-for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]]) {
-  process.on(signal, () => {
-    killAll();
-    if (process.listenerCount(signal) <= 2) process.exit(128 + number);
-  });
-}
+// Processes (spawned and killed at exit by lib/server.js)
 
 /** A free loopback TCP port (for servers that cannot take port 0, e.g. redis-server). */
 export async function freePort() {
@@ -110,8 +78,7 @@ export async function freePort() {
  */
 export async function runSioc(args, { cwd, env, timeoutMs = 5000 } = {}) {
   const bin = requireBin();
-  const child = spawn(bin, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  running.add(child);
+  const child = spawnTracked(bin, args, { cwd, env: { ...process.env, ...env } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c.toString('utf8')));
@@ -123,7 +90,7 @@ export async function runSioc(args, { cwd, env, timeoutMs = 5000 } = {}) {
   } finally {
     clearTimeout(timer);
     signalGroup(child, 'SIGKILL');
-    release(child);
+    releaseChild(child);
   }
 }
 
@@ -174,78 +141,12 @@ export function writeConfig(dir, config, name = 'sioc.json') {
 // ---------------------------------------------------------------------------
 // The daemon
 
-export class Daemon {
-  constructor(child, file, ports) {
-    this.child = child;
+// SIGTERM goes to the daemon alone (it shuts down by itself), SIGKILL to its group after 3 s.
+export class Daemon extends RunningServer {
+  constructor(child, file, ports, argv) {
+    super(child, ports[0], argv, { what: 'daemon', keep: STDERR_KEEP, keepStdout: true, stopTimeoutMs: STOP_TIMEOUT_MS, termGroup: false });
     this.file = file;
-    this.host = '127.0.0.1';
-    this.port = ports.port;
-    this.apiPort = ports.apiPort;
-    this.stderr = '';
-    this.stdout = '';
-    this.exit = null;
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        this.exit = { code, signal };
-        resolve(this.exit);
-      });
-    });
-    child.stderr.on('data', (chunk) => {
-      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
-    });
-    child.stdout.on('data', (chunk) => {
-      this.stdout = (this.stdout + chunk.toString('utf8')).slice(-STDERR_KEEP);
-    });
-  }
-
-  get alive() {
-    return this.exit === null;
-  }
-
-  url(pathAndQuery = '/') {
-    return `http://${this.host}:${this.port}${pathAndQuery}`;
-  }
-
-  describeExit() {
-    if (this.alive) return 'still running';
-    return `exited (code ${this.exit.code}, signal ${this.exit.signal}); stderr:\n${this.stderr}`;
-  }
-
-  /** SIGTERM (to the daemon only), SIGKILL to its group after 3 s; resolves to the exit status. */
-  async stop() {
-    if (this.alive) {
-      try {
-        process.kill(this.child.pid, 'SIGTERM');
-      } catch {
-        // gone
-      }
-      const timer = setTimeout(() => signalGroup(this.child, 'SIGKILL'), STOP_TIMEOUT_MS);
-      try {
-        await this.exited;
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    signalGroup(this.child, 'SIGKILL');
-    release(this.child);
-    return this.exit;
-  }
-
-  /**
-   * stop(), then fail if the daemon had died during the tests, did not exit
-   * 0 on SIGTERM, or printed a sanitizer report. For `after` hooks.
-   */
-  async stopChecked() {
-    const died = !this.alive;
-    const description = this.describeExit();
-    await this.stop();
-    if (died) throw new Error(`the daemon died during the tests: ${description}`);
-    if (/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(this.stderr)) {
-      throw new Error(`sanitizer report from the daemon:\n${this.stderr}`);
-    }
-    if (this.exit?.code !== 0 || this.exit?.signal !== null) {
-      throw new Error(`the daemon did not exit with 0 on SIGTERM: ${this.describeExit()}`);
-    }
+    this.apiPort = ports[1];
   }
 
   /**
@@ -297,65 +198,13 @@ export async function startDaemon(dir, config, { name = 'sioc.json', env, args =
   const wantApi = config === null ? Boolean(env?.SIOC_API_KEY)
     : typeof config === 'string' ? /"api"\s*:/.test(config) : Boolean(config.api);
   const argv = ['serve', ...(file ? ['--config', file] : []), ...args];
-  const child = spawn(bin, argv, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  running.add(child);
-  let stderr = '';
-  const onStderr = (chunk) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
-  };
-  child.stderr.on('data', onStderr);
-  const describe = `${bin} ${argv.join(' ')}`;
-  let timer;
-  let onData;
-  try {
-    const ports = await new Promise((resolve, reject) => {
-      let out = '';
-      const found = {};
-      onData = (chunk) => {
-        out += chunk.toString('utf8');
-        for (;;) {
-          const nl = out.indexOf('\n');
-          if (nl < 0) {
-            if (out.length > 4096) reject(new Error(`no newline in the first 4 KiB of stdout of: ${describe}`));
-            return;
-          }
-          const line = out.slice(0, nl).replace(/\r$/, '');
-          out = out.slice(nl + 1);
-          if (found.port === undefined) {
-            const m = LISTENING_RE.exec(line);
-            if (!m) return reject(new Error(`first stdout line of ${describe} is ${JSON.stringify(line)}, want "listening on 127.0.0.1:<port>"; stderr:\n${stderr}`));
-            found.port = Number(m[1]);
-            if (!wantApi) return resolve(found);
-          } else {
-            const m = API_LISTENING_RE.exec(line);
-            if (!m) return reject(new Error(`second stdout line of ${describe} is ${JSON.stringify(line)}, want "api listening on 127.0.0.1:<port>"; stderr:\n${stderr}`));
-            found.apiPort = Number(m[1]);
-            return resolve(found);
-          }
-        }
-      };
-      child.stdout.on('data', onData);
-      child.on('error', (err) => reject(new Error(`cannot spawn ${describe}: ${err.message}`)));
-      child.on('exit', (code, signal) =>
-        reject(new Error(`${describe} exited before listening (code ${code}, signal ${signal}); stderr:\n${stderr}`)));
-      timer = setTimeout(
-        () => reject(new Error(`${describe} did not print its listening lines within ${START_TIMEOUT_MS} ms; stderr:\n${stderr}`)),
-        START_TIMEOUT_MS);
-    });
-    child.stdout.off('data', onData);
-    child.stderr.off('data', onStderr);
-    const daemon = new Daemon(child, file, ports);
-    daemon.stderr = stderr;
-    daemon.dir = dir;
-    daemon.config = config;
-    return daemon;
-  } catch (err) {
-    signalGroup(child, 'SIGKILL');
-    release(child);
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  const { child, ports, stderr } = await spawnListening(bin, argv, { cwd: dir, env: { ...process.env, ...env } },
+    wantApi ? [LISTENING, API_LISTENING] : [LISTENING], STDERR_KEEP);
+  const daemon = new Daemon(child, file, ports, argv);
+  daemon.stderr = stderr;
+  daemon.dir = dir;
+  daemon.config = config;
+  return daemon;
 }
 
 // ---------------------------------------------------------------------------
@@ -415,11 +264,7 @@ export function haveRedis() {
 export async function startRedis({ port: fixedPort } = {}) {
   for (let attempt = 0; ; attempt++) {
     const port = fixedPort ?? (await freePort());
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    running.add(child);
+    const child = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']);
     let out = '';
     const ready = await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), 5000);
@@ -443,12 +288,12 @@ export async function startRedis({ port: fixedPort } = {}) {
         async stop() {
           signalGroup(child, 'SIGKILL');
           if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
-          release(child);
+          releaseChild(child);
         },
       };
     }
     signalGroup(child, 'SIGKILL');
-    release(child);
+    releaseChild(child);
     if (attempt >= 2) throw new Error(`redis-server did not start on port ${port}:\n${out}`);
   }
 }

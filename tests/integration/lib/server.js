@@ -15,14 +15,22 @@ export const REF_EIO_ECHO = path.resolve(here, '../ref/eio-echo.js');
 const START_TIMEOUT_MS = 5000;
 const STOP_TIMEOUT_MS = 2000;
 const STDERR_KEEP = 16 * 1024;
-const LISTENING_RE = /^listening on 127\.0\.0\.1:(\d+)$/;
+export const LISTENING = { re: /^listening on 127\.0\.0\.1:(\d+)$/, want: 'listening on 127.0.0.1:<port>' };
 
 // Children still to be killed, each the leader of its own process group
 // (spawned detached) so that wrappers (shell scripts, valgrind, env ...) go
-// down with their server and cannot hold our stdio pipes open.
+// down with their server and cannot hold our stdio pipes open. lib/daemon.js
+// registers its children (the daemon, redis-server, `sioc` subcommands) here too.
 const running = new Set();
 
-function signalGroup(child, signal) {
+/** Spawn `file argv` detached (its own process group), killed at exit if still running. */
+export function spawnTracked(file, argv, options = {}) {
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...options, detached: true });
+  running.add(child);
+  return child;
+}
+
+export function signalGroup(child, signal) {
   if (!child.pid) return;
   try {
     process.kill(-child.pid, signal);
@@ -31,7 +39,8 @@ function signalGroup(child, signal) {
   }
 }
 
-function releaseChild(child) {
+/** Forget a child that is dead (or about to be): no longer killed at exit, pipes closed. */
+export function releaseChild(child) {
   running.delete(child);
   child.stdout?.destroy();
   child.stderr?.destroy();
@@ -88,21 +97,41 @@ export function referenceSkip(reason) {
   return isReference() ? `Node reference differs (sioc is deliberately stricter): ${reason}` : false;
 }
 
-class RunningServer {
-  constructor(child, port, argv) {
+/**
+ * A started server process. `options`: `what` names it in errors ("server"),
+ * `keep` bytes of stderr (and of stdout when `keepStdout`; else stdout is
+ * drained) are kept, `stopTimeoutMs` before SIGKILL, and `termGroup` false
+ * sends the SIGTERM of stop() to the server alone rather than its group.
+ */
+export class RunningServer {
+  constructor(child, port, argv, { what = 'server', keep = STDERR_KEEP, keepStdout = false,
+    stopTimeoutMs = STOP_TIMEOUT_MS, termGroup = true } = {}) {
     this.child = child;
     this.host = '127.0.0.1';
     this.port = port;
     this.argv = argv;
+    this.what = what;
+    this.stopTimeoutMs = stopTimeoutMs;
+    this.termGroup = termGroup;
     this.stderr = '';
     this.exit = null;
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolve(this.exit);
+      });
+    });
     child.stderr.on('data', (chunk) => {
-      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
+      this.stderr = (this.stderr + chunk.toString('utf8')).slice(-keep);
     });
-    child.stdout.resume();
-    child.on('exit', (code, signal) => {
-      this.exit = { code, signal };
-    });
+    if (keepStdout) {
+      this.stdout = '';
+      child.stdout.on('data', (chunk) => {
+        this.stdout = (this.stdout + chunk.toString('utf8')).slice(-keep);
+      });
+    } else {
+      child.stdout.resume();
+    }
   }
 
   get alive() {
@@ -113,15 +142,23 @@ class RunningServer {
     return `http://${this.host}:${this.port}${pathAndQuery}`;
   }
 
-  // SIGTERM to the server's process group, then SIGKILL if the server is
-  // still there after 2 s; stragglers in its group are killed too.
+  // SIGTERM to the server's process group (or the server alone), then SIGKILL
+  // to the group if the server is still there after the timeout; stragglers
+  // in its group are killed too. Resolves to the exit status.
   async stop() {
     if (this.alive) {
-      const exited = once(this.child, 'exit');
-      signalGroup(this.child, 'SIGTERM');
-      const timer = setTimeout(() => signalGroup(this.child, 'SIGKILL'), STOP_TIMEOUT_MS);
+      if (this.termGroup) {
+        signalGroup(this.child, 'SIGTERM');
+      } else {
+        try {
+          process.kill(this.child.pid, 'SIGTERM');
+        } catch {
+          // ESRCH: gone already
+        }
+      }
+      const timer = setTimeout(() => signalGroup(this.child, 'SIGKILL'), this.stopTimeoutMs);
       try {
-        await exited;
+        await this.exited;
       } finally {
         clearTimeout(timer);
       }
@@ -140,14 +177,14 @@ class RunningServer {
     const died = !this.alive;
     const description = this.describeExit();
     await this.stop();
-    if (died) throw new Error(`the server died during the tests: ${description}`);
+    if (died) throw new Error(`the ${this.what} died during the tests: ${description}`);
     // A clean shutdown: exit 0 on SIGTERM, and no sanitizer report (AddressSanitizer,
     // UndefinedBehaviorSanitizer, LeakSanitizer at exit) anywhere in stderr.
     if (/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(this.stderr)) {
-      throw new Error(`sanitizer report from the server:\n${this.stderr}`);
+      throw new Error(`sanitizer report from the ${this.what}:\n${this.stderr}`);
     }
     if (this.exit?.code !== 0) {
-      throw new Error(`the server did not exit cleanly on SIGTERM: ${this.describeExit()}`);
+      throw new Error(`the ${this.what} did not exit with 0 on SIGTERM: ${this.describeExit()}`);
     }
   }
 
@@ -158,50 +195,58 @@ class RunningServer {
 }
 
 /**
- * Start `command` (argv array) with `--host 127.0.0.1 --port 0` and `flags`.
- * Resolves to a RunningServer once the first stdout line announces the port;
- * rejects (after killing the child) if that does not happen within 5 s.
+ * Spawn `file argv` (spawnTracked) and wait for its first stdout lines, the
+ * i-th matching `lines[i].re` (a regexp whose group 1 is a port; `want` says
+ * it in errors). Resolves to
+ * {child, ports, stderr} (the last `keep` bytes of stderr so far); rejects,
+ * after killing the child, on another line or if the lines do not come
+ * within 5 s.
  */
-export async function startServer(command, flags = []) {
-  const argv = [...command.slice(1), '--host', '127.0.0.1', '--port', '0', ...flags];
-  const child = spawn(command[0], argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  running.add(child);
+export async function spawnListening(file, argv, spawnOptions, lines, keep = STDERR_KEEP) {
+  const child = spawnTracked(file, argv, spawnOptions);
   let stderr = '';
   const onStderr = (chunk) => {
-    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_KEEP);
+    stderr = (stderr + chunk.toString('utf8')).slice(-keep);
   };
   child.stderr.on('data', onStderr);
-
-  const describe = `${command[0]} ${argv.join(' ')}`;
+  const describe = `${file} ${argv.join(' ')}`;
+  const ordinal = ['first', 'second', 'third'];
   let timer;
+  let onData;
   try {
-    const port = await new Promise((resolve, reject) => {
+    const ports = await new Promise((resolve, reject) => {
       let out = '';
-      const onData = (chunk) => {
+      const found = [];
+      onData = (chunk) => {
         out += chunk.toString('utf8');
-        const nl = out.indexOf('\n');
-        if (nl < 0) {
-          if (out.length > 4096) reject(new Error(`no newline in the first 4 KiB of stdout of: ${describe}`));
-          return;
+        for (;;) {
+          const nl = out.indexOf('\n');
+          if (nl < 0) {
+            if (out.length > 4096) reject(new Error(`no newline in the first 4 KiB of stdout of: ${describe}`));
+            return;
+          }
+          const line = out.slice(0, nl).replace(/\r$/, '');
+          out = out.slice(nl + 1);
+          const { re, want } = lines[found.length];
+          const m = re.exec(line);
+          if (!m) {
+            return reject(new Error(`${ordinal[found.length] ?? 'next'} stdout line of ${describe} is ${JSON.stringify(line)}, want "${want}"; stderr:\n${stderr}`));
+          }
+          found.push(Number(m[1]));
+          if (found.length === lines.length) return resolve(found);
         }
-        child.stdout.off('data', onData);
-        const line = out.slice(0, nl).replace(/\r$/, '');
-        const m = LISTENING_RE.exec(line);
-        if (!m) reject(new Error(`first stdout line of ${describe} is ${JSON.stringify(line)}, want "listening on 127.0.0.1:<port>"`));
-        else resolve(Number(m[1]));
       };
       child.stdout.on('data', onData);
       child.on('error', (err) => reject(new Error(`cannot spawn ${describe}: ${err.message}`)));
       child.on('exit', (code, signal) =>
         reject(new Error(`${describe} exited before listening (code ${code}, signal ${signal}); stderr:\n${stderr}`)));
       timer = setTimeout(
-        () => reject(new Error(`${describe} did not print its listening line within ${START_TIMEOUT_MS} ms; stderr:\n${stderr}`)),
+        () => reject(new Error(`${describe} did not print its listening line(s) within ${START_TIMEOUT_MS} ms; stderr:\n${stderr}`)),
         START_TIMEOUT_MS);
     });
+    child.stdout.off('data', onData);
     child.stderr.off('data', onStderr);
-    const server = new RunningServer(child, port, argv);
-    server.stderr = stderr;
-    return server;
+    return { child, ports, stderr };
   } catch (err) {
     signalGroup(child, 'SIGKILL');
     releaseChild(child);
@@ -209,6 +254,19 @@ export async function startServer(command, flags = []) {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Start `command` (argv array) with `--host 127.0.0.1 --port 0` and `flags`.
+ * Resolves to a RunningServer once the first stdout line announces the port;
+ * rejects (after killing the child) if that does not happen within 5 s.
+ */
+export async function startServer(command, flags = []) {
+  const argv = [...command.slice(1), '--host', '127.0.0.1', '--port', '0', ...flags];
+  const { child, ports, stderr } = await spawnListening(command[0], argv, {}, [LISTENING]);
+  const server = new RunningServer(child, ports[0], argv);
+  server.stderr = stderr;
+  return server;
 }
 
 /** Start the Engine.IO echo server under test (EIO_ECHO) with `flags`. */
