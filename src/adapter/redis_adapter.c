@@ -216,6 +216,10 @@ static void publish(sioc_redis_t *redis, const char *channel, const void *bytes,
     const char *argv[3] = {command, channel, bytes};
     size_t lengths[3] = {strlen(command), strlen(channel), length};
     redisAsyncCommandArgv(redis->publish.context, NULL, NULL, 3, argv, lengths);
+    /* Written now, not when the loop next polls: a broadcast writes to every local socket right
+     * after this, and the other nodes would wait for all of that (milliseconds for hundreds of
+     * members) before the message even left. hiredis keeps what the socket does not take. */
+    redisAsyncHandleWrite(redis->publish.context);
 }
 
 static void publish_json(sioc_redis_t *redis, const char *channel, json_t *value)
