@@ -894,8 +894,13 @@ static void route_notification_create(api_call_t *call)
         return;
     }
     /* A copy: the store reads params from its thread, the body stays the loop thread's. */
-    json_t *params = json_pack("{s:s,s:s,s:o}", "userId", user_id, "type", type, "payload",
-                               payload != NULL ? json_deep_copy(payload) : json_object());
+    /* userId keeps its JSON type (api_field_id took a number or a string): toUser reads back
+     * as it was sent. */
+    json_t *user = json_object_get(body, "userId");
+    json_t *params =
+        json_pack("{s:o,s:s,s:o}", "userId",
+                  json_is_integer(user) ? json_deep_copy(user) : json_string(user_id), "type", type,
+                  "payload", payload != NULL ? json_deep_copy(payload) : json_object());
     store_call(call, STORE_NOTIFICATION_ADD, params, "not_found", on_notification_added);
 }
 

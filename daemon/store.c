@@ -29,6 +29,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,7 +604,15 @@ static const char *parse_access_resolve(reader_t *r)
 
 /* ---- Results ----------------------------------------------------------------------------- */
 
-typedef enum column_kind { COLUMN_TEXT, COLUMN_BOOL, COLUMN_JSON } column_kind_t;
+/* COLUMN_ID0/1: an id that is a JSON number when bit 0/1 of the row's id_numeric cell (the
+ * one after the shape's columns) is set, else a string (rows from before schema 2). */
+typedef enum column_kind {
+    COLUMN_TEXT,
+    COLUMN_BOOL,
+    COLUMN_JSON,
+    COLUMN_ID0,
+    COLUMN_ID1
+} column_kind_t;
 
 /* Result column i is JSON key columns[i].key; a shape with one column and a NULL key gives the
  * value itself (a list of user ids). */
@@ -622,7 +631,7 @@ typedef struct shape_s {
         columns, sizeof(columns) / sizeof(columns[0])                                              \
     }
 
-static const column_t user_columns[] = {{"id", COLUMN_TEXT},
+static const column_t user_columns[] = {{"id", COLUMN_ID0},
                                         {"firstName", COLUMN_TEXT},
                                         {"lastName", COLUMN_TEXT},
                                         {"role", COLUMN_TEXT},
@@ -638,16 +647,16 @@ static const column_t member_columns[] = {
     {"roomId", COLUMN_TEXT}, {"userId", COLUMN_TEXT}, {"joinedAt", COLUMN_TEXT}};
 static const column_t user_id_column[] = {{NULL, COLUMN_TEXT}};
 static const column_t message_columns[] = {{"id", COLUMN_TEXT},
-                                           {"roomId", COLUMN_TEXT},
-                                           {"senderId", COLUMN_TEXT},
+                                           {"roomId", COLUMN_ID0},
+                                           {"senderId", COLUMN_ID1},
                                            {"text", COLUMN_TEXT},
                                            {"createdAt", COLUMN_TEXT}};
 static const column_t dm_columns[] = {{"id", COLUMN_TEXT},
-                                      {"senderId", COLUMN_TEXT},
-                                      {"recipientId", COLUMN_TEXT},
+                                      {"senderId", COLUMN_ID0},
+                                      {"recipientId", COLUMN_ID1},
                                       {"text", COLUMN_TEXT},
                                       {"createdAt", COLUMN_TEXT}};
-static const column_t notification_columns[] = {{"id", COLUMN_TEXT},   {"userId", COLUMN_TEXT},
+static const column_t notification_columns[] = {{"id", COLUMN_TEXT},   {"userId", COLUMN_ID0},
                                                 {"type", COLUMN_TEXT}, {"payload", COLUMN_JSON},
                                                 {"read", COLUMN_BOOL}, {"createdAt", COLUMN_TEXT}};
 static const column_t access_columns[] = {{"id", COLUMN_TEXT},
@@ -666,11 +675,27 @@ static const shape_t DM_SHAPE = SHAPE(dm_columns);
 static const shape_t NOTIFICATION_SHAPE = SHAPE(notification_columns);
 static const shape_t ACCESS_SHAPE = SHAPE(access_columns);
 
-/* A new reference, or NULL (out of memory, or text that is not UTF-8 or JSON). */
-static json_t *column_value(const sioc__store_cell_t *cell, column_kind_t kind)
+/* A numeric id's decimal text as the JSON number it was written as. */
+static json_t *id_number(const sioc__store_cell_t *cell)
+{
+    char *end = NULL;
+    errno = 0;
+    long long number = strtoll(cell->bytes, &end, 10);
+    if (cell->length == 0 || errno != 0 || end != cell->bytes + cell->length)
+        return json_stringn(cell->bytes, cell->length); /* edited by hand: keep the text */
+    return json_integer((json_int_t)number);
+}
+
+/* A new reference, or NULL (out of memory, or text that is not UTF-8 or JSON). id_numeric
+ * is the row's id_numeric bits. */
+static json_t *column_value(const sioc__store_cell_t *cell, column_kind_t kind, int64_t id_numeric)
 {
     if (cell->bytes == NULL)
         return json_null();
+    if (kind == COLUMN_ID0 || kind == COLUMN_ID1)
+        return (id_numeric & (kind == COLUMN_ID0 ? 1 : 2)) != 0
+                   ? id_number(cell)
+                   : json_stringn(cell->bytes, cell->length);
     if (kind == COLUMN_BOOL)
         return json_boolean(cell->length > 0 && (cell->bytes[0] == 't' || cell->bytes[0] == '1'));
     if (kind == COLUMN_JSON)
@@ -683,10 +708,13 @@ static json_t *row_value(const sioc__store_cell_t *cells, size_t count, const sh
     if (count < shape->count)
         return NULL; /* a driver bug, or a statement returning too few columns */
     if (shape->columns[0].key == NULL)
-        return column_value(&cells[0], shape->columns[0].kind);
+        return column_value(&cells[0], shape->columns[0].kind, 0);
+    int64_t id_numeric = 0;
+    if (count > shape->count && cells[shape->count].bytes != NULL)
+        id_numeric = strtoll(cells[shape->count].bytes, NULL, 10);
     json_t *object = json_object();
     for (size_t index = 0; object != NULL && index < shape->count; index++) {
-        json_t *value = column_value(&cells[index], shape->columns[index].kind);
+        json_t *value = column_value(&cells[index], shape->columns[index].kind, id_numeric);
         if (json_object_set_new(object, shape->columns[index].key, value) != 0) {
             json_decref(object);
             object = NULL;
@@ -895,6 +923,19 @@ static int before_seq(store_t *store, request_t *request, sioc__store_statement_
 
 /* ---- Operations (worker thread) ---------------------------------------------------------- */
 
+/* 1 when the id param was a JSON number (its text is in the request's digits). */
+static int id_was_number(const args_t *a, text_t id)
+{
+    const char *first = a->digits[0];
+    return id.bytes >= first && id.bytes < first + sizeof(a->digits);
+}
+
+/* The id_numeric bits of a row naming first and second (schema 2). */
+static int64_t id_numeric(const args_t *a, text_t first, text_t second)
+{
+    return id_was_number(a, first) | (id_was_number(a, second) << 1);
+}
+
 static int run_user_upsert(store_t *store, request_t *request)
 {
     const args_t *a = &request->args;
@@ -907,6 +948,7 @@ static int run_user_upsert(store_t *store, request_t *request)
         call_int(&call, a->profile[index].present);
     }
     call_string(&call, now);
+    call_int(&call, id_numeric(a, a->id, (text_t){NULL, 0, 0}));
     return result_row(store, request, SIOC__SQL_USER_UPSERT, &call, &USER_SHAPE, "user not found",
                       NULL);
 }
@@ -1085,6 +1127,7 @@ static int insert_message(store_t *store, request_t *request, sioc__store_statem
     call_text(&call, second);
     call_text(&call, request->args.text);
     call_string(&call, now);
+    call_int(&call, id_numeric(&request->args, first, second));
     return result_row(store, request, statement, &call, shape, "message not found", NULL);
 }
 
@@ -1186,6 +1229,7 @@ static int run_notification_add(store_t *store, request_t *request)
     call_text(&call, a->type);
     call_string(&call, a->payload);
     call_string(&call, now);
+    call_int(&call, id_numeric(a, a->user_id, (text_t){NULL, 0, 0}));
     return result_row(store, request, SIOC__SQL_NOTIFICATION_INSERT, &call, &NOTIFICATION_SHAPE,
                       "notification not found", NULL);
 }
@@ -1400,26 +1444,26 @@ static json_t *named_value(const sioc__store_cell_t *cell)
         return json_null();
     const char *name = cell->name != NULL ? cell->name : "";
     if (strcmp(name, "isPrivate") == 0 || strcmp(name, "read") == 0)
-        return column_value(cell, COLUMN_BOOL);
+        return column_value(cell, COLUMN_BOOL, 0);
     if (strcmp(name, "payload") == 0 || cell->kind == SIOC__STORE_CELL_JSON)
-        return column_value(cell, COLUMN_JSON);
+        return column_value(cell, COLUMN_JSON, 0);
     /* References (senderId, roomId, ...) are strings, as store.h promises the drivers; a
      * row's own "id" keeps its column's type (the app's integer message ids stay numbers). */
     size_t name_length = strlen(name);
     if (name_length > 2 && strcmp(name + name_length - 2, "Id") == 0)
-        return column_value(cell, COLUMN_TEXT);
+        return column_value(cell, COLUMN_TEXT, 0);
     char time[TIME_SIZE];
     switch (cell->kind) {
     case SIOC__STORE_CELL_INTEGER:
         return integer_value(cell);
     case SIOC__STORE_CELL_BOOL:
-        return column_value(cell, COLUMN_BOOL);
+        return column_value(cell, COLUMN_BOOL, 0);
     case SIOC__STORE_CELL_TIME:
         if (sioc__store_sql_iso_time(cell->bytes, cell->length, time))
             return json_string(time);
-        return column_value(cell, COLUMN_TEXT);
+        return column_value(cell, COLUMN_TEXT, 0);
     default:
-        return column_value(cell, COLUMN_TEXT);
+        return column_value(cell, COLUMN_TEXT, 0);
     }
 }
 

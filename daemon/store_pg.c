@@ -105,18 +105,27 @@ typedef struct migration_s {
     const char *sql;
 } migration_t;
 
+/* Version 2 (as store_sqlite.c's): id_numeric says which of the row's ids were JSON
+ * numbers (bit 0 the first id, bit 1 the second). Rows written before stay 0: strings. */
+static const char SCHEMA_V2[] =
+    "ALTER TABLE sioc.users ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sioc.messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sioc.direct_messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sioc.notifications ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
+
 /* A new schema version is one more entry here (and never an edit of an old one). */
 static const migration_t migrations[] = {
     {1, SCHEMA_V1},
+    {2, SCHEMA_V2},
 };
 
 /* ---- Statements ------------------------------------------------------------------------ */
 
-#define USER_COLUMNS "id, first_name, last_name, role, avatar"
+#define USER_COLUMNS "id, first_name, last_name, role, avatar, id_numeric"
 #define ROOM_COLUMNS "id, name, is_private, owner_id, created_at"
-#define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at"
-#define DM_COLUMNS "id, sender_id, recipient_id, text, created_at"
-#define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at"
+#define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at, id_numeric"
+#define DM_COLUMNS "id, sender_id, recipient_id, text, created_at, id_numeric"
+#define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at, id_numeric"
 #define ACCESS_COLUMNS "id, room_id, user_id, status, created_at"
 #define DM_PAIR                                                                                    \
     "LEAST(sender_id, recipient_id) = LEAST($1::text, $2::text)"                                   \
@@ -135,9 +144,11 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_USER_EXISTS] = "SELECT 1 FROM sioc.users WHERE id = $1",
     [SIOC__SQL_USER_UPSERT] =
         "INSERT INTO sioc.users AS u (id, first_name, last_name, role, avatar, created_at,"
-        " updated_at) VALUES ($1, $2, $4, $6, $8, $10, $10) ON CONFLICT (id) DO UPDATE SET" //
+        " updated_at, id_numeric) VALUES ($1, $2, $4, $6, $8, $10, $10, $11::int)"
+        " ON CONFLICT (id) DO UPDATE SET" //
     PROFILE_FIELD("first_name", "$3") PROFILE_FIELD("last_name", "$5") PROFILE_FIELD("role", "$7")
-        PROFILE_FIELD("avatar", "$9") " updated_at = excluded.updated_at RETURNING " USER_COLUMNS,
+        PROFILE_FIELD("avatar", "$9") " id_numeric = excluded.id_numeric,"
+                                      " updated_at = excluded.updated_at RETURNING " USER_COLUMNS,
     [SIOC__SQL_USER_GET] = "SELECT " USER_COLUMNS " FROM sioc.users WHERE id = $1",
     [SIOC__SQL_PRESENCE_SET] =
         "INSERT INTO sioc.presence (user_id, status, last_activity) VALUES ($1, $2, $3)"
@@ -157,19 +168,21 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_MEMBER_LIST] = "SELECT user_id FROM sioc.room_members WHERE room_id = $1"
                               " ORDER BY seq",
     [SIOC__SQL_MESSAGE_INSERT] = "INSERT INTO sioc.messages (" MESSAGE_COLUMNS ")"
-                                 " VALUES ($1, $2, $3, $4, $5) RETURNING " MESSAGE_COLUMNS,
+                                 " VALUES ($1, $2, $3, $4, $5, $6::int) RETURNING " MESSAGE_COLUMNS,
     [SIOC__SQL_MESSAGE_SEQ] = "SELECT seq FROM sioc.messages WHERE id = $1 AND room_id = $2",
     [SIOC__SQL_MESSAGE_HISTORY] = "SELECT " MESSAGE_COLUMNS " FROM (SELECT seq, " MESSAGE_COLUMNS
                                   " FROM sioc.messages WHERE room_id = $1 AND seq < $2"
                                   " ORDER BY seq DESC LIMIT $3) AS page ORDER BY seq",
     [SIOC__SQL_DM_INSERT] = "INSERT INTO sioc.direct_messages (" DM_COLUMNS ")"
-                            " VALUES ($1, $2, $3, $4, $5) RETURNING " DM_COLUMNS,
+                            " VALUES ($1, $2, $3, $4, $5, $6::int) RETURNING " DM_COLUMNS,
     [SIOC__SQL_MESSAGE_INSERT_CHECKED] =
-        "INSERT INTO sioc.messages (" MESSAGE_COLUMNS ") SELECT $1, $2::text, $3::text, $4, $5"
+        "INSERT INTO sioc.messages (" MESSAGE_COLUMNS
+        ") SELECT $1, $2::text, $3::text, $4, $5, $6::int"
         " WHERE EXISTS (SELECT 1 FROM sioc.rooms WHERE id = $2)"
         " AND EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) RETURNING " MESSAGE_COLUMNS,
     [SIOC__SQL_DM_INSERT_CHECKED] =
-        "INSERT INTO sioc.direct_messages (" DM_COLUMNS ") SELECT $1, $2::text, $3::text, $4, $5"
+        "INSERT INTO sioc.direct_messages (" DM_COLUMNS
+        ") SELECT $1, $2::text, $3::text, $4, $5, $6::int"
         " WHERE EXISTS (SELECT 1 FROM sioc.users WHERE id = $2)"
         " AND EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) RETURNING " DM_COLUMNS,
     [SIOC__SQL_DM_SEQ] = "SELECT seq FROM sioc.direct_messages WHERE " DM_PAIR " AND id = $3",
@@ -177,8 +190,8 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                              " FROM sioc.direct_messages WHERE " DM_PAIR " AND seq < $3"
                              " ORDER BY seq DESC LIMIT $4) AS page ORDER BY seq",
     [SIOC__SQL_NOTIFICATION_INSERT] =
-        "INSERT INTO sioc.notifications (id, user_id, type, payload, read, created_at)"
-        " VALUES ($1, $2, $3, $4, false, $5) RETURNING " NOTIFICATION_COLUMNS,
+        "INSERT INTO sioc.notifications (id, user_id, type, payload, read, created_at,"
+        " id_numeric) VALUES ($1, $2, $3, $4, false, $5, $6::int) RETURNING " NOTIFICATION_COLUMNS,
     [SIOC__SQL_NOTIFICATION_LIST] = "SELECT " NOTIFICATION_COLUMNS " FROM sioc.notifications"
                                     " WHERE user_id = $1 ORDER BY seq DESC LIMIT $2",
     [SIOC__SQL_NOTIFICATION_LIST_UNREAD] =

@@ -90,9 +90,20 @@ static const char SCHEMA_V1[] =
     "CREATE UNIQUE INDEX access_requests_pending ON access_requests (room_id, user_id)"
     "  WHERE status = 'pending';";
 
+/* Version 2. Ids keep the JSON type they were written with: id_numeric has bit 0 for the
+ * row's first id (users.id, messages.room_id, direct_messages.sender_id,
+ * notifications.user_id) and bit 1 for its second (sender_id, recipient_id) when it was a
+ * JSON number. Rows written before stay 0: their ids read back as strings. */
+static const char SCHEMA_V2[] =
+    "ALTER TABLE users ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE direct_messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE notifications ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
+
 /* A new schema version is one more entry here (and never an edit of an old one). */
 static const store_sqlite_migration_t builtin_migrations[] = {
     {1, SCHEMA_V1},
+    {2, SCHEMA_V2},
 };
 
 static const store_sqlite_migration_t *migrations = builtin_migrations;
@@ -113,11 +124,11 @@ const store_sqlite_migration_t *store_sqlite_builtin_migrations(size_t *count)
 
 /* ---- Statements ------------------------------------------------------------------------ */
 
-#define USER_COLUMNS "id, first_name, last_name, role, avatar"
+#define USER_COLUMNS "id, first_name, last_name, role, avatar, id_numeric"
 #define ROOM_COLUMNS "id, name, is_private, owner_id, created_at"
-#define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at"
-#define DM_COLUMNS "id, sender_id, recipient_id, text, created_at"
-#define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at"
+#define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at, id_numeric"
+#define DM_COLUMNS "id, sender_id, recipient_id, text, created_at, id_numeric"
+#define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at, id_numeric"
 #define ACCESS_COLUMNS "id, room_id, user_id, status, created_at"
 #define DM_PAIR                                                                                    \
     "min(sender_id, recipient_id) = min(?1, ?2) AND max(sender_id, recipient_id) = max(?1, ?2)"
@@ -132,13 +143,14 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_USER_EXISTS] = "SELECT 1 FROM users WHERE id = ?1",
     /* ?3, ?5, ?7, ?9 say whether the field was given: an absent field keeps its value. */
     [SIOC__SQL_USER_UPSERT] =
-        "INSERT INTO users (id, first_name, last_name, role, avatar, created_at, updated_at)"
-        " VALUES (?1, ?2, ?4, ?6, ?8, ?10, ?10) ON CONFLICT (id) DO UPDATE SET"
+        "INSERT INTO users (id, first_name, last_name, role, avatar, created_at, updated_at,"
+        " id_numeric) VALUES (?1, ?2, ?4, ?6, ?8, ?10, ?10, ?11) ON CONFLICT (id) DO UPDATE SET"
         " first_name = CASE WHEN ?3 THEN excluded.first_name ELSE first_name END,"
         " last_name = CASE WHEN ?5 THEN excluded.last_name ELSE last_name END,"
         " role = CASE WHEN ?7 THEN excluded.role ELSE role END,"
         " avatar = CASE WHEN ?9 THEN excluded.avatar ELSE avatar END,"
-        " updated_at = excluded.updated_at RETURNING " USER_COLUMNS,
+        " id_numeric = excluded.id_numeric, updated_at = excluded.updated_at "
+        "RETURNING " USER_COLUMNS,
     [SIOC__SQL_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
     [SIOC__SQL_PRESENCE_SET] =
         "INSERT INTO presence (user_id, status, last_activity) VALUES (?1, ?2, ?3)"
@@ -158,7 +170,7 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_MEMBER_DELETE] = "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
     [SIOC__SQL_MEMBER_LIST] = "SELECT user_id FROM room_members WHERE room_id = ?1 ORDER BY rowid",
     [SIOC__SQL_MESSAGE_INSERT] =
-        "INSERT INTO messages (" MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)"
+        "INSERT INTO messages (" MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         " RETURNING " MESSAGE_COLUMNS,
     [SIOC__SQL_MESSAGE_SEQ] = "SELECT seq FROM messages WHERE id = ?1 AND room_id = ?2",
     /* The newest ?3 before seq ?2, returned oldest first. */
@@ -166,14 +178,14 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                                   " FROM messages WHERE room_id = ?1 AND seq < ?2"
                                   " ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
     [SIOC__SQL_DM_INSERT] =
-        "INSERT INTO direct_messages (" DM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)"
+        "INSERT INTO direct_messages (" DM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         " RETURNING " DM_COLUMNS,
     [SIOC__SQL_MESSAGE_INSERT_CHECKED] =
-        "INSERT INTO messages (" MESSAGE_COLUMNS ") SELECT ?1, ?2, ?3, ?4, ?5"
+        "INSERT INTO messages (" MESSAGE_COLUMNS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6"
         " WHERE EXISTS (SELECT 1 FROM rooms WHERE id = ?2)"
         " AND EXISTS (SELECT 1 FROM users WHERE id = ?3) RETURNING " MESSAGE_COLUMNS,
     [SIOC__SQL_DM_INSERT_CHECKED] =
-        "INSERT INTO direct_messages (" DM_COLUMNS ") SELECT ?1, ?2, ?3, ?4, ?5"
+        "INSERT INTO direct_messages (" DM_COLUMNS ") SELECT ?1, ?2, ?3, ?4, ?5, ?6"
         " WHERE EXISTS (SELECT 1 FROM users WHERE id = ?2)"
         " AND EXISTS (SELECT 1 FROM users WHERE id = ?3) RETURNING " DM_COLUMNS,
     [SIOC__SQL_DM_SEQ] = "SELECT seq FROM direct_messages WHERE " DM_PAIR " AND id = ?3",
@@ -181,7 +193,7 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                              " FROM direct_messages WHERE " DM_PAIR " AND seq < ?3"
                              " ORDER BY seq DESC LIMIT ?4) ORDER BY seq",
     [SIOC__SQL_NOTIFICATION_INSERT] = "INSERT INTO notifications (id, user_id, type, payload, read,"
-                                      " created_at) VALUES (?1, ?2, ?3, ?4, 0, ?5)"
+                                      " created_at, id_numeric) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)"
                                       " RETURNING " NOTIFICATION_COLUMNS,
     [SIOC__SQL_NOTIFICATION_LIST] = "SELECT " NOTIFICATION_COLUMNS " FROM notifications"
                                     " WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2",

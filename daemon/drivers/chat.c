@@ -727,10 +727,12 @@ static void on_message_send(sioc_socket_t *socket, const sioc_event_t *event, vo
     if (call == NULL)
         return;
     const char *text = json_string_value(json_object_get(driver_payload(event), "text"));
-    driver_call_request(call, STORE_MESSAGE_ADD,
-                        json_pack("{s:s,s:s,s:s}", "roomId", id, "senderId",
-                                  driver_call_user_id_text(call), "text", text),
-                        on_message_stored);
+    driver_call_request(
+        call, STORE_MESSAGE_ADD,
+        json_pack("{s:o,s:o,s:s}", "roomId", driver_id_param(room_id, id), "senderId",
+                  driver_id_param(driver_call_user_id(call), driver_call_user_id_text(call)),
+                  "text", text),
+        on_message_stored);
 }
 
 static void on_dm_stored(int error, const char *message, json_t *stored, void *data)
@@ -774,11 +776,15 @@ static void on_recipient_found(int error, const char *message, json_t *recipient
         driver_call_store_failed(call, STORE_USER_GET, error, message);
         return;
     }
-    driver_call_request(call, STORE_DM_ADD,
-                        json_pack("{s:s,s:s,s:s}", "senderId", driver_call_user_id_text(call),
-                                  "recipientId", driver_call_string(call, "recipientIdText"),
-                                  "text", driver_call_string(call, "text")),
-                        on_dm_stored);
+    driver_call_request(
+        call, STORE_DM_ADD,
+        json_pack("{s:o,s:o,s:s}", "senderId",
+                  driver_id_param(driver_call_user_id(call), driver_call_user_id_text(call)),
+                  "recipientId",
+                  driver_id_param(json_object_get(call->context, "recipientId"),
+                                  driver_call_string(call, "recipientIdText")),
+                  "text", driver_call_string(call, "text")),
+        on_dm_stored);
 }
 
 static void on_dm_send(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -822,8 +828,10 @@ static void history_answer(driver_call_t *call)
     json_t *stored;
     json_array_foreach(json_object_get(call->context, "messages"), index, stored)
     {
-        const char *sender_id = json_string_value(json_object_get(stored, "senderId"));
-        json_t *sender = sender_id != NULL ? json_object_get(senders, sender_id) : NULL;
+        char sender_id[DRIVER_MAX_ID_BYTES + 1];
+        json_t *sender = driver_id_text(json_object_get(stored, "senderId"), sender_id) == 0
+                             ? json_object_get(senders, sender_id)
+                             : NULL;
         json_array_append_new(messages,
                               json_pack("{s:O?,s:O,s:O?,s:O?,s:O?}", "id",
                                         json_object_get(stored, "id"), "roomId", room_id, "sender",
@@ -865,10 +873,13 @@ static void on_history_loaded(int error, const char *message, json_t *page, void
     json_t *stored;
     json_array_foreach(page, index, stored)
     {
-        const char *sender_id = json_string_value(json_object_get(stored, "senderId"));
-        if (sender_id == NULL || json_object_get(senders, sender_id) != NULL)
+        json_t *sender_value = json_object_get(stored, "senderId");
+        char sender_id[DRIVER_MAX_ID_BYTES + 1];
+        if (driver_id_text(sender_value, sender_id) != 0 ||
+            json_object_get(senders, sender_id) != NULL)
             continue;
-        json_object_set_new(senders, sender_id, json_pack("{s:s}", "id", sender_id));
+        /* Until the profile is read: the id as stored (a number stays a number). */
+        json_object_set_new(senders, sender_id, json_pack("{s:O}", "id", sender_value));
         size_t size = strlen(sender_id) + 1;
         sender_lookup_t *lookup = malloc(sizeof(*lookup) + size);
         if (lookup == NULL)

@@ -129,6 +129,13 @@ int driver_id_text(json_t *value, char out[DRIVER_MAX_ID_BYTES + 1])
     return 0;
 }
 
+json_t *driver_id_param(json_t *value, const char *text)
+{
+    if (json_is_integer(value) || json_is_string(value))
+        return json_deep_copy(value); /* the store reads params from its own thread */
+    return json_string(text);
+}
+
 driver_text_check_t driver_check_text(json_t *value, size_t max_bytes)
 {
     const char *text = json_string_value(value);

@@ -56,6 +56,9 @@ json_t *driver_id_argument(json_t *payload, const char *key);
 /* Writes the id value (a string of 1..DRIVER_MAX_ID_BYTES bytes without NUL, or an integer) as
  * text into out. 0, or -1 when value is no such id (out is then ""). */
 int driver_id_text(json_t *value, char out[DRIVER_MAX_ID_BYTES + 1]);
+/* An id as a store param, keeping its JSON type: a copy of value when it is an integer or a
+ * string, else text as a string. A new reference. */
+json_t *driver_id_param(json_t *value, const char *text);
 
 typedef enum driver_text_check {
     DRIVER_TEXT_OK,

@@ -89,9 +89,10 @@ static notifications_t *channel_state(channel_t *channel)
 void notifications_push(channel_t *channel, json_t *notification)
 {
     notifications_t *notifications = channel_state(channel);
-    const char *user_id = json_string_value(json_object_get(notification, "userId"));
+    char user_id[DRIVER_MAX_ID_BYTES + 1];
     char room[DRIVER_ROOM_NAME_SIZE];
-    if (notifications == NULL || user_id == NULL ||
+    if (notifications == NULL ||
+        driver_id_text(json_object_get(notification, "userId"), user_id) != 0 ||
         driver_room_name(room, sizeof(room), "user:", user_id) != 0)
         return;
     driver_emit_to_room(channel->nsp, room, NULL, notifications->event,

@@ -113,11 +113,39 @@ static void test_pg_migrations_run_once(void **state)
     add_user(fixture, "a");
     fixture_close(fixture);
     fixture_open(fixture); /* a second daemon, or a restart: nothing to migrate */
-    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.schema_version"), 1);
-    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 1);
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.schema_version"), 2);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 2);
     assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": \"a\"}"),
                 "{\"id\": \"a\", \"firstName\": \"a\", \"lastName\": null, \"role\": null,"
                 " \"avatar\": null}");
+}
+
+/* A database at schema 1 (version 2's columns taken away again): its rows keep reading back
+ * with string ids after the migration, new rows keep their JSON type. */
+static void test_pg_v1_rows_keep_string_ids(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "1");
+    add_room(fixture, "r", "1");
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r\", \"senderId\": \"1\", \"text\": \"old\"}"));
+    fixture_close(fixture);
+    raw_exec("ALTER TABLE sioc.users DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.messages DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.direct_messages DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.notifications DROP COLUMN id_numeric;"
+             "DELETE FROM sioc.schema_version WHERE version = 2");
+    fixture_open(fixture);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 2);
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r\", \"senderId\": 1, \"text\": \"new\"}"));
+    json_t *page = call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r\"}");
+    assert_int_equal(json_array_size(page), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(page, 0), "senderId")),
+                        "1");
+    assert_true(json_is_integer(json_object_get(json_array_get(page, 1), "senderId")));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 1), "senderId")), 1);
+    json_decref(page);
 }
 
 static void test_pg_newer_schema_refused(void **state)
@@ -128,7 +156,7 @@ static void test_pg_newer_schema_refused(void **state)
     char error[512] = "";
     assert_int_equal(store_open_at(fixture, error, sizeof(error)), STORE_EIO);
     assert_null(fixture->store);
-    assert_non_null(strstr(error, "schema version 99 is newer than this sioc knows (1)"));
+    assert_non_null(strstr(error, "schema version 99 is newer than this sioc knows (2)"));
 }
 
 /* A port nobody listens on: a clear error, STORE_EUNAVAILABLE, and never the password. */
@@ -334,6 +362,7 @@ int main(int argc, char **argv)
         CONFORMANCE_TESTS(TEST),
         TEST(test_pg_migrations_run_once),
         TEST(test_pg_newer_schema_refused),
+        TEST(test_pg_v1_rows_keep_string_ids),
         TEST(test_pg_server_down_at_open),
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_reconnects_after_restart),
