@@ -22,6 +22,7 @@
 #define ROOM_NAME_SIZE (API_ID_SIZE + 8) /* "user:" or "room:" and an id */
 #define NAMESPACE_SIZE (API_NAME_MAX + 1)
 #define STORE_HISTORY_LIMIT_MAX 100 /* store.h: STORE_MESSAGE_HISTORY's limit is 1..100 */
+#define API_STORE_RETRY_AFTER "1"   /* seconds, the answer to a lost database connection */
 
 typedef struct api_call_s api_call_t;
 
@@ -116,8 +117,9 @@ static void log_answer(const api_call_t *call, int status)
                   sioc_web_request_remote_address(call->request), status);
 }
 
-/* Answers with body (taken; JSON) and releases the call: nothing may touch it afterwards. */
-static void reply(api_call_t *call, int status, json_t *body)
+/* Answers with body (taken; JSON) and headers (NULL, or "Name: value\r\n" lines) and
+ * releases the call: nothing may touch it afterwards. */
+static void reply_with_headers(api_call_t *call, int status, json_t *body, const char *headers)
 {
     char *text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -127,10 +129,16 @@ static void reply(api_call_t *call, int status, json_t *body)
     log_answer(call, status);
     /* sioc_web_respond may run the next pipelined request of the connection: the call stays
      * linked until it returns, so that a stop cannot close the server under it. */
-    sioc_web_respond(call->request, status, "application/json", answer,
-                     call->head_only ? 0 : strlen(answer));
+    sioc_web_respond_with_headers(call->request, status, "application/json",
+                                  headers != NULL ? headers : "", answer,
+                                  call->head_only ? 0 : strlen(answer));
     free(text);
     call_free(call);
+}
+
+static void reply(api_call_t *call, int status, json_t *body)
+{
+    reply_with_headers(call, status, body, NULL);
 }
 
 static json_t *error_body(const char *code, const char *message, const char *field)
@@ -174,6 +182,16 @@ static void reply_store_error(api_call_t *call, int error, const char *message)
         break;
     case STORE_ECLOSED:
         reply_error(call, 503, "shutting_down", "the daemon is stopping");
+        break;
+    case STORE_EUNAVAILABLE:
+        /* The connection is lost (PostgreSQL restarting) and the store reconnects by itself
+         * (backoff up to 5 s): a client may try again soon. The change was not applied, or
+         * its COMMIT's answer was lost: only idempotent requests should be retried blindly. */
+        log_warn("api: store unavailable: %s", message);
+        reply_with_headers(
+            call, 503,
+            error_body("store_unavailable", "the database is unavailable, try again", NULL),
+            "Retry-After: " API_STORE_RETRY_AFTER "\r\n");
         break;
     default:
         log_error("api: store failed: %s", message);

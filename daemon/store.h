@@ -32,7 +32,10 @@
  *   a read sees every write made before it.
  * - Ids are strings. Id params (id, userId, roomId, senderId, recipientId, otherId, ownerId,
  *   before, the entries of ids) also accept a whole JSON number, taken as its decimal text:
- *   roomId 12 and "12" are the same room. Ids are 1..256 bytes. Ids the store generates
+ *   roomId 12 and "12" are the same room. A user's id, a message's roomId and senderId, a
+ *   DM's senderId and recipientId and a notification's userId read back with the JSON type
+ *   they were written with (a number stays a number; rows from schema 1 are strings); other
+ *   ids read back as strings. Ids are 1..256 bytes. Ids the store generates
  *   (rooms without an id, messages, DMs, notifications, access requests) are 20 random
  *   base64url characters. Other strings are at most 64 KiB (the callers enforce their own,
  *   smaller limits first); no string may contain NUL (PostgreSQL refuses it).

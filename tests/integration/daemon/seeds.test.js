@@ -136,7 +136,38 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
 
     // The HTTP API's live presence: the ids as the tokens gave them.
     assert.deepEqual((await daemon.apiOk('GET', '/presence/rooms/5')).online, [currentUser.id]);
-    // Read back from the store (history), ids are the store's text for now: not asserted here.
+  });
+
+  it('read back from the store after a reconnect, ids keep their type: history sender.id === currentUser.id', async () => {
+    const currentUser = numericUser('Erin');
+    const friend = numericUser('Finn');
+    let erin = await login(currentUser);
+    await login(friend); // a registered recipient for the DM
+    const live = collect(erin.socket, 'message:received');
+    const dms = collect(erin.socket, 'dm:received');
+    erin.joinRoom(6);
+    erin.sendMessage(6, 'before the reload');
+    erin.sendDirectMessage(friend.id, 'dm before the reload');
+    await until(() => live.length === 1 && dms.length === 1, 'the message and the dm');
+    // The page reloads: a new socketService, the same user, history from the store.
+    erin.disconnect();
+    erin = await login(currentUser);
+    erin.joinRoom(6);
+    const history = await erin.socket.timeout(WAIT_MS).emitWithAck('room:history', { roomId: 6 });
+    assert.equal(history.ok, true, JSON.stringify(history));
+    assert.equal(history.messages.length, 1);
+    const msg = history.messages[0];
+    assert.equal(msg.sender.id === currentUser.id ? 'my-message' : 'other-message', 'my-message');
+    assert.strictEqual(msg.sender.id, currentUser.id);
+    assert.equal(msg.sender.firstName, 'Erin');
+    const dmHistory = await erin.socket.timeout(WAIT_MS).emitWithAck('dm:history', { userId: friend.id });
+    assert.equal(dmHistory.ok, true, JSON.stringify(dmHistory));
+    assert.equal(dmHistory.messages.length, 1);
+    const dm = dmHistory.messages[0];
+    assert.strictEqual(dm.senderId, currentUser.id);
+    assert.strictEqual(dm.recipientId, friend.id);
+    assert.strictEqual(dm.sender?.id ?? dm.senderId, currentUser.id);
+    assert.equal(dm.text, 'dm before the reload');
   });
 
   it('options.presence "rooms": user:status only reaches those who share a study room', async () => {
@@ -263,7 +294,8 @@ describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the u
     await notify(user._id, 'grantedAccess');
     await until(() => got.length === 1, 'the notification');
     assert.equal(got[0].notification.notificationType, 'grantedAccess');
-    assert.equal(got[0].notification.toUser, String(user._id));
+    // The HTTP API got a numeric userId: toUser reads back from the store as that number.
+    assert.strictEqual(got[0].notification.toUser, user._id);
   });
 
   it('a logged-in session cannot bind to another user than its own', async () => {

@@ -80,7 +80,7 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
     assert.deepEqual(rows.map((r) => [r.id, r.sender_id, r.text, r.created_at]), sent.map((m) => [m.id, ann.id, m.text, m.createdAt]));
     const [user] = await pg.rows('SELECT first_name FROM sioc.users WHERE id = $1', [bob.id]);
     assert.equal(user.first_name, 'Bob');
-    assert.deepEqual(await pg.rows('SELECT version FROM sioc.schema_version'), [{ version: 1 }]);
+    assert.deepEqual(await pg.rows('SELECT version FROM sioc.schema_version'), [{ version: 1 }, { version: 2 }]);
   });
 
   it('PostgreSQL restarted under chat load: no acknowledged message lost, none stored twice', async (t) => {
@@ -108,6 +108,26 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
     // A failed one may only be in the table if its COMMIT's answer was lost (at most one batch).
     const failedStored = failed.filter(({ text }) => rows.some((r) => r.text === text));
     assert.ok(failedStored.length <= 4, `${failedStored.length} failed messages were stored`);
+  });
+
+  it('the HTTP API answers a lost database connection with 503 store_unavailable and Retry-After', async () => {
+    const [a] = daemons;
+    const room = await createRoom(a, { name: 'Lost' });
+    // Every connection of the daemons is cut: the next statement finds its connection gone.
+    await pg.rows('SELECT pg_terminate_backend(pid) FROM pg_stat_activity'
+      + ' WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    const res = await a.api('GET', `/rooms/${encodeURIComponent(room.id)}`);
+    assert.equal(res.status, 503, res.text);
+    assert.equal(res.json.error.code, 'store_unavailable');
+    assert.equal(res.header('retry-after'), '1');
+    // The store reconnects by itself (backoff from 100 ms): the same request works again.
+    let again = null;
+    for (let i = 0; i < 100 && again?.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      again = await a.api('GET', `/rooms/${encodeURIComponent(room.id)}`);
+    }
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.id, room.id);
   });
 
   it('SIGKILL of a daemon under load: every acknowledged message is in the database', async (t) => {
