@@ -643,9 +643,11 @@ static void announce_room(api_call_t *call, json_t *owner)
     api_problem_t problem;
     api_field_namespace(call->body, "namespace", &name, &problem); /* checked before storing */
     channel_t *channel = usable_channel(call->api, name);
-    const char *owner_id = json_string_value(json_object_get(room, "ownerId"));
+    /* The app's own statements may give the owner as an integer column. */
+    char owner_id[API_ID_SIZE];
+    int has_owner = api_field_id(room, "ownerId", API_REQUIRED, owner_id, &problem) == 0;
     int is_private = json_is_true(json_object_get(room, "isPrivate"));
-    if (channel == NULL || (is_private && owner_id == NULL))
+    if (channel == NULL || (is_private && !has_owner))
         return;
     char rooms[2 * ROOM_NAME_SIZE];
     sioc_broadcast_t broadcast;

@@ -1447,11 +1447,8 @@ static json_t *named_value(const sioc__store_cell_t *cell)
         return column_value(cell, COLUMN_BOOL, 0);
     if (strcmp(name, "payload") == 0 || cell->kind == SIOC__STORE_CELL_JSON)
         return column_value(cell, COLUMN_JSON, 0);
-    /* References (senderId, roomId, ...) are strings, as store.h promises the drivers; a
-     * row's own "id" keeps its column's type (the app's integer message ids stay numbers). */
-    size_t name_length = strlen(name);
-    if (name_length > 2 && strcmp(name + name_length - 2, "Id") == 0)
-        return column_value(cell, COLUMN_TEXT, 0);
+    /* Ids and references (senderId, roomId, ...) keep their column's type too: the app's
+     * integer ids stay numbers, as Sequelize returns them (the drivers take both). */
     char time[TIME_SIZE];
     switch (cell->kind) {
     case SIOC__STORE_CELL_INTEGER:

@@ -587,7 +587,8 @@ static void on_request_resolved(int error, const char *message, json_t *request,
     }
     json_object_set(call->context, "request", request);
     int granted = strcmp(driver_call_string(call, "status"), "granted") == 0;
-    notify(call, json_string_value(json_object_get(request, "userId")),
+    char user_id[DRIVER_MAX_ID_BYTES + 1];
+    notify(call, driver_id_text(json_object_get(request, "userId"), user_id) == 0 ? user_id : NULL,
            granted ? "grantedAccess" : "deniedAccess", granted);
 }
 
@@ -601,7 +602,9 @@ static void on_resolved_room(int error, const char *message, json_t *room, void 
         driver_call_store_failed(call, STORE_ROOM_GET, error, message);
         return;
     }
-    const char *owner_id = json_string_value(json_object_get(room, "ownerId"));
+    char owner_buffer[DRIVER_MAX_ID_BYTES + 1];
+    const char *owner_id =
+        driver_id_text(json_object_get(room, "ownerId"), owner_buffer) == 0 ? owner_buffer : NULL;
     const char *status =
         json_string_value(json_object_get(json_object_get(call->context, "request"), "status"));
     const char *verb =
@@ -639,10 +642,13 @@ static void on_request_found(int error, const char *message, json_t *request, vo
         return;
     }
     json_object_set(call->context, "request", request);
-    driver_call_request(
-        call, STORE_ROOM_GET,
-        json_pack("{s:s?}", "id", json_string_value(json_object_get(request, "roomId"))),
-        on_resolved_room);
+    json_t *room_id = json_object_get(request, "roomId");
+    driver_call_request(call, STORE_ROOM_GET,
+                        json_pack("{s:o?}", "id",
+                                  json_is_integer(room_id) || json_is_string(room_id)
+                                      ? json_deep_copy(room_id)
+                                      : NULL),
+                        on_resolved_room);
 }
 
 static void resolve_access(notifications_t *notifications, sioc_socket_t *socket,

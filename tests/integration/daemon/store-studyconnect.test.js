@@ -100,6 +100,12 @@ describe('StudyConnect on its own tables', { skip: havePostgres() ? false : 'Pos
     assert.equal(history.ok, true, JSON.stringify(history));
     assert.deepEqual(history.messages.map((m) => [m.text, m.sender.id, m.sender.firstName]),
       [['hello from sioc', ann.id, 'Ann'], ['written by the app', bob.id, 'Bob']]);
+    // With the app's statements the columns' SQL types decide: "senderId" INTEGER reads back
+    // as a number, so the seed's msg.sender.id === currentUser.id holds on history too.
+    assert.strictEqual(history.messages[0].sender.id === ann.id ? 'my-message' : 'other-message', 'my-message');
+    const dmHistory = await ask(socket, 'dm:history', { userId: bob.id });
+    assert.equal(dmHistory.ok, true, JSON.stringify(dmHistory));
+    assert.deepEqual(dmHistory.messages.map((m) => [m.senderId, m.recipientId, m.text]), [[ann.id, bob.id, 'hi Bob']]);
   });
 
   it('check-config names the line of a bad statement: syntax, unknown parameter, wrong columns', async () => {
