@@ -282,7 +282,8 @@ static void app_tables(void)
              "INSERT INTO \"Users\" (\"firstName\", role) VALUES ('Ann', 'student')");
 }
 
-/* The app's rows by column name: its own ids stay integers, references are strings (store.h),
+/* The app's rows by column name: ids and references keep their columns' types (INTEGER: a
+ * number, whatever the param's JSON type was),
  * timestamps come back in the seeds' ISO form, and what sioc writes is in the app's table. */
 static void test_pg_app_statements(void **state)
 {
@@ -303,7 +304,7 @@ static void test_pg_app_statements(void **state)
     call_fails(fixture, STORE_USER_GET, "{\"id\": 2}", STORE_ENOTFOUND, "user not found");
     assert_json(call_ok(fixture, STORE_MESSAGE_ADD,
                         "{\"roomId\": 7, \"senderId\": \"1\", \"text\": \"hi\"}"),
-                "{\"id\": 1, \"roomId\": \"7\", \"senderId\": \"1\", \"text\": \"hi\","
+                "{\"id\": 1, \"roomId\": 7, \"senderId\": 1, \"text\": \"hi\","
                 " \"createdAt\": \"<time>\"}");
     assert_int_equal(raw_integer("SELECT count(*) FROM \"Messages\" WHERE text = 'hi'"), 1);
     /* The cached user: a change in the app's table shows after the cache's time only. */
