@@ -83,6 +83,7 @@ typedef struct bench_run_s {
     bench_usage_t window_start;
     bench_usage_t window_end;
     int measuring;
+    void (*window_over)(struct bench_run_s *run); /* bench_measure()'s (scenario.h) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t deadline; /* the whole run's bound */

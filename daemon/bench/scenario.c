@@ -125,3 +125,23 @@ char *bench_token_hs256(const char *secret, const char *subject, int64_t now, in
     free(payload);
     return token;
 }
+
+static void on_window_over(uv_timer_t *timer)
+{
+    bench_run_t *run = timer->data;
+    bench_run_window_end(run);
+    run->window_over(run);
+}
+
+static void on_warm(uv_timer_t *timer)
+{
+    bench_run_t *run = timer->data;
+    bench_run_window_begin(run);
+    uv_timer_start(&run->phase, on_window_over, bench_milliseconds(run->options->duration), 0);
+}
+
+void bench_measure(bench_run_t *run, void (*over)(bench_run_t *run))
+{
+    run->window_over = over;
+    uv_timer_start(&run->phase, on_warm, bench_milliseconds(run->options->warmup), 0);
+}

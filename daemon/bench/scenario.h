@@ -24,6 +24,10 @@ char *bench_auth_json(const char *token);
  * "exp":now+ttl}. malloc'd, NULL on failure. */
 char *bench_token_hs256(const char *secret, const char *subject, int64_t now, int64_t ttl);
 
+/* The measured window, on run->phase: --warmup, then bench_run_window_begin(), --duration
+ * later bench_run_window_end() and over(run) (which may reuse run->phase, e.g. to drain). */
+void bench_measure(bench_run_t *run, void (*over)(bench_run_t *run));
+
 /* Whether an event's name is name. */
 int bench_event_is(const bench_packet_t *packet, const char *name);
 

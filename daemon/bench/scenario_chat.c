@@ -225,22 +225,13 @@ static void on_drain_check(uv_timer_t *timer)
         bench_run_finish(run, NULL);
 }
 
-static void on_window_over(uv_timer_t *timer)
+static void on_window_over(bench_run_t *run)
 {
-    bench_run_t *run = timer->data;
     chat_state_t *state = state_of(run);
-    bench_run_window_end(run);
     state->phase = PHASE_DRAINING;
     bench_pacer_stop(&state->pacer);
     state->waited_ms = 0;
     uv_timer_start(&run->phase, on_drain_check, CHECK_MS, CHECK_MS);
-}
-
-static void on_warm(uv_timer_t *timer)
-{
-    bench_run_t *run = timer->data;
-    bench_run_window_begin(run);
-    uv_timer_start(&run->phase, on_window_over, bench_milliseconds(run->options->duration), 0);
 }
 
 static void start_sending(bench_run_t *run)
@@ -252,7 +243,7 @@ static void start_sending(bench_run_t *run)
         bench_run_fail(run, "cannot start the pacer");
         return;
     }
-    uv_timer_start(&run->phase, on_warm, bench_milliseconds(run->options->warmup), 0);
+    bench_measure(run, on_window_over);
 }
 
 /* Joining, then settling: polled until every join is acknowledged and the notices stopped. */

@@ -77,19 +77,10 @@ static const bench_client_callbacks_t callbacks = {
     .on_closed = on_closed,
 };
 
-static void on_window_over(uv_timer_t *timer)
+static void on_window_over(bench_run_t *run)
 {
-    bench_run_t *run = timer->data;
-    bench_run_window_end(run);
     state_of(run)->running = 0;
     bench_run_finish(run, NULL);
-}
-
-static void on_warm(uv_timer_t *timer)
-{
-    bench_run_t *run = timer->data;
-    bench_run_window_begin(run);
-    uv_timer_start(&run->phase, on_window_over, bench_milliseconds(run->options->duration), 0);
 }
 
 static size_t client_count(const bench_options_t *options)
@@ -114,7 +105,7 @@ static int start(bench_run_t *run)
     state->running = 1;
     for (size_t i = 0; i < run->client_count && !run->stopping; i++)
         connect_slot(&run->clients[i]);
-    uv_timer_start(&run->phase, on_warm, bench_milliseconds(run->options->warmup), 0);
+    bench_measure(run, on_window_over);
     return 0;
 }
 

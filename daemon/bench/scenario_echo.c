@@ -105,20 +105,11 @@ static void on_drained(uv_timer_t *timer)
     bench_run_finish(timer->data, NULL);
 }
 
-static void on_window_over(uv_timer_t *timer)
+static void on_window_over(bench_run_t *run)
 {
-    bench_run_t *run = timer->data;
-    bench_run_window_end(run);
     state_of(run)->sending = 0;
     bench_pacer_stop(&state_of(run)->pacer);
     uv_timer_start(&run->phase, on_drained, DRAIN_MS, 0);
-}
-
-static void on_warm(uv_timer_t *timer)
-{
-    bench_run_t *run = timer->data;
-    bench_run_window_begin(run);
-    uv_timer_start(&run->phase, on_window_over, bench_milliseconds(run->options->duration), 0);
 }
 
 static void on_connected(bench_run_t *run)
@@ -139,7 +130,7 @@ static void on_connected(bench_run_t *run)
             return;
         }
     }
-    uv_timer_start(&run->phase, on_warm, bench_milliseconds(run->options->warmup), 0);
+    bench_measure(run, on_window_over);
 }
 
 static const char *auth_of(bench_run_t *run, size_t index)

@@ -235,20 +235,11 @@ static void on_drain_check(uv_timer_t *timer)
         bench_run_finish(run, NULL);
 }
 
-static void on_window_over(uv_timer_t *timer)
+static void on_window_over(bench_run_t *run)
 {
-    bench_run_t *run = timer->data;
-    bench_run_window_end(run);
     state_of(run)->publishing = 0;
     bench_pacer_stop(&state_of(run)->pacer);
     uv_timer_start(&run->phase, on_drain_check, DRAIN_CHECK_MS, DRAIN_CHECK_MS);
-}
-
-static void on_warm(uv_timer_t *timer)
-{
-    bench_run_t *run = timer->data;
-    bench_run_window_begin(run);
-    uv_timer_start(&run->phase, on_window_over, bench_milliseconds(run->options->duration), 0);
 }
 
 static void on_joined(bench_run_t *run)
@@ -262,7 +253,7 @@ static void on_joined(bench_run_t *run)
         return;
     }
     pump(run, uv_hrtime());
-    uv_timer_start(&run->phase, on_warm, bench_milliseconds(run->options->warmup), 0);
+    bench_measure(run, on_window_over);
 }
 
 static void on_connected(bench_run_t *run)
