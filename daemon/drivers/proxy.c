@@ -8,14 +8,17 @@
  *   (connect_error "Authentication error: <message>"). Retried once when the back end could not
  *   be reached (the request changes nothing); a failure refuses the connection.
  * - options.eventUrl: each client event is POSTed as {namespace, event, args, socketId, user,
- *   rooms, data, ack}; the answer may hold ack (the acknowledgement's arguments), emit [{event,
- *   args, rooms?, users?}] (no rooms and no users: to the socket), join, leave, data and
- *   disconnect. Never retried (an event may not be idempotent); a failure (timeout, status
- *   other than 200, not JSON) is a log line and {ok:false, error:{code:"unavailable"}} in the
- *   ack, or a proxy:error event. A socket's events reach the back end one at a time, in arrival
- *   order (driver_util's order): the next is sent once the previous one is answered.
+ *   rooms, data, ack}, + attachments (the event's binary parts as base64, that the placeholders
+ *   {_placeholder: true, num: i} in args stand for; PROXY_MAX_SIZE bytes at most); the answer
+ *   may hold ack (the acknowledgement's arguments), emit [{event, args, rooms?, users?}] (no
+ *   rooms and no users: to the socket), join, leave, data and disconnect. Never retried (an
+ *   event may not be idempotent); a failure (timeout, status other than 200, not JSON) is a log
+ *   line and {ok:false, error:{code:"unavailable"}} in the ack, or a proxy:error event. A
+ *   socket's events reach the back end one at a time, in arrival order (driver_util's order):
+ *   the next is sent once the previous one is answered.
  * Timeouts (options.timeoutMs) bound every request; libcurl keeps up to options.maxConnections
  * connections alive to the back end. */
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +27,8 @@
 #include "log.h"
 
 #define PROXY_ERROR_EVENT "proxy:error"
-#define PROXY_MAX_ANSWER (1024 * 1024)
+/* The largest answer, and the most attachment bytes an event may forward. */
+#define PROXY_MAX_SIZE (1024 * 1024)
 /* Where the rooms of a connect answer wait in socket.data until on_connection joins them: they
  * go with the socket if it never connects. */
 #define PROXY_PENDING_ROOMS "sioc:rooms"
@@ -271,6 +275,38 @@ static void on_event_answer(int status, json_t *body, const char *error, int con
         sioc_socket_disconnect(socket, 0);
 }
 
+/* One attachment as a base64 string (new reference), NULL when memory runs out. */
+static json_t *base64_of(const sioc_binary_t *part)
+{
+    char *text = malloc(4 * ((part->length + 2) / 3) + 1);
+    if (text == NULL)
+        return NULL;
+    int length = EVP_EncodeBlock((unsigned char *)text, part->data, (int)part->length);
+    json_t *string = json_stringn(text, (size_t)length);
+    free(text);
+    return string;
+}
+
+/* The event's binary attachments as an array of base64 strings (new reference); NULL when they
+ * exceed PROXY_MAX_SIZE bytes in all (the int of EVP_EncodeBlock is far) or memory runs out. */
+static json_t *attachments_base64(const sioc_event_t *event)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < event->attachment_count; i++) {
+        total += event->attachments[i].length;
+        if (total > PROXY_MAX_SIZE)
+            return NULL;
+    }
+    json_t *list = json_array();
+    for (size_t i = 0; list != NULL && i < event->attachment_count; i++) {
+        if (json_array_append_new(list, base64_of(&event->attachments[i])) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    return list;
+}
+
 static void proxy_event(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     proxy_t *proxy = data;
@@ -288,6 +324,15 @@ static void proxy_event(sioc_socket_t *socket, const sioc_event_t *event, void *
     if (body == NULL) {
         driver_call_fail(call, DRIVER_EUNAVAILABLE, "Out of memory");
         return;
+    }
+    if (event->attachment_count > 0) {
+        json_t *attachments = attachments_base64(event);
+        if (attachments == NULL) {
+            json_decref(body);
+            driver_call_fail(call, DRIVER_ETOOLONG, "Binary attachments over 1 MiB in all");
+            return;
+        }
+        json_object_set_new(body, "attachments", attachments);
     }
     http_client_post(proxy->http, proxy->event_url, body, on_event_answer, call);
     json_decref(body);
@@ -394,7 +439,7 @@ static int proxy_setup(channel_t *channel, char *error, size_t error_size)
     http_client_options_t options = {
         .timeout_ms = (long)option_integer(channel->config, "timeoutMs", 5000),
         .max_connections = (long)option_integer(channel->config, "maxConnections", 16),
-        .max_response_size = PROXY_MAX_ANSWER,
+        .max_response_size = PROXY_MAX_SIZE,
     };
     if (proxy != NULL) {
         driver_base_init(&proxy->base, channel, proxy_release);

@@ -30,7 +30,8 @@ async function startBackEnd() {
   const store = new session.MemoryStore();
   const app = express();
   const seen = []; // every event POST, for the order checks
-  app.use(express.json());
+  const uploads = []; // the bodies of the 'upload' event POSTs, as received
+  app.use(express.json({ limit: '4mb' }));
   app.use(session({ store, secret: SECRET, name: 'connect.sid', resave: false, saveUninitialized: true }));
   app.get('/page', (req, res) => {
     req.session.visited = true;
@@ -66,6 +67,10 @@ async function startBackEnd() {
     if (event === 'checkin') return res.json(user ? { join: ['authenticated'], emit: [{ event: 'checked-in', args: [user.id] }] } : {});
     if (event === 'slow') return setTimeout(() => res.json({ ack: [`slow ${args[0]}`] }), 300);
     if (event === 'fast') return res.json({ ack: [`fast ${args[0]}`] });
+    if (event === 'upload') {
+      uploads.push(req.body);
+      return res.json({ ack: ['stored'] });
+    }
     if (event === 'garbage') return res.type('text').send('not json');
     if (event === 'fail') return res.status(500).json({ error: 'boom' });
     if (event === 'weird') return res.json({ emit: 'x', join: [1, null, {}, ''], leave: 5, ack: 'no', data: 3 });
@@ -103,6 +108,7 @@ async function startBackEnd() {
   return {
     base,
     seen,
+    uploads,
     async visit() {
       const res = await fetch(`${base}/page`);
       return res.headers.get('set-cookie').split(';')[0];
@@ -284,5 +290,52 @@ describe('proxy driver: the channel logic in an Express back end', () => {
     socket.emit('anything', 1);
     assert.deepEqual(await error, [{ code: 'unavailable', message: 'The back end did not answer' }]);
     assert.equal(socket.connected, true);
+  });
+
+  it('binary attachments reach the back end as base64 in attachments, the placeholders left in args', async () => {
+    const socket = io(daemon.url('/'), { reconnection: false, forceNew: true });
+    cleanups.push(() => socket.disconnect());
+    await once(socket, 'connect');
+    const first = Buffer.from([0, 1, 2, 253, 254, 255]);
+    const second = Buffer.from('sioc'.repeat(1000));
+    const from = backEnd.uploads.length;
+    const ack = await socket.timeout(WAIT_MS).emitWithAck('upload', 'note.bin', first, { nested: [second], n: 1 });
+    assert.deepEqual(ack, 'stored');
+    assert.equal(backEnd.uploads.length, from + 1);
+    const body = backEnd.uploads[from];
+    assert.deepEqual(body.args, ['note.bin', { _placeholder: true, num: 0 }, { nested: [{ _placeholder: true, num: 1 }], n: 1 }]);
+    assert.deepEqual(body.attachments, [first.toString('base64'), second.toString('base64')]);
+    assert.deepEqual(Buffer.from(body.attachments[1], 'base64'), second);
+    // An event without binary parts has no attachments member (the body stays as before).
+    await socket.timeout(WAIT_MS).emitWithAck('upload', 'plain');
+    assert.deepEqual(backEnd.uploads[from + 1].args, ['plain']);
+    assert.equal('attachments' in backEnd.uploads[from + 1], false);
+  });
+
+  it('attachments over 1 MiB in all are not forwarded: too_long through the ack, the back end never asked', async () => {
+    const dir = tempDir('proxy-big');
+    const big = await startDaemon(dir, baseConfig(dir, {
+      limits: { maxPayload: 3000000 },
+      channels: { '/': { driver: 'proxy', auth: 'none', options: { eventUrl: `${backEnd.base}/carolina/event` } } },
+    }));
+    try {
+      const socket = io(big.url('/'), { reconnection: false, forceNew: true, transports: ['websocket'] });
+      try {
+        await once(socket, 'connect');
+        const from = backEnd.uploads.length;
+        const half = Buffer.alloc(512 * 1024, 7);
+        const refused = await socket.timeout(WAIT_MS).emitWithAck('upload', half, half, Buffer.from([1]));
+        assert.deepEqual(refused, { ok: false, error: { code: 'too_long', message: 'Binary attachments over 1 MiB in all' } });
+        // Exactly 1 MiB passes.
+        const ok = await socket.timeout(WAIT_MS).emitWithAck('upload', half, half);
+        assert.equal(ok, 'stored');
+        assert.equal(backEnd.uploads.length, from + 1);
+        assert.deepEqual(backEnd.uploads[from].attachments.map((a) => Buffer.from(a, 'base64').length), [half.length, half.length]);
+      } finally {
+        socket.disconnect();
+      }
+    } finally {
+      await big.stopChecked();
+    }
   });
 });
