@@ -91,3 +91,11 @@ class Server:
             thread.join(1)
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+    def stop_checked(self):
+        """stop(), then fail if the server had died during the tests (for tearDownClass)."""
+        died = not self.alive()
+        self.stop()
+        if died:
+            raise AssertionError('the server died during the tests (exit status %s); stderr:\n%s'
+                                 % (self.proc.returncode, self.stderr()))

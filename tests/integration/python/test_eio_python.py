@@ -98,11 +98,7 @@ class EchoTests:
 
     @classmethod
     def tearDownClass(cls):
-        died = not cls.server.alive()
-        cls.server.stop()
-        if died:
-            raise AssertionError('the server died during the tests (exit status %s); stderr:\n%s'
-                                 % (cls.server.proc.returncode, cls.server.stderr()))
+        cls.server.stop_checked()
 
     def connect(self):
         client = EchoClient(self.server, self.TRANSPORTS)

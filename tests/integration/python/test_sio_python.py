@@ -106,11 +106,7 @@ class SioTests:
 
     @classmethod
     def tearDownClass(cls):
-        died = not cls.server.alive()
-        cls.server.stop()
-        if died:
-            raise AssertionError('the server died during the tests (exit status %s); stderr:\n%s'
-                                 % (cls.server.proc.returncode, cls.server.stderr()))
+        cls.server.stop_checked()
 
     def client(self, **kwargs):
         c = SioClient(self.server, self.TRANSPORTS, **kwargs)
