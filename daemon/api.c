@@ -994,7 +994,8 @@ static void route_presence_room(api_call_t *call)
     long length = sioc_web_request_query(call->request, "namespace", name, sizeof(name));
     if (length == -1)
         snprintf(name, sizeof(name), "/");
-    else if (length < 0 || name[0] != '/') {
+    else if (length < 0 || name[0] != '/' || strlen(name) != (size_t)length) {
+        /* A %00 would cut the name as a C string: "/chat%00junk" must not mean "/chat". */
         reply(call, 400,
               error_body("invalid_field",
                          "namespace: expected a namespace such as \"/\" or \"/home\"",

@@ -255,6 +255,14 @@ describe('HTTP API', () => {
       assert.deepEqual(await daemon.apiOk('GET', `/presence/rooms/${room.id}`), { roomId: room.id, online: [] });
     });
 
+    it('GET /presence/rooms/{id}?namespace= with a %00 is refused, not cut to the name before it', async () => {
+      const room = await createRoom(daemon);
+      assert.equal((await daemon.api('GET', `/presence/rooms/${room.id}?namespace=%2F`)).status, 200);
+      const cut = await daemon.api('GET', `/presence/rooms/${room.id}?namespace=%2F%00junk`);
+      assert.equal(cut.status, 400, cut.text);
+      assert.equal(cut.json.error.field, 'namespace');
+    });
+
     it('POST /notifications → 201 {id, userId, type, payload, read:false, createdAt}', async () => {
       const userId = unique('u');
       const res = await daemon.api('POST', '/notifications', { userId, type: 'room:accessGranted', payload: { roomId: 'r1' } });
