@@ -612,6 +612,14 @@ static void route_sockets_disconnect(api_call_t *call)
     reply(call, 200, json_pack("{s:b}", "ok", 1));
 }
 
+/* The id field key of body as a store param keeping its JSON type (api_field_id took a number
+ * or a string; text is its text). A new reference: the store reads params from its thread. */
+static json_t *typed_id(json_t *body, const char *key, const char *text)
+{
+    json_t *value = json_object_get(body, key);
+    return json_is_integer(value) ? json_deep_copy(value) : json_string(text);
+}
+
 /* ---- POST /rooms --------------------------------------------------------------------------- */
 
 /* The room:created payload: the room as stored, with seed 003's isPublic and createdBy. */
@@ -623,7 +631,7 @@ static json_t *room_created_payload(json_t *room, json_t *owner)
     json_object_set_new(payload, "isPublic",
                         json_boolean(!json_is_true(json_object_get(room, "isPrivate"))));
     json_t *owner_id = json_object_get(room, "ownerId");
-    if (json_is_string(owner_id)) {
+    if (json_is_string(owner_id) || json_is_integer(owner_id)) {
         json_t *first = json_object_get(owner, "firstName");
         json_t *last = json_object_get(owner, "lastName");
         json_object_set_new(payload, "createdBy",
@@ -657,8 +665,7 @@ static void announce_room(api_call_t *call, json_t *owner)
     json_t *args = json_pack("[o]", room_created_payload(room, owner));
     int rc = args != NULL ? sioc_broadcast_emit(&broadcast, "room:created", args) : SIOC_ENOMEM;
     if (rc != 0)
-        log_warn("api: room:created for room %s not sent: %s",
-                 json_string_value(json_object_get(room, "id")), uv_strerror(rc));
+        log_warn("api: room:created for a room not sent: %s", uv_strerror(rc));
 }
 
 static void on_room_owner(api_call_t *call, int error, const char *message, json_t *owner)
@@ -677,13 +684,13 @@ static void on_room_created(api_call_t *call, int error, const char *message, js
         return;
     }
     call->kept = json_incref(room);
-    json_t *owner_id = json_object_get(room, "ownerId");
-    if (!json_is_string(owner_id)) {
+    char owner_id[API_ID_SIZE];
+    api_problem_t problem;
+    if (api_field_id(room, "ownerId", API_REQUIRED, owner_id, &problem) != 0) {
         on_room_owner(call, STORE_ENOTFOUND, "no owner", NULL);
         return;
     }
-    store_call(call, STORE_USER_GET, json_pack("{s:s}", "id", json_string_value(owner_id)), NULL,
-               on_room_owner);
+    store_call(call, STORE_USER_GET, json_pack("{s:s}", "id", owner_id), NULL, on_room_owner);
 }
 
 static void route_room_create(api_call_t *call)
@@ -710,10 +717,10 @@ static void route_room_create(api_call_t *call)
     json_t *params = json_pack("{s:s,s:b}", "name", room_name, "isPrivate", is_private);
     if (params != NULL && owner_id[0] != '\0') {
         record_user(call->api, owner_id);
-        json_object_set_new(params, "ownerId", json_string(owner_id));
+        json_object_set_new(params, "ownerId", typed_id(body, "ownerId", owner_id));
     }
     if (params != NULL && room_id[0] != '\0')
-        json_object_set_new(params, "id", json_string(room_id));
+        json_object_set_new(params, "id", typed_id(body, "id", room_id));
     store_call(call, STORE_ROOM_CREATE, params, "not_found", on_room_created);
 }
 
@@ -838,7 +845,8 @@ static void route_member_add(api_call_t *call)
     }
     record_user(call->api, user_id);
     store_call(call, STORE_ROOM_ADD_MEMBER,
-               json_pack("{s:s,s:s}", "roomId", call->params.values[0], "userId", user_id),
+               json_pack("{s:s,s:o}", "roomId", call->params.values[0], "userId",
+                         typed_id(call->body, "userId", user_id)),
                "room_not_found", reply_result_200);
 }
 

@@ -638,14 +638,15 @@ static const column_t user_columns[] = {{"id", COLUMN_ID0},
                                         {"avatar", COLUMN_TEXT}};
 static const column_t presence_columns[] = {
     {"userId", COLUMN_TEXT}, {"status", COLUMN_TEXT}, {"lastActivity", COLUMN_TEXT}};
-static const column_t room_columns[] = {{"id", COLUMN_TEXT},
+static const column_t room_columns[] = {{"id", COLUMN_ID0},
                                         {"name", COLUMN_TEXT},
                                         {"isPrivate", COLUMN_BOOL},
-                                        {"ownerId", COLUMN_TEXT},
+                                        {"ownerId", COLUMN_ID1},
                                         {"createdAt", COLUMN_TEXT}};
 static const column_t member_columns[] = {
-    {"roomId", COLUMN_TEXT}, {"userId", COLUMN_TEXT}, {"joinedAt", COLUMN_TEXT}};
+    {"roomId", COLUMN_ID0}, {"userId", COLUMN_ID1}, {"joinedAt", COLUMN_TEXT}};
 static const column_t user_id_column[] = {{NULL, COLUMN_TEXT}};
+static const column_t member_id_column[] = {{NULL, COLUMN_ID1}}; /* a member's user_id */
 static const column_t message_columns[] = {{"id", COLUMN_TEXT},
                                            {"roomId", COLUMN_ID0},
                                            {"senderId", COLUMN_ID1},
@@ -660,8 +661,8 @@ static const column_t notification_columns[] = {{"id", COLUMN_TEXT},   {"userId"
                                                 {"type", COLUMN_TEXT}, {"payload", COLUMN_JSON},
                                                 {"read", COLUMN_BOOL}, {"createdAt", COLUMN_TEXT}};
 static const column_t access_columns[] = {{"id", COLUMN_TEXT},
-                                          {"roomId", COLUMN_TEXT},
-                                          {"userId", COLUMN_TEXT},
+                                          {"roomId", COLUMN_ID0},
+                                          {"userId", COLUMN_ID1},
                                           {"status", COLUMN_TEXT},
                                           {"createdAt", COLUMN_TEXT}};
 
@@ -670,6 +671,7 @@ static const shape_t PRESENCE_SHAPE = SHAPE(presence_columns);
 static const shape_t ROOM_SHAPE = SHAPE(room_columns);
 static const shape_t MEMBER_SHAPE = SHAPE(member_columns);
 static const shape_t USER_ID_SHAPE = SHAPE(user_id_column);
+static const shape_t MEMBER_ID_SHAPE = SHAPE(member_id_column);
 static const shape_t MESSAGE_SHAPE = SHAPE(message_columns);
 static const shape_t DM_SHAPE = SHAPE(dm_columns);
 static const shape_t NOTIFICATION_SHAPE = SHAPE(notification_columns);
@@ -707,11 +709,11 @@ static json_t *row_value(const sioc__store_cell_t *cells, size_t count, const sh
 {
     if (count < shape->count)
         return NULL; /* a driver bug, or a statement returning too few columns */
-    if (shape->columns[0].key == NULL)
-        return column_value(&cells[0], shape->columns[0].kind, 0);
     int64_t id_numeric = 0;
     if (count > shape->count && cells[shape->count].bytes != NULL)
         id_numeric = strtoll(cells[shape->count].bytes, NULL, 10);
+    if (shape->columns[0].key == NULL)
+        return column_value(&cells[0], shape->columns[0].kind, id_numeric);
     json_t *object = json_object();
     for (size_t index = 0; object != NULL && index < shape->count; index++) {
         json_t *value = column_value(&cells[index], shape->columns[index].kind, id_numeric);
@@ -990,8 +992,18 @@ static int run_presence_get(store_t *store, request_t *request)
                   "presence not found");
 }
 
-/* Adds a member (nothing when already one); the caller has checked room and user. */
-static int member_insert(store_t *store, request_t *request, text_t room_id, text_t user_id)
+/* An id param as JSON: a number when it was one. A new reference. */
+static json_t *id_json(const args_t *a, text_t id)
+{
+    if (id_was_number(a, id))
+        return json_integer((json_int_t)strtoll(id.bytes, NULL, 10));
+    return json_stringn(id.bytes, id.length);
+}
+
+/* Adds a member (nothing when already one); the caller has checked room and user. numeric is
+ * the row's id_numeric bits (room_id, user_id). */
+static int member_insert(store_t *store, request_t *request, text_t room_id, text_t user_id,
+                         int64_t numeric)
 {
     char now[TIME_SIZE];
     sioc__store_time_now(now);
@@ -999,6 +1011,7 @@ static int member_insert(store_t *store, request_t *request, text_t room_id, tex
     call_text(&call, room_id);
     call_text(&call, user_id);
     call_string(&call, now);
+    call_int(&call, numeric);
     return execute_plain(store, request, SIOC__SQL_MEMBER_INSERT, &call, NULL, NULL);
 }
 
@@ -1022,10 +1035,12 @@ static int run_room_create(store_t *store, request_t *request)
     call_int(&call, a->flag);
     call_text(&call, a->owner_id);
     call_string(&call, now);
+    int64_t numeric = id_numeric(a, id, a->owner_id); /* the owner's member row: the same bits */
+    call_int(&call, numeric);
     error = result_row(store, request, SIOC__SQL_ROOM_INSERT, &call, &ROOM_SHAPE, "room not found",
                        "room already exists");
     if (error == 0 && a->owner_id.bytes != NULL)
-        error = member_insert(store, request, id, a->owner_id);
+        error = member_insert(store, request, id, a->owner_id, numeric);
     return error;
 }
 
@@ -1057,7 +1072,8 @@ static int run_room_add_member(store_t *store, request_t *request)
     const args_t *a = &request->args;
     int error = check_membership(store, request, 1);
     if (error == 0)
-        error = member_insert(store, request, a->room_id, a->user_id);
+        error = member_insert(store, request, a->room_id, a->user_id,
+                              id_numeric(a, a->room_id, a->user_id));
     if (error != 0)
         return error;
     call_t call;
@@ -1078,9 +1094,9 @@ static int run_room_remove_member(store_t *store, request_t *request)
     error = execute_plain(store, request, SIOC__SQL_MEMBER_DELETE, &call, NULL, &changes);
     if (error != 0)
         return error;
-    return request_succeed(request, json_pack("{s:s%, s:s%, s:b}", "roomId", a->room_id.bytes,
-                                              a->room_id.length, "userId", a->user_id.bytes,
-                                              a->user_id.length, "removed", changes > 0));
+    return request_succeed(request,
+                           json_pack("{s:o, s:o, s:b}", "roomId", id_json(a, a->room_id), "userId",
+                                     id_json(a, a->user_id), "removed", changes > 0));
 }
 
 static int run_room_members(store_t *store, request_t *request)
@@ -1091,7 +1107,7 @@ static int run_room_members(store_t *store, request_t *request)
         return error;
     call_t call = {.count = 0};
     call_text(&call, room_id);
-    return result_rows(store, request, SIOC__SQL_MEMBER_LIST, &call, &USER_ID_SHAPE);
+    return result_rows(store, request, SIOC__SQL_MEMBER_LIST, &call, &MEMBER_ID_SHAPE);
 }
 
 /* 1 when the user of args is a member of its room, 0 when not, or a negative store error. */
@@ -1289,6 +1305,7 @@ static int run_access_request_add(store_t *store, request_t *request)
     call_text(&call, a->room_id);
     call_text(&call, a->user_id);
     call_string(&call, now);
+    call_int(&call, id_numeric(a, a->room_id, a->user_id));
     return result_row(store, request, SIOC__SQL_ACCESS_INSERT, &call, &ACCESS_SHAPE,
                       "access request not found", "access request already pending");
 }
@@ -1303,6 +1320,15 @@ static int access_request_not_pending(store_t *store, request_t *request, text_t
         return found;
     return found ? request_fail(request, STORE_ECONFLICT, "access request already resolved")
                  : request_fail(request, STORE_ENOTFOUND, "access request not found");
+}
+
+/* The text of an id read back from a row (a number's decimal text goes into digits). */
+static text_t result_id(const json_t *value, char digits[DIGITS_SIZE])
+{
+    if (!json_is_integer(value))
+        return (text_t){json_string_value(value), json_string_length(value), 1};
+    int length = snprintf(digits, DIGITS_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+    return (text_t){digits, (size_t)length, 1};
 }
 
 static int run_access_request_resolve(store_t *store, request_t *request)
@@ -1322,9 +1348,10 @@ static int run_access_request_resolve(store_t *store, request_t *request)
         return error;
     json_t *room_id = json_object_get(request->result, "roomId");
     json_t *user_id = json_object_get(request->result, "userId");
-    return member_insert(store, request,
-                         (text_t){json_string_value(room_id), json_string_length(room_id), 1},
-                         (text_t){json_string_value(user_id), json_string_length(user_id), 1});
+    char room_digits[DIGITS_SIZE], user_digits[DIGITS_SIZE];
+    return member_insert(store, request, result_id(room_id, room_digits),
+                         result_id(user_id, user_digits),
+                         json_is_integer(room_id) | json_is_integer(user_id) << 1);
 }
 
 static int run_access_request_get(store_t *store, request_t *request)

@@ -113,20 +113,31 @@ static const char SCHEMA_V2[] =
     "ALTER TABLE sioc.direct_messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE sioc.notifications ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 3: the same bits for rooms (bit 0 id, bit 1 owner_id), room members and access
+ * requests (bit 0 room_id, bit 1 user_id). */
+static const char SCHEMA_V3[] =
+    "ALTER TABLE sioc.rooms ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sioc.room_members ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE sioc.access_requests ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
+
 /* A new schema version is one more entry here (and never an edit of an old one). */
 static const migration_t migrations[] = {
     {1, SCHEMA_V1},
     {2, SCHEMA_V2},
+    {3, SCHEMA_V3},
 };
 
 /* ---- Statements ------------------------------------------------------------------------ */
 
 #define USER_COLUMNS "id, first_name, last_name, role, avatar, id_numeric"
-#define ROOM_COLUMNS "id, name, is_private, owner_id, created_at"
+#define ROOM_COLUMNS "id, name, is_private, owner_id, created_at, id_numeric"
 #define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at, id_numeric"
 #define DM_COLUMNS "id, sender_id, recipient_id, text, created_at, id_numeric"
 #define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at, id_numeric"
-#define ACCESS_COLUMNS "id, room_id, user_id, status, created_at"
+#define ACCESS_COLUMNS "id, room_id, user_id, status, created_at, id_numeric"
+/* A member's or access request's room id has the room's own type (a path's "12" names room 12). */
+#define ROOM_ID_BIT(id)                                                                            \
+    "coalesce((SELECT id_numeric & 1 FROM sioc.rooms WHERE id = " id "::text), 0)"
 #define DM_PAIR                                                                                    \
     "LEAST(sender_id, recipient_id) = LEAST($1::text, $2::text)"                                   \
     " AND GREATEST(sender_id, recipient_id) = GREATEST($1::text, $2::text)"
@@ -157,15 +168,18 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_PRESENCE_GET] =
         "SELECT user_id, status, last_activity FROM sioc.presence WHERE user_id = $1",
     [SIOC__SQL_ROOM_EXISTS] = "SELECT 1 FROM sioc.rooms WHERE id = $1",
-    [SIOC__SQL_ROOM_INSERT] = "INSERT INTO sioc.rooms (" ROOM_COLUMNS ")"
-                              " VALUES ($1, $2, $3::int <> 0, $4, $5) RETURNING " ROOM_COLUMNS,
+    [SIOC__SQL_ROOM_INSERT] =
+        "INSERT INTO sioc.rooms (" ROOM_COLUMNS ")"
+        " VALUES ($1, $2, $3::int <> 0, $4, $5, $6::int) RETURNING " ROOM_COLUMNS,
     [SIOC__SQL_ROOM_GET] = "SELECT " ROOM_COLUMNS " FROM sioc.rooms WHERE id = $1",
-    [SIOC__SQL_MEMBER_INSERT] = "INSERT INTO sioc.room_members (room_id, user_id, joined_at)"
-                                " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    [SIOC__SQL_MEMBER_GET] = "SELECT room_id, user_id, joined_at FROM sioc.room_members"
+    [SIOC__SQL_MEMBER_INSERT] = "INSERT INTO sioc.room_members (room_id, user_id, joined_at,"
+                                " id_numeric) VALUES ($1, $2, $3, ($4::int & 2) | " ROOM_ID_BIT(
+                                    "$1") ")"
+                                          " ON CONFLICT DO NOTHING",
+    [SIOC__SQL_MEMBER_GET] = "SELECT room_id, user_id, joined_at, id_numeric FROM sioc.room_members"
                              " WHERE room_id = $1 AND user_id = $2",
     [SIOC__SQL_MEMBER_DELETE] = "DELETE FROM sioc.room_members WHERE room_id = $1 AND user_id = $2",
-    [SIOC__SQL_MEMBER_LIST] = "SELECT user_id FROM sioc.room_members WHERE room_id = $1"
+    [SIOC__SQL_MEMBER_LIST] = "SELECT user_id, id_numeric FROM sioc.room_members WHERE room_id = $1"
                               " ORDER BY seq",
     [SIOC__SQL_MESSAGE_INSERT] = "INSERT INTO sioc.messages (" MESSAGE_COLUMNS ")"
                                  " VALUES ($1, $2, $3, $4, $5, $6::int) RETURNING " MESSAGE_COLUMNS,
@@ -201,9 +215,10 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                                         " WHERE id = $1 AND user_id = $2 AND NOT read",
     [SIOC__SQL_NOTIFICATION_MARK_ALL] = "UPDATE sioc.notifications SET read = true"
                                         " WHERE user_id = $1 AND NOT read",
-    [SIOC__SQL_ACCESS_INSERT] =
-        "INSERT INTO sioc.access_requests (id, room_id, user_id, status, created_at)"
-        " VALUES ($1, $2, $3, 'pending', $4) RETURNING " ACCESS_COLUMNS,
+    [SIOC__SQL_ACCESS_INSERT] = "INSERT INTO sioc.access_requests (" ACCESS_COLUMNS ")"
+                                " VALUES ($1, $2, $3, 'pending', $4, ($5::int & 2) | " ROOM_ID_BIT(
+                                    "$2") ")"
+                                          " RETURNING " ACCESS_COLUMNS,
     [SIOC__SQL_ACCESS_RESOLVE] = "UPDATE sioc.access_requests SET status = $2, resolved_at = $3"
                                  " WHERE id = $1 AND status = 'pending' RETURNING " ACCESS_COLUMNS,
     [SIOC__SQL_ACCESS_GET] = "SELECT " ACCESS_COLUMNS " FROM sioc.access_requests WHERE id = $1",

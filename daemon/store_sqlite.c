@@ -100,10 +100,18 @@ static const char SCHEMA_V2[] =
     "ALTER TABLE direct_messages ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE notifications ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 3: the same bits for rooms (bit 0 id, bit 1 owner_id), room members and access
+ * requests (bit 0 room_id, bit 1 user_id). */
+static const char SCHEMA_V3[] =
+    "ALTER TABLE rooms ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE room_members ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE access_requests ADD COLUMN id_numeric INTEGER NOT NULL DEFAULT 0;";
+
 /* A new schema version is one more entry here (and never an edit of an old one). */
 static const store_sqlite_migration_t builtin_migrations[] = {
     {1, SCHEMA_V1},
     {2, SCHEMA_V2},
+    {3, SCHEMA_V3},
 };
 
 static const store_sqlite_migration_t *migrations = builtin_migrations;
@@ -125,11 +133,13 @@ const store_sqlite_migration_t *store_sqlite_builtin_migrations(size_t *count)
 /* ---- Statements ------------------------------------------------------------------------ */
 
 #define USER_COLUMNS "id, first_name, last_name, role, avatar, id_numeric"
-#define ROOM_COLUMNS "id, name, is_private, owner_id, created_at"
+#define ROOM_COLUMNS "id, name, is_private, owner_id, created_at, id_numeric"
 #define MESSAGE_COLUMNS "id, room_id, sender_id, text, created_at, id_numeric"
 #define DM_COLUMNS "id, sender_id, recipient_id, text, created_at, id_numeric"
 #define NOTIFICATION_COLUMNS "id, user_id, type, payload, read, created_at, id_numeric"
-#define ACCESS_COLUMNS "id, room_id, user_id, status, created_at"
+#define ACCESS_COLUMNS "id, room_id, user_id, status, created_at, id_numeric"
+/* A member's or access request's room id has the room's own type (a path's "12" names room 12). */
+#define ROOM_ID_BIT(id) "coalesce((SELECT id_numeric & 1 FROM rooms WHERE id = " id "), 0)"
 #define DM_PAIR                                                                                    \
     "min(sender_id, recipient_id) = min(?1, ?2) AND max(sender_id, recipient_id) = max(?1, ?2)"
 
@@ -160,15 +170,18 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
     [SIOC__SQL_PRESENCE_GET] =
         "SELECT user_id, status, last_activity FROM presence WHERE user_id = ?1",
     [SIOC__SQL_ROOM_EXISTS] = "SELECT 1 FROM rooms WHERE id = ?1",
-    [SIOC__SQL_ROOM_INSERT] = "INSERT INTO rooms (" ROOM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5)"
+    [SIOC__SQL_ROOM_INSERT] = "INSERT INTO rooms (" ROOM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
                               " RETURNING " ROOM_COLUMNS,
     [SIOC__SQL_ROOM_GET] = "SELECT " ROOM_COLUMNS " FROM rooms WHERE id = ?1",
-    [SIOC__SQL_MEMBER_INSERT] = "INSERT INTO room_members (room_id, user_id, joined_at)"
-                                " VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-    [SIOC__SQL_MEMBER_GET] = "SELECT room_id, user_id, joined_at FROM room_members"
+    [SIOC__SQL_MEMBER_INSERT] =
+        "INSERT INTO room_members (room_id, user_id, joined_at,"
+        " id_numeric) VALUES (?1, ?2, ?3, (?4 & 2) | " ROOM_ID_BIT("?1") ")"
+                                                                         " ON CONFLICT DO NOTHING",
+    [SIOC__SQL_MEMBER_GET] = "SELECT room_id, user_id, joined_at, id_numeric FROM room_members"
                              " WHERE room_id = ?1 AND user_id = ?2",
     [SIOC__SQL_MEMBER_DELETE] = "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2",
-    [SIOC__SQL_MEMBER_LIST] = "SELECT user_id FROM room_members WHERE room_id = ?1 ORDER BY rowid",
+    [SIOC__SQL_MEMBER_LIST] = "SELECT user_id, id_numeric FROM room_members"
+                              " WHERE room_id = ?1 ORDER BY rowid",
     [SIOC__SQL_MESSAGE_INSERT] =
         "INSERT INTO messages (" MESSAGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         " RETURNING " MESSAGE_COLUMNS,
@@ -204,9 +217,10 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
                                         " WHERE id = ?1 AND user_id = ?2 AND read = 0",
     [SIOC__SQL_NOTIFICATION_MARK_ALL] = "UPDATE notifications SET read = 1"
                                         " WHERE user_id = ?1 AND read = 0",
-    [SIOC__SQL_ACCESS_INSERT] =
-        "INSERT INTO access_requests (id, room_id, user_id, status, created_at)"
-        " VALUES (?1, ?2, ?3, 'pending', ?4) RETURNING " ACCESS_COLUMNS,
+    [SIOC__SQL_ACCESS_INSERT] = "INSERT INTO access_requests (" ACCESS_COLUMNS ")"
+                                " VALUES (?1, ?2, ?3, 'pending', ?4, (?5 & 2) | " ROOM_ID_BIT(
+                                    "?2") ")"
+                                          " RETURNING " ACCESS_COLUMNS,
     [SIOC__SQL_ACCESS_RESOLVE] = "UPDATE access_requests SET status = ?2, resolved_at = ?3"
                                  " WHERE id = ?1 AND status = 'pending' RETURNING " ACCESS_COLUMNS,
     [SIOC__SQL_ACCESS_GET] = "SELECT " ACCESS_COLUMNS " FROM access_requests WHERE id = ?1",

@@ -491,7 +491,9 @@ static void on_room_found(int error, const char *message, json_t *room, void *da
     const char *id = driver_call_string(call, "roomIdText");
     if (error == STORE_ENOTFOUND && json_is_true(json_object_get(call->context, "autoCreate")))
         driver_call_request(call, STORE_ROOM_CREATE,
-                            json_pack("{s:s,s:s,s:b}", "id", id, "name", id, "isPrivate", 0),
+                            json_pack("{s:o,s:s,s:b}", "id",
+                                      driver_id_param(json_object_get(call->context, "roomId"), id),
+                                      "name", id, "isPrivate", 0),
                             on_room_created);
     else if (error == STORE_ENOTFOUND)
         driver_call_fail(call, DRIVER_ENOTFOUND, "Room not found");
@@ -553,10 +555,11 @@ static void join_store_membership(driver_call_t *call)
         join_complete(call);
         return;
     }
-    driver_call_request(call, STORE_ROOM_ADD_MEMBER,
-                        json_pack("{s:s,s:s}", "roomId", driver_call_string(call, "roomIdText"),
-                                  "userId", driver_call_user_id_text(call)),
-                        on_member_added);
+    driver_call_request(
+        call, STORE_ROOM_ADD_MEMBER,
+        json_pack("{s:s,s:o}", "roomId", driver_call_string(call, "roomIdText"), "userId",
+                  driver_id_param(driver_call_user_id(call), driver_call_user_id_text(call))),
+        on_member_added);
 }
 
 static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)

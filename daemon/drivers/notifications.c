@@ -484,10 +484,12 @@ static void on_notified(int error, const char *message, json_t *notification, vo
     driver_call_finish(call, json_pack("{s:O}", "request", request));
 }
 
-/* Stores the notification of this step of the flow for user_id, then answers {request}. */
-static void notify(driver_call_t *call, const char *user_id, const char *type, int with_room)
+/* Stores the notification of this step of the flow for user (an id as stored: toUser keeps its
+ * type), then answers {request}. */
+static void notify(driver_call_t *call, json_t *user, const char *type, int with_room)
 {
-    if (user_id == NULL) { /* the store gives every request and owned room a user */
+    char user_id[DRIVER_MAX_ID_BYTES + 1];
+    if (driver_id_text(user, user_id) != 0) { /* the store gives every request and room a user */
         on_notified(STORE_EINVALID, "no user to notify", NULL, call);
         return;
     }
@@ -505,8 +507,8 @@ static void notify(driver_call_t *call, const char *user_id, const char *type, i
     }
     json_object_set_new(call->context, "notificationType", json_string(type));
     /* Copies: store params are read from the store's thread until done. */
-    json_t *params = json_pack("{s:s,s:s,s:o}", "userId", user_id, "type", type, "payload",
-                               json_deep_copy(payload));
+    json_t *params = json_pack("{s:o,s:s,s:o}", "userId", driver_id_param(user, user_id), "type",
+                               type, "payload", json_deep_copy(payload));
     json_decref(payload);
     driver_call_request(call, STORE_NOTIFICATION_ADD, params, on_notified);
 }
@@ -521,9 +523,8 @@ static void on_access_requested(int error, const char *message, json_t *request,
         return;
     }
     json_object_set(call->context, "request", request);
-    const char *owner_id =
-        json_string_value(json_object_get(json_object_get(call->context, "room"), "ownerId"));
-    notify(call, owner_id, "requestAccess", 0);
+    notify(call, json_object_get(json_object_get(call->context, "room"), "ownerId"),
+           "requestAccess", 0);
 }
 
 static void on_requested_room(int error, const char *message, json_t *room, void *data)
@@ -539,15 +540,17 @@ static void on_requested_room(int error, const char *message, json_t *room, void
         driver_call_store_failed(call, STORE_ROOM_GET, error, message);
         return;
     }
-    if (!json_is_string(json_object_get(room, "ownerId"))) {
+    char owner_id[DRIVER_MAX_ID_BYTES + 1];
+    if (driver_id_text(json_object_get(room, "ownerId"), owner_id) != 0) {
         driver_call_fail(call, DRIVER_ECONFLICT, "This room has no owner to grant access");
         return;
     }
     json_object_set(call->context, "room", room);
-    driver_call_request(call, STORE_ACCESS_REQUEST_ADD,
-                        json_pack("{s:s,s:s}", "roomId", driver_call_string(call, "roomIdText"),
-                                  "userId", driver_call_user_id_text(call)),
-                        on_access_requested);
+    driver_call_request(
+        call, STORE_ACCESS_REQUEST_ADD,
+        json_pack("{s:s,s:o}", "roomId", driver_call_string(call, "roomIdText"), "userId",
+                  driver_id_param(driver_call_user_id(call), driver_call_user_id_text(call))),
+        on_access_requested);
 }
 
 static void on_request_access(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -587,9 +590,8 @@ static void on_request_resolved(int error, const char *message, json_t *request,
     }
     json_object_set(call->context, "request", request);
     int granted = strcmp(driver_call_string(call, "status"), "granted") == 0;
-    char user_id[DRIVER_MAX_ID_BYTES + 1];
-    notify(call, driver_id_text(json_object_get(request, "userId"), user_id) == 0 ? user_id : NULL,
-           granted ? "grantedAccess" : "deniedAccess", granted);
+    notify(call, json_object_get(request, "userId"), granted ? "grantedAccess" : "deniedAccess",
+           granted);
 }
 
 /* Only the room's owner resolves its requests, and only pending ones. */

@@ -113,8 +113,8 @@ static void test_pg_migrations_run_once(void **state)
     add_user(fixture, "a");
     fixture_close(fixture);
     fixture_open(fixture); /* a second daemon, or a restart: nothing to migrate */
-    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.schema_version"), 2);
-    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 2);
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.schema_version"), 3);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 3);
     assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": \"a\"}"),
                 "{\"id\": \"a\", \"firstName\": \"a\", \"lastName\": null, \"role\": null,"
                 " \"avatar\": null}");
@@ -134,9 +134,12 @@ static void test_pg_v1_rows_keep_string_ids(void **state)
              "ALTER TABLE sioc.messages DROP COLUMN id_numeric;"
              "ALTER TABLE sioc.direct_messages DROP COLUMN id_numeric;"
              "ALTER TABLE sioc.notifications DROP COLUMN id_numeric;"
-             "DELETE FROM sioc.schema_version WHERE version = 2");
+             "ALTER TABLE sioc.rooms DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.room_members DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.access_requests DROP COLUMN id_numeric;"
+             "DELETE FROM sioc.schema_version WHERE version >= 2");
     fixture_open(fixture);
-    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 2);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 3);
     json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
                         "{\"roomId\": \"r\", \"senderId\": 1, \"text\": \"new\"}"));
     json_t *page = call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r\"}");
@@ -148,6 +151,39 @@ static void test_pg_v1_rows_keep_string_ids(void **state)
     json_decref(page);
 }
 
+/* A database at schema 2 (version 3's columns taken away again): its rooms, members and access
+ * requests keep reading back with string ids after the migration, new rows keep their type. */
+static void test_pg_v2_rooms_keep_string_ids(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "1");
+    json_decref(call_ok(fixture, STORE_USER_UPSERT, "{\"id\": 2}"));
+    json_decref(
+        call_ok(fixture, STORE_ROOM_CREATE,
+                "{\"id\": \"12\", \"name\": \"R\", \"isPrivate\": true, \"ownerId\": \"1\"}"));
+    fixture_close(fixture);
+    raw_exec("ALTER TABLE sioc.rooms DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.room_members DROP COLUMN id_numeric;"
+             "ALTER TABLE sioc.access_requests DROP COLUMN id_numeric;"
+             "DELETE FROM sioc.schema_version WHERE version = 3");
+    fixture_open(fixture);
+    assert_int_equal(raw_integer("SELECT max(version) FROM sioc.schema_version"), 3);
+    assert_json(call_ok(fixture, STORE_ROOM_GET, "{\"id\": 12}"),
+                "{\"id\": \"12\", \"name\": \"R\", \"isPrivate\": true, \"ownerId\": \"1\","
+                " \"createdAt\": \"<time>\"}");
+    json_t *pending = call_ok(fixture, STORE_ACCESS_REQUEST_ADD, "{\"roomId\": 12, \"userId\": 2}");
+    assert_string_equal(string_of(pending, "roomId"), "12"); /* the room's type: a string */
+    assert_int_equal(json_integer_value(json_object_get(pending, "userId")), 2);
+    json_decref(pending);
+    json_decref(
+        call_ok(fixture, STORE_ROOM_CREATE, "{\"id\": 13, \"name\": \"N\", \"ownerId\": 2}"));
+    assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": 12}"), "[\"1\"]");
+    assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": 13}"), "[2]");
+    assert_json(call_ok(fixture, STORE_ROOM_GET, "{\"id\": \"13\"}"),
+                "{\"id\": 13, \"name\": \"N\", \"isPrivate\": false, \"ownerId\": 2,"
+                " \"createdAt\": \"<time>\"}");
+}
+
 static void test_pg_newer_schema_refused(void **state)
 {
     fixture_t *fixture = *state;
@@ -156,7 +192,7 @@ static void test_pg_newer_schema_refused(void **state)
     char error[512] = "";
     assert_int_equal(store_open_at(fixture, error, sizeof(error)), STORE_EIO);
     assert_null(fixture->store);
-    assert_non_null(strstr(error, "schema version 99 is newer than this sioc knows (2)"));
+    assert_non_null(strstr(error, "schema version 99 is newer than this sioc knows (3)"));
 }
 
 /* A port nobody listens on: a clear error, STORE_EUNAVAILABLE, and never the password. */
@@ -364,6 +400,7 @@ int main(int argc, char **argv)
         TEST(test_pg_migrations_run_once),
         TEST(test_pg_newer_schema_refused),
         TEST(test_pg_v1_rows_keep_string_ids),
+        TEST(test_pg_v2_rooms_keep_string_ids),
         TEST(test_pg_server_down_at_open),
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_reconnects_after_restart),

@@ -362,13 +362,13 @@ static void test_persistence_across_reopen(void **state)
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "m0 m1 m2");
     json_decref(call_ok(fixture, STORE_PRESENCE_GET, "{\"userId\": \"a\"}"));
     fixture_close(fixture);
-    /* The file is a WAL database at schema version 2 with sioc's application id. */
+    /* The file is a WAL database at schema version 3 with sioc's application id. */
     sqlite3 *db = raw_open(fixture);
     char mode[16];
     raw_text(db, "PRAGMA journal_mode", mode, sizeof(mode));
     assert_string_equal(mode, "wal");
-    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 2);
-    assert_int_equal(raw_integer(db, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(raw_integer(db, "SELECT count(*) FROM schema_version"), 3);
     assert_int_equal(raw_integer(db, "PRAGMA application_id"), 0x73696f63);
     sqlite3_close(db);
     fixture_open(fixture);
@@ -399,19 +399,19 @@ static void test_migration_on_existing_v1_file(void **state)
     fixture_open(fixture);
     json_decref(call_ok(fixture, STORE_ROOM_GET, "{\"id\": \"r1\"}"));
     fixture_close(fixture);
-    fixture_open(fixture); /* already at version 3: nothing runs twice */
+    fixture_open(fixture); /* already at version 4: nothing runs twice */
     fixture_close(fixture);
     sqlite3 *db = raw_open(fixture);
-    assert_int_equal(raw_integer(db, "SELECT count(*) FROM schema_version"), 3);
-    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(raw_integer(db, "SELECT count(*) FROM schema_version"), 4);
+    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 4);
     char topic[32];
     raw_text(db, "SELECT topic FROM rooms WHERE id = 'r1'", topic, sizeof(topic));
     assert_string_equal(topic, "migrated");
     sqlite3_close(db);
-    /* A sioc that knows only version 2 refuses the file rather than guess. */
+    /* A sioc that knows only version 3 refuses the file rather than guess. */
     store_sqlite_use_migrations(NULL, 0);
     assert_open_refused(fixture,
-                        "schema version 3 is newer than this sioc knows (2): upgrade sioc");
+                        "schema version 4 is newer than this sioc knows (3): upgrade sioc");
 }
 
 static void test_failing_migration_leaves_file_unchanged(void **state)
@@ -420,9 +420,9 @@ static void test_failing_migration_leaves_file_unchanged(void **state)
     add_user(fixture, "a");
     fixture_close(fixture);
     use_migrations_plus("CREATE TABLE partial (x); INSERT INTO nowhere VALUES (1);");
-    assert_open_refused(fixture, "migration to schema version 3 failed: no such table: nowhere");
+    assert_open_refused(fixture, "migration to schema version 4 failed: no such table: nowhere");
     sqlite3 *db = raw_open(fixture);
-    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 3);
     assert_int_equal(raw_integer(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'partial'"),
                      0);
     assert_int_equal(raw_integer(db, "SELECT count(*) FROM users"), 1);
@@ -471,6 +471,53 @@ static void test_v1_rows_keep_string_ids(void **state)
     assert_true(json_is_string(json_object_get(json_array_get(page, 0), "senderId")));
     assert_int_equal(json_integer_value(json_object_get(json_array_get(page, 1), "senderId")), 1);
     json_decref(page);
+}
+
+/* Schema 3 adds the bits to rooms, members and access requests; rows of a version 2 file keep
+ * reading back with string ids, and new rows keep their type. */
+static void test_v2_rooms_keep_string_ids(void **state)
+{
+    fixture_t *fixture = *state;
+    fixture_close(fixture);
+    unlink(fixture->path);
+    size_t count;
+    const store_sqlite_migration_t *builtin = store_sqlite_builtin_migrations(&count);
+    assert_true(count >= 3);
+    assert_int_equal(builtin[1].version, 2);
+    sqlite3 *db = raw_open(fixture);
+    raw_exec(db, "PRAGMA application_id = 1936289635"); /* 0x73696f63 */
+    raw_exec(db, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY,"
+                 " applied_at TEXT NOT NULL)");
+    raw_exec(db, builtin[0].sql);
+    raw_exec(db, builtin[1].sql);
+    raw_exec(db, "INSERT INTO schema_version VALUES (1, '2026-11-21T21:00:00.000Z');"
+                 "INSERT INTO schema_version VALUES (2, '2026-12-02T07:00:00.000Z');"
+                 "INSERT INTO users (id, created_at, updated_at) VALUES ('1', 't', 't');"
+                 "INSERT INTO users (id, created_at, updated_at) VALUES ('2', 't', 't');"
+                 "INSERT INTO rooms (id, name, is_private, owner_id, created_at)"
+                 " VALUES ('12', 'R', 1, '1', 't');"
+                 "INSERT INTO room_members (room_id, user_id, joined_at) VALUES ('12', '1', 't')");
+    sqlite3_close(db);
+    fixture_open(fixture);
+    assert_json(call_ok(fixture, STORE_ROOM_GET, "{\"id\": 12}"),
+                "{\"id\": \"12\", \"name\": \"R\", \"isPrivate\": true, \"ownerId\": \"1\","
+                " \"createdAt\": \"t\"}");
+    json_t *pending = call_ok(fixture, STORE_ACCESS_REQUEST_ADD, "{\"roomId\": 12, \"userId\": 2}");
+    assert_string_equal(string_of(pending, "roomId"), "12"); /* the room's type: a string */
+    assert_int_equal(json_integer_value(json_object_get(pending, "userId")), 2);
+    json_decref(pending);
+    json_decref(
+        call_ok(fixture, STORE_ROOM_CREATE, "{\"id\": 13, \"name\": \"N\", \"ownerId\": 2}"));
+    assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": 12}"), "[\"1\"]");
+    assert_json(call_ok(fixture, STORE_ROOM_MEMBERS, "{\"roomId\": 13}"), "[2]");
+    assert_json(call_ok(fixture, STORE_ROOM_GET, "{\"id\": \"13\"}"),
+                "{\"id\": 13, \"name\": \"N\", \"isPrivate\": false, \"ownerId\": 2,"
+                " \"createdAt\": \"<time>\"}");
+    fixture_close(fixture);
+    db = raw_open(fixture);
+    assert_int_equal(raw_integer(db, "SELECT max(version) FROM schema_version"), 3);
+    sqlite3_close(db);
+    fixture_open(fixture);
 }
 
 static void test_open_refuses_garbage(void **state)
@@ -622,6 +669,7 @@ int main(void)
         TEST(test_persistence_across_reopen),
         TEST(test_migration_on_existing_v1_file),
         TEST(test_v1_rows_keep_string_ids),
+        TEST(test_v2_rooms_keep_string_ids),
         TEST(test_failing_migration_leaves_file_unchanged),
         TEST(test_open_refuses_garbage),
         TEST(test_open_refuses_corrupt_database),

@@ -223,6 +223,19 @@ describe('HTTP API', () => {
       assert.equal((await daemon.apiOk('GET', `/rooms/${id}`)).name, 'Staff');
     });
 
+    it('a room created with numeric ids reads them back as numbers: GET /rooms/{id}, its members', async () => {
+      const id = 1e9 + Math.floor(Math.random() * 1e9); // unique in this daemon's store
+      const [ownerId, userId] = [id + 1, id + 2];
+      await daemon.apiOk('PUT', `/users/${ownerId}`, { firstName: 'Ona' });
+      await daemon.apiOk('PUT', `/users/${userId}`, { firstName: 'Uli' });
+      const room = await createRoom(daemon, { id, name: 'Numbers', ownerId });
+      assert.deepEqual(room, { id, name: 'Numbers', isPrivate: false, ownerId, createdAt: room.createdAt });
+      assert.deepEqual(await daemon.apiOk('GET', `/rooms/${id}`), room);
+      const added = await daemon.apiOk('POST', `/rooms/${id}/members`, { userId });
+      assert.deepEqual(added, { roomId: id, userId, joinedAt: added.joinedAt });
+      assert.equal((await daemon.apiOk('DELETE', `/rooms/${id}/members/${userId}`)).removed, true);
+    });
+
     it('members of an unknown room: 404 room_not_found; removing a non-member: removed false', async () => {
       const missing = await daemon.api('POST', `/rooms/${unique('nope')}/members`, { userId: 'u1' });
       assert.equal(missing.status, 404);
