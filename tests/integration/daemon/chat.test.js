@@ -141,7 +141,7 @@ describe('chat driver (StudyConnect)', () => {
       const [ann, bob] = [makeUser('Ann'), makeUser('Bob')];
       const numericId = 700000 + (process.pid % 100000);
       const room = await createRoom(daemon, { id: numericId, name: 'Numeric' });
-      assert.equal(room.id, String(numericId));
+      assert.equal(room.id, numericId); // the room keeps its type, as its messages' roomId (store schema 3)
       const annSocket = await connectAs(c, ann);
       const bobSocket = await connectAs(c, bob);
       assert.equal((await ask(annSocket, 'room:join', numericId)).roomId, numericId);

@@ -80,7 +80,7 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
     assert.deepEqual(rows.map((r) => [r.id, r.sender_id, r.text, r.created_at]), sent.map((m) => [m.id, ann.id, m.text, m.createdAt]));
     const [user] = await pg.rows('SELECT first_name FROM sioc.users WHERE id = $1', [bob.id]);
     assert.equal(user.first_name, 'Bob');
-    assert.deepEqual(await pg.rows('SELECT version FROM sioc.schema_version'), [{ version: 1 }, { version: 2 }]);
+    assert.deepEqual(await pg.rows('SELECT version FROM sioc.schema_version'), [{ version: 1 }, { version: 2 }, { version: 3 }]);
   });
 
   it('PostgreSQL restarted under chat load: no acknowledged message lost, none stored twice', async (t) => {
