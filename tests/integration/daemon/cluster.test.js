@@ -9,14 +9,22 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   requireBin, tempDir, baseConfig, startDaemon, runSioc, writeConfig, makeUser, publicUser, connectAs,
-  createRoom, haveRedis, startRedis, sleep,
+  createRoom, haveRedis, startRedis, sleep, presenceOf,
 } from '../lib/daemon.js';
-import { ask } from '../lib/sio.js';
+import { createClient } from 'redis';
+import { ask, until } from '../lib/sio.js';
 
 const QUIET_MS = 250;
 const PRESENCE_MS = 300; // cluster.presenceIntervalMs: a dead node's users go offline after 3x
+const WAIT_MS = 10_000; // for an event that must come: generous, the machine may be loaded
 
 const statusOf = (userId) => ([payload]) => payload?.userId === userId;
+const statusesOf = (socket, userId) => socket.inbox.items.filter(([n, p]) => n === 'user:status' && p?.userId === userId);
+
+// Until the daemon has no socket of `userId` left (GET /presence/users is node-local): it has
+// handled the disconnection, and so told the other nodes.
+const untilGoneFrom = (daemon, userId) => until(async () => (await presenceOf(daemon, userId)).status === 'offline',
+  `${userId} gone from the node`, WAIT_MS);
 
 describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-server is not installed' }, () => {
   let redis;
@@ -37,7 +45,16 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     const strip = ({ name, ...rest }) => rest;
     nodeA = await startDaemon(dir, strip(config('a')), { name: 'a.json' });
     nodeB = await startDaemon(dir, strip(config('b')), { name: 'b.json' });
-    await sleep(200); // both subscribed
+    // Both nodes subscribed (one connection each: the pattern, then the request channel).
+    const client = createClient({ socket: { host: '127.0.0.1', port: redis.port, reconnectStrategy: false } });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      await until(async () => (await client.pubSubNumSub('socket.io-request#/#'))['socket.io-request#/#'] === 2,
+        'both nodes subscribed', WAIT_MS);
+    } finally {
+      await client.quit();
+    }
   });
   after(async () => {
     await nodeA?.stopChecked();
@@ -93,17 +110,25 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     const [ann, bob] = [makeUser('Ann'), makeUser('Bob')];
     const bobSocket = await connectAs(nodeB.clients(t), bob);
     const annOnA = await connectAs(nodeA.clients(t), ann);
-    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id)), [{ userId: ann.id, status: 'online' }]);
-    await sleep(PRESENCE_MS); // node B has heard of Ann on node A
+    // Node A publishes Ann's "up" before the user:status, on one connection, and node B reads
+    // both on one: once Bob (on B) has the status, node B has heard of Ann on node A.
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id), WAIT_MS), [{ userId: ann.id, status: 'online' }]);
     const annOnB = await connectAs(nodeB.clients(t), ann);
+    // Node A must have heard of Ann's tab on B before her tab on A closes (else A, alone as far
+    // as it knows, announces offline: a race of one message's flight, like the one of two first
+    // tabs in docs/cluster.md). Node B sent its "up" as she connected; a user emit from node B's
+    // API to her tab on A goes out after it on the same connection and in on the same at node A.
+    await nodeB.apiOk('POST', `/users/${ann.id}/emit`, { event: 'sync', args: [] });
+    assert.deepEqual(await annOnA.inbox.take('sync', WAIT_MS), []);
     annOnA.disconnect();
+    await untilGoneFrom(nodeA, ann.id); // node A has told node B; the quiet window starts here
     await sleep(PRESENCE_MS * 2);
-    assert.equal(bobSocket.inbox.items.filter(([n, p]) => n === 'user:status' && p?.userId === ann.id).length, 0,
+    assert.equal(statusesOf(bobSocket, ann.id).length, 0,
       'a second tab on another node and closing the first one announce nothing');
     annOnB.disconnect();
-    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id)), [{ userId: ann.id, status: 'offline' }]);
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id), WAIT_MS), [{ userId: ann.id, status: 'offline' }]);
     await sleep(QUIET_MS);
-    assert.equal(bobSocket.inbox.items.filter(([n, p]) => n === 'user:status' && p?.userId === ann.id).length, 0, 'once');
+    assert.equal(statusesOf(bobSocket, ann.id).length, 0, 'once');
   });
 
   it('check-config refuses a cluster section without redis.url, or with an unknown mode', async () => {
@@ -124,8 +149,8 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     const bobSocket = await connectAs(nodeB.clients(t), bob);
     const annSocket = await connectAs(nodeA.clients(t), ann);
     annSocket.io.reconnection(false);
-    await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id));
-    await sleep(PRESENCE_MS * 2); // node B has Ann in node A's set
+    // As above: with the status at Bob, node B has Ann in node A's set.
+    assert.deepEqual(await bobSocket.inbox.takeMatching('user:status', statusOf(ann.id), WAIT_MS), [{ userId: ann.id, status: 'online' }]);
     process.kill(-nodeA.child.pid, 'SIGKILL');
     const killedAt = Date.now();
     await nodeA.exited;

@@ -268,10 +268,10 @@ export function askAll(socket, event, ...args) {
   });
 }
 
-/** Wait for `predicate()` to be true, checking every 20 ms, at most `timeoutMs`. */
+/** Wait for `predicate()` (or the promise it returns) to be true, checking every 20 ms, at most `timeoutMs`. */
 export async function until(predicate, what, timeoutMs = 5000) {
   const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
