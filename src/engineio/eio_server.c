@@ -53,19 +53,6 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
 
 /* ---- the cookie option (the cookie npm module's serialize()) ------------------------------- */
 
-static int is_cookie_name(const char *name)
-{
-    if (*name == '\0')
-        return 0;
-    for (; *name != '\0'; name++) {
-        unsigned char c = (unsigned char)*name;
-        if (!((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-              strchr("!#$%&'*+-.^_`|~", c) != NULL))
-            return 0;
-    }
-    return 1;
-}
-
 /* Path and Domain: printable ASCII without ';' (they end at the next attribute). */
 static int is_attribute_value(const char *value)
 {
@@ -99,7 +86,7 @@ static int build_cookie(sioc_eio_server_t *server, const sioc_eio_options_t *opt
     const char *same_site = same_site_attribute(options->cookie.same_site);
     const char *domain = options->cookie.domain;
     const char *path = options->cookie.path;
-    if (!is_cookie_name(options->cookie.name) || same_site == NULL ||
+    if (!sioc__http_is_token(options->cookie.name) || same_site == NULL ||
         (domain != NULL && !is_attribute_value(domain)) ||
         (path != NULL && !is_attribute_value(path)))
         return SIOC_EINVAL;

@@ -188,7 +188,7 @@ static int framing_check(sioc__http_request_parser_t *parser_state, const uint8_
 }
 
 /* RFC 7230 tchar: http-parser built non-strict also takes a space ("Transfer-Encoding :"). */
-static int is_token(const char *name)
+int sioc__http_is_token(const char *name)
 {
     if (*name == '\0')
         return 0;
@@ -284,7 +284,7 @@ static int check_header_names(sioc__http_request_parser_t *parser_state)
     int transfer_encodings = 0;
     for (uint32_t i = 0; i < request->header_count; i++) {
         const char *name = request->headers[i].name;
-        if (!is_token(name) ||
+        if (!sioc__http_is_token(name) ||
             (strcasecmp(name, "transfer-encoding") == 0 && ++transfer_encodings > 1)) {
             parser_state->error_status = 400;
             return -1;

@@ -101,6 +101,9 @@ const sioc__http_header_t *sioc__http_request_header(const sioc__http_request_t 
 /* 1 if a comma-separated header contains token (case-insensitive), e.g. Connection: upgrade. */
 int sioc__http_header_has_token(const sioc__http_header_t *header, const char *token);
 
+/* 1 when name is a non-empty RFC 7230 token (header and cookie names), else 0. */
+int sioc__http_is_token(const char *name);
+
 /* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
  * when absent, -2 when longer than out_size - 1 or badly encoded. */
 long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
