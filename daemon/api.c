@@ -853,8 +853,9 @@ static void route_member_add(api_call_t *call)
 /* A removed member's sockets leave room:{roomId} on every channel; where the chat driver runs,
  * the room first hears room:userLeft (the seeds' event for a user leaving), so that the other
  * members and the removed user's own tabs see it. */
-static void evict_member(api_t *api, const char *room_id, const char *user_id, int removed)
+static void evict_member(api_t *api, const char *room_id, const char *user_id, json_t *result)
 {
+    int removed = json_is_true(json_object_get(result, "removed"));
     char room[ROOM_NAME_SIZE], user_rooms[2 * ROOM_NAME_SIZE];
     snprintf(room, sizeof(room), "room:%s", room_id);
     for (size_t i = 0; i < api->daemon->channel_count; i++) {
@@ -863,8 +864,11 @@ static void evict_member(api_t *api, const char *room_id, const char *user_id, i
             sioc_broadcast_t everyone;
             sioc_broadcast_init(&everyone, channel->nsp);
             sioc_broadcast_to(&everyone, room);
+            /* The ids as the store holds them: a number stays a number (not the path's text). */
             sioc_broadcast_emit(&everyone, "room:userLeft",
-                                json_pack("[{s:s,s:s}]", "roomId", room_id, "userId", user_id));
+                                json_pack("[{s:O,s:O}]", "roomId",
+                                          json_object_get(result, "roomId"), "userId",
+                                          json_object_get(result, "userId")));
         }
         sioc_broadcast_t broadcast;
         sioc_broadcast_init(&broadcast, channel->nsp);
@@ -876,8 +880,7 @@ static void evict_member(api_t *api, const char *room_id, const char *user_id, i
 static void on_member_removed(api_call_t *call, int error, const char *message, json_t *result)
 {
     if (error == 0)
-        evict_member(call->api, call->params.values[0], call->params.values[1],
-                     json_is_true(json_object_get(result, "removed")));
+        evict_member(call->api, call->params.values[0], call->params.values[1], result);
     reply_result_200(call, error, message, result);
 }
 

@@ -1090,13 +1090,28 @@ static int run_room_remove_member(store_t *store, request_t *request)
         return error;
     call_t call;
     call_membership(&call, a);
+    /* The member's row says which ids were numbers: the path of DELETE /rooms/{id}/members/{userId}
+     * cannot. */
+    rows_t member = {&MEMBER_SHAPE, NULL, NULL, 0, 0};
+    error = execute_plain(store, request, SIOC__SQL_MEMBER_GET, &call, &member, NULL);
+    if (error != 0) {
+        json_decref(member.one);
+        return error;
+    }
     int64_t changes = 0;
     error = execute_plain(store, request, SIOC__SQL_MEMBER_DELETE, &call, NULL, &changes);
-    if (error != 0)
+    if (error != 0) {
+        json_decref(member.one);
         return error;
-    return request_succeed(request,
-                           json_pack("{s:o, s:o, s:b}", "roomId", id_json(a, a->room_id), "userId",
-                                     id_json(a, a->user_id), "removed", changes > 0));
+    }
+    json_t *room_id = json_object_get(member.one, "roomId");
+    json_t *user_id = json_object_get(member.one, "userId");
+    json_t *result = json_pack(
+        "{s:o, s:o, s:b}", "roomId",
+        room_id != NULL ? json_incref(room_id) : id_json(a, a->room_id), "userId",
+        user_id != NULL ? json_incref(user_id) : id_json(a, a->user_id), "removed", changes > 0);
+    json_decref(member.one);
+    return request_succeed(request, result);
 }
 
 static int run_room_members(store_t *store, request_t *request)

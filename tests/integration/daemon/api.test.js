@@ -233,7 +233,8 @@ describe('HTTP API', () => {
       assert.deepEqual(await daemon.apiOk('GET', `/rooms/${id}`), room);
       const added = await daemon.apiOk('POST', `/rooms/${id}/members`, { userId });
       assert.deepEqual(added, { roomId: id, userId, joinedAt: added.joinedAt });
-      assert.equal((await daemon.apiOk('DELETE', `/rooms/${id}/members/${userId}`)).removed, true);
+      // The path carries text; the answer (and room:userLeft) carry the ids as the store holds them.
+      assert.deepEqual(await daemon.apiOk('DELETE', `/rooms/${id}/members/${userId}`), { roomId: id, userId, removed: true });
     });
 
     it('members of an unknown room: 404 room_not_found; removing a non-member: removed false', async () => {
