@@ -476,9 +476,11 @@ static void on_room_created(int error, const char *message, json_t *room, void *
         check_room_access(call, room);
         return;
     }
-    /* Most likely another socket created it meanwhile: look again, once. */
-    log_warn("chat: room %s not created (%s): looking it up again",
-             driver_call_string(call, "roomIdText"), message);
+    /* Most likely another socket created it meanwhile: look again, once. That race is normal
+     * (a storm of joins to a new room hits it once per socket): a debug line, not a warning. */
+    log_write(error == STORE_ECONFLICT ? LOG_DEBUG : LOG_WARN,
+              "chat: room %s not created (%s): looking it up again",
+              driver_call_string(call, "roomIdText"), message);
     json_object_set_new(call->context, "autoCreate", json_false());
     request_room(call);
 }
