@@ -338,6 +338,13 @@ static int on_headers_complete(http_parser *parser)
         if (parser_state->request.body == NULL)
             return -1;
     }
+    /* RFC 7230 §5.4: an HTTP/1.1 request without Host is a 400 (Node's requireHostHeader, on by
+     * default); HTTP/1.0 has no Host to require. */
+    if (parser->http_major == 1 && parser->http_minor >= 1 &&
+        sioc__http_request_header(&parser_state->request, "host") == NULL) {
+        parser_state->error_status = 400;
+        return -1;
+    }
     return 0;
 }
 

@@ -116,7 +116,7 @@ static void test_pipelined_requests(void **state)
 
 static void test_upgrade_leaves_frame_bytes(void **state)
 {
-    const char text[] = "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+    const char text[] = "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
                         "\x81\x80junk";
     sioc__http_request_parser_t parser;
@@ -146,23 +146,24 @@ static void test_limits(void **state)
 {
     int status;
     char big[20000];
-    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nX: %0*d\r\n\r\n", 17000, 0);
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: x\r\nX: %0*d\r\n\r\n", 17000, 0);
     assert_int_equal(parse_whole(big, &status), -1);
     assert_int_equal(status, 431);
 
-    char many[8000] = "GET / HTTP/1.1\r\n";
+    char many[8000] = "GET / HTTP/1.1\r\nHost: x\r\n";
     for (int i = 0; i < 101; i++)
         snprintf(many + strlen(many), sizeof(many) - strlen(many), "H%d: v\r\n", i);
     strcat(many, "\r\n");
     assert_int_equal(parse_whole(many, &status), -1);
     assert_int_equal(status, 431);
 
-    assert_int_equal(parse_whole("POST / HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n", &status),
-                     -1);
+    assert_int_equal(
+        parse_whole("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n", &status),
+        -1);
     assert_int_equal(status, 413);
 
     limits.max_body_size = 8;
-    assert_int_equal(parse_whole("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert_int_equal(parse_whole("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                                  "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n",
                                  &status),
                      -1);
@@ -171,7 +172,7 @@ static void test_limits(void **state)
 
     assert_int_equal(parse_whole("NOT HTTP AT ALL\r\n\r\n", &status), -1);
     assert_int_equal(status, 400);
-    assert_int_equal(parse_whole("GET / HTTP/1.1\r\nBad Header\r\n\r\n", &status), -1);
+    assert_int_equal(parse_whole("GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", &status), -1);
     assert_int_equal(status, 400);
 }
 
@@ -180,34 +181,48 @@ static void test_limits(void **state)
 static void test_smuggling_refused(void **state)
 {
     static const char *const refused[] = {
-        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-        "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
-        "GET / HTTP/1.1\r\nX-Foo : bar\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
-        "GET / HTTP/1.1\r\nX-Foo: a\r\n\tb\r\n\r\n",
-        ("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Foo : bar\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Foo: a\r\n\tb\r\n\r\n",
+        ("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n"
          "0\r\n\r\n"),
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a=b\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n X: 1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXY0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 "
+        ";a=b\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n X: "
+        "1\r\n\r\n",
         "GET / HTTP/1.1\nHost: x\n\n",
         "GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n", /* no Host */
+        "GET / HTTP/1.1\r\nX-Host: x\r\n\r\n",
     };
     static const char *const accepted[] = {
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nA\r\nhellohello\r\n0\r\n\r\n",
-        "POST / HTTP/1.1\r\nTransfer-Encoding: CHUNKED\r\n\r\n005\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"b "
+        "c\"\r\nhello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: "
+        "1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+        "chunked\r\n\r\nA\r\nhellohello\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n005\r\nhello\r\n0\r\n\r\n",
         "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nX: a\tb  \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: a\tb  \r\n\r\n",
+        "GET / HTTP/1.0\r\n\r\n",          /* HTTP/1.0 has no Host to require */
+        "GET / HTTP/1.1\r\nHost:\r\n\r\n", /* empty, as Node accepts it */
+        "GET / HTTP/1.1\r\nhOsT: x\r\nHost: y\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         /* Whole, and one byte at a time (the check keeps its state across reads). */
@@ -235,8 +250,8 @@ static void test_smuggling_refused(void **state)
 /* A smuggled request after a body the strict check refuses is never parsed. */
 static void test_pipelined_chunked_then_next(void **state)
 {
-    const char text[] = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                        "5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    const char text[] = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\r\nhello\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
     sioc__http_request_parser_t parser;
     sioc__http_request_parser_init(&parser, &limits);
     size_t used;

@@ -114,6 +114,7 @@ const SMUGGLING = {
   'a space after the chunk size': `POST ${HANDSHAKE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n`,
   'a bare LF after the chunk size': `POST ${HANDSHAKE} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n`,
   'bare LF line ends': `GET ${HANDSHAKE} HTTP/1.1\nHost: x\n\n`,
+  'HTTP/1.1 without Host (Node\'s requireHostHeader)': `GET ${HANDSHAKE} HTTP/1.1\r\nX-Host: x\r\n\r\n`,
 };
 
 describe('request smuggling: Node answers 400 and closes', () => {
