@@ -264,7 +264,9 @@ describe('HTTP API', () => {
       assert.match(online.lastActivity, ISO_RE);
       assert.deepEqual(await daemon.apiOk('GET', `/presence/rooms/${room.id}`), { roomId: room.id, online: [ann.id] });
       socket.disconnect();
-      await sleep(150);
+      // The server sees the disconnection a moment later: ask until it has (bounded).
+      const deadline = Date.now() + 3000;
+      while ((await presenceOf(daemon, ann.id)).status !== 'offline' && Date.now() < deadline) await sleep(10);
       assert.equal((await presenceOf(daemon, ann.id)).status, 'offline');
       assert.deepEqual(await daemon.apiOk('GET', `/presence/rooms/${room.id}`), { roomId: room.id, online: [] });
     });

@@ -93,7 +93,8 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
     const bobGot = collect(bobService.socket, 'message:received');
     const annErrors = collect(annService.socket, 'message:error');
     bobService.joinRoom(77);
-    await sleep(100);
+    // Bob's join is handled before his next event is (a socket's events in arrival order).
+    await bobService.socket.timeout(WAIT_MS).emitWithAck('room:history', { roomId: 77 });
     // ChatContainer: the room is joined when currentRoomId changes, a message may follow at once.
     annService.joinRoom(77);
     annService.sendMessage(77, 'first');
@@ -184,7 +185,11 @@ describe('StudyConnect (seeds 002, 003) with its own socketService', () => {
     bobService.disconnect();
     await until(() => annStatus.length === 1, 'Bob offline at Ann');
     assert.deepEqual(annStatus, [{ userId: bob.id, status: 'offline' }]);
-    await sleep(150);
+    // Ann has Bob's offline, so it was sent; an event to Carol sent after it arrives after
+    // anything sent to her before.
+    const marker = next(carolService.socket, 'marker');
+    await daemon.apiOk('POST', `/users/${carol.id}/emit`, { namespace: '/scoped', event: 'marker', args: [] });
+    await marker;
     assert.deepEqual(carolStatus, [], 'Carol shares no room with Bob: no online, no offline');
   });
 });
@@ -283,17 +288,17 @@ describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the u
     const [res0, err0] = await syncSocket(socket, user, (n) => got.push(n));
     assert.equal(res0, null);
     assert.deepEqual(err0, { code: 'forbidden', message: 'Authentication error: no user in this session' });
-    await notify(user._id, 'requestAccess');
-    await sleep(200);
-    assert.deepEqual(got, [], 'an unproven claim receives nothing');
+    await notify(user._id, 'requestAccess'); // must never reach this socket: checked below
 
     await backEnd.login(cookie, user._id);
     const [res, err] = await syncSocket(socket, user, () => {});
     assert.equal(err, null);
     assert.deepEqual(res, { ok: true, userId: user._id, socketId: socket.id });
     await notify(user._id, 'grantedAccess');
-    await until(() => got.length === 1, 'the notification');
-    assert.equal(got[0].notification.notificationType, 'grantedAccess');
+    await until(() => got.length >= 1, 'the notification');
+    // Notifications reach a socket in order: a requestAccess pushed to the unproven claim
+    // would have come first.
+    assert.deepEqual(got.map((n) => n.notification.notificationType), ['grantedAccess'], 'an unproven claim receives nothing');
     // The HTTP API got a numeric userId: toUser reads back from the store as that number.
     assert.strictEqual(got[0].notification.toUser, user._id);
   });
@@ -328,9 +333,9 @@ describe('VMT (seed 000): the socket opens before login, SYNC_SOCKET binds the u
     const [res] = await syncSocket(socket, user, (n) => got.push(n.notification.notificationType));
     assert.equal(res.ok, true);
     await notify(user._id, 'grantedAccess');
-    await until(() => got.length >= 1, 'the new notification');
-    await sleep(100);
-    assert.deepEqual(got, ['grantedAccess']);
+    await notify(user._id, 'marker'); // in order after it: once it is here, a replay would be too
+    await until(() => got.length >= 2, 'the new notifications');
+    assert.deepEqual(got, ['grantedAccess', 'marker']);
   });
 });
 
@@ -379,6 +384,13 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     return { socket, got };
   }
 
+  /** Resolves once the page's session_id (sent at connect) is handled: a second one, acked,
+   * is answered after it (a socket's events in arrival order). */
+  function settled(pageOf, cookie) {
+    const sid = decodeURIComponent(cookie.split('=')[1]).slice(2).split('.')[0];
+    return new Promise((resolve) => pageOf.socket.emit('session_id', sid, resolve));
+  }
+
   it('a visitor joins session.{id} only; a logged-in user also user.{id}, where emitToUser reaches every tab', async () => {
     const userId = ++numericIds;
     const visitorCookie = await backEnd.visit();
@@ -387,7 +399,7 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     const visitor = await page(visitorCookie);
     const tab1 = await page(userCookie);
     const tab2 = await page(userCookie);
-    await sleep(150); // session_id is handled
+    await Promise.all([settled(visitor, visitorCookie), settled(tab1, userCookie), settled(tab2, userCookie)]);
 
     // WebSocketsSvc.channels['/'].emitToUser(specificUser, 'some-event', data)
     await daemon.apiOk('POST', `/users/${userId}/emit`, { namespace: '/', event: 'some-event', args: [{ for: 'user' }] });
@@ -402,8 +414,9 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     await daemon.apiOk('POST', '/emit', { namespace: '/', event: 'some-event', args: [{ for: 'session' }], rooms: [`session.${visitorSid}`] });
     await until(() => visitor.got.length === 3, 'the session event');
     assert.deepEqual(visitor.got[2], { for: 'session' });
-    await sleep(100);
-    assert.equal(tab1.got.length, 3, 'the user tabs got the broadcast, not the session event');
+    await daemon.apiOk('POST', `/users/${userId}/emit`, { namespace: '/', event: 'some-event', args: ['marker'] });
+    await until(() => tab1.got.length >= 4, 'the marker');
+    assert.deepEqual(tab1.got, ['connect', { for: 'user' }, { for: 'all' }, 'marker'], 'the user tabs got the broadcast, not the session event');
   });
 
   it('a visitor who logs in while connected: its next session_id joins user.{id} (the session is read again)', async () => {
@@ -427,7 +440,7 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     const visitorCookie = await backEnd.visit();
     const tab = await page(userCookie);
     const visitor = await page(visitorCookie);
-    await sleep(100);
+    await Promise.all([settled(tab, userCookie), settled(visitor, visitorCookie)]);
     assert.deepEqual(await daemon.apiOk('POST', '/sockets/join', { userId, rooms: ['authenticated'] }), { ok: true });
     assert.deepEqual(await daemon.apiOk('POST', '/sockets/join', { socketId: visitor.socket.id, rooms: 'visitors' }), { ok: true });
     await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['members'], rooms: ['authenticated'] });
@@ -440,8 +453,9 @@ describe('Carolina (seed 004): anonymous visitors and logged-in users on one cha
     assert.equal(bad.status, 400);
     await daemon.apiOk('POST', '/sockets/disconnect', { room: 'visitors' });
     await until(() => !visitor.socket.connected, 'the visitor disconnected');
-    await sleep(100);
-    assert.equal(tab.got.length, 2, 'left the room: nothing more');
+    await daemon.apiOk('POST', `/users/${userId}/emit`, { event: 'some-event', args: ['marker'] });
+    await until(() => tab.got.length >= 3, 'the marker');
+    assert.deepEqual(tab.got, ['connect', 'members', 'marker'], 'left the room: nothing more');
     assert.equal(tab.socket.connected, true);
   });
 });
