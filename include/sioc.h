@@ -196,6 +196,12 @@ typedef struct sioc_server_options_s {
     int recovery;                           /* connection state recovery (0 = off, the default) */
     uint32_t max_disconnection_duration_ms; /* recovery window (120000) */
     int recovery_skip_middlewares;          /* a recovered socket skips middleware (1) */
+    /* Where recovery keeps its log and sessions (sioc_adapter.h): NULL = in this process's
+     * memory. Owned by the caller; free it after sioc_server_close's callback. */
+    struct sioc_recovery_store_s *recovery_store;
+    /* How often a connected socket's session is written again to a store that keeps connected
+     * sessions (0 = max_disconnection_duration_ms / 4, at most 30000). */
+    uint32_t recovery_refresh_ms;
     /* The adapter of every namespace (sioc_adapter.h): NULL = in-memory, one server. */
     sioc_adapter_factory_cb adapter;
     void *adapter_data;
@@ -309,6 +315,10 @@ SIOC_API void sioc_socket_set_data(sioc_socket_t *socket, json_t *data);
 SIOC_API void sioc_socket_set_user(sioc_socket_t *socket, void *user);
 SIOC_API void *sioc_socket_get_user(const sioc_socket_t *socket);
 SIOC_API int sioc_socket_recovered(const sioc_socket_t *socket);
+/* With recovery on and a store that keeps connected sessions: writes the socket's session
+ * (rooms, data) at the end of this loop iteration instead of at the next refresh. Call it after
+ * changing sioc_socket_data() for the change to survive a crash at once. */
+SIOC_API void sioc_socket_save_session(sioc_socket_t *socket);
 SIOC_API int sioc_socket_connected(const sioc_socket_t *socket);
 SIOC_API sioc_transport_t sioc_socket_transport(const sioc_socket_t *socket);
 /* Rooms are joined once the socket is connected (from on_connection on), not in middleware. */

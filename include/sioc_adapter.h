@@ -68,8 +68,9 @@ SIOC_API void sioc_adapter_reply(sioc_adapter_reply_t *reply, json_t *arg);
 /* The Socket.IO layer's entry points for the local part of every operation; nsp is the
  * adapter's namespace. */
 struct sioc_adapter_local_s {
-    /* Encodes once, stores for recovery, writes to every selected socket of this server;
-     * returns how many. */
+    /* Encodes once and writes to every selected socket of this server; returns how many.
+     * With recovery on, a recoverable packet (not volatile) is first appended to the recovery
+     * store and written when the append completed (then 0 is returned). */
     size_t (*broadcast)(sioc_namespace_t *nsp, const sioc_adapter_packet_t *packet,
                         const sioc_adapter_opts_t *opts);
     /* The same with a fresh ack id; reports this server's client count and then every ack to
@@ -90,6 +91,11 @@ struct sioc_adapter_local_s {
     json_t *(*rooms)(sioc_namespace_t *nsp);
     /* 1 if a socket of this server is in room. */
     int (*has_room)(sioc_namespace_t *nsp, const char *room);
+    /* A packet another server already appended to a shared recovery log under offset (a
+     * streams adapter reading the log): writes it, offset appended, to the selected sockets
+     * without logging it again; returns how many. */
+    size_t (*deliver)(sioc_namespace_t *nsp, const sioc_adapter_packet_t *packet,
+                      const sioc_adapter_opts_t *opts, const char *offset);
 };
 
 /* sioc_server_side_ack_cb (sioc.h): one answer per other server, error SIOC_ETIMEDOUT when
@@ -148,6 +154,108 @@ typedef struct sioc_adapter_ack_relay_s {
 /* A new relay sink with one reference (the caller's), or NULL. relay must outlive it. */
 SIOC_API sioc_adapter_ack_sink_t *
 sioc_adapter_ack_sink_new_relay(uv_loop_t *loop, const sioc_adapter_ack_relay_t *relay, void *data);
+
+/* ---- Recovery stores: where connection state recovery keeps its state ----------------------
+ *
+ * With sioc_server_options_t.recovery on, the Socket.IO layer keeps two things in a store:
+ * - the log: every recoverable broadcast (an EVENT without ack, not volatile; socket.emit()
+ *   too, as a broadcast to the socket's own room) is appended before anyone gets it, and is
+ *   delivered on this server when the append completed, in the order of the appends, with the
+ *   offset the store gave as its last argument;
+ * - the sessions: {pid, sid, nsp, rooms, data} of every socket, written when it connects,
+ *   again (batched once per loop iteration) when it joins or leaves a room, every refresh
+ *   period while connected, and when it leaves (the time to live then counts from the
+ *   disconnection).
+ * A CONNECT with auth {pid, offset} asks the store to take the session (once: the session is
+ * gone from the store afterwards) and the logged packets after offset that the session's rooms
+ * select, in log order.
+ *
+ * The in-memory store is the default (sioc_server_options_t.recovery_store NULL). A store that
+ * outlives the process (Redis, a database) makes recovery survive a restart or a SIGKILL.
+ *
+ * Everything runs on the server's loop. Pointers passed to an operation are borrowed for the
+ * call. Every completion callback runs exactly once, also when the store fails or closes (then
+ * with an error); it may run before the operation returns. */
+
+typedef struct sioc_recovery_store_s sioc_recovery_store_t;
+
+/* Longest offset a store may give, without its NUL. */
+#define SIOC_RECOVERY_OFFSET_MAX 64
+
+/* A packet to log: data is [name, ...args] (without the offset), binary arguments as
+ * placeholders for attachments[i]; opts->rooms / opts->except select the recipients. */
+typedef struct sioc_recovery_packet_s {
+    const char *nsp;
+    json_t *data;
+    const sioc_binary_t *attachments;
+    size_t attachment_count;
+    const sioc_adapter_opts_t *opts;
+} sioc_recovery_packet_t;
+
+/* A packet given back by restore: what was appended, and its offset. */
+typedef struct sioc_recovery_missed_s {
+    const char *offset;
+    json_t *data;
+    const sioc_binary_t *attachments;
+    size_t attachment_count;
+} sioc_recovery_missed_t;
+
+/* A socket's session. rooms: array of names (the socket's own id included, as Node keeps
+ * it); data: socket.data. ttl_ms: how long the store keeps it from now (a connected socket's
+ * session is refreshed before that). connected: 1 while the socket is connected (a store in
+ * the process's memory, which dies with the sockets, may ignore those). */
+typedef struct sioc_recovery_session_s {
+    const char *pid;
+    const char *sid;
+    const char *nsp;
+    json_t *rooms;
+    json_t *data;
+    uint32_t ttl_ms;
+    int connected;
+} sioc_recovery_session_t;
+
+/* error 0 and the packet's offset (a NUL-terminated string of at most
+ * SIOC_RECOVERY_OFFSET_MAX characters that every server sharing the store understands), or an
+ * error (SIOC_E*) and NULL: the packet is then delivered without an offset, as Node does, and
+ * a client that was away misses it. */
+typedef void (*sioc_recovery_append_cb)(int error, const char *offset, void *data);
+/* session NULL: no such session (unknown, expired, already taken, another namespace) or an
+ * offset the log does not hold (forged, or already trimmed): the client gets a fresh session.
+ * Otherwise the session (taken: no other restore gets it) and the packets after the offset
+ * that its rooms select (sioc_recovery_should_include), in log order. All borrowed for the
+ * call. */
+typedef void (*sioc_recovery_restore_cb)(int error, const sioc_recovery_session_t *session,
+                                         const sioc_recovery_missed_t *missed, size_t count,
+                                         void *data);
+
+/* Operations. Return codes: 0 or SIOC_E* (a non-zero return means the callback will not run). */
+typedef struct sioc_recovery_store_ops_s {
+    int (*append)(sioc_recovery_store_t *store, const sioc_recovery_packet_t *packet,
+                  sioc_recovery_append_cb callback, void *data);
+    /* Writes (or replaces) the session of session->pid; no answer. */
+    void (*save)(sioc_recovery_store_t *store, const sioc_recovery_session_t *session);
+    /* Forgets the session of pid (the socket left for good: a client or server disconnect). */
+    void (*drop)(sioc_recovery_store_t *store, const char *pid);
+    /* Takes the session of pid for namespace nsp and the packets after offset. */
+    int (*restore)(sioc_recovery_store_t *store, const char *pid, const char *offset,
+                   const char *nsp, sioc_recovery_restore_cb callback, void *data);
+} sioc_recovery_store_ops_t;
+
+/* The part every store shares; an implementation embeds it as its first member. */
+struct sioc_recovery_store_s {
+    const sioc_recovery_store_ops_t *ops;
+    /* 1: the store survives this process, so it wants connected sessions too (save with
+     * connected 1, drop); 0: a store in this process's memory, told only of disconnections. */
+    int keeps_connected;
+};
+
+/* socket.io-adapter's shouldIncludePacket(): 1 if a socket in session_rooms (array of names)
+ * gets a packet sent to opts: one of its rooms is in opts->rooms (or opts->rooms is empty) and
+ * none is in opts->except. */
+SIOC_API int sioc_recovery_should_include(json_t *session_rooms, const sioc_adapter_opts_t *opts);
+
+/* The store the server uses (NULL when recovery is off). */
+SIOC_API sioc_recovery_store_t *sioc_server_recovery_store(const sioc_server_t *server);
 
 /* ---- Redis: wire-compatible with @socket.io/redis-adapter 8.3 and @socket.io/redis-emitter 5.1 */
 

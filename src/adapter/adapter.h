@@ -59,4 +59,9 @@ json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter);
  * SIOC_ADAPTER_UID_SIZE. */
 void sioc__adapter_make_uid(char *out, size_t length);
 
+/* The in-memory recovery store (memory_recovery.c), the default one; log entries and sessions
+ * live window_ms. _free closes its timer: the memory goes in the close callback. */
+sioc_recovery_store_t *sioc__memory_recovery_new(uv_loop_t *loop, uint32_t window_ms);
+void sioc__memory_recovery_free(sioc_recovery_store_t *store);
+
 #endif

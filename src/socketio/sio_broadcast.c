@@ -114,30 +114,47 @@ static void send_to_socket(sioc_socket_t *socket, void *data)
         sioc__sio_client_send(socket->client, context->encoded, context->is_volatile);
 }
 
-static size_t local_broadcast(sioc_namespace_t *nsp, const sioc_adapter_packet_t *adapter_packet,
-                              const sioc_adapter_opts_t *opts)
+size_t sioc__sio_deliver(sioc_namespace_t *nsp, const sioc_adapter_packet_t *adapter_packet,
+                         const sioc_adapter_opts_t *opts, const char *offset)
 {
     sioc_server_t *server = nsp->server;
     int is_volatile = (opts->flags & SIOC_BROADCAST_VOLATILE) != 0;
-    int store = server->recovery != NULL && !is_volatile;
     sioc__sio_packet_t packet;
     sioc__sio_encoded_t encoded;
     encoded.count = 0;
     size_t count = 0;
     int rc = local_packet(nsp, adapter_packet, &packet);
-    if (rc == 0 && store)
-        rc = sioc__sio_recovery_add_offset(server->recovery, &packet);
+    if (rc == 0 && offset != NULL)
+        rc = json_array_append_new(packet.data, json_string(offset)) == 0 ? 0 : SIOC_ENOMEM;
     if (rc == 0)
         rc = sioc__sio_encode_for_server(server, &packet, &encoded);
     if (rc == 0) {
         send_context_t context = {&encoded, is_volatile};
         count = sioc__memory_adapter_select(nsp->index, opts, send_to_socket, &context);
-        if (store)
-            sioc__sio_recovery_store(server->recovery, nsp, opts, &encoded);
     }
     sioc__sio_encoded_release(&encoded);
     release_local_packet(&packet);
     return count;
+}
+
+/* "A packet counts as sent only once it is in the log": with recovery on, a packet that can be
+ * recovered (not volatile) is written here once the recovery store appended it. */
+static size_t local_broadcast(sioc_namespace_t *nsp, const sioc_adapter_packet_t *adapter_packet,
+                              const sioc_adapter_opts_t *opts)
+{
+    sioc_server_t *server = nsp->server;
+    if (server->recovery != NULL && (opts->flags & SIOC_BROADCAST_VOLATILE) == 0)
+        return sioc__sio_recovery_broadcast(server->recovery, nsp, adapter_packet, opts);
+    return sioc__sio_deliver(nsp, adapter_packet, opts, NULL);
+}
+
+static size_t local_deliver(sioc_namespace_t *nsp, const sioc_adapter_packet_t *adapter_packet,
+                            const sioc_adapter_opts_t *opts, const char *offset)
+{
+    /* As Node's addOffsetIfNecessary: only with recovery on, never on a volatile packet. */
+    if (nsp->server->recovery == NULL || (opts->flags & SIOC_BROADCAST_VOLATILE) != 0)
+        offset = NULL;
+    return sioc__sio_deliver(nsp, adapter_packet, opts, offset);
 }
 
 typedef struct ack_context_s {
@@ -310,6 +327,7 @@ const sioc_adapter_local_t sioc__sio_adapter_local = {
     .server_side_emit = local_server_side_emit,
     .rooms = local_rooms,
     .has_room = local_has_room,
+    .deliver = local_deliver,
 };
 
 void sioc_adapter_reply(sioc_adapter_reply_t *reply, json_t *arg)

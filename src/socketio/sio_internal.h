@@ -94,11 +94,13 @@ struct sioc_socket_s {
     void *user;
     uint8_t state;
     uint8_t recovered;
-    uint32_t references;             /* the socket is freed when this drops to 0 */
-    sioc__sio_pending_ack_t *acks;   /* by id */
-    sioc__membership_t *memberships; /* rooms, by name (adapter-owned entries) */
-    uint64_t seen_mark;              /* broadcast de-duplication */
-    sioc__sio_callback_t *uses;      /* packet middleware (sioc_socket_use), in order */
+    uint8_t session_dirty;                 /* queued for a session write (sio_recovery.c) */
+    struct sioc__sio_restored_s *restored; /* a restored socket's rooms and missed packets */
+    uint32_t references;                   /* the socket is freed when this drops to 0 */
+    sioc__sio_pending_ack_t *acks;         /* by id */
+    sioc__membership_t *memberships;       /* rooms, by name (adapter-owned entries) */
+    uint64_t seen_mark;                    /* broadcast de-duplication */
+    sioc__sio_callback_t *uses;            /* packet middleware (sioc_socket_use), in order */
     uint32_t use_count;
     sioc__sio_callback_t on_error; /* refusals of the packet middleware */
     uint64_t except_mark;
@@ -193,6 +195,10 @@ void sioc__sio_pending_ack_free(sioc__sio_pending_ack_t *pending);
 /* sio_broadcast.c */
 /* The local part of every adapter operation (sioc_adapter.h). */
 extern const sioc_adapter_local_t sioc__sio_adapter_local;
+/* Encodes once (offset appended as the last argument unless NULL) and writes to every socket
+ * of this server opts selects; returns how many. */
+size_t sioc__sio_deliver(sioc_namespace_t *nsp, const sioc_adapter_packet_t *packet,
+                         const sioc_adapter_opts_t *opts, const char *offset);
 void sioc__sio_ack_collector_add_response(sioc__sio_ack_collector_t *collector,
                                           const sioc_event_t *response);
 void sioc__sio_ack_collector_unref(sioc__sio_ack_collector_t *collector);

@@ -3,192 +3,218 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct kept_packet_s {
-    char offset[SIOC_ID_LENGTH + 1];
-    uint64_t time_ms;
+/* A recoverable broadcast waiting for its append (or for an earlier one). Until the append
+ * call returns, packet and opts point at the caller's; if it must wait longer, own copies
+ * replace them (own set). */
+typedef struct pending_s {
+    sioc__sio_recovery_t *recovery; /* NULL once the server is gone */
     sioc_namespace_t *nsp;
-    json_t *rooms;  /* array of names; empty = the whole namespace */
-    json_t *except; /* array of names */
-    sioc__sio_encoded_t encoded;
-    struct kept_packet_s *next;
-    UT_hash_handle hh;
-} kept_packet_t;
+    sioc_adapter_packet_t packet;
+    sioc_adapter_opts_t opts;
+    sioc_binary_t *attachments; /* own copies */
+    char **names;               /* own copies of rooms, then except */
+    int own;
+    int done;
+    int error;
+    int delivered;
+    size_t count;
+    char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
+    struct pending_s *next;
+} pending_t;
 
-typedef struct session_s {
-    char pid[SIOC_ID_LENGTH + 1];
-    char sid[SIOC_ID_LENGTH + 1];
+/* A CONNECT waiting for the store's restore. */
+typedef struct restoring_s {
+    sioc__sio_recovery_t *recovery; /* NULL once the server is gone */
+    sioc__sio_client_t *client;     /* NULL once the client is gone */
     sioc_namespace_t *nsp;
-    json_t *rooms;
-    json_t *data;
-    uint64_t disconnected_ms;
-    UT_hash_handle hh;
-} session_t;
+    json_t *auth;
+    sioc__sio_restore_cb done;
+    struct restoring_s *next;
+} restoring_t;
 
-/* What a restored socket still has to receive, kept until sioc__sio_recovery_replay(). */
-typedef struct restored_s {
-    sioc_socket_t *socket;
+/* What a restored socket still has to receive, kept until sioc__sio_recovery_replay(): the
+ * missed packets are encoded at restore time (the store's are borrowed for its callback). */
+typedef struct sioc__sio_restored_s {
     json_t *rooms;
-    char (*missed)[SIOC_ID_LENGTH + 1]; /* offsets: a packet may expire before the replay */
+    sioc__sio_encoded_t *missed;
     size_t missed_count;
-    struct restored_s *next;
 } restored_t;
 
 struct sioc__sio_recovery_s {
     sioc_server_t *server;
-    uv_timer_t expiry;
-    kept_packet_t *oldest;
-    kept_packet_t *newest;
-    kept_packet_t *by_offset;
-    session_t *sessions;
-    restored_t *restored;
-    char last_offset[SIOC_ID_LENGTH + 1];
+    sioc_recovery_store_t *store;
+    sioc_recovery_store_t *own_store; /* the in-memory default, freed here */
+    uint32_t refresh_ms;
+    uv_timer_t refresh;
+    uv_check_t flush;
+    int open_handles;
+    pending_t *head;
+    pending_t *tail;
+    pending_t *appending; /* the pending whose append call is on the stack */
+    restoring_t *restoring;
+    sioc_socket_t **dirty; /* sockets whose session is written at the end of this iteration */
+    size_t dirty_count;
+    size_t dirty_capacity;
 };
 
-static uint64_t window_ms(const sioc__sio_recovery_t *recovery)
-{
-    return recovery->server->options.max_disconnection_duration_ms;
-}
+/* ---- the log ------------------------------------------------------------------------------- */
 
-static void free_packet(kept_packet_t *packet)
+static void free_pending(pending_t *pending)
 {
-    sioc__sio_encoded_release(&packet->encoded);
-    json_decref(packet->rooms);
-    json_decref(packet->except);
-    free(packet);
-}
-
-static void free_session(session_t *session)
-{
-    json_decref(session->rooms);
-    json_decref(session->data);
-    free(session);
-}
-
-static void expire(sioc__sio_recovery_t *recovery)
-{
-    uint64_t now = uv_now(recovery->server->loop);
-    uint64_t window = window_ms(recovery);
-    while (recovery->oldest != NULL && recovery->oldest->time_ms + window < now) {
-        kept_packet_t *packet = recovery->oldest;
-        recovery->oldest = packet->next;
-        if (recovery->oldest == NULL)
-            recovery->newest = NULL;
-        HASH_DEL(recovery->by_offset, packet);
-        free_packet(packet);
+    if (pending->own) {
+        json_decref(pending->packet.data);
+        for (size_t i = 0; i < pending->packet.attachment_count; i++)
+            free((void *)pending->attachments[i].data);
+        free(pending->attachments);
+        for (size_t i = 0; i < pending->opts.room_count + pending->opts.except_count; i++)
+            free(pending->names[i]);
+        free(pending->names);
     }
-    session_t *session, *next;
-    HASH_ITER(hh, recovery->sessions, session, next)
-    {
-        if (session->disconnected_ms + window < now) {
-            HASH_DEL(recovery->sessions, session);
-            free_session(session);
+    free(pending);
+}
+
+/* Delivers the completed packets at the head of the queue, in append order. */
+static void deliver_ready(sioc__sio_recovery_t *recovery)
+{
+    while (recovery->head != NULL && recovery->head->done) {
+        pending_t *pending = recovery->head;
+        recovery->head = pending->next;
+        if (recovery->head == NULL)
+            recovery->tail = NULL;
+        /* A failed append is still written, without an offset (Node does the same): the
+         * connected sockets get it, one that is away misses it. */
+        pending->count = sioc__sio_deliver(pending->nsp, &pending->packet, &pending->opts,
+                                           pending->error == 0 ? pending->offset : NULL);
+        if (pending == recovery->appending)
+            pending->delivered = 1;
+        else
+            free_pending(pending);
+    }
+}
+
+static void on_appended(int error, const char *offset, void *data)
+{
+    pending_t *pending = data;
+    if (pending->recovery == NULL) {
+        free_pending(pending);
+        return;
+    }
+    if (error == 0 && (offset == NULL || strlen(offset) > SIOC_RECOVERY_OFFSET_MAX))
+        error = SIOC_EINVAL;
+    pending->error = error;
+    if (error == 0)
+        strcpy(pending->offset, offset);
+    pending->done = 1;
+    deliver_ready(pending->recovery);
+}
+
+static char *copy_name(const char *name, int *failed)
+{
+    char *copy = strdup(name);
+    if (copy == NULL)
+        *failed = 1;
+    return copy;
+}
+
+/* Replaces the borrowed packet and opts with copies; SIOC_ENOMEM leaves it borrowed. */
+static int own_copies(pending_t *pending)
+{
+    size_t attachment_count = pending->packet.attachment_count;
+    size_t name_count = pending->opts.room_count + pending->opts.except_count;
+    sioc_binary_t *attachments = calloc(attachment_count + 1, sizeof(*attachments));
+    char **names = calloc(name_count + 1, sizeof(*names));
+    int failed = attachments == NULL || names == NULL;
+    for (size_t i = 0; !failed && i < attachment_count; i++) {
+        size_t length = pending->packet.attachments[i].length;
+        uint8_t *copy = malloc(length ? length : 1);
+        if (copy == NULL) {
+            failed = 1;
+            break;
         }
+        memcpy(copy, pending->packet.attachments[i].data, length);
+        attachments[i].data = copy;
+        attachments[i].length = length;
     }
-}
-
-static void on_expiry(uv_timer_t *timer)
-{
-    expire(timer->data);
-}
-
-static void free_restored(restored_t *restored)
-{
-    json_decref(restored->rooms);
-    free(restored->missed);
-    free(restored);
-}
-
-sioc__sio_recovery_t *sioc__sio_recovery_new(sioc_server_t *server)
-{
-    sioc__sio_recovery_t *recovery = calloc(1, sizeof(*recovery));
-    if (recovery == NULL)
-        return NULL;
-    recovery->server = server;
-    uv_timer_init(server->loop, &recovery->expiry);
-    recovery->expiry.data = recovery;
-    uint64_t period = server->options.max_disconnection_duration_ms / 4 + 1;
-    uv_timer_start(&recovery->expiry, on_expiry, period, period);
-    uv_unref((uv_handle_t *)&recovery->expiry);
-    return recovery;
-}
-
-static void on_expiry_closed(uv_handle_t *handle)
-{
-    sioc__sio_recovery_t *recovery = handle->data;
-    recovery->expiry.data = NULL; /* marks the timer as released for sioc__sio_recovery_free */
-    free(recovery);
-}
-
-void sioc__sio_recovery_stop(sioc__sio_recovery_t *recovery)
-{
-    if (recovery != NULL)
-        uv_timer_stop(&recovery->expiry);
-}
-
-void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery)
-{
-    if (recovery == NULL)
-        return;
-    while (recovery->oldest != NULL) {
-        kept_packet_t *packet = recovery->oldest;
-        recovery->oldest = packet->next;
-        HASH_DEL(recovery->by_offset, packet);
-        free_packet(packet);
-    }
-    session_t *session, *next;
-    HASH_ITER(hh, recovery->sessions, session, next)
-    {
-        HASH_DEL(recovery->sessions, session);
-        free_session(session);
-    }
-    /* Restored sockets whose middleware never finished. */
-    while (recovery->restored != NULL) {
-        restored_t *restored = recovery->restored;
-        recovery->restored = restored->next;
-        free_restored(restored);
-    }
-    uv_close((uv_handle_t *)&recovery->expiry, on_expiry_closed);
-}
-
-int sioc__sio_recovery_add_offset(sioc__sio_recovery_t *recovery, sioc__sio_packet_t *packet)
-{
-    if (sioc__random_id(recovery->last_offset) != 0)
+    for (size_t i = 0; !failed && i < pending->opts.room_count; i++)
+        names[i] = copy_name(pending->opts.rooms[i], &failed);
+    for (size_t i = 0; !failed && i < pending->opts.except_count; i++)
+        names[pending->opts.room_count + i] = copy_name(pending->opts.except[i], &failed);
+    if (failed) {
+        for (size_t i = 0; attachments != NULL && i < attachment_count; i++)
+            free((void *)attachments[i].data);
+        for (size_t i = 0; names != NULL && i < name_count; i++)
+            free(names[i]);
+        free(attachments);
+        free(names);
         return SIOC_ENOMEM;
-    return json_array_append_new(packet->data, json_string(recovery->last_offset)) == 0
-               ? 0
-               : SIOC_ENOMEM;
+    }
+    pending->attachments = attachments;
+    pending->names = names;
+    pending->packet.attachments = attachments;
+    json_incref(pending->packet.data);
+    pending->opts.rooms = (const char *const *)names;
+    pending->opts.except = (const char *const *)names + pending->opts.room_count;
+    pending->own = 1;
+    return 0;
 }
 
-static json_t *names_array(const char *const *names, size_t count)
+static void unlink_pending(sioc__sio_recovery_t *recovery, pending_t *pending)
 {
-    json_t *array = json_array();
-    for (size_t i = 0; array != NULL && i < count; i++)
-        json_array_append_new(array, json_string(names[i]));
-    return array;
-}
-
-void sioc__sio_recovery_store(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
-                              const sioc_adapter_opts_t *opts, const sioc__sio_encoded_t *encoded)
-{
-    kept_packet_t *packet = calloc(1, sizeof(*packet));
-    if (packet == NULL)
+    pending_t *previous = NULL;
+    for (pending_t *each = recovery->head; each != NULL; previous = each, each = each->next) {
+        if (each != pending)
+            continue;
+        if (previous != NULL)
+            previous->next = each->next;
+        else
+            recovery->head = each->next;
+        if (recovery->tail == each)
+            recovery->tail = previous;
         return;
-    memcpy(packet->offset, recovery->last_offset, sizeof(packet->offset));
-    packet->time_ms = uv_now(recovery->server->loop);
-    packet->nsp = nsp;
-    packet->rooms = names_array(opts->rooms, opts->room_count);
-    packet->except = names_array(opts->except, opts->except_count);
-    for (size_t i = 0; i < encoded->count; i++)
-        packet->encoded.parts[i] = sioc__buffer_ref(encoded->parts[i]);
-    packet->encoded.count = encoded->count;
-    if (recovery->newest != NULL)
-        recovery->newest->next = packet;
-    else
-        recovery->oldest = packet;
-    recovery->newest = packet;
-    HASH_ADD_STR(recovery->by_offset, offset, packet);
-    expire(recovery);
+    }
 }
+
+size_t sioc__sio_recovery_broadcast(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
+                                    const sioc_adapter_packet_t *packet,
+                                    const sioc_adapter_opts_t *opts)
+{
+    pending_t *pending = calloc(1, sizeof(*pending));
+    if (pending == NULL)
+        return 0;
+    pending->recovery = recovery;
+    pending->nsp = nsp;
+    pending->packet = *packet;
+    pending->opts = *opts;
+    if (recovery->tail != NULL)
+        recovery->tail->next = pending;
+    else
+        recovery->head = pending;
+    recovery->tail = pending;
+    sioc_recovery_packet_t entry = {nsp->name, packet->data, packet->attachments,
+                                    packet->attachment_count, opts};
+    pending_t *outer = recovery->appending; /* a broadcast from inside a delivery */
+    recovery->appending = pending;
+    int rc = recovery->store->ops->append(recovery->store, &entry, on_appended, pending);
+    if (rc != 0)
+        on_appended(rc, NULL, pending);
+    recovery->appending = outer;
+    if (pending->delivered) {
+        size_t count = pending->count;
+        free_pending(pending);
+        return count;
+    }
+    if (own_copies(pending) != 0) {
+        /* Nothing to wait with: it is dropped (its append, should it complete, is ignored). */
+        unlink_pending(recovery, pending);
+        pending->recovery = NULL;
+        if (pending->done)
+            free_pending(pending);
+        deliver_ready(recovery);
+    }
+    return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------------------------ */
 
 static int recoverable(const char *reason)
 {
@@ -202,138 +228,343 @@ static int recoverable(const char *reason)
     return 0;
 }
 
+static uint32_t window_ms(const sioc__sio_recovery_t *recovery)
+{
+    return recovery->server->options.max_disconnection_duration_ms;
+}
+
+static void save_session(sioc__sio_recovery_t *recovery, sioc_socket_t *socket, int connected)
+{
+    json_t *rooms = sioc_socket_rooms(socket);
+    if (rooms == NULL)
+        return;
+    /* A connected session outlives its next refresh: after a crash it still lasts the whole
+     * window (and at most one refresh period more) from the last write. */
+    uint64_t ttl = window_ms(recovery) + (connected ? recovery->refresh_ms : 0);
+    sioc_recovery_session_t session = {
+        socket->pid, socket->id,   socket->nsp->name,
+        rooms,       socket->data, ttl > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl,
+        connected};
+    recovery->store->ops->save(recovery->store, &session);
+    json_decref(rooms);
+}
+
+static void on_flush(uv_check_t *check)
+{
+    sioc__sio_recovery_t *recovery = check->data;
+    uv_check_stop(check);
+    /* Saving calls nothing back into the Socket.IO layer, so the list holds still. */
+    for (size_t i = 0; i < recovery->dirty_count; i++) {
+        sioc_socket_t *socket = recovery->dirty[i];
+        socket->session_dirty = 0;
+        if (socket->state == SIO_SOCKET_CONNECTED && socket->pid[0] != '\0')
+            save_session(recovery, socket, 1);
+        sioc__sio_socket_unref(socket);
+    }
+    recovery->dirty_count = 0;
+}
+
+void sioc__sio_recovery_touch(sioc__sio_recovery_t *recovery, sioc_socket_t *socket)
+{
+    if (!recovery->store->keeps_connected || socket->session_dirty ||
+        socket->state != SIO_SOCKET_CONNECTED || socket->pid[0] == '\0')
+        return;
+    if (recovery->dirty_count == recovery->dirty_capacity) {
+        size_t capacity = recovery->dirty_capacity ? recovery->dirty_capacity * 2 : 64;
+        sioc_socket_t **dirty = realloc(recovery->dirty, capacity * sizeof(*dirty));
+        if (dirty == NULL)
+            return; /* written at the next refresh instead */
+        recovery->dirty = dirty;
+        recovery->dirty_capacity = capacity;
+    }
+    sioc__sio_socket_ref(socket);
+    socket->session_dirty = 1;
+    recovery->dirty[recovery->dirty_count++] = socket;
+    if (recovery->dirty_count == 1)
+        uv_check_start(&recovery->flush, on_flush);
+}
+
+void sioc__sio_recovery_connected(sioc__sio_recovery_t *recovery, sioc_socket_t *socket)
+{
+    sioc__sio_recovery_touch(recovery, socket);
+}
+
 void sioc__sio_recovery_persist(sioc__sio_recovery_t *recovery, sioc_socket_t *socket,
                                 const char *reason)
 {
-    if (!recoverable(reason) || socket->pid[0] == '\0')
-        return;
-    session_t *session = calloc(1, sizeof(*session));
-    if (session == NULL)
-        return;
-    memcpy(session->pid, socket->pid, sizeof(session->pid));
-    memcpy(session->sid, socket->id, sizeof(session->sid));
-    session->nsp = socket->nsp;
-    session->rooms = sioc_socket_rooms(socket);
-    session->data = json_incref(socket->data);
-    session->disconnected_ms = uv_now(recovery->server->loop);
-    session_t *previous = NULL;
-    HASH_FIND_STR(recovery->sessions, session->pid, previous);
-    if (previous != NULL) {
-        HASH_DEL(recovery->sessions, previous);
-        free_session(previous);
-    }
-    HASH_ADD_STR(recovery->sessions, pid, session);
+    if (socket->pid[0] == '\0')
+        return; /* a socket whose session another connection took over */
+    if (recoverable(reason))
+        save_session(recovery, socket, 0);
+    else if (recovery->store->keeps_connected)
+        recovery->store->ops->drop(recovery->store, socket->pid);
 }
 
-static int array_has(json_t *array, const char *name)
+static void on_refresh(uv_timer_t *timer)
 {
-    size_t index;
-    json_t *value;
-    json_array_foreach(array, index, value)
+    sioc__sio_recovery_t *recovery = timer->data;
+    sioc_namespace_t *nsp, *next_nsp;
+    HASH_ITER(hh, recovery->server->namespaces, nsp, next_nsp)
     {
-        if (strcmp(json_string_value(value), name) == 0)
-            return 1;
+        sioc_socket_t *socket, *next;
+        HASH_ITER(hh, nsp->sockets, socket, next)
+        {
+            if (socket->pid[0] != '\0')
+                save_session(recovery, socket, 1);
+        }
     }
-    return 0;
 }
 
-/* socket.io-adapter's shouldIncludePacket(): a packet for the whole namespace or one of the
- * session's rooms, and none of the session's rooms excepted. */
-static int should_include(const session_t *session, const kept_packet_t *packet)
+/* ---- restoring ----------------------------------------------------------------------------- */
+
+static void free_restored(restored_t *restored)
 {
-    if (packet->nsp != session->nsp)
-        return 0;
-    int included = json_array_size(packet->rooms) == 0;
-    size_t index;
-    json_t *room;
-    json_array_foreach(session->rooms, index, room)
-    {
-        if (array_has(packet->except, json_string_value(room)))
-            return 0;
-        if (array_has(packet->rooms, json_string_value(room)))
-            included = 1;
-    }
-    return included;
+    json_decref(restored->rooms);
+    for (size_t i = 0; i < restored->missed_count; i++)
+        sioc__sio_encoded_release(&restored->missed[i]);
+    free(restored->missed);
+    free(restored);
 }
 
-static restored_t *collect_missed(sioc__sio_recovery_t *recovery, session_t *session,
-                                  kept_packet_t *from)
+static int encode_missed(sioc_server_t *server, sioc_namespace_t *nsp,
+                         const sioc_recovery_missed_t *missed, sioc__sio_encoded_t *out)
+{
+    sioc__sio_attachment_t attachments[SIO_MAX_PARTS];
+    if (missed->attachment_count >= SIO_MAX_PARTS || !json_is_array(missed->data))
+        return SIOC_EINVAL;
+    for (size_t i = 0; i < missed->attachment_count; i++) {
+        attachments[i].data = (uint8_t *)missed->attachments[i].data;
+        attachments[i].length = missed->attachments[i].length;
+    }
+    sioc__sio_packet_t packet = {.type = SIOC_SIO_EVENT,
+                                 .nsp = nsp->name,
+                                 .id = SIOC_SIO_NO_ACK_ID,
+                                 .data = json_copy(missed->data),
+                                 .attachments = attachments,
+                                 .attachment_count = missed->attachment_count};
+    int rc =
+        packet.data != NULL && json_array_append_new(packet.data, json_string(missed->offset)) == 0
+            ? sioc__sio_encode_for_server(server, &packet, out)
+            : SIOC_ENOMEM;
+    json_decref(packet.data);
+    return rc;
+}
+
+static restored_t *restored_new(sioc_server_t *server, sioc_namespace_t *nsp,
+                                const sioc_recovery_session_t *session,
+                                const sioc_recovery_missed_t *missed, size_t count)
 {
     restored_t *restored = calloc(1, sizeof(*restored));
     if (restored == NULL)
         return NULL;
-    size_t capacity = 0;
-    for (kept_packet_t *packet = from->next; packet != NULL; packet = packet->next) {
-        if (!should_include(session, packet))
-            continue;
-        if (restored->missed_count == capacity) {
-            capacity = capacity ? capacity * 2 : 16;
-            void *missed = realloc(restored->missed, capacity * sizeof(*restored->missed));
-            if (missed == NULL)
-                break;
-            restored->missed = missed;
-        }
-        memcpy(restored->missed[restored->missed_count++], packet->offset, SIOC_ID_LENGTH + 1);
+    restored->rooms = json_deep_copy(session->rooms);
+    restored->missed = calloc(count + 1, sizeof(*restored->missed));
+    if (restored->rooms == NULL || restored->missed == NULL) {
+        free_restored(restored);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        /* A packet the parser cannot encode (a store's garbage) is skipped, not fatal. */
+        if (encode_missed(server, nsp, &missed[i], &restored->missed[restored->missed_count]) == 0)
+            restored->missed_count++;
     }
     return restored;
 }
 
-sioc_socket_t *sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery,
-                                          sioc__sio_client_t *client, sioc_namespace_t *nsp,
-                                          json_t *auth)
+static int valid_session(const sioc_recovery_session_t *session)
 {
-    const char *pid = json_string_value(json_object_get(auth, "pid"));
-    const char *offset = json_string_value(json_object_get(auth, "offset"));
-    if (pid == NULL || offset == NULL)
+    return session->sid != NULL && strlen(session->sid) == SIOC_ID_LENGTH && session->pid != NULL &&
+           strlen(session->pid) == SIOC_ID_LENGTH && json_is_array(session->rooms);
+}
+
+static sioc_socket_t *restored_socket(sioc__sio_recovery_t *recovery, restoring_t *restoring,
+                                      const sioc_recovery_session_t *session,
+                                      const sioc_recovery_missed_t *missed, size_t count)
+{
+    if (session == NULL || !valid_session(session))
         return NULL;
-    expire(recovery);
-    session_t *session = NULL;
-    HASH_FIND_STR(recovery->sessions, pid, session);
-    kept_packet_t *from = NULL;
-    HASH_FIND_STR(recovery->by_offset, offset, from);
-    if (session == NULL || from == NULL || session->nsp != nsp)
-        return NULL;
-    restored_t *restored = collect_missed(recovery, session, from);
-    sioc_socket_t *socket = restored ? sioc__sio_socket_new(client, nsp, auth) : NULL;
+    restored_t *restored = restored_new(recovery->server, restoring->nsp, session, missed, count);
+    sioc_socket_t *socket =
+        restored ? sioc__sio_socket_new(restoring->client, restoring->nsp, restoring->auth) : NULL;
     if (socket == NULL) {
-        free(restored);
+        if (restored != NULL)
+            free_restored(restored);
         return NULL;
     }
     memcpy(socket->id, session->sid, sizeof(socket->id));
     memcpy(socket->pid, session->pid, sizeof(socket->pid));
     json_decref(socket->data);
-    socket->data = json_incref(session->data);
+    socket->data = session->data != NULL ? json_deep_copy(session->data) : json_null();
+    if (socket->data == NULL)
+        socket->data = json_null();
     socket->recovered = 1;
-    restored->socket = socket;
-    restored->rooms = json_incref(session->rooms);
-    restored->next = recovery->restored;
-    recovery->restored = restored;
-    HASH_DEL(recovery->sessions, session);
-    free_session(session);
+    socket->restored = restored;
     return socket;
 }
 
-void sioc__sio_recovery_replay(sioc__sio_recovery_t *recovery, sioc_socket_t *socket)
+static void unlink_restoring(sioc__sio_recovery_t *recovery, restoring_t *restoring)
 {
-    restored_t **link = &recovery->restored;
-    while (*link != NULL && (*link)->socket != socket)
+    restoring_t **link = &recovery->restoring;
+    while (*link != NULL && *link != restoring)
         link = &(*link)->next;
-    restored_t *restored = *link;
+    if (*link != NULL)
+        *link = restoring->next;
+}
+
+static void on_restored(int error, const sioc_recovery_session_t *session,
+                        const sioc_recovery_missed_t *missed, size_t count, void *data)
+{
+    restoring_t *restoring = data;
+    sioc__sio_recovery_t *recovery = restoring->recovery;
+    if (recovery != NULL)
+        unlink_restoring(recovery, restoring);
+    if (recovery != NULL && restoring->client == NULL && error == 0 && session != NULL &&
+        valid_session(session)) {
+        /* The client left while the store answered: the session goes back for its next try. */
+        sioc_recovery_session_t back = *session;
+        back.ttl_ms = window_ms(recovery);
+        back.connected = 0;
+        recovery->store->ops->save(recovery->store, &back);
+    } else if (recovery != NULL && restoring->client != NULL) {
+        sioc_socket_t *socket =
+            error == 0 ? restored_socket(recovery, restoring, session, missed, count) : NULL;
+        restoring->done(restoring->client, restoring->nsp, restoring->auth, socket);
+    }
+    json_decref(restoring->auth);
+    free(restoring);
+}
+
+int sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery, sioc__sio_client_t *client,
+                               sioc_namespace_t *nsp, json_t *auth, sioc__sio_restore_cb done)
+{
+    const char *pid = json_string_value(json_object_get(auth, "pid"));
+    const char *offset = json_string_value(json_object_get(auth, "offset"));
+    if (pid == NULL || offset == NULL)
+        return 0;
+    restoring_t *restoring = calloc(1, sizeof(*restoring));
+    if (restoring == NULL)
+        return 0;
+    restoring->recovery = recovery;
+    restoring->client = client;
+    restoring->nsp = nsp;
+    restoring->auth = json_incref(auth);
+    restoring->done = done;
+    restoring->next = recovery->restoring;
+    recovery->restoring = restoring;
+    int rc = recovery->store->ops->restore(recovery->store, pid, offset, nsp->name, on_restored,
+                                           restoring);
+    if (rc != 0)
+        on_restored(rc, NULL, NULL, 0, restoring);
+    return 1;
+}
+
+void sioc__sio_recovery_forget_client(sioc__sio_recovery_t *recovery, sioc__sio_client_t *client)
+{
+    for (restoring_t *restoring = recovery->restoring; restoring != NULL;
+         restoring = restoring->next) {
+        if (restoring->client == client)
+            restoring->client = NULL;
+    }
+}
+
+void sioc__sio_recovery_replay(sioc_socket_t *socket)
+{
+    restored_t *restored = socket->restored;
     if (restored == NULL)
         return;
-    *link = restored->next;
+    socket->restored = NULL;
     size_t index;
     json_t *room;
     json_array_foreach(restored->rooms, index, room)
     {
-        sioc_socket_join(socket, json_string_value(room));
+        if (json_is_string(room))
+            sioc_socket_join(socket, json_string_value(room));
     }
-    /* Packets are replayed as they were sent; one that expired while middleware ran is gone. */
-    for (size_t i = 0; i < restored->missed_count; i++) {
-        kept_packet_t *packet = NULL;
-        HASH_FIND_STR(recovery->by_offset, restored->missed[i], packet);
-        if (packet != NULL && socket->client != NULL)
-            sioc__sio_client_send(socket->client, &packet->encoded, 0);
-    }
+    for (size_t i = 0; i < restored->missed_count && socket->client != NULL; i++)
+        sioc__sio_client_send(socket->client, &restored->missed[i], 0);
     free_restored(restored);
+}
+
+void sioc__sio_recovery_release(sioc_socket_t *socket)
+{
+    if (socket->restored != NULL)
+        free_restored(socket->restored);
+    socket->restored = NULL;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+sioc__sio_recovery_t *sioc__sio_recovery_new(sioc_server_t *server)
+{
+    sioc__sio_recovery_t *recovery = calloc(1, sizeof(*recovery));
+    if (recovery == NULL)
+        return NULL;
+    recovery->server = server;
+    recovery->store = server->options.recovery_store;
+    if (recovery->store == NULL) {
+        recovery->store = recovery->own_store =
+            sioc__memory_recovery_new(server->loop, server->options.max_disconnection_duration_ms);
+        if (recovery->store == NULL) {
+            free(recovery);
+            return NULL;
+        }
+    }
+    uint32_t refresh = server->options.recovery_refresh_ms;
+    if (refresh == 0) {
+        refresh = server->options.max_disconnection_duration_ms / 4;
+        refresh = refresh > 30000 ? 30000 : refresh < 100 ? 100 : refresh;
+    }
+    recovery->refresh_ms = refresh;
+    uv_timer_init(server->loop, &recovery->refresh);
+    uv_check_init(server->loop, &recovery->flush);
+    recovery->refresh.data = recovery->flush.data = recovery;
+    recovery->open_handles = 2;
+    if (recovery->store->keeps_connected) {
+        uv_timer_start(&recovery->refresh, on_refresh, refresh, refresh);
+        uv_unref((uv_handle_t *)&recovery->refresh);
+    }
+    uv_unref((uv_handle_t *)&recovery->flush);
+    return recovery;
+}
+
+sioc_recovery_store_t *sioc__sio_recovery_store(const sioc__sio_recovery_t *recovery)
+{
+    return recovery != NULL ? recovery->store : NULL;
+}
+
+void sioc__sio_recovery_stop(sioc__sio_recovery_t *recovery)
+{
+    if (recovery == NULL)
+        return;
+    uv_timer_stop(&recovery->refresh);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    sioc__sio_recovery_t *recovery = handle->data;
+    if (--recovery->open_handles == 0)
+        free(recovery);
+}
+
+void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery)
+{
+    if (recovery == NULL)
+        return;
+    /* Appends and restores the store has not answered free themselves when it does. */
+    while (recovery->head != NULL) {
+        pending_t *pending = recovery->head;
+        recovery->head = pending->next;
+        pending->recovery = NULL;
+        if (pending->done)
+            free_pending(pending);
+    }
+    for (restoring_t *restoring = recovery->restoring; restoring != NULL;
+         restoring = restoring->next)
+        restoring->recovery = NULL;
+    for (size_t i = 0; i < recovery->dirty_count; i++)
+        sioc__sio_socket_unref(recovery->dirty[i]);
+    free(recovery->dirty);
+    sioc__memory_recovery_free(recovery->own_store);
+    uv_close((uv_handle_t *)&recovery->refresh, on_handle_closed);
+    uv_close((uv_handle_t *)&recovery->flush, on_handle_closed);
 }

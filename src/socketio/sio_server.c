@@ -288,6 +288,34 @@ static void send_connect_error(sioc__sio_client_t *client, const char *nsp, cons
     json_decref(packet.data);
 }
 
+/* The second half of a CONNECT, once any restore is known: restored or a fresh socket. */
+static void finish_connect(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth,
+                           sioc_socket_t *socket)
+{
+    sioc_server_t *server = client->server;
+    sioc_socket_t *existing = NULL;
+    HASH_FIND(hh_client, client->sockets, nsp->name, strlen(nsp->name), existing);
+    if (client->closed || existing != NULL) {
+        /* A second CONNECT to the namespace came while the store answered. */
+        if (socket != NULL)
+            sioc__sio_socket_unref(socket);
+        if (existing != NULL)
+            sioc__sio_client_close(client, "forced close");
+        return;
+    }
+    if (socket == NULL)
+        socket = sioc__sio_socket_new(client, nsp, auth);
+    if (socket == NULL) {
+        sioc__sio_client_close(client, "forced close");
+        return;
+    }
+    HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
+    if (socket->recovered && server->options.recovery_skip_middlewares)
+        sioc__sio_socket_connected(socket);
+    else
+        sioc__sio_namespace_run_middlewares(socket, auth);
+}
+
 static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
 {
     sioc_server_t *server = client->server;
@@ -306,20 +334,9 @@ static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *pa
         json_decref(auth);
         return;
     }
-    sioc_socket_t *socket =
-        server->recovery ? sioc__sio_recovery_restore(server->recovery, client, nsp, auth) : NULL;
-    if (socket == NULL)
-        socket = sioc__sio_socket_new(client, nsp, auth);
-    if (socket == NULL) {
-        json_decref(auth);
-        sioc__sio_client_close(client, "forced close");
-        return;
-    }
-    HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
-    if (socket->recovered && server->options.recovery_skip_middlewares)
-        sioc__sio_socket_connected(socket);
-    else
-        sioc__sio_namespace_run_middlewares(socket, auth);
+    if (server->recovery == NULL ||
+        !sioc__sio_recovery_restore(server->recovery, client, nsp, auth, finish_connect))
+        finish_connect(client, nsp, auth, NULL);
     json_decref(auth);
 }
 
@@ -406,6 +423,8 @@ static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *da
         return;
     close_sockets(client, reason);
     client->closed = 1;
+    if (client->server->recovery != NULL)
+        sioc__sio_recovery_forget_client(client->server->recovery, client);
     sioc__deadline_disarm(&client->connect_deadline);
     sioc__sio_decoder_free(&client->decoder);
     json_decref(client->handshake);
@@ -447,6 +466,11 @@ int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options, sioc_
 int sioc_server_listen(sioc_server_t *server, const char *host, int port)
 {
     return sioc_eio_server_listen(server->engine, host, port);
+}
+
+sioc_recovery_store_t *sioc_server_recovery_store(const sioc_server_t *server)
+{
+    return sioc__sio_recovery_store(server->recovery);
 }
 
 uv_loop_t *sioc_server_loop(const sioc_server_t *server)

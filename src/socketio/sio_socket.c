@@ -41,6 +41,7 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
 {
     if (--socket->references > 0)
         return;
+    sioc__sio_recovery_release(socket);
     json_decref(socket->handshake);
     json_decref(socket->data);
     free(socket->uses);
@@ -85,6 +86,17 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
 {
     sioc_namespace_t *nsp = socket->nsp;
     sioc_namespace_t *root = sioc__sio_namespace_root(nsp);
+    if (socket->recovered) {
+        /* The same client came back before this server saw its old connection go (a store
+         * that keeps connected sessions hands those out too): the new one takes over; the old
+         * socket, its pid cleared, neither keeps nor drops the session. */
+        sioc_socket_t *previous = NULL;
+        HASH_FIND_STR(nsp->sockets, socket->id, previous);
+        if (previous != NULL) {
+            previous->pid[0] = '\0';
+            sioc_socket_disconnect(previous, 1);
+        }
+    }
     socket->state = SIO_SOCKET_CONNECTED;
     HASH_ADD_STR(nsp->sockets, id, socket);
     nsp->socket_count++;
@@ -94,8 +106,10 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
     /* Node sends a recovered socket's missed packets before the CONNECT reply (the client keeps
      * them until it is connected). */
     if (socket->recovered)
-        sioc__sio_recovery_replay(nsp->server->recovery, socket);
+        sioc__sio_recovery_replay(socket);
     send_connect(socket);
+    if (nsp->server->recovery != NULL)
+        sioc__sio_recovery_connected(nsp->server->recovery, socket);
     if (root->on_connection.callback != NULL)
         ((sioc_connection_cb)root->on_connection.callback)(socket, root->on_connection.data);
 }
@@ -628,6 +642,13 @@ void sioc_socket_set_data(sioc_socket_t *socket, json_t *data)
 {
     json_decref(socket->data);
     socket->data = data != NULL ? data : json_null();
+    sioc_socket_save_session(socket);
+}
+
+void sioc_socket_save_session(sioc_socket_t *socket)
+{
+    if (socket->nsp->server->recovery != NULL)
+        sioc__sio_recovery_touch(socket->nsp->server->recovery, socket);
 }
 
 void sioc_socket_set_user(sioc_socket_t *socket, void *user)
@@ -659,7 +680,9 @@ int sioc_socket_join(sioc_socket_t *socket, const char *room)
 {
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
-    return sioc__memory_adapter_join(socket->nsp->index, socket, room);
+    int rc = sioc__memory_adapter_join(socket->nsp->index, socket, room);
+    sioc_socket_save_session(socket);
+    return rc;
 }
 
 int sioc_socket_leave(sioc_socket_t *socket, const char *room)
@@ -667,6 +690,7 @@ int sioc_socket_leave(sioc_socket_t *socket, const char *room)
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
     sioc__memory_adapter_leave(socket->nsp->index, socket, room);
+    sioc_socket_save_session(socket);
     return 0;
 }
 
