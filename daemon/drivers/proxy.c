@@ -25,6 +25,7 @@
 #include "driver_util.h"
 #include "http_client.h"
 #include "log.h"
+#include "proxy_answer.h"
 
 #define PROXY_ERROR_EVENT "proxy:error"
 /* The largest answer, and the most attachment bytes an event may forward. */
@@ -130,7 +131,7 @@ static void on_connect_answer(int status, json_t *body, const char *error, int c
     if (valid_user(user))
         json_object_set(socket_data, "user", user);
     if (json_is_array(rooms))
-        json_object_set(socket_data, PROXY_PENDING_ROOMS, rooms);
+        json_object_set_new(socket_data, PROXY_PENDING_ROOMS, proxy_room_names(rooms));
     sioc_next(request->next);
     connect_done(request);
 }
@@ -167,84 +168,61 @@ static void proxy_connect(sioc_socket_t *socket, sioc_next_t *next, void *data)
 /* ---- event proxy ------------------------------------------------------------------------------
  */
 
-/* The rooms of a value: an array of non-empty strings (others are skipped). */
-static void each_room(json_t *rooms, sioc_socket_t *socket, int join)
+/* rooms: names as proxy_room_names keeps them. */
+static void join_each(json_t *rooms, sioc_socket_t *socket, int join)
 {
     size_t index;
     json_t *room;
-    json_array_foreach(rooms, index, room)
-    {
-        if (json_is_string(room) && json_string_length(room) > 0)
-            join ? sioc_socket_join(socket, json_string_value(room))
-                 : sioc_socket_leave(socket, json_string_value(room));
-    }
+    json_array_foreach(rooms, index, room) join
+        ? sioc_socket_join(socket, json_string_value(room))
+        : sioc_socket_leave(socket, json_string_value(room));
 }
 
-/* One {event, args, rooms?, users?} of an answer. */
-static void emit_one(sioc_socket_t *socket, sioc_namespace_t *nsp, json_t *emit)
+static void emit_one(sioc_socket_t *socket, sioc_namespace_t *nsp, proxy_emit_t *emit)
 {
-    const char *event = json_string_value(json_object_get(emit, "event"));
-    json_t *args = json_object_get(emit, "args");
-    json_t *rooms = json_object_get(emit, "rooms");
-    json_t *users = json_object_get(emit, "users");
-    if (event == NULL)
-        return;
-    json_t *list = json_is_array(args) ? json_incref(args) : json_array();
-    if (!json_is_array(rooms) && !json_is_array(users)) {
-        sioc_socket_emit(socket, event, list);
+    if (emit->to_socket) {
+        sioc_socket_emit(socket, emit->event, json_incref(emit->args));
         return;
     }
-    char names[2 * SIOC_BROADCAST_MAX_ROOMS][DRIVER_ROOM_NAME_SIZE];
-    size_t count = 0, index;
-    json_t *each;
     sioc_broadcast_t broadcast;
     sioc_broadcast_init(&broadcast, nsp);
-    json_array_foreach(rooms, index, each)
-    {
-        if (json_is_string(each) && count < SIOC_BROADCAST_MAX_ROOMS &&
-            sioc_broadcast_to(&broadcast, json_string_value(each)) == 0)
-            count++;
-    }
-    size_t slot = 0;
-    json_array_foreach(users, index, each)
-    {
-        char id[DRIVER_MAX_ID_BYTES + 1];
-        if (driver_id_text(each, id) != 0 || count + 2 > SIOC_BROADCAST_MAX_ROOMS)
-            continue;
-        driver_room_name(names[slot], DRIVER_ROOM_NAME_SIZE, "user:", id);
-        driver_room_name(names[slot + 1], DRIVER_ROOM_NAME_SIZE, "user.", id);
-        sioc_broadcast_to(&broadcast, names[slot]);
-        sioc_broadcast_to(&broadcast, names[slot + 1]);
-        slot += 2;
-        count += 2;
-    }
+    size_t count = 0;
+    for (size_t i = 0; i < emit->room_count; i++)
+        count += sioc_broadcast_to(&broadcast, emit->rooms[i]) == 0;
     if (count > 0)
-        sioc_broadcast_emit(&broadcast, event, list);
-    else
-        json_decref(list);
+        sioc_broadcast_emit(&broadcast, emit->event, json_incref(emit->args));
 }
 
-static void apply_answer(driver_call_t *call, sioc_socket_t *socket, json_t *answer)
+/* Applies what the answer asks for; -1 when memory ran out reading it (nothing applied). */
+static int apply_answer(driver_call_t *call, sioc_socket_t *socket, json_t *body)
 {
-    json_t *data_in = json_object_get(answer, "data");
-    if (json_is_object(data_in)) {
+    proxy_answer_t answer;
+    if (proxy_answer_read(body, &answer) != 0)
+        return -1;
+    if (answer.data != NULL) {
         json_t *user = json_incref(json_object_get(sioc_socket_data(socket), "user"));
-        json_object_update(sioc_socket_data(socket), data_in);
+        json_object_update(sioc_socket_data(socket), answer.data);
         if (user != NULL) /* the user is what authentication proved: the answer cannot change it */
             json_object_set(sioc_socket_data(socket), "user", user);
         json_decref(user);
     }
-    each_room(json_object_get(answer, "join"), socket, 1);
-    each_room(json_object_get(answer, "leave"), socket, 0);
+    join_each(answer.join, socket, 1);
+    join_each(answer.leave, socket, 0);
     size_t index;
-    json_t *emit;
-    json_array_foreach(json_object_get(answer, "emit"), index, emit)
-        emit_one(socket, call->nsp, emit);
-    json_t *ack = json_object_get(answer, "ack");
-    if (json_is_array(ack) && call->ack_id >= 0) {
-        sioc_socket_ack(socket, call->ack_id, json_incref(ack));
+    json_t *value;
+    json_array_foreach(answer.emit, index, value)
+    {
+        proxy_emit_t emit;
+        if (proxy_emit_read(value, &emit) > 0)
+            emit_one(socket, call->nsp, &emit);
+        proxy_emit_release(&emit);
+    }
+    if (answer.ack != NULL && call->ack_id >= 0) {
+        sioc_socket_ack(socket, call->ack_id, json_incref(answer.ack));
         call->ack_id = -1; /* answered */
     }
+    proxy_answer_free(&answer);
+    return 0;
 }
 
 static void on_event_answer(int status, json_t *body, const char *error, int connect_failed,
@@ -265,7 +243,10 @@ static void on_event_answer(int status, json_t *body, const char *error, int con
         driver_call_free(call);
         return;
     }
-    apply_answer(call, socket, body);
+    if (apply_answer(call, socket, body) != 0) {
+        driver_call_fail(call, DRIVER_EUNAVAILABLE, "Out of memory");
+        return;
+    }
     int disconnect = json_is_true(json_object_get(body, "disconnect"));
     if (call->ack_id >= 0)
         driver_call_finish(call, NULL);
@@ -350,7 +331,7 @@ static void on_connection(sioc_socket_t *socket, void *data)
     driver_socket_init(&state->order);
     sioc_socket_set_user(socket, state);
     json_t *socket_data = sioc_socket_data(socket);
-    each_room(json_object_get(socket_data, PROXY_PENDING_ROOMS), socket, 1);
+    join_each(json_object_get(socket_data, PROXY_PENDING_ROOMS), socket, 1);
     json_object_del(socket_data, PROXY_PENDING_ROOMS);
 }
 

@@ -80,6 +80,7 @@ async function startBackEnd() {
     if (event === 'garbage') return res.type('text').send('not json');
     if (event === 'fail') return res.status(500).json({ error: 'boom' });
     if (event === 'weird') return res.json({ emit: 'x', join: [1, null, {}, ''], leave: 5, ack: 'no', data: 3 });
+    if (event === 'nul') return res.json({ join: ['evil\u0000cut', 'kept'], emit: [{ event: 'to\u0000cut', args: [] }, { event: 'to', args: ['whole'] }] });
     if (event === 'bye') return res.json({ emit: [{ event: 'bye', args: [] }], disconnect: true });
     if (event === 'shout') return res.json({ emit: [{ event: 'shouted', args: [args[0]], users: [user.id] }] });
     res.json({});
@@ -264,6 +265,22 @@ describe('proxy driver: the channel logic in an Express back end', () => {
     const ack = await new Promise((resolve) => socket.emit('weird', (a) => resolve(a)));
     assert.deepEqual(ack, { ok: true });
     assert.equal(socket.connected, true);
+  });
+
+  it('an answer with a NUL in a string is refused whole (unavailable): nothing of it is applied, no name cut at the NUL', async () => {
+    const { socket, got } = await carolinaPage(await backEnd.visit());
+    const to = [];
+    socket.on('to', (...args) => to.push(args));
+    const ack = await new Promise((resolve) => socket.emit('nul', (a) => resolve(a)));
+    assert.deepEqual(ack, { ok: false, error: { code: 'unavailable', message: 'The back end did not answer' } });
+    // Neither 'evil' (the cut name) nor 'kept' was joined; the marker to the socket's own room
+    // comes after anything sent before it.
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['evil'], rooms: ['evil'] });
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['kept'], rooms: ['kept'] });
+    await daemon.apiOk('POST', '/emit', { event: 'some-event', args: ['marker'], rooms: [socket.id] });
+    await until(() => got.some(([e, a]) => e === 'some-event' && a === 'marker'), 'the marker');
+    assert.deepEqual(got.filter(([e]) => e === 'some-event'), [['some-event', 'marker']]);
+    assert.deepEqual(to, []);
   });
 
   it('back-end failures: an ack error and a log line, the socket stays; emit to users, disconnect', async () => {
