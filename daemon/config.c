@@ -621,6 +621,37 @@ static int parse_recovery(context_t *c, json_t *v)
     return set_bool(c, v, &CONFIG(c)->recovery);
 }
 
+/* httpCompression / perMessageDeflate as engine.io takes them: false, true, or an object of
+ * options (only threshold here), which turns it on. */
+static int parse_http_threshold(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 0, 100000000, &CONFIG(c)->http_compression.threshold);
+}
+static int parse_deflate_threshold(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 0, 100000000, &CONFIG(c)->per_message_deflate.threshold);
+}
+static int parse_compression(context_t *c, json_t *v, config_compression_t *target,
+                             const field_t *fields)
+{
+    if (json_is_boolean(v))
+        return set_bool(c, v, &target->enabled);
+    if (!json_is_object(v))
+        return fail(c, "expected true, false or {\"threshold\": bytes}");
+    target->enabled = 1;
+    return parse_object(c, v, fields);
+}
+static int parse_http_compression(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"threshold", parse_http_threshold}, {NULL, NULL}};
+    return parse_compression(c, v, &CONFIG(c)->http_compression, fields);
+}
+static int parse_per_message_deflate(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"threshold", parse_deflate_threshold}, {NULL, NULL}};
+    return parse_compression(c, v, &CONFIG(c)->per_message_deflate, fields);
+}
+
 static int parse_log_level(context_t *c, json_t *v)
 {
     if (set_string(c, v, &CONFIG(c)->log_level) != 0)
@@ -764,6 +795,9 @@ static void set_defaults(config_t *config)
     config->limits.history_limit = 100;
     config->limits.max_queued_events = 100;
     config->limits.shutdown_timeout_ms = 5000;
+    config->http_compression.enabled = 1;
+    config->http_compression.threshold = 1024;
+    config->per_message_deflate.threshold = 1024;
     config->store.driver = strdup("sqlite");
     config->store.path = strdup("sioc.db");
     config->jwt.algorithm = strdup("HS256");
@@ -853,10 +887,20 @@ static int check_consistency(context_t *c)
 static int parse_root(context_t *c, json_t *root)
 {
     static const field_t fields[] = {
-        {"listen", parse_listen}, {"path", parse_path},         {"cors", parse_cors},
-        {"limits", parse_limits}, {"store", parse_store},       {"auth", parse_auth},
-        {"api", parse_api},       {"cluster", parse_cluster},   {"recovery", parse_recovery},
-        {"log", parse_log},       {"channels", parse_channels}, {NULL, NULL},
+        {"listen", parse_listen},
+        {"path", parse_path},
+        {"cors", parse_cors},
+        {"limits", parse_limits},
+        {"store", parse_store},
+        {"auth", parse_auth},
+        {"api", parse_api},
+        {"cluster", parse_cluster},
+        {"recovery", parse_recovery},
+        {"log", parse_log},
+        {"channels", parse_channels},
+        {"httpCompression", parse_http_compression},
+        {"perMessageDeflate", parse_per_message_deflate},
+        {NULL, NULL},
     };
     if (parse_object(c, root, fields) != 0)
         return -1;

@@ -35,6 +35,11 @@ typedef struct config_channel_s {
     int line;        /* where it is defined, for the driver's error messages */
 } config_channel_t;
 
+typedef struct config_compression_s {
+    int enabled;
+    uint64_t threshold; /* bytes: smaller messages / answers go as they are */
+} config_compression_t;
+
 typedef struct config_s {
     char *file;             /* NULL for the embedded default */
     config_listen_t listen; /* 127.0.0.1:3000 */
@@ -92,7 +97,9 @@ typedef struct config_s {
         uint32_t requests_timeout_ms;  /* 5000 */
         uint32_t presence_interval_ms; /* chat presence heartbeat: 2000 (a dead node: 3x) */
     } cluster;
-    int recovery;     /* connection state recovery (off) */
+    int recovery; /* connection state recovery (off) */
+    /* httpCompression (on) and perMessageDeflate (off), each with a threshold (1024 bytes). */
+    config_compression_t http_compression, per_message_deflate;
     char *log_level;  /* "error" "warn" "info" "debug" */
     char *log_format; /* "text" "json" */
     config_channel_t *channels;

@@ -157,6 +157,10 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->engine.max_buffered_bytes = config->limits.max_buffered_bytes;
     options->engine.shutdown_timeout_ms = config->limits.shutdown_timeout_ms;
     options->connect_timeout_ms = config->limits.connect_timeout_ms;
+    options->engine.http_compression = config->http_compression.enabled;
+    options->engine.http_compression_threshold = config->http_compression.threshold;
+    options->engine.per_message_deflate = config->per_message_deflate.enabled;
+    options->engine.per_message_deflate_threshold = config->per_message_deflate.threshold;
     options->recovery = config->recovery;
     if (cluster_redis != NULL) {
         options->adapter = sioc_redis_adapter_factory;

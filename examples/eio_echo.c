@@ -44,6 +44,7 @@ static void usage(const char *program)
             "          [--cors ORIGIN]... [--transports polling,websocket] [--reject-header NAME]\n"
             "          [--max-buffered-bytes BYTES] [--shutdown-timeout MS]\n"
             "          [--http-compression true|false] [--http-compression-threshold BYTES]\n"
+            "          [--per-message-deflate true|false] [--per-message-deflate-threshold BYTES]\n"
             "          [--cookie NAME [--cookie-path P|false] [--cookie-domain D]\n"
             "           [--cookie-same-site lax|strict|none|false] [--cookie-max-age S]\n"
             "           [--cookie-http-only true|false] [--cookie-secure true|false]]\n",
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, 0, 's'},
         {"http-compression", required_argument, 0, 'z'},
         {"http-compression-threshold", required_argument, 0, 'Z'},
+        {"per-message-deflate", required_argument, 0, 'w'},
+        {"per-message-deflate-threshold", required_argument, 0, 'W'},
         {"cookie", required_argument, 0, 'C'},
         {"cookie-path", required_argument, 0, 'Q'},
         {"cookie-domain", required_argument, 0, 'D'},
@@ -138,6 +141,12 @@ int main(int argc, char **argv)
             break;
         case 'Z':
             options.http_compression_threshold = strtoull(optarg, NULL, 10);
+            break;
+        case 'w':
+            options.per_message_deflate = strcmp(optarg, "true") == 0;
+            break;
+        case 'W':
+            options.per_message_deflate_threshold = strtoull(optarg, NULL, 10);
             break;
         case 'C':
             options.cookie.name = optarg;

@@ -201,6 +201,19 @@ static void on_volatile(sioc_socket_t *socket, const sioc_event_t *event, void *
     sioc_broadcast_emit_message(&broadcast, name, &message);
 }
 
+/* Node's nsp.compress(false).emit(): to the whole namespace, without compression. */
+static void on_uncompressed(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    const char *name = string_arg(event, 0);
+    if (name == NULL)
+        return;
+    sioc_broadcast_t broadcast;
+    sioc_broadcast_init(&broadcast, sioc_socket_namespace(socket));
+    broadcast.flags |= SIOC_BROADCAST_NO_COMPRESS;
+    sioc_message_t message = message_from(event, 1);
+    sioc_broadcast_emit_message(&broadcast, name, &message);
+}
+
 /* Where an answer goes once an acknowledgement (or its timeout) comes back: the asking socket,
  * looked up again by id since it may have left meanwhile. */
 typedef struct pending_answer_s {
@@ -547,6 +560,7 @@ static const struct {
     {"to-rooms-except", on_to_rooms_except},
     {"broadcast", on_broadcast},
     {"volatile", on_volatile},
+    {"uncompressed", on_uncompressed},
     {"server-ack", on_server_ack},
     {"broadcast-ack", on_broadcast_ack},
     {"fetch-sockets", on_fetch_sockets},
@@ -627,6 +641,7 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         {"redis-mode", required_argument, 0, 'M'},
         {"redis-requests-timeout", required_argument, 0, 'T'},
         {"redis-subscription-mode", required_argument, 0, 'S'},
+        {"per-message-deflate", no_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     static const char *cors[64];
@@ -658,6 +673,9 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
             break;
         case 'r':
             options->recovery = recovery_enabled = 1;
+            break;
+        case 'D':
+            options->engine.per_message_deflate = 1;
             break;
         case 'm':
             if (strcmp(optarg, "msgpack") != 0 && strcmp(optarg, "default") != 0)
@@ -710,7 +728,8 @@ int main(int argc, char **argv)
                 "       [--ping-timeout MS] [--connect-timeout MS] [--cors ORIGIN]...\n"
                 "       [--recovery] [--parser msgpack] [--redis redis://HOST:PORT]\n"
                 "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n"
-                "       [--redis-subscription-mode dynamic|static|dynamic-private]\n",
+                "       [--redis-subscription-mode dynamic|static|dynamic-private]\n"
+                "       [--per-message-deflate]\n",
                 argv[0]);
         return 2;
     }

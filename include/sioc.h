@@ -98,6 +98,13 @@ typedef struct sioc_eio_options_s {
      * Node does). On (1) with 1024 bytes by default, as in engine.io; 0 turns it off. */
     int http_compression;
     size_t http_compression_threshold;
+    /* perMessageDeflate (RFC 7692): accepted when the client offers it, messages of at least
+     * per_message_deflate_threshold bytes (1024, ws's threshold) are sent compressed unless sent
+     * with compress off. Off (0) by default, as in engine.io. sioc always answers with
+     * server_no_context_takeover and client_no_context_takeover: no zlib state per connection,
+     * and a broadcast is compressed once (docs/compatibility.md). */
+    int per_message_deflate;
+    size_t per_message_deflate_threshold;
     /* engine.io's `cookie` option: the polling handshake answer sets a cookie holding the
      * session id ("io=<sid>; Path=/; HttpOnly; SameSite=Lax" with the defaults, as the cookie
      * npm module writes it). name NULL: no cookie (the default, as in Node). Strings are
@@ -369,7 +376,11 @@ SIOC_API int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id,
 #define SIOC_BROADCAST_MAX_ROOMS 16
 #define SIOC_BROADCAST_VOLATILE 1u /* drop for clients that cannot take it right now */
 #define SIOC_BROADCAST_LOCAL 2u    /* this server only (matters with a cluster adapter) */
-#define SIOC_BROADCAST_COMPRESS 4u /* permessage-deflate hint; accepted, no effect yet */
+/* Node compresses every emit by default (compress: true); SIOC_BROADCAST_COMPRESS is that
+ * default, kept for source compatibility. SIOC_BROADCAST_NO_COMPRESS is Node's compress(false):
+ * sent uncompressed over permessage-deflate and left out of httpCompression. */
+#define SIOC_BROADCAST_COMPRESS 4u
+#define SIOC_BROADCAST_NO_COMPRESS 8u
 typedef struct sioc_broadcast_s {
     sioc_namespace_t *nsp;
     const char *rooms[SIOC_BROADCAST_MAX_ROOMS];

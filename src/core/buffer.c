@@ -13,7 +13,9 @@ sioc__buffer_t *sioc__buffer_new(size_t length, int binary)
     buffer->refcount = 1;
     buffer->binary = binary != 0;
     buffer->websocket_header_length = 0;
+    buffer->no_compress = 0;
     buffer->length = length;
+    buffer->deflated = NULL;
     buffer->data = buffer->storage + SIOC_BUFFER_HEADROOM;
     return buffer;
 }
@@ -42,6 +44,8 @@ void sioc__buffer_unref(sioc__buffer_t *buffer)
 {
     if (buffer == NULL)
         return;
-    if (--buffer->refcount == 0)
+    if (--buffer->refcount == 0) {
+        sioc__buffer_unref(buffer->deflated);
         free(buffer);
+    }
 }

@@ -4,7 +4,8 @@
  * Layout: one allocation holds the header, SIOC_BUFFER_HEADROOM spare bytes, then the data.
  * The WebSocket layer writes the frame header into the headroom once (a server frame is never
  * masked, so the framed bytes are identical for every recipient) and remembers it in
- * websocket_header_length. Single-threaded: the loop thread owns every buffer. */
+ * websocket_header_length; a compressed copy, made once, hangs off `deflated`. Single-threaded: the
+ * loop thread owns every buffer. */
 #ifndef SIOC_CORE_BUFFER_H
 #define SIOC_CORE_BUFFER_H
 
@@ -17,8 +18,12 @@ typedef struct sioc__buffer_s {
     uint32_t refcount;
     uint8_t binary;                  /* 1: binary message, 0: text */
     uint8_t websocket_header_length; /* 0 until framed for WebSocket */
+    uint8_t no_compress;             /* the sender's compress: false (Node's packet option) */
     size_t length;                   /* bytes of data */
-    uint8_t *data;                   /* points into storage, after the headroom */
+    /* permessage-deflate: the message compressed and framed once, for every recipient that
+     * negotiated the default window (owned; freed with this buffer). */
+    struct sioc__buffer_s *deflated;
+    uint8_t *data; /* points into storage, after the headroom */
     uint8_t storage[];
 } sioc__buffer_t;
 

@@ -14,6 +14,7 @@
 #include "transport/http.h"
 #include "transport/http_compress.h"
 #include "transport/ws_codec.h"
+#include "transport/ws_deflate.h"
 
 /* DRAINING: closed for the application, kept only until a polling GET takes what was queued
  * before the close (a DISCONNECT, say), as Node waits for "drain" before closing. */
@@ -30,6 +31,7 @@ typedef struct sioc__eio_websocket_s {
     sioc__ws_decoder_t decoder;
     uint8_t is_probe;
     uint8_t close_sent;
+    uint8_t deflate_bits; /* permessage-deflate: the server window (8..15); 0 when not agreed */
     struct sioc__eio_websocket_s *previous;
     struct sioc__eio_websocket_s *next;
 } sioc__eio_websocket_t;
@@ -71,6 +73,7 @@ struct sioc_eio_server_s {
     char *cookie_prefix;                /* "Set-Cookie: name=", or NULL without the cookie option */
     char *cookie_suffix;                /* "; Path=/; HttpOnly; SameSite=Lax\r\n" */
     sioc__http_compressor_t compressor; /* httpCompression, for every polling answer */
+    sioc__ws_zlib_t ws_zlib;            /* permessage-deflate, for every WebSocket */
     sioc_eio_callbacks_t callbacks;
     void *data;
     sioc_eio_socket_t *sockets; /* uthash by id */

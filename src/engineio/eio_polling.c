@@ -82,6 +82,18 @@ static void copy_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer
     }
 }
 
+/* Node's polling compresses when some packet of the answer has compress not false; the
+ * packets it writes itself on a held GET (the noop of an upgrade, close) carry no options, so
+ * they never ask for it. */
+static int wants_compression(const sioc_eio_socket_t *socket, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (!socket->queue[i]->no_compress)
+            return 1;
+    }
+    return 0;
+}
+
 /* httpCompression: Node compresses a payload of at least the threshold when the client accepts
  * gzip or deflate. Returns the compressed body (and *encoding), or NULL to send it as it is. */
 static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t count,
@@ -90,7 +102,8 @@ static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t co
 {
     sioc_eio_server_t *server = socket->server;
     if (!server->options.http_compression ||
-        content_length < server->options.http_compression_threshold)
+        content_length < server->options.http_compression_threshold ||
+        !wants_compression(socket, count))
         return NULL;
     *encoding = sioc__http_accepted_encoding(socket->held_request);
     if (*encoding == SIOC_HTTP_IDENTITY)

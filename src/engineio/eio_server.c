@@ -45,6 +45,7 @@ void sioc_eio_options_init(sioc_eio_options_t *options)
     options->shutdown_timeout_ms = 5000;
     options->http_compression = 1;
     options->http_compression_threshold = 1024;
+    options->per_message_deflate_threshold = 1024;
     options->cookie.path = "/";
     options->cookie.same_site = "lax";
     options->cookie.max_age_s = -1;
@@ -546,6 +547,7 @@ static void free_server(sioc_eio_server_t *server)
     free(server->cookie_prefix);
     free(server->cookie_suffix);
     sioc__http_compressor_free(&server->compressor);
+    sioc__ws_zlib_free(&server->ws_zlib);
     free(server->path);
     free(server);
 }

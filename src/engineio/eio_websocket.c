@@ -14,38 +14,53 @@ static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_web
 
 /* ---- handshake ----------------------------------------------------------------------------- */
 
-/* Every Sec-WebSocket-Protocol header, joined with ", " as Node joins repeated headers and
- * without the trailing white space its parser drops, as ws parses it. Returns 0 with *protocol
- * the one to answer (malloc'ed; NULL when none was offered), or -1 to refuse. */
-static int select_protocol(const sioc__http_request_t *request, char **protocol)
+/* Every header called name, joined with ", " as Node joins repeated headers and without the
+ * trailing white space its parser drops. Returns 1 with *joined (malloc'ed) and *length, 0
+ * when there is none, -1 when out of memory. */
+static int join_headers(const sioc__http_request_t *request, const char *name, char **joined,
+                        size_t *length)
 {
-    *protocol = NULL;
     size_t total = 0;
     for (uint32_t i = 0; i < request->header_count; i++) {
-        if (strcasecmp(request->headers[i].name, "sec-websocket-protocol") == 0)
+        if (strcasecmp(request->headers[i].name, name) == 0)
             total += request->headers[i].value_length + 2;
     }
     if (total == 0)
         return 0;
-    char *joined = malloc(total);
-    if (joined == NULL)
+    char *out = malloc(total);
+    if (out == NULL)
         return -1;
-    size_t length = 0;
+    size_t used = 0;
     for (uint32_t i = 0; i < request->header_count; i++) {
         const sioc__http_header_t *header = &request->headers[i];
-        if (strcasecmp(header->name, "sec-websocket-protocol") != 0)
+        if (strcasecmp(header->name, name) != 0)
             continue;
         size_t value_length = header->value_length;
         while (value_length > 0 &&
                (header->value[value_length - 1] == ' ' || header->value[value_length - 1] == '\t'))
             value_length--;
-        if (length > 0) {
-            memcpy(joined + length, ", ", 2);
-            length += 2;
+        if (used > 0) {
+            memcpy(out + used, ", ", 2);
+            used += 2;
         }
-        memcpy(joined + length, header->value, value_length);
-        length += value_length;
+        memcpy(out + used, header->value, value_length);
+        used += value_length;
     }
+    *joined = out;
+    *length = used;
+    return 1;
+}
+
+/* Sec-WebSocket-Protocol as ws parses it. Returns 0 with *protocol the one to answer
+ * (malloc'ed; NULL when none was offered), or -1 to refuse. */
+static int select_protocol(const sioc__http_request_t *request, char **protocol)
+{
+    *protocol = NULL;
+    char *joined;
+    size_t length;
+    int found = join_headers(request, "sec-websocket-protocol", &joined, &length);
+    if (found <= 0)
+        return found;
     const char *first;
     size_t first_length;
     int rc = sioc__ws_parse_protocols(joined, length, &first, &first_length);
@@ -55,8 +70,30 @@ static int select_protocol(const sioc__http_request_t *request, char **protocol)
     return rc == 0 && *protocol != NULL ? 0 : -1;
 }
 
-static const char *check_handshake(const sioc__http_request_t *request, char *accept,
-                                   char **protocol)
+/* Sec-WebSocket-Extensions, read only when perMessageDeflate is on (ws ignores the header
+ * otherwise). Returns 0 (agreement->answer[0] is NUL when nothing was agreed) or -1 to refuse. */
+static int select_extensions(const sioc_eio_server_t *server, const sioc__http_request_t *request,
+                             sioc__ws_deflate_agreement_t *agreement)
+{
+    agreement->answer[0] = '\0';
+    agreement->server_window_bits = 0;
+    if (!server->options.per_message_deflate)
+        return 0;
+    char *joined;
+    size_t length;
+    int found = join_headers(request, "sec-websocket-extensions", &joined, &length);
+    if (found <= 0)
+        return found;
+    int rc = sioc__ws_deflate_negotiate(joined, length, agreement);
+    free(joined);
+    if (rc == 0)
+        agreement->answer[0] = '\0';
+    return rc < 0 ? -1 : 0;
+}
+
+static const char *check_handshake(const sioc_eio_server_t *server,
+                                   const sioc__http_request_t *request, char *accept,
+                                   char **protocol, sioc__ws_deflate_agreement_t *agreement)
 {
     if (request->method != HTTP_GET)
         return "Invalid HTTP method";
@@ -67,11 +104,15 @@ static const char *check_handshake(const sioc__http_request_t *request, char *ac
     const sioc__http_header_t *key = sioc__http_request_header(request, "sec-websocket-key");
     if (key == NULL || sioc__ws_accept_key(key->value, key->value_length, accept) != 0)
         return "Missing or invalid Sec-WebSocket-Key header";
-    /* Extensions (permessage-deflate) would be negotiated here and enable limits.allow_rsv1;
-     * none is offered yet, like Node's default perMessageDeflate: false. Engine.IO uses no
-     * subprotocol, but ws answers the first one offered, and refuses a malformed list. */
+    /* Engine.IO uses no subprotocol, but ws answers the first one offered, and refuses a
+     * malformed list; then the extensions, in ws's order. */
     if (select_protocol(request, protocol) != 0)
         return "Invalid Sec-WebSocket-Protocol header";
+    if (select_extensions(server, request, agreement) != 0) {
+        free(*protocol);
+        *protocol = NULL;
+        return "Invalid or unacceptable Sec-WebSocket-Extensions header";
+    }
     return NULL;
 }
 
@@ -84,24 +125,28 @@ static void refuse_handshake(sioc__http_conn_t *http, const char *message)
 /* Answers 101 and builds the WebSocket state; the HTTP state stays until take_over() so that
  * on_connection can still read the request. */
 static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__http_conn_t *http,
-                                               const char *accept, const char *protocol)
+                                               const char *accept, const char *protocol,
+                                               const sioc__ws_deflate_agreement_t *agreement)
 {
     sioc__eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
     if (websocket == NULL)
         return NULL;
     sioc__conn_t *conn = sioc__http_get_conn(http);
     /* The protocol is a token from a head of at most max_header_size bytes. */
-    size_t size = 160 + (protocol ? strlen(protocol) + 32 : 0);
+    int deflate = agreement->answer[0] != '\0';
+    size_t size = 160 + (protocol ? strlen(protocol) + 32 : 0) + sizeof(agreement->answer) + 32;
     char *response = malloc(size);
     if (response == NULL) {
         free(websocket);
         return NULL;
     }
-    int length = snprintf(response, size,
-                          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
-                          accept, protocol ? "Sec-WebSocket-Protocol: " : "",
-                          protocol ? protocol : "", protocol ? "\r\n" : "");
+    int length =
+        snprintf(response, size,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s%s%s\r\n",
+                 accept, protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                 protocol ? "\r\n" : "", deflate ? "Sec-WebSocket-Extensions: " : "",
+                 agreement->answer, deflate ? "\r\n" : "");
     sioc__conn_write_copy(conn, response, (size_t)length);
     free(response);
     websocket->conn = conn;
@@ -109,8 +154,9 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
     sioc__ws_limits_t limits = {
         .max_message_size = server->options.max_payload,
         .max_fragments = server->options.max_websocket_fragments,
-        .allow_rsv1 = 0,
+        .allow_rsv1 = deflate,
     };
+    websocket->deflate_bits = deflate ? agreement->server_window_bits : 0;
     sioc__ws_decoder_init(&websocket->decoder, &limits);
     websocket->next = server->websockets;
     if (server->websockets != NULL)
@@ -173,12 +219,13 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
 {
     char accept[SIOC_WS_ACCEPT_LENGTH + 1];
     char *protocol = NULL;
-    const char *problem = check_handshake(request, accept, &protocol);
+    sioc__ws_deflate_agreement_t agreement;
+    const char *problem = check_handshake(server, request, accept, &protocol, &agreement);
     if (problem != NULL) {
         refuse_handshake(http, problem);
         return;
     }
-    sioc__eio_websocket_t *websocket = accept_websocket(server, http, accept, protocol);
+    sioc__eio_websocket_t *websocket = accept_websocket(server, http, accept, protocol, &agreement);
     free(protocol);
     if (websocket == NULL) {
         refuse_handshake(http, "Server out of memory");
@@ -199,22 +246,63 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
+/* A server frame is never masked, so its header is the same for every recipient: it is written
+ * once into the buffer's headroom, and header and payload leave as one slice. */
+static void frame_once(sioc__buffer_t *packet, int compressed)
+{
+    if (packet->websocket_header_length != 0)
+        return;
+    uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
+    int opcode = packet->binary ? SIOC_WS_OPCODE_BINARY : SIOC_WS_OPCODE_TEXT;
+    size_t length = sioc__ws_encode_header(header, 1, opcode, packet->length);
+    if (compressed)
+        header[0] |= SIOC_WS_RSV1;
+    memcpy(packet->data - length, header, length);
+    packet->websocket_header_length = (uint8_t)length;
+}
+
+static int write_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
+{
+    size_t header_length = packet->websocket_header_length;
+    return sioc__conn_write(websocket->conn, packet, packet->data - header_length,
+                            packet->length + header_length);
+}
+
+/* The compressed frame of packet for this connection, as ws decides it (compress not false,
+ * at least the threshold; no_context_takeover makes the threshold apply): a new reference, or
+ * NULL to send it as it is. With the default window the compressed frame is kept on the
+ * packet, so a broadcast is compressed once for all its recipients. */
+static sioc__buffer_t *deflated_frame(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
+{
+    sioc_eio_server_t *server = websocket->server;
+    if (websocket->deflate_bits <= 8 || packet->no_compress ||
+        packet->length < server->options.per_message_deflate_threshold)
+        return NULL;
+    int shared = websocket->deflate_bits == 15;
+    if (shared && packet->deflated != NULL)
+        return sioc__buffer_ref(packet->deflated);
+    sioc__buffer_t *deflated = sioc__ws_zlib_deflate(&server->ws_zlib, websocket->deflate_bits,
+                                                     packet->data, packet->length, packet->binary);
+    if (deflated == NULL)
+        return NULL;
+    frame_once(deflated, 1);
+    if (shared)
+        packet->deflated = sioc__buffer_ref(deflated);
+    return deflated;
+}
+
 int sioc__eio_websocket_send(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
     if (websocket->close_sent)
         return -1;
-    /* A server frame is never masked, so its header is the same for every recipient: write it
-     * once into the buffer's headroom and send header and payload as one slice. */
-    if (packet->websocket_header_length == 0) {
-        uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
-        int opcode = packet->binary ? SIOC_WS_OPCODE_BINARY : SIOC_WS_OPCODE_TEXT;
-        size_t length = sioc__ws_encode_header(header, 1, opcode, packet->length);
-        memcpy(packet->data - length, header, length);
-        packet->websocket_header_length = (uint8_t)length;
+    sioc__buffer_t *deflated = deflated_frame(websocket, packet);
+    if (deflated != NULL) {
+        int rc = write_framed(websocket, deflated);
+        sioc__buffer_unref(deflated);
+        return rc;
     }
-    size_t header_length = packet->websocket_header_length;
-    return sioc__conn_write(websocket->conn, packet, packet->data - header_length,
-                            packet->length + header_length);
+    frame_once(packet, 0);
+    return write_framed(websocket, packet);
 }
 
 /* A pong counts against the connection's cap like everything else and is the first thing to
@@ -297,7 +385,46 @@ static void on_probe_packet(sioc_eio_socket_t *socket, sioc__eio_websocket_t *we
     }
 }
 
+static void on_decoder_error(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event);
+
+static void on_plain_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event);
+
+/* A compressed message is inflated with the loop's stream, bounded by maxPayload as ws bounds
+ * it: past it 1009, bad deflate data 1007 (ws's codes), then handled as if it came plain. */
 static void on_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
+{
+    if (!event->compressed) {
+        on_plain_message(websocket, event);
+        return;
+    }
+    uint8_t *inflated;
+    size_t length;
+    int code = sioc__ws_zlib_inflate(&websocket->server->ws_zlib, event->data, event->length,
+                                     websocket->server->options.max_payload, &inflated, &length);
+    sioc__ws_event_t plain = *event;
+    const char *reason = code == SIOC_WS_CLOSE_MESSAGE_TOO_BIG   ? "message too big"
+                         : code == SIOC_WS_CLOSE_INVALID_PAYLOAD ? "invalid compressed data"
+                                                                 : "out of memory";
+    if (code == 0 && event->type == SIOC_WS_EVENT_TEXT && !sioc__utf8_is_valid(inflated, length)) {
+        code = SIOC_WS_CLOSE_INVALID_PAYLOAD;
+        reason = "invalid UTF-8 in text message";
+    }
+    if (code != 0) {
+        free(inflated);
+        plain.type = SIOC_WS_EVENT_ERROR;
+        plain.close_code = (uint16_t)code;
+        plain.error = reason;
+        on_decoder_error(websocket, &plain);
+        return;
+    }
+    plain.data = inflated != NULL ? inflated : (const uint8_t *)"";
+    plain.length = length;
+    plain.compressed = 0;
+    on_plain_message(websocket, &plain);
+    free(inflated);
+}
+
+static void on_plain_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
 {
     sioc_eio_socket_t *socket = websocket->socket;
     if (socket == NULL)

@@ -102,6 +102,16 @@ static void release_local_packet(sioc__sio_packet_t *packet)
     free(packet->attachments);
 }
 
+/* Node's compress(false): the parts skip permessage-deflate and httpCompression. The buffers
+ * were just encoded for this broadcast, so the flag is theirs alone. */
+static void apply_compress_flag(const sioc__sio_encoded_t *encoded, unsigned flags)
+{
+    if (!(flags & SIOC_BROADCAST_NO_COMPRESS))
+        return;
+    for (size_t i = 0; i < encoded->count; i++)
+        encoded->parts[i]->no_compress = 1;
+}
+
 typedef struct send_context_s {
     const sioc__sio_encoded_t *encoded;
     int is_volatile;
@@ -129,6 +139,7 @@ size_t sioc__sio_deliver(sioc_namespace_t *nsp, const sioc_adapter_packet_t *ada
     if (rc == 0)
         rc = sioc__sio_encode_for_server(server, &packet, &encoded);
     if (rc == 0) {
+        apply_compress_flag(&encoded, opts->flags);
         send_context_t context = {&encoded, is_volatile};
         count = sioc__memory_adapter_select(nsp->index, opts, send_to_socket, &context);
     }
@@ -197,8 +208,10 @@ static void local_broadcast_with_ack(sioc_namespace_t *nsp,
     }
     /* The reference keeps the sink alive should the count complete it. */
     sioc_adapter_ack_sink_ref(sink);
-    if (rc == 0)
+    if (rc == 0) {
+        apply_compress_flag(&encoded, opts->flags);
         sioc__memory_adapter_select(nsp->index, opts, send_with_ack, &context);
+    }
     sioc__sio_encoded_release(&encoded);
     release_local_packet(&packet);
     sioc_adapter_ack_sink_client_count(sink, context.count);

@@ -96,6 +96,12 @@ static void fail(sioc__ws_decoder_t *decoder, sioc__ws_event_t *event, uint16_t 
     event->error = reason;
 }
 
+/* A compressed text message is validated once inflated (by the caller), not here. */
+static int checks_utf8(const sioc__ws_decoder_t *decoder)
+{
+    return decoder->message_opcode == SIOC_WS_OPCODE_TEXT && !decoder->message_compressed;
+}
+
 static void deliver(sioc__ws_event_t *event, sioc__ws_event_type_t type, const uint8_t *data,
                     size_t length)
 {
@@ -241,6 +247,7 @@ static void begin_frame(sioc__ws_decoder_t *decoder, const uint8_t *header)
         decoder->message_opcode = opcode;
         decoder->fragment_count = 0;
         decoder->message_length = 0;
+        decoder->message_compressed = (header[0] & RSV1_BIT) != 0;
         sioc__utf8_validator_init(&decoder->utf8);
     }
     decoder->fragment_count++;
@@ -371,6 +378,7 @@ static void finish_message(sioc__ws_decoder_t *decoder, const uint8_t *data, siz
     decoder->message_opcode = 0; /* an owned buffer is now released by the next feed */
     decoder->fragment_count = 0;
     deliver(event, type, data, length);
+    event->compressed = decoder->message_compressed;
 }
 
 /* A single-frame message wholly inside the input: unmask in place and hand out a view. */
@@ -378,7 +386,7 @@ static void deliver_whole_frame(sioc__ws_decoder_t *decoder, uint8_t *data, size
                                 size_t *position, sioc__ws_event_t *event)
 {
     unmask_copy(data, data, length, decoder->mask, 0);
-    if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT && !sioc__utf8_is_valid(data, length)) {
+    if (checks_utf8(decoder) && !sioc__utf8_is_valid(data, length)) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return;
     }
@@ -420,7 +428,7 @@ static int append_payload(sioc__ws_decoder_t *decoder, const uint8_t *data, size
     }
     uint8_t *destination = decoder->message + decoder->message_length;
     unmask_copy(destination, data, length, decoder->mask, decoder->frame_offset);
-    if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT &&
+    if (checks_utf8(decoder) &&
         sioc__utf8_validator_feed(&decoder->utf8, destination, length) != 0) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return -1;
@@ -451,8 +459,7 @@ static int read_data_payload(sioc__ws_decoder_t *decoder, uint8_t *input, size_t
     decoder->in_frame = 0;
     if (!decoder->fin)
         return 0;
-    if (decoder->message_opcode == SIOC_WS_OPCODE_TEXT &&
-        !sioc__utf8_validator_is_complete(&decoder->utf8)) {
+    if (checks_utf8(decoder) && !sioc__utf8_validator_is_complete(&decoder->utf8)) {
         fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "truncated UTF-8 in text message");
         return 1;
     }

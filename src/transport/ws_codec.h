@@ -12,8 +12,9 @@
  *   1009 too big, 1008 too many fragments) and a short reason; after an error the decoder
  *   refuses further input.
  *
- * Checks: frames from a client must be masked; RSV1/2/3 must be clear unless an extension
- * negotiated RSV1 (permessage-deflate, later: allow_rsv1); unknown opcodes are refused;
+ * Checks: frames from a client must be masked; RSV1/2/3 must be clear, except RSV1 on the first
+ * frame of a data message once permessage-deflate was negotiated (allow_rsv1; RSV1 on a control
+ * frame or a continuation is 1002, RFC 7692 §6.1); unknown opcodes are refused;
  * control frames must be final and carry at most 125 bytes; a continuation needs a message in
  * progress and a new data frame needs none; 64-bit lengths must have the top bit clear; text
  * messages are validated as UTF-8 incrementally; close frames carry no body, or a valid code
@@ -68,6 +69,9 @@ typedef struct sioc__ws_event_s {
     size_t length;
     uint16_t close_code;
     const char *error; /* static string, for ERROR */
+    /* TEXT / BINARY: RSV1 was set (permessage-deflate): data is the compressed message, which
+     * the caller inflates, and a text message is not yet checked as UTF-8. */
+    uint8_t compressed;
 } sioc__ws_event_t;
 
 typedef struct sioc__ws_decoder_s {
@@ -83,7 +87,8 @@ typedef struct sioc__ws_decoder_s {
     uint64_t frame_offset; /* bytes of this frame already unmasked (mask phase) */
     int in_frame;
     /* Message being assembled (data frames only). */
-    uint8_t message_opcode; /* 0 when no message is in progress */
+    uint8_t message_opcode;     /* 0 when no message is in progress */
+    uint8_t message_compressed; /* RSV1 on its first frame */
     uint32_t fragment_count;
     uint8_t *message; /* owned; NULL while no copy is needed */
     size_t message_length;
@@ -108,6 +113,7 @@ void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t l
 /* Server frame header (never masked) for a payload of payload_length bytes.
  * Writes 2, 4 or 10 bytes to out and returns that count. */
 #define SIOC_WS_MAX_HEADER_LENGTH 10
+#define SIOC_WS_RSV1 0x40 /* first header byte: a permessage-deflate message */
 size_t sioc__ws_encode_header(uint8_t out[SIOC_WS_MAX_HEADER_LENGTH], int fin, int opcode,
                               uint64_t payload_length);
 

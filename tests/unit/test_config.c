@@ -113,6 +113,42 @@ static void test_every_section(void **state)
     config_free(&config);
 }
 
+#define ONE_CHANNEL "\"channels\": {\"/home\": {\"driver\": \"feed\", \"auth\": \"none\"}}"
+
+/* httpCompression / perMessageDeflate take engine.io's shapes: a boolean or {threshold}. */
+static void test_compression_keys(void **state)
+{
+    config_t config;
+    assert_int_equal(load("{" ONE_CHANNEL "}", &config), 0);
+    assert_true(config.http_compression.enabled);
+    assert_int_equal(config.http_compression.threshold, 1024);
+    assert_false(config.per_message_deflate.enabled);
+    assert_int_equal(config.per_message_deflate.threshold, 1024);
+    config_free(&config);
+    assert_int_equal(
+        load("{" ONE_CHANNEL
+             ", \"httpCompression\": false, \"perMessageDeflate\": {\"threshold\": 2048}}",
+             &config),
+        0);
+    assert_false(config.http_compression.enabled);
+    assert_true(config.per_message_deflate.enabled);
+    assert_int_equal(config.per_message_deflate.threshold, 2048);
+    config_free(&config);
+    assert_int_equal(
+        load("{" ONE_CHANNEL ", \"perMessageDeflate\": true, \"httpCompression\": {}}", &config),
+        0);
+    assert_true(config.per_message_deflate.enabled);
+    assert_true(config.http_compression.enabled);
+    assert_int_equal(config.http_compression.threshold, 1024);
+    config_free(&config);
+    assert_refused(
+        "{\"perMessageDeflate\": \"yes\"}",
+        "sioc.json:1: perMessageDeflate: expected true, false or {\"threshold\": bytes}");
+    assert_refused(
+        "{\"httpCompression\": {\"threshold\": -1}}",
+        "sioc.json:1: httpCompression.threshold: expected an integer from 0 to 100000000");
+}
+
 static void test_refusals_name_the_line(void **state)
 {
     assert_refused("{\n  \"channels\": {\n    \"/home\": {\"driver\": \"fed\"}\n  }\n}",
@@ -120,7 +156,8 @@ static void test_refusals_name_the_line(void **state)
                    "chat, notifications, feed, bench or proxy)");
     assert_refused("{\n\n  \"listn\": {}\n}",
                    "sioc.json:3: listn: unknown key (expected one of: listen, path, cors, limits, "
-                   "store, auth, api, cluster, recovery, log, channels)");
+                   "store, auth, api, cluster, recovery, log, channels, httpCompression, "
+                   "perMessageDeflate)");
     assert_refused("{\"listen\": {\"port\": 70000}}",
                    "sioc.json:1: listen.port: expected an integer from 0 to 65535");
     assert_refused("{\"limits\": {\"pingIntervalMs\": \"fast\"}}",
@@ -169,6 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_file_gets_defaults),
         cmocka_unit_test(test_every_section),
+        cmocka_unit_test(test_compression_keys),
         cmocka_unit_test(test_refusals_name_the_line),
         cmocka_unit_test(test_default_uses_environment),
     };

@@ -8,6 +8,7 @@
 //       [--cors ORIGIN]... [--transports polling,websocket]
 //       [--upgrade-timeout MS] [--reject-header NAME]
 //       [--http-compression true|false] [--http-compression-threshold BYTES]
+//       [--per-message-deflate true|false] [--per-message-deflate-threshold BYTES]
 //       [--cookie NAME [--cookie-path P|false] [--cookie-domain D] [--cookie-max-age S]
 //        [--cookie-same-site lax|strict|none|false] [--cookie-http-only true|false]
 //        [--cookie-secure true|false]]
@@ -18,6 +19,10 @@
 // Deliberate settings that stand for sioc's fixed defaults (not flags):
 // - ws `maxFragments` 1024 (sioc bounds fragments per message to 1024; ws's
 //   own default is 16384);
+// - perMessageDeflate (when on) with `serverNoContextTakeover` and
+//   `clientNoContextTakeover`: sioc always answers with both, so that it keeps
+//   no zlib state per connection and compresses a broadcast once (ws's default
+//   keeps both contexts, up to ~300 KB per socket);
 // - HTTP `headersTimeout` 10 s, checked every second (sioc's header timeout;
 //   Node's own default is 60 s checked every 30 s).
 import http from 'node:http';
@@ -52,6 +57,8 @@ function parseArgs(argv) {
     cookie: null,
     httpCompression: true,
     httpCompressionThreshold: 1024,
+    perMessageDeflate: false,
+    perMessageDeflateThreshold: 1024,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -70,6 +77,8 @@ function parseArgs(argv) {
       case '--reject-header': opts.rejectHeader = value.toLowerCase(); break;
       case '--http-compression': opts.httpCompression = value === 'true'; break;
       case '--http-compression-threshold': opts.httpCompressionThreshold = parseInteger(flag, value); break;
+      case '--per-message-deflate': opts.perMessageDeflate = value === 'true'; break;
+      case '--per-message-deflate-threshold': opts.perMessageDeflateThreshold = parseInteger(flag, value); break;
       // engine.io's `cookie` option, attribute by attribute ("false" turns one off).
       case '--cookie': opts.cookie = { ...opts.cookie, name: value }; break;
       case '--cookie-path': opts.cookie = { ...opts.cookie, path: value === 'false' ? false : value }; break;
@@ -126,6 +135,9 @@ const engine = new EngineServer({
   cors: corsOption(opts.cors),
   cookie: opts.cookie ?? false,
   httpCompression: opts.httpCompression ? { threshold: opts.httpCompressionThreshold } : false,
+  perMessageDeflate: opts.perMessageDeflate
+    ? { threshold: opts.perMessageDeflateThreshold, serverNoContextTakeover: true, clientNoContextTakeover: true }
+    : false,
   wsEngine: BoundedWebSocketServer,
   allowRequest: opts.rejectHeader
     ? (req, callback) => callback(null, req.headers[opts.rejectHeader] === undefined)

@@ -9,6 +9,10 @@
 //       [--cors ORIGIN]... [--recovery] [--parser msgpack]
 //       [--redis redis://HOST:PORT] [--redis-mode classic|sharded] [--redis-requests-timeout MS]
 //       [--redis-subscription-mode dynamic|static|dynamic-private] (sharded)
+//       [--per-message-deflate]
+//
+// --per-message-deflate: perMessageDeflate with the no_context_takeover settings sioc
+// always answers with (see ref/eio-echo.js).
 //
 // --redis: the @socket.io/redis-adapter (createAdapter, or createShardedAdapter with
 // --redis-mode sharded) on two node-redis clients, so that broadcasts and the cluster
@@ -93,6 +97,10 @@ function parseArgs(argv) {
       opts.recovery = true;
       continue;
     }
+    if (flag === '--per-message-deflate') {
+      opts.perMessageDeflate = true;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) usage(`missing value for ${flag}`);
     i++;
@@ -143,6 +151,9 @@ const serverOptions = {
 };
 const cors = corsOption(opts.cors);
 if (cors) serverOptions.cors = cors;
+if (opts.perMessageDeflate) {
+  serverOptions.perMessageDeflate = { threshold: 1024, serverNoContextTakeover: true, clientNoContextTakeover: true };
+}
 if (opts.recovery) {
   serverOptions.connectionStateRecovery = { maxDisconnectionDuration: 120000, skipMiddlewares: true };
 }
@@ -245,6 +256,9 @@ function onConnection(socket) {
   });
   socket.on('volatile', (event, ...args) => {
     nsp.volatile.emit(event, ...args);
+  });
+  socket.on('uncompressed', (event, ...args) => {
+    nsp.compress(false).emit(event, ...args);
   });
   socket.on('server-ack', (timeoutMs, event, ...all) => {
     const [args, cb] = splitAck(all);
