@@ -14,7 +14,9 @@
 # Environment: SIOC=path of a built sioc binary (default: builds build/bench/sioc),
 # BENCH_RESULTS=directory for the raw results (default bench/results/<mode>),
 # BENCH_ONLY="sioc:echo node:connect ..." measures only those again, keeps the other results of
-# the previous run of the same mode, and rewrites the report.
+# the previous run of the same mode, and rewrites the report ("compression" in the list runs
+# bench/compression.mjs again; any other BENCH_ONLY skips it). SIOC_ECHO: the sioc-echo of
+# bench/compression.mjs (default: next to SIOC, else built in build/bench).
 set -euo pipefail
 
 mode=full
@@ -344,6 +346,7 @@ log "results in $results"
 started=$(date +%s)
 if [[ -n "${BENCH_ONLY:-}" ]]; then
     for item in $BENCH_ONLY; do
+        [[ $item != compression ]] || continue
         server=${item%%:*} what=${item#*:}
         case $what in
         echo) measure "$server" echo echo echo-half ;;
@@ -366,3 +369,22 @@ fi
 node bench/report.js --results "$results" --mode "$mode" --sioc "$sioc" --report "$report" \
     --plot "$plot"
 log "wrote $report and $plot"
+
+# permessage-deflate (bench/compression.mjs): memory per compressed connection and fan-out with
+# compression on and off, sioc-echo against Node; its own small report next to the results.
+if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" compression "* ]]; then
+    sioc_echo="${SIOC_ECHO:-$(dirname "$sioc")/sioc-echo}"
+    if [[ ! -x "$sioc_echo" ]]; then
+        cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
+        cmake --build build/bench -j"$(nproc)" --target sioc-echo >/dev/null
+        sioc_echo="$root/build/bench/sioc-echo"
+    fi
+    log "permessage-deflate: bench/compression.mjs"
+    echo "taskset -c 1 node bench/compression.mjs --sioc-echo $sioc_echo $([[ $mode == quick ]] && echo --quick) --out $results" >>"$commands"
+    taskset -c 1 node bench/compression.mjs --sioc-echo "$sioc_echo" $([[ $mode == quick ]] && echo --quick) \
+        --out "$results" >/dev/null
+    if [[ $mode == full ]]; then
+        cp "$results/compression.md" "$root/docs/benchmarks-compression.md"
+        log "wrote docs/benchmarks-compression.md"
+    fi
+fi
