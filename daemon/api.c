@@ -1199,6 +1199,11 @@ void api_stop(api_t *api, void (*closed_cb)(void *data), void *data)
     maybe_close(api);
 }
 
+void api_set_tls(api_t *api, struct ssl_ctx_st *ctx)
+{
+    sioc_web_server_set_tls(api->web, ctx);
+}
+
 int api_port(const api_t *api)
 {
     return sioc_web_server_port(api->web);

@@ -14,5 +14,7 @@ int api_start(daemon_t *daemon, api_t **out, char *error, size_t error_size);
 /* Stops listening; requests in flight are still answered; closed_cb when all is released. */
 void api_stop(api_t *api, void (*closed_cb)(void *data), void *data);
 int api_port(const api_t *api);
+/* TLS for the connections accepted from now on (sioc_web_server_set_tls; NULL: plaintext). */
+void api_set_tls(api_t *api, struct ssl_ctx_st *ctx);
 
 #endif

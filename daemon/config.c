@@ -107,6 +107,7 @@ typedef struct context_s {
     int depth;
     char *error;
     size_t error_size;
+    config_listen_t *listen; /* the listener whose keys are being read */
 } context_t;
 
 static void describe_path(const context_t *context, char *out, size_t size)
@@ -289,9 +290,31 @@ static int parse_port(context_t *c, json_t *v)
 {
     return set_port(c, v, &CONFIG(c)->listen.port);
 }
+static int parse_tls_cert(context_t *c, json_t *v)
+{
+    return set_string(c, v, &c->listen->tls_cert);
+}
+static int parse_tls_key(context_t *c, json_t *v)
+{
+    return set_string(c, v, &c->listen->tls_key);
+}
+/* The files are read when the listener starts and on every SIGHUP (serve.c), not here:
+ * check-config and a reload say then what is wrong with them. */
+static int parse_tls(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"cert", parse_tls_cert}, {"key", parse_tls_key}, {NULL, NULL}};
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    if (c->listen->tls_cert == NULL || c->listen->tls_key == NULL)
+        return fail(c, "expected both \"cert\" and \"key\" (PEM files)");
+    return 0;
+}
 static int parse_listen(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {{"host", parse_host}, {"port", parse_port}, {NULL, NULL}};
+    static const field_t fields[] = {
+        {"host", parse_host}, {"port", parse_port}, {"tls", parse_tls}, {NULL, NULL}};
+    c->listen = &CONFIG(c)->listen;
     return parse_object(c, v, fields);
 }
 
@@ -306,7 +329,8 @@ static int parse_api_port(context_t *c, json_t *v)
 static int parse_api_listen(context_t *c, json_t *v)
 {
     static const field_t fields[] = {
-        {"host", parse_api_host}, {"port", parse_api_port}, {NULL, NULL}};
+        {"host", parse_api_host}, {"port", parse_api_port}, {"tls", parse_tls}, {NULL, NULL}};
+    c->listen = &CONFIG(c)->api.listen;
     return parse_object(c, v, fields);
 }
 
@@ -1017,6 +1041,8 @@ void config_free(config_t *config)
         return;
     free(config->file);
     free(config->listen.host);
+    free(config->listen.tls_cert);
+    free(config->listen.tls_key);
     free(config->path);
     free_list(config->cors_origins);
     free(config->store.driver);
@@ -1037,6 +1063,8 @@ void config_free(config_t *config)
     free(config->session.redis_prefix);
     free(config->session.redis_password);
     free(config->api.listen.host);
+    free(config->api.listen.tls_cert);
+    free(config->api.listen.tls_key);
     free(config->api.key);
     free(config->log_level);
     free(config->log_format);

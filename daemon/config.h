@@ -24,6 +24,9 @@ typedef enum config_auth_mode {
 typedef struct config_listen_s {
     char *host;
     int port;
+    /* tls: {cert, key}: PEM files (the chain, leaf first; its key); both NULL: plaintext. */
+    char *tls_cert;
+    char *tls_key;
 } config_listen_t;
 
 typedef struct config_channel_s {

@@ -75,6 +75,13 @@ static json_t *restart_part(const config_t *config)
     json_t *root = json_loadb(config->source, config->source_length, 0, NULL);
     json_object_del(root, "log");
     json_object_del(root, "cors");
+    /* TLS files are read again on every reload (serve.c); only turning TLS on or off needs a
+     * restart, so what stays is whether the listener has it. */
+    json_t *api_listen = json_object_get(json_object_get(root, "api"), "listen");
+    json_t *listeners[] = {json_object_get(root, "listen"), api_listen};
+    for (size_t i = 0; i < 2; i++)
+        if (json_object_get(listeners[i], "tls") != NULL)
+            json_object_set_new(listeners[i], "tls", json_true());
     json_object_del(json_object_get(root, "api"), "key");
     json_t *limits = json_object_get(root, "limits");
 #define DROP(key, field) json_object_del(limits, key);

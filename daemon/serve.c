@@ -66,12 +66,81 @@ static int jwt_from_config(const config_t *config, auth_jwt_t **out, char *error
     return *out != NULL ? 0 : -1;
 }
 
+/* ---- TLS on the listeners ------------------------------------------------------------------ */
+
+/* The context listen.tls asks for: 0 with *out NULL for plaintext, or -1 with error
+ * ("listen.tls: certificate cert.pem: <OpenSSL's reason>"). */
+static int tls_from_config(const config_listen_t *listen, const char *key, struct ssl_ctx_st **out,
+                           char *error, size_t error_size)
+{
+    *out = NULL;
+    if (listen->tls_cert == NULL)
+        return 0;
+    char why[512];
+    *out = sioc_tls_context_new(listen->tls_cert, listen->tls_key, why, sizeof(why));
+    if (*out == NULL) {
+        snprintf(error, error_size, "%s: %s", key, why);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_tls(const config_t *config, char *error, size_t error_size)
+{
+    struct ssl_ctx_st *ctx;
+    if (tls_from_config(&config->listen, "listen.tls", &ctx, error, error_size) != 0)
+        return -1;
+    sioc_tls_context_free(ctx);
+    if (config->api.enabled &&
+        tls_from_config(&config->api.listen, "api.listen.tls", &ctx, error, error_size) != 0)
+        return -1;
+    sioc_tls_context_free(ctx);
+    return 0;
+}
+
+/* SIGHUP: the files of each TLS listener are read again (a renewed certificate usually keeps
+ * its file name), and the new context serves the connections accepted from now on; open ones
+ * keep theirs. Files that do not load keep the running context, and say why. */
+static void reload_tls_listener(config_listen_t *running, config_listen_t *next, const char *key,
+                                void (*set)(daemon_t *, struct ssl_ctx_st *), daemon_t *daemon)
+{
+    if (running->tls_cert == NULL || next->tls_cert == NULL)
+        return; /* turning TLS on or off takes a restart (reload.c names it) */
+    char error[640];
+    struct ssl_ctx_st *ctx;
+    if (tls_from_config(next, key, &ctx, error, sizeof(error)) != 0) {
+        log_error("SIGHUP: %s; the running certificate stays", error);
+        return;
+    }
+    set(daemon, ctx);
+    sioc_tls_context_free(ctx);
+    log_info("SIGHUP: %s: %s loaded (for new connections)", key, next->tls_cert);
+    char *kept = running->tls_cert;
+    running->tls_cert = next->tls_cert;
+    next->tls_cert = kept;
+    kept = running->tls_key;
+    running->tls_key = next->tls_key;
+    next->tls_key = kept;
+}
+
+static void set_io_tls(daemon_t *daemon, struct ssl_ctx_st *ctx)
+{
+    sioc_server_set_tls(daemon->io, ctx);
+}
+
+static void set_api_tls(daemon_t *daemon, struct ssl_ctx_st *ctx)
+{
+    api_set_tls(daemon->api, ctx);
+}
+
 int serve_check(const config_t *config, char *error, size_t error_size)
 {
     auth_jwt_t *jwt;
     if (jwt_from_config(config, &jwt, error, error_size) != 0)
         return -1;
     auth_jwt_free(jwt);
+    if (check_tls(config, error, error_size) != 0)
+        return -1;
     return channel_check_all(config, error, error_size);
 }
 
@@ -183,7 +252,11 @@ static int start_io(daemon_t *daemon, char *error, size_t error_size)
         return -1;
     sioc_server_options_t options;
     server_options(config, &options);
+    if (tls_from_config(&config->listen, "listen.tls", &options.engine.tls.context, error,
+                        error_size) != 0)
+        return -1;
     int rc = sioc_server_new(daemon->loop, &options, &daemon->io);
+    sioc_tls_context_free(options.engine.tls.context); /* the server holds its own reference */
     if (rc == 0)
         rc = sioc_server_listen(daemon->io, config->listen.host, config->listen.port);
     if (rc != 0) {
@@ -280,6 +353,10 @@ static void reload(daemon_t *daemon)
         log_info("SIGHUP: %s read again: log level %s, format %s; %d value%s changed",
                  running->file, running->log_level, running->log_format, changed,
                  changed == 1 ? "" : "s");
+        reload_tls_listener(&running->listen, &next.listen, "listen.tls", set_io_tls, daemon);
+        if (daemon->api != NULL)
+            reload_tls_listener(&running->api.listen, &next.api.listen, "api.listen.tls",
+                                set_api_tls, daemon);
         if (restart[0] != '\0')
             log_warn("SIGHUP: %s changed in %s: that takes a restart (systemctl restart sioc); "
                      "it runs as read at start",
@@ -312,8 +389,15 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
         return -1;
     printf("listening on %s:%d\n", config->listen.host, sioc_server_port(daemon->io));
     if (config->api.enabled) {
-        if (api_start(daemon, &daemon->api, error, error_size) != 0)
+        struct ssl_ctx_st *tls;
+        if (tls_from_config(&config->api.listen, "api.listen.tls", &tls, error, error_size) != 0 ||
+            api_start(daemon, &daemon->api, error, error_size) != 0) {
+            sioc_tls_context_free(tls);
             return -1;
+        }
+        /* Before the loop runs again, so before the first connection is accepted. */
+        api_set_tls(daemon->api, tls);
+        sioc_tls_context_free(tls);
         printf("api listening on %s:%d\n", config->api.listen.host, api_port(daemon->api));
     }
     fflush(stdout);

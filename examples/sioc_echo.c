@@ -623,6 +623,7 @@ typedef struct cluster_options_s {
 } cluster_options_t;
 
 static cluster_options_t cluster;
+static const char *tls_cert, *tls_key;
 
 static int parse_options(int argc, char **argv, sioc_server_options_t *options, const char **host,
                          int *port)
@@ -642,6 +643,8 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         {"redis-requests-timeout", required_argument, 0, 'T'},
         {"redis-subscription-mode", required_argument, 0, 'S'},
         {"per-message-deflate", no_argument, 0, 'D'},
+        {"tls-cert", required_argument, 0, 'X'},
+        {"tls-key", required_argument, 0, 'K'},
         {0, 0, 0, 0},
     };
     static const char *cors[64];
@@ -704,10 +707,18 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
             else
                 return -1;
             break;
+        case 'X':
+            tls_cert = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
         default:
             return -1;
         }
     }
+    if ((tls_cert == NULL) != (tls_key == NULL))
+        return -1;
     if (cors_count > 0) {
         options->engine.cors_origins = cors;
         options->engine.cors_origin_count = cors_count;
@@ -729,7 +740,7 @@ int main(int argc, char **argv)
                 "       [--recovery] [--parser msgpack] [--redis redis://HOST:PORT]\n"
                 "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n"
                 "       [--redis-subscription-mode dynamic|static|dynamic-private]\n"
-                "       [--per-message-deflate]\n",
+                "       [--per-message-deflate] [--tls-cert CHAIN.pem --tls-key KEY.pem]\n",
                 argv[0]);
         return 2;
     }
@@ -752,7 +763,16 @@ int main(int argc, char **argv)
         options.adapter = sioc_redis_adapter_factory;
         options.adapter_data = redis;
     }
+    if (tls_cert != NULL) {
+        char error[256];
+        options.engine.tls.context = sioc_tls_context_new(tls_cert, tls_key, error, sizeof(error));
+        if (options.engine.tls.context == NULL) {
+            fprintf(stderr, "sioc-echo: TLS: %s\n", error);
+            return 2;
+        }
+    }
     int rc = sioc_server_new(loop, &options, &server);
+    sioc_tls_context_free(options.engine.tls.context); /* the server holds its own reference */
     if (rc == 0)
         rc = sioc_server_listen(server, host, port);
     if (rc != 0) {

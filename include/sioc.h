@@ -119,6 +119,16 @@ typedef struct sioc_eio_options_s {
         int http_only;         /* 1 */
         int secure;            /* 0 */
     } cookie;
+    /* TLS on the listener (https and wss; see "TLS" below): a certificate chain (PEM, leaf
+     * first, then intermediates) and its private key (PEM), or a context of your own, which
+     * wins over the files (referenced, not copied). All NULL: plaintext (the default). Files
+     * that do not load make sioc_eio_server_new fail with SIOC_EINVAL; sioc_tls_context_new
+     * says why. */
+    struct {
+        const char *cert_file;
+        const char *key_file;
+        struct ssl_ctx_st *context; /* OpenSSL's SSL_CTX */
+    } tls;
 } sioc_eio_options_t;
 
 typedef struct sioc_eio_callbacks_s {
@@ -136,6 +146,20 @@ typedef struct sioc_eio_callbacks_s {
 /* Fills options with the defaults above. */
 SIOC_API void sioc_eio_options_init(sioc_eio_options_t *options);
 
+/* ---- TLS ------------------------------------------------------------------------------------
+ * OpenSSL runs on memory (the socket stays libuv's): the handshake counts against
+ * request_timeout_ms (the first request must be complete within it, handshake included), what
+ * TLS queues counts against max_buffered_bytes, a graceful close sends close_notify, and a bad
+ * handshake (garbage, plaintext HTTP) gets OpenSSL's alert and a close. An idle connection
+ * holds only its SSL object (record buffers are released when empty). */
+struct ssl_ctx_st;
+/* A server context from PEM files: TLS 1.2 and 1.3 only, OpenSSL's default ciphers, ALPN
+ * "http/1.1", no renegotiation. NULL on failure, with the file and OpenSSL's reason in error
+ * (may be NULL). Release with sioc_tls_context_free (SSL_CTX_free). */
+SIOC_API struct ssl_ctx_st *sioc_tls_context_new(const char *cert_file, const char *key_file,
+                                                 char *error, size_t error_size);
+SIOC_API void sioc_tls_context_free(struct ssl_ctx_st *ctx);
+
 /* Creates a server on loop; options are copied (strings too). */
 SIOC_API int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
                                  const sioc_eio_callbacks_t *callbacks, void *data,
@@ -144,6 +168,9 @@ SIOC_API int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *opti
 /* Listens on host:port (port 0 picks a free port; see sioc_eio_server_port). */
 SIOC_API int sioc_eio_server_listen(sioc_eio_server_t *server, const char *host, int port);
 SIOC_API int sioc_eio_server_port(sioc_eio_server_t *server);
+/* Connections accepted from now on use TLS on ctx (referenced; NULL: plaintext); open ones keep
+ * theirs. A certificate rotation: build the new context, set it, free yours. */
+SIOC_API void sioc_eio_server_set_tls(sioc_eio_server_t *server, struct ssl_ctx_st *ctx);
 /* Replaces the CORS options (cors_origins, cors_origin_count, cors_credentials; copied) for the
  * requests that come from then on, as a configuration reload does. 0, or SIOC_ENOMEM with the
  * previous list kept. */
@@ -257,6 +284,8 @@ SIOC_API int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *optio
                              sioc_server_t **out);
 SIOC_API int sioc_server_listen(sioc_server_t *server, const char *host, int port);
 SIOC_API int sioc_server_port(sioc_server_t *server);
+/* sioc_eio_server_set_tls on the server's Engine.IO server. */
+SIOC_API void sioc_server_set_tls(sioc_server_t *server, struct ssl_ctx_st *ctx);
 /* sioc_eio_server_set_cors on the server's Engine.IO server. */
 SIOC_API int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size_t count,
                                   int credentials);
@@ -453,6 +482,8 @@ SIOC_API int sioc_web_server_new(uv_loop_t *loop, size_t max_body_size, sioc_web
                                  void *data, sioc_web_server_t **out);
 SIOC_API int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port);
 SIOC_API int sioc_web_server_port(sioc_web_server_t *server);
+/* TLS for connections accepted from now on, as sioc_eio_server_set_tls. */
+SIOC_API void sioc_web_server_set_tls(sioc_web_server_t *server, struct ssl_ctx_st *ctx);
 /* Stops listening, closes every connection (requests not yet answered are then answered into
  * the void by sioc_web_respond), and frees the server once every connection is gone, which
  * takes at most 5 s (connections still lingering then are dropped); closed_cb (may be NULL)

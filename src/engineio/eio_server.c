@@ -483,7 +483,31 @@ static int copy_options(sioc_eio_server_t *server, const sioc_eio_options_t *opt
         rc = build_cookie(server, options);
     /* Only the built header is kept: the caller's strings may go. */
     memset(&server->options.cookie, 0, sizeof(server->options.cookie));
+    memset(&server->options.tls, 0, sizeof(server->options.tls)); /* the http server holds it */
     return rc;
+}
+
+/* The context options.tls asks for (a new reference), NULL for plaintext; SIOC_EINVAL when the
+ * files do not make one (sioc_tls_context_new says why). */
+static int tls_context_of(const sioc_eio_options_t *options, SSL_CTX **out)
+{
+    *out = NULL;
+    if (options->tls.context != NULL) {
+        SSL_CTX_up_ref(options->tls.context);
+        *out = options->tls.context;
+        return 0;
+    }
+    if (options->tls.cert_file == NULL && options->tls.key_file == NULL)
+        return 0;
+    char error[256];
+    *out =
+        sioc__tls_context_new(options->tls.cert_file, options->tls.key_file, error, sizeof(error));
+    return *out != NULL ? 0 : SIOC_EINVAL;
+}
+
+void sioc_eio_server_set_tls(sioc_eio_server_t *server, SSL_CTX *ctx)
+{
+    sioc__http_server_set_tls(&server->http, ctx);
 }
 
 static void free_origins(char **origins)
@@ -580,7 +604,10 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
     server->data = data;
     if (callbacks != NULL)
         server->callbacks = *callbacks;
-    int rc = copy_options(server, options);
+    SSL_CTX *tls = NULL;
+    int rc = tls_context_of(options, &tls);
+    if (rc == 0)
+        rc = copy_options(server, options);
     if (rc == 0)
         rc = create_packets(server);
     if (rc != 0)
@@ -598,9 +625,12 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
             0 ||
         (rc = sioc__io_add_flush_hook(&server->io, flush_hook, server)) != 0)
         abort(); /* only on out-of-memory or a broken loop; a half-built loop can't be unwound */
+    sioc__http_server_set_tls(&server->http, tls);
+    SSL_CTX_free(tls);
     *out = server;
     return 0;
 error:
+    SSL_CTX_free(tls);
     free_server(server);
     return rc;
 }

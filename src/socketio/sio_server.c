@@ -489,6 +489,11 @@ int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size
     return sioc_eio_server_set_cors(server->engine, origins, count, credentials);
 }
 
+void sioc_server_set_tls(sioc_server_t *server, struct ssl_ctx_st *ctx)
+{
+    sioc_eio_server_set_tls(server->engine, ctx);
+}
+
 static void free_server(sioc_server_t *server)
 {
     void (*closed_cb)(void *) = server->closed_cb;

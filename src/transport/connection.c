@@ -16,6 +16,8 @@ static void flush_connection(sioc__conn_t *conn);
 static void finish_close(sioc__conn_t *conn);
 static void shut_down(sioc__conn_t *conn);
 static void update_reading(sioc__conn_t *conn);
+static void mark_dirty(sioc__conn_t *conn);
+static void tls_deliver(sioc__conn_t *conn);
 
 static void on_linger_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
@@ -48,6 +50,37 @@ static void on_check(uv_check_t *handle)
     flush_all(handle->data);
 }
 
+/* Hands kept TLS input to the connections whose handlers resumed reading (update_reading). */
+static void on_tls_idle(uv_idle_t *idle)
+{
+    sioc__io_t *io = idle->data;
+    sioc__conn_t *list = io->tls_ready_head;
+    io->tls_ready_head = NULL;
+    /* A connection closed meanwhile is freed only in a later close callback. */
+    while (list != NULL) {
+        sioc__conn_t *conn = list;
+        list = conn->next_tls_ready;
+        conn->next_tls_ready = NULL;
+        conn->tls_ready = 0;
+        if (!conn->closing && !conn->paused) {
+            tls_deliver(conn);
+            update_reading(conn);
+        }
+    }
+    if (io->tls_ready_head == NULL)
+        uv_idle_stop(idle);
+}
+
+static void schedule_tls_input(sioc__conn_t *conn)
+{
+    if (conn->tls_ready)
+        return;
+    conn->tls_ready = 1;
+    conn->next_tls_ready = conn->io->tls_ready_head;
+    conn->io->tls_ready_head = conn;
+    uv_idle_start(&conn->io->tls_idle, on_tls_idle);
+}
+
 int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
 {
     memset(io, 0, offsetof(sioc__io_t, read_buffer));
@@ -58,6 +91,10 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
     rc = uv_check_init(loop, &io->check);
     if (rc != 0)
         return rc;
+    rc = uv_idle_init(loop, &io->tls_idle);
+    if (rc != 0)
+        return rc;
+    io->tls_idle.data = io;
     rc = sioc__deadline_list_init(loop, &io->linger, SIOC_LINGER_MS, on_linger_expired);
     if (rc != 0)
         return rc;
@@ -81,9 +118,10 @@ static void on_io_handle_closed(uv_handle_t *handle)
 void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io))
 {
     io->closed_cb = closed_cb;
-    io->handles_closing = 3;
+    io->handles_closing = 4;
     io->linger.timer.data = io;
     uv_close((uv_handle_t *)&io->prepare, on_io_handle_closed);
+    uv_close((uv_handle_t *)&io->tls_idle, on_io_handle_closed);
     uv_close((uv_handle_t *)&io->check, on_io_handle_closed);
     sioc__deadline_list_close(&io->linger, on_io_handle_closed);
 }
@@ -111,6 +149,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     sioc__conn_t *conn = stream->data;
     if (nread > 0) {
+        if (!conn->closing && conn->tls != NULL) {
+            if (sioc__tls_set_input(conn->tls, (uint8_t *)buf->base, (size_t)nread) != 0)
+                sioc__conn_close(conn, 0);
+            else
+                tls_deliver(conn);
+            return;
+        }
         if (!conn->closing) {
             conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
             /* The answers to what was read are not read away: stop until they leave. */
@@ -134,13 +179,43 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         finish_close(conn);
 }
 
+/* Decrypts the input and hands it to the handler, record by record, while it takes more; what
+ * it paused on is kept for update_reading. */
+static void tls_deliver(sioc__conn_t *conn)
+{
+    sioc__tls_t *tls = conn->tls;
+    while (!conn->closing && !conn->paused) {
+        int length = sioc__tls_read(tls, conn->io->tls_plaintext, sizeof(conn->io->tls_plaintext));
+        if (length > 0) {
+            conn->handler->on_read(conn, conn->io->tls_plaintext, (size_t)length);
+            if (!conn->closing && sioc__conn_over_cap(conn))
+                sioc__conn_wait_drain(conn);
+            continue;
+        }
+        /* The peer's close_notify is answered with ours; a failure sends OpenSSL's alert. */
+        if (length != SIOC__TLS_WANT_INPUT)
+            sioc__conn_close(conn, 1);
+        break;
+    }
+    if (sioc__tls_keep_input(tls) != 0)
+        sioc__conn_close(conn, 0);
+    if (sioc__tls_has_output(tls))
+        mark_dirty(conn); /* handshake records, tickets, an alert */
+}
+
 sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
-                                const sioc__conn_handler_t *handler, void *owner)
+                                const sioc__conn_handler_t *handler, void *owner,
+                                SSL_CTX *tls_context)
 {
     sioc__conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL)
         return NULL;
+    if (tls_context != NULL && (conn->tls = sioc__tls_new(tls_context)) == NULL) {
+        free(conn);
+        return NULL;
+    }
     if (uv_tcp_init(io->loop, &conn->tcp) != 0) {
+        sioc__tls_free(conn->tls);
         free(conn);
         return NULL;
     }
@@ -150,6 +225,7 @@ sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
     conn->tcp.data = conn;
     if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
         conn->closing = 1;
+        sioc__tls_free(conn->tls);
         uv_close((uv_handle_t *)&conn->tcp, (uv_close_cb)free);
         return NULL;
     }
@@ -165,6 +241,12 @@ static void mark_dirty(sioc__conn_t *conn)
     conn->dirty = 1;
     conn->next_dirty = conn->io->dirty_head;
     conn->io->dirty_head = conn;
+}
+
+/* Closing, or TLS before its handshake finished: no application bytes can go out. */
+static int refuses_writes(const sioc__conn_t *conn)
+{
+    return conn->closing || (conn->tls != NULL && !sioc__tls_ready(conn->tls));
 }
 
 /* The backstop of connection.h: a layer that writes on past twice the cap is cut off. */
@@ -194,7 +276,7 @@ static int append_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,
                      size_t length)
 {
-    if (conn->closing)
+    if (refuses_writes(conn))
         return -1;
     if (length == 0)
         return 0;
@@ -219,7 +301,7 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
 
 int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 {
-    if (conn->closing)
+    if (refuses_writes(conn))
         return -1;
     if (length == 0)
         return 0;
@@ -243,7 +325,7 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 
 int sioc__conn_write_droppable(sioc__conn_t *conn, const void *bytes, size_t length)
 {
-    if (conn->closing)
+    if (refuses_writes(conn))
         return -1;
     if (conn->max_buffered_bytes > 0 &&
         sioc__conn_buffered_bytes(conn) + length > conn->max_buffered_bytes)
@@ -286,7 +368,8 @@ static void on_write(uv_write_t *request, int status)
         sioc__conn_close(conn, 0);
         return;
     }
-    if (conn->close_after_flush && sioc__conn_buffered_bytes(conn) == 0)
+    /* Dirty: a close (and with TLS its close_notify) still waits for the next flush. */
+    if (conn->close_after_flush && sioc__conn_buffered_bytes(conn) == 0 && !conn->dirty)
         shut_down(conn);
     else
         check_drained(conn);
@@ -366,8 +449,48 @@ static int try_write(sioc__conn_t *conn)
     return 0;
 }
 
+/* Replaces the queued plaintext by the records it encrypts to, after what the handshake made,
+ * and before our close_notify when closing: one slice, which the cap counts from now on. */
+static int encrypt_queue(sioc__conn_t *conn)
+{
+    sioc__tls_t *tls = conn->tls;
+    int rc = 0;
+    for (uint32_t i = 0; i < conn->queue_length; i++) {
+        /* After a failure (only an alert leaves) what was queued is dropped. */
+        if (rc == 0 && sioc__tls_ready(tls))
+            rc = sioc__tls_write(tls, conn->queue[i].bytes.base, conn->queue[i].bytes.len);
+        sioc__buffer_unref(conn->queue[i].buffer);
+    }
+    conn->queue_length = 0;
+    conn->queued_bytes = 0;
+    conn->copy_tail = NULL;
+    if (conn->close_after_flush)
+        sioc__tls_shutdown(tls);
+    size_t length;
+    sioc__buffer_t *records = sioc__tls_take_output(tls, &length);
+    if (records == NULL)
+        return rc;
+    if (conn->queue_capacity == 0) {
+        conn->queue = malloc(4 * sizeof(*conn->queue));
+        if (conn->queue == NULL) {
+            sioc__buffer_unref(records);
+            return -1;
+        }
+        conn->queue_capacity = 4;
+    }
+    conn->queue[0].buffer = records; /* the queue takes take_output's reference */
+    conn->queue[0].bytes = uv_buf_init((char *)records->data, (unsigned)length);
+    conn->queue_length = 1;
+    conn->queued_bytes = length;
+    return rc;
+}
+
 static void flush_connection(sioc__conn_t *conn)
 {
+    if (conn->tls != NULL && encrypt_queue(conn) != 0) {
+        sioc__conn_close(conn, 0);
+        return;
+    }
     if (conn->queue_length > 0) {
         /* libuv keeps write order: while earlier writes are in flight, queue behind them. */
         int rc = conn->in_flight_bytes > 0 ? write_remaining(conn, 0) : try_write(conn);
@@ -402,13 +525,16 @@ static void start_reading(sioc__conn_t *conn)
         conn->reading = 1;
 }
 
-/* While closing, reading is the lingering close's business (sioc__conn_close, on_read). */
+/* While closing, reading is the lingering close's business (sioc__conn_close, on_read). TLS
+ * input kept while paused goes in first; libuv reads again once it is consumed. */
 static void update_reading(sioc__conn_t *conn)
 {
     if (conn->closing)
         return;
     if (conn->paused)
         stop_reading(conn);
+    else if (conn->tls != NULL && sioc__tls_has_input(conn->tls))
+        schedule_tls_input(conn);
     else
         start_reading(conn);
 }
@@ -435,6 +561,16 @@ void sioc__conn_wait_drain(sioc__conn_t *conn)
         return;
     conn->paused |= SIOC__CONN_PAUSED_FOR_DRAIN;
     update_reading(conn);
+}
+
+static void unlink_tls_ready(sioc__conn_t *conn)
+{
+    sioc__conn_t **link = &conn->io->tls_ready_head;
+    while (*link != NULL && *link != conn)
+        link = &(*link)->next_tls_ready;
+    if (*link == conn)
+        *link = conn->next_tls_ready;
+    conn->tls_ready = 0;
 }
 
 static void unlink_dirty(sioc__conn_t *conn)
@@ -483,8 +619,12 @@ static void on_closed(uv_handle_t *handle)
     sioc__conn_t *conn = handle->data;
     if (conn->dirty)
         unlink_dirty(conn);
+    if (conn->tls_ready)
+        unlink_tls_ready(conn);
     sioc__deadline_disarm(&conn->linger);
     release_queue(conn);
+    sioc__tls_free(conn->tls);
+    conn->tls = NULL;
     conn->handler->on_close(conn);
     free(conn);
 }

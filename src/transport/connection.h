@@ -21,7 +21,14 @@
  * kernel send a reset that can destroy the response before the peer reads it (a 413 answered
  * to a client still uploading): nginx calls this lingering close. The connection is freed from
  * libuv's close callback, never inside a callback of its own; on_close runs exactly once, after
- * which the connection pointer is invalid. */
+ * which the connection pointer is invalid.
+ *
+ * TLS (transport/tls.h): a connection accepted with an SSL_CTX decrypts what it reads before
+ * on_read and encrypts its queue at flush time, all of it into one slice of records, so that
+ * everything above sees plaintext and the cap counts plaintext queued plus ciphertext in flight.
+ * Writes are refused until the handshake is done (nothing above writes before it read); a
+ * graceful close sends close_notify after the queued bytes; a fatal TLS error sends OpenSSL's
+ * alert, then closes gracefully. */
 #ifndef SIOC_TRANSPORT_CONNECTION_H
 #define SIOC_TRANSPORT_CONNECTION_H
 
@@ -31,6 +38,7 @@
 
 #include "core/buffer.h"
 #include "core/deadline.h"
+#include "transport/tls.h"
 
 #define SIOC_READ_BUFFER_SIZE (64 * 1024)
 #define SIOC_LINGER_MS 5000
@@ -64,7 +72,12 @@ struct sioc__io_s {
     int hook_count;
     int handles_closing;
     void (*closed_cb)(sioc__io_t *io);
+    /* TLS connections holding input their handler paused on, and became ready for again:
+     * the idle handle hands it in (libuv will not read it again). */
+    uv_idle_t tls_idle;
+    sioc__conn_t *tls_ready_head;
     uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
+    uint8_t tls_plaintext[SIOC_TLS_RECORD_SIZE];
 };
 
 typedef struct sioc__conn_handler_s {
@@ -110,6 +123,9 @@ struct sioc__conn_s {
     sioc__buffer_t *copy_tail;
     size_t copy_room;
     uv_shutdown_t *shutdown; /* allocated only while closing gracefully */
+    sioc__tls_t *tls;        /* NULL: plaintext */
+    sioc__conn_t *next_tls_ready;
+    uint8_t tls_ready; /* in io->tls_ready_head */
 };
 
 int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);
@@ -118,10 +134,11 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);
 void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io));
 int sioc__io_add_flush_hook(sioc__io_t *io, sioc__io_flush_hook_cb callback, void *data);
 
-/* Accepts a pending connection from server. Returns NULL on failure (the pending connection
- * is then refused). Reading starts at once. */
+/* Accepts a pending connection from server, with TLS on tls_context (NULL: plaintext). Returns
+ * NULL on failure (the pending connection is then refused). Reading starts at once. */
 sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
-                                const sioc__conn_handler_t *handler, void *owner);
+                                const sioc__conn_handler_t *handler, void *owner,
+                                SSL_CTX *tls_context);
 
 /* Queues a slice of buffer (takes a new reference). Returns 0, or -1 when closing. */
 int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,

@@ -269,7 +269,8 @@ static void on_connection(uv_stream_t *listener, int status)
     if (http == NULL)
         return;
     http->server = server;
-    http->conn = sioc__conn_accept(server->io, listener, &http_conn_handler, http);
+    http->conn =
+        sioc__conn_accept(server->io, listener, &http_conn_handler, http, server->tls_context);
     if (http->conn == NULL) {
         free(http);
         return;
@@ -330,6 +331,14 @@ int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int 
     return rc;
 }
 
+void sioc__http_server_set_tls(sioc__http_server_t *server, SSL_CTX *ctx)
+{
+    if (ctx != NULL)
+        SSL_CTX_up_ref(ctx);
+    SSL_CTX_free(server->tls_context); /* open connections hold their own reference */
+    server->tls_context = ctx;
+}
+
 int sioc__http_server_port(sioc__http_server_t *server)
 {
     struct sockaddr_storage address;
@@ -371,6 +380,7 @@ void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc
     server->closed_cb = closed_cb;
     server->close_pending = 3;
     server->listening = 0;
+    sioc__http_server_set_tls(server, NULL);
     uv_close((uv_handle_t *)&server->listener, on_server_handle_closed);
     uv_close((uv_handle_t *)&server->idle, on_server_handle_closed);
     sioc__deadline_list_close(&server->request_timeouts, on_server_timer_closed);

@@ -48,6 +48,7 @@ struct sioc__http_server_s {
     sioc__http_conn_t *scheduled;   /* with pending input to parse at the next turn */
     uv_idle_t idle;                 /* runs while scheduled is not empty */
     int listening;
+    SSL_CTX *tls_context; /* new connections speak TLS on it (a reference); NULL: plaintext */
     void (*closed_cb)(sioc__http_server_t *server);
     int close_pending;
 };
@@ -59,6 +60,10 @@ int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
 
 /* Binds host:port (port 0 = any free port) and listens. 0 or a negative libuv error. */
 int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int port);
+
+/* From now on, accepted connections use TLS on ctx (referenced; NULL: plaintext); those open
+ * keep the context they started with (a certificate rotation). */
+void sioc__http_server_set_tls(sioc__http_server_t *server, SSL_CTX *ctx);
 
 /* The bound port, or -1. */
 int sioc__http_server_port(sioc__http_server_t *server);

@@ -96,6 +96,11 @@ int sioc_web_server_listen(sioc_web_server_t *server, const char *host, int port
     return sioc__http_server_listen(&server->http, host, port);
 }
 
+void sioc_web_server_set_tls(sioc_web_server_t *server, SSL_CTX *ctx)
+{
+    sioc__http_server_set_tls(&server->http, ctx);
+}
+
 int sioc_web_server_port(sioc_web_server_t *server)
 {
     return sioc__http_server_port(&server->http);
