@@ -9,12 +9,14 @@
 #
 #   bench/chat-postgres.sh                 USERS=2000 ROOMS=200 RATE=2000 DURATION=5 ROUNDS=2
 #   SIOC=build/sioc USERS=10000 ROOMS=1000 bench/chat-postgres.sh
+#   SERVERS="sioc-postgres" bench/chat-postgres.sh   only some of the four (no ratios then)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 users=${USERS:-2000} rooms=${ROOMS:-200} rate=${RATE:-2000} duration=${DURATION:-5}
 warmup=${WARMUP:-5} rounds=${ROUNDS:-2}
+servers=${SERVERS:-sioc-sqlite sioc-postgres node-sqlite node-postgres}
 secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
 sioc="${SIOC:-$root/build/sioc}"
 [[ -x "$sioc" ]] || { echo "chat-postgres.sh: build sioc first (scripts/build) or set SIOC" >&2; exit 2; }
@@ -78,7 +80,7 @@ start_server() {
 }
 
 for round in $(seq 1 "$rounds"); do
-    for name in sioc-sqlite sioc-postgres node-sqlite node-postgres; do
+    for name in $servers; do
         start_server "$name"
         taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
             --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
@@ -97,7 +99,7 @@ node -e '
     return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
   };
   const stat = {};
-  for (const name of ["sioc-sqlite", "sioc-postgres", "node-sqlite", "node-postgres"]) {
+  for (const name of process.argv[3].split(/\s+/).filter(Boolean)) {
     const runs = [...Array(rounds).keys()].map((i) => JSON.parse(fs.readFileSync(path.join(dir, `${name}-${i + 1}.json`))));
     const pick = (key) => median(runs.map((r) => r.results.latency[key] / 1000));
     const lost = runs.reduce((sum, r) => sum + r.results.lost + (r.results.sent - r.results.acknowledged), 0);
@@ -106,6 +108,7 @@ node -e '
   }
   for (const store of ["sqlite", "postgres"]) {
     const s = stat[`sioc-${store}`], n = stat[`node-${store}`];
+    if (!s || !n) continue;
     console.log(`${store}: node/sioc p50 ${(n.p50 / s.p50).toFixed(2)}x, p99 ${(n.p99 / s.p99).toFixed(2)}x`);
   }
-' "$work" "$rounds"
+' "$work" "$rounds" "$servers"
