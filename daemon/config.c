@@ -470,13 +470,27 @@ static int parse_store_statements(context_t *c, json_t *v)
     }
     return 0;
 }
+/* The users read through the application's user_get statement (docs/store.md). */
+static int parse_user_cache_size(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 0, 1000000, &CONFIG(c)->store.user_cache_size);
+}
+static int parse_user_cache_ttl(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 0, 86400000, &CONFIG(c)->store.user_cache_ttl_ms);
+}
+static int parse_user_cache(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"size", parse_user_cache_size}, {"ttlMs", parse_user_cache_ttl}, {NULL, NULL}};
+    return parse_object(c, v, fields);
+}
 static int parse_store(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {{"driver", parse_store_driver},
-                                     {"path", parse_store_path},
-                                     {"url", parse_store_url},
-                                     {"statements", parse_store_statements},
-                                     {NULL, NULL}};
+    static const field_t fields[] = {
+        {"driver", parse_store_driver},  {"path", parse_store_path},
+        {"url", parse_store_url},        {"statements", parse_store_statements},
+        {"userCache", parse_user_cache}, {NULL, NULL}};
     if (parse_object(c, v, fields) != 0)
         return -1;
     if (strcmp(CONFIG(c)->store.driver, "postgres") == 0 && CONFIG(c)->store.url == NULL)
@@ -824,6 +838,8 @@ static void set_defaults(config_t *config)
     config->per_message_deflate.threshold = 1024;
     config->store.driver = strdup("sqlite");
     config->store.path = strdup("sioc.db");
+    config->store.user_cache_size = 4096;
+    config->store.user_cache_ttl_ms = 60000;
     config->jwt.algorithm = strdup("HS256");
     config->session.cookie_name = strdup("connect.sid");
     config->session.redis_host = strdup("127.0.0.1");

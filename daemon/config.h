@@ -69,6 +69,8 @@ typedef struct config_s {
          * and "<file>:<line>: store.statements.<operation>" for errors; NULL when none. */
         char **statements;
         char **statement_where;
+        uint32_t user_cache_size;   /* store.userCache.size: users cached (4096; 0: none) */
+        uint32_t user_cache_ttl_ms; /* store.userCache.ttlMs: trusted for (60000; 0: none) */
     } store;
     struct {
         int enabled;

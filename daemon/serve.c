@@ -150,7 +150,9 @@ static store_options_t store_options_of(const config_t *config)
     store_options_t options = {config->store.driver,
                                postgres ? config->store.url : config->store.path,
                                (const char *const *)config->store.statements,
-                               (const char *const *)config->store.statement_where};
+                               (const char *const *)config->store.statement_where,
+                               config->store.user_cache_size,
+                               config->store.user_cache_ttl_ms};
     return options;
 }
 

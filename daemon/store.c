@@ -57,8 +57,6 @@
 #define DIGITS_SIZE 24
 #define NUMERIC_IDS_MAX 8 /* per request: more id fields than any operation has */
 #define PARAMS_MAX 16
-#define USER_CACHE_SLOTS 4096 /* the application's users, direct-mapped: bounded memory */
-#define USER_CACHE_MS 60000   /* how long a cached user is trusted */
 
 /* ---- Requests ---------------------------------------------------------------------------- */
 
@@ -125,7 +123,11 @@ struct store_s {
     uv_async_t completions_async; /* the worker wakes the loop: completed requests to run */
     const sioc__store_driver_t *driver;
     custom_t custom[STORE_OPERATION_COUNT];
-    cached_user_t *users; /* USER_CACHE_SLOTS, with a user_get statement; worker thread */
+    /* With a user_get statement: user_cache_size slots, direct-mapped (bounded memory), each
+     * trusted for user_cache_ttl_ms; worker thread. */
+    cached_user_t *users;
+    uint32_t user_cache_size;
+    uint32_t user_cache_ttl_ms;
 
     /* The worker thread's, once it runs. */
     void *connection;
@@ -1563,7 +1565,7 @@ static cached_user_t *user_slot(store_t *store, text_t id)
     uint32_t hash = 2166136261u; /* FNV-1a */
     for (size_t index = 0; index < id.length; index++)
         hash = (hash ^ (unsigned char)id.bytes[index]) * 16777619u;
-    return &store->users[hash % USER_CACHE_SLOTS];
+    return &store->users[hash % store->user_cache_size];
 }
 
 static int user_slot_holds(const cached_user_t *slot, text_t id)
@@ -1598,7 +1600,7 @@ static void user_cache_put(store_t *store, text_t id, const json_t *user)
     user_slot_clear(slot);
     slot->id = strndup(id.bytes, id.length);
     slot->user = json_deep_copy(user);
-    slot->expires_ms = clock_ms() + USER_CACHE_MS;
+    slot->expires_ms = clock_ms() + store->user_cache_ttl_ms;
     if (slot->id == NULL || slot->user == NULL)
         user_slot_clear(slot);
 }
@@ -1611,7 +1613,7 @@ static void user_cache_forget(store_t *store, text_t id)
 
 static void user_cache_free(store_t *store)
 {
-    for (size_t index = 0; store->users != NULL && index < USER_CACHE_SLOTS; index++)
+    for (size_t index = 0; store->users != NULL && index < store->user_cache_size; index++)
         user_slot_clear(&store->users[index]);
     free(store->users);
     store->users = NULL;
@@ -2297,8 +2299,11 @@ static int customs_prepare(store_t *store, const store_options_t *options, char 
         if (rc != 0)
             return rc;
     }
-    if (store->custom[STORE_USER_GET].active &&
-        (store->users = calloc(USER_CACHE_SLOTS, sizeof(*store->users))) == NULL) {
+    store->user_cache_size = options->user_cache_size;
+    store->user_cache_ttl_ms = options->user_cache_ttl_ms;
+    if (store->custom[STORE_USER_GET].active && store->user_cache_size > 0 &&
+        store->user_cache_ttl_ms > 0 &&
+        (store->users = calloc(store->user_cache_size, sizeof(*store->users))) == NULL) {
         snprintf(error, error_size, "store: out of memory");
         return STORE_EIO;
     }

@@ -88,6 +88,8 @@
 #ifndef SIOC_DAEMON_STORE_H
 #define SIOC_DAEMON_STORE_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 #include <uv.h>
 
@@ -136,6 +138,11 @@ typedef struct store_options_s {
      * error names, e.g. "sioc.json:12: store.statements.message_add". */
     const char *const *statements;
     const char *const *statement_where;
+    /* The users read through the application's user_get statement are cached by the store:
+     * at most user_cache_size of them (a direct-mapped table), each for user_cache_ttl_ms.
+     * Either 0: no cache (every user_get asks the database). */
+    uint32_t user_cache_size;
+    uint32_t user_cache_ttl_ms;
 } store_options_t;
 
 /* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID

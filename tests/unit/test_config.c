@@ -37,6 +37,8 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(config.limits.ping_interval_ms, 25000);
     assert_int_equal(config.limits.max_payload, 1000000);
     assert_string_equal(config.store.path, "sioc.db");
+    assert_int_equal(config.store.user_cache_size, 4096);
+    assert_int_equal(config.store.user_cache_ttl_ms, 60000);
     assert_int_equal(config.channel_count, 1);
     assert_string_equal(config.channels[0].name, "/home");
     assert_string_equal(config.channels[0].driver, "feed");
@@ -56,7 +58,8 @@ static const char full[] =
     "  \"path\": \"/io/\",\n"
     "  \"cors\": {\"origins\": [\"http://a.example\"], \"credentials\": false},\n"
     "  \"limits\": {\"maxTextLength\": 10, \"messagesPerSecond\": 2.5},\n"
-    "  \"store\": {\"driver\": \"sqlite\", \"path\": \"/tmp/x.db\"},\n"
+    "  \"store\": {\"driver\": \"sqlite\", \"path\": \"/tmp/x.db\", \"userCache\": {\"size\": 0, "
+    "\"ttlMs\": 500}},\n"
     "  \"auth\": {\n"
     "    \"jwt\": {\"algorithm\": \"HS384\", \"secret\": \"0123456789abcdef\"},\n"
     "    \"session\": {\"secrets\": [\"new\", \"old\"], \"redis\": {\"port\": 7000}}\n"
@@ -84,6 +87,8 @@ static void test_every_section(void **state)
     assert_int_equal(config.limits.max_text_length, 10);
     assert_true(config.limits.messages_per_second == 2.5);
     assert_string_equal(config.store.path, "/tmp/x.db");
+    assert_int_equal(config.store.user_cache_size, 0);
+    assert_int_equal(config.store.user_cache_ttl_ms, 500);
     assert_true(config.jwt.enabled);
     assert_string_equal(config.jwt.algorithm, "HS384");
     assert_true(config.session.enabled);
@@ -169,6 +174,11 @@ static void test_refusals_name_the_line(void **state)
     assert_refused("{\"channels\": {\"/\": {\"driver\": \"chat\"}}}",
                    "sioc.json:1: channels.\"/\": jwt auth needs auth.jwt.secret (16 characters or "
                    "more)");
+    assert_refused("{\"store\": {\"userCache\": {\"ttlMs\": -1}}}",
+                   "sioc.json:1: store.userCache.ttlMs: expected an integer from 0 to 86400000");
+    assert_refused(
+        "{\"store\": {\"userCache\": {\"entries\": 5}}}",
+        "sioc.json:1: store.userCache.entries: unknown key (expected one of: size, ttlMs)");
     assert_refused("{\"log\": {\"format\": \"xml\"}}",
                    "sioc.json:1: log.format: unknown format \"xml\" (expected text or json)");
     assert_refused("{\"channels\": {}}", "sioc.json:1: channels: at least one channel is needed");

@@ -38,7 +38,7 @@ static const char *pg_url(void)
 
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"postgres", fixture->path, NULL, NULL};
+    store_options_t options = {"postgres", fixture->path, NULL, NULL, 0, 0};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -209,7 +209,7 @@ static void test_pg_server_down_at_open(void **state)
     if (strncmp(error, prefix, strlen(prefix)) != 0)
         fail_msg("unexpected error: %s", error);
     assert_null(strstr(error, "secret-word"));
-    store_options_t no_url = {"postgres", "", NULL, NULL};
+    store_options_t no_url = {"postgres", "", NULL, NULL, 0, 0};
     assert_int_equal(store_open(&fixture->loop, &no_url, &fixture->store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
@@ -300,12 +300,20 @@ static void test_pg_reconnects_after_restart(void **state)
 
 /* ---- The application's statements ------------------------------------------------------ */
 
+static int open_cached(fixture_t *fixture, const char *const *statements, uint32_t cache_size,
+                       uint32_t cache_ttl_ms, char *error, size_t error_size)
+{
+    fixture_close(fixture);
+    store_options_t options = {"postgres", fixture->path, statements,
+                               NULL,       cache_size,    cache_ttl_ms};
+    return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
+}
+
+/* With the daemon's default user cache (store.userCache: 4096 users, 60 s). */
 static int open_with(fixture_t *fixture, const char *const *statements, char *error,
                      size_t error_size)
 {
-    fixture_close(fixture);
-    store_options_t options = {"postgres", fixture->path, statements, NULL};
-    return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
+    return open_cached(fixture, statements, 4096, 60000, error, error_size);
 }
 
 static void app_tables(void)
@@ -351,6 +359,48 @@ static void test_pg_app_statements(void **state)
     json_decref(call_ok(fixture, STORE_USER_UPSERT, "{\"id\": 1}"));
     assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
                 "{\"id\": 1, \"firstName\": \"Anne\", \"role\": \"student\"}");
+}
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* store.userCache.ttlMs: a change in the app's users table is seen once the cached user's
+ * time is over (and not before, when the check comes early enough to tell); with size 0
+ * every read asks the table. */
+static void test_pg_user_cache_limits(void **state)
+{
+    fixture_t *fixture = *state;
+    app_tables();
+    const char *statements[STORE_OPERATION_COUNT] = {
+        [STORE_USER_GET] = "SELECT id, \"firstName\" FROM \"Users\" WHERE id = :id::int",
+    };
+    char error[512] = "";
+    if (open_cached(fixture, statements, 16, 300, error, sizeof(error)) != 0)
+        fail_msg("%s", error);
+    uint64_t cached_at = monotonic_ms();
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Ann\"}");
+    raw_exec("UPDATE \"Users\" SET \"firstName\" = 'Anne'");
+    json_t *early = call_ok(fixture, STORE_USER_GET, "{\"id\": 1}");
+    if (monotonic_ms() - cached_at < 250) /* else the machine was too slow to tell */
+        assert_json(early, "{\"id\": 1, \"firstName\": \"Ann\"}");
+    else
+        json_decref(early);
+    usleep(350 * 1000);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Anne\"}");
+
+    if (open_cached(fixture, statements, 0, 60000, error, sizeof(error)) != 0)
+        fail_msg("%s", error);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Anne\"}");
+    raw_exec("UPDATE \"Users\" SET \"firstName\" = 'Annie'");
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": 1}"),
+                "{\"id\": 1, \"firstName\": \"Annie\"}");
 }
 
 static void assert_statement_refused(fixture_t *fixture, store_operation_t operation,
@@ -405,6 +455,7 @@ int main(int argc, char **argv)
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_app_statements),
+        TEST(test_pg_user_cache_limits),
         TEST(test_pg_bad_app_statements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
