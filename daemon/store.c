@@ -57,6 +57,7 @@
 #define DIGITS_SIZE 24
 #define NUMERIC_IDS_MAX 8 /* per request: more id fields than any operation has */
 #define PARAMS_MAX 16
+#define PIPELINE_MAX 256 /* requests sent to the database in one pipeline */
 
 /* ---- Requests ---------------------------------------------------------------------------- */
 
@@ -131,6 +132,7 @@ struct store_s {
 
     /* The worker thread's, once it runs. */
     void *connection;
+    struct staged_s *staged; /* PIPELINE_MAX, when the driver has pipelines */
     const char *operation_name;
     int lost; /* the connection was lost during this batch */
 
@@ -1144,7 +1146,20 @@ static int run_room_is_member(store_t *store, request_t *request)
     return request_succeed(request, json_boolean(member));
 }
 
-/* Inserts a message or DM: id, two ids, the text, the time. */
+/* A message's or DM's insert: id, two ids, the text, the time. */
+static void message_call(call_t *call, const args_t *a, text_t first, text_t second, const char *id,
+                         const char *now)
+{
+    call->count = 0;
+    call_string(call, id);
+    call_text(call, first);
+    call_text(call, second);
+    call_text(call, a->text);
+    call_string(call, now);
+    call_int(call, id_numeric(a, first, second));
+}
+
+/* Inserts a message or DM. */
 static int insert_message(store_t *store, request_t *request, sioc__store_statement_t statement,
                           text_t first, text_t second, const shape_t *shape)
 {
@@ -1154,13 +1169,8 @@ static int insert_message(store_t *store, request_t *request, sioc__store_statem
         return error;
     char now[TIME_SIZE];
     sioc__store_time_now(now);
-    call_t call = {.count = 0};
-    call_string(&call, id);
-    call_text(&call, first);
-    call_text(&call, second);
-    call_text(&call, request->args.text);
-    call_string(&call, now);
-    call_int(&call, id_numeric(&request->args, first, second));
+    call_t call;
+    message_call(&call, &request->args, first, second, id, now);
     return result_row(store, request, statement, &call, shape, "message not found", NULL);
 }
 
@@ -1821,6 +1831,8 @@ typedef struct batch_counts_s {
     uint64_t requests;
     uint64_t transactions;
     uint64_t failed_commits;
+    uint64_t pipelines;
+    uint64_t pipelined;
 } batch_counts_t;
 
 /* Opens a transaction for request; 0, or -1 with the request failed. */
@@ -1888,6 +1900,129 @@ static int batch_restart(store_t *store, request_t *batch, batch_counts_t *count
     return 0;
 }
 
+/* ---- Pipelines (drivers with execute_pipeline: PostgreSQL) ---- */
+
+/* A request of a pipeline: its statement's call, with the id and time it points to, and
+ * where its row goes. */
+typedef struct staged_s {
+    request_t *request;
+    call_t call;
+    rows_t rows;
+    int unreadable;
+    char id[GENERATED_ID_SIZE];
+    char now[TIME_SIZE];
+} staged_t;
+
+/* Message and DM inserts, the bulk of a chat's batches, are one statement each when room (or
+ * recipient) and sender exist; nothing later in the batch depends on their outcome. */
+static int pipelinable(const request_t *request)
+{
+    return !request->refused &&
+           (request->operation == STORE_MESSAGE_ADD || request->operation == STORE_DM_ADD);
+}
+
+static int on_staged_row(void *data, const sioc__store_cell_t *cells, size_t count)
+{
+    staged_t *staged = data;
+    if (on_row(&staged->rows, cells, count) != 0)
+        staged->unreadable = 1; /* the request fails alone, as when run by itself */
+    return 0;
+}
+
+/* The request's statement, as run_message_add / run_dm_add / run_custom would run it first;
+ * -1 when it failed before reaching the database. */
+static int stage(store_t *store, staged_t *staged, sioc__store_call_t *out)
+{
+    request_t *request = staged->request;
+    const args_t *a = &request->args;
+    int message = request->operation == STORE_MESSAGE_ADD;
+    if (generate_id(request, staged->id) != 0)
+        return -1;
+    sioc__store_time_now(staged->now);
+    staged->unreadable = 0;
+    int statement;
+    const custom_t *custom = &store->custom[request->operation];
+    if (custom->active) {
+        staged->call.count = 0;
+        for (size_t index = 0; index < custom->count; index++)
+            call_param(&staged->call, a, (param_t)custom->params[index], staged->now, staged->id);
+        staged->rows = (rows_t){&NAMED_SHAPE, NULL, NULL, 0, 0};
+        statement = SIOC__SQL_STATEMENT_COUNT + (int)request->operation;
+    } else {
+        text_t first = message ? a->room_id : a->sender_id;
+        text_t second = message ? a->sender_id : a->recipient_id;
+        message_call(&staged->call, a, first, second, staged->id, staged->now);
+        staged->rows = (rows_t){message ? &MESSAGE_SHAPE : &DM_SHAPE, NULL, NULL, 0, 0};
+        statement = message ? SIOC__SQL_MESSAGE_INSERT_CHECKED : SIOC__SQL_DM_INSERT_CHECKED;
+    }
+    *out = (sioc__store_call_t){(sioc__store_statement_t)statement, staged->call.params,
+                                staged->call.count, on_staged_row, staged};
+    return 0;
+}
+
+/* What a pipeline's run leaves to do. */
+typedef enum pipeline_outcome {
+    PIPELINE_DONE,  /* every request has its outcome; the transaction goes on */
+    PIPELINE_AGAIN, /* a request needs the one-by-one way (a failed statement, no row) */
+    PIPELINE_LOST,  /* the connection was lost */
+} pipeline_outcome_t;
+
+/* A staged request's outcome from its row; 1 when it needs to run the one-by-one way: sioc's
+ * checked insert gave no row (a missing room or user, named by the checks run one by one).
+ * An application's statement has no such way: no row is its "not found". */
+static int staged_outcome(store_t *store, staged_t *staged)
+{
+    request_t *request = staged->request;
+    if (staged->unreadable) {
+        json_decref(staged->rows.one);
+        return request_fail(request, STORE_EIO, MESSAGE_NO_RESULT), 0;
+    }
+    if (staged->rows.count > 0)
+        return request_succeed(request, staged->rows.one), 0;
+    if (!store->custom[request->operation].active)
+        return 1;
+    request_fail(request, STORE_ENOTFOUND, custom_specs[request->operation].not_found);
+    return 0;
+}
+
+/* Runs the pipelinable requests from *cursor on (at most PIPELINE_MAX) as one pipeline,
+ * inside the open transaction; *cursor moves past them. */
+static pipeline_outcome_t pipeline_run(store_t *store, request_t **cursor, batch_counts_t *counts)
+{
+    sioc__store_call_t calls[PIPELINE_MAX];
+    staged_t *staged = store->staged;
+    size_t count = 0;
+    request_t *request = *cursor;
+    for (; request != NULL && count < PIPELINE_MAX && pipelinable(request);
+         request = request->next) {
+        counts->size++;
+        counts->requests++;
+        staged[count].request = request;
+        if (stage(store, &staged[count], &calls[count]) == 0)
+            count++;
+    }
+    *cursor = request;
+    size_t failed = count;
+    const char *message = NULL;
+    int rc = count > 0 ? store->driver->execute_pipeline(store->connection, calls, count, &failed,
+                                                         &message)
+                       : 0;
+    counts->pipelines += count > 0;
+    counts->pipelined += count;
+    int again = 0;
+    for (size_t index = 0; index < count; index++) {
+        if (rc == 0 || index < failed)
+            again |= staged_outcome(store, &staged[index]);
+        else
+            json_decref(staged[index].rows.one);
+    }
+    if (rc == STORE_EUNAVAILABLE) {
+        store->lost = 1;
+        return PIPELINE_LOST;
+    }
+    return rc != 0 || again ? PIPELINE_AGAIN : PIPELINE_DONE;
+}
+
 /* Drivers whose failed statements abort the whole transaction (PostgreSQL): a SAVEPOINT and a
  * RELEASE per request would be two more round trips per request for a rare failure. The batch
  * runs without them first; at the first failed statement it is rolled back and run again the
@@ -1897,14 +2032,29 @@ static int batch_restart(store_t *store, request_t *batch, batch_counts_t *count
 static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t *counts)
 {
     request_t *first = NULL;
-    for (request_t *request = batch; request != NULL; request = request->next) {
-        counts->size++;
-        if (request->refused)
+    for (request_t *request = batch; request != NULL;) {
+        if (request->refused) {
+            counts->size++;
+            request = request->next;
             continue;
+        }
         if (first == NULL && batch_begin(store, request, counts) != 0)
             return batch_restart(store, batch, counts);
         first = first != NULL ? first : request;
         store->operation_name = operations[request->operation].name;
+        if (store->staged != NULL && pipelinable(request)) {
+            pipeline_outcome_t outcome = pipeline_run(store, &request, counts);
+            if (outcome == PIPELINE_LOST) {
+                batch_lost(first, first);
+                return 0;
+            }
+            if (outcome == PIPELINE_AGAIN || store->driver->aborted(store->connection)) {
+                control_quiet(store, SIOC__SQL_ROLLBACK);
+                return batch_restart(store, batch, counts);
+            }
+            continue;
+        }
+        counts->size++;
         request_operate(store, request);
         counts->requests++;
         if (store->lost) {
@@ -1915,6 +2065,7 @@ static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t
             control_quiet(store, SIOC__SQL_ROLLBACK);
             return batch_restart(store, batch, counts);
         }
+        request = request->next;
     }
     if (first != NULL)
         batch_commit(store, first, counts);
@@ -1986,6 +2137,8 @@ static void worker_post(store_t *store, request_t *batch, const batch_counts_t *
     store->stats.requests += counts->requests;
     store->stats.transactions += counts->transactions;
     store->stats.failed_commits += counts->failed_commits;
+    store->stats.pipelines += counts->pipelines;
+    store->stats.pipelined += counts->pipelined;
     if (counts->size > store->stats.largest_batch)
         store->stats.largest_batch = counts->size;
     pthread_mutex_unlock(&store->mutex);
@@ -1997,13 +2150,15 @@ static void *worker_main(void *argument)
     store_t *store = argument;
     request_t *batch;
     while ((batch = worker_take(store)) != NULL) {
-        batch_counts_t counts = {0, 0, 0, 0};
+        batch_counts_t counts = {0, 0, 0, 0, 0, 0};
         batch_run(store, batch, &counts);
         worker_post(store, batch, &counts);
     }
     /* Closing the connection is disk work (a WAL checkpoint) kept off the loop thread. */
     store->driver->close(store->connection);
     user_cache_free(store);
+    free(store->staged);
+    store->staged = NULL;
     store->connection = NULL;
     pthread_mutex_lock(&store->mutex);
     store->worker_exited = 1;
@@ -2053,6 +2208,7 @@ static void completions_run(store_t *store)
 
 static void store_free(store_t *store)
 {
+    free(store->staged);
     pthread_mutex_destroy(&store->mutex);
     pthread_cond_destroy(&store->wake);
     free(store);
@@ -2362,6 +2518,11 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
     int rc = driver->open(options, &store->connection, error, error_size);
     if (rc == 0)
         rc = customs_prepare(store, options, error, error_size);
+    if (rc == 0 && driver->execute_pipeline != NULL &&
+        (store->staged = calloc(PIPELINE_MAX, sizeof(*store->staged))) == NULL) {
+        snprintf(error, error_size, "store: out of memory");
+        rc = STORE_EIO;
+    }
     if (rc != 0) {
         driver->close(store->connection);
         user_cache_free(store);

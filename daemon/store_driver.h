@@ -87,6 +87,15 @@ typedef struct sioc__store_cell_s {
  * execute. */
 typedef int (*sioc__store_row_cb)(void *data, const sioc__store_cell_t *cells, size_t count);
 
+/* One statement of a pipeline (execute_pipeline): execute's arguments. */
+typedef struct sioc__store_call_s {
+    sioc__store_statement_t statement;
+    const sioc__store_param_t *params;
+    size_t count;
+    sioc__store_row_cb row; /* may be NULL */
+    void *row_data;
+} sioc__store_call_t;
+
 /* What execute returns besides 0. */
 #define SIOC__STORE_DB_CONFLICT 1 /* a unique or primary key violation */
 
@@ -120,6 +129,14 @@ typedef struct sioc__store_driver_s {
      * or ROLLBACK TO helps). NULL for databases where a failed statement leaves the
      * transaction usable (SQLite): the store then always runs requests in savepoints. */
     int (*aborted)(void *connection);
+    /* Optional (NULL: the store runs the statements one execute at a time). Runs count
+     * statements inside the open transaction, sent together and answered together (one round
+     * trip instead of count), in order. 0 when every one succeeded (the rows went to each
+     * call's callback); else execute's error for the first that failed, its index in *failed:
+     * the ones after it did not run and the transaction is aborted (aborted() is 1) or the
+     * connection lost. */
+    int (*execute_pipeline)(void *connection, const sioc__store_call_t *calls, size_t count,
+                            size_t *failed, const char **message);
 } sioc__store_driver_t;
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;

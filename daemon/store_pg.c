@@ -19,6 +19,8 @@
  *
  * TLS is libpq's: sslmode, sslrootcert, ... in the URL. Times are stored as the same ISO-8601
  * text as in SQLite, so that both drivers give byte-identical results. */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +241,9 @@ typedef struct connection_s {
     char *custom[STORE_OPERATION_COUNT]; /* the application's statements, compiled */
     uint64_t next_attempt_ms;
     unsigned backoff_ms;
+    /* Connected but not usable (statements half prepared, a pipeline half read): the next
+     * ready() starts from a new connection. */
+    int broken;
 } connection_t;
 
 static uint64_t now_ms(void)
@@ -433,28 +438,60 @@ static const char *sql_of(const connection_t *connection, int statement)
                : connection->custom[statement - SIOC__SQL_STATEMENT_COUNT];
 }
 
+/* A prepared statement's parameters as libpq's text values (integers written in integers). */
+typedef struct values_s {
+    const char *texts[PARAMS_MAX];
+    char integers[PARAMS_MAX][INTEGER_SIZE];
+    int count;
+    char name[16]; /* the prepared statement's */
+} values_t;
+
+static void values_of(values_t *values, sioc__store_statement_t statement,
+                      const sioc__store_param_t *params, size_t count)
+{
+    if (count > PARAMS_MAX)
+        count = PARAMS_MAX; /* the store never passes more than its statements take */
+    for (size_t index = 0; index < count; index++) {
+        values->texts[index] = params[index].bytes;
+        if (params[index].is_integer) {
+            snprintf(values->integers[index], INTEGER_SIZE, "%lld",
+                     (long long)params[index].integer);
+            values->texts[index] = values->integers[index];
+        }
+    }
+    values->count = (int)count;
+    if (statement >= SIOC__SQL_STATEMENT_COUNT)
+        snprintf(values->name, sizeof(values->name), "c%d",
+                 (int)statement - SIOC__SQL_STATEMENT_COUNT);
+    else
+        snprintf(values->name, sizeof(values->name), "s%d", (int)statement);
+}
+
 static PGresult *run(connection_t *connection, sioc__store_statement_t statement,
                      const sioc__store_param_t *params, size_t count)
 {
     if (is_control(statement))
         return PQexec(connection->conn, statement_sql[statement]);
-    const char *values[PARAMS_MAX];
-    char integers[PARAMS_MAX][INTEGER_SIZE];
-    if (count > PARAMS_MAX)
-        count = PARAMS_MAX; /* the store never passes more than its statements take */
-    for (size_t index = 0; index < count; index++) {
-        values[index] = params[index].bytes;
-        if (params[index].is_integer) {
-            snprintf(integers[index], INTEGER_SIZE, "%lld", (long long)params[index].integer);
-            values[index] = integers[index];
-        }
-    }
-    char name[16];
-    if (statement >= SIOC__SQL_STATEMENT_COUNT)
-        snprintf(name, sizeof(name), "c%d", (int)statement - SIOC__SQL_STATEMENT_COUNT);
-    else
-        snprintf(name, sizeof(name), "s%d", (int)statement);
-    return PQexecPrepared(connection->conn, name, (int)count, values, NULL, NULL, 0);
+    values_t values;
+    values_of(&values, statement, params, count);
+    return PQexecPrepared(connection->conn, values.name, values.count, values.texts, NULL, NULL, 0);
+}
+
+/* A failed statement's outcome: SIOC__STORE_DB_CONFLICT, or STORE_EUNAVAILABLE / STORE_EIO
+ * with *message set and the server's words logged. */
+static int failure(connection_t *connection, sioc__store_statement_t statement,
+                   const PGresult *result, const char **message)
+{
+    const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+    if (sqlstate != NULL && strcmp(sqlstate, "23505") == 0)
+        return SIOC__STORE_DB_CONFLICT;
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%s",
+             result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(connection->conn));
+    log_error("store: %s: %s: %s", connection->shown, sql_of(connection, statement),
+              one_line(detail));
+    *message = failure_text(sqlstate);
+    return is_lost(connection->conn, sqlstate) ? STORE_EUNAVAILABLE : STORE_EIO;
 }
 
 static int pg_execute(void *opaque, sioc__store_statement_t statement,
@@ -469,23 +506,109 @@ static int pg_execute(void *opaque, sioc__store_statement_t statement,
         if (changes != NULL)
             *changes = strtoll(PQcmdTuples(result), NULL, 10);
         rc = deliver_rows(result, row, row_data);
-        PQclear(result);
-        return rc;
-    }
-    const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
-    if (sqlstate != NULL && strcmp(sqlstate, "23505") == 0) {
-        rc = SIOC__STORE_DB_CONFLICT;
     } else {
-        char detail[512];
-        snprintf(detail, sizeof(detail), "%s",
-                 result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(connection->conn));
-        log_error("store: %s: %s: %s", connection->shown, sql_of(connection, statement),
-                  one_line(detail));
-        rc = is_lost(connection->conn, sqlstate) ? STORE_EUNAVAILABLE : STORE_EIO;
-        *message = failure_text(sqlstate);
+        rc = failure(connection, statement, result, message);
     }
     PQclear(result);
     return rc;
+}
+
+/* ---- Pipelines ------------------------------------------------------------------------- */
+
+/* Where a pipeline's reading is: the next call to be answered, the first failure. */
+typedef struct pipeline_s {
+    connection_t *connection;
+    const sioc__store_call_t *calls;
+    size_t count;
+    size_t next;
+    int rc;
+    size_t failed;
+    const char **message;
+    int synced;
+} pipeline_t;
+
+/* One result of the pipeline (libpq gives each statement's result, a NULL after it, and
+ * PGRES_PIPELINE_SYNC at the end). */
+static void pipeline_result(pipeline_t *pipeline, PGresult *result)
+{
+    ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_PIPELINE_SYNC) {
+        pipeline->synced = 1;
+        return;
+    }
+    if (pipeline->next >= pipeline->count)
+        return; /* not ours: cannot happen with the calls sent */
+    const sioc__store_call_t *call = &pipeline->calls[pipeline->next];
+    int rc = 0;
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
+        rc = pipeline->rc == 0 ? deliver_rows(result, call->row, call->row_data) : 0;
+    else if (status != PGRES_PIPELINE_ABORTED)
+        rc = failure(pipeline->connection, call->statement, result, pipeline->message);
+    if (rc != 0 && pipeline->rc == 0) {
+        pipeline->rc = rc;
+        pipeline->failed = pipeline->next;
+    }
+    pipeline->next++;
+}
+
+/* Sends what libpq holds and reads every result up to the sync point, waiting on the socket
+ * (non-blocking mode: a blocking send of a long pipeline could wait for a server that waits
+ * for us to read its answers). 0, or -1 when the connection is lost. */
+static int pipeline_read(pipeline_t *pipeline)
+{
+    PGconn *conn = pipeline->connection->conn;
+    while (!pipeline->synced) {
+        int flushing = PQflush(conn);
+        if (flushing < 0 || PQconsumeInput(conn) == 0)
+            return -1;
+        while (!pipeline->synced && !PQisBusy(conn)) {
+            PGresult *result = PQgetResult(conn);
+            if (result == NULL)
+                continue; /* the end of one statement's results */
+            pipeline_result(pipeline, result);
+            PQclear(result);
+        }
+        if (pipeline->synced)
+            break;
+        struct pollfd wait = {PQsocket(conn), POLLIN | (flushing ? POLLOUT : 0), 0};
+        if (wait.fd < 0 || (poll(&wait, 1, -1) < 0 && errno != EINTR))
+            return -1;
+    }
+    return 0;
+}
+
+static int pg_execute_pipeline(void *opaque, const sioc__store_call_t *calls, size_t count,
+                               size_t *failed, const char **message)
+{
+    connection_t *connection = opaque;
+    PGconn *conn = connection->conn;
+    pipeline_t pipeline = {connection, calls, count, 0, 0, 0, message, 0};
+    *failed = 0;
+    if (PQenterPipelineMode(conn) != 1 || PQsetnonblocking(conn, 1) != 0) {
+        log_error("store: %s: cannot start a pipeline: %s", connection->shown,
+                  PQerrorMessage(conn));
+        *message = "the database failed";
+        return PQstatus(conn) == CONNECTION_OK ? STORE_EIO : STORE_EUNAVAILABLE;
+    }
+    int sent = 1;
+    for (size_t index = 0; index < count && sent; index++) {
+        values_t values;
+        values_of(&values, calls[index].statement, calls[index].params, calls[index].count);
+        sent = PQsendQueryPrepared(conn, values.name, values.count, values.texts, NULL, NULL, 0);
+    }
+    if (!sent || PQpipelineSync(conn) != 1 || pipeline_read(&pipeline) != 0) {
+        char detail[512];
+        snprintf(detail, sizeof(detail), "%s", PQerrorMessage(conn));
+        log_error("store: %s: pipeline: %s", connection->shown, one_line(detail));
+        connection->broken = 1; /* a pipeline half read cannot be used on */
+        *failed = pipeline.next;
+        *message = "the database is unavailable";
+        return STORE_EUNAVAILABLE;
+    }
+    PQsetnonblocking(conn, 0);
+    PQexitPipelineMode(conn);
+    *failed = pipeline.failed;
+    return pipeline.rc;
 }
 
 static int pg_in_transaction(void *opaque)
@@ -499,7 +622,7 @@ static int pg_in_transaction(void *opaque)
 static int pg_ready(void *opaque)
 {
     connection_t *connection = opaque;
-    if (PQstatus(connection->conn) == CONNECTION_OK)
+    if (PQstatus(connection->conn) == CONNECTION_OK && !connection->broken)
         return 0;
     uint64_t now = now_ms();
     if (now < connection->next_attempt_ms)
@@ -511,6 +634,7 @@ static int pg_ready(void *opaque)
         prepare_custom(connection, error, sizeof(error)) == 0) {
         log_info("store: %s: reconnected", connection->shown);
         connection->backoff_ms = 0;
+        connection->broken = 0;
         return 0;
     }
     if (error[0] == '\0')
@@ -522,8 +646,7 @@ static int pg_ready(void *opaque)
     connection->next_attempt_ms = now + connection->backoff_ms;
     log_error("store: %s: reconnecting failed (next try in %u ms): %s", connection->shown,
               connection->backoff_ms, one_line(error));
-    if (PQstatus(connection->conn) == CONNECTION_OK)
-        PQreset(connection->conn); /* prepared half: start from scratch next time */
+    connection->broken = 1; /* prepared half, if connected: start from scratch next time */
     return STORE_EUNAVAILABLE;
 }
 
@@ -695,5 +818,5 @@ static int pg_aborted(void *opaque)
 
 const sioc__store_driver_t sioc__store_pg_driver = {
     "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready,
-    pg_close,   '$',     pg_prepare, pg_aborted,
+    pg_close,   '$',     pg_prepare, pg_aborted,        pg_execute_pipeline,
 };

@@ -555,6 +555,14 @@ static int sqlite_prepare(void *opaque, int slot, const char *sql, char *columns
 }
 
 const sioc__store_driver_t sioc__store_sqlite_driver = {
-    "sqlite", sqlite_open,    sqlite_execute, sqlite_in_transaction, sqlite_ready, sqlite_close,
-    '?',      sqlite_prepare, NULL,
+    "sqlite",
+    sqlite_open,
+    sqlite_execute,
+    sqlite_in_transaction,
+    sqlite_ready,
+    sqlite_close,
+    '?',
+    sqlite_prepare,
+    NULL,
+    NULL,
 };

@@ -15,6 +15,8 @@ typedef struct store_sqlite_stats_s {
     uint64_t transactions;   /* BEGIN ... COMMIT (or ROLLBACK) on the worker thread */
     uint64_t failed_commits; /* COMMITs that failed: their requests got STORE_EIO */
     size_t largest_batch;    /* most requests taken from the queue at once */
+    uint64_t pipelines;      /* statements sent together (PostgreSQL's pipeline mode) */
+    uint64_t pipelined;      /* the requests those pipelines ran */
 } store_sqlite_stats_t;
 
 /* A copy of the counters, as of the last batch the worker finished. Loop thread. */

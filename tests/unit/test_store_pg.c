@@ -254,6 +254,88 @@ static void test_pg_failing_request_rolls_back_alone(void **state)
     outcome_clear(&last);
 }
 
+/* Message and DM inserts of a batch go to the server as one pipeline (one round trip for
+ * all of them). A pipelined insert that finds no room or recipient, or a statement that
+ * fails, sends the batch back to the one-by-one way: every request gets the outcome it would
+ * have had alone, in order, and nothing of the rolled-back pipeline stays. */
+static void test_pg_pipelined_inserts(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    add_user(fixture, "b");
+    add_room(fixture, "r1", "a");
+    enum { COUNT = 200 };
+    outcome_t outcomes[COUNT];
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
+    store_sqlite_hold(fixture->store, 1);
+    for (int index = 0; index < COUNT; index++) {
+        char params[128];
+        if (index % 2)
+            snprintf(params, sizeof(params),
+                     "{\"senderId\": \"a\", \"recipientId\": \"b\", \"text\": \"%d\"}", index);
+        else
+            snprintf(params, sizeof(params),
+                     "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"%d\"}", index);
+        request(fixture, index % 2 ? STORE_DM_ADD : STORE_MESSAGE_ADD, params, &outcomes[index]);
+    }
+    store_sqlite_hold(fixture->store, 0);
+    wait_for(fixture, &outcomes[COUNT - 1]);
+    for (int index = 0; index < COUNT; index++) {
+        assert_int_equal(outcomes[index].error, 0);
+        outcome_clear(&outcomes[index]);
+    }
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.transactions - before.transactions, 1);
+    assert_int_equal(after.pipelines - before.pipelines, 1);
+    assert_int_equal(after.pipelined - before.pipelined, COUNT);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\", \"limit\": 2}"),
+                 "196 198");
+
+    raw_exec("CREATE FUNCTION sioc.refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF NEW.text = 'evil' THEN RAISE EXCEPTION 'evil'; END IF; RETURN NEW;"
+             " END $$;"
+             "CREATE TRIGGER refuse_evil BEFORE INSERT ON sioc.messages"
+             " FOR EACH ROW EXECUTE FUNCTION sioc.refuse_evil()");
+    static const struct {
+        store_operation_t operation;
+        const char *params;
+        int error;
+        const char *message;
+    } steps[] = {
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"1\"}", 0, NULL},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r9\", \"senderId\": \"a\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "room not found"},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"2\"}", 0, NULL},
+        {STORE_DM_ADD, "{\"senderId\": \"a\", \"recipientId\": \"z\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "recipient not found"},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"evil\"}",
+         STORE_EIO, "the database failed"},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"z\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "sender not found"},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"3\"}", 0, NULL},
+    };
+    enum { STEP_COUNT = sizeof(steps) / sizeof(steps[0]) };
+    outcome_t mixed[STEP_COUNT];
+    store_sqlite_stats(fixture->store, &before);
+    store_sqlite_hold(fixture->store, 1);
+    for (int index = 0; index < STEP_COUNT; index++)
+        request(fixture, steps[index].operation, steps[index].params, &mixed[index]);
+    store_sqlite_hold(fixture->store, 0);
+    wait_for(fixture, &mixed[STEP_COUNT - 1]);
+    for (int index = 0; index < STEP_COUNT; index++) {
+        assert_int_equal(mixed[index].error, steps[index].error);
+        if (steps[index].message != NULL)
+            assert_string_equal(mixed[index].message, steps[index].message);
+        outcome_clear(&mixed[index]);
+    }
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.transactions - before.transactions, 2); /* pipelined, then one by one */
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\", \"limit\": 3}"),
+                 "1 2 3");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), COUNT / 2 + 3);
+}
+
 static void restart_server(void)
 {
     const char *dir = getenv("SIOC_TEST_PG_DIR");
@@ -453,6 +535,7 @@ int main(int argc, char **argv)
         TEST(test_pg_v2_rooms_keep_string_ids),
         TEST(test_pg_server_down_at_open),
         TEST(test_pg_failing_request_rolls_back_alone),
+        TEST(test_pg_pipelined_inserts),
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_app_statements),
         TEST(test_pg_user_cache_limits),
