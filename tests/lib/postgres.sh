@@ -10,6 +10,8 @@
 # message when PostgreSQL is not installed (scripts/install-deps --test installs it).
 # Durability settings (fsync off) are for speed: the tests kill the daemon, never the server
 # unannounced. PG_FSYNC=on keeps PostgreSQL's defaults (benchmarks).
+# PG_SSL_CERT=FILE PG_SSL_KEY=FILE (start): TLS on (ssl=on) with that certificate and key,
+# copied into DIR for the server's user (PostgreSQL wants the key owned by it, mode 0600).
 set -euo pipefail
 
 bindir="$(pg_config --bindir 2>/dev/null || true)"
@@ -34,12 +36,24 @@ free_port() {
 }
 
 server_start() {
-    local dir="$1" port durability="-c fsync=off -c full_page_writes=off"
+    local dir="$1" port durability="-c fsync=off -c full_page_writes=off" tls=""
     [[ "${PG_FSYNC:-off}" == on ]] && durability=""
+    [[ -f "$dir/server.key" ]] && tls="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
     port="$(cat "$dir/port")"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=50" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability $tls -c max_connections=50" \
         start >/dev/null
+}
+
+# PG_SSL_CERT / PG_SSL_KEY into dir, readable by the server's user only.
+tls_files() {
+    local dir="$1"
+    [[ -n "${PG_SSL_CERT:-}" && -n "${PG_SSL_KEY:-}" ]] || return 0
+    cp "$PG_SSL_CERT" "$dir/server.crt"
+    cp "$PG_SSL_KEY" "$dir/server.key"
+    chmod 600 "$dir/server.key"
+    [[ $(id -u) -eq 0 ]] && chown nobody "$dir/server.crt" "$dir/server.key"
+    return 0
 }
 
 start() {
@@ -50,6 +64,7 @@ start() {
     as_owner "$bindir/initdb" -D "$dir/data" -U sioc --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
     free_port >"$dir/port"
+    tls_files "$dir"
     server_start "$dir" || { cat "$dir/log" >&2; exit 1; }
     as_owner "$bindir/createdb" -h 127.0.0.1 -p "$(cat "$dir/port")" -U sioc sioc_test
     echo "postgresql://sioc@127.0.0.1:$(cat "$dir/port")/sioc_test"

@@ -43,9 +43,13 @@ export class Postgres {
   }
 }
 
-/** Starts a server; resolves to a Postgres. */
-export async function startPostgres() {
+/**
+ * Starts a server; resolves to a Postgres. tls: {cert, key} (PEM files) turns TLS on
+ * (ssl=on); the test's own pool still connects without it.
+ */
+export async function startPostgres({ tls } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sioc-pg-'));
-  const url = execFileSync(SCRIPT, ['start', dir], { encoding: 'utf8', timeout: 60000 }).trim();
+  const env = tls ? { ...process.env, PG_SSL_CERT: tls.cert, PG_SSL_KEY: tls.key } : process.env;
+  const url = execFileSync(SCRIPT, ['start', dir], { encoding: 'utf8', timeout: 60000, env }).trim();
   return new Postgres(dir, url);
 }
