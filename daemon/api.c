@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sioc_adapter.h>
+
 #include "api_fields.h"
 #include "api_routes.h"
 #include "auth_session.h"
@@ -387,6 +389,14 @@ static void ready_answer(ready_probe_t *probe, int status, const char *store)
     if (sessions != NULL) {
         int up = auth_session_store_connected(sessions);
         json_object_set_new(checks, "sessions", json_string(up ? "ok" : "redis unavailable"));
+        if (!up)
+            status = 503;
+    }
+    /* A node cut off from the cluster's Redis would serve its clients half the traffic (no
+     * broadcast from or to the other nodes): not ready until both connections are back. */
+    if (call->api->daemon->cluster != NULL) {
+        int up = sioc_redis_connected(call->api->daemon->cluster);
+        json_object_set_new(checks, "cluster", json_string(up ? "ok" : "redis unavailable"));
         if (!up)
             status = 503;
     }

@@ -45,6 +45,7 @@ struct daemon_s {
     store_t *store;
     struct auth_jwt_s *jwt;                /* NULL when JWT auth is off */
     struct auth_session_store_s *sessions; /* NULL when session auth is off */
+    struct sioc_redis_s *cluster;          /* the cluster's Redis; NULL without a cluster */
     struct api_s *api;                     /* NULL when the HTTP API is off */
     channel_t *channels;
     size_t channel_count;

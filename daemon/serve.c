@@ -209,6 +209,7 @@ static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, s
     options.requests_timeout_ms = config->cluster.requests_timeout_ms;
     options.log = on_cluster_log;
     int rc = sioc_redis_new(loop, &options, &cluster_redis);
+    daemon_state.cluster = cluster_redis;
     if (rc != 0) {
         snprintf(error, error_size, "cluster: redis %s: %s", config->cluster.redis_url,
                  uv_strerror(rc));
@@ -287,6 +288,7 @@ static void on_io_closed(void *data)
     daemon->io = NULL;
     sioc_redis_free(cluster_redis);
     cluster_redis = NULL;
+    daemon->cluster = NULL;
     channel_teardown_all(daemon);
     /* Disconnect handlers may have queued last writes (presence): the store finishes them. */
     if (daemon->store != NULL)

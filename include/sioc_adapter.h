@@ -310,6 +310,9 @@ SIOC_API void sioc_redis_options_init(sioc_redis_options_t *options);
  * not redis:// (no TLS yet). */
 SIOC_API int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options,
                             sioc_redis_t **out);
+/* 1 while both connections (publish and subscribe) are up, so that broadcasts reach the other
+ * servers and theirs reach this one; 0 while either is down and being reconnected. */
+SIOC_API int sioc_redis_connected(const sioc_redis_t *redis);
 /* Closes the connections and frees it; call after sioc_server_close's callback. */
 SIOC_API void sioc_redis_free(sioc_redis_t *redis);
 /* The factory for sioc_server_options_t.adapter, with the sioc_redis_t as adapter_data. */

@@ -208,6 +208,11 @@ static void link_connect(link_t *link)
         redisAsyncCommand(context, on_auth, NULL, "AUTH %s", redis->password);
 }
 
+int sioc_redis_connected(const sioc_redis_t *redis)
+{
+    return redis->publish.up && redis->subscribe.up;
+}
+
 static void publish(sioc_redis_t *redis, const char *channel, const void *bytes, size_t length)
 {
     if (!redis->publish.up)

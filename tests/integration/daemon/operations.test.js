@@ -348,3 +348,45 @@ describe('readiness and the session Redis', { skip: haveRedis() ? false : 'redis
     }
   });
 });
+
+describe('readiness and the cluster Redis', { skip: haveRedis() ? false : 'redis-server is not installed' }, () => {
+  it('with a cluster, /readyz checks its Redis: 503 "redis unavailable" while it is down, 200 once back, connections kept', async (t) => {
+    requireBin();
+    let redis = await startRedis();
+    const port = redis.port;
+    const dir = tempDir('ready-cluster');
+    const daemon = await startDaemon(dir, baseConfig(dir, { cluster: { redis: { url: `redis://127.0.0.1:${port}` } } }));
+    const readyz = () => daemon.api('GET', '/readyz', undefined, { key: null });
+    const until = async (status) => {
+      let res;
+      for (let i = 0; i < 60; i++) {
+        res = await readyz();
+        if (res.status === status) return res;
+        await sleep(100);
+      }
+      return res;
+    };
+    try {
+      const up = await until(200);
+      assert.equal(up.status, 200, up.text);
+      assert.deepEqual(up.json, { status: 'ok', checks: { listening: 'ok', store: 'ok', cluster: 'ok' } });
+      const c = daemon.clients(t);
+      const socket = await connectAs(c, makeUser('Clustered'));
+      await redis.stop();
+      redis = null;
+      const down = await until(503);
+      assert.equal(down.status, 503, down.text);
+      assert.deepEqual(down.json, { status: 'unavailable', checks: { listening: 'ok', store: 'ok', cluster: 'redis unavailable' } });
+      assert.equal((await daemon.api('GET', '/healthz', undefined, { key: null })).status, 200);
+      redis = await startRedis({ port });
+      // The adapter reconnects with backoff (up to its maximum): bounded by until()'s 6 s.
+      const back = await until(200);
+      assert.equal(back.status, 200, back.text);
+      assert.equal(back.json.checks.cluster, 'ok');
+      assert.equal(socket.connected, true, 'local clients stay connected through the outage');
+    } finally {
+      await daemon.stopChecked();
+      await redis?.stop();
+    }
+  });
+});
