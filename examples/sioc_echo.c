@@ -617,7 +617,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 typedef struct cluster_options_s {
     const char *redis_url;
-    int sharded;
+    sioc_redis_mode_t mode;
     sioc_redis_subscription_t subscription_mode;
     uint32_t requests_timeout_ms;
 } cluster_options_t;
@@ -645,6 +645,8 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         {"per-message-deflate", no_argument, 0, 'D'},
         {"tls-cert", required_argument, 0, 'X'},
         {"tls-key", required_argument, 0, 'K'},
+        /* past the letters: options added side by side kept picking the same one */
+        {"max-disconnection-duration", required_argument, 0, 256},
         {0, 0, 0, 0},
     };
     static const char *cors[64];
@@ -690,9 +692,17 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
             cluster.redis_url = optarg;
             break;
         case 'M':
-            if (strcmp(optarg, "classic") != 0 && strcmp(optarg, "sharded") != 0)
+            if (strcmp(optarg, "classic") == 0)
+                cluster.mode = SIOC_REDIS_CLASSIC;
+            else if (strcmp(optarg, "sharded") == 0)
+                cluster.mode = SIOC_REDIS_SHARDED;
+            else if (strcmp(optarg, "streams") == 0)
+                cluster.mode = SIOC_REDIS_STREAMS;
+            else
                 return -1;
-            cluster.sharded = strcmp(optarg, "sharded") == 0;
+            break;
+        case 256:
+            options->max_disconnection_duration_ms = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'T':
             cluster.requests_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10);
@@ -738,9 +748,10 @@ int main(int argc, char **argv)
                 "usage: %s [--host H] [--port P] [--path /socket.io/] [--ping-interval MS]\n"
                 "       [--ping-timeout MS] [--connect-timeout MS] [--cors ORIGIN]...\n"
                 "       [--recovery] [--parser msgpack] [--redis redis://HOST:PORT]\n"
-                "       [--redis-mode classic|sharded] [--redis-requests-timeout MS]\n"
+                "       [--redis-mode classic|sharded|streams] [--redis-requests-timeout MS]\n"
                 "       [--redis-subscription-mode dynamic|static|dynamic-private]\n"
-                "       [--per-message-deflate] [--tls-cert CHAIN.pem --tls-key KEY.pem]\n",
+                "       [--per-message-deflate] [--tls-cert CHAIN.pem --tls-key KEY.pem]\n"
+                "       [--max-disconnection-duration MS]\n",
                 argv[0]);
         return 2;
     }
@@ -750,18 +761,22 @@ int main(int argc, char **argv)
         sioc_redis_options_t redis_options;
         sioc_redis_options_init(&redis_options);
         redis_options.url = cluster.redis_url;
-        redis_options.mode = cluster.sharded ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
+        redis_options.mode = cluster.mode;
         redis_options.subscription_mode = cluster.subscription_mode;
         if (cluster.requests_timeout_ms > 0)
             redis_options.requests_timeout_ms = cluster.requests_timeout_ms;
         int redis_rc = sioc_redis_new(loop, &redis_options, &redis);
         if (redis_rc != 0) {
-            fprintf(stderr, "sioc-echo: --redis %s%s: %s\n", cluster.redis_url,
-                    cluster.sharded ? " (sharded)" : "", uv_strerror(redis_rc));
+            fprintf(stderr, "sioc-echo: --redis %s: %s\n", cluster.redis_url,
+                    uv_strerror(redis_rc));
             return 2;
         }
         options.adapter = sioc_redis_adapter_factory;
         options.adapter_data = redis;
+        /* Streams mode keeps recovery's log and sessions in Redis, where Node's streams adapter
+         * keeps them; the other modes keep them in this process. */
+        if (options.recovery && cluster.mode == SIOC_REDIS_STREAMS)
+            options.recovery_store = sioc_redis_recovery_store(redis);
     }
     if (tls_cert != NULL) {
         char error[256];

@@ -262,6 +262,10 @@ SIOC_API sioc_recovery_store_t *sioc_server_recovery_store(const sioc_server_t *
 typedef enum sioc_redis_mode {
     SIOC_REDIS_CLASSIC = 0, /* PUBLISH / PSUBSCRIBE, createAdapter() */
     SIOC_REDIS_SHARDED = 1, /* SPUBLISH / SSUBSCRIBE (Redis 7), createShardedAdapter() */
+    /* @socket.io/redis-streams-adapter 0.3: broadcasts and joins through the stream <key>
+     * (XADD MAXLEN ~ stream_max_len, XREAD), requests and responses over PUBLISH / SUBSCRIBE;
+     * with sioc_redis_recovery_store() the stream is the recovery log (Redis 5 or later). */
+    SIOC_REDIS_STREAMS = 2,
 } sioc_redis_mode_t;
 
 /* The sharded adapter's subscriptionMode. */
@@ -286,6 +290,7 @@ typedef struct sioc_redis_options_s {
     uint32_t requests_timeout_ms;                /* fetchSockets, serverSideEmit acks: 5000 */
     int publish_on_specific_response_channel;    /* answer on <key>-response#<nsp>#<uid># (0) */
     size_t max_message_size;                     /* bigger channel messages are dropped: 1 MiB */
+    uint32_t stream_max_len;                     /* streams: XADD MAXLEN ~ (10000) */
     uint32_t reconnect_min_ms;                   /* backoff after a lost connection: 100 .. */
     uint32_t reconnect_max_ms;                   /* .. doubling up to 5000 */
     /* One line per state change (connected, lost, reconnecting) and per dropped message; NULL
@@ -315,6 +320,11 @@ SIOC_API int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options
 SIOC_API int sioc_redis_connected(const sioc_redis_t *redis);
 /* Closes the connections and frees it; call after sioc_server_close's callback. */
 SIOC_API void sioc_redis_free(sioc_redis_t *redis);
+/* Streams mode: the recovery store (sioc_server_options_t.recovery_store) that keeps the log in
+ * the stream (offsets are stream ids) and sessions under sio:session:<pid> (base64 msgpack, PX),
+ * as @socket.io/redis-streams-adapter does, so that its Node servers and sioc recover each
+ * other's clients. NULL in the other modes. Lives as long as redis. */
+SIOC_API sioc_recovery_store_t *sioc_redis_recovery_store(sioc_redis_t *redis);
 /* The factory for sioc_server_options_t.adapter, with the sioc_redis_t as adapter_data. */
 SIOC_API int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local,
                                         void *data, sioc_adapter_t **out);

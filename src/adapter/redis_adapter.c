@@ -23,6 +23,8 @@
 
 typedef struct redis_adapter_s redis_adapter_t;
 typedef struct request_s request_t;
+typedef struct stream_entry_s stream_entry_t;
+typedef struct stream_append_s stream_append_t;
 
 typedef struct link_s {
     sioc_redis_t *redis;
@@ -41,7 +43,19 @@ struct sioc_redis_s {
     link_t publish, subscribe;
     redis_adapter_t *adapters;
     request_t *requests; /* by id */
-    int sharded;         /* SPUBLISH / SSUBSCRIBE, ClusterAdapter messages */
+    int sharded;         /* ClusterAdapter messages (SPUBLISH / SSUBSCRIBE unless streams) */
+    int streams;         /* streams mode: XADD / XREAD, PUBLISH / SUBSCRIBE (redis_streams) */
+    /* streams mode: the reader (its own connection, XREAD BLOCK), its position ("" until
+     * known), the entries read and not yet handled, and this node's appends of recoverable
+     * broadcasts, in XADD order, each completed when the reader meets its entry. */
+    link_t stream;
+    char last_id[SIOC_RECOVERY_OFFSET_MAX + 1];
+    int reading;
+    stream_entry_t *held;
+    stream_entry_t *held_tail;
+    stream_append_t *appends;
+    stream_append_t *appends_tail;
+    sioc_recovery_store_t store; /* sioc_redis_recovery_store() */
     uint64_t log_window_start;
     unsigned logged_in_window;
     int open_handles;
@@ -69,8 +83,9 @@ struct request_s {
     uv_timer_t timer;
     size_t expected; /* answers to wait for, once the server count is known */
     size_t answered;
-    json_t *results;               /* fetch: sockets; serverSideEmit: responses */
-    char *message;                 /* the request to publish once the server count is known */
+    json_t *results; /* fetch: sockets; serverSideEmit: responses */
+    char *message;   /* the request to publish once the server count is known */
+    size_t message_length;
     sioc_adapter_ack_sink_t *sink; /* broadcast with acks */
     union {
         sioc_fetch_sockets_cb fetch;
@@ -118,6 +133,11 @@ static void subscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter);
 static void on_sharded_message(sioc_redis_t *redis, const char *channel, size_t channel_length,
                                const uint8_t *bytes, size_t length);
 static void on_handle_closed(uv_handle_t *handle);
+static void stream_read(sioc_redis_t *redis);
+static void stream_reader_down(sioc_redis_t *redis);
+static int stream_add(sioc_redis_t *redis, const char *uid, const char *nsp, int type, json_t *data,
+                      const sioc_binary_t *attachments, size_t attachment_count,
+                      stream_append_t *append);
 
 static void on_reconnect_timer(uv_timer_t *timer)
 {
@@ -159,6 +179,8 @@ static void on_connected(const redisAsyncContext *context, int status)
         for (redis_adapter_t *adapter = redis->adapters; adapter != NULL; adapter = adapter->next)
             subscribe_adapter(redis, adapter);
     }
+    if (link == &redis->stream)
+        stream_read(redis);
 }
 
 static void on_disconnected(const redisAsyncContext *context, int status)
@@ -171,6 +193,8 @@ static void on_disconnected(const redisAsyncContext *context, int status)
              status == REDIS_OK ? "closed" : context->errstr);
     link->failing = 1;
     link_retry(link);
+    if (link == &link->redis->stream)
+        stream_reader_down(link->redis);
 }
 
 static void on_auth(redisAsyncContext *context, void *reply_data, void *data)
@@ -217,7 +241,7 @@ static void publish(sioc_redis_t *redis, const char *channel, const void *bytes,
 {
     if (!redis->publish.up)
         return; /* the lost connection was logged; local delivery goes on */
-    const char *command = redis->sharded ? "SPUBLISH" : "PUBLISH";
+    const char *command = redis->sharded && !redis->streams ? "SPUBLISH" : "PUBLISH";
     const char *argv[3] = {command, channel, bytes};
     size_t lengths[3] = {strlen(command), strlen(channel), length};
     redisAsyncCommandArgv(redis->publish.context, NULL, NULL, 3, argv, lengths);
@@ -337,7 +361,7 @@ static void request_on_count(request_t *request, size_t servers, int known)
         publish(request->redis,
                 request->redis->sharded ? request->adapter->channel
                                         : request->adapter->request_channel,
-                request->message, strlen(request->message));
+                request->message, request->message_length);
         return;
     }
 }
@@ -377,7 +401,8 @@ static void request_count_servers(request_t *request)
     /* the sharded adapter counts the subscribers of its main channel */
     const char *counted =
         redis->sharded ? request->adapter->channel : request->adapter->request_channel;
-    const char *argv[3] = {"PUBSUB", redis->sharded ? "SHARDNUMSUB" : "NUMSUB", counted};
+    const char *argv[3] = {"PUBSUB", redis->sharded && !redis->streams ? "SHARDNUMSUB" : "NUMSUB",
+                           counted};
     size_t lengths[3] = {6, strlen(argv[1]), strlen(counted)};
     if (redisAsyncCommandArgv(redis->publish.context, on_numsub, query, 3, argv, lengths) !=
         REDIS_OK) {
@@ -411,14 +436,39 @@ typedef struct relay_s {
     char request_id[SIOC_ADAPTER_UID_SIZE];
 } relay_t;
 
-/* A ClusterAdapter response {type, data, uid, nsp} on channel. */
+/* A ClusterAdapter message {uid, nsp, type, data}: JSON (msgpack with binary) on channel; in
+ * streams mode msgpack on channel for what Node's isEphemeral() calls so (requests and every
+ * response), an entry of the stream otherwise. */
+static uint8_t *encode_cluster(sioc_redis_t *redis, const char *uid, const char *nsp, int type,
+                               json_t *data, const sioc_binary_t *attachments,
+                               size_t attachment_count, size_t *length)
+{
+    if (redis->streams)
+        return sioc__redis_encode_cluster_msgpack(uid, nsp, type, data, attachments,
+                                                  attachment_count, length);
+    return sioc__redis_encode_sharded(uid, nsp, type, data, attachments, attachment_count, length);
+}
+
+static int in_stream(int type, json_t *data)
+{
+    if (type == SIOC__SHARDED_BROADCAST)
+        return json_object_get(data, "requestId") == NULL;
+    return type == SIOC__SHARDED_SOCKETS_JOIN || type == SIOC__SHARDED_SOCKETS_LEAVE ||
+           type == SIOC__SHARDED_DISCONNECT_SOCKETS;
+}
+
 static void publish_sharded(sioc_redis_t *redis, const char *channel, const char *uid,
                             const char *nsp, int type, json_t *data,
                             const sioc_binary_t *attachments, size_t attachment_count)
 {
+    if (redis->streams && data != NULL && in_stream(type, data)) {
+        stream_add(redis, uid, nsp, type, data, attachments, attachment_count, NULL);
+        json_decref(data);
+        return;
+    }
     size_t length = 0;
-    uint8_t *bytes = data != NULL ? sioc__redis_encode_sharded(uid, nsp, type, data, attachments,
-                                                               attachment_count, &length)
+    uint8_t *bytes = data != NULL ? encode_cluster(redis, uid, nsp, type, data, attachments,
+                                                   attachment_count, &length)
                                   : NULL;
     if (bytes != NULL)
         publish(redis, channel, bytes, length);
@@ -805,6 +855,10 @@ static void on_subscription(redisAsyncContext *context, void *reply_data, void *
              is_bulk(reply->element[2]))
         on_sharded_message(redis, reply->element[1]->str, reply->element[1]->len,
                            (const uint8_t *)reply->element[2]->str, reply->element[2]->len);
+    else if (strcmp(kind, "message") == 0 && redis->streams && is_bulk(reply->element[1]) &&
+             is_bulk(reply->element[2]))
+        on_sharded_message(redis, reply->element[1]->str, reply->element[1]->len,
+                           (const uint8_t *)reply->element[2]->str, reply->element[2]->len);
     else if (strcmp(kind, "message") == 0 && !redis->sharded && is_bulk(reply->element[1]) &&
              is_bulk(reply->element[2]))
         on_channel_message(redis, reply->element[1]->str, reply->element[1]->len,
@@ -817,6 +871,14 @@ static void sharded_subscribe_rooms(sioc_redis_t *redis, redis_adapter_t *adapte
 
 static void subscribe_adapter(sioc_redis_t *redis, redis_adapter_t *adapter)
 {
+    if (redis->streams) {
+        if (!redis->subscribe.up)
+            return;
+        const char *argv[3] = {"SUBSCRIBE", adapter->channel, adapter->specific_channel};
+        size_t lengths[3] = {9, strlen(argv[1]), strlen(argv[2])};
+        redisAsyncCommandArgv(redis->subscribe.context, on_subscription, redis, 3, argv, lengths);
+        return;
+    }
     if (redis->sharded) {
         if (!redis->subscribe.up)
             return;
@@ -923,6 +985,7 @@ static int redis_fetch_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *
         json_pack("{s:s,s:s,s:i,s:o}", "uid", base->uid, "requestId", request->id, "type",
                   SIOC__REDIS_REMOTE_FETCH, "opts", sioc__redis_opts_json(opts));
     request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+    request->message_length = request->message != NULL ? strlen(request->message) : 0;
     json_decref(message);
     if (request->message == NULL) {
         request_finish(request, SIOC_ENOMEM);
@@ -999,6 +1062,7 @@ static int redis_server_side_emit(sioc_adapter_t *base, json_t *data,
     json_t *message = json_pack("{s:s,s:s,s:i,s:O}", "uid", base->uid, "requestId", request->id,
                                 "type", SIOC__REDIS_SERVER_SIDE_EMIT, "data", data);
     request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+    request->message_length = request->message != NULL ? strlen(request->message) : 0;
     json_decref(message);
     if (request->message == NULL || request->results == NULL) {
         request_finish(request, SIOC_ENOMEM);
@@ -1212,8 +1276,10 @@ static void sharded_broadcast_with_ack(sioc_adapter_t *base, const sioc_adapter_
 static int sharded_request(redis_adapter_t *adapter, request_t *request, int type, json_t *data)
 {
     size_t length = 0;
-    request->message = (char *)sioc__redis_encode_sharded(
-        adapter->base.uid, sioc_namespace_name(adapter->base.nsp), type, data, NULL, 0, &length);
+    request->message = (char *)encode_cluster(adapter->redis, adapter->base.uid,
+                                              sioc_namespace_name(adapter->base.nsp), type, data,
+                                              NULL, 0, &length);
+    request->message_length = length;
     json_decref(data);
     if (request->message == NULL) {
         request_finish(request, SIOC_ENOMEM);
@@ -1425,6 +1491,729 @@ static const sioc_adapter_ops_t sharded_adapter_ops = {
     .destroy = redis_destroy,
 };
 
+/* ---- streams mode: @socket.io/redis-streams-adapter 0.3 ---------------------------------------
+ *
+ * Broadcasts, socketsJoin / socketsLeave / disconnectSockets are entries of the stream <key>
+ * (XADD MAXLEN ~ stream_max_len), read back by every node on a connection of its own (XREAD
+ * BLOCK); requests and responses go over PUBLISH on <key>#<nsp># and <key>#<nsp>#<uid>#, as
+ * msgpack. With sioc_redis_recovery_store() in use the stream is also the recovery log: a
+ * recoverable broadcast is appended by the store and written here when the reader meets its
+ * entry, so that every node writes the packets of all nodes in stream order (a client's last
+ * offset then means the same thing everywhere: no duplicate, no gap on recovery). Node writes
+ * its own broadcasts at XADD's answer instead; a sioc node reading Node's entries does not mind.
+ * Until the reader knows its position, and while it is down, an append completes at XADD's
+ * answer. */
+
+struct stream_entry_s {
+    char id[SIOC_RECOVERY_OFFSET_MAX + 1];
+    char *uid, *nsp, *type, *data;
+    size_t uid_length, nsp_length, type_length, data_length;
+    int too_big;
+    stream_entry_t *next;
+};
+
+struct stream_append_s {
+    sioc_redis_t *redis;
+    sioc_recovery_append_cb callback;
+    void *data;
+    char id[SIOC_RECOVERY_OFFSET_MAX + 1];
+    int via_reader; /* completed when the reader meets the entry (else at XADD's answer) */
+    int replied;
+    stream_append_t *next;
+};
+
+static void free_entry(stream_entry_t *entry)
+{
+    free(entry->uid);
+    free(entry->nsp);
+    free(entry->type);
+    free(entry->data);
+    free(entry);
+}
+
+static void append_complete(stream_append_t *append, int error, const char *id)
+{
+    append->callback(error, error == 0 ? id : NULL, append->data);
+    free(append);
+}
+
+static void appends_unlink(sioc_redis_t *redis, stream_append_t *append)
+{
+    stream_append_t *previous = NULL;
+    for (stream_append_t *each = redis->appends; each != NULL; previous = each, each = each->next) {
+        if (each != append)
+            continue;
+        if (previous != NULL)
+            previous->next = each->next;
+        else
+            redis->appends = each->next;
+        if (redis->appends_tail == each)
+            redis->appends_tail = previous;
+        return;
+    }
+}
+
+static redis_adapter_t *adapter_for(sioc_redis_t *redis, const char *nsp, size_t length)
+{
+    for (redis_adapter_t *adapter = redis->adapters; adapter != NULL; adapter = adapter->next) {
+        const char *name = sioc_namespace_name(adapter->base.nsp);
+        if (strlen(name) == length && memcmp(name, nsp, length) == 0)
+            return adapter;
+    }
+    return NULL;
+}
+
+static int uses_our_store(const redis_adapter_t *adapter)
+{
+    return sioc_server_recovery_store(sioc_namespace_server(adapter->base.nsp)) ==
+           &adapter->redis->store;
+}
+
+static void stream_pump(sioc_redis_t *redis);
+
+static void on_xadd(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    stream_append_t *append = data;
+    const redisReply *reply = reply_data;
+    if (append == NULL)
+        return;
+    sioc_redis_t *redis = append->redis;
+    if (reply == NULL || reply->type != REDIS_REPLY_STRING || reply->len == 0 ||
+        reply->len > SIOC_RECOVERY_OFFSET_MAX) {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR)
+            log_line(redis, "XADD %s refused: %.200s", redis->key, reply->str);
+        if (append->via_reader)
+            appends_unlink(redis, append);
+        append_complete(append, reply == NULL ? SIOC_ECLOSED : SIOC_EINVAL, NULL);
+        if (!redis->closing)
+            stream_pump(redis);
+        return;
+    }
+    memcpy(append->id, reply->str, reply->len);
+    append->id[reply->len] = '\0';
+    if (!append->via_reader) {
+        append_complete(append, 0, append->id);
+        return;
+    }
+    append->replied = 1;
+    if (!redis->closing)
+        stream_pump(redis); /* the reader may be holding on its entry */
+}
+
+/* XADD <key> MAXLEN ~ <n> * uid <uid> nsp <nsp> type <type> data <data>; data borrowed. */
+static int stream_add(sioc_redis_t *redis, const char *uid, const char *nsp, int type, json_t *data,
+                      const sioc_binary_t *attachments, size_t attachment_count,
+                      stream_append_t *append)
+{
+    if (!redis->publish.up)
+        return SIOC_ECLOSED;
+    char *text = sioc__redis_encode_stream_data(data, attachments, attachment_count);
+    if (text == NULL)
+        return SIOC_ENOMEM;
+    char max_len[16], type_text[8];
+    snprintf(max_len, sizeof(max_len), "%u", redis->options.stream_max_len);
+    snprintf(type_text, sizeof(type_text), "%d", type);
+    const char *argv[14] = {"XADD", redis->key, "MAXLEN", "~",    max_len,   "*",    "uid",
+                            uid,    "nsp",      nsp,      "type", type_text, "data", text};
+    size_t lengths[14];
+    for (int i = 0; i < 14; i++)
+        lengths[i] = strlen(argv[i]);
+    int rc = redisAsyncCommandArgv(redis->publish.context, on_xadd, append, 14, argv, lengths);
+    free(text);
+    if (rc != REDIS_OK)
+        return SIOC_ECLOSED;
+    redisAsyncHandleWrite(redis->publish.context); /* as publish(): out now */
+    return 0;
+}
+
+static char *copy_bulk(const redisReply *reply, size_t *length)
+{
+    char *copy = malloc(reply->len + 1);
+    if (copy != NULL) {
+        memcpy(copy, reply->str, reply->len);
+        copy[reply->len] = '\0';
+        *length = reply->len;
+    }
+    return copy;
+}
+
+/* An entry [id, [field, value, ...]] as XREAD and XRANGE give it; NULL if it is not one. */
+static stream_entry_t *entry_from_reply(sioc_redis_t *redis, const redisReply *reply)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_STRING ||
+        reply->element[0]->len > SIOC_RECOVERY_OFFSET_MAX ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    stream_entry_t *entry = calloc(1, sizeof(*entry));
+    if (entry == NULL)
+        return NULL;
+    memcpy(entry->id, reply->element[0]->str, reply->element[0]->len);
+    const redisReply *fields = reply->element[1];
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *name = fields->element[i], *value = fields->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
+            continue;
+        char **slot = NULL;
+        size_t *length = NULL;
+        if (strcmp(name->str, "uid") == 0)
+            slot = &entry->uid, length = &entry->uid_length;
+        else if (strcmp(name->str, "nsp") == 0)
+            slot = &entry->nsp, length = &entry->nsp_length;
+        else if (strcmp(name->str, "type") == 0)
+            slot = &entry->type, length = &entry->type_length;
+        else if (strcmp(name->str, "data") == 0)
+            slot = &entry->data, length = &entry->data_length;
+        if (slot == NULL || *slot != NULL)
+            continue;
+        if (slot == &entry->data && value->len > redis->options.max_message_size) {
+            entry->too_big = 1;
+            continue;
+        }
+        *slot = copy_bulk(value, length);
+    }
+    return entry;
+}
+
+static void stream_dispatch(sioc_redis_t *redis, redis_adapter_t *adapter, stream_entry_t *entry)
+{
+    if (entry->too_big) {
+        log_drop(redis, redis->key, "stream entry larger than max_message_size");
+        return;
+    }
+    sioc__redis_message_t message;
+    const char *error = NULL;
+    if (sioc__redis_decode_stream_entry(entry->uid, entry->uid_length, entry->nsp,
+                                        entry->nsp_length, entry->type, entry->type_length,
+                                        entry->data, entry->data_length, &message, &error) != 0) {
+        log_drop(redis, redis->key, error);
+        return;
+    }
+    if (message.type == SIOC__SHARDED_BROADCAST && message.request_id == NULL) {
+        sioc_binary_t binaries[SIOC__REDIS_MAX_ATTACHMENTS + 1];
+        to_binaries(&message, binaries);
+        sioc_adapter_packet_t packet = {message.data, binaries, message.attachment_count};
+        message.opts.flags &= ~SIOC_BROADCAST_LOCAL;
+        if (uses_our_store(adapter))
+            adapter->base.local->deliver(adapter->base.nsp, &packet, &message.opts, entry->id);
+        else
+            adapter->base.local->broadcast(adapter->base.nsp, &packet, &message.opts);
+    } else {
+        sharded_on_message(adapter, &message);
+    }
+    sioc__redis_message_clear(&message);
+}
+
+/* Handles the entries read, in stream order. At one of this node's own entries: the append it
+ * belongs to completes; if its XADD answer has not come yet, everything waits for it. */
+static void stream_pump(sioc_redis_t *redis)
+{
+    while (redis->held != NULL) {
+        stream_entry_t *entry = redis->held;
+        redis_adapter_t *adapter =
+            entry->nsp != NULL ? adapter_for(redis, entry->nsp, entry->nsp_length) : NULL;
+        if (adapter != NULL && entry->uid != NULL && strcmp(entry->uid, adapter->base.uid) == 0) {
+            stream_append_t *append = redis->appends;
+            while (append != NULL && !(append->replied && strcmp(append->id, entry->id) == 0))
+                append = append->next;
+            int unanswered = 0;
+            for (stream_append_t *each = redis->appends; each != NULL; each = each->next)
+                unanswered |= !each->replied;
+            if (append == NULL && unanswered)
+                return; /* on_xadd calls again */
+            redis->held = entry->next;
+            if (redis->held == NULL)
+                redis->held_tail = NULL;
+            snprintf(redis->last_id, sizeof(redis->last_id), "%s", entry->id);
+            if (append != NULL) {
+                appends_unlink(redis, append);
+                append_complete(append, 0, entry->id);
+            }
+            /* else: completed at its answer (the reader was not ready) or not an append */
+        } else {
+            redis->held = entry->next;
+            if (redis->held == NULL)
+                redis->held_tail = NULL;
+            snprintf(redis->last_id, sizeof(redis->last_id), "%s", entry->id);
+            if (adapter != NULL) /* Node skips entries without nsp too */
+                stream_dispatch(redis, adapter, entry);
+        }
+        free_entry(entry);
+    }
+    stream_read(redis);
+}
+
+static void on_stream_read(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    sioc_redis_t *redis = data;
+    const redisReply *reply = reply_data;
+    redis->reading = 0;
+    if (reply == NULL || redis->closing)
+        return; /* the connection went: it reads again once back */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_line(redis, "XREAD %s refused: %.200s; reconnecting", redis->key, reply->str);
+        redisAsyncDisconnect(redis->stream.context);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
+        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2 &&
+        reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *entries = reply->element[0]->element[1];
+        for (size_t i = 0; i < entries->elements; i++) {
+            stream_entry_t *entry = entry_from_reply(redis, entries->element[i]);
+            if (entry == NULL)
+                continue;
+            if (redis->held_tail != NULL)
+                redis->held_tail->next = entry;
+            else
+                redis->held = entry;
+            redis->held_tail = entry;
+        }
+    }
+    stream_pump(redis); /* reads again when done (a nil answer: BLOCK timed out) */
+}
+
+static void on_stream_start(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    sioc_redis_t *redis = data;
+    const redisReply *reply = reply_data;
+    redis->reading = 0;
+    if (reply == NULL || redis->closing)
+        return;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        log_line(redis, "XREVRANGE %s refused: %.200s; reconnecting", redis->key,
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected answer");
+        redisAsyncDisconnect(redis->stream.context);
+        return;
+    }
+    /* Node starts at "$"; the newest id is the same place, known before any XADD of ours. */
+    snprintf(redis->last_id, sizeof(redis->last_id), "0-0");
+    if (reply->elements > 0 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
+        reply->element[0]->elements == 2 &&
+        reply->element[0]->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[0]->element[0]->len <= SIOC_RECOVERY_OFFSET_MAX)
+        snprintf(redis->last_id, sizeof(redis->last_id), "%s", reply->element[0]->element[0]->str);
+    stream_read(redis);
+}
+
+static void stream_read(sioc_redis_t *redis)
+{
+    if (redis->closing || !redis->stream.up || redis->reading || redis->held != NULL)
+        return;
+    redis->reading = 1;
+    if (redis->last_id[0] == '\0') {
+        const char *argv[6] = {"XREVRANGE", redis->key, "+", "-", "COUNT", "1"};
+        size_t lengths[6] = {9, strlen(redis->key), 1, 1, 5, 1};
+        if (redisAsyncCommandArgv(redis->stream.context, on_stream_start, redis, 6, argv,
+                                  lengths) != REDIS_OK)
+            redis->reading = 0;
+        return;
+    }
+    const char *argv[8] = {"XREAD", "BLOCK",   "5000",     "COUNT",
+                           "100",   "STREAMS", redis->key, redis->last_id};
+    size_t lengths[8];
+    for (int i = 0; i < 8; i++)
+        lengths[i] = strlen(argv[i]);
+    if (redisAsyncCommandArgv(redis->stream.context, on_stream_read, redis, 8, argv, lengths) !=
+        REDIS_OK)
+        redis->reading = 0;
+}
+
+/* The reader's connection went: appends stop waiting for it (the answered ones complete now,
+ * the others at their answer) and what was read is handled, so that reading resumes after
+ * the last entry handled. */
+static void stream_reader_down(sioc_redis_t *redis)
+{
+    redis->reading = 0;
+    while (redis->appends != NULL) {
+        stream_append_t *append = redis->appends;
+        redis->appends = append->next;
+        append->via_reader = 0;
+        if (append->replied)
+            append_complete(append, 0, append->id);
+    }
+    redis->appends_tail = NULL;
+    stream_pump(redis);
+}
+
+static void stream_close(sioc_redis_t *redis)
+{
+    while (redis->appends != NULL) {
+        stream_append_t *append = redis->appends;
+        redis->appends = append->next;
+        append_complete(append, SIOC_ECLOSED, NULL);
+    }
+    redis->appends_tail = NULL;
+    while (redis->held != NULL) {
+        stream_entry_t *entry = redis->held;
+        redis->held = entry->next;
+        free_entry(entry);
+    }
+    redis->held_tail = NULL;
+}
+
+static json_t *streams_broadcast_data(sioc_adapter_t *base, const sioc_adapter_packet_t *packet,
+                                      const sioc_adapter_opts_t *opts)
+{
+    return json_pack("{s:o,s:o}", "packet", sharded_packet(base, packet), "opts",
+                     sharded_opts(opts));
+}
+
+static void streams_broadcast(sioc_adapter_t *base, const sioc_adapter_packet_t *packet,
+                              const sioc_adapter_opts_t *opts)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    /* A packet our recovery store logs reaches the stream through its append. */
+    int logged = uses_our_store(adapter) && !(opts->flags & SIOC_BROADCAST_VOLATILE);
+    if (!(opts->flags & SIOC_BROADCAST_LOCAL) && !logged) {
+        json_t *data = streams_broadcast_data(base, packet, opts);
+        if (data != NULL)
+            stream_add(adapter->redis, base->uid, sioc_namespace_name(base->nsp),
+                       SIOC__SHARDED_BROADCAST, data, packet->attachments, packet->attachment_count,
+                       NULL);
+        json_decref(data);
+    }
+    base->local->broadcast(base->nsp, packet, opts);
+}
+
+static const sioc_adapter_ops_t streams_adapter_ops = {
+    .broadcast = streams_broadcast,
+    .broadcast_with_ack = sharded_broadcast_with_ack,
+    .fetch_sockets = sharded_fetch_sockets,
+    .add_sockets = sharded_add_sockets,
+    .del_sockets = sharded_del_sockets,
+    .disconnect_sockets = sharded_disconnect_sockets,
+    .server_side_emit = sharded_server_side_emit,
+    .server_count = redis_server_count,
+    .destroy = redis_destroy,
+};
+
+/* ---- streams mode: the recovery store ------------------------------------------------------- */
+
+#define SESSION_PREFIX "sio:session:"
+#define RESTORE_PAGE "1000"
+#define RESTORE_MAX_PAGES 20 /* 20,000 entries: twice the default MAXLEN */
+
+static sioc_redis_t *store_redis(sioc_recovery_store_t *store)
+{
+    return (sioc_redis_t *)((char *)store - offsetof(sioc_redis_t, store));
+}
+
+static int store_append(sioc_recovery_store_t *store, const sioc_recovery_packet_t *packet,
+                        sioc_recovery_append_cb callback, void *data)
+{
+    sioc_redis_t *redis = store_redis(store);
+    redis_adapter_t *adapter = adapter_for(redis, packet->nsp, strlen(packet->nsp));
+    /* Node logs no local-only broadcast in the stream (it would reach every node). */
+    if (adapter == NULL || (packet->opts->flags & SIOC_BROADCAST_LOCAL))
+        return SIOC_EINVAL;
+    sioc_adapter_packet_t adapter_packet = {packet->data, packet->attachments,
+                                            packet->attachment_count};
+    json_t *message = streams_broadcast_data(&adapter->base, &adapter_packet, packet->opts);
+    stream_append_t *append = message != NULL ? calloc(1, sizeof(*append)) : NULL;
+    if (append == NULL) {
+        json_decref(message);
+        return SIOC_ENOMEM;
+    }
+    append->redis = redis;
+    append->callback = callback;
+    append->data = data;
+    append->via_reader = redis->stream.up && redis->last_id[0] != '\0';
+    int rc = stream_add(redis, adapter->base.uid, packet->nsp, SIOC__SHARDED_BROADCAST, message,
+                        packet->attachments, packet->attachment_count, append);
+    json_decref(message);
+    if (rc != 0) {
+        free(append);
+        return rc;
+    }
+    if (append->via_reader) {
+        if (redis->appends_tail != NULL)
+            redis->appends_tail->next = append;
+        else
+            redis->appends = append;
+        redis->appends_tail = append;
+    }
+    return 0;
+}
+
+static int store_command(sioc_redis_t *redis, redisCallbackFn *callback, void *data, int argc,
+                         const char **argv)
+{
+    size_t lengths[8];
+    for (int i = 0; i < argc; i++)
+        lengths[i] = strlen(argv[i]);
+    if (!redis->publish.up || redisAsyncCommandArgv(redis->publish.context, callback, data, argc,
+                                                    argv, lengths) != REDIS_OK)
+        return SIOC_ECLOSED;
+    return 0;
+}
+
+static void store_save(sioc_recovery_store_t *store, const sioc_recovery_session_t *session)
+{
+    sioc_redis_t *redis = store_redis(store);
+    char *text = sioc__redis_encode_session(session);
+    char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
+    char ttl[16];
+    snprintf(key, sizeof(key), SESSION_PREFIX "%s", session->pid);
+    snprintf(ttl, sizeof(ttl), "%u", session->ttl_ms > 0 ? session->ttl_ms : 1);
+    const char *argv[5] = {"SET", key, text, "PX", ttl};
+    if (text != NULL)
+        store_command(redis, NULL, NULL, 5, argv);
+    free(text);
+}
+
+static void store_drop(sioc_recovery_store_t *store, const char *pid)
+{
+    char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
+    snprintf(key, sizeof(key), SESSION_PREFIX "%s", pid);
+    const char *argv[2] = {"DEL", key};
+    store_command(store_redis(store), NULL, NULL, 2, argv);
+}
+
+typedef struct missed_item_s {
+    char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
+    sioc__redis_message_t message;
+    sioc_binary_t *binaries;
+} missed_item_t;
+
+typedef struct restore_s {
+    sioc_redis_t *redis;
+    sioc_recovery_restore_cb callback;
+    void *data;
+    char *nsp;
+    char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
+    char next[SIOC_RECOVERY_OFFSET_MAX + 2]; /* where the next XRANGE page starts */
+    sioc__redis_session_t session;
+    int has_session;
+    missed_item_t *items;
+    size_t count, capacity;
+    int pages;
+} restore_t;
+
+static void restore_finish(restore_t *restore, int error)
+{
+    sioc_recovery_missed_t *missed = calloc(restore->count + 1, sizeof(*missed));
+    if (missed == NULL && error == 0)
+        error = SIOC_ENOMEM;
+    for (size_t i = 0; missed != NULL && i < restore->count; i++) {
+        missed_item_t *item = &restore->items[i];
+        missed[i] = (sioc_recovery_missed_t){item->offset, item->message.data, item->binaries,
+                                             item->message.attachment_count};
+    }
+    sioc_recovery_session_t session = {restore->session.pid,
+                                       restore->session.sid,
+                                       restore->nsp,
+                                       restore->session.rooms,
+                                       restore->session.data,
+                                       0,
+                                       0};
+    int found = error == 0 && restore->has_session;
+    restore->callback(error, found ? &session : NULL, found ? missed : NULL,
+                      found ? restore->count : 0, restore->data);
+    free(missed);
+    for (size_t i = 0; i < restore->count; i++) {
+        sioc__redis_message_clear(&restore->items[i].message);
+        free(restore->items[i].binaries);
+    }
+    free(restore->items);
+    sioc__redis_session_clear(&restore->session);
+    free(restore->nsp);
+    free(restore);
+}
+
+/* "<ms>-<seq>" with at most 20 digits each (what XADD * gives); next = "<ms>-<seq + 1>" (Node's
+ * nextOffset: exclusive ranges are Redis 6.2). */
+static int parse_offset(const char *offset, char *next, size_t size)
+{
+    const char *dash = strchr(offset, '-');
+    size_t ms_length = dash != NULL ? (size_t)(dash - offset) : 0;
+    size_t seq_length = dash != NULL ? strlen(dash + 1) : 0;
+    if (ms_length == 0 || ms_length > 20 || seq_length == 0 || seq_length > 19 ||
+        strspn(offset, "0123456789") != ms_length || strspn(dash + 1, "0123456789") != seq_length)
+        return -1;
+    unsigned long long seq = strtoull(dash + 1, NULL, 10);
+    snprintf(next, size, "%.*s-%llu", (int)ms_length, offset, seq + 1);
+    return 0;
+}
+
+static void restore_page(restore_t *restore);
+
+static int keep_missed(restore_t *restore, stream_entry_t *entry)
+{
+    if (entry->too_big || entry->nsp == NULL || strcmp(entry->nsp, restore->nsp) != 0 ||
+        entry->type == NULL || strcmp(entry->type, "3") != 0)
+        return 0;
+    if (restore->count == restore->capacity) {
+        size_t capacity = restore->capacity ? restore->capacity * 2 : 16;
+        missed_item_t *items = realloc(restore->items, capacity * sizeof(*items));
+        if (items == NULL)
+            return -1;
+        restore->items = items;
+        restore->capacity = capacity;
+    }
+    missed_item_t *item = &restore->items[restore->count];
+    memset(item, 0, sizeof(*item));
+    const char *error = NULL;
+    if (sioc__redis_decode_stream_entry(
+            entry->uid, entry->uid_length, entry->nsp, entry->nsp_length, entry->type,
+            entry->type_length, entry->data, entry->data_length, &item->message, &error) != 0) {
+        log_drop(restore->redis, restore->redis->key, error);
+        return 0;
+    }
+    sioc__redis_message_t *message = &item->message;
+    /* Volatile packets get no offset when sent live: none when replayed either. */
+    if (message->request_id != NULL || (message->opts.flags & SIOC_BROADCAST_VOLATILE) ||
+        !sioc_recovery_should_include(restore->session.rooms, &message->opts)) {
+        sioc__redis_message_clear(message);
+        return 0;
+    }
+    item->binaries = calloc(message->attachment_count + 1, sizeof(*item->binaries));
+    if (item->binaries == NULL) {
+        sioc__redis_message_clear(message);
+        return -1;
+    }
+    to_binaries(message, item->binaries);
+    snprintf(item->offset, sizeof(item->offset), "%s", entry->id);
+    restore->count++;
+    return 0;
+}
+
+static void on_restore_page(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    restore_t *restore = data;
+    const redisReply *reply = reply_data;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        restore_finish(restore, reply == NULL ? SIOC_ECLOSED : SIOC_EINVAL);
+        return;
+    }
+    for (size_t i = 0; i < reply->elements; i++) {
+        stream_entry_t *entry = entry_from_reply(restore->redis, reply->element[i]);
+        if (entry == NULL)
+            continue;
+        int rc = keep_missed(restore, entry);
+        parse_offset(entry->id, restore->next, sizeof(restore->next));
+        free_entry(entry);
+        if (rc != 0) {
+            restore_finish(restore, SIOC_ENOMEM);
+            return;
+        }
+    }
+    if (reply->elements < (size_t)atoi(RESTORE_PAGE)) {
+        restore_finish(restore, 0);
+    } else if (++restore->pages >= RESTORE_MAX_PAGES) {
+        /* Never half a replay: past the limit the client starts afresh. */
+        log_line(restore->redis, "session %s: more than %d missed entries; not recovered",
+                 restore->key, RESTORE_MAX_PAGES * atoi(RESTORE_PAGE));
+        restore->has_session = 0;
+        restore_finish(restore, 0);
+    } else {
+        restore_page(restore);
+    }
+}
+
+static void restore_page(restore_t *restore)
+{
+    const char *argv[6] = {"XRANGE", restore->redis->key, restore->next, "+",
+                           "COUNT",  RESTORE_PAGE};
+    if (store_command(restore->redis, on_restore_page, restore, 6, argv) != 0)
+        restore_finish(restore, SIOC_ECLOSED);
+}
+
+static void on_session_taken(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    restore_t *restore = data;
+    const redisReply *reply = reply_data;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        restore_finish(restore, reply == NULL ? SIOC_ECLOSED : SIOC_EINVAL);
+        return;
+    }
+    const redisReply *value = reply->element[0];
+    if (value->type != REDIS_REPLY_STRING) {
+        restore_finish(restore, 0); /* no session: unknown, expired or taken */
+        return;
+    }
+    const char *error = NULL;
+    if (value->len > restore->redis->options.max_message_size ||
+        sioc__redis_decode_session(value->str, value->len, &restore->session, &error) != 0) {
+        log_line(restore->redis, "%s: unreadable session (%s); not recovered", restore->key,
+                 error != NULL ? error : "larger than max_message_size");
+        restore_finish(restore, 0);
+        return;
+    }
+    if (restore->session.nsp != NULL && strcmp(restore->session.nsp, restore->nsp) != 0) {
+        restore_finish(restore, 0);
+        return;
+    }
+    restore->has_session = 1;
+    restore_page(restore);
+}
+
+static void on_offset_checked(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    restore_t *restore = data;
+    const redisReply *reply = reply_data;
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        restore_finish(restore, reply == NULL ? SIOC_ECLOSED : SIOC_EINVAL);
+        return;
+    }
+    if (reply->elements == 0) {
+        restore_finish(restore, 0); /* trimmed or never there: the session stays for a retry */
+        return;
+    }
+    /* GET + DEL in one transaction: of two clients with the same pid, one gets it. */
+    const char *multi[1] = {"MULTI"}, *get[2] = {"GET", restore->key},
+               *del[2] = {"DEL", restore->key}, *exec[1] = {"EXEC"};
+    if (store_command(restore->redis, NULL, NULL, 1, multi) != 0 ||
+        store_command(restore->redis, NULL, NULL, 2, get) != 0 ||
+        store_command(restore->redis, NULL, NULL, 2, del) != 0 ||
+        store_command(restore->redis, on_session_taken, restore, 1, exec) != 0)
+        restore_finish(restore, SIOC_ECLOSED);
+}
+
+static int store_restore(sioc_recovery_store_t *store, const char *pid, const char *offset,
+                         const char *nsp, sioc_recovery_restore_cb callback, void *data)
+{
+    sioc_redis_t *redis = store_redis(store);
+    char next[SIOC_RECOVERY_OFFSET_MAX + 2];
+    size_t pid_length = strlen(pid);
+    if (pid_length == 0 || pid_length > SIOC_RECOVERY_OFFSET_MAX ||
+        parse_offset(offset, next, sizeof(next)) != 0) {
+        callback(0, NULL, NULL, 0, data); /* Node: "invalid offset" */
+        return 0;
+    }
+    restore_t *restore = calloc(1, sizeof(*restore));
+    if (restore == NULL || (restore->nsp = strdup(nsp)) == NULL) {
+        free(restore);
+        return SIOC_ENOMEM;
+    }
+    restore->redis = redis;
+    restore->callback = callback;
+    restore->data = data;
+    snprintf(restore->key, sizeof(restore->key), SESSION_PREFIX "%s", pid);
+    memcpy(restore->next, next, sizeof(next));
+    const char *argv[4] = {"XRANGE", redis->key, offset, offset};
+    if (store_command(redis, on_offset_checked, restore, 4, argv) != 0) {
+        free(restore->nsp);
+        free(restore);
+        return SIOC_ECLOSED;
+    }
+    return 0;
+}
+
+static const sioc_recovery_store_ops_t redis_store_ops = {store_append, store_save, store_drop,
+                                                          store_restore};
+
+sioc_recovery_store_t *sioc_redis_recovery_store(sioc_redis_t *redis)
+{
+    return redis != NULL && redis->streams ? &redis->store : NULL;
+}
+
 int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t *local, void *data,
                                sioc_adapter_t **out)
 {
@@ -1432,7 +2221,9 @@ int sioc_redis_adapter_factory(sioc_namespace_t *nsp, const sioc_adapter_local_t
     redis_adapter_t *adapter = calloc(1, sizeof(*adapter));
     if (adapter == NULL)
         return SIOC_ENOMEM;
-    adapter->base.ops = redis->sharded ? &sharded_adapter_ops : &redis_adapter_ops;
+    adapter->base.ops = redis->streams   ? &streams_adapter_ops
+                        : redis->sharded ? &sharded_adapter_ops
+                                         : &redis_adapter_ops;
     adapter->base.nsp = nsp;
     adapter->base.local = local;
     /* uid2(6) as the classic adapter, 16 characters as ClusterAdapter's randomBytes(8) hex */
@@ -1470,6 +2261,7 @@ void sioc_redis_options_init(sioc_redis_options_t *options)
     options->mode = SIOC_REDIS_CLASSIC;
     options->requests_timeout_ms = 5000;
     options->max_message_size = 1024 * 1024;
+    options->stream_max_len = 10000;
     options->reconnect_min_ms = 100;
     options->reconnect_max_ms = 5000;
 }
@@ -1508,10 +2300,14 @@ static int copy_options(sioc_redis_t *redis, const sioc_redis_options_t *options
 {
     redis->options = *options;
     redis->options.url = NULL;
-    if ((options->mode != SIOC_REDIS_CLASSIC && options->mode != SIOC_REDIS_SHARDED) ||
+    if ((options->mode != SIOC_REDIS_CLASSIC && options->mode != SIOC_REDIS_SHARDED &&
+         options->mode != SIOC_REDIS_STREAMS) ||
         options->key == NULL)
         return SIOC_EINVAL;
-    redis->sharded = options->mode == SIOC_REDIS_SHARDED;
+    redis->sharded = options->mode != SIOC_REDIS_CLASSIC;
+    redis->streams = options->mode == SIOC_REDIS_STREAMS;
+    if (redis->options.stream_max_len == 0)
+        redis->options.stream_max_len = 10000;
     redis->key = strdup(options->key);
     if (options->url != NULL) {
         int rc = parse_url(redis, options->url);
@@ -1561,8 +2357,14 @@ int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options, sioc_re
     }
     link_init(redis, &redis->publish, "publish");
     link_init(redis, &redis->subscribe, "subscribe");
+    redis->store.ops = &redis_store_ops;
+    redis->store.keeps_connected = 1;
     link_connect(&redis->publish);
     link_connect(&redis->subscribe);
+    if (redis->streams) {
+        link_init(redis, &redis->stream, "stream");
+        link_connect(&redis->stream);
+    }
     *out = redis;
     return 0;
 }
@@ -1598,4 +2400,8 @@ void sioc_redis_free(sioc_redis_t *redis)
     request_finish(request, SIOC_ECLOSED);
     link_close(&redis->publish);
     link_close(&redis->subscribe);
+    if (redis->streams) {
+        link_close(&redis->stream);
+        stream_close(redis);
+    }
 }

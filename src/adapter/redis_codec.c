@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "socketio/sio_msgpack.h"
 
 static const char ERROR_NOT_ARRAY[] = "broadcast is not an array [uid, packet, opts]";
@@ -554,4 +555,243 @@ uint8_t *sioc__redis_encode_sharded(const char *uid, const char *nsp, int type, 
     }
     json_decref(message);
     return bytes;
+}
+
+/* ---- streams mode (@socket.io/redis-streams-adapter 0.3) -------------------------------------
+ */
+
+static const char ERROR_STREAM_TYPE[] = "stream entry type is not a message type";
+static const char ERROR_BASE64[] = "invalid base64";
+static const char ERROR_SESSION[] = "session is not {sid, pid, rooms, data}";
+static const char ERROR_SESSION_BINARY[] = "session data holds binary";
+
+uint8_t *sioc__redis_encode_cluster_msgpack(const char *uid, const char *nsp, int type,
+                                            json_t *data, const sioc_binary_t *attachments,
+                                            size_t attachment_count, size_t *length)
+{
+    json_t *message =
+        json_pack("{s:s,s:s,s:i,s:O?}", "uid", uid, "nsp", nsp, "type", type, "data", data);
+    uint8_t *bytes = NULL;
+    writer_t writer;
+    if (message != NULL && writer_init(&writer, attachments, attachment_count) == 0) {
+        write_json(&writer, message);
+        bytes = writer_finish(&writer, length);
+    }
+    json_decref(message);
+    return bytes;
+}
+
+static char *base64_text(const uint8_t *bytes, size_t length)
+{
+    char *text = malloc(sioc__base64_encoded_length(length) + 1);
+    if (text != NULL)
+        text[sioc__base64_encode(bytes, length, text)] = '\0';
+    return text;
+}
+
+char *sioc__redis_encode_stream_data(json_t *data, const sioc_binary_t *attachments,
+                                     size_t attachment_count)
+{
+    if (attachment_count == 0)
+        return json_dumps(data, JSON_COMPACT);
+    writer_t writer;
+    if (writer_init(&writer, attachments, attachment_count) != 0)
+        return NULL;
+    write_json(&writer, data);
+    size_t length = 0;
+    uint8_t *bytes = writer_finish(&writer, &length);
+    char *text = bytes != NULL ? base64_text(bytes, length) : NULL;
+    free(bytes);
+    return text;
+}
+
+/* "1".."13" without sign, leading zeros or spaces (parseInt would take more; nothing writes
+ * more). */
+static int stream_type(const char *text, size_t length)
+{
+    if (length == 0 || length > 2 || text[0] < '1' || text[0] > '9')
+        return -1;
+    int value = text[0] - '0';
+    if (length == 2) {
+        if (text[1] < '0' || text[1] > '9')
+            return -1;
+        value = value * 10 + (text[1] - '0');
+    }
+    return value <= SIOC__SHARDED_ADAPTER_CLOSE ? value : -1;
+}
+
+static void pack_raw_string(msgpack_packer *packer, const char *text, size_t length)
+{
+    msgpack_pack_str(packer, length);
+    msgpack_pack_str_body(packer, text, length);
+}
+
+/* The envelope {uid, nsp, type, data} around the entry's data, in the data's own encoding,
+ * so that the sharded-mode decoder checks all of it. */
+static uint8_t *stream_envelope(const char *uid, size_t uid_length, const char *nsp,
+                                size_t nsp_length, int type, const char *data, size_t data_length,
+                                size_t *length, const char **problem)
+{
+    if (data_length > 0 && data[0] == '{') {
+        json_t *head = json_pack("{s:s%,s:s%,s:i}", "uid", uid, uid_length, "nsp", nsp, nsp_length,
+                                 "type", type);
+        if (head == NULL) {
+            *problem = ERROR_UID; /* not UTF-8 */
+            return NULL;
+        }
+        char *text = json_dumps(head, JSON_COMPACT);
+        json_decref(head);
+        if (text == NULL) {
+            *problem = ERROR_MEMORY;
+            return NULL;
+        }
+        size_t head_length = strlen(text); /* ends with '}' */
+        uint8_t *bytes = malloc(head_length + data_length + 16);
+        if (bytes != NULL) {
+            memcpy(bytes, text, head_length - 1);
+            memcpy(bytes + head_length - 1, ",\"data\":", 8);
+            memcpy(bytes + head_length + 7, data, data_length);
+            bytes[head_length + 7 + data_length] = '}';
+            *length = head_length + 8 + data_length;
+        }
+        free(text);
+        *problem = bytes != NULL ? NULL : ERROR_MEMORY;
+        return bytes;
+    }
+    uint8_t *raw = malloc(sioc__base64_decoded_max_length(data_length) + 1);
+    long raw_length = raw != NULL ? sioc__base64_decode(data, data_length, raw) : -1;
+    if (raw_length <= 0) {
+        free(raw);
+        *problem = raw == NULL ? ERROR_MEMORY : ERROR_BASE64;
+        return NULL;
+    }
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&packer, 4);
+    pack_raw_string(&packer, "uid", 3);
+    pack_raw_string(&packer, uid, uid_length);
+    pack_raw_string(&packer, "nsp", 3);
+    pack_raw_string(&packer, nsp, nsp_length);
+    pack_raw_string(&packer, "type", 4);
+    msgpack_pack_int(&packer, type);
+    pack_raw_string(&packer, "data", 4);
+    msgpack_sbuffer_write(&buffer, (const char *)raw, (size_t)raw_length);
+    free(raw);
+    *length = buffer.size;
+    *problem = NULL;
+    return (uint8_t *)msgpack_sbuffer_release(&buffer);
+}
+
+int sioc__redis_decode_stream_entry(const char *uid, size_t uid_length, const char *nsp,
+                                    size_t nsp_length, const char *type, size_t type_length,
+                                    const char *data, size_t data_length,
+                                    sioc__redis_message_t *out, const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    int type_value = stream_type(type, type_length);
+    if (type_value < 0)
+        return finish(ERROR_STREAM_TYPE, out, error);
+    if (uid == NULL || nsp == NULL)
+        return finish(uid == NULL ? ERROR_UID : ERROR_NSP, out, error);
+    const char *problem = NULL;
+    size_t length = 0;
+    uint8_t *bytes = NULL;
+    if (data == NULL || data_length == 0) {
+        json_t *message = json_pack("{s:s%,s:s%,s:i}", "uid", uid, uid_length, "nsp", nsp,
+                                    nsp_length, "type", type_value);
+        char *text = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+        json_decref(message);
+        bytes = (uint8_t *)text;
+        length = text != NULL ? strlen(text) : 0;
+        problem = text != NULL ? NULL : ERROR_UID;
+    } else {
+        bytes = stream_envelope(uid, uid_length, nsp, nsp_length, type_value, data, data_length,
+                                &length, &problem);
+    }
+    if (bytes == NULL)
+        return finish(problem, out, error);
+    int rc = sioc__redis_decode_sharded(bytes, length, out, error);
+    free(bytes);
+    return rc;
+}
+
+char *sioc__redis_encode_session(const sioc_recovery_session_t *session)
+{
+    /* The keys of Node's socket._onclose() session, and nsp, which Node ignores. */
+    json_t *value = json_pack("{s:s,s:s,s:O,s:O?,s:s}", "sid", session->sid, "pid", session->pid,
+                              "rooms", session->rooms, "data", session->data, "nsp", session->nsp);
+    if (value == NULL)
+        return NULL;
+    if (json_object_get(value, "data") == NULL)
+        json_object_set_new(value, "data", json_null());
+    writer_t writer;
+    uint8_t *bytes = NULL;
+    size_t length = 0;
+    if (writer_init(&writer, NULL, 0) == 0) {
+        write_json(&writer, value);
+        bytes = writer_finish(&writer, &length);
+    }
+    json_decref(value);
+    char *text = bytes != NULL ? base64_text(bytes, length) : NULL;
+    free(bytes);
+    return text;
+}
+
+void sioc__redis_session_clear(sioc__redis_session_t *session)
+{
+    json_decref(session->value);
+    memset(session, 0, sizeof(*session));
+}
+
+static const char *read_session(sioc__redis_session_t *out)
+{
+    json_t *value = out->value;
+    if (!json_is_object(value))
+        return ERROR_SESSION;
+    out->sid = c_string(json_object_get(value, "sid"));
+    out->pid = c_string(json_object_get(value, "pid"));
+    out->rooms = json_object_get(value, "rooms");
+    out->data = json_object_get(value, "data");
+    json_t *nsp = json_object_get(value, "nsp");
+    out->nsp = c_string(nsp);
+    if (out->sid == NULL || out->pid == NULL || !json_is_array(out->rooms) ||
+        json_array_size(out->rooms) > SIOC__REDIS_MAX_NAMES || (nsp != NULL && out->nsp == NULL))
+        return ERROR_SESSION;
+    size_t index;
+    json_t *room;
+    json_array_foreach(out->rooms, index, room)
+    {
+        if (c_string(room) == NULL)
+            return ERROR_SESSION;
+    }
+    return NULL;
+}
+
+int sioc__redis_decode_session(const char *text, size_t length, sioc__redis_session_t *out,
+                               const char **error)
+{
+    memset(out, 0, sizeof(*out));
+    uint8_t *raw = malloc(sioc__base64_decoded_max_length(length) + 1);
+    long raw_length = raw != NULL ? sioc__base64_decode(text, length, raw) : -1;
+    const char *problem = raw == NULL ? ERROR_MEMORY : raw_length <= 0 ? ERROR_BASE64 : NULL;
+    sioc__sio_attachment_t *attachments = NULL;
+    size_t attachment_count = 0;
+    if (problem == NULL && sioc__sio_msgpack_decode_value(
+                               raw, (size_t)raw_length, SIOC__REDIS_MAX_ATTACHMENTS, &out->value,
+                               &attachments, &attachment_count, &problem) == 0) {
+        problem = attachment_count > 0 ? ERROR_SESSION_BINARY : read_session(out);
+    }
+    for (size_t i = 0; i < attachment_count; i++)
+        free(attachments[i].data);
+    free(attachments);
+    free(raw);
+    if (problem != NULL) {
+        sioc__redis_session_clear(out);
+        if (error != NULL)
+            *error = problem;
+        return -1;
+    }
+    return 0;
 }

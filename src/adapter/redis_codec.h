@@ -123,4 +123,38 @@ uint8_t *sioc__redis_encode_broadcast_ack(const char *request_id, json_t *packet
 /* {rooms: [...], except: [...]} as requests carry it (a new object). */
 json_t *sioc__redis_opts_json(const sioc_adapter_opts_t *opts);
 
+/* ---- streams mode: @socket.io/redis-streams-adapter 0.3.1 (dist/adapter.js) ----
+ * Pub/sub messages (fetchSockets, serverSideEmit, broadcasts with acks, every response) are
+ * always msgpack {uid, nsp, type, data}. Stream entries carry the fields uid, nsp, type (the
+ * decimal MessageType) and data: JSON text, or base64 msgpack when data holds binary. */
+uint8_t *sioc__redis_encode_cluster_msgpack(const char *uid, const char *nsp, int type,
+                                            json_t *data, const sioc_binary_t *attachments,
+                                            size_t attachment_count, size_t *length);
+/* An entry's data field (malloc'd, NUL-terminated), or NULL. */
+char *sioc__redis_encode_stream_data(json_t *data, const sioc_binary_t *attachments,
+                                     size_t attachment_count);
+/* An entry's fields (data may be NULL) into a sharded-mode message, with the checks of
+ * sioc__redis_decode_sharded; a type that is not "1".."13" or bad base64 is refused. */
+int sioc__redis_decode_stream_entry(const char *uid, size_t uid_length, const char *nsp,
+                                    size_t nsp_length, const char *type, size_t type_length,
+                                    const char *data, size_t data_length,
+                                    sioc__redis_message_t *out, const char **error);
+
+/* A session under sio:session:<pid>: base64 msgpack {sid, pid, rooms, data} as Node writes it
+ * (socket._onclose -> persistSession), plus nsp, which Node ignores and does not write. */
+typedef struct sioc__redis_session_s {
+    json_t *value; /* owns everything below */
+    const char *sid;
+    const char *pid;
+    const char *nsp; /* NULL when absent (Node's) */
+    json_t *rooms;   /* array of strings, at most SIOC__REDIS_MAX_NAMES */
+    json_t *data;    /* NULL when absent */
+} sioc__redis_session_t;
+/* base64 text (malloc'd, NUL-terminated), or NULL. */
+char *sioc__redis_encode_session(const sioc_recovery_session_t *session);
+/* 0, or -1 with *error (bad base64, not msgpack, not the shape above, binary in it). */
+int sioc__redis_decode_session(const char *text, size_t length, sioc__redis_session_t *out,
+                               const char **error);
+void sioc__redis_session_clear(sioc__redis_session_t *session);
+
 #endif

@@ -437,9 +437,13 @@ static void on_restored(int error, const sioc_recovery_session_t *session,
 int sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery, sioc__sio_client_t *client,
                                sioc_namespace_t *nsp, json_t *auth, sioc__sio_restore_cb done)
 {
-    const char *pid = json_string_value(json_object_get(auth, "pid"));
-    const char *offset = json_string_value(json_object_get(auth, "offset"));
-    if (pid == NULL || offset == NULL)
+    json_t *pid_value = json_object_get(auth, "pid");
+    json_t *offset_value = json_object_get(auth, "offset");
+    const char *pid = json_string_value(pid_value);
+    const char *offset = json_string_value(offset_value);
+    /* A NUL inside would make "pid\u0000" name the session of "pid": a fresh socket instead. */
+    if (pid == NULL || offset == NULL || strlen(pid) != json_string_length(pid_value) ||
+        strlen(offset) != json_string_length(offset_value))
         return 0;
     restoring_t *restoring = calloc(1, sizeof(*restoring));
     if (restoring == NULL)

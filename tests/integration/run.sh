@@ -5,6 +5,8 @@
 #   Socket.IO: sio/*.test.js + python/test_sio_python.py  (server: SIOC_ECHO)
 #   cluster: cluster/*.test.js, two SIOC_ECHO nodes and one Node node on a redis-server
 #                                                          (server: SIOC_ECHO)
+#   recovery: recovery/*.test.js, connection state recovery kept in Redis (streams mode):
+#             SIOC_ECHO nodes and a Node node, node loss, bad input (server: SIOC_ECHO)
 #   chat example: chat/*.test.js                          (server: SIOC_CHAT)
 #   daemon: daemon/*.test.js + python/test_daemon_python.py, `sioc serve` end to end (SIOC_BIN)
 #   web: web/*.test.js, examples/web in Debian's Chromium  (binary: SIOC_BIN; /usr/bin/chromium)
@@ -23,7 +25,7 @@
 # skips the few tests where sioc deliberately differs). The chat example and
 # the daemon have no Node reference: they run only when their binary is known
 # (SIOC_CHAT / SIOC_BIN, or the chat / sioc next to a build's eio-echo).
-# SUITES: "eio sio cluster chat daemon web" (default), or any of them. Extra arguments go to `node --test`
+# SUITES: "eio sio cluster recovery chat daemon web" (default), or any of them. Extra arguments go to `node --test`
 # (e.g. --test-name-pattern=CORS).
 set -uo pipefail
 
@@ -86,7 +88,7 @@ elif [[ -n "${EIO_ECHO:-}" ]]; then
   fi
 fi
 
-SUITES="${SUITES:-eio sio cluster chat daemon web}"
+SUITES="${SUITES:-eio sio cluster recovery chat daemon web}"
 want() { [[ " $SUITES " == *" $1 "* ]]; }
 
 cd "$here" || exit 1
@@ -144,6 +146,12 @@ if want cluster; then
   node --test "$@" cluster/*.test.js || status=1
   CLUSTER_MODE=sharded node --test "$@" cluster/*.test.js || status=1
   CLUSTER_MODE=sharded CLUSTER_SUBSCRIPTION=static node --test "$@" cluster/*.test.js || status=1
+  CLUSTER_MODE=streams node --test "$@" cluster/*.test.js || status=1
+fi
+
+if want recovery; then
+  echo "run.sh: recovery nodes under test: ${SIOC_ECHO:-node $here/ref/sioc-echo.js (reference)} + ref/sioc-echo.js"
+  node --test "$@" recovery/*.test.js || status=1
 fi
 
 if want chat && [[ -n "${SIOC_CHAT:-}" ]]; then

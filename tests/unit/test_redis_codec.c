@@ -405,6 +405,153 @@ static void test_sharded_messages(void **state)
     free(bytes);
 }
 
+/* ---- streams mode ---------------------------------------------------------------------------- */
+
+/* Node (@msgpack/msgpack, as redis-streams-adapter 0.3.1 persistSession writes it):
+ * {sid: "A"*20, pid: "B"*20, rooms: ["A"*20, "news"], data: {n: 1}} */
+static const char NODE_SESSION[] =
+    "hKNzaWS0QUFBQUFBQUFBQUFBQUFBQUFBQUGjcGlktEJCQkJCQkJCQkJCQkJCQkJCQkJCpXJvb21zkrRBQUFBQUFBQUFBQU"
+    "FBQUFBQUFBQaRuZXdzpGRhdGGBoW4B";
+/* Node: an entry's data with a Buffer (base64 msgpack) */
+static const char NODE_BINARY_DATA[] =
+    "gqZwYWNrZXSDpHR5cGUCpGRhdGGSomV2xAIBAqNuc3ChL6RvcHRzg6Vyb29tc5"
+    "GhcqZleGNlcHSQpWZsYWdzgA==";
+static const char NODE_JSON_DATA[] =
+    "{\"packet\":{\"type\":2,\"data\":[\"ev\",1],\"nsp\":\"/\"},\"opts\":{\"rooms\":[\"r\"],"
+    "\"except\":[\"x\"],\"flags\":{}}}";
+
+static void test_session_from_node(void **state)
+{
+    (void)state;
+    sioc__redis_session_t session;
+    const char *error = NULL;
+    assert_int_equal(
+        sioc__redis_decode_session(NODE_SESSION, strlen(NODE_SESSION), &session, &error), 0);
+    assert_string_equal(session.sid, "AAAAAAAAAAAAAAAAAAAA");
+    assert_string_equal(session.pid, "BBBBBBBBBBBBBBBBBBBB");
+    assert_null(session.nsp);
+    assert_int_equal(json_array_size(session.rooms), 2);
+    assert_string_equal(json_string_value(json_array_get(session.rooms, 1)), "news");
+    assert_int_equal(json_integer_value(json_object_get(session.data, "n")), 1);
+    sioc__redis_session_clear(&session);
+}
+
+static void test_session_round_trip(void **state)
+{
+    (void)state;
+    json_t *rooms = json_pack("[s,s]", "AAAAAAAAAAAAAAAAAAAA", "r");
+    json_t *data = json_pack("{s:[i,s]}", "k", 1, "v");
+    sioc_recovery_session_t in = {
+        "BBBBBBBBBBBBBBBBBBBB", "AAAAAAAAAAAAAAAAAAAA", "/chat", rooms, data, 1000, 1};
+    char *text = sioc__redis_encode_session(&in);
+    assert_non_null(text);
+    sioc__redis_session_t out;
+    const char *error = NULL;
+    assert_int_equal(sioc__redis_decode_session(text, strlen(text), &out, &error), 0);
+    assert_string_equal(out.pid, in.pid);
+    assert_string_equal(out.sid, in.sid);
+    assert_string_equal(out.nsp, "/chat");
+    assert_true(json_equal(out.rooms, rooms));
+    assert_true(json_equal(out.data, data));
+    sioc__redis_session_clear(&out);
+    free(text);
+    json_decref(rooms);
+    json_decref(data);
+}
+
+static void test_session_refusals(void **state)
+{
+    (void)state;
+    /* not base64; base64 of a never-used msgpack byte; a JSON text; {sid: 1}; rooms not strings;
+     * a session holding binary; truncated */
+    const char *bad[] = {"!!!",
+                         "wQ==",
+                         "eyJzaWQiOjF9",
+                         "gaNzaWQB",
+                         "g6NzaWShYaNwaWShYqVyb29tc5EB",
+                         "hKNzaWShYaNwaWShYqVyb29tc5CkZGF0YcQBAQ==",
+                         "hKNzaWS0QUFB",
+                         ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sioc__redis_session_t session;
+        const char *error = NULL;
+        assert_int_equal(sioc__redis_decode_session(bad[i], strlen(bad[i]), &session, &error), -1);
+        assert_non_null(error);
+        assert_null(session.value);
+    }
+}
+
+static void test_stream_entries(void **state)
+{
+    (void)state;
+    sioc__redis_message_t message;
+    const char *error = NULL;
+    assert_int_equal(sioc__redis_decode_stream_entry("u1", 2, "/", 1, "3", 1, NODE_JSON_DATA,
+                                                     strlen(NODE_JSON_DATA), &message, &error),
+                     0);
+    assert_int_equal(message.type, SIOC__SHARDED_BROADCAST);
+    assert_string_equal(message.uid, "u1");
+    assert_string_equal(message.nsp, "/");
+    assert_int_equal(message.opts.room_count, 1);
+    assert_string_equal(message.opts.except[0], "x");
+    assert_int_equal(json_integer_value(json_array_get(message.data, 1)), 1);
+    sioc__redis_message_clear(&message);
+
+    assert_int_equal(sioc__redis_decode_stream_entry("u2", 2, "/", 1, "3", 1, NODE_BINARY_DATA,
+                                                     strlen(NODE_BINARY_DATA), &message, &error),
+                     0);
+    assert_int_equal(message.attachment_count, 1);
+    assert_int_equal(message.attachments[0].length, 2);
+    assert_int_equal(message.attachments[0].data[1], 2);
+    /* written back as Node writes it: the same base64 */
+    sioc_binary_t binary = {message.attachments[0].data, message.attachments[0].length};
+    json_t *data = json_pack("{s:{s:i,s:O,s:s},s:{s:[s],s:[],s:{}}}", "packet", "type", 2, "data",
+                             message.data, "nsp", "/", "opts", "rooms", "r", "except", "flags");
+    char *text = sioc__redis_encode_stream_data(data, &binary, 1);
+    assert_string_equal(text, NODE_BINARY_DATA);
+    free(text);
+    json_decref(data);
+    sioc__redis_message_clear(&message);
+
+    /* a join (type 4) without binary, as JSON */
+    const char join[] = "{\"opts\":{\"rooms\":[\"a\"],\"except\":[]},\"rooms\":[\"b\"]}";
+    assert_int_equal(sioc__redis_decode_stream_entry("u", 1, "/x", 2, "4", 1, join, strlen(join),
+                                                     &message, &error),
+                     0);
+    assert_int_equal(message.type, SIOC__SHARDED_SOCKETS_JOIN);
+    assert_string_equal(message.rooms[0], "b");
+    sioc__redis_message_clear(&message);
+}
+
+static void test_stream_entry_refusals(void **state)
+{
+    (void)state;
+    const struct {
+        const char *type, *data;
+    } bad[] = {
+        {"0", "{}"},
+        {"14", "{}"},
+        {"3x", "{}"},
+        {"", "{}"},
+        {"+3", "{}"},
+        {"3", "{broken"},
+        {"3", "!!!!"},
+        {"3", "wQ=="},
+        {"3", "{\"packet\":1}"},
+        {"4", "{\"opts\":{}}"},
+        {"3", "kw=="},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        sioc__redis_message_t message;
+        const char *error = NULL;
+        assert_int_equal(sioc__redis_decode_stream_entry("u", 1, "/", 1, bad[i].type,
+                                                         strlen(bad[i].type), bad[i].data,
+                                                         strlen(bad[i].data), &message, &error),
+                         -1);
+        assert_non_null(error);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +567,11 @@ int main(void)
         cmocka_unit_test(test_request_refusals),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_sharded_messages),
+        cmocka_unit_test(test_session_from_node),
+        cmocka_unit_test(test_session_round_trip),
+        cmocka_unit_test(test_session_refusals),
+        cmocka_unit_test(test_stream_entries),
+        cmocka_unit_test(test_stream_entry_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

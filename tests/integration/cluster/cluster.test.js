@@ -5,7 +5,8 @@
 // operation is started from every node and must reach the clients of every node; then
 // @socket.io/redis-emitter from this process, hostile channel messages, and a Redis restart.
 //
-// CLUSTER_MODE=classic (default) or sharded picks the adapter mode of every node,
+// CLUSTER_MODE=classic (default), sharded or streams (@socket.io/redis-streams-adapter 0.3 on the
+// Node node) picks the adapter mode of every node,
 // CLUSTER_SUBSCRIPTION=dynamic (default) / static / dynamic-private the sharded subscriptionMode.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -200,7 +201,7 @@ describe(`cluster on Redis (${MODE}${MODE === 'sharded' ? `, ${SUBSCRIPTION}` : 
   }
 
   // The emitter speaks the classic format only (PUBLISH): not for sharded clusters.
-  describe('@socket.io/redis-emitter', { skip: MODE !== 'classic' && 'the emitter has no sharded mode' }, () => {
+  describe('@socket.io/redis-emitter', { skip: MODE !== 'classic' && `the emitter has no ${MODE} mode` }, () => {
     let client;
     let emitter;
     before(async () => {

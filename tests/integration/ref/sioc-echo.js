@@ -7,12 +7,15 @@
 //   node ref/sioc-echo.js [--host H] [--port P] [--path /socket.io/]
 //       [--ping-interval MS] [--ping-timeout MS] [--connect-timeout MS]
 //       [--cors ORIGIN]... [--recovery] [--parser msgpack]
-//       [--redis redis://HOST:PORT] [--redis-mode classic|sharded] [--redis-requests-timeout MS]
+//       [--redis redis://HOST:PORT] [--redis-mode classic|sharded|streams] [--redis-requests-timeout MS]
 //       [--redis-subscription-mode dynamic|static|dynamic-private] (sharded)
-//       [--per-message-deflate]
+//       [--per-message-deflate] [--max-disconnection-duration MS] (recovery)
 //
 // --per-message-deflate: perMessageDeflate with the no_context_takeover settings sioc
 // always answers with (see ref/eio-echo.js).
+//
+// --redis-mode streams: @socket.io/redis-streams-adapter 0.3 (createAdapter on one node-redis
+// client; stream "socket.io", sessions sio:session:<pid>), which also holds the recovery state.
 //
 // --redis: the @socket.io/redis-adapter (createAdapter, or createShardedAdapter with
 // --redis-mode sharded) on two node-redis clients, so that broadcasts and the cluster
@@ -90,6 +93,7 @@ function parseArgs(argv) {
     redisMode: 'classic',
     redisRequestsTimeout: 5000,
     redisSubscriptionMode: 'dynamic',
+    maxDisconnectionDuration: 120000,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -114,10 +118,11 @@ function parseArgs(argv) {
       case '--cors': opts.cors.push(value); break;
       case '--redis': opts.redis = value; break;
       case '--redis-mode':
-        if (value !== 'classic' && value !== 'sharded') usage(`--redis-mode takes classic or sharded, got ${value}`);
+        if (!['classic', 'sharded', 'streams'].includes(value)) usage(`--redis-mode takes classic, sharded or streams, got ${value}`);
         opts.redisMode = value;
         break;
       case '--redis-requests-timeout': opts.redisRequestsTimeout = parseInteger(flag, value); break;
+      case '--max-disconnection-duration': opts.maxDisconnectionDuration = parseInteger(flag, value); break;
       case '--redis-subscription-mode':
         if (!['dynamic', 'static', 'dynamic-private'].includes(value)) usage(`bad --redis-subscription-mode ${value}`);
         opts.redisSubscriptionMode = value;
@@ -155,13 +160,20 @@ if (opts.perMessageDeflate) {
   serverOptions.perMessageDeflate = { threshold: 1024, serverNoContextTakeover: true, clientNoContextTakeover: true };
 }
 if (opts.recovery) {
-  serverOptions.connectionStateRecovery = { maxDisconnectionDuration: 120000, skipMiddlewares: true };
+  serverOptions.connectionStateRecovery = { maxDisconnectionDuration: opts.maxDisconnectionDuration, skipMiddlewares: true };
 }
 if (opts.parser === 'msgpack') {
   serverOptions.parser = (await import('socket.io-msgpack-parser')).default;
 }
 
-if (opts.redis) {
+if (opts.redis && opts.redisMode === 'streams') {
+  const { createClient } = await import('redis');
+  const { createAdapter } = await import('@socket.io/redis-streams-adapter');
+  const client = createClient({ url: opts.redis });
+  client.on('error', () => {});
+  await client.connect();
+  serverOptions.adapter = createAdapter(client);
+} else if (opts.redis) {
   const { createClient } = await import('redis');
   const { createAdapter, createShardedAdapter } = await import('@socket.io/redis-adapter');
   const pubClient = createClient({ url: opts.redis });
