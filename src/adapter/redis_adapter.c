@@ -1985,6 +1985,7 @@ typedef struct restore_s {
     void *data;
     char *nsp;
     char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
+    char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
     char next[SIOC_RECOVERY_OFFSET_MAX + 2]; /* where the next XRANGE page starts */
     sioc__redis_session_t session;
     int has_session;
@@ -2176,6 +2177,38 @@ static void on_offset_checked(redisAsyncContext *context, void *reply_data, void
         restore_finish(restore, SIOC_ECLOSED);
 }
 
+static void restore_check_offset(restore_t *restore)
+{
+    const char *argv[4] = {"XRANGE", restore->redis->key, restore->offset, restore->offset};
+    if (store_command(restore->redis, on_offset_checked, restore, 4, argv) != 0)
+        restore_finish(restore, SIOC_ECLOSED);
+}
+
+static void on_claimed(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)context;
+    restore_t *restore = data;
+    const redisReply *reply = reply_data;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        restore_finish(restore, reply == NULL ? SIOC_ECLOSED : SIOC_EINVAL);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_NIL) {
+        restore_finish(restore, 0); /* another client presents this pid and offset */
+        return;
+    }
+    restore_check_offset(restore);
+}
+
+/* A session written while connected is in Redis again as soon as the client that took it is
+ * connected, and a second client presenting the same pid would then take it over. Node never has
+ * this (it writes sessions only at close); here the first to claim (pid, offset) for CLAIM_MS is
+ * the only one to restore from it. A real client coming back later has a newer offset (every
+ * connection gets at least its "connection" packets), or comes after the claim expired: it then
+ * takes the session over, which is what a client whose old connection is half-open needs. */
+#define CLAIM_PREFIX "sio:restore:"
+#define CLAIM_MS "10000"
+
 static int store_restore(sioc_recovery_store_t *store, const char *pid, const char *offset,
                          const char *nsp, sioc_recovery_restore_cb callback, void *data)
 {
@@ -2196,9 +2229,12 @@ static int store_restore(sioc_recovery_store_t *store, const char *pid, const ch
     restore->callback = callback;
     restore->data = data;
     snprintf(restore->key, sizeof(restore->key), SESSION_PREFIX "%s", pid);
+    snprintf(restore->offset, sizeof(restore->offset), "%s", offset);
     memcpy(restore->next, next, sizeof(next));
-    const char *argv[4] = {"XRANGE", redis->key, offset, offset};
-    if (store_command(redis, on_offset_checked, restore, 4, argv) != 0) {
+    char claim[sizeof(CLAIM_PREFIX) + 2 * SIOC_RECOVERY_OFFSET_MAX + 2];
+    snprintf(claim, sizeof(claim), CLAIM_PREFIX "%s:%s", pid, offset);
+    const char *argv[6] = {"SET", claim, "1", "NX", "PX", CLAIM_MS};
+    if (store_command(redis, on_claimed, restore, 6, argv) != 0) {
         free(restore->nsp);
         free(restore);
         return SIOC_ECLOSED;
