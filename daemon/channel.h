@@ -47,6 +47,7 @@ struct daemon_s {
     struct auth_session_store_s *sessions; /* NULL when session auth is off */
     struct sioc_redis_s *cluster;          /* the cluster's Redis; NULL without a cluster */
     struct api_s *api;                     /* NULL when the HTTP API is off */
+    struct recovery_store_s *recovery;     /* the embedded recovery store, or NULL */
     channel_t *channels;
     size_t channel_count;
     int stopping;

@@ -654,9 +654,58 @@ static int parse_cluster(context_t *c, json_t *v)
     return CONFIG(c)->cluster.redis_url != NULL ? 0 : fail(c, "redis.url is required");
 }
 
+static int parse_recovery_enabled(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->recovery.enabled);
+}
+static int parse_recovery_window(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 1000, 86400000, &CONFIG(c)->recovery.max_disconnection_duration_ms);
+}
+static int parse_recovery_skip_middlewares(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->recovery.skip_middlewares);
+}
+static int parse_recovery_store(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->recovery.store) != 0)
+        return -1;
+    if (strcmp(CONFIG(c)->recovery.store, "embedded") == 0 ||
+        strcmp(CONFIG(c)->recovery.store, "memory") == 0)
+        return 0;
+    return fail(c, "unknown store \"%s\" (expected embedded or memory)", CONFIG(c)->recovery.store);
+}
+static int parse_recovery_path(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->recovery.path) != 0)
+        return -1;
+    return CONFIG(c)->recovery.path[0] != '\0' ? 0 : fail(c, "expected a file path");
+}
+static int parse_recovery_max_packets(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1, 100000000, &CONFIG(c)->recovery.max_packets);
+}
+static int parse_recovery_max_sessions(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1, 100000000, &CONFIG(c)->recovery.max_sessions);
+}
+/* true / false (as before), or an object: present = on unless "enabled": false. */
 static int parse_recovery(context_t *c, json_t *v)
 {
-    return set_bool(c, v, &CONFIG(c)->recovery);
+    static const field_t fields[] = {{"enabled", parse_recovery_enabled},
+                                     {"maxDisconnectionDurationMs", parse_recovery_window},
+                                     {"skipMiddlewares", parse_recovery_skip_middlewares},
+                                     {"store", parse_recovery_store},
+                                     {"path", parse_recovery_path},
+                                     {"maxPackets", parse_recovery_max_packets},
+                                     {"maxSessions", parse_recovery_max_sessions},
+                                     {NULL, NULL}};
+    if (json_is_boolean(v))
+        return set_bool(c, v, &CONFIG(c)->recovery.enabled);
+    if (!json_is_object(v))
+        return fail(c, "expected true, false or an object");
+    CONFIG(c)->recovery.enabled = 1;
+    return parse_object(c, v, fields);
 }
 
 /* httpCompression / perMessageDeflate as engine.io takes them: false, true, or an object of
@@ -854,6 +903,11 @@ static void set_defaults(config_t *config)
     config->cluster.key = strdup("socket.io");
     config->cluster.requests_timeout_ms = 5000;
     config->cluster.presence_interval_ms = 2000;
+    config->recovery.max_disconnection_duration_ms = 120000;
+    config->recovery.skip_middlewares = 1;
+    config->recovery.store = strdup("embedded");
+    config->recovery.max_packets = 100000;
+    config->recovery.max_sessions = 100000;
 }
 
 /* The first enabled channel with auth mode, or NULL. */
@@ -1087,6 +1141,8 @@ void config_free(config_t *config)
     free(config->cluster.redis_url);
     free(config->cluster.mode);
     free(config->cluster.key);
+    free(config->recovery.store);
+    free(config->recovery.path);
     for (size_t i = 0; i < config->channel_count; i++) {
         free(config->channels[i].name);
         free(config->channels[i].driver);

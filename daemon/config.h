@@ -102,7 +102,15 @@ typedef struct config_s {
         uint32_t requests_timeout_ms;  /* 5000 */
         uint32_t presence_interval_ms; /* chat presence heartbeat: 2000 (a dead node: 3x) */
     } cluster;
-    int recovery; /* connection state recovery (off) */
+    struct {
+        int enabled;                            /* connection state recovery (off) */
+        uint32_t max_disconnection_duration_ms; /* the window: 120000 */
+        int skip_middlewares;                   /* a recovered socket skips them (1) */
+        char *store;           /* "embedded" (a SQLite file, survives restarts) | "memory" */
+        char *path;            /* embedded: NULL = next to store.path (recovery_path_of) */
+        uint64_t max_packets;  /* log bound: 100000 */
+        uint64_t max_sessions; /* session bound: 100000 */
+    } recovery;
     /* httpCompression (on) and perMessageDeflate (off), each with a threshold (1024 bytes). */
     config_compression_t http_compression, per_message_deflate;
     char *log_level;  /* "error" "warn" "info" "debug" */

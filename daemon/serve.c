@@ -12,6 +12,7 @@
 #include "auth_session.h"
 #include "channel.h"
 #include "log.h"
+#include "recovery_store.h"
 #include "reload.h"
 
 #ifdef SIOC_HAVE_SYSTEMD
@@ -218,6 +219,42 @@ static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, s
     return 0;
 }
 
+/* ---- connection state recovery: the embedded store (recovery_store.h) ---------------------- */
+
+/* The daemon's recovery store (NULL unless recovery is on with store "embedded"); closed after
+ * the Socket.IO server, which writes the last sessions as it closes. */
+static recovery_store_t *recovery_store;
+
+/* recovery.path, or next to the SQLite store's file ("sioc.db" -> "sioc.db-recovery", beside
+ * SQLite's own -wal and -shm), or ./sioc-recovery.db with PostgreSQL. */
+static void recovery_path_of(const config_t *config, char *out, size_t size)
+{
+    if (config->recovery.path != NULL)
+        snprintf(out, size, "%s", config->recovery.path);
+    else if (strcmp(config->store.driver, "sqlite") == 0)
+        snprintf(out, size, "%s-recovery", config->store.path);
+    else
+        snprintf(out, size, "sioc-recovery.db");
+}
+
+static int start_recovery(daemon_t *daemon, char *error, size_t error_size)
+{
+    const config_t *config = daemon->config;
+    if (!config->recovery.enabled || strcmp(config->recovery.store, "embedded") != 0)
+        return 0;
+    char path[4096];
+    recovery_path_of(config, path, sizeof(path));
+    recovery_store_options_t options = {path, config->recovery.max_disconnection_duration_ms,
+                                        config->recovery.max_packets,
+                                        config->recovery.max_sessions};
+    if (recovery_store_open(daemon->loop, &options, &recovery_store, error, error_size) != 0)
+        return -1;
+    daemon->recovery = recovery_store;
+    log_info("recovery: embedded store %s, window %u ms", path,
+             config->recovery.max_disconnection_duration_ms);
+    return 0;
+}
+
 static void server_options(const config_t *config, sioc_server_options_t *options)
 {
     sioc_server_options_init(options);
@@ -233,7 +270,11 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->engine.http_compression_threshold = config->http_compression.threshold;
     options->engine.per_message_deflate = config->per_message_deflate.enabled;
     options->engine.per_message_deflate_threshold = config->per_message_deflate.threshold;
-    options->recovery = config->recovery;
+    options->recovery = config->recovery.enabled;
+    options->max_disconnection_duration_ms = config->recovery.max_disconnection_duration_ms;
+    options->recovery_skip_middlewares = config->recovery.skip_middlewares;
+    if (recovery_store != NULL)
+        options->recovery_store = recovery_store_base(recovery_store);
     if (cluster_redis != NULL) {
         options->adapter = sioc_redis_adapter_factory;
         options->adapter_data = cluster_redis;
@@ -251,7 +292,8 @@ static void server_options(const config_t *config, sioc_server_options_t *option
 static int start_io(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
-    if (start_cluster(config, daemon->loop, error, error_size) != 0)
+    if (start_cluster(config, daemon->loop, error, error_size) != 0 ||
+        start_recovery(daemon, error, error_size) != 0)
         return -1;
     sioc_server_options_t options;
     server_options(config, &options);
@@ -282,6 +324,18 @@ static void on_store_closed(void *data)
     log_info("stopped");
 }
 
+/* Disconnect handlers may have queued last writes (presence): the store finishes them. */
+static void close_store(void *data)
+{
+    daemon_t *daemon = data;
+    daemon->recovery = NULL;
+    recovery_store = NULL;
+    if (daemon->store != NULL)
+        store_close(daemon->store, on_store_closed, daemon);
+    else
+        on_store_closed(daemon);
+}
+
 static void on_io_closed(void *data)
 {
     daemon_t *daemon = data;
@@ -290,11 +344,12 @@ static void on_io_closed(void *data)
     cluster_redis = NULL;
     daemon->cluster = NULL;
     channel_teardown_all(daemon);
-    /* Disconnect handlers may have queued last writes (presence): the store finishes them. */
-    if (daemon->store != NULL)
-        store_close(daemon->store, on_store_closed, daemon);
+    /* The sessions of the sockets just closed, and the chat driver's presence rows, are
+     * written before the process goes: they are what the next start recovers. */
+    if (recovery_store != NULL)
+        recovery_store_close(recovery_store, close_store, daemon);
     else
-        on_store_closed(daemon);
+        close_store(daemon);
 }
 
 static void on_api_stopped(void *data)

@@ -16,23 +16,54 @@
  *
  * Per-user rather than per-socket: a user with several tabs is announced online, joined or
  * typing once; presence goes offline, and a public room's stored membership ends, only when the
- * user's last socket leaves. */
+ * user's last socket leaves.
+ *
+ * Presence grace (options.presenceGraceMs): a user whose last socket drops for any reason but
+ * the client's own disconnect() goes offline only if no socket of the user comes back within the
+ * grace; one that does (recovered or not) was never offline, so neither offline nor online goes
+ * out. With the embedded recovery store (and no cluster) the users held online are also kept in
+ * its file: a restarted daemon (SIGTERM or SIGKILL) gives each of them the grace again, from its
+ * start, and takes offline once those who do not come back. */
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "driver_util.h"
 #include "log.h"
 #include "presence.h"
+#include "recovery_store.h"
+
+/* 5 s: socket.io-client's first two reconnection attempts (0.5-1.5 s, then 1-3 s) and a
+ * daemon restart fit in it; a user who closed the tab (a "transport close" too) shows online
+ * that much longer. Tying it to the 2-minute window would keep a departed user online for
+ * minutes. */
+#define PRESENCE_GRACE_DEFAULT_MS 5000
+#define PRESENCE_GRACE_MAX_MS 600000
 
 #define STORE_HISTORY_LIMIT_MAX 100 /* store.h: STORE_MESSAGE_HISTORY limit is 1..100 */
 #define HISTORY_LIMIT_DEFAULT 50
+
+typedef struct leaving_s leaving_t;
 
 typedef struct chat_s {
     driver_base_t base;
     int auto_create_rooms;
     int presence_rooms;   /* options.presence "rooms": user:status only to those sharing a room */
     presence_t *presence; /* cluster-wide presence (NULL without a cluster) */
+    uint32_t grace_ms;    /* options.presenceGraceMs */
+    leaving_t *leaving;   /* users within their grace, by id text */
+    recovery_store_t *online_rows; /* where the users held online are kept, or NULL */
 } chat_t;
+
+/* A user whose last socket left, offline when the timer fires unless a socket comes back. */
+struct leaving_s {
+    uv_timer_t timer;
+    chat_t *chat;
+    char key[DRIVER_MAX_ID_BYTES + 1];
+    json_t *id;
+    json_t *rooms; /* presence "rooms": where the offline goes */
+    UT_hash_handle hh;
+};
 
 typedef struct typing_s typing_t;
 
@@ -343,6 +374,121 @@ static void on_user_gone(json_t *user_id, void *data)
         store_presence(call, "offline", chat->presence_rooms ? json_array() : NULL);
 }
 
+/* ---- presence grace ---------------------------------------------------------------------- */
+
+static void leaving_closed(uv_handle_t *handle)
+{
+    leaving_t *leaving = handle->data;
+    json_decref(leaving->id);
+    json_decref(leaving->rooms);
+    free(leaving);
+}
+
+static void leaving_end(chat_t *chat, leaving_t *leaving)
+{
+    HASH_DEL(chat->leaving, leaving);
+    uv_close((uv_handle_t *)&leaving->timer, leaving_closed);
+}
+
+/* The user is online (held by a row kept for the next start), or no longer (row deleted). */
+static void keep_online_row(chat_t *chat, const char *key, json_t *id, json_t *rooms)
+{
+    if (chat->online_rows != NULL)
+        recovery_store_presence_set(chat->online_rows, sioc_namespace_name(chat->base.channel->nsp),
+                                    key, id, rooms);
+}
+
+static void announce_offline(chat_t *chat, json_t *id, const char *key, json_t *rooms)
+{
+    keep_online_row(chat, key, id, NULL);
+    driver_call_t *call = driver_call_new_for_user(&chat->base, chat->base.channel->nsp, id);
+    if (call != NULL)
+        store_presence(call, "offline",
+                       chat->presence_rooms ? (rooms ? json_incref(rooms) : json_array()) : NULL);
+}
+
+static void on_grace_over(uv_timer_t *timer)
+{
+    leaving_t *leaving = timer->data;
+    chat_t *chat = leaving->chat;
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    driver_room_name(user_room, sizeof(user_room), "user:", leaving->key);
+    /* A socket that came back ended the grace; this is only a safety net. */
+    if (other_user_sockets(chat->base.channel->nsp, user_room, NULL) == 0 &&
+        (chat->presence == NULL || presence_down(chat->presence, leaving->id)))
+        announce_offline(chat, leaving->id, leaving->key, leaving->rooms);
+    leaving_end(chat, leaving);
+}
+
+/* Starts the grace of a user (rooms taken, NULL = none known). */
+static void grace_start(chat_t *chat, const char *key, json_t *id, json_t *rooms)
+{
+    leaving_t *leaving = NULL;
+    HASH_FIND_STR(chat->leaving, key, leaving);
+    if (leaving != NULL)
+        leaving_end(chat, leaving);
+    leaving = calloc(1, sizeof(*leaving));
+    if (leaving == NULL) {
+        announce_offline(chat, id, key, rooms);
+        json_decref(rooms);
+        return;
+    }
+    leaving->chat = chat;
+    snprintf(leaving->key, sizeof(leaving->key), "%s", key);
+    leaving->id = json_incref(id);
+    leaving->rooms = rooms != NULL ? rooms : json_array();
+    uv_timer_init(chat->base.channel->daemon->loop, &leaving->timer);
+    leaving->timer.data = leaving;
+    uv_timer_start(&leaving->timer, on_grace_over, chat->grace_ms, 0);
+    HASH_ADD_STR(chat->leaving, key, leaving);
+    /* The rooms as the user left them: a restart within the grace announces there. */
+    keep_online_row(chat, key, id, leaving->rooms);
+}
+
+/* A socket of the user came: 1 if the user was within its grace (still online: nothing to
+ * announce), which ends. */
+static int grace_cancel(chat_t *chat, const char *key)
+{
+    leaving_t *leaving = NULL;
+    HASH_FIND_STR(chat->leaving, key, leaving);
+    if (leaving == NULL)
+        return 0;
+    leaving_end(chat, leaving);
+    return 1;
+}
+
+/* The users the previous run held online (embedded recovery store): each gets the grace from
+ * this start; with none, they go offline now. */
+static void grace_resume(chat_t *chat)
+{
+    json_t *rows = recovery_store_presence_take(chat->online_rows,
+                                                sioc_namespace_name(chat->base.channel->nsp));
+    size_t index;
+    json_t *row;
+    json_array_foreach(rows, index, row)
+    {
+        char key[DRIVER_MAX_ID_BYTES + 1];
+        json_t *id = json_object_get(row, "id");
+        json_t *rooms = json_object_get(row, "rooms");
+        if (driver_id_text(id, key) != 0)
+            continue;
+        if (chat->grace_ms > 0)
+            grace_start(chat, key, id, json_incref(rooms));
+        else
+            announce_offline(chat, id, key, rooms);
+    }
+    json_decref(rows);
+}
+
+static void grace_free_all(chat_t *chat)
+{
+    leaving_t *leaving, *next;
+    HASH_ITER(hh, chat->leaving, leaving, next)
+    {
+        leaving_end(chat, leaving); /* no announcement: the next start resumes from the rows */
+    }
+}
+
 /* The profile is refreshed on every connection; presence only for the user's first socket. */
 static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
 {
@@ -381,8 +527,15 @@ static void on_connection(sioc_socket_t *socket, void *data)
     }
     /* A recovered socket is back in its rooms already: it does not count as another tab. */
     int first = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
-    if (first && chat->presence != NULL) /* ... and the first in the cluster */
+    if (first && grace_cancel(chat, user_id))
+        first = 0;                            /* back within the grace: never went offline */
+    else if (first && chat->presence != NULL) /* ... and the first in the cluster */
         first = presence_up(chat->presence, json_object_get(user, "id"));
+    if (first && chat->online_rows != NULL) {
+        json_t *no_rooms = json_array(); /* none yet: a new socket is in no study room */
+        keep_online_row(chat, user_id, json_object_get(user, "id"), no_rooms);
+        json_decref(no_rooms);
+    }
     driver_socket_init(&state->order);
     state->chat = chat;
     state->socket = socket;
@@ -404,6 +557,15 @@ static void on_disconnecting(sioc_socket_t *socket, const char *reason, void *da
         state->rooms_left = study_rooms(socket);
 }
 
+/* Whether the user's last socket leaving for reason waits for the grace: not when the client
+ * said goodbye (disconnect()), nor at a shutdown that no row will outlive. */
+static int uses_grace(const chat_t *chat, const char *reason)
+{
+    if (chat->grace_ms == 0 || strcmp(reason, "client namespace disconnect") == 0)
+        return 0;
+    return strcmp(reason, "server shutting down") != 0 || chat->online_rows != NULL;
+}
+
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
 {
     chat_t *chat = data;
@@ -411,10 +573,15 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     if (state == NULL)
         return;
     sioc_socket_set_user(socket, NULL);
-    /* The last socket here, and (with a cluster) on every node. */
-    if (other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0 &&
-        (chat->presence == NULL ||
-         presence_down(chat->presence, json_object_get(state->user, "id")))) {
+    int last = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
+    json_t *id = json_object_get(state->user, "id");
+    char key[DRIVER_MAX_ID_BYTES + 1];
+    if (last && uses_grace(chat, reason) && driver_id_text(id, key) == 0) {
+        grace_start(chat, key, id, json_incref(state->rooms_left));
+    } else if (last && (chat->presence == NULL || presence_down(chat->presence, id))) {
+        /* The last socket here, and (with a cluster) on every node. */
+        if (driver_id_text(id, key) == 0)
+            keep_online_row(chat, key, id, NULL);
         driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
         if (call != NULL)
             store_presence(call, "offline", json_incref(state->rooms_left));
@@ -1016,7 +1183,7 @@ static void chat_release(driver_base_t *base)
 static int chat_check_options(const config_t *config, const config_channel_t *channel, char *error,
                               size_t error_size)
 {
-    static const char *const known[] = {"autoCreateRooms", "presence", NULL};
+    static const char *const known[] = {"autoCreateRooms", "presence", "presenceGraceMs", NULL};
     if (driver_require_authentication(config, channel, "chat", 0, error, error_size) != 0 ||
         driver_check_option_keys(config, channel, known, error, error_size) != 0)
         return -1;
@@ -1029,7 +1196,25 @@ static int chat_check_options(const config_t *config, const config_channel_t *ch
         (presence == NULL || (strcmp(presence, "all") != 0 && strcmp(presence, "rooms") != 0)))
         return driver_option_error(config, channel, "presence", error, error_size,
                                    "expected \"all\" (the default) or \"rooms\"");
+    json_t *grace = json_object_get(channel->options, "presenceGraceMs");
+    if (grace != NULL && (!json_is_integer(grace) || json_integer_value(grace) < 0 ||
+                          json_integer_value(grace) > PRESENCE_GRACE_MAX_MS))
+        return driver_option_error(config, channel, "presenceGraceMs", error, error_size,
+                                   "expected an integer from 0 to 600000 (milliseconds)");
     return 0;
+}
+
+/* presenceGraceMs, or with recovery on 5 s (at most the window: a client back later gets a
+ * fresh session anyway), or 0 (offline at once, as without recovery before). */
+static uint32_t grace_of(const config_t *config, const config_channel_t *channel)
+{
+    json_t *grace = json_object_get(channel->options, "presenceGraceMs");
+    if (grace != NULL)
+        return (uint32_t)json_integer_value(grace);
+    if (!config->recovery.enabled)
+        return 0;
+    uint32_t window = config->recovery.max_disconnection_duration_ms;
+    return window < PRESENCE_GRACE_DEFAULT_MS ? window : PRESENCE_GRACE_DEFAULT_MS;
 }
 
 static int chat_setup(channel_t *channel, char *error, size_t error_size)
@@ -1056,6 +1241,11 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
             return -1;
         }
     }
+    chat->grace_ms = grace_of(config, channel->config);
+    /* One node only: a cluster's nodes learn of each other's users by their gossip. */
+    chat->online_rows = chat->presence == NULL ? channel->daemon->recovery : NULL;
+    if (chat->online_rows != NULL)
+        grace_resume(chat);
     channel->state = chat;
     sioc_namespace_t *nsp = channel->nsp;
     sioc_namespace_on_connection(nsp, on_connection, chat);
@@ -1078,6 +1268,7 @@ static void chat_teardown(channel_t *channel)
     chat_t *chat = channel->state;
     channel->state = NULL;
     if (chat != NULL) {
+        grace_free_all(chat);
         presence_free(chat->presence);
         chat->presence = NULL;
         driver_base_detach(&chat->base); /* freed when the last store answer is in */

@@ -97,7 +97,7 @@ static void test_every_section(void **state)
     assert_string_equal(config.session.cookie_name, "connect.sid");
     assert_true(config.api.enabled);
     assert_int_equal(config.api.listen.port, 0);
-    assert_true(config.recovery);
+    assert_true(config.recovery.enabled);
     assert_true(config.cluster.enabled);
     assert_string_equal(config.cluster.redis_url, "redis://10.0.0.5:7001");
     assert_string_equal(config.cluster.key, "k");
@@ -152,6 +152,55 @@ static void test_compression_keys(void **state)
     assert_refused(
         "{\"httpCompression\": {\"threshold\": -1}}",
         "sioc.json:1: httpCompression.threshold: expected an integer from 0 to 100000000");
+}
+
+/* recovery: true / false as before, or an object with its defaults. */
+static void test_recovery_forms(void **state)
+{
+    static const char channels[] =
+        "\"channels\":{\"/home\":{\"driver\":\"feed\",\"auth\":\"none\"}}";
+    char text[512];
+    config_t config;
+    snprintf(text, sizeof(text), "{%s}", channels);
+    assert_int_equal(load(text, &config), 0);
+    assert_false(config.recovery.enabled);
+    assert_int_equal(config.recovery.max_disconnection_duration_ms, 120000);
+    assert_true(config.recovery.skip_middlewares);
+    assert_string_equal(config.recovery.store, "embedded");
+    assert_null(config.recovery.path);
+    assert_int_equal(config.recovery.max_packets, 100000);
+    assert_int_equal(config.recovery.max_sessions, 100000);
+    config_free(&config);
+    snprintf(text, sizeof(text),
+             "{\"recovery\": {\"maxDisconnectionDurationMs\": 5000, \"skipMiddlewares\": false, "
+             "\"store\": \"memory\", \"path\": \"/tmp/r.db\", \"maxPackets\": 10, "
+             "\"maxSessions\": 20}, %s}",
+             channels);
+    assert_int_equal(load(text, &config), 0);
+    assert_true(config.recovery.enabled);
+    assert_int_equal(config.recovery.max_disconnection_duration_ms, 5000);
+    assert_false(config.recovery.skip_middlewares);
+    assert_string_equal(config.recovery.store, "memory");
+    assert_string_equal(config.recovery.path, "/tmp/r.db");
+    assert_int_equal(config.recovery.max_packets, 10);
+    assert_int_equal(config.recovery.max_sessions, 20);
+    config_free(&config);
+    snprintf(text, sizeof(text), "{\"recovery\": {\"enabled\": false}, %s}", channels);
+    assert_int_equal(load(text, &config), 0);
+    assert_false(config.recovery.enabled);
+    config_free(&config);
+    assert_refused(
+        "{\"recovery\": {\"store\": \"disk\"}}",
+        "sioc.json:1: recovery.store: unknown store \"disk\" (expected embedded or memory)");
+    assert_refused("{\"recovery\": {\"maxPackets\": 0}}",
+                   "sioc.json:1: recovery.maxPackets: expected an integer from 1 to 100000000");
+    assert_refused("{\"recovery\": {\"path\": \"\"}}",
+                   "sioc.json:1: recovery.path: expected a file path");
+    assert_refused("{\"recovery\": {\"window\": 1}}",
+                   "sioc.json:1: recovery.window: unknown key (expected one of: enabled, "
+                   "maxDisconnectionDurationMs, skipMiddlewares, store, path, maxPackets, "
+                   "maxSessions)");
+    assert_refused("{\"recovery\": 1}", "sioc.json:1: recovery: expected true, false or an object");
 }
 
 static void test_refusals_name_the_line(void **state)
@@ -217,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_minimal_file_gets_defaults),
         cmocka_unit_test(test_every_section),
         cmocka_unit_test(test_compression_keys),
+        cmocka_unit_test(test_recovery_forms),
         cmocka_unit_test(test_refusals_name_the_line),
         cmocka_unit_test(test_default_uses_environment),
     };

@@ -93,7 +93,25 @@ describe('sioc check-config', () => {
       what: 'a bad boolean',
       patch: (c) => { c.recovery = 'yes'; },
       needle: '"recovery"',
-      message: (file, line) => `${file}:${line}: recovery: expected true or false`,
+      message: (file, line) => `${file}:${line}: recovery: expected true, false or an object`,
+    },
+    {
+      what: 'an unknown recovery store',
+      patch: (c) => { c.recovery = { store: 'redis' }; },
+      needle: '"store": "redis"',
+      message: (file, line) => `${file}:${line}: recovery.store: unknown store "redis" (expected embedded or memory)`,
+    },
+    {
+      what: 'a recovery window out of range',
+      patch: (c) => { c.recovery = { maxDisconnectionDurationMs: 10 }; },
+      needle: '"maxDisconnectionDurationMs"',
+      message: (file, line) => `${file}:${line}: recovery.maxDisconnectionDurationMs: expected an integer from 1000 to 86400000`,
+    },
+    {
+      what: 'a presence grace out of range',
+      patch: (c) => { c.channels['/'].options = { presenceGraceMs: -1 }; },
+      needle: '"presenceGraceMs"',
+      message: (file, line) => `${file}:${line}: channels."/".options.presenceGraceMs: expected an integer from 0 to 600000 (milliseconds)`,
     },
     {
       what: 'an unknown driver',
@@ -136,7 +154,7 @@ describe('sioc check-config', () => {
       what: 'an unknown chat option',
       patch: (c) => { c.channels['/'].options = { autoCreateRoom: true }; },
       needle: '"autoCreateRoom"',
-      message: (file, line) => `${file}:${line}: channels."/".options.autoCreateRoom: unknown key (expected one of: autoCreateRooms, presence)`,
+      message: (file, line) => `${file}:${line}: channels."/".options.autoCreateRoom: unknown key (expected one of: autoCreateRooms, presence, presenceGraceMs)`,
     },
     {
       what: 'a chat channel without authentication',
