@@ -26,7 +26,7 @@ results="${BENCH_RESULTS:-$root/bench/results/recovery-$mode}"
 rm -rf "$results"
 mkdir -p "$results"
 if [[ $mode == quick ]]; then
-    members=100 window=16 duration=2 warmup=0.5
+    members=100 window=16 duration=1 warmup=0.3
 else
     members=1000 window=64 duration=10 warmup=2
 fi

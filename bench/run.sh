@@ -388,3 +388,4 @@ if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" compression "* ]]; then
         log "wrote docs/benchmarks-compression.md"
     fi
 fi
+[[ -n "${BENCH_ONLY:-}" ]] || SIOC="$sioc" BENCH_RESULTS="$results/recovery" bench/recovery-daemon.sh "${1:-}" # issue 9: the fan-out cost of recovery
