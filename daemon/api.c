@@ -270,8 +270,9 @@ static void reply_no_channel(api_call_t *call, const char *name)
     char enabled[256] = "";
     size_t used = 0;
     for (size_t i = 0; i < daemon->channel_count && used < sizeof(enabled); i++)
-        used += (size_t)snprintf(enabled + used, sizeof(enabled) - used, "%s\"%s\"",
-                                 i == 0 ? "" : ", ", daemon->channels[i].config->name);
+        if (!daemon->channels[i].disabled)
+            used += (size_t)snprintf(enabled + used, sizeof(enabled) - used, "%s\"%s\"",
+                                     used == 0 ? "" : ", ", daemon->channels[i].config->name);
     reply_error(call, 404, "channel_not_found", "no enabled channel \"%s\" (enabled: %s)", name,
                 used == 0 ? "none" : enabled);
 }
@@ -335,6 +336,8 @@ static void route_health(api_call_t *call)
     json_t *channels = json_array();
     for (size_t i = 0; channels != NULL && i < daemon->channel_count; i++) {
         const channel_t *channel = &daemon->channels[i];
+        if (channel->disabled)
+            continue; /* turned off by a SIGHUP: as if it were not configured */
         json_array_append_new(channels,
                               json_pack("{s:s,s:s,s:I}", "name", channel->config->name, "driver",
                                         channel->driver->name, "sockets",
@@ -518,7 +521,8 @@ static void route_user_emit(api_call_t *call)
     int rc = 0;
     daemon_t *daemon = call->api->daemon;
     for (size_t i = 0; rc == 0 && i < daemon->channel_count; i++)
-        rc = emit_to_user(&daemon->channels[i], user_id, event, args);
+        if (!daemon->channels[i].disabled)
+            rc = emit_to_user(&daemon->channels[i], user_id, event, args);
     reply_emitted(call, rc, event);
 }
 
@@ -870,6 +874,8 @@ static void evict_member(api_t *api, const char *room_id, const char *user_id, j
     snprintf(room, sizeof(room), "room:%s", room_id);
     for (size_t i = 0; i < api->daemon->channel_count; i++) {
         channel_t *channel = &api->daemon->channels[i];
+        if (channel->disabled)
+            continue;
         if (removed && strcmp(channel->driver->name, "chat") == 0) {
             sioc_broadcast_t everyone;
             sioc_broadcast_init(&everyone, channel->nsp);
@@ -913,7 +919,8 @@ static void on_notification_added(api_call_t *call, int error, const char *messa
     }
     daemon_t *daemon = call->api->daemon;
     for (size_t i = 0; i < daemon->channel_count; i++) {
-        if (strcmp(daemon->channels[i].driver->name, "notifications") == 0)
+        if (!daemon->channels[i].disabled &&
+            strcmp(daemon->channels[i].driver->name, "notifications") == 0)
             notifications_push(&daemon->channels[i], notification);
     }
     reply(call, 201, json_incref(notification));

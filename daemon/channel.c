@@ -302,6 +302,43 @@ int channel_check_all(const config_t *config, char *error, size_t error_size)
     return 0;
 }
 
+/* First middleware of every channel: a channel turned off by a SIGHUP answers as a namespace
+ * that does not exist would (Node's CONNECT_ERROR {"message":"Invalid namespace"}). */
+static void refuse_when_disabled(sioc_socket_t *socket, sioc_next_t *next, void *data)
+{
+    channel_t *channel = data;
+    if (channel->disabled)
+        sioc_next_error(next, "Invalid namespace", NULL);
+    else
+        sioc_next(next);
+}
+
+/* Creates the namespace of one enabled channel, behind its authentication, and starts its
+ * driver. daemon->channels has room for every configured channel. */
+static int setup_channel(daemon_t *daemon, const config_channel_t *channel_config, char *error,
+                         size_t error_size)
+{
+    const config_t *config = daemon->config;
+    channel_t *channel = &daemon->channels[daemon->channel_count++];
+    channel->daemon = daemon;
+    channel->config = channel_config;
+    channel->driver = driver_find(channel_config->driver);
+    channel->nsp = sioc_server_of(daemon->io, channel_config->name);
+    if (channel->driver == NULL || channel->nsp == NULL) {
+        snprintf(error, error_size, "%s:%d: channel %s: no driver \"%s\"", config->file,
+                 channel_config->line, channel_config->name, channel_config->driver);
+        return -1;
+    }
+    sioc_namespace_use(channel->nsp, refuse_when_disabled, channel);
+    if (channel_config->auth != CONFIG_AUTH_NONE)
+        sioc_namespace_use(channel->nsp, authenticate, channel);
+    if (channel->driver->setup(channel, error, error_size) != 0)
+        return -1;
+    log_info("channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
+             (const char *[]){"none", "jwt", "session", "any", "optional"}[channel_config->auth]);
+    return 0;
+}
+
 int channel_setup_all(daemon_t *daemon, char *error, size_t error_size)
 {
     const config_t *config = daemon->config;
@@ -311,28 +348,41 @@ int channel_setup_all(daemon_t *daemon, char *error, size_t error_size)
     if (daemon->channels == NULL)
         return -1;
     for (size_t i = 0; i < config->channel_count; i++) {
-        const config_channel_t *channel_config = &config->channels[i];
-        if (!channel_config->enabled)
-            continue; /* a disabled channel's namespace does not exist: "Invalid namespace" */
-        channel_t *channel = &daemon->channels[daemon->channel_count++];
-        channel->daemon = daemon;
-        channel->config = channel_config;
-        channel->driver = driver_find(channel_config->driver);
-        channel->nsp = sioc_server_of(daemon->io, channel_config->name);
-        if (channel->driver == NULL || channel->nsp == NULL) {
-            snprintf(error, error_size, "%s:%d: channel %s: no driver \"%s\"", config->file,
-                     channel_config->line, channel_config->name, channel_config->driver);
+        /* A disabled channel's namespace does not exist: "Invalid namespace". */
+        if (config->channels[i].enabled &&
+            setup_channel(daemon, &config->channels[i], error, error_size) != 0)
             return -1;
-        }
-        if (channel_config->auth != CONFIG_AUTH_NONE)
-            sioc_namespace_use(channel->nsp, authenticate, channel);
-        if (channel->driver->setup(channel, error, error_size) != 0)
-            return -1;
-        log_info(
-            "channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
-            (const char *[]){"none", "jwt", "session", "any", "optional"}[channel_config->auth]);
     }
     return 0;
+}
+
+int channel_set_enabled(daemon_t *daemon, config_channel_t *config, int enabled, char *error,
+                        size_t error_size)
+{
+    channel_t *channel = NULL;
+    for (size_t i = 0; i < daemon->channel_count; i++)
+        if (daemon->channels[i].config == config)
+            channel = &daemon->channels[i];
+    config->enabled = enabled;
+    if (channel == NULL) {
+        if (!enabled)
+            return 0;
+        if (setup_channel(daemon, config, error, error_size) == 0)
+            return 0;
+        /* Its namespace may exist by now: it refuses connections, as the file said before. */
+        daemon->channels[daemon->channel_count - 1].disabled = 1;
+        config->enabled = 0;
+        return -1;
+    }
+    channel->disabled = !enabled;
+    if (enabled)
+        return 0;
+    int count = (int)sioc_namespace_socket_count(channel->nsp);
+    sioc_broadcast_t everyone;
+    sioc_broadcast_init(&everyone, channel->nsp);
+    everyone.flags |= SIOC_BROADCAST_LOCAL; /* each node applies its own file */
+    sioc_broadcast_disconnect(&everyone, 0);
+    return count;
 }
 
 void channel_teardown_all(daemon_t *daemon)
@@ -350,7 +400,7 @@ void channel_teardown_all(daemon_t *daemon)
 channel_t *channel_find(daemon_t *daemon, const char *name)
 {
     for (size_t i = 0; i < daemon->channel_count; i++) {
-        if (strcmp(daemon->channels[i].config->name, name) == 0)
+        if (!daemon->channels[i].disabled && strcmp(daemon->channels[i].config->name, name) == 0)
             return &daemon->channels[i];
     }
     return NULL;

@@ -35,7 +35,8 @@ struct channel_s {
     const config_channel_t *config;
     const driver_t *driver;
     sioc_namespace_t *nsp;
-    void *state; /* the driver's */
+    void *state;  /* the driver's */
+    int disabled; /* turned off by a SIGHUP: refuses connections, not found by channel_find */
 };
 
 struct daemon_s {
@@ -67,7 +68,16 @@ int channel_check_all(const config_t *config, char *error, size_t error_size);
 /* Creates every enabled channel. 0, or -1 with error filled. */
 int channel_setup_all(daemon_t *daemon, char *error, size_t error_size);
 void channel_teardown_all(daemon_t *daemon);
+/* The enabled channel on namespace name, or NULL. */
 channel_t *channel_find(daemon_t *daemon, const char *name);
+/* SIGHUP: turns the channel of the running configuration on (enabled 1) or off. Off: its sockets
+ * here are disconnected as by Node's nsp.disconnectSockets() (the client's reason is "io server
+ * disconnect", after which it does not reconnect by itself) and new ones are refused as for a
+ * namespace that does not exist ("Invalid namespace"); the namespace and the driver's state stay,
+ * so that turning it on again lifts the refusal. On: a channel disabled since the start is set up
+ * as at start. Returns how many sockets were disconnected (0 when turned on), or -1 with error. */
+int channel_set_enabled(daemon_t *daemon, config_channel_t *config, int enabled, char *error,
+                        size_t error_size);
 
 /* Ids (users, rooms) keep the JSON type they came with (a token's `id: 1` stays the number 1 in
  * every payload); their text, for room names and the store, fits in this many bytes. */

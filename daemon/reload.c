@@ -77,6 +77,11 @@ static json_t *restart_part(const config_t *config)
     json_object_del(root, "cors");
     /* TLS files are read again on every reload (serve.c); only turning TLS on or off needs a
      * restart, so what stays is whether the listener has it. */
+    /* A channel is turned on or off by serve.c; the rest of its definition needs a restart. */
+    const char *name;
+    json_t *channel;
+    json_object_foreach(json_object_get(root, "channels"), name, channel)
+        json_object_del(channel, "enabled");
     json_t *api_listen = json_object_get(json_object_get(root, "api"), "listen");
     json_t *listeners[] = {json_object_get(root, "listen"), api_listen};
     for (size_t i = 0; i < 2; i++)

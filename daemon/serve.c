@@ -391,6 +391,33 @@ static int apply_cors(daemon_t *daemon)
                                 config->cors_credentials);
 }
 
+/* SIGHUP: channels whose `enabled` changed are turned on or off (channel_set_enabled). A
+ * channel added or removed, or changed otherwise, is named by reload_apply as a restart. */
+static int reload_channels(daemon_t *daemon, const config_t *next)
+{
+    config_t *running = daemon->config;
+    int changed = 0;
+    for (size_t i = 0; i < next->channel_count; i++) {
+        for (size_t j = 0; j < running->channel_count; j++) {
+            config_channel_t *channel = &running->channels[j];
+            int enabled = next->channels[i].enabled;
+            if (strcmp(channel->name, next->channels[i].name) != 0 || channel->enabled == enabled)
+                continue;
+            char error[512];
+            int disconnected = channel_set_enabled(daemon, channel, enabled, error, sizeof(error));
+            if (disconnected < 0)
+                log_error("SIGHUP: channel %s cannot be enabled: %s", channel->name, error);
+            else if (enabled)
+                log_info("SIGHUP: channel %s enabled", channel->name);
+            else
+                log_info("SIGHUP: channel %s disabled: %d socket%s disconnected, new ones refused",
+                         channel->name, disconnected, disconnected == 1 ? "" : "s");
+            changed += disconnected >= 0;
+        }
+    }
+    return changed;
+}
+
 static void reload(daemon_t *daemon)
 {
     config_t *running = daemon->config;
@@ -407,6 +434,7 @@ static void reload(daemon_t *daemon)
         char restart[512];
         int cors_changed;
         int changed = reload_apply(running, &next, &cors_changed, restart, sizeof(restart));
+        changed += reload_channels(daemon, &next);
         if (cors_changed && apply_cors(daemon) != 0)
             log_error("SIGHUP: the new cors list is not applied: out of memory");
         log_info("SIGHUP: %s read again: log level %s, format %s; %d value%s changed",

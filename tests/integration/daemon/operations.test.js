@@ -5,8 +5,9 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig, unique,
-  haveRedis, startRedis,
+  haveRedis, startRedis, tokenFor,
 } from '../lib/daemon.js';
+import { connectError } from '../lib/sio.js';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -222,6 +223,78 @@ describe('SIGHUP', () => {
       assert.equal(res.status, 200);
       const c = daemon.clients(t);
       await connectAs(c, makeUser('After'));
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+});
+
+describe('SIGHUP: channels', () => {
+  const waitFor = async (daemon, pattern) => {
+    for (let i = 0; i < 50 && !pattern.test(daemon.stderr); i++) await sleep(50);
+    assert.match(daemon.stderr, pattern);
+  };
+  const disconnectReason = (socket) => new Promise((resolve, reject) => {
+    socket.once('disconnect', resolve);
+    setTimeout(() => reject(new Error('no disconnect within 5 s')), 5000).unref();
+  });
+
+  it('disabling a channel disconnects its sockets ("io server disconnect") and refuses new ones as an unknown namespace; enabling it again serves it', async (t) => {
+    requireBin();
+    const dir = tempDir('hup-channels');
+    const channels = { '/': { driver: 'chat', auth: 'jwt' }, '/notes': { driver: 'notifications', auth: 'jwt', enabled: true } };
+    const config = baseConfig(dir, { channels });
+    const daemon = await startDaemon(dir, config);
+    try {
+      const c = daemon.clients(t);
+      const chat = await connectAs(c, makeUser('Stays'));
+      const notes = await connectAs(c, makeUser('Goes'), { nsp: '/notes' });
+      const gone = disconnectReason(notes);
+      writeConfig(dir, { ...config, channels: { ...channels, '/notes': { ...channels['/notes'], enabled: false } } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /info  SIGHUP: channel \/notes disabled: 1 socket disconnected, new ones refused/);
+      assert.match(daemon.stderr, /read again: log level info, format text; 1 value changed/);
+      assert.doesNotMatch(daemon.stderr, /takes a restart/);
+      assert.equal(await gone, 'io server disconnect');
+      assert.equal(chat.connected, true, 'the other channel keeps its sockets');
+      // Refused exactly as a namespace that was never configured.
+      const refused = c.socket(c.manager('websocket'), '/notes', { auth: { token: tokenFor(makeUser('Late')) } });
+      const never = c.socket(c.manager('websocket'), '/never', { auth: { token: tokenFor(makeUser('Late')) } });
+      const [refusal, unknownRefusal] = await Promise.all([connectError(refused), connectError(never)]);
+      assert.equal(refusal.message, 'Invalid namespace');
+      assert.equal(refusal.message, unknownRefusal.message);
+      assert.deepEqual(refusal.data, unknownRefusal.data);
+      const health = await daemon.api('GET', '/health');
+      assert.deepEqual(health.json.channels.map((channel) => channel.name), ['/'], 'listed as if not configured');
+
+      writeConfig(dir, config);
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /info  SIGHUP: channel \/notes enabled/);
+      const back = await connectAs(c, makeUser('Back'), { nsp: '/notes' });
+      assert.equal(back.connected, true);
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+
+  it('enabling a channel disabled since the start sets it up: its driver answers', async (t) => {
+    requireBin();
+    const dir = tempDir('hup-channel-on');
+    const channels = { '/': { driver: 'notifications', auth: 'jwt' }, '/chat': { driver: 'chat', auth: 'jwt', enabled: false } };
+    const config = baseConfig(dir, { channels });
+    const daemon = await startDaemon(dir, config);
+    try {
+      const c = daemon.clients(t);
+      const before = c.socket(c.manager('websocket'), '/chat', { auth: { token: tokenFor(makeUser('Early')) } });
+      assert.equal((await connectError(before)).message, 'Invalid namespace');
+      writeConfig(dir, { ...config, channels: { ...channels, '/chat': { ...channels['/chat'], enabled: true } } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /info  SIGHUP: channel \/chat enabled/);
+      assert.match(daemon.stderr, /info  channel \/chat: driver chat, auth jwt/);
+      const socket = await connectAs(c, makeUser('Chatter'), { nsp: '/chat' });
+      const room = unique('room');
+      assert.equal((await socket.emitWithAck('room:join', room)).ok, true);
+      assert.equal((await socket.emitWithAck('message:send', { roomId: room, text: 'hello' })).ok, true);
     } finally {
       await daemon.stopChecked();
     }
