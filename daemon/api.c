@@ -20,6 +20,7 @@
 #include "auth_session.h"
 #include "drivers/notifications.h"
 #include "log.h"
+#include "metrics.h"
 
 #define ROOM_NAME_SIZE (API_ID_SIZE + 8) /* "user:" or "room:" and an id */
 #define NAMESPACE_SIZE (API_NAME_MAX + 1)
@@ -1046,12 +1047,30 @@ static void route_presence_room(api_call_t *call)
         on_room_sockets(rc, NULL, call);
 }
 
+/* ---- GET /metrics: Prometheus text format (daemon/metrics.c) -------------------------------- */
+
+/* Public like the probes: counts and latencies, no ids or data (docs/operations.md). */
+static void route_metrics(api_call_t *call)
+{
+    size_t length = 0;
+    char *text = metrics_render(call->api->daemon, &length);
+    if (text == NULL) {
+        reply_error(call, 500, "internal_error", "out of memory");
+        return;
+    }
+    log_answer(call, 200);
+    sioc_web_respond(call->request, 200, METRICS_CONTENT_TYPE, text, call->head_only ? 0 : length);
+    free(text);
+    call_free(call);
+}
+
 /* ---- routing ------------------------------------------------------------------------------- */
 
 static const api_route_t routes[] = {
     {"GET", "/health", route_health, API_ROUTE_PUBLIC},
     {"GET", "/healthz", route_healthz, API_ROUTE_PUBLIC},
     {"GET", "/readyz", route_readyz, API_ROUTE_PUBLIC},
+    {"GET", "/metrics", route_metrics, API_ROUTE_PUBLIC},
     {"POST", "/emit", route_emit, API_ROUTE_BODY},
     {"POST", "/users/{userId}/emit", route_user_emit, API_ROUTE_BODY},
     {"POST", "/sockets/join", route_sockets_join, API_ROUTE_BODY},
@@ -1153,8 +1172,8 @@ static void on_request(sioc_web_request_t *request, void *data)
     api_route_miss_t miss;
     call->route = api_route_find(routes, sizeof(routes) / sizeof(routes[0]),
                                  call->head_only ? "GET" : method, path, &call->params, &miss);
-    /* Everything but the probes (GET /health, /healthz, /readyz) needs the key, unknown paths too:
-     * no probing of the routes. */
+    /* Everything but the probes (GET /health, /healthz, /readyz) and /metrics needs the key,
+     * unknown paths too: no probing of the routes. */
     int public_route = call->route != NULL && (call->route->flags & API_ROUTE_PUBLIC);
     if (!public_route && !authorized(call))
         return;

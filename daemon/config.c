@@ -654,6 +654,81 @@ static int parse_cluster(context_t *c, json_t *v)
     return CONFIG(c)->cluster.redis_url != NULL ? 0 : fail(c, "redis.url is required");
 }
 
+static int parse_admin_namespace(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->admin.namespace_name) != 0)
+        return -1;
+    return CONFIG(c)->admin.namespace_name[0] == '/' ? 0
+                                                     : fail(c, "expected a name starting with /");
+}
+static int parse_admin_username(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->admin.username) != 0)
+        return -1;
+    return CONFIG(c)->admin.username[0] != '\0' ? 0 : fail(c, "expected a non-empty username");
+}
+/* The shape of a bcrypt hash ($2a$, $2b$ or $2y$, cost, 53 characters); sioc_admin_new checks
+ * the rest. A plain password here would be a mistake worth refusing. */
+static int parse_admin_password_hash(context_t *c, json_t *v)
+{
+    if (set_string(c, v, &CONFIG(c)->admin.password_hash) != 0)
+        return -1;
+    const char *hash = CONFIG(c)->admin.password_hash;
+    if (strlen(hash) == 60 && strncmp(hash, "$2", 2) == 0 && strchr("aby", hash[2]) != NULL &&
+        hash[3] == '$' && hash[6] == '$')
+        return 0;
+    return fail(c, "expected a bcrypt hash (\"$2b$10$...\", 60 characters; htpasswd -nbBC 10 "
+                   "'' password | cut -c2- makes one)");
+}
+static int parse_admin_auth(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {{"username", parse_admin_username},
+                                     {"passwordHash", parse_admin_password_hash},
+                                     {NULL, NULL}};
+    if (json_is_false(v))
+        return 0;
+    if (!json_is_object(v))
+        return fail(c, "expected false (no authentication) or {\"username\", \"passwordHash\"}");
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    if (CONFIG(c)->admin.username == NULL || CONFIG(c)->admin.password_hash == NULL)
+        return fail(c, "both username and passwordHash are required");
+    return 0;
+}
+static int parse_admin_mode(context_t *c, json_t *v)
+{
+    const char *mode = json_string_value(v);
+    if (mode != NULL && strcmp(mode, "development") == 0)
+        CONFIG(c)->admin.production = 0;
+    else if (mode != NULL && strcmp(mode, "production") == 0)
+        CONFIG(c)->admin.production = 1;
+    else
+        return fail(c, "expected \"development\" or \"production\"");
+    return 0;
+}
+static int parse_admin_readonly(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->admin.readonly);
+}
+static int parse_admin_server_id(context_t *c, json_t *v)
+{
+    return set_string(c, v, &CONFIG(c)->admin.server_id);
+}
+static int parse_admin(context_t *c, json_t *v)
+{
+    static const field_t fields[] = {
+        {"namespace", parse_admin_namespace}, {"auth", parse_admin_auth},
+        {"mode", parse_admin_mode},           {"readonly", parse_admin_readonly},
+        {"serverId", parse_admin_server_id},  {NULL, NULL}};
+    CONFIG(c)->admin.enabled = 1;
+    if (parse_object(c, v, fields) != 0)
+        return -1;
+    /* As instrument(): authentication is never off by omission. */
+    return json_object_get(v, "auth") != NULL
+               ? 0
+               : fail(c, "missing key \"auth\" (false, or {\"username\", \"passwordHash\"})");
+}
+
 static int parse_recovery_enabled(context_t *c, json_t *v)
 {
     return set_bool(c, v, &CONFIG(c)->recovery.enabled);
@@ -908,6 +983,7 @@ static void set_defaults(config_t *config)
     config->recovery.store = strdup("embedded");
     config->recovery.max_packets = 100000;
     config->recovery.max_sessions = 100000;
+    config->admin.namespace_name = strdup("/admin");
 }
 
 /* The first enabled channel with auth mode, or NULL. */
@@ -968,6 +1044,13 @@ static int check_consistency(context_t *c)
         session_channel = either;
     if (session_channel != NULL && config->session.secrets == NULL)
         return fail_at_channel(c, session_channel, "session auth needs auth.session.secrets");
+    for (size_t i = 0; config->admin.enabled && i < config->channel_count; i++) {
+        if (strcmp(config->channels[i].name, config->admin.namespace_name) == 0) {
+            enter(c, "admin");
+            enter(c, "namespace");
+            return fail(c, "\"%s\" is a channel's namespace too", config->admin.namespace_name);
+        }
+    }
     if (config->api.enabled && config->api.key == NULL) {
         enter(c, "api");
         return fail(c, "missing key \"key\" (the API key back ends send)");
@@ -994,6 +1077,7 @@ static int parse_root(context_t *c, json_t *root)
         {"channels", parse_channels},
         {"httpCompression", parse_http_compression},
         {"perMessageDeflate", parse_per_message_deflate},
+        {"admin", parse_admin},
         {NULL, NULL},
     };
     if (parse_object(c, root, fields) != 0)
@@ -1143,6 +1227,10 @@ void config_free(config_t *config)
     free(config->cluster.key);
     free(config->recovery.store);
     free(config->recovery.path);
+    free(config->admin.namespace_name);
+    free(config->admin.username);
+    free(config->admin.password_hash);
+    free(config->admin.server_id);
     for (size_t i = 0; i < config->channel_count; i++) {
         free(config->channels[i].name);
         free(config->channels[i].driver);

@@ -111,6 +111,15 @@ typedef struct config_s {
         uint64_t max_packets;  /* log bound: 100000 */
         uint64_t max_sessions; /* session bound: 100000 */
     } recovery;
+    struct {
+        int enabled;          /* an "admin" section is present */
+        char *namespace_name; /* "/admin" */
+        char *username;       /* NULL with "auth": false */
+        char *password_hash;  /* bcrypt */
+        int production;       /* "mode": "production" (default "development") */
+        int readonly;
+        char *server_id; /* NULL: the host name, or host#pid with a cluster */
+    } admin;             /* the @socket.io/admin-ui dashboard (include/sioc_admin.h) */
     /* httpCompression (on) and perMessageDeflate (off), each with a threshold (1024 bytes). */
     config_compression_t http_compression, per_message_deflate;
     char *log_level;  /* "error" "warn" "info" "debug" */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <sioc_adapter.h>
+#include <sioc_admin.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "auth_jwt.h"
@@ -312,6 +314,44 @@ static int start_io(daemon_t *daemon, char *error, size_t error_size)
     return 0;
 }
 
+/* The admin UI's server side (NULL without an "admin" section); closed right before the
+ * Socket.IO server. */
+static sioc_admin_t *admin_ui;
+
+static int start_admin(const config_t *config, sioc_server_t *io, char *error, size_t error_size)
+{
+    if (!config->admin.enabled)
+        return 0;
+    sioc_admin_options_t options;
+    sioc_admin_options_init(&options);
+    options.namespace_name = config->admin.namespace_name;
+    options.username = config->admin.username;
+    options.password_hash = config->admin.password_hash;
+    options.mode = config->admin.production ? SIOC_ADMIN_PRODUCTION : SIOC_ADMIN_DEVELOPMENT;
+    options.readonly = config->admin.readonly;
+    /* Nodes of a cluster on one host must not share an id: the dashboard tells servers apart
+     * by it (Node's admin UI uses host#pid in cluster workers for the same reason). */
+    char server_id[300];
+    if (config->admin.server_id == NULL && config->cluster.enabled) {
+        char host[256] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(server_id, sizeof(server_id), "%s#%ld", host, (long)getpid());
+        options.server_id = server_id;
+    } else {
+        options.server_id = config->admin.server_id;
+    }
+    const char *problem = NULL;
+    int rc = sioc_admin_new(io, &options, &admin_ui, &problem);
+    if (rc != 0) {
+        snprintf(error, error_size, "admin: %s", problem != NULL ? problem : uv_strerror(rc));
+        return -1;
+    }
+    log_info("admin ui on namespace %s (%s mode, %s)", config->admin.namespace_name,
+             config->admin.production ? "production" : "development",
+             config->admin.username != NULL ? "basic authentication" : "no authentication");
+    return 0;
+}
+
 /* ---- stopping: stop accepting, close every socket, finish the store's writes, exit ----------- */
 
 static void on_store_closed(void *data)
@@ -356,6 +396,8 @@ static void on_api_stopped(void *data)
 {
     daemon_t *daemon = data;
     daemon->api = NULL;
+    sioc_admin_close(admin_ui);
+    admin_ui = NULL;
     if (daemon->io != NULL)
         sioc_server_close(daemon->io, on_io_closed, daemon);
     else
@@ -472,7 +514,8 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
     if (store_open(daemon->loop, &store_options, &daemon->store, error, error_size) != 0)
         return -1;
     if (start_auth(daemon, error, error_size) != 0 || start_io(daemon, error, error_size) != 0 ||
-        channel_setup_all(daemon, error, error_size) != 0)
+        channel_setup_all(daemon, error, error_size) != 0 ||
+        start_admin(config, daemon->io, error, error_size) != 0)
         return -1;
     printf("listening on %s:%d\n", config->listen.host, sioc_server_port(daemon->io));
     if (config->api.enabled) {

@@ -38,6 +38,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store_driver.h"
 #include "store_sql.h"
 #include "store_sqlite.h"
@@ -98,6 +99,7 @@ struct request_s {
     const char *message; /* static */
     json_t *result;      /* built by the worker; NULL on error */
     int refused;         /* failed before it was queued: never run */
+    uint64_t started_ns; /* for the latency histogram of /metrics */
     args_t args;
 };
 
@@ -2182,6 +2184,9 @@ static void request_free(request_t *request)
 
 static void request_complete(request_t *request)
 {
+    if (!request->refused)
+        metrics_store_observe(request->operation, request->error != 0,
+                              (double)(uv_hrtime() - request->started_ns) / 1e9);
     if (request->done != NULL)
         request->done(request->error, request->error != 0 ? request->message : NULL,
                       request->error != 0 ? NULL : request->result, request->data);
@@ -2283,6 +2288,7 @@ void store_request(store_t *store, store_operation_t operation, json_t *params, 
         abort();
     }
     request->operation = operation;
+    request->started_ns = uv_hrtime();
     request->params = params;
     request->done = done;
     request->data = data;

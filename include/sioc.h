@@ -141,6 +141,8 @@ typedef struct sioc_eio_callbacks_s {
     /* The session is closed: "transport close", "transport error", "ping timeout",
      * "parse error", "forced close", "server shutting down". The socket is freed after. */
     void (*on_close)(sioc_eio_socket_t *socket, const char *reason, void *data);
+    /* The session moved from polling to WebSocket (may be NULL). */
+    void (*on_upgrade)(sioc_eio_socket_t *socket, void *data);
 } sioc_eio_callbacks_t;
 
 /* Fills options with the defaults above. */
@@ -197,6 +199,31 @@ SIOC_API sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *soc
 SIOC_API void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data);
 SIOC_API void *sioc_eio_socket_get_data(const sioc_eio_socket_t *socket);
 SIOC_API sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *socket);
+
+/* Engine.IO error codes, the index of sioc_eio_stats_t.refused: 0 Transport unknown, 1 Session ID
+ * unknown, 2 Bad handshake method, 3 Bad request, 4 Forbidden (allow_request said no), 5
+ * Unsupported protocol version. */
+#define SIOC_EIO_ERROR_COUNT 6
+/* The message Node's engine.io answers for code ("Session ID unknown"), or NULL. */
+SIOC_API const char *sioc_eio_error_message(int code);
+
+/* What an Engine.IO server has done since it was created (counters) and holds now (gauges), for
+ * monitoring (the daemon's /metrics, the admin UI). Messages are Engine.IO message packets (pings
+ * and other control packets are not counted); their bytes are the payload, without the packet
+ * type, as @socket.io/admin-ui counts them. */
+typedef struct sioc_eio_stats_s {
+    uint64_t sessions_opened;
+    uint64_t sessions_closed;
+    uint64_t messages_in;
+    uint64_t messages_out;
+    uint64_t message_bytes_in;
+    uint64_t message_bytes_out;
+    uint64_t slow_reader_closes;            /* sessions closed past max_buffered_bytes */
+    uint64_t refused[SIOC_EIO_ERROR_COUNT]; /* requests answered with an Engine.IO error */
+    size_t polling_sessions;                /* gauges: open sessions by current transport */
+    size_t websocket_sessions;
+} sioc_eio_stats_t;
+SIOC_API void sioc_eio_server_stats(const sioc_eio_server_t *server, sioc_eio_stats_t *out);
 
 /* ---- Socket.IO server --------------------------------------------------------------------- */
 
@@ -337,6 +364,8 @@ SIOC_API json_t *sioc_placeholder(size_t index);
 SIOC_API const sioc_binary_t *sioc_event_binary(const sioc_event_t *event, const json_t *value);
 
 SIOC_API const char *sioc_socket_id(const sioc_socket_t *socket);
+/* The id of its Engine.IO connection (Node's socket.conn.id), or "" once the connection is gone. */
+SIOC_API const char *sioc_socket_client_id(const sioc_socket_t *socket);
 SIOC_API sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket);
 /* {headers, time, address, xdomain, secure, issued, url, query, auth} as in Node (borrowed). */
 SIOC_API json_t *sioc_socket_handshake(const sioc_socket_t *socket);
@@ -466,6 +495,60 @@ SIOC_API int sioc_namespace_server_count(sioc_namespace_t *nsp, sioc_server_coun
                                          void *data);
 /* This server's id in the cluster (the adapter's uid). */
 SIOC_API const char *sioc_namespace_adapter_uid(const sioc_namespace_t *nsp);
+
+/* ---- Monitoring ----------------------------------------------------------------------------- */
+
+/* The Socket.IO server's counters (since sioc_server_new) and gauges, with its Engine.IO
+ * server's. Rooms count every room of this server's index, the room of each socket's own id
+ * included (as socket.io-adapter's rooms map). A broadcast is counted once per namespace on the
+ * server that delivers it (each server of a cluster counts its own part); deliveries are the
+ * sockets it was queued for; volatile_dropped counts packets not sent to a client that could not
+ * take them at once. */
+typedef struct sioc_server_stats_s {
+    sioc_eio_stats_t engine;
+    size_t namespaces; /* gauges */
+    size_t sockets;    /* connected sockets, all namespaces */
+    size_t rooms;
+    uint64_t sockets_connected; /* counters */
+    uint64_t sockets_disconnected;
+    uint64_t connects_refused; /* CONNECT answered with connect_error (middleware, bad namespace) */
+    uint64_t broadcasts;
+    uint64_t deliveries;
+    uint64_t volatile_dropped;
+} sioc_server_stats_t;
+SIOC_API void sioc_server_stats(const sioc_server_t *server, sioc_server_stats_t *out);
+
+/* Visits every namespace that exists (dynamic parents excepted, their children included). */
+SIOC_API void sioc_server_for_each_namespace(sioc_server_t *server,
+                                             void (*visit)(sioc_namespace_t *nsp, void *data),
+                                             void *data);
+
+/* Hooks on everything that happens in every namespace, for tools that watch the whole server (the
+ * admin UI: sioc_admin.h) without taking the application's own handlers. Any member may be NULL.
+ * One observer per server: a second call replaces the first (NULL removes it). Each hook runs
+ * synchronously where the event happens; it may emit and broadcast, and must not free what it
+ * is given.
+ * - on_namespace: a namespace was created (sioc_server_of, or a dynamic child).
+ * - on_connection: a socket is connected, before its namespace's on_connection handler.
+ * - on_disconnect: a socket left its namespace, after the namespace's on_disconnect handler;
+ *   then on_leave runs for each room it was in (the order Node's adapter events come in).
+ * - on_join / on_leave: a socket entered or left a room (its own id room included), once per
+ *   change (joining a room it is already in is no change).
+ * - on_event: an incoming event, before the catch-all and the handlers.
+ * - on_event_sent: an event emitted to one socket (not broadcasts), as on_any_outgoing.
+ * - on_upgrade: once per socket of a connection that upgraded from polling to WebSocket. */
+typedef struct sioc_server_observer_s {
+    void (*on_namespace)(sioc_namespace_t *nsp, void *data);
+    void (*on_connection)(sioc_socket_t *socket, void *data);
+    void (*on_disconnect)(sioc_socket_t *socket, const char *reason, void *data);
+    void (*on_join)(sioc_socket_t *socket, const char *room, void *data);
+    void (*on_leave)(sioc_socket_t *socket, const char *room, void *data);
+    void (*on_event)(sioc_socket_t *socket, const sioc_event_t *event, void *data);
+    void (*on_event_sent)(sioc_socket_t *socket, const sioc_event_t *event, void *data);
+    void (*on_upgrade)(sioc_socket_t *socket, void *data); /* its connection is now WebSocket */
+    void *data;
+} sioc_server_observer_t;
+SIOC_API void sioc_server_observe(sioc_server_t *server, const sioc_server_observer_t *observer);
 
 /* ---- A plain HTTP server, for back-end APIs next to the Socket.IO server ------------------- */
 

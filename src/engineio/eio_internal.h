@@ -77,6 +77,7 @@ struct sioc_eio_server_s {
     sioc_eio_callbacks_t callbacks;
     void *data;
     sioc_eio_socket_t *sockets; /* uthash by id */
+    sioc_eio_stats_t stats;     /* counters; gauges are computed when asked */
     size_t socket_count;
     sioc_eio_socket_t *flush_list;     /* polling sessions with packets and a held GET */
     sioc_eio_socket_t *reap_list;      /* closed sessions, freed at the end of the iteration */

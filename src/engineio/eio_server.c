@@ -187,6 +187,7 @@ static void answer_preflight(sioc_eio_server_t *server, sioc__http_conn_t *http,
 static void answer_error(sioc_eio_server_t *server, sioc__http_conn_t *http,
                          const sioc__http_request_t *request, int code, const char *message)
 {
+    server->stats.refused[code]++;
     if (message == NULL)
         message = eio_error_messages[code];
     if (request->upgrade) {
@@ -406,6 +407,7 @@ void sioc__eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_sock
                                         const sioc__http_request_t *request)
 {
     struct sioc_request_s view = {request};
+    server->stats.sessions_opened++;
     if (server->callbacks.on_connection != NULL)
         server->callbacks.on_connection(socket, &view, server->data);
 }
@@ -643,6 +645,25 @@ int sioc_eio_server_listen(sioc_eio_server_t *server, const char *host, int port
 int sioc_eio_server_port(sioc_eio_server_t *server)
 {
     return sioc__http_server_port(&server->http);
+}
+
+const char *sioc_eio_error_message(int code)
+{
+    return code >= 0 && code < SIOC_EIO_ERROR_COUNT ? eio_error_messages[code] : NULL;
+}
+
+void sioc_eio_server_stats(const sioc_eio_server_t *server, sioc_eio_stats_t *out)
+{
+    *out = server->stats;
+    out->polling_sessions = out->websocket_sessions = 0;
+    /* Counted when asked (a scrape every few seconds) rather than kept on every upgrade. */
+    for (const sioc_eio_socket_t *socket = server->sockets; socket != NULL;
+         socket = socket->hh.next) {
+        if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
+            out->websocket_sessions++;
+        else
+            out->polling_sessions++;
+    }
 }
 
 size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server)

@@ -70,6 +70,8 @@ void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packe
     sioc_eio_server_t *server = socket->server;
     switch (packet->type) {
     case SIOC_EIO_MESSAGE:
+        server->stats.messages_in++;
+        server->stats.message_bytes_in += packet->length;
         if (server->callbacks.on_message != NULL)
             server->callbacks.on_message(socket, packet->data, packet->length, packet->binary,
                                          server->data);
@@ -142,6 +144,19 @@ static int can_send_volatile(const sioc_eio_socket_t *socket)
     return socket->held_get != NULL && socket->queue_length == 0;
 }
 
+/* Only messages count (a binary buffer is one; text starts with its packet type), without
+ * their type byte. */
+static void count_outgoing(sioc_eio_stats_t *stats, const sioc__buffer_t *packet)
+{
+    if (packet->binary) {
+        stats->messages_out++;
+        stats->message_bytes_out += packet->length;
+    } else if (packet->length > 0 && packet->data[0] == '0' + SIOC_EIO_MESSAGE) {
+        stats->messages_out++;
+        stats->message_bytes_out += packet->length - 1;
+    }
+}
+
 int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *packet, int is_volatile)
 {
     if (socket->state != EIO_SOCKET_OPEN)
@@ -157,9 +172,11 @@ int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *pack
          * but at the end of the iteration: the caller may be in the middle of a broadcast, and
          * closing runs the application's disconnect hooks. */
         socket->overflowed = 1;
+        socket->server->stats.slow_reader_closes++;
         sioc__eio_polling_mark_ready(socket);
         return SIOC_ENOBUFS;
     }
+    count_outgoing(&socket->server->stats, packet);
     /* While an upgrade is in progress packets stay on polling, as in Node; they move to the
      * WebSocket when the upgrade completes. */
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
@@ -240,6 +257,7 @@ void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
     } else {
         finalize(socket);
     }
+    server->stats.sessions_closed++;
     if (server->callbacks.on_close != NULL)
         server->callbacks.on_close(socket, reason, server->data);
 }

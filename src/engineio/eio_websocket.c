@@ -367,6 +367,8 @@ static void finish_upgrade(sioc_eio_socket_t *socket, sioc__eio_websocket_t *web
     socket->queue = NULL;
     socket->queue_length = socket->queue_capacity = 0;
     socket->queued_bytes = 0;
+    if (server->callbacks.on_upgrade != NULL)
+        server->callbacks.on_upgrade(socket, server->data);
 }
 
 static void on_probe_packet(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket,

@@ -142,6 +142,8 @@ size_t sioc__sio_deliver(sioc_namespace_t *nsp, const sioc_adapter_packet_t *ada
         apply_compress_flag(&encoded, opts->flags);
         send_context_t context = {&encoded, is_volatile};
         count = sioc__memory_adapter_select(nsp->index, opts, send_to_socket, &context);
+        server->stats.broadcasts++;
+        server->stats.deliveries += count;
     }
     sioc__sio_encoded_release(&encoded);
     release_local_packet(&packet);
@@ -179,8 +181,10 @@ typedef struct ack_context_s {
 static void send_with_ack(sioc_socket_t *socket, void *data)
 {
     ack_context_t *context = data;
-    if (context->is_volatile && !sioc__eio_socket_writable(socket->client->eio))
+    if (context->is_volatile && !sioc__eio_socket_writable(socket->client->eio)) {
+        socket->nsp->server->stats.volatile_dropped++;
         return; /* dropped: no answer to wait for */
+    }
     if (sioc__sio_client_send(socket->client, context->encoded, 0) != 0 ||
         socket->state != SIO_SOCKET_CONNECTED)
         return;
@@ -211,6 +215,8 @@ static void local_broadcast_with_ack(sioc_namespace_t *nsp,
     if (rc == 0) {
         apply_compress_flag(&encoded, opts->flags);
         sioc__memory_adapter_select(nsp->index, opts, send_with_ack, &context);
+        nsp->server->stats.broadcasts++;
+        nsp->server->stats.deliveries += context.count;
     }
     sioc__sio_encoded_release(&encoded);
     release_local_packet(&packet);

@@ -133,6 +133,8 @@ struct sioc_server_s {
     sioc__deadline_list_t connect_timeouts;
     sioc__sio_recovery_t *recovery; /* NULL when recovery is off */
     uint64_t broadcast_generation;
+    sioc_server_stats_t stats;       /* counters; gauges are computed when asked */
+    sioc_server_observer_t observer; /* all members NULL without one */
     int64_t next_ack_id;
     int closing;
     void (*closed_cb)(void *data);
@@ -169,6 +171,13 @@ void sioc__sio_namespace_run_middlewares(sioc_socket_t *socket, json_t *auth);
 typedef void (*sioc__sio_namespace_visit_cb)(sioc_namespace_t *nsp, void *data);
 void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namespace_visit_cb visit,
                                          void *data);
+
+/* The observer's hook, if set: OBSERVE(server, on_join, socket, room). */
+#define SIOC__SIO_OBSERVE(server, hook, ...)                                                       \
+    do {                                                                                           \
+        if ((server)->observer.hook != NULL)                                                       \
+            (server)->observer.hook(__VA_ARGS__, (server)->observer.data);                         \
+    } while (0)
 
 /* sio_socket.c */
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp,

@@ -80,8 +80,10 @@ static sioc_namespace_t *register_namespace(sioc_server_t *server, const char *n
                                             sioc_namespace_t *parent)
 {
     sioc_namespace_t *nsp = sioc__sio_namespace_new(server, name, parent, 0);
-    if (nsp != NULL)
-        HASH_ADD_KEYPTR(hh, server->namespaces, nsp->name, strlen(nsp->name), nsp);
+    if (nsp == NULL)
+        return NULL;
+    HASH_ADD_KEYPTR(hh, server->namespaces, nsp->name, strlen(nsp->name), nsp);
+    SIOC__SIO_OBSERVE(server, on_namespace, nsp);
     return nsp;
 }
 

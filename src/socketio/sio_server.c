@@ -166,8 +166,10 @@ int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t 
     if (client->closed)
         return SIOC_ECLOSED;
     /* All parts or none: a volatile packet is judged once, before its first part. */
-    if (is_volatile && !sioc__eio_socket_writable(client->eio))
+    if (is_volatile && !sioc__eio_socket_writable(client->eio)) {
+        client->server->stats.volatile_dropped++;
         return 0;
+    }
     for (size_t i = 0; i < encoded->count; i++) {
         int rc = sioc__eio_socket_send_buffer(client->eio, encoded->parts[i]);
         if (rc != 0)
@@ -330,6 +332,7 @@ static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *pa
     sioc_namespace_t *nsp = sioc__sio_namespace_lookup(server, packet->nsp, auth);
     if (nsp == NULL) {
         /* The connection stays: other namespaces may be in use on it. */
+        server->stats.connects_refused++;
         send_connect_error(client, packet->nsp, "Invalid namespace");
         json_decref(auth);
         return;
@@ -416,6 +419,20 @@ void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason)
     sioc__eio_socket_close_with_reason(client->eio, reason);
 }
 
+static void on_engine_upgrade(sioc_eio_socket_t *eio, void *data)
+{
+    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc_server_t *server = data;
+    if (client == NULL || server->observer.on_upgrade == NULL)
+        return;
+    sioc_socket_t *socket, *next;
+    HASH_ITER(hh_client, client->sockets, socket, next)
+    {
+        if (socket->state == SIO_SOCKET_CONNECTED)
+            server->observer.on_upgrade(socket, server->observer.data);
+    }
+}
+
 static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *data)
 {
     sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
@@ -441,7 +458,8 @@ int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options, sioc_
         return SIOC_ENOMEM;
     server->loop = loop;
     server->options = *options;
-    sioc_eio_callbacks_t callbacks = {on_engine_connection, on_engine_message, on_engine_close};
+    sioc_eio_callbacks_t callbacks = {on_engine_connection, on_engine_message, on_engine_close,
+                                      on_engine_upgrade};
     int rc = sioc_eio_server_new(loop, &options->engine, &callbacks, server, &server->engine);
     if (rc != 0) {
         free(server);
@@ -492,6 +510,34 @@ int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size
 void sioc_server_set_tls(sioc_server_t *server, struct ssl_ctx_st *ctx)
 {
     sioc_eio_server_set_tls(server->engine, ctx);
+}
+
+void sioc_server_stats(const sioc_server_t *server, sioc_server_stats_t *out)
+{
+    *out = server->stats;
+    sioc_eio_server_stats(server->engine, &out->engine);
+    out->namespaces = out->sockets = out->rooms = 0;
+    for (const sioc_namespace_t *nsp = server->namespaces; nsp != NULL; nsp = nsp->hh.next) {
+        out->namespaces++;
+        out->sockets += nsp->socket_count;
+        out->rooms += HASH_COUNT(nsp->index->rooms);
+    }
+}
+
+void sioc_server_for_each_namespace(sioc_server_t *server,
+                                    void (*visit)(sioc_namespace_t *nsp, void *data), void *data)
+{
+    sioc_namespace_t *nsp, *next;
+    HASH_ITER(hh, server->namespaces, nsp, next)
+    visit(nsp, data);
+}
+
+void sioc_server_observe(sioc_server_t *server, const sioc_server_observer_t *observer)
+{
+    if (observer != NULL)
+        server->observer = *observer;
+    else
+        memset(&server->observer, 0, sizeof(server->observer));
 }
 
 static void free_server(sioc_server_t *server)

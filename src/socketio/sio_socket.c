@@ -102,6 +102,8 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
     nsp->socket_count++;
     /* Every socket is in the room named by its id, as in Node. */
     sioc__memory_adapter_join(nsp->index, socket, socket->id);
+    nsp->server->stats.sockets_connected++;
+    SIOC__SIO_OBSERVE(nsp->server, on_join, socket, socket->id);
     sioc__sio_client_on_socket_connected(socket->client);
     /* Node sends a recovered socket's missed packets before the CONNECT reply (the client keeps
      * them until it is connected). */
@@ -110,6 +112,7 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
     send_connect(socket);
     if (nsp->server->recovery != NULL)
         sioc__sio_recovery_connected(nsp->server->recovery, socket);
+    SIOC__SIO_OBSERVE(nsp->server, on_connection, socket);
     if (root->on_connection.callback != NULL)
         ((sioc_connection_cb)root->on_connection.callback)(socket, root->on_connection.data);
 }
@@ -117,6 +120,7 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
 void sioc__sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data)
 {
     json_t *payload = json_pack("{s:s}", "message", message ? message : "");
+    socket->nsp->server->stats.connects_refused++;
     if (data != NULL)
         json_object_set_new(payload, "data", data);
     send_simple(socket, SIOC_SIO_CONNECT_ERROR, payload);
@@ -145,6 +149,16 @@ static void call_disconnect_hook(sioc_socket_t *socket, sioc__sio_callback_t *ho
         ((sioc_disconnect_cb)hook->callback)(socket, reason, hook->data);
 }
 
+/* rooms: taken. */
+static void notify_rooms_left(sioc_socket_t *socket, json_t *rooms)
+{
+    size_t index;
+    json_t *room;
+    json_array_foreach(rooms, index, room)
+        SIOC__SIO_OBSERVE(socket->nsp->server, on_leave, socket, json_string_value(room));
+    json_decref(rooms);
+}
+
 void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_disconnect)
 {
     if (socket->state == SIO_SOCKET_DISCONNECTED)
@@ -161,6 +175,8 @@ void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_
     call_disconnect_hook(socket, &root->on_disconnecting, reason);
     if (nsp->server->recovery != NULL)
         sioc__sio_recovery_persist(nsp->server->recovery, socket, reason);
+    /* The observer hears of the rooms after the disconnection, as Node's admin UI does. */
+    json_t *rooms = nsp->server->observer.on_leave ? sioc_socket_rooms(socket) : NULL;
     sioc__memory_adapter_leave_all(nsp->index, socket);
     HASH_DEL(nsp->sockets, socket);
     nsp->socket_count--;
@@ -169,6 +185,9 @@ void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_
         send_simple(socket, SIOC_SIO_DISCONNECT, NULL);
     socket->state = SIO_SOCKET_DISCONNECTED;
     call_disconnect_hook(socket, &root->on_disconnect, reason);
+    nsp->server->stats.sockets_disconnected++;
+    SIOC__SIO_OBSERVE(nsp->server, on_disconnect, socket, reason);
+    notify_rooms_left(socket, rooms);
     socket->client = NULL;
     sioc__sio_socket_unref(socket);
 }
@@ -351,6 +370,7 @@ void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet
     sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     /* The socket stays valid through the handlers even if one of them disconnects it. */
     sioc__sio_socket_ref(socket);
+    SIOC__SIO_OBSERVE(socket->nsp->server, on_event, socket, &event);
     if (root->on_any.callback != NULL)
         ((sioc_event_cb)root->on_any.callback)(socket, &event, root->on_any.data);
     if (socket->use_count == 0 || socket->state != SIO_SOCKET_CONNECTED) {
@@ -479,7 +499,8 @@ static void release_event(sioc__sio_packet_t *packet)
 static void notify_outgoing(sioc_socket_t *socket, const char *event, const sioc_message_t *message)
 {
     sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
-    if (root->on_any_outgoing.callback == NULL)
+    sioc_server_t *server = socket->nsp->server;
+    if (root->on_any_outgoing.callback == NULL && server->observer.on_event_sent == NULL)
         return;
     sioc_event_t view = {.name = event,
                          .args = message ? message->args : NULL,
@@ -489,7 +510,9 @@ static void notify_outgoing(sioc_socket_t *socket, const char *event, const sioc
     json_t *empty = NULL;
     if (view.args == NULL)
         view.args = empty = json_array();
-    ((sioc_event_cb)root->on_any_outgoing.callback)(socket, &view, root->on_any_outgoing.data);
+    SIOC__SIO_OBSERVE(server, on_event_sent, socket, &view);
+    if (root->on_any_outgoing.callback != NULL)
+        ((sioc_event_cb)root->on_any_outgoing.callback)(socket, &view, root->on_any_outgoing.data);
     json_decref(empty);
 }
 
@@ -618,6 +641,11 @@ const char *sioc_socket_id(const sioc_socket_t *socket)
     return socket->id;
 }
 
+const char *sioc_socket_client_id(const sioc_socket_t *socket)
+{
+    return socket->client != NULL ? sioc_eio_socket_id(socket->client->eio) : "";
+}
+
 sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket)
 {
     return socket->nsp;
@@ -680,8 +708,12 @@ int sioc_socket_join(sioc_socket_t *socket, const char *room)
 {
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
+    if (sioc_socket_in_room(socket, room))
+        return 0;
     int rc = sioc__memory_adapter_join(socket->nsp->index, socket, room);
     sioc_socket_save_session(socket);
+    if (rc == 0)
+        SIOC__SIO_OBSERVE(socket->nsp->server, on_join, socket, room);
     return rc;
 }
 
@@ -689,8 +721,11 @@ int sioc_socket_leave(sioc_socket_t *socket, const char *room)
 {
     if (socket->state != SIO_SOCKET_CONNECTED)
         return SIOC_ECLOSED;
+    if (!sioc_socket_in_room(socket, room))
+        return 0;
     sioc__memory_adapter_leave(socket->nsp->index, socket, room);
     sioc_socket_save_session(socket);
+    SIOC__SIO_OBSERVE(socket->nsp->server, on_leave, socket, room);
     return 0;
 }
 
