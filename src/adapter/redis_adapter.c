@@ -1986,7 +1986,8 @@ typedef struct restore_s {
     char *nsp;
     char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
     char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
-    char next[SIOC_RECOVERY_OFFSET_MAX + 2]; /* where the next XRANGE page starts */
+    char next[SIOC_RECOVERY_OFFSET_MAX + 2];    /* where the next XRANGE page starts */
+    char fetched[SIOC_RECOVERY_OFFSET_MAX + 1]; /* the last entry read */
     sioc__redis_session_t session;
     int has_session;
     missed_item_t *items;
@@ -1994,8 +1995,31 @@ typedef struct restore_s {
     int pages;
 } restore_t;
 
+/* Stream ids "<ms>-<seq>" in stream order (strcmp is not: "10-0" < "9-0"). */
+static int compare_ids(const char *a, const char *b)
+{
+    char *end;
+    unsigned long long a_ms = strtoull(a, &end, 10);
+    unsigned long long a_seq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    unsigned long long b_ms = strtoull(b, &end, 10);
+    unsigned long long b_seq = *end == '-' ? strtoull(end + 1, NULL, 10) : 0;
+    if (a_ms != b_ms)
+        return a_ms < b_ms ? -1 : 1;
+    return a_seq < b_seq ? -1 : a_seq > b_seq ? 1 : 0;
+}
+
 static void restore_finish(restore_t *restore, int error)
 {
+    /* The replay ends where this node's reader is: what it has not handled yet it writes to the
+     * restored socket live (the socket is in its rooms before the reader goes on), so a packet
+     * in both would come twice. */
+    const char *reader = restore->redis->last_id;
+    while (reader[0] != '\0' && restore->count > 0 &&
+           compare_ids(restore->items[restore->count - 1].offset, reader) > 0) {
+        missed_item_t *item = &restore->items[--restore->count];
+        sioc__redis_message_clear(&item->message);
+        free(item->binaries);
+    }
     sioc_recovery_missed_t *missed = calloc(restore->count + 1, sizeof(*missed));
     if (missed == NULL && error == 0)
         error = SIOC_ENOMEM;
@@ -2097,13 +2121,18 @@ static void on_restore_page(redisAsyncContext *context, void *reply_data, void *
             continue;
         int rc = keep_missed(restore, entry);
         parse_offset(entry->id, restore->next, sizeof(restore->next));
+        snprintf(restore->fetched, sizeof(restore->fetched), "%s", entry->id);
         free_entry(entry);
         if (rc != 0) {
             restore_finish(restore, SIOC_ENOMEM);
             return;
         }
     }
-    if (reply->elements < (size_t)atoi(RESTORE_PAGE)) {
+    /* The end of the stream as it was; the reader may have handled entries added since, which
+     * the restored socket would then miss: read up to the reader's position. */
+    const char *reader = restore->redis->last_id;
+    int behind_reader = reader[0] != '\0' && compare_ids(restore->fetched, reader) < 0;
+    if (reply->elements < (size_t)atoi(RESTORE_PAGE) && !behind_reader) {
         restore_finish(restore, 0);
     } else if (++restore->pages >= RESTORE_MAX_PAGES) {
         /* Never half a replay: past the limit the client starts afresh. */
@@ -2230,6 +2259,7 @@ static int store_restore(sioc_recovery_store_t *store, const char *pid, const ch
     restore->data = data;
     snprintf(restore->key, sizeof(restore->key), SESSION_PREFIX "%s", pid);
     snprintf(restore->offset, sizeof(restore->offset), "%s", offset);
+    snprintf(restore->fetched, sizeof(restore->fetched), "%s", offset);
     memcpy(restore->next, next, sizeof(next));
     char claim[sizeof(CLAIM_PREFIX) + 2 * SIOC_RECOVERY_OFFSET_MAX + 2];
     snprintf(claim, sizeof(claim), CLAIM_PREFIX "%s:%s", pid, offset);
