@@ -234,7 +234,8 @@ static void link_connect(link_t *link)
 
 int sioc_redis_connected(const sioc_redis_t *redis)
 {
-    return redis->publish.up && redis->subscribe.up;
+    /* streams mode: without its reader a node hears nothing the other nodes broadcast */
+    return redis->publish.up && redis->subscribe.up && (!redis->streams || redis->stream.up);
 }
 
 static void publish(sioc_redis_t *redis, const char *channel, const void *bytes, size_t length)
