@@ -765,6 +765,16 @@ static int parse_recovery_max_sessions(context_t *c, json_t *v)
     return set_u64(c, v, 1, 100000000, &CONFIG(c)->recovery.max_sessions);
 }
 /* true / false (as before), or an object: present = on unless "enabled": false. */
+static int parse_recovery_max_pending(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1, 100000000, &CONFIG(c)->recovery.max_pending);
+}
+
+static int parse_recovery_max_pending_bytes(context_t *c, json_t *v)
+{
+    return set_u64(c, v, 1024, INT64_C(1) << 40, &CONFIG(c)->recovery.max_pending_bytes);
+}
+
 static int parse_recovery(context_t *c, json_t *v)
 {
     static const field_t fields[] = {{"enabled", parse_recovery_enabled},
@@ -774,6 +784,8 @@ static int parse_recovery(context_t *c, json_t *v)
                                      {"path", parse_recovery_path},
                                      {"maxPackets", parse_recovery_max_packets},
                                      {"maxSessions", parse_recovery_max_sessions},
+                                     {"maxPending", parse_recovery_max_pending},
+                                     {"maxPendingBytes", parse_recovery_max_pending_bytes},
                                      {NULL, NULL}};
     if (json_is_boolean(v))
         return set_bool(c, v, &CONFIG(c)->recovery.enabled);
@@ -983,6 +995,8 @@ static void set_defaults(config_t *config)
     config->recovery.store = strdup("embedded");
     config->recovery.max_packets = 100000;
     config->recovery.max_sessions = 100000;
+    config->recovery.max_pending = 10000;
+    config->recovery.max_pending_bytes = 64 * 1024 * 1024;
     config->admin.namespace_name = strdup("/admin");
 }
 

@@ -106,10 +106,12 @@ typedef struct config_s {
         int enabled;                            /* connection state recovery (off) */
         uint32_t max_disconnection_duration_ms; /* the window: 120000 */
         int skip_middlewares;                   /* a recovered socket skips them (1) */
-        char *store;           /* "embedded" (a SQLite file, survives restarts) | "memory" */
-        char *path;            /* embedded: NULL = next to store.path (recovery_path_of) */
-        uint64_t max_packets;  /* log bound: 100000 */
-        uint64_t max_sessions; /* session bound: 100000 */
+        char *store;                /* "embedded" (a SQLite file, survives restarts) | "memory" */
+        char *path;                 /* embedded: NULL = next to store.path (recovery_path_of) */
+        uint64_t max_packets;       /* log bound: 100000 */
+        uint64_t max_sessions;      /* session bound: 100000 */
+        uint64_t max_pending;       /* broadcasts waiting for the store: 10000 */
+        uint64_t max_pending_bytes; /* their bytes: 64 MiB */
     } recovery;
     struct {
         int enabled;          /* an "admin" section is present */

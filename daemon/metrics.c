@@ -152,6 +152,12 @@ static void write_socketio(FILE *out, const sioc_server_stats_t *stats)
     sample(out, "sioc_socketio_volatile_dropped_total", "counter",
            "Volatile packets not sent to a client that could not take them at once.",
            (double)stats->volatile_dropped);
+    sample(out, "sioc_socketio_recovery_unlogged_total", "counter",
+           "Recoverable broadcasts written without an offset: the recovery store was past its cap.",
+           (double)stats->recovery_unlogged);
+    sample(out, "sioc_socketio_recovery_pending", "gauge",
+           "Recoverable broadcasts waiting for the recovery store.",
+           (double)stats->recovery_pending);
 }
 
 static void write_store(FILE *out)

@@ -275,6 +275,8 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->recovery = config->recovery.enabled;
     options->max_disconnection_duration_ms = config->recovery.max_disconnection_duration_ms;
     options->recovery_skip_middlewares = config->recovery.skip_middlewares;
+    options->recovery_max_pending = (size_t)config->recovery.max_pending;
+    options->recovery_max_pending_bytes = (size_t)config->recovery.max_pending_bytes;
     if (recovery_store != NULL)
         options->recovery_store = recovery_store_base(recovery_store);
     if (cluster_redis != NULL) {

@@ -263,6 +263,13 @@ typedef struct sioc_server_options_s {
     /* How often a connected socket's session is written again to a store that keeps connected
      * sessions (0 = max_disconnection_duration_ms / 4, at most 30000). */
     uint32_t recovery_refresh_ms;
+    /* Recoverable broadcasts waiting for the store's append (or written at the cap and not yet
+     * answered) at most, in number and in bytes (about: arguments as JSON, attachments, room
+     * names); 0 = no limit. Past either, what waits is written at once without an offset and
+     * the new broadcast too, not appended (docs/recovery.md, "When the store falls behind"):
+     * 10000 and 64 MiB. */
+    size_t recovery_max_pending;
+    size_t recovery_max_pending_bytes;
     /* The adapter of every namespace (sioc_adapter.h): NULL = in-memory, one server. */
     sioc_adapter_factory_cb adapter;
     void *adapter_data;
@@ -515,6 +522,10 @@ typedef struct sioc_server_stats_s {
     uint64_t broadcasts;
     uint64_t deliveries;
     uint64_t volatile_dropped;
+    /* Recoverable broadcasts written without an offset because the recovery store was past
+     * recovery_max_pending(_bytes) (counter), and those waiting for the store now (gauge). */
+    uint64_t recovery_unlogged;
+    size_t recovery_pending;
 } sioc_server_stats_t;
 SIOC_API void sioc_server_stats(const sioc_server_t *server, sioc_server_stats_t *out);
 

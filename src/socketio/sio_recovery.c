@@ -5,7 +5,9 @@
 
 /* A recoverable broadcast waiting for its append (or for an earlier one). Until the append
  * call returns, packet and opts point at the caller's; if it must wait longer, own copies
- * replace them (own set). */
+ * replace them (own set) and it counts against the cap (bytes: their estimate). One written
+ * early, at the cap, stays (without copies) until its append answers, so that the store's
+ * outstanding appends stay within the cap too. */
 typedef struct pending_s {
     sioc__sio_recovery_t *recovery; /* NULL once the server is gone */
     sioc_namespace_t *nsp;
@@ -14,12 +16,15 @@ typedef struct pending_s {
     sioc_binary_t *attachments; /* own copies */
     char **names;               /* own copies of rooms, then except */
     int own;
+    int counted; /* in pending_count / pending_bytes */
     int done;
     int error;
     int delivered;
+    size_t bytes;
     size_t count;
     char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
     struct pending_s *next;
+    struct pending_s *early_prev, *early_next; /* in recovery->early */
 } pending_t;
 
 /* A CONNECT waiting for the store's restore. */
@@ -51,6 +56,9 @@ struct sioc__sio_recovery_s {
     pending_t *head;
     pending_t *tail;
     pending_t *appending; /* the pending whose append call is on the stack */
+    pending_t *early;     /* written early at the cap, their appends not answered yet */
+    size_t pending_count; /* counted pendings: waiting, or written early and not answered */
+    size_t pending_bytes;
     restoring_t *restoring;
     sioc_socket_t **dirty; /* sockets whose session is written at the end of this iteration */
     size_t dirty_count;
@@ -59,17 +67,28 @@ struct sioc__sio_recovery_s {
 
 /* ---- the log ------------------------------------------------------------------------------- */
 
+static void drop_copies(pending_t *pending)
+{
+    if (!pending->own)
+        return;
+    json_decref(pending->packet.data);
+    for (size_t i = 0; i < pending->packet.attachment_count; i++)
+        free((void *)pending->attachments[i].data);
+    free(pending->attachments);
+    for (size_t i = 0; i < pending->opts.room_count + pending->opts.except_count; i++)
+        free(pending->names[i]);
+    free(pending->names);
+    pending->own = 0;
+}
+
 static void free_pending(pending_t *pending)
 {
-    if (pending->own) {
-        json_decref(pending->packet.data);
-        for (size_t i = 0; i < pending->packet.attachment_count; i++)
-            free((void *)pending->attachments[i].data);
-        free(pending->attachments);
-        for (size_t i = 0; i < pending->opts.room_count + pending->opts.except_count; i++)
-            free(pending->names[i]);
-        free(pending->names);
+    sioc__sio_recovery_t *recovery = pending->recovery;
+    if (recovery != NULL && pending->counted) {
+        recovery->pending_count--;
+        recovery->pending_bytes -= pending->bytes;
     }
+    drop_copies(pending);
     free(pending);
 }
 
@@ -92,11 +111,37 @@ static void deliver_ready(sioc__sio_recovery_t *recovery)
     }
 }
 
+static void link_early(sioc__sio_recovery_t *recovery, pending_t *pending)
+{
+    pending->early_next = recovery->early;
+    if (recovery->early != NULL)
+        recovery->early->early_prev = pending;
+    recovery->early = pending;
+}
+
+static void unlink_early(sioc__sio_recovery_t *recovery, pending_t *pending)
+{
+    if (pending->early_prev != NULL)
+        pending->early_prev->early_next = pending->early_next;
+    else if (recovery->early == pending)
+        recovery->early = pending->early_next;
+    if (pending->early_next != NULL)
+        pending->early_next->early_prev = pending->early_prev;
+    pending->early_prev = pending->early_next = NULL;
+}
+
 static void on_appended(int error, const char *offset, void *data)
 {
     pending_t *pending = data;
     if (pending->recovery == NULL) {
         free_pending(pending);
+        return;
+    }
+    if (pending->delivered) { /* written early, at the cap: only its slot was left */
+        unlink_early(pending->recovery, pending);
+        pending->done = 1;
+        if (pending != pending->recovery->appending)
+            free_pending(pending);
         return;
     }
     if (error == 0 && (offset == NULL || strlen(offset) > SIOC_RECOVERY_OFFSET_MAX))
@@ -114,6 +159,18 @@ static char *copy_name(const char *name, int *failed)
     if (copy == NULL)
         *failed = 1;
     return copy;
+}
+
+/* What a waiting packet holds, about: its arguments as JSON text (what every store writes),
+ * attachments, room names. */
+static size_t copies_bytes(const pending_t *pending)
+{
+    size_t bytes = sizeof(*pending) + json_dumpb(pending->packet.data, NULL, 0, JSON_COMPACT);
+    for (size_t i = 0; i < pending->packet.attachment_count; i++)
+        bytes += pending->packet.attachments[i].length;
+    for (size_t i = 0; i < pending->opts.room_count + pending->opts.except_count; i++)
+        bytes += strlen(pending->names[i]) + 1;
+    return bytes;
 }
 
 /* Replaces the borrowed packet and opts with copies; SIOC_ENOMEM leaves it borrowed. */
@@ -155,6 +212,7 @@ static int own_copies(pending_t *pending)
     pending->opts.rooms = (const char *const *)names;
     pending->opts.except = (const char *const *)names + pending->opts.room_count;
     pending->own = 1;
+    pending->bytes = copies_bytes(pending);
     return 0;
 }
 
@@ -174,10 +232,52 @@ static void unlink_pending(sioc__sio_recovery_t *recovery, pending_t *pending)
     }
 }
 
+static int at_cap(const sioc__sio_recovery_t *recovery)
+{
+    const sioc_server_options_t *options = &recovery->server->options;
+    return (options->recovery_max_pending != 0 &&
+            recovery->pending_count >= options->recovery_max_pending) ||
+           (options->recovery_max_pending_bytes != 0 &&
+            recovery->pending_bytes >= options->recovery_max_pending_bytes);
+}
+
+/* The store is that far behind: everything waiting is written now, in order, those whose
+ * append has not answered without an offset, then packet, which is not appended. Nothing
+ * written later can overtake what waited. Returns packet's count. */
+static size_t write_unlogged(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
+                             const sioc_adapter_packet_t *packet, const sioc_adapter_opts_t *opts)
+{
+    while (recovery->head != NULL) {
+        pending_t *pending = recovery->head;
+        recovery->head = pending->next;
+        if (recovery->head == NULL)
+            recovery->tail = NULL;
+        pending->next = NULL;
+        int logged = pending->done && pending->error == 0;
+        pending->count = sioc__sio_deliver(pending->nsp, &pending->packet, &pending->opts,
+                                           logged ? pending->offset : NULL);
+        pending->delivered = 1;
+        if (!logged)
+            recovery->server->stats.recovery_unlogged++;
+        if (pending == recovery->appending)
+            continue; /* its broadcast call frees it, or leaves it to its answer */
+        drop_copies(pending);
+        if (pending->done) {
+            free_pending(pending);
+        } else {
+            link_early(recovery, pending);
+        }
+    }
+    recovery->server->stats.recovery_unlogged++;
+    return sioc__sio_deliver(nsp, packet, opts, NULL);
+}
+
 size_t sioc__sio_recovery_broadcast(sioc__sio_recovery_t *recovery, sioc_namespace_t *nsp,
                                     const sioc_adapter_packet_t *packet,
                                     const sioc_adapter_opts_t *opts)
 {
+    if (at_cap(recovery))
+        return write_unlogged(recovery, nsp, packet, opts);
     pending_t *pending = calloc(1, sizeof(*pending));
     if (pending == NULL)
         return 0;
@@ -200,7 +300,11 @@ size_t sioc__sio_recovery_broadcast(sioc__sio_recovery_t *recovery, sioc_namespa
     recovery->appending = outer;
     if (pending->delivered) {
         size_t count = pending->count;
-        free_pending(pending);
+        if (pending->done) {
+            free_pending(pending);
+        } else { /* written early by a nested broadcast at the cap: freed at its answer */
+            link_early(recovery, pending);
+        }
         return count;
     }
     if (own_copies(pending) != 0) {
@@ -210,8 +314,17 @@ size_t sioc__sio_recovery_broadcast(sioc__sio_recovery_t *recovery, sioc_namespa
         if (pending->done)
             free_pending(pending);
         deliver_ready(recovery);
+        return 0;
     }
+    pending->counted = 1;
+    recovery->pending_count++;
+    recovery->pending_bytes += pending->bytes;
     return 0;
+}
+
+size_t sioc__sio_recovery_pending(const sioc__sio_recovery_t *recovery)
+{
+    return recovery != NULL ? recovery->pending_count : 0;
 }
 
 /* ---- sessions ------------------------------------------------------------------------------ */
@@ -562,6 +675,8 @@ void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery)
         if (pending->done)
             free_pending(pending);
     }
+    for (pending_t *pending = recovery->early; pending != NULL; pending = pending->early_next)
+        pending->recovery = NULL;
     for (restoring_t *restoring = recovery->restoring; restoring != NULL;
          restoring = restoring->next)
         restoring->recovery = NULL;

@@ -22,6 +22,9 @@ size_t sioc__sio_recovery_broadcast(sioc__sio_recovery_t *recovery, sioc_namespa
                                     const sioc_adapter_packet_t *packet,
                                     const sioc_adapter_opts_t *opts);
 
+/* Broadcasts waiting for the store (sioc_server_stats_t.recovery_pending); 0 if NULL. */
+size_t sioc__sio_recovery_pending(const sioc__sio_recovery_t *recovery);
+
 /* Sessions: a socket connected (or was restored), its rooms or data changed (written at the
  * end of the loop iteration), or it leaves with reason (kept if recoverable, else dropped). */
 void sioc__sio_recovery_connected(sioc__sio_recovery_t *recovery, sioc_socket_t *socket);

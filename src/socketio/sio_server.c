@@ -22,6 +22,8 @@ void sioc_server_options_init(sioc_server_options_t *options)
     options->max_attachments = SIOC_SIO_DEFAULT_MAX_ATTACHMENTS;
     options->max_disconnection_duration_ms = 120000;
     options->recovery_skip_middlewares = 1;
+    options->recovery_max_pending = 10000;
+    options->recovery_max_pending_bytes = 64 * 1024 * 1024;
 }
 
 /* ---- encoding -------------------------------------------------------------------------------- */
@@ -516,6 +518,7 @@ void sioc_server_stats(const sioc_server_t *server, sioc_server_stats_t *out)
 {
     *out = server->stats;
     sioc_eio_server_stats(server->engine, &out->engine);
+    out->recovery_pending = sioc__sio_recovery_pending(server->recovery);
     out->namespaces = out->sockets = out->rooms = 0;
     for (const sioc_namespace_t *nsp = server->namespaces; nsp != NULL; nsp = nsp->hh.next) {
         out->namespaces++;

@@ -170,11 +170,13 @@ static void test_recovery_forms(void **state)
     assert_null(config.recovery.path);
     assert_int_equal(config.recovery.max_packets, 100000);
     assert_int_equal(config.recovery.max_sessions, 100000);
+    assert_int_equal(config.recovery.max_pending, 10000);
+    assert_int_equal(config.recovery.max_pending_bytes, 64 * 1024 * 1024);
     config_free(&config);
     snprintf(text, sizeof(text),
              "{\"recovery\": {\"maxDisconnectionDurationMs\": 5000, \"skipMiddlewares\": false, "
              "\"store\": \"memory\", \"path\": \"/tmp/r.db\", \"maxPackets\": 10, "
-             "\"maxSessions\": 20}, %s}",
+             "\"maxSessions\": 20, \"maxPending\": 30, \"maxPendingBytes\": 4096}, %s}",
              channels);
     assert_int_equal(load(text, &config), 0);
     assert_true(config.recovery.enabled);
@@ -184,6 +186,8 @@ static void test_recovery_forms(void **state)
     assert_string_equal(config.recovery.path, "/tmp/r.db");
     assert_int_equal(config.recovery.max_packets, 10);
     assert_int_equal(config.recovery.max_sessions, 20);
+    assert_int_equal(config.recovery.max_pending, 30);
+    assert_int_equal(config.recovery.max_pending_bytes, 4096);
     config_free(&config);
     snprintf(text, sizeof(text), "{\"recovery\": {\"enabled\": false}, %s}", channels);
     assert_int_equal(load(text, &config), 0);
@@ -199,7 +203,10 @@ static void test_recovery_forms(void **state)
     assert_refused("{\"recovery\": {\"window\": 1}}",
                    "sioc.json:1: recovery.window: unknown key (expected one of: enabled, "
                    "maxDisconnectionDurationMs, skipMiddlewares, store, path, maxPackets, "
-                   "maxSessions)");
+                   "maxSessions, maxPending, maxPendingBytes)");
+    assert_refused("{\"recovery\": {\"maxPendingBytes\": 10}}",
+                   "sioc.json:1: recovery.maxPendingBytes: expected an integer from 1024 to "
+                   "1099511627776");
     assert_refused("{\"recovery\": 1}", "sioc.json:1: recovery: expected true, false or an object");
 }
 

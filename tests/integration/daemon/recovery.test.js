@@ -7,25 +7,28 @@
 // fresh session; of two clients presenting one pid, one wins.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
+import readline from 'node:readline';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, freePort, createRoom, presenceOf,
   tokenFor, API_KEY, sleep,
 } from '../lib/daemon.js';
 import { request } from '../lib/http.js';
 import { ask, Clients, connected, until } from '../lib/sio.js';
+import { releaseChild, signalGroup, spawnTracked } from '../lib/server.js';
 
 const RECONNECTING = {
   reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 300, randomizationFactor: 0,
   reconnectionAttempts: 100, // bounded: 100 tries of at most 300 ms
 };
 
-async function recoveryConfig(dir, { windowMs = 30000, graceMs, channelOptions = {} } = {}) {
+async function recoveryConfig(dir, { windowMs = 30000, graceMs, channelOptions = {}, recovery = {} } = {}) {
   const [port, apiPort] = [await freePort(), await freePort()];
   const options = graceMs === undefined ? channelOptions : { ...channelOptions, presenceGraceMs: graceMs };
   return baseConfig(dir, {
     listen: { host: '127.0.0.1', port },
     api: { listen: { host: '127.0.0.1', port: apiPort }, key: API_KEY },
-    recovery: { enabled: true, maxDisconnectionDurationMs: windowMs },
+    recovery: { enabled: true, maxDisconnectionDurationMs: windowMs, ...recovery },
     channels: { '/': { driver: 'chat', auth: 'jwt', options } },
   });
 }
@@ -264,6 +267,111 @@ describe('pids and offsets the store does not hold', () => {
     const socket = await presenting(c, user, { pid: session.pid, offset: session.offset });
     assert.equal(socket.recovered, false);
     assert.notEqual(socket.id, session.id);
+  });
+});
+
+/**
+ * Another process holding the write lock of the embedded store's file (sqlite3 in Python,
+ * BEGIN EXCLUSIVE) until release() or 4 s, under the daemon's busy timeout (5 s): its worker
+ * waits meanwhile, the loop goes on.
+ */
+async function lockFile(t, file) {
+  const script = [
+    'import sqlite3, sys, select',
+    'db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)',
+    "db.execute('BEGIN EXCLUSIVE')",
+    "print('locked', flush=True)",
+    'select.select([sys.stdin], [], [], 4)',
+    "db.execute('ROLLBACK')",
+    "print('released', flush=True)",
+  ].join('\n');
+  const child = spawnTracked('python3', ['-c', script, file], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.after(() => {
+    signalGroup(child, 'SIGKILL');
+    releaseChild(child);
+  });
+  const lines = readline.createInterface({ input: child.stdout });
+  const next = () => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the locker did not answer')), 8000);
+    lines.once('line', (line) => { clearTimeout(timer); resolve(line); });
+  });
+  assert.equal(await next(), 'locked');
+  const released = next();
+  return {
+    async release() {
+      child.stdin.end('\n');
+      assert.equal(await released, 'released');
+    },
+  };
+}
+
+async function recoveryMetrics(daemon) {
+  const res = await daemon.api('GET', '/metrics', undefined, { key: null });
+  assert.equal(res.status, 200, res.text);
+  const value = (name) => Number(res.text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1]);
+  return { unlogged: value('sioc_socketio_recovery_unlogged_total'), pending: value('sioc_socketio_recovery_pending') };
+}
+
+describe('a stalled embedded store (recovery.maxPending)', () => {
+  const MAX_PENDING = 20;
+  const TICKS = 120;
+
+  it('holds the cap; connected clients get every tick in order, without offsets past the cap', async (t) => {
+    requireBin();
+    const dir = tempDir('recovery-stalled');
+    const config = await recoveryConfig(dir, { recovery: { maxPending: MAX_PENDING } });
+    const daemon = await startDaemon(dir, config);
+    t.after(() => daemon.stopChecked());
+    const c = daemon.clients(t);
+    const room = await createRoom(daemon);
+    const sockets = [];
+    for (const [i, name] of ['Hal', 'Ida'].entries()) {
+      const socket = await tickClient(c, makeUser(name), i === 0 ? 'websocket' : 'polling', room.id);
+      socket.offsets = [];
+      socket.on('tick', (n, offset) => socket.offsets.push(offset)); // the offset is the last argument
+      sockets.push(socket);
+    }
+    const emit = (n) => daemon.apiOk('POST', '/emit', { event: 'tick', args: [n], rooms: [`room:${room.id}`] });
+    await emit(0);
+    await until(() => sockets.every((s) => s.ticks.length === 1), 'tick 0');
+    const before = await recoveryMetrics(daemon);
+    assert.equal(before.pending, 0);
+
+    const lock = await lockFile(t, path.join(dir, 'sioc.db-recovery'));
+    let peak = 0;
+    for (let n = 1; n <= TICKS; n++) {
+      await emit(n);
+      if (n % 10 === 0) peak = Math.max(peak, (await recoveryMetrics(daemon)).pending);
+    }
+    // Still locked: delivery went on past the cap, in order, nothing lost.
+    await until(() => sockets.every((s) => s.ticks.length === TICKS + 1), 'every tick while the store is stalled', 3000);
+    const stalled = await recoveryMetrics(daemon);
+    await lock.release();
+    const expected = Array.from({ length: TICKS + 1 }, (_, n) => n);
+    for (const socket of sockets) assert.deepEqual(socket.ticks, expected);
+    assert.ok(peak <= MAX_PENDING && stalled.pending <= MAX_PENDING, `pending ${peak}, ${stalled.pending}`);
+    assert.equal(stalled.pending, MAX_PENDING, 'the appends handed to the store before the cap');
+    // Every tick from the cap on was written without an offset: the first MAX_PENDING waited
+    // for the store and went at the cap too.
+    assert.equal(stalled.unlogged - before.unlogged, TICKS, `unlogged ${stalled.unlogged}`);
+    for (const socket of sockets) {
+      assert.match(socket.offsets[0], /^[0-9a-f]{16}-[1-9][0-9]*$/);
+      assert.deepEqual(socket.offsets.slice(1), Array(TICKS).fill(undefined), 'no offset while stalled');
+    }
+
+    // The store back: the waiting appends answer, new ticks are logged again and recoverable.
+    await until(async () => (await recoveryMetrics(daemon)).pending === 0, 'the store catching up', 8000);
+    await emit(TICKS + 1);
+    await until(() => sockets.every((s) => s.ticks.length === TICKS + 2), 'a tick after the stall');
+    for (const socket of sockets) assert.match(socket.offsets.at(-1), /^[0-9a-f]{16}-[1-9][0-9]*$/);
+    for (const socket of sockets) socket.io.engine.close();
+    await emit(TICKS + 2);
+    await until(() => sockets.every((s) => s.connected && s.ticks.length === TICKS + 3), 'recovered', 8000);
+    for (const socket of sockets) {
+      assert.equal(socket.recovered, true);
+      assert.deepEqual(socket.ticks, [...expected, TICKS + 1, TICKS + 2]);
+    }
+    assert.equal((await recoveryMetrics(daemon)).unlogged - before.unlogged, TICKS);
   });
 });
 
