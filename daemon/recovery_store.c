@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include <openssl/rand.h>
+#include <uthash.h>
 
 #include "log.h"
 #include "recovery_codec.h"
@@ -27,6 +28,7 @@
 #define BUSY_TIMEOUT_MS 5000     /* another process holding the file (sqlite3 shell) */
 #define PRESENCE_LOAD_MAX 100000 /* rows read at open */
 #define SCHEMA_VERSION "1"
+#define CLAIM_MS 10000 /* as the Redis store's SET sio:restore:<pid>:<offset> NX PX 10000 */
 
 typedef enum { OP_APPEND, OP_SAVE, OP_DROP, OP_RESTORE, OP_PRESENCE } op_kind_t;
 
@@ -36,6 +38,19 @@ typedef struct missed_s {
     sioc_binary_t *attachments;
     size_t attachment_count;
 } missed_t;
+
+/* The last (pid, nsp, offset) a client presented, for CLAIM_MS or until the session's socket
+ * leaves again: a second client presenting the same offset gets a fresh session even though
+ * the first one's socket has written the session back meanwhile (its client presents a later
+ * offset, or, having got nothing since, the same one once the socket is gone).
+ * key: "<length of pid>:<pid><nsp>". */
+typedef struct claim_s {
+    UT_hash_handle hh;
+    int64_t expires_ms;
+    char *offset;
+    struct claim_s *prev, *next; /* from the oldest */
+    char key[];
+} claim_t;
 
 /* One queued operation: what the loop thread copied in, and the worker's answer. */
 typedef struct op_s {
@@ -135,6 +150,8 @@ struct recovery_store_s {
     char epoch[RECOVERY_EPOCH_LENGTH + 1];
     json_t *presence; /* nsp -> rows read at open */
     int closing;      /* loop thread: no more operations */
+    claim_t *claims;  /* loop thread: by key, and a list from the oldest */
+    claim_t *claims_head, *claims_tail;
     void (*closed_cb)(void *data);
     void *closed_data;
     /* The worker's own (no lock: only it touches them once it runs). */
@@ -578,9 +595,48 @@ static void complete(op_t *op)
     free(views);
 }
 
+static void unclaim(recovery_store_t *store, claim_t *claim)
+{
+    if (claim->prev != NULL)
+        claim->prev->next = claim->next;
+    else
+        store->claims_head = claim->next;
+    if (claim->next != NULL)
+        claim->next->prev = claim->prev;
+    else
+        store->claims_tail = claim->prev;
+    HASH_DEL(store->claims, claim);
+    free(claim->offset);
+    free(claim);
+}
+
+static void free_claims(recovery_store_t *store, int64_t now)
+{
+    while (store->claims_head != NULL && store->claims_head->expires_ms <= now)
+        unclaim(store, store->claims_head);
+}
+
+/* "<length of pid>:<pid><nsp>" in key (of size), or -1 if it does not fit. */
+static int claim_key(char *key, size_t size, const char *pid, const char *nsp)
+{
+    int length = snprintf(key, size, "%zu:%s%s", strlen(pid), pid, nsp);
+    return length >= 0 && (size_t)length < size ? length : -1;
+}
+
+static claim_t *find_claim(recovery_store_t *store, const char *pid, const char *nsp)
+{
+    char key[512];
+    int length = claim_key(key, sizeof(key), pid, nsp);
+    claim_t *found = NULL;
+    if (length >= 0)
+        HASH_FIND(hh, store->claims, key, (size_t)length, found);
+    return found;
+}
+
 static void finish_close(uv_handle_t *handle)
 {
     recovery_store_t *store = handle->data;
+    free_claims(store, INT64_MAX);
     void (*closed_cb)(void *) = store->closed_cb;
     void *closed_data = store->closed_data;
     for (int i = 0; i < S_COUNT; i++)
@@ -695,6 +751,9 @@ static int store_append(sioc_recovery_store_t *base, const sioc_recovery_packet_
 static void store_save(sioc_recovery_store_t *base, const sioc_recovery_session_t *session)
 {
     recovery_store_t *store = (recovery_store_t *)base;
+    claim_t *claim = session->connected ? NULL : find_claim(store, session->pid, session->nsp);
+    if (claim != NULL)
+        unclaim(store, claim); /* its socket left: its client may present the offset again */
     op_t *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return;
@@ -727,10 +786,50 @@ static void store_drop(sioc_recovery_store_t *base, const char *pid)
     enqueue(store, op);
 }
 
+/* 1 if (pid, nsp, offset) is not claimed (it is now), 0 if it is, -1 without memory. */
+static int claim_first(recovery_store_t *store, const char *pid, const char *nsp,
+                       const char *offset)
+{
+    if (strlen(pid) + strlen(nsp) > 400)
+        return 1; /* no session's (its pid would be SIOC_ID_LENGTH long): nothing to claim */
+    int64_t now = now_ms();
+    free_claims(store, now);
+    claim_t *found = find_claim(store, pid, nsp);
+    if (found != NULL && strcmp(found->offset, offset) == 0)
+        return 0;
+    if (found != NULL)
+        unclaim(store, found);
+    size_t size = strlen(pid) + strlen(nsp) + 24;
+    claim_t *claim = calloc(1, sizeof(*claim) + size);
+    if (claim == NULL || (claim->offset = strdup(offset)) == NULL) {
+        free(claim);
+        return -1;
+    }
+    int length = claim_key(claim->key, size, pid, nsp);
+    claim->expires_ms = now + CLAIM_MS;
+    HASH_ADD_KEYPTR(hh, store->claims, claim->key, (size_t)length, claim);
+    claim->prev = store->claims_tail;
+    if (store->claims_tail != NULL)
+        store->claims_tail->next = claim;
+    else
+        store->claims_head = claim;
+    store->claims_tail = claim;
+    return 1;
+}
+
 static int store_restore(sioc_recovery_store_t *base, const char *pid, const char *offset,
                          const char *nsp, sioc_recovery_restore_cb callback, void *data)
 {
     recovery_store_t *store = (recovery_store_t *)base;
+    if (store->closing)
+        return SIOC_ECLOSED;
+    int first = claim_first(store, pid, nsp, offset);
+    if (first < 0)
+        return SIOC_ENOMEM;
+    if (first == 0) {
+        callback(0, NULL, NULL, 0, data); /* presented already: a fresh session */
+        return 0;
+    }
     op_t *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return SIOC_ENOMEM;

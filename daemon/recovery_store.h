@@ -17,6 +17,9 @@
  * application's, and its content is disposable: deleting the file (daemon stopped) only means
  * the clients of the moment get fresh sessions.
  *
+ * Of two clients presenting one (pid, offset), the first is the only one restored (a claim
+ * kept on the loop thread for 10 s or until the session is saved disconnected again).
+ *
  * Expiry and bounds: packets older than the window and sessions past their time to live are
  * never given out and are deleted once a second; at most max_packets packets and max_sessions
  * sessions are kept (the oldest go first).

@@ -249,15 +249,22 @@ static void append(fixture_t *f, const char *room, int n, size_t binary, answer_
     assert_int_equal(answer->error, 0);
 }
 
-static void save(fixture_t *f, const char *pid, const char *sid, const char *nsp, const char *room,
-                 uint32_t ttl_ms)
+static void save_as(fixture_t *f, const char *pid, const char *sid, const char *nsp,
+                    const char *room, uint32_t ttl_ms, int connected)
 {
     json_t *rooms = json_pack("[s,s]", sid, room);
     json_t *data = json_pack("{s:s}", "name", "ann");
-    sioc_recovery_session_t session = {pid, sid, nsp, rooms, data, ttl_ms, 0};
+    sioc_recovery_session_t session = {pid, sid, nsp, rooms, data, ttl_ms, connected};
     f->base->ops->save(f->base, &session);
     json_decref(rooms);
     json_decref(data);
+}
+
+/* A disconnected socket's session. */
+static void save(fixture_t *f, const char *pid, const char *sid, const char *nsp, const char *room,
+                 uint32_t ttl_ms)
+{
+    save_as(f, pid, sid, nsp, room, ttl_ms, 0);
 }
 
 static void on_restored(int error, const sioc_recovery_session_t *session,
@@ -347,6 +354,35 @@ static void test_one_of_two_wins(void **state)
     assert_int_equal(a.found + b.found, 1);
     free_answer(&a);
     free_answer(&b);
+}
+
+/* The first client presenting (pid, offset) is the only one restored from it, even once its
+ * socket has written the session back (as the Redis store's sio:restore claim). */
+static void test_first_presenter_wins(void **state)
+{
+    fixture_t *f = *state;
+    open_store(f, 60000, 1000);
+    answer_t first, second, got;
+    append(f, "room:1", 1, 0, &first);
+    append(f, "room:1", 2, 0, &second);
+    save(f, "pid-a", "sid-a", "/", "room:1", 60000);
+    restore(f, "pid-a", first.offset, "/", &got);
+    assert_true(got.found);
+    free_answer(&got);
+    save_as(f, "pid-a", "sid-a", "/", "room:1", 60000, 1); /* the restored socket, connected */
+    restore(f, "pid-a", first.offset, "/", &got);
+    assert_int_equal(got.error, 0);
+    assert_false(got.found);
+    /* The session is still there: its own client, later, with a later offset, gets it. */
+    restore(f, "pid-a", second.offset, "/", &got);
+    assert_true(got.found);
+    assert_int_equal(got.count, 0);
+    free_answer(&got);
+    /* Its socket left again before any new packet: the same offset is its client's again. */
+    save(f, "pid-a", "sid-a", "/", "room:1", 60000);
+    restore(f, "pid-a", second.offset, "/", &got);
+    assert_true(got.found);
+    free_answer(&got);
 }
 
 static void test_forged_and_foreign(void **state)
@@ -531,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_entries_and_sessions),
         cmocka_unit_test_setup_teardown(test_restart_keeps_log_and_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_presenter_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_of_two_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_and_foreign, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
