@@ -400,16 +400,40 @@ static void on_get_reply(redisAsyncContext *redis, void *reply, void *data)
     request_timer_arm(store, 0);
 }
 
-static void on_auth_reply(redisAsyncContext *redis, void *reply_data, void *data)
+/* A refused AUTH (WRONGPASS) or PING (NOAUTH: requirepass and no password in the URL) drops
+ * the connection: the GETs behind it would all fail, and retrying later may meet a fixed
+ * password. Logged once per outage (the first retry is the shortest), then at debug level. */
+static int refused(auth_session_store_t *store, redisAsyncContext *redis, const redisReply *reply,
+                   const char *command)
 {
-    auth_session_store_t *store = data;
-    const redisReply *reply = reply_data;
-    if (reply == NULL || reply->type != REDIS_REPLY_ERROR || store->redis != redis)
-        return;
-    /* The GETs queued behind it fail with NOAUTH; retrying later may meet a fixed password. */
-    log_error("session store: redis %s:%d refused AUTH: %s", store->host, store->port, reply->str);
+    if (reply == NULL || store->redis != redis)
+        return 1;
+    if (reply->type != REDIS_REPLY_ERROR)
+        return 0;
+    log_write(store->backoff_ms == RECONNECT_FIRST_MS ? LOG_ERROR : LOG_DEBUG,
+              "session store: redis %s:%d refused %s: %s; retrying in %llu ms", store->host,
+              store->port, command, reply->str, (unsigned long long)store->backoff_ms);
     connection_drop(store);
     reconnect_schedule(store);
+    return 1;
+}
+
+static void on_auth_reply(redisAsyncContext *redis, void *reply, void *data)
+{
+    refused(data, redis, reply, "AUTH");
+}
+
+/* A Redis with requirepass accepts the connection and refuses every command: the store is
+ * connected once the PING queued behind the AUTH is answered. */
+static void on_ready_reply(redisAsyncContext *redis, void *reply_data, void *data)
+{
+    auth_session_store_t *store = data;
+    if (refused(store, redis, reply_data, "PING"))
+        return;
+    store->connected = 1;
+    if (store->backoff_ms > RECONNECT_FIRST_MS)
+        log_info("session store: connected to redis %s:%d", store->host, store->port);
+    store->backoff_ms = RECONNECT_FIRST_MS;
 }
 
 /* Warns once per outage (the first retry is the shortest), then only at debug level. */
@@ -433,10 +457,7 @@ static void on_connect(const redisAsyncContext *redis, int status)
         reconnect_schedule(store);
         return;
     }
-    store->connected = 1;
-    if (store->backoff_ms > RECONNECT_FIRST_MS)
-        log_info("session store: connected to redis %s:%d", store->host, store->port);
-    store->backoff_ms = RECONNECT_FIRST_MS;
+    /* connected once the PING queued in connection_open is answered */
 }
 
 static void on_disconnect(const redisAsyncContext *redis, int status)
@@ -472,6 +493,7 @@ static int connection_open(auth_session_store_t *store)
     redisAsyncSetDisconnectCallback(redis, on_disconnect);
     if (store->password != NULL)
         redisAsyncCommand(redis, on_auth_reply, store, "AUTH %s", store->password);
+    redisAsyncCommand(redis, on_ready_reply, store, "PING");
     store->redis = redis;
     store->connected = 0;
     return 0;

@@ -2,7 +2,8 @@
  * conventions: a sioc_ prefix and the layer (engineio, socketio, store, cluster), base units
  * (_seconds, _bytes), _total for counters, process_* as the official client libraries write them
  * (so that dashboards made for them work). The library's numbers are read when scraped (no
- * bookkeeping of ours in its paths); only the store's latencies are observed here. */
+ * bookkeeping of ours in its paths); only the store's and the cluster Redis's latencies are
+ * observed here. */
 #define _GNU_SOURCE /* open_memstream */
 #include "metrics.h"
 
@@ -16,6 +17,7 @@
 
 #include <sioc_adapter.h>
 
+#include "auth_session.h"
 #include "channel.h"
 
 /* ---- histograms ---------------------------------------------------------------------------- */
@@ -43,6 +45,7 @@ static void histogram_observe(histogram_t *histogram, double value)
     histogram->sum += value;
 }
 
+static histogram_t redis_latency;
 static histogram_t store_latency[STORE_OPERATION_COUNT];
 static uint64_t store_failures[STORE_OPERATION_COUNT];
 
@@ -53,6 +56,12 @@ void metrics_store_observe(store_operation_t operation, int failed, double secon
     histogram_observe(&store_latency[operation], seconds);
     if (failed)
         store_failures[operation]++;
+}
+
+void metrics_redis_observe(double seconds, void *data)
+{
+    (void)data;
+    histogram_observe(&redis_latency, seconds);
 }
 
 /* ---- writing ------------------------------------------------------------------------------- */
@@ -69,7 +78,7 @@ static void sample(FILE *out, const char *name, const char *type, const char *he
 }
 
 /* Buckets as Prometheus wants them: cumulative, then +Inf, _sum and _count. labels:
- * "operation=\"x\"," (with the trailing comma). */
+ * "operation=\"x\"," (with the trailing comma), or "". */
 static void histogram_write(FILE *out, const char *name, const char *labels,
                             const histogram_t *histogram)
 {
@@ -81,10 +90,11 @@ static void histogram_write(FILE *out, const char *name, const char *labels,
     }
     fprintf(out, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels,
             (unsigned long long)histogram->count);
-    /* The same labels without the trailing comma (labels is never empty here). */
-    int length = (int)strlen(labels) - 1;
-    fprintf(out, "%s_sum{%.*s} %.17g\n", name, length, labels, histogram->sum);
-    fprintf(out, "%s_count{%.*s} %llu\n", name, length, labels,
+    /* The same labels without the trailing comma, or no braces without labels. */
+    int length = labels[0] != '\0' ? (int)strlen(labels) - 1 : 0;
+    const char *open = length > 0 ? "{" : "", *close = length > 0 ? "}" : "";
+    fprintf(out, "%s_sum%s%.*s%s %.17g\n", name, open, length, labels, close, histogram->sum);
+    fprintf(out, "%s_count%s%.*s%s %llu\n", name, open, length, labels, close,
             (unsigned long long)histogram->count);
 }
 
@@ -174,6 +184,24 @@ static void write_store(FILE *out)
     for (int op = 0; op < STORE_OPERATION_COUNT; op++)
         fprintf(out, "sioc_store_request_failures_total{operation=\"%s\"} %llu\n",
                 store_operation_name(op), (unsigned long long)store_failures[op]);
+}
+
+/* With a cluster, the state readyz checks and the round trips of what this node publishes; with
+ * session auth, the session store's connection. */
+static void write_redis(FILE *out, const daemon_t *daemon)
+{
+    if (daemon->cluster != NULL) {
+        sample(out, "sioc_cluster_redis_up", "gauge",
+               "1 while both connections to the cluster's Redis are up, 0 while reconnecting.",
+               sioc_redis_connected(daemon->cluster));
+        header(out, "sioc_cluster_redis_publish_duration_seconds", "histogram",
+               "Round trip of each PUBLISH to the cluster's Redis, from the write to the answer.");
+        histogram_write(out, "sioc_cluster_redis_publish_duration_seconds", "", &redis_latency);
+    }
+    if (daemon->sessions != NULL)
+        sample(out, "sioc_session_redis_up", "gauge",
+               "1 while the session store's Redis connection is up, 0 while reconnecting.",
+               auth_session_store_connected(daemon->sessions));
 }
 
 /* ---- process_* (as prometheus/client_golang and prom-client name them) ---------------------- */
@@ -275,6 +303,7 @@ char *metrics_render(const daemon_t *daemon, size_t *length)
         write_socketio(out, &stats);
     }
     write_store(out);
+    write_redis(out, daemon);
     write_process(out);
     if (fclose(out) != 0) {
         free(text);

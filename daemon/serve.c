@@ -14,6 +14,7 @@
 #include "auth_session.h"
 #include "channel.h"
 #include "log.h"
+#include "metrics.h"
 #include "recovery_store.h"
 #include "reload.h"
 
@@ -211,6 +212,7 @@ static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, s
         strcmp(config->cluster.mode, "sharded") == 0 ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
     options.requests_timeout_ms = config->cluster.requests_timeout_ms;
     options.log = on_cluster_log;
+    options.on_latency = metrics_redis_observe;
     int rc = sioc_redis_new(loop, &options, &cluster_redis);
     daemon_state.cluster = cluster_redis;
     if (rc != 0) {

@@ -297,6 +297,11 @@ typedef struct sioc_redis_options_s {
      * writes them to stderr as "sioc redis: <line>". */
     sioc_redis_log_cb log;
     void *log_data;
+    /* The round trip of each PUBLISH / SPUBLISH (broadcasts, joins, requests and their answers)
+     * from its write to Redis's answer, in seconds; NULL: not measured. For a latency histogram
+     * (the daemon's sioc_cluster_redis_publish_duration_seconds). */
+    void (*on_latency)(double seconds, void *data);
+    void *latency_data;
 } sioc_redis_options_t;
 
 typedef struct sioc_redis_s sioc_redis_t;
@@ -316,7 +321,9 @@ SIOC_API void sioc_redis_options_init(sioc_redis_options_t *options);
 SIOC_API int sioc_redis_new(uv_loop_t *loop, const sioc_redis_options_t *options,
                             sioc_redis_t **out);
 /* 1 while both connections (publish and subscribe) are up, so that broadcasts reach the other
- * servers and theirs reach this one; 0 while either is down and being reconnected. */
+ * servers and theirs reach this one; 0 while either is down and being reconnected. A connection
+ * is up once Redis answered a PING (after the AUTH of the URL's password): a Redis that refuses
+ * the password (WRONGPASS) or wants one (NOAUTH) is down, logged once and retried. */
 SIOC_API int sioc_redis_connected(const sioc_redis_t *redis);
 /* Closes the connections and frees it; call after sioc_server_close's callback. */
 SIOC_API void sioc_redis_free(sioc_redis_t *redis);

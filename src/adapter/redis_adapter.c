@@ -26,6 +26,8 @@ typedef struct request_s request_t;
 typedef struct stream_entry_s stream_entry_t;
 typedef struct stream_append_s stream_append_t;
 
+#define LATENCY_RING 256 /* measured commands in flight per connection */
+
 typedef struct link_s {
     sioc_redis_t *redis;
     const char *role;           /* "publish" or "subscribe", for the log */
@@ -34,6 +36,12 @@ typedef struct link_s {
     uint32_t backoff_ms;
     int up;
     int failing; /* a failure was logged since the last success */
+    /* on_latency: the send times (uv_hrtime) of the measured commands awaiting their answer,
+     * oldest first; Redis answers in order, and a command sent while the ring is full is not
+     * measured. */
+    uint64_t sent_ns[LATENCY_RING];
+    uint32_t sent_head;
+    uint32_t sent_count;
 } link_t;
 
 struct sioc_redis_s {
@@ -156,6 +164,8 @@ static void link_retry(link_t *link)
         next > link->redis->options.reconnect_max_ms ? link->redis->options.reconnect_max_ms : next;
 }
 
+static void on_ready(redisAsyncContext *context, void *reply_data, void *data);
+
 static void on_connected(const redisAsyncContext *context, int status)
 {
     link_t *link = context->data;
@@ -169,6 +179,30 @@ static void on_connected(const redisAsyncContext *context, int status)
                      redis->options.reconnect_max_ms);
         link->failing = 1;
         link_retry(link); /* hiredis frees the context after this callback */
+        return;
+    }
+    /* A Redis with requirepass accepts the TCP connection and then refuses every command
+     * (NOAUTH, or WRONGPASS for our AUTH): the link is up only once a PING, queued behind the
+     * AUTH, is answered. */
+    redisAsyncCommand((redisAsyncContext *)context, on_ready, NULL, "PING");
+}
+
+static void on_ready(redisAsyncContext *context, void *reply_data, void *data)
+{
+    (void)data;
+    link_t *link = context->data;
+    const redisReply *reply = reply_data;
+    if (link == NULL || reply == NULL)
+        return;
+    sioc_redis_t *redis = link->redis;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (!link->failing)
+            log_line(redis,
+                     "%s connection to %s:%d refused (%s); retrying with backoff up to %u ms",
+                     link->role, redis->host, redis->options.port, reply->str,
+                     redis->options.reconnect_max_ms);
+        link->failing = 1;
+        redisAsyncDisconnect(context); /* on_disconnected retries */
         return;
     }
     log_line(redis, "%s connection to %s:%d up", link->role, redis->host, redis->options.port);
@@ -188,9 +222,10 @@ static void on_disconnected(const redisAsyncContext *context, int status)
     link_t *link = context->data;
     if (link == NULL)
         return;
-    log_line(link->redis, "%s connection to %s:%d lost (%s); reconnecting", link->role,
-             link->redis->host, link->redis->options.port,
-             status == REDIS_OK ? "closed" : context->errstr);
+    if (link->up || !link->failing) /* not after a refusal, logged already */
+        log_line(link->redis, "%s connection to %s:%d lost (%s); reconnecting", link->role,
+                 link->redis->host, link->redis->options.port,
+                 status == REDIS_OK ? "closed" : context->errstr);
     link->failing = 1;
     link_retry(link);
     if (link == &link->redis->stream)
@@ -199,15 +234,21 @@ static void on_disconnected(const redisAsyncContext *context, int status)
 
 static void on_auth(redisAsyncContext *context, void *reply_data, void *data)
 {
+    (void)data;
     link_t *link = context->data;
     const redisReply *reply = reply_data;
-    if (link != NULL && reply != NULL && reply->type == REDIS_REPLY_ERROR)
-        log_line(link->redis, "%s connection: AUTH refused: %s", link->role, reply->str);
+    /* Logged once per outage; the PING behind it fails too and closes the link. */
+    if (link != NULL && reply != NULL && reply->type == REDIS_REPLY_ERROR && !link->failing) {
+        log_line(link->redis, "%s connection to %s:%d: AUTH refused (%s); retrying with backoff",
+                 link->role, link->redis->host, link->redis->options.port, reply->str);
+        link->failing = 1;
+    }
 }
 
 static void link_connect(link_t *link)
 {
     sioc_redis_t *redis = link->redis;
+    link->sent_head = link->sent_count = 0; /* the last context's callbacks have all run */
     redisAsyncContext *context = redisAsyncConnect(redis->host, redis->options.port);
     if (context == NULL || context->err != 0) {
         if (!link->failing)
@@ -238,6 +279,22 @@ int sioc_redis_connected(const sioc_redis_t *redis)
     return redis->publish.up && redis->subscribe.up && (!redis->streams || redis->stream.up);
 }
 
+/* Every measured command gets its callback once, answered or (NULL) dropped with its
+ * connection, in the order sent: the ring's oldest entry is its send time. */
+static void on_published(redisAsyncContext *context, void *reply, void *data)
+{
+    (void)data;
+    link_t *link = context->data;
+    if (link == NULL || link->sent_count == 0)
+        return;
+    uint64_t sent = link->sent_ns[link->sent_head];
+    link->sent_head = (link->sent_head + 1) % LATENCY_RING;
+    link->sent_count--;
+    if (reply != NULL)
+        link->redis->options.on_latency((double)(uv_hrtime() - sent) / 1e9,
+                                        link->redis->options.latency_data);
+}
+
 static void publish(sioc_redis_t *redis, const char *channel, const void *bytes, size_t length)
 {
     if (!redis->publish.up)
@@ -245,7 +302,12 @@ static void publish(sioc_redis_t *redis, const char *channel, const void *bytes,
     const char *command = redis->sharded && !redis->streams ? "SPUBLISH" : "PUBLISH";
     const char *argv[3] = {command, channel, bytes};
     size_t lengths[3] = {strlen(command), strlen(channel), length};
-    redisAsyncCommandArgv(redis->publish.context, NULL, NULL, 3, argv, lengths);
+    link_t *link = &redis->publish;
+    int measured = redis->options.on_latency != NULL && link->sent_count < LATENCY_RING;
+    if (redisAsyncCommandArgv(link->context, measured ? on_published : NULL, NULL, 3, argv,
+                              lengths) == REDIS_OK &&
+        measured)
+        link->sent_ns[(link->sent_head + link->sent_count++) % LATENCY_RING] = uv_hrtime();
     /* Written now, not when the loop next polls: a broadcast writes to every local socket right
      * after this, and the other nodes would wait for all of that (milliseconds for hundreds of
      * members) before the message even left. hiredis keeps what the socket does not take. */

@@ -6,7 +6,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Manager } from 'socket.io-client';
-import { requireBin, tempDir, baseConfig, startDaemon } from '../lib/daemon.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { io as connectClient } from 'socket.io-client';
+import { requireBin, tempDir, baseConfig, startDaemon, haveRedis, startRedis } from '../lib/daemon.js';
 import { request } from '../lib/http.js';
 import { connected, connectError, until } from '../lib/sio.js';
 
@@ -257,5 +261,91 @@ describe('GET /metrics', () => {
     assert.ok(valueOf(families, 'process_max_fds') >= valueOf(families, 'process_open_fds'));
     assert.equal(families.get('process_cpu_seconds_total').type, 'counter');
     assert.equal(families.get('process_resident_memory_bytes').type, 'gauge');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// With a cluster and session auth: the Redis state and latency; and docs/operations.md's table
+// names exactly the families the daemon writes (without and with them).
+
+/** The metric names of docs/operations.md's table (labels and the escaped | dropped). */
+function documentedMetrics() {
+  const doc = fs.readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../docs/operations.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('\n## Metrics\n'), doc.indexOf('\n## The admin UI\n'));
+  const names = new Set();
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('| `')) continue;
+    const first = line.replace(/\\\|/g, '').split('|')[1];
+    for (const [, name] of first.matchAll(/`([a-z_:][a-z0-9_:]*)(?:\{[^`]*\})?`/g)) {
+      assert.ok(!names.has(name), `${name} has two rows`);
+      names.add(name);
+    }
+  }
+  return names;
+}
+
+describe('GET /metrics with a cluster and session auth', { skip: !haveRedis() && 'redis-server is not installed' }, () => {
+  let redis;
+  let plain;
+  let clustered;
+  before(async () => {
+    requireBin();
+    redis = await startRedis();
+    const dir = tempDir('metrics-cluster');
+    plain = await startDaemon(dir, baseConfig(dir, { channels: { '/': { driver: 'bench', auth: 'none', enabled: true } } }), { name: 'plain.json' });
+    clustered = await startDaemon(dir, baseConfig(dir, {
+      store: { driver: 'sqlite', path: path.join(dir, 'clustered.db') },
+      auth: {
+        jwt: { algorithm: 'HS256', secret: 'integration-secret-0123456789abcdef' },
+        session: { cookieName: 'connect.sid', secrets: ['a-session-secret'], redis: { host: '127.0.0.1', port: redis.port } },
+      },
+      cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` } },
+      channels: { '/': { driver: 'bench', auth: 'none', enabled: true } },
+    }), { name: 'clustered.json' });
+  });
+  after(async () => {
+    await plain?.stopChecked();
+    await clustered?.stopChecked();
+    await redis?.stop();
+  });
+
+  const scrapeOf = async (daemon) => {
+    const res = await daemon.api('GET', '/metrics', undefined, { key: null });
+    assert.equal(res.status, 200, res.text);
+    return parseExposition(res.text);
+  };
+
+  it('the Redis state gauges and the PUBLISH round trips of a known number of broadcasts', async (t) => {
+    let before;
+    await until(async () => valueOf(before = await scrapeOf(clustered), 'sioc_cluster_redis_up') === 1 &&
+      valueOf(before, 'sioc_session_redis_up') === 1, 'both Redis connections up', 5000);
+    assert.equal(before.get('sioc_cluster_redis_up').type, 'gauge');
+    assert.equal(before.get('sioc_cluster_redis_publish_duration_seconds').type, 'histogram');
+    const socket = connectClient(`http://127.0.0.1:${clustered.port}/`, { forceNew: true, reconnection: false, transports: ['websocket'] });
+    t.after(() => socket.disconnect());
+    await connected(socket);
+    await socket.timeout(5000).emitWithAck('join', 'metrics-room');
+    for (let i = 0; i < 3; i++) {
+      const news = new Promise((resolve) => socket.once('news', resolve));
+      socket.emit('publish', 'metrics-room', 'news', i);
+      assert.equal(await news, i);
+    }
+    const count = (families) => valueOf(families, 'sioc_cluster_redis_publish_duration_seconds_count');
+    let after;
+    // Each broadcast is one PUBLISH (the join is local, as in Node); its answer may come after the
+    // local delivery.
+    await until(async () => count(after = await scrapeOf(clustered)) - count(before) >= 3, 'three PUBLISH answered', 5000);
+    assert.equal(count(after) - count(before), 3);
+    const sum = valueOf(after, 'sioc_cluster_redis_publish_duration_seconds_sum') - valueOf(before, 'sioc_cluster_redis_publish_duration_seconds_sum');
+    assert.ok(sum > 0 && sum < 3, `three loopback round trips took ${sum} s`);
+    assert.equal(valueOf(after, 'sioc_cluster_redis_publish_duration_seconds_bucket', { le: '+Inf' }), count(after));
+  });
+
+  it('docs/operations.md has one row per metric family, and every row is written', async () => {
+    const documented = documentedMetrics();
+    const written = new Set([...(await scrapeOf(plain)).keys(), ...(await scrapeOf(clustered)).keys()]);
+    assert.deepEqual([...written].filter((name) => !documented.has(name)).sort(), [], 'written but not in the table');
+    assert.deepEqual([...documented].filter((name) => !written.has(name)).sort(), [], 'in the table but not written');
+    for (const name of ['sioc_cluster_redis_up', 'sioc_session_redis_up']) assert.ok(!(await scrapeOf(plain)).has(name), `${name} only with its Redis`);
   });
 });

@@ -463,3 +463,76 @@ describe('readiness and the cluster Redis', { skip: haveRedis() ? false : 'redis
     }
   });
 });
+
+// A Redis that takes the TCP connection and refuses every command (redis-server --requirepass):
+// a wrong password in the URL (WRONGPASS for our AUTH) or none (NOAUTH for the first command) is
+// not ready, the log says why, and the right password is ready.
+describe('readiness and a Redis that refuses AUTH', { skip: haveRedis() ? false : 'redis-server is not installed' }, () => {
+  const PASSWORD = 'the-right-password';
+  let redis;
+  before(async () => {
+    redis = await startRedis({ requirepass: PASSWORD });
+  });
+  after(async () => {
+    await redis?.stop();
+  });
+
+  const sessionAuth = (redisOptions) => ({
+    jwt: { algorithm: 'HS256', secret: 'integration-secret-0123456789abcdef' },
+    session: { cookieName: 'connect.sid', secrets: ['a-session-secret'], redis: { host: '127.0.0.1', port: redis.port, ...redisOptions } },
+  });
+
+  // The same password for both Redis clients of a node: the session store and the cluster.
+  const cases = [
+    ['a wrong password', { password: 'wrong' }, ':wrong@', /WRONGPASS/],
+    ['no password', {}, '', /NOAUTH/],
+  ];
+  for (const [what, sessionRedis, userinfo, reason] of cases) {
+    it(`${what}: /readyz 503 naming "sessions" and "cluster", and the log says ${reason.source}`, async () => {
+      requireBin();
+      const dir = tempDir('ready-auth');
+      const daemon = await startDaemon(dir, baseConfig(dir, {
+        auth: sessionAuth(sessionRedis),
+        cluster: { redis: { url: `redis://${userinfo}127.0.0.1:${redis.port}` } },
+        channels: { '/': { driver: 'chat', auth: 'any' } },
+      }));
+      try {
+        // Both clients have had their answer once each logged its refusal.
+        for (let i = 0; i < 50 && !(/session store: .*refused/.test(daemon.stderr) && /cluster: .*refused/.test(daemon.stderr)); i++) await sleep(100);
+        const res = await daemon.api('GET', '/readyz', undefined, { key: null });
+        assert.equal(res.status, 503, res.text);
+        assert.deepEqual(res.json, { status: 'unavailable', checks: { listening: 'ok', store: 'ok', sessions: 'redis unavailable', cluster: 'redis unavailable' } });
+        const sessionLine = daemon.stderr.split('\n').find((line) => /session store: redis 127\.0\.0\.1:\d+ refused/.test(line));
+        assert.match(sessionLine ?? '', reason, daemon.stderr);
+        const clusterLines = daemon.stderr.split('\n').filter((line) => /cluster: .* connection to 127\.0\.0\.1:\d+.* refused/.test(line));
+        assert.ok(clusterLines.length >= 2 && clusterLines.every((line) => reason.test(line)), daemon.stderr);
+        // Still refused a few retries later, and logged once per connection, not on every retry.
+        await sleep(1000);
+        assert.equal((await daemon.api('GET', '/readyz', undefined, { key: null })).status, 503);
+        assert.equal(daemon.stderr.split('\n').filter((line) => /session store: .*refused/.test(line)).length, 1, daemon.stderr);
+        assert.equal(daemon.stderr.split('\n').filter((line) => /cluster: publish connection.*refused/.test(line)).length, 1, daemon.stderr);
+        assert.equal((await daemon.api('GET', '/healthz', undefined, { key: null })).status, 200);
+      } finally {
+        await daemon.stopChecked();
+      }
+    });
+  }
+
+  it('the right password: /readyz 200', async () => {
+    requireBin();
+    const dir = tempDir('ready-auth-ok');
+    const daemon = await startDaemon(dir, baseConfig(dir, {
+      auth: sessionAuth({ password: PASSWORD }),
+      cluster: { redis: { url: `redis://:${PASSWORD}@127.0.0.1:${redis.port}` } },
+      channels: { '/': { driver: 'chat', auth: 'any' } },
+    }));
+    try {
+      let res;
+      for (let i = 0; i < 50 && (res = await daemon.api('GET', '/readyz', undefined, { key: null })).status !== 200; i++) await sleep(100);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.json.checks, { listening: 'ok', store: 'ok', sessions: 'ok', cluster: 'ok' });
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+});

@@ -258,13 +258,15 @@ export function haveRedis() {
 }
 
 /**
- * Start redis-server on a free loopback port (or `port`), without persistence;
+ * Start redis-server on a free loopback port (or `port`), without persistence (with
+ * `requirepass`: that password required, redis-server --requirepass);
  * resolves to {port, stop()} once it accepts connections.
  */
-export async function startRedis({ port: fixedPort } = {}) {
+export async function startRedis({ port: fixedPort, requirepass } = {}) {
   for (let attempt = 0; ; attempt++) {
     const port = fixedPort ?? (await freePort());
-    const child = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no']);
+    const auth = requirepass !== undefined ? ['--requirepass', requirepass] : [];
+    const child = spawnTracked('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...auth]);
     let out = '';
     const ready = await new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), 5000);
