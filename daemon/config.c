@@ -622,9 +622,11 @@ static int parse_cluster_mode(context_t *c, json_t *v)
     if (set_string(c, v, &CONFIG(c)->cluster.mode) != 0)
         return -1;
     if (strcmp(CONFIG(c)->cluster.mode, "classic") == 0 ||
-        strcmp(CONFIG(c)->cluster.mode, "sharded") == 0)
+        strcmp(CONFIG(c)->cluster.mode, "sharded") == 0 ||
+        strcmp(CONFIG(c)->cluster.mode, "streams") == 0)
         return 0;
-    return fail(c, "unknown mode \"%s\" (expected classic or sharded)", CONFIG(c)->cluster.mode);
+    return fail(c, "unknown mode \"%s\" (expected classic, sharded or streams)",
+                CONFIG(c)->cluster.mode);
 }
 static int parse_cluster_key(context_t *c, json_t *v)
 {
@@ -745,10 +747,13 @@ static int parse_recovery_store(context_t *c, json_t *v)
 {
     if (set_string(c, v, &CONFIG(c)->recovery.store) != 0)
         return -1;
+    CONFIG(c)->recovery.store_given = 1;
     if (strcmp(CONFIG(c)->recovery.store, "embedded") == 0 ||
-        strcmp(CONFIG(c)->recovery.store, "memory") == 0)
+        strcmp(CONFIG(c)->recovery.store, "memory") == 0 ||
+        strcmp(CONFIG(c)->recovery.store, "redis") == 0)
         return 0;
-    return fail(c, "unknown store \"%s\" (expected embedded or memory)", CONFIG(c)->recovery.store);
+    return fail(c, "unknown store \"%s\" (expected embedded, memory or redis)",
+                CONFIG(c)->recovery.store);
 }
 static int parse_recovery_path(context_t *c, json_t *v)
 {
@@ -1027,6 +1032,26 @@ static int fail_at_channel(context_t *c, const config_channel_t *channel, const 
     return fail(c, "%s", message);
 }
 
+/* In streams mode the stream is the log every node reads: the Redis store is the default. */
+static int check_recovery_store(context_t *c)
+{
+    config_t *config = CONFIG(c);
+    int streams = config->cluster.enabled && strcmp(config->cluster.mode, "streams") == 0;
+    if (streams && !config->recovery.store_given) {
+        char *redis = strdup("redis");
+        if (redis == NULL)
+            return fail(c, "out of memory");
+        free(config->recovery.store);
+        config->recovery.store = redis;
+    }
+    if (!streams && strcmp(config->recovery.store, "redis") == 0) {
+        enter(c, "recovery");
+        enter(c, "store");
+        return fail(c, "redis needs cluster.mode \"streams\"");
+    }
+    return 0;
+}
+
 static int check_consistency(context_t *c)
 {
     config_t *config = CONFIG(c);
@@ -1069,7 +1094,7 @@ static int check_consistency(context_t *c)
         enter(c, "api");
         return fail(c, "missing key \"key\" (the API key back ends send)");
     }
-    return 0;
+    return check_recovery_store(c);
 }
 
 /* ---- entry points ------------------------------------------------------------------------------

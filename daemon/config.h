@@ -97,8 +97,8 @@ typedef struct config_s {
     struct {
         int enabled;
         char *redis_url; /* "redis://host:port" (required when enabled) */
-        char *mode;      /* "classic" | "sharded" (SPUBLISH, subscriptionMode dynamic) */
-        char *key;       /* channel prefix, as @socket.io/redis-adapter's key: "socket.io" */
+        char *mode; /* "classic" | "sharded" (SPUBLISH, subscriptionMode dynamic) | "streams" */
+        char *key;  /* channel prefix, as @socket.io/redis-adapter's key: "socket.io" */
         uint32_t requests_timeout_ms;  /* 5000 */
         uint32_t presence_interval_ms; /* chat presence heartbeat: 2000 (a dead node: 3x) */
     } cluster;
@@ -106,11 +106,13 @@ typedef struct config_s {
         int enabled;                            /* connection state recovery (off) */
         uint32_t max_disconnection_duration_ms; /* the window: 120000 */
         int skip_middlewares;                   /* a recovered socket skips them (1) */
-        char *store;                /* "embedded" (a SQLite file, survives restarts) | "memory" */
-        char *path;                 /* embedded: NULL = next to store.path (recovery_path_of) */
-        uint64_t max_packets;       /* log bound: 100000 */
-        uint64_t max_sessions;      /* session bound: 100000 */
-        uint64_t max_pending;       /* broadcasts waiting for the store: 10000 */
+        char *store;           /* "embedded" (a SQLite file, survives restarts) | "memory" | "redis"
+                                * (streams mode: the default there) */
+        int store_given;       /* store set in the file (else streams mode picks redis) */
+        char *path;            /* embedded: NULL = next to store.path (recovery_path_of) */
+        uint64_t max_packets;  /* log bound: 100000 */
+        uint64_t max_sessions; /* session bound: 100000 */
+        uint64_t max_pending;  /* broadcasts waiting for the store: 10000 */
         uint64_t max_pending_bytes; /* their bytes: 64 MiB */
     } recovery;
     struct {

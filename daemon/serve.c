@@ -208,8 +208,9 @@ static int start_cluster(const config_t *config, uv_loop_t *loop, char *error, s
     sioc_redis_options_init(&options);
     options.url = config->cluster.redis_url;
     options.key = config->cluster.key;
-    options.mode =
-        strcmp(config->cluster.mode, "sharded") == 0 ? SIOC_REDIS_SHARDED : SIOC_REDIS_CLASSIC;
+    options.mode = strcmp(config->cluster.mode, "sharded") == 0   ? SIOC_REDIS_SHARDED
+                   : strcmp(config->cluster.mode, "streams") == 0 ? SIOC_REDIS_STREAMS
+                                                                  : SIOC_REDIS_CLASSIC;
     options.requests_timeout_ms = config->cluster.requests_timeout_ms;
     options.log = on_cluster_log;
     options.on_latency = metrics_redis_observe;
@@ -281,6 +282,9 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->recovery_max_pending_bytes = (size_t)config->recovery.max_pending_bytes;
     if (recovery_store != NULL)
         options->recovery_store = recovery_store_base(recovery_store);
+    else if (config->recovery.enabled && cluster_redis != NULL &&
+             strcmp(config->recovery.store, "redis") == 0)
+        options->recovery_store = sioc_redis_recovery_store(cluster_redis);
     if (cluster_redis != NULL) {
         options->adapter = sioc_redis_adapter_factory;
         options->adapter_data = cluster_redis;

@@ -189,13 +189,31 @@ static void test_recovery_forms(void **state)
     assert_int_equal(config.recovery.max_pending, 30);
     assert_int_equal(config.recovery.max_pending_bytes, 4096);
     config_free(&config);
+    /* Streams mode: the stream is the log, the Redis store the default; embedded if asked. */
+    snprintf(text, sizeof(text),
+             "{\"recovery\": true, \"cluster\": {\"redis\": {\"url\": \"redis://h:1\"}, "
+             "\"mode\": \"streams\"}, %s}",
+             channels);
+    assert_int_equal(load(text, &config), 0);
+    assert_string_equal(config.cluster.mode, "streams");
+    assert_string_equal(config.recovery.store, "redis");
+    config_free(&config);
+    snprintf(text, sizeof(text),
+             "{\"recovery\": {\"store\": \"embedded\"}, \"cluster\": {\"redis\": {\"url\": "
+             "\"redis://h:1\"}, \"mode\": \"streams\"}, %s}",
+             channels);
+    assert_int_equal(load(text, &config), 0);
+    assert_string_equal(config.recovery.store, "embedded");
+    config_free(&config);
     snprintf(text, sizeof(text), "{\"recovery\": {\"enabled\": false}, %s}", channels);
     assert_int_equal(load(text, &config), 0);
     assert_false(config.recovery.enabled);
     config_free(&config);
     assert_refused(
         "{\"recovery\": {\"store\": \"disk\"}}",
-        "sioc.json:1: recovery.store: unknown store \"disk\" (expected embedded or memory)");
+        "sioc.json:1: recovery.store: unknown store \"disk\" (expected embedded, memory or redis)");
+    snprintf(text, sizeof(text), "{\"recovery\": {\"store\": \"redis\"}, %s}", channels);
+    assert_refused(text, "sioc.json:1: recovery.store: redis needs cluster.mode \"streams\"");
     assert_refused("{\"recovery\": {\"maxPackets\": 0}}",
                    "sioc.json:1: recovery.maxPackets: expected an integer from 1 to 100000000");
     assert_refused("{\"recovery\": {\"path\": \"\"}}",

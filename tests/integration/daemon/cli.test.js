@@ -97,9 +97,15 @@ describe('sioc check-config', () => {
     },
     {
       what: 'an unknown recovery store',
+      patch: (c) => { c.recovery = { store: 'disk' }; },
+      needle: '"store": "disk"',
+      message: (file, line) => `${file}:${line}: recovery.store: unknown store "disk" (expected embedded, memory or redis)`,
+    },
+    {
+      what: 'the Redis recovery store without streams mode',
       patch: (c) => { c.recovery = { store: 'redis' }; },
       needle: '"store": "redis"',
-      message: (file, line) => `${file}:${line}: recovery.store: unknown store "redis" (expected embedded or memory)`,
+      message: (file, line) => `${file}:${line}: recovery.store: redis needs cluster.mode "streams"`,
     },
     {
       what: 'a recovery window out of range',

@@ -135,7 +135,7 @@ describe('daemon cluster on Redis (two nodes)', { skip: !haveRedis() && 'redis-s
     for (const [cluster, message] of [
       [{ mode: 'classic' }, /cluster: redis\.url is required/],
       [{ redis: { url: 'http://x' } }, /cluster\.redis\.url: expected a redis:\/\//],
-      [{ redis: { url: 'redis://127.0.0.1:1' }, mode: 'shared' }, /cluster\.mode: unknown mode "shared" \(expected classic or sharded\)/],
+      [{ redis: { url: 'redis://127.0.0.1:1' }, mode: 'shared' }, /cluster\.mode: unknown mode "shared" \(expected classic, sharded or streams\)/],
     ]) {
       const file = writeConfig(dir, baseConfig(dir, { cluster }), 'bad.json');
       const result = await runSioc(['check-config', file]);
