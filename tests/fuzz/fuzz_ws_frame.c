@@ -61,9 +61,11 @@ static void check_event(const sioc__ws_event_t *event, const sioc__ws_limits_t *
     require(event->data != NULL);
     switch (event->type) {
     case SIOC_WS_EVENT_TEXT:
-        require(sioc__utf8_is_valid(event->data, event->length));
+        /* A compressed message is checked as UTF-8 once inflated (ws_deflate), not here. */
+        require(event->compressed || sioc__utf8_is_valid(event->data, event->length));
         /* fall through */
     case SIOC_WS_EVENT_BINARY:
+        require(!event->compressed || limits->allow_rsv1);
         require(event->length <= limits->max_message_size);
         break;
     case SIOC_WS_EVENT_PING:
