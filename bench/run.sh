@@ -389,3 +389,25 @@ if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" compression "* ]]; then
     fi
 fi
 [[ -n "${BENCH_ONLY:-}" ]] || SIOC="$sioc" BENCH_RESULTS="$results/recovery" bench/recovery-daemon.sh "${1:-}" # issue 9: the fan-out cost of recovery
+
+# Issue 9 in the library: sioc-echo's fan-out with recovery off / in memory / in Redis (streams)
+# and the jitter delivery ratio, beside Node socket.io 4.8 with in-memory recovery
+# (bench/recovery.mjs; its own report next to the results).
+if [[ -z "${BENCH_ONLY:-}" ]]; then
+    sioc_echo="${SIOC_ECHO:-$(dirname "$sioc")/sioc-echo}"
+    if [[ ! -x "$sioc_echo" ]]; then
+        cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
+        cmake --build build/bench -j"$(nproc)" --target sioc-echo >/dev/null
+        sioc_echo="$root/build/bench/sioc-echo"
+    fi
+    if [[ ! -d tests/integration/node_modules/socket.io-client ]]; then
+        log "recovery: installing tests/integration's packages (npm ci)"
+        (cd tests/integration && npm ci --no-audit --no-fund >/dev/null)
+    fi
+    quick_flag=()
+    [[ $mode == quick ]] && quick_flag=(--quick)
+    log "recovery: bench/recovery.mjs (fan-out cost, jitter ratio)"
+    echo "node bench/recovery.mjs --sioc $sioc --sioc-echo $sioc_echo ${quick_flag[*]} --out $results/recovery-echo" >>"$commands"
+    timeout 1200 node bench/recovery.mjs --sioc "$sioc" --sioc-echo "$sioc_echo" "${quick_flag[@]}" \
+        --out "$results/recovery-echo"
+fi
