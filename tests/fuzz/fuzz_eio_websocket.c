@@ -34,10 +34,21 @@ static void require(int condition)
         abort();
 }
 
+static void on_guard(uv_timer_t *timer);
+
 static void on_message(sioc_eio_socket_t *socket, const uint8_t *bytes, size_t length, int binary,
                        void *data)
 {
     sioc_eio_socket_send(socket, bytes, length, binary);
+}
+
+/* The session ends once the server has read the client's half-close (or refused the input): the
+ * run ends then, not at the guard, so that a run takes milliseconds and libFuzzer can iterate. */
+static void on_close(sioc_eio_socket_t *socket, const char *reason, void *data)
+{
+    harness_t *harness = data;
+    if (!harness->closing)
+        uv_timer_start(&harness->guard, on_guard, 0, 0);
 }
 
 static void on_server_closed(void *data)
@@ -115,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     options.max_buffered_bytes = 16 * 1024;
     options.shutdown_timeout_ms = 50;
     options.max_websocket_fragments = 16;
-    sioc_eio_callbacks_t callbacks = {.on_message = on_message};
+    sioc_eio_callbacks_t callbacks = {.on_message = on_message, .on_close = on_close};
     require(sioc_eio_server_new(&harness->loop, &options, &callbacks, harness, &harness->server) ==
             0);
     require(sioc_eio_server_listen(harness->server, "127.0.0.1", 0) == 0);
