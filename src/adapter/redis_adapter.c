@@ -25,6 +25,7 @@ typedef struct redis_adapter_s redis_adapter_t;
 typedef struct request_s request_t;
 typedef struct stream_entry_s stream_entry_t;
 typedef struct stream_append_s stream_append_t;
+typedef struct claim_s claim_t;
 
 #define LATENCY_RING 256 /* measured commands in flight per connection */
 
@@ -64,6 +65,8 @@ struct sioc_redis_s {
     stream_append_t *appends;
     stream_append_t *appends_tail;
     sioc_recovery_store_t store; /* sioc_redis_recovery_store() */
+    claim_t *claims; /* the restore claims this node holds, by pid, and from the oldest */
+    claim_t *claims_head, *claims_tail;
     uint64_t log_window_start;
     unsigned logged_in_window;
     int open_handles;
@@ -1902,8 +1905,11 @@ static void stream_reader_down(sioc_redis_t *redis)
     stream_pump(redis);
 }
 
+static void claims_expire(sioc_redis_t *redis, uint64_t now);
+
 static void stream_close(sioc_redis_t *redis)
 {
+    claims_expire(redis, UINT64_MAX);
     while (redis->appends != NULL) {
         stream_append_t *append = redis->appends;
         redis->appends = append->next;
@@ -2014,9 +2020,13 @@ static int store_command(sioc_redis_t *redis, redisCallbackFn *callback, void *d
     return 0;
 }
 
+static void claim_release(sioc_redis_t *redis, const char *pid);
+
 static void store_save(sioc_recovery_store_t *store, const sioc_recovery_session_t *session)
 {
     sioc_redis_t *redis = store_redis(store);
+    if (!session->connected)
+        claim_release(redis, session->pid);
     char *text = sioc__redis_encode_session(session);
     char key[SIOC_RECOVERY_OFFSET_MAX + sizeof(SESSION_PREFIX) + 1];
     char ttl[16];
@@ -2276,6 +2286,78 @@ static void restore_check_offset(restore_t *restore)
         restore_finish(restore, SIOC_ECLOSED);
 }
 
+#define CLAIM_PREFIX "sio:restore:"
+#define CLAIM_MS "10000"
+
+/* The claim this node took for pid (SET NX answered OK), so that it can let it go when the
+ * restored socket leaves again: its client, if it got nothing since, presents the same offset
+ * at its next cut, and the claim would give it a fresh session for the rest of CLAIM_MS. */
+struct claim_s {
+    UT_hash_handle hh;
+    uint64_t expires_ms; /* uv_now */
+    char offset[SIOC_RECOVERY_OFFSET_MAX + 1];
+    claim_t *prev, *next;
+    char pid[];
+};
+
+static void claim_forget(sioc_redis_t *redis, claim_t *claim)
+{
+    if (claim->prev != NULL)
+        claim->prev->next = claim->next;
+    else
+        redis->claims_head = claim->next;
+    if (claim->next != NULL)
+        claim->next->prev = claim->prev;
+    else
+        redis->claims_tail = claim->prev;
+    HASH_DEL(redis->claims, claim);
+    free(claim);
+}
+
+static void claims_expire(sioc_redis_t *redis, uint64_t now)
+{
+    while (redis->claims_head != NULL && redis->claims_head->expires_ms <= now)
+        claim_forget(redis, redis->claims_head);
+}
+
+static void claim_remember(sioc_redis_t *redis, const char *pid, const char *offset)
+{
+    uint64_t now = uv_now(redis->loop);
+    claims_expire(redis, now);
+    claim_t *claim;
+    HASH_FIND_STR(redis->claims, pid, claim);
+    if (claim != NULL)
+        claim_forget(redis, claim);
+    size_t length = strlen(pid);
+    if ((claim = calloc(1, sizeof(*claim) + length + 1)) == NULL)
+        return; /* it then expires by itself */
+    memcpy(claim->pid, pid, length + 1);
+    snprintf(claim->offset, sizeof(claim->offset), "%s", offset);
+    claim->expires_ms = now + (uint64_t)atoi(CLAIM_MS);
+    HASH_ADD_KEYPTR(hh, redis->claims, claim->pid, length, claim);
+    claim->prev = redis->claims_tail;
+    if (redis->claims_tail != NULL)
+        redis->claims_tail->next = claim;
+    else
+        redis->claims_head = claim;
+    redis->claims_tail = claim;
+}
+
+/* The socket of pid left (its session saved disconnected): DEL the claim this node took. */
+static void claim_release(sioc_redis_t *redis, const char *pid)
+{
+    claims_expire(redis, uv_now(redis->loop));
+    claim_t *claim;
+    HASH_FIND_STR(redis->claims, pid, claim);
+    if (claim == NULL)
+        return;
+    char key[sizeof(CLAIM_PREFIX) + 2 * SIOC_RECOVERY_OFFSET_MAX + 2];
+    snprintf(key, sizeof(key), CLAIM_PREFIX "%s:%s", claim->pid, claim->offset);
+    const char *argv[2] = {"DEL", key};
+    store_command(redis, NULL, NULL, 2, argv);
+    claim_forget(redis, claim);
+}
+
 static void on_claimed(redisAsyncContext *context, void *reply_data, void *data)
 {
     (void)context;
@@ -2289,18 +2371,16 @@ static void on_claimed(redisAsyncContext *context, void *reply_data, void *data)
         restore_finish(restore, 0); /* another client presents this pid and offset */
         return;
     }
+    claim_remember(restore->redis, restore->key + strlen(SESSION_PREFIX), restore->offset);
     restore_check_offset(restore);
 }
 
 /* A session written while connected is in Redis again as soon as the client that took it is
  * connected, and a second client presenting the same pid would then take it over. Node never has
  * this (it writes sessions only at close); here the first to claim (pid, offset) for CLAIM_MS is
- * the only one to restore from it. A real client coming back later has a newer offset (every
- * connection gets at least its "connection" packets), or comes after the claim expired: it then
- * takes the session over, which is what a client whose old connection is half-open needs. */
-#define CLAIM_PREFIX "sio:restore:"
-#define CLAIM_MS "10000"
-
+ * the only one to restore from it, until its socket leaves again (claim_release). A client
+ * coming back with a newer offset, or after the claim expired, takes the session over, which is
+ * what a client whose old connection is half-open needs. */
 static int store_restore(sioc_recovery_store_t *store, const char *pid, const char *offset,
                          const char *nsp, sioc_recovery_restore_cb callback, void *data)
 {

@@ -71,8 +71,32 @@ describe('daemon cluster in streams mode with recovery in Redis', { skip: !haveR
     await redis?.stop();
   });
 
+  // The Redis store's claim on (pid, offset) keeps a second client from taking a session the
+  // first one restored; it must not keep the first one's own client out at its next cut, when
+  // it got nothing since and presents the same offset again.
+  it('cut twice with nothing received in between: recovered both times', async (t) => {
+    const nodeB = backends[1].daemon;
+    const room = await createRoom(nodeB);
+    const socket = await connectAs(nodeB.clients(t), makeUser('Dot'), { managerOpts: RECONNECTING });
+    assert.equal((await ask(socket, 'room:join', room.id)).ok, true);
+    const got = new Promise((resolve) => socket.once('message:received', resolve));
+    await nodeB.apiOk('POST', '/emit', { event: 'message:received', args: [{ text: 'one' }], rooms: [`room:${room.id}`] });
+    await got;
+    const { id } = socket;
+    for (let cut = 1; cut <= 2; cut++) {
+      const offset = socket._lastOffset;
+      const back = once(socket, 'connect');
+      socket.io.engine.close();
+      await back;
+      assert.equal(socket.recovered, true, `cut ${cut}: recovered`);
+      assert.equal(socket.id, id);
+      assert.equal(socket._lastOffset, offset, 'nothing received in between');
+    }
+  });
+
   it('SIGKILL of the node holding the clients: recovered on the other daemon with every missed message', async (t) => {
     const [nodeA, nodeB] = backends.map((b) => b.daemon);
+    assert.ok(backends[0].up, 'node A is alive');
     const lb = await balancer(backends);
     t.after(() => lb.close());
     const viaLb = new Clients({ port: lb.port }, t);
