@@ -10,6 +10,7 @@
 #include "recovery_store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -166,6 +167,11 @@ struct recovery_store_s {
     op_t *queue, *queue_tail;
     op_t *done, *done_tail;
     int stopping; /* the worker finishes the queue, then exits */
+    /* Queued operations other than appends (the Socket.IO layer bounds those: its
+     * recovery_max_pending): at most max_sessions, so that a stalled worker (the file locked, a
+     * disk that hangs) does not pile up session writes without end. */
+    uint64_t queued_others;
+    int refusing; /* a refusal was logged since the queue last had room */
     int exited;   /* it did: its last batch is in done */
     uv_async_t async;
 };
@@ -517,8 +523,11 @@ static op_t *take_batch(recovery_store_t *store)
     }
     op_t *batch = store->queue, *last = NULL;
     size_t count = 0;
-    for (op_t *op = batch; op != NULL && count < BATCH_MAX; op = op->next, count++)
+    for (op_t *op = batch; op != NULL && count < BATCH_MAX; op = op->next, count++) {
         last = op;
+        if (op->kind != OP_APPEND)
+            store->queued_others--;
+    }
     if (last != NULL) {
         store->queue = last->next;
         if (store->queue == NULL)
@@ -678,6 +687,19 @@ static int enqueue(recovery_store_t *store, op_t *op)
         return SIOC_ECLOSED;
     }
     pthread_mutex_lock(&store->mutex);
+    if (op->kind != OP_APPEND && store->queued_others >= store->max_sessions) {
+        int first = !store->refusing;
+        store->refusing = 1;
+        pthread_mutex_unlock(&store->mutex);
+        if (first)
+            log_warn("recovery store: %" PRIu64 " operations wait for the file; session writes and "
+                     "restores are refused until it answers",
+                     store->max_sessions);
+        free_op(op);
+        return SIOC_ENOBUFS;
+    }
+    if (op->kind != OP_APPEND && ++store->queued_others < store->max_sessions / 2)
+        store->refusing = 0;
     if (store->queue_tail != NULL)
         store->queue_tail->next = op;
     else
@@ -831,19 +853,27 @@ static int store_restore(sioc_recovery_store_t *base, const char *pid, const cha
         return 0;
     }
     op_t *op = calloc(1, sizeof(*op));
-    if (op == NULL)
+    if (op == NULL) {
+        claim_t *claim = find_claim(store, pid, nsp);
+        if (claim != NULL)
+            unclaim(store, claim);
         return SIOC_ENOMEM;
+    }
     op->kind = OP_RESTORE;
     op->restore_cb = callback;
     op->cb_data = data;
     op->pid = strdup(pid);
     op->offset = strdup(offset);
     op->nsp = strdup(nsp);
-    if (op->pid == NULL || op->offset == NULL || op->nsp == NULL) {
+    int rc = op->pid == NULL || op->offset == NULL || op->nsp == NULL ? SIOC_ENOMEM : 0;
+    if (rc != 0)
         free_op(op);
-        return SIOC_ENOMEM;
-    }
-    return enqueue(store, op);
+    else
+        rc = enqueue(store, op);
+    claim_t *claim = rc != 0 ? find_claim(store, pid, nsp) : NULL;
+    if (claim != NULL)
+        unclaim(store, claim); /* not asked: the client may try again with the same offset */
+    return rc;
 }
 
 static const sioc_recovery_store_ops_t store_ops = {store_append, store_save, store_drop,

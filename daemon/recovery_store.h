@@ -22,7 +22,10 @@
  *
  * Expiry and bounds: packets older than the window and sessions past their time to live are
  * never given out and are deleted once a second; at most max_packets packets and max_sessions
- * sessions are kept (the oldest go first).
+ * sessions are kept (the oldest go first). While the worker waits (the file locked, a disk that
+ * hangs), at most max_sessions operations other than appends are queued; the next are refused
+ * (save and drop skipped, restore SIOC_ENOBUFS). Appends are bounded by the Socket.IO layer
+ * (sioc_server_options_t.recovery_max_pending).
  *
  * The chat driver's presence (drivers/chat.c) also keeps, per namespace, the users it holds
  * online here, so that a restarted daemon knows whom to take offline when they do not come

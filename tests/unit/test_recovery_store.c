@@ -356,6 +356,37 @@ static void test_one_of_two_wins(void **state)
     free_answer(&b);
 }
 
+/* Another process holding the file's write lock stalls the worker: at most max_sessions (1000
+ * here) operations other than appends wait, the next are refused; all is well once it lets go. */
+static void test_stalled_worker_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    open_store(f, 60000, 1000);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    save(f, "pid-0", "sid-0", "/", "room:1", 60000);
+    usleep(200 * 1000); /* the worker took it and waits for the lock */
+    char pid[32];
+    for (int i = 1; i <= 1000; i++) {
+        snprintf(pid, sizeof(pid), "pid-%d", i);
+        save(f, pid, "sid-x", "/", "room:1", 60000);
+    }
+    answer_t got;
+    memset(&got, 0, sizeof(got));
+    assert_int_equal(f->base->ops->restore(f->base, "pid-1", "x-1", "/", on_restored, &got),
+                     SIOC_ENOBUFS);
+    assert_false(got.done);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* Drained: an append and a restore go through again, the queued sessions were written. */
+    answer_t packet;
+    append(f, "room:1", 1, 0, &packet);
+    restore(f, "pid-1000", packet.offset, "/", &got);
+    assert_true(got.found);
+    free_answer(&got);
+}
+
 /* The first client presenting (pid, offset) is the only one restored from it, even once its
  * socket has written the session back (as the Redis store's sio:restore claim). */
 static void test_first_presenter_wins(void **state)
@@ -568,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_entries_and_sessions),
         cmocka_unit_test_setup_teardown(test_restart_keeps_log_and_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_presenter_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stalled_worker_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_of_two_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_and_foreign, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
