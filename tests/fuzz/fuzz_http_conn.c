@@ -170,6 +170,7 @@ static void on_connected(uv_connect_t *connect, int status)
         close_all(harness);
         return;
     }
+    uv_tcp_nodelay(&harness->client, 1); /* no Nagle wait behind the server's delayed ACK */
     /* Two writes, so that the server sees the input in (at least) two reads. */
     write_piece(harness, harness->input, harness->split);
     write_piece(harness, harness->input + harness->split, harness->input_length - harness->split);
