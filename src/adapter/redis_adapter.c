@@ -1991,13 +1991,8 @@ static int store_append(sioc_recovery_store_t *store, const sioc_recovery_packet
     append->callback = callback;
     append->data = data;
     append->via_reader = redis->stream.up && redis->last_id[0] != '\0';
-    int rc = stream_add(redis, adapter->base.uid, packet->nsp, SIOC__SHARDED_BROADCAST, message,
-                        packet->attachments, packet->attachment_count, append);
-    json_decref(message);
-    if (rc != 0) {
-        free(append);
-        return rc;
-    }
+    /* Linked before the XADD: stream_add writes at once, and a write that fails makes hiredis
+     * call on_xadd (which unlinks and frees the append) before stream_add returns. */
     if (append->via_reader) {
         if (redis->appends_tail != NULL)
             redis->appends_tail->next = append;
@@ -2005,7 +2000,15 @@ static int store_append(sioc_recovery_store_t *store, const sioc_recovery_packet
             redis->appends = append;
         redis->appends_tail = append;
     }
-    return 0;
+    int rc = stream_add(redis, adapter->base.uid, packet->nsp, SIOC__SHARDED_BROADCAST, message,
+                        packet->attachments, packet->attachment_count, append);
+    json_decref(message);
+    if (rc != 0) { /* not sent: on_xadd will not run */
+        if (append->via_reader)
+            appends_unlink(redis, append);
+        free(append);
+    }
+    return rc;
 }
 
 static int store_command(sioc_redis_t *redis, redisCallbackFn *callback, void *data, int argc,
