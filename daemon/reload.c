@@ -14,6 +14,16 @@
     X("maxQueuedEvents", max_queued_events)                                                        \
     X("messageBurst", message_burst)
 
+/* The Engine.IO limits, handed to the library (sioc_server_set_limits) by serve.c: for the
+ * sessions that open from then on, since an open one keeps those of its handshake. */
+#define ENGINE_LIMITS(X)                                                                           \
+    X("pingIntervalMs", ping_interval_ms)                                                          \
+    X("pingTimeoutMs", ping_timeout_ms)                                                            \
+    X("connectTimeoutMs", connect_timeout_ms)                                                      \
+    X("upgradeTimeoutMs", upgrade_timeout_ms)                                                      \
+    X("maxPayload", max_payload)                                                                   \
+    X("maxBufferedBytes", max_buffered_bytes)
+
 static int swap_string(const char *name, char **running, char **next)
 {
     int changed =
@@ -38,6 +48,16 @@ static int apply_limits(config_t *running, const config_t *next)
     }
     LIVE_LIMITS(APPLY)
 #undef APPLY
+#define APPLY_ENGINE(key, field)                                                                   \
+    if (running->limits.field != next->limits.field) {                                             \
+        log_info("SIGHUP: limits.%s %llu -> %llu (sessions that open from now on)", key,           \
+                 (unsigned long long)running->limits.field,                                        \
+                 (unsigned long long)next->limits.field);                                          \
+        running->limits.field = next->limits.field;                                                \
+        changed++;                                                                                 \
+    }
+    ENGINE_LIMITS(APPLY_ENGINE)
+#undef APPLY_ENGINE
     if (running->limits.messages_per_second != next->limits.messages_per_second) {
         log_info("SIGHUP: limits.messagesPerSecond %g -> %g (sockets that connect from now on)",
                  running->limits.messages_per_second, next->limits.messages_per_second);
@@ -91,10 +111,12 @@ static json_t *restart_part(const config_t *config)
     json_t *limits = json_object_get(root, "limits");
 #define DROP(key, field) json_object_del(limits, key);
     LIVE_LIMITS(DROP)
+    ENGINE_LIMITS(DROP)
 #undef DROP
     json_object_del(limits, "messagesPerSecond");
-    if (json_is_object(limits) && json_object_size(limits) == 0)
-        json_object_del(root, "limits"); /* only live limits: the same as none */
+    /* No limits is the same as only live ones; and an object on both sides names each key. */
+    if (root != NULL && limits == NULL)
+        json_object_set_new(root, "limits", json_object());
     return root;
 }
 

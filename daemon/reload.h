@@ -2,11 +2,14 @@
  *
  * Applied at once, connections kept: log.level, log.format, api.key (read on every request),
  * cors (the caller hands the new list to the server: sioc_server_set_cors),
- * and the limits the daemon's drivers and API read when they use them: maxTextLength,
+ * the limits the daemon's drivers and API read when they use them: maxTextLength,
  * historyLimit, typingTimeoutMs, maxQueuedEvents, and messagesPerSecond / messageBurst (for
- * sockets that connect from then on; a connected socket keeps its bucket). Everything else
- * (listeners, path, the Engine.IO limits, store, auth, channels, cluster) is copied into
- * the library or opened at start, so it needs a restart: reload_apply names what differs. */
+ * sockets that connect from then on; a connected socket keeps its bucket), and the Engine.IO
+ * limits pingIntervalMs, pingTimeoutMs, connectTimeoutMs, upgradeTimeoutMs, maxPayload,
+ * maxBufferedBytes (the caller hands them to the server, sioc_server_set_limits, for the
+ * sessions that open from then on). Everything else (listeners, path, shutdownTimeoutMs, store,
+ * auth, channels, cluster) is copied into the library or opened at start, so it needs a
+ * restart: reload_apply names what differs. */
 #ifndef SIOC_DAEMON_RELOAD_H
 #define SIOC_DAEMON_RELOAD_H
 

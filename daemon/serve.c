@@ -441,6 +441,22 @@ static int apply_cors(daemon_t *daemon)
                                 config->cors_credentials);
 }
 
+/* SIGHUP: the Engine.IO limits, when reload_apply changed one, for the sessions that open from
+ * now on (an open one keeps those of its handshake). */
+static int apply_engine_limits(daemon_t *daemon, const sioc_server_options_t *before)
+{
+    sioc_server_options_t now;
+    server_options(daemon->config, &now);
+    if (now.engine.ping_interval_ms == before->engine.ping_interval_ms &&
+        now.engine.ping_timeout_ms == before->engine.ping_timeout_ms &&
+        now.engine.upgrade_timeout_ms == before->engine.upgrade_timeout_ms &&
+        now.engine.max_payload == before->engine.max_payload &&
+        now.engine.max_buffered_bytes == before->engine.max_buffered_bytes &&
+        now.connect_timeout_ms == before->connect_timeout_ms)
+        return 0;
+    return sioc_server_set_limits(daemon->io, &now);
+}
+
 /* SIGHUP: channels whose `enabled` changed are turned on or off (channel_set_enabled). A
  * channel added or removed, or changed otherwise, is named by reload_apply as a restart. */
 static int reload_channels(daemon_t *daemon, const config_t *next)
@@ -483,7 +499,11 @@ static void reload(daemon_t *daemon)
     } else {
         char restart[512];
         int cors_changed;
+        sioc_server_options_t before;
+        server_options(running, &before);
         int changed = reload_apply(running, &next, &cors_changed, restart, sizeof(restart));
+        if (apply_engine_limits(daemon, &before) != 0)
+            log_error("SIGHUP: the new Engine.IO limits are not applied: out of memory");
         changed += reload_channels(daemon, &next);
         if (cors_changed && apply_cors(daemon) != 0)
             log_error("SIGHUP: the new cors list is not applied: out of memory");

@@ -178,6 +178,14 @@ SIOC_API void sioc_eio_server_set_tls(sioc_eio_server_t *server, struct ssl_ctx_
  * previous list kept. */
 SIOC_API int sioc_eio_server_set_cors(sioc_eio_server_t *server, const char *const *origins,
                                       size_t count, int credentials);
+/* The limits for the sessions that open from now on, as a configuration reload does: the
+ * ping_interval_ms, ping_timeout_ms, max_payload and max_buffered_bytes of options (the rest is
+ * ignored). An open session keeps those of its handshake for its life (its client was told
+ * pingInterval, pingTimeout and maxPayload there); upgrade_timeout_ms applies to the upgrades
+ * that start from now on, max_buffered_bytes also to the connections accepted from now on. 0,
+ * SIOC_ENOMEM or SIOC_ECLOSED, with nothing changed. */
+SIOC_API int sioc_eio_server_set_limits(sioc_eio_server_t *server,
+                                        const sioc_eio_options_t *options);
 SIOC_API size_t sioc_eio_server_socket_count(const sioc_eio_server_t *server);
 
 /* Stops accepting, closes every session ("server shutting down") and frees the server once
@@ -318,6 +326,9 @@ SIOC_API int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *optio
                              sioc_server_t **out);
 SIOC_API int sioc_server_listen(sioc_server_t *server, const char *host, int port);
 SIOC_API int sioc_server_port(sioc_server_t *server);
+/* sioc_eio_server_set_limits with options->engine, and connect_timeout_ms for the connections
+ * that open from now on (the rest of options is ignored). */
+SIOC_API int sioc_server_set_limits(sioc_server_t *server, const sioc_server_options_t *options);
 /* sioc_eio_server_set_tls on the server's Engine.IO server. */
 SIOC_API void sioc_server_set_tls(sioc_server_t *server, struct ssl_ctx_st *ctx);
 /* sioc_eio_server_set_cors on the server's Engine.IO server. */

@@ -65,19 +65,31 @@ void sioc__deadline_arm(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
     if (sioc__deadline_is_armed(deadline))
         sioc__deadline_disarm(deadline);
-    /* uv_now() only moves forward and the delay is constant, so appending keeps the list
-     * sorted. */
+    /* uv_now() only moves forward, so with a constant delay appending keeps the list sorted;
+     * after a shorter delay was set, the new entry goes before those armed with the longer one
+     * that expire later (a walk from the tail over those only). */
     deadline->due_ms = uv_now(list->timer.loop) + list->delay_ms;
     deadline->list = list;
-    deadline->previous = list->tail;
-    deadline->next = NULL;
-    if (list->tail != NULL)
-        list->tail->next = deadline;
+    sioc__deadline_t *before = list->tail;
+    while (before != NULL && before->due_ms > deadline->due_ms)
+        before = before->previous;
+    deadline->previous = before;
+    deadline->next = before != NULL ? before->next : list->head;
+    if (deadline->next != NULL)
+        deadline->next->previous = deadline;
+    else
+        list->tail = deadline;
+    if (before != NULL)
+        before->next = deadline;
     else
         list->head = deadline;
-    list->tail = deadline;
     if (list->head == deadline)
         schedule(list);
+}
+
+void sioc__deadline_list_set_delay(sioc__deadline_list_t *list, uint64_t delay_ms)
+{
+    list->delay_ms = delay_ms;
 }
 
 void sioc__deadline_disarm(sioc__deadline_t *deadline)

@@ -40,6 +40,11 @@ void sioc__deadline_list_close(sioc__deadline_list_t *list, uv_close_cb close_cb
  * to the pong-wait list and back). The entry must be zeroed before first use. */
 void sioc__deadline_arm(sioc__deadline_list_t *list, sioc__deadline_t *deadline);
 
+/* Entries armed from now on expire delay_ms after their arming; armed ones keep their time.
+ * For lists whose entries are short-lived (a connect or upgrade wait): until the entries
+ * armed with a longer delay are gone, each arm walks over those that expire after it. */
+void sioc__deadline_list_set_delay(sioc__deadline_list_t *list, uint64_t delay_ms);
+
 /* Disarms; a no-op if not armed. */
 void sioc__deadline_disarm(sioc__deadline_t *deadline);
 

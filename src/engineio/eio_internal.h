@@ -36,10 +36,28 @@ typedef struct sioc__eio_websocket_s {
     struct sioc__eio_websocket_s *next;
 } sioc__eio_websocket_t;
 
+/* The limits a session was told in its handshake (pingInterval, pingTimeout, maxPayload) or
+ * holds for its life, with the deadline lists that time its heartbeat (one delay per list).
+ * sioc_eio_server_set_limits makes a new set current for the sessions that open from then on;
+ * a replaced set lives until its last session is gone. */
+typedef struct sioc__eio_limits_s {
+    sioc_eio_server_t *server;
+    uint32_t ping_interval_ms;
+    uint32_t ping_timeout_ms;
+    size_t max_payload;
+    size_t max_buffered_bytes;
+    sioc__deadline_list_t ping_interval;
+    sioc__deadline_list_t ping_timeout;
+    size_t sessions;  /* sessions on it */
+    int handles_open; /* closing: its two timers not yet released */
+    struct sioc__eio_limits_s *next;
+} sioc__eio_limits_t;
+
 struct sioc_eio_socket_s {
     char id[SIOC_ID_LENGTH + 1];
     sioc_eio_server_t *server;
-    uint8_t transport; /* sioc_transport_t */
+    sioc__eio_limits_t *limits; /* those of its handshake */
+    uint8_t transport;          /* sioc_transport_t */
     uint8_t state;
     uint8_t awaiting_pong;
     uint8_t in_flush_list;
@@ -82,8 +100,8 @@ struct sioc_eio_server_s {
     sioc_eio_socket_t *flush_list;     /* polling sessions with packets and a held GET */
     sioc_eio_socket_t *reap_list;      /* closed sessions, freed at the end of the iteration */
     sioc__eio_websocket_t *websockets; /* every open WebSocket connection */
-    sioc__deadline_list_t ping_interval;
-    sioc__deadline_list_t ping_timeout;
+    sioc__eio_limits_t *limits;        /* for the sessions that open now */
+    sioc__eio_limits_t *limit_sets;    /* every set, the current one and those still in use */
     sioc__deadline_list_t upgrade_timeout;
     uv_timer_t shutdown_timer; /* bounds sioc_eio_server_close */
     /* Shared, never-freed packets. */
@@ -102,6 +120,8 @@ struct sioc_eio_server_s {
 void sioc__eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,
                                         const sioc__http_request_t *request);
 void sioc__eio_server_maybe_finished(sioc_eio_server_t *server);
+/* A session leaves its limits set (freed when it was the last one and the set is replaced). */
+void sioc__eio_limits_release(sioc__eio_limits_t *limits);
 /* CORS response headers for this request ("Name: value\r\n" lines) into out; "" if none. */
 void sioc__eio_cors_headers(sioc_eio_server_t *server, const sioc__http_request_t *request,
                             char *out, size_t size);

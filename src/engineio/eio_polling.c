@@ -247,6 +247,16 @@ static void receive_post(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
         answer_ok(server, http, request);
         return;
     }
+    if (request->body_length > socket->limits->max_payload) {
+        /* The HTTP layer's cap is the largest of the sessions' (a reload may have lowered it for
+         * new ones): this session's is the maxPayload of its handshake. As the HTTP layer
+         * answers a body past its cap; the session stays, as in Node. */
+        static const char text[] = "Payload Too Large";
+        sioc__http_set_close(http);
+        sioc__http_respond(http, 413, "Content-Type: text/plain; charset=UTF-8\r\n", text,
+                           sizeof(text) - 1);
+        return;
+    }
     if (is_binary_content(request)) {
         /* engine.io >= 6.6.7 refuses binary POST bodies for protocol 4 and drops the session. */
         sioc__http_respond(http, 400, NULL, NULL, 0);

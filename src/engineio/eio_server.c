@@ -343,8 +343,8 @@ static void open_polling_session(sioc_eio_server_t *server, sioc__http_conn_t *h
     int offer_upgrade =
         server->options.allow_upgrades && (server->options.transports & SIOC_TRANSPORT_WEBSOCKET);
     size_t length;
-    char *open = sioc__eio_encode_open(socket->id, offer_upgrade, server->options.ping_interval_ms,
-                                       server->options.ping_timeout_ms, server->options.max_payload,
+    char *open = sioc__eio_encode_open(socket->id, offer_upgrade, socket->limits->ping_interval_ms,
+                                       socket->limits->ping_timeout_ms, socket->limits->max_payload,
                                        &length);
     sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
     free(open);
@@ -578,18 +578,107 @@ static void free_server(sioc_eio_server_t *server)
     free(server);
 }
 
+/* ---- limits sets (eio_internal.h) ---------------------------------------------------------- */
+
+static sioc__eio_limits_t *limits_new(sioc_eio_server_t *server, const sioc_eio_options_t *options)
+{
+    sioc__eio_limits_t *limits = calloc(1, sizeof(*limits));
+    if (limits == NULL)
+        return NULL;
+    limits->server = server;
+    limits->ping_interval_ms = options->ping_interval_ms;
+    limits->ping_timeout_ms = options->ping_timeout_ms;
+    limits->max_payload = options->max_payload;
+    limits->max_buffered_bytes = options->max_buffered_bytes;
+    /* uv_timer_init only fails on a broken loop (as in init_timers) */
+    if (sioc__deadline_list_init(server->loop, &limits->ping_interval, options->ping_interval_ms,
+                                 sioc__eio_on_ping_interval) != 0 ||
+        sioc__deadline_list_init(server->loop, &limits->ping_timeout, options->ping_timeout_ms,
+                                 sioc__eio_on_ping_timeout) != 0)
+        abort();
+    limits->ping_interval.data = limits->ping_timeout.data = limits;
+    limits->next = server->limit_sets;
+    server->limit_sets = limits;
+    return limits;
+}
+
+static void on_limits_handle_closed(uv_handle_t *handle)
+{
+    sioc__eio_limits_t *limits = ((sioc__deadline_list_t *)handle)->data;
+    if (--limits->handles_open > 0)
+        return;
+    sioc_eio_server_t *server = limits->server;
+    sioc__eio_limits_t **link = &server->limit_sets;
+    while (*link != limits)
+        link = &(*link)->next;
+    *link = limits->next;
+    free(limits);
+    if (server->closing) {
+        server->handles_open--;
+        sioc__eio_server_maybe_finished(server);
+    }
+}
+
+/* The largest max_payload of the sets in use: the HTTP layer's cap on every POST body (each
+ * session's own is checked when its POST arrives). */
+static size_t largest_payload(const sioc_eio_server_t *server)
+{
+    size_t largest = 0;
+    for (const sioc__eio_limits_t *limits = server->limit_sets; limits != NULL;
+         limits = limits->next)
+        if (limits->handles_open == 0 && limits->max_payload > largest)
+            largest = limits->max_payload;
+    return largest;
+}
+
+static void limits_close(sioc__eio_limits_t *limits)
+{
+    if (limits->handles_open > 0)
+        return; /* closing already */
+    limits->handles_open = 2;
+    sioc__deadline_list_close(&limits->ping_interval, on_limits_handle_closed);
+    sioc__deadline_list_close(&limits->ping_timeout, on_limits_handle_closed);
+    limits->server->http.limits.max_body_size = largest_payload(limits->server);
+}
+
+void sioc__eio_limits_release(sioc__eio_limits_t *limits)
+{
+    if (--limits->sessions == 0 && limits != limits->server->limits && !limits->server->closing)
+        limits_close(limits);
+}
+
+int sioc_eio_server_set_limits(sioc_eio_server_t *server, const sioc_eio_options_t *options)
+{
+    if (server->closing)
+        return SIOC_ECLOSED;
+    sioc__eio_limits_t *previous = server->limits;
+    sioc__eio_limits_t *limits = limits_new(server, options);
+    if (limits == NULL)
+        return SIOC_ENOMEM;
+    server->limits = limits;
+    if (previous->sessions == 0)
+        limits_close(previous);
+    server->options.ping_interval_ms = options->ping_interval_ms;
+    server->options.ping_timeout_ms = options->ping_timeout_ms;
+    server->options.max_payload = options->max_payload;
+    server->options.max_buffered_bytes = options->max_buffered_bytes;
+    server->options.upgrade_timeout_ms = options->upgrade_timeout_ms;
+    /* Upgrades that start from now on; one in progress keeps its deadline. */
+    sioc__deadline_list_set_delay(&server->upgrade_timeout, options->upgrade_timeout_ms);
+    server->http.limits.max_body_size = largest_payload(server);
+    server->http.limits.max_buffered_bytes = options->max_buffered_bytes; /* new connections */
+    return 0;
+}
+
 static int init_timers(sioc_eio_server_t *server)
 {
     const sioc_eio_options_t *options = &server->options;
-    int rc = sioc__deadline_list_init(server->loop, &server->ping_interval,
-                                      options->ping_interval_ms, sioc__eio_on_ping_interval);
-    if (rc == 0)
-        rc = sioc__deadline_list_init(server->loop, &server->ping_timeout, options->ping_timeout_ms,
-                                      sioc__eio_on_ping_timeout);
+    server->limits = limits_new(server, options);
+    int rc = server->limits != NULL ? 0 : SIOC_ENOMEM;
     if (rc == 0)
         rc = sioc__deadline_list_init(server->loop, &server->upgrade_timeout,
                                       options->upgrade_timeout_ms, sioc__eio_on_upgrade_timeout);
-    server->ping_interval.data = server->ping_timeout.data = server->upgrade_timeout.data = server;
+    server->upgrade_timeout.data = server;
     if (rc == 0)
         rc = uv_timer_init(server->loop, &server->shutdown_timer);
     server->shutdown_timer.data = server;
@@ -743,9 +832,12 @@ void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *da
     }
     sioc__eio_socket_reap(server);
     sioc__eio_websocket_close_all(server);
-    server->handles_open = 4;
-    sioc__deadline_list_close(&server->ping_interval, on_handle_closed);
-    sioc__deadline_list_close(&server->ping_timeout, on_handle_closed);
+    /* The upgrade timer, the HTTP server and one per limits set (closing ones too). */
+    server->handles_open = 2;
+    for (sioc__eio_limits_t *limits = server->limit_sets; limits != NULL; limits = limits->next)
+        server->handles_open++;
+    for (sioc__eio_limits_t *limits = server->limit_sets; limits != NULL; limits = limits->next)
+        limits_close(limits);
     sioc__deadline_list_close(&server->upgrade_timeout, on_handle_closed);
     sioc__http_server_close(&server->http, on_http_closed);
 }

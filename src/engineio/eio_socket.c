@@ -22,6 +22,8 @@ sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transpor
         }
     } while (sioc__eio_socket_find(server, socket->id) != NULL);
     socket->server = server;
+    socket->limits = server->limits;
+    socket->limits->sessions++;
     socket->transport = (uint8_t)transport;
     socket->state = EIO_SOCKET_OPEN;
     HASH_ADD_STR(server->sockets, id, socket);
@@ -38,7 +40,7 @@ sioc_eio_socket_t *sioc__eio_socket_find(sioc_eio_server_t *server, const char *
 
 void sioc__eio_socket_start_heartbeat(sioc_eio_socket_t *socket)
 {
-    sioc__deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+    sioc__deadline_arm(&socket->limits->ping_interval, &socket->heartbeat);
 }
 
 void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
@@ -47,7 +49,7 @@ void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *d
     socket->awaiting_pong = 1;
     sioc__eio_socket_send_packet(socket, socket->server->ping_packet, 0);
     if (socket->state == EIO_SOCKET_OPEN)
-        sioc__deadline_arm(&socket->server->ping_timeout, &socket->heartbeat);
+        sioc__deadline_arm(&socket->limits->ping_timeout, &socket->heartbeat);
 }
 
 void sioc__eio_on_ping_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
@@ -62,7 +64,7 @@ static void on_pong(sioc_eio_socket_t *socket)
     if (!socket->awaiting_pong)
         return;
     socket->awaiting_pong = 0;
-    sioc__deadline_arm(&socket->server->ping_interval, &socket->heartbeat);
+    sioc__deadline_arm(&socket->limits->ping_interval, &socket->heartbeat);
 }
 
 void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packet_t *packet)
@@ -165,7 +167,7 @@ int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *pack
         return SIOC_ENOBUFS;
     if (is_volatile && !can_send_volatile(socket))
         return 0;
-    if (buffered_bytes(socket) + packet->length > socket->server->options.max_buffered_bytes) {
+    if (buffered_bytes(socket) + packet->length > socket->limits->max_buffered_bytes) {
         if (is_volatile)
             return 0;
         /* A reader this far behind would make memory grow without bound: cut it off. Not here
@@ -253,7 +255,7 @@ void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
         sioc__eio_polling_answer_now(socket, NULL);
         /* The next GET gets the close packet, a POST means the client is leaving anyway
          * (eio_polling.c); a client that does neither is let go after a ping timeout. */
-        sioc__deadline_arm(&server->ping_timeout, &socket->heartbeat);
+        sioc__deadline_arm(&socket->limits->ping_timeout, &socket->heartbeat);
     } else {
         finalize(socket);
     }
@@ -267,6 +269,8 @@ void sioc__eio_socket_reap(sioc_eio_server_t *server)
     while (server->reap_list != NULL) {
         sioc_eio_socket_t *socket = server->reap_list;
         server->reap_list = socket->next_in_list;
+        if (!server->closing) /* closing: the server closes every set */
+            sioc__eio_limits_release(socket->limits);
         free(socket);
     }
 }

@@ -152,7 +152,7 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
     websocket->conn = conn;
     websocket->server = server;
     sioc__ws_limits_t limits = {
-        .max_message_size = server->options.max_payload,
+        .max_message_size = server->limits->max_payload,
         .max_fragments = server->options.max_websocket_fragments,
         .allow_rsv1 = deflate,
     };
@@ -181,8 +181,8 @@ static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket
     socket->websocket = websocket;
     websocket->socket = socket;
     size_t length;
-    char *open = sioc__eio_encode_open(socket->id, 0, server->options.ping_interval_ms,
-                                       server->options.ping_timeout_ms, server->options.max_payload,
+    char *open = sioc__eio_encode_open(socket->id, 0, socket->limits->ping_interval_ms,
+                                       socket->limits->ping_timeout_ms, socket->limits->max_payload,
                                        &length);
     sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
     free(open);
@@ -209,6 +209,7 @@ static void start_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websoc
     }
     websocket->is_probe = 1;
     websocket->socket = socket;
+    websocket->decoder.limits.max_message_size = socket->limits->max_payload;
     socket->probe = websocket;
     sioc__deadline_arm(&server->upgrade_timeout, &socket->upgrade_deadline);
 }
@@ -401,8 +402,9 @@ static void on_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t 
     }
     uint8_t *inflated;
     size_t length;
-    int code = sioc__ws_zlib_inflate(&websocket->server->ws_zlib, event->data, event->length,
-                                     websocket->server->options.max_payload, &inflated, &length);
+    int code =
+        sioc__ws_zlib_inflate(&websocket->server->ws_zlib, event->data, event->length,
+                              websocket->decoder.limits.max_message_size, &inflated, &length);
     sioc__ws_event_t plain = *event;
     const char *reason = code == SIOC_WS_CLOSE_MESSAGE_TOO_BIG   ? "message too big"
                          : code == SIOC_WS_CLOSE_INVALID_PAYLOAD ? "invalid compressed data"

@@ -509,6 +509,16 @@ int sioc_server_set_cors(sioc_server_t *server, const char *const *origins, size
     return sioc_eio_server_set_cors(server->engine, origins, count, credentials);
 }
 
+int sioc_server_set_limits(sioc_server_t *server, const sioc_server_options_t *options)
+{
+    int rc = sioc_eio_server_set_limits(server->engine, &options->engine);
+    if (rc != 0)
+        return rc;
+    server->options.connect_timeout_ms = options->connect_timeout_ms;
+    sioc__deadline_list_set_delay(&server->connect_timeouts, options->connect_timeout_ms);
+    return 0;
+}
+
 void sioc_server_set_tls(sioc_server_t *server, struct ssl_ctx_st *ctx)
 {
     sioc_eio_server_set_tls(server->engine, ctx);

@@ -107,6 +107,26 @@ static void test_close_drops_armed_entries(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* After a shorter delay, an entry armed later may expire first: it is put before the longer
+ * ones; the entry armed with the same delay after it keeps arming order. */
+static void test_shorter_delay_expires_first(void **state)
+{
+    uv_loop_t loop;
+    recorder_t recorder;
+    start(&loop, &recorder, 200);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[0]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[1]);
+    sioc__deadline_list_set_delay(&recorder.list, 5);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[2]);
+    sioc__deadline_arm(&recorder.list, &recorder.entries[3]);
+    assert_ptr_equal(recorder.list.head, &recorder.entries[2]);
+    assert_ptr_equal(recorder.list.tail, &recorder.entries[1]);
+    run_until_idle(&loop, &recorder);
+    assert_int_equal(recorder.count, 4);
+    int expected[] = {2, 3, 0, 1};
+    assert_memory_equal(recorder.order, expected, sizeof(expected));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -114,6 +134,7 @@ int main(void)
         cmocka_unit_test(test_rearm_moves_to_the_back_and_disarm_removes),
         cmocka_unit_test(test_callback_may_rearm_itself),
         cmocka_unit_test(test_close_drops_armed_entries),
+        cmocka_unit_test(test_shorter_delay_expires_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

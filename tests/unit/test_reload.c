@@ -46,11 +46,13 @@ static void test_live_values_move_in(void **state)
          " \"api\": {\"key\": \"new-0123456789abcdef\"},"
          " \"log\": {\"level\": \"error\", \"format\": \"json\"},"
          " \"limits\": {\"maxTextLength\": 5, \"historyLimit\": 7, \"typingTimeoutMs\": 900,"
-         " \"maxQueuedEvents\": 3, \"messagesPerSecond\": 2.5, \"messageBurst\": 4}}",
+         " \"maxQueuedEvents\": 3, \"messagesPerSecond\": 2.5, \"messageBurst\": 4,"
+         " \"pingIntervalMs\": 1000, \"pingTimeoutMs\": 2000, \"connectTimeoutMs\": 3000,"
+         " \"upgradeTimeoutMs\": 4000, \"maxPayload\": 5000, \"maxBufferedBytes\": 70000}}",
          &next);
     char restart[256];
     int cors;
-    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 9);
+    assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 15);
     assert_string_equal(restart, "");
     assert_string_equal(running.api.key, "new-0123456789abcdef");
     assert_string_equal(next.api.key, "key-0123456789abcdef"); /* freed with next */
@@ -63,6 +65,12 @@ static void test_live_values_move_in(void **state)
     assert_int_equal(running.limits.max_queued_events, 3);
     assert_true(running.limits.messages_per_second == 2.5);
     assert_int_equal(running.limits.message_burst, 4);
+    assert_int_equal(running.limits.ping_interval_ms, 1000);
+    assert_int_equal(running.limits.ping_timeout_ms, 2000);
+    assert_int_equal(running.limits.connect_timeout_ms, 3000);
+    assert_int_equal(running.limits.upgrade_timeout_ms, 4000);
+    assert_int_equal(running.limits.max_payload, 5000);
+    assert_int_equal(running.limits.max_buffered_bytes, 70000);
     config_free(&next);
     config_free(&running);
     log_set_level(LOG_INFO);
@@ -72,20 +80,20 @@ static void test_live_values_move_in(void **state)
 static void test_restart_changes_are_named_and_not_applied(void **state)
 {
     config_t running, next;
-    load(BASE_HEAD " \"listen\": {\"port\": 3000}, \"limits\": {\"pingIntervalMs\": 25000}}",
+    load(BASE_HEAD " \"listen\": {\"port\": 3000}, \"limits\": {\"shutdownTimeoutMs\": 5000}}",
          &running);
-    load(BASE_HEAD " \"listen\": {\"port\": 4000}, \"limits\": {\"pingIntervalMs\": 1000,"
+    load(BASE_HEAD " \"listen\": {\"port\": 4000}, \"limits\": {\"shutdownTimeoutMs\": 1000,"
                    " \"maxTextLength\": 9}, \"cors\": {\"origins\": [\"*\"]}}",
          &next);
     char restart[256];
     int cors;
     assert_int_equal(reload_apply(&running, &next, &cors, restart, sizeof(restart)), 2);
-    assert_string_equal(restart, "listen, limits.pingIntervalMs");
+    assert_string_equal(restart, "listen, limits.shutdownTimeoutMs");
     assert_true(cors);
     assert_string_equal(running.cors_origins[0], "*");
     assert_null(next.cors_origins);
     assert_int_equal(running.listen.port, 3000);
-    assert_int_equal(running.limits.ping_interval_ms, 25000);
+    assert_int_equal(running.limits.shutdown_timeout_ms, 5000);
     assert_int_equal(running.limits.max_text_length, 9);
     /* A list that does not fit is cut, never overrun. */
     char small[10];

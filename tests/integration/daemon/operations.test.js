@@ -7,7 +7,8 @@ import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, sleep, writeConfig, unique,
   haveRedis, startRedis, tokenFor,
 } from '../lib/daemon.js';
-import { connectError } from '../lib/sio.js';
+import { connectError, until } from '../lib/sio.js';
+import { io as connectClient } from 'socket.io-client';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -213,9 +214,9 @@ describe('SIGHUP', () => {
     const config = baseConfig(dir);
     const daemon = await startDaemon(dir, config);
     try {
-      writeConfig(dir, { ...config, path: '/io/', limits: { ...config.limits, pingIntervalMs: 6000 } });
+      writeConfig(dir, { ...config, path: '/io/', limits: { ...config.limits, shutdownTimeoutMs: 6000 } });
       process.kill(daemon.child.pid, 'SIGHUP');
-      await waitFor(daemon, /warn  SIGHUP: path, limits\.pingIntervalMs changed in \S*sioc\.json: that takes a restart/);
+      await waitFor(daemon, /warn  SIGHUP: path, limits\.shutdownTimeoutMs changed in \S*sioc\.json: that takes a restart/);
       writeConfig(dir, '{"listen": {"port": 70000}}');
       process.kill(daemon.child.pid, 'SIGHUP');
       await waitFor(daemon, /error SIGHUP: .*listen\.port: expected an integer from 0 to 65535; the running configuration stays/);
@@ -223,6 +224,81 @@ describe('SIGHUP', () => {
       assert.equal(res.status, 200);
       const c = daemon.clients(t);
       await connectAs(c, makeUser('After'));
+    } finally {
+      await daemon.stopChecked();
+    }
+  });
+});
+
+// The Engine.IO limits apply to the sessions that open after the reload; an open session keeps
+// those of its handshake (its client was told pingInterval, pingTimeout and maxPayload there).
+describe('SIGHUP: the Engine.IO limits', () => {
+  const waitFor = async (daemon, pattern) => {
+    for (let i = 0; i < 50 && !pattern.test(daemon.stderr); i++) await sleep(50);
+    assert.match(daemon.stderr, pattern);
+  };
+  /** The open packet of a new polling session: {sid, pingInterval, pingTimeout, maxPayload, ...}. */
+  const handshake = async (port) => {
+    const res = await request(port, { method: 'GET', path: '/socket.io/?EIO=4&transport=polling' });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.text[0], '0', res.text);
+    return JSON.parse(res.text.slice(1));
+  };
+  /** A POST of `length` bytes of noop packets ("6" joined by the record separator). */
+  const post = (port, sid, length) => request(port, {
+    method: 'POST',
+    path: `/socket.io/?EIO=4&transport=polling&sid=${sid}`,
+    headers: [['Content-Type', 'text/plain;charset=UTF-8']],
+    body: Array((length + 1) / 2).fill('6').join('\x1e'),
+  });
+  /** A socket.io-client over WebSocket that records when each server ping arrives. */
+  const pinged = async (port, t) => {
+    const socket = connectClient(`http://127.0.0.1:${port}/`, { forceNew: true, reconnection: false, transports: ['websocket'] });
+    t.after(() => socket.disconnect());
+    socket.pings = [];
+    socket.io.on('ping', () => socket.pings.push(Date.now()));
+    await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('connect_error', reject); });
+    return socket;
+  };
+
+  it('new sessions get the new pingInterval, pingTimeout, maxPayload; open ones keep their handshake\'s', async (t) => {
+    requireBin();
+    const dir = tempDir('hup-engine');
+    const limits = { pingIntervalMs: 900, pingTimeoutMs: 5000, maxPayload: 100000 };
+    const config = baseConfig(dir, { limits, channels: { '/': { driver: 'bench', auth: 'none', enabled: true } } });
+    const daemon = await startDaemon(dir, config);
+    try {
+      const before = await handshake(daemon.port);
+      assert.deepEqual([before.pingInterval, before.pingTimeout, before.maxPayload], [900, 5000, 100000]);
+      const old = await pinged(daemon.port, t);
+      writeConfig(dir, { ...config, limits: { ...limits, pingIntervalMs: 300, pingTimeoutMs: 4000, maxPayload: 2000, connectTimeoutMs: 30000, upgradeTimeoutMs: 8000, maxBufferedBytes: 4194304 } });
+      process.kill(daemon.child.pid, 'SIGHUP');
+      await waitFor(daemon, /read again: log level info, format text; 6 values changed/);
+      assert.match(daemon.stderr, /info  SIGHUP: limits\.pingIntervalMs 900 -> 300 \(sessions that open from now on\)/);
+      assert.match(daemon.stderr, /info  SIGHUP: limits\.maxPayload 100000 -> 2000 \(sessions that open from now on\)/);
+      assert.match(daemon.stderr, /info  SIGHUP: limits\.maxBufferedBytes 8388608 -> 4194304 \(sessions that open from now on\)/);
+      assert.doesNotMatch(daemon.stderr, /takes a restart/);
+
+      const after = await handshake(daemon.port);
+      assert.deepEqual([after.pingInterval, after.pingTimeout, after.maxPayload], [300, 4000, 2000]);
+      const young = await pinged(daemon.port, t);
+      const mark = old.pings.length;
+      // Three more pings of the old session: each at least its 900 ms after the one before (a
+      // server never pings early; load only delays), and meanwhile the new session, on 300 ms,
+      // got more of them than the old one.
+      await until(() => old.pings.length >= mark + 3, 'three more pings of the session opened before the reload', 10000);
+      const gaps = old.pings.slice(mark - 1).map((at, i, all) => (i > 0 ? at - all[i - 1] : null)).slice(1);
+      for (const gap of gaps) assert.ok(gap >= 850, `the old session keeps pingInterval 900: gaps ${gaps}`);
+      const youngInWindow = young.pings.filter((at) => at > old.pings[mark] && at <= old.pings.at(-1)).length;
+      assert.ok(youngInWindow >= 3, `the new session pinged every 300 ms: ${youngInWindow} pings in two of the old one's intervals`);
+      assert.equal(old.connected, true, 'the connection opened before the reload stays');
+
+      // maxPayload: the session of the first handshake may still POST up to 100000 bytes; the new one
+      // only 2000 (413, the session stays, as for any body past the cap).
+      assert.equal((await post(daemon.port, before.sid, 5001)).text, 'ok');
+      const refused = await post(daemon.port, after.sid, 5001);
+      assert.equal(refused.status, 413);
+      assert.equal((await post(daemon.port, after.sid, 1999)).text, 'ok');
     } finally {
       await daemon.stopChecked();
     }
