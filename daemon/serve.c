@@ -95,8 +95,11 @@ static int check_tls(const config_t *config, char *error, size_t error_size)
     if (tls_from_config(&config->listen, "listen.tls", &ctx, error, error_size) != 0)
         return -1;
     sioc_tls_context_free(ctx);
-    if (config->api.enabled &&
-        tls_from_config(&config->api.listen, "api.listen.tls", &ctx, error, error_size) != 0)
+    /* Without the API, ctx is not set again: freeing it twice killed a daemon with TLS on
+     * the Socket.IO listener and no API at its start. */
+    if (!config->api.enabled)
+        return 0;
+    if (tls_from_config(&config->api.listen, "api.listen.tls", &ctx, error, error_size) != 0)
         return -1;
     sioc_tls_context_free(ctx);
     return 0;
