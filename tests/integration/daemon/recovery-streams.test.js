@@ -1,11 +1,11 @@
 // Two daemons on one redis-server with `cluster.mode: "streams"` and recovery on (issue 9): the
 // recovery state is in Redis (the stream is the log, sessions under sio:session:<pid>), so a
-// chat client whose node is killed with SIGKILL reconnects through a TCP balancer (written
-// here) to the other daemon and is recovered there: same socket id, its study room, and every
+// chat client whose node is killed with SIGKILL reconnects through a TCP balancer (lib/balancer.js)
+// to the other daemon and is recovered there: same socket id, its study room, and every
 // chat message it missed, in order, exactly once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import { balancer } from '../lib/balancer.js';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createClient } from 'redis';
@@ -20,32 +20,6 @@ const RECONNECTING = {
   reconnection: true, reconnectionDelay: 600, reconnectionDelayMax: 600, randomizationFactor: 0,
   reconnectionAttempts: 30, // bounded: 30 tries of 600 ms
 };
-
-/** Forwards each connection to the first backend that is up. */
-function balancer(backends) {
-  const open = new Set();
-  const server = net.createServer((downstream) => {
-    const target = backends.find((b) => b.up);
-    const upstream = net.connect(target.daemon.port, '127.0.0.1');
-    open.add(downstream).add(upstream);
-    const end = () => {
-      downstream.destroy();
-      upstream.destroy();
-      open.delete(downstream);
-      open.delete(upstream);
-    };
-    downstream.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    downstream.pipe(upstream).pipe(downstream);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    port: server.address().port,
-    close: () => {
-      for (const socket of open) socket.destroy();
-      return new Promise((done) => server.close(done));
-    },
-  })));
-}
 
 describe('daemon cluster in streams mode with recovery in Redis', { skip: !haveRedis() && 'redis-server is not installed' }, () => {
   let redis;
@@ -97,7 +71,7 @@ describe('daemon cluster in streams mode with recovery in Redis', { skip: !haveR
   it('SIGKILL of the node holding the clients: recovered on the other daemon with every missed message', async (t) => {
     const [nodeA, nodeB] = backends.map((b) => b.daemon);
     assert.ok(backends[0].up, 'node A is alive');
-    const lb = await balancer(backends);
+    const lb = await balancer(() => backends.find((b) => b.up).daemon.port);
     t.after(() => lb.close());
     const viaLb = new Clients({ port: lb.port }, t);
     const room = await createRoom(nodeB);

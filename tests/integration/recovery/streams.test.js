@@ -6,14 +6,14 @@
 // state in Redis it comes back recovered wherever it lands: same id, rooms and data, the
 // missed packets in order, exactly once.
 //
-// Node loss: two more sioc nodes behind a TCP balancer written here; the one holding the
+// Node loss: two more sioc nodes behind a TCP balancer (lib/balancer.js); the one holding the
 // clients is SIGKILLed, the clients reconnect through the balancer to the other.
 //
 // Bad input: forged, truncated, unknown and expired pids and offsets, garbage in a session key,
 // two clients presenting the same pid at once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
+import { balancer } from '../lib/balancer.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
@@ -226,32 +226,6 @@ describe('recovery in Redis (streams mode): sioc and Node nodes recover each oth
   });
 
   describe('node loss', () => {
-    // Forwards each connection to the first backend that is up.
-    function balancer(backends) {
-      const open = new Set();
-      const server = net.createServer((downstream) => {
-        const target = backends.find((b) => b.up);
-        const upstream = net.connect(target.server.port, '127.0.0.1');
-        open.add(downstream).add(upstream);
-        const end = () => {
-          downstream.destroy();
-          upstream.destroy();
-          open.delete(downstream);
-          open.delete(upstream);
-        };
-        downstream.on('error', end).on('close', end);
-        upstream.on('error', end).on('close', end);
-        downstream.pipe(upstream).pipe(downstream);
-      });
-      return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-        port: server.address().port,
-        close: () => {
-          for (const socket of open) socket.destroy();
-          return new Promise((done) => server.close(done));
-        },
-      })));
-    }
-
     it('SIGKILL of the node holding the clients: they come back through the balancer on the other node, recovered, nothing lost', { skip: isSioReference() && 'Node writes sessions only at close: a killed node leaves none' }, async (t) => {
       const backends = [
         { up: true, server: await startNode(siocEchoCommand(), redis.port) },
@@ -261,7 +235,7 @@ describe('recovery in Redis (streams mode): sioc and Node nodes recover each oth
         await backends[0].server.stop();
         await backends[1].server.stopChecked();
       });
-      const lb = await balancer(backends);
+      const lb = await balancer(() => backends.find((b) => b.up).server.port);
       t.after(() => lb.close());
       const viaLb = new Clients({ port: lb.port }, t);
       const clients = [];
