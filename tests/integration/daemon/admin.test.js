@@ -14,6 +14,8 @@ import { Server } from 'socket.io';
 import { instrument } from '@socket.io/admin-ui';
 import { io as connectClient } from 'socket.io-client';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnListening, RunningServer, LISTENING } from '../lib/server.js';
 import { createClient } from 'redis';
 import {
   requireBin, tempDir, baseConfig, startDaemon, writeConfig, runSioc, haveRedis, startRedis, ISO_RE,
@@ -329,70 +331,102 @@ describe('admin configuration and bad input, sioc serve', () => {
 
 // In a cluster every node reports and every node applies the actions: a dashboard connected to
 // node A sees node B's sockets (all_sockets through fetchSockets, socket_connected through the
-// adapter), gets server_stats from both (one serverId each), and disconnects a socket of B.
-describe('admin UI across a cluster of two sioc nodes', { skip: !haveRedis() && 'redis-server is not installed' }, () => {
-  let redis;
-  let nodes = [];
-  before(async () => {
-    requireBin();
-    redis = await startRedis();
-    const dir = tempDir('admin-cluster');
-    for (const name of ['a', 'b']) {
-      nodes.push(await startDaemon(dir, baseConfig(dir, {
-        store: { driver: 'sqlite', path: path.join(dir, `${name}.db`) },
-        cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` }, requestsTimeoutMs: 1500 },
-        channels: { '/': { driver: 'bench', auth: 'none', enabled: true } },
-        admin: { auth: { username: USERNAME, passwordHash: HASH_2B } },
-      }), { name: `${name}.json` }));
-    }
-    const client = createClient({ socket: { host: '127.0.0.1', port: redis.port, reconnectStrategy: false } });
-    client.on('error', () => {});
-    await client.connect();
-    try {
-      await until(async () => (await client.pubSubNumSub('socket.io-request#/admin#'))['socket.io-request#/admin#'] === 2,
-        'both nodes subscribed to the admin namespace', STEP_MS);
-    } finally {
-      await client.quit();
-    }
+// adapter), gets server_stats from both (one serverId each), and joins and disconnects a socket
+// of B. The same assertions hold for two Node servers (ref/admin-node.js: socket.io with
+// @socket.io/redis-adapter and instrument()) on a Redis of their own.
+async function startSiocNode(dir, name, redis) {
+  const daemon = await startDaemon(dir, baseConfig(dir, {
+    store: { driver: 'sqlite', path: path.join(dir, `${name}.db`) },
+    cluster: { redis: { url: `redis://127.0.0.1:${redis.port}` }, requestsTimeoutMs: 1500 },
+    channels: { '/': { driver: 'bench', auth: 'none', enabled: true } },
+    admin: { auth: { username: USERNAME, passwordHash: HASH_2B } },
+  }), { name: `${name}.json` });
+  return { port: daemon.port, pid: daemon.child.pid, stop: () => daemon.stopChecked() };
+}
+
+async function startNodeNode(dir, name, redis) {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../ref/admin-node.js');
+  const argv = [script, '--redis', `redis://127.0.0.1:${redis.port}`, '--username', USERNAME, '--hash', HASH_2A];
+  const { child, ports } = await spawnListening(process.execPath, argv, {}, [LISTENING]);
+  const server = new RunningServer(child, ports[0], argv);
+  return { port: server.port, pid: child.pid, stop: () => server.stopChecked() };
+}
+
+function clusterSuite(name, startNode) {
+  describe(`admin UI across a cluster of two nodes: ${name}`, { skip: !haveRedis() && 'redis-server is not installed' }, () => {
+    let redis;
+    let nodes = [];
+    before(async () => {
+      requireBin();
+      redis = await startRedis();
+      const dir = tempDir('admin-cluster');
+      for (const node of ['a', 'b']) nodes.push(await startNode(dir, node, redis));
+      const client = createClient({ socket: { host: '127.0.0.1', port: redis.port, reconnectStrategy: false } });
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        await until(async () => (await client.pubSubNumSub('socket.io-request#/admin#'))['socket.io-request#/admin#'] === 2,
+          'both nodes subscribed to the admin namespace', STEP_MS);
+      } finally {
+        await client.quit();
+      }
+    });
+    after(async () => {
+      for (const node of nodes) await node.stop();
+      nodes = [];
+      await redis?.stop();
+    });
+
+    it('a dashboard on node A sees node B\'s sockets and stats, and joins and disconnects one of them', async (t) => {
+      const [a, b] = nodes;
+      const early = app(b.port, t);
+      await connected(early);
+      const socket = admin(a.port, { username: USERNAME, password: PASSWORD }, t);
+      await connected(socket, STEP_MS);
+      const [, sockets] = await socket.recorder.next(eventOf('all_sockets'), 'all_sockets');
+      const remote = sockets.find((s) => s.id === early.id);
+      assert.ok(remote, `node B's socket is in all_sockets: ${JSON.stringify(sockets.map((s) => s.id))}`);
+      assert.equal(remote.clientId, early.io.engine.id.slice(0, 12));
+      assert.equal(remote.transport, 'websocket');
+      assert.equal(remote.nsp, '/');
+      assert.deepEqual(remote.data, {});
+      assert.deepEqual(remote.rooms, [early.id]);
+
+      const mark = socket.recorder.mark();
+      const late = app(b.port, t);
+      await connected(late);
+      await socket.recorder.next((e) => e[0] === 'socket_connected' && e[1].id === late.id, 'socket_connected from node B', mark);
+      await late.timeout(STEP_MS).emitWithAck('join', 'remote-room');
+      await socket.recorder.next(eventOf('room_joined', '/', 'remote-room', late.id), 'room_joined from node B', mark);
+
+      await until(() => new Set(socket.recorder.events.slice(mark).filter((e) => e[0] === 'server_stats').map((e) => e[1].pid)).size === 2,
+        'server_stats from both nodes', 3 * STEP_MS);
+      const stats = socket.recorder.events.slice(mark).filter((e) => e[0] === 'server_stats').map((e) => e[1]);
+      const ids = new Set(stats.map((s) => s.serverId));
+      assert.equal(ids.size, 2, `one serverId per node: ${[...ids]}`);
+      for (const id of ids) assert.match(id, /#\d+$/);
+      assert.deepEqual(new Set(stats.map((s) => s.pid)), new Set([a.pid, b.pid]));
+      for (const stat of stats) assert.equal(stat.clientsCount, stat.pid === b.pid ? 2 : 1, JSON.stringify(stat));
+
+      // join from the dashboard on A: the socket on B is in the room (B reports it, and an emit
+      // from the dashboard to that room reaches it), the other socket on B is not.
+      socket.emit('join', '/', 'dashboard-room', late.id);
+      await socket.recorder.next(eventOf('room_joined', '/', 'dashboard-room', late.id), 'room_joined by the join action, from node B', mark);
+      const received = [];
+      early.on('to-room', (...args) => received.push(args));
+      const hello = new Promise((resolve) => late.once('to-room', (...args) => resolve(args)));
+      socket.emit('emit', '/', 'dashboard-room', 'to-room', 'across');
+      assert.deepEqual(await hello, ['across']);
+
+      const gone = new Promise((resolve) => late.once('disconnect', resolve));
+      socket.emit('_disconnect', '/', false, late.id);
+      assert.equal(await gone, 'io server disconnect');
+      await socket.recorder.next(eventOf('socket_disconnected', '/', late.id, 'server namespace disconnect'), 'socket_disconnected from node B', mark);
+      assert.ok(early.connected, 'only the targeted socket');
+      assert.deepEqual(received, [], 'the socket on B outside the room got nothing');
+    });
   });
-  after(async () => {
-    for (const node of nodes) await node.stopChecked();
-    nodes = [];
-    await redis?.stop();
-  });
+}
 
-  it('a dashboard on node A sees node B\'s sockets and stats, and disconnects one of them', async (t) => {
-    const [a, b] = nodes;
-    const early = app(b.port, t);
-    await connected(early);
-    const socket = admin(a.port, { username: USERNAME, password: PASSWORD }, t);
-    await connected(socket, STEP_MS);
-    const [, sockets] = await socket.recorder.next(eventOf('all_sockets'), 'all_sockets');
-    const remote = sockets.find((s) => s.id === early.id);
-    assert.ok(remote, `node B's socket is in all_sockets: ${JSON.stringify(sockets.map((s) => s.id))}`);
-    assert.equal(remote.clientId, early.io.engine.id.slice(0, 12));
-    assert.equal(remote.transport, 'websocket');
-    assert.deepEqual(remote.data, {});
-
-    const mark = socket.recorder.mark();
-    const late = app(b.port, t);
-    await connected(late);
-    await socket.recorder.next((e) => e[0] === 'socket_connected' && e[1].id === late.id, 'socket_connected from node B', mark);
-    await late.timeout(STEP_MS).emitWithAck('join', 'remote-room');
-    await socket.recorder.next(eventOf('room_joined', '/', 'remote-room', late.id), 'room_joined from node B', mark);
-
-    await until(() => new Set(socket.recorder.events.slice(mark).filter((e) => e[0] === 'server_stats').map((e) => e[1].pid)).size === 2,
-      'server_stats from both nodes', 3 * STEP_MS);
-    const stats = socket.recorder.events.slice(mark).filter((e) => e[0] === 'server_stats').map((e) => e[1]);
-    const ids = new Set(stats.map((s) => s.serverId));
-    assert.equal(ids.size, 2, `one serverId per node: ${[...ids]}`);
-    for (const id of ids) assert.match(id, /#\d+$/);
-    assert.deepEqual(new Set(stats.map((s) => s.pid)), new Set([a.child.pid, b.child.pid]));
-
-    const gone = new Promise((resolve) => late.once('disconnect', resolve));
-    socket.emit('_disconnect', '/', false, late.id);
-    assert.equal(await gone, 'io server disconnect');
-    await socket.recorder.next(eventOf('socket_disconnected', '/', late.id, 'server namespace disconnect'), 'socket_disconnected from node B', mark);
-    assert.ok(early.connected, 'only the targeted socket');
-  });
-});
+clusterSuite('sioc serve', startSiocNode);
+clusterSuite('Node socket.io + @socket.io/redis-adapter + instrument()', startNodeNode);
