@@ -10,6 +10,9 @@
 #   bench/chat-postgres.sh                 USERS=2000 ROOMS=200 RATE=2000 DURATION=5 ROUNDS=2
 #   SIOC=build/sioc USERS=10000 ROOMS=1000 bench/chat-postgres.sh
 #   SERVERS="sioc-postgres" bench/chat-postgres.sh   only some of the four (no ratios then)
+#   SERVERS="sioc-postgres-pool1 sioc-postgres-pool2 sioc-postgres-pool4" bench/chat-postgres.sh
+#                                          sioc on PostgreSQL with store.poolSize 1, 2, 4 (plain
+#                                          sioc-postgres: the daemon's default)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -57,7 +60,8 @@ start_server() {
     case $name in
     sioc-*)
         local store="{\"driver\": \"sqlite\", \"path\": \"$work/sioc.db\"}"
-        [[ $name == sioc-postgres ]] && store="{\"driver\": \"postgres\", \"url\": \"$url\"}"
+        [[ $name == sioc-postgres* ]] && store="{\"driver\": \"postgres\", \"url\": \"$url\"}"
+        [[ $name == sioc-postgres-pool* ]] && store="${store%\}}, \"poolSize\": ${name#sioc-postgres-pool}}"
         sed "s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/" \
             bench/sioc-bench.json >"$work/sioc.json"
         (exec taskset -c 0 "$sioc" serve --config "$work/sioc.json" >"$log" 2>&1) &

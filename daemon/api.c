@@ -438,10 +438,8 @@ static void route_readyz(api_call_t *call)
                         "not listening"));
         return;
     }
-    json_t *params = json_pack("{s:s}", "id", "sioc-readiness-probe");
-    ready_probe_t *probe = params != NULL ? calloc(1, sizeof(*probe)) : NULL;
+    ready_probe_t *probe = calloc(1, sizeof(*probe));
     if (probe == NULL) {
-        json_decref(params);
         reply(call, 500, NULL);
         return;
     }
@@ -450,7 +448,7 @@ static void route_readyz(api_call_t *call)
     uv_timer_init(daemon->loop, &probe->timer);
     probe->timer.data = probe;
     uv_timer_start(&probe->timer, on_ready_timeout, READY_STORE_TIMEOUT_MS, 0);
-    store_request(daemon->store, STORE_USER_GET, params, on_ready_read, probe);
+    store_ping(daemon->store, on_ready_read, probe); /* every connection of the pool */
 }
 
 /* ---- POST /emit ---------------------------------------------------------------------------- */

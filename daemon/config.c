@@ -485,12 +485,20 @@ static int parse_user_cache(context_t *c, json_t *v)
         {"size", parse_user_cache_size}, {"ttlMs", parse_user_cache_ttl}, {NULL, NULL}};
     return parse_object(c, v, fields);
 }
+/* PostgreSQL connections, each with its own worker and transactions (docs/store.md). */
+static int parse_store_pool_size(context_t *c, json_t *v)
+{
+    return set_u32(c, v, 1, STORE_POOL_MAX, &CONFIG(c)->store.pool_size);
+}
 static int parse_store(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {
-        {"driver", parse_store_driver},  {"path", parse_store_path},
-        {"url", parse_store_url},        {"statements", parse_store_statements},
-        {"userCache", parse_user_cache}, {NULL, NULL}};
+    static const field_t fields[] = {{"driver", parse_store_driver},
+                                     {"path", parse_store_path},
+                                     {"url", parse_store_url},
+                                     {"statements", parse_store_statements},
+                                     {"userCache", parse_user_cache},
+                                     {"poolSize", parse_store_pool_size},
+                                     {NULL, NULL}};
     if (parse_object(c, v, fields) != 0)
         return -1;
     if (strcmp(CONFIG(c)->store.driver, "postgres") == 0 && CONFIG(c)->store.url == NULL)
@@ -981,6 +989,7 @@ static void set_defaults(config_t *config)
     config->store.path = strdup("sioc.db");
     config->store.user_cache_size = 4096;
     config->store.user_cache_ttl_ms = 60000;
+    config->store.pool_size = STORE_POOL_DEFAULT;
     config->jwt.algorithm = strdup("HS256");
     config->session.cookie_name = strdup("connect.sid");
     config->session.redis_host = strdup("127.0.0.1");

@@ -71,6 +71,7 @@ typedef struct config_s {
         char **statement_where;
         uint32_t user_cache_size;   /* store.userCache.size: users cached (4096; 0: none) */
         uint32_t user_cache_ttl_ms; /* store.userCache.ttlMs: trusted for (60000; 0: none) */
+        uint32_t pool_size;         /* store.poolSize: postgres connections (STORE_POOL_DEFAULT) */
     } store;
     struct {
         int enabled;

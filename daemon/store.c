@@ -22,6 +22,17 @@
  * The driver reconnects, with a backoff, before a later batch; until then batches fail at
  * once rather than wait.
  *
+ * The pool (store.poolSize > 1). What one worker cannot overlap is the COMMIT's wait for the
+ * WAL flush: the next batch queues behind it. A pool is that many stores as above ("lanes"),
+ * each with its own connection, worker and batches, behind a router: an operation goes to the
+ * lane of its ordering key (store.h), so that one room's, one conversation's and one user's
+ * operations keep their order while the lanes' COMMITs overlap (PostgreSQL's group commit
+ * then shares the flushes). The one dependency between keys is a user's row, which messages,
+ * DMs, members and owners name: such an operation waits in the router until the upserts of
+ * those users made before it have completed (counted per slot of a hash of the user id; a
+ * slot's upserts all go to one lane, so they complete in order). With poolSize 1 there is no
+ * router: the store is its one lane.
+ *
  * Ids. Generated ids are 20 characters of base64url over 15 random bytes (RAND_bytes, 120
  * bits), in every table. Callers choose user ids and may choose room ids ("12"): random ids
  * never collide with those and reveal no counts. Order comes from each table's sequence
@@ -151,6 +162,7 @@ struct store_s {
     store_sqlite_stats_t stats;
 
     /* Loop thread only. */
+    struct pool_s *pool; /* store.poolSize > 1: this store only routes to the pool's lanes */
     int closing;
     int async_closing;
     void (*closed_cb)(void *data);
@@ -2278,8 +2290,8 @@ static void request_parse(request_t *request)
     request_fail(request, problem == MESSAGE_NO_MEMORY ? STORE_EIO : STORE_EINVALID, problem);
 }
 
-void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
-                   void *data)
+static void lane_request(store_t *store, store_operation_t operation, json_t *params,
+                         store_done_cb done, void *data)
 {
     request_t *request = calloc(1, sizeof(*request));
     if (request == NULL) {
@@ -2302,10 +2314,8 @@ void store_request(store_t *store, store_operation_t operation, json_t *params, 
     request_queue(store, request);
 }
 
-void store_close(store_t *store, void (*closed_cb)(void *data), void *data)
+static void lane_close(store_t *store, void (*closed_cb)(void *data), void *data)
 {
-    if (store == NULL || store->closing)
-        return;
     store->closing = 1;
     store->closed_cb = closed_cb;
     store->closed_data = data;
@@ -2316,14 +2326,14 @@ void store_close(store_t *store, void (*closed_cb)(void *data), void *data)
     pthread_mutex_unlock(&store->mutex);
 }
 
-void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
+static void lane_stats(store_t *store, store_sqlite_stats_t *out)
 {
     pthread_mutex_lock(&store->mutex);
     *out = store->stats;
     pthread_mutex_unlock(&store->mutex);
 }
 
-void store_sqlite_hold(store_t *store, int hold)
+static void lane_hold(store_t *store, int hold)
 {
     pthread_mutex_lock(&store->mutex);
     store->held = hold && !store->stopping;
@@ -2505,16 +2515,9 @@ int store_check(const store_options_t *options, char *error, size_t error_size)
     return rc;
 }
 
-int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
-               size_t error_size)
+static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
+                     const store_options_t *options, store_t **out, char *error, size_t error_size)
 {
-    *out = NULL;
-    const sioc__store_driver_t *driver = driver_find(options != NULL ? options->driver : NULL);
-    if (driver == NULL) {
-        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite or postgres)",
-                 options->driver);
-        return STORE_EINVALID;
-    }
     store_t *store = calloc(1, sizeof(*store));
     if (store == NULL) {
         snprintf(error, error_size, "store: out of memory");
@@ -2540,4 +2543,460 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
         return rc;
     *out = store;
     return 0;
+}
+
+/* ---- The pool (store.poolSize > 1) ----------------------------------------------------------- */
+
+#define POOL_SLOTS_PER_LANE 256 /* user slots (upsert counters) per lane */
+#define HASH_START 14695981039346656037ull
+#define HASH_PRIME 1099511628211ull
+
+/* A request held in the router until the user upserts it depends on have completed. */
+typedef struct pool_wait_s pool_wait_t;
+struct pool_wait_s {
+    pool_wait_t *next;
+    store_operation_t operation;
+    json_t *params;
+    store_done_cb done;
+    void *data;
+    int need_count;
+    size_t slots[2];
+    uint64_t needs[2]; /* upserts_done[slots[i]] must reach needs[i] */
+};
+
+typedef struct pool_lane_s {
+    store_t *store;    /* NULL once closed */
+    store_t *router;   /* the pool's store */
+    pool_wait_t *head; /* held requests, in the order they were made */
+    pool_wait_t *tail;
+} pool_lane_t;
+
+typedef struct pool_s {
+    pool_lane_t *lanes;
+    size_t count;
+    size_t open; /* lanes not closed yet */
+    /* Per slot: the user upserts made (routed) and completed. */
+    uint64_t *upserts_made;
+    uint64_t *upserts_done;
+    size_t slot_count; /* count * POOL_SLOTS_PER_LANE: slot % count is the user's lane */
+} pool_t;
+
+/* An upsert on its way: its completion counts for the requests that wait for it. */
+typedef struct pool_upsert_s {
+    store_t *router;
+    size_t slot;
+    store_done_cb done;
+    void *data;
+} pool_upsert_t;
+
+/* Which params make an operation's ordering key (second: the other user of a pair), and the
+ * users whose rows it needs. */
+typedef struct pool_key_s {
+    const char *first;
+    const char *second;
+    const char *users[2];
+} pool_key_t;
+
+static const pool_key_t pool_keys[STORE_OPERATION_COUNT] = {
+    [STORE_USER_UPSERT] = {"id", NULL, {NULL, NULL}},
+    [STORE_USER_GET] = {"id", NULL, {NULL, NULL}},
+    [STORE_PRESENCE_SET] = {"userId", NULL, {NULL, NULL}},
+    [STORE_PRESENCE_GET] = {"userId", NULL, {NULL, NULL}},
+    [STORE_ROOM_CREATE] = {"id", NULL, {"ownerId", NULL}},
+    [STORE_ROOM_GET] = {"id", NULL, {NULL, NULL}},
+    [STORE_ROOM_ADD_MEMBER] = {"roomId", NULL, {"userId", NULL}},
+    [STORE_ROOM_REMOVE_MEMBER] = {"roomId", NULL, {NULL, NULL}},
+    [STORE_ROOM_MEMBERS] = {"roomId", NULL, {NULL, NULL}},
+    [STORE_ROOM_IS_MEMBER] = {"roomId", NULL, {NULL, NULL}},
+    [STORE_MESSAGE_ADD] = {"roomId", NULL, {"senderId", NULL}},
+    [STORE_MESSAGE_HISTORY] = {"roomId", NULL, {NULL, NULL}},
+    [STORE_DM_ADD] = {"senderId", "recipientId", {"senderId", "recipientId"}},
+    [STORE_DM_HISTORY] = {"userId", "otherId", {NULL, NULL}},
+    [STORE_NOTIFICATION_ADD] = {"userId", NULL, {NULL, NULL}},
+    [STORE_NOTIFICATION_LIST] = {"userId", NULL, {NULL, NULL}},
+    [STORE_NOTIFICATION_MARK_READ] = {"userId", NULL, {NULL, NULL}},
+    [STORE_ACCESS_REQUEST_ADD] = {"roomId", NULL, {"userId", NULL}},
+    [STORE_ACCESS_REQUEST_RESOLVE] = {"id", NULL, {NULL, NULL}},
+    [STORE_ACCESS_REQUEST_GET] = {"id", NULL, {NULL, NULL}},
+};
+
+static uint64_t hash_bytes(uint64_t hash, const char *bytes, size_t length)
+{
+    for (size_t index = 0; index < length; index++) {
+        hash ^= (unsigned char)bytes[index];
+        hash *= HASH_PRIME; /* FNV-1a */
+    }
+    return hash;
+}
+
+/* The id at key in params as the store reads it (a string, or a whole number's decimal
+ * text, so that 12 and "12" share a lane); 0 when there is none (the request will be refused
+ * anyway, wherever it goes). */
+static int pool_key_text(const json_t *params, const char *key, char digits[DIGITS_SIZE],
+                         text_t *out)
+{
+    const json_t *value = key != NULL ? json_object_get(params, key) : NULL;
+    json_int_t number;
+    if (json_is_string(value)) {
+        *out = (text_t){json_string_value(value), json_string_length(value), 1};
+        return 1;
+    }
+    if (value == NULL || !json_whole_number(value, &number))
+        return 0;
+    int length = snprintf(digits, DIGITS_SIZE, "%" JSON_INTEGER_FORMAT, number);
+    *out = (text_t){digits, (size_t)length, 1};
+    return 1;
+}
+
+static int text_less(text_t a, text_t b)
+{
+    int order = memcmp(a.bytes, b.bytes, a.length < b.length ? a.length : b.length);
+    return order < 0 || (order == 0 && a.length < b.length);
+}
+
+/* The hash of the operation's ordering key; 0 without one (lane 0). A pair is hashed in a
+ * fixed order: both directions of a conversation share a lane. */
+static uint64_t pool_key_hash(store_operation_t operation, const json_t *params)
+{
+    char digits[2][DIGITS_SIZE];
+    text_t first, second;
+    const pool_key_t *key = &pool_keys[operation];
+    if (!pool_key_text(params, key->first, digits[0], &first))
+        return 0;
+    if (key->second == NULL)
+        return hash_bytes(HASH_START, first.bytes, first.length);
+    if (!pool_key_text(params, key->second, digits[1], &second))
+        return 0;
+    if (text_less(second, first)) {
+        text_t swap = first;
+        first = second;
+        second = swap;
+    }
+    uint64_t hash = hash_bytes(HASH_START, first.bytes, first.length);
+    return hash_bytes(hash_bytes(hash, "", 1), second.bytes, second.length);
+}
+
+/* The slot of the user named at key in params; 0 when none is named. */
+static int pool_user_slot(const pool_t *pool, const json_t *params, const char *key, size_t *slot)
+{
+    char digits[DIGITS_SIZE];
+    text_t id;
+    if (!pool_key_text(params, key, digits, &id))
+        return 0;
+    *slot = (size_t)(hash_bytes(HASH_START, id.bytes, id.length) % pool->slot_count);
+    return 1;
+}
+
+/* What wait must see completed before it runs on lane: the upserts made so far of each user
+ * it names that another lane runs. */
+static void pool_wait_needs(const pool_t *pool, size_t lane, pool_wait_t *wait)
+{
+    wait->need_count = 0;
+    if (!operation_known(wait->operation))
+        return;
+    for (int index = 0; index < 2; index++) {
+        size_t slot;
+        const char *key = pool_keys[wait->operation].users[index];
+        if (key == NULL || !pool_user_slot(pool, wait->params, key, &slot) ||
+            slot % pool->count == lane || pool->upserts_done[slot] >= pool->upserts_made[slot])
+            continue;
+        wait->slots[wait->need_count] = slot;
+        wait->needs[wait->need_count++] = pool->upserts_made[slot];
+    }
+}
+
+static int pool_wait_ready(const pool_t *pool, const pool_wait_t *wait)
+{
+    for (int index = 0; index < wait->need_count; index++) {
+        if (pool->upserts_done[wait->slots[index]] < wait->needs[index])
+            return 0;
+    }
+    return 1;
+}
+
+static void pool_send(pool_lane_t *lane, pool_wait_t *wait)
+{
+    lane_request(lane->store, wait->operation, wait->params, wait->done, wait->data);
+}
+
+/* Sends every held request that may go now, each lane's in order. */
+static void pool_drain(pool_t *pool, int all)
+{
+    for (size_t index = 0; index < pool->count; index++) {
+        pool_lane_t *lane = &pool->lanes[index];
+        while (lane->head != NULL && (all || pool_wait_ready(pool, lane->head))) {
+            pool_wait_t *wait = lane->head;
+            lane->head = wait->next;
+            if (lane->head == NULL)
+                lane->tail = NULL;
+            pool_send(lane, wait);
+            free(wait);
+        }
+    }
+}
+
+static void on_pool_upsert_done(int error, const char *message, json_t *result, void *data)
+{
+    pool_upsert_t *upsert = data;
+    store_t *router = upsert->router;
+    router->pool->upserts_done[upsert->slot]++;
+    if (upsert->done != NULL)
+        upsert->done(error, message, result, upsert->data);
+    free(upsert);
+    pool_drain(router->pool, 0);
+}
+
+static void *pool_alloc(size_t size)
+{
+    void *memory = calloc(1, size);
+    if (memory == NULL) {
+        /* As store_request: done must not run synchronously. */
+        log_error("store: out of memory");
+        abort();
+    }
+    return memory;
+}
+
+/* Counts an upsert of a user: wait's done goes through on_pool_upsert_done. */
+static void pool_upsert_track(store_t *router, pool_wait_t *wait)
+{
+    pool_t *pool = router->pool;
+    size_t slot;
+    if (!pool_user_slot(pool, wait->params, "id", &slot))
+        return;
+    pool_upsert_t *upsert = pool_alloc(sizeof(*upsert));
+    *upsert = (pool_upsert_t){router, slot, wait->done, wait->data};
+    pool->upserts_made[slot]++;
+    wait->done = on_pool_upsert_done;
+    wait->data = upsert;
+}
+
+static void pool_request(store_t *router, store_operation_t operation, json_t *params,
+                         store_done_cb done, void *data)
+{
+    pool_t *pool = router->pool;
+    pool_wait_t wait = {NULL, operation, params, done, data, 0, {0, 0}, {0, 0}};
+    if (router->closing) {
+        /* Refused by any lane still open (there is one until the router's closed_cb). */
+        for (size_t index = 0; index < pool->count; index++) {
+            if (pool->lanes[index].store != NULL) {
+                pool_send(&pool->lanes[index], &wait);
+                return;
+            }
+        }
+    }
+    size_t lane =
+        operation_known(operation) ? (size_t)(pool_key_hash(operation, params) % pool->count) : 0;
+    if (operation == STORE_USER_UPSERT)
+        pool_upsert_track(router, &wait);
+    pool_wait_needs(pool, lane, &wait);
+    pool_lane_t *target = &pool->lanes[lane];
+    if (target->head == NULL && wait.need_count == 0) {
+        pool_send(target, &wait);
+        return;
+    }
+    pool_wait_t *held = pool_alloc(sizeof(*held));
+    *held = wait;
+    if (target->tail != NULL)
+        target->tail->next = held;
+    else
+        target->head = held;
+    target->tail = held;
+}
+
+static void pool_free(store_t *router)
+{
+    pool_t *pool = router->pool;
+    free(pool->lanes);
+    free(pool->upserts_made);
+    free(pool->upserts_done);
+    free(pool);
+    free(router);
+}
+
+static void on_lane_closed(void *data)
+{
+    pool_lane_t *lane = data;
+    store_t *router = lane->router;
+    lane->store = NULL;
+    if (--router->pool->open > 0)
+        return;
+    void (*closed_cb)(void *data) = router->closed_cb;
+    void *closed_data = router->closed_data;
+    pool_free(router);
+    if (closed_cb != NULL)
+        closed_cb(closed_data);
+}
+
+/* The requests still held run, in order, on their lanes (which then finish them before
+ * closing); a dependency on another lane's upsert is not waited for any more. */
+static void pool_close(store_t *router)
+{
+    pool_t *pool = router->pool;
+    pool_drain(pool, 1);
+    for (size_t index = 0; index < pool->count; index++)
+        lane_close(pool->lanes[index].store, on_lane_closed, &pool->lanes[index]);
+}
+
+/* Opens count lanes on driver; each gets a share of the user cache. */
+static int pool_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
+                     const store_options_t *options, store_t **out, char *error, size_t error_size)
+{
+    size_t count = options->pool_size;
+    store_t *router = calloc(1, sizeof(*router));
+    pool_t *pool = calloc(1, sizeof(*pool));
+    if (router == NULL || pool == NULL ||
+        (pool->lanes = calloc(count, sizeof(*pool->lanes))) == NULL ||
+        (pool->upserts_made = calloc(count * POOL_SLOTS_PER_LANE, sizeof(uint64_t))) == NULL ||
+        (pool->upserts_done = calloc(count * POOL_SLOTS_PER_LANE, sizeof(uint64_t))) == NULL) {
+        if (pool != NULL) {
+            free(pool->lanes);
+            free(pool->upserts_made);
+        }
+        free(pool);
+        free(router);
+        snprintf(error, error_size, "store: out of memory");
+        return STORE_EIO;
+    }
+    router->pool = pool;
+    router->driver = driver;
+    pool->count = count;
+    pool->slot_count = count * POOL_SLOTS_PER_LANE;
+    store_options_t lane_options = *options;
+    lane_options.user_cache_size = (uint32_t)((options->user_cache_size + count - 1) / count);
+    for (; pool->open < count; pool->open++) {
+        pool_lane_t *lane = &pool->lanes[pool->open];
+        lane->router = router;
+        int rc = lane_open(loop, driver, &lane_options, &lane->store, error, error_size);
+        if (rc != 0) {
+            /* The lanes opened go when the loop runs again; the router is not theirs. */
+            for (size_t index = 0; index < pool->open; index++)
+                lane_close(pool->lanes[index].store, NULL, NULL);
+            free(pool->lanes);
+            free(pool->upserts_made);
+            free(pool->upserts_done);
+            free(pool);
+            free(router);
+            return rc;
+        }
+    }
+    *out = router;
+    return 0;
+}
+
+/* ---- The store's interface: one lane, or the pool's router ---------------------------------- */
+
+int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, char *error,
+               size_t error_size)
+{
+    *out = NULL;
+    const sioc__store_driver_t *driver = driver_find(options != NULL ? options->driver : NULL);
+    if (driver == NULL) {
+        snprintf(error, error_size, "store: unknown driver \"%s\" (expected sqlite or postgres)",
+                 options->driver);
+        return STORE_EINVALID;
+    }
+    /* SQLite has one writer at a time: more connections would only wait for each other. */
+    if (options->pool_size > 1 && driver != &sioc__store_sqlite_driver)
+        return pool_open(loop, driver, options, out, error, error_size);
+    return lane_open(loop, driver, options, out, error, error_size);
+}
+
+void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
+                   void *data)
+{
+    if (store->pool != NULL)
+        pool_request(store, operation, params, done, data);
+    else
+        lane_request(store, operation, params, done, data);
+}
+
+void store_close(store_t *store, void (*closed_cb)(void *data), void *data)
+{
+    if (store == NULL || store->closing)
+        return;
+    if (store->pool == NULL) {
+        lane_close(store, closed_cb, data);
+        return;
+    }
+    store->closing = 1;
+    store->closed_cb = closed_cb;
+    store->closed_data = data;
+    pool_close(store);
+}
+
+/* One readiness read per lane, answered together. */
+typedef struct ping_s {
+    size_t remaining;
+    int error;
+    const char *message;
+    store_done_cb done;
+    void *data;
+} ping_t;
+
+static void on_ping_read(int error, const char *message, json_t *result, void *data)
+{
+    ping_t *ping = data;
+    (void)result;
+    /* The probe reads a user that never exists: "not found" is the store answering. */
+    if (error != 0 && error != STORE_ENOTFOUND && ping->error == 0) {
+        ping->error = error;
+        ping->message = message;
+    }
+    if (--ping->remaining > 0)
+        return;
+    ping->done(ping->error, ping->error != 0 ? ping->message : NULL, NULL, ping->data);
+    free(ping);
+}
+
+static json_t *ping_params(void)
+{
+    return json_pack("{s:s}", "id", "sioc-readiness-probe");
+}
+
+void store_ping(store_t *store, store_done_cb done, void *data)
+{
+    ping_t *ping = pool_alloc(sizeof(*ping));
+    ping->done = done;
+    ping->data = data;
+    if (store->pool == NULL || store->closing) {
+        ping->remaining = 1;
+        store_request(store, STORE_USER_GET, ping_params(), on_ping_read, ping);
+        return;
+    }
+    ping->remaining = store->pool->count;
+    for (size_t index = 0; index < store->pool->count; index++)
+        lane_request(store->pool->lanes[index].store, STORE_USER_GET, ping_params(), on_ping_read,
+                     ping);
+}
+
+void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
+{
+    if (store->pool == NULL) {
+        lane_stats(store, out);
+        return;
+    }
+    memset(out, 0, sizeof(*out));
+    for (size_t index = 0; index < store->pool->count; index++) {
+        store_sqlite_stats_t lane;
+        lane_stats(store->pool->lanes[index].store, &lane);
+        out->requests += lane.requests;
+        out->batches += lane.batches;
+        out->transactions += lane.transactions;
+        out->failed_commits += lane.failed_commits;
+        out->pipelines += lane.pipelines;
+        out->pipelined += lane.pipelined;
+        if (lane.largest_batch > out->largest_batch)
+            out->largest_batch = lane.largest_batch;
+    }
+}
+
+void store_sqlite_hold(store_t *store, int hold)
+{
+    if (store->pool == NULL) {
+        lane_hold(store, hold);
+        return;
+    }
+    for (size_t index = 0; index < store->pool->count; index++)
+        lane_hold(store->pool->lanes[index].store, hold);
 }

@@ -28,8 +28,17 @@
  *     STORE_EUNAVAILABLE the database connection is lost (PostgreSQL restarting): the
  *                      request was not applied, or its COMMIT's answer was lost; never retried
  *     STORE_ECLOSED    the store is closing
- * - Operations on the same store complete in the order they were made, failures included;
- *   a read sees every write made before it.
+ * - Operations complete in the order they were made, failures included, and a read sees
+ *   every write made before it, among the operations of one ordering key (below); with one
+ *   connection (store.poolSize 1, and always on SQLite) among all operations of the store.
+ *   With a pool, operations of different keys run on different connections and may complete
+ *   in any order, except that an operation naming a user (a sender, a recipient, a member,
+ *   an owner) waits for the USER_UPSERTs of that user made before it. Whatever the pool, an
+ *   operation made after another one's done sees its writes (done follows the COMMIT).
+ *   The keys: the room (roomId; id for ROOM_GET and ROOM_CREATE) for rooms, members,
+ *   messages and ACCESS_REQUEST_ADD; the pair of users for DM_ADD and DM_HISTORY; the user
+ *   (id or userId) for users, presence and notifications; the request's id for
+ *   ACCESS_REQUEST_RESOLVE and _GET.
  * - Ids are strings. Id params (id, userId, roomId, senderId, recipientId, otherId, ownerId,
  *   before, the entries of ids) also accept a whole JSON number, taken as its decimal text:
  *   roomId 12 and "12" are the same room. A user's id, a message's roomId and senderId, a
@@ -126,6 +135,10 @@ typedef enum store_operation {
 #define STORE_ECLOSED (-32)
 #define STORE_EUNAVAILABLE (-11)
 
+/* store.poolSize: the default (docs/store.md has the measurement) and the most allowed. */
+#define STORE_POOL_DEFAULT 4
+#define STORE_POOL_MAX 64
+
 typedef void (*store_done_cb)(int error, const char *message, json_t *result, void *data);
 
 typedef struct store_options_s {
@@ -143,6 +156,10 @@ typedef struct store_options_s {
      * Either 0: no cache (every user_get asks the database). */
     uint32_t user_cache_size;
     uint32_t user_cache_ttl_ms;
+    /* Connections to the database, each with its own worker thread and batches (0 or 1:
+     * one); operations are assigned to them by their ordering key. The user cache is shared
+     * out among them. SQLite: 1. */
+    uint32_t pool_size;
 } store_options_t;
 
 /* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID
@@ -160,6 +177,10 @@ int store_check(const store_options_t *options, char *error, size_t error_size);
 /* Queues an operation (see above). Never fails synchronously: errors come through done. */
 void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
                    void *data);
+
+/* Reads from every connection of the store (the readiness probe): done runs once, with 0
+ * when each has answered, else the first failure's error and message; result is NULL. */
+void store_ping(store_t *store, store_done_cb done, void *data);
 
 /* Call once. Finishes every queued operation (their done callbacks run), then releases the
  * store; closed_cb (may be NULL) runs last, on the loop thread. Requests made after this

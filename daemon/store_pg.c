@@ -1,8 +1,7 @@
 /* The PostgreSQL driver of the store (store_driver.h), on libpq.
  *
- * One connection, used by the store's worker thread with libpq's blocking calls. The store's
- * contract (completions in request order, a read sees every earlier write) makes requests one
- * ordered stream: a pool could only run them one after the other anyway. What makes it fast
+ * One connection per open, used by one worker thread of the store with libpq's blocking
+ * calls (a pool, store.poolSize, is the store opening several: store.c). What makes it fast
  * is the store's batching: one transaction, one COMMIT (one WAL flush) for everything queued
  * meanwhile. Every data statement is prepared once per connection (PQprepare) and run with
  * PQexecPrepared, parameters as text.
@@ -15,7 +14,9 @@
  * A lost connection (the server restarted): the statement fails with STORE_EUNAVAILABLE and
  * the store fails the batch. Before each later batch, ready() reconnects (PQreset, then the
  * statements are prepared again), at most once per backoff period (100 ms doubling to 5 s),
- * so that while the server is down requests fail at once instead of queueing.
+ * so that while the server is down requests fail at once instead of queueing. ready() also
+ * notices a connection the server closed while it was idle, and reconnects before sending
+ * anything: only the requests in flight at the moment the server went fail.
  *
  * TLS is libpq's: sslmode, sslrootcert, ... in the URL. Times are stored as the same ISO-8601
  * text as in SQLite, so that both drivers give byte-identical results. */
@@ -618,12 +619,33 @@ static int pg_in_transaction(void *opaque)
     return status == PQTRANS_INTRANS || status == PQTRANS_INERROR;
 }
 
+/* 1 when the server has ended an idle connection (a restart, pg_terminate_backend): it says
+ * so (FATAL) and closes, which libpq only notices when it reads. Reading here, before a batch
+ * is sent, lets ready() reconnect instead of failing the batch: with a pool, connections
+ * that were idle during a restart would otherwise each fail their next batch. */
+static int idle_lost(PGconn *conn)
+{
+    for (int reads = 0; reads < 2; reads++) {
+        struct pollfd wait = {PQsocket(conn), POLLIN, 0};
+        if (wait.fd < 0)
+            return 1;
+        if (poll(&wait, 1, 0) <= 0)
+            return 0; /* nothing to read: alive as far as anyone can tell */
+        if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK)
+            return 1;
+    }
+    return 0;
+}
+
 /* Reconnects when the connection is lost, at most once per backoff period. */
 static int pg_ready(void *opaque)
 {
     connection_t *connection = opaque;
-    if (PQstatus(connection->conn) == CONNECTION_OK && !connection->broken)
-        return 0;
+    if (PQstatus(connection->conn) == CONNECTION_OK && !connection->broken) {
+        if (!idle_lost(connection->conn))
+            return 0;
+        log_info("store: %s: the server closed the idle connection", connection->shown);
+    }
     uint64_t now = now_ms();
     if (now < connection->next_attempt_ms)
         return STORE_EUNAVAILABLE;

@@ -1,8 +1,10 @@
 /* The PostgreSQL store on a real libuv loop and a real PostgreSQL 15: the conformance suite
  * (store_conformance.inc, the same as for SQLite), then what is PostgreSQL's own: migrations
- * run once, a server that is not there, a server restarted under the store (requests fail
- * with STORE_EUNAVAILABLE, none applied twice, the store reconnects), a failing request
- * rolled back alone.
+ * run once, a server that is not there, a server restarted under the store (the idle
+ * connection is replaced before the next batch), a connection lost under a running statement
+ * (the request fails with STORE_EUNAVAILABLE and is not applied, the store reconnects), a
+ * failing request rolled back alone. main runs the conformance suite with poolSize 1 and 4,
+ * the second with the pool's own tests (per-key order, independent lanes, user upserts).
  *
  * The server: SIOC_TEST_PG_URL (and SIOC_TEST_PG_DIR for the restart test). Without it the
  * test starts its own through tests/lib/postgres.sh, which exits 77 (skipped) when
@@ -36,9 +38,12 @@ static const char *pg_url(void)
     return getenv("SIOC_TEST_PG_URL");
 }
 
+/* store.poolSize of the group running (main runs the conformance suite with 1 and 4). */
+static unsigned test_pool_size = 1;
+
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"postgres", fixture->path, NULL, NULL, 0, 0};
+    store_options_t options = {"postgres", fixture->path, NULL, NULL, 0, 0, fixture->pool_size};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -88,6 +93,7 @@ static int setup(void **state)
     fixture_t *fixture = calloc(1, sizeof(*fixture));
     assert_non_null(fixture);
     snprintf(fixture->path, sizeof(fixture->path), "%s", pg_url());
+    fixture->pool_size = test_pool_size;
     reset_schema();
     assert_int_equal(uv_loop_init(&fixture->loop), 0);
     fixture_open(fixture);
@@ -209,7 +215,7 @@ static void test_pg_server_down_at_open(void **state)
     if (strncmp(error, prefix, strlen(prefix)) != 0)
         fail_msg("unexpected error: %s", error);
     assert_null(strstr(error, "secret-word"));
-    store_options_t no_url = {"postgres", "", NULL, NULL, 0, 0};
+    store_options_t no_url = {"postgres", "", NULL, NULL, 0, 0, 1};
     assert_int_equal(store_open(&fixture->loop, &no_url, &fixture->store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
@@ -357,25 +363,10 @@ static void test_pg_reconnects_after_restart(void **state)
     json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
                         "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"before\"}"));
     restart_server();
-    outcome_t outcome;
-    request(fixture, STORE_MESSAGE_ADD,
-            "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"lost\"}", &outcome);
-    wait_for(fixture, &outcome);
-    assert_int_equal(outcome.error, STORE_EUNAVAILABLE);
-    assert_string_equal(outcome.message, "the database is unavailable");
-    int acked = 1;
-    for (int attempt = 0; attempt < 100 && acked == 1; attempt++) {
-        outcome_clear(&outcome);
-        request(fixture, STORE_MESSAGE_ADD,
-                "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}", &outcome);
-        wait_for(fixture, &outcome);
-        if (outcome.error == 0)
-            acked++;
-        else
-            usleep(100 * 1000);
-    }
-    outcome_clear(&outcome);
-    assert_int_equal(acked, 2);
+    /* The server closed the idle connection on its way down (FATAL, then the end of the
+     * stream): the store reads that before the batch and reconnects, so nothing fails. */
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}"));
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "before after");
     assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 2);
 }
@@ -386,8 +377,8 @@ static int open_cached(fixture_t *fixture, const char *const *statements, uint32
                        uint32_t cache_ttl_ms, char *error, size_t error_size)
 {
     fixture_close(fixture);
-    store_options_t options = {"postgres", fixture->path, statements,
-                               NULL,       cache_size,    cache_ttl_ms};
+    store_options_t options = {"postgres", fixture->path, statements,        NULL,
+                               cache_size, cache_ttl_ms,  fixture->pool_size};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -514,7 +505,203 @@ static void test_pg_bad_app_statements(void **state)
     fixture_open(fixture);
 }
 
+/* ---- The pool (store.poolSize > 1) ---------------------------------------------------------- */
+
+/* The lane the store gives a key (store.c: FNV-1a 64 of the key's text, modulo the pool). */
+static unsigned lane_of(const char *key, unsigned pool_size)
+{
+    uint64_t hash = 14695981039346656037ull;
+    for (const char *cursor = key; *cursor != '\0'; cursor++) {
+        hash ^= (unsigned char)*cursor;
+        hash *= 1099511628211ull;
+    }
+    return (unsigned)(hash % pool_size);
+}
+
+/* A key on lane (of pool_size) other than those in avoid (NULL-terminated): prefix0, prefix1, ...
+ */
+static void key_on_lane(char out[32], const char *prefix, unsigned lane, unsigned pool_size)
+{
+    for (int index = 0; index < 1000; index++) {
+        snprintf(out, 32, "%s%d", prefix, index);
+        if (lane_of(out, pool_size) == lane)
+            return;
+    }
+    fail_msg("no key on lane %u", lane);
+}
+
+/* A connection of the test's own holds a room's row FOR UPDATE: the inserts of that room's
+ * messages (their foreign key takes KEY SHARE on it) wait until it commits. */
+static PGconn *lock_room(const char *room)
+{
+    PGconn *conn = PQconnectdb(pg_url());
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "BEGIN; SELECT 1 FROM sioc.rooms WHERE id = '%s' FOR UPDATE", room);
+    PGresult *result = PQexec(conn, sql);
+    assert_int_equal(PQresultStatus(result), PGRES_TUPLES_OK);
+    PQclear(result);
+    return conn;
+}
+
+static void unlock_room(PGconn *conn)
+{
+    PQclear(PQexec(conn, "COMMIT"));
+    PQfinish(conn);
+}
+
+/* One room's messages keep their order (completions and stored sequence) while a room on
+ * another connection goes on without waiting for it; a room on the same connection waits. */
+static void test_pool_rooms_ordered_and_independent(void **state)
+{
+    fixture_t *fixture = *state;
+    enum { COUNT = 40 };
+    char slow[32], other[32], same[32];
+    key_on_lane(slow, "slow", 0, 4);
+    key_on_lane(other, "other", 1, 4);
+    key_on_lane(same, "same", 0, 4);
+    add_user(fixture, "a");
+    add_room(fixture, slow, "a");
+    add_room(fixture, other, "a");
+    add_room(fixture, same, "a");
+    PGconn *lock = lock_room(slow);
+    outcome_t slow_sent[COUNT], other_sent, same_sent;
+    char params[160];
+    for (int index = 0; index < COUNT; index++) {
+        snprintf(params, sizeof(params),
+                 "{\"roomId\": \"%s\", \"senderId\": \"a\", \"text\": \"%d\"}", slow, index);
+        request(fixture, STORE_MESSAGE_ADD, params, &slow_sent[index]);
+    }
+    snprintf(params, sizeof(params), "{\"roomId\": \"%s\", \"senderId\": \"a\", \"text\": \"x\"}",
+             same);
+    request(fixture, STORE_MESSAGE_ADD, params, &same_sent);
+    snprintf(params, sizeof(params), "{\"roomId\": \"%s\", \"senderId\": \"a\", \"text\": \"x\"}",
+             other);
+    request(fixture, STORE_MESSAGE_ADD, params, &other_sent);
+    wait_for(fixture, &other_sent); /* while the slow room's lane waits for the lock */
+    assert_int_equal(other_sent.error, 0);
+    assert_int_equal(same_sent.called, 0);
+    for (int index = 0; index < COUNT; index++)
+        assert_int_equal(slow_sent[index].called, 0);
+    unlock_room(lock);
+    wait_for(fixture, &same_sent);
+    for (int index = 0; index < COUNT; index++) {
+        wait_for(fixture, &slow_sent[index]);
+        assert_int_equal(slow_sent[index].error, 0);
+        if (index > 0)
+            assert_true(slow_sent[index - 1].order < slow_sent[index].order);
+    }
+    assert_true(slow_sent[COUNT - 1].order < same_sent.order);
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM (SELECT text::int - (row_number() OVER (ORDER BY seq))::int AS d"
+             " FROM sioc.messages WHERE room_id = '%s') AS t WHERE d <> -1",
+             slow);
+    assert_int_equal(raw_integer(sql), 0); /* stored in the order sent: text 0 has seq rank 1 */
+    for (int index = 0; index < COUNT; index++)
+        outcome_clear(&slow_sent[index]);
+    outcome_clear(&same_sent);
+    outcome_clear(&other_sent);
+}
+
+/* A message whose sender's upsert is still running on another connection waits for it
+ * instead of failing with "sender not found" (the HTTP API and the chat queue a user's upsert
+ * just before what names them). */
+static void test_pool_waits_for_a_users_upsert(void **state)
+{
+    fixture_t *fixture = *state;
+    char busy[32], room[32], third[32], user[32];
+    key_on_lane(user, "newcomer", 2, 4);
+    key_on_lane(busy, "busy", 2, 4);
+    key_on_lane(room, "room", 1, 4);
+    key_on_lane(third, "third", 3, 4);
+    add_user(fixture, "a");
+    add_room(fixture, busy, "a");
+    add_room(fixture, room, "a");
+    PGconn *lock = lock_room(busy);
+    outcome_t blocked, upsert, member, message, elsewhere;
+    char params[160];
+    snprintf(params, sizeof(params), "{\"roomId\": \"%s\", \"senderId\": \"a\", \"text\": \"x\"}",
+             busy);
+    request(fixture, STORE_MESSAGE_ADD, params, &blocked); /* the user's lane is busy */
+    snprintf(params, sizeof(params), "{\"id\": \"%s\"}", user);
+    request(fixture, STORE_USER_UPSERT, params, &upsert);
+    snprintf(params, sizeof(params), "{\"roomId\": \"%s\", \"userId\": \"%s\"}", room, user);
+    request(fixture, STORE_ROOM_ADD_MEMBER, params, &member);
+    snprintf(params, sizeof(params), "{\"roomId\": \"%s\", \"senderId\": \"%s\", \"text\": \"hi\"}",
+             room, user);
+    request(fixture, STORE_MESSAGE_ADD, params, &message);
+    snprintf(params, sizeof(params), "{\"id\": \"%s\"}", third);
+    request(fixture, STORE_ROOM_GET, params, &elsewhere);
+    wait_for(fixture, &elsewhere); /* a third lane answers; the room's lane had its chance too */
+    assert_int_equal(elsewhere.error, STORE_ENOTFOUND);
+    assert_int_equal(member.called + message.called + upsert.called, 0);
+    unlock_room(lock);
+    wait_for(fixture, &message);
+    assert_int_equal(blocked.error, 0);
+    assert_int_equal(upsert.error, 0);
+    assert_int_equal(member.error, 0);
+    assert_int_equal(message.error, 0);
+    assert_true(upsert.order < member.order && member.order < message.order);
+    outcome_t *all[] = {&blocked, &upsert, &member, &message, &elsewhere};
+    for (size_t index = 0; index < 5; index++)
+        outcome_clear(all[index]);
+}
+
+/* A connection lost while its statement runs: the request fails as unavailable and is not
+ * applied; the next one reconnects. The statement is held by a row lock of the test's own
+ * while the store's backends are ended. */
+static void test_pg_lost_in_flight(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    add_room(fixture, "r1", "a");
+    PGconn *lock = lock_room("r1");
+    outcome_t outcome;
+    request(fixture, STORE_MESSAGE_ADD,
+            "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"lost\"}", &outcome);
+    for (int attempt = 0; attempt < 500; attempt++) {
+        if (raw_integer("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()") > 0)
+            break;
+        usleep(10 * 1000);
+    }
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname ="
+             " current_database() AND pid <> pg_backend_pid() AND pid <> %d",
+             PQbackendPID(lock));
+    assert_true(raw_integer(sql) >= 1);
+    wait_for(fixture, &outcome);
+    assert_int_equal(outcome.error, STORE_EUNAVAILABLE);
+    assert_string_equal(outcome.message, "the database is unavailable");
+    outcome_clear(&outcome);
+    unlock_room(lock);
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}"));
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "after");
+}
+
+/* Every connection reconnects on its own after a restart; a ping reads from each. */
+static void test_pool_ping(void **state)
+{
+    fixture_t *fixture = *state;
+    outcome_t ping;
+    memset(&ping, 0, sizeof(ping));
+    store_ping(fixture->store, on_done, &ping);
+    wait_for(fixture, &ping);
+    assert_int_equal(ping.error, 0);
+    assert_null(ping.result);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+
+static int pool_group(void **state)
+{
+    (void)state;
+    test_pool_size = 4;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -537,9 +724,22 @@ int main(int argc, char **argv)
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_pipelined_inserts),
         TEST(test_pg_reconnects_after_restart),
+        TEST(test_pg_lost_in_flight),
         TEST(test_pg_app_statements),
         TEST(test_pg_user_cache_limits),
         TEST(test_pg_bad_app_statements),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pool_tests[] = {
+        CONFORMANCE_TESTS(TEST),
+        TEST(test_pool_rooms_ordered_and_independent),
+        TEST(test_pool_waits_for_a_users_upsert),
+        TEST(test_pool_ping),
+        TEST(test_pg_reconnects_after_restart),
+        TEST(test_pg_lost_in_flight),
+        TEST(test_pg_failing_request_rolls_back_alone),
+        TEST(test_pg_app_statements),
+    };
+    int failed = cmocka_run_group_tests_name("store_pg poolSize 1", tests, NULL, NULL);
+    return failed +
+           cmocka_run_group_tests_name("store_pg poolSize 4", pool_tests, pool_group, NULL);
 }
