@@ -1,5 +1,6 @@
 #include "socketio/sio_recovery.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ typedef struct restoring_s {
     sioc_namespace_t *nsp;
     json_t *auth;
     sioc__sio_restore_cb done;
+    sioc__deadline_t deadline; /* in recovery->restore_timeouts */
     struct restoring_s *next;
 } restoring_t;
 
@@ -60,6 +62,7 @@ struct sioc__sio_recovery_s {
     size_t pending_count; /* counted pendings: waiting, or written early and not answered */
     size_t pending_bytes;
     restoring_t *restoring;
+    sioc__deadline_list_t restore_timeouts;
     sioc_socket_t **dirty; /* sockets whose session is written at the end of this iteration */
     size_t dirty_count;
     size_t dirty_capacity;
@@ -529,6 +532,7 @@ static void on_restored(int error, const sioc_recovery_session_t *session,
 {
     restoring_t *restoring = data;
     sioc__sio_recovery_t *recovery = restoring->recovery;
+    sioc__deadline_disarm(&restoring->deadline);
     if (recovery != NULL)
         unlink_restoring(recovery, restoring);
     if (recovery != NULL && restoring->client == NULL && error == 0 && session != NULL &&
@@ -545,6 +549,27 @@ static void on_restored(int error, const sioc_recovery_session_t *session,
     }
     json_decref(restoring->auth);
     free(restoring);
+}
+
+/* A store that does not answer (Redis paused, a lost reply) must not leave the client waiting:
+ * socket.io-client has no CONNECT timeout. Half the connect timeout leaves the fresh socket
+ * the other half for its middlewares. */
+static uint64_t restore_bound_ms(const sioc__sio_recovery_t *recovery)
+{
+    uint64_t bound = recovery->server->options.connect_timeout_ms / 2;
+    return bound > 0 ? bound : 1;
+}
+
+static void on_restore_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
+{
+    (void)list;
+    restoring_t *restoring = (restoring_t *)((char *)deadline - offsetof(restoring_t, deadline));
+    sioc__sio_client_t *client = restoring->client;
+    if (client == NULL)
+        return;
+    /* It stays listed: its late answer then finds no client and gives the session back. */
+    restoring->client = NULL;
+    restoring->done(client, restoring->nsp, restoring->auth, NULL);
 }
 
 int sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery, sioc__sio_client_t *client,
@@ -568,6 +593,10 @@ int sioc__sio_recovery_restore(sioc__sio_recovery_t *recovery, sioc__sio_client_
     restoring->done = done;
     restoring->next = recovery->restoring;
     recovery->restoring = restoring;
+    uint64_t bound = restore_bound_ms(recovery);
+    if (recovery->restore_timeouts.delay_ms != bound)
+        sioc__deadline_list_set_delay(&recovery->restore_timeouts, bound);
+    sioc__deadline_arm(&recovery->restore_timeouts, &restoring->deadline);
     int rc = recovery->store->ops->restore(recovery->store, pid, offset, nsp->name, on_restored,
                                            restoring);
     if (rc != 0)
@@ -632,10 +661,17 @@ sioc__sio_recovery_t *sioc__sio_recovery_new(sioc_server_t *server)
         refresh = refresh > 30000 ? 30000 : refresh < 100 ? 100 : refresh;
     }
     recovery->refresh_ms = refresh;
+    if (sioc__deadline_list_init(server->loop, &recovery->restore_timeouts,
+                                 restore_bound_ms(recovery), on_restore_timeout) != 0) {
+        sioc__memory_recovery_free(recovery->own_store);
+        free(recovery);
+        return NULL;
+    }
     uv_timer_init(server->loop, &recovery->refresh);
     uv_check_init(server->loop, &recovery->flush);
     recovery->refresh.data = recovery->flush.data = recovery;
-    recovery->open_handles = 2;
+    recovery->open_handles = 3;
+    uv_unref((uv_handle_t *)&recovery->restore_timeouts.timer);
     if (recovery->store->keeps_connected) {
         uv_timer_start(&recovery->refresh, on_refresh, refresh, refresh);
         uv_unref((uv_handle_t *)&recovery->refresh);
@@ -678,12 +714,17 @@ void sioc__sio_recovery_free(sioc__sio_recovery_t *recovery)
     for (pending_t *pending = recovery->early; pending != NULL; pending = pending->early_next)
         pending->recovery = NULL;
     for (restoring_t *restoring = recovery->restoring; restoring != NULL;
-         restoring = restoring->next)
+         restoring = restoring->next) {
+        sioc__deadline_disarm(&restoring->deadline);
         restoring->recovery = NULL;
+    }
     for (size_t i = 0; i < recovery->dirty_count; i++)
         sioc__sio_socket_unref(recovery->dirty[i]);
     free(recovery->dirty);
     sioc__memory_recovery_free(recovery->own_store);
     uv_close((uv_handle_t *)&recovery->refresh, on_handle_closed);
     uv_close((uv_handle_t *)&recovery->flush, on_handle_closed);
+    /* Its timer no longer fires once closing: data can name the recovery for on_handle_closed. */
+    recovery->restore_timeouts.timer.data = recovery;
+    sioc__deadline_list_close(&recovery->restore_timeouts, on_handle_closed);
 }

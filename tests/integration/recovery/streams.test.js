@@ -223,6 +223,28 @@ describe('recovery in Redis (streams mode): sioc and Node nodes recover each oth
       const { reply } = await rawConnect(raw, { pid, offset });
       assert.notEqual(reply.sid, id);
     });
+
+    it('a store that does not answer (Redis paused): the CONNECT comes within half the connect timeout, a fresh session; the session is kept for a later try', { skip: isSioReference() && 'Node waits for its store (and socket.io-client has no CONNECT timeout)' }, async (t) => {
+      const bounded = await startNode(siocEchoCommand(), redis.port, ['--connect-timeout', '2000']);
+      t.after(() => bounded.stopChecked());
+      const { pid, offset, id } = await leftSession(t, { server: bounded });
+      const c = new Clients(bounded, t);
+      const raw = await c.raw('websocket');
+      const PAUSE_MS = 6000;
+      const pausedAt = Date.now();
+      await client.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'ALL']);
+      // Before the bound, this reply came only after the pause (and never with a lost answer).
+      const { reply } = await rawConnect(raw, { pid, offset });
+      assert.ok(Date.now() - pausedAt < PAUSE_MS, 'the CONNECT reply came while Redis was paused');
+      assert.notEqual(reply.sid, id, 'a fresh session');
+      assert.notEqual(reply.pid, pid);
+      raw.stop();
+      // The late answer finds the client gone and gives the session back.
+      await until(async () => (await client.get(`sio:session:${pid}`)) !== null, 'the session kept', WAIT_MS * 2);
+      const again = await c.raw('websocket');
+      const { reply: recovered } = await rawConnect(again, { pid, offset });
+      assert.equal(recovered.sid, id, 'recovered once Redis answers');
+    });
   });
 
   describe('node loss', () => {
