@@ -10,6 +10,10 @@
 #   bench/chat-postgres.sh                 USERS=2000 ROOMS=200 RATE=2000 DURATION=5 ROUNDS=2
 #   SIOC=build/sioc USERS=10000 ROOMS=1000 bench/chat-postgres.sh
 #   SERVERS="sioc-postgres" bench/chat-postgres.sh   only some of the four (no ratios then)
+#   bench/chat-postgres.sh --quick         seconds and small numbers (100 users, 50 messages/s,
+#                                          2 s, one round): checks the harness (bench/run.sh
+#                                          --quick, which CI runs)
+#   BENCH_RESULTS=dir                      also writes the summary to dir/summary.md
 #   SERVERS="sioc-postgres-pool1 sioc-postgres-pool2 sioc-postgres-pool4" bench/chat-postgres.sh
 #                                          sioc on PostgreSQL with store.poolSize 1, 2, 4 (plain
 #                                          sioc-postgres: the daemon's default)
@@ -17,6 +21,12 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+case "${1:-}" in
+--quick) USERS=${USERS:-100} ROOMS=${ROOMS:-10} RATE=${RATE:-50} DURATION=${DURATION:-2}
+    WARMUP=${WARMUP:-0.5} ROUNDS=${ROUNDS:-1} ;;
+"") ;;
+*) echo "usage: bench/chat-postgres.sh [--quick]" >&2; exit 2 ;;
+esac
 users=${USERS:-2000} rooms=${ROOMS:-200} rate=${RATE:-2000} duration=${DURATION:-5}
 warmup=${WARMUP:-5} rounds=${ROUNDS:-2}
 servers=${SERVERS:-sioc-sqlite sioc-postgres node-sqlite node-postgres}
@@ -62,7 +72,7 @@ start_server() {
         local store="{\"driver\": \"sqlite\", \"path\": \"$work/sioc.db\"}"
         [[ $name == sioc-postgres* ]] && store="{\"driver\": \"postgres\", \"url\": \"$url\"}"
         [[ $name == sioc-postgres-pool* ]] && store="${store%\}}, \"poolSize\": ${name#sioc-postgres-pool}}"
-        sed "s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/" \
+        sed "s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/; s/\"level\": \"warn\"/\"level\": \"${LOG_LEVEL:-warn}\"/" \
             bench/sioc-bench.json >"$work/sioc.json"
         (exec taskset -c 0 "$sioc" serve --config "$work/sioc.json" >"$log" 2>&1) &
         ;;
@@ -89,7 +99,11 @@ for round in $(seq 1 "$rounds"); do
         taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
             --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
             --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
-            --json "$work/$name-$round.json" | tail -1
+            --json "$work/$name-$round.json" | tail -1 | tee "$work/last.txt"
+        if grep -q FAILED "$work/last.txt"; then
+            kill -0 "$server_pid" 2>/dev/null || echo "$name: the server is gone" >&2
+            grep -v " debug " "$work/$name.log" | tail -20 >&2
+        fi
         stop_server
     done
 done
@@ -115,4 +129,13 @@ node -e '
     if (!s || !n) continue;
     console.log(`${store}: node/sioc p50 ${(n.p50 / s.p50).toFixed(2)}x, p99 ${(n.p99 / s.p99).toFixed(2)}x`);
   }
-' "$work" "$rounds" "$servers"
+' "$work" "$rounds" "$servers" | tee "$work/summary.txt"
+if [[ -n "${BENCH_RESULTS:-}" ]]; then
+    mkdir -p "$BENCH_RESULTS"
+    {
+        echo "USERS=$users ROOMS=$rooms RATE=$rate DURATION=$duration WARMUP=$warmup ROUNDS=$rounds SERVERS=\"$servers\" bench/chat-postgres.sh"
+        echo
+        cat "$work/summary.txt"
+    } >"$BENCH_RESULTS/summary.md"
+    cp "$work"/*.json "$BENCH_RESULTS/"
+fi

@@ -411,3 +411,18 @@ if [[ -z "${BENCH_ONLY:-}" ]]; then
     timeout 1200 node bench/recovery.mjs --sioc "$sioc" --sioc-echo "$sioc_echo" "${quick_flag[@]}" \
         --out "$results/recovery-echo"
 fi
+# The chat scenario on PostgreSQL as well as SQLite, sioc and the Node counterpart on the same
+# PostgreSQL (issue 10): bench/chat-postgres.sh (its --quick: 100 users, 2 s per server), when
+# PostgreSQL is installed (scripts/install-deps --test installs it); its summary ends the report.
+if [[ -z "${BENCH_ONLY:-}" ]] && compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    log "chat on PostgreSQL: bench/chat-postgres.sh"
+    echo "SIOC=$sioc bench/chat-postgres.sh ${1:-}" >>"$commands"
+    SIOC="$sioc" BENCH_RESULTS="$results/chat-postgres" bench/chat-postgres.sh "${1:-}" >/dev/null
+    {
+        printf '\n## Chat on PostgreSQL and SQLite (bench/chat-postgres.sh)\n\n'
+        printf 'sioc and the Node counterpart (pg from npm) on the same PostgreSQL 15 (fsync on); '
+        printf 'details and the full-run figures: [store.md](store.md#benchmark-chat-on-postgresql).\n\n```\n'
+        cat "$results/chat-postgres/summary.md"
+        printf '```\n'
+    } >>"$report"
+fi

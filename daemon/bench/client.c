@@ -496,7 +496,9 @@ static void on_read(uv_stream_t *stream, ssize_t count, const uv_buf_t *buffer)
 {
     bench_client_t *client = stream->data;
     if (count < 0) {
-        fail(client, count == UV_EOF ? "connection closed by the server" : "read error");
+        /* uv_strerror's texts are static: the reason names the error ("connection reset by
+         * peer"), which tells a server's close apart from the generator's own trouble. */
+        fail(client, count == UV_EOF ? "connection closed by the server" : uv_strerror((int)count));
         return;
     }
     if (count == 0 || !bench_client_is_open(client))
@@ -537,7 +539,7 @@ static void on_connected(uv_connect_t *request, int status)
     if (client->state != BENCH_CLIENT_CONNECTING)
         return; /* closed meanwhile */
     if (status < 0) {
-        fail(client, "TCP connect failed");
+        fail(client, uv_strerror(status)); /* static, as every reason */
         return;
     }
     if (uv_read_start((uv_stream_t *)&client->tcp, on_alloc, on_read) != 0 ||
