@@ -149,8 +149,8 @@ typedef struct session_lookup_s {
     int optional; /* a connection without a user is admitted, anonymous */
     channel_bound_cb bound;
     void *data;
-    char socket_id[SIOC_ID_SIZE];
     char session_id[256];
+    char socket_id[]; /* empty without bound; an EIO3 client's id outside "/" is long */
 } session_lookup_t;
 
 static void on_session(json_t *session, const char *message, void *data)
@@ -269,7 +269,7 @@ void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
         done(socket, user != NULL ? NULL : message, data);
         return;
     }
-    session_lookup_t *lookup = calloc(1, sizeof(*lookup));
+    session_lookup_t *lookup = calloc(1, sizeof(*lookup) + strlen(sioc_socket_id(socket)) + 1);
     if (lookup == NULL || cookie_session(channel, socket, lookup, &message) != 0) {
         free(lookup);
         done(socket, lookup == NULL ? "out of memory" : message, data);
@@ -279,7 +279,7 @@ void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
     lookup->nsp = channel->nsp;
     lookup->bound = done;
     lookup->data = data;
-    snprintf(lookup->socket_id, sizeof(lookup->socket_id), "%s", sioc_socket_id(socket));
+    strcpy(lookup->socket_id, sioc_socket_id(socket));
     auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
 }
 

@@ -833,6 +833,11 @@ static int parse_http_compression(context_t *c, json_t *v)
     static const field_t fields[] = {{"threshold", parse_http_threshold}, {NULL, NULL}};
     return parse_compression(c, v, &CONFIG(c)->http_compression, fields);
 }
+static int parse_allow_eio3(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->allow_eio3);
+}
+
 static int parse_per_message_deflate(context_t *c, json_t *v)
 {
     static const field_t fields[] = {{"threshold", parse_deflate_threshold}, {NULL, NULL}};
@@ -1126,6 +1131,7 @@ static int parse_root(context_t *c, json_t *root)
         {"httpCompression", parse_http_compression},
         {"perMessageDeflate", parse_per_message_deflate},
         {"admin", parse_admin},
+        {"allowEIO3", parse_allow_eio3},
         {NULL, NULL},
     };
     if (parse_object(c, root, fields) != 0)

@@ -127,6 +127,7 @@ typedef struct config_s {
     } admin;             /* the @socket.io/admin-ui dashboard (include/sioc_admin.h) */
     /* httpCompression (on) and perMessageDeflate (off), each with a threshold (1024 bytes). */
     config_compression_t http_compression, per_message_deflate;
+    int allow_eio3;   /* allowEIO3: socket.io-client 2.x (Engine.IO v3) clients too; off */
     char *log_level;  /* "error" "warn" "info" "debug" */
     char *log_format; /* "text" "json" */
     config_channel_t *channels;

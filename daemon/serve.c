@@ -279,6 +279,7 @@ static void server_options(const config_t *config, sioc_server_options_t *option
     options->engine.http_compression_threshold = config->http_compression.threshold;
     options->engine.per_message_deflate = config->per_message_deflate.enabled;
     options->engine.per_message_deflate_threshold = config->per_message_deflate.threshold;
+    options->engine.allow_eio3 = config->allow_eio3;
     options->recovery = config->recovery.enabled;
     options->max_disconnection_duration_ms = config->recovery.max_disconnection_duration_ms;
     options->recovery_skip_middlewares = config->recovery.skip_middlewares;

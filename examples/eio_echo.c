@@ -47,7 +47,8 @@ static void usage(const char *program)
             "          [--per-message-deflate true|false] [--per-message-deflate-threshold BYTES]\n"
             "          [--cookie NAME [--cookie-path P|false] [--cookie-domain D]\n"
             "           [--cookie-same-site lax|strict|none|false] [--cookie-max-age S]\n"
-            "           [--cookie-http-only true|false] [--cookie-secure true|false]]\n",
+            "           [--cookie-http-only true|false] [--cookie-secure true|false]]\n"
+            "          [--allow-eio3]\n",
             program);
 }
 
@@ -87,6 +88,7 @@ int main(int argc, char **argv)
         {"cookie-max-age", required_argument, 0, 'A'},
         {"cookie-http-only", required_argument, 0, 'H'},
         {"cookie-secure", required_argument, 0, 'E'},
+        {"allow-eio3", no_argument, 0, 256},
         {"help", no_argument, 0, '?'},
         {0, 0, 0, 0},
     };
@@ -126,6 +128,9 @@ int main(int argc, char **argv)
             break;
         case 'T':
             options.transports = parse_transports(optarg);
+            break;
+        case 256:
+            options.allow_eio3 = 1;
             break;
         case 'r':
             rejected_header = optarg;

@@ -43,7 +43,8 @@ static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
     if (refuse != NULL && !json_is_false(refuse) && !json_is_null(refuse) &&
         !(json_is_integer(refuse) && json_integer_value(refuse) == 0) &&
         !(json_is_string(refuse) && json_string_length(refuse) == 0)) {
-        sioc_next_error(next, "refused", json_pack("{s:s}", "reason", "test"));
+        int no_data = json_is_string(refuse) && strcmp(json_string_value(refuse), "no-data") == 0;
+        sioc_next_error(next, "refused", no_data ? NULL : json_pack("{s:s}", "reason", "test"));
         return;
     }
     if (!json_is_number(delay)) {
@@ -647,6 +648,7 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
         {"tls-key", required_argument, 0, 'K'},
         /* past the letters: options added side by side kept picking the same one */
         {"max-disconnection-duration", required_argument, 0, 256},
+        {"allow-eio3", no_argument, 0, 257},
         {0, 0, 0, 0},
     };
     static const char *cors[64];
@@ -681,6 +683,9 @@ static int parse_options(int argc, char **argv, sioc_server_options_t *options, 
             break;
         case 'D':
             options->engine.per_message_deflate = 1;
+            break;
+        case 257:
+            options->engine.allow_eio3 = 1;
             break;
         case 'm':
             if (strcmp(optarg, "msgpack") != 0 && strcmp(optarg, "default") != 0)
@@ -751,7 +756,7 @@ int main(int argc, char **argv)
                 "       [--redis-mode classic|sharded|streams] [--redis-requests-timeout MS]\n"
                 "       [--redis-subscription-mode dynamic|static|dynamic-private]\n"
                 "       [--per-message-deflate] [--tls-cert CHAIN.pem --tls-key KEY.pem]\n"
-                "       [--max-disconnection-duration MS]\n",
+                "       [--max-disconnection-duration MS] [--allow-eio3]\n",
                 argv[0]);
         return 2;
     }

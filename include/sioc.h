@@ -129,6 +129,11 @@ typedef struct sioc_eio_options_s {
         const char *key_file;
         struct ssl_ctx_st *context; /* OpenSSL's SSL_CTX */
     } tls;
+    /* allowEIO3: also accept Engine.IO v3 clients (EIO=3, or no EIO at all, as Node counts it;
+     * socket.io-client 2.x): v3 payload framing, the client pings and the server answers, and
+     * at the Socket.IO layer the v4 protocol (docs/compatibility.md). Off (0) by default, as in
+     * engine.io: such a handshake is refused with code 5 "Unsupported protocol version". */
+    int allow_eio3;
 } sioc_eio_options_t;
 
 typedef struct sioc_eio_callbacks_s {
@@ -204,6 +209,8 @@ SIOC_API void sioc_eio_socket_close(sioc_eio_socket_t *socket);
 
 SIOC_API const char *sioc_eio_socket_id(const sioc_eio_socket_t *socket);
 SIOC_API sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *socket);
+/* The session's Engine.IO protocol revision: 4, or 3 for a client let in by allow_eio3. */
+SIOC_API int sioc_eio_socket_protocol(const sioc_eio_socket_t *socket);
 SIOC_API void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data);
 SIOC_API void *sioc_eio_socket_get_data(const sioc_eio_socket_t *socket);
 SIOC_API sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *socket);
@@ -239,7 +246,8 @@ typedef struct sioc_server_s sioc_server_t;
 typedef struct sioc_namespace_s sioc_namespace_t;
 
 /* Socket ids (and Engine.IO session ids) are this many characters: char id[SIOC_ID_SIZE]
- * holds one with its NUL. */
+ * holds one with its NUL. The exception: with allow_eio3, an Engine.IO v3 client's socket
+ * outside "/" has Node's id "<namespace>#<engine id>", longer. */
 #define SIOC_SOCKET_ID_LENGTH 20
 #define SIOC_ID_SIZE (SIOC_SOCKET_ID_LENGTH + 1)
 typedef struct sioc_socket_s sioc_socket_t;

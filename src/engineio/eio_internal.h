@@ -32,6 +32,8 @@ typedef struct sioc__eio_websocket_s {
     uint8_t is_probe;
     uint8_t close_sent;
     uint8_t deflate_bits; /* permessage-deflate: the server window (8..15); 0 when not agreed */
+    uint8_t eio3;         /* an Engine.IO v3 connection: binary frames carry a type byte */
+    uint8_t b64;          /* EIO3: binary goes as "b4" + base64 text frames (b64 in the query) */
     struct sioc__eio_websocket_s *previous;
     struct sioc__eio_websocket_s *next;
 } sioc__eio_websocket_t;
@@ -48,8 +50,9 @@ typedef struct sioc__eio_limits_s {
     size_t max_buffered_bytes;
     sioc__deadline_list_t ping_interval;
     sioc__deadline_list_t ping_timeout;
-    size_t sessions;  /* sessions on it */
-    int handles_open; /* closing: its two timers not yet released */
+    sioc__deadline_list_t ping_timeout_v3; /* EIO3: no client ping for interval + timeout */
+    size_t sessions;                       /* sessions on it */
+    int handles_open;                      /* closing: its three timers not yet released */
     struct sioc__eio_limits_s *next;
 } sioc__eio_limits_t;
 
@@ -64,6 +67,9 @@ struct sioc_eio_socket_s {
     uint8_t upgrading;     /* the probe was answered; polling only gets noops now */
     uint8_t overflowed;    /* a slow reader: closed at the end of this loop iteration */
     uint8_t client_closed; /* the client sent a close packet */
+    uint8_t protocol;      /* 4, or 3 (allow_eio3) */
+    uint8_t polling_b64;   /* EIO3: the handshake asked for base64 binary (b64) */
+    uint8_t open_alone;    /* EIO3: the handshake GET gets the open packet alone, as in Node */
     /* Polling */
     sioc__http_conn_t *held_get; /* a GET waiting for packets */
     sioc__http_request_t *held_request;
@@ -106,6 +112,7 @@ struct sioc_eio_server_s {
     uv_timer_t shutdown_timer; /* bounds sioc_eio_server_close */
     /* Shared, never-freed packets. */
     sioc__buffer_t *ping_packet;
+    sioc__buffer_t *pong_packet;
     sioc__buffer_t *noop_packet;
     sioc__buffer_t *close_packet;
     sioc__buffer_t *probe_packet;
@@ -128,6 +135,12 @@ void sioc__eio_cors_headers(sioc_eio_server_t *server, const sioc__http_request_
 /* The Set-Cookie line of the cookie option for this request (the handshake only); "" if none. */
 void sioc__eio_cookie_header(sioc_eio_server_t *server, const sioc_eio_socket_t *socket,
                              const sioc__http_request_t *request, char *out, size_t size);
+
+/* The protocol revision a request asks for: 4 for EIO=4, else 3 (Node's
+ * computeProtocolRevision). */
+int sioc__eio_request_protocol(const sioc__http_request_t *request);
+/* 1 when the request has b64 in its query (an EIO3 client that wants no binary). */
+int sioc__eio_request_b64(const sioc__http_request_t *request);
 
 /* eio_socket.c */
 sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport);

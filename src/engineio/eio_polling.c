@@ -7,6 +7,7 @@
 
 #include "core/base64.h"
 #include "core/utf8.h"
+#include "engineio/eio3_parser.h"
 #include "engineio/eio_internal.h"
 
 void sioc__eio_polling_mark_ready(sioc_eio_socket_t *socket)
@@ -134,25 +135,116 @@ static void write_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffe
     }
 }
 
+/* The headers of a GET's answer; returns the length used. */
+static size_t answer_headers(sioc_eio_socket_t *socket, const char *content_type, char *headers,
+                             size_t size)
+{
+    sioc_eio_server_t *server = socket->server;
+    snprintf(headers, size, "Content-Type: %s\r\nCache-Control: no-store\r\n", content_type);
+    size_t used = strlen(headers);
+    sioc__eio_cors_headers(server, socket->held_request, headers + used, size - used);
+    used += strlen(headers + used);
+    sioc__eio_cookie_header(server, socket, socket->held_request, headers + used, size - used);
+    return used + strlen(headers + used);
+}
+
+static void finish_answer(sioc_eio_socket_t *socket, uint32_t count)
+{
+    sioc__http_conn_t *http = socket->held_get;
+    drop_sent(socket, count);
+    socket->held_get = NULL;
+    socket->held_request = NULL;
+    sioc__http_set_user(http, NULL);
+    sioc__http_finish(http);
+}
+
+/* EIO3: the whole payload in one buffer (a new reference, NULL when out of memory). Binary
+ * (XHR2) framing when it holds binary and the client did not ask for base64, as Node's
+ * parser-v3 encodePayload; every text packet is then framed as binary too. */
+static sioc__buffer_t *v3_payload(sioc_eio_socket_t *socket, uint32_t count,
+                                  sioc__buffer_t *extra_packet, int *binary_framing)
+{
+    sioc__buffer_t *packets[EIO_MAX_PACKETS_PER_POLL];
+    uint32_t total = 0;
+    for (uint32_t i = 0; i < count; i++)
+        packets[total++] = socket->queue[i];
+    if (extra_packet != NULL)
+        packets[total++] = extra_packet;
+    *binary_framing = 0;
+    for (uint32_t i = 0; i < total && !socket->polling_b64; i++)
+        *binary_framing |= packets[i]->binary;
+    size_t length = 0;
+    for (uint32_t i = 0; i < total; i++) {
+        const sioc__buffer_t *p = packets[i];
+        length += *binary_framing ? sioc__eio3_binary_record_length(p->length, p->binary)
+                                  : sioc__eio3_text_record_length(p->data, p->length, p->binary);
+    }
+    sioc__buffer_t *body = sioc__buffer_new(length, 0);
+    uint8_t *out = body != NULL ? body->data : NULL;
+    for (uint32_t i = 0; out != NULL && i < total; i++) {
+        const sioc__buffer_t *p = packets[i];
+        out += *binary_framing ? sioc__eio3_write_binary_record(out, p->data, p->length, p->binary)
+                               : sioc__eio3_write_text_record(out, p->data, p->length, p->binary);
+    }
+    return body;
+}
+
+static void answer_get_v3(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
+{
+    sioc_eio_server_t *server = socket->server;
+    sioc__http_conn_t *http = socket->held_get;
+    int binary_framing;
+    sioc__buffer_t *body = v3_payload(socket, count, extra_packet, &binary_framing);
+    if (body == NULL) {
+        sioc__http_respond(http, 500, NULL, NULL, 0);
+        finish_answer(socket, 0);
+        return;
+    }
+    char headers[4096];
+    size_t used = answer_headers(
+        socket, binary_framing ? "application/octet-stream" : "text/plain; charset=UTF-8", headers,
+        sizeof(headers));
+    sioc__http_encoding_t encoding = SIOC_HTTP_IDENTITY;
+    if (server->options.http_compression &&
+        body->length >= server->options.http_compression_threshold &&
+        wants_compression(socket, count))
+        encoding = sioc__http_accepted_encoding(socket->held_request);
+    sioc__buffer_t *compressed =
+        encoding != SIOC_HTTP_IDENTITY
+            ? sioc__http_compress(&server->compressor, encoding, body->data, body->length)
+            : NULL;
+    if (compressed != NULL) {
+        snprintf(headers + used, sizeof(headers) - used, "Content-Encoding: %s\r\n",
+                 sioc__http_encoding_name(encoding));
+        sioc__buffer_unref(body);
+        body = compressed;
+    }
+    sioc__http_write_head(http, 200, headers, body->length);
+    sioc__http_write_body(http, body, body->data, body->length);
+    sioc__buffer_unref(body);
+    finish_answer(socket, count);
+}
+
 static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
     sioc__http_conn_t *http = socket->held_get;
-    sioc_eio_server_t *server = socket->server;
     uint32_t count = socket->queue_length;
     if (count > EIO_MAX_PACKETS_PER_POLL - (extra_packet != NULL))
         count = EIO_MAX_PACKETS_PER_POLL - (extra_packet != NULL);
+    if (socket->open_alone && count > 1)
+        count = 1;
+    socket->open_alone = 0;
+    if (socket->protocol == 3) {
+        answer_get_v3(socket, count, extra_packet);
+        return;
+    }
     size_t content_length = 0;
     for (uint32_t i = 0; i < count; i++)
         content_length += record_length(socket->queue[i]) + (i > 0);
     if (extra_packet != NULL)
         content_length += extra_packet->length + (count > 0);
-    char headers[4096] = "Content-Type: text/plain; charset=UTF-8\r\nCache-Control: no-store\r\n";
-    size_t used = strlen(headers);
-    sioc__eio_cors_headers(server, socket->held_request, headers + used, sizeof(headers) - used);
-    used += strlen(headers + used);
-    sioc__eio_cookie_header(server, socket, socket->held_request, headers + used,
-                            sizeof(headers) - used);
-    used += strlen(headers + used);
+    char headers[4096];
+    size_t used = answer_headers(socket, "text/plain; charset=UTF-8", headers, sizeof(headers));
     sioc__http_encoding_t encoding;
     sioc__buffer_t *compressed =
         compressed_payload(socket, count, extra_packet, content_length, &encoding);
@@ -166,11 +258,7 @@ static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
         sioc__http_write_head(http, 200, headers, content_length);
         write_payload(socket, count, extra_packet);
     }
-    drop_sent(socket, count);
-    socket->held_get = NULL;
-    socket->held_request = NULL;
-    sioc__http_set_user(http, NULL);
-    sioc__http_finish(http);
+    finish_answer(socket, count);
 }
 
 void sioc__eio_polling_answer_now(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
@@ -237,6 +325,23 @@ static int is_binary_content(const sioc__http_request_t *request)
            strncasecmp(type->value, "application/octet-stream", 24) == 0;
 }
 
+/* EIO3: a text payload, or a binary (XHR2) one when sent as application/octet-stream. */
+static void receive_post_v3(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
+                            sioc__http_request_t *request)
+{
+    sioc__eio3_payload_reader_t reader;
+    sioc__eio3_payload_reader_init(&reader, request->body, request->body_length,
+                                   is_binary_content(request));
+    sioc__eio_packet_t packet;
+    int rc = 0;
+    while (socket->state == EIO_SOCKET_OPEN &&
+           (rc = sioc__eio3_payload_reader_next(&reader, &packet)) > 0)
+        sioc__eio_socket_on_packet(socket, &packet);
+    if (socket->state == EIO_SOCKET_OPEN && rc < 0)
+        sioc__eio_socket_close(socket, "parse error");
+    answer_ok(socket->server, http, request);
+}
+
 static void receive_post(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
                          sioc__http_request_t *request)
 {
@@ -255,6 +360,10 @@ static void receive_post(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
         sioc__http_set_close(http);
         sioc__http_respond(http, 413, "Content-Type: text/plain; charset=UTF-8\r\n", text,
                            sizeof(text) - 1);
+        return;
+    }
+    if (socket->protocol == 3) {
+        receive_post_v3(socket, http, request);
         return;
     }
     if (is_binary_content(request)) {

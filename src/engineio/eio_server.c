@@ -297,6 +297,10 @@ static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request
             *code = EIO_BAD_REQUEST;
             return -1;
         }
+        if (route->socket->protocol != sioc__eio_request_protocol(request)) {
+            *code = EIO_BAD_REQUEST; /* Node's PROTOCOL_MISMATCH */
+            return -1;
+        }
     } else {
         route->socket = NULL;
         if (request->method != HTTP_GET) {
@@ -315,12 +319,26 @@ static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request
     return 0;
 }
 
-static int protocol_supported(const sioc__http_request_t *request)
+int sioc__eio_request_protocol(const sioc__http_request_t *request)
 {
     char version[8];
     long length = sioc__http_query_get(request->query, request->query_length, "EIO", version,
                                        sizeof(version));
-    return value_is(version, length, "4");
+    return value_is(version, length, "4") ? 4 : 3;
+}
+
+int sioc__eio_request_b64(const sioc__http_request_t *request)
+{
+    char value[8];
+    /* Node tests the value's truth: "b64=" is no b64, any other value is. */
+    long length =
+        sioc__http_query_get(request->query, request->query_length, "b64", value, sizeof(value));
+    return length > 0 || length == -2;
+}
+
+static int protocol_supported(sioc_eio_server_t *server, const sioc__http_request_t *request)
+{
+    return sioc__eio_request_protocol(request) == 4 || server->options.allow_eio3;
 }
 
 /* ---- routing ----------------------------------------------------------------------------- */
@@ -353,11 +371,14 @@ static void open_polling_session(sioc_eio_server_t *server, sioc__http_conn_t *h
         sioc__http_respond(http, 500, NULL, NULL, 0);
         return;
     }
+    socket->protocol = (uint8_t)sioc__eio_request_protocol(request);
+    socket->polling_b64 = (uint8_t)sioc__eio_request_b64(request);
+    socket->open_alone = socket->protocol == 3;
     sioc__eio_socket_send_packet(socket, packet, 0);
     sioc__buffer_unref(packet);
     sioc__eio_socket_start_heartbeat(socket);
     sioc__eio_server_notify_connection(server, socket, request);
-    /* The open packet (and anything on_connection sent) answers this GET. */
+    /* The open packet (and, in v4, anything on_connection sent) answers this GET. */
     sioc__eio_polling_handle(server, http, request, socket);
 }
 
@@ -382,7 +403,7 @@ static void on_request(sioc__http_conn_t *http, sioc__http_request_t *request, u
         answer_error(server, http, request, code, message);
         return;
     }
-    if (route.socket == NULL && !protocol_supported(request)) {
+    if (route.socket == NULL && !protocol_supported(server, request)) {
         answer_error(server, http, request, EIO_UNSUPPORTED_PROTOCOL_VERSION, NULL);
         return;
     }
@@ -552,12 +573,13 @@ static sioc__buffer_t *static_packet(const char *text)
 static int create_packets(sioc_eio_server_t *server)
 {
     server->ping_packet = static_packet("2");
+    server->pong_packet = static_packet("3");
     server->noop_packet = static_packet("6");
     server->close_packet = static_packet("1");
     server->probe_packet = static_packet("3probe");
     server->separator = static_packet("\x1e");
-    return server->ping_packet && server->noop_packet && server->close_packet &&
-                   server->probe_packet && server->separator
+    return server->ping_packet && server->pong_packet && server->noop_packet &&
+                   server->close_packet && server->probe_packet && server->separator
                ? 0
                : SIOC_ENOMEM;
 }
@@ -565,6 +587,7 @@ static int create_packets(sioc_eio_server_t *server)
 static void free_server(sioc_eio_server_t *server)
 {
     sioc__buffer_unref(server->ping_packet);
+    sioc__buffer_unref(server->pong_packet);
     sioc__buffer_unref(server->noop_packet);
     sioc__buffer_unref(server->close_packet);
     sioc__buffer_unref(server->probe_packet);
@@ -594,9 +617,12 @@ static sioc__eio_limits_t *limits_new(sioc_eio_server_t *server, const sioc_eio_
     if (sioc__deadline_list_init(server->loop, &limits->ping_interval, options->ping_interval_ms,
                                  sioc__eio_on_ping_interval) != 0 ||
         sioc__deadline_list_init(server->loop, &limits->ping_timeout, options->ping_timeout_ms,
+                                 sioc__eio_on_ping_timeout) != 0 ||
+        sioc__deadline_list_init(server->loop, &limits->ping_timeout_v3,
+                                 (uint64_t)options->ping_interval_ms + options->ping_timeout_ms,
                                  sioc__eio_on_ping_timeout) != 0)
         abort();
-    limits->ping_interval.data = limits->ping_timeout.data = limits;
+    limits->ping_interval.data = limits->ping_timeout.data = limits->ping_timeout_v3.data = limits;
     limits->next = server->limit_sets;
     server->limit_sets = limits;
     return limits;
@@ -635,9 +661,10 @@ static void limits_close(sioc__eio_limits_t *limits)
 {
     if (limits->handles_open > 0)
         return; /* closing already */
-    limits->handles_open = 2;
+    limits->handles_open = 3;
     sioc__deadline_list_close(&limits->ping_interval, on_limits_handle_closed);
     sioc__deadline_list_close(&limits->ping_timeout, on_limits_handle_closed);
+    sioc__deadline_list_close(&limits->ping_timeout_v3, on_limits_handle_closed);
     limits->server->http.limits.max_body_size = largest_payload(limits->server);
 }
 

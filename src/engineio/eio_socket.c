@@ -26,6 +26,7 @@ sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transpor
     socket->limits->sessions++;
     socket->transport = (uint8_t)transport;
     socket->state = EIO_SOCKET_OPEN;
+    socket->protocol = 4;
     HASH_ADD_STR(server->sockets, id, socket);
     server->socket_count++;
     return socket;
@@ -38,9 +39,14 @@ sioc_eio_socket_t *sioc__eio_socket_find(sioc_eio_server_t *server, const char *
     return socket;
 }
 
+/* v4: the server pings after each interval. v3: the client pings, and a client silent for
+ * interval + timeout is gone (Node's resetPingTimeout for protocol 3). */
 void sioc__eio_socket_start_heartbeat(sioc_eio_socket_t *socket)
 {
-    sioc__deadline_arm(&socket->limits->ping_interval, &socket->heartbeat);
+    if (socket->protocol == 3)
+        sioc__deadline_arm(&socket->limits->ping_timeout_v3, &socket->heartbeat);
+    else
+        sioc__deadline_arm(&socket->limits->ping_interval, &socket->heartbeat);
 }
 
 void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
@@ -79,11 +85,20 @@ void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packe
                                          server->data);
         break;
     case SIOC_EIO_PONG:
-        on_pong(socket);
+        /* v3: only the server pongs. Node closes with "invalid heartbeat direction". */
+        if (socket->protocol == 3)
+            sioc__eio_socket_close(socket, "transport error");
+        else
+            on_pong(socket);
         break;
     case SIOC_EIO_PING:
-        /* v4: only the server pings. Node closes with "invalid heartbeat direction". */
-        sioc__eio_socket_close(socket, "transport error");
+        /* v4: only the server pings (same error). v3: the client's ping, answered. */
+        if (socket->protocol == 3) {
+            sioc__eio_socket_start_heartbeat(socket);
+            sioc__eio_socket_send_packet(socket, server->pong_packet, 0);
+        } else {
+            sioc__eio_socket_close(socket, "transport error");
+        }
         break;
     case SIOC_EIO_CLOSE:
         socket->client_closed = 1;
@@ -314,6 +329,11 @@ const char *sioc_eio_socket_id(const sioc_eio_socket_t *socket)
 sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *socket)
 {
     return (sioc_transport_t)socket->transport;
+}
+
+int sioc_eio_socket_protocol(const sioc_eio_socket_t *socket)
+{
+    return socket->protocol;
 }
 
 void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data)

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/base64.h"
+#include "core/utf8.h"
+#include "engineio/eio3_parser.h"
 #include "engineio/eio_internal.h"
 
 static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length);
@@ -178,6 +181,7 @@ static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket
     sioc_eio_socket_t *socket = sioc__eio_socket_new(server, SIOC_TRANSPORT_WEBSOCKET);
     if (socket == NULL)
         return -1;
+    socket->protocol = (uint8_t)sioc__eio_request_protocol(request);
     socket->websocket = websocket;
     websocket->socket = socket;
     size_t length;
@@ -232,6 +236,8 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
         refuse_handshake(http, "Server out of memory");
         return;
     }
+    websocket->eio3 = sioc__eio_request_protocol(request) == 3;
+    websocket->b64 = websocket->eio3 && sioc__eio_request_b64(request);
     if (socket == NULL) {
         if (open_websocket_session(server, websocket, request) != 0)
             sioc__eio_websocket_close(websocket, SIOC_WS_CLOSE_INTERNAL_ERROR, "");
@@ -292,10 +298,45 @@ static sioc__buffer_t *deflated_frame(sioc__eio_websocket_t *websocket, sioc__bu
     return deflated;
 }
 
+/* EIO3 binary: a binary frame that starts with the message type byte, or with b64 the text
+ * frame "b4" + base64 (Node's parser-v3 encodePacket). A new buffer, for this connection only. */
+static sioc__buffer_t *v3_binary_packet(const sioc__eio_websocket_t *websocket,
+                                        const sioc__buffer_t *packet)
+{
+    size_t length =
+        websocket->b64 ? 2 + sioc__base64_encoded_length(packet->length) : 1 + packet->length;
+    sioc__buffer_t *framed = sioc__buffer_new(length, !websocket->b64);
+    if (framed == NULL)
+        return NULL;
+    framed->no_compress = packet->no_compress;
+    if (websocket->b64) {
+        memcpy(framed->data, "b4", 2);
+        sioc__base64_encode(packet->data, packet->length, (char *)framed->data + 2);
+    } else {
+        framed->data[0] = SIOC_EIO_MESSAGE;
+        if (packet->length > 0)
+            memcpy(framed->data + 1, packet->data, packet->length);
+    }
+    return framed;
+}
+
+static int send_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet);
+
 int sioc__eio_websocket_send(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
     if (websocket->close_sent)
         return -1;
+    if (websocket->eio3 && packet->binary) {
+        sioc__buffer_t *framed = v3_binary_packet(websocket, packet);
+        int rc = framed != NULL ? send_framed(websocket, framed) : -1;
+        sioc__buffer_unref(framed);
+        return rc;
+    }
+    return send_framed(websocket, packet);
+}
+
+static int send_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
+{
     sioc__buffer_t *deflated = deflated_frame(websocket, packet);
     if (deflated != NULL) {
         int rc = write_framed(websocket, deflated);
@@ -428,11 +469,42 @@ static void on_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t 
     free(inflated);
 }
 
+/* EIO3 frames: a binary one starts with its type byte; a text one may be "b4" + base64
+ * (decoded into *decoded, which the caller frees). Returns 0 or -1. */
+static int decode_v3_frame(const sioc__ws_event_t *event, sioc__eio_packet_t *packet,
+                           uint8_t **decoded)
+{
+    *decoded = NULL;
+    if (event->type == SIOC_WS_EVENT_BINARY)
+        return sioc__eio3_packet_decode_binary(event->data, event->length, packet);
+    if (event->length == 0 || event->data[0] != 'b')
+        return sioc__eio_packet_decode_text(event->data, event->length, packet);
+    if (event->length < 2 || event->data[1] != '0' + SIOC_EIO_MESSAGE)
+        return -1;
+    *decoded = malloc(sioc__base64_decoded_max_length(event->length - 2) + 1);
+    long length = *decoded != NULL ? sioc__base64_decode((const char *)event->data + 2,
+                                                         event->length - 2, *decoded)
+                                   : -1;
+    if (length < 0)
+        return -1;
+    packet->type = SIOC_EIO_MESSAGE;
+    packet->binary = 1;
+    packet->data = *decoded;
+    packet->length = (size_t)length;
+    return 0;
+}
+
+static void on_packet_v3(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event);
+
 static void on_plain_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
 {
     sioc_eio_socket_t *socket = websocket->socket;
     if (socket == NULL)
         return;
+    if (websocket->eio3) {
+        on_packet_v3(websocket, event);
+        return;
+    }
     sioc__eio_packet_t packet;
     if (event->type == SIOC_WS_EVENT_BINARY) {
         packet.type = SIOC_EIO_MESSAGE;
@@ -454,6 +526,27 @@ static void on_plain_message(sioc__eio_websocket_t *websocket, const sioc__ws_ev
         return;
     }
     sioc__eio_socket_on_packet(socket, &packet);
+}
+
+static void on_packet_v3(sioc__eio_websocket_t *websocket, const sioc__ws_event_t *event)
+{
+    sioc_eio_socket_t *socket = websocket->socket;
+    sioc__eio_packet_t packet;
+    uint8_t *decoded;
+    if (decode_v3_frame(event, &packet, &decoded) != 0) {
+        if (websocket->is_probe)
+            drop_probe(socket, websocket);
+        else
+            sioc__eio_socket_close(socket, "parse error");
+    } else if (websocket->is_probe) {
+        if (packet.binary)
+            drop_probe(socket, websocket);
+        else
+            on_probe_packet(socket, websocket, &packet);
+    } else {
+        sioc__eio_socket_on_packet(socket, &packet);
+    }
+    free(decoded);
 }
 
 /* The session learns that its transport is gone; a probe just goes away. */

@@ -85,7 +85,6 @@ enum sioc__sio_socket_state {
 };
 
 struct sioc_socket_s {
-    char id[SIOC_ID_LENGTH + 1];
     char pid[SIOC_ID_LENGTH + 1]; /* recovery session id; "" when recovery is off */
     sioc_namespace_t *nsp;
     sioc__sio_client_t *client; /* NULL once the connection is gone */
@@ -106,6 +105,9 @@ struct sioc_socket_s {
     uint64_t except_mark;
     UT_hash_handle hh;        /* nsp->sockets, by id */
     UT_hash_handle hh_client; /* client->sockets, by namespace name */
+    /* SIOC_ID_LENGTH characters, or for an EIO3 client Node's "<namespace>#<engine id>" outside
+     * "/" (allocated with the socket, at least SIOC_ID_LENGTH + 1 bytes). */
+    char id[];
 };
 
 struct sioc_next_s {

@@ -507,7 +507,7 @@ static sioc_socket_t *restored_socket(sioc__sio_recovery_t *recovery, restoring_
             free_restored(restored);
         return NULL;
     }
-    memcpy(socket->id, session->sid, sizeof(socket->id));
+    memcpy(socket->id, session->sid, SIOC_ID_LENGTH + 1); /* valid_session: 20 characters */
     memcpy(socket->pid, session->pid, sizeof(socket->pid));
     json_decref(socket->data);
     socket->data = session->data != NULL ? json_deep_copy(session->data) : json_null();

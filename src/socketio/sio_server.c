@@ -243,6 +243,39 @@ static json_t *build_handshake(const sioc_request_t *request)
                      parse_query(question ? question + 1 : ""));
 }
 
+static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet);
+
+/* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
+ * a URL, and a CONNECT's query string ("/admin?token=abc", socket.io-client 2's query option)
+ * is its auth, every value a string. Cuts the query off packet->nsp. */
+static void parse_v3_namespace(sioc__sio_packet_t *packet)
+{
+    char *question = strchr(packet->nsp, '?');
+    char *hash = strchr(packet->nsp, '#');
+    if (hash != NULL)
+        *hash = '\0';
+    if (packet->type == SIOC_SIO_CONNECT) {
+        json_decref(packet->data);
+        packet->data = parse_query(question != NULL ? question + 1 : "");
+    }
+    if (question != NULL)
+        *question = '\0';
+}
+
+/* An EIO3 client is in "/" from the start: Node connects it without a CONNECT packet. */
+static void connect_v3_root(sioc__sio_client_t *client)
+{
+    sioc__sio_packet_t packet = {
+        .type = SIOC_SIO_CONNECT, .nsp = strdup("/"), .id = SIOC_SIO_NO_ACK_ID};
+    if (packet.nsp == NULL) {
+        sioc__sio_client_close(client, "forced close");
+        return;
+    }
+    parse_v3_namespace(&packet);
+    connect_namespace(client, &packet);
+    sioc__sio_packet_clear(&packet);
+}
+
 static void on_connect_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
     sioc__sio_client_t *client =
@@ -264,6 +297,8 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
     sioc__sio_decoder_init(&client->decoder, server->options.max_attachments);
     sioc_eio_socket_set_data(eio, client);
     sioc__deadline_arm(&server->connect_timeouts, &client->connect_deadline);
+    if (sioc_eio_socket_protocol(eio) == 3)
+        connect_v3_root(client);
 }
 
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client)
@@ -347,6 +382,8 @@ static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *pa
 
 static void on_packet(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
 {
+    if (sioc_eio_socket_protocol(client->eio) == 3)
+        parse_v3_namespace(packet);
     if (packet->type == SIOC_SIO_CONNECT) {
         connect_namespace(client, packet);
         return;

@@ -8,16 +8,34 @@
 #include "socketio/sio_internal.h"
 #include "socketio/sio_recovery.h"
 
+/* Node gives an EIO3 client's socket the Engine.IO id ("<namespace>#<id>" outside "/");
+ * others get an id of their own, as the Engine.IO id is a secret. Returns 0 or -1. */
+static int make_id(sioc__sio_client_t *client, sioc_namespace_t *nsp, char *id, size_t size)
+{
+    if (sioc_eio_socket_protocol(client->eio) != 3)
+        return sioc__random_id(id);
+    const char *engine_id = sioc_eio_socket_id(client->eio);
+    if (strcmp(nsp->name, "/") == 0)
+        snprintf(id, size, "%s", engine_id);
+    else
+        snprintf(id, size, "%s#%s", nsp->name, engine_id);
+    return 0;
+}
+
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
 {
-    sioc_socket_t *socket = calloc(1, sizeof(*socket));
+    size_t id_size = SIOC_ID_LENGTH + 1;
+    if (sioc_eio_socket_protocol(client->eio) == 3)
+        id_size += strlen(nsp->name) + 1;
+    sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size);
     if (socket == NULL)
         return NULL;
     /* A shallow copy: headers and query are shared with the client and every other namespace
      * of the connection (they never change); only "auth" differs per socket. */
     socket->handshake = json_copy(client->handshake);
     socket->data = json_object();
-    if (socket->handshake == NULL || socket->data == NULL || sioc__random_id(socket->id) != 0 ||
+    if (socket->handshake == NULL || socket->data == NULL ||
+        make_id(client, nsp, socket->id, id_size) != 0 ||
         (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
         json_decref(socket->handshake);
         json_decref(socket->data);
@@ -74,12 +92,54 @@ static int send_simple(sioc_socket_t *socket, int type, json_t *data)
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
+static int is_eio3(const sioc_socket_t *socket)
+{
+    return socket->client != NULL && sioc_eio_socket_protocol(socket->client->eio) == 3;
+}
+
+/* v5: {"sid"} (and "pid" with recovery). v4 (EIO3 clients): a bare CONNECT, as Node's
+ * _onconnect sends it for protocol 3. */
 static void send_connect(sioc_socket_t *socket)
 {
-    json_t *data = socket->pid[0] != '\0'
-                       ? json_pack("{s:s,s:s}", "sid", socket->id, "pid", socket->pid)
-                       : json_pack("{s:s}", "sid", socket->id);
+    json_t *data = NULL;
+    if (!is_eio3(socket))
+        data = socket->pid[0] != '\0'
+                   ? json_pack("{s:s,s:s}", "sid", socket->id, "pid", socket->pid)
+                   : json_pack("{s:s}", "sid", socket->id);
     send_simple(socket, SIOC_SIO_CONNECT, data);
+}
+
+/* JavaScript's truth of a JSON value (err.data || err.message). */
+static int is_truthy(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_NULL:
+    case JSON_FALSE:
+        return 0;
+    case JSON_STRING:
+        return json_string_length(value) > 0;
+    case JSON_INTEGER:
+        return json_integer_value(value) != 0;
+    case JSON_REAL:
+        return json_real_value(value) != 0;
+    default:
+        return 1;
+    }
+}
+
+/* v5: {"message", "data"?}. v4 (EIO3 clients): err.data || err.message, as Node's _add. */
+static json_t *refusal_payload(const sioc_socket_t *socket, const char *message, json_t *data)
+{
+    if (is_eio3(socket)) {
+        if (data != NULL && is_truthy(data))
+            return data;
+        json_decref(data);
+        return json_string(message ? message : "");
+    }
+    json_t *payload = json_pack("{s:s}", "message", message ? message : "");
+    if (data != NULL)
+        json_object_set_new(payload, "data", data);
+    return payload;
 }
 
 void sioc__sio_socket_connected(sioc_socket_t *socket)
@@ -119,10 +179,8 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
 
 void sioc__sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t *data)
 {
-    json_t *payload = json_pack("{s:s}", "message", message ? message : "");
+    json_t *payload = refusal_payload(socket, message, data);
     socket->nsp->server->stats.connects_refused++;
-    if (data != NULL)
-        json_object_set_new(payload, "data", data);
     send_simple(socket, SIOC_SIO_CONNECT_ERROR, payload);
     if (socket->client != NULL)
         sioc__sio_client_forget_socket(socket->client, socket);

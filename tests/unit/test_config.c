@@ -239,7 +239,7 @@ static void test_refusals_name_the_line(void **state)
     assert_refused("{\n\n  \"listn\": {}\n}",
                    "sioc.json:3: listn: unknown key (expected one of: listen, path, cors, limits, "
                    "store, auth, api, cluster, recovery, log, channels, httpCompression, "
-                   "perMessageDeflate, admin)");
+                   "perMessageDeflate, admin, allowEIO3)");
     assert_refused("{\"listen\": {\"port\": 70000}}",
                    "sioc.json:1: listen.port: expected an integer from 0 to 65535");
     assert_refused("{\"limits\": {\"pingIntervalMs\": \"fast\"}}",

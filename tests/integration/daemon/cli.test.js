@@ -28,7 +28,7 @@ function configText(dir, patch) {
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 
-const ROOT_KEYS = 'listen, path, cors, limits, store, auth, api, cluster, recovery, log, channels, httpCompression, perMessageDeflate, admin';
+const ROOT_KEYS = 'listen, path, cors, limits, store, auth, api, cluster, recovery, log, channels, httpCompression, perMessageDeflate, admin, allowEIO3';
 
 describe('sioc check-config', () => {
   let dir;

@@ -110,7 +110,9 @@ describe('polling transport', () => {
   it('a ping "2" from the client is refused: the session is closed (invalid heartbeat direction)', async () => {
     const { sid } = await handshake(server);
     const res = await post(server, { sid }, '2');
-    assert.ok(res.status === 200 || res.status === 400, `POST status ${res.status}`);
+    // Node reads the whole payload and answers "ok" before the session is gone.
+    assert.equal(res.status, 200, `POST status ${res.status}`);
+    assert.equal(res.text, 'ok');
     await assertSessionGone(server, sid);
     await assertAlive(server);
   });
@@ -126,7 +128,9 @@ describe('polling transport', () => {
   it('an unknown packet type closes the session (parse error)', async () => {
     const { sid } = await handshake(server);
     const res = await post(server, { sid }, `9x${SEP}4after`);
-    assert.ok(res.status === 200 || res.status === 400, `POST status ${res.status}`);
+    // Node reads the whole payload and answers "ok" before the session is gone.
+    assert.equal(res.status, 200, `POST status ${res.status}`);
+    assert.equal(res.text, 'ok');
     await assertSessionGone(server, sid);
     await assertAlive(server);
   });

@@ -11,7 +11,7 @@
 //       [--per-message-deflate true|false] [--per-message-deflate-threshold BYTES]
 //       [--cookie NAME [--cookie-path P|false] [--cookie-domain D] [--cookie-max-age S]
 //        [--cookie-same-site lax|strict|none|false] [--cookie-http-only true|false]
-//        [--cookie-secure true|false]]
+//        [--cookie-secure true|false]] [--allow-eio3]
 //
 // Prints exactly one line `listening on <host>:<port>` once it accepts
 // connections, then echoes every message back as it came (text or binary).
@@ -59,9 +59,14 @@ function parseArgs(argv) {
     httpCompressionThreshold: 1024,
     perMessageDeflate: false,
     perMessageDeflateThreshold: 1024,
+    allowEIO3: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
+    if (flag === '--allow-eio3') {
+      opts.allowEIO3 = true;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) usage(`missing value for ${flag}`);
     i++;
@@ -139,6 +144,7 @@ const engine = new EngineServer({
     ? { threshold: opts.perMessageDeflateThreshold, serverNoContextTakeover: true, clientNoContextTakeover: true }
     : false,
   wsEngine: BoundedWebSocketServer,
+  allowEIO3: opts.allowEIO3,
   allowRequest: opts.rejectHeader
     ? (req, callback) => callback(null, req.headers[opts.rejectHeader] === undefined)
     : undefined,

@@ -30,6 +30,7 @@
 //
 // Middleware (every namespace):
 //   auth.refuse truthy      → next(err), err.message "refused", err.data {reason:"test"}
+//                             ("no-data": no err.data)
 //   auth.delay a number     → next() after min(delay, 1000) ms
 // On connection: emit("auth", handshake.auth); join auth.room if a string.
 // Packet middleware (socket.use, every socket): an event "forbidden" → next(new Error(
@@ -105,6 +106,10 @@ function parseArgs(argv) {
       opts.perMessageDeflate = true;
       continue;
     }
+    if (flag === '--allow-eio3') {
+      opts.allowEIO3 = true;
+      continue;
+    }
     const value = argv[i + 1];
     if (value === undefined) usage(`missing value for ${flag}`);
     i++;
@@ -153,6 +158,7 @@ const serverOptions = {
   pingTimeout: opts.pingTimeout,
   connectTimeout: opts.connectTimeout,
   serveClient: false,
+  allowEIO3: opts.allowEIO3 === true,
 };
 const cors = corsOption(opts.cors);
 if (cors) serverOptions.cors = cors;
@@ -199,8 +205,9 @@ const MAX_DELAY_MS = 1000;
 function middleware(socket, next) {
   const auth = socket.handshake.auth ?? {};
   if (auth.refuse) {
+    // refuse: "no-data" refuses without err.data (an EIO3 client then gets the message alone).
     const err = new Error('refused');
-    err.data = { reason: 'test' };
+    if (auth.refuse !== 'no-data') err.data = { reason: 'test' };
     next(err);
   } else if (typeof auth.delay === 'number') {
     setTimeout(next, Math.max(0, Math.min(auth.delay, MAX_DELAY_MS)));
