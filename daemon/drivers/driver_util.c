@@ -287,12 +287,14 @@ err:
  * handler may end the socket: it is looked up again after each one. */
 static void order_drain(sioc_namespace_t *nsp, const char *id, uint64_t serial)
 {
-    char socket_id[SIOC_ID_SIZE];
-    snprintf(socket_id, sizeof(socket_id), "%s", id);
-    sioc_socket_t *socket = sioc_namespace_socket(nsp, socket_id);
+    /* A copy: the call that owns id may be freed by a handler below. */
+    char *socket_id = strdup(id);
+    sioc_socket_t *socket = socket_id != NULL ? sioc_namespace_socket(nsp, socket_id) : NULL;
     driver_socket_t *order = socket != NULL ? sioc_socket_get_user(socket) : NULL;
-    if (order == NULL || order->serial != serial || order->draining)
+    if (order == NULL || order->serial != serial || order->draining) {
+        free(socket_id);
         return;
+    }
     order->draining = 1;
     while (order->busy == 0 && order->head != NULL) {
         driver_queued_t *queued = order->head;
@@ -310,10 +312,13 @@ static void order_drain(sioc_namespace_t *nsp, const char *id, uint64_t serial)
         queued->handler->callback(socket, &event, queued->handler->data);
         queued_free(queued);
         socket = sioc_namespace_socket(nsp, socket_id);
-        if (socket == NULL || sioc_socket_get_user(socket) != order)
+        if (socket == NULL || sioc_socket_get_user(socket) != order) {
+            free(socket_id);
             return; /* disconnected by the handler: the queue went with it */
+        }
     }
     order->draining = 0;
+    free(socket_id);
 }
 
 static void on_ordered_event(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -394,7 +399,8 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     call->base = base;
     base->references++;
     call->nsp = sioc_socket_namespace(socket);
-    copy_text(call->socket_id, sizeof(call->socket_id), sioc_socket_id(socket));
+    if ((call->socket_id = strdup(sioc_socket_id(socket))) == NULL)
+        goto err;
     copy_text(call->event_name, sizeof(call->event_name), event != NULL ? event->name : NULL);
     call->error_event = error_event;
     call->ack_id = event != NULL ? event->ack_id : -1;
@@ -405,8 +411,13 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     }
     return call;
 err:
-    if (call != NULL)
+    if (call != NULL) {
+        if (call->base != NULL)
+            base_unref(call->base);
+        json_decref(call->user);
         json_decref(call->context);
+        free(call->user_id);
+    }
     free(call);
     log_error("out of memory answering %s", event != NULL ? event->name : "a connection");
     return NULL;
@@ -418,10 +429,12 @@ driver_call_t *driver_call_new_for_user(driver_base_t *base, sioc_namespace_t *n
     driver_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL || driver_id_text(user_id, text) != 0 ||
         (call->context = json_object()) == NULL || (call->user_id = strdup(text)) == NULL ||
+        (call->socket_id = strdup("")) == NULL ||
         (call->user = json_pack("{s:O}", "id", user_id)) == NULL) {
         if (call != NULL) {
             json_decref(call->context);
             free(call->user_id);
+            free(call->socket_id);
         }
         free(call);
         return NULL;
@@ -453,6 +466,7 @@ void driver_call_free(driver_call_t *call)
     json_decref(call->user);
     json_decref(call->context);
     free(call->user_id);
+    free(call->socket_id);
     base_unref(call->base);
     free(call);
 }

@@ -145,7 +145,9 @@ int driver_on_any(driver_base_t *base, const char *error_event, sioc_event_cb ca
 typedef struct driver_call_s {
     driver_base_t *base;
     sioc_namespace_t *nsp;
-    char socket_id[SIOC_ID_SIZE]; /* "" for calls no socket waits for */
+    /* Owned; "" for calls no socket waits for. Not a fixed SIOC_ID_SIZE: an EIO3 client's id
+     * outside "/" is "<namespace>#<engine id>", longer. */
+    char *socket_id;
     char event_name[DRIVER_EVENT_NAME_SIZE];
     const char *error_event; /* static */
     int64_t ack_id;          /* < 0: the client asked for no acknowledgement */

@@ -12,6 +12,8 @@
 #include "socketio/sio_recovery.h"
 #include "transport/http_request.h"
 
+#define V3_MAX_NSP_WITH_QUERY_LENGTH 8192
+
 void sioc_server_options_init(sioc_server_options_t *options)
 {
     memset(options, 0, sizeof(*options));
@@ -295,6 +297,10 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
     client->server = server;
     client->eio = eio;
     sioc__sio_decoder_init(&client->decoder, server->options.max_attachments);
+    /* A v2 client's CONNECT names "/nsp?query": front ends put their token (a JWT of several
+     * hundred bytes) in that query, so the name's bound must leave room for it. */
+    if (sioc_eio_socket_protocol(eio) == 3)
+        client->decoder.max_nsp_length = V3_MAX_NSP_WITH_QUERY_LENGTH;
     sioc_eio_socket_set_data(eio, client);
     sioc__deadline_arm(&server->connect_timeouts, &client->connect_deadline);
     if (sioc_eio_socket_protocol(eio) == 3)
