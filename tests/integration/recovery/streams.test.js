@@ -239,8 +239,13 @@ describe('recovery in Redis (streams mode): sioc and Node nodes recover each oth
       assert.notEqual(reply.sid, id, 'a fresh session');
       assert.notEqual(reply.pid, pid);
       raw.stop();
-      // The late answer finds the client gone and gives the session back.
-      await until(async () => (await client.get(`sio:session:${pid}`)) !== null, 'the session kept', WAIT_MS * 2);
+      // The late answer finds the client gone and gives the session back: it takes the session
+      // (GET + DEL), then releases its claim and saves the session again. Seeing the session alone
+      // is not enough: a GET queued behind the pause can see it before the late restore took it,
+      // while that restore still holds the claim that makes a second presenter start afresh.
+      const claim = `sio:restore:${pid}:${offset}`;
+      await until(async () => (await client.get(`sio:session:${pid}`)) !== null && (await client.exists(claim)) === 0,
+        'the session given back and the claim released', WAIT_MS * 2);
       const again = await c.raw('websocket');
       const { reply: recovered } = await rawConnect(again, { pid, offset });
       assert.equal(recovered.sid, id, 'recovered once Redis answers');
