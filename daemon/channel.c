@@ -74,12 +74,14 @@ static void refuse(sioc_next_t *next, const char *reason)
 /* The token from auth.token (seeds 002/003), an Authorization: Bearer header, or ?token=. */
 static const char *find_token(sioc_socket_t *socket, size_t *length)
 {
-    json_t *handshake = sioc_socket_handshake(socket);
     json_t *token = json_object_get(sioc_socket_auth(socket), "token");
     if (json_is_string(token)) {
         *length = json_string_length(token);
         return json_string_value(token);
     }
+    /* Only now: the library builds the handshake object on the first ask and keeps it for the
+     * socket's life (about 2 KB), which a client with auth.token never needs. */
+    json_t *handshake = sioc_socket_handshake(socket);
     const char *header =
         json_string_value(json_object_get(json_object_get(handshake, "headers"), "authorization"));
     if (header != NULL && strncasecmp(header, "Bearer ", 7) == 0) {
@@ -229,8 +231,11 @@ static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
 {
     channel_t *channel = data;
     size_t length;
-    int token = find_token(socket, &length) != NULL;
-    int cookie = has_session_cookie(socket) && channel->daemon->sessions != NULL;
+    int token = 0, cookie = 0;
+    if (channel->config->auth == CONFIG_AUTH_ANY || channel->config->auth == CONFIG_AUTH_OPTIONAL)
+        token = find_token(socket, &length) != NULL;
+    if (channel->config->auth == CONFIG_AUTH_ANY && !token)
+        cookie = has_session_cookie(socket) && channel->daemon->sessions != NULL;
     switch (channel->config->auth) {
     case CONFIG_AUTH_NONE:
         sioc_next(next);

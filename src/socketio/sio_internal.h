@@ -15,6 +15,8 @@
 #include "socketio/sio_parser.h"
 
 typedef struct sioc__sio_client_s sioc__sio_client_t;
+/* The opening request's handshake as bytes, refcounted (sio_handshake.c). */
+typedef struct sioc__sio_handshake_s sioc__sio_handshake_t;
 /* Collects the answers of a broadcast with acks; the public sioc_adapter_ack_sink_t. */
 typedef struct sioc_adapter_ack_sink_s sioc__sio_ack_collector_t;
 
@@ -87,8 +89,10 @@ enum sioc__sio_socket_state {
 struct sioc_socket_s {
     char pid[SIOC_ID_LENGTH + 1]; /* recovery session id; "" when recovery is off */
     sioc_namespace_t *nsp;
-    sioc__sio_client_t *client; /* NULL once the connection is gone */
-    json_t *handshake;
+    sioc__sio_client_t *client;     /* NULL once the connection is gone */
+    sioc__sio_handshake_t *request; /* a reference to the client's */
+    json_t *handshake;              /* NULL until sioc_socket_handshake() is called */
+    json_t *auth;
     json_t *data;
     void *user;
     uint8_t state;
@@ -120,8 +124,8 @@ struct sioc__sio_client_s {
     sioc_server_t *server;
     sioc_eio_socket_t *eio;
     sioc__sio_decoder_t decoder;
-    sioc_socket_t *sockets; /* by namespace name (hh_client) */
-    json_t *handshake;      /* everything but auth, from the opening request */
+    sioc_socket_t *sockets;           /* by namespace name (hh_client) */
+    sioc__sio_handshake_t *handshake; /* everything but auth, from the opening request */
     sioc__deadline_t connect_deadline;
     uint8_t closed;
 };
@@ -155,6 +159,21 @@ void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason);
 void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *socket);
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client);
 
+/* Node's parsing of a query string into an object of strings (a new object). */
+json_t *sioc__sio_parse_query(const char *query);
+
+/* sio_handshake.c */
+/* A copy of what the handshake needs from request (one reference), or NULL. */
+sioc__sio_handshake_t *sioc__sio_handshake_new(const sioc_request_t *request);
+void sioc__sio_handshake_ref(sioc__sio_handshake_t *handshake);
+void sioc__sio_handshake_unref(sioc__sio_handshake_t *handshake);
+/* {headers, time, address, xdomain, secure, issued, url, query} (borrowed: built on the first
+ * call, then kept until the last reference goes), or NULL. */
+json_t *sioc__sio_handshake_object(sioc__sio_handshake_t *handshake);
+/* The same with "auth" (a new object sharing headers and query). keep = 0 does not keep what
+ * it builds (fetchSockets: the sockets' handshakes are not held for the rest of their lives). */
+json_t *sioc__sio_handshake_with_auth(sioc__sio_handshake_t *handshake, json_t *auth, int keep);
+
 /* sio_namespace.c */
 /* is_parent: a dynamic parent (it keeps the in-memory adapter). */
 sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *name,
@@ -185,6 +204,9 @@ void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namesp
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp,
                                     json_t *auth);
 void sioc__sio_socket_ref(sioc_socket_t *socket);
+/* The socket's handshake as a new reference, built without being kept when no one asked for
+ * it yet (fetchSockets). */
+json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket);
 void sioc__sio_socket_unref(sioc_socket_t *socket);
 /* Completes a connection that passed the middleware (or was recovered). */
 void sioc__sio_socket_connected(sioc_socket_t *socket);

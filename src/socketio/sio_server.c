@@ -1,10 +1,7 @@
 /* Socket.IO server: options, the Engine.IO callbacks, one client per Engine.IO connection
  * (packet decoding, CONNECT routing, connect timeout) and packet encoding. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "engineio/eio_send.h"
 #include "socketio/sio_internal.h"
@@ -185,7 +182,7 @@ int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t 
 /* ---- clients ----------------------------------------------------------------------------------
  */
 
-static json_t *parse_query(const char *query)
+json_t *sioc__sio_parse_query(const char *query)
 {
     json_t *object = json_object();
     const char *cursor = query;
@@ -207,44 +204,6 @@ static json_t *parse_query(const char *query)
     return object;
 }
 
-static json_t *request_headers(const sioc_request_t *request)
-{
-    json_t *headers = json_object();
-    size_t count = sioc_request_header_count(request);
-    for (size_t i = 0; headers != NULL && i < count; i++) {
-        const char *name, *value;
-        size_t value_length;
-        sioc_request_header_at(request, i, &name, &value, &value_length);
-        /* Node lower-cases header names (IncomingMessage.headers). */
-        char lower[256];
-        size_t length = strlen(name);
-        if (length >= sizeof(lower))
-            continue;
-        for (size_t j = 0; j <= length; j++)
-            lower[j] = (char)tolower((unsigned char)name[j]);
-        json_object_set_new(headers, lower, json_stringn(value, value_length));
-    }
-    return headers;
-}
-
-/* Node's socket.handshake, without auth (which comes with each CONNECT). */
-static json_t *build_handshake(const sioc_request_t *request)
-{
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    char time_text[64];
-    struct tm local;
-    localtime_r(&now.tv_sec, &local);
-    strftime(time_text, sizeof(time_text), "%a %b %d %Y %H:%M:%S GMT%z (%Z)", &local);
-    const char *url = sioc_request_url(request);
-    const char *question = strchr(url, '?');
-    return json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:s,s:o}", "headers", request_headers(request),
-                     "time", time_text, "address", sioc_request_remote_address(request), "xdomain",
-                     sioc_request_header(request, "origin", NULL) != NULL, "secure", 0, "issued",
-                     (json_int_t)now.tv_sec * 1000 + now.tv_usec / 1000, "url", url, "query",
-                     parse_query(question ? question + 1 : ""));
-}
-
 static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet);
 
 /* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
@@ -258,7 +217,7 @@ static void parse_v3_namespace(sioc__sio_packet_t *packet)
         *hash = '\0';
     if (packet->type == SIOC_SIO_CONNECT) {
         json_decref(packet->data);
-        packet->data = parse_query(question != NULL ? question + 1 : "");
+        packet->data = sioc__sio_parse_query(question != NULL ? question + 1 : "");
     }
     if (question != NULL)
         *question = '\0';
@@ -289,7 +248,7 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
 {
     sioc_server_t *server = data;
     sioc__sio_client_t *client = calloc(1, sizeof(*client));
-    if (client == NULL || (client->handshake = build_handshake(request)) == NULL) {
+    if (client == NULL || (client->handshake = sioc__sio_handshake_new(request)) == NULL) {
         free(client);
         sioc_eio_socket_close(eio);
         return;
@@ -489,7 +448,7 @@ static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *da
         sioc__sio_recovery_forget_client(client->server->recovery, client);
     sioc__deadline_disarm(&client->connect_deadline);
     sioc__sio_decoder_free(&client->decoder);
-    json_decref(client->handshake);
+    sioc__sio_handshake_unref(client->handshake);
     free(client);
 }
 

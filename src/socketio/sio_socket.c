@@ -30,19 +30,16 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
     sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size);
     if (socket == NULL)
         return NULL;
-    /* A shallow copy: headers and query are shared with the client and every other namespace
-     * of the connection (they never change); only "auth" differs per socket. */
-    socket->handshake = json_copy(client->handshake);
     socket->data = json_object();
-    if (socket->handshake == NULL || socket->data == NULL ||
-        make_id(client, nsp, socket->id, id_size) != 0 ||
+    if (socket->data == NULL || make_id(client, nsp, socket->id, id_size) != 0 ||
         (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
-        json_decref(socket->handshake);
         json_decref(socket->data);
         free(socket);
         return NULL;
     }
-    json_object_set(socket->handshake, "auth", auth);
+    socket->request = client->handshake;
+    sioc__sio_handshake_ref(socket->request);
+    socket->auth = json_incref(auth);
     socket->nsp = nsp;
     socket->client = client;
     socket->state = SIO_SOCKET_CONNECTING;
@@ -61,6 +58,8 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
         return;
     sioc__sio_recovery_release(socket);
     json_decref(socket->handshake);
+    json_decref(socket->auth);
+    sioc__sio_handshake_unref(socket->request);
     json_decref(socket->data);
     free(socket->uses);
     free(socket);
@@ -711,12 +710,23 @@ sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket)
 
 json_t *sioc_socket_handshake(const sioc_socket_t *socket)
 {
+    /* Built on the first ask and kept: the object is borrowed for the socket's life. */
+    sioc_socket_t *mutable = (sioc_socket_t *)socket;
+    if (mutable->handshake == NULL)
+        mutable->handshake = sioc__sio_handshake_with_auth(socket->request, socket->auth, 1);
     return socket->handshake;
+}
+
+json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
+{
+    if (socket->handshake != NULL)
+        return json_incref(socket->handshake);
+    return sioc__sio_handshake_with_auth(socket->request, socket->auth, 0);
 }
 
 json_t *sioc_socket_auth(const sioc_socket_t *socket)
 {
-    return json_object_get(socket->handshake, "auth");
+    return socket->auth;
 }
 
 json_t *sioc_socket_data(sioc_socket_t *socket)
