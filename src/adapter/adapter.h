@@ -16,19 +16,37 @@ typedef struct sioc__room_s sioc__room_t;
 typedef struct sioc__sio_recovery_s sioc__sio_recovery_t;
 struct sioc__sio_encoded_s;
 
-/* One (socket, room) pair, in the room's member table and in the socket's room table. */
-typedef struct sioc__membership_s {
+/* One (socket, room) pair, in the room's member list and in the socket's room set. */
+typedef struct sioc__membership_s sioc__membership_t;
+struct sioc__membership_s {
     sioc_socket_t *socket;
     sioc__room_t *room;
-    UT_hash_handle hh_room;   /* room->members, keyed by the socket pointer */
-    UT_hash_handle hh_socket; /* socket->memberships, keyed by the room name */
-} sioc__membership_t;
+    sioc__membership_t *prev, *next; /* room->members, in the order joined */
+};
 
 struct sioc__room_s {
-    char *name;
     sioc__membership_t *members;
-    UT_hash_handle hh;
+    sioc__membership_t *last;
+    size_t member_count;
+    UT_hash_handle hh; /* adapter->rooms, by name */
+    char name[];
 };
+
+/* The rooms of one socket in the order joined. An entry is a membership, or NULL for the room
+ * named by the socket's id: no room exists for that one (Node has a room per socket, which cost
+ * an idle socket about 1 KB); the namespace's socket table finds the socket by id. Two entries
+ * live inline; more go to an array, and past SIOC__ROOM_SET_INDEXED entries an open-addressing
+ * index by name keeps lookups O(1). */
+#define SIOC__ROOM_SET_INLINE 2
+#define SIOC__ROOM_SET_INDEXED 8
+typedef struct sioc__room_set_s {
+    sioc__membership_t **heap; /* NULL while the entries fit inline */
+    uint32_t *index;           /* position + 1 by hash of the name, 0 = free; NULL when small */
+    uint32_t count;
+    uint32_t capacity;   /* of heap */
+    uint32_t index_mask; /* slots - 1 */
+    sioc__membership_t *inline_entries[SIOC__ROOM_SET_INLINE];
+} sioc__room_set_t;
 
 typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);
 
@@ -37,6 +55,7 @@ typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);
 struct sioc__adapter_s {
     sioc_namespace_t *nsp;
     sioc__room_t *rooms; /* by name */
+    size_t own_rooms;    /* sockets in the room of their id where no stored room has that name */
 };
 
 /* The room index for nsp; NULL on allocation failure. */
@@ -48,11 +67,20 @@ void sioc__memory_adapter_free(sioc__adapter_t *adapter);
 int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
 void sioc__memory_adapter_leave(sioc__adapter_t *adapter, sioc_socket_t *socket, const char *room);
 void sioc__memory_adapter_leave_all(sioc__adapter_t *adapter, sioc_socket_t *socket);
+int sioc__memory_adapter_in_room(const sioc_socket_t *socket, const char *room);
+/* The socket's rooms as a new JSON array, in the order joined. */
+json_t *sioc__memory_adapter_socket_rooms(const sioc_socket_t *socket);
+/* Frees what the set allocated (the socket has left every room). */
+void sioc__room_set_free(sioc__room_set_t *set);
 /* Calls visit for each connected socket opts selects (rooms union, minus except), each once;
  * returns how many. */
 size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
                                    sioc__adapter_visit_cb visit, void *data);
 int sioc__memory_adapter_has_room(const sioc__adapter_t *adapter, const char *room);
+/* How many rooms there are, each socket's own room included. */
+size_t sioc__memory_adapter_room_count(const sioc__adapter_t *adapter);
+/* How many sockets are in the room. */
+size_t sioc__memory_adapter_room_size(const sioc__adapter_t *adapter, const char *room);
 /* Every room name, as a new JSON array. */
 json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter);
 /* A random node or request id of length characters (as uid2) and a NUL; length <

@@ -1,16 +1,163 @@
-/* The local room index: rooms as hash tables of members, each membership linked from both the
- * room and the socket so join, leave and "leave all" cost O(1) per room. Then the in-memory
- * adapter, which does every operation's local part and nothing else. */
+/* The local room index: rooms as lists of memberships, each membership linked from both the
+ * room and the socket's room set, so join, leave and "leave all" cost O(1) per room. The room
+ * named by a socket's id is not stored: the namespace's socket table stands for it. Then the
+ * in-memory adapter, which does every operation's local part and nothing else. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "socketio/sio_internal.h"
 
-static sioc__room_t *find_room(sioc__adapter_t *adapter, const char *name)
+/* ---- a socket's room set --------------------------------------------------------------------- */
+
+static sioc__membership_t **entries(const sioc__room_set_t *set)
+{
+    return set->heap != NULL ? set->heap : (sioc__membership_t **)set->inline_entries;
+}
+
+static const char *entry_name(const sioc_socket_t *socket, const sioc__membership_t *entry)
+{
+    return entry != NULL ? entry->room->name : socket->id;
+}
+
+static uint32_t name_hash(const char *name)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        hash = (hash ^ *p) * 16777619u;
+    return hash;
+}
+
+static void index_put(const sioc_socket_t *socket, uint32_t position)
+{
+    const sioc__room_set_t *set = &socket->rooms;
+    uint32_t slot = name_hash(entry_name(socket, entries(set)[position])) & set->index_mask;
+    while (set->index[slot] != 0)
+        slot = (slot + 1) & set->index_mask;
+    set->index[slot] = position + 1;
+}
+
+/* Rebuilds the index for the current entries (at most half full), or drops it below the
+ * threshold. SIOC_ENOMEM leaves the set without an index, which only makes lookups linear. */
+static int index_rebuild(sioc_socket_t *socket)
+{
+    sioc__room_set_t *set = &socket->rooms;
+    free(set->index);
+    set->index = NULL;
+    if (set->count <= SIOC__ROOM_SET_INDEXED)
+        return 0;
+    uint32_t slots = 16;
+    while (slots < set->count * 2)
+        slots *= 2;
+    set->index = calloc(slots, sizeof(*set->index));
+    if (set->index == NULL)
+        return SIOC_ENOMEM;
+    set->index_mask = slots - 1;
+    for (uint32_t i = 0; i < set->count; i++)
+        index_put(socket, i);
+    return 0;
+}
+
+/* The entry's position, or -1. */
+static long set_find(const sioc_socket_t *socket, const char *name)
+{
+    const sioc__room_set_t *set = &socket->rooms;
+    sioc__membership_t **items = entries(set);
+    if (set->index == NULL) {
+        for (uint32_t i = 0; i < set->count; i++) {
+            if (strcmp(entry_name(socket, items[i]), name) == 0)
+                return i;
+        }
+        return -1;
+    }
+    for (uint32_t slot = name_hash(name) & set->index_mask; set->index[slot] != 0;
+         slot = (slot + 1) & set->index_mask) {
+        uint32_t position = set->index[slot] - 1;
+        if (strcmp(entry_name(socket, items[position]), name) == 0)
+            return position;
+    }
+    return -1;
+}
+
+static int set_grow(sioc__room_set_t *set)
+{
+    uint32_t capacity = set->capacity != 0 ? set->capacity * 2 : 2 * SIOC__ROOM_SET_INLINE;
+    sioc__membership_t **heap = realloc(set->heap, capacity * sizeof(*heap));
+    if (heap == NULL)
+        return SIOC_ENOMEM;
+    if (set->heap == NULL)
+        memcpy(heap, set->inline_entries, sizeof(set->inline_entries));
+    set->heap = heap;
+    set->capacity = capacity;
+    return 0;
+}
+
+static int set_append(sioc_socket_t *socket, sioc__membership_t *entry)
+{
+    sioc__room_set_t *set = &socket->rooms;
+    uint32_t capacity = set->heap != NULL ? set->capacity : SIOC__ROOM_SET_INLINE;
+    if (set->count == capacity && set_grow(set) != 0)
+        return SIOC_ENOMEM;
+    entries(set)[set->count++] = entry;
+    if (set->count == SIOC__ROOM_SET_INDEXED + 1 ||
+        (set->index != NULL && set->count * 2 > set->index_mask + 1))
+        index_rebuild(socket);
+    else if (set->index != NULL)
+        index_put(socket, set->count - 1);
+    return 0;
+}
+
+/* Keeps the order joined (Node's Set): later entries move down one. */
+static void set_remove_at(sioc_socket_t *socket, uint32_t position)
+{
+    sioc__room_set_t *set = &socket->rooms;
+    sioc__membership_t **items = entries(set);
+    memmove(items + position, items + position + 1, (set->count - position - 1) * sizeof(*items));
+    set->count--;
+    if (set->index != NULL)
+        index_rebuild(socket);
+    if (set->heap != NULL && set->count <= SIOC__ROOM_SET_INLINE) {
+        memcpy(set->inline_entries, set->heap, set->count * sizeof(*items));
+        free(set->heap);
+        set->heap = NULL;
+        set->capacity = 0;
+    }
+}
+
+void sioc__room_set_free(sioc__room_set_t *set)
+{
+    free(set->heap);
+    free(set->index);
+    memset(set, 0, sizeof(*set));
+}
+
+/* ---- rooms ----------------------------------------------------------------------------------- */
+
+static sioc__room_t *find_room(const sioc__adapter_t *adapter, const char *name)
 {
     sioc__room_t *room = NULL;
     HASH_FIND_STR(adapter->rooms, name, room);
     return room;
+}
+
+/* The connected socket whose id names this room and which is in it, or NULL. */
+static sioc_socket_t *own_room_socket(const sioc__adapter_t *adapter, const char *name)
+{
+    sioc_socket_t *socket = NULL;
+    HASH_FIND_STR(adapter->nsp->sockets, name, socket);
+    return socket != NULL && socket->in_own_room ? socket : NULL;
+}
+
+/* room_created / room_deleted for the cluster adapter (its dynamic subscriptions), once per
+ * name whether the room is stored or stands for a socket. */
+static void announce(sioc__adapter_t *adapter, const char *name, int created)
+{
+    sioc_adapter_t *cluster = adapter->nsp->adapter;
+    if (cluster == NULL)
+        return;
+    if (created && cluster->ops->room_created != NULL)
+        cluster->ops->room_created(cluster, name);
+    else if (!created && cluster->ops->room_deleted != NULL)
+        cluster->ops->room_deleted(cluster, name);
 }
 
 static sioc__room_t *find_or_create_room(sioc__adapter_t *adapter, const char *name)
@@ -18,76 +165,148 @@ static sioc__room_t *find_or_create_room(sioc__adapter_t *adapter, const char *n
     sioc__room_t *room = find_room(adapter, name);
     if (room != NULL)
         return room;
-    room = calloc(1, sizeof(*room));
-    if (room == NULL || (room->name = strdup(name)) == NULL) {
-        free(room);
+    size_t length = strlen(name);
+    room = calloc(1, sizeof(*room) + length + 1);
+    if (room == NULL)
         return NULL;
-    }
-    HASH_ADD_KEYPTR(hh, adapter->rooms, room->name, strlen(room->name), room);
-    sioc_adapter_t *cluster = adapter->nsp->adapter;
-    if (cluster != NULL && cluster->ops->room_created != NULL)
-        cluster->ops->room_created(cluster, room->name);
+    memcpy(room->name, name, length + 1);
+    HASH_ADD_KEYPTR(hh, adapter->rooms, room->name, length, room);
+    if (own_room_socket(adapter, name) == NULL)
+        announce(adapter, room->name, 1);
+    else
+        adapter->own_rooms--; /* the name is a stored room now */
     return room;
+}
+
+/* An emptied room goes; its name may live on as a socket's own room. */
+static void delete_room(sioc__adapter_t *adapter, sioc__room_t *room)
+{
+    HASH_DEL(adapter->rooms, room);
+    if (own_room_socket(adapter, room->name) == NULL)
+        announce(adapter, room->name, 0);
+    else
+        adapter->own_rooms++;
+    free(room);
+}
+
+static int join_own_room(sioc__adapter_t *adapter, sioc_socket_t *socket)
+{
+    if (set_append(socket, NULL) != 0)
+        return SIOC_ENOMEM;
+    socket->in_own_room = 1;
+    if (find_room(adapter, socket->id) == NULL) {
+        adapter->own_rooms++;
+        announce(adapter, socket->id, 1);
+    }
+    return 0;
 }
 
 int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket,
                               const char *room_name)
 {
-    sioc__membership_t *membership = NULL;
-    HASH_FIND(hh_socket, socket->memberships, room_name, strlen(room_name), membership);
-    if (membership != NULL)
+    if (set_find(socket, room_name) >= 0)
         return 0;
+    if (strcmp(room_name, socket->id) == 0)
+        return join_own_room(adapter, socket);
     sioc__room_t *room = find_or_create_room(adapter, room_name);
-    membership = room ? calloc(1, sizeof(*membership)) : NULL;
-    if (membership == NULL)
+    sioc__membership_t *membership = room ? calloc(1, sizeof(*membership)) : NULL;
+    if (membership != NULL) {
+        membership->socket = socket; /* before set_append: its index reads the room's name */
+        membership->room = room;
+    }
+    if (membership == NULL || set_append(socket, membership) != 0) {
+        free(membership);
+        if (room != NULL && room->members == NULL) {
+            delete_room(adapter, room);
+        }
         return SIOC_ENOMEM;
-    membership->socket = socket;
-    membership->room = room;
-    HASH_ADD(hh_room, room->members, socket, sizeof(sioc_socket_t *), membership);
-    HASH_ADD_KEYPTR(hh_socket, socket->memberships, room->name, strlen(room->name), membership);
+    }
+    membership->prev = room->last;
+    if (room->last != NULL)
+        room->last->next = membership;
+    else
+        room->members = membership;
+    room->last = membership;
+    room->member_count++;
     return 0;
 }
 
-static void remove_membership(sioc__adapter_t *adapter, sioc__membership_t *membership)
+static void unlink_membership(sioc__membership_t *membership)
 {
     sioc__room_t *room = membership->room;
-    HASH_DELETE(hh_room, room->members, membership);
-    HASH_DELETE(hh_socket, membership->socket->memberships, membership);
+    if (membership->prev != NULL)
+        membership->prev->next = membership->next;
+    else
+        room->members = membership->next;
+    if (membership->next != NULL)
+        membership->next->prev = membership->prev;
+    else
+        room->last = membership->prev;
+    room->member_count--;
+}
+
+static void remove_entry(sioc__adapter_t *adapter, sioc_socket_t *socket, uint32_t position)
+{
+    sioc__membership_t *membership = entries(&socket->rooms)[position];
+    set_remove_at(socket, position);
+    if (membership == NULL) {
+        socket->in_own_room = 0;
+        if (find_room(adapter, socket->id) == NULL) {
+            adapter->own_rooms--;
+            announce(adapter, socket->id, 0);
+        }
+        return;
+    }
+    sioc__room_t *room = membership->room;
+    unlink_membership(membership);
     free(membership);
     /* Empty rooms disappear, as in socket.io-adapter ("delete-room"). */
     if (room->members == NULL) {
-        HASH_DEL(adapter->rooms, room);
-        sioc_adapter_t *cluster = adapter->nsp->adapter;
-        if (cluster != NULL && cluster->ops->room_deleted != NULL)
-            cluster->ops->room_deleted(cluster, room->name);
-        free(room->name);
-        free(room);
+        delete_room(adapter, room);
     }
 }
 
 void sioc__memory_adapter_leave(sioc__adapter_t *adapter, sioc_socket_t *socket,
                                 const char *room_name)
 {
-    sioc__membership_t *membership = NULL;
-    HASH_FIND(hh_socket, socket->memberships, room_name, strlen(room_name), membership);
-    if (membership != NULL)
-        remove_membership(adapter, membership);
+    long position = set_find(socket, room_name);
+    if (position >= 0)
+        remove_entry(adapter, socket, (uint32_t)position);
 }
 
 void sioc__memory_adapter_leave_all(sioc__adapter_t *adapter, sioc_socket_t *socket)
 {
-    while (socket->memberships != NULL)
-        remove_membership(adapter, socket->memberships);
+    /* From the last: nothing moves. */
+    while (socket->rooms.count > 0)
+        remove_entry(adapter, socket, socket->rooms.count - 1);
+    sioc__room_set_free(&socket->rooms);
 }
+
+int sioc__memory_adapter_in_room(const sioc_socket_t *socket, const char *room)
+{
+    return set_find(socket, room) >= 0;
+}
+
+json_t *sioc__memory_adapter_socket_rooms(const sioc_socket_t *socket)
+{
+    json_t *rooms = json_array();
+    sioc__membership_t **items = entries(&socket->rooms);
+    for (uint32_t i = 0; rooms != NULL && i < socket->rooms.count; i++)
+        json_array_append_new(rooms, json_string(entry_name(socket, items[i])));
+    return rooms;
+}
+
+/* ---- selecting sockets ----------------------------------------------------------------------- */
 
 static void mark_excepted(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts, uint64_t mark)
 {
     for (size_t i = 0; i < opts->except_count; i++) {
+        sioc_socket_t *own = own_room_socket(adapter, opts->except[i]);
+        if (own != NULL)
+            own->except_mark = mark;
         sioc__room_t *room = find_room(adapter, opts->except[i]);
-        if (room == NULL)
-            continue;
-        for (sioc__membership_t *member = room->members; member != NULL;
-             member = member->hh_room.next)
+        for (sioc__membership_t *member = room ? room->members : NULL; member != NULL;
+             member = member->next)
             member->socket->except_mark = mark;
     }
 }
@@ -96,6 +315,16 @@ static int selectable(const sioc_socket_t *socket, uint64_t mark)
 {
     return socket->state == SIO_SOCKET_CONNECTED && socket->except_mark != mark &&
            socket->seen_mark != mark;
+}
+
+static size_t visit_one(sioc_socket_t *socket, uint64_t mark, sioc__adapter_visit_cb visit,
+                        void *data)
+{
+    if (!selectable(socket, mark))
+        return 0;
+    socket->seen_mark = mark;
+    visit(socket, data);
+    return 1;
 }
 
 size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
@@ -109,27 +338,19 @@ size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_
     if (opts->room_count == 0) {
         sioc_socket_t *socket, *next;
         HASH_ITER(hh, adapter->nsp->sockets, socket, next)
-        {
-            if (selectable(socket, mark)) {
-                socket->seen_mark = mark;
-                visit(socket, data);
-                count++;
-            }
-        }
+        count += visit_one(socket, mark, visit, data);
         return count;
     }
     for (size_t i = 0; i < opts->room_count; i++) {
+        sioc_socket_t *own = own_room_socket(adapter, opts->rooms[i]);
+        if (own != NULL)
+            count += visit_one(own, mark, visit, data);
         sioc__room_t *room = find_room(adapter, opts->rooms[i]);
         sioc__membership_t *member = room ? room->members : NULL;
         while (member != NULL) {
             /* visit may make the socket leave this room: step first. */
-            sioc__membership_t *next = member->hh_room.next;
-            sioc_socket_t *socket = member->socket;
-            if (selectable(socket, mark)) {
-                socket->seen_mark = mark;
-                visit(socket, data);
-                count++;
-            }
+            sioc__membership_t *next = member->next;
+            count += visit_one(member->socket, mark, visit, data);
             member = next;
         }
     }
@@ -138,7 +359,18 @@ size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_
 
 int sioc__memory_adapter_has_room(const sioc__adapter_t *adapter, const char *name)
 {
-    return find_room((sioc__adapter_t *)adapter, name) != NULL;
+    return find_room(adapter, name) != NULL || own_room_socket(adapter, name) != NULL;
+}
+
+size_t sioc__memory_adapter_room_count(const sioc__adapter_t *adapter)
+{
+    return HASH_COUNT(adapter->rooms) + adapter->own_rooms;
+}
+
+size_t sioc__memory_adapter_room_size(const sioc__adapter_t *adapter, const char *name)
+{
+    const sioc__room_t *room = find_room(adapter, name);
+    return (room != NULL ? room->member_count : 0) + (own_room_socket(adapter, name) != NULL);
 }
 
 json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter)
@@ -146,6 +378,11 @@ json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter)
     json_t *names = json_array();
     for (sioc__room_t *room = adapter->rooms; names != NULL && room != NULL; room = room->hh.next)
         json_array_append_new(names, json_string(room->name));
+    for (sioc_socket_t *socket = adapter->nsp->sockets; names != NULL && socket != NULL;
+         socket = socket->hh.next) {
+        if (socket->in_own_room && find_room(adapter, socket->id) == NULL)
+            json_array_append_new(names, json_string(socket->id));
+    }
     return names;
 }
 
@@ -158,12 +395,14 @@ void sioc__memory_adapter_free(sioc__adapter_t *adapter)
     {
         while (room->members != NULL) {
             sioc__membership_t *membership = room->members;
-            HASH_DELETE(hh_room, room->members, membership);
-            HASH_DELETE(hh_socket, membership->socket->memberships, membership);
+            sioc_socket_t *socket = membership->socket;
+            long position = set_find(socket, room->name);
+            if (position >= 0)
+                set_remove_at(socket, (uint32_t)position);
+            unlink_membership(membership);
             free(membership);
         }
         HASH_DEL(adapter->rooms, room);
-        free(room->name);
         free(room);
     }
     free(adapter);

@@ -98,10 +98,11 @@ struct sioc_socket_s {
     uint8_t state;
     uint8_t recovered;
     uint8_t session_dirty;                 /* queued for a session write (sio_recovery.c) */
+    uint8_t in_own_room;                   /* in the room named by its id (memory_adapter.c) */
     struct sioc__sio_restored_s *restored; /* a restored socket's rooms and missed packets */
     uint32_t references;                   /* the socket is freed when this drops to 0 */
     sioc__sio_pending_ack_t *acks;         /* by id */
-    sioc__membership_t *memberships;       /* rooms, by name (adapter-owned entries) */
+    sioc__room_set_t rooms;                /* adapter-owned entries */
     uint64_t seen_mark;                    /* broadcast de-duplication */
     sioc__sio_callback_t *uses;            /* packet middleware (sioc_socket_use), in order */
     uint32_t use_count;

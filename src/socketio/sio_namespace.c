@@ -233,9 +233,7 @@ size_t sioc_namespace_socket_count(const sioc_namespace_t *nsp)
 
 size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room_name)
 {
-    sioc__room_t *room = NULL;
-    HASH_FIND_STR(nsp->index->rooms, room_name, room);
-    return room != NULL ? HASH_CNT(hh_room, room->members) : 0;
+    return sioc__memory_adapter_room_size(nsp->index, room_name);
 }
 
 sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id)

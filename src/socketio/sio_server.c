@@ -535,7 +535,7 @@ void sioc_server_stats(const sioc_server_t *server, sioc_server_stats_t *out)
     for (const sioc_namespace_t *nsp = server->namespaces; nsp != NULL; nsp = nsp->hh.next) {
         out->namespaces++;
         out->sockets += nsp->socket_count;
-        out->rooms += HASH_COUNT(nsp->index->rooms);
+        out->rooms += sioc__memory_adapter_room_count(nsp->index);
     }
 }
 

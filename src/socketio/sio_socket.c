@@ -60,6 +60,7 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
     json_decref(socket->handshake);
     json_decref(socket->auth);
     sioc__sio_handshake_unref(socket->request);
+    sioc__room_set_free(&socket->rooms);
     json_decref(socket->data);
     free(socket->uses);
     free(socket);
@@ -799,16 +800,10 @@ int sioc_socket_leave(sioc_socket_t *socket, const char *room)
 
 int sioc_socket_in_room(const sioc_socket_t *socket, const char *room)
 {
-    sioc__membership_t *membership = NULL;
-    HASH_FIND(hh_socket, socket->memberships, room, strlen(room), membership);
-    return membership != NULL;
+    return sioc__memory_adapter_in_room(socket, room);
 }
 
 json_t *sioc_socket_rooms(const sioc_socket_t *socket)
 {
-    json_t *rooms = json_array();
-    for (sioc__membership_t *membership = socket->memberships; membership != NULL;
-         membership = membership->hh_socket.next)
-        json_array_append_new(rooms, json_string(membership->room->name));
-    return rooms;
+    return sioc__memory_adapter_socket_rooms(socket);
 }
