@@ -93,7 +93,7 @@ struct sioc_socket_s {
     sioc__sio_handshake_t *request; /* a reference to the client's */
     json_t *handshake;              /* NULL until sioc_socket_handshake() is called */
     json_t *auth;
-    json_t *data;
+    json_t *data; /* NULL until sioc_socket_data() is called: an empty object */
     void *user;
     uint8_t state;
     uint8_t recovered;
@@ -108,8 +108,8 @@ struct sioc_socket_s {
     uint32_t use_count;
     sioc__sio_callback_t on_error; /* refusals of the packet middleware */
     uint64_t except_mark;
-    UT_hash_handle hh;        /* nsp->sockets, by id */
-    UT_hash_handle hh_client; /* client->sockets, by namespace name */
+    UT_hash_handle hh;             /* nsp->sockets, by id */
+    sioc_socket_t *next_in_client; /* client->sockets */
     /* SIOC_ID_LENGTH characters, or for an EIO3 client Node's "<namespace>#<engine id>" outside
      * "/" (allocated with the socket, at least SIOC_ID_LENGTH + 1 bytes). */
     char id[];
@@ -125,7 +125,7 @@ struct sioc__sio_client_s {
     sioc_server_t *server;
     sioc_eio_socket_t *eio;
     sioc__sio_decoder_t decoder;
-    sioc_socket_t *sockets;           /* by namespace name (hh_client) */
+    sioc_socket_t *sockets;           /* one per namespace (next_in_client): a client is in few */
     sioc__sio_handshake_t *handshake; /* everything but auth, from the opening request */
     sioc__deadline_t connect_deadline;
     uint8_t closed;
@@ -158,6 +158,8 @@ int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t 
 /* Closes the Engine.IO connection after disconnecting every socket with reason. */
 void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason);
 void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *socket);
+/* Takes the client's first socket off its list (NULL when none is left). */
+sioc_socket_t *sioc__sio_client_pop_socket(sioc__sio_client_t *client);
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client);
 
 /* Node's parsing of a query string into an object of strings (a new object). */
@@ -208,6 +210,8 @@ void sioc__sio_socket_ref(sioc_socket_t *socket);
 /* The socket's handshake as a new reference, built without being kept when no one asked for
  * it yet (fetchSockets). */
 json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket);
+/* socket.data as a new reference: an empty object until a program asked for it. */
+json_t *sioc__sio_socket_data_copy(const sioc_socket_t *socket);
 void sioc__sio_socket_unref(sioc_socket_t *socket);
 /* Completes a connection that passed the middleware (or was recovered). */
 void sioc__sio_socket_connected(sioc_socket_t *socket);

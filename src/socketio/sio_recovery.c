@@ -352,17 +352,22 @@ static uint32_t window_ms(const sioc__sio_recovery_t *recovery)
 static void save_session(sioc__sio_recovery_t *recovery, sioc_socket_t *socket, int connected)
 {
     json_t *rooms = sioc_socket_rooms(socket);
-    if (rooms == NULL)
+    json_t *data = sioc__sio_socket_data_copy(socket);
+    if (rooms == NULL || data == NULL) {
+        json_decref(rooms);
+        json_decref(data);
         return;
+    }
     /* A connected session outlives its next refresh: after a crash it still lasts the whole
      * window (and at most one refresh period more) from the last write. */
     uint64_t ttl = window_ms(recovery) + (connected ? recovery->refresh_ms : 0);
     sioc_recovery_session_t session = {
-        socket->pid, socket->id,   socket->nsp->name,
-        rooms,       socket->data, ttl > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl,
+        socket->pid, socket->id, socket->nsp->name,
+        rooms,       data,       ttl > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl,
         connected};
     recovery->store->ops->save(recovery->store, &session);
     json_decref(rooms);
+    json_decref(data);
 }
 
 static void on_flush(uv_check_t *check)

@@ -271,12 +271,43 @@ void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client)
     sioc__deadline_disarm(&client->connect_deadline);
 }
 
+static sioc_socket_t *client_socket(const sioc__sio_client_t *client, const char *nsp)
+{
+    sioc_socket_t *socket = client->sockets;
+    while (socket != NULL && strcmp(socket->nsp->name, nsp) != 0)
+        socket = socket->next_in_client;
+    return socket;
+}
+
+/* Appended: the sockets are visited in the order they connected. */
+static void add_client_socket(sioc__sio_client_t *client, sioc_socket_t *socket)
+{
+    sioc_socket_t **link = &client->sockets;
+    while (*link != NULL)
+        link = &(*link)->next_in_client;
+    socket->next_in_client = NULL;
+    *link = socket;
+}
+
 void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *socket)
 {
-    sioc_socket_t *current = NULL;
-    HASH_FIND(hh_client, client->sockets, socket->nsp->name, strlen(socket->nsp->name), current);
-    if (current == socket)
-        HASH_DELETE(hh_client, client->sockets, socket);
+    for (sioc_socket_t **link = &client->sockets; *link != NULL; link = &(*link)->next_in_client) {
+        if (*link == socket) {
+            *link = socket->next_in_client;
+            socket->next_in_client = NULL;
+            return;
+        }
+    }
+}
+
+sioc_socket_t *sioc__sio_client_pop_socket(sioc__sio_client_t *client)
+{
+    sioc_socket_t *socket = client->sockets;
+    if (socket != NULL) {
+        client->sockets = socket->next_in_client;
+        socket->next_in_client = NULL;
+    }
+    return socket;
 }
 
 static void send_connect_error(sioc__sio_client_t *client, const char *nsp, const char *message)
@@ -297,8 +328,7 @@ static void finish_connect(sioc__sio_client_t *client, sioc_namespace_t *nsp, js
                            sioc_socket_t *socket)
 {
     sioc_server_t *server = client->server;
-    sioc_socket_t *existing = NULL;
-    HASH_FIND(hh_client, client->sockets, nsp->name, strlen(nsp->name), existing);
+    sioc_socket_t *existing = client_socket(client, nsp->name);
     if (client->closed || existing != NULL) {
         /* A second CONNECT to the namespace came while the store answered. */
         if (socket != NULL)
@@ -313,7 +343,7 @@ static void finish_connect(sioc__sio_client_t *client, sioc_namespace_t *nsp, js
         sioc__sio_client_close(client, "forced close");
         return;
     }
-    HASH_ADD_KEYPTR(hh_client, client->sockets, nsp->name, strlen(nsp->name), socket);
+    add_client_socket(client, socket);
     if (socket->recovered && server->options.recovery_skip_middlewares)
         sioc__sio_socket_connected(socket);
     else
@@ -323,8 +353,7 @@ static void finish_connect(sioc__sio_client_t *client, sioc_namespace_t *nsp, js
 static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
 {
     sioc_server_t *server = client->server;
-    sioc_socket_t *existing = NULL;
-    HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), existing);
+    sioc_socket_t *existing = client_socket(client, packet->nsp);
     if (existing != NULL) {
         /* A second CONNECT to a namespace in use: Node closes the connection. */
         sioc__sio_client_close(client, "forced close");
@@ -353,8 +382,7 @@ static void on_packet(sioc__sio_client_t *client, sioc__sio_packet_t *packet)
         connect_namespace(client, packet);
         return;
     }
-    sioc_socket_t *socket = NULL;
-    HASH_FIND(hh_client, client->sockets, packet->nsp, strlen(packet->nsp), socket);
+    sioc_socket_t *socket = client_socket(client, packet->nsp);
     if (socket == NULL || socket->state != SIO_SOCKET_CONNECTED) {
         /* A packet for a namespace the client has not joined: Node closes ("invalid state"). */
         sioc__sio_client_close(client, "forced close");
@@ -407,11 +435,9 @@ static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size
  * close callback. */
 static void close_sockets(sioc__sio_client_t *client, const char *reason)
 {
-    while (client->sockets != NULL) {
-        sioc_socket_t *socket = client->sockets;
-        HASH_DELETE(hh_client, client->sockets, socket);
+    sioc_socket_t *socket;
+    while ((socket = sioc__sio_client_pop_socket(client)) != NULL)
         sioc__sio_socket_close(socket, reason, 0);
-    }
 }
 
 void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason)
@@ -430,8 +456,8 @@ static void on_engine_upgrade(sioc_eio_socket_t *eio, void *data)
     if (client == NULL || server->observer.on_upgrade == NULL)
         return;
     sioc_socket_t *socket, *next;
-    HASH_ITER(hh_client, client->sockets, socket, next)
-    {
+    for (socket = client->sockets; socket != NULL; socket = next) {
+        next = socket->next_in_client;
         if (socket->state == SIO_SOCKET_CONNECTED)
             server->observer.on_upgrade(socket, server->observer.data);
     }

@@ -30,10 +30,8 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
     sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size);
     if (socket == NULL)
         return NULL;
-    socket->data = json_object();
-    if (socket->data == NULL || make_id(client, nsp, socket->id, id_size) != 0 ||
+    if (make_id(client, nsp, socket->id, id_size) != 0 ||
         (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
-        json_decref(socket->data);
         free(socket);
         return NULL;
     }
@@ -261,11 +259,9 @@ void sioc_socket_disconnect(sioc_socket_t *socket, int close)
         return;
     }
     /* Node's client._disconnect(): every namespace leaves, then the connection closes. */
-    while (client->sockets != NULL) {
-        sioc_socket_t *each = client->sockets;
-        HASH_DELETE(hh_client, client->sockets, each);
+    sioc_socket_t *each;
+    while ((each = sioc__sio_client_pop_socket(client)) != NULL)
         sioc__sio_socket_close(each, "server namespace disconnect", 1);
-    }
     sioc__sio_client_close(client, "forced close");
 }
 
@@ -732,7 +728,15 @@ json_t *sioc_socket_auth(const sioc_socket_t *socket)
 
 json_t *sioc_socket_data(sioc_socket_t *socket)
 {
+    /* Created on the first ask: most sockets never have data (about 250 bytes each). */
+    if (socket->data == NULL)
+        socket->data = json_object();
     return socket->data;
+}
+
+json_t *sioc__sio_socket_data_copy(const sioc_socket_t *socket)
+{
+    return socket->data != NULL ? json_incref(socket->data) : json_object();
 }
 
 void sioc_socket_set_data(sioc_socket_t *socket, json_t *data)
