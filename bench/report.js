@@ -3,6 +3,9 @@
 //
 // usage: node bench/report.js --results DIR --mode full|quick --sioc BINARY --report FILE.md
 //                             --plot FILE.png
+//        node bench/report.js --results DIR --mode memory --sioc BINARY --section memory
+//                             --report FILE.md [--splice docs/benchmarks.md]
+//   (only the memory section; --splice replaces that section of an existing report in place)
 'use strict';
 
 const fs = require('node:fs');
@@ -16,11 +19,18 @@ function option(name) {
   return process.argv[index + 1];
 }
 
+function optional(name) {
+  const index = process.argv.indexOf(`--${name}`);
+  return index < 0 || index + 1 >= process.argv.length ? null : process.argv[index + 1];
+}
+
 const resultsDir = option('results');
 const mode = option('mode');
 const siocBinary = option('sioc');
 const reportFile = option('report');
-const plotFile = option('plot');
+const section = optional('section');
+const spliceFile = optional('splice');
+const plotFile = section ? null : option('plot');
 const root = path.resolve(__dirname, '..');
 
 // ---- inputs ---------------------------------------------------------------------------------
@@ -84,13 +94,14 @@ function versions() {
 
 const rows = [
   // [scenario file, label, path in the JSON, unit, better: 'high'|'low', digits]
-  ['idle', 'idle: server RSS per connection', 'results.rss_per_connection_bytes', 'bytes', 'low', 0],
+  ['idle', 'idle: server RSS per WebSocket connection (sioc: sioc-echo)', 'results.rss_per_connection_bytes', 'bytes', 'low', 0],
   ['echo', 'echo: ack round trips/s (closed loop)', 'results.round_trips_per_second', '/s', 'high', 0],
   ['echo', 'echo: latency p50 at maximum rate', 'results.latency.p50_us', 'µs', 'low', 0],
   ['echo', 'echo: latency p99 at maximum rate', 'results.latency.p99_us', 'µs', 'low', 0],
   ['echo-half', 'echo: rate at half the maximum', 'results.round_trips_per_second', '/s', 'high', 0],
   ['echo-half', 'echo: latency p99 at half the maximum', 'results.latency.p99_us', 'µs', 'low', 0],
   ['echo-half', 'echo: latency p99.9 at half the maximum', 'results.latency.p99_9_us', 'µs', 'low', 0],
+  ['echo-half', 'echo: hypervisor steal in the half-rate window', 'steal_percent', '%', 'none', 1],
   ['fanout', 'fanout: deliveries/s (1 room × M, 100 B)', 'results.deliveries_per_second', '/s', 'high', 0],
   ['fanout', 'fanout: latency p50', 'results.latency.p50_us', 'µs', 'low', 0],
   ['fanout', 'fanout: latency p99', 'results.latency.p99_us', 'µs', 'low', 0],
@@ -141,14 +152,20 @@ function figureTable() {
 }
 
 function loadTable() {
-  const names = ['idle', 'echo', 'echo-half', 'fanout', 'cluster', 'connect', 'connect-polling', 'chat', 'chat-10k'];
+  const names = ['idle', 'idle-max', 'idle-polling', 'idle-chat', 'idle-chat-1', 'idle-chat-2', 'echo',
+    'echo-half', 'profile', 'fanout', 'cluster', 'connect', 'connect-polling', 'chat', 'chat-10k'];
+  const siocOnly = new Set(['chat-10k', 'idle-chat-1', 'idle-chat-2']);
+  const optionalRuns = new Set(mode === 'full' ? [] : ['chat-10k', 'idle-chat-1', 'idle-chat-2', 'profile']);
   const lines = ['| run | server | generator CPU | server CPU | other processes | hypervisor steal | outcome |',
     '| --- | --- | ---: | ---: | ---: | ---: | --- |'];
   for (const name of names) {
     for (const server of ['node', 'sioc']) {
       const result = load(server, name);
       if (!result) {
-        if (name !== 'chat-10k' || server === 'sioc') lines.push(`| ${name} | ${server} | | | | | no result |`);
+        // Runs that only full mode (or only sioc) has are left out rather than listed empty.
+        if (!optionalRuns.has(name) && (!siocOnly.has(name) || server === 'sioc')) {
+          lines.push(`| ${name} | ${server} | | | | | no result |`);
+        }
         continue;
       }
       const percent = (value) => (typeof value === 'number' && value >= 0 ? `${value.toFixed(0)}%` : 'n/a');
@@ -198,6 +215,260 @@ function targets() {
     `| connect: ≥ 10× Node's connections/s | ${format(connectTimes, 1)}× (WebSocket), ${format(times('connect-polling', 'results.connections_per_second'), 1)}× (polling) | ${verdict(measured(connectTimes) ? connectTimes >= 10 : undefined, 'connect')} |`,
     `| chat: p99 ≤ 5 ms at 2,000 messages/s over 10,000 users in 1,000 rooms, zero loss, stored = acknowledged | p99 ${format(chatP99, 0)} µs at ${format(get(chat, 'results.messages_per_second'), 0)} messages/s, ${format(get(chat, 'results.users'), 0)} users, lost ${format(get(chat, 'results.lost'), 0)}, acknowledged ${format(get(chat, 'results.acknowledged'), 0)}, stored ${format(get(chat, 'results.stored'), 0)} | ${verdict(measured(chatP99) ? chatP99 <= 5000 && chatOk && get(chat, 'results.users') >= 10000 && get(chat, 'results.messages_per_second') >= 1900 : undefined, chat && chat.results && chat.results.users >= 10000 ? 'chat-10k' : 'chat')} |`,
   ].join('\n');
+}
+
+// ---- memory per connection (issue 12) ----------------------------------------------------------
+
+const MEMORY_BEGIN = '<!-- memory section: written by bench/run.sh (full or --memory); its next run replaces it -->';
+const MEMORY_END = '<!-- end of the memory section -->';
+
+const idleRuns = [
+  ['idle', 'WebSocket, `/`'],
+  ['idle-max', 'WebSocket, `/`'],
+  ['idle-polling', 'polling (a GET always pending), `/`'],
+  ['idle-chat', '`/chat` with a JWT per client (user, `user:{id}` room, presence)'],
+  ['idle-chat-1', '`/chat` with a JWT per client'],
+  ['idle-chat-2', '`/chat` with a JWT per client'],
+];
+
+function bytes(value) {
+  return typeof value === 'number' && !Number.isNaN(value) ? `${format(value, 0)} B` : 'n/a';
+}
+
+function idleCell(result) {
+  if (!result) return 'not run';
+  if (!result.ok) return `failed: ${result.error}`;
+  const r = result.results;
+  return `${bytes(r.rss_per_connection_bytes)} (peak ${bytes(r.peak_per_connection_bytes)})` +
+    `${r.settled === false ? ', not settled' : ''}`;
+}
+
+function memoryRatio(node, sioc) {
+  const value = (result) => (result && result.ok ? get(result, 'results.rss_per_connection_bytes') : undefined);
+  const note = ratio(value(node), value(sioc), 'low');
+  return note ? `${note} less` : '';
+}
+
+function idleTable() {
+  const lines = ['| idle clients | connections | Node socket.io: RSS per client (peak) | sioc (peak) | sioc vs Node | load average |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const [name, label] of idleRuns) {
+    const node = load('node', name);
+    const sioc = load('sioc', name);
+    if (!node && !sioc) continue;
+    const clients = get(sioc || node, 'results.clients');
+    const program = sioc ? ` (${sioc.server_program === 'sioc' ? '`sioc serve`' : sioc.server_program})` : '';
+    const loads = [node, sioc].filter(Boolean).map((r) => (r.load_average ? r.load_average[0].toFixed(1) : 'n/a'));
+    lines.push(`| ${label}${program} | ${format(clients, 0)} | ${node ? idleCell(node) : 'not run'} | ` +
+      `${idleCell(sioc)} | ${memoryRatio(node, sioc)} | ${loads.join(' / ')} |`);
+  }
+  return lines.join('\n');
+}
+
+function trafficCell(result) {
+  const memory = result && result.server_memory;
+  if (!memory) return 'n/a';
+  return `${bytes(memory.peak_per_client_bytes)} / ${bytes(memory.end_per_client_bytes)}`;
+}
+
+function trafficTable() {
+  const runs = [
+    ['fanout', 'fanout: 1 room, 100-byte messages as fast as the window allows'],
+    ['chat', 'chat: message:send at the set rate, rooms of 10'],
+    ['chat-10k', 'chat at 10,000 users (sioc only)'],
+  ];
+  const lines = ['| scenario | clients | Node socket.io: peak / end of the window, per client | sioc: peak / end | sioc vs Node (end) |',
+    '| --- | ---: | ---: | ---: | ---: |'];
+  for (const [name, label] of runs) {
+    const node = load('node', name);
+    const sioc = load('sioc', name);
+    if (!node && !sioc) continue;
+    const end = (result) => get(result, 'server_memory.end_per_client_bytes');
+    const note = ratio(end(node), end(sioc), 'low');
+    lines.push(`| ${label} | ${format(get(sioc || node, 'server_memory.clients'), 0)} | ${node ? trafficCell(node) : 'not run'} | ` +
+      `${trafficCell(sioc)} | ${note ? `${note} less` : ''} |`);
+  }
+  return lines.join('\n');
+}
+
+function memorySection() {
+  const load1 = os.loadavg().map((value) => value.toFixed(2)).join(', ');
+  const commit = run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
+  const dirty = run('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']) ? ', with uncommitted changes' : '';
+  const generators = get(load('sioc', 'idle') || load('node', 'idle'), 'options.generators');
+  return `${MEMORY_BEGIN}
+## Memory per connection (issue 12)
+
+Measured by \`bench/run.sh${mode === 'full' ? '' : ` --${mode}`}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, sioc commit ${commit}${dirty},
+load average ${load1} (1, 5, 15 min) when the report was written${mode === 'quick' ? ' — **quick mode: a check of the harness, not figures to quote**' : ''}.
+Each row is a fresh server on core 0: Node is \`node bench/node/server.js\`, sioc is \`sioc-echo\`
+(examples/sioc_echo.c: the library alone) for \`/\` and polling, and \`sioc serve --config
+bench/sioc-bench.json\` (the chat driver) for \`/chat\`. ${format(generators, 0)} \`sioc bench idle --hold\` processes on core 1
+hold their share of the clients side by side (a process may open 20,000 files: 19,000 clients
+need two). bench/run.sh reads the server's VmRSS before the first connection, then once every
+client is connected and the server has used no CPU for a second (and a few seconds more), and
+divides the growth by the clients; the peak is the highest VmRSS read meanwhile. Kernel socket
+buffers are not in RSS. On \`/chat\`, every connection tells every other socket that its user is
+online (the seeds' presence): Node runs it at the chat scenario's size only. Target: ≤ 1,024 B
+per idle WebSocket client at 10,000 and 19,000 clients.
+
+${idleTable()}
+
+Under traffic: the server's VmRSS during the measured window of the fan-out and chat scenarios
+(sampled every 100 ms by \`sioc bench\`), its peak and its value at the end, less the VmRSS before
+the first connection, per connected client.
+
+${trafficTable()}
+
+### How to run it
+
+\`\`\`
+bench/run.sh --memory      # these tables alone, full size (10,000 and 19,000 clients), ~10 min;
+                           # rewrites this section of docs/benchmarks.md in place
+bench/run.sh               # everything, this section included (docs/benchmarks.md, ~25 min)
+bench/run.sh --quick       # the harness end to end with 200 and 400 clients (CI, scripts/test)
+BENCH_ONLY="sioc:idle" bench/run.sh   # one server's memory rows again, the rest kept
+\`\`\`
+
+One row by hand, against a server on port P with pid S (19,000 clients in two processes; each
+prints "holding N clients" once connected, SIGTERM ends it):
+
+\`\`\`
+grep VmRSS /proc/S/status      # before
+taskset -c 1 sioc bench idle --hold --clients 9500 --first-index 0    --port P --duration 1800 &
+taskset -c 1 sioc bench idle --hold --clients 9500 --first-index 9500 --port P --duration 1800 &
+grep VmRSS /proc/S/status      # once both hold and the server is idle; then kill %1 %2
+\`\`\`
+
+\`--transport polling\` holds a GET pending per client; \`--namespace /chat --jwt-secret S\` gives
+client i its own JWT (subject \`idle-user-<i>\`, hence \`--first-index\`). The generators' own
+commands of this run are in ${'`'}${path.relative(root, resultsDir)}/commands.txt${'`'}.
+${MEMORY_END}`;
+}
+
+// ---- the echo profile (issue 12) --------------------------------------------------------------------
+
+// perf report --sort dso lines ("  45.12%  [kernel.kallsyms]") of server's profiled echo run.
+function profileObjects(server) {
+  let text;
+  try {
+    text = fs.readFileSync(path.join(resultsDir, `${server}-profile-dso.txt`), 'utf8');
+  } catch {
+    return null;
+  }
+  const objects = [];
+  for (const line of text.split('\n')) {
+    const match = /^\s*([\d.]+)%\s+(\S.*?)\s*$/.exec(line);
+    if (match) objects.push({ share: Number(match[1]), name: match[2] });
+  }
+  return objects.length > 0 ? objects : null;
+}
+
+const profileCategories = [
+  ['kernel', (name) => /^\[kernel/.test(name)],
+  ['the server\'s binary (sioc / node)', (name) => /^(sioc|sioc-echo|node|nodejs)$/.test(name)],
+  ['libc (and ld.so, libm)', (name) => /^(libc|libm|ld-linux)[.-]/.test(name)],
+  ['jansson', (name) => /^libjansson/.test(name)],
+  ['libuv', (name) => /^libuv/.test(name)],
+  ['JIT code, unknown', (name) => /^\[unknown\]|^\[JIT\]|^perf-\d+\.map/.test(name)],
+];
+
+function profileSplit(server) {
+  const objects = profileObjects(server);
+  if (!objects) return null;
+  const split = profileCategories.map(() => 0);
+  const others = [];
+  let total = 0;
+  for (const { share, name } of objects) {
+    total += share;
+    const index = profileCategories.findIndex(([, test]) => test(name));
+    if (index >= 0) split[index] += share;
+    else others.push({ share, name });
+  }
+  const other = others.reduce((sum, o) => sum + o.share, 0);
+  return { split, other, others, total };
+}
+
+function profileSection() {
+  const node = profileSplit('node');
+  const sioc = profileSplit('sioc');
+  if (!node && !sioc) {
+    return mode === 'full' ? 'No profile: perf could not record on this machine (bench/run.sh said why).'
+      : 'Not run in quick mode (full mode runs it, where perf may record).';
+  }
+  const percent = (split, index) => (split ? `${split.split[index].toFixed(1)}%` : 'n/a');
+  const lines = ['| object | Node socket.io | sioc |', '| --- | ---: | ---: |'];
+  profileCategories.forEach(([label], index) => lines.push(`| ${label} | ${percent(node, index)} | ${percent(sioc, index)} |`));
+  const otherCell = (split) => (split ? `${split.other.toFixed(1)}%${split.others.length ? ` (${split.others.slice(0, 4).map((o) => `${o.name} ${o.share.toFixed(1)}`).join(', ')})` : ''}` : 'n/a');
+  lines.push(`| others | ${otherCell(node)} | ${otherCell(sioc)} |`);
+  // sioc's own user-space work, as issue 12 counts it: sioc + libc + jansson + libuv.
+  const own = sioc ? sioc.split[1] + sioc.split[2] + sioc.split[3] + sioc.split[4] : undefined;
+  const perTrip = (server, split, share) => {
+    const result = load(server, 'profile');
+    const cpu = get(result, 'server_cpu_percent');
+    const rate = get(result, 'results.round_trips_per_second');
+    if (!split || !(cpu > 0) || !(rate > 0)) return 'n/a';
+    const micros = (cpu / 100 / rate) * 1e6;
+    return `${micros.toFixed(2)} µs (user space ${((micros * share) / 100).toFixed(2)} µs) at ${format(rate, 0)}/s`;
+  };
+  const userShare = (split) => (split ? 100 - split.split[0] : 0);
+  lines.push(`| **user space** (everything but the kernel) | ${node ? `${userShare(node).toFixed(1)}%` : 'n/a'} | ${sioc ? `${userShare(sioc).toFixed(1)}%` : 'n/a'} |`);
+  lines.push(`| **sioc + libc + jansson + libuv** (the target: ≤ 10%) | | ${own === undefined ? 'n/a' : `**${own.toFixed(1)}%**`} |`);
+  lines.push(`| server CPU per round trip | ${perTrip('node', node, userShare(node))} | ${perTrip('sioc', sioc, userShare(sioc))} |`);
+  return `perf record -e cpu-clock on the server for 5 s of a closed-loop echo run of its own
+(${format(get(load('sioc', 'profile') || load('node', 'profile'), 'options.clients'), 0)} clients; the figures of the Results table come from runs without perf), split by
+the object each sample fell in (\`perf report --no-children --sort dso\`), in percent of the
+server's samples. Node's JIT-compiled JavaScript has no object (\`[unknown]\` or \`[JIT]\`).
+The raw split: ${'`'}${path.relative(root, resultsDir)}/<server>-profile-dso.txt${'`'}.
+
+${lines.join('\n')}`;
+}
+
+function targets12() {
+  const sioc = (name) => load('sioc', name);
+  const idleVerdict = (result, clients) => {
+    if (!result) return ['not measured', 'not measured'];
+    if (!result.ok) return [`failed: ${result.error}`, 'not measured'];
+    const value = result.results.rss_per_connection_bytes;
+    const enough = result.results.clients >= clients;
+    return [`${bytes(value)} at ${format(result.results.clients, 0)} clients`,
+      !enough ? `not measured at ${format(clients, 0)}` : value <= 1024 ? '**met**' : '**not met**'];
+  };
+  const rows = [
+    ['≤ 1,024 B per idle WebSocket client at 10,000 clients (sioc-echo)', idleVerdict(sioc('idle'), 10000)],
+    ['≤ 1,024 B per idle WebSocket client at 19,000 clients (sioc-echo)', idleVerdict(sioc('idle-max'), 19000)],
+    ['≤ 1,024 B per `/chat` client with a JWT at 10,000 clients', idleVerdict(sioc('idle-chat-1'), 10000)],
+    ['≤ 1,024 B per `/chat` client with a JWT at 19,000 clients', idleVerdict(sioc('idle-chat-2'), 19000)],
+  ];
+  const split = profileSplit('sioc');
+  const own = split ? split.split[1] + split.split[2] + split.split[3] + split.split[4] : undefined;
+  rows.push(['sioc + libc + jansson + libuv ≤ 10% of the server\'s samples in the echo profile',
+    own === undefined ? ['not measured', 'not measured'] : [`${own.toFixed(1)}%`, own <= 10 ? '**met**' : '**not met**']]);
+  const half = sioc('echo-half');
+  const p99 = get(half, 'results.latency.p99_us');
+  const steal = get(half, 'steal_percent');
+  rows.push(['echo: p99 ≤ 1 ms at half of the maximum rate, in a window with under 1% steal',
+    typeof p99 !== 'number' ? ['not measured', 'not measured']
+      : [`p99 ${format(p99, 0)} µs at ${format(get(half, 'results.round_trips_per_second'), 0)}/s, steal ${typeof steal === 'number' ? steal.toFixed(1) : 'n/a'}%`,
+        !(typeof steal === 'number' && steal < 1) ? `not measured reliably (steal ${typeof steal === 'number' ? steal.toFixed(1) : 'unknown'}%)${p99 <= 1000 ? ', p99 met' : ', p99 not met'}` : p99 <= 1000 ? '**met**' : '**not met**']]);
+  return ['| target (issue 12) | this run | verdict |', '| --- | --- | --- |',
+    ...rows.map(([label, [value, verdict]]) => `| ${label} | ${value} | ${verdict} |`)].join('\n');
+}
+
+// Replaces the memory section of file (between its markers) with text, or puts it before the
+// "## Load during each run" heading when the file has none yet.
+function splice(file, text) {
+  const current = fs.readFileSync(file, 'utf8');
+  const begin = current.indexOf(MEMORY_BEGIN);
+  const end = current.indexOf(MEMORY_END);
+  let next;
+  if (begin >= 0 && end > begin) {
+    next = current.slice(0, begin) + text + current.slice(end + MEMORY_END.length);
+  } else {
+    const at = current.indexOf('\n## Load during each run');
+    next = at >= 0 ? `${current.slice(0, at)}\n${text}\n${current.slice(at)}` : `${current.trimEnd()}\n\n${text}\n`;
+  }
+  fs.writeFileSync(file, next);
 }
 
 // ---- the plot -------------------------------------------------------------------------------------
@@ -293,6 +564,16 @@ ${figureTable()}
 
 ${targets()}
 
+## Targets of issue 12
+
+${targets12()}
+
+## The echo profile (issue 12)
+
+${profileSection()}
+
+${memorySection()}
+
 ## Load during each run
 
 CPU is in percent of one core over the measured window: the generator's own (getrusage), the
@@ -312,8 +593,9 @@ ${loadTable()}
 - **Node**: \`node bench/node/server.js\`: the same namespaces and handlers on socket.io 4.8; \`/chat\` is
   the seeds' StudyConnect handlers on better-sqlite3 with the same durability (WAL,
   synchronous=FULL) and one transaction per statement, as the seeds' \`await Message.create()\`.
-- **idle**: N clients connect (WebSocket + namespace CONNECT) and stay for the window; the
-  server's VmRSS growth divided by N.
+- **idle**: N clients connect (WebSocket + namespace CONNECT, or polling with a GET always
+  pending) and stay; the server's VmRSS growth divided by N (the memory section above).
+- **profile**: the closed-loop echo again, with \`perf record\` on the server (the echo profile).
 - **echo**: C clients each emit \`echo\` with an ack and emit again when it comes (closed loop);
   then the same at half the rate found, paced every 100 µs, latency counted from when each emit
   was due.
@@ -357,5 +639,13 @@ function connectInFlight() {
   return format(get(load('sioc', 'connect'), 'options.clients'), 0);
 }
 
-plot();
-fs.writeFileSync(reportFile, document());
+if (section === 'memory') {
+  const text = memorySection();
+  fs.writeFileSync(reportFile, `${text}\n`);
+  if (spliceFile) splice(spliceFile, text);
+} else if (section) {
+  throw new Error(`--section ${section}: only memory`);
+} else {
+  plot();
+  fs.writeFileSync(reportFile, document());
+}

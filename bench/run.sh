@@ -3,9 +3,13 @@
 # `sioc bench`, one run.
 #
 #   bench/run.sh            full mode: the figures of docs/benchmarks.md and docs/benchmarks.png
-#                           (about 10 minutes)
+#                           (about 25 minutes)
 #   bench/run.sh --quick    seconds and small numbers: only checks that the harness works end to
 #                           end (CI); writes its report under bench/results/quick/ instead
+#   bench/run.sh --memory   only the memory scenarios at full size (idle WebSocket clients at
+#                           10,000 and 19,000, polling, the chat channel with a JWT per client,
+#                           both servers): results in bench/results/memory/, and the memory
+#                           section of docs/benchmarks.md rewritten in place (about 10 minutes)
 #
 # Each server runs alone on core 0 (taskset -c 0), started fresh for every scenario; the
 # generator runs on core 1. Servers listen on 127.0.0.1 with a port of their choosing; every
@@ -15,15 +19,17 @@
 # BENCH_RESULTS=directory for the raw results (default bench/results/<mode>),
 # BENCH_ONLY="sioc:echo node:connect ..." measures only those again, keeps the other results of
 # the previous run of the same mode, and rewrites the report ("compression" in the list runs
-# bench/compression.mjs again; any other BENCH_ONLY skips it). SIOC_ECHO: the sioc-echo of
+# bench/compression.mjs again; any other BENCH_ONLY skips it; "sioc:idle" runs every memory
+# scenario of that server). SIOC_ECHO: the sioc-echo of the idle memory scenarios and of
 # bench/compression.mjs (default: next to SIOC, else built in build/bench).
 set -euo pipefail
 
 mode=full
 case "${1:-}" in
 --quick) mode=quick ;;
+--memory) mode=memory ;;
 "") ;;
-*) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
+*) echo "usage: bench/run.sh [--quick|--memory]" >&2; exit 2 ;;
 esac
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -72,6 +78,17 @@ build_sioc() {
     sioc="$root/build/bench/sioc"
 }
 
+# The library's own server (examples/sioc_echo.c): the idle memory of libsioc without the
+# daemon's drivers. SIOC_ECHO, else next to SIOC, else built in build/bench.
+build_sioc_echo() {
+    sioc_echo="${SIOC_ECHO:-$(dirname "$sioc")/sioc-echo}"
+    if [[ ! -x "$sioc_echo" ]]; then
+        cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
+        cmake --build build/bench -j"$(nproc)" --target sioc-echo >/dev/null
+        sioc_echo="$root/build/bench/sioc-echo"
+    fi
+}
+
 # ---- servers ---------------------------------------------------------------------------------
 
 server_pid=""
@@ -112,7 +129,10 @@ start_server() {
     rm -rf "$dir"
     mkdir -p "$dir"
     : >"$dir/server.log"
-    if [[ $name == node ]]; then
+    if [[ $name == sioc-echo ]]; then
+        (cd "$dir" && exec taskset -c 0 "$sioc_echo" --host 127.0.0.1 --port 0 \
+            >"$dir/server.log" 2>&1) &
+    elif [[ $name == node ]]; then
         local cluster=()
         [[ -z $redis_port ]] || cluster=(--redis "redis://127.0.0.1:$redis_port")
         (cd "$dir" && exec taskset -c 0 node "$root/bench/node/server.js" --port 0 \
@@ -146,12 +166,25 @@ start_server() {
 # connect, which Node did not get through in 5 minutes; sioc alone then runs the target's
 # 10,000 users (chat-10k).
 if [[ $mode == quick ]]; then
-    idle_clients=200 duration=2 warmup=0.5 echo_clients=20 fanout_members=100 fanout_window=16
+    duration=2 warmup=0.5 echo_clients=20 fanout_members=100 fanout_window=16
     connect_in_flight=20 chat_users=100 chat_rooms=10 chat_rate=50 chat_target_users=0
 else
-    idle_clients=10000 duration=10 warmup=2 echo_clients=100 fanout_members=1000 fanout_window=64
+    duration=10 warmup=2 echo_clients=100 fanout_members=1000 fanout_window=64
     connect_in_flight=64 chat_users=2000 chat_rooms=200 chat_rate=2000 chat_target_users=10000
 fi
+# The memory scenarios (issue 12): idle WebSocket clients at two sizes, idle polling clients,
+# and the chat channel with a JWT per client: at chat_users for both servers (each connection
+# tells every other socket that its user is online: Node takes minutes past a few thousand),
+# then sioc alone at the two sizes. Two generator processes side by side in every one of them
+# (the machine allows 20,000 open files per process, so 19,000 clients need two), holding
+# their clients until the server has settled: no CPU for a second, at most settle_bound s.
+if [[ $mode == quick ]]; then
+    idle_sizes=(200 400) polling_clients=200 chat_idle_sizes=() settle_bound=20 hold_seconds=0.5
+else
+    idle_sizes=(10000 19000) polling_clients=10000 chat_idle_sizes=(10000 19000)
+    settle_bound=300 hold_seconds=3
+fi
+generators=2
 
 # Runs `sioc bench` on core 1 against the current server; $1 = server, $2 = result name.
 generate() {
@@ -187,10 +220,90 @@ record_stored() {
       console.log('stored messages: ' + count);" "$results/$server-$name.json" "$db"
 }
 
-measure_idle() {
-    start_server "$1"
-    generate "$1" idle idle --clients "$idle_clients" --duration "$duration" --timeout 120
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo -1; }
+# utime + stime in ticks (the command names here have no spaces: field 14 and 15).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Holds $3 idle clients on a fresh server $1 (node, sioc-echo or sioc) with $generators
+# `sioc bench idle --hold` processes side by side, and writes $results/<label>-$2.json: the
+# server's VmRSS before the first connection, its peak, and after every client is connected
+# and the server has settled (no CPU for a second, then hold_seconds more), per client. The
+# other arguments go to every generator (--transport polling, --namespace /chat ...).
+hold_idle() {
+    local server=$1 name=$2 clients=$3 label
+    shift 3
+    label=$([[ $server == node ]] && echo node || echo sioc)
+    log "$label ($server): $name: $clients idle clients from $generators generators"
+    start_server "$server"
+    sleep 0.5 # the server's own start-up allocations
+    local before peak rss began ramped="" settled=0 per=$(((clients + generators - 1) / generators))
+    before=$(rss_kib "$server_pid") peak=$before began=$(date +%s.%N)
+    local pids=() g first count
+    for ((g = 0; g < generators; g++)); do
+        first=$((g * per)) count=$((clients - g * per < per ? clients - g * per : per))
+        local args=(bench idle --hold --clients "$count" --first-index "$first" --duration 1800
+            --timeout 900 --port "$server_port" --server-pid "$server_pid" --label "$label"
+            --json "$work/$label-$name-$g.json" "$@")
+        echo "taskset -c 1 sioc ${args[*]} &" >>"$commands"
+        taskset -c 1 "$sioc" "${args[@]}" >"$work/$label-$name-$g.out" 2>&1 &
+        pids+=($!)
+    done
+    # Every generator holding (or one gone), within the generators' own --timeout.
+    for _ in $(seq 1 4500); do
+        local holding=0 alive=0
+        for ((g = 0; g < generators; g++)); do
+            grep -q "holding" "$work/$label-$name-$g.out" 2>/dev/null && holding=$((holding + 1))
+            kill -0 "${pids[g]}" 2>/dev/null && alive=$((alive + 1))
+        done
+        rss=$(rss_kib "$server_pid") && ((rss > peak)) && peak=$rss
+        ((holding == generators || alive < generators)) && break
+        sleep 0.2
+    done
+    ((holding == generators)) && ramped=$(date +%s.%N)
+    # Settled: under 3 ticks (3% of a core) in a second, at most settle_bound seconds.
+    if [[ -n $ramped ]]; then
+        local last now
+        last=$(cpu_ticks "$server_pid")
+        for _ in $(seq 1 "$settle_bound"); do
+            sleep 1
+            now=$(cpu_ticks "$server_pid")
+            rss=$(rss_kib "$server_pid") && ((rss > peak)) && peak=$rss
+            ((now - last <= 3)) && settled=1 && break
+            last=$now
+        done
+        sleep "$hold_seconds"
+    fi
+    local after settled_at
+    after=$(rss_kib "$server_pid") settled_at=$(date +%s.%N)
+    ((after > peak)) && peak=$after
+    local rcs=()
+    for ((g = 0; g < generators; g++)); do
+        kill -TERM "${pids[g]}" 2>/dev/null || true
+        local rc=0
+        wait "${pids[g]}" || rc=$?
+        rcs+=("$rc")
+        sed 's/^/  /' "$work/$label-$name-$g.out" >>"$results/summary.txt"
+    done
     stop_server
+    node bench/hold-result.js --out "$results/$label-$name.json" --server "$server" \
+        --label "$label" --clients "$clients" --before "$before" --peak "$peak" --after "$after" \
+        --began "$began" --ramped "${ramped:-0}" --settled-at "$settled_at" --settled "$settled" \
+        --exit-codes "${rcs[*]}" --args "$*" "$work/$label-$name-"*.json | tee -a "$results/summary.txt"
+}
+
+measure_idle() {
+    local server=$1 size
+    [[ $server == sioc ]] && server=sioc-echo
+    hold_idle "$server" idle "${idle_sizes[0]}"
+    hold_idle "$server" idle-max "${idle_sizes[1]}"
+    hold_idle "$server" idle-polling "$polling_clients" --transport polling
+    hold_idle "$1" idle-chat "$chat_users" --namespace /chat --jwt-secret "$secret"
+    if [[ $1 == sioc ]]; then
+        local i=0
+        for size in "${chat_idle_sizes[@]}"; do
+            hold_idle sioc "idle-chat-$((++i))" "$size" --namespace /chat --jwt-secret "$secret"
+        done
+    fi
 }
 
 measure_echo() {
@@ -295,10 +408,33 @@ measure() {
     log "$server: $what: kept with steal (see the load table of the report)"
 }
 
+# The echo profile (issue 12): perf of the server's samples by object (kernel, the server's
+# binary, libc, jansson, libuv...) during closed-loop echo, in a run of its own so that perf
+# does not touch the echo figures; perf record as bench/profile.sh echo does, without call
+# graphs. Full mode only, and only where perf may record (perf_event_paranoid, a container).
+measure_profile() {
+    local server=$1 recorder
+    if ! perf record -e cpu-clock -o /dev/null -- true >/dev/null 2>&1; then
+        log "$server: profile: perf cannot record here: no echo profile"
+        return 0
+    fi
+    start_server "$server"
+    (sleep 2 && exec perf record -e cpu-clock -p "$server_pid" -o "$work/$server-echo.perf" \
+        -- sleep 5 >/dev/null 2>&1) &
+    recorder=$!
+    echo "perf record -e cpu-clock -p SERVER_PID -- sleep 5 (2 s into the run below); perf report --no-children --sort dso" >>"$commands"
+    generate "$server" profile echo --clients "$echo_clients" --duration 8 --warmup 1
+    wait "$recorder" || log "$server: profile: perf record failed"
+    perf report -i "$work/$server-echo.perf" --no-children --sort dso --stdio -q 2>/dev/null \
+        >"$results/$server-profile-dso.txt" || true
+    stop_server
+}
+
 run_scenarios() {
     local server=$1
-    measure "$server" idle idle
+    measure "$server" idle idle idle-max idle-polling idle-chat idle-chat-1 idle-chat-2
     measure "$server" echo echo echo-half
+    [[ $mode != full ]] || measure "$server" profile profile
     measure "$server" fanout fanout
     measure "$server" cluster cluster
     measure "$server" connect connect connect-polling
@@ -341,10 +477,15 @@ wait_quiet() {
 
 install_tools
 build_sioc
+build_sioc_echo
 log "results in $results"
-[[ $mode == full ]] && wait_quiet 300
+[[ $mode == quick ]] || wait_quiet 300
 started=$(date +%s)
-if [[ -n "${BENCH_ONLY:-}" ]]; then
+if [[ $mode == memory ]]; then
+    for server in node sioc; do
+        measure "$server" idle idle idle-max idle-polling idle-chat idle-chat-1 idle-chat-2
+    done
+elif [[ -n "${BENCH_ONLY:-}" ]]; then
     for item in $BENCH_ONLY; do
         [[ $item != compression ]] || continue
         server=${item%%:*} what=${item#*:}
@@ -352,6 +493,7 @@ if [[ -n "${BENCH_ONLY:-}" ]]; then
         echo) measure "$server" echo echo echo-half ;;
         connect) measure "$server" connect connect connect-polling ;;
         chat_target) measure "$server" chat_target chat-10k ;;
+        idle) measure "$server" idle idle idle-max idle-polling idle-chat idle-chat-1 idle-chat-2 ;;
         *) measure "$server" "$what" "$what" ;;
         esac
     done
@@ -361,6 +503,13 @@ else
 fi
 log "measured in $(($(date +%s) - started)) s; writing the report"
 
+if [[ $mode == memory ]]; then
+    # Only the memory section of docs/benchmarks.md, rewritten where it stands.
+    node bench/report.js --results "$results" --mode "$mode" --sioc "$sioc" \
+        --section memory --report "$results/memory.md" --splice "$root/docs/benchmarks.md"
+    log "wrote $results/memory.md and its section of docs/benchmarks.md"
+    exit 0
+fi
 if [[ $mode == quick ]]; then
     report="$results/benchmarks.md" plot="$results/benchmarks.png"
 else
@@ -373,12 +522,6 @@ log "wrote $report and $plot"
 # permessage-deflate (bench/compression.mjs): memory per compressed connection and fan-out with
 # compression on and off, sioc-echo against Node; its own small report next to the results.
 if [[ -z "${BENCH_ONLY:-}" || " $BENCH_ONLY " == *" compression "* ]]; then
-    sioc_echo="${SIOC_ECHO:-$(dirname "$sioc")/sioc-echo}"
-    if [[ ! -x "$sioc_echo" ]]; then
-        cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
-        cmake --build build/bench -j"$(nproc)" --target sioc-echo >/dev/null
-        sioc_echo="$root/build/bench/sioc-echo"
-    fi
     log "permessage-deflate: bench/compression.mjs"
     echo "taskset -c 1 node bench/compression.mjs --sioc-echo $sioc_echo $([[ $mode == quick ]] && echo --quick) --out $results" >>"$commands"
     taskset -c 1 node bench/compression.mjs --sioc-echo "$sioc_echo" $([[ $mode == quick ]] && echo --quick) \
@@ -394,12 +537,6 @@ fi
 # and the jitter delivery ratio, beside Node socket.io 4.8 with in-memory recovery
 # (bench/recovery.mjs; its own report next to the results).
 if [[ -z "${BENCH_ONLY:-}" ]]; then
-    sioc_echo="${SIOC_ECHO:-$(dirname "$sioc")/sioc-echo}"
-    if [[ ! -x "$sioc_echo" ]]; then
-        cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSIOC_TESTS=OFF >/dev/null
-        cmake --build build/bench -j"$(nproc)" --target sioc-echo >/dev/null
-        sioc_echo="$root/build/bench/sioc-echo"
-    fi
     if [[ ! -d tests/integration/node_modules/socket.io-client ]]; then
         log "recovery: installing tests/integration's packages (npm ci)"
         (cd tests/integration && npm ci --no-audit --no-fund >/dev/null)

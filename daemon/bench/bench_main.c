@@ -24,7 +24,11 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: sioc bench SCENARIO [options]\n"
             "scenarios:\n"
-            "  idle     --clients N               server RSS per connection (--server-pid)\n"
+            "  idle     --clients N [--transport polling] [--token JWT | --jwt-secret S]\n"
+            "                                      server RSS per connection (--server-pid)\n"
+            "           --hold: once connected, print \"holding N clients\" and keep them until\n"
+            "           SIGTERM/SIGINT (or --duration); with --first-index I, generators that\n"
+            "           hold clients I.. side by side add up (the caller reads the server's RSS)\n"
             "  echo     --clients C [--rate R]     emits with ack; round trips/s, latency\n"
             "  fanout   --rooms R --members M --rate MSG/S --size BYTES [--window W]\n"
             "                                      deliveries/s, end-to-end latency, loss\n"
@@ -42,7 +46,9 @@ static void usage(FILE *out)
             "  --server-pid PID (server CPU and memory from /proc) --label NAME\n"
             "  --json FILE (the figures as JSON)\n"
             "  --event NAME (echo: echo) --join-event NAME (join) --publish-event NAME (publish)\n"
-            "at most %d connections per process; SIGINT stops a run cleanly.\n",
+            "every scenario with --server-pid reports the server's RSS during its window\n"
+            "(peak, end) per client. At most %d connections per process; SIGINT stops a run\n"
+            "cleanly.\n",
             BENCH_MAX_CONNECTIONS);
 }
 
@@ -97,6 +103,8 @@ enum {
     OPTION_JOIN_EVENT,
     OPTION_PUBLISH_EVENT,
     OPTION_SECOND_PORT,
+    OPTION_FIRST_INDEX,
+    OPTION_HOLD,
     OPTION_HELP,
 };
 
@@ -127,6 +135,8 @@ static const struct option long_options[] = {
     {"join-event", required_argument, 0, OPTION_JOIN_EVENT},
     {"publish-event", required_argument, 0, OPTION_PUBLISH_EVENT},
     {"second-port", required_argument, 0, OPTION_SECOND_PORT},
+    {"first-index", required_argument, 0, OPTION_FIRST_INDEX},
+    {"hold", no_argument, 0, OPTION_HOLD},
     {"help", no_argument, 0, OPTION_HELP},
     {0, 0, 0, 0},
 };
@@ -148,6 +158,9 @@ static int set_number(int option, double value, bench_options_t *options)
     case OPTION_SECOND_PORT:
         options->second_port = (int)value;
         return value >= 1 && value <= 65535 ? 0 : -1;
+    case OPTION_FIRST_INDEX:
+        options->first_index = (long)value;
+        return value >= 0 && value <= 1e9 ? 0 : -1;
     case OPTION_SOURCES:
         options->sources = (int)value;
         return value >= 1 && value <= 254 ? 0 : -1;
@@ -241,6 +254,10 @@ static int parse_options(int argc, char **argv, bench_options_t *options)
     while ((option = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
         if (option == OPTION_HELP)
             return 1;
+        if (option == OPTION_HOLD) {
+            options->hold = 1;
+            continue;
+        }
         if (option == '?')
             return -1;
         int rc = set_text(option, optarg, options);
@@ -306,6 +323,28 @@ static void add_machine_load(json_t *output, const bench_run_t *run, double gene
         json_real(percent(end->machine_steal_seconds - start->machine_steal_seconds, wall)));
 }
 
+/* The server's RSS before the first connection and during the window, per client slot: what
+ * the clients cost it under the scenario's traffic. */
+static void add_server_memory(json_t *output, const bench_run_t *run)
+{
+    if (run->rss_before_kib < 0 || run->rss_end_kib < 0 || run->client_count == 0)
+        return;
+    double clients = (double)run->client_count;
+    json_t *memory = json_object();
+    json_object_set_new(memory, "clients", json_integer((json_int_t)run->client_count));
+    json_object_set_new(memory, "rss_before_kib", json_integer(run->rss_before_kib));
+    json_object_set_new(memory, "rss_window_start_kib", json_integer(run->rss_window_start_kib));
+    json_object_set_new(memory, "rss_peak_kib", json_integer(run->rss_peak_kib));
+    json_object_set_new(memory, "rss_end_kib", json_integer(run->rss_end_kib));
+    json_object_set_new(
+        memory, "peak_per_client_bytes",
+        json_real((double)(run->rss_peak_kib - run->rss_before_kib) * 1024.0 / clients));
+    json_object_set_new(
+        memory, "end_per_client_bytes",
+        json_real((double)(run->rss_end_kib - run->rss_before_kib) * 1024.0 / clients));
+    json_object_set_new(output, "server_memory", memory);
+}
+
 static json_t *output_json(const bench_run_t *run, double generator_percent, double server_percent)
 {
     const bench_options_t *options = run->options;
@@ -325,6 +364,7 @@ static json_t *output_json(const bench_run_t *run, double generator_percent, dou
         json_object_set_new(output, "server_cpu_percent", json_real(server_percent));
     }
     add_machine_load(output, run, generator_percent, server_percent);
+    add_server_memory(output, run);
     if (run->first_connect_error[0] != '\0')
         json_object_set_new(output, "first_connect_error", json_string(run->first_connect_error));
     json_object_set_new(output, "connection_failures", json_integer((json_int_t)run->failures));

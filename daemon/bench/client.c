@@ -370,6 +370,41 @@ static void poll_payload(bench_client_t *client, const char *body, size_t length
         fail(client, "cannot poll");
 }
 
+/* A held session's GET answered: pings get a pong POST (its answer sends the GET again),
+ * anything else is handled as on a WebSocket. */
+static void poll_held_payload(bench_client_t *client, const char *body, size_t length)
+{
+    const char *end = body + length;
+    int ping = 0;
+    while (body < end && client->state == BENCH_CLIENT_READY) {
+        const char *separator = memchr(body, 0x1e, (size_t)(end - body));
+        size_t packet_length = (size_t)((separator != NULL ? separator : end) - body);
+        if (packet_length == 1 && body[0] == BENCH_EIO_PING)
+            ping = 1;
+        else
+            handle_packet(client, body, packet_length);
+        body = separator != NULL ? separator + 1 : end;
+    }
+    if (client->state != BENCH_CLIENT_READY)
+        return;
+    client->poll_holding = ping ? 2 : 1;
+    if ((ping ? send_poll_post(client, "3", 1) : send_poll_get(client)) != 0)
+        fail(client, "cannot poll");
+}
+
+static void poll_held_response(bench_client_t *client, const char *body, size_t length)
+{
+    if (client->poll_holding == 1) {
+        poll_held_payload(client, body, length);
+        return;
+    }
+    if (client->poll_holding == 2) {
+        client->poll_holding = 1;
+        if (send_poll_get(client) != 0)
+            fail(client, "cannot poll");
+    }
+}
+
 static void poll_response(bench_client_t *client, const char *body, size_t length)
 {
     switch (client->state) {
@@ -386,6 +421,9 @@ static void poll_response(bench_client_t *client, const char *body, size_t lengt
         break;
     case BENCH_CLIENT_POLL_LEAVING:
         bench_client_close(client);
+        break;
+    case BENCH_CLIENT_READY:
+        poll_held_response(client, body, length);
         break;
     default:
         break;
@@ -577,6 +615,7 @@ int bench_client_connect(bench_client_t *client, const char *auth, int polling)
     client->polling = polling;
     client->next_ack_id = 0;
     client->pending_writes = 0;
+    client->poll_holding = 0;
     client->started_at = uv_hrtime();
     client->state = BENCH_CLIENT_CONNECTING;
     rc = bind_source(client);
@@ -597,9 +636,18 @@ int bench_client_connect(bench_client_t *client, const char *auth, int polling)
     return 0;
 }
 
+int bench_client_poll_hold(bench_client_t *client)
+{
+    if (!client->polling || client->state != BENCH_CLIENT_READY || client->poll_holding != 0)
+        return EINVAL_ERROR;
+    client->poll_holding = 1;
+    return send_poll_get(client);
+}
+
 int bench_client_poll_leave(bench_client_t *client)
 {
-    if (!client->polling || client->state != BENCH_CLIENT_READY)
+    /* A pending GET would answer the POST's place on this one connection. */
+    if (!client->polling || client->state != BENCH_CLIENT_READY || client->poll_holding != 0)
         return EINVAL_ERROR;
     client->state = BENCH_CLIENT_POLL_LEAVING;
     return send_poll_post(client, "1", 1);

@@ -60,7 +60,8 @@ struct bench_client_s {
     uint8_t *carry;          /* bytes of an incomplete frame or response, malloc'd */
     size_t carry_length;
     size_t carry_capacity;
-    char *sid; /* polling session id, malloc'd */
+    char *sid;        /* polling session id, malloc'd */
+    int poll_holding; /* polling, ready: 1 a GET pending, 2 a pong POST pending */
     int64_t next_ack_id;
     uint64_t started_at; /* uv_hrtime() when the connection began */
     /* For the scenarios' own use. */
@@ -84,6 +85,10 @@ int bench_client_connect(bench_client_t *client, const char *auth, int polling);
  * negative error (SIOC-style: -22 when not ready or too long). */
 int bench_client_emit(bench_client_t *client, const char *event, const char *args, int with_ack,
                       int64_t *ack_id);
+
+/* Keeps a ready polling session open as an idle client of a browser does: a GET always
+ * pending, each ping answered with a pong POST and the GET sent again. */
+int bench_client_poll_hold(bench_client_t *client);
 
 /* Leaves a ready polling session with the Engine.IO close packet, so that the server does not
  * keep it until its ping timeout; the connection closes once the POST is answered. */

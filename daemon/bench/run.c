@@ -14,6 +14,8 @@
 
 /* Time after the scenario's own phases before the run is cut short. */
 #define DEADLINE_MARGIN_SECONDS 30.0
+/* The server's memory is sampled this often during the measured window. */
+#define MEMORY_SAMPLE_MS 100
 
 static void on_handle_closed_noop(uv_handle_t *handle) {}
 
@@ -61,6 +63,10 @@ static int raise_file_limit(bench_run_t *run, size_t count)
 static void on_signal(uv_signal_t *signal, int number)
 {
     bench_run_t *run = signal->data;
+    if (run->holding) { /* the end a held run waits for */
+        bench_run_finish(run, NULL);
+        return;
+    }
     run->interrupted = 1;
     bench_run_finish(run, "interrupted");
 }
@@ -81,7 +87,8 @@ static int start_guards(bench_run_t *run)
     uv_signal_start(&run->sigterm, on_signal, SIGTERM);
     uv_timer_init(&run->loop, &run->deadline);
     uv_timer_init(&run->loop, &run->phase);
-    run->deadline.data = run->phase.data = run;
+    uv_timer_init(&run->loop, &run->memory_timer);
+    run->deadline.data = run->phase.data = run->memory_timer.data = run;
     double seconds =
         options->timeout + options->warmup + options->duration + DEADLINE_MARGIN_SECONDS;
     return uv_timer_start(&run->deadline, on_deadline, (uint64_t)(seconds * 1000.0), 0);
@@ -92,6 +99,7 @@ int bench_run_init(bench_run_t *run, const bench_options_t *options,
                    const bench_client_callbacks_t *callbacks)
 {
     memset(run, 0, sizeof(*run));
+    run->rss_before_kib = run->rss_window_start_kib = run->rss_peak_kib = run->rss_end_kib = -1;
     run->options = options;
     run->scenario = scenario;
     if (count > BENCH_MAX_CONNECTIONS) {
@@ -127,6 +135,8 @@ static void close_everything(uv_handle_t *handle, void *data)
 
 int bench_run_execute(bench_run_t *run)
 {
+    if (run->options->server_pid > 0)
+        run->rss_before_kib = bench_proc_rss_kib(run->options->server_pid);
     if (run->scenario->start(run) != 0 && run->error[0] == '\0')
         snprintf(run->error, sizeof(run->error), "the scenario could not start");
     if (run->error[0] != '\0')
@@ -175,6 +185,7 @@ void bench_run_finish(bench_run_t *run, const char *reason)
     close_handle((uv_handle_t *)&run->sigterm);
     close_handle((uv_handle_t *)&run->deadline);
     close_handle((uv_handle_t *)&run->phase);
+    close_handle((uv_handle_t *)&run->memory_timer);
     for (size_t i = 0; i < run->client_count; i++)
         bench_client_close(&run->clients[i]);
 }
@@ -254,7 +265,8 @@ void bench_run_source_address(const bench_run_t *run, size_t index, struct socka
     memset(address, 0, sizeof(*address));
     address->sin_family = AF_INET;
     address->sin_port = 0;
-    address->sin_addr.s_addr = htonl((127u << 24) | (uint32_t)(1 + index % sources));
+    size_t number = (size_t)run->options->first_index + index;
+    address->sin_addr.s_addr = htonl((127u << 24) | (uint32_t)(1 + number % sources));
 }
 
 uint8_t *bench_run_read_buffer(bench_run_t *run, size_t *size)
@@ -333,11 +345,31 @@ void bench_usage_now(const bench_run_t *run, bench_usage_t *usage)
         run->options->server_pid > 0 ? proc_cpu_seconds(run->options->server_pid) : -1;
 }
 
+static void sample_memory(bench_run_t *run)
+{
+    long rss = bench_proc_rss_kib(run->options->server_pid);
+    if (rss < 0)
+        return;
+    run->rss_end_kib = rss;
+    if (rss > run->rss_peak_kib)
+        run->rss_peak_kib = rss;
+}
+
+static void on_memory_sample(uv_timer_t *timer)
+{
+    sample_memory(timer->data);
+}
+
 void bench_run_window_begin(bench_run_t *run)
 {
     bench_usage_now(run, &run->window_start);
     run->window_end = run->window_start;
     run->measuring = 1;
+    if (run->options->server_pid <= 0 || run->stopping)
+        return;
+    sample_memory(run);
+    run->rss_window_start_kib = run->rss_end_kib;
+    uv_timer_start(&run->memory_timer, on_memory_sample, MEMORY_SAMPLE_MS, MEMORY_SAMPLE_MS);
 }
 
 void bench_run_window_end(bench_run_t *run)
@@ -346,6 +378,11 @@ void bench_run_window_end(bench_run_t *run)
         return;
     bench_usage_now(run, &run->window_end);
     run->measuring = 0;
+    if (run->options->server_pid <= 0)
+        return;
+    sample_memory(run);
+    if (!uv_is_closing((uv_handle_t *)&run->memory_timer))
+        uv_timer_stop(&run->memory_timer);
 }
 
 double bench_run_window_seconds(const bench_run_t *run)

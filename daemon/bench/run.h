@@ -42,7 +42,9 @@ typedef struct bench_options_s {
     long members;              /* fanout: members per room */
     long users;                /* chat */
     long window;               /* fanout: messages not yet delivered to every member */
-    int polling;               /* connect over HTTP long-polling */
+    int polling;               /* connect, idle: over HTTP long-polling */
+    int hold;                  /* idle: hold the clients until a signal (or --duration) */
+    long first_index;          /* idle: this generator's first client number (several combined) */
     const char *event;         /* echo: the event acknowledged by the server */
     const char *join_event;    /* fanout: the event that joins a room */
     const char *publish_event; /* fanout: [room, event, payload] broadcast to room */
@@ -88,6 +90,14 @@ typedef struct bench_run_s {
     uv_signal_t sigterm;
     uv_timer_t deadline; /* the whole run's bound */
     uv_timer_t phase;    /* the scenario's own timer */
+    /* The server's VmRSS (KiB, -1 unknown): before the first connection, and sampled through
+     * the measured window (its peak and its last value). */
+    uv_timer_t memory_timer;
+    long rss_before_kib;
+    long rss_window_start_kib;
+    long rss_peak_kib;
+    long rss_end_kib;
+    int holding; /* idle --hold: a signal now ends the run as a success */
     int stopping;
     int interrupted;
     char error[256]; /* first error; non-empty means the run failed */
@@ -153,7 +163,7 @@ void bench_run_window_begin(bench_run_t *run);
 void bench_run_window_end(bench_run_t *run);
 double bench_run_window_seconds(const bench_run_t *run);
 
-/* The source address of slot index (127.0.0.1 + index % sources). */
+/* The source address of slot index (127.0.0.1 + (first_index + index) % sources). */
 void bench_run_source_address(const bench_run_t *run, size_t index, struct sockaddr_in *address);
 
 /* The shared read buffer (one per loop: reads are handled before the next one). */
