@@ -17,6 +17,15 @@
 #   SERVERS="sioc-postgres-pool1 sioc-postgres-pool2 sioc-postgres-pool4" bench/chat-postgres.sh
 #                                          sioc on PostgreSQL with store.poolSize 1, 2, 4 (plain
 #                                          sioc-postgres: the daemon's default)
+#   PROFILE=1 bench/chat-postgres.sh       after each sioc run, where the time went (docs/store.md,
+#                                          "Where the time goes"): the store's own profile (its
+#                                          close log) and, on PostgreSQL, pg_stat_statements,
+#                                          pg_stat_wal and the backends' wait events sampled
+#                                          every 10 ms during the measured window
+#   PG_OPTIONS="-c commit_delay=..."       more PostgreSQL settings (tests/lib/postgres.sh)
+#   SIOC_BASE=/tmp/base/build/sioc SERVERS="base-sioc-postgres-pool1 sioc-postgres-pool1" ...
+#                                          a base-sioc-* server is that sioc-* server run from
+#                                          SIOC_BASE: before and after a change, in one run
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,12 +42,24 @@ servers=${SERVERS:-sioc-sqlite sioc-postgres node-sqlite node-postgres}
 secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
 sioc="${SIOC:-$root/build/sioc}"
 [[ -x "$sioc" ]] || { echo "chat-postgres.sh: build sioc first (scripts/build) or set SIOC" >&2; exit 2; }
+sioc_base="${SIOC_BASE:-}"
+if [[ " $servers " == *" base-sioc-"* && ! -x "$sioc_base" ]]; then
+    echo "chat-postgres.sh: base-sioc-* servers run SIOC_BASE (another build of sioc): set it" >&2
+    exit 2
+fi
 if [[ ! -d bench/node/node_modules/better-sqlite3 ]]; then
     [[ -d /usr/include/node ]] && export npm_config_nodedir=/usr
     (cd bench/node && npm_config_build_from_source=true npm ci --no-audit --no-fund >/dev/null)
 fi
 # pg comes from the integration tests' packages, as the redis adapter does (bench/node/server.js).
-[[ -d tests/integration/node_modules/pg ]] || (cd tests/integration && npm ci --no-audit --no-fund >/dev/null)
+# A linked node_modules is a shared install: npm ci would empty the directory it points to.
+if [[ ! -d tests/integration/node_modules/pg ]]; then
+    if [[ -L tests/integration/node_modules ]]; then
+        echo "chat-postgres.sh: tests/integration/node_modules (a link) has no pg: install it there" >&2
+        exit 2
+    fi
+    (cd tests/integration && npm ci --no-audit --no-fund >/dev/null)
+fi
 
 work="$(mktemp -d /tmp/sioc-chat-pg-XXXXXX)"
 chmod 755 "$work" # the server runs as nobody when this runs as root
@@ -57,8 +78,19 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+profile=${PROFILE:-0}
+log_level=warn profile_env=""
+if [[ $profile == 1 ]]; then
+    log_level=info # the store logs its profile at info, every second here
+    profile_env=SIOC_STORE_PROFILE_MS=1000
+fi
+if [[ $profile == 1 ]]; then
+    PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c track_wal_io_timing=on ${PG_OPTIONS:-}"
+    export PG_OPTIONS
+fi
 url="$(PG_FSYNC=on tests/lib/postgres.sh start "$work/pg")"
 psql -q "$url" -c "CREATE DATABASE node_bench"
+[[ $profile == 1 ]] && psql -q "$url" -c "CREATE EXTENSION pg_stat_statements"
 node_url="${url%/*}/node_bench"
 
 # Starts $1 (sioc-sqlite, sioc-postgres, node-sqlite, node-postgres) on a fresh database.
@@ -67,14 +99,24 @@ start_server() {
     rm -f "$work"/*.db*
     psql -q "$url" -c "DROP SCHEMA IF EXISTS sioc CASCADE" 2>/dev/null
     psql -q "$node_url" -c "DROP TABLE IF EXISTS users, presence, rooms, room_members, messages" 2>/dev/null
+    local binary=$sioc
+    if [[ $name == base-sioc-* ]]; then
+        binary=$sioc_base
+        name=${name#base-}
+    fi
     case $name in
     sioc-*)
         local store="{\"driver\": \"sqlite\", \"path\": \"$work/sioc.db\"}"
         [[ $name == sioc-postgres* ]] && store="{\"driver\": \"postgres\", \"url\": \"$url\"}"
         [[ $name == sioc-postgres-pool* ]] && store="${store%\}}, \"poolSize\": ${name#sioc-postgres-pool}}"
-        sed "s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/; s/\"level\": \"warn\"/\"level\": \"${LOG_LEVEL:-warn}\"/" \
+        local api=""
+        if [[ $profile == 1 ]]; then
+            api_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            api="\"api\": {\"listen\": {\"host\": \"127.0.0.1\", \"port\": $api_port}, \"key\": \"bench-api-key-0123456789\"}, "
+        fi
+        sed "s|\"log\": {|$api\"log\": {|; s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/; s/\"level\": \"warn\"/\"level\": \"${LOG_LEVEL:-$log_level}\"/" \
             bench/sioc-bench.json >"$work/sioc.json"
-        (exec taskset -c 0 "$sioc" serve --config "$work/sioc.json" >"$log" 2>&1) &
+        (exec taskset -c 0 env ${profile_env:+"$profile_env"} "$binary" serve --config "$work/sioc.json" >"$log" 2>&1) &
         ;;
     node-*)
         local db=(--db "$work/node.db")
@@ -93,18 +135,91 @@ start_server() {
     return 1
 }
 
+# PROFILE=1: the database's side of one run. Counters are reset before the run; a sampler
+# (one backend, bounded to 10 minutes) records every 10 ms what the other backends of the
+# database wait on, so that the window the generator measured can be picked out afterwards.
+sampler_pid=""
+# The disk's flush latency right now (other work on the machine changes it tenfold): 200
+# synchronous 8 kB writes into the server's own directory, as the WAL's are.
+disk_probe() {
+    local started ended
+    started=$(date +%s%N)
+    dd if=/dev/zero of="$work/pg/probe" bs=8k count=200 oflag=dsync 2>/dev/null
+    ended=$(date +%s%N)
+    rm -f "$work/pg/probe"
+    echo "disk: one synchronous 8 kB write takes $(( (ended - started) / 200000 )) us (dd oflag=dsync, 200 writes)"
+}
+profile_start() {
+    [[ $profile == 1 ]] || return 0
+    disk_probe
+    psql -X -q "$url" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null
+    psql -X -q "$url" -c "DROP TABLE IF EXISTS bench_waits; CREATE UNLOGGED TABLE bench_waits (at timestamptz, state text, wait text)"
+    psql -X -q "$url" -c "
+        DO \$\$ BEGIN FOR i IN 1..60000 LOOP
+            PERFORM pg_stat_clear_snapshot();
+            INSERT INTO bench_waits SELECT clock_timestamp(), state,
+                coalesce(wait_event_type || ':' || wait_event, 'CPU')
+              FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND backend_type = 'client backend';
+            COMMIT;
+            PERFORM pg_sleep(0.01);
+        END LOOP; END \$\$" >/dev/null 2>&1 &
+    sampler_pid=$!
+}
+profile_report() {
+    local name=$1 ended_at=$2
+    [[ $profile == 1 ]] || return 0
+    if [[ -n "$sampler_pid" ]]; then
+        psql -X -q "$url" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%bench_waits%' AND pid <> pg_backend_pid()" >/dev/null
+        wait "$sampler_pid" 2>/dev/null || true
+        sampler_pid=""
+        echo "$name: active backends' wait events in the measured window (samples every 10 ms):"
+        psql -X -At -F ' ' "$url" -c "
+            SELECT count(*), wait FROM bench_waits
+             WHERE state = 'active' AND at BETWEEN to_timestamp($ended_at) - interval '$duration seconds' - interval '1 second'
+                                             AND to_timestamp($ended_at) - interval '1 second'
+             GROUP BY wait ORDER BY 1 DESC LIMIT 8" | sed 's/^/  /'
+        echo "$name: statements (calls, mean ms, total ms); WAL records, writes, syncs, sync ms, ms per sync:"
+        psql -X -At -F ' ' "$url" -c "
+            SELECT calls, round(mean_exec_time::numeric, 3), round(total_exec_time::numeric, 1),
+                   left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+              FROM pg_stat_statements WHERE query NOT LIKE '%bench_waits%' AND calls > 100
+             ORDER BY total_exec_time DESC LIMIT 6" | sed 's/^/  /'
+        psql -X -At -F ' ' "$url" -c "SELECT wal_records, wal_write, wal_sync, round(wal_sync_time::numeric, 1), round((wal_sync_time / nullif(wal_sync, 0))::numeric, 3) FROM pg_stat_wal" | sed 's/^/  wal /'
+    fi
+}
+
 for round in $(seq 1 "$rounds"); do
     for name in $servers; do
         start_server "$name"
+        [[ $name == *sioc-postgres* ]] && profile_start
         taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
             --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
             --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
             --json "$work/$name-$round.json" | tail -1 | tee "$work/last.txt"
+        ended_at=$(date +%s.%N)
+        [[ $name == *sioc-postgres* ]] && profile_report "$name" "$ended_at"
+        if [[ $profile == 1 && $name == *sioc-* ]]; then
+            python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"]; print("%s: connecting and joining took %.1f s" % (sys.argv[2], r.get("setup_seconds", 0)))' \
+                "$work/$name-$round.json" "$name" 2>/dev/null || true
+            echo "$name: the server's connection counters (GET /metrics):"
+            curl -s "http://127.0.0.1:$api_port/metrics" |
+                grep -E '^sioc_(engineio_(connections_(opened|closed)|requests_refused|slow_reader)|socketio_(sockets_(connected|disconnected)|connects_refused))' |
+                sed 's/^/  /' || true
+        fi
         if grep -q FAILED "$work/last.txt"; then
             kill -0 "$server_pid" 2>/dev/null || echo "$name: the server is gone" >&2
             grep -v " debug " "$work/$name.log" | tail -20 >&2
         fi
         stop_server
+        if [[ $profile == 1 && $name == *sioc-* ]]; then
+            # The seconds the generator measured: the last $duration before it ended.
+            from=$(date -u -d "@$(echo "$ended_at - $duration - 1" | bc)" +%FT%T)
+            to=$(date -u -d "@$(echo "$ended_at - 1" | bc)" +%FT%T)
+            echo "$name: the store's profile, per connection and second of the measured window:"
+            awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /store: profile of/' "$work/$name.log" |
+                sed 's/.*store: profile of /  /; s/; mean\/p50\/p99\/max in us:/:/'
+        fi
     done
 done
 

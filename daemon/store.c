@@ -51,6 +51,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_driver.h"
+#include "store_profile.h"
 #include "store_sql.h"
 #include "store_sqlite.h"
 
@@ -111,6 +112,7 @@ struct request_s {
     json_t *result;      /* built by the worker; NULL on error */
     int refused;         /* failed before it was queued: never run */
     uint64_t started_ns; /* for the latency histogram of /metrics */
+    uint64_t posted_ns;  /* when the worker handed it back (store_profile.h) */
     args_t args;
 };
 
@@ -147,7 +149,8 @@ struct store_s {
     void *connection;
     struct staged_s *staged; /* PIPELINE_MAX, when the driver has pipelines */
     const char *operation_name;
-    int lost; /* the connection was lost during this batch */
+    int lost;          /* the connection was lost during this batch */
+    uint64_t begun_ns; /* when the open transaction's BEGIN was answered */
 
     pthread_t worker;
     pthread_mutex_t mutex;
@@ -160,6 +163,14 @@ struct store_s {
     int queue_closed;  /* the worker took its last batch: refused requests complete directly */
     int worker_exited; /* ... and closed the database: the loop may join it */
     store_sqlite_stats_t stats;
+
+    /* Written by both threads (store_profile.h); logged by the loop every profile_period_ns
+     * (SIOC_STORE_PROFILE_MS, 0: once, at close). */
+    store_profile_t profile;
+    uint64_t profile_since_ns;
+    uint64_t profile_period_ns;
+    size_t lane_index; /* which connection of the pool, for the profile's log */
+    size_t lane_count;
 
     /* Loop thread only. */
     struct pool_s *pool; /* store.poolSize > 1: this store only routes to the pool's lanes */
@@ -1847,13 +1858,25 @@ typedef struct batch_counts_s {
     uint64_t failed_commits;
     uint64_t pipelines;
     uint64_t pipelined;
+    uint64_t started_ns; /* taken from the queue */
 } batch_counts_t;
+
+static void profile_add(store_t *store, store_phase_t phase, uint64_t start_ns, uint64_t end_ns)
+{
+    pthread_mutex_lock(&store->mutex);
+    store_histogram_add(&store->profile.phases[phase], (end_ns - start_ns) / 1000);
+    pthread_mutex_unlock(&store->mutex);
+}
 
 /* Opens a transaction for request; 0, or -1 with the request failed. */
 static int batch_begin(store_t *store, request_t *request, batch_counts_t *counts)
 {
     store->operation_name = "begin";
-    if (control(store, request, SIOC__SQL_BEGIN) != 0)
+    uint64_t start = uv_hrtime();
+    int rc = control(store, request, SIOC__SQL_BEGIN);
+    store->begun_ns = uv_hrtime();
+    profile_add(store, STORE_PHASE_BEGIN, start, store->begun_ns);
+    if (rc != 0)
         return -1;
     counts->transactions++;
     return 0;
@@ -1864,8 +1887,11 @@ static void batch_commit(store_t *store, request_t *first, batch_counts_t *count
 {
     store->operation_name = "commit";
     const char *message = NULL;
+    uint64_t start = uv_hrtime();
+    profile_add(store, STORE_PHASE_STATEMENTS, store->begun_ns, start);
     int rc = store->driver->execute(store->connection, SIOC__SQL_COMMIT, NULL, 0, NULL, NULL, NULL,
                                     &message);
+    profile_add(store, STORE_PHASE_COMMIT, start, uv_hrtime());
     if (rc == 0)
         return;
     log_error("store: commit failed: %s", message != NULL ? message : "?");
@@ -2138,6 +2164,10 @@ static request_t *worker_take(store_t *store)
      * queued for a worker that no longer looks. */
     if (batch == NULL)
         store->queue_closed = 1;
+    uint64_t now = uv_hrtime();
+    for (request_t *request = batch; request != NULL; request = request->next)
+        store_histogram_add(&store->profile.phases[STORE_PHASE_WAIT],
+                            (now - request->started_ns) / 1000);
     pthread_mutex_unlock(&store->mutex);
     return batch;
 }
@@ -2145,7 +2175,13 @@ static request_t *worker_take(store_t *store)
 /* Hands a committed batch back to the loop thread. */
 static void worker_post(store_t *store, request_t *batch, const batch_counts_t *counts)
 {
+    uint64_t now = uv_hrtime();
+    for (request_t *request = batch; request != NULL; request = request->next)
+        request->posted_ns = now;
     pthread_mutex_lock(&store->mutex);
+    store_histogram_add(&store->profile.phases[STORE_PHASE_BATCH],
+                        (now - counts->started_ns) / 1000);
+    store_histogram_add(&store->profile.phases[STORE_PHASE_SIZE], counts->size);
     queue_append(&store->completed, batch);
     store->stats.batches++;
     store->stats.requests += counts->requests;
@@ -2164,7 +2200,7 @@ static void *worker_main(void *argument)
     store_t *store = argument;
     request_t *batch;
     while ((batch = worker_take(store)) != NULL) {
-        batch_counts_t counts = {0, 0, 0, 0, 0, 0};
+        batch_counts_t counts = {0, 0, 0, 0, 0, 0, uv_hrtime()};
         batch_run(store, batch, &counts);
         worker_post(store, batch, &counts);
     }
@@ -2205,6 +2241,22 @@ static void request_complete(request_t *request)
     request_free(request);
 }
 
+/* Logs the profile gathered since the last time, and starts a new one. */
+static void profile_flush(store_t *store, uint64_t now)
+{
+    static store_profile_t profile; /* loop thread only; too large for the stack */
+    pthread_mutex_lock(&store->mutex);
+    profile = store->profile;
+    memset(&store->profile, 0, sizeof(store->profile));
+    pthread_mutex_unlock(&store->mutex);
+    char who[96];
+    snprintf(who, sizeof(who), "%s connection %zu of %zu, %.1f s", store->driver->name,
+             store->lane_index + 1, store->lane_count,
+             (double)(now - store->profile_since_ns) / 1e9);
+    store->profile_since_ns = now;
+    store_profile_log(&profile, who);
+}
+
 /* Runs every completed request, in order, including those that done callbacks refuse on the
  * way (requests made while the store closes). */
 static void completions_run(store_t *store)
@@ -2212,15 +2264,27 @@ static void completions_run(store_t *store)
     for (;;) {
         pthread_mutex_lock(&store->mutex);
         request_t *list = queue_take(&store->completed, SIZE_MAX);
+        uint64_t now = uv_hrtime();
+        for (request_t *request = list; request != NULL; request = request->next) {
+            if (request->refused)
+                continue;
+            store_histogram_add(&store->profile.phases[STORE_PHASE_HANDBACK],
+                                (now - request->posted_ns) / 1000);
+            store_histogram_add(&store->profile.phases[STORE_PHASE_TOTAL],
+                                (now - request->started_ns) / 1000);
+        }
         pthread_mutex_unlock(&store->mutex);
         if (list == NULL)
-            return;
+            break;
         while (list != NULL) {
             request_t *next = list->next;
             request_complete(list);
             list = next;
         }
     }
+    uint64_t now = uv_hrtime();
+    if (store->profile_period_ns != 0 && now - store->profile_since_ns >= store->profile_period_ns)
+        profile_flush(store, now);
 }
 
 static void store_free(store_t *store)
@@ -2255,6 +2319,7 @@ static void on_completions(uv_async_t *handle)
         return;
     completions_run(store);            /* posted between the first run and the exit */
     pthread_join(store->worker, NULL); /* immediate: the thread is returning */
+    profile_flush(store, uv_hrtime());
     store->async_closing = 1;
     uv_close((uv_handle_t *)&store->completions_async, on_async_closed);
 }
@@ -2506,6 +2571,7 @@ int store_check(const store_options_t *options, char *error, size_t error_size)
         return STORE_EIO;
     }
     store->driver = driver;
+    store->lane_count = 1;
     int rc = driver->open(options, &store->connection, error, error_size);
     if (rc == 0)
         rc = customs_prepare(store, options, error, error_size);
@@ -2513,6 +2579,14 @@ int store_check(const store_options_t *options, char *error, size_t error_size)
     user_cache_free(store);
     free(store);
     return rc;
+}
+
+/* SIOC_STORE_PROFILE_MS (a diagnostic, docs/store.md): how often the profile is logged. */
+static uint64_t profile_period_ns(void)
+{
+    const char *text = getenv("SIOC_STORE_PROFILE_MS");
+    long ms = text != NULL ? strtol(text, NULL, 10) : 0;
+    return ms > 0 ? (uint64_t)ms * 1000000u : 0;
 }
 
 static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
@@ -2524,6 +2598,9 @@ static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
         return STORE_EIO;
     }
     store->driver = driver;
+    store->lane_count = 1;
+    store->profile_since_ns = uv_hrtime();
+    store->profile_period_ns = profile_period_ns();
     int rc = driver->open(options, &store->connection, error, error_size);
     if (rc == 0)
         rc = customs_prepare(store, options, error, error_size);
@@ -2868,6 +2945,10 @@ static int pool_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
         pool_lane_t *lane = &pool->lanes[pool->open];
         lane->router = router;
         int rc = lane_open(loop, driver, &lane_options, &lane->store, error, error_size);
+        if (rc == 0) {
+            lane->store->lane_index = pool->open;
+            lane->store->lane_count = count;
+        }
         if (rc != 0) {
             /* The lanes opened go when the loop runs again; the router is not theirs. */
             for (size_t index = 0; index < pool->open; index++)

@@ -10,6 +10,7 @@
 # message when PostgreSQL is not installed (scripts/install-deps --test installs it).
 # Durability settings (fsync off) are for speed: the tests kill the daemon, never the server
 # unannounced. PG_FSYNC=on keeps PostgreSQL's defaults (benchmarks).
+# PG_OPTIONS="-c name=value ..." (start): more server settings (benchmarks: pg_stat_statements).
 # PG_SSL_CERT=FILE PG_SSL_KEY=FILE (start): TLS on (ssl=on) with that certificate and key,
 # copied into DIR for the server's user (PostgreSQL wants the key owned by it, mode 0600).
 set -euo pipefail
@@ -41,7 +42,7 @@ server_start() {
     [[ -f "$dir/server.key" ]] && tls="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
     port="$(cat "$dir/port")"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability $tls -c max_connections=50" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability $tls -c max_connections=50 ${PG_OPTIONS:-}" \
         start >/dev/null
 }
 
