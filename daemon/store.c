@@ -1949,21 +1949,38 @@ typedef struct staged_s {
     call_t call;
     rows_t rows;
     int unreadable;
+    const char *missing; /* sioc's insert added nothing: the "not found" it gave the reason for */
     char id[GENERATED_ID_SIZE];
     char now[TIME_SIZE];
 } staged_t;
 
-/* Message and DM inserts, the bulk of a chat's batches, are one statement each when room (or
- * recipient) and sender exist; nothing later in the batch depends on their outcome. */
+/* Message and DM inserts, the bulk of a chat's batches, are one statement each; nothing later
+ * in the batch depends on their outcome. */
 static int pipelinable(const request_t *request)
 {
     return !request->refused &&
            (request->operation == STORE_MESSAGE_ADD || request->operation == STORE_DM_ADD);
 }
 
+/* The diagnosed insert's row (store_driver.h): the row's columns, then whether the first and
+ * second ids exist. */
+#define DIAGNOSED_COLUMNS 8
+#define DIAGNOSED_FIRST 6
+
 static int on_staged_row(void *data, const sioc__store_cell_t *cells, size_t count)
 {
     staged_t *staged = data;
+    int message = staged->request->operation == STORE_MESSAGE_ADD;
+    if (staged->rows.shape != &NAMED_SHAPE && count == DIAGNOSED_COLUMNS &&
+        cells[0].bytes == NULL) {
+        /* The names and their precedence of run_message_add's and run_dm_add's checks. */
+        const sioc__store_cell_t *first = &cells[DIAGNOSED_FIRST];
+        if (first->bytes == NULL || first->bytes[0] != 't')
+            staged->missing = message ? "room not found" : "sender not found";
+        else
+            staged->missing = message ? "sender not found" : "recipient not found";
+        return 0;
+    }
     if (on_row(&staged->rows, cells, count) != 0)
         staged->unreadable = 1; /* the request fails alone, as when run by itself */
     return 0;
@@ -1980,6 +1997,7 @@ static int stage(store_t *store, staged_t *staged, sioc__store_call_t *out)
         return -1;
     sioc__store_time_now(staged->now);
     staged->unreadable = 0;
+    staged->missing = NULL;
     int statement;
     const custom_t *custom = &store->custom[request->operation];
     if (custom->active) {
@@ -1993,36 +2011,77 @@ static int stage(store_t *store, staged_t *staged, sioc__store_call_t *out)
         text_t second = message ? a->sender_id : a->recipient_id;
         message_call(&staged->call, a, first, second, staged->id, staged->now);
         staged->rows = (rows_t){message ? &MESSAGE_SHAPE : &DM_SHAPE, NULL, NULL, 0, 0};
-        statement = message ? SIOC__SQL_MESSAGE_INSERT_CHECKED : SIOC__SQL_DM_INSERT_CHECKED;
+        statement = message ? SIOC__SQL_MESSAGE_INSERT_DIAGNOSED : SIOC__SQL_DM_INSERT_DIAGNOSED;
     }
     *out = (sioc__store_call_t){(sioc__store_statement_t)statement, staged->call.params,
                                 staged->call.count, on_staged_row, staged};
     return 0;
 }
 
-/* What a pipeline's run leaves to do. */
-typedef enum pipeline_outcome {
-    PIPELINE_DONE,  /* every request has its outcome; the transaction goes on */
-    PIPELINE_AGAIN, /* a request needs the one-by-one way (a failed statement, no row) */
-    PIPELINE_LOST,  /* the connection was lost */
-} pipeline_outcome_t;
-
-/* A staged request's outcome from its row; 1 when it needs to run the one-by-one way: sioc's
- * checked insert gave no row (a missing room or user, named by the checks run one by one).
- * An application's statement has no such way: no row is its "not found". */
-static int staged_outcome(store_t *store, staged_t *staged)
+/* A staged request's outcome from its row (sioc's diagnosed insert always gives one; an
+ * application's statement gives none for "not found"). */
+static void staged_outcome(store_t *store, staged_t *staged)
 {
     request_t *request = staged->request;
     if (staged->unreadable) {
         json_decref(staged->rows.one);
-        return request_fail(request, STORE_EIO, MESSAGE_NO_RESULT), 0;
+        request_fail(request, STORE_EIO, MESSAGE_NO_RESULT);
+    } else if (staged->missing != NULL) {
+        request_fail(request, STORE_ENOTFOUND, staged->missing);
+    } else if (staged->rows.count > 0) {
+        request_succeed(request, staged->rows.one);
+    } else if (store->custom[request->operation].active) {
+        request_fail(request, STORE_ENOTFOUND, custom_specs[request->operation].not_found);
+    } else {
+        request_fail(request, STORE_EIO, MESSAGE_NO_RESULT); /* a row the driver did not give */
     }
-    if (staged->rows.count > 0)
-        return request_succeed(request, staged->rows.one), 0;
-    if (!store->custom[request->operation].active)
-        return 1;
-    request_fail(request, STORE_ENOTFOUND, custom_specs[request->operation].not_found);
-    return 0;
+}
+
+/* Stages the pipelinable requests from *cursor on into store->staged[from...] and calls[...],
+ * up to PIPELINE_MAX staged in all; *cursor moves past them. The number staged (a request that
+ * failed to stage has no call). */
+static size_t stage_run(store_t *store, request_t **cursor, size_t from, sioc__store_call_t *calls,
+                        batch_counts_t *counts)
+{
+    size_t count = 0;
+    request_t *request = *cursor;
+    for (; request != NULL && from + count < PIPELINE_MAX && pipelinable(request);
+         request = request->next) {
+        staged_t *staged = &store->staged[from + count];
+        counts->size++;
+        counts->requests++;
+        staged->request = request;
+        if (stage(store, staged, &calls[count]) == 0)
+            count++;
+    }
+    *cursor = request;
+    counts->pipelines += count > 0;
+    counts->pipelined += count;
+    return count;
+}
+
+/* What a pipeline's run leaves to do. */
+typedef enum pipeline_outcome {
+    PIPELINE_DONE,  /* every request has its outcome; the transaction goes on */
+    PIPELINE_AGAIN, /* a statement failed: the batch runs again the careful way */
+    PIPELINE_LOST,  /* the connection was lost */
+} pipeline_outcome_t;
+
+/* The outcome of count staged requests whose pipeline returned rc: theirs when it succeeded,
+ * else none (their rows are dropped). */
+static pipeline_outcome_t pipeline_outcome(store_t *store, size_t count, int rc)
+{
+    for (size_t index = 0; index < count; index++) {
+        if (rc == 0)
+            staged_outcome(store, &store->staged[index]);
+        else
+            json_decref(store->staged[index].rows.one);
+    }
+    if (rc == STORE_EUNAVAILABLE) {
+        store->lost = 1;
+        return PIPELINE_LOST;
+    }
+    return rc != 0 ? PIPELINE_AGAIN : PIPELINE_DONE;
 }
 
 /* Runs the pipelinable requests from *cursor on (at most PIPELINE_MAX) as one pipeline,
@@ -2030,37 +2089,82 @@ static int staged_outcome(store_t *store, staged_t *staged)
 static pipeline_outcome_t pipeline_run(store_t *store, request_t **cursor, batch_counts_t *counts)
 {
     sioc__store_call_t calls[PIPELINE_MAX];
-    staged_t *staged = store->staged;
-    size_t count = 0;
-    request_t *request = *cursor;
-    for (; request != NULL && count < PIPELINE_MAX && pipelinable(request);
-         request = request->next) {
-        counts->size++;
-        counts->requests++;
-        staged[count].request = request;
-        if (stage(store, &staged[count], &calls[count]) == 0)
-            count++;
-    }
-    *cursor = request;
+    size_t count = stage_run(store, cursor, 0, calls, counts);
     size_t failed = count;
     const char *message = NULL;
     int rc = count > 0 ? store->driver->execute_pipeline(store->connection, calls, count, &failed,
                                                          &message)
                        : 0;
-    counts->pipelines += count > 0;
-    counts->pipelined += count;
-    int again = 0;
-    for (size_t index = 0; index < count; index++) {
-        if (rc == 0 || index < failed)
-            again |= staged_outcome(store, &staged[index]);
-        else
-            json_decref(staged[index].rows.one);
+    (void)failed; /* the whole batch runs again, the careful way */
+    return pipeline_outcome(store, count, rc);
+}
+
+/* A batch of nothing but pipelinable requests (the chat's): BEGIN, their statements and
+ * COMMIT go out as one pipeline, one round trip for the whole batch. */
+static int batch_one_trip(const request_t *batch)
+{
+    size_t count = 0;
+    for (const request_t *request = batch; request != NULL; request = request->next) {
+        if (request->refused)
+            continue;
+        if (!pipelinable(request) || ++count > PIPELINE_MAX)
+            return 0;
     }
-    if (rc == STORE_EUNAVAILABLE) {
-        store->lost = 1;
-        return PIPELINE_LOST;
+    return count > 0;
+}
+
+/* Runs such a batch (batch_run_optimistic's contract: 1 when it must run again the careful
+ * way). The rows read are only taken once COMMIT has succeeded; when a statement fails, the
+ * transaction is rolled back and nothing of it is kept. */
+static int batch_run_one_trip(store_t *store, request_t *batch, batch_counts_t *counts)
+{
+    sioc__store_call_t calls[PIPELINE_MAX + 2];
+    request_t *cursor = batch;
+    size_t count = 0;
+    while (cursor != NULL && cursor->refused) {
+        counts->size++;
+        cursor = cursor->next;
     }
-    return rc != 0 || again ? PIPELINE_AGAIN : PIPELINE_DONE;
+    while (cursor != NULL) {
+        count += stage_run(store, &cursor, count, calls + 1 + count, counts);
+        for (; cursor != NULL && cursor->refused; cursor = cursor->next)
+            counts->size++;
+    }
+    if (count == 0)
+        return 0; /* every one failed before reaching the database */
+    calls[0] = (sioc__store_call_t){SIOC__SQL_BEGIN, NULL, 0, NULL, NULL};
+    calls[count + 1] = (sioc__store_call_t){SIOC__SQL_COMMIT, NULL, 0, NULL, NULL};
+    size_t failed = 0;
+    const char *message = NULL;
+    store->operation_name = "pipeline";
+    uint64_t start = uv_hrtime();
+    int rc =
+        store->driver->execute_pipeline(store->connection, calls, count + 2, &failed, &message);
+    profile_add(store, STORE_PHASE_TRIP, start, uv_hrtime());
+    counts->transactions++;
+    if (rc != 0 && rc != STORE_EUNAVAILABLE && failed == count + 1) {
+        log_error("store: commit failed: %s", message != NULL ? message : "?");
+        if (store->driver->in_transaction(store->connection))
+            control_quiet(store, SIOC__SQL_ROLLBACK);
+        pipeline_outcome(store, count, rc);
+        if (store->lost) {
+            batch_lost(NULL, batch);
+            return 0;
+        }
+        batch_fail_uncommitted(batch, NULL, STORE_EIO, MESSAGE_ROLLED_BACK);
+        counts->failed_commits++;
+        return 0;
+    }
+    pipeline_outcome_t outcome = pipeline_outcome(store, count, rc);
+    if (outcome == PIPELINE_LOST) {
+        batch_lost(NULL, batch);
+        return 0;
+    }
+    if (outcome == PIPELINE_DONE)
+        return 0;
+    if (store->driver->in_transaction(store->connection))
+        control_quiet(store, SIOC__SQL_ROLLBACK);
+    return batch_restart(store, batch, counts);
 }
 
 /* Drivers whose failed statements abort the whole transaction (PostgreSQL): a SAVEPOINT and a
@@ -2071,6 +2175,8 @@ static pipeline_outcome_t pipeline_run(store_t *store, request_t **cursor, batch
  * run is kept or announced. 1 when the batch must run again, 0 when it is done. */
 static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t *counts)
 {
+    if (store->staged != NULL && batch_one_trip(batch))
+        return batch_run_one_trip(store, batch, counts);
     request_t *first = NULL;
     for (request_t *request = batch; request != NULL;) {
         if (request->refused) {

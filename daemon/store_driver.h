@@ -54,6 +54,12 @@ typedef enum sioc__store_statement {
      * otherwise): one round trip for the common case. */
     SIOC__SQL_MESSAGE_INSERT_CHECKED,
     SIOC__SQL_DM_INSERT_CHECKED,
+    /* The same, answering one row whatever happens: the inserted row's columns (NULL when
+     * nothing was inserted), then whether the room (sender) and the sender (recipient)
+     * exist, so that a pipeline committed with them names what is missing without asking
+     * again. Drivers with execute_pipeline only (SQLite has no SQL text for them). */
+    SIOC__SQL_MESSAGE_INSERT_DIAGNOSED,
+    SIOC__SQL_DM_INSERT_DIAGNOSED,
     SIOC__SQL_STATEMENT_COUNT,
 } sioc__store_statement_t;
 
@@ -130,11 +136,11 @@ typedef struct sioc__store_driver_s {
      * transaction usable (SQLite): the store then always runs requests in savepoints. */
     int (*aborted)(void *connection);
     /* Optional (NULL: the store runs the statements one execute at a time). Runs count
-     * statements inside the open transaction, sent together and answered together (one round
-     * trip instead of count), in order. 0 when every one succeeded (the rows went to each
-     * call's callback); else execute's error for the first that failed, its index in *failed:
-     * the ones after it did not run and the transaction is aborted (aborted() is 1) or the
-     * connection lost. */
+     * statements, sent together and answered together (one round trip instead of count), in
+     * order; they may open and end the transaction themselves (BEGIN ... COMMIT: a whole batch
+     * in one round trip). 0 when every one succeeded (the rows went to each call's callback);
+     * else execute's error for the first that failed, its index in *failed: the ones after it
+     * did not run and the transaction is aborted (aborted() is 1), or the connection lost. */
     int (*execute_pipeline)(void *connection, const sioc__store_call_t *calls, size_t count,
                             size_t *failed, const char **message);
 } sioc__store_driver_t;

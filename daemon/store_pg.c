@@ -202,6 +202,21 @@ static const char *const statement_sql[SIOC__SQL_STATEMENT_COUNT] = {
         ") SELECT $1, $2::text, $3::text, $4, $5, $6::int"
         " WHERE EXISTS (SELECT 1 FROM sioc.users WHERE id = $2)"
         " AND EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) RETURNING " DM_COLUMNS,
+    /* found is read in the INSERT's snapshot: what it says missing is why nothing was added. */
+    [SIOC__SQL_MESSAGE_INSERT_DIAGNOSED] =
+        "WITH found AS (SELECT EXISTS (SELECT 1 FROM sioc.rooms WHERE id = $2) AS first,"
+        " EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) AS second),"
+        " added AS (INSERT INTO sioc.messages (" MESSAGE_COLUMNS
+        ") SELECT $1, $2::text, $3::text, $4, $5, $6::int FROM found WHERE first AND second"
+        " RETURNING " MESSAGE_COLUMNS ")"
+        " SELECT added.*, found.first, found.second FROM found LEFT JOIN added ON true",
+    [SIOC__SQL_DM_INSERT_DIAGNOSED] =
+        "WITH found AS (SELECT EXISTS (SELECT 1 FROM sioc.users WHERE id = $2) AS first,"
+        " EXISTS (SELECT 1 FROM sioc.users WHERE id = $3) AS second),"
+        " added AS (INSERT INTO sioc.direct_messages (" DM_COLUMNS
+        ") SELECT $1, $2::text, $3::text, $4, $5, $6::int FROM found WHERE first AND second"
+        " RETURNING " DM_COLUMNS ")"
+        " SELECT added.*, found.first, found.second FROM found LEFT JOIN added ON true",
     [SIOC__SQL_DM_SEQ] = "SELECT seq FROM sioc.direct_messages WHERE " DM_PAIR " AND id = $3",
     [SIOC__SQL_DM_HISTORY] = "SELECT " DM_COLUMNS " FROM (SELECT seq, " DM_COLUMNS
                              " FROM sioc.direct_messages WHERE " DM_PAIR " AND seq < $3"
@@ -593,6 +608,11 @@ static int pg_execute_pipeline(void *opaque, const sioc__store_call_t *calls, si
     }
     int sent = 1;
     for (size_t index = 0; index < count && sent; index++) {
+        if (is_control(calls[index].statement)) {
+            sent = PQsendQueryParams(conn, statement_sql[calls[index].statement], 0, NULL, NULL,
+                                     NULL, NULL, 0);
+            continue;
+        }
         values_t values;
         values_of(&values, calls[index].statement, calls[index].params, calls[index].count);
         sent = PQsendQueryPrepared(conn, values.name, values.count, values.texts, NULL, NULL, 0);

@@ -61,7 +61,7 @@ uint64_t store_histogram_quantile(const store_histogram_t *histogram, double q)
 }
 
 static const char *const phase_names[STORE_PHASE_COUNT] = {
-    "wait", "begin", "statements", "commit", "batch", "handback", "total", "size",
+    "wait", "begin", "statements", "commit", "trip", "batch", "handback", "total", "size",
 };
 
 /* " wait 12/340/900/1200" (mean/p50/p99/max; microseconds, or requests for size). */
@@ -74,8 +74,8 @@ static int phase_text(char *out, size_t size, const char *name, const store_hist
 
 void store_profile_log(const store_profile_t *profile, const char *who)
 {
-    if (!log_enabled(LOG_INFO))
-        return;
+    if (!log_enabled(LOG_INFO) || profile->phases[STORE_PHASE_SIZE].count == 0)
+        return; /* no batch: nothing to say */
     char line[1024];
     size_t used = 0;
     for (int phase = 0; phase < STORE_PHASE_COUNT && used < sizeof(line); phase++) {

@@ -26,6 +26,7 @@ typedef enum store_phase {
     STORE_PHASE_BEGIN,      /* BEGIN's round trip (per batch) */
     STORE_PHASE_STATEMENTS, /* after BEGIN up to COMMIT: the requests' statements (per batch) */
     STORE_PHASE_COMMIT,     /* COMMIT's round trip, the WAL flush included (per batch) */
+    STORE_PHASE_TRIP,       /* a batch sent as one pipeline, BEGIN to COMMIT (per batch) */
     STORE_PHASE_BATCH,      /* the worker's whole batch, ready check included (per batch) */
     STORE_PHASE_HANDBACK,   /* batch posted -> its request completed on the loop (per request) */
     STORE_PHASE_TOTAL,      /* request made -> completed on the loop (per request) */

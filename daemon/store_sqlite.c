@@ -314,6 +314,11 @@ static int sqlite_execute(void *opaque, sioc__store_statement_t statement,
 {
     connection_t *connection = opaque;
     sqlite3_stmt *stmt = statement_of(connection, statement);
+    if (stmt == NULL) {
+        log_error("store: statement %d has no SQL in SQLite", (int)statement);
+        *message = "the database failed";
+        return STORE_EIO;
+    }
     bind_params(stmt, params, count);
     int row_error = 0;
     int rc = step_rows(stmt, row, row_data, &row_error);
@@ -479,6 +484,8 @@ static int open_migrate(open_context_t *context)
 static int open_prepare(open_context_t *context)
 {
     for (int id = 0; id < SIOC__SQL_STATEMENT_COUNT; id++) {
+        if (statement_sql[id] == NULL)
+            continue; /* the pipelines' statements (store_driver.h): SQLite has none */
         if (sqlite3_prepare_v3(context->store->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                &context->store->statements[id], NULL) != SQLITE_OK)
             return open_failed(context, statement_sql[id]);

@@ -261,8 +261,8 @@ static void test_pg_failing_request_rolls_back_alone(void **state)
 }
 
 /* Message and DM inserts of a batch go to the server as one pipeline (one round trip for
- * all of them). A pipelined insert that finds no room or recipient, or a statement that
- * fails, sends the batch back to the one-by-one way: every request gets the outcome it would
+ * all of them; with nothing else in the batch, its BEGIN and COMMIT too). A statement that
+ * fails sends the batch back to the one-by-one way: every request gets the outcome it would
  * have had alone, in order, and nothing of the rolled-back pipeline stays. */
 static void test_pg_pipelined_inserts(void **state)
 {
@@ -340,6 +340,86 @@ static void test_pg_pipelined_inserts(void **state)
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\", \"limit\": 3}"),
                  "1 2 3");
     assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), COUNT / 2 + 3);
+}
+
+/* A batch of nothing but message and DM inserts is one round trip, BEGIN to COMMIT. An insert
+ * whose room, sender or recipient is missing adds nothing and says which (the precedence of
+ * the one-by-one checks) while the others commit; a COMMIT that fails (a deferred trigger
+ * here) fails every request of the batch and keeps none of them. */
+static void test_pg_batch_in_one_round_trip(void **state)
+{
+    fixture_t *fixture = *state;
+    add_user(fixture, "a");
+    add_user(fixture, "b");
+    add_room(fixture, "r1", "a");
+    static const struct {
+        store_operation_t operation;
+        const char *params;
+        int error;
+        const char *message;
+    } steps[] = {
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"1\"}", 0, NULL},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r9\", \"senderId\": \"z\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "room not found"},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"z\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "sender not found"},
+        {STORE_DM_ADD, "{\"senderId\": \"z\", \"recipientId\": \"y\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "sender not found"},
+        {STORE_DM_ADD, "{\"senderId\": \"a\", \"recipientId\": \"y\", \"text\": \"x\"}",
+         STORE_ENOTFOUND, "recipient not found"},
+        {STORE_DM_ADD, "{\"senderId\": \"a\", \"recipientId\": \"b\", \"text\": \"d\"}", 0, NULL},
+        {STORE_MESSAGE_ADD, "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"2\"}", 0, NULL},
+    };
+    enum { STEP_COUNT = sizeof(steps) / sizeof(steps[0]) };
+    outcome_t outcomes[STEP_COUNT];
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
+    store_sqlite_hold(fixture->store, 1);
+    for (int index = 0; index < STEP_COUNT; index++)
+        request(fixture, steps[index].operation, steps[index].params, &outcomes[index]);
+    store_sqlite_hold(fixture->store, 0);
+    wait_for(fixture, &outcomes[STEP_COUNT - 1]);
+    for (int index = 0; index < STEP_COUNT; index++) {
+        assert_int_equal(outcomes[index].error, steps[index].error);
+        if (steps[index].message != NULL)
+            assert_string_equal(outcomes[index].message, steps[index].message);
+        outcome_clear(&outcomes[index]);
+    }
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.transactions - before.transactions, 1);
+    assert_int_equal(after.pipelines - before.pipelines, 1);
+    assert_int_equal(after.pipelined - before.pipelined, STEP_COUNT);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.direct_messages"), 1);
+
+    raw_exec("CREATE FUNCTION sioc.refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF NEW.text = 'late' THEN RAISE EXCEPTION 'late'; END IF; RETURN NEW;"
+             " END $$;"
+             "CREATE CONSTRAINT TRIGGER refuse_late AFTER INSERT ON sioc.messages"
+             " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sioc.refuse_late()");
+    static const char *const texts[] = {"3", "late", "4"};
+    outcome_t late[3];
+    store_sqlite_stats(fixture->store, &before);
+    store_sqlite_hold(fixture->store, 1);
+    for (int index = 0; index < 3; index++) {
+        char params[128];
+        snprintf(params, sizeof(params),
+                 "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"%s\"}", texts[index]);
+        request(fixture, STORE_MESSAGE_ADD, params, &late[index]);
+    }
+    store_sqlite_hold(fixture->store, 0);
+    wait_for(fixture, &late[2]);
+    for (int index = 0; index < 3; index++) {
+        assert_int_equal(late[index].error, STORE_EIO);
+        assert_string_equal(late[index].message, "the database rolled the transaction back");
+        outcome_clear(&late[index]);
+    }
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.failed_commits - before.failed_commits, 1);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2");
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"5\"}"));
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2 5");
 }
 
 static void restart_server(void)
@@ -723,6 +803,7 @@ int main(int argc, char **argv)
         TEST(test_pg_server_down_at_open),
         TEST(test_pg_failing_request_rolls_back_alone),
         TEST(test_pg_pipelined_inserts),
+        TEST(test_pg_batch_in_one_round_trip),
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_lost_in_flight),
         TEST(test_pg_app_statements),
