@@ -127,7 +127,7 @@ start_server() {
     esac
     server_pid=$!
     for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+        port=$({ grep -v "http api" "$log" || true; } | sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' | head -1)
         [[ -n "$port" ]] && return 0
         sleep 0.1
     done
@@ -213,12 +213,18 @@ for round in $(seq 1 "$rounds"); do
         fi
         stop_server
         if [[ $profile == 1 && $name == *sioc-* ]]; then
-            # The seconds the generator measured: the last $duration before it ended.
-            from=$(date -u -d "@$(echo "$ended_at - $duration - 1" | bc)" +%FT%T)
-            to=$(date -u -d "@$(echo "$ended_at - 1" | bc)" +%FT%T)
-            echo "$name: the store's profile, per connection and second of the measured window:"
+            # The seconds the generator measured: the last $duration before it ended, and up to
+            # 5 more (its drain and its report of 10,000 clients take seconds).
+            from=$(date -u -d "@$(echo "$ended_at - $duration - 6" | bc)" +%FT%T)
+            to=$(date -u -d "@$ended_at" +%FT%T)
+            echo "$name: the store's profile, per connection and second of the measured window and a few after:"
             awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /store: profile of/' "$work/$name.log" |
                 sed 's/.*store: profile of /  /; s/; mean\/p50\/p99\/max in us:/:/'
+            # The whole run, connecting included: how long the loop was held up at once.
+            awk '/store: profile of/ { for (i = 1; i < NF; i++) if ($i == "callbacks" || $i == "handback") {
+                     split($(i + 1), v, "/"); if (v[4] + 0 > most[$i]) most[$i] = v[4] + 0 } }
+                 END { printf "  whole run: longest hand-back %.1f ms, longest run of done callbacks %.1f ms\n",
+                       most["handback"] / 1000, most["callbacks"] / 1000 }' "$work/$name.log"
         fi
     done
 done

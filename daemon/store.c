@@ -2387,6 +2387,7 @@ static void completions_run(store_t *store)
             request_complete(list);
             list = next;
         }
+        profile_add(store, STORE_PHASE_CALLBACKS, now, uv_hrtime());
     }
     uint64_t now = uv_hrtime();
     if (store->profile_period_ns != 0 && now - store->profile_since_ns >= store->profile_period_ns)

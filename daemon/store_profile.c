@@ -61,7 +61,8 @@ uint64_t store_histogram_quantile(const store_histogram_t *histogram, double q)
 }
 
 static const char *const phase_names[STORE_PHASE_COUNT] = {
-    "wait", "begin", "statements", "commit", "trip", "batch", "handback", "total", "size",
+    "wait",  "begin",    "statements", "commit",    "trip",
+    "batch", "handback", "total",      "callbacks", "size",
 };
 
 /* " wait 12/340/900/1200" (mean/p50/p99/max; microseconds, or requests for size). */

@@ -30,6 +30,8 @@ typedef enum store_phase {
     STORE_PHASE_BATCH,      /* the worker's whole batch, ready check included (per batch) */
     STORE_PHASE_HANDBACK,   /* batch posted -> its request completed on the loop (per request) */
     STORE_PHASE_TOTAL,      /* request made -> completed on the loop (per request) */
+    STORE_PHASE_CALLBACKS,  /* the loop in the done callbacks of what it took at once: what a
+                             * batch's completions (their broadcasts) hold the loop up for */
     STORE_PHASE_SIZE,       /* requests per batch (a count, not microseconds) */
     STORE_PHASE_COUNT,
 } store_phase_t;

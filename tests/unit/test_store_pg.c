@@ -783,6 +783,81 @@ static int pool_group(void **state)
     return 0;
 }
 
+static int ping(fixture_t *fixture)
+{
+    outcome_t outcome;
+    memset(&outcome, 0, sizeof(outcome));
+    store_ping(fixture->store, on_done, &outcome);
+    wait_for(fixture, &outcome);
+    assert_null(outcome.result);
+    return outcome.error;
+}
+
+static void admin_exec(PGconn *conn, const char *sql)
+{
+    PGresult *result = PQexec(conn, sql);
+    ExecStatusType status = PQresultStatus(result);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQresultErrorMessage(result));
+    PQclear(result);
+}
+
+/* The readiness probe (GET /readyz) reads through every connection of the pool: with one of
+ * them lost and the server refusing new connections, it fails (that connection cannot
+ * reconnect) although the other three answer; once the server takes connections again, that
+ * connection comes back by itself (its backoff starts at 100 ms) and the probe passes. */
+static void test_pool_ping_one_connection_down(void **state)
+{
+    fixture_t *fixture = *state;
+    assert_int_equal(ping(fixture), 0);
+    /* A database refuses connections only when set so from another one. */
+    PGconn *conn = PQconnectdb(pg_url());
+    assert_int_equal(PQstatus(conn), CONNECTION_OK);
+    char database[128];
+    snprintf(database, sizeof(database), "%s", PQdb(conn));
+    PQfinish(conn);
+    const char *keywords[] = {"dbname", "dbname", NULL};
+    const char *values[] = {pg_url(), "postgres", NULL};
+    PGconn *admin = PQconnectdbParams(keywords, values, 1);
+    assert_int_equal(PQstatus(admin), CONNECTION_OK);
+    PQsetNoticeProcessor(admin, ignore_notice, NULL);
+    char sql[512];
+    snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", database);
+    admin_exec(admin, sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity"
+             " WHERE datname = '%s' AND application_name = 'sioc' ORDER BY pid LIMIT 1) AS one",
+             database);
+    PGresult *result = PQexec(admin, sql);
+    assert_int_equal(PQresultStatus(result), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(result, 0, 0), "1");
+    PQclear(result);
+    /* The terminated backend is gone once pg_stat_activity no longer lists it. */
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND application_name"
+             " = 'sioc'",
+             database);
+    long long left = 4;
+    for (int attempt = 0; attempt < 500 && left == 4; attempt++) {
+        result = PQexec(admin, sql);
+        left = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
+        PQclear(result);
+        if (left == 4)
+            usleep(10 * 1000);
+    }
+    assert_int_equal(left, 3);
+    assert_int_equal(ping(fixture), STORE_EUNAVAILABLE);
+    snprintf(sql, sizeof(sql), "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", database);
+    admin_exec(admin, sql);
+    PQfinish(admin);
+    int error = STORE_EUNAVAILABLE;
+    for (int attempt = 0; attempt < 100 && error != 0; attempt++) { /* backoff: 5 s at most */
+        usleep(100 * 1000);
+        error = ping(fixture);
+    }
+    assert_int_equal(error, 0);
+}
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -815,6 +890,7 @@ int main(int argc, char **argv)
         TEST(test_pool_rooms_ordered_and_independent),
         TEST(test_pool_waits_for_a_users_upsert),
         TEST(test_pool_ping),
+        TEST(test_pool_ping_one_connection_down),
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_lost_in_flight),
         TEST(test_pg_failing_request_rolls_back_alone),
