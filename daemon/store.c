@@ -52,6 +52,7 @@
 #include "metrics.h"
 #include "store_driver.h"
 #include "store_profile.h"
+#include "store_shape.h"
 #include "store_sql.h"
 #include "store_sqlite.h"
 
@@ -631,165 +632,57 @@ static const char *parse_access_resolve(reader_t *r)
     return r->message;
 }
 
-/* ---- Results ----------------------------------------------------------------------------- */
+/* ---- Results (the shapes of sioc's rows; store_shape.c applies them) ------------------- */
 
-/* COLUMN_ID0/1: an id that is a JSON number when bit 0/1 of the row's id_numeric cell (the
- * one after the shape's columns) is set, else a string (rows from before schema 2). */
-typedef enum column_kind {
-    COLUMN_TEXT,
-    COLUMN_BOOL,
-    COLUMN_JSON,
-    COLUMN_ID0,
-    COLUMN_ID1
-} column_kind_t;
+static const sioc__store_column_t user_columns[] = {{"id", SIOC__STORE_COLUMN_ID0},
+                                                    {"firstName", SIOC__STORE_COLUMN_TEXT},
+                                                    {"lastName", SIOC__STORE_COLUMN_TEXT},
+                                                    {"role", SIOC__STORE_COLUMN_TEXT},
+                                                    {"avatar", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t presence_columns[] = {{"userId", SIOC__STORE_COLUMN_TEXT},
+                                                        {"status", SIOC__STORE_COLUMN_TEXT},
+                                                        {"lastActivity", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t room_columns[] = {{"id", SIOC__STORE_COLUMN_ID0},
+                                                    {"name", SIOC__STORE_COLUMN_TEXT},
+                                                    {"isPrivate", SIOC__STORE_COLUMN_BOOL},
+                                                    {"ownerId", SIOC__STORE_COLUMN_ID1},
+                                                    {"createdAt", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t member_columns[] = {{"roomId", SIOC__STORE_COLUMN_ID0},
+                                                      {"userId", SIOC__STORE_COLUMN_ID1},
+                                                      {"joinedAt", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t user_id_column[] = {{NULL, SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t member_id_column[] = {
+    {NULL, SIOC__STORE_COLUMN_ID1}}; /* a member's user_id */
+static const sioc__store_column_t message_columns[] = {{"id", SIOC__STORE_COLUMN_TEXT},
+                                                       {"roomId", SIOC__STORE_COLUMN_ID0},
+                                                       {"senderId", SIOC__STORE_COLUMN_ID1},
+                                                       {"text", SIOC__STORE_COLUMN_TEXT},
+                                                       {"createdAt", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t dm_columns[] = {{"id", SIOC__STORE_COLUMN_TEXT},
+                                                  {"senderId", SIOC__STORE_COLUMN_ID0},
+                                                  {"recipientId", SIOC__STORE_COLUMN_ID1},
+                                                  {"text", SIOC__STORE_COLUMN_TEXT},
+                                                  {"createdAt", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t notification_columns[] = {
+    {"id", SIOC__STORE_COLUMN_TEXT},   {"userId", SIOC__STORE_COLUMN_ID0},
+    {"type", SIOC__STORE_COLUMN_TEXT}, {"payload", SIOC__STORE_COLUMN_JSON},
+    {"read", SIOC__STORE_COLUMN_BOOL}, {"createdAt", SIOC__STORE_COLUMN_TEXT}};
+static const sioc__store_column_t access_columns[] = {{"id", SIOC__STORE_COLUMN_TEXT},
+                                                      {"roomId", SIOC__STORE_COLUMN_ID0},
+                                                      {"userId", SIOC__STORE_COLUMN_ID1},
+                                                      {"status", SIOC__STORE_COLUMN_TEXT},
+                                                      {"createdAt", SIOC__STORE_COLUMN_TEXT}};
 
-/* Result column i is JSON key columns[i].key; a shape with one column and a NULL key gives the
- * value itself (a list of user ids). */
-typedef struct column_s {
-    const char *key;
-    column_kind_t kind;
-} column_t;
-
-typedef struct shape_s {
-    const column_t *columns;
-    size_t count;
-} shape_t;
-
-#define SHAPE(columns)                                                                             \
-    {                                                                                              \
-        columns, sizeof(columns) / sizeof(columns[0])                                              \
-    }
-
-static const column_t user_columns[] = {{"id", COLUMN_ID0},
-                                        {"firstName", COLUMN_TEXT},
-                                        {"lastName", COLUMN_TEXT},
-                                        {"role", COLUMN_TEXT},
-                                        {"avatar", COLUMN_TEXT}};
-static const column_t presence_columns[] = {
-    {"userId", COLUMN_TEXT}, {"status", COLUMN_TEXT}, {"lastActivity", COLUMN_TEXT}};
-static const column_t room_columns[] = {{"id", COLUMN_ID0},
-                                        {"name", COLUMN_TEXT},
-                                        {"isPrivate", COLUMN_BOOL},
-                                        {"ownerId", COLUMN_ID1},
-                                        {"createdAt", COLUMN_TEXT}};
-static const column_t member_columns[] = {
-    {"roomId", COLUMN_ID0}, {"userId", COLUMN_ID1}, {"joinedAt", COLUMN_TEXT}};
-static const column_t user_id_column[] = {{NULL, COLUMN_TEXT}};
-static const column_t member_id_column[] = {{NULL, COLUMN_ID1}}; /* a member's user_id */
-static const column_t message_columns[] = {{"id", COLUMN_TEXT},
-                                           {"roomId", COLUMN_ID0},
-                                           {"senderId", COLUMN_ID1},
-                                           {"text", COLUMN_TEXT},
-                                           {"createdAt", COLUMN_TEXT}};
-static const column_t dm_columns[] = {{"id", COLUMN_TEXT},
-                                      {"senderId", COLUMN_ID0},
-                                      {"recipientId", COLUMN_ID1},
-                                      {"text", COLUMN_TEXT},
-                                      {"createdAt", COLUMN_TEXT}};
-static const column_t notification_columns[] = {{"id", COLUMN_TEXT},   {"userId", COLUMN_ID0},
-                                                {"type", COLUMN_TEXT}, {"payload", COLUMN_JSON},
-                                                {"read", COLUMN_BOOL}, {"createdAt", COLUMN_TEXT}};
-static const column_t access_columns[] = {{"id", COLUMN_TEXT},
-                                          {"roomId", COLUMN_ID0},
-                                          {"userId", COLUMN_ID1},
-                                          {"status", COLUMN_TEXT},
-                                          {"createdAt", COLUMN_TEXT}};
-
-static const shape_t USER_SHAPE = SHAPE(user_columns);
-static const shape_t PRESENCE_SHAPE = SHAPE(presence_columns);
-static const shape_t ROOM_SHAPE = SHAPE(room_columns);
-static const shape_t MEMBER_SHAPE = SHAPE(member_columns);
-static const shape_t USER_ID_SHAPE = SHAPE(user_id_column);
-static const shape_t MEMBER_ID_SHAPE = SHAPE(member_id_column);
-static const shape_t MESSAGE_SHAPE = SHAPE(message_columns);
-static const shape_t DM_SHAPE = SHAPE(dm_columns);
-static const shape_t NOTIFICATION_SHAPE = SHAPE(notification_columns);
-static const shape_t ACCESS_SHAPE = SHAPE(access_columns);
-
-/* A numeric id's decimal text as the JSON number it was written as. */
-static json_t *id_number(const sioc__store_cell_t *cell)
-{
-    char *end = NULL;
-    errno = 0;
-    long long number = strtoll(cell->bytes, &end, 10);
-    if (cell->length == 0 || errno != 0 || end != cell->bytes + cell->length)
-        return json_stringn(cell->bytes, cell->length); /* edited by hand: keep the text */
-    return json_integer((json_int_t)number);
-}
-
-/* A new reference, or NULL (out of memory, or text that is not UTF-8 or JSON). id_numeric
- * is the row's id_numeric bits. */
-static json_t *column_value(const sioc__store_cell_t *cell, column_kind_t kind, int64_t id_numeric)
-{
-    if (cell->bytes == NULL)
-        return json_null();
-    if (kind == COLUMN_ID0 || kind == COLUMN_ID1)
-        return (id_numeric & (kind == COLUMN_ID0 ? 1 : 2)) != 0
-                   ? id_number(cell)
-                   : json_stringn(cell->bytes, cell->length);
-    if (kind == COLUMN_BOOL)
-        return json_boolean(cell->length > 0 && (cell->bytes[0] == 't' || cell->bytes[0] == '1'));
-    if (kind == COLUMN_JSON)
-        return json_loadb(cell->bytes, cell->length, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return json_stringn(cell->bytes, cell->length);
-}
-
-static json_t *row_value(const sioc__store_cell_t *cells, size_t count, const shape_t *shape)
-{
-    if (count < shape->count)
-        return NULL; /* a driver bug, or a statement returning too few columns */
-    int64_t id_numeric = 0;
-    if (count > shape->count && cells[shape->count].bytes != NULL)
-        id_numeric = strtoll(cells[shape->count].bytes, NULL, 10);
-    if (shape->columns[0].key == NULL)
-        return column_value(&cells[0], shape->columns[0].kind, id_numeric);
-    json_t *object = json_object();
-    for (size_t index = 0; object != NULL && index < shape->count; index++) {
-        json_t *value = column_value(&cells[index], shape->columns[index].kind, id_numeric);
-        if (json_object_set_new(object, shape->columns[index].key, value) != 0) {
-            json_decref(object);
-            object = NULL;
-        }
-    }
-    return object;
-}
-
-static const shape_t NAMED_SHAPE = {NULL, 0}; /* rows by column name (the application's) */
-static json_t *named_row(const sioc__store_cell_t *cells, size_t count);
-
-#define ROWS_UNREADABLE 2 /* a row callback's return: the row could not be shaped */
-
-/* Gathers rows: the first one (one), all of them (array), or only their count and the first
- * cell as an integer (shape NULL: existence checks and seq lookups). */
-typedef struct rows_s {
-    const shape_t *shape;
-    json_t *one;
-    json_t *array;
-    size_t count;
-    int64_t number;
-} rows_t;
-
-static int on_row(void *data, const sioc__store_cell_t *cells, size_t count)
-{
-    rows_t *rows = data;
-    rows->count++;
-    if (rows->shape == NULL) {
-        if (rows->count == 1 && count > 0 && cells[0].bytes != NULL)
-            rows->number = strtoll(cells[0].bytes, NULL, 10);
-        return 0;
-    }
-    if (rows->array == NULL && rows->count > 1)
-        return 0;
-    json_t *value = rows->shape == &NAMED_SHAPE ? named_row(cells, count)
-                                                : row_value(cells, count, rows->shape);
-    if (value == NULL)
-        return ROWS_UNREADABLE;
-    if (rows->array == NULL) {
-        rows->one = value;
-        return 0;
-    }
-    return json_array_append_new(rows->array, value) == 0 ? 0 : ROWS_UNREADABLE;
-}
+static const sioc__store_shape_t USER_SHAPE = SIOC__STORE_SHAPE(user_columns);
+static const sioc__store_shape_t PRESENCE_SHAPE = SIOC__STORE_SHAPE(presence_columns);
+static const sioc__store_shape_t ROOM_SHAPE = SIOC__STORE_SHAPE(room_columns);
+static const sioc__store_shape_t MEMBER_SHAPE = SIOC__STORE_SHAPE(member_columns);
+static const sioc__store_shape_t USER_ID_SHAPE = SIOC__STORE_SHAPE(user_id_column);
+static const sioc__store_shape_t MEMBER_ID_SHAPE = SIOC__STORE_SHAPE(member_id_column);
+static const sioc__store_shape_t MESSAGE_SHAPE = SIOC__STORE_SHAPE(message_columns);
+static const sioc__store_shape_t DM_SHAPE = SIOC__STORE_SHAPE(dm_columns);
+static const sioc__store_shape_t NOTIFICATION_SHAPE = SIOC__STORE_SHAPE(notification_columns);
+static const sioc__store_shape_t ACCESS_SHAPE = SIOC__STORE_SHAPE(access_columns);
 
 /* ---- Request outcomes -------------------------------------------------------------------- */
 
@@ -841,15 +734,15 @@ static text_t text_of(const char *string)
 /* Runs a statement. 0, SIOC__STORE_DB_CONFLICT (the caller decides), or a negative error
  * with the request failed: STORE_EIO or STORE_EUNAVAILABLE (and the batch notes the loss). */
 static int execute(store_t *store, request_t *request, sioc__store_statement_t statement,
-                   const call_t *call, rows_t *rows, int64_t *changes)
+                   const call_t *call, sioc__store_rows_t *rows, int64_t *changes)
 {
     const char *message = NULL;
     int rc = store->driver->execute(store->connection, statement, call ? call->params : NULL,
-                                    call ? call->count : 0, rows ? on_row : NULL, rows, changes,
-                                    &message);
+                                    call ? call->count : 0, rows ? sioc__store_on_row : NULL, rows,
+                                    changes, &message);
     if (rc == 0 || rc == SIOC__STORE_DB_CONFLICT)
         return rc;
-    if (rc == ROWS_UNREADABLE)
+    if (rc == SIOC__STORE_ROWS_UNREADABLE)
         return request_fail(request, STORE_EIO, MESSAGE_NO_RESULT);
     if (rc == STORE_EUNAVAILABLE) {
         store->lost = 1;
@@ -862,10 +755,10 @@ static int execute(store_t *store, request_t *request, sioc__store_statement_t s
  * gives STORE_ECONFLICT with conflict (when not NULL; else STORE_EIO); no row gives
  * STORE_ENOTFOUND with not_found. */
 static int result_row(store_t *store, request_t *request, sioc__store_statement_t statement,
-                      const call_t *call, const shape_t *shape, const char *not_found,
+                      const call_t *call, const sioc__store_shape_t *shape, const char *not_found,
                       const char *conflict)
 {
-    rows_t rows = {shape, NULL, NULL, 0, 0};
+    sioc__store_rows_t rows = {shape, NULL, NULL, 0, 0};
     int rc = execute(store, request, statement, call, &rows, NULL);
     if (rc == SIOC__STORE_DB_CONFLICT)
         return request_fail(request, conflict ? STORE_ECONFLICT : STORE_EIO,
@@ -881,9 +774,9 @@ static int result_row(store_t *store, request_t *request, sioc__store_statement_
 
 /* Every row, as an array. */
 static int result_rows(store_t *store, request_t *request, sioc__store_statement_t statement,
-                       const call_t *call, const shape_t *shape)
+                       const call_t *call, const sioc__store_shape_t *shape)
 {
-    rows_t rows = {shape, NULL, json_array(), 0, 0};
+    sioc__store_rows_t rows = {shape, NULL, json_array(), 0, 0};
     if (rows.array == NULL)
         return request_fail(request, STORE_EIO, MESSAGE_NO_MEMORY);
     int rc = execute(store, request, statement, call, &rows, NULL);
@@ -898,7 +791,7 @@ static int result_rows(store_t *store, request_t *request, sioc__store_statement
 
 /* A statement whose rows are not needed (rows and changes may be NULL). 0, or an error. */
 static int execute_plain(store_t *store, request_t *request, sioc__store_statement_t statement,
-                         const call_t *call, rows_t *rows, int64_t *changes)
+                         const call_t *call, sioc__store_rows_t *rows, int64_t *changes)
 {
     int rc = execute(store, request, statement, call, rows, changes);
     if (rc == SIOC__STORE_DB_CONFLICT)
@@ -910,7 +803,7 @@ static int execute_plain(store_t *store, request_t *request, sioc__store_stateme
 static int row_exists(store_t *store, request_t *request, sioc__store_statement_t statement,
                       const call_t *call)
 {
-    rows_t rows = {NULL, NULL, NULL, 0, 0};
+    sioc__store_rows_t rows = {NULL, NULL, NULL, 0, 0};
     int rc = execute_plain(store, request, statement, call, &rows, NULL);
     return rc != 0 ? rc : rows.count > 0;
 }
@@ -942,7 +835,7 @@ static int before_seq(store_t *store, request_t *request, sioc__store_statement_
     *seq = INT64_MAX;
     if (before.bytes == NULL)
         return 0;
-    rows_t rows = {NULL, NULL, NULL, 0, 0};
+    sioc__store_rows_t rows = {NULL, NULL, NULL, 0, 0};
     int rc = execute_plain(store, request, statement, call, &rows, NULL);
     if (rc != 0)
         return rc;
@@ -986,7 +879,7 @@ static int run_user_upsert(store_t *store, request_t *request)
 
 /* A lookup by one key that gives one row of shape. */
 static int lookup(store_t *store, request_t *request, sioc__store_statement_t statement, text_t key,
-                  const shape_t *shape, const char *not_found)
+                  const sioc__store_shape_t *shape, const char *not_found)
 {
     call_t call = {.count = 0};
     call_text(&call, key);
@@ -1121,7 +1014,7 @@ static int run_room_remove_member(store_t *store, request_t *request)
     call_membership(&call, a);
     /* The member's row says which ids were numbers: the path of DELETE /rooms/{id}/members/{userId}
      * cannot. */
-    rows_t member = {&MEMBER_SHAPE, NULL, NULL, 0, 0};
+    sioc__store_rows_t member = {&MEMBER_SHAPE, NULL, NULL, 0, 0};
     error = execute_plain(store, request, SIOC__SQL_MEMBER_GET, &call, &member, NULL);
     if (error != 0) {
         json_decref(member.one);
@@ -1186,7 +1079,7 @@ static void message_call(call_t *call, const args_t *a, text_t first, text_t sec
 
 /* Inserts a message or DM. */
 static int insert_message(store_t *store, request_t *request, sioc__store_statement_t statement,
-                          text_t first, text_t second, const shape_t *shape)
+                          text_t first, text_t second, const sioc__store_shape_t *shape)
 {
     char id[GENERATED_ID_SIZE];
     int error = generate_id(request, id);
@@ -1510,52 +1403,6 @@ static const custom_spec_t custom_specs[STORE_OPERATION_COUNT] = {
     [STORE_ACCESS_REQUEST_GET] = {BIT(P_ID), CUSTOM_ROW, ACCESS_KEYS, "access request not found"},
 };
 
-static json_t *integer_value(const sioc__store_cell_t *cell)
-{
-    return json_integer((json_int_t)strtoll(cell->bytes, NULL, 10));
-}
-
-/* A cell of the application's row, typed from its column (and, for the keys whose type the
- * daemon relies on, from the key). A new reference, or NULL. */
-static json_t *named_value(const sioc__store_cell_t *cell)
-{
-    if (cell->bytes == NULL)
-        return json_null();
-    const char *name = cell->name != NULL ? cell->name : "";
-    if (strcmp(name, "isPrivate") == 0 || strcmp(name, "read") == 0)
-        return column_value(cell, COLUMN_BOOL, 0);
-    if (strcmp(name, "payload") == 0 || cell->kind == SIOC__STORE_CELL_JSON)
-        return column_value(cell, COLUMN_JSON, 0);
-    /* Ids and references (senderId, roomId, ...) keep their column's type too: the app's
-     * integer ids stay numbers, as Sequelize returns them (the drivers take both). */
-    char time[TIME_SIZE];
-    switch (cell->kind) {
-    case SIOC__STORE_CELL_INTEGER:
-        return integer_value(cell);
-    case SIOC__STORE_CELL_BOOL:
-        return column_value(cell, COLUMN_BOOL, 0);
-    case SIOC__STORE_CELL_TIME:
-        if (sioc__store_sql_iso_time(cell->bytes, cell->length, time))
-            return json_string(time);
-        return column_value(cell, COLUMN_TEXT, 0);
-    default:
-        return column_value(cell, COLUMN_TEXT, 0);
-    }
-}
-
-static json_t *named_row(const sioc__store_cell_t *cells, size_t count)
-{
-    json_t *object = json_object();
-    for (size_t index = 0; object != NULL && index < count; index++) {
-        if (cells[index].name == NULL ||
-            json_object_set_new(object, cells[index].name, named_value(&cells[index])) != 0) {
-            json_decref(object);
-            object = NULL;
-        }
-    }
-    return object;
-}
-
 static void call_param(call_t *call, const args_t *a, param_t param, const char *now,
                        const char *new_id)
 {
@@ -1655,7 +1502,8 @@ static void user_cache_free(store_t *store)
 }
 
 /* Runs the application's statement once; rows go to rows (may be NULL). */
-static int custom_execute(store_t *store, request_t *request, rows_t *rows, int64_t *changes)
+static int custom_execute(store_t *store, request_t *request, sioc__store_rows_t *rows,
+                          int64_t *changes)
 {
     const custom_t *custom = &store->custom[request->operation];
     char now[TIME_SIZE], new_id[GENERATED_ID_SIZE];
@@ -1701,8 +1549,9 @@ static int run_custom(store_t *store, request_t *request)
     if (spec->result == CUSTOM_UPDATED)
         return custom_updated(store, request);
     int many = spec->result == CUSTOM_ROWS || spec->result == CUSTOM_VALUES;
-    rows_t rows = {spec->result == CUSTOM_VALUES ? &USER_ID_SHAPE : &NAMED_SHAPE, NULL,
-                   many ? json_array() : NULL, 0, 0};
+    sioc__store_rows_t rows = {spec->result == CUSTOM_VALUES ? &USER_ID_SHAPE
+                                                             : &sioc__store_named_shape,
+                               NULL, many ? json_array() : NULL, 0, 0};
     if (many && rows.array == NULL)
         return request_fail(request, STORE_EIO, MESSAGE_NO_MEMORY);
     int64_t changes = 0;
@@ -1947,7 +1796,7 @@ static int batch_restart(store_t *store, request_t *batch, batch_counts_t *count
 typedef struct staged_s {
     request_t *request;
     call_t call;
-    rows_t rows;
+    sioc__store_rows_t rows;
     int unreadable;
     const char *missing; /* sioc's insert added nothing: the "not found" it gave the reason for */
     char id[GENERATED_ID_SIZE];
@@ -1971,7 +1820,7 @@ static int on_staged_row(void *data, const sioc__store_cell_t *cells, size_t cou
 {
     staged_t *staged = data;
     int message = staged->request->operation == STORE_MESSAGE_ADD;
-    if (staged->rows.shape != &NAMED_SHAPE && count == DIAGNOSED_COLUMNS &&
+    if (staged->rows.shape != &sioc__store_named_shape && count == DIAGNOSED_COLUMNS &&
         cells[0].bytes == NULL) {
         /* The names and their precedence of run_message_add's and run_dm_add's checks. */
         const sioc__store_cell_t *first = &cells[DIAGNOSED_FIRST];
@@ -1981,7 +1830,7 @@ static int on_staged_row(void *data, const sioc__store_cell_t *cells, size_t cou
             staged->missing = message ? "sender not found" : "recipient not found";
         return 0;
     }
-    if (on_row(&staged->rows, cells, count) != 0)
+    if (sioc__store_on_row(&staged->rows, cells, count) != 0)
         staged->unreadable = 1; /* the request fails alone, as when run by itself */
     return 0;
 }
@@ -2004,13 +1853,13 @@ static int stage(store_t *store, staged_t *staged, sioc__store_call_t *out)
         staged->call.count = 0;
         for (size_t index = 0; index < custom->count; index++)
             call_param(&staged->call, a, (param_t)custom->params[index], staged->now, staged->id);
-        staged->rows = (rows_t){&NAMED_SHAPE, NULL, NULL, 0, 0};
+        staged->rows = (sioc__store_rows_t){&sioc__store_named_shape, NULL, NULL, 0, 0};
         statement = SIOC__SQL_STATEMENT_COUNT + (int)request->operation;
     } else {
         text_t first = message ? a->room_id : a->sender_id;
         text_t second = message ? a->sender_id : a->recipient_id;
         message_call(&staged->call, a, first, second, staged->id, staged->now);
-        staged->rows = (rows_t){message ? &MESSAGE_SHAPE : &DM_SHAPE, NULL, NULL, 0, 0};
+        staged->rows = (sioc__store_rows_t){message ? &MESSAGE_SHAPE : &DM_SHAPE, NULL, NULL, 0, 0};
         statement = message ? SIOC__SQL_MESSAGE_INSERT_DIAGNOSED : SIOC__SQL_DM_INSERT_DIAGNOSED;
     }
     *out = (sioc__store_call_t){(sioc__store_statement_t)statement, staged->call.params,
