@@ -250,7 +250,7 @@ function memoryRatio(node, sioc) {
 }
 
 function idleTable() {
-  const lines = ['| idle clients | connections | Node socket.io: RSS per client (peak) | sioc (peak) | sioc vs Node | load average |',
+  const lines = ['| idle clients | connections | Node socket.io: RSS per client (peak) | sioc (peak) | sioc vs Node | load average (Node / sioc) |',
     '| --- | ---: | ---: | ---: | ---: | ---: |'];
   for (const [name, label] of idleRuns) {
     const node = load('node', name);
@@ -288,13 +288,15 @@ function trafficTable() {
     lines.push(`| ${label} | ${format(get(sioc || node, 'server_memory.clients'), 0)} | ${node ? trafficCell(node) : 'not run'} | ` +
       `${trafficCell(sioc)} | ${note ? `${note} less` : ''} |`);
   }
-  return lines.join('\n');
+  return lines.length > 2 ? lines.join('\n') : 'Not run (full mode and `--memory` run the fan-out and chat scenarios).';
 }
 
 function memorySection() {
   const load1 = os.loadavg().map((value) => value.toFixed(2)).join(', ');
   const commit = run('git', ['-C', root, 'rev-parse', '--short', 'HEAD']);
-  const dirty = run('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no']) ? ', with uncommitted changes' : '';
+  // Only the servers' sources matter here (the bench scripts may be ahead of the commit).
+  const dirty = run('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no', '--', 'src',
+    'include', 'daemon', 'examples', 'CMakeLists.txt']) ? ', with uncommitted changes to the servers\' sources' : '';
   const generators = get(load('sioc', 'idle') || load('node', 'idle'), 'options.generators');
   return `${MEMORY_BEGIN}
 ## Memory per connection (issue 12)
@@ -306,7 +308,8 @@ Each row is a fresh server on core 0: Node is \`node bench/node/server.js\`, sio
 bench/sioc-bench.json\` (the chat driver) for \`/chat\`. ${format(generators, 0)} \`sioc bench idle --hold\` processes on core 1
 hold their share of the clients side by side (a process may open 20,000 files: 19,000 clients
 need two). bench/run.sh reads the server's VmRSS before the first connection, then once every
-client is connected and the server has used no CPU for a second (and a few seconds more), and
+client is connected and the server has settled (under 20% of a core for two seconds: the
+polling clients' heartbeat keeps it busy), a few seconds more, and
 divides the growth by the clients; the peak is the highest VmRSS read meanwhile. Kernel socket
 buffers are not in RSS. On \`/chat\`, every connection tells every other socket that its user is
 online (the seeds' presence): Node runs it at the chat scenario's size only. Target: ≤ 1,024 B
@@ -327,7 +330,7 @@ bench/run.sh --memory      # these tables alone, full size (10,000 and 19,000 cl
                            # rewrites this section of docs/benchmarks.md in place
 bench/run.sh               # everything, this section included (docs/benchmarks.md, ~25 min)
 bench/run.sh --quick       # the harness end to end with 200 and 400 clients (CI, scripts/test)
-BENCH_ONLY="sioc:idle" bench/run.sh   # one server's memory rows again, the rest kept
+BENCH_ONLY="sioc:idle" bench/run.sh --memory   # one server's rows again, the others kept
 \`\`\`
 
 One row by hand, against a server on port P with pid S (19,000 clients in two processes; each
@@ -415,10 +418,16 @@ function profileSection() {
   lines.push(`| **user space** (everything but the kernel) | ${node ? `${userShare(node).toFixed(1)}%` : 'n/a'} | ${sioc ? `${userShare(sioc).toFixed(1)}%` : 'n/a'} |`);
   lines.push(`| **sioc + libc + jansson + libuv** (the target: ≤ 10%) | | ${own === undefined ? 'n/a' : `**${own.toFixed(1)}%**`} |`);
   lines.push(`| server CPU per round trip | ${perTrip('node', node, userShare(node))} | ${perTrip('sioc', sioc, userShare(sioc))} |`);
+  const stolen = (server) => {
+    const value = get(load(server, 'profile'), 'steal_percent');
+    return typeof value === 'number' ? `${value.toFixed(1)}%` : 'n/a';
+  };
+  lines.push(`| hypervisor steal during the run | ${stolen('node')} | ${stolen('sioc')} |`);
   return `perf record -e cpu-clock on the server for 5 s of a closed-loop echo run of its own
 (${format(get(load('sioc', 'profile') || load('node', 'profile'), 'options.clients'), 0)} clients; the figures of the Results table come from runs without perf), split by
 the object each sample fell in (\`perf report --no-children --sort dso\`), in percent of the
-server's samples. Node's JIT-compiled JavaScript has no object (\`[unknown]\` or \`[JIT]\`).
+server's samples. Node's JIT-compiled JavaScript has no object (\`[unknown]\` or \`[JIT]\`);
+V8 and libuv are inside Node's binary.
 The raw split: ${'`'}${path.relative(root, resultsDir)}/<server>-profile-dso.txt${'`'}.
 
 ${lines.join('\n')}`;
@@ -521,7 +530,12 @@ plot "${data}-memory.dat" using 2:xtic(1) title "Node socket.io" lc rgb "#8892a0
 unset multiplot
 `;
   fs.writeFileSync(`${data}.gp`, script);
-  execFileSync('gnuplot', [`${data}.gp`], { stdio: 'inherit' });
+  try {
+    execFileSync('gnuplot', [`${data}.gp`], { stdio: 'inherit' });
+  } catch (error) {
+    // A BENCH_ONLY run may have no figure for a panel yet: the report is still worth writing.
+    console.error(`report.js: the plot was not drawn (${error.message})`);
+  }
 }
 
 // ---- the document -----------------------------------------------------------------------------------
