@@ -28,10 +28,24 @@ static void unlink_entry(sioc__deadline_t *deadline)
     deadline->list = NULL;
 }
 
+/* How late a timer must fire for the loop to count as having been held. */
+#define STALL_MS 100
+
 static void on_timer(uv_timer_t *timer)
 {
     sioc__deadline_list_t *list = timer->data;
     uint64_t now = uv_now(timer->loop);
+    /* libuv runs timers before it polls. After the loop was held (a long callback: the presence
+     * notices of thousands of connections, a stopped process), entries come due while the bytes
+     * that would have disarmed them (a request's head, a pong) already wait in the kernel, and
+     * expiring them would drop connections that did nothing wrong. One turn of grace lets the
+     * poll read those bytes first; the entries still armed after it expire. */
+    if (!list->grace_given && list->head != NULL && list->head->due_ms + STALL_MS <= now) {
+        list->grace_given = 1;
+        uv_timer_start(&list->timer, on_timer, 1, 0);
+        return;
+    }
+    list->grace_given = 0;
     /* Each callback may arm or disarm entries (itself included), so re-read the head. */
     while (list->head != NULL && list->head->due_ms <= now) {
         sioc__deadline_t *expired = list->head;
@@ -51,6 +65,7 @@ int sioc__deadline_list_init(uv_loop_t *loop, sioc__deadline_list_t *list, uint6
     list->delay_ms = delay_ms;
     list->head = list->tail = NULL;
     list->expired = expired;
+    list->grace_given = 0;
     return 0;
 }
 

@@ -24,7 +24,8 @@ struct sioc__deadline_list_s {
     sioc__deadline_t *head;
     sioc__deadline_t *tail;
     sioc__deadline_expired_cb expired;
-    void *data; /* for the owner */
+    int grace_given; /* the timer fired late and waits one poll before expiring (deadline.c) */
+    void *data;      /* for the owner */
 };
 
 /* Initialises the list's timer on loop. Every entry armed on it expires delay_ms later. */

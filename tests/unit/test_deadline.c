@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -127,6 +130,63 @@ static void test_shorter_delay_expires_first(void **state)
     assert_memory_equal(recorder.order, expected, sizeof(expected));
 }
 
+/* A loop held past an entry's due time, while the byte that disarms it already waits on a
+ * socket: the poll reads it before the entry could expire (libuv runs timers first). */
+typedef struct stall_s {
+    recorder_t recorder;
+    uv_check_t staller;
+    uv_poll_t reader;
+    int fds[2];
+    int read_first;
+} stall_t;
+
+static void on_readable(uv_poll_t *poll, int status, int events)
+{
+    stall_t *stall = poll->data;
+    char byte;
+    assert_int_equal(read(stall->fds[0], &byte, 1), 1);
+    stall->read_first = stall->recorder.count == 0;
+    sioc__deadline_disarm(&stall->recorder.entries[0]);
+    uv_poll_stop(poll);
+    uv_close((uv_handle_t *)poll, NULL);
+}
+
+/* Runs after a poll: the byte is written, then the loop is held past the due time, so that
+ * the next turn starts with the entry overdue and the byte unread. */
+static void on_check(uv_check_t *check)
+{
+    stall_t *stall = check->data;
+    assert_int_equal(write(stall->fds[1], "x", 1), 1);
+    struct timespec held = {0, 300 * 1000 * 1000};
+    nanosleep(&held, NULL);
+    uv_check_stop(check);
+    uv_close((uv_handle_t *)check, NULL);
+}
+
+static void test_held_loop_reads_before_expiring(void **state)
+{
+    uv_loop_t loop;
+    stall_t stall;
+    memset(&stall, 0, sizeof(stall));
+    start(&loop, &stall.recorder, 20);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, stall.fds), 0);
+    assert_int_equal(uv_poll_init(&loop, &stall.reader, stall.fds[0]), 0);
+    stall.reader.data = &stall;
+    assert_int_equal(uv_poll_start(&stall.reader, UV_READABLE, on_readable), 0);
+    assert_int_equal(uv_check_init(&loop, &stall.staller), 0);
+    stall.staller.data = &stall;
+    assert_int_equal(uv_check_start(&stall.staller, on_check), 0);
+    sioc__deadline_arm(&stall.recorder.list, &stall.recorder.entries[0]);
+    /* Another entry with nothing to read still expires, one turn later. */
+    sioc__deadline_arm(&stall.recorder.list, &stall.recorder.entries[1]);
+    run_until_idle(&loop, &stall.recorder);
+    close(stall.fds[0]);
+    close(stall.fds[1]);
+    assert_true(stall.read_first);
+    assert_int_equal(stall.recorder.count, 1);
+    assert_int_equal(stall.recorder.order[0], 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_callback_may_rearm_itself),
         cmocka_unit_test(test_close_drops_armed_entries),
         cmocka_unit_test(test_shorter_delay_expires_first),
+        cmocka_unit_test(test_held_loop_reads_before_expiring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
