@@ -37,7 +37,9 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
     }
     socket->request = client->handshake;
     sioc__sio_handshake_ref(socket->request);
-    socket->auth = json_incref(auth);
+    /* No auth, or {}: an empty object is made if a program asks (about 200 bytes each). */
+    if (!json_is_object(auth) || json_object_size(auth) > 0)
+        socket->auth = json_incref(auth);
     socket->nsp = nsp;
     socket->client = client;
     socket->state = SIO_SOCKET_CONNECTING;
@@ -710,7 +712,8 @@ json_t *sioc_socket_handshake(const sioc_socket_t *socket)
     /* Built on the first ask and kept: the object is borrowed for the socket's life. */
     sioc_socket_t *mutable = (sioc_socket_t *)socket;
     if (mutable->handshake == NULL)
-        mutable->handshake = sioc__sio_handshake_with_auth(socket->request, socket->auth, 1);
+        mutable->handshake =
+            sioc__sio_handshake_with_auth(socket->request, sioc_socket_auth(socket), 1);
     return socket->handshake;
 }
 
@@ -718,11 +721,19 @@ json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
 {
     if (socket->handshake != NULL)
         return json_incref(socket->handshake);
-    return sioc__sio_handshake_with_auth(socket->request, socket->auth, 0);
+    if (socket->auth != NULL)
+        return sioc__sio_handshake_with_auth(socket->request, socket->auth, 0);
+    json_t *empty = json_object();
+    json_t *handshake = sioc__sio_handshake_with_auth(socket->request, empty, 0);
+    json_decref(empty);
+    return handshake;
 }
 
 json_t *sioc_socket_auth(const sioc_socket_t *socket)
 {
+    sioc_socket_t *mutable = (sioc_socket_t *)socket;
+    if (mutable->auth == NULL)
+        mutable->auth = json_object();
     return socket->auth;
 }
 

@@ -19,10 +19,21 @@ static void update_reading(sioc__conn_t *conn);
 static void mark_dirty(sioc__conn_t *conn);
 static void tls_deliver(sioc__conn_t *conn);
 
+/* What only a lingering close needs, apart from the connection (an idle one holds none); freed
+ * with the connection, after libuv let go of the shutdown request. */
+struct sioc__conn_closing_s {
+    uv_shutdown_t shutdown;
+    sioc__deadline_t linger;
+    sioc__conn_t *conn;
+    uint8_t shutdown_started;
+};
+
 static void on_linger_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sioc__conn_t *conn = (sioc__conn_t *)((char *)deadline - offsetof(sioc__conn_t, linger));
-    finish_close(conn);
+    struct sioc__conn_closing_s *closing =
+        (struct sioc__conn_closing_s *)((char *)deadline -
+                                        offsetof(struct sioc__conn_closing_s, linger));
+    finish_close(closing->conn);
 }
 
 static void flush_all(sioc__io_t *io)
@@ -586,8 +597,7 @@ static void unlink_dirty(sioc__conn_t *conn)
 static void on_shutdown(uv_shutdown_t *request, int status)
 {
     sioc__conn_t *conn = request->data;
-    free(request);
-    conn->shutdown = NULL;
+    conn->lingering->shutdown_started = 0;
     /* Our FIN is out; the peer's answers it. If it already came, or shutdown failed, done. */
     if (status < 0 || conn->peer_closed)
         finish_close(conn);
@@ -595,23 +605,17 @@ static void on_shutdown(uv_shutdown_t *request, int status)
 
 static void shut_down(sioc__conn_t *conn)
 {
-    if (conn->shutdown != NULL || uv_is_closing((uv_handle_t *)&conn->tcp))
+    struct sioc__conn_closing_s *closing = conn->lingering;
+    if (uv_is_closing((uv_handle_t *)&conn->tcp) || (closing && closing->shutdown_started))
         return;
-    if (conn->peer_closed) {
+    if (closing == NULL || conn->peer_closed) {
         finish_close(conn);
         return;
     }
-    conn->shutdown = malloc(sizeof(uv_shutdown_t));
-    if (conn->shutdown == NULL) {
+    closing->shutdown_started = 1;
+    closing->shutdown.data = conn;
+    if (uv_shutdown(&closing->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
         finish_close(conn);
-        return;
-    }
-    conn->shutdown->data = conn;
-    if (uv_shutdown(conn->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0) {
-        free(conn->shutdown);
-        conn->shutdown = NULL;
-        finish_close(conn);
-    }
 }
 
 static void on_closed(uv_handle_t *handle)
@@ -621,7 +625,10 @@ static void on_closed(uv_handle_t *handle)
         unlink_dirty(conn);
     if (conn->tls_ready)
         unlink_tls_ready(conn);
-    sioc__deadline_disarm(&conn->linger);
+    if (conn->lingering != NULL)
+        sioc__deadline_disarm(&conn->lingering->linger);
+    free(conn->lingering);
+    conn->lingering = NULL;
     release_queue(conn);
     sioc__tls_free(conn->tls);
     conn->tls = NULL;
@@ -648,9 +655,15 @@ void sioc__conn_close(sioc__conn_t *conn, int graceful)
         finish_close(conn);
         return;
     }
+    conn->lingering = calloc(1, sizeof(*conn->lingering));
+    if (conn->lingering == NULL) {
+        finish_close(conn);
+        return;
+    }
+    conn->lingering->conn = conn;
     conn->close_after_flush = 1;
     start_reading(conn);
-    sioc__deadline_arm(&conn->io->linger, &conn->linger);
+    sioc__deadline_arm(&conn->io->linger, &conn->lingering->linger);
     mark_dirty(conn);
 }
 

@@ -109,7 +109,7 @@ struct sioc__conn_s {
     size_t in_flight_bytes;    /* handed to libuv, not yet written */
     size_t max_buffered_bytes; /* the cap on both together; 0 = none */
     sioc__conn_t *next_dirty;
-    sioc__deadline_t linger;
+    struct sioc__conn_closing_s *lingering; /* allocated only while closing gracefully */
     uint8_t dirty;
     uint8_t closing;
     uint8_t reading; /* libuv is reading */
@@ -122,8 +122,7 @@ struct sioc__conn_s {
      * queue is handed to libuv. */
     sioc__buffer_t *copy_tail;
     size_t copy_room;
-    uv_shutdown_t *shutdown; /* allocated only while closing gracefully */
-    sioc__tls_t *tls;        /* NULL: plaintext */
+    sioc__tls_t *tls; /* NULL: plaintext */
     sioc__conn_t *next_tls_ready;
     uint8_t tls_ready; /* in io->tls_ready_head */
 };

@@ -86,10 +86,18 @@ static void release_message(sioc__ws_decoder_t *decoder)
     decoder->message_capacity = 0;
 }
 
+static void release_control(sioc__ws_decoder_t *decoder)
+{
+    free(decoder->control);
+    decoder->control = NULL;
+    decoder->control_length = 0;
+}
+
 static void fail(sioc__ws_decoder_t *decoder, sioc__ws_event_t *event, uint16_t close_code,
                  const char *reason)
 {
-    release_message(decoder);     /* nothing more will be delivered: hold no memory */
+    release_message(decoder); /* nothing more will be delivered: hold no memory */
+    release_control(decoder);
     decoder->failed = close_code; /* non-zero, and lets later calls repeat the same code */
     event->type = SIOC_WS_EVENT_ERROR;
     event->close_code = close_code;
@@ -356,6 +364,10 @@ static int read_control_payload(sioc__ws_decoder_t *decoder, uint8_t *input, siz
         deliver_control(decoder, data, remaining, event);
         return 1;
     }
+    if (decoder->control == NULL && (decoder->control = malloc(SIOC_WS_MAX_CONTROL)) == NULL) {
+        fail(decoder, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        return 1;
+    }
     size_t take = min_size(available, remaining);
     unmask_copy(decoder->control + decoder->control_length, data, take, decoder->mask,
                 decoder->frame_offset);
@@ -479,6 +491,7 @@ void sioc__ws_decoder_free(sioc__ws_decoder_t *decoder)
 {
     sioc__ws_limits_t limits = decoder->limits;
     release_message(decoder);
+    release_control(decoder);
     sioc__ws_decoder_init(decoder, &limits);
 }
 
@@ -499,6 +512,8 @@ void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t l
     /* The previous event's data is no longer needed: an idle connection holds no buffer. */
     if (decoder->message != NULL && decoder->message_opcode == 0)
         release_message(decoder);
+    if (decoder->control != NULL && !(decoder->in_frame && is_control(decoder->opcode)))
+        release_control(decoder);
     /* An empty feed only releases (input may then be NULL: no pointer arithmetic on it). */
     if (length == 0) {
         event->type = SIOC_WS_EVENT_NEED_MORE;

@@ -74,6 +74,8 @@ typedef struct sioc__ws_event_s {
     uint8_t compressed;
 } sioc__ws_event_t;
 
+#define SIOC_WS_MAX_CONTROL 125
+
 typedef struct sioc__ws_decoder_s {
     sioc__ws_limits_t limits;
     /* Partial frame header bytes carried over a read boundary (at most 14). */
@@ -93,8 +95,9 @@ typedef struct sioc__ws_decoder_s {
     uint8_t *message; /* owned; NULL while no copy is needed */
     size_t message_length;
     size_t message_capacity;
-    /* Control frame split across reads is copied here. */
-    uint8_t control[125];
+    /* A control frame split across reads is copied here (owned, SIOC_WS_MAX_CONTROL bytes,
+     * allocated for it and freed on the next feed: an idle connection holds none). */
+    uint8_t *control;
     size_t control_length;
     sioc__utf8_validator_t utf8;
     int failed;

@@ -769,7 +769,7 @@ static void test_buffer_grows_with_received_bytes(void **state)
     stream_dispose(&stream);
 }
 
-static void test_split_control_frame_uses_inline_buffer(void **state)
+static void test_split_control_frame_uses_control_buffer(void **state)
 {
     (void)state;
     stream_t stream = {0};
@@ -788,6 +788,10 @@ static void test_split_control_frame_uses_inline_buffer(void **state)
     assert_ptr_equal(event.data, decoder.control);
     assert_memory_equal(event.data, "ping!", 5);
     assert_null(decoder.message);
+    /* The copy is let go of on the next feed: an idle connection holds no buffer. */
+    sioc__ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
+    assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
+    assert_null(decoder.control);
     sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
@@ -1113,7 +1117,7 @@ int main(void)
         cmocka_unit_test(test_consumed_one_event_per_call),
         cmocka_unit_test(test_split_frame_is_copied_then_released),
         cmocka_unit_test(test_buffer_grows_with_received_bytes),
-        cmocka_unit_test(test_split_control_frame_uses_inline_buffer),
+        cmocka_unit_test(test_split_control_frame_uses_control_buffer),
         cmocka_unit_test(test_error_is_sticky),
         cmocka_unit_test(test_error_releases_buffer),
         cmocka_unit_test(test_free_resets_for_reuse),
