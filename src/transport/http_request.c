@@ -293,12 +293,27 @@ static int check_header_names(sioc__http_request_parser_t *parser_state)
     return 0;
 }
 
+/* The head is complete and nothing is appended to it any more (trailers are dropped): give back
+ * what the doubling left over, which a held request would keep. Before any view points into
+ * it, since realloc may move it. */
+static void shrink_arena(sioc__http_request_parser_t *parser_state)
+{
+    if (parser_state->head_capacity <= parser_state->head_length)
+        return;
+    char *head = realloc(parser_state->head, parser_state->head_length);
+    if (head == NULL)
+        return;
+    parser_state->head = head;
+    parser_state->head_capacity = parser_state->head_length;
+}
+
 static int finalize_head(sioc__http_request_parser_t *parser_state)
 {
     if (arena_terminate(parser_state) != 0)
         return -1;
     if (parser_state->url_end == 0)
         parser_state->url_end = (uint32_t)parser_state->head_length;
+    shrink_arena(parser_state);
     sioc__http_request_t *request = &parser_state->request;
     request->url = parser_state->head;
     request->url_length = strlen(parser_state->head);
@@ -315,6 +330,10 @@ static int finalize_head(sioc__http_request_parser_t *parser_state)
                                         : "";
         request->headers[i].value_length = parser_state->offsets[i].value_length;
     }
+    /* The views are built: a held request (a polling GET) keeps no offsets. */
+    free(parser_state->offsets);
+    parser_state->offsets = NULL;
+    parser_state->offsets_capacity = 0;
     return check_header_names(parser_state);
 }
 
