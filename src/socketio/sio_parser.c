@@ -323,7 +323,10 @@ void sioc__sio_decoder_init(sioc__sio_decoder_t *decoder, size_t max_attachments
 /* Drops a pending packet; the limits stay. */
 static void decoder_reset(sioc__sio_decoder_t *decoder)
 {
-    sioc__sio_packet_clear(&decoder->pending);
+    if (decoder->pending != NULL)
+        sioc__sio_packet_clear(decoder->pending);
+    free(decoder->pending);
+    decoder->pending = NULL;
     decoder->received = 0;
     decoder->has_pending = 0;
 }
@@ -344,8 +347,9 @@ static int decode_failed(sioc__sio_decoder_t *decoder, const char *message, cons
 /* Hands the pending packet to the caller and starts afresh. */
 static int decode_completed(sioc__sio_decoder_t *decoder, sioc__sio_packet_t *out)
 {
-    *out = decoder->pending;
-    memset(&decoder->pending, 0, sizeof(decoder->pending));
+    *out = *decoder->pending;
+    free(decoder->pending);
+    decoder->pending = NULL;
     decoder->received = 0;
     decoder->has_pending = 0;
     return SIOC_SIO_DECODE_COMPLETE;
@@ -357,17 +361,25 @@ int sioc__sio_decoder_add_text(sioc__sio_decoder_t *decoder, const char *data, s
     if (decoder->has_pending)
         return decode_failed(decoder, ERROR_PLAINTEXT_PENDING, error);
 
-    sioc__sio_packet_t *packet = &decoder->pending;
-    packet->id = SIOC_SIO_NO_ACK_ID;
-    const char *problem = decode_text(decoder, data, length, packet);
-    if (problem != NULL)
+    /* Decoded on the stack: only a packet that waits for attachments is kept (an idle client's
+     * decoder holds no packet). */
+    sioc__sio_packet_t packet = {.id = SIOC_SIO_NO_ACK_ID};
+    const char *problem = decode_text(decoder, data, length, &packet);
+    if (problem == NULL && is_binary_type(packet.type) && packet.attachment_count > 0) {
+        packet.attachments = calloc(packet.attachment_count, sizeof(*packet.attachments));
+        decoder->pending = packet.attachments ? malloc(sizeof(*decoder->pending)) : NULL;
+        if (decoder->pending == NULL)
+            problem = ERROR_OUT_OF_MEMORY;
+    }
+    if (problem != NULL) {
+        sioc__sio_packet_clear(&packet);
         return decode_failed(decoder, problem, error);
-    if (!is_binary_type(packet->type) || packet->attachment_count == 0)
-        return decode_completed(decoder, out);
-
-    packet->attachments = calloc(packet->attachment_count, sizeof(*packet->attachments));
-    if (packet->attachments == NULL)
-        return decode_failed(decoder, ERROR_OUT_OF_MEMORY, error);
+    }
+    if (decoder->pending == NULL) {
+        *out = packet;
+        return SIOC_SIO_DECODE_COMPLETE;
+    }
+    *decoder->pending = packet;
     decoder->has_pending = 1;
     return SIOC_SIO_DECODE_PENDING;
 }
@@ -378,7 +390,7 @@ int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *da
     if (!decoder->has_pending)
         return decode_failed(decoder, ERROR_BINARY_NOT_PENDING, error);
 
-    sioc__sio_attachment_t *attachment = &decoder->pending.attachments[decoder->received];
+    sioc__sio_attachment_t *attachment = &decoder->pending->attachments[decoder->received];
     attachment->data = malloc(length > 0 ? length : 1);
     if (attachment->data == NULL)
         return decode_failed(decoder, ERROR_OUT_OF_MEMORY, error);
@@ -386,7 +398,7 @@ int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *da
         memcpy(attachment->data, data, length);
     attachment->length = length;
     decoder->received++;
-    if (decoder->received < decoder->pending.attachment_count)
+    if (decoder->received < decoder->pending->attachment_count)
         return SIOC_SIO_DECODE_PENDING;
     return decode_completed(decoder, out);
 }

@@ -54,9 +54,9 @@ void sioc__sio_packet_clear(sioc__sio_packet_t *packet);
 
 typedef struct sioc__sio_decoder_s {
     size_t max_attachments;
-    size_t max_nsp_length;      /* namespace names longer than this are refused (default 256) */
-    sioc__sio_packet_t pending; /* binary packet waiting for attachments */
-    size_t received;            /* attachments received so far */
+    size_t max_nsp_length;       /* namespace names longer than this are refused (default 256) */
+    sioc__sio_packet_t *pending; /* binary packet waiting for attachments (owned), or NULL */
+    size_t received;             /* attachments received so far */
     int has_pending;
 } sioc__sio_decoder_t;
 

@@ -278,7 +278,7 @@ static int append_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     sioc__conn_slice_t *slice = &conn->queue[conn->queue_length - 1];
     memcpy(slice->bytes.base + slice->bytes.len, bytes, length);
     slice->bytes.len += (unsigned)length;
-    conn->copy_room -= length;
+    conn->copy_room -= (uint32_t)length;
     conn->queued_bytes += length;
     mark_dirty(conn);
     return 0;
@@ -328,7 +328,7 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     int rc = sioc__conn_write(conn, buffer, buffer->data, length);
     if (rc == 0 && small) {
         conn->copy_tail = buffer; /* the queue holds the only other reference */
-        conn->copy_room = SIOC_COALESCE_SIZE - length;
+        conn->copy_room = (uint32_t)(SIOC_COALESCE_SIZE - length);
     }
     sioc__buffer_unref(buffer);
     return rc;

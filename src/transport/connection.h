@@ -116,15 +116,15 @@ struct sioc__conn_s {
     uint8_t paused;  /* SIOC__CONN_PAUSED_* */
     uint8_t close_after_flush;
     uint8_t peer_closed;      /* the peer's FIN arrived */
+    uint8_t tls_ready;        /* in io->tls_ready_head */
     uint32_t discarded_bytes; /* read and dropped while closing */
+    uint32_t copy_room;       /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
     /* The last queued slice, when it is a buffer of small copies that only this connection
-     * holds, and the room left at its end; NULL as soon as anything else is queued or the
-     * queue is handed to libuv. */
+     * holds (the room left at its end is copy_room); NULL as soon as anything else is queued
+     * or the queue is handed to libuv. */
     sioc__buffer_t *copy_tail;
-    size_t copy_room;
     sioc__tls_t *tls; /* NULL: plaintext */
     sioc__conn_t *next_tls_ready;
-    uint8_t tls_ready; /* in io->tls_ready_head */
 };
 
 int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);

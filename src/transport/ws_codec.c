@@ -371,7 +371,7 @@ static int read_control_payload(sioc__ws_decoder_t *decoder, uint8_t *input, siz
     size_t take = min_size(available, remaining);
     unmask_copy(decoder->control + decoder->control_length, data, take, decoder->mask,
                 decoder->frame_offset);
-    decoder->control_length += take;
+    decoder->control_length += (uint8_t)take;
     decoder->frame_offset += take;
     decoder->frame_remaining -= take;
     *position += take;

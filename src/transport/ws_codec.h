@@ -85,22 +85,23 @@ typedef struct sioc__ws_decoder_s {
     uint8_t opcode;
     uint8_t fin;
     uint8_t mask[4];
-    uint64_t frame_remaining;
-    uint64_t frame_offset; /* bytes of this frame already unmasked (mask phase) */
-    int in_frame;
+    uint8_t in_frame;
     /* Message being assembled (data frames only). */
     uint8_t message_opcode;     /* 0 when no message is in progress */
     uint8_t message_compressed; /* RSV1 on its first frame */
+    uint8_t control_length;     /* bytes in control */
+    uint16_t failed;            /* the close code of the error that ended decoding, or 0 */
     uint32_t fragment_count;
-    uint8_t *message; /* owned; NULL while no copy is needed */
+    uint64_t frame_remaining;
+    uint64_t frame_offset; /* bytes of this frame already unmasked (mask phase) */
+    uint8_t *message;      /* owned; NULL while no copy is needed */
     size_t message_length;
     size_t message_capacity;
     /* A control frame split across reads is copied here (owned, SIOC_WS_MAX_CONTROL bytes,
-     * allocated for it and freed on the next feed: an idle connection holds none). */
+     * allocated for it and freed on the next feed: an idle connection holds none). Fields are
+     * ordered for size: an idle WebSocket keeps this decoder. */
     uint8_t *control;
-    size_t control_length;
     sioc__utf8_validator_t utf8;
-    int failed;
 } sioc__ws_decoder_t;
 
 void sioc__ws_decoder_init(sioc__ws_decoder_t *decoder, const sioc__ws_limits_t *limits);
