@@ -444,6 +444,19 @@ static void buffer_append_text(struct text_buffer *buffer, const char *text)
     buffer_append(buffer, text, strlen(text));
 }
 
+/* Decimal digits of value: the encoder writes a packet type and an ack id for every packet, and
+ * snprintf's format interpretation showed in the echo profile (about 1 % of the server's time). */
+static void buffer_append_unsigned(struct text_buffer *buffer, uint64_t value)
+{
+    char digits[20];
+    size_t start = sizeof(digits);
+    do {
+        digits[--start] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    buffer_append(buffer, digits + start, sizeof(digits) - start);
+}
+
 static void buffer_append_repeated(struct text_buffer *buffer, char character, int count)
 {
     for (int i = 0; i < count; i++)
@@ -591,9 +604,11 @@ static void write_integer(struct text_buffer *buffer, json_int_t value)
         write_real(buffer, (double)value);
         return;
     }
-    char text[32];
-    snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT, value);
-    buffer_append_text(buffer, text);
+    if (value < 0) {
+        buffer_append(buffer, "-", 1);
+        value = -value; /* |value| <= 2^53 - 1 here: no overflow */
+    }
+    buffer_append_unsigned(buffer, (uint64_t)value);
 }
 
 static void write_value(struct text_buffer *buffer, json_t *value, int depth);
@@ -744,21 +759,17 @@ char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length)
         return NULL;
 
     struct text_buffer buffer = {0};
-    char number[32];
-    snprintf(number, sizeof(number), "%d", packet->type);
-    buffer_append_text(&buffer, number);
+    buffer_append_unsigned(&buffer, (uint64_t)packet->type);
     if (is_binary_type(packet->type)) {
-        snprintf(number, sizeof(number), "%zu-", packet->attachment_count);
-        buffer_append_text(&buffer, number);
+        buffer_append_unsigned(&buffer, packet->attachment_count);
+        buffer_append(&buffer, "-", 1);
     }
     if (has_nsp) {
         buffer_append_text(&buffer, nsp);
         buffer_append(&buffer, ",", 1);
     }
-    if (packet->id != SIOC_SIO_NO_ACK_ID) {
-        snprintf(number, sizeof(number), "%" PRId64, packet->id);
-        buffer_append_text(&buffer, number);
-    }
+    if (packet->id != SIOC_SIO_NO_ACK_ID)
+        buffer_append_unsigned(&buffer, (uint64_t)packet->id); /* 0 <= id, checked above */
     if (packet->data != NULL && !json_is_null(packet->data))
         write_value(&buffer, packet->data, 0);
 
