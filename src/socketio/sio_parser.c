@@ -19,7 +19,7 @@
  * 3.0 -> 3.0, 1e21 -> 1e21, -0.0 -> -0.0) and control characters as upper-case \u001F. */
 #include "socketio/sio_parser.h"
 
-#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -660,6 +660,7 @@ static void test_encode_protocol_examples(void **state)
     assert_encodes(SIOC_SIO_BINARY_ACK, "/admin", 15, "[\"bar\",{\"_placeholder\":true,\"num\":0}]",
                    1, "61-/admin,15[\"bar\",{\"_placeholder\":true,\"num\":0}]");
     assert_encodes(SIOC_SIO_BINARY_EVENT, "/", NO_ID, "[\"a\"]", 0, "50-[\"a\"]");
+    assert_encodes(SIOC_SIO_BINARY_EVENT, "/", NO_ID, "[\"a\"]", 12, "512-[\"a\"]");
     assert_encodes(SIOC_SIO_CONNECT, "/admin", NO_ID, "{\"sid\":\"x\"}", 0,
                    "0/admin,{\"sid\":\"x\"}");
     assert_encodes(SIOC_SIO_CONNECT, "/", NO_ID, "{\"sid\":\"x\",\"pid\":\"y\"}", 0,
@@ -766,6 +767,9 @@ static void test_encode_numbers_like_json_stringify(void **state)
     assert_value_encodes(json_integer(9007199254740993), "9007199254740992");
     assert_value_encodes(json_integer(9007199254740991), "9007199254740991");
     assert_value_encodes(json_integer(INT64_MIN), "-9223372036854776000");
+    assert_value_encodes(json_integer(-9007199254740991), "-9007199254740991");
+    assert_value_encodes(json_integer(-9007199254740993), "-9007199254740992");
+    assert_value_encodes(json_integer(1234567890), "1234567890");
     assert_value_encodes(json_true(), "true");
     assert_value_encodes(json_false(), "false");
     assert_value_encodes(json_null(), "null");
