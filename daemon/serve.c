@@ -13,6 +13,7 @@
 #include "auth_jwt.h"
 #include "auth_session.h"
 #include "channel.h"
+#include "heap_trim.h"
 #include "log.h"
 #include "metrics.h"
 #include "recovery_store.h"
@@ -426,6 +427,7 @@ static void stop(daemon_t *daemon)
     log_info("stopping");
     for (int i = 0; signals_started && i < SIGNAL_COUNT; i++)
         uv_close((uv_handle_t *)&signal_handles[i], NULL);
+    heap_trim_stop();
     if (daemon->api != NULL)
         api_stop(daemon->api, on_api_stopped, daemon);
     else
@@ -550,6 +552,11 @@ static int start(daemon_t *daemon, char *error, size_t error_size)
         channel_setup_all(daemon, error, error_size) != 0 ||
         start_admin(config, daemon->io, error, error_size) != 0)
         return -1;
+    int rc = heap_trim_start(daemon->loop, daemon->io);
+    if (rc != 0) {
+        snprintf(error, error_size, "heap trim timer: %s", uv_strerror(rc));
+        return -1;
+    }
     printf("listening on %s:%d\n", config->listen.host, sioc_server_port(daemon->io));
     if (config->api.enabled) {
         struct ssl_ctx_st *tls;
