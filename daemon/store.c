@@ -51,6 +51,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store_driver.h"
+#include "loop_profile.h"
 #include "store_profile.h"
 #include "store_shape.h"
 #include "store_sql.h"
@@ -170,11 +171,13 @@ struct store_s {
     store_profile_t profile;
     uint64_t profile_since_ns;
     uint64_t profile_period_ns;
-    size_t lane_index; /* which connection of the pool, for the profile's log */
+    size_t lane_index;            /* which connection of the pool, for the profile's log */
+    loop_profile_t *loop_profile; /* the store's interface only (lane or router), when profiling */
     size_t lane_count;
 
     /* Loop thread only. */
-    struct pool_s *pool; /* store.poolSize > 1: this store only routes to the pool's lanes */
+    request_queue_t running; /* taken from completed, run in slices (completions_run) */
+    struct pool_s *pool;     /* store.poolSize > 1: this store only routes to the pool's lanes */
     int closing;
     int async_closing;
     void (*closed_cb)(void *data);
@@ -2212,33 +2215,51 @@ static void profile_flush(store_t *store, uint64_t now)
     store_profile_log(&profile, who);
 }
 
-/* Runs every completed request, in order, including those that done callbacks refuse on the
- * way (requests made while the store closes). */
-static void completions_run(store_t *store)
+/* The loop runs a batch's done callbacks (each may broadcast to every socket) for at most this
+ * long before it polls again: a batch of 1,024 presence notices held it for seconds, long enough
+ * for HTTP request deadlines to expire with the requests unread. */
+#define COMPLETIONS_SLICE_NS (2u * 1000000u)
+
+static void profile_completion(store_t *store, const request_t *request, uint64_t now)
 {
+    if (request->refused)
+        return;
+    pthread_mutex_lock(&store->mutex);
+    store_histogram_add(&store->profile.phases[STORE_PHASE_HANDBACK],
+                        (now - request->posted_ns) / 1000);
+    store_histogram_add(&store->profile.phases[STORE_PHASE_TOTAL],
+                        (now - request->started_ns) / 1000);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+/* Runs the completed requests in order, including those that done callbacks refuse on the way
+ * (requests made while the store closes). With a budget it stops once budget_ns have gone and
+ * wakes itself to go on after the loop's next poll; 0 runs everything. */
+static void completions_run(store_t *store, uint64_t budget_ns)
+{
+    uint64_t started = uv_hrtime(), now = started;
+    int ran = 0;
     for (;;) {
-        pthread_mutex_lock(&store->mutex);
-        request_t *list = queue_take(&store->completed, SIZE_MAX);
-        uint64_t now = uv_hrtime();
-        for (request_t *request = list; request != NULL; request = request->next) {
-            if (request->refused)
-                continue;
-            store_histogram_add(&store->profile.phases[STORE_PHASE_HANDBACK],
-                                (now - request->posted_ns) / 1000);
-            store_histogram_add(&store->profile.phases[STORE_PHASE_TOTAL],
-                                (now - request->started_ns) / 1000);
+        if (store->running.head == NULL) {
+            pthread_mutex_lock(&store->mutex);
+            queue_append(&store->running, queue_take(&store->completed, SIZE_MAX));
+            pthread_mutex_unlock(&store->mutex);
+            if (store->running.head == NULL)
+                break;
         }
-        pthread_mutex_unlock(&store->mutex);
-        if (list == NULL)
+        if (budget_ns != 0 && now - started >= budget_ns) {
+            if (!store->async_closing) /* else its close callback runs the rest */
+                uv_async_send(&store->completions_async);
             break;
-        while (list != NULL) {
-            request_t *next = list->next;
-            request_complete(list);
-            list = next;
         }
-        profile_add(store, STORE_PHASE_CALLBACKS, now, uv_hrtime());
+        request_t *request = queue_take(&store->running, 1);
+        profile_completion(store, request, now);
+        request_complete(request);
+        ran = 1;
+        now = uv_hrtime();
     }
-    uint64_t now = uv_hrtime();
+    if (ran)
+        profile_add(store, STORE_PHASE_CALLBACKS, started, now);
     if (store->profile_period_ns != 0 && now - store->profile_since_ns >= store->profile_period_ns)
         profile_flush(store, now);
 }
@@ -2254,7 +2275,7 @@ static void store_free(store_t *store)
 static void on_async_closed(uv_handle_t *handle)
 {
     store_t *store = handle->data;
-    completions_run(store); /* requests made after the handle started closing */
+    completions_run(store, 0); /* the rest, and requests made after the handle started closing */
     void (*closed_cb)(void *data) = store->closed_cb;
     void *closed_data = store->closed_data;
     store_free(store);
@@ -2265,7 +2286,7 @@ static void on_async_closed(uv_handle_t *handle)
 static void on_completions(uv_async_t *handle)
 {
     store_t *store = handle->data;
-    completions_run(store);
+    completions_run(store, COMPLETIONS_SLICE_NS);
     if (!store->closing || store->async_closing)
         return;
     pthread_mutex_lock(&store->mutex);
@@ -2273,8 +2294,8 @@ static void on_completions(uv_async_t *handle)
     pthread_mutex_unlock(&store->mutex);
     if (!exited)
         return;
-    completions_run(store);            /* posted between the first run and the exit */
-    pthread_join(store->worker, NULL); /* immediate: the thread is returning */
+    completions_run(store, COMPLETIONS_SLICE_NS); /* posted between the first run and the exit */
+    pthread_join(store->worker, NULL);            /* immediate: the thread is returning */
     profile_flush(store, uv_hrtime());
     store->async_closing = 1;
     uv_close((uv_handle_t *)&store->completions_async, on_async_closed);
@@ -2934,9 +2955,13 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
         return STORE_EINVALID;
     }
     /* SQLite has one writer at a time: more connections would only wait for each other. */
-    if (options->pool_size > 1 && driver != &sioc__store_sqlite_driver)
-        return pool_open(loop, driver, options, out, error, error_size);
-    return lane_open(loop, driver, options, out, error, error_size);
+    int rc = options->pool_size > 1 && driver != &sioc__store_sqlite_driver
+                 ? pool_open(loop, driver, options, out, error, error_size)
+                 : lane_open(loop, driver, options, out, error, error_size);
+    /* A profiled store also says how long the loop is held: what its hand-back waits behind. */
+    if (rc == 0 && profile_period_ns() != 0)
+        (*out)->loop_profile = loop_profile_start(loop, profile_period_ns() / 1000000u);
+    return rc;
 }
 
 void store_request(store_t *store, store_operation_t operation, json_t *params, store_done_cb done,
@@ -2952,6 +2977,8 @@ void store_close(store_t *store, void (*closed_cb)(void *data), void *data)
 {
     if (store == NULL || store->closing)
         return;
+    loop_profile_stop(store->loop_profile);
+    store->loop_profile = NULL;
     if (store->pool == NULL) {
         lane_close(store, closed_cb, data);
         return;

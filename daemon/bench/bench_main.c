@@ -345,6 +345,22 @@ static void add_server_memory(json_t *output, const bench_run_t *run)
     json_object_set_new(output, "server_memory", memory);
 }
 
+/* How long the generator's loop ran between polls in the window (microseconds). */
+static void add_loop_held(json_t *output, const bench_run_t *run)
+{
+    const store_histogram_t *held = &run->loop_held;
+    if (held->count == 0)
+        return;
+    json_t *loop = json_object();
+    json_object_set_new(loop, "iterations", json_integer((json_int_t)held->count));
+    json_object_set_new(loop, "p50_us",
+                        json_integer((json_int_t)store_histogram_quantile(held, 0.5)));
+    json_object_set_new(loop, "p99_us",
+                        json_integer((json_int_t)store_histogram_quantile(held, 0.99)));
+    json_object_set_new(loop, "max_us", json_integer((json_int_t)held->max_us));
+    json_object_set_new(output, "generator_loop_held", loop);
+}
+
 static json_t *output_json(const bench_run_t *run, double generator_percent, double server_percent)
 {
     const bench_options_t *options = run->options;
@@ -364,6 +380,7 @@ static json_t *output_json(const bench_run_t *run, double generator_percent, dou
         json_object_set_new(output, "server_cpu_percent", json_real(server_percent));
     }
     add_machine_load(output, run, generator_percent, server_percent);
+    add_loop_held(output, run);
     add_server_memory(output, run);
     if (run->first_connect_error[0] != '\0')
         json_object_set_new(output, "first_connect_error", json_string(run->first_connect_error));
@@ -392,6 +409,10 @@ static void write_output(const bench_run_t *run)
                generator >= SATURATED_PERCENT ? " (SATURATED: figures are a lower bound)" : "");
         if (run->options->server_pid > 0)
             printf(", server CPU %.0f%%", server);
+        if (run->loop_held.count > 0)
+            printf(", generator loop held p99 %.1f max %.1f ms",
+                   (double)store_histogram_quantile(&run->loop_held, 0.99) / 1e3,
+                   (double)run->loop_held.max_us / 1e3);
         double steal = percent(end->machine_steal_seconds - start->machine_steal_seconds, wall);
         if (start->machine_steal_seconds >= 0 && steal >= 5)
             printf(", hypervisor steal %.0f%% (latency tails are suspect)", steal);

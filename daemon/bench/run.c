@@ -365,6 +365,8 @@ void bench_run_window_begin(bench_run_t *run)
     bench_usage_now(run, &run->window_start);
     run->window_end = run->window_start;
     run->measuring = 1;
+    if (run->loop_profile == NULL)
+        run->loop_profile = loop_profile_start(&run->loop, 0);
     if (run->options->server_pid <= 0 || run->stopping)
         return;
     sample_memory(run);
@@ -378,6 +380,11 @@ void bench_run_window_end(bench_run_t *run)
         return;
     bench_usage_now(run, &run->window_end);
     run->measuring = 0;
+    if (run->loop_profile != NULL) {
+        loop_profile_take(run->loop_profile, &run->loop_held);
+        loop_profile_stop(run->loop_profile);
+        run->loop_profile = NULL;
+    }
     if (run->options->server_pid <= 0)
         return;
     sample_memory(run);

@@ -11,6 +11,8 @@
 #include <sys/resource.h>
 #include <uv.h>
 
+#include "loop_profile.h"
+
 #include "bench/client.h"
 #include "bench/histogram.h"
 
@@ -85,6 +87,10 @@ typedef struct bench_run_s {
     bench_usage_t window_start;
     bench_usage_t window_end;
     int measuring;
+    /* The generator's own loop in the window (loop_profile.h): how long a read waited behind
+     * its callbacks, which a latency measured here includes. */
+    loop_profile_t *loop_profile;
+    store_histogram_t loop_held;
     void (*window_over)(struct bench_run_s *run); /* bench_measure()'s (scenario.h) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
