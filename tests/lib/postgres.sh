@@ -5,6 +5,8 @@
 #                                           exits with CMD's status
 #   tests/lib/postgres.sh start DIR         start in DIR (created), print the URL
 #   tests/lib/postgres.sh restart DIR       fast shutdown and start again, same port
+#   tests/lib/postgres.sh down DIR          fast shutdown, DIR kept (the server is down)
+#   tests/lib/postgres.sh up DIR            start again what down stopped, same port
 #   tests/lib/postgres.sh stop DIR          stop (immediate) and remove DIR
 # As root, the server runs as `nobody` (PostgreSQL refuses to run as root). Exits 77 with a
 # message when PostgreSQL is not installed (scripts/install-deps --test installs it).
@@ -86,6 +88,8 @@ restart)
     as_owner "$bindir/pg_ctl" -D "$2/data" -m fast -w stop >/dev/null
     server_start "$2"
     ;;
+down) as_owner "$bindir/pg_ctl" -D "$2/data" -m fast -w stop >/dev/null ;;
+up) server_start "$2" ;;
 run)
     shift
     dir="$(mktemp -d /tmp/sioc-pg-XXXXXX)"

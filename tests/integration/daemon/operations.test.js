@@ -408,6 +408,46 @@ describe('readiness and the database', { skip: havePostgres() ? false : 'Postgre
     }
   });
 
+  it('PostgreSQL down and up again: /readyz 503 and chat answers unavailable, then 200 and chat works, nothing stored twice', async (t) => {
+    requireBin();
+    const pg = await startPostgres();
+    const dir = tempDir('ready-pg-up');
+    let daemon;
+    try {
+      daemon = await startDaemon(dir, baseConfig(dir, { store: { driver: 'postgres', url: pg.url } }));
+      const socket = await connectAs(daemon.clients(t), makeUser('Steady'));
+      const room = unique('room');
+      assert.equal((await socket.emitWithAck('room:join', room)).ok, true);
+      const send = (text) => socket.timeout(10000).emitWithAck('message:send', { roomId: room, text });
+      assert.equal((await send('before')).ok, true);
+      pg.down();
+      const down = await daemon.api('GET', '/readyz', undefined, { key: null });
+      assert.equal(down.status, 503, down.text);
+      assert.equal(down.json.checks.listening, 'ok');
+      const refused = await send('during');
+      assert.equal(refused.ok, false, JSON.stringify(refused));
+      assert.equal(refused.error.code, 'unavailable', JSON.stringify(refused));
+      pg.up();
+      // Back within the reconnect backoff (100 ms doubling to 5 s, docs/store.md); bounded at 30 s.
+      let ready;
+      const deadline = Date.now() + 30000;
+      do {
+        ready = await daemon.api('GET', '/readyz', undefined, { key: null });
+        if (ready.status !== 200) await sleep(250);
+      } while (ready.status !== 200 && Date.now() < deadline);
+      assert.equal(ready.status, 200, ready.text);
+      const after = await send('after');
+      assert.equal(after.ok, true, JSON.stringify(after));
+      const rows = await pg.rows('SELECT m.text FROM sioc.messages m JOIN sioc.rooms r ON r.id = m.room_id WHERE r.name = $1 OR r.id = $1 ORDER BY m.seq', [room]);
+      assert.deepEqual(rows.map((r) => r.text), ['before', 'after']);
+      const history = await socket.timeout(10000).emitWithAck('room:history', { roomId: room });
+      assert.deepEqual(history.messages.map((m) => m.text), ['before', 'after']);
+    } finally {
+      if (daemon) await daemon.stopChecked();
+      await pg.stop();
+    }
+  });
+
   it('/readyz is 503 after 2 s when the database hangs (every PostgreSQL process stopped)', async () => {
     requireBin();
     const pg = await startPostgres();

@@ -37,6 +37,16 @@ export class Postgres {
     execFileSync(SCRIPT, ['restart', this.dir], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60000 });
   }
 
+  /** Fast shutdown, keeping the data directory and the port for up(). */
+  down() {
+    execFileSync(SCRIPT, ['down', this.dir], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60000 });
+  }
+
+  /** Starts the server that down() stopped, on the same port. */
+  up() {
+    execFileSync(SCRIPT, ['up', this.dir], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60000 });
+  }
+
   async stop() {
     await this.pool.end().catch(() => {});
     execFileSync(SCRIPT, ['stop', this.dir], { stdio: 'ignore', timeout: 60000 });
