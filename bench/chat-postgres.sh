@@ -222,7 +222,7 @@ for round in $(seq 1 "$rounds"); do
                 sed 's/.*store: profile of /  /; s/; mean\/p50\/p99\/max in us:/:/'
             echo "$name: the server's loop, held between two polls (daemon/loop_profile.h), per second:"
             awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /loop: held/' "$work/$name.log" |
-                sed 's/.*loop: held /  /; s/ times between polls; mean\/p50\/p99\/max in us:/ iterations:/'
+                sed 's/.*loop: held /  /; s/ times between polls; mean\/p50\/p99\/max in us:/ iterations: held/'
             # The whole run, connecting included: how long the loop was held up at once.
             awk '/store: profile of/ { for (i = 1; i < NF; i++) if ($i == "callbacks" || $i == "handback") {
                      split($(i + 1), v, "/"); if (v[4] + 0 > most[$i]) most[$i] = v[4] + 0 } }

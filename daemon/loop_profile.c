@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -13,33 +14,48 @@ struct loop_profile_s {
     uv_timer_t timer; /* the period's log, when asked for */
     uint64_t iteration_started_ns;
     uint64_t idle_at_start_ns; /* uv_metrics_idle_time then */
+    uint64_t cpu_at_start_ns;  /* the loop thread's CPU time then */
     uint64_t period_ms;
     store_histogram_t held;
+    store_histogram_t ran; /* of held, the time on a CPU: the rest is the scheduler's */
     int handles_open;
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0)
+        return 0;
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
 
 static void on_check(uv_check_t *check)
 {
     loop_profile_t *profile = check->data;
     uint64_t now = uv_hrtime();
     uint64_t idle = uv_metrics_idle_time(profile->loop);
+    uint64_t cpu = thread_cpu_ns();
     uint64_t wall = now - profile->iteration_started_ns;
     uint64_t waited = idle - profile->idle_at_start_ns;
     store_histogram_add(&profile->held, (wall > waited ? wall - waited : 0) / 1000);
+    store_histogram_add(&profile->ran, (cpu - profile->cpu_at_start_ns) / 1000);
     profile->iteration_started_ns = now;
     profile->idle_at_start_ns = idle;
+    profile->cpu_at_start_ns = cpu;
 }
 
 static void log_held(loop_profile_t *profile)
 {
-    store_histogram_t held;
-    loop_profile_take(profile, &held);
+    store_histogram_t held, ran;
+    loop_profile_take(profile, &held, &ran);
     if (held.count == 0)
         return;
     log_info("loop: held %" PRIu64 " times between polls; mean/p50/p99/max in us: %" PRIu64
-             "/%" PRIu64 "/%" PRIu64 "/%" PRIu64,
+             "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ", on a CPU %" PRIu64 "/%" PRIu64 "/%" PRIu64
+             "/%" PRIu64,
              held.count, held.sum_us / held.count, store_histogram_quantile(&held, 0.5),
-             store_histogram_quantile(&held, 0.99), held.max_us);
+             store_histogram_quantile(&held, 0.99), held.max_us, ran.sum_us / ran.count,
+             store_histogram_quantile(&ran, 0.5), store_histogram_quantile(&ran, 0.99), ran.max_us);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -59,6 +75,7 @@ loop_profile_t *loop_profile_start(uv_loop_t *loop, uint64_t period_ms)
     profile->period_ms = period_ms;
     profile->iteration_started_ns = uv_hrtime();
     profile->idle_at_start_ns = uv_metrics_idle_time(loop);
+    profile->cpu_at_start_ns = thread_cpu_ns();
     uv_check_init(loop, &profile->check);
     profile->check.data = profile;
     uv_check_start(&profile->check, on_check);
@@ -73,10 +90,12 @@ loop_profile_t *loop_profile_start(uv_loop_t *loop, uint64_t period_ms)
     return profile;
 }
 
-void loop_profile_take(loop_profile_t *profile, store_histogram_t *out)
+void loop_profile_take(loop_profile_t *profile, store_histogram_t *held, store_histogram_t *ran)
 {
-    *out = profile->held;
+    *held = profile->held;
+    *ran = profile->ran;
     memset(&profile->held, 0, sizeof(profile->held));
+    memset(&profile->ran, 0, sizeof(profile->ran));
 }
 
 static void on_closed(uv_handle_t *handle)

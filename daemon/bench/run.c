@@ -381,7 +381,7 @@ void bench_run_window_end(bench_run_t *run)
     bench_usage_now(run, &run->window_end);
     run->measuring = 0;
     if (run->loop_profile != NULL) {
-        loop_profile_take(run->loop_profile, &run->loop_held);
+        loop_profile_take(run->loop_profile, &run->loop_held, &run->loop_ran);
         loop_profile_stop(run->loop_profile);
         run->loop_profile = NULL;
     }

@@ -91,6 +91,7 @@ typedef struct bench_run_s {
      * its callbacks, which a latency measured here includes. */
     loop_profile_t *loop_profile;
     store_histogram_t loop_held;
+    store_histogram_t loop_ran;
     void (*window_over)(struct bench_run_s *run); /* bench_measure()'s (scenario.h) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
