@@ -56,6 +56,21 @@ typedef struct sioc__eio_limits_s {
     struct sioc__eio_limits_s *next;
 } sioc__eio_limits_t;
 
+/* What only a polling session needs: its held GET, the packets waiting for one, and an
+ * upgrade in progress. Kept apart from the session so that the common client, which opens over
+ * WebSocket (or upgrades and stays there), does not carry 90 bytes it never uses. */
+typedef struct sioc__eio_polling_s {
+    sioc_eio_socket_t *socket;   /* the session that owns it (for the upgrade deadline) */
+    sioc__http_conn_t *held_get; /* a GET waiting for packets */
+    sioc__http_request_t *held_request;
+    sioc__buffer_t **queue; /* packets waiting for a GET (or for the upgrade to end) */
+    uint32_t queue_length;
+    uint32_t queue_capacity;
+    size_t queued_bytes;
+    sioc__eio_websocket_t *probe; /* upgrade in progress */
+    sioc__deadline_t upgrade_deadline;
+} sioc__eio_polling_t;
+
 struct sioc_eio_socket_s {
     char id[SIOC_ID_LENGTH + 1];
     sioc_eio_server_t *server;
@@ -70,18 +85,11 @@ struct sioc_eio_socket_s {
     uint8_t protocol;      /* 4, or 3 (allow_eio3) */
     uint8_t polling_b64;   /* EIO3: the handshake asked for base64 binary (b64) */
     uint8_t open_alone;    /* EIO3: the handshake GET gets the open packet alone, as in Node */
-    /* Polling */
-    sioc__http_conn_t *held_get; /* a GET waiting for packets */
-    sioc__http_request_t *held_request;
-    sioc__buffer_t **queue; /* packets waiting for a GET (or for the upgrade to end) */
-    uint32_t queue_length;
-    uint32_t queue_capacity;
-    size_t queued_bytes;
-    /* WebSocket */
+    /* While the transport is polling (NULL for a session opened over WebSocket, and from the
+     * end of an upgrade on): owned by the session. */
+    sioc__eio_polling_t *polling;
     sioc__eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
-    sioc__eio_websocket_t *probe;     /* upgrade in progress */
     sioc__deadline_t heartbeat;       /* in ping_interval or ping_timeout */
-    sioc__deadline_t upgrade_deadline;
     void *data;
     UT_hash_handle hh;
     sioc_eio_socket_t *next_in_list; /* flush list, then reap list */

@@ -46,17 +46,17 @@ static size_t record_length(const sioc__buffer_t *packet)
 static void drop_sent(sioc_eio_socket_t *socket, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
-        socket->queued_bytes -= socket->queue[i]->length;
-        sioc__buffer_unref(socket->queue[i]);
+        socket->polling->queued_bytes -= socket->polling->queue[i]->length;
+        sioc__buffer_unref(socket->polling->queue[i]);
     }
-    socket->queue_length -= count;
-    if (socket->queue_length > 0)
-        memmove(socket->queue, socket->queue + count,
-                socket->queue_length * sizeof(sioc__buffer_t *));
-    if (socket->queue_length == 0) {
-        free(socket->queue);
-        socket->queue = NULL;
-        socket->queue_capacity = 0;
+    socket->polling->queue_length -= count;
+    if (socket->polling->queue_length > 0)
+        memmove(socket->polling->queue, socket->polling->queue + count,
+                socket->polling->queue_length * sizeof(sioc__buffer_t *));
+    if (socket->polling->queue_length == 0) {
+        free(socket->polling->queue);
+        socket->polling->queue = NULL;
+        socket->polling->queue_capacity = 0;
     }
 }
 
@@ -65,7 +65,7 @@ static void copy_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer
                          uint8_t *out)
 {
     for (uint32_t i = 0; i < count; i++) {
-        const sioc__buffer_t *packet = socket->queue[i];
+        const sioc__buffer_t *packet = socket->polling->queue[i];
         if (i > 0)
             *out++ = 0x1e;
         if (packet->binary) {
@@ -89,7 +89,7 @@ static void copy_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer
 static int wants_compression(const sioc_eio_socket_t *socket, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
-        if (!socket->queue[i]->no_compress)
+        if (!socket->polling->queue[i]->no_compress)
             return 1;
     }
     return 0;
@@ -106,7 +106,7 @@ static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t co
         content_length < server->options.http_compression_threshold ||
         !wants_compression(socket, count))
         return NULL;
-    *encoding = sioc__http_accepted_encoding(socket->held_request);
+    *encoding = sioc__http_accepted_encoding(socket->polling->held_request);
     if (*encoding == SIOC_HTTP_IDENTITY)
         return NULL;
     uint8_t *payload = malloc(content_length);
@@ -121,12 +121,12 @@ static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t co
 
 static void write_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
 {
-    sioc__http_conn_t *http = socket->held_get;
+    sioc__http_conn_t *http = socket->polling->held_get;
     sioc_eio_server_t *server = socket->server;
     for (uint32_t i = 0; i < count; i++) {
         if (i > 0)
             sioc__http_write_body(http, server->separator, server->separator->data, 1);
-        write_record(http, socket->queue[i]);
+        write_record(http, socket->polling->queue[i]);
     }
     if (extra_packet != NULL) {
         if (count > 0)
@@ -142,18 +142,19 @@ static size_t answer_headers(sioc_eio_socket_t *socket, const char *content_type
     sioc_eio_server_t *server = socket->server;
     snprintf(headers, size, "Content-Type: %s\r\nCache-Control: no-store\r\n", content_type);
     size_t used = strlen(headers);
-    sioc__eio_cors_headers(server, socket->held_request, headers + used, size - used);
+    sioc__eio_cors_headers(server, socket->polling->held_request, headers + used, size - used);
     used += strlen(headers + used);
-    sioc__eio_cookie_header(server, socket, socket->held_request, headers + used, size - used);
+    sioc__eio_cookie_header(server, socket, socket->polling->held_request, headers + used,
+                            size - used);
     return used + strlen(headers + used);
 }
 
 static void finish_answer(sioc_eio_socket_t *socket, uint32_t count)
 {
-    sioc__http_conn_t *http = socket->held_get;
+    sioc__http_conn_t *http = socket->polling->held_get;
     drop_sent(socket, count);
-    socket->held_get = NULL;
-    socket->held_request = NULL;
+    socket->polling->held_get = NULL;
+    socket->polling->held_request = NULL;
     sioc__http_set_user(http, NULL);
     sioc__http_finish(http);
 }
@@ -167,7 +168,7 @@ static sioc__buffer_t *v3_payload(sioc_eio_socket_t *socket, uint32_t count,
     sioc__buffer_t *packets[EIO_MAX_PACKETS_PER_POLL];
     uint32_t total = 0;
     for (uint32_t i = 0; i < count; i++)
-        packets[total++] = socket->queue[i];
+        packets[total++] = socket->polling->queue[i];
     if (extra_packet != NULL)
         packets[total++] = extra_packet;
     *binary_framing = 0;
@@ -192,7 +193,7 @@ static sioc__buffer_t *v3_payload(sioc_eio_socket_t *socket, uint32_t count,
 static void answer_get_v3(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
 {
     sioc_eio_server_t *server = socket->server;
-    sioc__http_conn_t *http = socket->held_get;
+    sioc__http_conn_t *http = socket->polling->held_get;
     int binary_framing;
     sioc__buffer_t *body = v3_payload(socket, count, extra_packet, &binary_framing);
     if (body == NULL) {
@@ -208,7 +209,7 @@ static void answer_get_v3(sioc_eio_socket_t *socket, uint32_t count, sioc__buffe
     if (server->options.http_compression &&
         body->length >= server->options.http_compression_threshold &&
         wants_compression(socket, count))
-        encoding = sioc__http_accepted_encoding(socket->held_request);
+        encoding = sioc__http_accepted_encoding(socket->polling->held_request);
     sioc__buffer_t *compressed =
         encoding != SIOC_HTTP_IDENTITY
             ? sioc__http_compress(&server->compressor, encoding, body->data, body->length)
@@ -227,8 +228,8 @@ static void answer_get_v3(sioc_eio_socket_t *socket, uint32_t count, sioc__buffe
 
 static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
-    sioc__http_conn_t *http = socket->held_get;
-    uint32_t count = socket->queue_length;
+    sioc__http_conn_t *http = socket->polling->held_get;
+    uint32_t count = socket->polling->queue_length;
     if (count > EIO_MAX_PACKETS_PER_POLL - (extra_packet != NULL))
         count = EIO_MAX_PACKETS_PER_POLL - (extra_packet != NULL);
     if (socket->open_alone && count > 1)
@@ -240,7 +241,7 @@ static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
     }
     size_t content_length = 0;
     for (uint32_t i = 0; i < count; i++)
-        content_length += record_length(socket->queue[i]) + (i > 0);
+        content_length += record_length(socket->polling->queue[i]) + (i > 0);
     if (extra_packet != NULL)
         content_length += extra_packet->length + (count > 0);
     char headers[4096];
@@ -263,7 +264,7 @@ static void answer_get(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 
 void sioc__eio_polling_answer_now(sioc_eio_socket_t *socket, sioc__buffer_t *extra_packet)
 {
-    if (socket->held_get != NULL)
+    if (socket->polling != NULL && socket->polling->held_get != NULL)
         answer_get(socket, extra_packet);
 }
 
@@ -280,7 +281,8 @@ void sioc__eio_polling_flush_all(sioc_eio_server_t *server)
         else if (socket->state == EIO_SOCKET_CLOSED) {
             socket->next_in_list = server->reap_list;
             server->reap_list = socket;
-        } else if (socket->held_get != NULL && socket->queue_length > 0) {
+        } else if (socket->polling != NULL && socket->polling->held_get != NULL &&
+                   socket->polling->queue_length > 0) {
             answer_get(socket, NULL);
         }
     }
@@ -289,20 +291,20 @@ void sioc__eio_polling_flush_all(sioc_eio_server_t *server)
 static void hold_get(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
                      sioc__http_request_t *request)
 {
-    if (socket->held_get != NULL) {
+    if (socket->polling->held_get != NULL) {
         /* Two GETs at once: Node answers the newcomer 400 and closes the session. */
         sioc__http_respond(http, 400, NULL, NULL, 0);
         sioc__eio_socket_close(socket, "transport error");
         return;
     }
-    socket->held_get = http;
-    socket->held_request = request;
+    socket->polling->held_get = http;
+    socket->polling->held_request = request;
     sioc__http_set_user(http, socket);
-    if (socket->state == EIO_SOCKET_DRAINING && socket->queue_length == 0)
+    if (socket->state == EIO_SOCKET_DRAINING && socket->polling->queue_length == 0)
         sioc__eio_socket_close(socket, "forced close"); /* answers this GET with the close packet */
     else if (socket->state == EIO_SOCKET_DRAINING)
         answer_get(socket, NULL);
-    else if (socket->queue_length > 0)
+    else if (socket->polling->queue_length > 0)
         sioc__eio_polling_mark_ready(socket);
     else if (socket->upgrading)
         /* The client is about to switch: release its poll so it can finish the upgrade. */
@@ -401,10 +403,10 @@ void sioc__eio_polling_handle(sioc_eio_server_t *server, sioc__http_conn_t *http
 void sioc__eio_polling_abort(sioc__http_conn_t *http)
 {
     sioc_eio_socket_t *socket = sioc__http_get_user(http);
-    if (socket == NULL || socket->held_get != http)
+    if (socket == NULL || socket->polling == NULL || socket->polling->held_get != http)
         return;
-    socket->held_get = NULL;
-    socket->held_request = NULL;
+    socket->polling->held_get = NULL;
+    socket->polling->held_request = NULL;
     /* Node: "poll connection closed prematurely" is a transport error. */
     sioc__eio_socket_close(socket, "transport error");
 }

@@ -21,6 +21,15 @@ sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transpor
             return NULL;
         }
     } while (sioc__eio_socket_find(server, socket->id) != NULL);
+    /* Only a session that starts on polling can poll (an upgrade never goes back). */
+    if (transport == SIOC_TRANSPORT_POLLING) {
+        socket->polling = calloc(1, sizeof(*socket->polling));
+        if (socket->polling == NULL) {
+            free(socket);
+            return NULL;
+        }
+        socket->polling->socket = socket;
+    }
     socket->server = server;
     socket->limits = server->limits;
     socket->limits->sessions++;
@@ -112,24 +121,25 @@ void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packe
 
 static int queue_for_polling(sioc_eio_socket_t *socket, sioc__buffer_t *packet)
 {
-    if (socket->queue_length == socket->queue_capacity) {
-        uint32_t capacity = socket->queue_capacity ? socket->queue_capacity * 2 : 8;
-        sioc__buffer_t **queue = realloc(socket->queue, capacity * sizeof(*queue));
+    sioc__eio_polling_t *polling = socket->polling;
+    if (polling->queue_length == polling->queue_capacity) {
+        uint32_t capacity = polling->queue_capacity ? polling->queue_capacity * 2 : 8;
+        sioc__buffer_t **queue = realloc(polling->queue, capacity * sizeof(*queue));
         if (queue == NULL)
             return SIOC_ENOMEM;
-        socket->queue = queue;
-        socket->queue_capacity = capacity;
+        polling->queue = queue;
+        polling->queue_capacity = capacity;
     }
-    socket->queue[socket->queue_length++] = sioc__buffer_ref(packet);
-    socket->queued_bytes += packet->length;
-    if (socket->held_get != NULL)
+    polling->queue[polling->queue_length++] = sioc__buffer_ref(packet);
+    polling->queued_bytes += packet->length;
+    if (polling->held_get != NULL)
         sioc__eio_polling_mark_ready(socket);
     return 0;
 }
 
 static size_t buffered_bytes(const sioc_eio_socket_t *socket)
 {
-    size_t bytes = socket->queued_bytes;
+    size_t bytes = socket->polling != NULL ? socket->polling->queued_bytes : 0;
     if (socket->websocket != NULL)
         bytes += sioc__conn_buffered_bytes(socket->websocket->conn);
     return bytes;
@@ -156,9 +166,9 @@ void sioc__eio_socket_close_with_reason(sioc_eio_socket_t *socket, const char *r
 
 static int can_send_volatile(const sioc_eio_socket_t *socket)
 {
-    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET && socket->probe == NULL)
+    if (socket->polling == NULL) /* on WebSocket, with no upgrade in progress */
         return socket->websocket->conn->in_flight_bytes == 0;
-    return socket->held_get != NULL && socket->queue_length == 0;
+    return socket->polling->held_get != NULL && socket->polling->queue_length == 0;
 }
 
 /* Only messages count (a binary buffer is one; text starts with its packet type), without
@@ -201,14 +211,14 @@ int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *pack
     return queue_for_polling(socket, packet);
 }
 
-static void release_queue(sioc_eio_socket_t *socket)
+static void release_queue(sioc__eio_polling_t *polling)
 {
-    for (uint32_t i = 0; i < socket->queue_length; i++)
-        sioc__buffer_unref(socket->queue[i]);
-    free(socket->queue);
-    socket->queue = NULL;
-    socket->queue_length = socket->queue_capacity = 0;
-    socket->queued_bytes = 0;
+    for (uint32_t i = 0; i < polling->queue_length; i++)
+        sioc__buffer_unref(polling->queue[i]);
+    free(polling->queue);
+    polling->queue = NULL;
+    polling->queue_length = polling->queue_capacity = 0;
+    polling->queued_bytes = 0;
 }
 
 static void detach_websocket(sioc__eio_websocket_t *websocket)
@@ -228,18 +238,24 @@ static void finalize(sioc_eio_socket_t *socket)
     HASH_DEL(server->sockets, socket);
     server->socket_count--;
     sioc__deadline_disarm(&socket->heartbeat);
-    sioc__deadline_disarm(&socket->upgrade_deadline);
-    /* A held GET gets what was still queued and then a close packet (Node's polling doClose).
-     * When the client closed, Node's polling onClose() releases the GET with a noop instead,
-     * after what it had already sent it (Node writes to a waiting GET at once). */
-    if (socket->client_closed)
-        sioc__eio_polling_answer_now(socket, socket->queue_length > 0 ? NULL : server->noop_packet);
-    else
-        sioc__eio_polling_answer_now(socket, server->close_packet);
-    release_queue(socket);
     detach_websocket(socket->websocket);
-    detach_websocket(socket->probe);
-    socket->websocket = socket->probe = NULL;
+    socket->websocket = NULL;
+    sioc__eio_polling_t *polling = socket->polling;
+    if (polling != NULL) {
+        sioc__deadline_disarm(&polling->upgrade_deadline);
+        /* A held GET gets what was still queued and then a close packet (Node's polling
+         * doClose). When the client closed, Node's polling onClose() releases the GET with a
+         * noop instead, after what it had already sent it (Node writes to a waiting GET at
+         * once). */
+        if (socket->client_closed)
+            sioc__eio_polling_answer_now(socket,
+                                         polling->queue_length > 0 ? NULL : server->noop_packet);
+        else
+            sioc__eio_polling_answer_now(socket, server->close_packet);
+        release_queue(polling);
+        detach_websocket(polling->probe);
+        polling->probe = NULL;
+    }
     /* Freed at the end of the loop iteration: callers up the stack may still hold it. */
     if (!socket->in_flush_list) {
         socket->next_in_list = server->reap_list;
@@ -253,7 +269,8 @@ static void finalize(sioc_eio_socket_t *socket)
 static int should_drain(const sioc_eio_socket_t *socket, const char *reason)
 {
     return strcmp(reason, "forced close") == 0 && socket->transport == SIOC_TRANSPORT_POLLING &&
-           socket->queue_length > 0 && !socket->overflowed && socket->probe == NULL;
+           socket->polling->queue_length > 0 && !socket->overflowed &&
+           socket->polling->probe == NULL;
 }
 
 void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
@@ -286,15 +303,17 @@ void sioc__eio_socket_reap(sioc_eio_server_t *server)
         server->reap_list = socket->next_in_list;
         if (!server->closing) /* closing: the server closes every set */
             sioc__eio_limits_release(socket->limits);
+        free(socket->polling);
         free(socket);
     }
 }
 
 void sioc__eio_on_upgrade_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sioc_eio_socket_t *socket = SOCKET_FROM(upgrade_deadline, deadline);
-    sioc__eio_websocket_t *probe = socket->probe;
-    socket->probe = NULL;
+    sioc__eio_polling_t *polling =
+        (sioc__eio_polling_t *)((char *)deadline - offsetof(sioc__eio_polling_t, upgrade_deadline));
+    sioc__eio_websocket_t *probe = polling->probe;
+    polling->probe = NULL;
     if (probe != NULL) {
         probe->socket = NULL;
         sioc__eio_websocket_close(probe, 0, NULL);

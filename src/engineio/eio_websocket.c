@@ -206,7 +206,7 @@ static void start_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websoc
     sioc_eio_server_t *server = socket->server;
     /* One upgrade per session: a second WebSocket (or one after the upgrade) is closed, as
      * Node's onWebSocket() does. */
-    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET || socket->probe != NULL ||
+    if (socket->transport == SIOC_TRANSPORT_WEBSOCKET || socket->polling->probe != NULL ||
         !server->options.allow_upgrades) {
         sioc__eio_websocket_close(websocket, 0, NULL);
         return;
@@ -214,8 +214,8 @@ static void start_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websoc
     websocket->is_probe = 1;
     websocket->socket = socket;
     websocket->decoder.limits.max_message_size = socket->limits->max_payload;
-    socket->probe = websocket;
-    sioc__deadline_arm(&server->upgrade_timeout, &socket->upgrade_deadline);
+    socket->polling->probe = websocket;
+    sioc__deadline_arm(&server->upgrade_timeout, &socket->polling->upgrade_deadline);
 }
 
 void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *http,
@@ -383,8 +383,8 @@ void sioc__eio_websocket_close_all(sioc_eio_server_t *server)
 
 static void drop_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
-    sioc__deadline_disarm(&socket->upgrade_deadline);
-    socket->probe = NULL;
+    sioc__deadline_disarm(&socket->polling->upgrade_deadline);
+    socket->polling->probe = NULL;
     socket->upgrading = 0;
     websocket->socket = NULL;
     sioc__eio_websocket_close(websocket, 0, NULL);
@@ -393,22 +393,24 @@ static void drop_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websock
 static void finish_upgrade(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
     sioc_eio_server_t *server = socket->server;
-    sioc__deadline_disarm(&socket->upgrade_deadline);
-    socket->probe = NULL;
+    sioc__deadline_disarm(&socket->polling->upgrade_deadline);
+    socket->polling->probe = NULL;
     socket->upgrading = 0;
     websocket->is_probe = 0;
     socket->websocket = websocket;
     socket->transport = SIOC_TRANSPORT_WEBSOCKET;
     /* Release the paused poll, then move what was queued for polling onto the WebSocket. */
     sioc__eio_polling_answer_now(socket, server->noop_packet);
-    for (uint32_t i = 0; i < socket->queue_length; i++) {
-        sioc__eio_websocket_send(websocket, socket->queue[i]);
-        sioc__buffer_unref(socket->queue[i]);
+    sioc__eio_polling_t *polling = socket->polling;
+    for (uint32_t i = 0; i < polling->queue_length; i++) {
+        sioc__eio_websocket_send(websocket, polling->queue[i]);
+        sioc__buffer_unref(polling->queue[i]);
     }
-    free(socket->queue);
-    socket->queue = NULL;
-    socket->queue_length = socket->queue_capacity = 0;
-    socket->queued_bytes = 0;
+    free(polling->queue);
+    /* Polling is over for good (a polling request now gets a transport mismatch): the session
+     * stops carrying its state. */
+    free(polling);
+    socket->polling = NULL;
     if (server->callbacks.on_upgrade != NULL)
         server->callbacks.on_upgrade(socket, server->data);
 }
@@ -557,8 +559,8 @@ static void lose_transport(sioc__eio_websocket_t *websocket, const char *reason)
         return;
     websocket->socket = NULL;
     if (websocket->is_probe) {
-        sioc__deadline_disarm(&socket->upgrade_deadline);
-        socket->probe = NULL;
+        sioc__deadline_disarm(&socket->polling->upgrade_deadline);
+        socket->polling->probe = NULL;
         socket->upgrading = 0;
     } else {
         socket->websocket = NULL;
