@@ -3,10 +3,9 @@
 #ifndef SIOC_ENGINEIO_EIO_INTERNAL_H
 #define SIOC_ENGINEIO_EIO_INTERNAL_H
 
-#include <uthash.h>
-
 #include "core/buffer.h"
 #include "core/deadline.h"
+#include "core/index.h"
 #include "core/random.h"
 #include "engineio/eio_parser.h"
 #include "sioc.h"
@@ -91,7 +90,6 @@ struct sioc_eio_socket_s {
     sioc__eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
     sioc__deadline_t heartbeat;       /* in ping_interval or ping_timeout */
     void *data;
-    UT_hash_handle hh;
     sioc_eio_socket_t *next_in_list; /* flush list, then reap list */
 };
 
@@ -108,8 +106,8 @@ struct sioc_eio_server_s {
     sioc__ws_zlib_t ws_zlib;            /* permessage-deflate, for every WebSocket */
     sioc_eio_callbacks_t callbacks;
     void *data;
-    sioc_eio_socket_t *sockets; /* uthash by id */
-    sioc_eio_stats_t stats;     /* counters; gauges are computed when asked */
+    sioc__index_t sessions; /* open and draining sessions, by id */
+    sioc_eio_stats_t stats; /* counters; gauges are computed when asked */
     size_t socket_count;
     sioc_eio_socket_t *flush_list;     /* polling sessions with packets and a held GET */
     sioc_eio_socket_t *reap_list;      /* closed sessions, freed at the end of the iteration */

@@ -598,6 +598,7 @@ static void free_server(sioc_eio_server_t *server)
     sioc__http_compressor_free(&server->compressor);
     sioc__ws_zlib_free(&server->ws_zlib);
     free(server->path);
+    sioc__index_clear(&server->sessions);
     free(server);
 }
 
@@ -720,6 +721,7 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
         return SIOC_ENOMEM;
     server->loop = loop;
     server->data = data;
+    sioc__index_init(&server->sessions, offsetof(sioc_eio_socket_t, id));
     if (callbacks != NULL)
         server->callbacks = *callbacks;
     SSL_CTX *tls = NULL;
@@ -773,8 +775,10 @@ void sioc_eio_server_stats(const sioc_eio_server_t *server, sioc_eio_stats_t *ou
     *out = server->stats;
     out->polling_sessions = out->websocket_sessions = 0;
     /* Counted when asked (a scrape every few seconds) rather than kept on every upgrade. */
-    for (const sioc_eio_socket_t *socket = server->sockets; socket != NULL;
-         socket = socket->hh.next) {
+    for (uint32_t i = 0; i < server->sessions.capacity; i++) {
+        const sioc_eio_socket_t *socket = sioc__index_at(&server->sessions, i);
+        if (socket == NULL)
+            continue;
         if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
             out->websocket_sessions++;
         else
@@ -852,11 +856,10 @@ void sioc_eio_server_close(sioc_eio_server_t *server, void (*closed_cb)(void *da
          * keep the loop running, and neither does this timer. */
         uv_unref((uv_handle_t *)&server->shutdown_timer);
     }
-    sioc_eio_socket_t *socket, *next;
-    HASH_ITER(hh, server->sockets, socket, next)
-    {
+    /* Closing takes a session out of the index (finalize), so this ends. */
+    sioc_eio_socket_t *socket;
+    while ((socket = sioc__index_any(&server->sessions)) != NULL)
         sioc__eio_socket_close(socket, "server shutting down");
-    }
     sioc__eio_socket_reap(server);
     sioc__eio_websocket_close_all(server);
     /* The upgrade timer, the HTTP server and one per limits set (closing ones too). */

@@ -30,22 +30,24 @@ sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transpor
         }
         socket->polling->socket = socket;
     }
+    if (sioc__index_add(&server->sessions, socket) != 0) {
+        free(socket->polling);
+        free(socket);
+        return NULL;
+    }
     socket->server = server;
     socket->limits = server->limits;
     socket->limits->sessions++;
     socket->transport = (uint8_t)transport;
     socket->state = EIO_SOCKET_OPEN;
     socket->protocol = 4;
-    HASH_ADD_STR(server->sockets, id, socket);
     server->socket_count++;
     return socket;
 }
 
 sioc_eio_socket_t *sioc__eio_socket_find(sioc_eio_server_t *server, const char *id)
 {
-    sioc_eio_socket_t *socket = NULL;
-    HASH_FIND_STR(server->sockets, id, socket);
-    return socket;
+    return sioc__index_find(&server->sessions, id);
 }
 
 /* v4: the server pings after each interval. v3: the client pings, and a client silent for
@@ -235,7 +237,7 @@ static void finalize(sioc_eio_socket_t *socket)
 {
     sioc_eio_server_t *server = socket->server;
     socket->state = EIO_SOCKET_CLOSED;
-    HASH_DEL(server->sockets, socket);
+    sioc__index_remove(&server->sessions, socket);
     server->socket_count--;
     sioc__deadline_disarm(&socket->heartbeat);
     detach_websocket(socket->websocket);
