@@ -142,8 +142,7 @@ static sioc__room_t *find_room(const sioc__adapter_t *adapter, const char *name)
 /* The connected socket whose id names this room and which is in it, or NULL. */
 static sioc_socket_t *own_room_socket(const sioc__adapter_t *adapter, const char *name)
 {
-    sioc_socket_t *socket = NULL;
-    HASH_FIND_STR(adapter->nsp->sockets, name, socket);
+    sioc_socket_t *socket = sioc__index_find(&adapter->nsp->sockets_by_id, name);
     return socket != NULL && socket->in_own_room ? socket : NULL;
 }
 
@@ -336,9 +335,12 @@ size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_
     mark_excepted(adapter, opts, mark);
     size_t count = 0;
     if (opts->room_count == 0) {
-        sioc_socket_t *socket, *next;
-        HASH_ITER(hh, adapter->nsp->sockets, socket, next)
-        count += visit_one(socket, mark, visit, data);
+        /* visit may disconnect the socket: step first. */
+        sioc_socket_t *next;
+        for (sioc_socket_t *socket = adapter->nsp->sockets; socket != NULL; socket = next) {
+            next = socket->next_in_nsp;
+            count += visit_one(socket, mark, visit, data);
+        }
         return count;
     }
     for (size_t i = 0; i < opts->room_count; i++) {
@@ -379,7 +381,7 @@ json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter)
     for (sioc__room_t *room = adapter->rooms; names != NULL && room != NULL; room = room->hh.next)
         json_array_append_new(names, json_string(room->name));
     for (sioc_socket_t *socket = adapter->nsp->sockets; names != NULL && socket != NULL;
-         socket = socket->hh.next) {
+         socket = socket->next_in_nsp) {
         if (socket->in_own_room && find_room(adapter, socket->id) == NULL)
             json_array_append_new(names, json_string(socket->id));
     }

@@ -9,6 +9,7 @@
 #include "adapter/adapter.h"
 #include "core/buffer.h"
 #include "core/deadline.h"
+#include "core/index.h"
 #include "core/random.h"
 #include "sioc.h"
 #include "sioc_adapter.h"
@@ -61,7 +62,9 @@ struct sioc_namespace_s {
     sioc__sio_callback_t on_any;
     sioc__sio_callback_t on_any_outgoing;
     sioc__sio_callback_t on_server_side_emit;
-    sioc_socket_t *sockets; /* connected sockets, by id (hh) */
+    sioc__index_t sockets_by_id; /* connected sockets */
+    sioc_socket_t *sockets;      /* the same in the order they connected (next_in_nsp), as */
+    sioc_socket_t *last_socket;  /* Node's Map: broadcasts and fetchSockets go in this order */
     size_t socket_count;
     sioc__adapter_t *index;         /* this server's rooms */
     sioc_adapter_t *adapter;        /* the cluster-shaped operations (in-memory by default) */
@@ -87,7 +90,9 @@ enum sioc__sio_socket_state {
 };
 
 struct sioc_socket_s {
-    char pid[SIOC_ID_LENGTH + 1]; /* recovery session id; "" when recovery is off */
+    /* The recovery session id, "" when recovery is off: in the socket's block after its id,
+     * with room for an id only when recovery is on. */
+    char *pid;
     sioc_namespace_t *nsp;
     sioc__sio_client_t *client;     /* NULL once the connection is gone */
     sioc__sio_handshake_t *request; /* a reference to the client's */
@@ -108,7 +113,8 @@ struct sioc_socket_s {
     uint32_t use_count;
     sioc__sio_callback_t on_error; /* refusals of the packet middleware */
     uint64_t except_mark;
-    UT_hash_handle hh;             /* nsp->sockets, by id */
+    sioc_socket_t *previous_in_nsp; /* nsp->sockets, while connected */
+    sioc_socket_t *next_in_nsp;
     sioc_socket_t *next_in_client; /* client->sockets */
     /* SIOC_ID_LENGTH characters, or for an EIO3 client Node's "<namespace>#<engine id>" outside
      * "/" (allocated with the socket, at least SIOC_ID_LENGTH + 1 bytes). */

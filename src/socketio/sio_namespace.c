@@ -39,6 +39,7 @@ sioc_namespace_t *sioc__sio_namespace_new(sioc_server_t *server, const char *nam
         return NULL;
     nsp->server = server;
     nsp->parent = parent;
+    sioc__index_init(&nsp->sockets_by_id, offsetof(sioc_socket_t, id));
     nsp->name = normalized_name(name);
     nsp->index = nsp->name ? sioc__memory_adapter_new(nsp) : NULL;
     if (nsp->index == NULL || create_adapter(nsp, is_parent) != 0) {
@@ -66,6 +67,7 @@ void sioc__sio_namespace_free(sioc_namespace_t *nsp)
     nsp->adapter->ops->destroy(nsp->adapter);
     free(nsp->middlewares);
     free(nsp->name);
+    sioc__index_clear(&nsp->sockets_by_id);
     free(nsp);
 }
 
@@ -238,9 +240,7 @@ size_t sioc_namespace_room_size(const sioc_namespace_t *nsp, const char *room_na
 
 sioc_socket_t *sioc_namespace_socket(sioc_namespace_t *nsp, const char *id)
 {
-    sioc_socket_t *socket = NULL;
-    HASH_FIND_STR(nsp->sockets, id, socket);
-    return socket;
+    return sioc__index_find(&nsp->sockets_by_id, id);
 }
 
 /* ---- middleware -------------------------------------------------------------------------------

@@ -427,9 +427,7 @@ static void on_refresh(uv_timer_t *timer)
     sioc_namespace_t *nsp, *next_nsp;
     HASH_ITER(hh, recovery->server->namespaces, nsp, next_nsp)
     {
-        sioc_socket_t *socket, *next;
-        HASH_ITER(hh, nsp->sockets, socket, next)
-        {
+        for (sioc_socket_t *socket = nsp->sockets; socket != NULL; socket = socket->next_in_nsp) {
             if (socket->pid[0] != '\0')
                 save_session(recovery, socket, 1);
         }
@@ -512,8 +510,8 @@ static sioc_socket_t *restored_socket(sioc__sio_recovery_t *recovery, restoring_
             free_restored(restored);
         return NULL;
     }
-    memcpy(socket->id, session->sid, SIOC_ID_LENGTH + 1); /* valid_session: 20 characters */
-    memcpy(socket->pid, session->pid, sizeof(socket->pid));
+    memcpy(socket->id, session->sid, SIOC_ID_LENGTH + 1);  /* valid_session: 20 characters */
+    memcpy(socket->pid, session->pid, SIOC_ID_LENGTH + 1); /* checked above; recovery is on */
     json_decref(socket->data);
     socket->data = session->data != NULL ? json_deep_copy(session->data) : json_null();
     if (socket->data == NULL)

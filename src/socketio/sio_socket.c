@@ -27,9 +27,11 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
     size_t id_size = SIOC_ID_LENGTH + 1;
     if (sioc_eio_socket_protocol(client->eio) == 3)
         id_size += strlen(nsp->name) + 1;
-    sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size);
+    size_t pid_size = client->server->recovery != NULL ? SIOC_ID_LENGTH + 1 : 1;
+    sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size + pid_size);
     if (socket == NULL)
         return NULL;
+    socket->pid = socket->id + id_size;
     if (make_id(client, nsp, socket->id, id_size) != 0 ||
         (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
         free(socket);
@@ -142,6 +144,31 @@ static json_t *refusal_payload(const sioc_socket_t *socket, const char *message,
     return payload;
 }
 
+static void link_in_namespace(sioc_namespace_t *nsp, sioc_socket_t *socket)
+{
+    socket->previous_in_nsp = nsp->last_socket;
+    socket->next_in_nsp = NULL;
+    if (nsp->last_socket != NULL)
+        nsp->last_socket->next_in_nsp = socket;
+    else
+        nsp->sockets = socket;
+    nsp->last_socket = socket;
+}
+
+static void unlink_from_namespace(sioc_namespace_t *nsp, sioc_socket_t *socket)
+{
+    if (socket->previous_in_nsp != NULL)
+        socket->previous_in_nsp->next_in_nsp = socket->next_in_nsp;
+    else
+        nsp->sockets = socket->next_in_nsp;
+    if (socket->next_in_nsp != NULL)
+        socket->next_in_nsp->previous_in_nsp = socket->previous_in_nsp;
+    else
+        nsp->last_socket = socket->previous_in_nsp;
+    /* Its own links are left as they were: a walk that saved this socket as its next step
+     * (a broadcast whose visit disconnected it) goes on from there, as with uthash. */
+}
+
 void sioc__sio_socket_connected(sioc_socket_t *socket)
 {
     sioc_namespace_t *nsp = socket->nsp;
@@ -150,15 +177,17 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
         /* The same client came back before this server saw its old connection go (a store
          * that keeps connected sessions hands those out too): the new one takes over; the old
          * socket, its pid cleared, neither keeps nor drops the session. */
-        sioc_socket_t *previous = NULL;
-        HASH_FIND_STR(nsp->sockets, socket->id, previous);
+        sioc_socket_t *previous = sioc__index_find(&nsp->sockets_by_id, socket->id);
         if (previous != NULL) {
             previous->pid[0] = '\0';
             sioc_socket_disconnect(previous, 1);
         }
     }
     socket->state = SIO_SOCKET_CONNECTED;
-    HASH_ADD_STR(nsp->sockets, id, socket);
+    /* Out of memory here leaves the socket connected and listed but not found by id (to(id)
+     * misses it); uthash exited the process instead. */
+    sioc__index_add(&nsp->sockets_by_id, socket);
+    link_in_namespace(nsp, socket);
     nsp->socket_count++;
     /* Every socket is in the room named by its id, as in Node. */
     sioc__memory_adapter_join(nsp->index, socket, socket->id);
@@ -236,7 +265,8 @@ void sioc__sio_socket_close(sioc_socket_t *socket, const char *reason, int send_
     /* The observer hears of the rooms after the disconnection, as Node's admin UI does. */
     json_t *rooms = nsp->server->observer.on_leave ? sioc_socket_rooms(socket) : NULL;
     sioc__memory_adapter_leave_all(nsp->index, socket);
-    HASH_DEL(nsp->sockets, socket);
+    sioc__index_remove(&nsp->sockets_by_id, socket);
+    unlink_from_namespace(nsp, socket);
     nsp->socket_count--;
     fail_pending_acks(socket);
     if (send_disconnect)
