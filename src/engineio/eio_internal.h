@@ -84,6 +84,7 @@ struct sioc_eio_socket_s {
     uint8_t protocol;      /* 4, or 3 (allow_eio3) */
     uint8_t polling_b64;   /* EIO3: the handshake asked for base64 binary (b64) */
     uint8_t open_alone;    /* EIO3: the handshake GET gets the open packet alone, as in Node */
+    uint8_t has_extra;     /* server->session_extra bytes follow it (eio_send.h) */
     /* While the transport is polling (NULL for a session opened over WebSocket, and from the
      * end of an upgrade on): owned by the session. */
     sioc__eio_polling_t *polling;
@@ -109,6 +110,7 @@ struct sioc_eio_server_s {
     sioc__index_t sessions; /* open and draining sessions, by id */
     sioc_eio_stats_t stats; /* counters; gauges are computed when asked */
     size_t socket_count;
+    size_t session_extra; /* bytes after each new session for the layer above (eio_send.h) */
     sioc_eio_socket_t *flush_list;     /* polling sessions with packets and a held GET */
     sioc_eio_socket_t *reap_list;      /* closed sessions, freed at the end of the iteration */
     sioc__eio_websocket_t *websockets; /* every open WebSocket connection */

@@ -9,11 +9,23 @@
 #define SOCKET_FROM(member, pointer)                                                               \
     ((sioc_eio_socket_t *)((char *)(pointer)-offsetof(sioc_eio_socket_t, member)))
 
+/* Where the layer above's bytes start: after the session, aligned for what it keeps there. */
+typedef union {
+    void *pointer;
+    uint64_t integer;
+    double number;
+} extra_alignment_t;
+#define EXTRA_OFFSET                                                                               \
+    ((sizeof(sioc_eio_socket_t) + _Alignof(extra_alignment_t) - 1) &                               \
+     ~(_Alignof(extra_alignment_t) - 1))
+
 sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport)
 {
-    sioc_eio_socket_t *socket = calloc(1, sizeof(*socket));
+    sioc_eio_socket_t *socket = calloc(
+        1, server->session_extra > 0 ? EXTRA_OFFSET + server->session_extra : sizeof(*socket));
     if (socket == NULL)
         return NULL;
+    socket->has_extra = server->session_extra > 0;
     /* A collision among 2^120 ids is not a practical concern, but checking is free. */
     do {
         if (sioc__random_id(socket->id) != 0) {
@@ -355,6 +367,16 @@ sioc_transport_t sioc_eio_socket_transport(const sioc_eio_socket_t *socket)
 int sioc_eio_socket_protocol(const sioc_eio_socket_t *socket)
 {
     return socket->protocol;
+}
+
+void sioc__eio_server_set_session_extra(sioc_eio_server_t *server, size_t size)
+{
+    server->session_extra = size;
+}
+
+void *sioc__eio_socket_extra(sioc_eio_socket_t *socket)
+{
+    return socket->has_extra ? (char *)socket + EXTRA_OFFSET : NULL;
 }
 
 void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data)

@@ -127,13 +127,21 @@ struct sioc_next_s {
     size_t index;
 };
 
+/* A client that has no socket yet waits at most connect_timeout_ms for its first CONNECT; the
+ * wait has a block of its own so that a client connected long ago does not carry it. */
+typedef struct sioc__sio_connect_wait_s {
+    sioc__deadline_t deadline; /* in server->connect_timeouts */
+    sioc__sio_client_t *client;
+} sioc__sio_connect_wait_t;
+
+/* In the block of its Engine.IO session (sioc__eio_socket_extra): freed with it. */
 struct sioc__sio_client_s {
     sioc_server_t *server;
     sioc_eio_socket_t *eio;
     sioc__sio_decoder_t decoder;
     sioc_socket_t *sockets;           /* one per namespace (next_in_client): a client is in few */
     sioc__sio_handshake_t *handshake; /* everything but auth, from the opening request */
-    sioc__deadline_t connect_deadline;
+    sioc__sio_connect_wait_t *connect_wait; /* NULL once a socket connected */
     uint8_t closed;
 };
 

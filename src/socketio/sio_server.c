@@ -239,20 +239,36 @@ static void connect_v3_root(sioc__sio_client_t *client)
 
 static void on_connect_timeout(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
 {
-    sioc__sio_client_t *client =
-        (sioc__sio_client_t *)((char *)deadline - offsetof(sioc__sio_client_t, connect_deadline));
-    sioc__sio_client_close(client, "forced close");
+    sioc__sio_connect_wait_t *wait =
+        (sioc__sio_connect_wait_t *)((char *)deadline -
+                                     offsetof(sioc__sio_connect_wait_t, deadline));
+    sioc__sio_client_close(wait->client, "forced close"); /* frees wait (on_engine_close) */
+}
+
+static void end_connect_wait(sioc__sio_client_t *client)
+{
+    if (client->connect_wait == NULL)
+        return;
+    sioc__deadline_disarm(&client->connect_wait->deadline);
+    free(client->connect_wait);
+    client->connect_wait = NULL;
 }
 
 static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *request, void *data)
 {
     sioc_server_t *server = data;
-    sioc__sio_client_t *client = calloc(1, sizeof(*client));
-    if (client == NULL || (client->handshake = sioc__sio_handshake_new(request)) == NULL) {
-        free(client);
+    sioc__sio_client_t *client = sioc__eio_socket_extra(eio); /* zeroed */
+    if (client == NULL ||
+        (client->connect_wait = calloc(1, sizeof(*client->connect_wait))) == NULL ||
+        (client->handshake = sioc__sio_handshake_new(request)) == NULL) {
+        if (client != NULL) {
+            free(client->connect_wait);
+            client->connect_wait = NULL;
+        }
         sioc_eio_socket_close(eio);
         return;
     }
+    client->connect_wait->client = client;
     client->server = server;
     client->eio = eio;
     sioc__sio_decoder_init(&client->decoder, server->options.max_attachments);
@@ -261,14 +277,14 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
     if (sioc_eio_socket_protocol(eio) == 3)
         client->decoder.max_nsp_length = V3_MAX_NSP_WITH_QUERY_LENGTH;
     sioc_eio_socket_set_data(eio, client);
-    sioc__deadline_arm(&server->connect_timeouts, &client->connect_deadline);
+    sioc__deadline_arm(&server->connect_timeouts, &client->connect_wait->deadline);
     if (sioc_eio_socket_protocol(eio) == 3)
         connect_v3_root(client);
 }
 
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client)
 {
-    sioc__deadline_disarm(&client->connect_deadline);
+    end_connect_wait(client);
 }
 
 static sioc_socket_t *client_socket(const sioc__sio_client_t *client, const char *nsp)
@@ -472,10 +488,10 @@ static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *da
     client->closed = 1;
     if (client->server->recovery != NULL)
         sioc__sio_recovery_forget_client(client->server->recovery, client);
-    sioc__deadline_disarm(&client->connect_deadline);
+    end_connect_wait(client);
     sioc__sio_decoder_free(&client->decoder);
     sioc__sio_handshake_unref(client->handshake);
-    free(client);
+    /* The client's bytes go with the session's block, at the end of this loop iteration. */
 }
 
 /* ---- server -----------------------------------------------------------------------------------
@@ -495,6 +511,7 @@ int sioc_server_new(uv_loop_t *loop, const sioc_server_options_t *options, sioc_
         free(server);
         return rc;
     }
+    sioc__eio_server_set_session_extra(server->engine, sizeof(sioc__sio_client_t));
     /* Strings in the options were copied by the engine; keep its copies. */
     server->options.engine.path = NULL;
     server->options.engine.cors_origins = NULL;
