@@ -370,6 +370,15 @@ SIOC_API void sioc_namespace_on_disconnecting(sioc_namespace_t *nsp, sioc_discon
                                               void *data);
 SIOC_API void sioc_namespace_on_disconnect(sioc_namespace_t *nsp, sioc_disconnect_cb callback,
                                            void *data);
+/* Makes socket.data on demand for this namespace's sockets whose data was never made or was
+ * taken (sioc_socket_take_data): for a program that keeps what data says in its own per-socket
+ * state and should not hold it twice per idle socket. build returns a new reference (NULL: an
+ * empty object). What sioc_socket_data() gets is kept from then on (it may be changed in
+ * place); fetchSockets, the recovery session and the other readers that only copy data build
+ * it for that use alone. */
+typedef json_t *(*sioc_socket_data_cb)(sioc_socket_t *socket, void *data);
+SIOC_API void sioc_namespace_on_socket_data(sioc_namespace_t *nsp, sioc_socket_data_cb build,
+                                            void *data);
 /* Handler for one event name (replaces an earlier one for the same name). */
 SIOC_API int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback,
                                void *data);
@@ -402,6 +411,9 @@ SIOC_API json_t *sioc_socket_auth(const sioc_socket_t *socket);
 SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);
 /* Replaces it with any JSON value (taken; NULL = null). */
 SIOC_API void sioc_socket_set_data(sioc_socket_t *socket, json_t *data);
+/* Takes it away (the reference is the caller's; NULL when it was never made) and leaves it
+ * unmade: the next read makes it again (sioc_namespace_on_socket_data) or finds {}. */
+SIOC_API json_t *sioc_socket_take_data(sioc_socket_t *socket);
 /* A pointer for your own use (not serialised). */
 SIOC_API void sioc_socket_set_user(sioc_socket_t *socket, void *user);
 SIOC_API void *sioc_socket_get_user(const sioc_socket_t *socket);

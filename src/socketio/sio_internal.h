@@ -62,9 +62,10 @@ struct sioc_namespace_s {
     sioc__sio_callback_t on_any;
     sioc__sio_callback_t on_any_outgoing;
     sioc__sio_callback_t on_server_side_emit;
-    sioc__index_t sockets_by_id; /* connected sockets */
-    sioc_socket_t *sockets;      /* the same in the order they connected (next_in_nsp), as */
-    sioc_socket_t *last_socket;  /* Node's Map: broadcasts and fetchSockets go in this order */
+    sioc__sio_callback_t on_socket_data; /* builds socket.data on demand */
+    sioc__index_t sockets_by_id;         /* connected sockets */
+    sioc_socket_t *sockets;     /* the same in the order they connected (next_in_nsp), as */
+    sioc_socket_t *last_socket; /* Node's Map: broadcasts and fetchSockets go in this order */
     size_t socket_count;
     sioc__adapter_t *index;         /* this server's rooms */
     sioc_adapter_t *adapter;        /* the cluster-shaped operations (in-memory by default) */

@@ -197,6 +197,11 @@ void sioc_namespace_on_disconnect(sioc_namespace_t *nsp, sioc_disconnect_cb call
     SET_CALLBACK(on_disconnect);
 }
 
+void sioc_namespace_on_socket_data(sioc_namespace_t *nsp, sioc_socket_data_cb callback, void *data)
+{
+    SET_CALLBACK(on_socket_data);
+}
+
 void sioc_namespace_on_any(sioc_namespace_t *nsp, sioc_event_cb callback, void *data)
 {
     SET_CALLBACK(on_any);

@@ -767,17 +767,35 @@ json_t *sioc_socket_auth(const sioc_socket_t *socket)
     return socket->auth;
 }
 
+/* socket.data as the namespace's builder makes it from the program's own state, else {}. */
+static json_t *data_made(const sioc_socket_t *socket)
+{
+    const sioc__sio_callback_t *build = &sioc__sio_namespace_root(socket->nsp)->on_socket_data;
+    json_t *data = NULL;
+    if (build->callback != NULL)
+        data = ((sioc_socket_data_cb)build->callback)((sioc_socket_t *)socket, build->data);
+    return data != NULL ? data : json_object();
+}
+
 json_t *sioc_socket_data(sioc_socket_t *socket)
 {
     /* Created on the first ask: most sockets never have data (about 250 bytes each). */
     if (socket->data == NULL)
-        socket->data = json_object();
+        socket->data = data_made(socket);
     return socket->data;
 }
 
 json_t *sioc__sio_socket_data_copy(const sioc_socket_t *socket)
 {
-    return socket->data != NULL ? json_incref(socket->data) : json_object();
+    /* Not kept: fetchSockets or a session save must not leave every socket holding data. */
+    return socket->data != NULL ? json_incref(socket->data) : data_made(socket);
+}
+
+json_t *sioc_socket_take_data(sioc_socket_t *socket)
+{
+    json_t *data = socket->data;
+    socket->data = NULL;
+    return data;
 }
 
 void sioc_socket_set_data(sioc_socket_t *socket, json_t *data)
