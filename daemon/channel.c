@@ -419,7 +419,12 @@ json_t *channel_user(sioc_socket_t *socket)
 
 int channel_user_id_text(sioc_socket_t *socket, char out[CHANNEL_ID_SIZE])
 {
-    json_t *id = json_object_get(channel_user(socket), "id");
+    return channel_id_text_of(channel_user(socket), out);
+}
+
+int channel_id_text_of(json_t *user, char out[CHANNEL_ID_SIZE])
+{
+    json_t *id = json_object_get(user, "id");
     out[0] = '\0';
     if (json_is_integer(id))
         snprintf(out, CHANNEL_ID_SIZE, "%" JSON_INTEGER_FORMAT, json_integer_value(id));

@@ -5,7 +5,9 @@
  *
  * After authentication, a socket's data holds {"user": {id, firstName, lastName, role,
  * avatar}} (absent for anonymous sockets) and, with session auth, "sessionId". The user is
- * never taken from an event payload. */
+ * never taken from an event payload. The chat driver takes data that holds the user alone
+ * into a record per user and has the library make it again when something reads it
+ * (sioc_namespace_on_socket_data): seen from outside, data is the same. */
 #ifndef SIOC_DAEMON_CHANNEL_H
 #define SIOC_DAEMON_CHANNEL_H
 
@@ -87,6 +89,8 @@ int channel_set_enabled(daemon_t *daemon, config_channel_t *config, int enabled,
 json_t *channel_user(sioc_socket_t *socket);
 /* The user's id as text into out: 0, or -1 (out "") for a socket without a user. */
 int channel_user_id_text(sioc_socket_t *socket, char out[CHANNEL_ID_SIZE]);
+/* The same for a user object ({id, ...}, borrowed). */
+int channel_id_text_of(json_t *user, char out[CHANNEL_ID_SIZE]);
 
 /* Binds a socket of an optional-auth channel to the user it proves now: token (a JSON string
  * holding a JWT; NULL or not a string: none) or else the session of its handshake's cookie,

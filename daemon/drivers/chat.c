@@ -44,6 +44,7 @@
 #define HISTORY_LIMIT_DEFAULT 50
 
 typedef struct leaving_s leaving_t;
+typedef struct chat_user_s chat_user_t;
 
 typedef struct chat_s {
     driver_base_t base;
@@ -53,7 +54,21 @@ typedef struct chat_s {
     uint32_t grace_ms;    /* options.presenceGraceMs */
     leaving_t *leaving;   /* users within their grace, by id text */
     recovery_store_t *online_rows; /* where the users held online are kept, or NULL */
+    chat_user_t *users;            /* the shared user records, by id text */
 } chat_t;
+
+/* A user with sockets here, and what socket.data.user says for them (issue 12: one record per
+ * user, not a JSON object and a data object per socket). The sockets of a user share the record
+ * when their tokens (or sessions) said the same; a socket whose claims differ, or whose data
+ * holds more than the user, has a record of its own, outside chat->users. */
+struct chat_user_s {
+    UT_hash_handle hh;
+    unsigned references; /* sockets holding it */
+    unsigned filled;     /* fields the store filled in (driver_profile_fields bits) */
+    int shared;          /* in chat->users */
+    json_t *profile;     /* {id, firstName, lastName, role, avatar}: the user of every payload */
+    char key[];          /* the id as text: the room is "user:<key>" */
+};
 
 /* A user whose last socket left, offline when the timer fires unless a socket comes back. */
 struct leaving_s {
@@ -72,8 +87,7 @@ typedef struct chat_socket_s {
     driver_socket_t order; /* first: its events take effect in arrival order */
     chat_t *chat;
     sioc_socket_t *socket;
-    json_t *user; /* a reference to the socket's user */
-    char user_room[DRIVER_ROOM_NAME_SIZE];
+    chat_user_t *user; /* a reference */
     driver_bucket_t bucket;
     typing_t *typing;   /* the rooms this socket is typing in */
     json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
@@ -95,6 +109,99 @@ static const config_t *chat_config(const chat_t *chat)
 static chat_socket_t *socket_state(sioc_socket_t *socket)
 {
     return sioc_socket_get_user(socket);
+}
+
+/* ---- users ------------------------------------------------------------------------------------
+ */
+
+static void user_room_name(const chat_user_t *user, char room[DRIVER_ROOM_NAME_SIZE])
+{
+    driver_room_name(room, DRIVER_ROOM_NAME_SIZE, "user:", user->key);
+}
+
+/* Whether a socket whose claims gave user (borrowed) is the record's user: the same fields,
+ * those the store filled in matching a claim that had none. */
+static int user_matches(const chat_user_t *record, json_t *user)
+{
+    if (json_object_size(user) != json_object_size(record->profile))
+        return 0;
+    for (unsigned i = 0; i < DRIVER_PROFILE_FIELDS; i++) {
+        json_t *mine = json_object_get(user, driver_profile_fields[i]);
+        json_t *theirs = json_object_get(record->profile, driver_profile_fields[i]);
+        if ((record->filled & 1u << i) != 0 && json_is_null(mine))
+            continue;
+        if (mine != theirs && (mine == NULL || theirs == NULL || !json_equal(mine, theirs)))
+            return 0;
+    }
+    return 1;
+}
+
+static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int shared)
+{
+    size_t size = strlen(key) + 1;
+    chat_user_t *record = calloc(1, sizeof(*record) + size);
+    if (record == NULL)
+        return NULL;
+    record->references = 1;
+    record->profile = json_incref(profile);
+    memcpy(record->key, key, size);
+    record->shared = shared;
+    if (shared)
+        HASH_ADD_STR(chat->users, key, record);
+    return record;
+}
+
+/* The record of a socket whose user is profile (borrowed); shareable: the socket's data held
+ * nothing else (it was taken). NULL when out of memory. */
+static chat_user_t *user_acquire(chat_t *chat, const char *key, json_t *profile, int shareable)
+{
+    chat_user_t *record = NULL;
+    if (shareable)
+        HASH_FIND_STR(chat->users, key, record);
+    if (record != NULL && user_matches(record, profile)) {
+        record->references++;
+        return record;
+    }
+    return user_new(chat, key, profile, shareable && record == NULL);
+}
+
+static void user_release(chat_t *chat, chat_user_t *record)
+{
+    if (record == NULL || --record->references > 0)
+        return;
+    if (record->shared)
+        HASH_DEL(chat->users, record);
+    json_decref(record->profile);
+    free(record);
+}
+
+/* The driver's socket_user: call->user of every call (driver_call_new). */
+static json_t *socket_user(sioc_socket_t *socket)
+{
+    chat_socket_t *state = socket_state(socket);
+    return state != NULL ? state->user->profile : channel_user(socket);
+}
+
+/* socket.data for the library when something reads it (fetchSockets, a recovery session, the
+ * admin UI): {"user": ...}, a copy (whoever asks may change it in place). */
+static json_t *socket_data(sioc_socket_t *socket, void *data)
+{
+    chat_socket_t *state = socket_state(socket);
+    if (state == NULL)
+        return NULL;
+    return json_pack("{s:o}", "user", json_deep_copy(state->user->profile));
+}
+
+/* The socket's user as the middleware (or a recovered session) put it in socket.data: a new
+ * reference, or NULL. Data holding the user alone is taken (socket_data makes it again);
+ * with more in it (a session id, a program's keys), it stays as it is. */
+static json_t *take_user(sioc_socket_t *socket, int *taken)
+{
+    json_t *user = json_incref(channel_user(socket));
+    *taken = user != NULL && json_object_size(sioc_socket_data(socket)) == 1;
+    if (*taken)
+        json_decref(sioc_socket_take_data(socket));
+    return user;
 }
 
 /* ---- rooms and users
@@ -183,7 +290,7 @@ static typing_t **typing_link(chat_socket_t *state, const char *room)
 
 static void typing_announce(chat_socket_t *state, typing_t *typing, int is_typing)
 {
-    json_t *user = state->user;
+    json_t *user = state->user->profile;
     driver_emit_to_room(state->chat->base.channel->nsp, typing->room, sioc_socket_id(state->socket),
                         "typing:update",
                         json_pack("{s:O,s:O?,s:O?,s:b}", "roomId", typing->room_id, "userId",
@@ -356,7 +463,14 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
         driver_call_free(call);
         return;
     }
-    driver_user_complete(call->user, result); /* the socket's user: senders show the names */
+    /* The socket's user: senders show the names. Fields filled before from the store are
+     * taken again: a user's later socket sees them as they are now, as its own object would. */
+    sioc_socket_t *socket = driver_call_socket(call);
+    chat_socket_t *state = socket != NULL ? socket_state(socket) : NULL;
+    chat_user_t *record = state != NULL && state->user->profile == call->user ? state->user : NULL;
+    unsigned filled = driver_user_complete_fields(call->user, result, record ? record->filled : 0);
+    if (record != NULL)
+        record->filled |= filled;
     if (json_is_true(json_object_get(call->context, "first"))) {
         store_presence(call, "online", json_incref(json_object_get(call->context, "rooms")));
     } else {
@@ -507,26 +621,51 @@ static void chat_socket_free(chat_socket_t *state)
         typing_end(state, &state->typing, 1);
     driver_socket_cleanup(&state->order);
     json_decref(state->rooms_left);
-    json_decref(state->user);
+    user_release(state->chat, state->user);
     free(state);
+}
+
+/* The socket's state with its user record (the user taken from socket.data when it holds
+ * nothing else), or NULL with the data left as it was. */
+static chat_socket_t *chat_socket_new(chat_t *chat, sioc_socket_t *socket,
+                                      char user_room[DRIVER_ROOM_NAME_SIZE])
+{
+    char user_id[CHANNEL_ID_SIZE];
+    json_t *data = json_incref(sioc_socket_data(socket));
+    int taken;
+    json_t *user = take_user(socket, &taken);
+    chat_socket_t *state = calloc(1, sizeof(*state));
+    if (state == NULL || user == NULL || channel_id_text_of(user, user_id) != 0 ||
+        driver_room_name(user_room, DRIVER_ROOM_NAME_SIZE, "user:", user_id) != 0 ||
+        (state->user = user_acquire(chat, user_id, user, taken)) == NULL) {
+        /* Left as it was: the socket is disconnected with its data. */
+        if (taken)
+            sioc_socket_set_data(socket, json_incref(data));
+        free(state);
+        state = NULL;
+    } else {
+        state->chat = chat;
+    }
+    json_decref(user);
+    json_decref(data);
+    return state;
 }
 
 static void on_connection(sioc_socket_t *socket, void *data)
 {
     chat_t *chat = data;
-    json_t *user = channel_user(socket);
-    char user_id[CHANNEL_ID_SIZE];
-    chat_socket_t *state = calloc(1, sizeof(*state));
-    if (state == NULL || user == NULL || channel_user_id_text(socket, user_id) != 0 ||
-        driver_room_name(state->user_room, sizeof(state->user_room), "user:", user_id) != 0) {
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    chat_socket_t *state = chat_socket_new(chat, socket, user_room);
+    if (state == NULL) {
         log_warn("chat %s: socket %s has no usable user (or out of memory): disconnected",
                  sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));
-        free(state);
         sioc_socket_disconnect(socket, 0);
         return;
     }
+    json_t *user = state->user->profile;
+    const char *user_id = state->user->key;
     /* A recovered socket is back in its rooms already: it does not count as another tab. */
-    int first = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
+    int first = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
     if (first && grace_cancel(chat, user_id))
         first = 0;                            /* back within the grace: never went offline */
     else if (first && chat->presence != NULL) /* ... and the first in the cluster */
@@ -537,14 +676,12 @@ static void on_connection(sioc_socket_t *socket, void *data)
         json_decref(no_rooms);
     }
     driver_socket_init(&state->order);
-    state->chat = chat;
     state->socket = socket;
-    state->user = json_incref(user);
     const config_t *config = chat_config(chat);
     driver_bucket_init(&state->bucket, config->limits.messages_per_second,
                        config->limits.message_burst, uv_now(chat->base.channel->daemon->loop));
     sioc_socket_set_user(socket, state);
-    sioc_socket_join(socket, state->user_room); /* direct messages reach every tab */
+    sioc_socket_join(socket, user_room); /* direct messages reach every tab */
     announce_connection(chat, socket, first);
 }
 
@@ -572,9 +709,10 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     chat_socket_t *state = socket_state(socket);
     if (state == NULL)
         return;
-    sioc_socket_set_user(socket, NULL);
-    int last = other_user_sockets(chat->base.channel->nsp, state->user_room, socket) == 0;
-    json_t *id = json_object_get(state->user, "id");
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    user_room_name(state->user, user_room);
+    int last = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
+    json_t *id = json_object_get(state->user->profile, "id");
     char key[DRIVER_MAX_ID_BYTES + 1];
     if (last && uses_grace(chat, reason) && driver_id_text(id, key) == 0) {
         grace_start(chat, key, id, json_incref(state->rooms_left));
@@ -582,10 +720,14 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
         /* The last socket here, and (with a cluster) on every node. */
         if (driver_id_text(id, key) == 0)
             keep_online_row(chat, key, id, NULL);
+        /* Made while the state is there: its user is the call's (socket_user). */
         driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
-        if (call != NULL)
+        if (call != NULL) {
+            call->order_serial = 0; /* nothing of this socket waits for it */
             store_presence(call, "offline", json_incref(state->rooms_left));
+        }
     }
+    sioc_socket_set_user(socket, NULL);
     chat_socket_free(state); /* stops its typing: the others see isTyping false */
 }
 
@@ -821,7 +963,9 @@ static void on_room_leave(sioc_socket_t *socket, const sioc_event_t *event, void
     if (call == NULL)
         return;
     /* The user stays in the room while another of their sockets is there. */
-    int last = !user_elsewhere_in_room(call->nsp, state->user_room, room, call->socket_id);
+    char user_room[DRIVER_ROOM_NAME_SIZE];
+    user_room_name(state->user, user_room);
+    int last = !user_elsewhere_in_room(call->nsp, user_room, room, call->socket_id);
     json_object_set_new(call->context, "announce", json_boolean(last));
     driver_call_request(call, STORE_ROOM_GET, json_pack("{s:s}", "id", id), on_leave_room_found);
 }
@@ -1247,7 +1391,9 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     if (chat->online_rows != NULL)
         grace_resume(chat);
     channel->state = chat;
+    chat->base.socket_user = socket_user;
     sioc_namespace_t *nsp = channel->nsp;
+    sioc_namespace_on_socket_data(nsp, socket_data, chat);
     sioc_namespace_on_connection(nsp, on_connection, chat);
     sioc_namespace_on_disconnecting(nsp, on_disconnecting, chat);
     sioc_namespace_on_disconnect(nsp, on_disconnect, chat);

@@ -393,9 +393,10 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     if (call == NULL || (call->context = json_object()) == NULL)
         goto err;
     char user_id[CHANNEL_ID_SIZE];
-    if (channel_user_id_text(socket, user_id) == 0 && (call->user_id = strdup(user_id)) == NULL)
+    json_t *user = base->socket_user != NULL ? base->socket_user(socket) : channel_user(socket);
+    if (channel_id_text_of(user, user_id) == 0 && (call->user_id = strdup(user_id)) == NULL)
         goto err;
-    call->user = json_incref(channel_user(socket));
+    call->user = json_incref(user);
     call->base = base;
     base->references++;
     call->nsp = sioc_socket_namespace(socket);
@@ -593,24 +594,36 @@ void driver_emit_to_room(sioc_namespace_t *nsp, const char *room, const char *ex
 
 json_t *driver_user_profile(json_t *user)
 {
-    static const char *const fields[] = {"id", "firstName", "lastName", "role", "avatar", NULL};
     json_t *profile = json_object();
-    for (size_t i = 0; fields[i] != NULL && profile != NULL; i++) {
-        json_t *value = json_object_get(user, fields[i]);
+    for (size_t i = 0; i < DRIVER_PROFILE_FIELDS && profile != NULL; i++) {
+        json_t *value = json_object_get(user, driver_profile_fields[i]);
         /* A copy: store params are read from the store's thread until done. */
         if (value != NULL && !json_is_null(value))
-            json_object_set_new(profile, fields[i], json_deep_copy(value));
+            json_object_set_new(profile, driver_profile_fields[i], json_deep_copy(value));
     }
     return profile;
 }
 
+const char *const driver_profile_fields[DRIVER_PROFILE_FIELDS + 1] = {
+    "id", "firstName", "lastName", "role", "avatar", NULL,
+};
+
 void driver_user_complete(json_t *user, json_t *stored)
 {
-    static const char *const fields[] = {"firstName", "lastName", "role", "avatar", NULL};
-    for (size_t i = 0; fields[i] != NULL && json_is_object(user); i++) {
-        json_t *mine = json_object_get(user, fields[i]);
-        json_t *theirs = json_object_get(stored, fields[i]);
-        if ((mine == NULL || json_is_null(mine)) && theirs != NULL && !json_is_null(theirs))
-            json_object_set_new(user, fields[i], json_deep_copy(theirs));
+    driver_user_complete_fields(user, stored, 0);
+}
+
+unsigned driver_user_complete_fields(json_t *user, json_t *stored, unsigned refresh)
+{
+    unsigned set = 0;
+    for (unsigned i = 1; i < DRIVER_PROFILE_FIELDS && json_is_object(user); i++) {
+        json_t *mine = json_object_get(user, driver_profile_fields[i]);
+        json_t *theirs = json_object_get(stored, driver_profile_fields[i]);
+        if ((mine == NULL || json_is_null(mine) || (refresh & 1u << i) != 0) && theirs != NULL &&
+            !json_is_null(theirs)) {
+            json_object_set_new(user, driver_profile_fields[i], json_deep_copy(theirs));
+            set |= 1u << i;
+        }
     }
+    return set;
 }

@@ -103,6 +103,9 @@ struct driver_base_s {
     void (*release)(driver_base_t *base); /* frees the driver's state (base is inside it) */
     driver_handler_t handlers[DRIVER_MAX_HANDLERS]; /* the namespace points at them */
     size_t handler_count;
+    /* The socket's user (borrowed) for a driver that keeps it in its own state instead of
+     * socket.data (chat); NULL: channel_user(). */
+    json_t *(*socket_user)(sioc_socket_t *socket);
 };
 
 /* Sets up base with the channel's reference. */
@@ -205,8 +208,14 @@ void driver_emit_to_room(sioc_namespace_t *nsp, const char *room, const char *ex
 /* {id, firstName, lastName, role, avatar} of a user object, null and absent fields left out
  * (a new object of copies, fit for store params). */
 json_t *driver_user_profile(json_t *user);
+/* The fields of a user object, "id" first (bit i of a field mask is driver_profile_fields[i]). */
+#define DRIVER_PROFILE_FIELDS 5
+extern const char *const driver_profile_fields[DRIVER_PROFILE_FIELDS + 1];
 /* Fills the profile fields user lacks (absent or null) from stored, the user the store
  * keeps: a passport session often carries only an id, while the back end stored names. */
 void driver_user_complete(json_t *user, json_t *stored);
+/* The same, also taking stored's value for the fields in the mask refresh (filled earlier from
+ * an older answer); returns the mask of the fields set. */
+unsigned driver_user_complete_fields(json_t *user, json_t *stored, unsigned refresh);
 
 #endif

@@ -233,6 +233,25 @@ describe('chat driver (StudyConnect)', () => {
       assert.deepEqual(await bobSocket.inbox.take('message:received'), [second]);
     });
 
+    it('tabs of one user keep their own token\'s profile: the same claims share it, other claims do not', async (t) => {
+      // The driver keeps one record per user for the tabs whose tokens say the same (issue 12);
+      // a tab whose token was minted after a rename must still send as its own token says.
+      const c = daemon.clients(t);
+      const ann = makeUser('Ann');
+      const renamed = { ...ann, firstName: 'Annie', lastName: 'Annsdottir' };
+      const room = await createRoom(daemon);
+      const [first, other, again] = await inRoom(c, room.id, [ann, renamed, ann]);
+      const senders = [];
+      for (const [socket, text] of [[first, 'one'], [other, 'two'], [again, 'three']]) {
+        const acked = await ask(socket, 'message:send', { roomId: room.id, text });
+        assert.equal(acked.ok, true, JSON.stringify(acked));
+        senders.push(acked.message.sender);
+      }
+      assert.deepEqual(senders, [publicUser(ann), publicUser(renamed), publicUser(ann)]);
+      const [received] = await other.inbox.takeMatching('message:received', ([m]) => m?.text === 'three');
+      assert.deepEqual(received.sender, publicUser(ann));
+    });
+
     it('a spoofed senderId / userId / sender in the payload is ignored: the sender is the token\'s user', async (t) => {
       const c = daemon.clients(t);
       const [ann, bob] = [makeUser('Ann'), makeUser('Bob')];
