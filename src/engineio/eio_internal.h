@@ -72,11 +72,13 @@ typedef struct sioc__eio_polling_s {
 
 struct sioc_eio_socket_s {
     char id[SIOC_ID_LENGTH + 1];
-    sioc_eio_server_t *server;
-    sioc__eio_limits_t *limits; /* those of its handshake */
-    uint8_t transport;          /* sioc_transport_t */
+    /* Three flags in the id's padding: the session with its Socket.IO client then fits a
+     * smaller malloc class. */
+    uint8_t transport; /* sioc_transport_t */
     uint8_t state;
     uint8_t awaiting_pong;
+    sioc_eio_server_t *server;
+    sioc__eio_limits_t *limits; /* those of its handshake */
     uint8_t in_flush_list;
     uint8_t upgrading;     /* the probe was answered; polling only gets noops now */
     uint8_t overflowed;    /* a slow reader: closed at the end of this loop iteration */
