@@ -25,6 +25,7 @@ struct sioc__conn_closing_s {
     uv_shutdown_t shutdown;
     sioc__deadline_t linger;
     sioc__conn_t *conn;
+    size_t discarded_bytes; /* read and dropped while closing */
     uint8_t shutdown_started;
 };
 
@@ -175,8 +176,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             return;
         }
         /* Lingering close: input is read only to be discarded, and not for ever. */
-        conn->discarded_bytes += (uint32_t)nread;
-        if (conn->discarded_bytes > SIOC_LINGER_MAX_BYTES)
+        if (conn->lingering == NULL)
+            return; /* an abort: libuv has stopped reading */
+        conn->lingering->discarded_bytes += (size_t)nread;
+        if (conn->lingering->discarded_bytes > SIOC_LINGER_MAX_BYTES)
             sioc__conn_pause_reading(conn);
         return;
     }
@@ -264,7 +267,7 @@ static int refuses_writes(const sioc__conn_t *conn)
 static int over_hard_cap(sioc__conn_t *conn)
 {
     if (conn->max_buffered_bytes == 0 ||
-        sioc__conn_buffered_bytes(conn) <= 2 * conn->max_buffered_bytes)
+        sioc__conn_buffered_bytes(conn) <= 2 * (size_t)conn->max_buffered_bytes)
         return 0;
     sioc__conn_close(conn, 0);
     return 1;

@@ -105,9 +105,8 @@ struct sioc__conn_s {
     sioc__conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
     uint32_t queue_length;
     uint32_t queue_capacity;
-    size_t queued_bytes;       /* in queue */
-    size_t in_flight_bytes;    /* handed to libuv, not yet written */
-    size_t max_buffered_bytes; /* the cap on both together; 0 = none */
+    size_t queued_bytes;    /* in queue */
+    size_t in_flight_bytes; /* handed to libuv, not yet written */
     sioc__conn_t *next_dirty;
     struct sioc__conn_closing_s *lingering; /* allocated only while closing gracefully */
     uint8_t dirty;
@@ -115,10 +114,13 @@ struct sioc__conn_s {
     uint8_t reading; /* libuv is reading */
     uint8_t paused;  /* SIOC__CONN_PAUSED_* */
     uint8_t close_after_flush;
-    uint8_t peer_closed;      /* the peer's FIN arrived */
-    uint8_t tls_ready;        /* in io->tls_ready_head */
-    uint32_t discarded_bytes; /* read and dropped while closing */
-    uint32_t copy_room;       /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
+    uint8_t peer_closed; /* the peer's FIN arrived */
+    uint8_t tls_ready;   /* in io->tls_ready_head */
+    /* The cap on queued and in-flight bytes together; 0 = none. 32 bits (a cap past 4 GiB is
+     * taken as 4 GiB, sioc__conn_set_cap): with copy_room it fills 8 bytes, and the
+     * connection a smaller malloc class. */
+    uint32_t max_buffered_bytes;
+    uint32_t copy_room; /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
     /* The last queued slice, when it is a buffer of small copies that only this connection
      * holds (the room left at its end is copy_room); NULL as soon as anything else is queued
      * or the queue is handed to libuv. */
@@ -149,6 +151,13 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length);
 /* Queues a copy of bytes that may be dropped: refused (returns 1) when they would take the
  * connection past its cap. Returns 0 when queued, 1 when dropped, -1 when closing. */
 int sioc__conn_write_droppable(sioc__conn_t *conn, const void *bytes, size_t length);
+
+/* Sets the cap on the unsent bytes (see above; 0 = none). */
+static inline void sioc__conn_set_cap(sioc__conn_t *conn, size_t max_buffered_bytes)
+{
+    conn->max_buffered_bytes =
+        max_buffered_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)max_buffered_bytes;
+}
 
 /* Bytes queued or handed to the kernel but not yet written: the slow-reader measure. */
 static inline size_t sioc__conn_buffered_bytes(const sioc__conn_t *conn)

@@ -275,7 +275,7 @@ static void on_connection(uv_stream_t *listener, int status)
         free(http);
         return;
     }
-    http->conn->max_buffered_bytes = server->limits.max_buffered_bytes;
+    sioc__conn_set_cap(http->conn, server->limits.max_buffered_bytes);
     sioc__http_request_parser_init(&http->parser, &server->limits);
     sioc__conn_remote_address(http->conn, http->parser.request.remote_address,
                               sizeof(http->parser.request.remote_address));
