@@ -159,6 +159,7 @@ struct sioc_server_s {
     sioc_server_stats_t stats;       /* counters; gauges are computed when asked */
     sioc_server_observer_t observer; /* all members NULL without one */
     int64_t next_ack_id;
+    sioc__sio_text_t encode_scratch; /* the JSON encoder's output, reused packet after packet */
     int closing;
     void (*closed_cb)(void *data);
     void *closed_data;
@@ -240,7 +241,9 @@ void sioc__sio_socket_on_ack(sioc_socket_t *socket, sioc__sio_packet_t *packet);
 /* Builds an EVENT packet [event, ...args] (args taken). */
 int sioc__sio_build_event(sioc__sio_packet_t *packet, const char *nsp, const char *event,
                           const sioc_message_t *message);
-void sioc__sio_event_from_packet(const sioc__sio_packet_t *packet, size_t skip, sioc_event_t *event,
+/* The event view of an EVENT (has_name: its name is moved from data to packet->name) or an ACK;
+ * event->args is a new reference to the packet's array. */
+void sioc__sio_event_from_packet(sioc__sio_packet_t *packet, int has_name, sioc_event_t *event,
                                  sioc_binary_t *attachments, char *name_buffer, size_t name_size);
 sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
                                                           uint32_t timeout_ms);

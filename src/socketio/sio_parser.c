@@ -59,6 +59,11 @@ int sioc__sio_is_reserved_event(const char *name, size_t length)
     return 0;
 }
 
+/* The namespace of nearly every packet, not copied for each one: sioc__sio_packet_clear() does
+ * not free it. Writable only because packet->nsp is (parse_v3_namespace cuts a query off it in
+ * place, which never happens to "/"). */
+static char root_namespace[] = "/";
+
 static int is_binary_type(int type)
 {
     return type == SIOC_SIO_BINARY_EVENT || type == SIOC_SIO_BINARY_ACK;
@@ -76,8 +81,10 @@ static char *copy_text(const char *text, size_t length)
 
 void sioc__sio_packet_clear(sioc__sio_packet_t *packet)
 {
-    free(packet->nsp);
+    if (packet->nsp != root_namespace)
+        free(packet->nsp);
     json_decref(packet->data);
+    json_decref(packet->name);
     if (packet->attachments != NULL) {
         for (size_t i = 0; i < packet->attachment_count; i++)
             free(packet->attachments[i].data);
@@ -156,8 +163,8 @@ static const char *read_attachment_count(struct cursor *cursor, size_t max_attac
 static const char *read_namespace(struct cursor *cursor, size_t max_length, char **nsp)
 {
     if (cursor_peek(cursor) != '/') {
-        *nsp = copy_text("/", 1);
-        return *nsp != NULL ? NULL : ERROR_OUT_OF_MEMORY;
+        *nsp = root_namespace;
+        return NULL;
     }
     const char *start = cursor->text + cursor->position;
     size_t remaining = cursor->length - cursor->position;
@@ -406,15 +413,8 @@ int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *da
 /* ---------------------------------------------------------------------------------------------
  * Encoding: JSON written byte for byte as JSON.stringify writes it */
 
-struct text_buffer {
-    char *data;
-    size_t length;
-    size_t capacity;
-    int failed; /* out of memory, or a value JSON.stringify would not finish on */
-};
-
 /* Appends bytes, keeping room for a final NUL; after a failure it does nothing. */
-static void buffer_append(struct text_buffer *buffer, const char *bytes, size_t count)
+static void buffer_append(sioc__sio_text_t *buffer, const char *bytes, size_t count)
 {
     if (buffer->failed)
         return;
@@ -439,14 +439,14 @@ static void buffer_append(struct text_buffer *buffer, const char *bytes, size_t 
     buffer->length += count;
 }
 
-static void buffer_append_text(struct text_buffer *buffer, const char *text)
+static void buffer_append_text(sioc__sio_text_t *buffer, const char *text)
 {
     buffer_append(buffer, text, strlen(text));
 }
 
 /* Decimal digits of value: the encoder writes a packet type and an ack id for every packet, and
  * snprintf's format interpretation showed in the echo profile (about 1 % of the server's time). */
-static void buffer_append_unsigned(struct text_buffer *buffer, uint64_t value)
+static void buffer_append_unsigned(sioc__sio_text_t *buffer, uint64_t value)
 {
     char digits[20];
     size_t start = sizeof(digits);
@@ -457,7 +457,7 @@ static void buffer_append_unsigned(struct text_buffer *buffer, uint64_t value)
     buffer_append(buffer, digits + start, sizeof(digits) - start);
 }
 
-static void buffer_append_repeated(struct text_buffer *buffer, char character, int count)
+static void buffer_append_repeated(sioc__sio_text_t *buffer, char character, int count)
 {
     for (int i = 0; i < count; i++)
         buffer_append(buffer, &character, 1);
@@ -467,7 +467,7 @@ static void buffer_append_repeated(struct text_buffer *buffer, char character, i
  * lower-case hex; '/', DEL, U+2028 and all other UTF-8 pass through unchanged. (A JavaScript
  * string may also hold lone surrogates, which JSON.stringify escapes; a jansson string is valid
  * UTF-8 and cannot.) */
-static void write_string(struct text_buffer *buffer, const char *text, size_t length)
+static void write_string(sioc__sio_text_t *buffer, const char *text, size_t length)
 {
     static const char hex[] = "0123456789abcdef";
     buffer_append(buffer, "\"", 1);
@@ -547,7 +547,7 @@ static void shortest_decimal(double value, struct decimal *decimal)
     parse_scientific(text, decimal);
 }
 
-static void write_exponent_form(struct text_buffer *buffer, const struct decimal *decimal)
+static void write_exponent_form(sioc__sio_text_t *buffer, const struct decimal *decimal)
 {
     char exponent[16];
     buffer_append(buffer, decimal->digits, 1);
@@ -563,7 +563,7 @@ static void write_exponent_form(struct text_buffer *buffer, const struct decimal
 /* Number::toString (ECMA-262 6.1.6.1.20) for a finite double: plain digits for decimal exponents
  * from -7 to 20, otherwise d.ddde+x. Integral values beyond int64 come out as plain digits
  * ("100000000000000000000") exactly as in JavaScript; our decoder reads them back as doubles. */
-static void write_real(struct text_buffer *buffer, double value)
+static void write_real(sioc__sio_text_t *buffer, double value)
 {
     if (value != value || value - value != 0) { /* NaN, Infinity: as JSON.stringify */
         buffer_append_text(buffer, "null");
@@ -597,7 +597,7 @@ static void write_real(struct text_buffer *buffer, double value)
     }
 }
 
-static void write_integer(struct text_buffer *buffer, json_int_t value)
+static void write_integer(sioc__sio_text_t *buffer, json_int_t value)
 {
     /* Past 2^53 a JavaScript peer holds (and JSON.stringify prints) the nearest double. */
     if (value > INT64_C(9007199254740991) || value < -INT64_C(9007199254740991)) {
@@ -611,9 +611,9 @@ static void write_integer(struct text_buffer *buffer, json_int_t value)
     buffer_append_unsigned(buffer, (uint64_t)value);
 }
 
-static void write_value(struct text_buffer *buffer, json_t *value, int depth);
+static void write_value(sioc__sio_text_t *buffer, json_t *value, int depth);
 
-static void write_array(struct text_buffer *buffer, json_t *array, int depth)
+static void write_array(sioc__sio_text_t *buffer, json_t *array, int depth)
 {
     buffer_append(buffer, "[", 1);
     for (size_t i = 0; i < json_array_size(array) && !buffer->failed; i++) {
@@ -655,7 +655,7 @@ static int compare_indexed_members(const void *left, const void *right)
     return (a > b) - (a < b);
 }
 
-static void write_member(struct text_buffer *buffer, void *iterator, int depth, int *first)
+static void write_member(sioc__sio_text_t *buffer, void *iterator, int depth, int *first)
 {
     if (!*first)
         buffer_append(buffer, ",", 1);
@@ -666,7 +666,7 @@ static void write_member(struct text_buffer *buffer, void *iterator, int depth, 
 }
 
 /* Collects the array-index members, sorted; returns how many (0 without any, or on failure). */
-static size_t sorted_indexed_members(struct text_buffer *buffer, json_t *object,
+static size_t sorted_indexed_members(sioc__sio_text_t *buffer, json_t *object,
                                      struct indexed_member **members)
 {
     size_t count = 0;
@@ -690,7 +690,7 @@ static size_t sorted_indexed_members(struct text_buffer *buffer, json_t *object,
     return count;
 }
 
-static void write_object(struct text_buffer *buffer, json_t *object, int depth)
+static void write_object(sioc__sio_text_t *buffer, json_t *object, int depth)
 {
     struct indexed_member *members;
     size_t indexed_count = sorted_indexed_members(buffer, object, &members);
@@ -709,7 +709,7 @@ static void write_object(struct text_buffer *buffer, json_t *object, int depth)
     free(members);
 }
 
-static void write_value(struct text_buffer *buffer, json_t *value, int depth)
+static void write_value(sioc__sio_text_t *buffer, json_t *value, int depth)
 {
     switch (json_typeof(value)) {
     case JSON_OBJECT:
@@ -747,38 +747,52 @@ static void write_value(struct text_buffer *buffer, json_t *value, int depth)
 /* Encoder.encodeAsString: type, "<n>-" for binary types, "<nsp>," unless the namespace is "/"
  * (or empty), the ack id, the JSON (skipped when absent or null, as "null != obj.data"). A comma
  * in the namespace would end it early on the wire; socket.io-parser 4.2.7 throws there too. */
-char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length)
+int sioc__sio_encode_into(const sioc__sio_packet_t *packet, sioc__sio_text_t *text)
 {
+    text->length = 0;
+    text->failed = 0;
     if (packet->type < SIOC_SIO_CONNECT || packet->type > SIOC_SIO_BINARY_ACK)
-        return NULL;
+        return -1;
     if (packet->id != SIOC_SIO_NO_ACK_ID && (packet->id < 0 || packet->id > MAX_SAFE_INTEGER))
-        return NULL;
+        return -1;
     const char *nsp = packet->nsp;
     int has_nsp = nsp != NULL && nsp[0] != '\0' && strcmp(nsp, "/") != 0;
     if (has_nsp && strchr(nsp, ',') != NULL)
-        return NULL;
+        return -1;
 
-    struct text_buffer buffer = {0};
-    buffer_append_unsigned(&buffer, (uint64_t)packet->type);
+    buffer_append_unsigned(text, (uint64_t)packet->type);
     if (is_binary_type(packet->type)) {
-        buffer_append_unsigned(&buffer, packet->attachment_count);
-        buffer_append(&buffer, "-", 1);
+        buffer_append_unsigned(text, packet->attachment_count);
+        buffer_append(text, "-", 1);
     }
     if (has_nsp) {
-        buffer_append_text(&buffer, nsp);
-        buffer_append(&buffer, ",", 1);
+        buffer_append_text(text, nsp);
+        buffer_append(text, ",", 1);
     }
     if (packet->id != SIOC_SIO_NO_ACK_ID)
-        buffer_append_unsigned(&buffer, (uint64_t)packet->id); /* 0 <= id, checked above */
+        buffer_append_unsigned(text, (uint64_t)packet->id); /* 0 <= id, checked above */
     if (packet->data != NULL && !json_is_null(packet->data))
-        write_value(&buffer, packet->data, 0);
+        write_value(text, packet->data, 0);
+    if (text->failed)
+        return -1;
+    text->data[text->length] = '\0';
+    return 0;
+}
 
-    if (buffer.failed) {
-        free(buffer.data);
+void sioc__sio_text_free(sioc__sio_text_t *text)
+{
+    free(text->data);
+    memset(text, 0, sizeof(*text));
+}
+
+char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length)
+{
+    sioc__sio_text_t text = {0};
+    if (sioc__sio_encode_into(packet, &text) != 0) {
+        free(text.data);
         return NULL;
     }
-    buffer.data[buffer.length] = '\0';
     if (length != NULL)
-        *length = buffer.length;
-    return buffer.data;
+        *length = text.length;
+    return text.data;
 }

@@ -41,10 +41,11 @@ typedef struct sioc__sio_attachment_s {
 } sioc__sio_attachment_t;
 
 typedef struct sioc__sio_packet_s {
-    int type;                            /* enum sioc__sio_packet_type */
-    char *nsp;                           /* owned, NUL-terminated; "/" when absent on the wire */
-    int64_t id;                          /* ack id, or SIOC_SIO_NO_ACK_ID */
-    json_t *data;                        /* owned reference; NULL when the packet had no payload */
+    int type;     /* enum sioc__sio_packet_type */
+    char *nsp;    /* owned, NUL-terminated; "/" when absent on the wire */
+    int64_t id;   /* ack id, or SIOC_SIO_NO_ACK_ID */
+    json_t *data; /* owned reference; NULL when the packet had no payload */
+    json_t *name; /* EVENT: the name, moved out of data by sioc__sio_event_from_packet (owned) */
     size_t attachment_count;             /* declared count (binary types) */
     sioc__sio_attachment_t *attachments; /* owned array of attachment_count entries */
 } sioc__sio_packet_t;
@@ -83,6 +84,19 @@ int sioc__sio_decoder_add_binary(sioc__sio_decoder_t *decoder, const uint8_t *da
  * "<n>-" prefix is written from attachment_count. Returns a malloc'd NUL-terminated string
  * (caller frees) and its length, or NULL when data cannot be serialised. */
 char *sioc__sio_encode(const sioc__sio_packet_t *packet, size_t *length);
+
+/* Text that the encoder writes into, kept between packets so that encoding allocates nothing
+ * once it has grown to the usual packet size. Zero-initialised; freed by sioc__sio_text_free. */
+typedef struct sioc__sio_text_s {
+    char *data; /* NUL-terminated after a successful encoding */
+    size_t length;
+    size_t capacity;
+    int failed; /* out of memory, or a value JSON.stringify would not finish on */
+} sioc__sio_text_t;
+
+/* sioc__sio_encode into text (emptied first, its storage reused): 0, or -1 as NULL below. */
+int sioc__sio_encode_into(const sioc__sio_packet_t *packet, sioc__sio_text_t *text);
+void sioc__sio_text_free(sioc__sio_text_t *text);
 
 /* 1 if name is a reserved event name a client may not emit. */
 int sioc__sio_is_reserved_event(const char *name, size_t length);

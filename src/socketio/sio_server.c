@@ -34,14 +34,23 @@ void sioc__sio_encoded_release(sioc__sio_encoded_t *encoded)
     encoded->count = 0;
 }
 
-static int encode_json(const sioc__sio_packet_t *packet, sioc__sio_encoded_t *out)
+/* The scratch text is given back when a packet made it grow past this, so that one large
+ * packet does not pin its size for the server's life. */
+#define SCRATCH_KEEP_BYTES (64 * 1024)
+
+/* Encoded into the server's scratch text, then copied once into the buffer the connection
+ * writes: one allocation per packet instead of a growing string and its copy. */
+static int encode_json(sioc_server_t *server, const sioc__sio_packet_t *packet,
+                       sioc__sio_encoded_t *out)
 {
-    size_t length;
-    char *text = sioc__sio_encode(packet, &length);
-    if (text == NULL)
+    sioc__sio_text_t *text = &server->encode_scratch;
+    int failed = sioc__sio_encode_into(packet, text) != 0;
+    if (!failed)
+        out->parts[0] = sioc__buffer_new_prefixed('4', text->data, text->length, 0);
+    if (text->capacity > SCRATCH_KEEP_BYTES)
+        sioc__sio_text_free(text);
+    if (failed)
         return SIOC_EINVAL;
-    out->parts[0] = sioc__buffer_new_prefixed('4', text, length, 0);
-    free(text);
     if (out->parts[0] == NULL)
         return SIOC_ENOMEM;
     out->count = 1;
@@ -158,7 +167,7 @@ static int encode_packet(sioc_server_t *server, const sioc__sio_packet_t *packet
         adjusted.type = has_attachments ? SIOC_SIO_BINARY_ACK : SIOC_SIO_ACK;
     if (server->options.parser == SIOC_PARSER_MSGPACK)
         return encode_msgpack(&adjusted, out);
-    return encode_json(&adjusted, out);
+    return encode_json(server, &adjusted, out);
 }
 
 int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t *encoded,
@@ -614,6 +623,7 @@ static void free_server(sioc_server_t *server)
         sioc__sio_namespace_free(nsp);
     }
     sioc__sio_recovery_free(server->recovery);
+    sioc__sio_text_free(&server->encode_scratch);
     free(server);
     if (closed_cb != NULL)
         closed_cb(closed_data);

@@ -300,14 +300,17 @@ void sioc_socket_disconnect(sioc_socket_t *socket, int close)
 /* ---- incoming events and acknowledgements -------------------------------------------------------
  */
 
-void sioc__sio_event_from_packet(const sioc__sio_packet_t *packet, size_t skip, sioc_event_t *event,
+void sioc__sio_event_from_packet(sioc__sio_packet_t *packet, int has_name, sioc_event_t *event,
                                  sioc_binary_t *attachments, char *name_buffer, size_t name_size)
 {
     memset(event, 0, sizeof(*event));
-    event->args = json_array();
-    size_t count = json_is_array(packet->data) ? json_array_size(packet->data) : 0;
-    for (size_t i = skip; i < count; i++)
-        json_array_append(event->args, json_array_get(packet->data, i));
+    /* The packet's own array becomes the arguments, its name moved out first: copying the
+     * arguments into a new array cost two allocations per event. */
+    if (has_name && packet->name == NULL && json_array_size(packet->data) > 0) {
+        packet->name = json_incref(json_array_get(packet->data, 0));
+        json_array_remove(packet->data, 0);
+    }
+    event->args = json_is_array(packet->data) ? json_incref(packet->data) : json_array();
     event->ack_id = packet->id;
     for (size_t i = 0; i < packet->attachment_count; i++) {
         attachments[i].data = packet->attachments[i].data;
@@ -315,7 +318,7 @@ void sioc__sio_event_from_packet(const sioc__sio_packet_t *packet, size_t skip, 
     }
     event->attachments = attachments;
     event->attachment_count = packet->attachment_count;
-    json_t *name = skip > 0 ? json_array_get(packet->data, 0) : NULL;
+    json_t *name = has_name ? packet->name : NULL;
     if (json_is_string(name))
         event->name = json_string_value(name);
     else if (json_is_number(name) && name_size > 0) {
