@@ -108,12 +108,13 @@ static void on_message(sioc_socket_t *socket, const sioc_event_t *event, void *d
     sioc_socket_emit_message(socket, "message-back", &message);
 }
 
+/* Registered as a pass-through handler: its arguments would go back as the bytes they came in,
+ * but this server's catch-all and packet middleware see every event first, so they come parsed
+ * (sioc_socket_ack_args handles both, attachments included). */
 static void on_message_with_ack(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
-    if (event->ack_id < 0)
-        return;
-    sioc_message_t message = message_from(event, 0);
-    sioc_socket_ack_message(socket, event->ack_id, &message);
+    if (event->ack_id >= 0)
+        sioc_socket_ack_args(socket, event);
 }
 
 static void on_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -586,8 +587,12 @@ static void setup_namespace(sioc_namespace_t *nsp)
     sioc_namespace_on_disconnect(nsp, on_disconnect, NULL);
     sioc_namespace_on_any(nsp, on_any, NULL);
     sioc_namespace_on_server_side_emit(nsp, on_other_server, NULL);
-    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
-        sioc_namespace_on(nsp, handlers[i].event, handlers[i].callback, NULL);
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+        if (handlers[i].callback == on_message_with_ack)
+            sioc_namespace_on_passthrough(nsp, handlers[i].event, handlers[i].callback, NULL);
+        else
+            sioc_namespace_on(nsp, handlers[i].event, handlers[i].callback, NULL);
+    }
     if (recovery_enabled)
         sioc_namespace_on(nsp, "recovered", on_recovered, NULL);
 }

@@ -312,6 +312,9 @@ typedef struct sioc_event_s {
     const sioc_binary_t *attachments;
     size_t attachment_count;
     int64_t ack_id; /* >= 0: the client waits for sioc_socket_ack(socket, ack_id, ...) */
+    /* sioc's own: the arguments as they came, for a pass-through handler (see
+     * sioc_namespace_on_passthrough); NULL otherwise. */
+    struct sioc_event_bytes_s *bytes;
 } sioc_event_t;
 
 typedef void (*sioc_connection_cb)(sioc_socket_t *socket, void *data);
@@ -382,6 +385,18 @@ SIOC_API void sioc_namespace_on_socket_data(sioc_namespace_t *nsp, sioc_socket_d
 /* Handler for one event name (replaces an earlier one for the same name). */
 SIOC_API int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback,
                                void *data);
+/* A pass-through handler (for events whose arguments are mostly passed on, as an echo's ack):
+ * as sioc_namespace_on, but the event may come with args NULL, its arguments kept as the bytes
+ * that came, validated as strictly as always and parsed only if sioc_event_args() asks.
+ * sioc_socket_ack_args() answers with them, as bytes when they are already in the form sioc
+ * would write (JSON.stringify's). With a catch-all (on_any), an observer of incoming events or
+ * packet middleware on the socket, or for a binary event, args is set as for any handler. */
+SIOC_API int sioc_namespace_on_passthrough(sioc_namespace_t *nsp, const char *event,
+                                           sioc_event_cb callback, void *data);
+/* The event's arguments as a JSON array (borrowed: valid during the callback, json_incref to
+ * keep): event->args, or for a pass-through event its bytes parsed on the first call, then
+ * kept until the callback returns. NULL only when out of memory. */
+SIOC_API json_t *sioc_event_args(const sioc_event_t *event);
 /* Catch-all: every incoming event, before its own handler. */
 SIOC_API void sioc_namespace_on_any(sioc_namespace_t *nsp, sioc_event_cb callback, void *data);
 /* Every outgoing event of a socket of this namespace (not broadcasts), before it is sent. */
@@ -463,6 +478,12 @@ SIOC_API int sioc_socket_emit_with_ack(sioc_socket_t *socket, const char *event,
 /* Answers an event's ack_id (args taken; NULL = no arguments). SIOC_EINVAL, args still taken,
  * when ack_id < 0 (the client asked for no ack), so "ack if asked" needs no test of its own. */
 SIOC_API int sioc_socket_ack(sioc_socket_t *socket, int64_t ack_id, json_t *args);
+/* Answers event's ack_id (event: what socket's handler got) with event's own arguments and
+ * attachments (an echo), without parsing or encoding them again when they came as bytes in
+ * sioc's form and were not asked for with sioc_event_args (whose array the handler may have
+ * changed: that array is sent then). SIOC_EINVAL when the client asked for no ack; otherwise as
+ * sioc_socket_ack_message. */
+SIOC_API int sioc_socket_ack_args(sioc_socket_t *socket, const sioc_event_t *event);
 /* As sioc_socket_ack, with binary attachments (at most 16). */
 SIOC_API int sioc_socket_ack_message(sioc_socket_t *socket, int64_t ack_id,
                                      const sioc_message_t *message);

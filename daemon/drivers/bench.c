@@ -1,6 +1,7 @@
 /* bench: the server side of `sioc bench` (issue 5; bench/node/server.js has the same handlers
  * on Node's socket.io), and nothing else:
- *   echo ...args        acknowledged with the same arguments (the echo scenario)
+ *   echo ...args        acknowledged with the same arguments (the echo scenario), passed
+ *                       through as bytes
  *   join room           the socket joins room; acknowledged with no arguments (fanout)
  *   publish room, event, ...args
  *                       event(...args) broadcast to room, encoded once (fanout)
@@ -13,10 +14,12 @@ static const char *string_argument(const sioc_event_t *event, size_t index)
     return json_string_value(json_array_get(event->args, index));
 }
 
+/* A pass-through handler: the arguments go back as the bytes they came in, neither parsed nor
+ * encoded again (issue 12). */
 static void on_echo(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     if (event->ack_id >= 0)
-        sioc_socket_ack(socket, event->ack_id, json_incref(event->args));
+        sioc_socket_ack_args(socket, event);
 }
 
 static void on_join(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -56,7 +59,7 @@ static int bench_setup(channel_t *channel, char *error, size_t error_size)
     if (driver_check_option_keys(channel->daemon->config, channel->config, known, error,
                                  error_size) != 0)
         return -1;
-    sioc_namespace_on(channel->nsp, "echo", on_echo, NULL);
+    sioc_namespace_on_passthrough(channel->nsp, "echo", on_echo, NULL);
     sioc_namespace_on(channel->nsp, "join", on_join, NULL);
     sioc_namespace_on(channel->nsp, "publish", on_publish, NULL);
     return 0;

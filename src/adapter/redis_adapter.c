@@ -793,7 +793,11 @@ static void on_response(redis_adapter_t *adapter, sioc__redis_message_t *message
             json_t *args = json_pack("[O]", message->payload ? message->payload : json_null());
             sioc_binary_t binaries[SIOC__REDIS_MAX_ATTACHMENTS + 1];
             to_binaries(message, binaries);
-            sioc_event_t response = {"", args, binaries, message->attachment_count, -1};
+            sioc_event_t response = {.name = "",
+                                     .args = args,
+                                     .attachments = binaries,
+                                     .attachment_count = message->attachment_count,
+                                     .ack_id = -1};
             sioc_adapter_ack_sink_ack(request->sink, &response);
             json_decref(args);
         }
@@ -1443,7 +1447,11 @@ static void sharded_response(redis_adapter_t *adapter, sioc__redis_message_t *me
             json_t *args = json_pack("[O]", message->payload ? message->payload : json_null());
             sioc_binary_t binaries[SIOC__REDIS_MAX_ATTACHMENTS + 1];
             to_binaries(message, binaries);
-            sioc_event_t response = {"", args, binaries, message->attachment_count, -1};
+            sioc_event_t response = {.name = "",
+                                     .args = args,
+                                     .attachments = binaries,
+                                     .attachment_count = message->attachment_count,
+                                     .ack_id = -1};
             sioc_adapter_ack_sink_ack(request->sink, &response);
             json_decref(args);
         }

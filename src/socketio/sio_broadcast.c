@@ -321,7 +321,7 @@ static void local_server_side_emit(sioc_namespace_t *nsp, json_t *data, sioc_ada
         json_decref(args);
         return;
     }
-    sioc_event_t event = {name, args, NULL, 0, SIOC_SIO_NO_ACK_ID};
+    sioc_event_t event = {.name = name, .args = args, .ack_id = SIOC_SIO_NO_ACK_ID};
     ((sioc_server_side_cb)root->on_server_side_emit.callback)(nsp, &event, reply,
                                                               root->on_server_side_emit.data);
     json_decref(args);

@@ -34,8 +34,17 @@ typedef struct sioc__sio_handler_s {
     char *event;
     sioc_event_cb callback;
     void *data;
+    uint8_t passthrough; /* sioc_namespace_on_passthrough: may get the arguments as bytes */
     UT_hash_handle hh;
 } sioc__sio_handler_t;
+
+/* Behind sioc_event_t.bytes for a pass-through handler: the packet kept as bytes and the JSON
+ * view of its arguments once sioc_event_args() asked for it. Lives on the dispatcher's stack
+ * for the handler's call. */
+struct sioc_event_bytes_s {
+    sioc__sio_packet_t *packet;
+    json_t *args; /* owned; NULL until asked for */
+};
 
 typedef struct sioc__sio_middleware_s {
     sioc_middleware_cb callback;
@@ -160,6 +169,7 @@ struct sioc_server_s {
     sioc_server_observer_t observer; /* all members NULL without one */
     int64_t next_ack_id;
     sioc__sio_text_t encode_scratch; /* the JSON encoder's output, reused packet after packet */
+    uint8_t keep_event_bytes;        /* a pass-through handler exists: decoders keep bytes */
     int closing;
     void (*closed_cb)(void *data);
     void *closed_data;
@@ -169,6 +179,10 @@ struct sioc_server_s {
 int sioc__sio_encode_for_server(sioc_server_t *server, const sioc__sio_packet_t *packet,
                                 sioc__sio_encoded_t *out);
 void sioc__sio_encoded_release(sioc__sio_encoded_t *encoded);
+/* An ACK whose arguments are JSON text already in the encoder's form ("a,b", without the
+ * brackets), for the JSON parser. */
+int sioc__sio_encode_ack_bytes(const char *nsp, int64_t id, const char *args, size_t length,
+                               sioc__sio_encoded_t *out);
 /* Queues every part on the client's connection. */
 int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t *encoded,
                           int is_volatile);

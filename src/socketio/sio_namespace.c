@@ -146,7 +146,8 @@ void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namesp
 
 /* ---- handlers ------------------------------------------------------------------------------- */
 
-int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback, void *data)
+static int add_handler(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback, void *data,
+                       int passthrough)
 {
     sioc__sio_handler_t *handler = NULL;
     HASH_FIND_STR(nsp->handlers, event, handler);
@@ -160,7 +161,23 @@ int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb ca
     }
     handler->callback = callback;
     handler->data = data;
+    handler->passthrough = (uint8_t)passthrough;
     return 0;
+}
+
+int sioc_namespace_on(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback, void *data)
+{
+    return add_handler(nsp, event, callback, data, 0);
+}
+
+int sioc_namespace_on_passthrough(sioc_namespace_t *nsp, const char *event, sioc_event_cb callback,
+                                  void *data)
+{
+    int rc = add_handler(nsp, event, callback, data, 1);
+    /* From now on the decoders of this server keep plain events as their bytes. */
+    if (rc == 0)
+        nsp->server->keep_event_bytes = 1;
+    return rc;
 }
 
 int sioc_namespace_use(sioc_namespace_t *nsp, sioc_middleware_cb middleware, void *data)

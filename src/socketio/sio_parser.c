@@ -221,6 +221,38 @@ static const char *read_payload(struct cursor *cursor, json_t **data)
     return *data != NULL ? NULL : ERROR_INVALID_PAYLOAD;
 }
 
+int sioc__sio_packet_parse(sioc__sio_packet_t *packet)
+{
+    if (packet->data != NULL || packet->raw == NULL)
+        return 0;
+    struct cursor cursor = {packet->raw, packet->raw_length, 0};
+    return read_payload(&cursor, &packet->data) == NULL ? 0 : -1;
+}
+
+/* The scanner's verdict stands for jansson's (fuzz_sio_scan checks that they agree); only a
+ * name that is a plain string is kept as bytes, since a number or an escaped name must be
+ * decoded to be looked up and checked against the reserved names. */
+static const char *keep_event_bytes(struct cursor *cursor, sioc__sio_packet_t *packet, int *kept)
+{
+    const char *payload = cursor->text + cursor->position;
+    size_t length = cursor->length - cursor->position;
+    sioc__sio_scan_t scan;
+    *kept = 0;
+    if (length == 0)
+        return NULL; /* no payload: refused by is_payload_valid */
+    if (sioc__sio_scan_event(payload, length, &scan) != 0)
+        return ERROR_INVALID_PAYLOAD;
+    if (!scan.name_is_string || scan.name_escaped)
+        return NULL;
+    if (sioc__sio_is_reserved_event(payload + scan.name_start, scan.name_length))
+        return ERROR_INVALID_PAYLOAD;
+    packet->raw = payload;
+    packet->raw_length = length;
+    packet->scan = scan;
+    *kept = 1;
+    return NULL;
+}
+
 static int is_event_name(const json_t *value)
 {
     if (json_is_number(value))
@@ -308,6 +340,11 @@ static const char *decode_text(const sioc__sio_decoder_t *decoder, const char *t
         problem = read_namespace(&cursor, decoder->max_nsp_length, &packet->nsp);
     if (problem == NULL)
         problem = read_ack_id(&cursor, &packet->id);
+    int kept = 0;
+    if (problem == NULL && decoder->keep_event_bytes && packet->type == SIOC_SIO_EVENT)
+        problem = keep_event_bytes(&cursor, packet, &kept);
+    if (kept)
+        return problem;
     if (problem == NULL)
         problem = read_payload(&cursor, &packet->data);
     if (problem == NULL && !is_payload_valid(packet->type, packet->data))

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "socketio/sio_scan.h"
+
 enum sioc__sio_packet_type {
     SIOC_SIO_CONNECT = 0,
     SIOC_SIO_DISCONNECT = 1,
@@ -48,7 +50,17 @@ typedef struct sioc__sio_packet_s {
     json_t *name; /* EVENT: the name, moved out of data by sioc__sio_event_from_packet (owned) */
     size_t attachment_count;             /* declared count (binary types) */
     sioc__sio_attachment_t *attachments; /* owned array of attachment_count entries */
+    /* An EVENT kept as its bytes (decoder->keep_event_bytes): the payload, validated, borrowed
+     * from the message being decoded (valid while it is dispatched); data stays NULL until
+     * sioc__sio_packet_parse. NULL otherwise. */
+    const char *raw;
+    size_t raw_length;
+    sioc__sio_scan_t scan; /* where raw's name and arguments are */
 } sioc__sio_packet_t;
+
+/* Parses a packet kept as bytes into data, as the decoder would have (0 also when there is
+ * nothing to parse); -1 when out of memory (the bytes were validated when they came). */
+int sioc__sio_packet_parse(sioc__sio_packet_t *packet);
 
 /* Releases everything the packet owns and zeroes it; safe on a zeroed packet. */
 void sioc__sio_packet_clear(sioc__sio_packet_t *packet);
@@ -59,6 +71,9 @@ typedef struct sioc__sio_decoder_s {
     sioc__sio_packet_t *pending; /* binary packet waiting for attachments (owned), or NULL */
     size_t received;             /* attachments received so far */
     int has_pending;
+    /* An EVENT whose name is a plain string is validated by sio_scan.c and kept as its bytes
+     * rather than parsed (pass-through handlers; the server sets it while it has any). */
+    int keep_event_bytes;
 } sioc__sio_decoder_t;
 
 void sioc__sio_decoder_init(sioc__sio_decoder_t *decoder, size_t max_attachments);

@@ -66,6 +66,50 @@ static int encode_json(sioc_server_t *server, const sioc__sio_packet_t *packet,
     return 0;
 }
 
+/* Decimal digits of value at the end of buf (20 bytes); returns where they start. */
+static char *digits_of(uint64_t value, char *end)
+{
+    do {
+        *--end = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    return end;
+}
+
+int sioc__sio_encode_ack_bytes(const char *nsp, int64_t id, const char *args, size_t length,
+                               sioc__sio_encoded_t *out)
+{
+    out->count = 0;
+    int has_nsp = nsp != NULL && nsp[0] != '\0' && strcmp(nsp, "/") != 0;
+    if (id < 0 || (has_nsp && strchr(nsp, ',') != NULL))
+        return SIOC_EINVAL; /* as sioc__sio_encode */
+    char id_text[20];
+    char *id_start = digits_of((uint64_t)id, id_text + sizeof(id_text));
+    size_t id_length = (size_t)(id_text + sizeof(id_text) - id_start);
+    size_t nsp_length = has_nsp ? strlen(nsp) + 1 : 0;
+    /* "4" (Engine.IO message) "3" (ACK) [nsp ","] id "[" args "]" */
+    sioc__buffer_t *buffer = sioc__buffer_new(2 + nsp_length + id_length + 1 + length + 1, 0);
+    if (buffer == NULL)
+        return SIOC_ENOMEM;
+    uint8_t *cursor = buffer->data;
+    *cursor++ = '4';
+    *cursor++ = '3';
+    if (has_nsp) {
+        memcpy(cursor, nsp, nsp_length - 1);
+        cursor += nsp_length - 1;
+        *cursor++ = ',';
+    }
+    memcpy(cursor, id_start, id_length);
+    cursor += id_length;
+    *cursor++ = '[';
+    if (length > 0)
+        memcpy(cursor, args, length);
+    cursor[length] = ']';
+    out->parts[0] = buffer;
+    out->count = 1;
+    return 0;
+}
+
 static int encode_msgpack(const sioc__sio_packet_t *packet, sioc__sio_encoded_t *out)
 {
     size_t length;
@@ -431,6 +475,7 @@ static int decode(sioc__sio_client_t *client, const uint8_t *bytes, size_t lengt
     }
     if (binary)
         return sioc__sio_decoder_add_binary(&client->decoder, bytes, length, packet, error);
+    client->decoder.keep_event_bytes = client->server->keep_event_bytes;
     /* Engine.IO hands the message without its '4'; text starts at the Socket.IO type. */
     return sioc__sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
 }

@@ -410,6 +410,7 @@ static sioc_event_next_t *copy_event(sioc_socket_t *socket, const sioc_event_t *
         offset += event->attachments[i].length;
     }
     next->event = *event;
+    next->event.bytes = NULL; /* args is set on this path */
     next->event.name = next->name;
     next->event.args = json_incref(event->args);
     next->event.attachments = next->attachments;
@@ -445,8 +446,38 @@ void sioc_event_next(sioc_event_next_t *next, const char *error)
     run_middleware(next);
 }
 
+/* A pass-through handler gets the event as its bytes when nothing else would look at its
+ * arguments first (catch-all, observer, packet middleware). Returns 0 when it did not apply. */
+static int dispatch_bytes(sioc_socket_t *socket, sioc__sio_packet_t *packet)
+{
+    char name[256];
+    sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
+    if (packet->scan.name_length >= sizeof(name) || root->on_any.callback != NULL ||
+        socket->nsp->server->observer.on_event != NULL || socket->use_count > 0 ||
+        socket->state != SIO_SOCKET_CONNECTED)
+        return 0;
+    memcpy(name, packet->raw + packet->scan.name_start, packet->scan.name_length);
+    name[packet->scan.name_length] = '\0';
+    sioc__sio_handler_t *handler = find_handler(socket->nsp, name);
+    if (handler == NULL || !handler->passthrough)
+        return 0;
+    struct sioc_event_bytes_s bytes = {packet, NULL};
+    sioc_event_t event = {.name = name, .ack_id = packet->id, .bytes = &bytes};
+    sioc__sio_socket_ref(socket);
+    handler->callback(socket, &event, handler->data);
+    sioc__sio_socket_unref(socket);
+    json_decref(bytes.args);
+    return 1;
+}
+
 void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
+    if (packet->raw != NULL && dispatch_bytes(socket, packet))
+        return;
+    if (sioc__sio_packet_parse(packet) != 0) {
+        sioc__sio_client_close(socket->client, "forced close");
+        return;
+    }
     sioc_binary_t small[16];
     sioc_binary_t *attachments = packet->attachment_count <= 16
                                      ? small
@@ -704,6 +735,49 @@ int sioc_socket_ack(sioc_socket_t *socket, int64_t ack_id, json_t *args)
 {
     sioc_message_t message = {.args = args};
     return sioc_socket_ack_message(socket, ack_id, &message);
+}
+
+json_t *sioc_event_args(const sioc_event_t *event)
+{
+    struct sioc_event_bytes_s *bytes = event->bytes;
+    if (event->args != NULL || bytes == NULL)
+        return event->args;
+    if (bytes->args == NULL && sioc__sio_packet_parse(bytes->packet) == 0) {
+        sioc_event_t view;
+        sioc_binary_t none[1];
+        sioc__sio_event_from_packet(bytes->packet, 1, &view, none, NULL, 0);
+        bytes->args = view.args;
+    }
+    return bytes->args;
+}
+
+int sioc_socket_ack_args(sioc_socket_t *socket, const sioc_event_t *event)
+{
+    if (event->ack_id < 0)
+        return SIOC_EINVAL;
+    const struct sioc_event_bytes_s *bytes = event->bytes;
+    /* The bytes are what the encoder would write for them: sent again as they came, unless the
+     * handler has the parsed view (which it may have changed). */
+    if (event->args == NULL && bytes != NULL && bytes->args == NULL &&
+        bytes->packet->scan.canonical) {
+        if (socket->state != SIO_SOCKET_CONNECTED || socket->client == NULL)
+            return SIOC_ECLOSED;
+        const sioc__sio_packet_t *packet = bytes->packet;
+        sioc__sio_encoded_t encoded;
+        int rc = sioc__sio_encode_ack_bytes(socket->nsp->name, event->ack_id,
+                                            packet->raw + packet->scan.args_start,
+                                            packet->scan.args_length, &encoded);
+        if (rc != 0)
+            return rc;
+        rc = sioc__sio_client_send(socket->client, &encoded, 0);
+        sioc__sio_encoded_release(&encoded);
+        return rc;
+    }
+    json_t *args = sioc_event_args(event);
+    if (args == NULL)
+        return SIOC_ENOMEM;
+    sioc_message_t message = {json_incref(args), event->attachments, event->attachment_count};
+    return sioc_socket_ack_message(socket, event->ack_id, &message);
 }
 
 /* ---- accessors and rooms

@@ -6,7 +6,8 @@
  *
  * Every decoded packet is checked against the header's promises, encoded, decoded again with the
  * same attachments and compared (numbers by value: the real 3.0 comes back as the integer 3, as
- * in JavaScript), and encoded once more, which must give the same bytes. */
+ * in JavaScript), and encoded once more, which must give the same bytes. The text is also decoded
+ * by a decoder that keeps plain events as bytes, which must agree. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,11 +175,39 @@ static int feed_attachments(sioc__sio_decoder_t *decoder, struct slices *slices,
     return result;
 }
 
+/* A decoder that keeps plain events as bytes (pass-through handlers, sio_scan.c) must accept and
+ * refuse exactly what the parsing one does, and its bytes must parse to the same packet. */
+static void check_kept_bytes(const char *text, size_t length)
+{
+    sioc__sio_decoder_t parsing, keeping;
+    sioc__sio_packet_t parsed = {0}, kept = {0};
+    const char *error = NULL;
+    sioc__sio_decoder_init(&parsing, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    sioc__sio_decoder_init(&keeping, SIOC_SIO_DEFAULT_MAX_ATTACHMENTS);
+    keeping.keep_event_bytes = 1;
+    int expected = sioc__sio_decoder_add_text(&parsing, text, length, &parsed, &error);
+    if (sioc__sio_decoder_add_text(&keeping, text, length, &kept, &error) != expected)
+        abort();
+    if (expected == SIOC_SIO_DECODE_COMPLETE) {
+        if (kept.raw != NULL && (kept.type != SIOC_SIO_EVENT || kept.data != NULL ||
+                                 sioc__sio_packet_parse(&kept) != 0))
+            abort();
+        if (kept.type != parsed.type || strcmp(kept.nsp, parsed.nsp) != 0 || kept.id != parsed.id ||
+            !values_equal(kept.data, parsed.data))
+            abort();
+        sioc__sio_packet_clear(&parsed);
+        sioc__sio_packet_clear(&kept);
+    }
+    sioc__sio_decoder_free(&parsing);
+    sioc__sio_decoder_free(&keeping);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *separator = memchr(data, SEPARATOR, size);
     size_t text_length = separator != NULL ? (size_t)(separator - data) : size;
     struct slices slices = {data, size, separator != NULL ? text_length + 1 : size + 1};
+    check_kept_bytes((const char *)data, text_length);
 
     sioc__sio_decoder_t decoder;
     sioc__sio_packet_t packet = {0};
