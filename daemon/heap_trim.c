@@ -20,10 +20,22 @@ int heap_trim_due(heap_trim_rule_t *rule, uint64_t total)
     uint64_t tick = total > last ? total - last : 0;
     rule->last_total = total;
     rule->started = 1;
-    rule->since_trim += tick;
-    if (rule->since_trim < HEAP_TRIM_BURST_WORK || tick > HEAP_TRIM_QUIET_WORK)
+    rule->since_burst += tick;
+    if (tick > HEAP_TRIM_QUIET_WORK) {
+        rule->quiet_ticks = 0;
         return 0;
-    rule->since_trim = 0;
+    }
+    rule->quiet_ticks++;
+    if (rule->since_burst >= HEAP_TRIM_BURST_WORK) { /* a burst just ended: count afresh */
+        rule->since_burst = 0;
+        rule->quiet_ticks = 1;
+        rule->next_trim = 1;
+        rule->trims_left = HEAP_TRIM_AFTER_BURST;
+    }
+    if (rule->trims_left == 0 || rule->quiet_ticks != rule->next_trim)
+        return 0;
+    rule->trims_left--;
+    rule->next_trim *= 2;
     return 1;
 }
 
