@@ -66,8 +66,11 @@ struct chat_user_s {
     unsigned references; /* sockets holding it */
     unsigned filled;     /* fields the store filled in (driver_profile_fields bits) */
     int shared;          /* in chat->users */
-    json_t *profile;     /* {id, firstName, lastName, role, avatar}: the user of every payload */
-    char key[];          /* the id as text: the room is "user:<key>" */
+    /* {id, firstName, lastName, role, avatar}, the user of every payload, as compact JSON text:
+     * about 100 bytes where the jansson object took 700 with its strings (one per user with a
+     * JWT each). Parsed when a call, a payload or socket.data needs it. */
+    char *profile;
+    char key[]; /* the id as text: the room is "user:<key>" */
 };
 
 /* A user whose last socket left, offline when the timer fires unless a socket comes back. */
@@ -119,31 +122,48 @@ static void user_room_name(const chat_user_t *user, char room[DRIVER_ROOM_NAME_S
     driver_room_name(room, DRIVER_ROOM_NAME_SIZE, "user:", user->key);
 }
 
+/* The record's profile as a new object (NULL when out of memory). */
+static json_t *user_profile(const chat_user_t *record)
+{
+    return json_loads(record->profile, JSON_ALLOW_NUL, NULL);
+}
+
+static int user_set_profile(chat_user_t *record, json_t *profile)
+{
+    char *text = json_dumps(profile, JSON_COMPACT);
+    if (text == NULL)
+        return -1;
+    free(record->profile);
+    record->profile = text;
+    return 0;
+}
+
 /* Whether a socket whose claims gave user (borrowed) is the record's user: the same fields,
  * those the store filled in matching a claim that had none. */
 static int user_matches(const chat_user_t *record, json_t *user)
 {
-    if (json_object_size(user) != json_object_size(record->profile))
-        return 0;
-    for (unsigned i = 0; i < DRIVER_PROFILE_FIELDS; i++) {
+    json_t *profile = user_profile(record);
+    int same = profile != NULL && json_object_size(user) == json_object_size(profile);
+    for (unsigned i = 0; same && i < DRIVER_PROFILE_FIELDS; i++) {
         json_t *mine = json_object_get(user, driver_profile_fields[i]);
-        json_t *theirs = json_object_get(record->profile, driver_profile_fields[i]);
+        json_t *theirs = json_object_get(profile, driver_profile_fields[i]);
         if ((record->filled & 1u << i) != 0 && json_is_null(mine))
             continue;
-        if (mine != theirs && (mine == NULL || theirs == NULL || !json_equal(mine, theirs)))
-            return 0;
+        same = mine == theirs || (mine != NULL && theirs != NULL && json_equal(mine, theirs));
     }
-    return 1;
+    json_decref(profile);
+    return same;
 }
 
 static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int shared)
 {
     size_t size = strlen(key) + 1;
     chat_user_t *record = calloc(1, sizeof(*record) + size);
-    if (record == NULL)
+    if (record == NULL || user_set_profile(record, profile) != 0) {
+        free(record);
         return NULL;
+    }
     record->references = 1;
-    record->profile = json_incref(profile);
     memcpy(record->key, key, size);
     record->shared = shared;
     if (shared)
@@ -171,25 +191,24 @@ static void user_release(chat_t *chat, chat_user_t *record)
         return;
     if (record->shared)
         HASH_DEL(chat->users, record);
-    json_decref(record->profile);
+    free(record->profile);
     free(record);
 }
 
-/* The driver's socket_user: call->user of every call (driver_call_new). */
+/* The driver's socket_user: call->user of every call (driver_call_new), a new object. */
 static json_t *socket_user(sioc_socket_t *socket)
 {
     chat_socket_t *state = socket_state(socket);
-    return state != NULL ? state->user->profile : channel_user(socket);
+    return state != NULL ? user_profile(state->user) : json_incref(channel_user(socket));
 }
 
 /* socket.data for the library when something reads it (fetchSockets, a recovery session, the
- * admin UI): {"user": ...}, a copy (whoever asks may change it in place). */
+ * admin UI): {"user": ...}, made from the record each time. */
 static json_t *socket_data(sioc_socket_t *socket, void *data)
 {
     chat_socket_t *state = socket_state(socket);
-    if (state == NULL)
-        return NULL;
-    return json_pack("{s:o}", "user", json_deep_copy(state->user->profile));
+    json_t *user = state != NULL ? user_profile(state->user) : NULL;
+    return user != NULL ? json_pack("{s:o}", "user", user) : NULL;
 }
 
 /* The socket's user as the middleware (or a recovered session) put it in socket.data: a new
@@ -290,12 +309,13 @@ static typing_t **typing_link(chat_socket_t *state, const char *room)
 
 static void typing_announce(chat_socket_t *state, typing_t *typing, int is_typing)
 {
-    json_t *user = state->user->profile;
+    json_t *user = user_profile(state->user);
     driver_emit_to_room(state->chat->base.channel->nsp, typing->room, sioc_socket_id(state->socket),
                         "typing:update",
                         json_pack("{s:O,s:O?,s:O?,s:b}", "roomId", typing->room_id, "userId",
                                   json_object_get(user, "id"), "firstName",
                                   json_object_get(user, "firstName"), "isTyping", is_typing));
+    json_decref(user);
 }
 
 static void typing_closed(uv_handle_t *handle)
@@ -453,6 +473,22 @@ static void store_presence(driver_call_t *call, const char *status, json_t *room
         on_presence_stored);
 }
 
+/* The socket's record takes the fields its claims lacked from the stored user. Fields filled
+ * before are taken again: a user's later socket sees them as they are now, as its own object
+ * would have. */
+static void complete_user(driver_call_t *call, json_t *stored)
+{
+    sioc_socket_t *socket = driver_call_socket(call);
+    chat_socket_t *state = socket != NULL ? socket_state(socket) : NULL;
+    if (state != NULL && strcmp(state->user->key, driver_call_user_id_text(call)) != 0)
+        state = NULL; /* another user's socket has the id now */
+    json_t *profile = state != NULL ? user_profile(state->user) : NULL;
+    unsigned filled = driver_user_complete_fields(profile, stored, state ? state->user->filled : 0);
+    if (filled != 0 && user_set_profile(state->user, profile) == 0)
+        state->user->filled |= filled;
+    json_decref(profile);
+}
+
 static void on_user_upserted(int error, const char *message, json_t *result, void *data)
 {
     driver_call_t *call = data;
@@ -463,14 +499,7 @@ static void on_user_upserted(int error, const char *message, json_t *result, voi
         driver_call_free(call);
         return;
     }
-    /* The socket's user: senders show the names. Fields filled before from the store are
-     * taken again: a user's later socket sees them as they are now, as its own object would. */
-    sioc_socket_t *socket = driver_call_socket(call);
-    chat_socket_t *state = socket != NULL ? socket_state(socket) : NULL;
-    chat_user_t *record = state != NULL && state->user->profile == call->user ? state->user : NULL;
-    unsigned filled = driver_user_complete_fields(call->user, result, record ? record->filled : 0);
-    if (record != NULL)
-        record->filled |= filled;
+    complete_user(call, result); /* senders show the names */
     if (json_is_true(json_object_get(call->context, "first"))) {
         store_presence(call, "online", json_incref(json_object_get(call->context, "rooms")));
     } else {
@@ -626,14 +655,16 @@ static void chat_socket_free(chat_socket_t *state)
 }
 
 /* The socket's state with its user record (the user taken from socket.data when it holds
- * nothing else), or NULL with the data left as it was. */
+ * nothing else) and *user_out, the user (a new reference); or NULL with the data left as it
+ * was. */
 static chat_socket_t *chat_socket_new(chat_t *chat, sioc_socket_t *socket,
-                                      char user_room[DRIVER_ROOM_NAME_SIZE])
+                                      char user_room[DRIVER_ROOM_NAME_SIZE], json_t **user_out)
 {
     char user_id[CHANNEL_ID_SIZE];
     json_t *data = json_incref(sioc_socket_data(socket));
     int taken;
     json_t *user = take_user(socket, &taken);
+    *user_out = NULL;
     chat_socket_t *state = calloc(1, sizeof(*state));
     if (state == NULL || user == NULL || channel_id_text_of(user, user_id) != 0 ||
         driver_room_name(user_room, DRIVER_ROOM_NAME_SIZE, "user:", user_id) != 0 ||
@@ -645,6 +676,7 @@ static chat_socket_t *chat_socket_new(chat_t *chat, sioc_socket_t *socket,
         state = NULL;
     } else {
         state->chat = chat;
+        *user_out = json_incref(user);
     }
     json_decref(user);
     json_decref(data);
@@ -655,14 +687,14 @@ static void on_connection(sioc_socket_t *socket, void *data)
 {
     chat_t *chat = data;
     char user_room[DRIVER_ROOM_NAME_SIZE];
-    chat_socket_t *state = chat_socket_new(chat, socket, user_room);
+    json_t *user;
+    chat_socket_t *state = chat_socket_new(chat, socket, user_room, &user);
     if (state == NULL) {
         log_warn("chat %s: socket %s has no usable user (or out of memory): disconnected",
                  sioc_namespace_name(sioc_socket_namespace(socket)), sioc_socket_id(socket));
         sioc_socket_disconnect(socket, 0);
         return;
     }
-    json_t *user = state->user->profile;
     const char *user_id = state->user->key;
     /* A recovered socket is back in its rooms already: it does not count as another tab. */
     int first = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
@@ -683,6 +715,7 @@ static void on_connection(sioc_socket_t *socket, void *data)
     sioc_socket_set_user(socket, state);
     sioc_socket_join(socket, user_room); /* direct messages reach every tab */
     announce_connection(chat, socket, first);
+    json_decref(user);
 }
 
 /* The rooms are left before on_disconnect: presence "rooms" notes them while they are there. */
@@ -712,7 +745,8 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     char user_room[DRIVER_ROOM_NAME_SIZE];
     user_room_name(state->user, user_room);
     int last = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
-    json_t *id = json_object_get(state->user->profile, "id");
+    json_t *profile = user_profile(state->user);
+    json_t *id = json_object_get(profile, "id");
     char key[DRIVER_MAX_ID_BYTES + 1];
     if (last && uses_grace(chat, reason) && driver_id_text(id, key) == 0) {
         grace_start(chat, key, id, json_incref(state->rooms_left));
@@ -727,6 +761,7 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
             store_presence(call, "offline", json_incref(state->rooms_left));
         }
     }
+    json_decref(profile);
     sioc_socket_set_user(socket, NULL);
     chat_socket_free(state); /* stops its typing: the others see isTyping false */
 }

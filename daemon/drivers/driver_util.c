@@ -393,10 +393,10 @@ driver_call_t *driver_call_new(driver_base_t *base, sioc_socket_t *socket,
     if (call == NULL || (call->context = json_object()) == NULL)
         goto err;
     char user_id[CHANNEL_ID_SIZE];
-    json_t *user = base->socket_user != NULL ? base->socket_user(socket) : channel_user(socket);
-    if (channel_id_text_of(user, user_id) == 0 && (call->user_id = strdup(user_id)) == NULL)
+    call->user =
+        base->socket_user != NULL ? base->socket_user(socket) : json_incref(channel_user(socket));
+    if (channel_id_text_of(call->user, user_id) == 0 && (call->user_id = strdup(user_id)) == NULL)
         goto err;
-    call->user = json_incref(user);
     call->base = base;
     base->references++;
     call->nsp = sioc_socket_namespace(socket);

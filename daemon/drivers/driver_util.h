@@ -103,8 +103,8 @@ struct driver_base_s {
     void (*release)(driver_base_t *base); /* frees the driver's state (base is inside it) */
     driver_handler_t handlers[DRIVER_MAX_HANDLERS]; /* the namespace points at them */
     size_t handler_count;
-    /* The socket's user (borrowed) for a driver that keeps it in its own state instead of
-     * socket.data (chat); NULL: channel_user(). */
+    /* The socket's user (a new reference) for a driver that keeps it in its own state instead
+     * of socket.data (chat); NULL: channel_user(). */
     json_t *(*socket_user)(sioc_socket_t *socket);
 };
 
