@@ -176,8 +176,9 @@ struct store_s {
     size_t lane_count;
 
     /* Loop thread only. */
-    request_queue_t running; /* taken from completed, run in slices (completions_run) */
-    struct pool_s *pool;     /* store.poolSize > 1: this store only routes to the pool's lanes */
+    request_queue_t running;     /* taken from completed, run in passes (completions_run) */
+    uint64_t cpu_at_pass_end_ns; /* the loop thread's CPU time when the last pass ended */
+    struct pool_s *pool; /* store.poolSize > 1: this store only routes to the pool's lanes */
     int closing;
     int async_closing;
     void (*closed_cb)(void *data);
@@ -2215,10 +2216,15 @@ static void profile_flush(store_t *store, uint64_t now)
     store_profile_log(&profile, who);
 }
 
-/* The loop runs a batch's done callbacks (each may broadcast to every socket) for at most this
- * long before it polls again: a batch of 1,024 presence notices held it for seconds, long enough
- * for HTTP request deadlines to expire with the requests unread. */
-#define COMPLETIONS_SLICE_NS (2u * 1000000u)
+/* How long one pass of done callbacks (each may broadcast to every socket) may hold the loop
+ * before it polls again: as long as the loop thread worked on everything else since the
+ * previous pass (its CPU time: reads, handshakes, timers; not its wait in epoll nor the time
+ * the scheduler kept it off a CPU), so that neither starves the other, within these bounds.
+ * All at once, a batch of 1,024 presence notices held the loop for seconds, long enough for
+ * HTTP request deadlines to expire with the requests unread; a fixed 2 ms pass let 10,000
+ * connecting clients' reads take the loop while their completions waited for minutes. */
+#define COMPLETIONS_PASS_MIN_NS (2u * 1000000u)
+#define COMPLETIONS_PASS_MAX_NS (250u * 1000000u)
 
 static void profile_completion(store_t *store, const request_t *request, uint64_t now)
 {
@@ -2232,12 +2238,31 @@ static void profile_completion(store_t *store, const request_t *request, uint64_
     pthread_mutex_unlock(&store->mutex);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec now;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0)
+        return 0;
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* What the next pass may take: the loop thread's CPU time since the previous pass, within the
+ * bounds. */
+static uint64_t pass_budget(const store_t *store, uint64_t cpu)
+{
+    uint64_t others = cpu > store->cpu_at_pass_end_ns ? cpu - store->cpu_at_pass_end_ns : 0;
+    if (others < COMPLETIONS_PASS_MIN_NS)
+        return COMPLETIONS_PASS_MIN_NS;
+    return others > COMPLETIONS_PASS_MAX_NS ? COMPLETIONS_PASS_MAX_NS : others;
+}
+
 /* Runs the completed requests in order, including those that done callbacks refuse on the way
- * (requests made while the store closes). With a budget it stops once budget_ns have gone and
- * wakes itself to go on after the loop's next poll; 0 runs everything. */
-static void completions_run(store_t *store, uint64_t budget_ns)
+ * (requests made while the store closes). Bounded (pass_budget), it stops when its time is up
+ * and wakes itself to go on after the loop's next poll; unbounded, it runs everything. */
+static void completions_run(store_t *store, int bounded)
 {
     uint64_t started = uv_hrtime(), now = started;
+    uint64_t budget_ns = bounded ? pass_budget(store, thread_cpu_ns()) : 0;
     int ran = 0;
     for (;;) {
         if (store->running.head == NULL) {
@@ -2258,6 +2283,7 @@ static void completions_run(store_t *store, uint64_t budget_ns)
         ran = 1;
         now = uv_hrtime();
     }
+    store->cpu_at_pass_end_ns = thread_cpu_ns();
     if (ran)
         profile_add(store, STORE_PHASE_CALLBACKS, started, now);
     if (store->profile_period_ns != 0 && now - store->profile_since_ns >= store->profile_period_ns)
@@ -2286,7 +2312,7 @@ static void on_async_closed(uv_handle_t *handle)
 static void on_completions(uv_async_t *handle)
 {
     store_t *store = handle->data;
-    completions_run(store, COMPLETIONS_SLICE_NS);
+    completions_run(store, 1);
     if (!store->closing || store->async_closing)
         return;
     pthread_mutex_lock(&store->mutex);
@@ -2294,8 +2320,8 @@ static void on_completions(uv_async_t *handle)
     pthread_mutex_unlock(&store->mutex);
     if (!exited)
         return;
-    completions_run(store, COMPLETIONS_SLICE_NS); /* posted between the first run and the exit */
-    pthread_join(store->worker, NULL);            /* immediate: the thread is returning */
+    completions_run(store, 1);         /* posted between the first run and the exit */
+    pthread_join(store->worker, NULL); /* immediate: the thread is returning */
     profile_flush(store, uv_hrtime());
     store->async_closing = 1;
     uv_close((uv_handle_t *)&store->completions_async, on_async_closed);
@@ -2416,6 +2442,7 @@ static int start_threads(store_t *store, uv_loop_t *loop, char *error, size_t er
         return STORE_EIO;
     }
     store->completions_async.data = store;
+    store->cpu_at_pass_end_ns = thread_cpu_ns();
     rc = start_worker(store);
     if (rc != 0) {
         snprintf(error, error_size, "store: cannot start the worker thread: %s", strerror(rc));
