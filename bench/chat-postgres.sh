@@ -206,7 +206,7 @@ for round in $(seq 1 "$rounds"); do
     for name in $servers; do
         start_server "$name"
         [[ $name == *sioc-postgres* ]] && profile_start
-        taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
+        SIOC_BENCH_LOOP_PROFILE=$profile taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
             --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
             --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
             --json "$work/$name-$round.json" | tail -1 | tee "$work/last.txt"

@@ -365,7 +365,9 @@ void bench_run_window_begin(bench_run_t *run)
     bench_usage_now(run, &run->window_start);
     run->window_end = run->window_start;
     run->measuring = 1;
-    if (run->loop_profile == NULL)
+    /* Opt-in: three clock reads per iteration would be the generator's own load in echo. */
+    const char *loop_profile = getenv("SIOC_BENCH_LOOP_PROFILE");
+    if (run->loop_profile == NULL && loop_profile != NULL && strcmp(loop_profile, "1") == 0)
         run->loop_profile = loop_profile_start(&run->loop, 0);
     if (run->options->server_pid <= 0 || run->stopping)
         return;
