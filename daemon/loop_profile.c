@@ -21,7 +21,7 @@ struct loop_profile_s {
     int handles_open;
 };
 
-static uint64_t thread_cpu_ns(void)
+uint64_t loop_thread_cpu_ns(void)
 {
     struct timespec now;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0)
@@ -34,7 +34,7 @@ static void on_check(uv_check_t *check)
     loop_profile_t *profile = check->data;
     uint64_t now = uv_hrtime();
     uint64_t idle = uv_metrics_idle_time(profile->loop);
-    uint64_t cpu = thread_cpu_ns();
+    uint64_t cpu = loop_thread_cpu_ns();
     uint64_t wall = now - profile->iteration_started_ns;
     uint64_t waited = idle - profile->idle_at_start_ns;
     store_histogram_add(&profile->held, (wall > waited ? wall - waited : 0) / 1000);
@@ -75,7 +75,7 @@ loop_profile_t *loop_profile_start(uv_loop_t *loop, uint64_t period_ms)
     profile->period_ms = period_ms;
     profile->iteration_started_ns = uv_hrtime();
     profile->idle_at_start_ns = uv_metrics_idle_time(loop);
-    profile->cpu_at_start_ns = thread_cpu_ns();
+    profile->cpu_at_start_ns = loop_thread_cpu_ns();
     uv_check_init(loop, &profile->check);
     profile->check.data = profile;
     uv_check_start(&profile->check, on_check);

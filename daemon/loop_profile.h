@@ -26,6 +26,10 @@ loop_profile_t *loop_profile_start(uv_loop_t *loop, uint64_t period_ms);
  * ran is the time the scheduler kept it off a CPU). Values in microseconds. */
 void loop_profile_take(loop_profile_t *profile, store_histogram_t *held, store_histogram_t *ran);
 
+/* The calling thread's CPU time in nanoseconds (CLOCK_THREAD_CPUTIME_ID; 0 if unknown): a
+ * system call, so per loop iteration at most, never per packet. */
+uint64_t loop_thread_cpu_ns(void);
+
 /* Logs what is left (with a period), stops, and frees the probe once its handles closed. */
 void loop_profile_stop(loop_profile_t *profile);
 

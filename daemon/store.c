@@ -2226,24 +2226,16 @@ static void profile_flush(store_t *store, uint64_t now)
 #define COMPLETIONS_PASS_MIN_NS (2u * 1000000u)
 #define COMPLETIONS_PASS_MAX_NS (250u * 1000000u)
 
+/* Loop-thread phases (store_profile.h): written and flushed by the loop thread only, so no
+ * lock per request. */
 static void profile_completion(store_t *store, const request_t *request, uint64_t now)
 {
     if (request->refused)
         return;
-    pthread_mutex_lock(&store->mutex);
     store_histogram_add(&store->profile.phases[STORE_PHASE_HANDBACK],
                         (now - request->posted_ns) / 1000);
     store_histogram_add(&store->profile.phases[STORE_PHASE_TOTAL],
                         (now - request->started_ns) / 1000);
-    pthread_mutex_unlock(&store->mutex);
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec now;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0)
-        return 0;
-    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
 /* What the next pass may take: the loop thread's CPU time since the previous pass, within the
@@ -2262,12 +2254,13 @@ static uint64_t pass_budget(const store_t *store, uint64_t cpu)
 static void completions_run(store_t *store, int bounded)
 {
     uint64_t started = uv_hrtime(), now = started;
-    uint64_t budget_ns = bounded ? pass_budget(store, thread_cpu_ns()) : 0;
+    uint64_t budget_ns = bounded ? pass_budget(store, loop_thread_cpu_ns()) : 0;
     int ran = 0;
     for (;;) {
         if (store->running.head == NULL) {
             pthread_mutex_lock(&store->mutex);
-            queue_append(&store->running, queue_take(&store->completed, SIZE_MAX));
+            store->running = store->completed; /* the whole queue, in order */
+            store->completed.head = store->completed.tail = NULL;
             pthread_mutex_unlock(&store->mutex);
             if (store->running.head == NULL)
                 break;
@@ -2283,7 +2276,7 @@ static void completions_run(store_t *store, int bounded)
         ran = 1;
         now = uv_hrtime();
     }
-    store->cpu_at_pass_end_ns = thread_cpu_ns();
+    store->cpu_at_pass_end_ns = loop_thread_cpu_ns();
     if (ran)
         profile_add(store, STORE_PHASE_CALLBACKS, started, now);
     if (store->profile_period_ns != 0 && now - store->profile_since_ns >= store->profile_period_ns)
@@ -2442,7 +2435,7 @@ static int start_threads(store_t *store, uv_loop_t *loop, char *error, size_t er
         return STORE_EIO;
     }
     store->completions_async.data = store;
-    store->cpu_at_pass_end_ns = thread_cpu_ns();
+    store->cpu_at_pass_end_ns = loop_thread_cpu_ns();
     rc = start_worker(store);
     if (rc != 0) {
         snprintf(error, error_size, "store: cannot start the worker thread: %s", strerror(rc));
