@@ -76,38 +76,66 @@ static void unmask_copy(uint8_t *destination, const uint8_t *source, size_t leng
         destination[index] = source[index] ^ rotated[index % MASK_KEY_LENGTH];
 }
 
+/* A frame and message in progress (sioc__ws_decoder_t.partial). */
+typedef struct sioc__ws_frame_state_s {
+    sioc__ws_limits_t limits; /* the decoder's, copied in by each feed */
+    /* Partial frame header bytes carried over a read boundary (at most 14). */
+    uint8_t header[14];
+    uint8_t header_length;
+    /* Current frame. */
+    uint8_t opcode;
+    uint8_t fin;
+    uint8_t mask[4];
+    uint8_t in_frame;
+    /* Message being assembled (data frames only). */
+    uint8_t message_opcode;     /* 0 when no message is in progress */
+    uint8_t message_compressed; /* RSV1 on its first frame */
+    uint8_t control_length;     /* bytes in control */
+    uint16_t failed;            /* the close code of the error that ended decoding, or 0 */
+    uint32_t fragment_count;
+    uint64_t frame_remaining;
+    uint64_t frame_offset; /* bytes of this frame already unmasked (mask phase) */
+    uint8_t *message;      /* owned; NULL while no copy is needed */
+    size_t message_length;
+    size_t message_capacity;
+    /* A control frame split across reads is copied here (owned, SIOC_WS_MAX_CONTROL bytes,
+     * allocated for it and freed on the next feed: an idle connection holds none). */
+    uint8_t *control;
+    sioc__utf8_validator_t utf8;
+} frame_state_t;
+
 /* ---- Decoder state changes ---- */
 
-static void release_message(sioc__ws_decoder_t *decoder)
+static void release_message(frame_state_t *state)
 {
-    free(decoder->message);
-    decoder->message = NULL;
-    decoder->message_length = 0;
-    decoder->message_capacity = 0;
+    free(state->message);
+    state->message = NULL;
+    state->message_length = 0;
+    state->message_capacity = 0;
 }
 
-static void release_control(sioc__ws_decoder_t *decoder)
+static void release_control(frame_state_t *state)
 {
-    free(decoder->control);
-    decoder->control = NULL;
-    decoder->control_length = 0;
+    free(state->control);
+    state->control = NULL;
+    state->control_length = 0;
 }
 
-static void fail(sioc__ws_decoder_t *decoder, sioc__ws_event_t *event, uint16_t close_code,
+static void fail(frame_state_t *state, sioc__ws_event_t *event, uint16_t close_code,
                  const char *reason)
 {
-    release_message(decoder); /* nothing more will be delivered: hold no memory */
-    release_control(decoder);
-    decoder->failed = close_code; /* non-zero, and lets later calls repeat the same code */
+    release_message(state); /* nothing more will be delivered: hold no memory */
+    release_control(state);
+    state->failed = close_code; /* non-zero, and lets later calls repeat the same code */
     event->type = SIOC_WS_EVENT_ERROR;
     event->close_code = close_code;
     event->error = reason;
 }
 
 /* A compressed text message is validated once inflated (by the caller), not here. */
-static int checks_utf8(const sioc__ws_decoder_t *decoder)
+static int checks_utf8(const frame_state_t *state)
 {
-    return decoder->message_opcode == SIOC_WS_OPCODE_TEXT && !decoder->message_compressed;
+    return state->message_opcode == SIOC_WS_OPCODE_TEXT && !state->message_compressed;
 }
 
 static void deliver(sioc__ws_event_t *event, sioc__ws_event_type_t type, const uint8_t *data,
@@ -118,10 +146,10 @@ static void deliver(sioc__ws_event_t *event, sioc__ws_event_type_t type, const u
     event->length = length;
 }
 
-static uint64_t message_size_limit(const sioc__ws_decoder_t *decoder)
+static uint64_t message_size_limit(const frame_state_t *state)
 {
     /* Only matters where size_t is 32 bits: the message must fit in memory. */
-    uint64_t limit = decoder->limits.max_message_size;
+    uint64_t limit = state->limits.max_message_size;
     return limit < SIZE_MAX ? limit : SIZE_MAX;
 }
 
@@ -156,13 +184,12 @@ static uint64_t payload_length(const uint8_t *header)
     return length;
 }
 
-static uint16_t check_first_byte(const sioc__ws_decoder_t *decoder, uint8_t byte,
-                                 const char **reason)
+static uint16_t check_first_byte(const frame_state_t *state, uint8_t byte, const char **reason)
 {
     uint8_t opcode = byte & OPCODE_BITS;
     uint8_t reserved = byte & RSV_BITS;
     /* permessage-deflate (RFC 7692 §6) sets RSV1 only on the first frame of a data message. */
-    if (reserved == RSV1_BIT && decoder->limits.allow_rsv1 &&
+    if (reserved == RSV1_BIT && state->limits.allow_rsv1 &&
         (opcode == SIOC_WS_OPCODE_TEXT || opcode == SIOC_WS_OPCODE_BINARY))
         reserved = 0;
     if (reserved != 0) {
@@ -180,27 +207,27 @@ static uint16_t check_first_byte(const sioc__ws_decoder_t *decoder, uint8_t byte
         }
         return 0;
     }
-    if (opcode == SIOC_WS_OPCODE_CONTINUATION && decoder->message_opcode == 0) {
+    if (opcode == SIOC_WS_OPCODE_CONTINUATION && state->message_opcode == 0) {
         *reason = "continuation frame without a message";
         return SIOC_WS_CLOSE_PROTOCOL_ERROR;
     }
-    if (opcode != SIOC_WS_OPCODE_CONTINUATION && decoder->message_opcode != 0) {
+    if (opcode != SIOC_WS_OPCODE_CONTINUATION && state->message_opcode != 0) {
         *reason = "data frame inside a fragmented message";
         return SIOC_WS_CLOSE_PROTOCOL_ERROR;
     }
-    uint32_t fragments = opcode == SIOC_WS_OPCODE_CONTINUATION ? decoder->fragment_count : 0;
-    if (fragments >= decoder->limits.max_fragments) {
+    uint32_t fragments = opcode == SIOC_WS_OPCODE_CONTINUATION ? state->fragment_count : 0;
+    if (fragments >= state->limits.max_fragments) {
         *reason = "too many fragments";
         return SIOC_WS_CLOSE_POLICY_VIOLATION;
     }
     return 0;
 }
 
-static uint16_t check_data_length(const sioc__ws_decoder_t *decoder, uint8_t opcode,
-                                  uint64_t length, const char **reason)
+static uint16_t check_data_length(const frame_state_t *state, uint8_t opcode, uint64_t length,
+                                  const char **reason)
 {
-    uint64_t so_far = opcode == SIOC_WS_OPCODE_CONTINUATION ? decoder->message_length : 0;
-    if (length > message_size_limit(decoder) - so_far) {
+    uint64_t so_far = opcode == SIOC_WS_OPCODE_CONTINUATION ? state->message_length : 0;
+    if (length > message_size_limit(state) - so_far) {
         *reason = "message too big";
         return SIOC_WS_CLOSE_MESSAGE_TOO_BIG;
     }
@@ -209,10 +236,10 @@ static uint16_t check_data_length(const sioc__ws_decoder_t *decoder, uint8_t opc
 
 /* Checks whatever the first `have` header bytes allow, in byte order, so that an error is
  * found as early as possible and is the same however the header was split across reads. */
-static uint16_t check_header(const sioc__ws_decoder_t *decoder, const uint8_t *header, size_t have,
+static uint16_t check_header(const frame_state_t *state, const uint8_t *header, size_t have,
                              const char **reason)
 {
-    uint16_t code = check_first_byte(decoder, header[0], reason); /* have >= 1 always */
+    uint16_t code = check_first_byte(state, header[0], reason); /* have >= 1 always */
     if (code != 0 || have < 2)
         return code;
     uint8_t opcode = header[0] & OPCODE_BITS;
@@ -235,86 +262,86 @@ static uint16_t check_header(const sioc__ws_decoder_t *decoder, const uint8_t *h
         *reason = "frame length with the top bit set";
         return SIOC_WS_CLOSE_PROTOCOL_ERROR;
     }
-    return check_data_length(decoder, opcode, length, reason);
+    return check_data_length(state, opcode, length, reason);
 }
 
-static void begin_frame(sioc__ws_decoder_t *decoder, const uint8_t *header)
+static void begin_frame(frame_state_t *state, const uint8_t *header)
 {
     uint8_t opcode = header[0] & OPCODE_BITS;
-    decoder->opcode = opcode;
-    decoder->fin = (header[0] & FIN_BIT) != 0;
-    memcpy(decoder->mask, header + header_size(header) - MASK_KEY_LENGTH, MASK_KEY_LENGTH);
-    decoder->frame_remaining = payload_length(header);
-    decoder->frame_offset = 0;
-    decoder->in_frame = 1;
+    state->opcode = opcode;
+    state->fin = (header[0] & FIN_BIT) != 0;
+    memcpy(state->mask, header + header_size(header) - MASK_KEY_LENGTH, MASK_KEY_LENGTH);
+    state->frame_remaining = payload_length(header);
+    state->frame_offset = 0;
+    state->in_frame = 1;
     if (is_control(opcode)) {
-        decoder->control_length = 0;
+        state->control_length = 0;
         return;
     }
     if (opcode != SIOC_WS_OPCODE_CONTINUATION) {
-        decoder->message_opcode = opcode;
-        decoder->fragment_count = 0;
-        decoder->message_length = 0;
-        decoder->message_compressed = (header[0] & RSV1_BIT) != 0;
-        sioc__utf8_validator_init(&decoder->utf8);
+        state->message_opcode = opcode;
+        state->fragment_count = 0;
+        state->message_length = 0;
+        state->message_compressed = (header[0] & RSV1_BIT) != 0;
+        sioc__utf8_validator_init(&state->utf8);
     }
-    decoder->fragment_count++;
+    state->fragment_count++;
 }
 
-/* Moves header bytes from the input into decoder->header until the header is whole or the
+/* Moves header bytes from the input into state->header until the header is whole or the
  * input runs out; the length of a header is known only once its second byte is. */
-static void carry_header_bytes(sioc__ws_decoder_t *decoder, const uint8_t *input, size_t length,
+static void carry_header_bytes(frame_state_t *state, const uint8_t *input, size_t length,
                                size_t *position)
 {
     for (;;) {
-        size_t needed = header_bytes_needed(decoder->header, decoder->header_length);
-        if (decoder->header_length >= needed || *position == length)
+        size_t needed = header_bytes_needed(state->header, state->header_length);
+        if (state->header_length >= needed || *position == length)
             return;
-        size_t take = min_size(length - *position, needed - decoder->header_length);
-        memcpy(decoder->header + decoder->header_length, input + *position, take);
-        decoder->header_length += (uint8_t)take;
+        size_t take = min_size(length - *position, needed - state->header_length);
+        memcpy(state->header + state->header_length, input + *position, take);
+        state->header_length += (uint8_t)take;
         *position += take;
     }
 }
 
-static enum header_status read_header(sioc__ws_decoder_t *decoder, const uint8_t *input,
-                                      size_t length, size_t *position, sioc__ws_event_t *event)
+static enum header_status read_header(frame_state_t *state, const uint8_t *input, size_t length,
+                                      size_t *position, sioc__ws_event_t *event)
 {
-    const uint8_t *header = decoder->header;
+    const uint8_t *header = state->header;
     size_t have;
-    if (decoder->header_length == 0) {
+    if (state->header_length == 0) {
         /* Common case: parse straight from the input, no copy. */
         header = input + *position;
-        have = min_size(sizeof(decoder->header), length - *position);
+        have = min_size(sizeof(state->header), length - *position);
     } else {
-        carry_header_bytes(decoder, input, length, position);
-        have = decoder->header_length;
+        carry_header_bytes(state, input, length, position);
+        have = state->header_length;
     }
     const char *reason = NULL;
-    uint16_t code = check_header(decoder, header, have, &reason);
+    uint16_t code = check_header(state, header, have, &reason);
     if (code != 0) {
-        fail(decoder, event, code, reason);
+        fail(state, event, code, reason);
         return HEADER_FAILED;
     }
     size_t needed = header_bytes_needed(header, have);
     if (have < needed) {
-        if (header != decoder->header) {
-            memcpy(decoder->header, header, have);
-            decoder->header_length = (uint8_t)have;
+        if (header != state->header) {
+            memcpy(state->header, header, have);
+            state->header_length = (uint8_t)have;
             *position += have;
         }
         return HEADER_INCOMPLETE;
     }
-    if (header != decoder->header)
+    if (header != state->header)
         *position += needed;
-    decoder->header_length = 0;
-    begin_frame(decoder, header);
+    state->header_length = 0;
+    begin_frame(state, header);
     return HEADER_DONE;
 }
 
 /* ---- Frame payload ---- */
 
-static void deliver_close(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+static void deliver_close(frame_state_t *state, const uint8_t *data, size_t length,
                           sioc__ws_event_t *event)
 {
     if (length == 0) {
@@ -323,176 +350,281 @@ static void deliver_close(sioc__ws_decoder_t *decoder, const uint8_t *data, size
         return;
     }
     if (length == 1) {
-        fail(decoder, event, SIOC_WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body");
+        fail(state, event, SIOC_WS_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body");
         return;
     }
     uint16_t code = (uint16_t)((data[0] << 8) | data[1]);
     if (!sioc__ws_close_code_is_valid(code)) {
-        fail(decoder, event, SIOC_WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
+        fail(state, event, SIOC_WS_CLOSE_PROTOCOL_ERROR, "invalid close code");
         return;
     }
     if (!sioc__utf8_is_valid(data + 2, length - 2)) {
-        fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "close reason is not UTF-8");
+        fail(state, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "close reason is not UTF-8");
         return;
     }
     deliver(event, SIOC_WS_EVENT_CLOSE, data + 2, length - 2);
     event->close_code = code;
 }
 
-static void deliver_control(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+static void deliver_control(frame_state_t *state, const uint8_t *data, size_t length,
                             sioc__ws_event_t *event)
 {
-    decoder->in_frame = 0;
-    if (decoder->opcode == SIOC_WS_OPCODE_PING)
+    state->in_frame = 0;
+    if (state->opcode == SIOC_WS_OPCODE_PING)
         deliver(event, SIOC_WS_EVENT_PING, data, length);
-    else if (decoder->opcode == SIOC_WS_OPCODE_PONG)
+    else if (state->opcode == SIOC_WS_OPCODE_PONG)
         deliver(event, SIOC_WS_EVENT_PONG, data, length);
     else
-        deliver_close(decoder, data, length, event);
+        deliver_close(state, data, length, event);
 }
 
 /* Returns 1 when an event was produced. */
-static int read_control_payload(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+static int read_control_payload(frame_state_t *state, uint8_t *input, size_t length,
                                 size_t *position, sioc__ws_event_t *event)
 {
     uint8_t *data = input + *position;
     size_t available = length - *position;
-    size_t remaining = (size_t)decoder->frame_remaining; /* <= 125, checked in the header */
-    if (decoder->frame_offset == 0 && remaining <= available) {
-        unmask_copy(data, data, remaining, decoder->mask, 0);
+    size_t remaining = (size_t)state->frame_remaining; /* <= 125, checked in the header */
+    if (state->frame_offset == 0 && remaining <= available) {
+        unmask_copy(data, data, remaining, state->mask, 0);
         *position += remaining;
-        deliver_control(decoder, data, remaining, event);
+        deliver_control(state, data, remaining, event);
         return 1;
     }
-    if (decoder->control == NULL && (decoder->control = malloc(SIOC_WS_MAX_CONTROL)) == NULL) {
-        fail(decoder, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    if (state->control == NULL && (state->control = malloc(SIOC_WS_MAX_CONTROL)) == NULL) {
+        fail(state, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return 1;
     }
     size_t take = min_size(available, remaining);
-    unmask_copy(decoder->control + decoder->control_length, data, take, decoder->mask,
-                decoder->frame_offset);
-    decoder->control_length += (uint8_t)take;
-    decoder->frame_offset += take;
-    decoder->frame_remaining -= take;
+    unmask_copy(state->control + state->control_length, data, take, state->mask,
+                state->frame_offset);
+    state->control_length += (uint8_t)take;
+    state->frame_offset += take;
+    state->frame_remaining -= take;
     *position += take;
-    if (decoder->frame_remaining > 0)
+    if (state->frame_remaining > 0)
         return 0;
-    deliver_control(decoder, decoder->control, decoder->control_length, event);
+    deliver_control(state, state->control, state->control_length, event);
     return 1;
 }
 
-static void finish_message(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+static void finish_message(frame_state_t *state, const uint8_t *data, size_t length,
                            sioc__ws_event_t *event)
 {
     sioc__ws_event_type_t type =
-        decoder->message_opcode == SIOC_WS_OPCODE_TEXT ? SIOC_WS_EVENT_TEXT : SIOC_WS_EVENT_BINARY;
-    decoder->in_frame = 0;
-    decoder->message_opcode = 0; /* an owned buffer is now released by the next feed */
-    decoder->fragment_count = 0;
+        state->message_opcode == SIOC_WS_OPCODE_TEXT ? SIOC_WS_EVENT_TEXT : SIOC_WS_EVENT_BINARY;
+    state->in_frame = 0;
+    state->message_opcode = 0; /* an owned buffer is now released by the next feed */
+    state->fragment_count = 0;
     deliver(event, type, data, length);
-    event->compressed = decoder->message_compressed;
+    event->compressed = state->message_compressed;
 }
 
 /* A single-frame message wholly inside the input: unmask in place and hand out a view. */
-static void deliver_whole_frame(sioc__ws_decoder_t *decoder, uint8_t *data, size_t length,
+static void deliver_whole_frame(frame_state_t *state, uint8_t *data, size_t length,
                                 size_t *position, sioc__ws_event_t *event)
 {
-    unmask_copy(data, data, length, decoder->mask, 0);
-    if (checks_utf8(decoder) && !sioc__utf8_is_valid(data, length)) {
-        fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
+    unmask_copy(data, data, length, state->mask, 0);
+    if (checks_utf8(state) && !sioc__utf8_is_valid(data, length)) {
+        fail(state, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return;
     }
     *position += length;
-    finish_message(decoder, data, length, event);
+    finish_message(state, data, length, event);
 }
 
 /* Grows the owned buffer geometrically (few reallocations over many fragments) but never past
  * the end of the current frame, so a client cannot make us reserve memory for bytes it has
  * only announced. */
-static int reserve_message(sioc__ws_decoder_t *decoder, size_t extra)
+static int reserve_message(frame_state_t *state, size_t extra)
 {
-    size_t needed = decoder->message_length + extra; /* bounded by the size limit */
-    if (needed <= decoder->message_capacity)
+    size_t needed = state->message_length + extra; /* bounded by the size limit */
+    if (needed <= state->message_capacity)
         return 0;
-    size_t frame_end = decoder->message_length + (size_t)decoder->frame_remaining;
+    size_t frame_end = state->message_length + (size_t)state->frame_remaining;
     size_t capacity =
-        decoder->message_capacity > SIZE_MAX / 2 ? SIZE_MAX : decoder->message_capacity * 2;
+        state->message_capacity > SIZE_MAX / 2 ? SIZE_MAX : state->message_capacity * 2;
     if (capacity < needed)
         capacity = needed;
     if (capacity > frame_end)
         capacity = frame_end;
-    uint8_t *message = realloc(decoder->message, capacity);
+    uint8_t *message = realloc(state->message, capacity);
     if (message == NULL)
         return -1;
-    decoder->message = message;
-    decoder->message_capacity = capacity;
+    state->message = message;
+    state->message_capacity = capacity;
     return 0;
 }
 
 /* Copies (unmasking) part of a data frame into the owned buffer. Text is validated as it
  * arrives so that a bad byte fails the connection at once, not after a huge message. */
-static int append_payload(sioc__ws_decoder_t *decoder, const uint8_t *data, size_t length,
+static int append_payload(frame_state_t *state, const uint8_t *data, size_t length,
                           sioc__ws_event_t *event)
 {
-    if (reserve_message(decoder, length) != 0) {
-        fail(decoder, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+    if (reserve_message(state, length) != 0) {
+        fail(state, event, SIOC_WS_CLOSE_INTERNAL_ERROR, "out of memory");
         return -1;
     }
-    uint8_t *destination = decoder->message + decoder->message_length;
-    unmask_copy(destination, data, length, decoder->mask, decoder->frame_offset);
-    if (checks_utf8(decoder) &&
-        sioc__utf8_validator_feed(&decoder->utf8, destination, length) != 0) {
-        fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
+    uint8_t *destination = state->message + state->message_length;
+    unmask_copy(destination, data, length, state->mask, state->frame_offset);
+    if (checks_utf8(state) && sioc__utf8_validator_feed(&state->utf8, destination, length) != 0) {
+        fail(state, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "invalid UTF-8 in text message");
         return -1;
     }
-    decoder->message_length += length;
-    decoder->frame_offset += length;
-    decoder->frame_remaining -= length;
+    state->message_length += length;
+    state->frame_offset += length;
+    state->frame_remaining -= length;
     return 0;
 }
 
 /* Returns 1 when an event was produced. */
-static int read_data_payload(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
-                             size_t *position, sioc__ws_event_t *event)
+static int read_data_payload(frame_state_t *state, uint8_t *input, size_t length, size_t *position,
+                             sioc__ws_event_t *event)
 {
     uint8_t *data = input + *position;
     size_t available = length - *position;
-    if (decoder->fin && decoder->fragment_count == 1 && decoder->frame_offset == 0 &&
-        decoder->frame_remaining <= available) {
-        deliver_whole_frame(decoder, data, (size_t)decoder->frame_remaining, position, event);
+    if (state->fin && state->fragment_count == 1 && state->frame_offset == 0 &&
+        state->frame_remaining <= available) {
+        deliver_whole_frame(state, data, (size_t)state->frame_remaining, position, event);
         return 1;
     }
-    size_t take = min_size(available, decoder->frame_remaining);
-    if (take > 0 && append_payload(decoder, data, take, event) != 0)
+    size_t take = min_size(available, state->frame_remaining);
+    if (take > 0 && append_payload(state, data, take, event) != 0)
         return 1;
     *position += take;
-    if (decoder->frame_remaining > 0)
+    if (state->frame_remaining > 0)
         return 0;
-    decoder->in_frame = 0;
-    if (!decoder->fin)
+    state->in_frame = 0;
+    if (!state->fin)
         return 0;
-    if (checks_utf8(decoder) && !sioc__utf8_validator_is_complete(&decoder->utf8)) {
-        fail(decoder, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "truncated UTF-8 in text message");
+    if (checks_utf8(state) && !sioc__utf8_validator_is_complete(&state->utf8)) {
+        fail(state, event, SIOC_WS_CLOSE_INVALID_PAYLOAD, "truncated UTF-8 in text message");
         return 1;
     }
-    finish_message(decoder, decoder->message, decoder->message_length, event);
+    finish_message(state, state->message, state->message_length, event);
     return 1;
 }
 
 /* ---- Public decoder API ---- */
 
+/* Where a decoder goes when its state cannot be allocated: failed for good, never written
+ * (feed returns before touching a failed state) and never freed. */
+static frame_state_t out_of_memory_state = {.failed = SIOC_WS_CLOSE_INTERNAL_ERROR};
+
 void sioc__ws_decoder_init(sioc__ws_decoder_t *decoder, const sioc__ws_limits_t *limits)
 {
-    memset(decoder, 0, sizeof(*decoder));
     decoder->limits = *limits;
+    decoder->partial = NULL;
 }
 
 void sioc__ws_decoder_free(sioc__ws_decoder_t *decoder)
 {
-    sioc__ws_limits_t limits = decoder->limits;
-    release_message(decoder);
-    release_control(decoder);
-    sioc__ws_decoder_init(decoder, &limits);
+    frame_state_t *state = decoder->partial;
+    if (state != NULL && state != &out_of_memory_state) {
+        release_message(state);
+        release_control(state);
+        free(state);
+    }
+    decoder->partial = NULL;
+}
+
+sioc__ws_decoder_held_t sioc__ws_decoder_held(const sioc__ws_decoder_t *decoder)
+{
+    sioc__ws_decoder_held_t held = {0};
+    const frame_state_t *state = decoder->partial;
+    if (state != NULL) {
+        held.message = state->message;
+        held.message_length = state->message_length;
+        held.message_capacity = state->message_capacity;
+        held.control = state->control;
+        held.message_opcode = state->message_opcode;
+    }
+    return held;
+}
+
+/* Nothing to carry to the next feed: no frame or message in progress, no buffer lent to the
+ * last event, no failure to repeat. */
+static int is_idle(const frame_state_t *state)
+{
+    return !state->in_frame && state->header_length == 0 && state->message_opcode == 0 &&
+           state->message == NULL && state->control == NULL && !state->failed;
+}
+
+static void feed_state(frame_state_t *state, uint8_t *input, size_t length, size_t *consumed,
+                       sioc__ws_event_t *event)
+{
+    if (state->failed) {
+        event->type = SIOC_WS_EVENT_ERROR;
+        event->close_code = (uint16_t)state->failed;
+        event->error = "decoder already failed";
+        return;
+    }
+    /* The previous event's data is no longer needed: an idle connection holds no buffer. */
+    if (state->message != NULL && state->message_opcode == 0)
+        release_message(state);
+    if (state->control != NULL && !(state->in_frame && is_control(state->opcode)))
+        release_control(state);
+    /* An empty feed only releases (input may then be NULL: no pointer arithmetic on it). */
+    if (length == 0) {
+        event->type = SIOC_WS_EVENT_NEED_MORE;
+        return;
+    }
+    size_t position = 0;
+    for (;;) {
+        if (!state->in_frame) {
+            if (position == length)
+                break;
+            enum header_status status = read_header(state, input, length, &position, event);
+            if (status == HEADER_FAILED)
+                return;
+            if (status == HEADER_INCOMPLETE)
+                break;
+        }
+        int produced = is_control(state->opcode)
+                           ? read_control_payload(state, input, length, &position, event)
+                           : read_data_payload(state, input, length, &position, event);
+        if (produced) {
+            if (!state->failed)
+                *consumed = position;
+            return;
+        }
+        if (position == length)
+            break;
+    }
+    event->type = SIOC_WS_EVENT_NEED_MORE;
+}
+
+/* A state on the stack that must outlive this feed moves to the heap; one on the heap that
+ * has nothing left to carry is freed. */
+static void keep_state(sioc__ws_decoder_t *decoder, frame_state_t *state, size_t length,
+                       size_t *consumed, sioc__ws_event_t *event)
+{
+    if (state == &out_of_memory_state)
+        return;
+    if (is_idle(state)) {
+        if (state == decoder->partial) {
+            free(state);
+            decoder->partial = NULL;
+        }
+        return;
+    }
+    if (state == decoder->partial)
+        return;
+    frame_state_t *kept = malloc(sizeof(*kept));
+    if (kept == NULL) {
+        release_message(state);
+        release_control(state);
+        decoder->partial = &out_of_memory_state;
+        memset(event, 0, sizeof(*event));
+        event->data = empty_payload;
+        event->type = SIOC_WS_EVENT_ERROR;
+        event->close_code = SIOC_WS_CLOSE_INTERNAL_ERROR;
+        event->error = "out of memory";
+        *consumed = length;
+        return;
+    }
+    *kept = *state;
+    decoder->partial = kept;
 }
 
 /* On ERROR the whole input is reported consumed: nothing after a protocol error means
@@ -503,45 +635,21 @@ void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t l
     memset(event, 0, sizeof(*event));
     event->data = empty_payload;
     *consumed = length;
-    if (decoder->failed) {
-        event->type = SIOC_WS_EVENT_ERROR;
-        event->close_code = (uint16_t)decoder->failed;
-        event->error = "decoder already failed";
-        return;
-    }
-    /* The previous event's data is no longer needed: an idle connection holds no buffer. */
-    if (decoder->message != NULL && decoder->message_opcode == 0)
-        release_message(decoder);
-    if (decoder->control != NULL && !(decoder->in_frame && is_control(decoder->opcode)))
-        release_control(decoder);
-    /* An empty feed only releases (input may then be NULL: no pointer arithmetic on it). */
-    if (length == 0) {
+    frame_state_t *state = decoder->partial;
+    /* The empty feed after each message, on an idle decoder: nothing to release. */
+    if (state == NULL && length == 0) {
         event->type = SIOC_WS_EVENT_NEED_MORE;
         return;
     }
-    size_t position = 0;
-    for (;;) {
-        if (!decoder->in_frame) {
-            if (position == length)
-                break;
-            enum header_status status = read_header(decoder, input, length, &position, event);
-            if (status == HEADER_FAILED)
-                return;
-            if (status == HEADER_INCOMPLETE)
-                break;
-        }
-        int produced = is_control(decoder->opcode)
-                           ? read_control_payload(decoder, input, length, &position, event)
-                           : read_data_payload(decoder, input, length, &position, event);
-        if (produced) {
-            if (!decoder->failed)
-                *consumed = position;
-            return;
-        }
-        if (position == length)
-            break;
+    frame_state_t fresh;
+    if (state == NULL) {
+        memset(&fresh, 0, sizeof(fresh));
+        state = &fresh;
     }
-    event->type = SIOC_WS_EVENT_NEED_MORE;
+    if (!state->failed)
+        state->limits = decoder->limits; /* the owner may change them between feeds */
+    feed_state(state, input, length, consumed, event);
+    keep_state(decoder, state, length, consumed, event);
 }
 
 /* ---- Encoder ---- */

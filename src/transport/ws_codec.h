@@ -76,33 +76,26 @@ typedef struct sioc__ws_event_s {
 
 #define SIOC_WS_MAX_CONTROL 125
 
+/* An idle WebSocket keeps only this: the limits and, while a frame or a fragmented message is
+ * in progress (a header or payload split across reads, a message being reassembled, a buffer
+ * lent to the last event, a failure to repeat), a pointer to the state that carries it
+ * (ws_codec.c: about 100 bytes, on the heap only then). A feed works on a state on its stack
+ * and moves it to the heap only when it must outlive the feed. */
 typedef struct sioc__ws_decoder_s {
     sioc__ws_limits_t limits;
-    /* Partial frame header bytes carried over a read boundary (at most 14). */
-    uint8_t header[14];
-    uint8_t header_length;
-    /* Current frame. */
-    uint8_t opcode;
-    uint8_t fin;
-    uint8_t mask[4];
-    uint8_t in_frame;
-    /* Message being assembled (data frames only). */
-    uint8_t message_opcode;     /* 0 when no message is in progress */
-    uint8_t message_compressed; /* RSV1 on its first frame */
-    uint8_t control_length;     /* bytes in control */
-    uint16_t failed;            /* the close code of the error that ended decoding, or 0 */
-    uint32_t fragment_count;
-    uint64_t frame_remaining;
-    uint64_t frame_offset; /* bytes of this frame already unmasked (mask phase) */
-    uint8_t *message;      /* owned; NULL while no copy is needed */
+    struct sioc__ws_frame_state_s *partial; /* owned; NULL between whole frames */
+} sioc__ws_decoder_t;
+
+/* What a decoder holds (for the unit tests and the fuzz target's checks): all zero and NULL
+ * when it has no partial state. */
+typedef struct sioc__ws_decoder_held_s {
+    const uint8_t *message; /* the reassembly buffer */
     size_t message_length;
     size_t message_capacity;
-    /* A control frame split across reads is copied here (owned, SIOC_WS_MAX_CONTROL bytes,
-     * allocated for it and freed on the next feed: an idle connection holds none). Fields are
-     * ordered for size: an idle WebSocket keeps this decoder. */
-    uint8_t *control;
-    sioc__utf8_validator_t utf8;
-} sioc__ws_decoder_t;
+    const uint8_t *control; /* a split control frame's copy */
+    uint8_t message_opcode; /* 0 when no message is in progress */
+} sioc__ws_decoder_held_t;
+sioc__ws_decoder_held_t sioc__ws_decoder_held(const sioc__ws_decoder_t *decoder);
 
 void sioc__ws_decoder_init(sioc__ws_decoder_t *decoder, const sioc__ws_limits_t *limits);
 void sioc__ws_decoder_free(sioc__ws_decoder_t *decoder); /* frees the owned buffer; reusable */

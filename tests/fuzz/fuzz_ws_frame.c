@@ -110,7 +110,8 @@ static int feed_read(sioc__ws_decoder_t *decoder, const uint8_t *bytes, size_t l
         check_event(&event, &decoder->limits);
         if (event.type == SIOC_WS_EVENT_NEED_MORE) {
             require(offset == length);
-            require(decoder->message_opcode != 0 || decoder->message == NULL);
+            require(sioc__ws_decoder_held(decoder).message_opcode != 0 ||
+                    sioc__ws_decoder_held(decoder).message == NULL);
             break;
         }
         require(remaining == 0 || used > 0);
@@ -150,7 +151,7 @@ static void decode(const sioc__ws_limits_t *limits, const uint8_t *stream, size_
         start += read_length;
     } while (start < length);
     sioc__ws_decoder_free(&decoder);
-    require(decoder.message == NULL);
+    require(sioc__ws_decoder_held(&decoder).message == NULL);
 }
 
 static void require_same_runs(const run_t *expected, const run_t *actual)

@@ -139,8 +139,8 @@ static int feed_chunk(sioc__ws_decoder_t *decoder, const uint8_t *bytes, size_t 
         if (event.type == SIOC_WS_EVENT_NEED_MORE) {
             assert_int_equal(offset, length);
             /* Idle between messages means no buffer held. */
-            if (decoder->message_opcode == 0)
-                assert_null(decoder->message);
+            if (sioc__ws_decoder_held(decoder).message_opcode == 0)
+                assert_null(sioc__ws_decoder_held(decoder).message);
             break;
         }
         if (remaining > 0) /* an event always ends a frame, so progress is guaranteed */
@@ -293,7 +293,7 @@ static void test_rfc_masked_text_is_a_view(void **state)
     assert_int_equal(event.length, 5);
     assert_memory_equal(event.data, "Hello", 5);
     assert_ptr_equal(event.data, input + 6); /* unmasked in place, not copied */
-    assert_null(decoder.message);
+    assert_null(sioc__ws_decoder_held(&decoder).message);
     sioc__ws_decoder_free(&decoder);
 }
 
@@ -696,7 +696,8 @@ static void test_consumed_one_event_per_call(void **state)
     sioc__ws_decoder_feed(&decoder, stream.bytes + 19, stream.length - 19, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 7);
-    assert_int_equal(decoder.message_length, 1); /* unfinished message: kept */
+    assert_int_equal(sioc__ws_decoder_held(&decoder).message_length,
+                     1); /* unfinished message: kept */
     sioc__ws_decoder_feed(&decoder, stream.bytes, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 0);
@@ -715,21 +716,59 @@ static void test_split_frame_is_copied_then_released(void **state)
     sioc__ws_decoder_feed(&decoder, input, 8, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 8);
-    assert_non_null(decoder.message);
-    assert_int_equal(decoder.message_length, 2);
+    assert_non_null(sioc__ws_decoder_held(&decoder).message);
+    assert_int_equal(sioc__ws_decoder_held(&decoder).message_length, 2);
     sioc__ws_decoder_feed(&decoder, input + 8, 3, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
     assert_int_equal(consumed, 3);
-    assert_ptr_equal(event.data, decoder.message);
+    assert_ptr_equal(event.data, sioc__ws_decoder_held(&decoder).message);
     assert_memory_equal(event.data, "Hello", 5);
     assert_int_equal(event.length, 5);
     /* The next call, even with nothing to decode (not even a buffer), releases the copy. */
     sioc__ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
     assert_int_equal(consumed, 0);
-    assert_null(decoder.message);
-    assert_int_equal(decoder.message_capacity, 0);
+    assert_null(sioc__ws_decoder_held(&decoder).message);
+    assert_int_equal(sioc__ws_decoder_held(&decoder).message_capacity, 0);
+    assert_null(decoder.partial); /* the frame's state went with it */
     sioc__ws_decoder_free(&decoder);
+}
+
+/* An idle WebSocket keeps no frame state: whole frames are decoded on the stack, a split one
+ * gets its state only while it is incomplete. */
+static void test_frame_state_only_while_incomplete(void **state)
+{
+    (void)state;
+    uint8_t input[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+                       0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    uint8_t copy[sizeof(input)];
+    memcpy(copy, input, sizeof(input));
+    sioc__ws_decoder_t decoder;
+    sioc__ws_decoder_init(&decoder, &default_limits);
+    size_t consumed;
+    sioc__ws_event_t event;
+    sioc__ws_decoder_feed(&decoder, copy, 11, &consumed, &event);
+    assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
+    assert_memory_equal(event.data, "Hello", 5);
+    assert_null(decoder.partial);
+    sioc__ws_decoder_feed(&decoder, copy + 11, 1, &consumed, &event); /* a header split */
+    assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
+    assert_non_null(decoder.partial);
+    sioc__ws_decoder_feed(&decoder, copy + 12, 10, &consumed, &event);
+    assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
+    assert_memory_equal(event.data, "Hello", 5);
+    sioc__ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
+    assert_null(decoder.partial);
+    /* A failure is kept, to be repeated. */
+    uint8_t unmasked[] = {0x81, 0x05, 'H', 'e', 'l', 'l', 'o'};
+    sioc__ws_decoder_feed(&decoder, unmasked, sizeof(unmasked), &consumed, &event);
+    assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
+    assert_non_null(decoder.partial);
+    sioc__ws_decoder_feed(&decoder, copy, 11, &consumed, &event);
+    assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
+    assert_int_equal(event.close_code, SIOC_WS_CLOSE_PROTOCOL_ERROR);
+    sioc__ws_decoder_free(&decoder);
+    assert_null(decoder.partial);
 }
 
 /* Memory follows bytes received, never bytes merely announced by a header. */
@@ -751,7 +790,7 @@ static void test_buffer_grows_with_received_bytes(void **state)
         sioc__ws_decoder_feed(&decoder, stream.bytes + start, chunk_ends[i] - start, &consumed,
                               &event);
         assert_int_equal(consumed, chunk_ends[i] - start);
-        assert_int_equal(decoder.message_capacity, capacities[i]);
+        assert_int_equal(sioc__ws_decoder_held(&decoder).message_capacity, capacities[i]);
         start = chunk_ends[i];
     }
     assert_int_equal(event.type, SIOC_WS_EVENT_BINARY);
@@ -763,7 +802,7 @@ static void test_buffer_grows_with_received_bytes(void **state)
     STREAM_STRING(&stream, CONTINUATION_FRAME, "a");
     sioc__ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_TEXT);
-    assert_int_equal(decoder.message_capacity, 11);
+    assert_int_equal(sioc__ws_decoder_held(&decoder).message_capacity, 11);
     assert_memory_equal(event.data, "0123456789a", 11);
     sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
@@ -785,13 +824,13 @@ static void test_split_control_frame_uses_control_buffer(void **state)
     sioc__ws_decoder_feed(&decoder, stream.bytes + 8, 3, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_PING);
     assert_int_equal(consumed, 3);
-    assert_ptr_equal(event.data, decoder.control);
+    assert_ptr_equal(event.data, sioc__ws_decoder_held(&decoder).control);
     assert_memory_equal(event.data, "ping!", 5);
-    assert_null(decoder.message);
+    assert_null(sioc__ws_decoder_held(&decoder).message);
     /* The copy is let go of on the next feed: an idle connection holds no buffer. */
     sioc__ws_decoder_feed(&decoder, NULL, 0, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
-    assert_null(decoder.control);
+    assert_null(sioc__ws_decoder_held(&decoder).control);
     sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
@@ -832,11 +871,11 @@ static void test_error_releases_buffer(void **state)
     sioc__ws_event_t event;
     sioc__ws_decoder_feed(&decoder, stream.bytes, 14, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
-    assert_non_null(decoder.message);
+    assert_non_null(sioc__ws_decoder_held(&decoder).message);
     sioc__ws_decoder_feed(&decoder, stream.bytes + 14, stream.length - 14, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_ERROR);
     assert_int_equal(event.close_code, SIOC_WS_CLOSE_INVALID_PAYLOAD);
-    assert_null(decoder.message);
+    assert_null(sioc__ws_decoder_held(&decoder).message);
     sioc__ws_decoder_free(&decoder);
     stream_dispose(&stream);
 }
@@ -853,10 +892,10 @@ static void test_free_resets_for_reuse(void **state)
     sioc__ws_event_t event;
     sioc__ws_decoder_feed(&decoder, stream.bytes, stream.length, &consumed, &event);
     assert_int_equal(event.type, SIOC_WS_EVENT_NEED_MORE);
-    assert_non_null(decoder.message);
+    assert_non_null(sioc__ws_decoder_held(&decoder).message);
     sioc__ws_decoder_free(&decoder); /* LeakSanitizer checks the buffer went */
-    assert_null(decoder.message);
-    assert_int_equal(decoder.message_opcode, 0);
+    assert_null(sioc__ws_decoder_held(&decoder).message);
+    assert_int_equal(sioc__ws_decoder_held(&decoder).message_opcode, 0);
     assert_int_equal(decoder.limits.max_message_size, 77);
     assert_int_equal(decoder.limits.allow_rsv1, 1);
     uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
@@ -1116,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_close_code_validity),
         cmocka_unit_test(test_consumed_one_event_per_call),
         cmocka_unit_test(test_split_frame_is_copied_then_released),
+        cmocka_unit_test(test_frame_state_only_while_incomplete),
         cmocka_unit_test(test_buffer_grows_with_received_bytes),
         cmocka_unit_test(test_split_control_frame_uses_control_buffer),
         cmocka_unit_test(test_error_is_sticky),
