@@ -71,14 +71,24 @@ static void refuse(sioc_next_t *next, const char *reason)
     sioc_next_error(next, message, NULL);
 }
 
-/* The token from auth.token (seeds 002/003), an Authorization: Bearer header, or ?token=. */
-static const char *find_token(sioc_socket_t *socket, size_t *length)
+static char *copy_bytes(const char *bytes, size_t length)
 {
-    json_t *token = json_object_get(sioc_socket_auth(socket), "token");
-    if (json_is_string(token)) {
-        *length = json_string_length(token);
-        return json_string_value(token);
+    char *copy = malloc(length + 1);
+    if (copy != NULL) {
+        memcpy(copy, bytes, length);
+        copy[length] = '\0';
     }
+    return copy;
+}
+
+/* The token from auth.token (seeds 002/003), an Authorization: Bearer header, or ?token=, as a
+ * copy to free(); NULL when there is none (or out of memory). */
+static char *find_token(sioc_socket_t *socket, size_t *length)
+{
+    /* Read without the auth object, which the socket would keep (about 470 bytes). */
+    char *copy = sioc_socket_auth_string(socket, "token", length);
+    if (copy != NULL)
+        return copy;
     /* Only now: the library builds the handshake object on the first ask and keeps it for the
      * socket's life (about 2 KB), which a client with auth.token never needs. */
     json_t *handshake = sioc_socket_handshake(socket);
@@ -86,12 +96,12 @@ static const char *find_token(sioc_socket_t *socket, size_t *length)
         json_string_value(json_object_get(json_object_get(handshake, "headers"), "authorization"));
     if (header != NULL && strncasecmp(header, "Bearer ", 7) == 0) {
         *length = strlen(header + 7);
-        return header + 7;
+        return copy_bytes(header + 7, *length);
     }
-    token = json_object_get(json_object_get(handshake, "query"), "token");
+    json_t *token = json_object_get(json_object_get(handshake, "query"), "token");
     if (json_is_string(token)) {
         *length = json_string_length(token);
-        return json_string_value(token);
+        return copy_bytes(json_string_value(token), *length);
     }
     return NULL;
 }
@@ -117,9 +127,10 @@ static json_t *jwt_user(channel_t *channel, const char *token, size_t length, co
 static void authenticate_jwt(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
 {
     size_t length;
-    const char *token = find_token(socket, &length);
+    char *token = find_token(socket, &length);
     const char *message = "Token not provided";
     json_t *user = token != NULL ? jwt_user(channel, token, length, &message) : NULL;
+    free(token);
     if (user == NULL)
         refuse(next, message);
     else
@@ -232,8 +243,11 @@ static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
     channel_t *channel = data;
     size_t length;
     int token = 0, cookie = 0;
-    if (channel->config->auth == CONFIG_AUTH_ANY || channel->config->auth == CONFIG_AUTH_OPTIONAL)
-        token = find_token(socket, &length) != NULL;
+    if (channel->config->auth == CONFIG_AUTH_ANY || channel->config->auth == CONFIG_AUTH_OPTIONAL) {
+        char *found = find_token(socket, &length);
+        token = found != NULL;
+        free(found);
+    }
     if (channel->config->auth == CONFIG_AUTH_ANY && !token)
         cookie = has_session_cookie(socket) && channel->daemon->sessions != NULL;
     switch (channel->config->auth) {

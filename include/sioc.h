@@ -421,6 +421,12 @@ SIOC_API sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket);
 SIOC_API json_t *sioc_socket_handshake(const sioc_socket_t *socket);
 /* The auth payload of the CONNECT packet (borrowed; an empty object when none was sent). */
 SIOC_API json_t *sioc_socket_auth(const sioc_socket_t *socket);
+/* A string member of the CONNECT's auth (auth[key]) as a new NUL-terminated copy to free(),
+ * *length (may be NULL) its bytes (a string may hold NUL); NULL when auth has no such member,
+ * it is not a string, or out of memory. Unlike sioc_socket_auth(), it does not make the auth
+ * object that the socket then keeps (a JWT's: about 470 bytes per socket). */
+SIOC_API char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *key,
+                                       size_t *length);
 /* Serialisable data, as Node's socket.data (borrowed; an empty object at first, which you may
  * modify in place). It travels with fetchSockets and survives a recovered reconnection. */
 SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);

@@ -107,7 +107,7 @@ struct sioc_socket_s {
     sioc__sio_client_t *client;     /* NULL once the connection is gone */
     sioc__sio_handshake_t *request; /* a reference to the client's */
     json_t *handshake;              /* NULL until sioc_socket_handshake() is called */
-    json_t *auth;                   /* NULL for none or {} until sioc_socket_auth() is called */
+    json_t *auth;                   /* NULL until sioc_socket_auth(): the CONNECT's is text */
     json_t *data;                   /* NULL until sioc_socket_data() is called: an empty object */
     void *user;
     uint8_t state;

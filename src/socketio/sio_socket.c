@@ -22,13 +22,37 @@ static int make_id(sioc__sio_client_t *client, sioc_namespace_t *nsp, char *id, 
     return 0;
 }
 
+static size_t pid_size(const sioc_server_t *server)
+{
+    return server->recovery != NULL ? SIOC_ID_LENGTH + 1 : 1;
+}
+
+/* The CONNECT's auth as compact JSON text in the socket's block after the pid, "" for none or
+ * {}: a JWT's auth object took about 470 bytes with its string, the text a third of it. The
+ * object is made again from it only when a program asks (sioc_socket_auth). */
+static const char *auth_text(const sioc_socket_t *socket)
+{
+    return socket->pid + pid_size(socket->nsp->server);
+}
+
+/* Bytes auth takes after the pid (0 when out of memory). */
+static size_t auth_text_size(json_t *auth)
+{
+    if (!json_is_object(auth) || json_object_size(auth) == 0)
+        return 1;
+    size_t length = json_dumpb(auth, NULL, 0, JSON_COMPACT);
+    return length > 0 ? length + 1 : 0;
+}
+
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
 {
     size_t id_size = SIOC_ID_LENGTH + 1;
     if (sioc_eio_socket_protocol(client->eio) == 3)
         id_size += strlen(nsp->name) + 1;
-    size_t pid_size = client->server->recovery != NULL ? SIOC_ID_LENGTH + 1 : 1;
-    sioc_socket_t *socket = calloc(1, sizeof(*socket) + id_size + pid_size);
+    size_t auth_size = auth_text_size(auth);
+    sioc_socket_t *socket =
+        auth_size > 0 ? calloc(1, sizeof(*socket) + id_size + pid_size(client->server) + auth_size)
+                      : NULL;
     if (socket == NULL)
         return NULL;
     socket->pid = socket->id + id_size;
@@ -39,10 +63,11 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
     }
     socket->request = client->handshake;
     sioc__sio_handshake_ref(socket->request);
-    /* No auth, or {}: an empty object is made if a program asks (about 200 bytes each). */
-    if (!json_is_object(auth) || json_object_size(auth) > 0)
-        socket->auth = json_incref(auth);
     socket->nsp = nsp;
+    if (auth_size > 1)
+        json_dumpb(auth, (char *)auth_text(socket), auth_size - 1, JSON_COMPACT); /* NUL: calloc */
+    else if (auth != NULL && !json_is_object(auth))
+        socket->auth = json_incref(auth); /* kept as it came */
     socket->client = client;
     socket->state = SIO_SOCKET_CONNECTING;
     socket->references = 1; /* released when the socket leaves its namespace */
@@ -824,24 +849,48 @@ json_t *sioc_socket_handshake(const sioc_socket_t *socket)
     return socket->handshake;
 }
 
+/* The auth the socket's text holds, as a new object ({} for none). */
+static json_t *auth_parsed(const sioc_socket_t *socket)
+{
+    const char *text = auth_text(socket);
+    /* The text is jansson's own dump of what the decoder accepted: it parses back the same. */
+    return text[0] != '\0' ? json_loads(text, JSON_ALLOW_NUL, NULL) : json_object();
+}
+
 json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
 {
     if (socket->handshake != NULL)
         return json_incref(socket->handshake);
     if (socket->auth != NULL)
         return sioc__sio_handshake_with_auth(socket->request, socket->auth, 0);
-    json_t *empty = json_object();
-    json_t *handshake = sioc__sio_handshake_with_auth(socket->request, empty, 0);
-    json_decref(empty);
+    json_t *auth = auth_parsed(socket);
+    json_t *handshake =
+        auth != NULL ? sioc__sio_handshake_with_auth(socket->request, auth, 0) : NULL;
+    json_decref(auth);
     return handshake;
 }
 
 json_t *sioc_socket_auth(const sioc_socket_t *socket)
 {
+    /* Made on the first ask and kept: the object is borrowed for the socket's life. */
     sioc_socket_t *mutable = (sioc_socket_t *)socket;
     if (mutable->auth == NULL)
-        mutable->auth = json_object();
+        mutable->auth = auth_parsed(socket);
     return socket->auth;
+}
+
+char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *key, size_t *length)
+{
+    json_t *auth = socket->auth != NULL ? json_incref(socket->auth) : auth_parsed(socket);
+    json_t *value = json_object_get(auth, key);
+    char *copy = NULL;
+    if (json_is_string(value) && (copy = malloc(json_string_length(value) + 1)) != NULL) {
+        memcpy(copy, json_string_value(value), json_string_length(value) + 1);
+        if (length != NULL)
+            *length = json_string_length(value);
+    }
+    json_decref(auth);
+    return copy;
 }
 
 /* socket.data as the namespace's builder makes it from the program's own state, else {}. */

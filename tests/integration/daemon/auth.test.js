@@ -25,13 +25,16 @@ import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, tokenFor, publicUser, connectAs,
   haveRedis, startRedis, freePort, presenceOf, JWT_SECRET, sleep,
 } from '../lib/daemon.js';
-import { ask, connectError } from '../lib/sio.js';
+import { ask, connectError, RawSession } from '../lib/sio.js';
 
 let rsaKey;
 /** An RSA private key (PEM), made once. */
 const rsaPrivateKey = () => (rsaKey ??= crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
 const b64url = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).toString('base64url');
 const now = () => Math.floor(Date.now() / 1000);
+
+/** The sid of a CONNECT reply's text for "/", or undefined. */
+const parseConnectSid = (text) => (text.startsWith('0{') ? JSON.parse(text.slice(1)).sid : undefined);
 
 /** Connect with `opts` and expect a refusal; returns the connect_error's message. */
 async function refused(c, { nsp = '/', mode = 'websocket', auth, managerOpts } = {}) {
@@ -131,6 +134,62 @@ describe('JWT auth (HS256 daemon)', () => {
     const presence = await presenceOf(daemon, String(id));
     assert.equal(presence?.userId, String(id));
   });
+
+  // The daemon reads auth.token from the CONNECT's text without the auth object
+  // (sioc_socket_auth_string): escapes decode as JSON.parse decodes them, and a
+  // token that is no string is no token, as before.
+  const rawConnect = async (t, auth, headers) => {
+    const raw = await RawSession.open(daemon, 'websocket', { headers });
+    t.after(() => raw.stop());
+    await raw.send(`40${auth}`);
+    return raw;
+  };
+  const refusal = (reason) => `4${JSON.stringify({ message: `Authentication error: ${reason}` })}`;
+
+  it('auth.token written with JSON escapes is the same token (\\u0065, \\/ and a surrogate-free \\u escape)', async (t) => {
+    const user = makeUser('Escaped');
+    const token = tokenFor(user);
+    const escaped = `\\u00${token.charCodeAt(0).toString(16)}${token.slice(1, 5)}\\u00${token.charCodeAt(5).toString(16)}${token.slice(6)}`;
+    assert.equal(JSON.parse(`"${escaped}"`), token);
+    const raw = await rawConnect(t, `{"other":"a\\/b\\"c","token":"${escaped}","n":[1,{"token":2}]}`);
+    const reply = await raw.nextText();
+    assert.ok(parseConnectSid(reply), `expected a CONNECT reply, got ${reply}`);
+    assert.equal((await presenceOf(daemon, user.id))?.status, 'online');
+  });
+
+  for (const [what, auth] of [
+    ['a number', '{"token":42}'],
+    ['null', '{"token":null}'],
+    ['an object', '{"token":{"token":"x"}}'],
+    ['a nested member only', '{"inner":{"token":"x"}}'],
+  ]) {
+    it(`auth.token that is ${what} is no token: "Token not provided"`, async (t) => {
+      const raw = await rawConnect(t, auth);
+      assert.equal(await raw.nextText(), refusal('Token not provided'));
+    });
+  }
+
+  it('auth.token that is no string falls back to the Authorization header, as before', async (t) => {
+    const user = makeUser('Header');
+    const raw = await rawConnect(t, '{"token":7}', [['Authorization', `Bearer ${tokenFor(user)}`]]);
+    const reply = await raw.nextText();
+    assert.ok(parseConnectSid(reply), `expected a CONNECT reply, got ${reply}`);
+    assert.equal((await presenceOf(daemon, user.id))?.status, 'online');
+  });
+
+  it('auth.token holding an escaped NUL byte is checked with it (refused: invalid token)', async (t) => {
+    const token = tokenFor(makeUser('Nul'));
+    const raw = await rawConnect(t, `{"token":"${token.slice(0, 10)}\\u0000${token.slice(10)}"}`);
+    assert.equal(await raw.nextText(), refusal('invalid token'));
+  });
+
+  for (const auth of ['{"token":"abc', '{"token":"\\ud800"}', '{"token":"a\\x"}', '{"token":"abc"}x', '["token"]']) {
+    it(`a malformed auth ${auth} closes the connection, as the parser refuses it`, async (t) => {
+      const raw = await rawConnect(t, auth);
+      await raw.waitClosed(5000);
+      assert.deepEqual(raw.queue, []);
+    });
+  }
 
   it('a channel with auth "none" needs no token', async (t) => {
     const c = daemon.clients(t);

@@ -58,7 +58,12 @@ describe('sio connect', () => {
 
       it('echoes the auth payload exactly (handshake.auth)', async (t) => {
         const c = new Clients(server, t);
-        const auth = { token: 'abc', n: 42, f: 1.5, ok: true, nil: null, list: [1, 'two', { three: 3 }], uni: 'héllo 日本 🎉' };
+        const auth = {
+          token: 'abc', n: 42, f: 1.5, ok: true, nil: null, list: [1, 'two', { three: 3 }], uni: 'héllo 日本 🎉',
+          // what the server keeps as text and parses again: escapes, reals, nesting, empties
+          esc: 'q"u\\o/\n\t\u0001\u2028\u0000end', reals: [0.1, -2.5e-7, 1e21, 123456789012345680000], big: -9007199254740991,
+          deep: { a: { b: [[], {}, ''] } }, '': 'empty key', 'k\u00e9y': 'x',
+        };
         const m = c.manager(mode);
         const root = c.socket(m, '/', { auth });
         const custom = c.socket(m, '/custom', { auth: { other: 'x' } });
