@@ -44,7 +44,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -149,12 +151,16 @@ struct store_s {
 
     /* The worker thread's, once it runs. */
     void *connection;
-    struct staged_s *staged; /* PIPELINE_MAX, when the driver has pipelines */
+    struct staged_s *staged;  /* PIPELINE_MAX, when the driver has pipelines */
+    struct flight_s *flights; /* FLIGHTS_MAX, a ring, when it can send while reading */
+    size_t first_flight;      /* the oldest */
+    size_t flights_sent;      /* taken and not yet posted back */
     const char *operation_name;
     int lost;          /* the connection was lost during this batch */
     uint64_t begun_ns; /* when the open transaction's BEGIN was answered */
 
     pthread_t worker;
+    int wake_fd; /* an eventfd (with flights): wakes the worker while it reads answers */
     pthread_mutex_t mutex;
     pthread_cond_t wake;
     /* Under mutex. */
@@ -162,8 +168,9 @@ struct store_s {
     request_queue_t completed;
     int stopping;
     int held;
-    int queue_closed;  /* the worker took its last batch: refused requests complete directly */
-    int worker_exited; /* ... and closed the database: the loop may join it */
+    int queue_closed;   /* the worker took its last batch: refused requests complete directly */
+    int worker_exited;  /* ... and closed the database: the loop may join it */
+    int worker_polling; /* waiting for answers and for wake_fd: a request must write to it */
     store_sqlite_stats_t stats;
 
     /* Written by both threads (store_profile.h); logged by the loop every profile_period_ns
@@ -1890,17 +1897,17 @@ static void staged_outcome(store_t *store, staged_t *staged)
     }
 }
 
-/* Stages the pipelinable requests from *cursor on into store->staged[from...] and calls[...],
- * up to PIPELINE_MAX staged in all; *cursor moves past them. The number staged (a request that
+/* Stages the pipelinable requests from *cursor on into staged[from...] and calls[...], up to
+ * PIPELINE_MAX staged in all; *cursor moves past them. The number staged (a request that
  * failed to stage has no call). */
-static size_t stage_run(store_t *store, request_t **cursor, size_t from, sioc__store_call_t *calls,
-                        batch_counts_t *counts)
+static size_t stage_run(store_t *store, staged_t *staged_all, request_t **cursor, size_t from,
+                        sioc__store_call_t *calls, batch_counts_t *counts)
 {
     size_t count = 0;
     request_t *request = *cursor;
     for (; request != NULL && from + count < PIPELINE_MAX && pipelinable(request);
          request = request->next) {
-        staged_t *staged = &store->staged[from + count];
+        staged_t *staged = &staged_all[from + count];
         counts->size++;
         counts->requests++;
         staged->request = request;
@@ -1922,13 +1929,13 @@ typedef enum pipeline_outcome {
 
 /* The outcome of count staged requests whose pipeline returned rc: theirs when it succeeded,
  * else none (their rows are dropped). */
-static pipeline_outcome_t pipeline_outcome(store_t *store, size_t count, int rc)
+static pipeline_outcome_t pipeline_outcome(store_t *store, staged_t *staged, size_t count, int rc)
 {
     for (size_t index = 0; index < count; index++) {
         if (rc == 0)
-            staged_outcome(store, &store->staged[index]);
+            staged_outcome(store, &staged[index]);
         else
-            json_decref(store->staged[index].rows.one);
+            json_decref(staged[index].rows.one);
     }
     if (rc == STORE_EUNAVAILABLE) {
         store->lost = 1;
@@ -1942,14 +1949,14 @@ static pipeline_outcome_t pipeline_outcome(store_t *store, size_t count, int rc)
 static pipeline_outcome_t pipeline_run(store_t *store, request_t **cursor, batch_counts_t *counts)
 {
     sioc__store_call_t calls[PIPELINE_MAX];
-    size_t count = stage_run(store, cursor, 0, calls, counts);
+    size_t count = stage_run(store, store->staged, cursor, 0, calls, counts);
     size_t failed = count;
     const char *message = NULL;
     int rc = count > 0 ? store->driver->execute_pipeline(store->connection, calls, count, &failed,
                                                          &message)
                        : 0;
     (void)failed; /* the whole batch runs again, the careful way */
-    return pipeline_outcome(store, count, rc);
+    return pipeline_outcome(store, store->staged, count, rc);
 }
 
 /* A batch of nothing but pipelinable requests (the chat's): BEGIN, their statements and
@@ -1966,40 +1973,136 @@ static int batch_one_trip(const request_t *batch)
     return count > 0;
 }
 
-/* Runs such a batch (batch_run_optimistic's contract: 1 when it must run again the careful
- * way). The rows read are only taken once COMMIT has succeeded; when a statement fails, the
- * transaction is rolled back and nothing of it is kept. */
-static int batch_run_one_trip(store_t *store, request_t *batch, batch_counts_t *counts)
+/* ---- Batches in flight (drivers with pipeline_send: PostgreSQL) ---- */
+
+/* A one-trip batch goes out as soon as it is taken, also while the answers to the batch
+ * before it are still on their way: a request then no longer waits for the worker's
+ * turnaround (reading the answers, handing the batch back, waking up, building the next) on
+ * top of the database's own time. Two, not more: the backend runs them one after the other
+ * (the second behind the first's COMMIT and its WAL flush), so a third would only wait there,
+ * and leave smaller batches. Completion order stays the order sent. */
+#define FLIGHTS_MAX 2
+
+typedef struct flight_s {
+    request_t *batch;
+    batch_counts_t counts;
+    staged_t *staged;                           /* PIPELINE_MAX, in one block for all flights */
+    sioc__store_call_t calls[PIPELINE_MAX + 2]; /* BEGIN, the staged requests', COMMIT */
+    size_t count;                               /* requests staged (with a call) */
+    uint64_t sent_ns;
+    uint64_t answered_ns;
+    int answered; /* rc, failed and message are the pipeline's outcome */
+    int rc;
+    size_t failed;
+    const char *message;
+} flight_t;
+
+static void flights_free(store_t *store)
 {
-    sioc__store_call_t calls[PIPELINE_MAX + 2];
-    request_t *cursor = batch;
+    if (store->flights != NULL)
+        free(store->flights[0].staged);
+    free(store->flights);
+    store->flights = NULL;
+    if (store->wake_fd >= 0)
+        close(store->wake_fd);
+    store->wake_fd = -1;
+}
+
+/* Stages a one-trip batch's requests into the flight; how many have a call. */
+static size_t flight_stage(store_t *store, flight_t *flight)
+{
+    request_t *cursor = flight->batch;
+    batch_counts_t *counts = &flight->counts;
     size_t count = 0;
     while (cursor != NULL && cursor->refused) {
         counts->size++;
         cursor = cursor->next;
     }
     while (cursor != NULL) {
-        count += stage_run(store, &cursor, count, calls + 1 + count, counts);
+        count +=
+            stage_run(store, flight->staged, &cursor, count, flight->calls + 1 + count, counts);
         for (; cursor != NULL && cursor->refused; cursor = cursor->next)
             counts->size++;
     }
-    if (count == 0)
-        return 0; /* every one failed before reaching the database */
-    calls[0] = (sioc__store_call_t){SIOC__SQL_BEGIN, NULL, 0, NULL, NULL};
-    calls[count + 1] = (sioc__store_call_t){SIOC__SQL_COMMIT, NULL, 0, NULL, NULL};
+    return count;
+}
+
+/* Batches sent on the connection and not yet answered. */
+static size_t flights_unanswered(const store_t *store)
+{
+    size_t count = 0;
+    for (size_t index = 0; index < store->flights_sent; index++) {
+        const flight_t *flight = &store->flights[(store->first_flight + index) % FLIGHTS_MAX];
+        count += flight->count > 0 && !flight->answered;
+    }
+    return count;
+}
+
+/* Sends a one-trip batch (batch_one_trip) as one pipeline, BEGIN to COMMIT, behind those in
+ * flight. */
+static void flight_send(store_t *store, request_t *batch, const batch_counts_t *counts)
+{
+    flight_t *flight = &store->flights[(store->first_flight + store->flights_sent) % FLIGHTS_MAX];
+    flight->batch = batch;
+    flight->counts = *counts;
+    flight->answered = 0;
+    flight->rc = 0;
+    flight->failed = 0;
+    flight->message = NULL;
+    store->flights_sent++;
+    size_t count = flight->count = flight_stage(store, flight);
+    if (count == 0) {
+        flight->answered = 1; /* every one failed before reaching the database */
+        return;
+    }
+    flight->calls[0] = (sioc__store_call_t){SIOC__SQL_BEGIN, NULL, 0, NULL, NULL};
+    flight->calls[count + 1] = (sioc__store_call_t){SIOC__SQL_COMMIT, NULL, 0, NULL, NULL};
+    store->operation_name = "pipeline";
+    flight->sent_ns = uv_hrtime();
+    store->driver->pipeline_send(store->connection, flight->calls, count + 2);
+    flight->counts.transactions++;
+    size_t depth = flights_unanswered(store);
+    pthread_mutex_lock(&store->mutex);
+    store_histogram_add(&store->profile.phases[STORE_PHASE_DEPTH], depth);
+    if (depth > store->stats.most_in_flight)
+        store->stats.most_in_flight = depth;
+    pthread_mutex_unlock(&store->mutex);
+}
+
+/* Reads the flight's answers (it must be the oldest unanswered); 1 when wake_fd (-1: none)
+ * woke the worker first. */
+static int flight_answer(store_t *store, flight_t *flight, int wake_fd)
+{
+    if (flight->answered)
+        return 0;
     size_t failed = 0;
     const char *message = NULL;
-    store->operation_name = "pipeline";
-    uint64_t start = uv_hrtime();
-    int rc =
-        store->driver->execute_pipeline(store->connection, calls, count + 2, &failed, &message);
-    profile_add(store, STORE_PHASE_TRIP, start, uv_hrtime());
-    counts->transactions++;
-    if (rc != 0 && rc != STORE_EUNAVAILABLE && failed == count + 1) {
-        log_error("store: commit failed: %s", message != NULL ? message : "?");
+    int rc = store->driver->pipeline_read(store->connection, wake_fd, &failed, &message);
+    if (rc == SIOC__STORE_PIPELINE_WOKEN)
+        return 1;
+    flight->answered = 1;
+    flight->answered_ns = uv_hrtime();
+    flight->rc = rc;
+    flight->failed = failed;
+    flight->message = message;
+    return 0;
+}
+
+/* An answered flight's outcome (batch_run_optimistic's contract: 1 when the batch must run
+ * again the careful way). The rows read are only taken once COMMIT has succeeded; when a
+ * statement failed, the transaction is rolled back and nothing of it is kept. Uses the
+ * connection: nothing else may be in flight. */
+static int flight_outcome(store_t *store, flight_t *flight)
+{
+    request_t *batch = flight->batch;
+    batch_counts_t *counts = &flight->counts;
+    size_t count = flight->count;
+    int rc = flight->rc;
+    if (rc != 0 && rc != STORE_EUNAVAILABLE && flight->failed == count + 1) {
+        log_error("store: commit failed: %s", flight->message != NULL ? flight->message : "?");
         if (store->driver->in_transaction(store->connection))
             control_quiet(store, SIOC__SQL_ROLLBACK);
-        pipeline_outcome(store, count, rc);
+        pipeline_outcome(store, flight->staged, count, rc);
         if (store->lost) {
             batch_lost(NULL, batch);
             return 0;
@@ -2008,7 +2111,7 @@ static int batch_run_one_trip(store_t *store, request_t *batch, batch_counts_t *
         counts->failed_commits++;
         return 0;
     }
-    pipeline_outcome_t outcome = pipeline_outcome(store, count, rc);
+    pipeline_outcome_t outcome = pipeline_outcome(store, flight->staged, count, rc);
     if (outcome == PIPELINE_LOST) {
         batch_lost(NULL, batch);
         return 0;
@@ -2028,8 +2131,6 @@ static int batch_run_one_trip(store_t *store, request_t *batch, batch_counts_t *
  * run is kept or announced. 1 when the batch must run again, 0 when it is done. */
 static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t *counts)
 {
-    if (store->staged != NULL && batch_one_trip(batch))
-        return batch_run_one_trip(store, batch, counts);
     request_t *first = NULL;
     for (request_t *request = batch; request != NULL;) {
         if (request->refused) {
@@ -2071,15 +2172,12 @@ static int batch_run_optimistic(store_t *store, request_t *batch, batch_counts_t
     return 0;
 }
 
-/* Runs a batch in as few transactions as possible: one, unless the database rolls one back
- * on its own, in which case the requests run so far fail and the rest start another. */
-static void batch_run(store_t *store, request_t *batch, batch_counts_t *counts)
+/* Runs a batch in as few transactions as possible, each request in a savepoint: one, unless
+ * the database rolls one back on its own, in which case the requests run so far fail and the
+ * rest start another. With store->lost set, every request fails as unavailable. */
+static void batch_run_careful(store_t *store, request_t *batch, batch_counts_t *counts)
 {
     request_t *first = NULL; /* the first request of the open transaction */
-    store->lost = store->driver->ready(store->connection) != 0;
-    if (!store->lost && store->driver->aborted != NULL &&
-        !batch_run_optimistic(store, batch, counts))
-        return;
     for (request_t *request = batch; request != NULL; request = request->next) {
         counts->size++;
         if (request->refused)
@@ -2111,6 +2209,26 @@ static void batch_run(store_t *store, request_t *batch, batch_counts_t *counts)
         batch_commit(store, first, counts);
 }
 
+/* Runs a batch, one at a time on the connection: the optimistic way first when the driver
+ * has one. */
+static void batch_run(store_t *store, request_t *batch, batch_counts_t *counts)
+{
+    store->lost = store->driver->ready(store->connection) != 0;
+    if (!store->lost && store->driver->aborted != NULL &&
+        !batch_run_optimistic(store, batch, counts))
+        return;
+    batch_run_careful(store, batch, counts);
+}
+
+/* Under mutex: the wait phase of a batch's requests ends when the worker takes it. */
+static void profile_waited(store_t *store, const request_t *batch)
+{
+    uint64_t now = uv_hrtime();
+    for (const request_t *request = batch; request != NULL; request = request->next)
+        store_histogram_add(&store->profile.phases[STORE_PHASE_WAIT],
+                            (now - request->started_ns) / 1000);
+}
+
 /* Waits for work; the requests to run (up to BATCH_MAX), or NULL once closing with nothing
  * left to do. */
 static request_t *worker_take(store_t *store)
@@ -2123,12 +2241,45 @@ static request_t *worker_take(store_t *store)
      * queued for a worker that no longer looks. */
     if (batch == NULL)
         store->queue_closed = 1;
-    uint64_t now = uv_hrtime();
-    for (request_t *request = batch; request != NULL; request = request->next)
-        store_histogram_add(&store->profile.phases[STORE_PHASE_WAIT],
-                            (now - request->started_ns) / 1000);
+    profile_waited(store, batch);
     pthread_mutex_unlock(&store->mutex);
     return batch;
+}
+
+/* With batches in flight: the requests queued (up to BATCH_MAX), or NULL when there are none
+ * or the flights are full; when there is room for one more, the worker is then polling: the
+ * next request queued wakes it through wake_fd. */
+static request_t *worker_poll(store_t *store)
+{
+    uint64_t stale;
+    ssize_t drained = read(store->wake_fd, &stale, sizeof(stale)); /* non-blocking */
+    (void)drained; /* written after the worker last looked: the queue is looked at below */
+    request_t *batch = NULL;
+    pthread_mutex_lock(&store->mutex);
+    if (store->flights_sent < FLIGHTS_MAX) {
+        if (!store->held && store->pending.head != NULL)
+            batch = queue_take(&store->pending, BATCH_MAX);
+        store->worker_polling = batch == NULL;
+        profile_waited(store, batch);
+    }
+    pthread_mutex_unlock(&store->mutex);
+    return batch;
+}
+
+/* Under mutex, when a request is queued or the hold released: 1 when the worker polls, and
+ * the caller must then call wake_worker (after unlocking). */
+static int worker_wanted(store_t *store)
+{
+    int polling = store->worker_polling;
+    store->worker_polling = 0;
+    return polling;
+}
+
+static void wake_worker(store_t *store)
+{
+    uint64_t one = 1;
+    ssize_t written = write(store->wake_fd, &one, sizeof(one));
+    (void)written; /* EAGAIN only when the counter is full: it is readable then anyway */
 }
 
 /* Hands a committed batch back to the loop thread. */
@@ -2154,15 +2305,83 @@ static void worker_post(store_t *store, request_t *batch, const batch_counts_t *
     uv_async_send(&store->completions_async);
 }
 
+/* Posts the oldest flight back once answered. A failed one's outcome needs the connection
+ * (ROLLBACK, the careful run), so the flights behind it are read first: they were run by the
+ * server after it, and fail too (at their BEGIN, 25P02) when it left the transaction aborted.
+ * They are then finished here too, in order, before anything more is sent: one that must run
+ * again the careful way does so right behind the failed one, as if it had been sent alone
+ * after it (a batch sent meanwhile would be applied before it). */
+static void flight_finish(store_t *store)
+{
+    flight_t *flight = &store->flights[store->first_flight];
+    int failed = flight->rc != 0;
+    if (failed) {
+        for (size_t index = 1; index < store->flights_sent; index++)
+            flight_answer(store, &store->flights[(store->first_flight + index) % FLIGHTS_MAX], -1);
+    }
+    store->first_flight = (store->first_flight + 1) % FLIGHTS_MAX;
+    store->flights_sent--;
+    if (flight->count > 0) {
+        profile_add(store, STORE_PHASE_TRIP, flight->sent_ns, flight->answered_ns);
+        store->lost = 0;
+        if (flight_outcome(store, flight))
+            batch_run_careful(store, flight->batch, &flight->counts);
+    }
+    worker_post(store, flight->batch, &flight->counts);
+    while (failed && store->flights_sent > 0)
+        flight_finish(store); /* all answered: nothing is read or sent in between */
+}
+
+static void flights_finish_all(store_t *store)
+{
+    while (store->flights_sent > 0) {
+        flight_answer(store, &store->flights[store->first_flight], -1);
+        flight_finish(store);
+    }
+}
+
+/* Runs or sends a batch taken from the queue: one that can go out as one pipeline is sent
+ * (also behind another in flight); any other runs once nothing is in flight. */
+static void worker_start(store_t *store, request_t *batch)
+{
+    batch_counts_t counts = {0, 0, 0, 0, 0, 0, uv_hrtime()};
+    if (store->flights != NULL && batch_one_trip(batch)) {
+        if (store->flights_sent == 0)
+            store->lost = store->driver->ready(store->connection) != 0;
+        if (store->flights_sent > 0 || !store->lost) {
+            flight_send(store, batch, &counts);
+            return;
+        }
+        batch_run_careful(store, batch, &counts); /* lost: every one fails as unavailable */
+    } else {
+        flights_finish_all(store);
+        batch_run(store, batch, &counts);
+    }
+    worker_post(store, batch, &counts);
+}
+
+/* With flights: reads the oldest one's answers, polling for more requests when there is room
+ * for another flight, and posts it back once answered. */
+static void worker_read(store_t *store)
+{
+    int wake_fd = store->flights_sent < FLIGHTS_MAX ? store->wake_fd : -1;
+    if (!flight_answer(store, &store->flights[store->first_flight], wake_fd))
+        flight_finish(store);
+}
+
 static void *worker_main(void *argument)
 {
     store_t *store = argument;
-    request_t *batch;
-    while ((batch = worker_take(store)) != NULL) {
-        batch_counts_t counts = {0, 0, 0, 0, 0, 0, uv_hrtime()};
-        batch_run(store, batch, &counts);
-        worker_post(store, batch, &counts);
+    for (;;) {
+        request_t *batch = store->flights_sent > 0 ? worker_poll(store) : worker_take(store);
+        if (batch != NULL)
+            worker_start(store, batch);
+        else if (store->flights_sent > 0)
+            worker_read(store);
+        else
+            break;
     }
+
     /* Closing the connection is disk work (a WAL checkpoint) kept off the loop thread. */
     store->driver->close(store->connection);
     user_cache_free(store);
@@ -2286,6 +2505,7 @@ static void completions_run(store_t *store, int bounded)
 static void store_free(store_t *store)
 {
     free(store->staged);
+    flights_free(store);
     pthread_mutex_destroy(&store->mutex);
     pthread_cond_destroy(&store->wake);
     free(store);
@@ -2326,7 +2546,7 @@ static void on_completions(uv_async_t *handle)
  * worker too while it runs, so that it completes after the requests made before it. */
 static void request_queue(store_t *store, request_t *request)
 {
-    int wake_loop = 0;
+    int wake_loop = 0, wake = 0;
     pthread_mutex_lock(&store->mutex);
     if (store->queue_closed) {
         queue_push(&store->completed, request);
@@ -2334,10 +2554,13 @@ static void request_queue(store_t *store, request_t *request)
     } else {
         queue_push(&store->pending, request);
         pthread_cond_signal(&store->wake);
+        wake = worker_wanted(store);
     }
     pthread_mutex_unlock(&store->mutex);
     if (wake_loop)
         uv_async_send(&store->completions_async);
+    if (wake)
+        wake_worker(store);
 }
 
 /* Reads params into request->args; a problem fails the request (STORE_EINVALID). */
@@ -2384,7 +2607,10 @@ static void lane_close(store_t *store, void (*closed_cb)(void *data), void *data
     store->stopping = 1;
     store->held = 0;
     pthread_cond_signal(&store->wake);
+    int wake = worker_wanted(store);
     pthread_mutex_unlock(&store->mutex);
+    if (wake)
+        wake_worker(store);
 }
 
 static void lane_stats(store_t *store, store_sqlite_stats_t *out)
@@ -2399,7 +2625,10 @@ static void lane_hold(store_t *store, int hold)
     pthread_mutex_lock(&store->mutex);
     store->held = hold && !store->stopping;
     pthread_cond_signal(&store->wake);
+    int wake = !store->held && worker_wanted(store);
     pthread_mutex_unlock(&store->mutex);
+    if (wake)
+        wake_worker(store);
 }
 
 /* ---- Opening ------------------------------------------------------------------------------- */
@@ -2586,6 +2815,26 @@ static uint64_t profile_period_ns(void)
     return ms > 0 ? (uint64_t)ms * 1000000u : 0;
 }
 
+/* The flights (their staged requests in one block) and the worker's wake_fd. */
+static int flights_open(store_t *store, char *error, size_t error_size)
+{
+    store->flights = calloc(FLIGHTS_MAX, sizeof(*store->flights));
+    staged_t *staged = calloc((size_t)FLIGHTS_MAX * PIPELINE_MAX, sizeof(*staged));
+    if (store->flights == NULL || staged == NULL) {
+        free(staged);
+        snprintf(error, error_size, "store: out of memory");
+        return STORE_EIO;
+    }
+    for (size_t index = 0; index < FLIGHTS_MAX; index++)
+        store->flights[index].staged = staged + index * PIPELINE_MAX;
+    store->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (store->wake_fd < 0) {
+        snprintf(error, error_size, "store: eventfd: %s", strerror(errno));
+        return STORE_EIO;
+    }
+    return 0;
+}
+
 static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
                      const store_options_t *options, store_t **out, char *error, size_t error_size)
 {
@@ -2595,6 +2844,7 @@ static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
         return STORE_EIO;
     }
     store->driver = driver;
+    store->wake_fd = -1;
     store->lane_count = 1;
     store->profile_since_ns = uv_hrtime();
     store->profile_period_ns = profile_period_ns();
@@ -2606,9 +2856,13 @@ static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
         snprintf(error, error_size, "store: out of memory");
         rc = STORE_EIO;
     }
+    if (rc == 0 && driver->pipeline_send != NULL)
+        rc = flights_open(store, error, error_size);
     if (rc != 0) {
         driver->close(store->connection);
         user_cache_free(store);
+        free(store->staged);
+        flights_free(store);
         free(store);
         return rc;
     }
@@ -3072,6 +3326,8 @@ void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
         out->pipelined += lane.pipelined;
         if (lane.largest_batch > out->largest_batch)
             out->largest_batch = lane.largest_batch;
+        if (lane.most_in_flight > out->most_in_flight)
+            out->most_in_flight = lane.most_in_flight;
     }
 }
 

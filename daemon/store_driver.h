@@ -143,7 +143,23 @@ typedef struct sioc__store_driver_s {
      * did not run and the transaction is aborted (aborted() is 1), or the connection lost. */
     int (*execute_pipeline)(void *connection, const sioc__store_call_t *calls, size_t count,
                             size_t *failed, const char **message);
+    /* Optional, both or neither (NULL: one batch at a time). execute_pipeline in two halves,
+     * so that the next batch can be sent while the answers to the one before are still on
+     * their way. pipeline_send queues the calls (valid until they are read) as a pipeline of
+     * their own, behind those sent before, and sends what the socket takes; its outcome, a
+     * lost connection included, is pipeline_read's. pipeline_read reads the answers to the
+     * oldest pipeline sent and returns execute_pipeline's outcome for it, or
+     * SIOC__STORE_PIPELINE_WOKEN when wake_fd (-1: none) became readable before they were all
+     * in: call it again to go on. Sent pipelines are each their own transaction (BEGIN ...
+     * COMMIT): one that fails leaves the transaction aborted, so those after it fail too (at
+     * their BEGIN) and must be run again. execute and the others only once every pipeline
+     * sent has been read. */
+    void (*pipeline_send)(void *connection, const sioc__store_call_t *calls, size_t count);
+    int (*pipeline_read)(void *connection, int wake_fd, size_t *failed, const char **message);
 } sioc__store_driver_t;
+
+/* What pipeline_read returns when woken before the pipeline's answers were in. */
+#define SIOC__STORE_PIPELINE_WOKEN 2
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;
 extern const sioc__store_driver_t sioc__store_pg_driver;

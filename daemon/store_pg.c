@@ -250,6 +250,22 @@ static int is_control(sioc__store_statement_t statement)
 
 /* ---- Connection ------------------------------------------------------------------------ */
 
+/* A batch sent as one pipeline (up to its sync point) and being read: the next call to be
+ * answered, the first failure. */
+typedef struct pipeline_s {
+    struct connection_s *connection;
+    const sioc__store_call_t *calls;
+    size_t count;
+    size_t next;
+    int rc;
+    size_t failed;
+    const char *message;
+    int synced; /* read up to its sync point, or failed for good: rc is its outcome */
+} pipeline_t;
+
+/* Pipelines sent and not yet read, oldest first: more than the store ever has in flight. */
+#define PIPELINES_MAX 4
+
 typedef struct connection_s {
     char *conninfo;
     char shown[256]; /* where, without the password, for messages */
@@ -260,6 +276,9 @@ typedef struct connection_s {
     /* Connected but not usable (statements half prepared, a pipeline half read): the next
      * ready() starts from a new connection. */
     int broken;
+    pipeline_t pipelines[PIPELINES_MAX]; /* a ring: the oldest at first_pipeline */
+    size_t first_pipeline;
+    size_t pipelines_sent;
 } connection_t;
 
 static uint64_t now_ms(void)
@@ -501,6 +520,10 @@ static int failure(connection_t *connection, sioc__store_statement_t statement,
     const char *sqlstate = PQresultErrorField(result, PG_DIAG_SQLSTATE);
     if (sqlstate != NULL && strcmp(sqlstate, "23505") == 0)
         return SIOC__STORE_DB_CONFLICT;
+    if (sqlstate != NULL && strcmp(sqlstate, "25P02") == 0) {
+        *message = failure_text(sqlstate); /* a pipeline behind one that failed, logged */
+        return STORE_EIO;
+    }
     char detail[512];
     snprintf(detail, sizeof(detail), "%s",
              result != NULL ? PQresultErrorMessage(result) : PQerrorMessage(connection->conn));
@@ -531,18 +554,6 @@ static int pg_execute(void *opaque, sioc__store_statement_t statement,
 
 /* ---- Pipelines ------------------------------------------------------------------------- */
 
-/* Where a pipeline's reading is: the next call to be answered, the first failure. */
-typedef struct pipeline_s {
-    connection_t *connection;
-    const sioc__store_call_t *calls;
-    size_t count;
-    size_t next;
-    int rc;
-    size_t failed;
-    const char **message;
-    int synced;
-} pipeline_t;
-
 /* One result of the pipeline (libpq gives each statement's result, a NULL after it, and
  * PGRES_PIPELINE_SYNC at the end). */
 static void pipeline_result(pipeline_t *pipeline, PGresult *result)
@@ -559,7 +570,7 @@ static void pipeline_result(pipeline_t *pipeline, PGresult *result)
     if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK)
         rc = pipeline->rc == 0 ? deliver_rows(result, call->row, call->row_data) : 0;
     else if (status != PGRES_PIPELINE_ABORTED)
-        rc = failure(pipeline->connection, call->statement, result, pipeline->message);
+        rc = failure(pipeline->connection, call->statement, result, &pipeline->message);
     if (rc != 0 && pipeline->rc == 0) {
         pipeline->rc = rc;
         pipeline->failed = pipeline->next;
@@ -567,10 +578,12 @@ static void pipeline_result(pipeline_t *pipeline, PGresult *result)
     pipeline->next++;
 }
 
-/* Sends what libpq holds and reads every result up to the sync point, waiting on the socket
- * (non-blocking mode: a blocking send of a long pipeline could wait for a server that waits
- * for us to read its answers). 0, or -1 when the connection is lost. */
-static int pipeline_read(pipeline_t *pipeline)
+/* Sends what libpq holds and reads every result up to the pipeline's sync point (those of a
+ * later pipeline stay in libpq's buffer), waiting on the socket (non-blocking mode: a
+ * blocking send of a long pipeline could wait for a server that waits for us to read its
+ * answers) and on wake_fd (-1: none). 0 when read, 1 when wake_fd became readable first, -1
+ * when the connection is lost. */
+static int pipeline_read(pipeline_t *pipeline, int wake_fd)
 {
     PGconn *conn = pipeline->connection->conn;
     while (!pipeline->synced) {
@@ -586,50 +599,105 @@ static int pipeline_read(pipeline_t *pipeline)
         }
         if (pipeline->synced)
             break;
-        struct pollfd wait = {PQsocket(conn), POLLIN | (flushing ? POLLOUT : 0), 0};
-        if (wait.fd < 0 || (poll(&wait, 1, -1) < 0 && errno != EINTR))
+        struct pollfd wait[2] = {{PQsocket(conn), POLLIN | (flushing ? POLLOUT : 0), 0},
+                                 {wake_fd, POLLIN, 0}};
+        int ready = wait[0].fd < 0 ? -1 : poll(wait, wake_fd >= 0 ? 2 : 1, -1);
+        if (ready < 0 && (wait[0].fd < 0 || errno != EINTR))
             return -1;
+        if (ready > 0 && wake_fd >= 0 && (wait[1].revents & POLLIN) && !wait[0].revents)
+            return 1;
     }
     return 0;
+}
+
+/* The connection cannot be used on (a pipeline half sent or half read): every pipeline not
+ * yet read fails as unavailable, and the next ready() reconnects. */
+static void pipelines_lost(connection_t *connection, const char *what)
+{
+    char detail[512];
+    snprintf(detail, sizeof(detail), "%s", PQerrorMessage(connection->conn));
+    log_error("store: %s: pipeline: %s: %s", connection->shown, what, one_line(detail));
+    connection->broken = 1;
+    for (size_t index = 0; index < connection->pipelines_sent; index++) {
+        pipeline_t *pipeline =
+            &connection->pipelines[(connection->first_pipeline + index) % PIPELINES_MAX];
+        if (pipeline->synced)
+            continue;
+        pipeline->synced = 1;
+        pipeline->rc = STORE_EUNAVAILABLE;
+        pipeline->failed = pipeline->next;
+        pipeline->message = "the database is unavailable";
+    }
+}
+
+static int send_call(PGconn *conn, const sioc__store_call_t *call)
+{
+    if (is_control(call->statement))
+        return PQsendQueryParams(conn, statement_sql[call->statement], 0, NULL, NULL, NULL, NULL,
+                                 0);
+    values_t values;
+    values_of(&values, call->statement, call->params, call->count);
+    return PQsendQueryPrepared(conn, values.name, values.count, values.texts, NULL, NULL, 0);
+}
+
+/* Queues the calls and a sync point behind the pipelines already sent and flushes what the
+ * socket takes; the outcome, a lost connection included, is pg_pipeline_read's. */
+static void pg_pipeline_send(void *opaque, const sioc__store_call_t *calls, size_t count)
+{
+    connection_t *connection = opaque;
+    PGconn *conn = connection->conn;
+    if (connection->pipelines_sent == PIPELINES_MAX)
+        abort(); /* the store has fewer in flight */
+    pipeline_t *pipeline =
+        &connection
+             ->pipelines[(connection->first_pipeline + connection->pipelines_sent) % PIPELINES_MAX];
+    *pipeline = (pipeline_t){connection, calls, count, 0, 0, 0, NULL, 0};
+    connection->pipelines_sent++;
+    if (connection->broken) {
+        pipelines_lost(connection, "sent on a lost connection");
+        return;
+    }
+    if (connection->pipelines_sent == 1 &&
+        (PQenterPipelineMode(conn) != 1 || PQsetnonblocking(conn, 1) != 0)) {
+        pipelines_lost(connection, "cannot start");
+        return;
+    }
+    int sent = 1;
+    for (size_t index = 0; index < count && sent; index++)
+        sent = send_call(conn, &calls[index]);
+    if (!sent || PQpipelineSync(conn) != 1 || PQflush(conn) < 0)
+        pipelines_lost(connection, "cannot send");
+}
+
+/* Reads the answers to the oldest pipeline sent: see store_driver.h. */
+static int pg_pipeline_read(void *opaque, int wake_fd, size_t *failed, const char **message)
+{
+    connection_t *connection = opaque;
+    pipeline_t *pipeline = &connection->pipelines[connection->first_pipeline];
+    if (!pipeline->synced) {
+        int read = pipeline_read(pipeline, wake_fd);
+        if (read > 0)
+            return SIOC__STORE_PIPELINE_WOKEN;
+        if (read < 0)
+            pipelines_lost(connection, "cannot read");
+    }
+    connection->first_pipeline = (connection->first_pipeline + 1) % PIPELINES_MAX;
+    connection->pipelines_sent--;
+    if (connection->pipelines_sent == 0 && !connection->broken) {
+        PQsetnonblocking(connection->conn, 0);
+        PQexitPipelineMode(connection->conn);
+    }
+    *failed = pipeline->failed;
+    if (pipeline->message != NULL)
+        *message = pipeline->message;
+    return pipeline->rc;
 }
 
 static int pg_execute_pipeline(void *opaque, const sioc__store_call_t *calls, size_t count,
                                size_t *failed, const char **message)
 {
-    connection_t *connection = opaque;
-    PGconn *conn = connection->conn;
-    pipeline_t pipeline = {connection, calls, count, 0, 0, 0, message, 0};
-    *failed = 0;
-    if (PQenterPipelineMode(conn) != 1 || PQsetnonblocking(conn, 1) != 0) {
-        log_error("store: %s: cannot start a pipeline: %s", connection->shown,
-                  PQerrorMessage(conn));
-        *message = "the database failed";
-        return PQstatus(conn) == CONNECTION_OK ? STORE_EIO : STORE_EUNAVAILABLE;
-    }
-    int sent = 1;
-    for (size_t index = 0; index < count && sent; index++) {
-        if (is_control(calls[index].statement)) {
-            sent = PQsendQueryParams(conn, statement_sql[calls[index].statement], 0, NULL, NULL,
-                                     NULL, NULL, 0);
-            continue;
-        }
-        values_t values;
-        values_of(&values, calls[index].statement, calls[index].params, calls[index].count);
-        sent = PQsendQueryPrepared(conn, values.name, values.count, values.texts, NULL, NULL, 0);
-    }
-    if (!sent || PQpipelineSync(conn) != 1 || pipeline_read(&pipeline) != 0) {
-        char detail[512];
-        snprintf(detail, sizeof(detail), "%s", PQerrorMessage(conn));
-        log_error("store: %s: pipeline: %s", connection->shown, one_line(detail));
-        connection->broken = 1; /* a pipeline half read cannot be used on */
-        *failed = pipeline.next;
-        *message = "the database is unavailable";
-        return STORE_EUNAVAILABLE;
-    }
-    PQsetnonblocking(conn, 0);
-    PQexitPipelineMode(conn);
-    *failed = pipeline.failed;
-    return pipeline.rc;
+    pg_pipeline_send(opaque, calls, count);
+    return pg_pipeline_read(opaque, -1, failed, message);
 }
 
 static int pg_in_transaction(void *opaque)
@@ -859,6 +927,6 @@ static int pg_aborted(void *opaque)
 }
 
 const sioc__store_driver_t sioc__store_pg_driver = {
-    "postgres", pg_open, pg_execute, pg_in_transaction, pg_ready,
-    pg_close,   '$',     pg_prepare, pg_aborted,        pg_execute_pipeline,
+    "postgres", pg_open,    pg_execute, pg_in_transaction,   pg_ready,         pg_close,
+    '$',        pg_prepare, pg_aborted, pg_execute_pipeline, pg_pipeline_send, pg_pipeline_read,
 };

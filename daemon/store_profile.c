@@ -61,11 +61,12 @@ uint64_t store_histogram_quantile(const store_histogram_t *histogram, double q)
 }
 
 static const char *const phase_names[STORE_PHASE_COUNT] = {
-    "wait",  "begin",    "statements", "commit",    "trip",
-    "batch", "handback", "total",      "callbacks", "size",
+    "wait",     "begin", "statements", "commit", "trip",  "batch",
+    "handback", "total", "callbacks",  "size",   "depth",
 };
 
-/* " wait 12/340/900/1200" (mean/p50/p99/max; microseconds, or requests for size). */
+/* " wait 12/340/900/1200" (mean/p50/p99/max; microseconds, or requests for size and batches for
+ * depth). */
 static int phase_text(char *out, size_t size, const char *name, const store_histogram_t *h)
 {
     uint64_t mean = h->count > 0 ? h->sum_us / h->count : 0;

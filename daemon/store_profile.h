@@ -33,6 +33,8 @@ typedef enum store_phase {
     STORE_PHASE_CALLBACKS,  /* the loop in the done callbacks of what it took at once: what a
                              * batch's completions (their broadcasts) hold the loop up for */
     STORE_PHASE_SIZE,       /* requests per batch (a count, not microseconds) */
+    STORE_PHASE_DEPTH,      /* batches in flight on the connection once this one is sent, itself
+                             * included (a count): 2 when it went out behind another */
     STORE_PHASE_COUNT,
 } store_phase_t;
 

@@ -572,4 +572,6 @@ const sioc__store_driver_t sioc__store_sqlite_driver = {
     sqlite_prepare,
     NULL,
     NULL,
+    NULL,
+    NULL,
 };

@@ -17,6 +17,7 @@ typedef struct store_sqlite_stats_s {
     size_t largest_batch;    /* most requests taken from the queue at once */
     uint64_t pipelines;      /* statements sent together (PostgreSQL's pipeline mode) */
     uint64_t pipelined;      /* the requests those pipelines ran */
+    size_t most_in_flight;   /* most batches sent on one connection and not yet answered */
 } store_sqlite_stats_t;
 
 /* A copy of the counters, as of the last batch the worker finished. Loop thread. */

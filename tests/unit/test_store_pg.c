@@ -762,6 +762,197 @@ static void test_pg_lost_in_flight(void **state)
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "after");
 }
 
+/* ---- Two batches in flight on one connection ---- */
+
+enum { TWO_MAX = 8 };
+
+/* Runs the loop until a backend of the store waits for a lock (bounded: 30 s). */
+static void wait_for_lock_wait(fixture_t *fixture)
+{
+    for (int attempt = 0; attempt < 3000; attempt++) {
+        if (raw_integer("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()") > 0)
+            return;
+        uv_run(&fixture->loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    fail_msg("no backend ever waited for the test's lock");
+}
+
+/* Runs the loop until one connection has had two batches sent and not yet answered at once
+ * (bounded: 30 s; a store that keeps one in flight never gets there). */
+static void wait_for_two_in_flight(fixture_t *fixture)
+{
+    store_sqlite_stats_t stats;
+    for (int attempt = 0; attempt < 3000; attempt++) {
+        store_sqlite_stats(fixture->store, &stats);
+        if (stats.most_in_flight >= 2)
+            return;
+        uv_run(&fixture->loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    fail_msg("never two batches in flight (most %zu)", stats.most_in_flight);
+}
+
+/* Queues the messages texts (space-separated) to room r1 from a as one batch, into
+ * outcomes[from...]; the number queued in all. */
+static size_t queue_batch(fixture_t *fixture, const char *texts, outcome_t *outcomes, size_t from)
+{
+    char copy[128];
+    snprintf(copy, sizeof(copy), "%s", texts);
+    store_sqlite_hold(fixture->store, 1);
+    char *saved = NULL;
+    for (char *text = strtok_r(copy, " ", &saved); text != NULL;
+         text = strtok_r(NULL, " ", &saved)) {
+        assert_true(from < TWO_MAX);
+        char params[128];
+        snprintf(params, sizeof(params),
+                 "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"%s\"}", text);
+        request(fixture, STORE_MESSAGE_ADD, params, &outcomes[from++]);
+    }
+    store_sqlite_hold(fixture->store, 0);
+    return from;
+}
+
+/* Sends first as one batch while the test holds room r1's row, so that it waits there in
+ * the backend, then second as another: both must be in flight at once on the connection
+ * before the row is let go (or the connection ended: lose). third (NULL: none) is queued
+ * behind them meanwhile. Every request completes, in the order made; the number of them. */
+static size_t two_batches(fixture_t *fixture, const char *first, const char *second,
+                          const char *third, outcome_t outcomes[TWO_MAX], int lose)
+{
+    PGconn *lock = lock_room("r1");
+    size_t count = queue_batch(fixture, first, outcomes, 0);
+    wait_for_lock_wait(fixture);
+    count = queue_batch(fixture, second, outcomes, count);
+    wait_for_two_in_flight(fixture);
+    if (third != NULL)
+        count = queue_batch(fixture, third, outcomes, count);
+    if (lose) {
+        assert_true(raw_integer("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                " WHERE wait_event_type = 'Lock'"
+                                " AND datname = current_database()") == 1);
+    }
+    unlock_room(lock);
+    for (size_t index = 0; index < count; index++) {
+        wait_for(fixture, &outcomes[index]);
+        if (index > 0)
+            assert_true(outcomes[index - 1].order < outcomes[index].order);
+    }
+    return count;
+}
+
+static void expect(outcome_t *outcome, int error, const char *message)
+{
+    assert_int_equal(outcome->error, error);
+    if (message != NULL)
+        assert_string_equal(outcome->message, message);
+    outcome_clear(outcome);
+}
+
+static void two_batches_setup(fixture_t *fixture)
+{
+    add_user(fixture, "a");
+    add_room(fixture, "r1", "a");
+    raw_exec("CREATE FUNCTION sioc.refuse_evil() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF NEW.text = 'evil' THEN RAISE EXCEPTION 'evil'; END IF; RETURN NEW;"
+             " END $$;"
+             "CREATE TRIGGER refuse_evil BEFORE INSERT ON sioc.messages"
+             " FOR EACH ROW EXECUTE FUNCTION sioc.refuse_evil();"
+             "CREATE FUNCTION sioc.refuse_late() RETURNS trigger LANGUAGE plpgsql AS $$"
+             " BEGIN IF NEW.text = 'late' THEN RAISE EXCEPTION 'late'; END IF; RETURN NEW;"
+             " END $$;"
+             "CREATE CONSTRAINT TRIGGER refuse_late AFTER INSERT ON sioc.messages"
+             " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sioc.refuse_late()");
+}
+
+/* A one-trip batch goes out while the one before it still waits in the backend: two
+ * transactions in one pipeline, each committed, completed and stored in the order made. */
+static void test_pg_two_batches_in_flight(void **state)
+{
+    fixture_t *fixture = *state;
+    two_batches_setup(fixture);
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
+    outcome_t outcomes[TWO_MAX];
+    assert_int_equal(two_batches(fixture, "1 2", "3 4", NULL, outcomes, 0), 4);
+    for (size_t index = 0; index < 4; index++)
+        expect(&outcomes[index], 0, NULL);
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.transactions - before.transactions, 2);
+    assert_int_equal(after.batches - before.batches, 2);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2 3 4");
+}
+
+/* The first of two in flight fails at a statement: PostgreSQL refuses the second at its
+ * BEGIN (the transaction is aborted up to a ROLLBACK). The first runs again one request at
+ * a time, then the second, and only then the third batch, queued meanwhile: each request's
+ * outcome is the one it has alone, and the rows are stored in the order made. */
+static void test_pg_first_in_flight_fails(void **state)
+{
+    fixture_t *fixture = *state;
+    two_batches_setup(fixture);
+    outcome_t outcomes[TWO_MAX];
+    assert_int_equal(two_batches(fixture, "1 evil 2", "3", "4", outcomes, 0), 5);
+    expect(&outcomes[0], 0, NULL);
+    expect(&outcomes[1], STORE_EIO, "the database failed");
+    expect(&outcomes[2], 0, NULL);
+    expect(&outcomes[3], 0, NULL);
+    expect(&outcomes[4], 0, NULL);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2 3 4");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 4);
+}
+
+/* The second of two in flight fails at a statement: the first is committed as it was, the
+ * second runs again one request at a time. */
+static void test_pg_second_in_flight_fails(void **state)
+{
+    fixture_t *fixture = *state;
+    two_batches_setup(fixture);
+    outcome_t outcomes[TWO_MAX];
+    assert_int_equal(two_batches(fixture, "1", "2 evil 3", NULL, outcomes, 0), 4);
+    expect(&outcomes[0], 0, NULL);
+    expect(&outcomes[1], 0, NULL);
+    expect(&outcomes[2], STORE_EIO, "the database failed");
+    expect(&outcomes[3], 0, NULL);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2 3");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 3);
+}
+
+/* The first's COMMIT fails (a deferred trigger): its requests fail and none is kept; the
+ * second, already sent, commits on its own. Then the reverse. */
+static void test_pg_commit_in_flight_fails(void **state)
+{
+    fixture_t *fixture = *state;
+    two_batches_setup(fixture);
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
+    outcome_t outcomes[TWO_MAX];
+    assert_int_equal(two_batches(fixture, "1 late", "2", NULL, outcomes, 0), 3);
+    expect(&outcomes[0], STORE_EIO, "the database rolled the transaction back");
+    expect(&outcomes[1], STORE_EIO, "the database rolled the transaction back");
+    expect(&outcomes[2], 0, NULL);
+    store_sqlite_stats(fixture->store, &after);
+    assert_int_equal(after.failed_commits - before.failed_commits, 1);
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "2");
+}
+
+/* The connection is lost with two batches in flight, neither committed: every request of
+ * both fails as unavailable, none is stored, and the store reconnects for the next. */
+static void test_pg_lost_with_two_in_flight(void **state)
+{
+    fixture_t *fixture = *state;
+    two_batches_setup(fixture);
+    outcome_t outcomes[TWO_MAX];
+    assert_int_equal(two_batches(fixture, "1 2", "3", NULL, outcomes, 1), 3);
+    for (size_t index = 0; index < 3; index++)
+        expect(&outcomes[index], STORE_EUNAVAILABLE, "the database is unavailable");
+    assert_int_equal(raw_integer("SELECT count(*) FROM sioc.messages"), 0);
+    json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
+                        "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}"));
+    assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "after");
+}
+
 /* Every connection reconnects on its own after a restart; a ping reads from each. */
 static void test_pool_ping(void **state)
 {
@@ -881,6 +1072,11 @@ int main(int argc, char **argv)
         TEST(test_pg_batch_in_one_round_trip),
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_lost_in_flight),
+        TEST(test_pg_two_batches_in_flight),
+        TEST(test_pg_first_in_flight_fails),
+        TEST(test_pg_second_in_flight_fails),
+        TEST(test_pg_commit_in_flight_fails),
+        TEST(test_pg_lost_with_two_in_flight),
         TEST(test_pg_app_statements),
         TEST(test_pg_user_cache_limits),
         TEST(test_pg_bad_app_statements),
@@ -894,6 +1090,9 @@ int main(int argc, char **argv)
         TEST(test_pg_reconnects_after_restart),
         TEST(test_pg_lost_in_flight),
         TEST(test_pg_failing_request_rolls_back_alone),
+        TEST(test_pg_two_batches_in_flight),
+        TEST(test_pg_first_in_flight_fails),
+        TEST(test_pg_lost_with_two_in_flight),
         TEST(test_pg_app_statements),
     };
     int failed = cmocka_run_group_tests_name("store_pg poolSize 1", tests, NULL, NULL);

@@ -105,7 +105,8 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
     const stored = new Map(rows.map((r) => [r.id, r.text]));
     assert.equal(new Set(rows.map((r) => r.text)).size, rows.length, 'a message was stored twice');
     for (const { text, ack } of ok) assert.equal(stored.get(ack.message.id), text, `acknowledged ${text} is missing`);
-    // A failed one may only be in the table if its COMMIT's answer was lost (at most one batch).
+    // A failed one may only be in the table if its COMMIT's answer was lost (the batches in
+    // flight on the connection, at most two; the client has at most four messages out).
     const failedStored = failed.filter(({ text }) => rows.some((r) => r.text === text));
     assert.ok(failedStored.length <= 4, `${failedStored.length} failed messages were stored`);
   });
