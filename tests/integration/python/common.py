@@ -1,7 +1,8 @@
-"""What the python client suites share: the server under test as a child process.
+"""What the python client suites share: the server under test as a child process, and a
+disconnect that waits for the client's threads.
 
-Imported by test_eio_python.py and test_sio_python.py (run as scripts, so this
-directory is on sys.path).
+Imported by test_eio_python.py, test_sio_python.py and test_daemon_python.py (run as
+scripts, so this directory is on sys.path).
 """
 import os
 import re
@@ -99,3 +100,26 @@ class Server:
         if died:
             raise AssertionError('the server died during the tests (exit status %s); stderr:\n%s'
                                  % (self.proc.returncode, self.stderr()))
+
+
+def disconnect_and_wait(client, timeout):
+    """socketio.Client.disconnect(), then wait up to `timeout` s for its engine.io threads.
+
+    python-socketio 5.7's disconnect() calls python-engineio's disconnect(abort=True), which
+    closes the WebSocket and returns without joining the read and write loop threads. The read
+    thread still answers the server's close frame (websocket-client's send_close), writing to
+    the socket's fd number after the main thread has closed it (strace shows the 30-byte write
+    failing with EBADF). If the next test has opened a connection in between, the kernel has
+    given it that fd number, and the stray frame lands in the new connection: over TLS the
+    server answers it with a bad_record_mac or unexpected_message alert, over plain TCP it
+    garbles the request. So no test starts before the previous client's threads have ended.
+    """
+    client.disconnect()
+    engine = client.eio
+    for thread in (engine.read_loop_task, engine.write_loop_task):
+        if thread is None:
+            continue
+        thread.join(timeout)
+        if thread.is_alive():
+            raise AssertionError('the client\'s %s thread did not end within %.0f s of '
+                                 'disconnect()' % (thread.name, timeout))

@@ -28,6 +28,8 @@ import unittest
 import requests
 import socketio
 
+from common import disconnect_and_wait
+
 SECRET = 'python-daemon-secret-0123456789'
 WAIT = 10.0  # bound for every wait on the daemon
 
@@ -141,7 +143,7 @@ class ChatTest(unittest.TestCase):
         client.on('message:error', lambda data: inbox.put(('message:error', data)))
         client.connect(self.daemon.url, auth={'token': token(user)}, transports=list(transports),
                        wait_timeout=WAIT)
-        self.addCleanup(client.disconnect)
+        self.addCleanup(disconnect_and_wait, client, WAIT)
         return client, inbox
 
     def test_join_then_send_at_once_numeric_id(self):

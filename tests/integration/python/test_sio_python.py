@@ -18,7 +18,7 @@ import unittest
 
 import socketio
 
-from common import Server
+from common import Server, disconnect_and_wait
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REF_SIOC_ECHO = os.path.normpath(os.path.join(HERE, '..', 'ref', 'sioc-echo.js'))
@@ -81,8 +81,7 @@ class SioClient:
 
     def close(self):
         try:
-            if self.sio.connected:
-                self.sio.disconnect()
+            disconnect_and_wait(self.sio, WAIT)  # a no-op disconnect when already closed
         finally:
             http = getattr(self.sio.eio, 'http', None)
             if http is not None:
@@ -201,7 +200,7 @@ class SioTests:
         observer = self.client()
         c = self.client(namespaces=('/', '/custom'))
         sid = c.sio.get_sid('/')
-        c.sio.disconnect()
+        disconnect_and_wait(c.sio, WAIT)
         self.assertFalse(c.sio.connected)
         # python-socketio 5.7.2 queues a DISCONNECT per namespace, then aborts
         # the Engine.IO connection without flushing (eio.disconnect(abort=True)):
