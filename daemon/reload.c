@@ -59,8 +59,8 @@ static int apply_limits(config_t *running, const config_t *next)
     ENGINE_LIMITS(APPLY_ENGINE)
 #undef APPLY_ENGINE
     if (running->limits.messages_per_second != next->limits.messages_per_second) {
-        log_info("SIGHUP: limits.messagesPerSecond %g -> %g (sockets that connect from now on)",
-                 running->limits.messages_per_second, next->limits.messages_per_second);
+        log_info("SIGHUP: limits.messagesPerSecond %g -> %g", running->limits.messages_per_second,
+                 next->limits.messages_per_second);
         running->limits.messages_per_second = next->limits.messages_per_second;
         changed++;
     }

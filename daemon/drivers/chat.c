@@ -114,6 +114,15 @@ static chat_socket_t *socket_state(sioc_socket_t *socket)
     return sioc_socket_get_user(socket);
 }
 
+/* One token of the socket's message budget (the channel's limits): 1, or 0 when spent. */
+static int take_token(chat_socket_t *state)
+{
+    const config_t *config = chat_config(state->chat);
+    return driver_bucket_take(&state->bucket, config->limits.messages_per_second,
+                              config->limits.message_burst,
+                              uv_now(state->chat->base.channel->daemon->loop));
+}
+
 /* ---- users ------------------------------------------------------------------------------------
  */
 
@@ -710,8 +719,8 @@ static void on_connection(sioc_socket_t *socket, void *data)
     driver_socket_init(&state->order);
     state->socket = socket;
     const config_t *config = chat_config(chat);
-    driver_bucket_init(&state->bucket, config->limits.messages_per_second,
-                       config->limits.message_burst, uv_now(chat->base.channel->daemon->loop));
+    driver_bucket_init(&state->bucket, config->limits.message_burst,
+                       uv_now(chat->base.channel->daemon->loop));
     sioc_socket_set_user(socket, state);
     sioc_socket_join(socket, user_room); /* direct messages reach every tab */
     announce_connection(chat, socket, first);
@@ -915,8 +924,7 @@ static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void 
     char id[DRIVER_MAX_ID_BYTES + 1];
     char room[DRIVER_ROOM_NAME_SIZE];
     /* Joins share the message budget: with autoCreateRooms each one may write a new room. */
-    if (state != NULL &&
-        !driver_bucket_take(&state->bucket, uv_now(chat->base.channel->daemon->loop))) {
+    if (state != NULL && !take_token(state)) {
         channel_reply_error(socket, event, "room:error", DRIVER_ERATELIMIT, "Rate limit exceeded");
         return;
     }
@@ -1012,7 +1020,7 @@ static int check_message(chat_socket_t *state, sioc_socket_t *socket, const sioc
                          const char *error_event)
 {
     const config_t *config = chat_config(state->chat);
-    if (!driver_bucket_take(&state->bucket, uv_now(state->chat->base.channel->daemon->loop))) {
+    if (!take_token(state)) {
         channel_reply_error(socket, event, error_event, DRIVER_ERATELIMIT, "Rate limit exceeded");
         return -1;
     }

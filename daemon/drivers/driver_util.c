@@ -152,20 +152,18 @@ driver_text_check_t driver_check_text(json_t *value, size_t max_bytes)
 /* ---- rate limiting ----------------------------------------------------------------------------
  */
 
-void driver_bucket_init(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms)
+void driver_bucket_init(driver_bucket_t *bucket, uint32_t burst, uint64_t now_ms)
 {
-    bucket->rate = rate;
-    bucket->burst = burst;
     bucket->tokens = burst;
     bucket->last_ms = now_ms;
 }
 
-int driver_bucket_take(driver_bucket_t *bucket, uint64_t now_ms)
+int driver_bucket_take(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms)
 {
     if (now_ms > bucket->last_ms) {
-        bucket->tokens += (double)(now_ms - bucket->last_ms) * bucket->rate / 1000.0;
-        if (bucket->tokens > bucket->burst)
-            bucket->tokens = bucket->burst;
+        bucket->tokens += (double)(now_ms - bucket->last_ms) * rate / 1000.0;
+        if (bucket->tokens > burst)
+            bucket->tokens = burst;
         bucket->last_ms = now_ms;
     }
     if (bucket->tokens < 1.0)

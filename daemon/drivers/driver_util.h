@@ -70,19 +70,18 @@ driver_text_check_t driver_check_text(json_t *value, size_t max_bytes);
 
 /* ---- rate limiting (pure) -------------------------------------------------------------------- */
 
-/* A token bucket: burst tokens at most, rate tokens added per second. */
+/* A token bucket: burst tokens at most, rate tokens added per second. The rate and the burst are
+ * the channel's (the caller passes them), not a copy in every socket's state (issue 12). */
 typedef struct driver_bucket_s {
     double tokens;
-    double rate;
-    double burst;
     uint64_t last_ms;
 } driver_bucket_t;
 
 /* Starts full. */
-void driver_bucket_init(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms);
+void driver_bucket_init(driver_bucket_t *bucket, uint32_t burst, uint64_t now_ms);
 /* Takes one token: 1, or 0 when the bucket is empty (nothing taken). A clock that went back
  * adds nothing. */
-int driver_bucket_take(driver_bucket_t *bucket, uint64_t now_ms);
+int driver_bucket_take(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms);
 
 /* ---- driver state and calls ------------------------------------------------------------------ */
 

@@ -180,8 +180,7 @@ static void on_connection(sioc_socket_t *socket, void *data)
     /* Access requests notify another user: rate limited like chat messages. */
     const config_t *config = channel->daemon->config;
     driver_socket_init(&state->order);
-    driver_bucket_init(&state->bucket, config->limits.messages_per_second,
-                       config->limits.message_burst, uv_now(channel->daemon->loop));
+    driver_bucket_init(&state->bucket, config->limits.message_burst, uv_now(channel->daemon->loop));
     sioc_socket_set_user(socket, state);
     if (anonymous)
         return; /* VMT's page before login: SYNC_SOCKET binds the user later, with proof */
@@ -563,7 +562,10 @@ static void on_request_access(sioc_socket_t *socket, const sioc_event_t *event, 
     char id[DRIVER_MAX_ID_BYTES + 1];
     if (bucket == NULL)
         return;
-    if (!driver_bucket_take(bucket, uv_now(notifications->base.channel->daemon->loop))) {
+    const config_t *config = notifications->base.channel->daemon->config;
+    if (!driver_bucket_take(bucket, config->limits.messages_per_second,
+                            config->limits.message_burst,
+                            uv_now(notifications->base.channel->daemon->loop))) {
         channel_reply_error(socket, event, "room:error", DRIVER_ERATELIMIT, "Rate limit exceeded");
         return;
     }

@@ -16,55 +16,56 @@
 static void test_bucket_starts_full_and_empties(void **state)
 {
     driver_bucket_t bucket;
-    driver_bucket_init(&bucket, 10, 3, 1000);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 0);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 0); /* a refusal takes nothing */
+    driver_bucket_init(&bucket, 3, 1000);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 3, 1000), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 3, 1000), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 3, 1000), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 3, 1000), 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 3, 1000), 0); /* a refusal takes nothing */
 }
 
 static void test_bucket_refills_at_rate(void **state)
 {
     driver_bucket_t bucket;
-    driver_bucket_init(&bucket, 10, 1, 0);
-    assert_int_equal(driver_bucket_take(&bucket, 0), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 99), 0); /* 0.99 of a token */
-    assert_int_equal(driver_bucket_take(&bucket, 100), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 150), 0);
-    assert_int_equal(driver_bucket_take(&bucket, 200), 1);
+    driver_bucket_init(&bucket, 1, 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 0), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 99), 0); /* 0.99 of a token */
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 100), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 150), 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 200), 1);
 }
 
 static void test_bucket_fractional_rate(void **state)
 {
     driver_bucket_t bucket;
-    driver_bucket_init(&bucket, 2.5, 1, 0); /* one token per 400 ms */
-    assert_int_equal(driver_bucket_take(&bucket, 0), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 399), 0);
-    assert_int_equal(driver_bucket_take(&bucket, 400), 1);
+    driver_bucket_init(&bucket, 1, 0); /* one token per 400 ms */
+    assert_int_equal(driver_bucket_take(&bucket, 2.5, 1, 0), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 2.5, 1, 399), 0);
+    assert_int_equal(driver_bucket_take(&bucket, 2.5, 1, 400), 1);
 }
 
 static void test_bucket_caps_at_burst(void **state)
 {
     driver_bucket_t bucket;
-    driver_bucket_init(&bucket, 10, 2, 0);
-    assert_int_equal(driver_bucket_take(&bucket, 0), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 0), 1);
+    driver_bucket_init(&bucket, 2, 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 2, 0), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 2, 0), 1);
     /* An hour idle gives back the burst, not 36000 tokens. */
     uint64_t later = 3600 * 1000;
-    assert_int_equal(driver_bucket_take(&bucket, later), 1);
-    assert_int_equal(driver_bucket_take(&bucket, later), 1);
-    assert_int_equal(driver_bucket_take(&bucket, later), 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 2, later), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 2, later), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 2, later), 0);
 }
 
 static void test_bucket_ignores_a_clock_going_back(void **state)
 {
     driver_bucket_t bucket;
-    driver_bucket_init(&bucket, 10, 1, 5000);
-    assert_int_equal(driver_bucket_take(&bucket, 5000), 1);
-    assert_int_equal(driver_bucket_take(&bucket, 1000), 0);
-    assert_int_equal(driver_bucket_take(&bucket, 5099), 0); /* measured from 5000, not 1000 */
-    assert_int_equal(driver_bucket_take(&bucket, 5100), 1);
+    driver_bucket_init(&bucket, 1, 5000);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 5000), 1);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 1000), 0);
+    /* Measured from 5000, not 1000. */
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 5099), 0);
+    assert_int_equal(driver_bucket_take(&bucket, 10, 1, 5100), 1);
 }
 
 /* ---- ids and texts -------------------------------------------------------------------------- */
