@@ -22,6 +22,15 @@
 #                                          close log) and, on PostgreSQL, pg_stat_statements,
 #                                          pg_stat_wal and the backends' wait events sampled
 #                                          every 10 ms during the measured window
+#                                          and, per second of the window, what the store, the
+#                                          backends (autovacuum, checkpointer included), the WAL,
+#                                          the disk (an fdatasync every 100 ms) and the scheduler
+#                                          did: which seconds carry the tail
+#   WARMUP_ROUND=0                         no discarded warm-up run (default 1: one run of the
+#                                          first PostgreSQL server of SERVERS, or the first
+#                                          server, before the rounds, reported as discarded;
+#                                          a new cluster is slower in its first minutes,
+#                                          docs/store.md "The first run on a new cluster")
 #   PG_OPTIONS="-c commit_delay=..."       more PostgreSQL settings (tests/lib/postgres.sh)
 #   SIOC_BASE=/tmp/base/build/sioc SERVERS="base-sioc-postgres-pool1 sioc-postgres-pool1" ...
 #                                          a base-sioc-* server is that sioc-* server run from
@@ -32,12 +41,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 case "${1:-}" in
 --quick) USERS=${USERS:-100} ROOMS=${ROOMS:-10} RATE=${RATE:-50} DURATION=${DURATION:-2}
-    WARMUP=${WARMUP:-0.5} ROUNDS=${ROUNDS:-1} ;;
+    WARMUP=${WARMUP:-0.5} ROUNDS=${ROUNDS:-1} WARMUP_ROUND=${WARMUP_ROUND:-0} ;;
 "") ;;
 *) echo "usage: bench/chat-postgres.sh [--quick]" >&2; exit 2 ;;
 esac
 users=${USERS:-2000} rooms=${ROOMS:-200} rate=${RATE:-2000} duration=${DURATION:-5}
-warmup=${WARMUP:-5} rounds=${ROUNDS:-2}
+warmup=${WARMUP:-5} rounds=${ROUNDS:-2} warmup_round=${WARMUP_ROUND:-1}
 servers=${SERVERS:-sioc-sqlite sioc-postgres node-sqlite node-postgres}
 secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
 sioc="${SIOC:-$root/build/sioc}"
@@ -85,7 +94,7 @@ if [[ $profile == 1 ]]; then
     profile_env=SIOC_STORE_PROFILE_MS=1000
 fi
 if [[ $profile == 1 ]]; then
-    PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c track_wal_io_timing=on ${PG_OPTIONS:-}"
+    PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c track_wal_io_timing=on -c log_autovacuum_min_duration=0 -c log_checkpoints=on ${PG_OPTIONS:-}"
     export PG_OPTIONS
 fi
 url="$(PG_FSYNC=on tests/lib/postgres.sh start "$work/pg")"
@@ -137,7 +146,8 @@ start_server() {
 
 # PROFILE=1: the database's side of one run. Counters are reset before the run; a sampler
 # (one backend, bounded to 10 minutes) records every 10 ms what the other backends of the
-# database wait on, so that the window the generator measured can be picked out afterwards.
+# database and the server's own processes wait on, so that the window the generator measured
+# can be picked out afterwards, and every 10 samples the WAL and checkpoint counters.
 sampler_pid=""
 # The disk's flush latency right now (other work on the machine changes it tenfold): 500
 # 8 kB writes into the server's own directory, each followed by fdatasync as the WAL's are, and
@@ -162,35 +172,110 @@ print("disk: an 8 kB write and fdatasync takes mean %.0f, p50 %.0f, p99 %.0f, ma
       % (sum(took) / len(took), q(0.5), q(0.99), took[-1]))
 PY
 }
+# PROFILE=1, during a run: every 100 ms an 8 kB write and fdatasync next to the WAL (the disk's
+# flush time then) and the CPU time and run-queue delay (/proc/PID/task/*/schedstat) of the
+# PostgreSQL processes and of the server, and the host's steal; one line per sample into
+# $work/host.csv, bounded to 10 minutes.
+host_sampler() {
+    python3 - "$work/pg" "$server_pid" "$work/host.csv" <<'PY' &
+import os, sys, time
+pgdir, server, out = sys.argv[1], sys.argv[2], sys.argv[3]
+postmaster = open(os.path.join(pgdir, "data", "postmaster.pid")).readline().strip()
+def schedstat(pids):
+    cpu = delay = 0
+    for pid in pids:
+        try:
+            for task in os.listdir("/proc/%s/task" % pid):
+                with open("/proc/%s/task/%s/schedstat" % (pid, task)) as f:
+                    fields = f.read().split()
+                cpu += int(fields[0]); delay += int(fields[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return cpu / 1e6, delay / 1e6
+def postgres_pids():
+    try:
+        with open("/proc/%s/task/%s/children" % (postmaster, postmaster)) as f:
+            return [postmaster] + f.read().split()
+    except OSError:
+        return [postmaster]
+def steal():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[7], sum(fields)
+probe = os.path.join(pgdir, "probe-host")
+fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+block = b"\0" * 8192
+with open(out, "w") as log:
+    log.write("at,flush_us,pg_cpu_ms,pg_delay_ms,server_cpu_ms,server_delay_ms,steal,ticks\n")
+    try:
+        for _ in range(6000):
+            started = time.perf_counter_ns()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            flush = (time.perf_counter_ns() - started) / 1000
+            pg = schedstat(postgres_pids())
+            srv = schedstat([server])
+            st = steal()
+            log.write("%.3f,%.0f,%.1f,%.1f,%.1f,%.1f,%d,%d\n" % ((time.time(), flush) + pg + srv + st))
+            log.flush()
+            time.sleep(0.1)
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+PY
+    host_pid=$!
+}
+host_pid=""
 profile_start() {
     [[ $profile == 1 ]] || return 0
     disk_probe
-    psql -X -q "$url" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')" >/dev/null
-    psql -X -q "$url" -c "DROP TABLE IF EXISTS bench_waits; CREATE UNLOGGED TABLE bench_waits (at timestamptz, state text, wait text)"
+    psql -X -q "$url" -c "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal'), pg_stat_reset_shared('bgwriter')" >/dev/null
+    # What every backend of the database (and the server's own processes: checkpointer, WAL
+    # writer, autovacuum) waits on every 10 ms, and the WAL and checkpoint counters every 10
+    # samples. Unlogged tables: the sampler adds no WAL of its own.
+    psql -X -q "$url" -c "
+        SET client_min_messages = warning; DROP TABLE IF EXISTS bench_waits, bench_stats;
+        CREATE UNLOGGED TABLE bench_waits (at timestamptz, btype text, state text, wait text, query text);
+        CREATE UNLOGGED TABLE bench_stats AS SELECT clock_timestamp() AS at, w.wal_records, w.wal_fpi,
+            w.wal_bytes, w.wal_buffers_full, w.wal_write, w.wal_sync, w.wal_sync_time, b.checkpoints_timed,
+            b.checkpoints_req, b.buffers_checkpoint, b.buffers_clean, b.buffers_backend
+          FROM pg_stat_wal w, pg_stat_bgwriter b WITH NO DATA"
     psql -X -q "$url" -c "
         DO \$\$ BEGIN FOR i IN 1..60000 LOOP
             PERFORM pg_stat_clear_snapshot();
-            INSERT INTO bench_waits SELECT clock_timestamp(), state,
-                coalesce(wait_event_type || ':' || wait_event, 'CPU')
-              FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
-                AND backend_type = 'client backend';
+            INSERT INTO bench_waits SELECT clock_timestamp(), backend_type, state,
+                coalesce(wait_event_type || ':' || wait_event, 'CPU'),
+                CASE WHEN backend_type <> 'client backend' THEN left(query, 60) END
+              FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+                AND (datname = current_database() OR backend_type <> 'client backend');
+            IF i % 10 = 0 THEN
+                INSERT INTO bench_stats SELECT clock_timestamp(), w.wal_records, w.wal_fpi, w.wal_bytes,
+                    w.wal_buffers_full, w.wal_write, w.wal_sync, w.wal_sync_time, b.checkpoints_timed,
+                    b.checkpoints_req, b.buffers_checkpoint, b.buffers_clean, b.buffers_backend
+                  FROM pg_stat_wal w, pg_stat_bgwriter b;
+            END IF;
             COMMIT;
             PERFORM pg_sleep(0.01);
         END LOOP; END \$\$" >/dev/null 2>&1 &
     sampler_pid=$!
+    host_sampler
+    wal_files_before=$(ls "$work/pg/data/pg_wal" 2>/dev/null | grep -c '^[0-9A-F]\{24\}$' || true)
+    run_started_at=$(date +%s.%N)
 }
 profile_report() {
     local name=$1 ended_at=$2
     [[ $profile == 1 ]] || return 0
+    [[ -n "$host_pid" ]] && { kill "$host_pid" 2>/dev/null || true; wait "$host_pid" 2>/dev/null || true; host_pid=""; }
     if [[ -n "$sampler_pid" ]]; then
         psql -X -q "$url" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%bench_waits%' AND pid <> pg_backend_pid()" >/dev/null
         wait "$sampler_pid" 2>/dev/null || true
         sampler_pid=""
+        local window="at BETWEEN to_timestamp($ended_at) - interval '$duration seconds' - interval '1 second'
+                            AND to_timestamp($ended_at) - interval '1 second'"
         echo "$name: active backends' wait events in the measured window (samples every 10 ms):"
         psql -X -At -F ' ' "$url" -c "
             SELECT count(*), wait FROM bench_waits
-             WHERE state = 'active' AND at BETWEEN to_timestamp($ended_at) - interval '$duration seconds' - interval '1 second'
-                                             AND to_timestamp($ended_at) - interval '1 second'
+             WHERE btype = 'client backend' AND state = 'active' AND $window
              GROUP BY wait ORDER BY 1 DESC LIMIT 8" | sed 's/^/  /'
         echo "$name: statements (calls, mean ms, total ms); WAL records, writes, syncs, sync ms, ms per sync:"
         psql -X -At -F ' ' "$url" -c "
@@ -199,49 +284,162 @@ profile_report() {
               FROM pg_stat_statements WHERE query NOT LIKE '%bench_waits%' AND calls > 100
              ORDER BY total_exec_time DESC LIMIT 6" | sed 's/^/  /'
         psql -X -At -F ' ' "$url" -c "SELECT wal_records, wal_write, wal_sync, round(wal_sync_time::numeric, 1), round((wal_sync_time / nullif(wal_sync, 0))::numeric, 3) FROM pg_stat_wal" | sed 's/^/  wal /'
+        local wal_files_after
+        wal_files_after=$(ls "$work/pg/data/pg_wal" 2>/dev/null | grep -c '^[0-9A-F]\{24\}$' || true)
+        echo "$name: the whole run (connecting included): WAL segment files $wal_files_before -> $wal_files_after; WAL MB, full-page images, checkpoints, buffers written by checkpoints / backends:"
+        psql -X -At -F ' ' "$url" -c "SELECT round(w.wal_bytes / 1e6, 1), w.wal_fpi, b.checkpoints_timed + b.checkpoints_req,
+                                             b.buffers_checkpoint, b.buffers_backend FROM pg_stat_wal w, pg_stat_bgwriter b" | sed 's/^/  /'
+        echo "$name: PostgreSQL's log during the run (checkpoints, autovacuum):"
+        local from_pg
+        from_pg=$(date -u -d "@$run_started_at" '+%F %T')
+        awk -v from="$from_pg" '/^[0-9]{4}-/ && ($1 " " substr($2, 1, 8)) >= from && /LOG: +(checkpoint|automatic (vacuum|analyze))/' "$work/pg/log" |
+            cut -c1-200 | sed 's/^/  /' || true
+        psql -X -At -F ',' "$url" -c "
+            SELECT extract(epoch FROM date_trunc('second', at))::bigint, btype, state, wait,
+                   coalesce(query, ''), count(*)
+              FROM bench_waits GROUP BY 1, 2, 3, 4, 5" >"$work/waits.csv"
+        psql -X -At -F ',' "$url" -c "
+            SELECT extract(epoch FROM at), wal_records, wal_fpi, wal_bytes, wal_sync, wal_sync_time,
+                   checkpoints_timed + checkpoints_req, buffers_checkpoint, buffers_backend
+              FROM bench_stats ORDER BY at" >"$work/stats.csv"
     fi
 }
+# PROFILE=1, after a sioc run: one line per second from 6 s before the measured window to its
+# end: the store's worst connection that second (its `total` and `trip` p99 and max, ms), the
+# client backends' wait events and what the other server processes were doing, the WAL
+# (records, full-page images, syncs and ms per sync), checkpoint writes, the disk's flush time
+# (the 100 ms probe's worst), the CPU run-queue delay of PostgreSQL's processes and of the
+# server (ms per second: time runnable but not running) and the host's steal.
+seconds_report() {
+    local name=$1 log=$2 ended_at=$3
+    echo "$name: per second (the measured window marked *): store worst total p99/max, trip p99/max ms; client waits (10 ms samples); other processes; WAL recs/fpi/syncs/ms per sync; ckpt bufs; disk flush max ms; run delay pg/server ms; steal %"
+    python3 - "$log" "$ended_at" "$duration" "$work/waits.csv" "$work/stats.csv" "$work/host.csv" <<'PY' || true
+import calendar, collections, sys, time
+log, ended, duration = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+first, last = int(ended - duration - 7), int(ended)
+in_window = lambda s: ended - duration - 1 <= s + 0.5 <= ended - 1
+store = collections.defaultdict(lambda: [0, 0, 0, 0])
+for line in open(log, errors="replace"):
+    if "store: profile of" not in line:
+        continue
+    try:
+        sec = calendar.timegm(time.strptime(line[:19], "%Y-%m-%dT%H:%M:%S")) - 1  # logged at the end of its second
+    except ValueError:
+        continue
+    words = line.split()
+    for i, w in enumerate(words[:-1]):
+        if w in ("total", "trip"):
+            v = [int(x) for x in words[i + 1].split("/")]
+            k = 0 if w == "total" else 2
+            store[sec][k] = max(store[sec][k], v[2]); store[sec][k + 1] = max(store[sec][k + 1], v[3])
+waits = collections.defaultdict(collections.Counter)
+others = collections.defaultdict(collections.Counter)
+for line in open(sys.argv[4]):
+    f = line.rstrip("\n").split(",")
+    if len(f) < 6:
+        continue
+    sec, btype, state, wait, query, n = int(f[0]), f[1], f[2], f[3], ",".join(f[4:-1]), int(f[-1])
+    if btype == "client backend":
+        if state == "active":
+            waits[sec][wait] += n
+    elif not wait.startswith("Activity:") or btype.startswith("autovacuum worker"):
+        who = btype.replace("autovacuum worker", "autovac").replace("background writer", "bgwriter")
+        others[sec][who + " " + wait + (" " + query.split("autovacuum: ")[-1] if "autovacuum:" in query else "")] += n
+stats = {}
+for line in open(sys.argv[5]):
+    f = line.strip().split(",")
+    if len(f) == 9:
+        stats.setdefault(int(float(f[0])), [float(x) for x in f[1:]])
+host = collections.defaultdict(list)
+for line in list(open(sys.argv[6]))[1:]:
+    f = [float(x) for x in line.split(",")]
+    host[int(f[0])].append(f)
+prev_stats = prev_host = None
+for sec in range(first - 1, last + 1):
+    st, hs = stats.get(sec), host.get(sec)
+    if sec < first:
+        prev_stats, prev_host = st, hs[-1] if hs else None
+        continue
+    out = ["*" if in_window(sec) else " ", time.strftime("%H:%M:%S", time.gmtime(sec))]
+    t = store.get(sec)
+    out.append("store %.1f/%.1f trip %.1f/%.1f" % tuple(x / 1000 for x in t) if t else "store -")
+    out.append("waits " + " ".join("%s %d" % kv for kv in waits[sec].most_common(3)) if waits[sec] else "waits -")
+    if others[sec]:
+        out.append("others " + "; ".join("%s %d" % kv for kv in others[sec].most_common(2)))
+    if st and prev_stats:
+        d = [a - b for a, b in zip(st, prev_stats)]
+        out.append("wal %d/%d/%d/%.2f ckpt %d" % (d[0], d[1], d[3], d[4] / d[3] if d[3] else 0, d[6]))
+    if hs and prev_host:
+        h = hs[-1]
+        ticks = h[7] - prev_host[7]
+        out.append("disk %.1f delay %.0f/%.0f steal %.1f" % (max(x[1] for x in hs) / 1000, h[3] - prev_host[3],
+                   h[5] - prev_host[5], 100 * (h[6] - prev_host[6]) / ticks if ticks else 0))
+    prev_stats, prev_host = st or prev_stats, (hs[-1] if hs else prev_host)
+    print("  " + " | ".join(out))
+PY
+}
 
+# One run of server $1; $2 names its results ($work/$1-$2.json): the round, or "warmup".
+run_one() {
+    local name=$1 round=$2
+    start_server "$name"
+    [[ $name == *sioc-postgres* ]] && profile_start
+    SIOC_BENCH_LOOP_PROFILE=$profile taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
+        --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
+        --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
+        --json "$work/$name-$round.json" | tail -1 |
+        { if [[ $round == warmup ]]; then sed 's/^/warm-up, discarded: /'; else cat; fi; } | tee "$work/last.txt"
+    ended_at=$(date +%s.%N)
+    [[ $name == *sioc-postgres* ]] && profile_report "$name" "$ended_at"
+    if [[ $profile == 1 && $name == *sioc-* ]]; then
+        python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"]; print("%s: connecting and joining took %.1f s" % (sys.argv[2], r.get("setup_seconds", 0)))' \
+            "$work/$name-$round.json" "$name" 2>/dev/null || true
+        echo "$name: the server's connection counters (GET /metrics):"
+        curl -s "http://127.0.0.1:$api_port/metrics" |
+            grep -E '^sioc_(engineio_(connections_(opened|closed)|requests_refused|slow_reader)|socketio_(sockets_(connected|disconnected)|connects_refused))' |
+            sed 's/^/  /' || true
+    fi
+    if grep -q FAILED "$work/last.txt"; then
+        kill -0 "$server_pid" 2>/dev/null || echo "$name: the server is gone" >&2
+        grep -v " debug " "$work/$name.log" | tail -20 >&2
+    fi
+    stop_server
+    if [[ $profile == 1 && $name == *sioc-* ]]; then
+        # The seconds the generator measured: the last $duration before it ended, and up to
+        # 5 more (its drain and its report of 10,000 clients take seconds).
+        from=$(date -u -d "@$(echo "$ended_at - $duration - 6" | bc)" +%FT%T)
+        to=$(date -u -d "@$ended_at" +%FT%T)
+        echo "$name: the store's profile, per connection and second of the measured window and a few after:"
+        awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /store: profile of/' "$work/$name.log" |
+            sed 's/.*store: profile of /  /; s/; mean\/p50\/p99\/max in us:/:/'
+        echo "$name: the server's loop, held between two polls (daemon/loop_profile.h), per second:"
+        awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /loop: held/' "$work/$name.log" |
+            sed 's/.*loop: held /  /; s/ times between polls; mean\/p50\/p99\/max in us:/ iterations: held/'
+        # The whole run, connecting included: how long the loop was held up at once.
+        awk '/store: profile of/ { for (i = 1; i < NF; i++) if ($i == "callbacks" || $i == "handback") {
+                 split($(i + 1), v, "/"); if (v[4] + 0 > most[$i]) most[$i] = v[4] + 0 } }
+             END { printf "  whole run: longest hand-back %.1f ms, longest run of done callbacks %.1f ms\n",
+                   most["handback"] / 1000, most["callbacks"] / 1000 }' "$work/$name.log"
+        [[ $name == *sioc-postgres* ]] && seconds_report "$name" "$work/$name.log" "$ended_at"
+    fi
+    return 0
+}
+
+# The warm-up: a new cluster is slower in its first minutes (docs/store.md, "The first run on a
+# new cluster"), so one run before the rounds is left out of the figures, on PostgreSQL when
+# SERVERS has a server on it.
+if [[ $warmup_round == 1 ]]; then
+    warmup_server=""
+    for name in $servers; do
+        if [[ -z "$warmup_server" && $name == *postgres* ]]; then warmup_server=$name; fi
+    done
+    warmup_server=${warmup_server:-${servers%% *}}
+    echo "warm-up: one run of $warmup_server, discarded (WARMUP_ROUND=0: none)"
+    run_one "$warmup_server" warmup
+fi
 for round in $(seq 1 "$rounds"); do
     for name in $servers; do
-        start_server "$name"
-        [[ $name == *sioc-postgres* ]] && profile_start
-        SIOC_BENCH_LOOP_PROFILE=$profile taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
-            --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
-            --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
-            --json "$work/$name-$round.json" | tail -1 | tee "$work/last.txt"
-        ended_at=$(date +%s.%N)
-        [[ $name == *sioc-postgres* ]] && profile_report "$name" "$ended_at"
-        if [[ $profile == 1 && $name == *sioc-* ]]; then
-            python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"]; print("%s: connecting and joining took %.1f s" % (sys.argv[2], r.get("setup_seconds", 0)))' \
-                "$work/$name-$round.json" "$name" 2>/dev/null || true
-            echo "$name: the server's connection counters (GET /metrics):"
-            curl -s "http://127.0.0.1:$api_port/metrics" |
-                grep -E '^sioc_(engineio_(connections_(opened|closed)|requests_refused|slow_reader)|socketio_(sockets_(connected|disconnected)|connects_refused))' |
-                sed 's/^/  /' || true
-        fi
-        if grep -q FAILED "$work/last.txt"; then
-            kill -0 "$server_pid" 2>/dev/null || echo "$name: the server is gone" >&2
-            grep -v " debug " "$work/$name.log" | tail -20 >&2
-        fi
-        stop_server
-        if [[ $profile == 1 && $name == *sioc-* ]]; then
-            # The seconds the generator measured: the last $duration before it ended, and up to
-            # 5 more (its drain and its report of 10,000 clients take seconds).
-            from=$(date -u -d "@$(echo "$ended_at - $duration - 6" | bc)" +%FT%T)
-            to=$(date -u -d "@$ended_at" +%FT%T)
-            echo "$name: the store's profile, per connection and second of the measured window and a few after:"
-            awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /store: profile of/' "$work/$name.log" |
-                sed 's/.*store: profile of /  /; s/; mean\/p50\/p99\/max in us:/:/'
-            echo "$name: the server's loop, held between two polls (daemon/loop_profile.h), per second:"
-            awk -v from="$from" -v to="$to" '$1 >= from && $1 <= to && /loop: held/' "$work/$name.log" |
-                sed 's/.*loop: held /  /; s/ times between polls; mean\/p50\/p99\/max in us:/ iterations: held/'
-            # The whole run, connecting included: how long the loop was held up at once.
-            awk '/store: profile of/ { for (i = 1; i < NF; i++) if ($i == "callbacks" || $i == "handback") {
-                     split($(i + 1), v, "/"); if (v[4] + 0 > most[$i]) most[$i] = v[4] + 0 } }
-                 END { printf "  whole run: longest hand-back %.1f ms, longest run of done callbacks %.1f ms\n",
-                       most["handback"] / 1000, most["callbacks"] / 1000 }' "$work/$name.log"
-        fi
+        run_one "$name" "$round"
     done
 done
 
