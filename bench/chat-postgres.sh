@@ -388,7 +388,8 @@ run_one() {
         --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
         --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
         --json "$work/$name-$round.json" | tail -1 |
-        { if [[ $round == warmup ]]; then sed 's/^/warm-up, discarded: /'; else cat; fi; } | tee "$work/last.txt"
+        { if [[ $round == warmup ]]; then sed 's/^/warm-up, discarded: /'; else cat; fi; } | tee "$work/last.txt" ||
+        true # a failed run (FAILED, status 1) is reported below and counted in the summary
     ended_at=$(date +%s.%N)
     [[ $name == *sioc-postgres* ]] && profile_report "$name" "$ended_at"
     if [[ $profile == 1 && $name == *sioc-* ]]; then
@@ -453,11 +454,17 @@ node -e '
   };
   const stat = {};
   for (const name of process.argv[3].split(/\s+/).filter(Boolean)) {
-    const runs = [...Array(rounds).keys()].map((i) => JSON.parse(fs.readFileSync(path.join(dir, `${name}-${i + 1}.json`))));
+    const read = (i) => {
+      try { return JSON.parse(fs.readFileSync(path.join(dir, `${name}-${i + 1}.json`))); } catch { return null; }
+    };
+    const all = [...Array(rounds).keys()].map(read);
+    const runs = all.filter((r) => r && r.results && r.results.latency && !r.error);
+    const failed = rounds - runs.length ? `, ${rounds - runs.length} of ${rounds} runs FAILED (left out)` : "";
+    if (runs.length === 0) { console.log(`${name}: every run FAILED`); continue; }
     const pick = (key) => median(runs.map((r) => r.results.latency[key] / 1000));
     const lost = runs.reduce((sum, r) => sum + r.results.lost + (r.results.sent - r.results.acknowledged), 0);
     stat[name] = { p50: pick("p50_us"), p99: pick("p99_us") };
-    console.log(`${name}: median p50 ${stat[name].p50.toFixed(1)} ms, p99 ${stat[name].p99.toFixed(1)} ms, lost or unacknowledged ${lost}`);
+    console.log(`${name}: median p50 ${stat[name].p50.toFixed(1)} ms, p99 ${stat[name].p99.toFixed(1)} ms, lost or unacknowledged ${lost}${failed}`);
   }
   for (const store of ["sqlite", "postgres"]) {
     const s = stat[`sioc-${store}`], n = stat[`node-${store}`];
