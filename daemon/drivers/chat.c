@@ -24,6 +24,7 @@
  * out. With the embedded recovery store (and no cluster) the users held online are also kept in
  * its file: a restarted daemon (SIGTERM or SIGKILL) gives each of them the grace again, from its
  * start, and takes offline once those who do not come back. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -54,7 +55,7 @@ typedef struct chat_s {
     uint32_t grace_ms;    /* options.presenceGraceMs */
     leaving_t *leaving;   /* users within their grace, by id text */
     recovery_store_t *online_rows; /* where the users held online are kept, or NULL */
-    chat_user_t *users;            /* the shared user records, by id text */
+    driver_index_t users;          /* the shared user records (chat_user_t), by key */
 } chat_t;
 
 /* A user with sockets here, and what socket.data.user says for them (issue 12: one record per
@@ -62,10 +63,9 @@ typedef struct chat_s {
  * when their tokens (or sessions) said the same; a socket whose claims differ, or whose data
  * holds more than the user, has a record of its own, outside chat->users. */
 struct chat_user_s {
-    UT_hash_handle hh;
     unsigned references; /* sockets holding it */
-    unsigned filled;     /* fields the store filled in (driver_profile_fields bits) */
-    int shared;          /* in chat->users */
+    uint8_t filled;      /* fields the store filled in (driver_profile_fields bits) */
+    uint8_t shared;      /* in chat->users */
     /* {id, firstName, lastName, role, avatar}, the user of every payload, as compact JSON text:
      * about 100 bytes where the jansson object took 700 with its strings (one per user with a
      * JWT each). Parsed when a call, a payload or socket.data needs it. */
@@ -174,9 +174,7 @@ static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int
     }
     record->references = 1;
     memcpy(record->key, key, size);
-    record->shared = shared;
-    if (shared)
-        HASH_ADD_STR(chat->users, key, record);
+    record->shared = shared && driver_index_add(&chat->users, record) == 0;
     return record;
 }
 
@@ -186,7 +184,7 @@ static chat_user_t *user_acquire(chat_t *chat, const char *key, json_t *profile,
 {
     chat_user_t *record = NULL;
     if (shareable)
-        HASH_FIND_STR(chat->users, key, record);
+        record = driver_index_find(&chat->users, key);
     if (record != NULL && user_matches(record, profile)) {
         record->references++;
         return record;
@@ -199,7 +197,7 @@ static void user_release(chat_t *chat, chat_user_t *record)
     if (record == NULL || --record->references > 0)
         return;
     if (record->shared)
-        HASH_DEL(chat->users, record);
+        driver_index_remove(&chat->users, record);
     free(record->profile);
     free(record);
 }
@@ -1364,7 +1362,8 @@ static void on_dm_history(sioc_socket_t *socket, const sioc_event_t *event, void
 
 static void chat_release(driver_base_t *base)
 {
-    free(base); /* the base is the first member of chat_t */
+    driver_index_free(&((chat_t *)base)->users); /* the base is the first member of chat_t */
+    free(base);
 }
 
 static int chat_check_options(const config_t *config, const config_channel_t *channel, char *error,
@@ -1414,6 +1413,7 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
         return -1;
     }
     driver_base_init(&chat->base, channel, chat_release);
+    driver_index_init(&chat->users, offsetof(chat_user_t, key));
     json_t *auto_create = json_object_get(channel->config->options, "autoCreateRooms");
     chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
     const char *presence = json_string_value(json_object_get(channel->config->options, "presence"));

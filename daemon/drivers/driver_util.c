@@ -149,6 +149,107 @@ driver_text_check_t driver_check_text(json_t *value, size_t max_bytes)
     return DRIVER_TEXT_OK;
 }
 
+/* ---- an index by name --------------------------------------------------------------------- */
+
+#define INDEX_MIN_SLOTS 16u
+
+static const char *index_key(const driver_index_t *index, const void *item)
+{
+    return (const char *)item + index->key_offset;
+}
+
+/* FNV-1a: names are short ids, and a lookup hashes one. */
+static uint32_t index_hash(const char *key)
+{
+    uint32_t hash = 2166136261u;
+    for (const unsigned char *byte = (const unsigned char *)key; *byte != 0; byte++)
+        hash = (hash ^ *byte) * 16777619u;
+    return hash;
+}
+
+void driver_index_init(driver_index_t *index, size_t key_offset)
+{
+    memset(index, 0, sizeof(*index));
+    index->key_offset = key_offset;
+}
+
+/* The slot of key: where it is, or the empty one where it would go. */
+static uint32_t index_slot(const driver_index_t *index, const char *key)
+{
+    uint32_t slot = index_hash(key) & index->mask;
+    while (index->slots[slot] != NULL && strcmp(index_key(index, index->slots[slot]), key) != 0)
+        slot = (slot + 1) & index->mask;
+    return slot;
+}
+
+void *driver_index_find(const driver_index_t *index, const char *key)
+{
+    return index->slots != NULL ? index->slots[index_slot(index, key)] : NULL;
+}
+
+static int index_resize(driver_index_t *index, uint32_t slots)
+{
+    void **old = index->slots;
+    uint32_t old_slots = old != NULL ? index->mask + 1 : 0;
+    index->slots = calloc(slots, sizeof(*index->slots));
+    if (index->slots == NULL) {
+        index->slots = old;
+        return -1;
+    }
+    index->mask = slots - 1;
+    for (uint32_t i = 0; i < old_slots; i++)
+        if (old[i] != NULL)
+            index->slots[index_slot(index, index_key(index, old[i]))] = old[i];
+    free(old);
+    return 0;
+}
+
+int driver_index_add(driver_index_t *index, void *item)
+{
+    uint32_t slots = index->slots != NULL ? index->mask + 1 : 0;
+    /* At most three quarters full: the probes stay short. */
+    if ((uint64_t)(index->count + 1) * 4 > (uint64_t)slots * 3 &&
+        index_resize(index, slots != 0 ? slots * 2 : INDEX_MIN_SLOTS) != 0)
+        return -1;
+    index->slots[index_slot(index, index_key(index, item))] = item;
+    index->count++;
+    return 0;
+}
+
+void driver_index_remove(driver_index_t *index, void *item)
+{
+    if (index->slots == NULL)
+        return;
+    uint32_t hole = index_slot(index, index_key(index, item));
+    if (index->slots[hole] != item)
+        return;
+    index->slots[hole] = NULL;
+    index->count--;
+    /* Linear probing without tombstones: move back each later item of the run whose home is
+     * not between the hole and it, so that every item stays reachable from its home. */
+    for (uint32_t slot = (hole + 1) & index->mask; index->slots[slot] != NULL;
+         slot = (slot + 1) & index->mask) {
+        uint32_t home = index_hash(index_key(index, index->slots[slot])) & index->mask;
+        if (((slot - home) & index->mask) >= ((slot - hole) & index->mask)) {
+            index->slots[hole] = index->slots[slot];
+            index->slots[slot] = NULL;
+            hole = slot;
+        }
+    }
+    if (index->count == 0) { /* every user left: nothing kept */
+        free(index->slots);
+        index->slots = NULL;
+        index->mask = 0;
+    }
+}
+
+void driver_index_free(driver_index_t *index)
+{
+    free(index->slots);
+    index->slots = NULL;
+    index->mask = index->count = 0;
+}
+
 /* ---- rate limiting ----------------------------------------------------------------------------
  */
 
