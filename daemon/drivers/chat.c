@@ -29,6 +29,9 @@
 #include <string.h>
 #include <uthash.h>
 
+/* The library's index by a key held in each entry (src/core: no layer state), so that a user
+ * record carries no 56-byte UT_hash_handle (issue 12: one record per connected user). */
+#include "core/index.h"
 #include "driver_util.h"
 #include "log.h"
 #include "presence.h"
@@ -55,7 +58,7 @@ typedef struct chat_s {
     uint32_t grace_ms;    /* options.presenceGraceMs */
     leaving_t *leaving;   /* users within their grace, by id text */
     recovery_store_t *online_rows; /* where the users held online are kept, or NULL */
-    driver_index_t users;          /* the shared user records (chat_user_t), by key */
+    sioc__index_t users;           /* the shared user records (chat_user_t), by key */
 } chat_t;
 
 /* A user with sockets here, and what socket.data.user says for them (issue 12: one record per
@@ -174,7 +177,7 @@ static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int
     }
     record->references = 1;
     memcpy(record->key, key, size);
-    record->shared = shared && driver_index_add(&chat->users, record) == 0;
+    record->shared = shared && sioc__index_add(&chat->users, record) == 0;
     return record;
 }
 
@@ -184,7 +187,7 @@ static chat_user_t *user_acquire(chat_t *chat, const char *key, json_t *profile,
 {
     chat_user_t *record = NULL;
     if (shareable)
-        record = driver_index_find(&chat->users, key);
+        record = sioc__index_find(&chat->users, key);
     if (record != NULL && user_matches(record, profile)) {
         record->references++;
         return record;
@@ -197,7 +200,7 @@ static void user_release(chat_t *chat, chat_user_t *record)
     if (record == NULL || --record->references > 0)
         return;
     if (record->shared)
-        driver_index_remove(&chat->users, record);
+        sioc__index_remove(&chat->users, record);
     free(record->profile);
     free(record);
 }
@@ -1362,7 +1365,7 @@ static void on_dm_history(sioc_socket_t *socket, const sioc_event_t *event, void
 
 static void chat_release(driver_base_t *base)
 {
-    driver_index_free(&((chat_t *)base)->users); /* the base is the first member of chat_t */
+    sioc__index_clear(&((chat_t *)base)->users); /* the base is the first member of chat_t */
     free(base);
 }
 
@@ -1413,7 +1416,7 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
         return -1;
     }
     driver_base_init(&chat->base, channel, chat_release);
-    driver_index_init(&chat->users, offsetof(chat_user_t, key));
+    sioc__index_init(&chat->users, offsetof(chat_user_t, key));
     json_t *auto_create = json_object_get(channel->config->options, "autoCreateRooms");
     chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
     const char *presence = json_string_value(json_object_get(channel->config->options, "presence"));

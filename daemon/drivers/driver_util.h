@@ -83,28 +83,6 @@ void driver_bucket_init(driver_bucket_t *bucket, uint32_t burst, uint64_t now_ms
  * adds nothing. */
 int driver_bucket_take(driver_bucket_t *bucket, double rate, uint32_t burst, uint64_t now_ms);
 
-/* ---- an index by name (pure) ---------------------------------------------------------------- */
-
-/* Items found by a NUL-terminated name they hold at key_offset: an open-addressing table of
- * pointers, about 11 to 21 bytes per item where a UT_hash_handle in each item takes 56 (issue 12:
- * one item per connected user). The items stay the caller's; the index never frees them. */
-typedef struct driver_index_s {
-    void **slots; /* NULL until the first add; a power of two of them */
-    uint32_t mask;
-    uint32_t count;
-    size_t key_offset;
-} driver_index_t;
-
-void driver_index_init(driver_index_t *index, size_t key_offset);
-/* The item named key, or NULL. */
-void *driver_index_find(const driver_index_t *index, const char *key);
-/* Adds item, whose name must not be in the index yet: 0, or -1 when out of memory (not added). */
-int driver_index_add(driver_index_t *index, void *item);
-/* Removes item if it is there. */
-void driver_index_remove(driver_index_t *index, void *item);
-/* Frees the table (not the items). */
-void driver_index_free(driver_index_t *index);
-
 /* ---- driver state and calls ------------------------------------------------------------------ */
 
 #define DRIVER_MAX_HANDLERS 24

@@ -3,9 +3,13 @@
  * shrinking by halves. An entry costs 8 bytes over 0.375 to 0.75 of a slot (11 to 21 bytes)
  * instead of uthash's 56-byte handle plus its buckets, and the entry does not change.
  *
- * The keys it holds are the server's own random ids, so no seed is needed against collisions
- * chosen by a peer: a lookup of any string only walks one cluster. The order of the slots is
- * that of the hashes, not of insertion; a caller that needs insertion order keeps a list. */
+ * The keys it holds are the server's own random ids, or (the daemon's chat driver) user ids
+ * from tokens the app's back end signed, so no seed is needed against collisions chosen by a
+ * peer: a lookup of any string only walks one cluster. An app whose users pick their own ids
+ * (usernames as ids) gives them that choice; uthash, which this replaced, had no seed either.
+ *
+ * The order of the slots is that of the hashes, not of insertion; a caller that needs
+ * insertion order keeps a list. */
 #ifndef SIOC_CORE_INDEX_H
 #define SIOC_CORE_INDEX_H
 

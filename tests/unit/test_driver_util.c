@@ -1,5 +1,5 @@
 /* The drivers' pure helpers: the token bucket, id and text checks of payloads, user profiles,
- * the index by name, and option validation with the file:line: path: message of config.c. */
+ * and option validation with the file:line: path: message of config.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,75 +67,6 @@ static void test_bucket_ignores_a_clock_going_back(void **state)
     /* Measured from 5000, not 1000. */
     assert_int_equal(driver_bucket_take(&bucket, 10, 1, 5099), 0);
     assert_int_equal(driver_bucket_take(&bucket, 10, 1, 5100), 1);
-}
-
-/* ---- the index by name ---------------------------------------------------------------------- */
-
-typedef struct named_s {
-    int value;
-    char name[16];
-} named_t;
-
-static void test_index_finds_adds_and_removes(void **state)
-{
-    driver_index_t index;
-    driver_index_init(&index, offsetof(named_t, name));
-    assert_null(driver_index_find(&index, "a")); /* empty: no table yet */
-    named_t a = {1, "a"}, b = {2, "b"};
-    assert_int_equal(driver_index_add(&index, &a), 0);
-    assert_int_equal(driver_index_add(&index, &b), 0);
-    assert_ptr_equal(driver_index_find(&index, "a"), &a);
-    assert_ptr_equal(driver_index_find(&index, "b"), &b);
-    assert_null(driver_index_find(&index, "c"));
-    assert_null(driver_index_find(&index, ""));
-    named_t other_a = {3, "a"};
-    driver_index_remove(&index, &other_a); /* not the item indexed under "a": kept */
-    assert_ptr_equal(driver_index_find(&index, "a"), &a);
-    driver_index_remove(&index, &a);
-    assert_null(driver_index_find(&index, "a"));
-    assert_ptr_equal(driver_index_find(&index, "b"), &b);
-    driver_index_remove(&index, &b);
-    assert_int_equal(index.count, 0);
-    assert_null(index.slots); /* the last one gone: nothing kept */
-    driver_index_free(&index);
-}
-
-/* Many items through growth, removals in an order that breaks probe runs (every third, then the
- * rest backwards), each lookup checked against what should be there. */
-static void test_index_keeps_every_item_reachable(void **state)
-{
-    enum { COUNT = 3000 };
-    named_t *items = calloc(COUNT, sizeof(*items));
-    assert_non_null(items);
-    driver_index_t index;
-    driver_index_init(&index, offsetof(named_t, name));
-    for (int i = 0; i < COUNT; i++) {
-        items[i].value = i;
-        snprintf(items[i].name, sizeof(items[i].name), "user-%d", i);
-        assert_int_equal(driver_index_add(&index, &items[i]), 0);
-    }
-    assert_int_equal(index.count, COUNT);
-    assert_true(index.mask + 1 >= COUNT * 4 / 3);
-    for (int i = 0; i < COUNT; i += 3)
-        driver_index_remove(&index, &items[i]);
-    for (int i = 0; i < COUNT; i++) {
-        named_t *found = driver_index_find(&index, items[i].name);
-        if (i % 3 == 0)
-            assert_null(found);
-        else
-            assert_ptr_equal(found, &items[i]);
-    }
-    for (int i = COUNT - 1; i >= 0; i--) {
-        if (i % 3 == 0)
-            continue;
-        driver_index_remove(&index, &items[i]);
-        assert_null(driver_index_find(&index, items[i].name));
-        if (i > 0 && (i - 1) % 3 != 0)
-            assert_ptr_equal(driver_index_find(&index, items[i - 1].name), &items[i - 1]);
-    }
-    assert_int_equal(index.count, 0);
-    driver_index_free(&index);
-    free(items);
 }
 
 /* ---- ids and texts -------------------------------------------------------------------------- */
@@ -357,8 +288,6 @@ static void test_require_authentication(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_index_finds_adds_and_removes),
-        cmocka_unit_test(test_index_keeps_every_item_reachable),
         cmocka_unit_test(test_bucket_starts_full_and_empties),
         cmocka_unit_test(test_bucket_refills_at_rate),
         cmocka_unit_test(test_bucket_fractional_rate),
