@@ -5,7 +5,10 @@
 #   echo.txt    perf (cpu-clock, call graphs) of the server during closed-loop echo
 #   idle.txt    valgrind massif of the server's heap with 2,000 idle clients, by allocation site
 #   chat.txt    fsync durations of the store (strace) during the 10,000-user chat
-# usage: bench/profile.sh [echo|idle|chat]...   (all three by default; about 2 minutes)
+#   instr.txt   user-space instructions per echo round trip (valgrind callgrind), by object and
+#               function: unlike the shares of echo.txt they do not move with the host's load,
+#               so they compare two binaries on a shared machine (not run by default)
+# usage: bench/profile.sh [echo|idle|chat|instr]...   (the first three by default; about 2 minutes)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -66,6 +69,20 @@ profile_echo() {
             2>/dev/null | grep -E '^ +[0-9]'
     } >>"$out/echo.txt"
     stop_server
+}
+
+# Paced (the server under callgrind is some 50 times slower): 4 s of steady echo, counted from
+# a zeroed counter to a dump; sioc__sio_decoder_add_text runs once per round trip.
+profile_instr() {
+    start_server valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out"
+    (sleep 5 && callgrind_control -z "$server_pid" && sleep 4 &&
+        callgrind_control -d window "$server_pid") >/dev/null 2>&1 &
+    local counter=$!
+    bench echo --clients 100 --duration 10 --warmup 2 --rate 1000 --timeout 60 | tee "$out/instr.txt"
+    wait "$counter"
+    stop_server
+    python3 bench/callgrind_rt.py "$(ls "$work"/callgrind.out.[0-9]* | head -1)" \
+        sioc__sio_decoder_add_text >>"$out/instr.txt"
 }
 
 profile_idle() {

@@ -123,7 +123,11 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
 static void on_io_handle_closed(uv_handle_t *handle)
 {
     sioc__io_t *io = handle->data;
-    if (--io->handles_closing == 0 && io->closed_cb != NULL)
+    if (--io->handles_closing > 0)
+        return;
+    while (io->spare_queue_count > 0)
+        free(io->spare_queues[--io->spare_queue_count]);
+    if (io->closed_cb != NULL)
         io->closed_cb(io);
 }
 
@@ -257,6 +261,32 @@ static void mark_dirty(sioc__conn_t *conn)
     conn->io->dirty_head = conn;
 }
 
+/* Gives conn an empty queue of SIOC_QUEUE_INITIAL slices, a spare one if the loop has it.
+ * Returns 0 or -1. */
+static int take_queue(sioc__conn_t *conn)
+{
+    sioc__io_t *io = conn->io;
+    conn->queue = io->spare_queue_count > 0 ? io->spare_queues[--io->spare_queue_count]
+                                            : malloc(SIOC_QUEUE_INITIAL * sizeof(*conn->queue));
+    if (conn->queue == NULL)
+        return -1;
+    conn->queue_capacity = SIOC_QUEUE_INITIAL;
+    return 0;
+}
+
+/* Takes conn's empty queue away: kept as a spare if it has the initial size and the loop has
+ * room, else freed (a grown queue was a burst, and would hold its size for every later use). */
+static void give_queue(sioc__conn_t *conn)
+{
+    sioc__io_t *io = conn->io;
+    if (conn->queue_capacity == SIOC_QUEUE_INITIAL && io->spare_queue_count < SIOC_SPARE_QUEUES)
+        io->spare_queues[io->spare_queue_count++] = conn->queue;
+    else
+        free(conn->queue);
+    conn->queue = NULL;
+    conn->queue_capacity = 0;
+}
+
 /* Closing, or TLS before its handshake finished: no application bytes can go out. */
 static int refuses_writes(const sioc__conn_t *conn)
 {
@@ -297,8 +327,11 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
     if (over_hard_cap(conn))
         return -1;
     conn->copy_tail = NULL;
-    if (conn->queue_length == conn->queue_capacity) {
-        uint32_t capacity = conn->queue_capacity ? conn->queue_capacity * 2 : 4;
+    if (conn->queue_capacity == 0) {
+        if (take_queue(conn) != 0)
+            return -1;
+    } else if (conn->queue_length == conn->queue_capacity) {
+        uint32_t capacity = conn->queue_capacity * 2;
         sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
         if (queue == NULL)
             return -1;
@@ -364,10 +397,10 @@ static void release_queue(sioc__conn_t *conn)
     conn->copy_tail = NULL;
     for (uint32_t i = 0; i < conn->queue_length; i++)
         sioc__buffer_unref(conn->queue[i].buffer);
-    free(conn->queue);
-    conn->queue = NULL;
-    conn->queue_length = conn->queue_capacity = 0;
+    conn->queue_length = 0;
     conn->queued_bytes = 0;
+    if (conn->queue != NULL)
+        give_queue(conn);
 }
 
 static void on_write(uv_write_t *request, int status)
@@ -484,13 +517,9 @@ static int encrypt_queue(sioc__conn_t *conn)
     sioc__buffer_t *records = sioc__tls_take_output(tls, &length);
     if (records == NULL)
         return rc;
-    if (conn->queue_capacity == 0) {
-        conn->queue = malloc(4 * sizeof(*conn->queue));
-        if (conn->queue == NULL) {
-            sioc__buffer_unref(records);
-            return -1;
-        }
-        conn->queue_capacity = 4;
+    if (conn->queue_capacity == 0 && take_queue(conn) != 0) {
+        sioc__buffer_unref(records);
+        return -1;
     }
     conn->queue[0].buffer = records; /* the queue takes take_output's reference */
     conn->queue[0].bytes = uv_buf_init((char *)records->data, (unsigned)length);
@@ -515,9 +544,8 @@ static void flush_connection(sioc__conn_t *conn)
         conn->queue_length = 0;
         conn->queued_bytes = 0;
     }
-    free(conn->queue);
-    conn->queue = NULL;
-    conn->queue_capacity = 0;
+    if (conn->queue != NULL)
+        give_queue(conn);
     if (conn->close_after_flush && conn->in_flight_bytes == 0)
         shut_down(conn);
     else

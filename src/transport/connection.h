@@ -50,9 +50,16 @@
  * control holds the peer back until the linger time is over (a client uploading 100 MB after
  * its 413 is not read to the end, and still gets to read the 413). */
 #define SIOC_LINGER_MAX_BYTES (1024u * 1024)
+/* A write queue starts with this many slices and doubles when full. */
+#define SIOC_QUEUE_INITIAL 4
+/* Write queues of the initial size that a loop keeps after connections flushed them, for the
+ * next write: a connection gives its queue back when it is empty (an idle connection holds
+ * none), so without spares every echo answer would allocate one and free it after the flush. */
+#define SIOC_SPARE_QUEUES 64
 
 typedef struct sioc__conn_s sioc__conn_t;
 typedef struct sioc__io_s sioc__io_t;
+typedef struct sioc__conn_slice_s sioc__conn_slice_t;
 
 /* Called once per loop iteration before connections are flushed, so that higher layers can
  * turn what they batched during the iteration (polling responses) into writes. */
@@ -76,6 +83,9 @@ struct sioc__io_s {
      * the idle handle hands it in (libuv will not read it again). */
     uv_idle_t tls_idle;
     sioc__conn_t *tls_ready_head;
+    /* Empty queues of SIOC_QUEUE_INITIAL slices (see SIOC_SPARE_QUEUES); freed with the io. */
+    sioc__conn_slice_t *spare_queues[SIOC_SPARE_QUEUES];
+    uint32_t spare_queue_count;
     uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
     uint8_t tls_plaintext[SIOC_TLS_RECORD_SIZE];
 };
@@ -92,10 +102,10 @@ typedef struct sioc__conn_handler_s {
 /* Why reading is stopped (sioc__conn_t.paused). */
 enum { SIOC__CONN_PAUSED_BY_OWNER = 1, SIOC__CONN_PAUSED_FOR_DRAIN = 2 };
 
-typedef struct sioc__conn_slice_s {
+struct sioc__conn_slice_s {
     sioc__buffer_t *buffer; /* one reference owned by the queue */
     uv_buf_t bytes;
-} sioc__conn_slice_t;
+};
 
 struct sioc__conn_s {
     uv_tcp_t tcp;
