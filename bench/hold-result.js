@@ -6,7 +6,8 @@
 //
 // usage: node bench/hold-result.js --out FILE --server NAME --label node|sioc --clients N
 //          --before KIB --peak KIB --after KIB --began S --ramped S --settled-at S --settled 0|1
-//          --exit-codes "RC..." --args "GENERATOR ARGS" GENERATOR.json...
+//          [--heap-before BYTES --heap-after BYTES] --exit-codes "RC..." --args "GENERATOR ARGS"
+//          GENERATOR.json...
 'use strict';
 
 const fs = require('node:fs');
@@ -83,6 +84,14 @@ const result = {
     settled: options.settled === '1',
   },
 };
+// BENCH_MALLOC_STATS=1: the bytes glibc's malloc_stats() counted in use, before and after.
+const heapBefore = number('heap-before');
+const heapAfter = number('heap-after');
+if (ok && heapBefore > 0 && heapAfter > 0) {
+  result.results.heap_in_use_before_bytes = heapBefore;
+  result.results.heap_in_use_after_bytes = heapAfter;
+  result.results.heap_per_connection_bytes = (heapAfter - heapBefore) / clients;
+}
 fs.writeFileSync(options.out, `${JSON.stringify(result, null, 2)}\n`);
 const bytes = (value) => (value === null ? 'n/a' : Math.round(value).toLocaleString('en-US'));
 console.log(`idle ${options.label} (${options.server}, ${result.options.transport}, ${namespace}` +
@@ -90,4 +99,7 @@ console.log(`idle ${options.label} (${options.server}, ${result.options.transpor
   (ok ? '' : `FAILED: ${error}; `) +
   `${clients} clients from ${generators.length} generators: server RSS ${before} -> ${after} KiB ` +
   `(peak ${peak}), ${bytes(result.results.rss_per_connection_bytes)} bytes per connection` +
-  `${result.results.settled ? '' : ' (the server had not settled)'}`);
+  `${result.results.settled ? '' : ' (the server had not settled)'}` +
+  (result.results.heap_per_connection_bytes !== undefined
+    ? `; heap in use ${bytes(result.results.heap_per_connection_bytes)} bytes per connection`
+    : ''));

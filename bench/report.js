@@ -229,6 +229,9 @@ const idleRuns = [
   ['idle-chat', '`/chat` with a JWT per client (user, `user:{id}` room, presence)'],
   ['idle-chat-1', '`/chat` with a JWT per client'],
   ['idle-chat-2', '`/chat` with a JWT per client'],
+  // BENCH_ONLY="sioc:idle_chat" only: one user, one room and one presence entry for all.
+  ['idle-chat-token-1', '`/chat` with one JWT for every client'],
+  ['idle-chat-token-2', '`/chat` with one JWT for every client'],
 ];
 
 function bytes(value) {
@@ -308,8 +311,8 @@ Each row is a fresh server on core 0: Node is \`node bench/node/server.js\`, sio
 bench/sioc-bench.json\` (the chat driver) for \`/chat\`. ${format(generators, 0)} \`sioc bench idle --hold\` processes on core 1
 hold their share of the clients side by side (a process may open 20,000 files: 19,000 clients
 need two). bench/run.sh reads the server's VmRSS before the first connection, then once every
-client is connected and the server has settled (under 20% of a core for two seconds: the
-polling clients' heartbeat keeps it busy), a few seconds more, and
+client is connected and the server is idle (at most 3% of a core in each of five seconds in a
+row, at most ${mode === 'quick' ? 20 : 900} s; polling: under 20% for two seconds, as the clients' heartbeat is work), ${mode === 'quick' ? '0.5' : '3'} s more, and
 divides the growth by the clients; the peak is the highest VmRSS read meanwhile. Kernel socket
 buffers are not in RSS. On \`/chat\`, every connection tells every other socket that its user is
 online (the seeds' presence): Node runs it at the chat scenario's size only. Target: ≤ 1,024 B
@@ -331,6 +334,8 @@ bench/run.sh --memory      # these tables alone, full size (10,000 and 19,000 cl
 bench/run.sh               # everything, this section included (docs/benchmarks.md, ~25 min)
 bench/run.sh --quick       # the harness end to end with 200 and 400 clients (CI, scripts/test)
 BENCH_ONLY="sioc:idle" bench/run.sh --memory   # one server's rows again, the others kept
+BENCH_ONLY="sioc:idle_chat" BENCH_CHAT_SIZES=10000 BENCH_MALLOC_STATS=1 bench/run.sh --memory
+                           # /chat alone, one JWT and a JWT per client, with the heap in use
 \`\`\`
 
 One row by hand, against a server on port P with pid S (19,000 clients in two processes; each

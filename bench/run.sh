@@ -21,8 +21,10 @@
 # BENCH_ONLY="sioc:echo node:connect ..." measures only those again, keeps the other results of
 # the previous run of the same mode, and rewrites the report ("compression" in the list runs
 # bench/compression.mjs again; any other BENCH_ONLY skips it; "sioc:idle" runs every memory
-# scenario of that server). SIOC_ECHO: the sioc-echo of the idle memory scenarios and of
-# bench/compression.mjs (default: next to SIOC, else built in build/bench).
+# scenario of that server; "sioc:idle_chat" only /chat, with one JWT and a JWT per client, at
+# BENCH_CHAT_SIZES or 10,000 and 19,000). SIOC_ECHO: the sioc-echo of the idle memory scenarios and of
+# bench/compression.mjs (default: next to SIOC, else built in build/bench). BENCH_MALLOC_STATS=1:
+# the idle rows also read the server's heap in use (glibc malloc_stats() through gdb).
 set -euo pipefail
 
 mode=full
@@ -59,6 +61,12 @@ install_tools() {
         "${sudo_cmd[@]}" apt-get update -qq
         DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
             --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # Not for a BENCH_ONLY of sioc's memory scenarios alone (nothing of them needs Node's packages).
+    local only=" ${BENCH_ONLY:-} "
+    if [[ -n "${BENCH_ONLY:-}" && $only != *" node:"* && $only != *" compression "* &&
+        $only != *":chat "* && $only != *":chat_target "* ]]; then
+        return 0
     fi
     if [[ ! -d bench/node/node_modules/socket.io || ! -d bench/node/node_modules/better-sqlite3 ]]; then
         log "installing the Node server's packages (better-sqlite3 builds from source: ~2 min)"
@@ -184,13 +192,20 @@ fi
 # tells every other socket that its user is online: Node takes minutes past a few thousand),
 # then sioc alone at the two sizes. Two generator processes side by side in every one of them
 # (the machine allows 20,000 open files per process, so 19,000 clients need two), holding
-# their clients until the server has settled: no CPU for a second, at most settle_bound s.
+# their clients until the server is idle (see hold_idle), at most settle_bound s.
+# BENCH_CHAT_SIZES="10000" overrides the /chat sizes (the idle_chat scenario, issue 12 steps).
 if [[ $mode == quick ]]; then
     idle_sizes=(200 400) polling_clients=200 chat_idle_sizes=() settle_bound=20 hold_seconds=0.5
 else
     idle_sizes=(10000 19000) polling_clients=10000 chat_idle_sizes=(10000 19000)
-    settle_bound=300 hold_seconds=3
+    settle_bound=900 hold_seconds=3
 fi
+[[ -z "${BENCH_CHAT_SIZES:-}" ]] || read -r -a chat_idle_sizes <<<"$BENCH_CHAT_SIZES"
+# Idle: at most settle_percent % of a core in each of settle_quiet seconds in a row. 20 % for
+# 2 s fired while /chat's presence notices (a JWT per client) were still going out and the
+# store's calls were in flight: RSS was read mid-drain. The polling scenario passes its own
+# looser rule (its heartbeat is work).
+settle_percent=3 settle_quiet=5
 generators=2
 
 # Runs `sioc bench` on core 1 against the current server; $1 = server, $2 = result name.
@@ -228,14 +243,24 @@ record_stored() {
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo -1; }
+# BENCH_MALLOC_STATS=1: glibc's malloc_stats() in server $1 (through gdb; it prints to the
+# server's stderr, $2), and the bytes in use of its "Total" part; -1 without gdb. RSS holds the
+# free chunks between live ones too: the two apart tell the ramp's leftovers from live state.
+heap_in_use() {
+    [[ ${BENCH_MALLOC_STATS:-0} == 1 ]] && command -v gdb >/dev/null 2>&1 || { echo -1; return; }
+    timeout 60 gdb -p "$1" -batch -ex 'call (void) malloc_stats()' >/dev/null 2>&1 || true
+    awk '/^Total \(incl. mmap\):/ {total = 1; next}
+         total && /in use bytes/ {value = $NF; total = 0}
+         END {print value == "" ? -1 : value}' "$2"
+}
 # utime + stime in ticks (the command names here have no spaces: field 14 and 15).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # Holds $3 idle clients on a fresh server $1 (node, sioc-echo or sioc) with $generators
 # `sioc bench idle --hold` processes side by side, and writes $results/<label>-$2.json: the
 # server's VmRSS before the first connection, its peak, and after every client is connected
-# and the server has settled (no CPU for a second, then hold_seconds more), per client. The
-# other arguments go to every generator (--transport polling, --namespace /chat ...).
+# and the server is idle (settle_percent and settle_quiet, then hold_seconds more), per client.
+# The other arguments go to every generator (--transport polling, --namespace /chat ...).
 hold_idle() {
     local server=$1 name=$2 clients=$3 label
     shift 3
@@ -244,7 +269,10 @@ hold_idle() {
     start_server "$server"
     sleep 0.5 # the server's own start-up allocations
     local before peak rss began ramped="" settled=0 per=$(((clients + generators - 1) / generators))
-    before=$(rss_kib "$server_pid") peak=$before began=$(date +%s.%N)
+    before=$(rss_kib "$server_pid") peak=$before
+    local heap_before heap_after
+    heap_before=$(heap_in_use "$server_pid" "$work/$server/server.log")
+    began=$(date +%s.%N)
     local pids=() g first count
     for ((g = 0; g < generators; g++)); do
         first=$((g * per)) count=$((clients - g * per < per ? clients - g * per : per))
@@ -268,19 +296,23 @@ hold_idle() {
         sleep 0.2
     done
     ((holding == generators)) && ramped=$(date +%s.%N)
-    # Settled: two seconds in a row under 20 ticks (20% of a core), at most settle_bound
-    # seconds. Not idle: the heartbeat of 10,000 polling clients (a pong POST and a new GET
-    # every 25 s each) keeps Node at about 13%; the presence notices of /chat keep a server
-    # at 100% until they are out.
+    # Settled: settle_quiet seconds in a row at most settle_percent ticks each (100 ticks a
+    # second: a percent of a core), at most settle_bound seconds. The presence notices of
+    # /chat keep a server at 100% until they are out, and its store calls after them.
     if [[ -n $ramped ]]; then
-        local last now quiet=0
+        local last now quiet=0 ticks_per_s
+        ticks_per_s=$(getconf CLK_TCK)
         last=$(cpu_ticks "$server_pid")
         for _ in $(seq 1 "$settle_bound"); do
             sleep 1
             now=$(cpu_ticks "$server_pid")
             rss=$(rss_kib "$server_pid") && ((rss > peak)) && peak=$rss
-            if ((now - last <= 20)); then quiet=$((quiet + 1)); else quiet=0; fi
-            ((quiet >= 2)) && settled=1 && break
+            if (((now - last) * 100 <= settle_percent * ticks_per_s)); then
+                quiet=$((quiet + 1))
+            else
+                quiet=0
+            fi
+            ((quiet >= settle_quiet)) && settled=1 && break
             last=$now
         done
         sleep "$hold_seconds"
@@ -288,6 +320,7 @@ hold_idle() {
     local after settled_at
     after=$(rss_kib "$server_pid") settled_at=$(date +%s.%N)
     ((after > peak)) && peak=$after
+    heap_after=$(heap_in_use "$server_pid" "$work/$server/server.log")
     local rcs=()
     for ((g = 0; g < generators; g++)); do
         kill -TERM "${pids[g]}" 2>/dev/null || true
@@ -301,6 +334,7 @@ hold_idle() {
     node bench/hold-result.js --out "$results/$label-$name.json" --server "$server" \
         --label "$label" --clients "$clients" --before "$before" --peak "$peak" --after "$after" \
         --began "$began" --ramped "${ramped:-0}" --settled-at "$settled_at" --settled "$settled" \
+        --heap-before "$heap_before" --heap-after "$heap_after" \
         --exit-codes "${rcs[*]}" --args "$*" "$work/$label-$name-"*.json | tee -a "$results/summary.txt"
 }
 
@@ -309,7 +343,10 @@ measure_idle() {
     [[ $server == sioc ]] && server=sioc-echo
     hold_idle "$server" idle "${idle_sizes[0]}"
     hold_idle "$server" idle-max "${idle_sizes[1]}"
-    hold_idle "$server" idle-polling "$polling_clients" --transport polling
+    # Not idle: the heartbeat of 10,000 polling clients (a pong POST and a new GET every 25 s
+    # each) keeps Node at about 13%.
+    settle_percent=20 settle_quiet=2 hold_idle "$server" idle-polling "$polling_clients" \
+        --transport polling
     # 50 connection attempts in flight per generator on /chat, not 200: each connection makes
     # a notice to every other socket, and at 19,000 clients 400 handshakes queued behind that
     # work outlived the server's own timeouts (it reset them) on this shared machine.
@@ -321,6 +358,19 @@ measure_idle() {
             hold_idle sioc "idle-chat-$((++i))" "$size" "${chat[@]}"
         done
     fi
+}
+
+# /chat alone (BENCH_ONLY="sioc:idle_chat"; issue 12's daemon steps): one JWT for every client
+# (idle-chat-token-N: one user, one room, one presence entry) and a JWT per client
+# (idle-chat-N, the rows of the report) at each of chat_idle_sizes.
+measure_idle_chat() {
+    local size i=0 token
+    token=$(token_for bench-idle-chat)
+    local chat=(--namespace /chat --concurrency 50)
+    for size in "${chat_idle_sizes[@]}"; do
+        hold_idle "$1" "idle-chat-token-$((++i))" "$size" "${chat[@]}" --token "$token"
+        hold_idle "$1" "idle-chat-$i" "$size" "${chat[@]}" --jwt-secret "$secret"
+    done
 }
 
 measure_echo() {
@@ -513,6 +563,7 @@ elif [[ -n "${BENCH_ONLY:-}" ]]; then
         connect) measure "$server" connect connect connect-polling ;;
         chat_target) measure "$server" chat_target chat-10k ;;
         idle) measure "$server" idle idle idle-max idle-polling idle-chat idle-chat-1 idle-chat-2 ;;
+        idle_chat) measure "$server" idle_chat idle-chat-token-1 idle-chat-1 idle-chat-token-2 idle-chat-2 ;;
         *) measure "$server" "$what" "$what" ;;
         esac
     done
