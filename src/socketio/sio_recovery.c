@@ -361,10 +361,13 @@ static void save_session(sioc__sio_recovery_t *recovery, sioc_socket_t *socket, 
     /* A connected session outlives its next refresh: after a crash it still lasts the whole
      * window (and at most one refresh period more) from the last write. */
     uint64_t ttl = window_ms(recovery) + (connected ? recovery->refresh_ms : 0);
-    sioc_recovery_session_t session = {
-        socket->pid, socket->id, socket->nsp->name,
-        rooms,       data,       ttl > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl,
-        connected};
+    sioc_recovery_session_t session = {sioc__sio_socket_pid(socket),
+                                       socket->id,
+                                       socket->nsp->name,
+                                       rooms,
+                                       data,
+                                       ttl > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl,
+                                       connected};
     recovery->store->ops->save(recovery->store, &session);
     json_decref(rooms);
     json_decref(data);
@@ -378,7 +381,7 @@ static void on_flush(uv_check_t *check)
     for (size_t i = 0; i < recovery->dirty_count; i++) {
         sioc_socket_t *socket = recovery->dirty[i];
         socket->session_dirty = 0;
-        if (socket->state == SIO_SOCKET_CONNECTED && socket->pid[0] != '\0')
+        if (socket->state == SIO_SOCKET_CONNECTED && sioc__sio_socket_pid(socket)[0] != '\0')
             save_session(recovery, socket, 1);
         sioc__sio_socket_unref(socket);
     }
@@ -388,7 +391,7 @@ static void on_flush(uv_check_t *check)
 void sioc__sio_recovery_touch(sioc__sio_recovery_t *recovery, sioc_socket_t *socket)
 {
     if (!recovery->store->keeps_connected || socket->session_dirty ||
-        socket->state != SIO_SOCKET_CONNECTED || socket->pid[0] == '\0')
+        socket->state != SIO_SOCKET_CONNECTED || sioc__sio_socket_pid(socket)[0] == '\0')
         return;
     if (recovery->dirty_count == recovery->dirty_capacity) {
         size_t capacity = recovery->dirty_capacity ? recovery->dirty_capacity * 2 : 64;
@@ -413,12 +416,12 @@ void sioc__sio_recovery_connected(sioc__sio_recovery_t *recovery, sioc_socket_t 
 void sioc__sio_recovery_persist(sioc__sio_recovery_t *recovery, sioc_socket_t *socket,
                                 const char *reason)
 {
-    if (socket->pid[0] == '\0')
+    if (sioc__sio_socket_pid(socket)[0] == '\0')
         return; /* a socket whose session another connection took over */
     if (recoverable(reason))
         save_session(recovery, socket, 0);
     else if (recovery->store->keeps_connected)
-        recovery->store->ops->drop(recovery->store, socket->pid);
+        recovery->store->ops->drop(recovery->store, sioc__sio_socket_pid(socket));
 }
 
 static void on_refresh(uv_timer_t *timer)
@@ -428,7 +431,7 @@ static void on_refresh(uv_timer_t *timer)
     HASH_ITER(hh, recovery->server->namespaces, nsp, next_nsp)
     {
         for (sioc_socket_t *socket = nsp->sockets; socket != NULL; socket = socket->next_in_nsp) {
-            if (socket->pid[0] != '\0')
+            if (sioc__sio_socket_pid(socket)[0] != '\0')
                 save_session(recovery, socket, 1);
         }
     }
@@ -503,21 +506,24 @@ static sioc_socket_t *restored_socket(sioc__sio_recovery_t *recovery, restoring_
     if (session == NULL || !valid_session(session))
         return NULL;
     restored_t *restored = restored_new(recovery->server, restoring->nsp, session, missed, count);
-    sioc_socket_t *socket =
-        restored ? sioc__sio_socket_new(restoring->client, restoring->nsp, restoring->auth) : NULL;
-    if (socket == NULL) {
+    /* valid_session: the sid and the pid are 20 characters. */
+    sioc_socket_t *socket = restored
+                                ? sioc__sio_socket_new(restoring->client, restoring->nsp,
+                                                       restoring->auth, session->sid, session->pid)
+                                : NULL;
+    sioc__sio_socket_rare_t *rare = socket != NULL ? sioc__sio_socket_rare(socket) : NULL;
+    if (rare == NULL) {
+        if (socket != NULL)
+            sioc__sio_socket_unref(socket);
         if (restored != NULL)
             free_restored(restored);
         return NULL;
     }
-    memcpy(socket->id, session->sid, SIOC_ID_LENGTH + 1);  /* valid_session: 20 characters */
-    memcpy(socket->pid, session->pid, SIOC_ID_LENGTH + 1); /* checked above; recovery is on */
-    json_decref(socket->data);
-    socket->data = session->data != NULL ? json_deep_copy(session->data) : json_null();
-    if (socket->data == NULL)
-        socket->data = json_null();
+    rare->data = session->data != NULL ? json_deep_copy(session->data) : json_null();
+    if (rare->data == NULL)
+        rare->data = json_null();
     socket->recovered = 1;
-    socket->restored = restored;
+    rare->restored = restored;
     return socket;
 }
 
@@ -618,10 +624,10 @@ void sioc__sio_recovery_forget_client(sioc__sio_recovery_t *recovery, sioc__sio_
 
 void sioc__sio_recovery_replay(sioc_socket_t *socket)
 {
-    restored_t *restored = socket->restored;
+    restored_t *restored = socket->rare != NULL ? socket->rare->restored : NULL;
     if (restored == NULL)
         return;
-    socket->restored = NULL;
+    socket->rare->restored = NULL;
     size_t index;
     json_t *room;
     json_array_foreach(restored->rooms, index, room)
@@ -636,9 +642,11 @@ void sioc__sio_recovery_replay(sioc_socket_t *socket)
 
 void sioc__sio_recovery_release(sioc_socket_t *socket)
 {
-    if (socket->restored != NULL)
-        free_restored(socket->restored);
-    socket->restored = NULL;
+    if (socket->rare == NULL)
+        return;
+    if (socket->rare->restored != NULL)
+        free_restored(socket->rare->restored);
+    socket->rare->restored = NULL;
 }
 
 /* ---- life cycle ---------------------------------------------------------------------------- */

@@ -407,7 +407,7 @@ static void finish_connect(sioc__sio_client_t *client, sioc_namespace_t *nsp, js
         return;
     }
     if (socket == NULL)
-        socket = sioc__sio_socket_new(client, nsp, auth);
+        socket = sioc__sio_socket_new(client, nsp, auth, NULL, NULL);
     if (socket == NULL) {
         sioc__sio_client_close(client, "forced close");
         return;

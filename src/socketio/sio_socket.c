@@ -8,8 +8,18 @@
 #include "socketio/sio_internal.h"
 #include "socketio/sio_recovery.h"
 
-/* Node gives an EIO3 client's socket the Engine.IO id ("<namespace>#<id>" outside "/");
- * others get an id of their own, as the Engine.IO id is a secret. Returns 0 or -1. */
+/* Bytes of the socket's id with its NUL. Node gives an EIO3 client's socket the Engine.IO id
+ * ("<namespace>#<id>" outside "/"); others get an id of their own, as the Engine.IO id is a
+ * secret. Exact, since the pid is found after the id's NUL. */
+static size_t id_size(sioc__sio_client_t *client, const sioc_namespace_t *nsp)
+{
+    if (sioc_eio_socket_protocol(client->eio) != 3)
+        return SIOC_ID_LENGTH + 1;
+    size_t engine = strlen(sioc_eio_socket_id(client->eio));
+    return strcmp(nsp->name, "/") == 0 ? engine + 1 : strlen(nsp->name) + engine + 2;
+}
+
+/* Returns 0 or -1. */
 static int make_id(sioc__sio_client_t *client, sioc_namespace_t *nsp, char *id, size_t size)
 {
     if (sioc_eio_socket_protocol(client->eio) != 3)
@@ -32,7 +42,7 @@ static size_t pid_size(const sioc_server_t *server)
  * object is made again from it only when a program asks (sioc_socket_auth). */
 static const char *auth_text(const sioc_socket_t *socket)
 {
-    return socket->pid + pid_size(socket->nsp->server);
+    return sioc__sio_socket_pid(socket) + pid_size(socket->nsp->server);
 }
 
 /* Bytes auth takes after the pid (0 when out of memory). */
@@ -44,30 +54,45 @@ static size_t auth_text_size(json_t *auth)
     return length > 0 ? length + 1 : 0;
 }
 
-sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth)
+sioc__sio_socket_rare_t *sioc__sio_socket_rare(sioc_socket_t *socket)
 {
-    size_t id_size = SIOC_ID_LENGTH + 1;
-    if (sioc_eio_socket_protocol(client->eio) == 3)
-        id_size += strlen(nsp->name) + 1;
+    if (socket->rare == NULL)
+        socket->rare = calloc(1, sizeof(*socket->rare));
+    return socket->rare;
+}
+
+sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth,
+                                    const char *sid, const char *pid)
+{
+    size_t size = sid != NULL ? strlen(sid) + 1 : id_size(client, nsp);
     size_t auth_size = auth_text_size(auth);
     sioc_socket_t *socket =
-        auth_size > 0 ? calloc(1, sizeof(*socket) + id_size + pid_size(client->server) + auth_size)
+        auth_size > 0 ? calloc(1, sizeof(*socket) + size + pid_size(client->server) + auth_size)
                       : NULL;
     if (socket == NULL)
         return NULL;
-    socket->pid = socket->id + id_size;
-    if (make_id(client, nsp, socket->id, id_size) != 0 ||
-        (client->server->recovery != NULL && sioc__random_id(socket->pid) != 0)) {
+    char *own_pid = socket->id + size;
+    if (sid != NULL) {
+        memcpy(socket->id, sid, size);
+        if (client->server->recovery != NULL) /* restored only with it: pid is checked */
+            memcpy(own_pid, pid, SIOC_ID_LENGTH + 1);
+    } else if (make_id(client, nsp, socket->id, size) != 0 ||
+               (client->server->recovery != NULL && sioc__random_id(own_pid) != 0)) {
         free(socket);
         return NULL;
+    }
+    if (auth_size == 1 && auth != NULL && !json_is_object(auth)) {
+        if (sioc__sio_socket_rare(socket) == NULL) {
+            free(socket);
+            return NULL;
+        }
+        socket->rare->auth = json_incref(auth); /* kept as it came */
     }
     socket->request = client->handshake;
     sioc__sio_handshake_ref(socket->request);
     socket->nsp = nsp;
     if (auth_size > 1)
         json_dumpb(auth, (char *)auth_text(socket), auth_size - 1, JSON_COMPACT); /* NUL: calloc */
-    else if (auth != NULL && !json_is_object(auth))
-        socket->auth = json_incref(auth); /* kept as it came */
     socket->client = client;
     socket->state = SIO_SOCKET_CONNECTING;
     socket->references = 1; /* released when the socket leaves its namespace */
@@ -84,12 +109,15 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
     if (--socket->references > 0)
         return;
     sioc__sio_recovery_release(socket);
-    json_decref(socket->handshake);
-    json_decref(socket->auth);
+    if (socket->rare != NULL) {
+        json_decref(socket->rare->handshake);
+        json_decref(socket->rare->auth);
+        json_decref(socket->rare->data);
+        free(socket->rare);
+        socket->rare = NULL;
+    }
     sioc__sio_handshake_unref(socket->request);
     sioc__room_set_free(&socket->rooms);
-    json_decref(socket->data);
-    free(socket->uses);
     free(socket);
 }
 
@@ -129,10 +157,10 @@ static int is_eio3(const sioc_socket_t *socket)
 static void send_connect(sioc_socket_t *socket)
 {
     json_t *data = NULL;
+    const char *pid = sioc__sio_socket_pid(socket);
     if (!is_eio3(socket))
-        data = socket->pid[0] != '\0'
-                   ? json_pack("{s:s,s:s}", "sid", socket->id, "pid", socket->pid)
-                   : json_pack("{s:s}", "sid", socket->id);
+        data = pid[0] != '\0' ? json_pack("{s:s,s:s}", "sid", socket->id, "pid", pid)
+                              : json_pack("{s:s}", "sid", socket->id);
     send_simple(socket, SIOC_SIO_CONNECT, data);
 }
 
@@ -204,7 +232,7 @@ void sioc__sio_socket_connected(sioc_socket_t *socket)
          * socket, its pid cleared, neither keeps nor drops the session. */
         sioc_socket_t *previous = sioc__index_find(&nsp->sockets_by_id, socket->id);
         if (previous != NULL) {
-            previous->pid[0] = '\0';
+            sioc__sio_socket_pid(previous)[0] = '\0';
             sioc_socket_disconnect(previous, 1);
         }
     }
@@ -381,22 +409,36 @@ struct sioc_event_next_s {
     uint8_t *bytes; /* the attachments' bytes, one allocation */
 };
 
+static uint32_t use_count(const sioc_socket_t *socket)
+{
+    return socket->rare != NULL ? socket->rare->use_count : 0;
+}
+
 int sioc_socket_use(sioc_socket_t *socket, sioc_packet_middleware_cb middleware, void *data)
 {
-    sioc__sio_callback_t *uses = realloc(socket->uses, (socket->use_count + 1) * sizeof(*uses));
-    if (uses == NULL)
+    uint32_t count = use_count(socket);
+    /* The rare block grows by one entry: it may move, and only socket->rare points to it. */
+    sioc__sio_socket_rare_t *rare =
+        realloc(socket->rare, sizeof(*rare) + (count + 1) * sizeof(rare->uses[0]));
+    if (rare == NULL)
         return SIOC_ENOMEM;
-    socket->uses = uses;
-    uses[socket->use_count].callback = (void *)middleware;
-    uses[socket->use_count].data = data;
-    socket->use_count++;
+    if (socket->rare == NULL)
+        memset(rare, 0, sizeof(*rare));
+    socket->rare = rare;
+    rare->uses[count].callback = (void *)middleware;
+    rare->uses[count].data = data;
+    rare->use_count = count + 1;
     return 0;
 }
 
+/* Out of memory for the rare block, the socket keeps no error handler: refusals are then
+ * dropped as they are for a socket without one. */
 void sioc_socket_on_error(sioc_socket_t *socket, sioc_socket_error_cb callback, void *data)
 {
-    socket->on_error.callback = (void *)callback;
-    socket->on_error.data = data;
+    if (sioc__sio_socket_rare(socket) == NULL)
+        return;
+    socket->rare->on_error.callback = (void *)callback;
+    socket->rare->on_error.data = data;
 }
 
 static void free_next(sioc_event_next_t *next)
@@ -447,14 +489,14 @@ static sioc_event_next_t *copy_event(sioc_socket_t *socket, const sioc_event_t *
 static void run_middleware(sioc_event_next_t *next)
 {
     sioc_socket_t *socket = next->socket;
-    if (next->index >= socket->use_count) {
+    if (next->index >= use_count(socket)) {
         if (socket->state == SIO_SOCKET_CONNECTED)
             dispatch(socket, &next->event);
         free_next(next);
         return;
     }
-    sioc__sio_callback_t *use = &socket->uses[next->index];
-    ((sioc_packet_middleware_cb)use->callback)(socket, &next->event, next, use->data);
+    sioc__sio_callback_t use = socket->rare->uses[next->index];
+    ((sioc_packet_middleware_cb)use.callback)(socket, &next->event, next, use.data);
 }
 
 void sioc_event_next(sioc_event_next_t *next, const char *error)
@@ -462,8 +504,9 @@ void sioc_event_next(sioc_event_next_t *next, const char *error)
     sioc_socket_t *socket = next->socket;
     if (error != NULL) {
         /* Node's _onerror(): the server-side socket's "error" event, whatever its state. */
-        if (socket->on_error.callback != NULL)
-            ((sioc_socket_error_cb)socket->on_error.callback)(socket, error, socket->on_error.data);
+        sioc__sio_callback_t *hook = socket->rare != NULL ? &socket->rare->on_error : NULL;
+        if (hook != NULL && hook->callback != NULL)
+            ((sioc_socket_error_cb)hook->callback)(socket, error, hook->data);
         free_next(next);
         return;
     }
@@ -478,7 +521,7 @@ static int dispatch_bytes(sioc_socket_t *socket, sioc__sio_packet_t *packet)
     char name[256];
     sioc_namespace_t *root = sioc__sio_namespace_root(socket->nsp);
     if (packet->scan.name_length >= sizeof(name) || root->on_any.callback != NULL ||
-        socket->nsp->server->observer.on_event != NULL || socket->use_count > 0 ||
+        socket->nsp->server->observer.on_event != NULL || use_count(socket) > 0 ||
         socket->state != SIO_SOCKET_CONNECTED)
         return 0;
     memcpy(name, packet->raw + packet->scan.name_start, packet->scan.name_length);
@@ -518,7 +561,7 @@ void sioc__sio_socket_on_event(sioc_socket_t *socket, sioc__sio_packet_t *packet
     SIOC__SIO_OBSERVE(socket->nsp->server, on_event, socket, &event);
     if (root->on_any.callback != NULL)
         ((sioc_event_cb)root->on_any.callback)(socket, &event, root->on_any.data);
-    if (socket->use_count == 0 || socket->state != SIO_SOCKET_CONNECTED) {
+    if (use_count(socket) == 0 || socket->state != SIO_SOCKET_CONNECTED) {
         dispatch(socket, &event);
     } else {
         /* Node runs onAny listeners, then the middlewares, then the handlers. */
@@ -842,11 +885,13 @@ sioc_namespace_t *sioc_socket_namespace(const sioc_socket_t *socket)
 json_t *sioc_socket_handshake(const sioc_socket_t *socket)
 {
     /* Built on the first ask and kept: the object is borrowed for the socket's life. */
-    sioc_socket_t *mutable = (sioc_socket_t *)socket;
-    if (mutable->handshake == NULL)
-        mutable->handshake =
+    sioc__sio_socket_rare_t *rare = sioc__sio_socket_rare((sioc_socket_t *)socket);
+    if (rare == NULL)
+        return NULL;
+    if (rare->handshake == NULL)
+        rare->handshake =
             sioc__sio_handshake_with_auth(socket->request, sioc_socket_auth(socket), 1);
-    return socket->handshake;
+    return rare->handshake;
 }
 
 /* The auth the socket's text holds, as a new object ({} for none). */
@@ -857,12 +902,17 @@ static json_t *auth_parsed(const sioc_socket_t *socket)
     return text[0] != '\0' ? json_loads(text, JSON_ALLOW_NUL, NULL) : json_object();
 }
 
+static json_t *auth_kept(const sioc_socket_t *socket)
+{
+    return socket->rare != NULL ? socket->rare->auth : NULL;
+}
+
 json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
 {
-    if (socket->handshake != NULL)
-        return json_incref(socket->handshake);
-    if (socket->auth != NULL)
-        return sioc__sio_handshake_with_auth(socket->request, socket->auth, 0);
+    if (socket->rare != NULL && socket->rare->handshake != NULL)
+        return json_incref(socket->rare->handshake);
+    if (auth_kept(socket) != NULL)
+        return sioc__sio_handshake_with_auth(socket->request, auth_kept(socket), 0);
     json_t *auth = auth_parsed(socket);
     json_t *handshake =
         auth != NULL ? sioc__sio_handshake_with_auth(socket->request, auth, 0) : NULL;
@@ -873,15 +923,17 @@ json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
 json_t *sioc_socket_auth(const sioc_socket_t *socket)
 {
     /* Made on the first ask and kept: the object is borrowed for the socket's life. */
-    sioc_socket_t *mutable = (sioc_socket_t *)socket;
-    if (mutable->auth == NULL)
-        mutable->auth = auth_parsed(socket);
-    return socket->auth;
+    sioc__sio_socket_rare_t *rare = sioc__sio_socket_rare((sioc_socket_t *)socket);
+    if (rare == NULL)
+        return NULL;
+    if (rare->auth == NULL)
+        rare->auth = auth_parsed(socket);
+    return rare->auth;
 }
 
 char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *key, size_t *length)
 {
-    json_t *auth = socket->auth != NULL ? json_incref(socket->auth) : auth_parsed(socket);
+    json_t *auth = auth_kept(socket) != NULL ? json_incref(auth_kept(socket)) : auth_parsed(socket);
     json_t *value = json_object_get(auth, key);
     char *copy = NULL;
     if (json_is_string(value) && (copy = malloc(json_string_length(value) + 1)) != NULL) {
@@ -906,28 +958,40 @@ static json_t *data_made(const sioc_socket_t *socket)
 json_t *sioc_socket_data(sioc_socket_t *socket)
 {
     /* Created on the first ask: most sockets never have data (about 250 bytes each). */
-    if (socket->data == NULL)
-        socket->data = data_made(socket);
-    return socket->data;
+    if (sioc__sio_socket_rare(socket) == NULL)
+        return NULL;
+    if (socket->rare->data == NULL) {
+        json_t *data = data_made(socket); /* the builder may grow the rare block */
+        socket->rare->data = data;
+    }
+    return socket->rare->data;
 }
 
 json_t *sioc__sio_socket_data_copy(const sioc_socket_t *socket)
 {
     /* Not kept: fetchSockets or a session save must not leave every socket holding data. */
-    return socket->data != NULL ? json_incref(socket->data) : data_made(socket);
+    json_t *data = socket->rare != NULL ? socket->rare->data : NULL;
+    return data != NULL ? json_incref(data) : data_made(socket);
 }
 
 json_t *sioc_socket_take_data(sioc_socket_t *socket)
 {
-    json_t *data = socket->data;
-    socket->data = NULL;
+    if (socket->rare == NULL)
+        return NULL;
+    json_t *data = socket->rare->data;
+    socket->rare->data = NULL;
     return data;
 }
 
+/* Out of memory for the rare block, data is released and the socket keeps none. */
 void sioc_socket_set_data(sioc_socket_t *socket, json_t *data)
 {
-    json_decref(socket->data);
-    socket->data = data != NULL ? data : json_null();
+    if (sioc__sio_socket_rare(socket) == NULL) {
+        json_decref(data);
+        return;
+    }
+    json_decref(socket->rare->data);
+    socket->rare->data = data != NULL ? data : json_null();
     sioc_socket_save_session(socket);
 }
 
