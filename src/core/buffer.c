@@ -1,15 +1,71 @@
 #include "core/buffer.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SPARE_MAX 64
+#define SMALL_BLOCK (sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + SIOC_BUFFER_SPARE_LENGTH)
+
+/* Per thread, as a program may run loops on several; a key's destructor frees them at the
+ * thread's exit (set once the thread kept one). */
+static _Thread_local struct {
+    sioc__buffer_t *head; /* linked through deflated */
+    uint32_t count;
+    uint8_t registered;
+} spares;
+static pthread_key_t spares_key;
+static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
+
+static void free_spares(void *unused)
+{
+    while (spares.head != NULL) {
+        sioc__buffer_t *buffer = spares.head;
+        spares.head = buffer->deflated;
+        free(buffer);
+    }
+    spares.count = 0;
+}
+
+static void create_key(void)
+{
+    pthread_key_create(&spares_key, free_spares);
+}
+
+/* Keeps a small buffer's block for the next one; 0 when there is no room (free it then). */
+static int keep_spare(sioc__buffer_t *buffer)
+{
+    if (spares.count == SPARE_MAX)
+        return 0;
+    if (!spares.registered) {
+        pthread_once(&spares_once, create_key);
+        if (pthread_setspecific(spares_key, &spares) != 0)
+            return 0;
+        spares.registered = 1;
+    }
+    buffer->deflated = spares.head;
+    spares.head = buffer;
+    spares.count++;
+    return 1;
+}
 
 sioc__buffer_t *sioc__buffer_new(size_t length, int binary)
 {
     if (length > SIZE_MAX - sizeof(sioc__buffer_t) - SIOC_BUFFER_HEADROOM)
         return NULL;
-    sioc__buffer_t *buffer = malloc(sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + length);
-    if (buffer == NULL)
-        return NULL;
+    int small = length <= SIOC_BUFFER_SPARE_LENGTH;
+    sioc__buffer_t *buffer;
+    if (small && spares.head != NULL) {
+        buffer = spares.head;
+        spares.head = buffer->deflated;
+        spares.count--;
+    } else {
+        buffer =
+            malloc(small ? SMALL_BLOCK : sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + length);
+        if (buffer == NULL)
+            return NULL;
+    }
+    buffer->small = (uint8_t)small;
     buffer->refcount = 1;
     buffer->binary = binary != 0;
     buffer->websocket_header_length = 0;
@@ -46,6 +102,12 @@ void sioc__buffer_unref(sioc__buffer_t *buffer)
         return;
     if (--buffer->refcount == 0) {
         sioc__buffer_unref(buffer->deflated);
-        free(buffer);
+        if (!buffer->small || !keep_spare(buffer))
+            free(buffer);
     }
+}
+
+size_t sioc__buffer_spare_count(void)
+{
+    return spares.count;
 }
