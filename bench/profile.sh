@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The profiles behind the analysis in docs/benchmarks.md (bench/analysis.md), for the targets
 # the benchmark did not reach. Each starts `sioc serve --config bench/sioc-bench.json` (port
-# 3900) on core 0, loads it from core 1 with `sioc bench`, and writes under bench/results/profile/:
+# 3900, or PROFILE_PORT) on core 0, loads it from core 1 with `sioc bench`, and writes under bench/results/profile/:
 #   echo.txt    perf (cpu-clock, call graphs) of the server during closed-loop echo
 #   idle.txt    valgrind massif of the server's heap with 2,000 idle clients, by allocation site
 #   chat.txt    fsync durations of the store (strace) during the 10,000-user chat
@@ -17,7 +17,7 @@ out="$root/bench/results/profile"
 work="$out/work"
 mkdir -p "$out" "$work"
 secret="sioc-bench-secret-0123456789"
-port=3900
+port="${PROFILE_PORT:-3900}"
 server_pid=""
 
 stop_server() {
@@ -85,13 +85,54 @@ profile_instr() {
         sioc__sio_decoder_add_text >>"$out/instr.txt"
 }
 
+# IDLE_ARGS: more options for the generator, e.g. "--namespace /chat --jwt-secret $secret" (the
+# daemon's chat channel with a JWT per client). The peak of a /chat run is its presence ramp,
+# not its idle state: with IDLE_SNAPSHOT=1 the clients are held and, once the server has been
+# idle for 5 s (at most 600 s), a detailed snapshot of that moment is taken as well (vgdb).
 profile_idle() {
+    local args=()
+    read -r -a args <<<"${IDLE_ARGS:-}"
     start_server valgrind --tool=massif --depth=12 --threshold=0.5 \
         --massif-out-file="$work/massif.out"
-    bench idle --clients 2000 --duration 3 --concurrency 50 --timeout 120 | tee "$out/idle.txt"
+    if [[ ${IDLE_SNAPSHOT:-0} == 1 ]]; then
+        idle_snapshot "${args[@]}"
+    else
+        bench idle --clients 2000 --duration 3 --concurrency 50 --timeout 120 "${args[@]}" |
+            tee "$out/idle.txt"
+    fi
     stop_server
     ms_print "$work/massif.out" >"$work/massif.txt"
     python3 bench/massif_sites.py "$work/massif.txt" 2000 >>"$out/idle.txt"
+    if [[ -f $work/massif-idle.out ]]; then
+        ms_print "$work/massif-idle.out" >"$work/massif-idle.txt"
+        echo "== once idle (vgdb detailed_snapshot)" >>"$out/idle.txt"
+        python3 bench/massif_sites.py "$work/massif-idle.txt" 2000 >>"$out/idle.txt"
+    fi
+}
+
+# 2,000 clients held; the snapshot once the server used no more than 3 ticks in each of 5
+# seconds in a row.
+idle_snapshot() {
+    bench idle --hold --clients 2000 --duration 1800 --concurrency 50 --timeout 600 "$@" \
+        >"$work/hold.txt" 2>&1 &
+    local generator=$! quiet=0 last now
+    for _ in $(seq 1 1200); do
+        grep -q holding "$work/hold.txt" && break
+        kill -0 "$generator" 2>/dev/null || break
+        sleep 0.5
+    done
+    last=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+    for _ in $(seq 1 600); do
+        sleep 1
+        now=$(awk '{print $14 + $15}' "/proc/$server_pid/stat")
+        if ((now - last <= 3)); then quiet=$((quiet + 1)); else quiet=0; fi
+        last=$now
+        ((quiet >= 5)) && break
+    done
+    vgdb --pid="$server_pid" detailed_snapshot "$work/massif-idle.out" >/dev/null
+    kill -TERM "$generator" 2>/dev/null || true
+    wait "$generator" || true
+    tee "$out/idle.txt" <"$work/hold.txt"
 }
 
 profile_chat() {
