@@ -4,27 +4,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sanitizer/asan_interface.h>
+
 #define SPARE_MAX 64
 #define SMALL_BLOCK (sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + SIOC_BUFFER_SPARE_LENGTH)
 
 /* Per thread, as a program may run loops on several; a key's destructor frees them at the
- * thread's exit (set once the thread kept one). */
+ * thread's exit (set once the thread kept one). An array rather than a list through the blocks:
+ * a kept block is poisoned under AddressSanitizer (the macros are empty otherwise), so that a use
+ * after sioc__buffer_unref is still reported as it was when the block went back to free(), and
+ * LeakSanitizer does not follow pointers stored in poisoned memory. */
 static _Thread_local struct {
-    sioc__buffer_t *head; /* linked through deflated */
+    sioc__buffer_t *blocks[SPARE_MAX];
     uint32_t count;
     uint8_t registered;
 } spares;
 static pthread_key_t spares_key;
 static pthread_once_t spares_once = PTHREAD_ONCE_INIT;
 
+static sioc__buffer_t *take_spare(void)
+{
+    sioc__buffer_t *buffer = spares.blocks[--spares.count];
+    ASAN_UNPOISON_MEMORY_REGION(buffer, SMALL_BLOCK);
+    return buffer;
+}
+
 static void free_spares(void *unused)
 {
-    while (spares.head != NULL) {
-        sioc__buffer_t *buffer = spares.head;
-        spares.head = buffer->deflated;
-        free(buffer);
-    }
-    spares.count = 0;
+    (void)unused;
+    while (spares.count > 0)
+        free(take_spare());
 }
 
 static void create_key(void)
@@ -43,9 +52,8 @@ static int keep_spare(sioc__buffer_t *buffer)
             return 0;
         spares.registered = 1;
     }
-    buffer->deflated = spares.head;
-    spares.head = buffer;
-    spares.count++;
+    spares.blocks[spares.count++] = buffer;
+    ASAN_POISON_MEMORY_REGION(buffer, SMALL_BLOCK);
     return 1;
 }
 
@@ -55,10 +63,8 @@ sioc__buffer_t *sioc__buffer_new(size_t length, int binary)
         return NULL;
     int small = length <= SIOC_BUFFER_SPARE_LENGTH;
     sioc__buffer_t *buffer;
-    if (small && spares.head != NULL) {
-        buffer = spares.head;
-        spares.head = buffer->deflated;
-        spares.count--;
+    if (small && spares.count > 0) {
+        buffer = take_spare();
     } else {
         buffer =
             malloc(small ? SMALL_BLOCK : sizeof(sioc__buffer_t) + SIOC_BUFFER_HEADROOM + length);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sanitizer/asan_interface.h>
+
 /* Slices handed to libuv in one uv_write; released together when it completes. */
 typedef struct write_request_s {
     uv_write_t request;
@@ -120,13 +122,24 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
     return 0;
 }
 
+#define SPARE_QUEUE_BYTES (SIOC_QUEUE_INITIAL * sizeof(sioc__conn_slice_t))
+
+/* A spare queue is poisoned under AddressSanitizer (the macros are empty otherwise), so that a
+ * write into a queue given back is still reported, as it was when the queue went to free(). */
+static sioc__conn_slice_t *take_spare_queue(sioc__io_t *io)
+{
+    sioc__conn_slice_t *queue = io->spare_queues[--io->spare_queue_count];
+    ASAN_UNPOISON_MEMORY_REGION(queue, SPARE_QUEUE_BYTES);
+    return queue;
+}
+
 static void on_io_handle_closed(uv_handle_t *handle)
 {
     sioc__io_t *io = handle->data;
     if (--io->handles_closing > 0)
         return;
     while (io->spare_queue_count > 0)
-        free(io->spare_queues[--io->spare_queue_count]);
+        free(take_spare_queue(io));
     if (io->closed_cb != NULL)
         io->closed_cb(io);
 }
@@ -266,7 +279,7 @@ static void mark_dirty(sioc__conn_t *conn)
 static int take_queue(sioc__conn_t *conn)
 {
     sioc__io_t *io = conn->io;
-    conn->queue = io->spare_queue_count > 0 ? io->spare_queues[--io->spare_queue_count]
+    conn->queue = io->spare_queue_count > 0 ? take_spare_queue(io)
                                             : malloc(SIOC_QUEUE_INITIAL * sizeof(*conn->queue));
     if (conn->queue == NULL)
         return -1;
@@ -279,9 +292,10 @@ static int take_queue(sioc__conn_t *conn)
 static void give_queue(sioc__conn_t *conn)
 {
     sioc__io_t *io = conn->io;
-    if (conn->queue_capacity == SIOC_QUEUE_INITIAL && io->spare_queue_count < SIOC_SPARE_QUEUES)
+    if (conn->queue_capacity == SIOC_QUEUE_INITIAL && io->spare_queue_count < SIOC_SPARE_QUEUES) {
+        ASAN_POISON_MEMORY_REGION(conn->queue, SPARE_QUEUE_BYTES);
         io->spare_queues[io->spare_queue_count++] = conn->queue;
-    else
+    } else
         free(conn->queue);
     conn->queue = NULL;
     conn->queue_capacity = 0;

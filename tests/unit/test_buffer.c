@@ -12,6 +12,16 @@
 
 #include "core/buffer.h"
 
+#include <sanitizer/asan_interface.h>
+
+/* Under AddressSanitizer a kept block must be poisoned, so that a use after unref is reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASSERT_POISONED(pointer, expected)                                                         \
+    assert_int_equal(__asan_address_is_poisoned(pointer), expected)
+#else
+#define ASSERT_POISONED(pointer, expected) ((void)(pointer))
+#endif
+
 static void drain_spares(void)
 {
     /* Takes every kept block, then frees them past the cap: none is kept afterwards. */
@@ -34,8 +44,12 @@ static void test_small_block_is_reused(void **state)
     assert_memory_equal(first->data, "43[\"ok\"]", 8);
     sioc__buffer_unref(first);
     assert_int_equal(sioc__buffer_spare_count(), 1);
+    ASSERT_POISONED(first, 1);
+    ASSERT_POISONED((const char *)first + 119, 1);
     sioc__buffer_t *second = sioc__buffer_new(SIOC_BUFFER_SPARE_LENGTH, 1);
     assert_ptr_equal(second, first);
+    ASSERT_POISONED(second, 0);
+    ASSERT_POISONED(second->data + SIOC_BUFFER_SPARE_LENGTH - 1, 0);
     assert_int_equal(sioc__buffer_spare_count(), 0);
     /* A kept block comes back as a fresh buffer. */
     assert_int_equal(second->refcount, 1);

@@ -13,6 +13,16 @@
 
 #include "transport/connection.h"
 
+#include <sanitizer/asan_interface.h>
+
+/* Under AddressSanitizer a spare queue must be poisoned, so that a write into it is reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ASSERT_POISONED(pointer, expected)                                                         \
+    assert_int_equal(__asan_address_is_poisoned(pointer), expected)
+#else
+#define ASSERT_POISONED(pointer, expected) ((void)(pointer))
+#endif
+
 #define MAX_PEERS (SIOC_SPARE_QUEUES + 4)
 #define MAX_ITERATIONS 100000
 
@@ -186,10 +196,12 @@ static void test_flushed_queue_is_reused(void **state)
     assert_null(conn->queue);
     assert_int_equal(io->spare_queue_count, 1);
     assert_ptr_equal(io->spare_queues[0], queue);
+    ASSERT_POISONED(queue, 1);
 
     /* The next write takes the same queue back instead of allocating one. */
     assert_int_equal(sioc__conn_write_copy(conn, "cd", 2), 0);
     assert_ptr_equal(conn->queue, queue);
+    ASSERT_POISONED(&queue[SIOC_QUEUE_INITIAL - 1], 0);
     assert_int_equal(io->spare_queue_count, 0);
     expect_received(harness, "abcd");
     assert_int_equal(io->spare_queue_count, 1);
