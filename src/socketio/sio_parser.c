@@ -46,14 +46,22 @@ static const char ERROR_INVALID_NAMESPACE[] = "invalid namespace";
 static const char ERROR_INVALID_ACK_ID[] = "invalid ack id";
 static const char ERROR_OUT_OF_MEMORY[] = "out of memory";
 
-static const char *const reserved_events[] = {
-    "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
+/* With their lengths: every event received is checked against them. */
+#define RESERVED(name) name, sizeof(name) - 1
+static const struct {
+    const char *name;
+    size_t length;
+} reserved_events[] = {
+    {RESERVED("connect")},       {RESERVED("connect_error")}, {RESERVED("disconnect")},
+    {RESERVED("disconnecting")}, {RESERVED("newListener")},   {RESERVED("removeListener")},
 };
+#undef RESERVED
 
 int sioc__sio_is_reserved_event(const char *name, size_t length)
 {
     for (size_t i = 0; i < sizeof(reserved_events) / sizeof(reserved_events[0]); i++) {
-        if (strlen(reserved_events[i]) == length && memcmp(reserved_events[i], name, length) == 0)
+        if (reserved_events[i].length == length &&
+            memcmp(reserved_events[i].name, name, length) == 0)
             return 1;
     }
     return 0;

@@ -61,8 +61,8 @@ static void unmask_copy(uint8_t *destination, const uint8_t *source, size_t leng
                         const uint8_t mask[MASK_KEY_LENGTH], uint64_t phase)
 {
     uint8_t rotated[8];
-    for (size_t i = 0; i < sizeof(rotated); i++)
-        rotated[i] = mask[(phase + i) % MASK_KEY_LENGTH];
+    for (size_t i = 0; i < MASK_KEY_LENGTH; i++)
+        rotated[i] = rotated[i + MASK_KEY_LENGTH] = mask[(phase + i) % MASK_KEY_LENGTH];
     uint64_t mask_word;
     memcpy(&mask_word, rotated, sizeof(mask_word));
     size_t index = 0;
@@ -71,6 +71,16 @@ static void unmask_copy(uint8_t *destination, const uint8_t *source, size_t leng
         memcpy(&word, source + index, sizeof(word));
         word ^= mask_word;
         memcpy(destination + index, &word, sizeof(word));
+    }
+    /* Short messages are mostly tail: four bytes at once here too (index is a multiple of 8,
+     * so the mask's phase is rotated[0]'s again). */
+    if (index + MASK_KEY_LENGTH <= length) {
+        uint32_t word, mask_half;
+        memcpy(&mask_half, rotated, sizeof(mask_half));
+        memcpy(&word, source + index, sizeof(word));
+        word ^= mask_half;
+        memcpy(destination + index, &word, sizeof(word));
+        index += MASK_KEY_LENGTH;
     }
     for (; index < length; index++)
         destination[index] = source[index] ^ rotated[index % MASK_KEY_LENGTH];

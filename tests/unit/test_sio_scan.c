@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,6 +287,38 @@ static void test_event_shape_is_refused(void **state)
 }
 
 /* The decoder keeps a plain event as bytes, refuses what it refused, and parses the same. */
+/* The scanner takes plain bytes eight at a time: each byte that ends such a run (a quote, a
+ * backslash, a control character, UTF-8 valid or not) at every offset of two words, and where
+ * the name ends, so that the event's ranges are checked too. */
+static void test_special_byte_at_every_offset(void **state)
+{
+    static const char *const specials[] = {
+        "\"",           "\\n",  "\\\"", "\\u00e9",      "\x1f", "\x7f", "\xc3\xa9",
+        "\xe2\x82\xac", "\x80", "\xc3", "\xed\xa0\x80", " ",    "~",
+    };
+    for (size_t s = 0; s < sizeof(specials) / sizeof(specials[0]); s++) {
+        for (size_t offset = 0; offset <= 17; offset++) {
+            char text[64];
+            int length =
+                snprintf(text, sizeof(text), "[\"%.*s%s%.*s\",1]", (int)offset, "abcdefghijklmnopq",
+                         specials[s], (int)(17 - offset), "rstuvwxyzABCDEFGH");
+            assert_true(length > 0 && (size_t)length < sizeof(text));
+            assert_verdict(text, (size_t)length, jansson_accepts(text, (size_t)length));
+            sioc__sio_scan_t scan;
+            if (sioc__sio_scan_event(text, (size_t)length, &scan) != 0)
+                continue;
+            assert_int_equal(scan.name_start, 2);
+            assert_int_equal(scan.name_length, (size_t)length - 6); /* [" and ",1] */
+            assert_int_equal(scan.name_escaped, specials[s][0] == '\\');
+        }
+    }
+    /* Every prefix of a long plain string: unterminated, hence refused. */
+    const char *text = "[\"0123456789abcdefghijklmnopqrstuvwxyz\"]";
+    for (size_t length = 0; length < strlen(text) - 1; length++)
+        assert_verdict(text, length, 0);
+    assert_accepted(text);
+}
+
 static void test_decoder_keeps_bytes(void **state)
 {
     sioc__sio_decoder_t decoder;
@@ -341,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_canonical_is_the_encoders_form),
         cmocka_unit_test(test_event_ranges),
         cmocka_unit_test(test_event_shape_is_refused),
+        cmocka_unit_test(test_special_byte_at_every_offset),
         cmocka_unit_test(test_decoder_keeps_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
