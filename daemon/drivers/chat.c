@@ -88,12 +88,12 @@ struct leaving_s {
 
 typedef struct typing_s typing_t;
 
-/* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user). */
+/* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user).
+ * 72 bytes, an 80-byte chunk (issue 12: one per socket): the channel and the socket come with
+ * every callback, and a typing entry keeps its own. */
 typedef struct chat_socket_s {
     driver_socket_t order; /* first: its events take effect in arrival order */
-    chat_t *chat;
-    sioc_socket_t *socket;
-    chat_user_t *user; /* a reference */
+    chat_user_t *user;     /* a reference */
     driver_bucket_t bucket;
     typing_t *typing;   /* the rooms this socket is typing in */
     json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
@@ -102,8 +102,10 @@ typedef struct chat_socket_s {
 struct typing_s {
     uv_timer_t timer; /* expires a typing:start whose typing:stop never came */
     typing_t *next;
-    chat_socket_t *owner;
-    json_t *room_id; /* as the client wrote it, echoed in typing:update */
+    chat_t *chat;
+    sioc_socket_t *socket;
+    chat_socket_t *owner; /* the socket's state */
+    json_t *room_id;      /* as the client wrote it, echoed in typing:update */
     char room[DRIVER_ROOM_NAME_SIZE];
 };
 
@@ -118,12 +120,12 @@ static chat_socket_t *socket_state(sioc_socket_t *socket)
 }
 
 /* One token of the socket's message budget (the channel's limits): 1, or 0 when spent. */
-static int take_token(chat_socket_t *state)
+static int take_token(chat_t *chat, chat_socket_t *state)
 {
-    const config_t *config = chat_config(state->chat);
+    const config_t *config = chat_config(chat);
     return driver_bucket_take(&state->bucket, config->limits.messages_per_second,
                               config->limits.message_burst,
-                              uv_now(state->chat->base.channel->daemon->loop));
+                              uv_now(chat->base.channel->daemon->loop));
 }
 
 /* ---- users ------------------------------------------------------------------------------------
@@ -317,11 +319,11 @@ static typing_t **typing_link(chat_socket_t *state, const char *room)
     return link;
 }
 
-static void typing_announce(chat_socket_t *state, typing_t *typing, int is_typing)
+static void typing_announce(typing_t *typing, int is_typing)
 {
-    json_t *user = user_profile(state->user);
-    driver_emit_to_room(state->chat->base.channel->nsp, typing->room, sioc_socket_id(state->socket),
-                        "typing:update",
+    json_t *user = user_profile(typing->owner->user);
+    driver_emit_to_room(typing->chat->base.channel->nsp, typing->room,
+                        sioc_socket_id(typing->socket), "typing:update",
                         json_pack("{s:O,s:O?,s:O?,s:b}", "roomId", typing->room_id, "userId",
                                   json_object_get(user, "id"), "firstName",
                                   json_object_get(user, "firstName"), "isTyping", is_typing));
@@ -336,40 +338,43 @@ static void typing_closed(uv_handle_t *handle)
 }
 
 /* Unlinks the entry at link; with announce, the others learn the user stopped typing. */
-static void typing_end(chat_socket_t *state, typing_t **link, int announce)
+static void typing_end(typing_t **link, int announce)
 {
     typing_t *typing = *link;
     *link = typing->next;
     if (announce)
-        typing_announce(state, typing, 0);
+        typing_announce(typing, 0);
     uv_close((uv_handle_t *)&typing->timer, typing_closed);
 }
 
 static void typing_expired(uv_timer_t *timer)
 {
     typing_t *typing = timer->data;
-    typing_end(typing->owner, typing_link(typing->owner, typing->room), 1);
+    typing_end(typing_link(typing->owner, typing->room), 1);
 }
 
 /* A start refreshes the expiry; only a change of state is announced, so a client sending
  * typing:start on every key press costs the room nothing. */
-static int typing_start(chat_socket_t *state, const char *room, json_t *room_id)
+static int typing_start(chat_t *chat, sioc_socket_t *socket, chat_socket_t *state, const char *room,
+                        json_t *room_id)
 {
-    const config_t *config = chat_config(state->chat);
+    const config_t *config = chat_config(chat);
     typing_t **link = typing_link(state, room);
     if (*link != NULL)
         return uv_timer_start(&(*link)->timer, typing_expired, config->limits.typing_timeout_ms, 0);
     typing_t *typing = calloc(1, sizeof(*typing));
     if (typing == NULL)
         return SIOC_ENOMEM;
-    uv_timer_init(state->chat->base.channel->daemon->loop, &typing->timer);
+    uv_timer_init(chat->base.channel->daemon->loop, &typing->timer);
     typing->timer.data = typing;
+    typing->chat = chat;
+    typing->socket = socket;
     typing->owner = state;
     typing->room_id = json_incref(room_id);
     snprintf(typing->room, sizeof(typing->room), "%s", room);
     *link = typing;
     uv_timer_start(&typing->timer, typing_expired, config->limits.typing_timeout_ms, 0);
-    typing_announce(state, typing, 1);
+    typing_announce(typing, 1);
     return 0;
 }
 
@@ -377,10 +382,10 @@ static void typing_stop(chat_socket_t *state, const char *room)
 {
     typing_t **link = typing_link(state, room);
     if (*link != NULL)
-        typing_end(state, link, 1);
+        typing_end(link, 1);
 }
 
-static void on_typing(sioc_socket_t *socket, const sioc_event_t *event, int is_typing)
+static void on_typing(chat_t *chat, sioc_socket_t *socket, const sioc_event_t *event, int is_typing)
 {
     chat_socket_t *state = socket_state(socket);
     char id[DRIVER_MAX_ID_BYTES + 1];
@@ -395,7 +400,7 @@ static void on_typing(sioc_socket_t *socket, const sioc_event_t *event, int is_t
     }
     if (!is_typing) {
         typing_stop(state, room);
-    } else if (typing_start(state, room, room_id) != 0) {
+    } else if (typing_start(chat, socket, state, room, room_id) != 0) {
         channel_reply_error(socket, event, "typing:error", DRIVER_EUNAVAILABLE, "Out of memory");
         return;
     }
@@ -404,12 +409,12 @@ static void on_typing(sioc_socket_t *socket, const sioc_event_t *event, int is_t
 
 static void on_typing_start(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
-    on_typing(socket, event, 1);
+    on_typing(data, socket, event, 1);
 }
 
 static void on_typing_stop(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
-    on_typing(socket, event, 0);
+    on_typing(data, socket, event, 0);
 }
 
 /* ---- presence -------------------------------------------------------------------------------- */
@@ -654,13 +659,13 @@ static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
     driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user), on_user_upserted);
 }
 
-static void chat_socket_free(chat_socket_t *state)
+static void chat_socket_free(chat_t *chat, chat_socket_t *state)
 {
     while (state->typing != NULL)
-        typing_end(state, &state->typing, 1);
+        typing_end(&state->typing, 1);
     driver_socket_cleanup(&state->order);
     json_decref(state->rooms_left);
-    user_release(state->chat, state->user);
+    user_release(chat, state->user);
     free(state);
 }
 
@@ -685,7 +690,6 @@ static chat_socket_t *chat_socket_new(chat_t *chat, sioc_socket_t *socket,
         free(state);
         state = NULL;
     } else {
-        state->chat = chat;
         *user_out = json_incref(user);
     }
     json_decref(user);
@@ -718,7 +722,6 @@ static void on_connection(sioc_socket_t *socket, void *data)
         json_decref(no_rooms);
     }
     driver_socket_init(&state->order);
-    state->socket = socket;
     const config_t *config = chat_config(chat);
     driver_bucket_init(&state->bucket, config->limits.message_burst,
                        uv_now(chat->base.channel->daemon->loop));
@@ -773,7 +776,7 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     }
     json_decref(profile);
     sioc_socket_set_user(socket, NULL);
-    chat_socket_free(state); /* stops its typing: the others see isTyping false */
+    chat_socket_free(chat, state); /* stops its typing: the others see isTyping false */
 }
 
 /* ---- access to a room (shared by room:join and room:history) ------------------------------- */
@@ -925,7 +928,7 @@ static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void 
     char id[DRIVER_MAX_ID_BYTES + 1];
     char room[DRIVER_ROOM_NAME_SIZE];
     /* Joins share the message budget: with autoCreateRooms each one may write a new room. */
-    if (state != NULL && !take_token(state)) {
+    if (state != NULL && !take_token(chat, state)) {
         channel_reply_error(socket, event, "room:error", DRIVER_ERATELIMIT, "Rate limit exceeded");
         return;
     }
@@ -1017,11 +1020,11 @@ static void on_room_leave(sioc_socket_t *socket, const sioc_event_t *event, void
 /* ---- message:send and dm:send ---------------------------------------------------------------- */
 
 /* Checks the rate limit and the text of a message event; 0, or -1 with the client told. */
-static int check_message(chat_socket_t *state, sioc_socket_t *socket, const sioc_event_t *event,
-                         const char *error_event)
+static int check_message(chat_t *chat, chat_socket_t *state, sioc_socket_t *socket,
+                         const sioc_event_t *event, const char *error_event)
 {
-    const config_t *config = chat_config(state->chat);
-    if (!take_token(state)) {
+    const config_t *config = chat_config(chat);
+    if (!take_token(chat, state)) {
         channel_reply_error(socket, event, error_event, DRIVER_ERATELIMIT, "Rate limit exceeded");
         return -1;
     }
@@ -1070,7 +1073,7 @@ static void on_message_send(sioc_socket_t *socket, const sioc_event_t *event, vo
     char id[DRIVER_MAX_ID_BYTES + 1];
     char room[DRIVER_ROOM_NAME_SIZE];
     json_t *room_id = json_object_get(driver_payload(event), "roomId");
-    if (state == NULL || check_message(state, socket, event, "message:error") != 0)
+    if (state == NULL || check_message(chat, state, socket, event, "message:error") != 0)
         return;
     if (driver_id_text(room_id, id) != 0) {
         channel_reply_error(socket, event, "message:error", DRIVER_EINVALID,
@@ -1154,7 +1157,7 @@ static void on_dm_send(sioc_socket_t *socket, const sioc_event_t *event, void *d
     char id[DRIVER_MAX_ID_BYTES + 1];
     json_t *payload = driver_payload(event);
     json_t *recipient_id = json_object_get(payload, "recipientId");
-    if (state == NULL || check_message(state, socket, event, "dm:error") != 0)
+    if (state == NULL || check_message(chat, state, socket, event, "dm:error") != 0)
         return;
     if (driver_id_text(recipient_id, id) != 0) {
         channel_reply_error(socket, event, "dm:error", DRIVER_EINVALID,

@@ -331,7 +331,7 @@ static void on_ordered_event(sioc_socket_t *socket, const sioc_event_t *event, v
     uint32_t most = channel != NULL ? channel->daemon->config->limits.max_queued_events : 0;
     driver_queued_t *queued = order->queued < most ? queued_new(handler, event) : NULL;
     if (queued == NULL) {
-        log_warn("socket %s: %s refused, %zu events already wait for earlier ones",
+        log_warn("socket %s: %s refused, %" PRIu32 " events already wait for earlier ones",
                  sioc_socket_id(socket), event->name, order->queued);
         channel_reply_error(socket, event, handler->error_event, DRIVER_ERATELIMIT,
                             "Too many events waiting for earlier ones");
