@@ -69,12 +69,20 @@ struct chat_user_s {
     unsigned references; /* sockets holding it */
     uint8_t filled;      /* fields the store filled in (driver_profile_fields bits) */
     uint8_t shared;      /* in chat->users */
-    /* {id, firstName, lastName, role, avatar}, the user of every payload, as compact JSON text:
-     * about 100 bytes where the jansson object took 700 with its strings (one per user with a
-     * JWT each). Parsed when a call, a payload or socket.data needs it. */
+    uint8_t nulls;       /* profile fields present as null (driver_profile_fields bits) */
+    uint8_t form;        /* USER_ID_STRING, USER_ID_INTEGER or USER_WHOLE */
+    /* {id, firstName, lastName, role, avatar}, the user of every payload, kept as the members
+     * that say something: the id is the key (its type in form), the fields present as null are
+     * bits, and the rest is compact JSON text, NULL when nothing is left (a token with a
+     * subject alone: no block at all, where the JSON text of it all took 100 bytes and the
+     * jansson object 700; one per user with a JWT each). A user in another shape (the id not
+     * first, the fields out of their order) is its whole JSON text (USER_WHOLE). Made again
+     * when a call, a payload or socket.data needs it. */
     char *profile;
     char key[]; /* the id as text: the room is "user:<key>" */
 };
+
+enum { USER_ID_STRING, USER_ID_INTEGER, USER_WHOLE };
 
 /* A user whose last socket left, offline when the timer fires unless a socket comes back. */
 struct leaving_s {
@@ -136,19 +144,110 @@ static void user_room_name(const chat_user_t *user, char room[DRIVER_ROOM_NAME_S
     driver_room_name(room, DRIVER_ROOM_NAME_SIZE, "user:", user->key);
 }
 
-/* The record's profile as a new object (NULL when out of memory). */
+/* The id the record's key stands for (a new reference). */
+static json_t *user_id_of(const chat_user_t *record)
+{
+    if (record->form == USER_ID_INTEGER)
+        return json_integer((json_int_t)strtoll(record->key, NULL, 10));
+    return json_string(record->key);
+}
+
+/* The record's profile as a new object (NULL when out of memory): the id, the profile fields in
+ * their order, then any other member, as they were. */
 static json_t *user_profile(const chat_user_t *record)
 {
-    return json_loads(record->profile, JSON_ALLOW_NUL, NULL);
+    if (record->form == USER_WHOLE)
+        return json_loads(record->profile, JSON_ALLOW_NUL, NULL);
+    json_t *rest =
+        record->profile != NULL ? json_loads(record->profile, JSON_ALLOW_NUL, NULL) : json_object();
+    json_t *user = rest != NULL ? json_pack("{s:o}", "id", user_id_of(record)) : NULL;
+    int failed = user == NULL;
+    for (unsigned i = 1; !failed && i < DRIVER_PROFILE_FIELDS; i++) {
+        const char *field = driver_profile_fields[i];
+        json_t *value = (record->nulls & 1u << i) != 0 ? json_null() : json_object_get(rest, field);
+        failed = value != NULL && json_object_set(user, field, value) != 0;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(rest, key, value)
+    {
+        if (!failed && json_object_get(user, key) == NULL)
+            failed = json_object_set(user, key, value) != 0;
+    }
+    json_decref(rest);
+    if (failed) {
+        json_decref(user);
+        return NULL;
+    }
+    return user;
+}
+
+/* The index of field in driver_profile_fields, or DRIVER_PROFILE_FIELDS. */
+static unsigned profile_field(const char *field)
+{
+    unsigned i = 0;
+    while (i < DRIVER_PROFILE_FIELDS && strcmp(driver_profile_fields[i], field) != 0)
+        i++;
+    return i;
+}
+
+/* Whether profile's id, as the form says, is the record's key. */
+static int id_is_key(const chat_user_t *record, json_t *id, uint8_t *form)
+{
+    char text[DRIVER_MAX_ID_BYTES + 1];
+    if (driver_id_text(id, text) != 0 || strcmp(text, record->key) != 0)
+        return 0;
+    *form = json_is_integer(id) ? USER_ID_INTEGER : USER_ID_STRING;
+    return 1;
+}
+
+/* What user_profile makes the profile from: the members after the id, the profile fields in
+ * their order and first, null ones as bits. 0, or -1 when the profile has another shape. */
+static int profile_split(const chat_user_t *record, json_t *profile, json_t *rest, uint8_t *nulls,
+                         uint8_t *form)
+{
+    void *member = json_object_iter(profile);
+    if (member == NULL || strcmp(json_object_iter_key(member), "id") != 0 ||
+        !id_is_key(record, json_object_iter_value(member), form))
+        return -1;
+    unsigned next = 1; /* the profile fields come first, in driver_profile_fields' order */
+    *nulls = 0;
+    while ((member = json_object_iter_next(profile, member)) != NULL) {
+        const char *key = json_object_iter_key(member);
+        json_t *value = json_object_iter_value(member);
+        unsigned field = profile_field(key);
+        if (field < DRIVER_PROFILE_FIELDS && (field < next || next == DRIVER_PROFILE_FIELDS + 1))
+            return -1;
+        next = field < DRIVER_PROFILE_FIELDS ? field + 1 : DRIVER_PROFILE_FIELDS + 1;
+        if (field < DRIVER_PROFILE_FIELDS && json_is_null(value))
+            *nulls |= (uint8_t)(1u << field);
+        else if (json_object_set(rest, key, value) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int user_set_profile(chat_user_t *record, json_t *profile)
 {
-    char *text = json_dumps(profile, JSON_COMPACT);
-    if (text == NULL)
+    json_t *rest = json_object();
+    uint8_t nulls = 0, form = USER_WHOLE;
+    if (rest == NULL)
+        return -1;
+    json_t *kept = rest;
+    if (profile_split(record, profile, rest, &nulls, &form) != 0) {
+        form = USER_WHOLE;
+        nulls = 0;
+        kept = profile;
+    }
+    int needed = form == USER_WHOLE || json_object_size(rest) > 0;
+    char *text = needed ? json_dumps(kept, JSON_COMPACT) : NULL;
+    json_decref(rest);
+    if (needed && text == NULL)
         return -1;
     free(record->profile);
     record->profile = text;
+    record->nulls = nulls;
+    record->form = form;
     return 0;
 }
 
@@ -173,12 +272,13 @@ static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int
 {
     size_t size = strlen(key) + 1;
     chat_user_t *record = calloc(1, sizeof(*record) + size);
+    if (record != NULL)
+        memcpy(record->key, key, size); /* first: the profile is kept without its id */
     if (record == NULL || user_set_profile(record, profile) != 0) {
         free(record);
         return NULL;
     }
     record->references = 1;
-    memcpy(record->key, key, size);
     record->shared = shared && sioc__index_add(&chat->users, record) == 0;
     return record;
 }
