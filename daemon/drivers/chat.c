@@ -307,11 +307,31 @@ static void user_release(chat_t *chat, chat_user_t *record)
     free(record);
 }
 
-/* The driver's socket_user: call->user of every call (driver_call_new), a new object. */
+/* The driver's socket_user: call->user of every call (driver_call_new), a new object. {id}
+ * alone, made from the key: most calls need no more, and each connection's call lives through
+ * two store requests while thousands of others arrive (a whole profile was 700 bytes of jansson
+ * objects per call in flight). Those that send the user take it with call_take_profile. */
 static json_t *socket_user(sioc_socket_t *socket)
 {
     chat_socket_t *state = socket_state(socket);
-    return state != NULL ? user_profile(state->user) : json_incref(channel_user(socket));
+    if (state == NULL)
+        return json_incref(channel_user(socket));
+    return json_pack("{s:o}", "id", user_id_of(state->user));
+}
+
+/* call->user becomes the socket's whole profile as it is now (the event's sender or joiner,
+ * as payloads show it even if the socket is gone by the answer). 0, or -1 when out of memory:
+ * the call was answered "unavailable" and freed. */
+static int call_take_profile(driver_call_t *call, const chat_socket_t *state)
+{
+    json_t *profile = user_profile(state->user);
+    if (profile == NULL) {
+        driver_call_fail(call, DRIVER_EUNAVAILABLE, "Out of memory");
+        return -1;
+    }
+    json_decref(call->user);
+    call->user = profile;
+    return 0;
 }
 
 /* socket.data for the library when something reads it (fetchSockets, a recovery session, the
@@ -756,7 +776,15 @@ static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
     json_object_set_new(call->context, "first", json_boolean(first));
     if (chat->presence_rooms) /* a recovered socket is back in its rooms; a new one in none */
         json_object_set_new(call->context, "rooms", study_rooms(socket));
-    driver_call_request(call, STORE_USER_UPSERT, driver_user_profile(call->user), on_user_upserted);
+    json_t *profile = user_profile(socket_state(socket)->user);
+    json_t *params = profile != NULL ? driver_user_profile(profile) : NULL;
+    json_decref(profile);
+    if (params == NULL) {
+        log_error("chat: user %s not stored: out of memory", driver_call_user_id_text(call));
+        driver_call_free(call);
+        return;
+    }
+    driver_call_request(call, STORE_USER_UPSERT, params, on_user_upserted);
 }
 
 static void chat_socket_free(chat_t *chat, chat_socket_t *state)
@@ -1036,8 +1064,8 @@ static void on_room_join(sioc_socket_t *socket, const sioc_event_t *event, void 
     if (state == NULL || room_id == NULL)
         return;
     driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
-    if (call == NULL)
-        return;
+    if (call == NULL || call_take_profile(call, state) != 0)
+        return; /* room:userJoined shows the user */
     json_object_set_new(call->context, "autoCreate", json_boolean(chat->auto_create_rooms));
     call->next = join_store_membership;
     request_room(call);
@@ -1187,8 +1215,8 @@ static void on_message_send(sioc_socket_t *socket, const sioc_event_t *event, vo
         return;
     }
     driver_call_t *call = room_call(chat, socket, event, "message:error", room_id, id);
-    if (call == NULL)
-        return;
+    if (call == NULL || call_take_profile(call, state) != 0)
+        return; /* the sender of message:received */
     const char *text = json_string_value(json_object_get(driver_payload(event), "text"));
     driver_call_request(
         call, STORE_MESSAGE_ADD,
@@ -1265,8 +1293,8 @@ static void on_dm_send(sioc_socket_t *socket, const sioc_event_t *event, void *d
         return;
     }
     driver_call_t *call = driver_call_new(&chat->base, socket, event, "dm:error");
-    if (call == NULL)
-        return;
+    if (call == NULL || call_take_profile(call, state) != 0)
+        return; /* the sender of dm:received */
     json_object_set(call->context, "recipientId", recipient_id);
     json_object_set_new(call->context, "recipientIdText", json_string(id));
     json_object_set(call->context, "text", json_object_get(payload, "text"));
