@@ -171,6 +171,7 @@ struct store_s {
     int queue_closed;   /* the worker took its last batch: refused requests complete directly */
     int worker_exited;  /* ... and closed the database: the loop may join it */
     int worker_polling; /* waiting for answers and for wake_fd: a request must write to it */
+    int worked;         /* a batch ran since the driver last released its memory */
     store_sqlite_stats_t stats;
 
     /* Written by both threads (store_profile.h); logged by the loop every profile_period_ns
@@ -2229,14 +2230,41 @@ static void profile_waited(store_t *store, const request_t *batch)
                             (now - request->started_ns) / 1000);
 }
 
+/* Under mutex: waits for a request (or stop). After work, at most SIOC__STORE_IDLE_RELEASE_MS:
+ * if nothing came by then, the driver releases its memory (the lock let go meanwhile). */
+static void worker_wait(store_t *store)
+{
+    if (!store->worked || store->driver->release_memory == NULL) {
+        pthread_cond_wait(&store->wake, &store->mutex);
+        return;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SIOC__STORE_IDLE_RELEASE_MS / 1000;
+    until.tv_nsec += (long)(SIOC__STORE_IDLE_RELEASE_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_cond_timedwait(&store->wake, &store->mutex, &until) != ETIMEDOUT)
+        return;
+    store->worked = 0;
+    store->stats.releases++;
+    pthread_mutex_unlock(&store->mutex);
+    store->driver->release_memory(store->connection);
+    pthread_mutex_lock(&store->mutex);
+}
+
 /* Waits for work; the requests to run (up to BATCH_MAX), or NULL once closing with nothing
  * left to do. */
 static request_t *worker_take(store_t *store)
 {
     pthread_mutex_lock(&store->mutex);
     while (!store->stopping && (store->held || store->pending.head == NULL))
-        pthread_cond_wait(&store->wake, &store->mutex);
+        worker_wait(store);
     request_t *batch = queue_take(&store->pending, BATCH_MAX);
+    if (batch != NULL)
+        store->worked = 1;
     /* Decided under the same lock as the queue was seen empty, so that no request can be
      * queued for a worker that no longer looks. */
     if (batch == NULL)
@@ -2655,7 +2683,12 @@ static void on_failed_start_closed(uv_handle_t *handle)
 static int start_threads(store_t *store, uv_loop_t *loop, char *error, size_t error_size)
 {
     pthread_mutex_init(&store->mutex, NULL);
-    pthread_cond_init(&store->wake, NULL);
+    /* The worker's idle wait (worker_wait) counts on the monotonic clock. */
+    pthread_condattr_t wake_attributes;
+    pthread_condattr_init(&wake_attributes);
+    pthread_condattr_setclock(&wake_attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&store->wake, &wake_attributes);
+    pthread_condattr_destroy(&wake_attributes);
     int rc = uv_async_init(loop, &store->completions_async, on_completions);
     if (rc != 0) {
         snprintf(error, error_size, "store: %s", uv_strerror(rc));
@@ -3324,6 +3357,7 @@ void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
         out->failed_commits += lane.failed_commits;
         out->pipelines += lane.pipelines;
         out->pipelined += lane.pipelined;
+        out->releases += lane.releases;
         if (lane.largest_batch > out->largest_batch)
             out->largest_batch = lane.largest_batch;
         if (lane.most_in_flight > out->most_in_flight)

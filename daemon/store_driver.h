@@ -156,7 +156,15 @@ typedef struct sioc__store_driver_s {
      * sent has been read. */
     void (*pipeline_send)(void *connection, const sioc__store_call_t *calls, size_t count);
     int (*pipeline_read)(void *connection, int wake_fd, size_t *failed, const char **message);
+    /* Optional: gives back the memory the connection keeps for speed (SQLite's page cache),
+     * called once the store has had nothing to do for SIOC__STORE_IDLE_RELEASE_MS after some
+     * work. Worker thread. */
+    void (*release_memory)(void *connection);
 } sioc__store_driver_t;
+
+/* A store idle this long after work lets its driver release_memory (the daemon's heap trim
+ * gives the pages back: daemon/heap_trim.h). */
+#define SIOC__STORE_IDLE_RELEASE_MS 1000
 
 /* What pipeline_read returns when woken before the pipeline's answers were in. */
 #define SIOC__STORE_PIPELINE_WOKEN 2

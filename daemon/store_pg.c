@@ -927,6 +927,6 @@ static int pg_aborted(void *opaque)
 }
 
 const sioc__store_driver_t sioc__store_pg_driver = {
-    "postgres", pg_open,    pg_execute, pg_in_transaction,   pg_ready,         pg_close,
-    '$',        pg_prepare, pg_aborted, pg_execute_pipeline, pg_pipeline_send, pg_pipeline_read,
+    "postgres", pg_open,    pg_execute,          pg_in_transaction, pg_ready,         pg_close, '$',
+    pg_prepare, pg_aborted, pg_execute_pipeline, pg_pipeline_send,  pg_pipeline_read, NULL,
 };

@@ -561,6 +561,14 @@ static int sqlite_prepare(void *opaque, int slot, const char *sql, char *columns
     return 0;
 }
 
+/* The page cache (up to cache_size, 2,000 KiB by default: about 210 bytes per user of the chat
+ * at 10,000 users, each upsert and presence row having been through it) once the store is idle;
+ * the next statements read their pages again from the file, which the OS keeps cached. */
+static void sqlite_release_memory(void *connection)
+{
+    sqlite3_db_release_memory(((connection_t *)connection)->db);
+}
+
 const sioc__store_driver_t sioc__store_sqlite_driver = {
     "sqlite",
     sqlite_open,
@@ -574,4 +582,5 @@ const sioc__store_driver_t sioc__store_sqlite_driver = {
     NULL,
     NULL,
     NULL,
+    sqlite_release_memory,
 };

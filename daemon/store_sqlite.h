@@ -18,6 +18,7 @@ typedef struct store_sqlite_stats_s {
     uint64_t pipelines;      /* statements sent together (PostgreSQL's pipeline mode) */
     uint64_t pipelined;      /* the requests those pipelines ran */
     size_t most_in_flight;   /* most batches sent on one connection and not yet answered */
+    uint64_t releases;       /* times the driver gave its cache back, the store idle */
 } store_sqlite_stats_t;
 
 /* A copy of the counters, as of the last batch the worker finished. Loop thread. */

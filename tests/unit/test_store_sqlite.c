@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_driver.h"
 #include "store_sqlite.h"
 
 #define BATCH_REQUESTS 1000
@@ -652,6 +653,48 @@ static void test_app_statements(void **state)
     fixture_open(fixture);
 }
 
+/* Once the store has been idle for SIOC__STORE_IDLE_RELEASE_MS after work, SQLite's page
+ * cache is given back (sqlite3_memory_used counts what SQLite holds in this process), once. */
+static void test_idle_store_releases_its_cache(void **state)
+{
+    fixture_t *fixture = *state;
+    enum { USERS = 3000, ROWS_PER_BATCH = 100 };
+    outcome_t outcomes[ROWS_PER_BATCH];
+    for (int user = 0; user < USERS; user += ROWS_PER_BATCH) {
+        for (int index = 0; index < ROWS_PER_BATCH; index++) {
+            char params[160];
+            snprintf(params, sizeof(params), "{\"id\": \"u%d\", \"firstName\": \"User number %d\"}",
+                     user + index, user + index);
+            request(fixture, STORE_USER_UPSERT, params, &outcomes[index]);
+        }
+        for (int index = 0; index < ROWS_PER_BATCH; index++) {
+            wait_for(fixture, &outcomes[index]);
+            assert_int_equal(outcomes[index].error, 0);
+            outcome_clear(&outcomes[index]);
+        }
+    }
+    sqlite3_int64 busy = sqlite3_memory_used();
+    store_sqlite_stats_t stats;
+    store_sqlite_stats(fixture->store, &stats);
+    uint64_t releases = stats.releases;
+    /* Bounded: ten times the idle delay. */
+    for (int waited = 0; stats.releases == releases && waited < 10 * SIOC__STORE_IDLE_RELEASE_MS;
+         waited += 20) {
+        usleep(20 * 1000);
+        store_sqlite_stats(fixture->store, &stats);
+    }
+    assert_int_equal(stats.releases, releases + 1);
+    sqlite3_int64 idle = sqlite3_memory_used();
+    if (busy - idle < 256 * 1024)
+        fail_msg("SQLite held %lld bytes busy, %lld idle", (long long)busy, (long long)idle);
+    usleep(3 * SIOC__STORE_IDLE_RELEASE_MS * 1000); /* nothing new to release: no second one */
+    store_sqlite_stats(fixture->store, &stats);
+    assert_int_equal(stats.releases, releases + 1);
+    assert_json(call_ok(fixture, STORE_USER_GET, "{\"id\": \"u7\"}"),
+                "{\"id\": \"u7\", \"firstName\": \"User number 7\", \"lastName\": null,"
+                " \"role\": null, \"avatar\": null}");
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -677,6 +720,7 @@ int main(void)
         TEST(test_open_refuses_read_only_file),
         TEST(test_open_refuses_bad_options),
         TEST(test_app_statements),
+        TEST(test_idle_store_releases_its_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
