@@ -68,18 +68,20 @@ typedef struct chat_s {
 struct chat_user_s {
     unsigned references; /* sockets holding it */
     uint8_t filled;      /* fields the store filled in (driver_profile_fields bits) */
-    uint8_t shared;      /* in chat->users */
+    uint8_t shared : 1;  /* in chat->users */
+    uint8_t form : 2;    /* USER_ID_STRING, USER_ID_INTEGER or USER_WHOLE */
     uint8_t nulls;       /* profile fields present as null (driver_profile_fields bits) */
-    uint8_t form;        /* USER_ID_STRING, USER_ID_INTEGER or USER_WHOLE */
-    /* {id, firstName, lastName, role, avatar}, the user of every payload, kept as the members
-     * that say something: the id is the key (its type in form), the fields present as null are
-     * bits, and the rest is compact JSON text, NULL when nothing is left (a token with a
-     * subject alone: no block at all, where the JSON text of it all took 100 bytes and the
-     * jansson object 700; one per user with a JWT each). A user in another shape (the id not
-     * first, the fields out of their order) is its whole JSON text (USER_WHOLE). Made again
-     * when a call, a payload or socket.data needs it. */
+    uint8_t strings;     /* profile fields whose text follows the key (bits, in their order) */
+    /* {id, firstName, lastName, role, avatar}, the user of every payload, kept as what says
+     * something: the id is the key (its type in form), the fields present as null are bits,
+     * those with text at the record's creation are that text after the key, and the rest is
+     * compact JSON text, NULL when nothing is left (the bench's tokens: id, two names and a
+     * role, 60 bytes in one block where the JSON text of it all took 102 and the record 30
+     * besides, and the jansson object 700; one per user with a JWT each). A user in another
+     * shape (the id not first, the fields out of their order) is its whole JSON text
+     * (USER_WHOLE). Made again when a call, a payload or socket.data needs it. */
     char *profile;
-    char key[]; /* the id as text: the room is "user:<key>" */
+    char key[]; /* the id as text (the room is "user:<key>"), then the strings */
 };
 
 enum { USER_ID_STRING, USER_ID_INTEGER, USER_WHOLE };
@@ -152,6 +154,17 @@ static json_t *user_id_of(const chat_user_t *record)
     return json_string(record->key);
 }
 
+/* The text of profile field i kept after the key (a bit of record->strings). */
+static const char *user_string(const chat_user_t *record, unsigned i)
+{
+    const char *text = record->key + strlen(record->key) + 1;
+    for (unsigned field = 1; field < i; field++) {
+        if ((record->strings & 1u << field) != 0)
+            text += strlen(text) + 1;
+    }
+    return text;
+}
+
 /* The record's profile as a new object (NULL when out of memory): the id, the profile fields in
  * their order, then any other member, as they were. */
 static json_t *user_profile(const chat_user_t *record)
@@ -164,6 +177,10 @@ static json_t *user_profile(const chat_user_t *record)
     int failed = user == NULL;
     for (unsigned i = 1; !failed && i < DRIVER_PROFILE_FIELDS; i++) {
         const char *field = driver_profile_fields[i];
+        if ((record->strings & 1u << i) != 0) {
+            failed = json_object_set_new(user, field, json_string(user_string(record, i))) != 0;
+            continue;
+        }
         json_t *value = (record->nulls & 1u << i) != 0 ? json_null() : json_object_get(rest, field);
         failed = value != NULL && json_object_set(user, field, value) != 0;
     }
@@ -192,62 +209,90 @@ static unsigned profile_field(const char *field)
 }
 
 /* Whether profile's id, as the form says, is the record's key. */
-static int id_is_key(const chat_user_t *record, json_t *id, uint8_t *form)
+static int id_is_key(const char *key, json_t *id, uint8_t *form)
 {
     char text[DRIVER_MAX_ID_BYTES + 1];
-    if (driver_id_text(id, text) != 0 || strcmp(text, record->key) != 0)
+    if (driver_id_text(id, text) != 0 || strcmp(text, key) != 0)
         return 0;
     *form = json_is_integer(id) ? USER_ID_INTEGER : USER_ID_STRING;
     return 1;
 }
 
-/* What user_profile makes the profile from: the members after the id, the profile fields in
- * their order and first, null ones as bits. 0, or -1 when the profile has another shape. */
-static int profile_split(const chat_user_t *record, json_t *profile, json_t *rest, uint8_t *nulls,
-                         uint8_t *form)
+/* A profile in the parts a record keeps (see chat_user_s). */
+typedef struct profile_parts_s {
+    json_t *rest;    /* the members kept as JSON text (a new object) */
+    uint8_t nulls;   /* the profile fields present as null */
+    uint8_t strings; /* with strings_allowed: those whose text can follow the key */
+    uint8_t form;
+    size_t string_bytes; /* their texts with their NULs */
+} profile_parts_t;
+
+/* What user_profile makes profile again from, for the user with key: the members after the id,
+ * the profile fields in their order and first. 0, or -1 when the profile has another shape. */
+static int profile_split(const char *key, json_t *profile, int strings_allowed,
+                         profile_parts_t *parts)
 {
     void *member = json_object_iter(profile);
     if (member == NULL || strcmp(json_object_iter_key(member), "id") != 0 ||
-        !id_is_key(record, json_object_iter_value(member), form))
+        !id_is_key(key, json_object_iter_value(member), &parts->form))
         return -1;
     unsigned next = 1; /* the profile fields come first, in driver_profile_fields' order */
-    *nulls = 0;
     while ((member = json_object_iter_next(profile, member)) != NULL) {
-        const char *key = json_object_iter_key(member);
+        const char *name = json_object_iter_key(member);
         json_t *value = json_object_iter_value(member);
-        unsigned field = profile_field(key);
+        unsigned field = profile_field(name);
         if (field < DRIVER_PROFILE_FIELDS && (field < next || next == DRIVER_PROFILE_FIELDS + 1))
             return -1;
         next = field < DRIVER_PROFILE_FIELDS ? field + 1 : DRIVER_PROFILE_FIELDS + 1;
-        if (field < DRIVER_PROFILE_FIELDS && json_is_null(value))
-            *nulls |= (uint8_t)(1u << field);
-        else if (json_object_set(rest, key, value) != 0)
+        size_t length = json_string_length(value);
+        if (field < DRIVER_PROFILE_FIELDS && json_is_null(value)) {
+            parts->nulls |= (uint8_t)(1u << field);
+        } else if (field < DRIVER_PROFILE_FIELDS && strings_allowed && json_is_string(value) &&
+                   strlen(json_string_value(value)) == length) {
+            parts->strings |= (uint8_t)(1u << field);
+            parts->string_bytes += length + 1;
+        } else if (json_object_set(parts->rest, name, value) != 0) {
             return -1;
+        }
     }
     return 0;
 }
 
-static int user_set_profile(chat_user_t *record, json_t *profile)
+/* profile in parts (strings_allowed: texts may follow the key) and the text of its rest (NULL:
+ * none). 0, or -1 when out of memory. */
+static int profile_parts(const char *key, json_t *profile, int strings_allowed,
+                         profile_parts_t *parts, char **text)
 {
-    json_t *rest = json_object();
-    uint8_t nulls = 0, form = USER_WHOLE;
-    if (rest == NULL)
+    memset(parts, 0, sizeof(*parts));
+    if ((parts->rest = json_object()) == NULL)
         return -1;
-    json_t *kept = rest;
-    if (profile_split(record, profile, rest, &nulls, &form) != 0) {
-        form = USER_WHOLE;
-        nulls = 0;
+    json_t *kept = parts->rest;
+    if (profile_split(key, profile, strings_allowed, parts) != 0) {
+        json_decref(parts->rest);
+        memset(parts, 0, sizeof(*parts));
+        parts->form = USER_WHOLE;
         kept = profile;
     }
-    int needed = form == USER_WHOLE || json_object_size(rest) > 0;
-    char *text = needed ? json_dumps(kept, JSON_COMPACT) : NULL;
-    json_decref(rest);
-    if (needed && text == NULL)
+    int needed = parts->form == USER_WHOLE || json_object_size(parts->rest) > 0;
+    *text = needed ? json_dumps(kept, JSON_COMPACT) : NULL;
+    json_decref(parts->rest);
+    parts->rest = NULL;
+    return needed && *text == NULL ? -1 : 0;
+}
+
+/* A later profile (the store filled fields in): its texts go to the JSON text, as the record
+ * cannot grow. */
+static int user_set_profile(chat_user_t *record, json_t *profile)
+{
+    profile_parts_t parts;
+    char *text;
+    if (profile_parts(record->key, profile, 0, &parts, &text) != 0)
         return -1;
     free(record->profile);
     record->profile = text;
-    record->nulls = nulls;
-    record->form = form;
+    record->nulls = parts.nulls;
+    record->strings = 0;
+    record->form = parts.form;
     return 0;
 }
 
@@ -270,14 +315,29 @@ static int user_matches(const chat_user_t *record, json_t *user)
 
 static chat_user_t *user_new(chat_t *chat, const char *key, json_t *profile, int shared)
 {
+    profile_parts_t parts;
+    char *text;
+    if (profile_parts(key, profile, 1, &parts, &text) != 0)
+        return NULL;
     size_t size = strlen(key) + 1;
-    chat_user_t *record = calloc(1, sizeof(*record) + size);
-    if (record != NULL)
-        memcpy(record->key, key, size); /* first: the profile is kept without its id */
-    if (record == NULL || user_set_profile(record, profile) != 0) {
-        free(record);
+    chat_user_t *record = calloc(1, sizeof(*record) + size + parts.string_bytes);
+    if (record == NULL) {
+        free(text);
         return NULL;
     }
+    memcpy(record->key, key, size);
+    char *next = record->key + size;
+    for (unsigned i = 1; i < DRIVER_PROFILE_FIELDS; i++) {
+        if ((parts.strings & 1u << i) == 0)
+            continue;
+        json_t *value = json_object_get(profile, driver_profile_fields[i]);
+        memcpy(next, json_string_value(value), json_string_length(value) + 1);
+        next += json_string_length(value) + 1;
+    }
+    record->profile = text;
+    record->nulls = parts.nulls;
+    record->strings = parts.strings;
+    record->form = parts.form;
     record->references = 1;
     record->shared = shared && sioc__index_add(&chat->users, record) == 0;
     return record;
