@@ -155,22 +155,29 @@ static int is_plain_sid(const char *sid)
     "0{\"sid\":\"%s\",\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,"                   \
     "\"maxPayload\":%" PRIu64 "}"
 
+size_t sioc__eio_encode_open_into(char *out, size_t size, const char *sid,
+                                  int offer_websocket_upgrade, unsigned ping_interval_ms,
+                                  unsigned ping_timeout_ms, uint64_t max_payload)
+{
+    if (!is_plain_sid(sid))
+        return 0;
+    const char *upgrades = offer_websocket_upgrade ? "\"websocket\"" : "";
+    int length = snprintf(out, size, OPEN_PACKET_FORMAT, sid, upgrades, ping_interval_ms,
+                          ping_timeout_ms, max_payload);
+    return length > 0 ? (size_t)length : 0;
+}
+
 char *sioc__eio_encode_open(const char *sid, int offer_websocket_upgrade, unsigned ping_interval_ms,
                             unsigned ping_timeout_ms, uint64_t max_payload, size_t *length)
 {
-    if (!is_plain_sid(sid))
-        return NULL;
-    const char *upgrades = offer_websocket_upgrade ? "\"websocket\"" : "";
-    int text_length = snprintf(NULL, 0, OPEN_PACKET_FORMAT, sid, upgrades, ping_interval_ms,
-                               ping_timeout_ms, max_payload);
-    if (text_length < 0)
-        return NULL;
-    char *text = malloc((size_t)text_length + 1);
+    size_t text_length = sioc__eio_encode_open_into(NULL, 0, sid, offer_websocket_upgrade,
+                                                    ping_interval_ms, ping_timeout_ms, max_payload);
+    char *text = text_length > 0 ? malloc(text_length + 1) : NULL;
     if (text == NULL)
         return NULL;
-    snprintf(text, (size_t)text_length + 1, OPEN_PACKET_FORMAT, sid, upgrades, ping_interval_ms,
-             ping_timeout_ms, max_payload);
+    sioc__eio_encode_open_into(text, text_length + 1, sid, offer_websocket_upgrade,
+                               ping_interval_ms, ping_timeout_ms, max_payload);
     if (length != NULL)
-        *length = (size_t)text_length;
+        *length = text_length;
     return text;
 }

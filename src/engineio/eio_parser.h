@@ -63,5 +63,10 @@ size_t sioc__eio_payload_write_packet(uint8_t *out, int type, int binary, const 
  * or NULL on allocation failure; *length gets its length. */
 char *sioc__eio_encode_open(const char *sid, int offer_websocket_upgrade, unsigned ping_interval_ms,
                             unsigned ping_timeout_ms, uint64_t max_payload, size_t *length);
+/* The same into out (NUL-terminated when it fits, as snprintf): returns the packet's length
+ * without the NUL, written only when less than size; 0 when sid is not plain. */
+size_t sioc__eio_encode_open_into(char *out, size_t size, const char *sid,
+                                  int offer_websocket_upgrade, unsigned ping_interval_ms,
+                                  unsigned ping_timeout_ms, uint64_t max_payload);
 
 #endif

@@ -11,6 +11,7 @@
 #include "engineio/eio_internal.h"
 
 static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length);
+static int compresses(const sioc__eio_websocket_t *websocket, size_t length);
 static void on_websocket_closed(sioc__conn_t *conn);
 static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed,
                                                        NULL};
@@ -138,7 +139,10 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
     /* The protocol is a token from a head of at most max_header_size bytes. */
     int deflate = agreement->answer[0] != '\0';
     size_t size = 160 + (protocol ? strlen(protocol) + 32 : 0) + sizeof(agreement->answer) + 32;
-    char *response = malloc(size);
+    /* On the stack unless a long protocol needs more: a block allocated and freed between the
+     * live ones of each handshake is a free chunk among them once the clients are in. */
+    char small[512];
+    char *response = size <= sizeof(small) ? small : malloc(size);
     if (response == NULL) {
         free(websocket);
         return NULL;
@@ -151,7 +155,8 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
                  protocol ? "\r\n" : "", deflate ? "Sec-WebSocket-Extensions: " : "",
                  agreement->answer, deflate ? "\r\n" : "");
     sioc__conn_write_copy(conn, response, (size_t)length);
-    free(response);
+    if (response != small)
+        free(response);
     websocket->conn = conn;
     websocket->server = server;
     sioc__ws_limits_t limits = {
@@ -175,6 +180,35 @@ static void take_over(sioc__http_conn_t *http, sioc__eio_websocket_t *websocket)
     conn->owner = websocket;
 }
 
+/* The open packet, framed, copied behind the 101 answer in the connection's buffer of small
+ * copies (connection.h) when it leaves uncompressed: no text or buffer of its own to allocate
+ * and free while the handshake's live blocks are made. Returns 0 or -1 (out of memory). */
+static int send_open(sioc__eio_websocket_t *websocket, sioc_eio_socket_t *socket)
+{
+    const sioc__eio_limits_t *limits = socket->limits;
+    uint8_t frame[SIOC_WS_MAX_HEADER_LENGTH + 256];
+    char *text = (char *)frame + SIOC_WS_MAX_HEADER_LENGTH;
+    size_t size = sizeof(frame) - SIOC_WS_MAX_HEADER_LENGTH;
+    size_t length = sioc__eio_encode_open_into(text, size, socket->id, 0, limits->ping_interval_ms,
+                                               limits->ping_timeout_ms, limits->max_payload);
+    if (length > 0 && length < size && !compresses(websocket, length)) {
+        uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
+        size_t header_length = sioc__ws_encode_header(header, 1, SIOC_WS_OPCODE_TEXT, length);
+        memcpy(text - header_length, header, header_length);
+        sioc__conn_write_copy(websocket->conn, text - header_length, header_length + length);
+        return 0;
+    }
+    char *open = sioc__eio_encode_open(socket->id, 0, limits->ping_interval_ms,
+                                       limits->ping_timeout_ms, limits->max_payload, &length);
+    sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
+    free(open);
+    if (packet == NULL)
+        return -1;
+    sioc__eio_websocket_send(websocket, packet);
+    sioc__buffer_unref(packet);
+    return 0;
+}
+
 static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket_t *websocket,
                                   const sioc__http_request_t *request)
 {
@@ -184,18 +218,10 @@ static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket
     socket->protocol = (uint8_t)sioc__eio_request_protocol(request);
     socket->websocket = websocket;
     websocket->socket = socket;
-    size_t length;
-    char *open = sioc__eio_encode_open(socket->id, 0, socket->limits->ping_interval_ms,
-                                       socket->limits->ping_timeout_ms, socket->limits->max_payload,
-                                       &length);
-    sioc__buffer_t *packet = open ? sioc__buffer_new_copy(open, length, 0) : NULL;
-    free(open);
-    if (packet == NULL) {
+    if (send_open(websocket, socket) != 0) {
         sioc__eio_socket_close(socket, "transport error");
         return -1;
     }
-    sioc__eio_websocket_send(websocket, packet);
-    sioc__buffer_unref(packet);
     sioc__eio_socket_start_heartbeat(socket);
     sioc__eio_server_notify_connection(server, socket, request);
     return 0;
@@ -253,6 +279,14 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
 
 /* ---- sending ------------------------------------------------------------------------------- */
 
+/* Whether a message of length bytes leaves compressed, as ws decides it (compress not false, at
+ * least the threshold; no_context_takeover makes the threshold apply). */
+static int compresses(const sioc__eio_websocket_t *websocket, size_t length)
+{
+    return websocket->deflate_bits > 8 &&
+           length >= websocket->server->options.per_message_deflate_threshold;
+}
+
 /* A server frame is never masked, so its header is the same for every recipient: it is written
  * once into the buffer's headroom, and header and payload leave as one slice. */
 static void frame_once(sioc__buffer_t *packet, int compressed)
@@ -282,8 +316,7 @@ static int write_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet
 static sioc__buffer_t *deflated_frame(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
     sioc_eio_server_t *server = websocket->server;
-    if (websocket->deflate_bits <= 8 || packet->no_compress ||
-        packet->length < server->options.per_message_deflate_threshold)
+    if (packet->no_compress || !compresses(websocket, packet->length))
         return NULL;
     int shared = websocket->deflate_bits == 15;
     if (shared && packet->deflated != NULL)

@@ -387,6 +387,28 @@ static void test_open_length_is_optional(void **state)
     free(open);
 }
 
+/* Into the caller's buffer: the same text, the length needed when it does not fit (as
+ * snprintf), 0 for a sid that would need escaping. */
+static void test_open_into_buffer(void **state)
+{
+    (void)state;
+    char out[256];
+    size_t length = 0;
+    char *open = sioc__eio_encode_open("lv_VI97HAXpY6yYWAAAC", 0, 25000, 20000, 1000000, &length);
+    assert_non_null(open);
+    assert_int_equal(sioc__eio_encode_open_into(out, sizeof(out), "lv_VI97HAXpY6yYWAAAC", 0, 25000,
+                                                20000, 1000000),
+                     length);
+    assert_string_equal(out, open);
+    char small[8];
+    assert_int_equal(sioc__eio_encode_open_into(small, sizeof(small), "lv_VI97HAXpY6yYWAAAC", 0,
+                                                25000, 20000, 1000000),
+                     length);
+    assert_string_equal(small, "0{\"sid\"");
+    assert_int_equal(sioc__eio_encode_open_into(out, sizeof(out), "a b", 0, 1, 2, 3), 0);
+    free(open);
+}
+
 /* The sid goes into the JSON unescaped, so anything that would need escaping is refused. */
 static void test_open_refuses_unsafe_sid(void **state)
 {
@@ -423,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_open_with_upgrade),
         cmocka_unit_test(test_open_without_upgrade),
         cmocka_unit_test(test_open_length_is_optional),
+        cmocka_unit_test(test_open_into_buffer),
         cmocka_unit_test(test_open_refuses_unsafe_sid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
