@@ -15,6 +15,12 @@
 #include "transport/ws_codec.h"
 #include "transport/ws_deflate.h"
 
+/* The public sioc_request_t: a view of the HTTP request being answered (here so that the unit
+ * tests can make one from a parsed request). */
+struct sioc_request_s {
+    const sioc__http_request_t *http;
+};
+
 /* DRAINING: closed for the application, kept only until a polling GET takes what was queued
  * before the close (a DISCONNECT, say), as Node waits for "drain" before closing. */
 enum sioc__eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_DRAINING, EIO_SOCKET_CLOSED };

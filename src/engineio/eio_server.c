@@ -23,10 +23,6 @@ static const char *const eio_error_messages[] = {
     "Bad request",       "Forbidden",          "Unsupported protocol version",
 };
 
-struct sioc_request_s {
-    const sioc__http_request_t *http;
-};
-
 void sioc_eio_options_init(sioc_eio_options_t *options)
 {
     memset(options, 0, sizeof(*options));

@@ -1,0 +1,139 @@
+/* socket.handshake from the bytes kept of the opening request (sio_handshake.c): every header,
+ * the url and the address come back as the request said them, whether the handshake's static
+ * tables have a code for them or not. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engineio/eio_internal.h"
+#include "socketio/sio_internal.h"
+#include "transport/http_request.h"
+
+static sioc__http_limits_t limits;
+
+static int setup(void **state)
+{
+    (void)state;
+    sioc__http_limits_init(&limits);
+    return 0;
+}
+
+/* The handshake object (without auth) of the request text, as the server would keep it. */
+static json_t *handshake_of(const char *text, const char *address)
+{
+    sioc__http_request_parser_t parser;
+    sioc__http_request_parser_init(&parser, &limits);
+    snprintf(parser.request.remote_address, sizeof(parser.request.remote_address), "%s", address);
+    size_t used = 0;
+    int rc = sioc__http_request_parser_execute(&parser, (const uint8_t *)text, strlen(text), &used);
+    assert_int_equal(rc, 1);
+    struct sioc_request_s request = {&parser.request};
+    sioc__sio_handshake_t *handshake = sioc__sio_handshake_new(&request);
+    sioc__http_request_parser_free(&parser); /* the handshake keeps copies */
+    assert_non_null(handshake);
+    json_t *object = json_incref(sioc__sio_handshake_object(handshake));
+    sioc__sio_handshake_unref(handshake);
+    assert_non_null(object);
+    return object;
+}
+
+static void assert_header(const json_t *handshake, const char *name, const char *value)
+{
+    const json_t *header = json_object_get(json_object_get(handshake, "headers"), name);
+    if (!json_is_string(header))
+        fail_msg("header %s missing", name);
+    assert_string_equal(json_string_value(header), value);
+}
+
+static void test_websocket_handshake(void **state)
+{
+    (void)state;
+    json_t *handshake = handshake_of("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                                     "Host: 127.0.0.1:3000\r\n"
+                                     "Upgrade: websocket\r\n"
+                                     "Connection: Upgrade\r\n"
+                                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                                     "127.0.0.1");
+    assert_string_equal(json_string_value(json_object_get(handshake, "url")),
+                        "/socket.io/?EIO=4&transport=websocket");
+    assert_string_equal(json_string_value(json_object_get(handshake, "address")), "127.0.0.1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(handshake, "query"), "transport")),
+        "websocket");
+    assert_int_equal(json_object_size(json_object_get(handshake, "headers")), 5);
+    assert_header(handshake, "host", "127.0.0.1:3000");
+    assert_header(handshake, "upgrade", "websocket");
+    assert_header(handshake, "connection", "Upgrade");
+    assert_header(handshake, "sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==");
+    assert_header(handshake, "sec-websocket-version", "13");
+    assert_true(json_is_false(json_object_get(handshake, "xdomain")));
+    assert_true(json_integer_value(json_object_get(handshake, "issued")) > 1700000000000);
+    json_decref(handshake);
+}
+
+/* Names and values without a code, a value that only begins like one, a long value (a varint
+ * of two bytes), an empty one, a name in mixed case, a url without a known prefix. */
+static void test_literal_names_and_values(void **state)
+{
+    (void)state;
+    char long_value[300];
+    memset(long_value, 'v', sizeof(long_value) - 1);
+    long_value[sizeof(long_value) - 1] = '\0';
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "GET /chat/?EIO=4&transport=polling&t=abc HTTP/1.1\r\n"
+             "Host: example.org\r\n"
+             "X-Custom-Header: Some Value\r\n"
+             "Upgrade: websocket2\r\n"
+             "Connection: upgrade\r\n"
+             "Origin: https://example.org\r\n"
+             "X-Long: %s\r\n"
+             "X-Empty:\r\n"
+             "Cookie: a=1; b=2\r\n\r\n",
+             long_value);
+    json_t *handshake = handshake_of(text, "::1");
+    assert_string_equal(json_string_value(json_object_get(handshake, "url")),
+                        "/chat/?EIO=4&transport=polling&t=abc");
+    assert_string_equal(json_string_value(json_object_get(handshake, "address")), "::1");
+    assert_int_equal(json_object_size(json_object_get(handshake, "headers")), 8);
+    assert_header(handshake, "host", "example.org");
+    assert_header(handshake, "x-custom-header", "Some Value");
+    assert_header(handshake, "upgrade", "websocket2");
+    assert_header(handshake, "connection", "upgrade");
+    assert_header(handshake, "origin", "https://example.org");
+    assert_header(handshake, "x-long", long_value);
+    assert_header(handshake, "x-empty", "");
+    assert_header(handshake, "cookie", "a=1; b=2");
+    assert_true(json_is_true(json_object_get(handshake, "xdomain")));
+    json_decref(handshake);
+}
+
+/* A url that goes on past a known prefix keeps the rest. */
+static void test_url_past_a_prefix(void **state)
+{
+    (void)state;
+    json_t *handshake = handshake_of(
+        "GET /socket.io/?EIO=4&transport=websocket&sid=abc HTTP/1.1\r\nHost: h\r\n\r\n", "1.2.3.4");
+    assert_string_equal(json_string_value(json_object_get(handshake, "url")),
+                        "/socket.io/?EIO=4&transport=websocket&sid=abc");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(handshake, "query"), "sid")), "abc");
+    json_decref(handshake);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_websocket_handshake),
+        cmocka_unit_test(test_literal_names_and_values),
+        cmocka_unit_test(test_url_past_a_prefix),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
