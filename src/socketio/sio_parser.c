@@ -368,7 +368,8 @@ static const char *decode_text(const sioc__sio_decoder_t *decoder, const char *t
 void sioc__sio_decoder_init(sioc__sio_decoder_t *decoder, size_t max_attachments)
 {
     memset(decoder, 0, sizeof(*decoder));
-    decoder->max_attachments = max_attachments;
+    decoder->max_attachments =
+        max_attachments > UINT32_MAX ? UINT32_MAX : (uint32_t)max_attachments;
     decoder->max_nsp_length = DEFAULT_MAX_NSP_LENGTH;
 }
 
