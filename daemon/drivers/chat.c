@@ -98,15 +98,21 @@ struct leaving_s {
 
 typedef struct typing_s typing_t;
 
+/* What few sockets need, made on first use and freed once empty: typing entries, and the study
+ * rooms as the socket disconnects. */
+typedef struct chat_socket_rare_s {
+    typing_t *typing;   /* the rooms this socket is typing in */
+    json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
+} chat_socket_rare_t;
+
 /* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user).
- * 72 bytes, an 80-byte chunk (issue 12: one per socket): the channel and the socket come with
- * every callback, and a typing entry keeps its own. */
+ * 56 bytes, a 64-byte chunk (issue 12: one per socket): the channel and the socket come with
+ * every callback, a typing entry keeps its own, and what is rare is a block of its own. */
 typedef struct chat_socket_s {
     driver_socket_t order; /* first: its events take effect in arrival order */
     chat_user_t *user;     /* a reference */
     driver_bucket_t bucket;
-    typing_t *typing;   /* the rooms this socket is typing in */
-    json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
+    chat_socket_rare_t *rare; /* NULL while not typing nor disconnecting */
 } chat_socket_t;
 
 struct typing_s {
@@ -491,9 +497,28 @@ static void user_room_of(const driver_call_t *call, char room[DRIVER_ROOM_NAME_S
 
 /* ---- typing ---------------------------------------------------------------------------------- */
 
+/* The socket's rare block, made if need be; NULL when out of memory. */
+static chat_socket_rare_t *socket_rare(chat_socket_t *state)
+{
+    if (state->rare == NULL)
+        state->rare = calloc(1, sizeof(*state->rare));
+    return state->rare;
+}
+
+/* Frees the rare block once it holds nothing. */
+static void rare_trim(chat_socket_t *state)
+{
+    if (state->rare != NULL && state->rare->typing == NULL && state->rare->rooms_left == NULL) {
+        free(state->rare);
+        state->rare = NULL;
+    }
+}
+
+/* Where the entry for room is (or would be linked) in the socket's list: its rare block is
+ * there. */
 static typing_t **typing_link(chat_socket_t *state, const char *room)
 {
-    typing_t **link = &state->typing;
+    typing_t **link = &state->rare->typing;
     while (*link != NULL && strcmp((*link)->room, room) != 0)
         link = &(*link)->next;
     return link;
@@ -525,6 +550,7 @@ static void typing_end(typing_t **link, int announce)
     if (announce)
         typing_announce(typing, 0);
     uv_close((uv_handle_t *)&typing->timer, typing_closed);
+    rare_trim(typing->owner); /* link may point into the block: not used after this */
 }
 
 static void typing_expired(uv_timer_t *timer)
@@ -539,12 +565,16 @@ static int typing_start(chat_t *chat, sioc_socket_t *socket, chat_socket_t *stat
                         json_t *room_id)
 {
     const config_t *config = chat_config(chat);
+    if (socket_rare(state) == NULL)
+        return SIOC_ENOMEM;
     typing_t **link = typing_link(state, room);
     if (*link != NULL)
         return uv_timer_start(&(*link)->timer, typing_expired, config->limits.typing_timeout_ms, 0);
     typing_t *typing = calloc(1, sizeof(*typing));
-    if (typing == NULL)
+    if (typing == NULL) {
+        rare_trim(state);
         return SIOC_ENOMEM;
+    }
     uv_timer_init(chat->base.channel->daemon->loop, &typing->timer);
     typing->timer.data = typing;
     typing->chat = chat;
@@ -560,8 +590,8 @@ static int typing_start(chat_t *chat, sioc_socket_t *socket, chat_socket_t *stat
 
 static void typing_stop(chat_socket_t *state, const char *room)
 {
-    typing_t **link = typing_link(state, room);
-    if (*link != NULL)
+    typing_t **link = state->rare != NULL ? typing_link(state, room) : NULL;
+    if (link != NULL && *link != NULL)
         typing_end(link, 1);
 }
 
@@ -849,10 +879,12 @@ static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
 
 static void chat_socket_free(chat_t *chat, chat_socket_t *state)
 {
-    while (state->typing != NULL)
-        typing_end(&state->typing, 1);
+    while (state->rare != NULL && state->rare->typing != NULL)
+        typing_end(&state->rare->typing, 1);
     driver_socket_cleanup(&state->order);
-    json_decref(state->rooms_left);
+    if (state->rare != NULL)
+        json_decref(state->rare->rooms_left);
+    free(state->rare);
     user_release(chat, state->user);
     free(state);
 }
@@ -924,8 +956,12 @@ static void on_disconnecting(sioc_socket_t *socket, const char *reason, void *da
 {
     chat_t *chat = data;
     chat_socket_t *state = socket_state(socket);
-    if (state != NULL && chat->presence_rooms && state->rooms_left == NULL)
-        state->rooms_left = study_rooms(socket);
+    if (state == NULL || !chat->presence_rooms)
+        return;
+    if (socket_rare(state) == NULL)
+        return; /* out of memory: the offline goes to no room */
+    if (state->rare->rooms_left == NULL)
+        state->rare->rooms_left = study_rooms(socket);
 }
 
 /* Whether the user's last socket leaving for reason waits for the grace: not when the client
@@ -948,9 +984,10 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     int last = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
     json_t *profile = user_profile(state->user);
     json_t *id = json_object_get(profile, "id");
+    json_t *rooms_left = state->rare != NULL ? state->rare->rooms_left : NULL;
     char key[DRIVER_MAX_ID_BYTES + 1];
     if (last && uses_grace(chat, reason) && driver_id_text(id, key) == 0) {
-        grace_start(chat, key, id, json_incref(state->rooms_left));
+        grace_start(chat, key, id, json_incref(rooms_left));
     } else if (last && (chat->presence == NULL || presence_down(chat->presence, id))) {
         /* The last socket here, and (with a cluster) on every node. */
         if (driver_id_text(id, key) == 0)
@@ -959,7 +996,7 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
         driver_call_t *call = driver_call_new(&chat->base, socket, NULL, NULL);
         if (call != NULL) {
             call->order_serial = 0; /* nothing of this socket waits for it */
-            store_presence(call, "offline", json_incref(state->rooms_left));
+            store_presence(call, "offline", json_incref(rooms_left));
         }
     }
     json_decref(profile);

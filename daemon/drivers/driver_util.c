@@ -209,6 +209,8 @@ channel_t *driver_base_channel(const driver_base_t *base)
 /* ---- per-socket order -------------------------------------------------------------------------
  */
 
+typedef struct driver_queued_s driver_queued_t;
+
 /* An event that arrived while an earlier one of its socket was in flight: a copy. */
 struct driver_queued_s {
     driver_queued_t *next;
@@ -218,6 +220,12 @@ struct driver_queued_s {
     sioc_binary_t *attachments;
     size_t attachment_count;
     int64_t ack_id;
+};
+
+/* A socket's waiting events, in arrival order. */
+struct driver_queue_s {
+    driver_queued_t *head, *tail;
+    uint32_t count; /* at most limits.maxQueuedEvents */
 };
 
 static uint64_t order_serials;
@@ -240,13 +248,45 @@ static void queued_free(driver_queued_t *queued)
 
 void driver_socket_cleanup(driver_socket_t *order)
 {
-    while (order->head != NULL) {
-        driver_queued_t *queued = order->head;
-        order->head = queued->next;
+    driver_queue_t *queue = order->queue;
+    order->queue = NULL;
+    while (queue != NULL && queue->head != NULL) {
+        driver_queued_t *queued = queue->head;
+        queue->head = queued->next;
         queued_free(queued);
     }
-    order->tail = NULL;
-    order->queued = 0;
+    free(queue);
+}
+
+/* The oldest waiting event, unlinked (the queue freed with its last); NULL when none. */
+static driver_queued_t *order_pop(driver_socket_t *order)
+{
+    driver_queue_t *queue = order->queue;
+    if (queue == NULL)
+        return NULL;
+    driver_queued_t *queued = queue->head;
+    queue->head = queued->next;
+    queue->count--;
+    if (queue->head == NULL) {
+        free(queue);
+        order->queue = NULL;
+    }
+    return queued;
+}
+
+/* queued to the end of the socket's queue; 0, or -1 when out of memory (queued not taken). */
+static int order_push(driver_socket_t *order, driver_queued_t *queued)
+{
+    if (order->queue == NULL && (order->queue = calloc(1, sizeof(*order->queue))) == NULL)
+        return -1;
+    driver_queue_t *queue = order->queue;
+    if (queue->tail != NULL) /* a queue is freed with its last event: tail is that of head's */
+        queue->tail->next = queued;
+    else
+        queue->head = queued;
+    queue->tail = queued;
+    queue->count++;
+    return 0;
 }
 
 /* The event's parts outlive the callback: the name, the attachments' bytes, a reference on
@@ -294,12 +334,8 @@ static void order_drain(sioc_namespace_t *nsp, const char *id, uint64_t serial)
         return;
     }
     order->draining = 1;
-    while (order->busy == 0 && order->head != NULL) {
-        driver_queued_t *queued = order->head;
-        order->head = queued->next;
-        if (order->head == NULL)
-            order->tail = NULL;
-        order->queued--;
+    while (order->busy == 0 && order->queue != NULL) {
+        driver_queued_t *queued = order_pop(order);
         sioc_event_t event = {
             .name = queued->name,
             .args = queued->args,
@@ -323,26 +359,22 @@ static void on_ordered_event(sioc_socket_t *socket, const sioc_event_t *event, v
 {
     const driver_handler_t *handler = data;
     driver_socket_t *order = sioc_socket_get_user(socket);
-    if (order == NULL || (order->busy == 0 && order->head == NULL)) {
+    if (order == NULL || (order->busy == 0 && order->queue == NULL)) {
         handler->callback(socket, event, handler->data);
         return;
     }
     channel_t *channel = driver_base_channel(handler->base);
     uint32_t most = channel != NULL ? channel->daemon->config->limits.max_queued_events : 0;
-    driver_queued_t *queued = order->queued < most ? queued_new(handler, event) : NULL;
-    if (queued == NULL) {
-        log_warn("socket %s: %s refused, %" PRIu32 " events already wait for earlier ones",
-                 sioc_socket_id(socket), event->name, order->queued);
-        channel_reply_error(socket, event, handler->error_event, DRIVER_ERATELIMIT,
-                            "Too many events waiting for earlier ones");
+    uint32_t waiting = order->queue != NULL ? order->queue->count : 0;
+    driver_queued_t *queued = waiting < most ? queued_new(handler, event) : NULL;
+    if (queued != NULL && order_push(order, queued) == 0)
         return;
-    }
-    if (order->tail != NULL)
-        order->tail->next = queued;
-    else
-        order->head = queued;
-    order->tail = queued;
-    order->queued++;
+    if (queued != NULL)
+        queued_free(queued);
+    log_warn("socket %s: %s refused, %" PRIu32 " events already wait for earlier ones",
+             sioc_socket_id(socket), event->name, waiting);
+    channel_reply_error(socket, event, handler->error_event, DRIVER_ERATELIMIT,
+                        "Too many events waiting for earlier ones");
 }
 
 static driver_handler_t *handler_new(driver_base_t *base, const char *error_event,
@@ -452,7 +484,7 @@ static void call_unorder(driver_call_t *call)
     driver_socket_t *order = socket != NULL ? sioc_socket_get_user(socket) : NULL;
     if (order == NULL || order->serial != call->order_serial || order->busy == 0)
         return;
-    if (--order->busy == 0 && order->head != NULL)
+    if (--order->busy == 0 && order->queue != NULL)
         order_drain(call->nsp, call->socket_id, call->order_serial);
 }
 

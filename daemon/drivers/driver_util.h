@@ -123,15 +123,14 @@ channel_t *driver_base_channel(const driver_base_t *base);
  * of the events before it have answered. Other sockets are not held up. A driver whose sockets
  * are ordered keeps a driver_socket_t as the FIRST member of its sioc_socket_set_user state. */
 
-typedef struct driver_queued_s driver_queued_t;
-/* 32 bytes (issue 12: one per socket on every ordered channel): the counts in 32 bits, as
- * limits.maxQueuedEvents is. */
+typedef struct driver_queue_s driver_queue_t;
+/* 24 bytes (issue 12: one per socket on every ordered channel): the events waiting are a block
+ * of their own, made for the first and freed with the last, as most sockets never have one. */
 typedef struct driver_socket_s {
     uint64_t serial;       /* tells a recovered socket (same id) from the one a call began on */
     uint32_t busy : 31;    /* calls of this socket in flight */
     uint32_t draining : 1; /* the queue is being run (no re-entry) */
-    uint32_t queued;       /* events waiting */
-    driver_queued_t *head, *tail;
+    driver_queue_t *queue; /* the events waiting, NULL when none */
 } driver_socket_t;
 
 void driver_socket_init(driver_socket_t *order);
