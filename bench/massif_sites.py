@@ -44,7 +44,9 @@ def main():
             key = "%s (%s)" % (own.group(1), own.group(2))
             sites[key] = sites.get(key, 0) + size
     total = sum(sites.values())
-    which = "snapshot %s" % sys.argv[3] if len(sys.argv) > 3 else "the peak"
+    text = "\n".join(lines)
+    which = ("snapshot %s" % sys.argv[3] if len(sys.argv) > 3
+             else "the peak" if "(peak)" in text else "the last detailed snapshot")
     print("heap at %s, per connection, by first sioc frame (sites over the threshold):" % which)
     for key, size in sorted(sites.items(), key=lambda item: -item[1]):
         print("%8.0f B  %s" % (size / connections, key))
