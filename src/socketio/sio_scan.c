@@ -177,16 +177,15 @@ static int scan_escape(struct scanner *scanner, int *has_nul)
     return low >= 0xDC00 && low <= 0xDFFF ? 0 : -1;
 }
 
-/* 1 when one of the eight bytes of word is not plain ASCII inside a string: a control
- * character, a quote, a backslash or a byte >= 0x80 (exact: a byte below k borrows into its top
- * bit when k is subtracted from every byte, and without top bits no byte borrows otherwise). */
-static int has_special_byte(uint64_t word)
+/* The top bit of each byte of word that may not be plain ASCII inside a string (a control
+ * character, a quote, a backslash, a byte >= 0x80), and exactly that for the first one: a byte
+ * below k borrows into its top bit when k is subtracted from every byte, a plain byte does not,
+ * and a borrow only reaches the bytes above the one it came from. */
+static uint64_t special_bytes(uint64_t word)
 {
     const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
-    if (word & tops)
-        return 1;
     uint64_t quote = word ^ (ones * '"'), backslash = word ^ (ones * '\\');
-    return (((word - ones * 0x20) | (quote - ones) | (backslash - ones)) & tops) != 0;
+    return (word | (word - ones * 0x20) | (quote - ones) | (backslash - ones)) & tops;
 }
 
 /* The end of the run of plain ASCII at position: most strings are nothing else, and this is
@@ -196,8 +195,14 @@ static size_t skip_plain(const unsigned char *text, size_t position, size_t leng
     for (; position + sizeof(uint64_t) <= length; position += sizeof(uint64_t)) {
         uint64_t word;
         memcpy(&word, text + position, sizeof(word));
-        if (has_special_byte(word))
-            break;
+        uint64_t special = special_bytes(word);
+        if (special == 0)
+            continue;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return position + (size_t)__builtin_ctzll(special) / 8; /* the first byte in memory */
+#else
+        break;
+#endif
     }
     while (position < length && text[position] >= 0x20 && text[position] < 0x80 &&
            text[position] != '"' && text[position] != '\\')

@@ -637,6 +637,40 @@ static void keep_state(sioc__ws_decoder_t *decoder, frame_state_t *state, size_t
     decoder->partial = kept;
 }
 
+/* The common case without the general path's frame state: an idle decoder whose input starts
+ * with a whole single-frame data message of under 126 bytes (an event, an ack). Returns 0, with
+ * the input as it was, for anything else and for anything the general path would refuse, which
+ * then decides it (fuzz_ws_frame compares whole inputs with byte-by-byte feeds). */
+static int feed_short_message(const sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
+                              size_t *consumed, sioc__ws_event_t *event)
+{
+    if (length < 2 + MASK_KEY_LENGTH)
+        return 0;
+    uint8_t opcode = input[0] & OPCODE_BITS;
+    uint8_t reserved = input[0] & RSV_BITS;
+    size_t payload = input[1] & LENGTH7_BITS;
+    if (!(input[0] & FIN_BIT) ||
+        (opcode != SIOC_WS_OPCODE_TEXT && opcode != SIOC_WS_OPCODE_BINARY) ||
+        !(input[1] & MASK_BIT) || payload >= LENGTH_IN_16_BITS ||
+        length - (2 + MASK_KEY_LENGTH) < payload || payload > decoder->limits.max_message_size ||
+        decoder->limits.max_fragments == 0)
+        return 0;
+    if (reserved != 0 && (reserved != RSV1_BIT || !decoder->limits.allow_rsv1))
+        return 0;
+    const uint8_t *mask = input + 2;
+    uint8_t *data = input + 2 + MASK_KEY_LENGTH;
+    unmask_copy(data, data, payload, mask, 0);
+    if (opcode == SIOC_WS_OPCODE_TEXT && reserved == 0 && !sioc__utf8_is_valid(data, payload)) {
+        unmask_copy(data, data, payload, mask, 0); /* masked again, for the general path */
+        return 0;
+    }
+    deliver(event, opcode == SIOC_WS_OPCODE_TEXT ? SIOC_WS_EVENT_TEXT : SIOC_WS_EVENT_BINARY, data,
+            payload);
+    event->compressed = reserved != 0;
+    *consumed = 2 + MASK_KEY_LENGTH + payload;
+    return 1;
+}
+
 /* On ERROR the whole input is reported consumed: nothing after a protocol error means
  * anything, and a caller looping on `consumed` cannot spin. */
 void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t length,
@@ -646,6 +680,8 @@ void sioc__ws_decoder_feed(sioc__ws_decoder_t *decoder, uint8_t *input, size_t l
     event->data = empty_payload;
     *consumed = length;
     frame_state_t *state = decoder->partial;
+    if (state == NULL && feed_short_message(decoder, input, length, consumed, event))
+        return;
     /* The empty feed after each message, on an idle decoder: nothing to release. */
     if (state == NULL && length == 0) {
         event->type = SIOC_WS_EVENT_NEED_MORE;

@@ -589,6 +589,10 @@ static void test_too_many_fragments(void **state)
     CHECK_STREAM(&limits, &stream, EXPECT_DATA(SIOC_WS_EVENT_PING, ""),
                  EXPECT_DATA(SIOC_WS_EVENT_PING, ""), EXPECT_DATA(SIOC_WS_EVENT_PONG, ""),
                  EXPECT_DATA(SIOC_WS_EVENT_BINARY, "abc"));
+    /* No fragment allowed at all: even a whole single-frame message is one too many. */
+    limits.max_fragments = 0;
+    STREAM_STRING(&stream, TEXT_FRAME, "short");
+    CHECK_STREAM(&limits, &stream, EXPECT_ERROR(SIOC_WS_CLOSE_POLICY_VIOLATION));
 }
 
 static void test_invalid_utf8_text(void **state)
