@@ -40,12 +40,18 @@ struct sioc__room_s {
 #define SIOC__ROOM_SET_INLINE 2
 #define SIOC__ROOM_SET_INDEXED 8
 typedef struct sioc__room_set_s {
-    sioc__membership_t **heap; /* NULL while the entries fit inline */
-    uint32_t *index;           /* position + 1 by hash of the name, 0 = free; NULL when small */
+    /* The inline entries and the heap's pointers share their room (every socket has a set:
+     * 32 bytes rather than 48, and the socket a smaller malloc class). */
+    union {
+        sioc__membership_t *inline_entries[SIOC__ROOM_SET_INLINE]; /* while capacity is 0 */
+        struct {
+            sioc__membership_t **heap;
+            uint32_t *index; /* position + 1 by hash of the name, 0 = free; NULL when small */
+        } spilled;           /* once capacity > 0 */
+    } u;
     uint32_t count;
-    uint32_t capacity;   /* of heap */
+    uint32_t capacity;   /* of u.spilled.heap; 0 while the entries fit inline */
     uint32_t index_mask; /* slots - 1 */
-    sioc__membership_t *inline_entries[SIOC__ROOM_SET_INLINE];
 } sioc__room_set_t;
 
 typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);

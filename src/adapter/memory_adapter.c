@@ -11,7 +11,13 @@
 
 static sioc__membership_t **entries(const sioc__room_set_t *set)
 {
-    return set->heap != NULL ? set->heap : (sioc__membership_t **)set->inline_entries;
+    return set->capacity != 0 ? set->u.spilled.heap : (sioc__membership_t **)set->u.inline_entries;
+}
+
+/* The index by name, or NULL (always while the entries are inline). */
+static uint32_t *set_index(const sioc__room_set_t *set)
+{
+    return set->capacity != 0 ? set->u.spilled.index : NULL;
 }
 
 static const char *entry_name(const sioc_socket_t *socket, const sioc__membership_t *entry)
@@ -30,10 +36,11 @@ static uint32_t name_hash(const char *name)
 static void index_put(const sioc_socket_t *socket, uint32_t position)
 {
     const sioc__room_set_t *set = &socket->rooms;
+    uint32_t *index = set_index(set);
     uint32_t slot = name_hash(entry_name(socket, entries(set)[position])) & set->index_mask;
-    while (set->index[slot] != 0)
+    while (index[slot] != 0)
         slot = (slot + 1) & set->index_mask;
-    set->index[slot] = position + 1;
+    index[slot] = position + 1;
 }
 
 /* Rebuilds the index for the current entries (at most half full), or drops it below the
@@ -41,16 +48,19 @@ static void index_put(const sioc_socket_t *socket, uint32_t position)
 static int index_rebuild(sioc_socket_t *socket)
 {
     sioc__room_set_t *set = &socket->rooms;
-    free(set->index);
-    set->index = NULL;
+    if (set->capacity == 0)
+        return 0; /* inline: never more than SIOC__ROOM_SET_INLINE entries */
+    free(set->u.spilled.index);
+    set->u.spilled.index = NULL;
     if (set->count <= SIOC__ROOM_SET_INDEXED)
         return 0;
     uint32_t slots = 16;
     while (slots < set->count * 2)
         slots *= 2;
-    set->index = calloc(slots, sizeof(*set->index));
-    if (set->index == NULL)
+    uint32_t *index = calloc(slots, sizeof(*index));
+    if (index == NULL)
         return SIOC_ENOMEM;
+    set->u.spilled.index = index;
     set->index_mask = slots - 1;
     for (uint32_t i = 0; i < set->count; i++)
         index_put(socket, i);
@@ -62,16 +72,17 @@ static long set_find(const sioc_socket_t *socket, const char *name)
 {
     const sioc__room_set_t *set = &socket->rooms;
     sioc__membership_t **items = entries(set);
-    if (set->index == NULL) {
+    const uint32_t *index = set_index(set);
+    if (index == NULL) {
         for (uint32_t i = 0; i < set->count; i++) {
             if (strcmp(entry_name(socket, items[i]), name) == 0)
                 return i;
         }
         return -1;
     }
-    for (uint32_t slot = name_hash(name) & set->index_mask; set->index[slot] != 0;
+    for (uint32_t slot = name_hash(name) & set->index_mask; index[slot] != 0;
          slot = (slot + 1) & set->index_mask) {
-        uint32_t position = set->index[slot] - 1;
+        uint32_t position = index[slot] - 1;
         if (strcmp(entry_name(socket, items[position]), name) == 0)
             return position;
     }
@@ -81,12 +92,16 @@ static long set_find(const sioc_socket_t *socket, const char *name)
 static int set_grow(sioc__room_set_t *set)
 {
     uint32_t capacity = set->capacity != 0 ? set->capacity * 2 : 2 * SIOC__ROOM_SET_INLINE;
-    sioc__membership_t **heap = realloc(set->heap, capacity * sizeof(*heap));
+    sioc__membership_t **heap =
+        realloc(set->capacity != 0 ? set->u.spilled.heap : NULL, capacity * sizeof(*heap));
     if (heap == NULL)
         return SIOC_ENOMEM;
-    if (set->heap == NULL)
-        memcpy(heap, set->inline_entries, sizeof(set->inline_entries));
-    set->heap = heap;
+    if (set->capacity == 0) {
+        /* The inline entries first: the heap's pointers take their place. */
+        memcpy(heap, set->u.inline_entries, sizeof(set->u.inline_entries));
+        set->u.spilled.index = NULL;
+    }
+    set->u.spilled.heap = heap;
     set->capacity = capacity;
     return 0;
 }
@@ -94,14 +109,15 @@ static int set_grow(sioc__room_set_t *set)
 static int set_append(sioc_socket_t *socket, sioc__membership_t *entry)
 {
     sioc__room_set_t *set = &socket->rooms;
-    uint32_t capacity = set->heap != NULL ? set->capacity : SIOC__ROOM_SET_INLINE;
+    uint32_t capacity = set->capacity != 0 ? set->capacity : SIOC__ROOM_SET_INLINE;
     if (set->count == capacity && set_grow(set) != 0)
         return SIOC_ENOMEM;
     entries(set)[set->count++] = entry;
+    uint32_t *index = set_index(set);
     if (set->count == SIOC__ROOM_SET_INDEXED + 1 ||
-        (set->index != NULL && set->count * 2 > set->index_mask + 1))
+        (index != NULL && set->count * 2 > set->index_mask + 1))
         index_rebuild(socket);
-    else if (set->index != NULL)
+    else if (index != NULL)
         index_put(socket, set->count - 1);
     return 0;
 }
@@ -113,20 +129,23 @@ static void set_remove_at(sioc_socket_t *socket, uint32_t position)
     sioc__membership_t **items = entries(set);
     memmove(items + position, items + position + 1, (set->count - position - 1) * sizeof(*items));
     set->count--;
-    if (set->index != NULL)
+    if (set_index(set) != NULL)
         index_rebuild(socket);
-    if (set->heap != NULL && set->count <= SIOC__ROOM_SET_INLINE) {
-        memcpy(set->inline_entries, set->heap, set->count * sizeof(*items));
-        free(set->heap);
-        set->heap = NULL;
+    if (set->capacity != 0 && set->count <= SIOC__ROOM_SET_INLINE) {
+        /* No index at this count (index_rebuild dropped it): only the heap to give back. */
+        sioc__membership_t **heap = set->u.spilled.heap;
+        memcpy(set->u.inline_entries, heap, set->count * sizeof(*items));
+        free(heap);
         set->capacity = 0;
     }
 }
 
 void sioc__room_set_free(sioc__room_set_t *set)
 {
-    free(set->heap);
-    free(set->index);
+    if (set->capacity != 0) {
+        free(set->u.spilled.heap);
+        free(set->u.spilled.index);
+    }
     memset(set, 0, sizeof(*set));
 }
 

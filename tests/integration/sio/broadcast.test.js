@@ -164,6 +164,28 @@ describe('sio broadcast', () => {
         a.emit('join', 'z');
         assert.deepEqual((await ask(a, 'rooms')).sort(), [a.id, 'y', 'z'].sort());
       });
+
+      it('a socket in many rooms: every room reaches it, joining twice and leaving down to one keep the set right', async (t) => {
+        // Past eight rooms sioc indexes a socket's rooms by name; at two it keeps them inline.
+        const c = new Clients(server, t);
+        const [a, b] = await group(c, mode, 2);
+        const names = Array.from({ length: 12 }, (_, i) => `m${i}`);
+        for (const name of names) await ask(a, 'join', name);
+        assert.deepEqual((await ask(a, 'join', 'm7')).sort(), [a.id, ...names].sort(), 'joining twice is a no-op');
+        assert.deepEqual((await ask(a, 'rooms')).sort(), [a.id, ...names].sort());
+        for (const name of ['m0', 'm7', 'm11']) b.emit('to-room', name, 'many', name);
+        assert.deepEqual(await a.inbox.take('many'), ['m0']);
+        assert.deepEqual(await a.inbox.take('many'), ['m7']);
+        assert.deepEqual(await a.inbox.take('many'), ['m11']);
+        for (const name of names.slice(0, 11)) await ask(a, 'leave', name);
+        assert.deepEqual((await ask(a, 'rooms')).sort(), [a.id, 'm11'].sort());
+        b.emit('to-room', 'm3', 'left', 1);
+        b.emit('to-room', 'm11', 'still', 2);
+        assert.deepEqual(await a.inbox.take('still'), [2]);
+        assert.equal(a.inbox.count('left'), 0);
+        for (const name of ['p', 'q']) await ask(a, 'join', name);
+        assert.deepEqual((await ask(a, 'rooms')).sort(), [a.id, 'm11', 'p', 'q'].sort());
+      });
     });
   }
 });
