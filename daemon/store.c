@@ -2511,6 +2511,9 @@ static void completions_run(store_t *store, int bounded)
             pthread_mutex_unlock(&store->mutex);
             if (store->running.head == NULL)
                 break;
+            /* Requests posted since now was read: their hand-back must not come out negative
+             * (it wrapped to 2^64 microseconds in the profile). */
+            now = uv_hrtime();
         }
         if (budget_ns != 0 && now - started >= budget_ns) {
             if (!store->async_closing) /* else its close callback runs the rest */
