@@ -35,23 +35,30 @@ static void on_delay_done(uv_timer_t *timer)
     uv_close((uv_handle_t *)timer, (uv_close_cb)free);
 }
 
+/* The auth is read through copies (sioc_socket_auth_copy), so that an idle socket keeps it as
+ * its compact text only, not as an object (about 220 bytes each). */
 static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
 {
-    json_t *auth = sioc_socket_auth(socket);
+    json_t *auth = sioc_socket_auth_copy(socket);
     json_t *refuse = json_object_get(auth, "refuse");
-    json_t *delay = json_object_get(auth, "delay");
+    double milliseconds = json_number_value(json_object_get(auth, "delay"));
+    int delayed_next = json_is_number(json_object_get(auth, "delay"));
+    int refused = 0, no_data = 0;
     if (refuse != NULL && !json_is_false(refuse) && !json_is_null(refuse) &&
         !(json_is_integer(refuse) && json_integer_value(refuse) == 0) &&
         !(json_is_string(refuse) && json_string_length(refuse) == 0)) {
-        int no_data = json_is_string(refuse) && strcmp(json_string_value(refuse), "no-data") == 0;
+        refused = 1;
+        no_data = json_is_string(refuse) && strcmp(json_string_value(refuse), "no-data") == 0;
+    }
+    json_decref(auth);
+    if (refused) {
         sioc_next_error(next, "refused", no_data ? NULL : json_pack("{s:s}", "reason", "test"));
         return;
     }
-    if (!json_is_number(delay)) {
+    if (!delayed_next) {
         sioc_next(next);
         return;
     }
-    double milliseconds = json_number_value(delay);
     milliseconds = milliseconds < 0 ? 0 : milliseconds > 1000 ? 1000 : milliseconds;
     delayed_next_t *delayed = malloc(sizeof(*delayed));
     uv_timer_init(uv_default_loop(), &delayed->timer);
@@ -528,13 +535,14 @@ static void on_any(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 static void on_connection(sioc_socket_t *socket, void *data)
 {
     sioc_socket_set_user(socket, calloc(1, sizeof(socket_state_t)));
-    json_t *auth = sioc_socket_auth(socket);
+    json_t *auth = sioc_socket_auth_copy(socket);
     sioc_socket_emit(socket, "auth", json_pack("[O]", auth));
     sioc_socket_use(socket, packet_middleware, NULL);
     sioc_socket_on_error(socket, on_socket_error, NULL);
     const char *room = json_string_value(json_object_get(auth, "room"));
     if (room != NULL)
         sioc_socket_join(socket, room);
+    json_decref(auth);
 }
 
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)

@@ -427,6 +427,10 @@ SIOC_API json_t *sioc_socket_auth(const sioc_socket_t *socket);
  * object that the socket then keeps (a JWT's: about 470 bytes per socket). */
 SIOC_API char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *key,
                                        size_t *length);
+/* The auth payload of the CONNECT packet as a new reference for the caller to json_decref():
+ * the kept object when sioc_socket_auth() made one, else one parsed for this call that the
+ * socket does not keep. NULL when out of memory. */
+SIOC_API json_t *sioc_socket_auth_copy(const sioc_socket_t *socket);
 /* Serialisable data, as Node's socket.data (borrowed; an empty object at first, which you may
  * modify in place). It travels with fetchSockets and survives a recovered reconnection. */
 SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);

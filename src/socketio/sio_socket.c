@@ -943,9 +943,14 @@ json_t *sioc_socket_auth(const sioc_socket_t *socket)
     return rare->auth;
 }
 
+json_t *sioc_socket_auth_copy(const sioc_socket_t *socket)
+{
+    return auth_kept(socket) != NULL ? json_incref(auth_kept(socket)) : auth_parsed(socket);
+}
+
 char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *key, size_t *length)
 {
-    json_t *auth = auth_kept(socket) != NULL ? json_incref(auth_kept(socket)) : auth_parsed(socket);
+    json_t *auth = sioc_socket_auth_copy(socket);
     json_t *value = json_object_get(auth, key);
     char *copy = NULL;
     if (json_is_string(value) && (copy = malloc(json_string_length(value) + 1)) != NULL) {
