@@ -3,9 +3,9 @@
 # on PostgreSQL, Node's socket.io 4.8 counterpart (bench/node/server.js) on SQLite and on the
 # same PostgreSQL (pg from npm). One PostgreSQL 15 with its default durability (fsync on,
 # synchronous_commit on; tests/lib/postgres.sh with PG_FSYNC=on), started and removed here.
-# Servers on core 0, the generator on core 1, each run from a fresh database; ROUNDS rounds
-# alternate the four servers so that a noisy machine hurts them alike. Prints the summary lines
-# and the ratios of the medians.
+# Servers on core 0, the generator on core 1, each run from a fresh database and recycled WAL
+# files (a CHECKPOINT before it); ROUNDS rounds alternate the four servers so that a noisy
+# machine hurts them alike. Prints the summary lines and the ratios of the medians.
 #
 #   bench/chat-postgres.sh                 USERS=2000 ROOMS=200 RATE=2000 DURATION=5 ROUNDS=2
 #   SIOC=build/sioc USERS=10000 ROOMS=1000 bench/chat-postgres.sh
@@ -108,6 +108,10 @@ start_server() {
     rm -f "$work"/*.db*
     psql -q "$url" -c "DROP SCHEMA IF EXISTS sioc CASCADE" 2>/dev/null
     psql -q "$node_url" -c "DROP TABLE IF EXISTS users, presence, rooms, room_members, messages" 2>/dev/null
+    # The run's WAL goes into recycled segment files, as on a server that has been up through
+    # checkpoints, not into new ones, whose zero-fill stalls commits for 100 ms or more
+    # (IO:WALInitWrite: docs/store.md, "The first run on a new cluster").
+    psql -X -q "$url" -c "SELECT pg_switch_wal()" -c "CHECKPOINT" >/dev/null 2>&1
     local binary=$sioc
     if [[ $name == base-sioc-* ]]; then
         binary=$sioc_base
