@@ -253,6 +253,34 @@ void sioc__sio_handshake_unref(sioc__sio_handshake_t *handshake)
     free(handshake);
 }
 
+/* A header value or the url as Node reads them: every byte one latin1 character, so a byte of
+ * 0x80 or more is two bytes of UTF-8 here, and no request makes a string that JSON cannot hold
+ * (as raw bytes, one that is not UTF-8 left the header out and socket.handshake NULL). */
+static json_t *latin1_string(const char *bytes, size_t length)
+{
+    size_t high = 0;
+    for (size_t i = 0; i < length; i++)
+        high += (unsigned char)bytes[i] >= 0x80;
+    if (high == 0)
+        return json_stringn(bytes, length);
+    char *text = malloc(length + high);
+    if (text == NULL)
+        return NULL;
+    size_t out = 0;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)bytes[i];
+        if (byte < 0x80) {
+            text[out++] = (char)byte;
+        } else {
+            text[out++] = (char)(0xC0 | (byte >> 6));
+            text[out++] = (char)(0x80 | (byte & 0x3F));
+        }
+    }
+    json_t *string = json_stringn(text, out);
+    free(text);
+    return string;
+}
+
 static json_t *parse_headers(const sioc__sio_handshake_t *handshake, const char *cursor)
 {
     json_t *headers = json_object();
@@ -271,7 +299,7 @@ static json_t *parse_headers(const sioc__sio_handshake_t *handshake, const char 
             const entry_t *known = &header_values[v / 2];
             json_object_set_new(headers, name, json_stringn(known->text, known->length));
         } else {
-            json_object_set_new(headers, name, json_stringn(cursor, v / 2));
+            json_object_set_new(headers, name, latin1_string(cursor, v / 2));
             cursor += v / 2;
         }
     }
@@ -299,11 +327,12 @@ static json_t *build(const sioc__sio_handshake_t *handshake)
     memcpy(url, prefix, prefix_length);
     memcpy(url + prefix_length, rest, rest_length + 1);
     const char *question = strchr(url, '?');
-    json_t *object = json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:s,s:o}", "headers",
-                               parse_headers(handshake, address + strlen(address) + 1), "time",
-                               time_text, "address", address, "xdomain", handshake->xdomain,
-                               "secure", 0, "issued", (json_int_t)handshake->issued_ms, "url", url,
-                               "query", sioc__sio_parse_query(question ? question + 1 : ""));
+    json_t *object =
+        json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:o,s:o}", "headers",
+                  parse_headers(handshake, address + strlen(address) + 1), "time", time_text,
+                  "address", address, "xdomain", handshake->xdomain, "secure", 0, "issued",
+                  (json_int_t)handshake->issued_ms, "url", latin1_string(url, strlen(url)), "query",
+                  sioc__sio_parse_query(question ? question + 1 : ""));
     if (url != small)
         free(url);
     return object;

@@ -128,12 +128,29 @@ static void test_url_past_a_prefix(void **state)
     json_decref(handshake);
 }
 
+/* Node reads every byte of a header value as one latin1 character (node 20: "X-Custom: été" sent
+ * as UTF-8 gives "Ã©tÃ©", the bytes E9 FF give "éÿ"); a value that is not UTF-8 must not be
+ * lost, nor make the handshake NULL. */
+static void test_header_bytes_read_as_latin1(void **state)
+{
+    (void)state;
+    json_t *handshake = handshake_of("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                                     "Host: 127.0.0.1:3000\r\n"
+                                     "X-Utf8: \xc3\xa9t\xc3\xa9\r\n"
+                                     "X-Latin1: \xe9\xff\r\n\r\n",
+                                     "127.0.0.1");
+    assert_header(handshake, "x-utf8", "\xc3\x83\xc2\xa9t\xc3\x83\xc2\xa9");
+    assert_header(handshake, "x-latin1", "\xc3\xa9\xc3\xbf");
+    json_decref(handshake);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_websocket_handshake),
         cmocka_unit_test(test_literal_names_and_values),
         cmocka_unit_test(test_url_past_a_prefix),
+        cmocka_unit_test(test_header_bytes_read_as_latin1),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
