@@ -332,6 +332,17 @@ static void refuse_when_disabled(sioc_socket_t *socket, sioc_next_t *next, void 
         sioc_next(next);
 }
 
+/* Last middleware of every channel unless auth.keepHandshakeAuth: once the authentication and
+ * the driver's own middlewares (the proxy's connect request sends the auth to the back end)
+ * have read the CONNECT's auth, no part of the daemon reads it again (drivers take the user
+ * from socket.data), so the socket gives back its text: a JWT's 200 to 300 bytes per socket.
+ * fetchSockets (a cluster's other nodes, Node ones too) then finds handshake.auth {}. */
+static void release_auth(sioc_socket_t *socket, sioc_next_t *next, void *data)
+{
+    sioc_socket_auth_release(socket);
+    sioc_next(next);
+}
+
 /* Creates the namespace of one enabled channel, behind its authentication, and starts its
  * driver. daemon->channels has room for every configured channel. */
 static int setup_channel(daemon_t *daemon, const config_channel_t *channel_config, char *error,
@@ -353,6 +364,8 @@ static int setup_channel(daemon_t *daemon, const config_channel_t *channel_confi
         sioc_namespace_use(channel->nsp, authenticate, channel);
     if (channel->driver->setup(channel, error, error_size) != 0)
         return -1;
+    if (!config->keep_handshake_auth)
+        sioc_namespace_use(channel->nsp, release_auth, NULL);
     log_info("channel %s: driver %s, auth %s", channel_config->name, channel_config->driver,
              (const char *[]){"none", "jwt", "session", "any", "optional"}[channel_config->auth]);
     return 0;

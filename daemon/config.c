@@ -585,9 +585,16 @@ static int parse_session(context_t *c, json_t *v)
     CONFIG(c)->session.enabled = 1;
     return parse_object(c, v, fields);
 }
+static int parse_keep_handshake_auth(context_t *c, json_t *v)
+{
+    return set_bool(c, v, &CONFIG(c)->keep_handshake_auth);
+}
 static int parse_auth(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {{"jwt", parse_jwt}, {"session", parse_session}, {NULL, NULL}};
+    static const field_t fields[] = {{"jwt", parse_jwt},
+                                     {"session", parse_session},
+                                     {"keepHandshakeAuth", parse_keep_handshake_auth},
+                                     {NULL, NULL}};
     return parse_object(c, v, fields);
 }
 

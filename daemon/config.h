@@ -89,6 +89,9 @@ typedef struct config_s {
         char *redis_prefix; /* "sess:" */
         char *redis_password;
     } session;
+    /* auth.keepHandshakeAuth: a socket keeps the CONNECT's auth (socket.handshake.auth, a JWT's
+     * text) after the channel's middlewares admitted it, as Node does (0: given back). */
+    int keep_handshake_auth;
     struct {
         int enabled;
         config_listen_t listen; /* 127.0.0.1:3001 */

@@ -431,6 +431,14 @@ SIOC_API char *sioc_socket_auth_string(const sioc_socket_t *socket, const char *
  * the kept object when sioc_socket_auth() made one, else one parsed for this call that the
  * socket does not keep. NULL when out of memory. */
 SIOC_API json_t *sioc_socket_auth_copy(const sioc_socket_t *socket);
+/* Gives back what the socket keeps of the CONNECT's auth (a JWT's text: 200 to 300 bytes per
+ * socket), for a program that has read what it needs (a token it verified) while Node's
+ * socket.handshake.auth would keep it for the socket's life. From then on every reader finds
+ * an empty object: sioc_socket_auth(), sioc_socket_auth_copy(), the "auth" of
+ * sioc_socket_handshake() and of fetchSockets (a cluster's other nodes too); an object
+ * sioc_socket_auth() lent before is emptied in place, so a pointer to it stays valid. Any
+ * number of times. */
+SIOC_API void sioc_socket_auth_release(sioc_socket_t *socket);
 /* Serialisable data, as Node's socket.data (borrowed; an empty object at first, which you may
  * modify in place). It travels with fetchSockets and survives a recovered reconnection. */
 SIOC_API json_t *sioc_socket_data(sioc_socket_t *socket);

@@ -106,11 +106,18 @@ enum sioc__sio_socket_state {
  * third allocation. */
 typedef struct sioc__sio_socket_rare_s {
     json_t *handshake; /* NULL until sioc_socket_handshake() is called */
-    json_t *auth;      /* NULL until sioc_socket_auth(): the CONNECT's is text */
-    json_t *data;      /* NULL until sioc_socket_data() is called: an empty object */
+    /* The CONNECT's auth (NULL for none or {}): its compact JSON text (auth_is_text) in a block
+     * of its own, which sioc_socket_auth_release() can free where text in the socket's block
+     * would stay; the object once sioc_socket_auth() made it, in place of the text. */
+    union {
+        char *text;
+        json_t *object;
+    } auth;
+    json_t *data; /* NULL until sioc_socket_data() is called: an empty object */
     struct sioc__sio_restored_s *restored; /* a restored socket's rooms and missed packets */
     sioc__sio_callback_t on_error;         /* refusals of the packet middleware */
     uint32_t use_count;
+    uint8_t auth_is_text;        /* in the padding before uses: the block stays 56 bytes */
     sioc__sio_callback_t uses[]; /* packet middleware (sioc_socket_use), in order */
 } sioc__sio_socket_rare_t;
 
@@ -134,8 +141,7 @@ struct sioc_socket_s {
     sioc_socket_t *next_in_nsp;
     sioc_socket_t *next_in_client; /* client->sockets */
     /* SIOC_ID_LENGTH characters, or for an EIO3 client Node's "<namespace>#<engine id>" outside
-     * "/", then the recovery session id (sioc__sio_socket_pid) and the CONNECT's auth as text,
-     * all in the socket's block. */
+     * "/", then the recovery session id (sioc__sio_socket_pid), both in the socket's block. */
     char id[];
 };
 

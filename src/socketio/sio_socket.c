@@ -37,21 +37,16 @@ static size_t pid_size(const sioc_server_t *server)
     return server->recovery != NULL ? SIOC_ID_LENGTH + 1 : 1;
 }
 
-/* The CONNECT's auth as compact JSON text in the socket's block after the pid, "" for none or
- * {}: a JWT's auth object took about 470 bytes with its string, the text a third of it. The
- * object is made again from it only when a program asks (sioc_socket_auth). */
 static const char *auth_text(const sioc_socket_t *socket)
 {
-    return sioc__sio_socket_pid(socket) + pid_size(socket->nsp->server);
+    const sioc__sio_socket_rare_t *rare = socket->rare;
+    return rare != NULL && rare->auth_is_text ? rare->auth.text : NULL;
 }
 
-/* Bytes auth takes after the pid (0 when out of memory). */
-static size_t auth_text_size(json_t *auth)
+static json_t *auth_kept(const sioc_socket_t *socket)
 {
-    if (!json_is_object(auth) || json_object_size(auth) == 0)
-        return 1;
-    size_t length = json_dumpb(auth, NULL, 0, JSON_COMPACT);
-    return length > 0 ? length + 1 : 0;
+    const sioc__sio_socket_rare_t *rare = socket->rare;
+    return rare != NULL && !rare->auth_is_text ? rare->auth.object : NULL;
 }
 
 /* The rare block goes once nothing is left in it: the chat driver takes socket.data back into
@@ -59,8 +54,9 @@ static size_t auth_text_size(json_t *auth)
 static void rare_drop_if_empty(sioc_socket_t *socket)
 {
     const sioc__sio_socket_rare_t *rare = socket->rare;
-    if (rare == NULL || rare->handshake != NULL || rare->auth != NULL || rare->data != NULL ||
-        rare->restored != NULL || rare->on_error.callback != NULL || rare->use_count > 0)
+    if (rare == NULL || rare->handshake != NULL || auth_text(socket) != NULL ||
+        auth_kept(socket) != NULL || rare->data != NULL || rare->restored != NULL ||
+        rare->on_error.callback != NULL || rare->use_count > 0)
         return;
     free(socket->rare);
     socket->rare = NULL;
@@ -73,14 +69,39 @@ sioc__sio_socket_rare_t *sioc__sio_socket_rare(sioc_socket_t *socket)
     return socket->rare;
 }
 
+/* The CONNECT's auth into the socket's rare block as compact JSON text in a block of its own
+ * (nothing for none or {}): a JWT's auth object took about 470 bytes with its string, the text a
+ * third of it, and a program done with it can give the text back (sioc_socket_auth_release),
+ * which it could not from the socket's own block. The object is made from the text only when a
+ * program asks (sioc_socket_auth). A value that is not an object (no decoder lets one through)
+ * is kept as it came. 0, or -1 when out of memory. */
+static int keep_auth(sioc_socket_t *socket, json_t *auth)
+{
+    int is_object = json_is_object(auth);
+    if (auth == NULL || (is_object && json_object_size(auth) == 0))
+        return 0;
+    if (sioc__sio_socket_rare(socket) == NULL)
+        return -1;
+    if (!is_object) {
+        socket->rare->auth.object = json_incref(auth);
+        return 0;
+    }
+    size_t length = json_dumpb(auth, NULL, 0, JSON_COMPACT);
+    char *text = length > 0 ? malloc(length + 1) : NULL;
+    if (text == NULL)
+        return -1;
+    json_dumpb(auth, text, length, JSON_COMPACT);
+    text[length] = '\0';
+    socket->rare->auth.text = text;
+    socket->rare->auth_is_text = 1;
+    return 0;
+}
+
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth,
                                     const char *sid, const char *pid)
 {
     size_t size = sid != NULL ? strlen(sid) + 1 : id_size(client, nsp);
-    size_t auth_size = auth_text_size(auth);
-    sioc_socket_t *socket =
-        auth_size > 0 ? calloc(1, sizeof(*socket) + size + pid_size(client->server) + auth_size)
-                      : NULL;
+    sioc_socket_t *socket = calloc(1, sizeof(*socket) + size + pid_size(client->server));
     if (socket == NULL)
         return NULL;
     char *own_pid = socket->id + size;
@@ -93,18 +114,14 @@ sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t
         free(socket);
         return NULL;
     }
-    if (auth_size == 1 && auth != NULL && !json_is_object(auth)) {
-        if (sioc__sio_socket_rare(socket) == NULL) {
-            free(socket);
-            return NULL;
-        }
-        socket->rare->auth = json_incref(auth); /* kept as it came */
+    if (keep_auth(socket, auth) != 0) {
+        free(socket->rare);
+        free(socket);
+        return NULL;
     }
     socket->request = client->handshake;
     sioc__sio_handshake_ref(socket->request);
     socket->nsp = nsp;
-    if (auth_size > 1)
-        json_dumpb(auth, (char *)auth_text(socket), auth_size - 1, JSON_COMPACT); /* NUL: calloc */
     socket->client = client;
     socket->state = SIO_SOCKET_CONNECTING;
     socket->references = 1; /* released when the socket leaves its namespace */
@@ -123,7 +140,10 @@ void sioc__sio_socket_unref(sioc_socket_t *socket)
     sioc__sio_recovery_release(socket);
     if (socket->rare != NULL) {
         json_decref(socket->rare->handshake);
-        json_decref(socket->rare->auth);
+        if (socket->rare->auth_is_text)
+            free(socket->rare->auth.text);
+        else
+            json_decref(socket->rare->auth.object);
         json_decref(socket->rare->data);
         free(socket->rare);
         socket->rare = NULL;
@@ -911,12 +931,7 @@ static json_t *auth_parsed(const sioc_socket_t *socket)
 {
     const char *text = auth_text(socket);
     /* The text is jansson's own dump of what the decoder accepted: it parses back the same. */
-    return text[0] != '\0' ? json_loads(text, JSON_ALLOW_NUL, NULL) : json_object();
-}
-
-static json_t *auth_kept(const sioc_socket_t *socket)
-{
-    return socket->rare != NULL ? socket->rare->auth : NULL;
+    return text != NULL ? json_loads(text, JSON_ALLOW_NUL, NULL) : json_object();
 }
 
 json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
@@ -938,9 +953,36 @@ json_t *sioc_socket_auth(const sioc_socket_t *socket)
     sioc__sio_socket_rare_t *rare = sioc__sio_socket_rare((sioc_socket_t *)socket);
     if (rare == NULL)
         return NULL;
-    if (rare->auth == NULL)
-        rare->auth = auth_parsed(socket);
-    return rare->auth;
+    if (auth_kept(socket) != NULL)
+        return rare->auth.object;
+    json_t *auth = auth_parsed(socket);
+    if (auth == NULL)
+        return NULL;
+    if (rare->auth_is_text)
+        free(rare->auth.text); /* the object says the same from now on */
+    rare->auth.object = auth;
+    rare->auth_is_text = 0;
+    return auth;
+}
+
+void sioc_socket_auth_release(sioc_socket_t *socket)
+{
+    sioc__sio_socket_rare_t *rare = socket->rare;
+    if (rare == NULL)
+        return;
+    if (rare->auth_is_text) {
+        free(rare->auth.text);
+        rare->auth.text = NULL;
+        rare->auth_is_text = 0;
+    } else if (json_is_object(rare->auth.object)) {
+        /* Emptied in place: the object (and the handshake's "auth", the same one) was lent for
+         * the socket's life, so a pointer taken before stays valid and reads {}. */
+        json_object_clear(rare->auth.object);
+    } else {
+        json_decref(rare->auth.object);
+        rare->auth.object = NULL;
+    }
+    rare_drop_if_empty(socket);
 }
 
 json_t *sioc_socket_auth_copy(const sioc_socket_t *socket)

@@ -50,6 +50,7 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(config.channels[0].line, 1);
     assert_false(config.api.enabled);
     assert_false(config.jwt.enabled);
+    assert_false(config.keep_handshake_auth); /* the daemon reads the auth once: given back */
     assert_string_equal(config.log_format, "text");
     config_free(&config);
 }
@@ -64,7 +65,8 @@ static const char full[] =
     "\"ttlMs\": 500}, \"poolSize\": 2},\n"
     "  \"auth\": {\n"
     "    \"jwt\": {\"algorithm\": \"HS384\", \"secret\": \"0123456789abcdef\"},\n"
-    "    \"session\": {\"secrets\": [\"new\", \"old\"], \"redis\": {\"port\": 7000}}\n"
+    "    \"session\": {\"secrets\": [\"new\", \"old\"], \"redis\": {\"port\": 7000}}, "
+    "\"keepHandshakeAuth\": true\n"
     "  },\n"
     "  \"api\": {\"listen\": {\"port\": 0}, \"key\": \"0123456789abcdef\"},\n"
     "  \"recovery\": true, \"cluster\": {\"redis\": {\"url\": \"redis://10.0.0.5:7001\"}, \"key\": "
@@ -97,6 +99,7 @@ static void test_every_section(void **state)
     assert_true(config.session.enabled);
     assert_string_equal(config.session.secrets[1], "old");
     assert_int_equal(config.session.redis_port, 7000);
+    assert_true(config.keep_handshake_auth);
     assert_string_equal(config.session.cookie_name, "connect.sid");
     assert_true(config.api.enabled);
     assert_int_equal(config.api.listen.port, 0);
@@ -246,6 +249,8 @@ static void test_refusals_name_the_line(void **state)
                    "sioc.json:1: limits.pingIntervalMs: expected an integer from 100 to 3600000");
     assert_refused("{\"channels\": {\"home\": {\"driver\": \"feed\"}}}",
                    "sioc.json:1: channels.home: a channel name is a namespace and starts with /");
+    assert_refused("{\"auth\": {\"keepHandshakeAuth\": 1}}",
+                   "sioc.json:1: auth.keepHandshakeAuth: expected true or false");
     assert_refused("{\"channels\": {\"/\": {\"auth\": \"jwt\"}}}",
                    "sioc.json:1: channels.\"/\": missing key \"driver\"");
     assert_refused("{\"channels\": {\"/\": {\"driver\": \"chat\"}}}",

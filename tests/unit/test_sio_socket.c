@@ -1,0 +1,201 @@
+/* sioc_socket_auth_release on a real server: a peer on 127.0.0.1 opens an Engine.IO polling
+ * session and sends a CONNECT with auth, as socket.io-client does, and the namespace's
+ * middleware and connection handler check what each reader of the auth gives before and after
+ * the release. The loop must close cleanly at the end (ASan: nothing leaked, the text freed). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "socketio/sio_internal.h"
+
+#define MAX_ITERATIONS 200000
+#define TOKEN "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl"
+
+typedef struct harness_s {
+    uv_loop_t loop;
+    sioc_server_t *server;
+    int port;
+    int release_in_middleware; /* else the connection handler lends, then releases */
+    int middleware_ran;
+    int connected;
+    int closed;
+} harness_t;
+
+static int is_empty_object(const json_t *value)
+{
+    return json_is_object(value) && json_object_size(value) == 0;
+}
+
+static void assert_token(json_t *auth)
+{
+    assert_string_equal(json_string_value(json_object_get(auth, "token")), TOKEN);
+    assert_int_equal(json_integer_value(json_object_get(auth, "n")), 7);
+}
+
+/* Every reader after a release: an empty auth, as for a CONNECT without one. */
+static void assert_released(sioc_socket_t *socket)
+{
+    assert_null(sioc_socket_auth_string(socket, "token", NULL));
+    json_t *copy = sioc_socket_auth_copy(socket);
+    assert_true(is_empty_object(copy));
+    json_decref(copy);
+    json_t *fetched = sioc__sio_socket_handshake_copy(socket);
+    assert_true(is_empty_object(json_object_get(fetched, "auth")));
+    json_decref(fetched);
+    assert_true(is_empty_object(json_object_get(sioc_socket_handshake(socket), "auth")));
+    assert_true(is_empty_object(sioc_socket_auth(socket)));
+}
+
+static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
+{
+    harness_t *harness = data;
+    harness->middleware_ran = 1;
+    size_t length = 0;
+    char *token = sioc_socket_auth_string(socket, "token", &length);
+    assert_non_null(token);
+    assert_string_equal(token, TOKEN);
+    assert_int_equal(length, strlen(TOKEN));
+    free(token);
+    if (harness->release_in_middleware) {
+        sioc_socket_auth_release(socket);
+        /* The text was the rare block's only member: both are given back. */
+        assert_null(socket->rare);
+        sioc_socket_auth_release(socket); /* again: nothing left to give */
+        assert_null(socket->rare);
+    }
+    sioc_next(next);
+}
+
+static void on_connection(sioc_socket_t *socket, void *data)
+{
+    harness_t *harness = data;
+    harness->connected = 1;
+    if (harness->release_in_middleware) {
+        assert_released(socket);
+        return;
+    }
+    /* Not released: kept for the socket's life, as Node keeps socket.handshake.auth. */
+    json_t *copy = sioc_socket_auth_copy(socket);
+    assert_token(copy);
+    json_decref(copy);
+    json_t *lent = sioc_socket_auth(socket);
+    json_t *handshake = sioc_socket_handshake(socket);
+    assert_token(lent);
+    assert_token(json_object_get(handshake, "auth"));
+    sioc_socket_auth_release(socket);
+    /* What was lent stays valid and reads {} (ASan would catch a freed object here). */
+    assert_true(is_empty_object(lent));
+    assert_true(is_empty_object(json_object_get(handshake, "auth")));
+    assert_ptr_equal(sioc_socket_auth(socket), lent);
+    assert_released(socket);
+}
+
+static void on_server_closed(void *data)
+{
+    ((harness_t *)data)->closed = 1;
+}
+
+/* One HTTP/1.1 request on a connection of its own; the answer's body into body (NUL-ended).
+ * The loop runs while the peer waits, a bounded number of iterations. */
+static void exchange(harness_t *harness, const char *request, char *body, size_t body_size)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(harness->port)};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    /* The kernel completes a loopback connect from the listen backlog, without the loop. */
+    assert_int_equal(connect(fd, (struct sockaddr *)&address, sizeof(address)), 0);
+    size_t length = strlen(request);
+    assert_int_equal(send(fd, request, length, 0), (ssize_t)length);
+    char answer[4096];
+    size_t received = 0;
+    int done = 0;
+    for (int i = 0; i < MAX_ITERATIONS && !done; i++) {
+        uv_run(&harness->loop, UV_RUN_NOWAIT);
+        ssize_t n = recv(fd, answer + received, sizeof(answer) - 1 - received, MSG_DONTWAIT);
+        if (n == 0)
+            done = 1;
+        if (n > 0)
+            received += (size_t)n;
+        answer[received] = '\0';
+        const char *end = strstr(answer, "\r\n\r\n");
+        const char *field = strstr(answer, "Content-Length: ");
+        if (end != NULL && field != NULL &&
+            received >= (size_t)(end + 4 - answer) + strtoul(field + 16, NULL, 10))
+            done = 1;
+    }
+    close(fd);
+    assert_true(done);
+    assert_non_null(strstr(answer, "HTTP/1.1 200"));
+    const char *start = strstr(answer, "\r\n\r\n") + 4;
+    snprintf(body, body_size, "%s", start);
+}
+
+static void run_connect(int release_in_middleware)
+{
+    harness_t harness = {.release_in_middleware = release_in_middleware};
+    assert_int_equal(uv_loop_init(&harness.loop), 0);
+    sioc_server_options_t options;
+    sioc_server_options_init(&options);
+    assert_int_equal(sioc_server_new(&harness.loop, &options, &harness.server), 0);
+    assert_int_equal(sioc_server_listen(harness.server, "127.0.0.1", 0), 0);
+    harness.port = sioc_server_port(harness.server);
+    sioc_namespace_t *root = sioc_server_of(harness.server, "/");
+    assert_int_equal(sioc_namespace_use(root, middleware, &harness), 0);
+    sioc_namespace_on_connection(root, on_connection, &harness);
+
+    char body[4096], request[1024];
+    exchange(&harness,
+             "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Connection: close\r\n\r\n",
+             body, sizeof(body));
+    char sid[SIOC_ID_SIZE] = "";
+    assert_int_equal(sscanf(body, "0{\"sid\":\"%20[^\"]\"", sid), 1);
+    const char *packet = "40{\"token\":\"" TOKEN "\",\"n\":7}";
+    snprintf(request, sizeof(request),
+             "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             sid, strlen(packet), packet);
+    exchange(&harness, request, body, sizeof(body));
+    assert_string_equal(body, "ok");
+    for (int i = 0; i < MAX_ITERATIONS && !harness.connected; i++)
+        uv_run(&harness.loop, UV_RUN_NOWAIT);
+    assert_true(harness.middleware_ran);
+    assert_true(harness.connected);
+
+    sioc_server_close(harness.server, on_server_closed, &harness);
+    uv_run(&harness.loop, UV_RUN_DEFAULT);
+    assert_true(harness.closed);
+    assert_int_equal(uv_loop_close(&harness.loop), 0);
+}
+
+static void test_release_after_reading_the_token(void **state)
+{
+    run_connect(1);
+}
+
+static void test_release_after_lending_the_object(void **state)
+{
+    run_connect(0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_release_after_reading_the_token),
+        cmocka_unit_test(test_release_after_lending_the_object),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
