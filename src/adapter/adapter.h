@@ -7,6 +7,7 @@
 
 #include <uthash.h>
 
+#include "core/index.h"
 #include "sioc.h"
 #include "sioc_adapter.h"
 #include "socketio/sio_parser.h"
@@ -19,16 +20,23 @@ struct sioc__sio_encoded_s;
 /* One (socket, room) pair, in the room's member list and in the socket's room set. */
 typedef struct sioc__membership_s sioc__membership_t;
 struct sioc__membership_s {
-    sioc_socket_t *socket;
+    sioc_socket_t *socket; /* NULL: a room's inline membership that no member uses */
     sioc__room_t *room;
-    sioc__membership_t *prev, *next; /* room->members, in the order joined */
+    /* room->members in the order joined, next ending at NULL; the first member's prev is the
+     * last member, so a join appends without a tail pointer in every room. */
+    sioc__membership_t *prev, *next;
 };
 
+/* A room in one block with the membership of its first member: a room of one (the daemon's
+ * user:{id}, a socket's own room in a cluster) is one allocation, not two (a 112- and a 48-byte
+ * chunk before, 96 bytes now with a short name). Rooms are found through the adapter's index
+ * (core/index.h: a slot instead of uthash's 56-byte handle) and listed in the order made, as
+ * socket.io-adapter's Map. */
 struct sioc__room_s {
     sioc__membership_t *members;
-    sioc__membership_t *last;
-    size_t member_count;
-    UT_hash_handle hh; /* adapter->rooms, by name */
+    sioc__room_t *previous, *next; /* adapter->first_room ... */
+    uint32_t member_count;
+    sioc__membership_t inline_member; /* a member's while its socket is not NULL */
     char name[];
 };
 
@@ -60,8 +68,9 @@ typedef void (*sioc__adapter_visit_cb)(sioc_socket_t *socket, void *data);
  * works on. */
 struct sioc__adapter_s {
     sioc_namespace_t *nsp;
-    sioc__room_t *rooms; /* by name */
-    size_t own_rooms;    /* sockets in the room of their id where no stored room has that name */
+    sioc__index_t rooms;                  /* by name */
+    sioc__room_t *first_room, *last_room; /* in the order made */
+    size_t own_rooms; /* sockets in the room of their id where no stored room has that name */
 };
 
 /* The room index for nsp; NULL on allocation failure. */

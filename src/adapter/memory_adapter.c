@@ -2,6 +2,7 @@
  * room and the socket's room set, so join, leave and "leave all" cost O(1) per room. The room
  * named by a socket's id is not stored: the namespace's socket table stands for it. Then the
  * in-memory adapter, which does every operation's local part and nothing else. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,9 +154,7 @@ void sioc__room_set_free(sioc__room_set_t *set)
 
 static sioc__room_t *find_room(const sioc__adapter_t *adapter, const char *name)
 {
-    sioc__room_t *room = NULL;
-    HASH_FIND_STR(adapter->rooms, name, room);
-    return room;
+    return sioc__index_find(&adapter->rooms, name);
 }
 
 /* The connected socket whose id names this room and which is in it, or NULL. */
@@ -188,7 +187,16 @@ static sioc__room_t *find_or_create_room(sioc__adapter_t *adapter, const char *n
     if (room == NULL)
         return NULL;
     memcpy(room->name, name, length + 1);
-    HASH_ADD_KEYPTR(hh, adapter->rooms, room->name, length, room);
+    if (sioc__index_add(&adapter->rooms, room) != 0) {
+        free(room);
+        return NULL;
+    }
+    room->previous = adapter->last_room;
+    if (adapter->last_room != NULL)
+        adapter->last_room->next = room;
+    else
+        adapter->first_room = room;
+    adapter->last_room = room;
     if (own_room_socket(adapter, name) == NULL)
         announce(adapter, room->name, 1);
     else
@@ -196,15 +204,80 @@ static sioc__room_t *find_or_create_room(sioc__adapter_t *adapter, const char *n
     return room;
 }
 
+static void unlist_room(sioc__adapter_t *adapter, sioc__room_t *room)
+{
+    sioc__index_remove(&adapter->rooms, room);
+    if (room->previous != NULL)
+        room->previous->next = room->next;
+    else
+        adapter->first_room = room->next;
+    if (room->next != NULL)
+        room->next->previous = room->previous;
+    else
+        adapter->last_room = room->previous;
+}
+
 /* An emptied room goes; its name may live on as a socket's own room. */
 static void delete_room(sioc__adapter_t *adapter, sioc__room_t *room)
 {
-    HASH_DEL(adapter->rooms, room);
+    unlist_room(adapter, room);
     if (own_room_socket(adapter, room->name) == NULL)
         announce(adapter, room->name, 0);
     else
         adapter->own_rooms++;
     free(room);
+}
+
+/* The room's inline membership when no member uses it, else a new one; NULL when out of
+ * memory. */
+static sioc__membership_t *membership_new(sioc__room_t *room, sioc_socket_t *socket)
+{
+    sioc__membership_t *membership =
+        room->inline_member.socket == NULL ? &room->inline_member : calloc(1, sizeof(*membership));
+    if (membership != NULL) {
+        membership->socket = socket;
+        membership->room = room;
+    }
+    return membership;
+}
+
+static void membership_free(sioc__membership_t *membership)
+{
+    if (membership == &membership->room->inline_member)
+        membership->socket = NULL; /* the room's block holds it: free for the next member */
+    else
+        free(membership);
+}
+
+static void link_membership(sioc__membership_t *membership)
+{
+    sioc__room_t *room = membership->room;
+    sioc__membership_t *first = room->members;
+    membership->next = NULL;
+    if (first == NULL) {
+        membership->prev = membership;
+        room->members = membership;
+    } else {
+        membership->prev = first->prev;
+        first->prev->next = membership;
+        first->prev = membership;
+    }
+    room->member_count++;
+}
+
+static void unlink_membership(sioc__membership_t *membership)
+{
+    sioc__room_t *room = membership->room;
+    sioc__membership_t *first = room->members;
+    if (membership == first)
+        room->members = membership->next;
+    else
+        membership->prev->next = membership->next;
+    if (membership->next != NULL)
+        membership->next->prev = membership->prev;
+    else if (membership != first)
+        first->prev = membership->prev; /* it was the last */
+    room->member_count--;
 }
 
 static int join_own_room(sioc__adapter_t *adapter, sioc_socket_t *socket)
@@ -227,40 +300,17 @@ int sioc__memory_adapter_join(sioc__adapter_t *adapter, sioc_socket_t *socket,
     if (strcmp(room_name, socket->id) == 0)
         return join_own_room(adapter, socket);
     sioc__room_t *room = find_or_create_room(adapter, room_name);
-    sioc__membership_t *membership = room ? calloc(1, sizeof(*membership)) : NULL;
-    if (membership != NULL) {
-        membership->socket = socket; /* before set_append: its index reads the room's name */
-        membership->room = room;
-    }
+    /* Before set_append: its index reads the room's name through the membership. */
+    sioc__membership_t *membership = room != NULL ? membership_new(room, socket) : NULL;
     if (membership == NULL || set_append(socket, membership) != 0) {
-        free(membership);
-        if (room != NULL && room->members == NULL) {
+        if (membership != NULL)
+            membership_free(membership);
+        if (room != NULL && room->members == NULL)
             delete_room(adapter, room);
-        }
         return SIOC_ENOMEM;
     }
-    membership->prev = room->last;
-    if (room->last != NULL)
-        room->last->next = membership;
-    else
-        room->members = membership;
-    room->last = membership;
-    room->member_count++;
+    link_membership(membership);
     return 0;
-}
-
-static void unlink_membership(sioc__membership_t *membership)
-{
-    sioc__room_t *room = membership->room;
-    if (membership->prev != NULL)
-        membership->prev->next = membership->next;
-    else
-        room->members = membership->next;
-    if (membership->next != NULL)
-        membership->next->prev = membership->prev;
-    else
-        room->last = membership->prev;
-    room->member_count--;
 }
 
 static void remove_entry(sioc__adapter_t *adapter, sioc_socket_t *socket, uint32_t position)
@@ -277,7 +327,7 @@ static void remove_entry(sioc__adapter_t *adapter, sioc_socket_t *socket, uint32
     }
     sioc__room_t *room = membership->room;
     unlink_membership(membership);
-    free(membership);
+    membership_free(membership);
     /* Empty rooms disappear, as in socket.io-adapter ("delete-room"). */
     if (room->members == NULL) {
         delete_room(adapter, room);
@@ -385,7 +435,7 @@ int sioc__memory_adapter_has_room(const sioc__adapter_t *adapter, const char *na
 
 size_t sioc__memory_adapter_room_count(const sioc__adapter_t *adapter)
 {
-    return HASH_COUNT(adapter->rooms) + adapter->own_rooms;
+    return adapter->rooms.count + adapter->own_rooms;
 }
 
 size_t sioc__memory_adapter_room_size(const sioc__adapter_t *adapter, const char *name)
@@ -397,7 +447,7 @@ size_t sioc__memory_adapter_room_size(const sioc__adapter_t *adapter, const char
 json_t *sioc__memory_adapter_rooms(const sioc__adapter_t *adapter)
 {
     json_t *names = json_array();
-    for (sioc__room_t *room = adapter->rooms; names != NULL && room != NULL; room = room->hh.next)
+    for (sioc__room_t *room = adapter->first_room; names != NULL && room != NULL; room = room->next)
         json_array_append_new(names, json_string(room->name));
     for (sioc_socket_t *socket = adapter->nsp->sockets; names != NULL && socket != NULL;
          socket = socket->next_in_nsp) {
@@ -411,9 +461,8 @@ void sioc__memory_adapter_free(sioc__adapter_t *adapter)
 {
     if (adapter == NULL)
         return;
-    sioc__room_t *room, *next;
-    HASH_ITER(hh, adapter->rooms, room, next)
-    {
+    while (adapter->first_room != NULL) {
+        sioc__room_t *room = adapter->first_room;
         while (room->members != NULL) {
             sioc__membership_t *membership = room->members;
             sioc_socket_t *socket = membership->socket;
@@ -421,19 +470,22 @@ void sioc__memory_adapter_free(sioc__adapter_t *adapter)
             if (position >= 0)
                 set_remove_at(socket, (uint32_t)position);
             unlink_membership(membership);
-            free(membership);
+            membership_free(membership);
         }
-        HASH_DEL(adapter->rooms, room);
+        unlist_room(adapter, room);
         free(room);
     }
+    sioc__index_clear(&adapter->rooms);
     free(adapter);
 }
 
 sioc__adapter_t *sioc__memory_adapter_new(sioc_namespace_t *nsp)
 {
     sioc__adapter_t *adapter = calloc(1, sizeof(*adapter));
-    if (adapter != NULL)
-        adapter->nsp = nsp;
+    if (adapter == NULL)
+        return NULL;
+    adapter->nsp = nsp;
+    sioc__index_init(&adapter->rooms, offsetof(sioc__room_t, name));
     return adapter;
 }
 
