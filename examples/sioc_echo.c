@@ -16,10 +16,20 @@ static sioc_redis_t *redis;
 static int recovery_enabled;
 static uv_signal_t signals[2];
 
-/* Per-socket state: how many events it sent (the catch-all counts them). */
-typedef struct socket_state_s {
-    long received;
-} socket_state_t;
+/* What this server keeps per socket fits in the socket's user pointer, so that an idle socket
+ * costs no block of ours: how many events it sent (the catch-all counts them), shifted left by
+ * one, and in the lowest bit whether it has its packet middleware yet (see on_any). */
+#define HAS_PACKET_MIDDLEWARE ((uintptr_t)1)
+
+static uintptr_t socket_word(const sioc_socket_t *socket)
+{
+    return (uintptr_t)sioc_socket_get_user(socket);
+}
+
+static uintptr_t events_received(const sioc_socket_t *socket)
+{
+    return socket_word(socket) >> 1;
+}
 
 /* ---- middleware ------------------------------------------------------------------------------ */
 
@@ -476,8 +486,7 @@ static void on_other_server(sioc_namespace_t *nsp, const sioc_event_t *event,
 
 static void on_count(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
-    socket_state_t *state = sioc_socket_get_user(socket);
-    ack(socket, event, json_integer(state->received - 1));
+    ack(socket, event, json_integer((json_int_t)events_received(socket) - 1));
 }
 
 static void on_recovered(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -526,19 +535,31 @@ static void on_socket_error(sioc_socket_t *socket, const char *message, void *da
     sioc_socket_emit(socket, "middleware-error", json_pack("[s]", message));
 }
 
+static int packet_middleware_acts_on(const char *event)
+{
+    return strcmp(event, "forbidden") == 0 || strcmp(event, "slow") == 0;
+}
+
+/* A socket's packet middleware and error handler take a block of the library's (about 80
+ * bytes), and this middleware only acts on two events: it is installed on a socket's first
+ * such event, from here, as the catch-all runs before the middlewares (Node's order). For
+ * every other event next() would have been the answer, so the socket behaves as if it had had
+ * the middleware from its connection on. */
 static void on_any(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
-    socket_state_t *state = sioc_socket_get_user(socket);
-    state->received++;
+    uintptr_t word = socket_word(socket) + 2; /* one more event */
+    if (packet_middleware_acts_on(event->name) && !(word & HAS_PACKET_MIDDLEWARE) &&
+        sioc_socket_use(socket, packet_middleware, NULL) == 0) {
+        sioc_socket_on_error(socket, on_socket_error, NULL);
+        word |= HAS_PACKET_MIDDLEWARE;
+    }
+    sioc_socket_set_user(socket, (void *)word);
 }
 
 static void on_connection(sioc_socket_t *socket, void *data)
 {
-    sioc_socket_set_user(socket, calloc(1, sizeof(socket_state_t)));
     json_t *auth = sioc_socket_auth_copy(socket);
     sioc_socket_emit(socket, "auth", json_pack("[O]", auth));
-    sioc_socket_use(socket, packet_middleware, NULL);
-    sioc_socket_on_error(socket, on_socket_error, NULL);
     const char *room = json_string_value(json_object_get(auth, "room"));
     if (room != NULL)
         sioc_socket_join(socket, room);
@@ -547,8 +568,6 @@ static void on_connection(sioc_socket_t *socket, void *data)
 
 static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
 {
-    free(sioc_socket_get_user(socket));
-    sioc_socket_set_user(socket, NULL);
     sioc_namespace_t *nsp = sioc_socket_namespace(socket);
     if (strcmp(sioc_namespace_name(nsp), "/") == 0) {
         sioc_broadcast_t broadcast;
