@@ -32,6 +32,12 @@
 #                                          a new cluster is slower in its first minutes,
 #                                          docs/store.md "The first run on a new cluster")
 #   PG_OPTIONS="-c commit_delay=..."       more PostgreSQL settings (tests/lib/postgres.sh)
+#   SERVER_CPUS=0 GENERATOR_CPUS=1         the cores (taskset lists) of the server and of the
+#   DATABASE_CPUS=                         generator, and of PostgreSQL (every process of the
+#                                          cluster; empty: wherever the kernel puts them).
+#                                          DATABASE_CPUS=1 SERVER_CPUS=0 GENERATOR_CPUS=0 gives
+#                                          the database a core of its own, as a database host
+#                                          of its own would (docs/store.md)
 #   SIOC_BASE=/tmp/base/build/sioc SERVERS="base-sioc-postgres-pool1 sioc-postgres-pool1" ...
 #                                          a base-sioc-* server is that sioc-* server run from
 #                                          SIOC_BASE: before and after a change, in one run
@@ -48,6 +54,7 @@ esac
 users=${USERS:-2000} rooms=${ROOMS:-200} rate=${RATE:-2000} duration=${DURATION:-5}
 warmup=${WARMUP:-5} rounds=${ROUNDS:-2} warmup_round=${WARMUP_ROUND:-1}
 servers=${SERVERS:-sioc-sqlite sioc-postgres node-sqlite node-postgres}
+server_cpus=${SERVER_CPUS:-0} generator_cpus=${GENERATOR_CPUS:-1} database_cpus=${DATABASE_CPUS:-}
 secret="sioc-bench-secret-0123456789" # bench/sioc-bench.json's auth.jwt.secret
 sioc="${SIOC:-$root/build/sioc}"
 [[ -x "$sioc" ]] || { echo "chat-postgres.sh: build sioc first (scripts/build) or set SIOC" >&2; exit 2; }
@@ -101,6 +108,14 @@ url="$(PG_FSYNC=on tests/lib/postgres.sh start "$work/pg")"
 psql -q "$url" -c "CREATE DATABASE node_bench"
 [[ $profile == 1 ]] && psql -q "$url" -c "CREATE EXTENSION pg_stat_statements"
 node_url="${url%/*}/node_bench"
+if [[ -n $database_cpus ]]; then
+    # Backends fork from the postmaster and inherit its affinity; -a moves the processes
+    # already running (checkpointer, WAL writer, autovacuum launcher) as well.
+    postmaster=$(head -1 "$work/pg/data/postmaster.pid")
+    for pid in "$postmaster" $(pgrep -P "$postmaster"); do
+        taskset -a -p -c "$database_cpus" "$pid" >/dev/null
+    done
+fi
 
 # Starts $1 (sioc-sqlite, sioc-postgres, node-sqlite, node-postgres) on a fresh database.
 start_server() {
@@ -129,12 +144,12 @@ start_server() {
         fi
         sed "s|\"log\": {|$api\"log\": {|; s|\"store\": {[^}]*}|\"store\": $store|; s/\"port\": 3000/\"port\": 0/; s/\"level\": \"warn\"/\"level\": \"${LOG_LEVEL:-$log_level}\"/" \
             bench/sioc-bench.json >"$work/sioc.json"
-        (exec taskset -c 0 env ${profile_env:+"$profile_env"} "$binary" serve --config "$work/sioc.json" >"$log" 2>&1) &
+        (exec taskset -c "$server_cpus" env ${profile_env:+"$profile_env"} "$binary" serve --config "$work/sioc.json" >"$log" 2>&1) &
         ;;
     node-*)
         local db=(--db "$work/node.db")
         [[ $name == node-postgres ]] && db=(--pg "$node_url")
-        (exec taskset -c 0 node bench/node/server.js --port 0 --secret "$secret" "${db[@]}" \
+        (exec taskset -c "$server_cpus" node bench/node/server.js --port 0 --secret "$secret" "${db[@]}" \
             >"$log" 2>&1) &
         ;;
     esac
@@ -388,7 +403,7 @@ run_one() {
     local name=$1 round=$2
     start_server "$name"
     [[ $name == *sioc-postgres* ]] && profile_start
-    SIOC_BENCH_LOOP_PROFILE=$profile taskset -c 1 "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
+    SIOC_BENCH_LOOP_PROFILE=$profile taskset -c "$generator_cpus" "$sioc" bench chat --port "$port" --namespace /chat --jwt-secret "$secret" \
         --users "$users" --rooms "$rooms" --rate "$rate" --duration "$duration" \
         --warmup "$warmup" --timeout 300 --server-pid "$server_pid" --label "$name" \
         --json "$work/$name-$round.json" | tail -1 |
