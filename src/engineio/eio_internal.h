@@ -28,10 +28,10 @@ enum sioc__eio_socket_state { EIO_SOCKET_OPEN, EIO_SOCKET_DRAINING, EIO_SOCKET_C
 /* At most this many packets per polling response: python-engineio refuses more than 16. */
 #define EIO_MAX_PACKETS_PER_POLL 16
 
-/* A WebSocket connection: the session's transport, or a probe during an upgrade. */
+/* A WebSocket connection: the session's transport, or a probe during an upgrade. It lives in
+ * its connection's room (connection.h: one block for both, freed with the connection), which
+ * gives its connection and, through the io, its server (sioc__eio_websocket_conn, _server). */
 typedef struct sioc__eio_websocket_s {
-    sioc__conn_t *conn;
-    sioc_eio_server_t *server;
     sioc_eio_socket_t *socket; /* NULL once detached from its session */
     sioc__ws_decoder_t decoder;
     uint8_t is_probe;
@@ -138,6 +138,17 @@ struct sioc_eio_server_s {
     void (*closed_cb)(void *data);
     void *closed_data;
 };
+
+static inline sioc__conn_t *sioc__eio_websocket_conn(const sioc__eio_websocket_t *websocket)
+{
+    return sioc__conn_of_room(websocket);
+}
+
+static inline sioc_eio_server_t *sioc__eio_websocket_server(const sioc__eio_websocket_t *websocket)
+{
+    return (sioc_eio_server_t *)((char *)sioc__eio_websocket_conn(websocket)->io -
+                                 offsetof(sioc_eio_server_t, io));
+}
 
 /* eio_server.c */
 void sioc__eio_server_notify_connection(sioc_eio_server_t *server, sioc_eio_socket_t *socket,

@@ -741,6 +741,7 @@ int sioc_eio_server_new(uv_loop_t *loop, const sioc_eio_options_t *options,
             0 ||
         (rc = sioc__io_add_flush_hook(&server->io, flush_hook, server)) != 0)
         abort(); /* only on out-of-memory or a broken loop; a half-built loop can't be unwound */
+    server->io.conn_room = sizeof(sioc__eio_websocket_t);
     sioc__http_server_set_tls(&server->http, tls);
     SSL_CTX_free(tls);
     *out = server;
@@ -819,7 +820,7 @@ static void on_shutdown_deadline(uv_timer_t *timer)
     sioc_eio_server_t *server = timer->data;
     for (sioc__eio_websocket_t *websocket = server->websockets; websocket != NULL;
          websocket = websocket->next)
-        sioc__conn_close(websocket->conn, 0);
+        sioc__conn_close(sioc__eio_websocket_conn(websocket), 0);
     sioc__http_server_abort_connections(&server->http);
 }
 

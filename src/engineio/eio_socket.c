@@ -155,7 +155,7 @@ static size_t buffered_bytes(const sioc_eio_socket_t *socket)
 {
     size_t bytes = socket->polling != NULL ? socket->polling->queued_bytes : 0;
     if (socket->websocket != NULL)
-        bytes += sioc__conn_buffered_bytes(socket->websocket->conn);
+        bytes += sioc__conn_buffered_bytes(sioc__eio_websocket_conn(socket->websocket));
     return bytes;
 }
 
@@ -181,7 +181,7 @@ void sioc__eio_socket_close_with_reason(sioc_eio_socket_t *socket, const char *r
 static int can_send_volatile(const sioc_eio_socket_t *socket)
 {
     if (socket->polling == NULL) /* on WebSocket, with no upgrade in progress */
-        return socket->websocket->conn->in_flight_bytes == 0;
+        return sioc__eio_websocket_conn(socket->websocket)->in_flight_bytes == 0;
     return socket->polling->held_get != NULL && socket->polling->queue_length == 0;
 }
 

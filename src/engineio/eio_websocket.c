@@ -16,6 +16,16 @@ static void on_websocket_closed(sioc__conn_t *conn);
 static const sioc__conn_handler_t websocket_handler = {on_websocket_read, on_websocket_closed,
                                                        NULL};
 
+static sioc__conn_t *conn_of(const sioc__eio_websocket_t *websocket)
+{
+    return sioc__eio_websocket_conn(websocket);
+}
+
+static sioc_eio_server_t *server_of(const sioc__eio_websocket_t *websocket)
+{
+    return sioc__eio_websocket_server(websocket);
+}
+
 /* ---- handshake ----------------------------------------------------------------------------- */
 
 /* Every header called name, joined with ", " as Node joins repeated headers and without the
@@ -126,16 +136,15 @@ static void refuse_handshake(sioc__http_conn_t *http, const char *message)
     sioc__http_respond(http, 400, "Content-Type: text/html\r\n", message, strlen(message));
 }
 
-/* Answers 101 and builds the WebSocket state; the HTTP state stays until take_over() so that
- * on_connection can still read the request. */
+/* Answers 101 and builds the WebSocket state in the connection's room (eio_server.c sizes it);
+ * the HTTP state stays until take_over() so that on_connection can still read the request. */
 static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__http_conn_t *http,
                                                const char *accept, const char *protocol,
                                                const sioc__ws_deflate_agreement_t *agreement)
 {
-    sioc__eio_websocket_t *websocket = calloc(1, sizeof(*websocket));
-    if (websocket == NULL)
-        return NULL;
     sioc__conn_t *conn = sioc__http_get_conn(http);
+    sioc__eio_websocket_t *websocket = sioc__conn_room(conn);
+    memset(websocket, 0, sizeof(*websocket));
     /* The protocol is a token from a head of at most max_header_size bytes. */
     int deflate = agreement->answer[0] != '\0';
     size_t size = 160 + (protocol ? strlen(protocol) + 32 : 0) + sizeof(agreement->answer) + 32;
@@ -143,10 +152,8 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
      * live ones of each handshake is a free chunk among them once the clients are in. */
     char small[512];
     char *response = size <= sizeof(small) ? small : malloc(size);
-    if (response == NULL) {
-        free(websocket);
+    if (response == NULL)
         return NULL;
-    }
     int length =
         snprintf(response, size,
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -157,8 +164,6 @@ static sioc__eio_websocket_t *accept_websocket(sioc_eio_server_t *server, sioc__
     sioc__conn_write_copy(conn, response, (size_t)length);
     if (response != small)
         free(response);
-    websocket->conn = conn;
-    websocket->server = server;
     sioc__ws_limits_t limits = {
         .max_message_size = server->limits->max_payload,
         .max_fragments = server->options.max_websocket_fragments,
@@ -195,7 +200,7 @@ static int send_open(sioc__eio_websocket_t *websocket, sioc_eio_socket_t *socket
         uint8_t header[SIOC_WS_MAX_HEADER_LENGTH];
         size_t header_length = sioc__ws_encode_header(header, 1, SIOC_WS_OPCODE_TEXT, length);
         memcpy(text - header_length, header, header_length);
-        sioc__conn_write_copy(websocket->conn, text - header_length, header_length + length);
+        sioc__conn_write_copy(conn_of(websocket), text - header_length, header_length + length);
         return 0;
     }
     char *open = sioc__eio_encode_open(socket->id, 0, limits->ping_interval_ms,
@@ -274,7 +279,7 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
     take_over(http, websocket);
     /* Bytes the client sent right after its handshake are WebSocket frames (CVE-2022-21676). */
     if (leftover_length > 0 && !websocket->close_sent)
-        on_websocket_read(websocket->conn, leftover, leftover_length);
+        on_websocket_read(conn_of(websocket), leftover, leftover_length);
 }
 
 /* ---- sending ------------------------------------------------------------------------------- */
@@ -284,7 +289,7 @@ void sioc__eio_websocket_accept(sioc_eio_server_t *server, sioc__http_conn_t *ht
 static int compresses(const sioc__eio_websocket_t *websocket, size_t length)
 {
     return websocket->deflate_bits > 8 &&
-           length >= websocket->server->options.per_message_deflate_threshold;
+           length >= server_of(websocket)->options.per_message_deflate_threshold;
 }
 
 /* A server frame is never masked, so its header is the same for every recipient: it is written
@@ -305,7 +310,7 @@ static void frame_once(sioc__buffer_t *packet, int compressed)
 static int write_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
     size_t header_length = packet->websocket_header_length;
-    return sioc__conn_write(websocket->conn, packet, packet->data - header_length,
+    return sioc__conn_write(conn_of(websocket), packet, packet->data - header_length,
                             packet->length + header_length);
 }
 
@@ -315,7 +320,7 @@ static int write_framed(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet
  * packet, so a broadcast is compressed once for all its recipients. */
 static sioc__buffer_t *deflated_frame(sioc__eio_websocket_t *websocket, sioc__buffer_t *packet)
 {
-    sioc_eio_server_t *server = websocket->server;
+    sioc_eio_server_t *server = server_of(websocket);
     if (packet->no_compress || !compresses(websocket, packet->length))
         return NULL;
     int shared = websocket->deflate_bits == 15;
@@ -389,7 +394,7 @@ static void send_pong(sioc__eio_websocket_t *websocket, const uint8_t *payload, 
     size_t header_length = sioc__ws_encode_header(frame, 1, SIOC_WS_OPCODE_PONG, length);
     if (length > 0)
         memcpy(frame + header_length, payload, length);
-    sioc__conn_write_droppable(websocket->conn, frame, header_length + length);
+    sioc__conn_write_droppable(conn_of(websocket), frame, header_length + length);
 }
 
 void sioc__eio_websocket_close(sioc__eio_websocket_t *websocket, uint16_t code, const char *reason)
@@ -399,8 +404,8 @@ void sioc__eio_websocket_close(sioc__eio_websocket_t *websocket, uint16_t code, 
     websocket->close_sent = 1;
     uint8_t frame[SIOC_WS_MAX_CLOSE_FRAME_LENGTH];
     size_t length = sioc__ws_encode_close(frame, code, reason);
-    sioc__conn_write_copy(websocket->conn, frame, length);
-    sioc__conn_close(websocket->conn, 1);
+    sioc__conn_write_copy(conn_of(websocket), frame, length);
+    sioc__conn_close(conn_of(websocket), 1);
 }
 
 void sioc__eio_websocket_close_all(sioc_eio_server_t *server)
@@ -479,7 +484,7 @@ static void on_message(sioc__eio_websocket_t *websocket, const sioc__ws_event_t 
     uint8_t *inflated;
     size_t length;
     int code =
-        sioc__ws_zlib_inflate(&websocket->server->ws_zlib, event->data, event->length,
+        sioc__ws_zlib_inflate(&server_of(websocket)->ws_zlib, event->data, event->length,
                               websocket->decoder.limits.max_message_size, &inflated, &length);
     sioc__ws_event_t plain = *event;
     const char *reason = code == SIOC_WS_CLOSE_MESSAGE_TOO_BIG   ? "message too big"
@@ -656,7 +661,7 @@ static void on_websocket_read(sioc__conn_t *conn, uint8_t *data, size_t length)
 static void on_websocket_closed(sioc__conn_t *conn)
 {
     sioc__eio_websocket_t *websocket = conn->owner;
-    sioc_eio_server_t *server = websocket->server;
+    sioc_eio_server_t *server = server_of(websocket);
     lose_transport(websocket, "transport close");
     if (websocket->previous != NULL)
         websocket->previous->next = websocket->next;
@@ -665,6 +670,6 @@ static void on_websocket_closed(sioc__conn_t *conn)
     if (websocket->next != NULL)
         websocket->next->previous = websocket->previous;
     sioc__ws_decoder_free(&websocket->decoder);
-    free(websocket);
-    sioc__eio_server_maybe_finished(server);
+    sioc__eio_server_maybe_finished(
+        server); /* the connection's block, websocket in it, goes next */
 }

@@ -238,7 +238,7 @@ sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
                                 const sioc__conn_handler_t *handler, void *owner,
                                 SSL_CTX *tls_context)
 {
-    sioc__conn_t *conn = calloc(1, sizeof(*conn));
+    sioc__conn_t *conn = calloc(1, sizeof(*conn) + io->conn_room);
     if (conn == NULL)
         return NULL;
     if (tls_context != NULL && (conn->tls = sioc__tls_new(tls_context)) == NULL) {
@@ -325,7 +325,7 @@ static int append_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     sioc__conn_slice_t *slice = &conn->queue[conn->queue_length - 1];
     memcpy(slice->bytes.base + slice->bytes.len, bytes, length);
     slice->bytes.len += (unsigned)length;
-    conn->copy_room -= (uint32_t)length;
+    conn->copy_room -= (uint16_t)length;
     conn->queued_bytes += length;
     mark_dirty(conn);
     return 0;
@@ -378,7 +378,7 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     int rc = sioc__conn_write(conn, buffer, buffer->data, length);
     if (rc == 0 && small) {
         conn->copy_tail = buffer; /* the queue holds the only other reference */
-        conn->copy_room = (uint32_t)(SIOC_COALESCE_SIZE - length);
+        conn->copy_room = (uint16_t)(SIOC_COALESCE_SIZE - length);
     }
     sioc__buffer_unref(buffer);
     return rc;

@@ -86,6 +86,10 @@ struct sioc__io_s {
     /* Empty queues of SIOC_QUEUE_INITIAL slices (see SIOC_SPARE_QUEUES); freed with the io. */
     sioc__conn_slice_t *spare_queues[SIOC_SPARE_QUEUES];
     uint32_t spare_queue_count;
+    /* Bytes made after every connection's own, for the protocol that may take it over
+     * (uSockets' socket extension): an upgraded connection's state then shares its block, one
+     * malloc chunk less per WebSocket. Zeroed; set before the first accept; 0 = none. */
+    size_t conn_room;
     uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
     uint8_t tls_plaintext[SIOC_TLS_RECORD_SIZE];
 };
@@ -119,18 +123,19 @@ struct sioc__conn_s {
     size_t in_flight_bytes; /* handed to libuv, not yet written */
     sioc__conn_t *next_dirty;
     struct sioc__conn_closing_s *lingering; /* allocated only while closing gracefully */
-    uint8_t dirty;
-    uint8_t closing;
-    uint8_t reading; /* libuv is reading */
-    uint8_t paused;  /* SIOC__CONN_PAUSED_* */
-    uint8_t close_after_flush;
-    uint8_t peer_closed; /* the peer's FIN arrived */
-    uint8_t tls_ready;   /* in io->tls_ready_head */
+    /* The flags in bits and copy_room in 16 bits fill 4 bytes beside the cap: 352 bytes, so
+     * that a connection with a WebSocket's state in its room fits a 416-byte malloc chunk. */
+    uint8_t dirty : 1;
+    uint8_t closing : 1;
+    uint8_t reading : 1; /* libuv is reading */
+    uint8_t close_after_flush : 1;
+    uint8_t peer_closed : 1; /* the peer's FIN arrived */
+    uint8_t tls_ready : 1;   /* in io->tls_ready_head */
+    uint8_t paused;          /* SIOC__CONN_PAUSED_* */
+    uint16_t copy_room;      /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
     /* The cap on queued and in-flight bytes together; 0 = none. 32 bits (a cap past 4 GiB is
-     * taken as 4 GiB, sioc__conn_set_cap): with copy_room it fills 8 bytes, and the
-     * connection a smaller malloc class. */
+     * taken as 4 GiB, sioc__conn_set_cap). */
     uint32_t max_buffered_bytes;
-    uint32_t copy_room; /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
     /* The last queued slice, when it is a buffer of small copies that only this connection
      * holds (the room left at its end is copy_room); NULL as soon as anything else is queued
      * or the queue is handed to libuv. */
@@ -138,6 +143,20 @@ struct sioc__conn_s {
     sioc__tls_t *tls; /* NULL: plaintext */
     sioc__conn_t *next_tls_ready;
 };
+
+_Static_assert(SIOC_COALESCE_SIZE <= UINT16_MAX, "copy_room is 16 bits");
+
+/* The io's conn_room bytes after the connection, aligned as the connection is. */
+static inline void *sioc__conn_room(sioc__conn_t *conn)
+{
+    return conn + 1;
+}
+
+/* The connection whose room holds room. */
+static inline sioc__conn_t *sioc__conn_of_room(const void *room)
+{
+    return (sioc__conn_t *)room - 1;
+}
 
 int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);
 /* Releases the loop handles; closed_cb (may be NULL) runs once libuv let go of them. Every
