@@ -83,8 +83,9 @@ struct sioc_eio_socket_s {
     uint8_t transport; /* sioc_transport_t */
     uint8_t state;
     uint8_t awaiting_pong;
-    sioc_eio_server_t *server;
-    sioc__eio_limits_t *limits; /* those of its handshake */
+    /* Those of its handshake, which also give its server (sioc__eio_socket_server): a limits
+     * set outlives its sessions. */
+    sioc__eio_limits_t *limits;
     uint8_t in_flush_list;
     uint8_t upgrading;     /* the probe was answered; polling only gets noops now */
     uint8_t overflowed;    /* a slow reader: closed at the end of this loop iteration */
@@ -92,14 +93,16 @@ struct sioc_eio_socket_s {
     uint8_t protocol;      /* 4, or 3 (allow_eio3) */
     uint8_t polling_b64;   /* EIO3: the handshake asked for base64 binary (b64) */
     uint8_t open_alone;    /* EIO3: the handshake GET gets the open packet alone, as in Node */
-    uint8_t has_extra;     /* server->session_extra bytes follow it (eio_send.h) */
+    /* server->session_extra bytes follow it (eio_send.h); without them, the one pointer of
+     * sioc_eio_socket_set_data does (a session of the Socket.IO layer keeps no data pointer: its
+     * client is in those bytes). */
+    uint8_t has_extra;
     /* While the transport is polling (NULL for a session opened over WebSocket, and from the
      * end of an upgrade on): owned by the session. */
     sioc__eio_polling_t *polling;
     sioc__eio_websocket_t *websocket; /* the transport once upgraded (or WebSocket-only) */
     sioc__deadline_t heartbeat;       /* in ping_interval or ping_timeout */
-    void *data;
-    sioc_eio_socket_t *next_in_list; /* flush list, then reap list */
+    sioc_eio_socket_t *next_in_list;  /* flush list, then reap list */
 };
 
 struct sioc_eio_server_s {
@@ -138,6 +141,11 @@ struct sioc_eio_server_s {
     void (*closed_cb)(void *data);
     void *closed_data;
 };
+
+static inline sioc_eio_server_t *sioc__eio_socket_server(const sioc_eio_socket_t *socket)
+{
+    return socket->limits->server;
+}
 
 static inline sioc__conn_t *sioc__eio_websocket_conn(const sioc__eio_websocket_t *websocket)
 {

@@ -15,8 +15,8 @@ void sioc__eio_polling_mark_ready(sioc_eio_socket_t *socket)
     if (socket->in_flush_list)
         return;
     socket->in_flush_list = 1;
-    socket->next_in_list = socket->server->flush_list;
-    socket->server->flush_list = socket;
+    socket->next_in_list = sioc__eio_socket_server(socket)->flush_list;
+    sioc__eio_socket_server(socket)->flush_list = socket;
 }
 
 /* Writes one record of the payload; binary packets become "b" + base64 in a buffer of their
@@ -101,7 +101,7 @@ static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t co
                                           sioc__buffer_t *extra_packet, size_t content_length,
                                           sioc__http_encoding_t *encoding)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     if (!server->options.http_compression ||
         content_length < server->options.http_compression_threshold ||
         !wants_compression(socket, count))
@@ -122,7 +122,7 @@ static sioc__buffer_t *compressed_payload(sioc_eio_socket_t *socket, uint32_t co
 static void write_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
 {
     sioc__http_conn_t *http = socket->polling->held_get;
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     for (uint32_t i = 0; i < count; i++) {
         if (i > 0)
             sioc__http_write_body(http, server->separator, server->separator->data, 1);
@@ -139,7 +139,7 @@ static void write_payload(sioc_eio_socket_t *socket, uint32_t count, sioc__buffe
 static size_t answer_headers(sioc_eio_socket_t *socket, const char *content_type, char *headers,
                              size_t size)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     snprintf(headers, size, "Content-Type: %s\r\nCache-Control: no-store\r\n", content_type);
     size_t used = strlen(headers);
     sioc__eio_cors_headers(server, socket->polling->held_request, headers + used, size - used);
@@ -192,7 +192,7 @@ static sioc__buffer_t *v3_payload(sioc_eio_socket_t *socket, uint32_t count,
 
 static void answer_get_v3(sioc_eio_socket_t *socket, uint32_t count, sioc__buffer_t *extra_packet)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     sioc__http_conn_t *http = socket->polling->held_get;
     int binary_framing;
     sioc__buffer_t *body = v3_payload(socket, count, extra_packet, &binary_framing);
@@ -308,7 +308,7 @@ static void hold_get(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
         sioc__eio_polling_mark_ready(socket);
     else if (socket->upgrading)
         /* The client is about to switch: release its poll so it can finish the upgrade. */
-        answer_get(socket, socket->server->noop_packet);
+        answer_get(socket, sioc__eio_socket_server(socket)->noop_packet);
 }
 
 static void answer_ok(sioc_eio_server_t *server, sioc__http_conn_t *http,
@@ -341,13 +341,13 @@ static void receive_post_v3(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
         sioc__eio_socket_on_packet(socket, &packet);
     if (socket->state == EIO_SOCKET_OPEN && rc < 0)
         sioc__eio_socket_close(socket, "parse error");
-    answer_ok(socket->server, http, request);
+    answer_ok(sioc__eio_socket_server(socket), http, request);
 }
 
 static void receive_post(sioc_eio_socket_t *socket, sioc__http_conn_t *http,
                          sioc__http_request_t *request)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     if (socket->state == EIO_SOCKET_DRAINING) {
         /* Closed already; whatever the client sends now (its own close, typically) ends it. */
         sioc__eio_socket_close(socket, "transport close");

@@ -22,7 +22,7 @@ typedef union {
 sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transport_t transport)
 {
     sioc_eio_socket_t *socket = calloc(
-        1, server->session_extra > 0 ? EXTRA_OFFSET + server->session_extra : sizeof(*socket));
+        1, EXTRA_OFFSET + (server->session_extra > 0 ? server->session_extra : sizeof(void *)));
     if (socket == NULL)
         return NULL;
     socket->has_extra = server->session_extra > 0;
@@ -47,7 +47,6 @@ sioc_eio_socket_t *sioc__eio_socket_new(sioc_eio_server_t *server, sioc_transpor
         free(socket);
         return NULL;
     }
-    socket->server = server;
     socket->limits = server->limits;
     socket->limits->sessions++;
     socket->transport = (uint8_t)transport;
@@ -76,7 +75,7 @@ void sioc__eio_on_ping_interval(sioc__deadline_list_t *list, sioc__deadline_t *d
 {
     sioc_eio_socket_t *socket = SOCKET_FROM(heartbeat, deadline);
     socket->awaiting_pong = 1;
-    sioc__eio_socket_send_packet(socket, socket->server->ping_packet, 0);
+    sioc__eio_socket_send_packet(socket, sioc__eio_socket_server(socket)->ping_packet, 0);
     if (socket->state == EIO_SOCKET_OPEN)
         sioc__deadline_arm(&socket->limits->ping_timeout, &socket->heartbeat);
 }
@@ -98,7 +97,7 @@ static void on_pong(sioc_eio_socket_t *socket)
 
 void sioc__eio_socket_on_packet(sioc_eio_socket_t *socket, const sioc__eio_packet_t *packet)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     switch (packet->type) {
     case SIOC_EIO_MESSAGE:
         server->stats.messages_in++;
@@ -213,11 +212,11 @@ int sioc__eio_socket_send_packet(sioc_eio_socket_t *socket, sioc__buffer_t *pack
          * but at the end of the iteration: the caller may be in the middle of a broadcast, and
          * closing runs the application's disconnect hooks. */
         socket->overflowed = 1;
-        socket->server->stats.slow_reader_closes++;
+        sioc__eio_socket_server(socket)->stats.slow_reader_closes++;
         sioc__eio_polling_mark_ready(socket);
         return SIOC_ENOBUFS;
     }
-    count_outgoing(&socket->server->stats, packet);
+    count_outgoing(&sioc__eio_socket_server(socket)->stats, packet);
     /* While an upgrade is in progress packets stay on polling, as in Node; they move to the
      * WebSocket when the upgrade completes. */
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET)
@@ -247,7 +246,7 @@ static void detach_websocket(sioc__eio_websocket_t *websocket)
 /* Takes the session out of the server and queues it for freeing. */
 static void finalize(sioc_eio_socket_t *socket)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     socket->state = EIO_SOCKET_CLOSED;
     sioc__index_remove(&server->sessions, socket);
     server->socket_count--;
@@ -295,7 +294,7 @@ void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
     }
     if (socket->state == EIO_SOCKET_CLOSED)
         return;
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     if (should_drain(socket, reason)) {
         socket->state = EIO_SOCKET_DRAINING;
         sioc__eio_polling_answer_now(socket, NULL);
@@ -379,17 +378,20 @@ void *sioc__eio_socket_extra(sioc_eio_socket_t *socket)
     return socket->has_extra ? (char *)socket + EXTRA_OFFSET : NULL;
 }
 
+/* The data pointer is in the bytes after the session when no layer above has them (see
+ * has_extra); such a layer does not call these. */
 void sioc_eio_socket_set_data(sioc_eio_socket_t *socket, void *data)
 {
-    socket->data = data;
+    if (!socket->has_extra)
+        *(void **)((char *)socket + EXTRA_OFFSET) = data;
 }
 
 void *sioc_eio_socket_get_data(const sioc_eio_socket_t *socket)
 {
-    return socket->data;
+    return socket->has_extra ? NULL : *(void *const *)((const char *)socket + EXTRA_OFFSET);
 }
 
 sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *socket)
 {
-    return socket->server;
+    return sioc__eio_socket_server(socket);
 }

@@ -234,7 +234,7 @@ static int open_websocket_session(sioc_eio_server_t *server, sioc__eio_websocket
 
 static void start_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     /* One upgrade per session: a second WebSocket (or one after the upgrade) is closed, as
      * Node's onWebSocket() does. */
     if (socket->transport == SIOC_TRANSPORT_WEBSOCKET || socket->polling->probe != NULL ||
@@ -430,7 +430,7 @@ static void drop_probe(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websock
 
 static void finish_upgrade(sioc_eio_socket_t *socket, sioc__eio_websocket_t *websocket)
 {
-    sioc_eio_server_t *server = socket->server;
+    sioc_eio_server_t *server = sioc__eio_socket_server(socket);
     sioc__deadline_disarm(&socket->polling->upgrade_deadline);
     socket->polling->probe = NULL;
     socket->upgrading = 0;
@@ -458,9 +458,9 @@ static void on_probe_packet(sioc_eio_socket_t *socket, sioc__eio_websocket_t *we
 {
     if (packet->type == SIOC_EIO_PING && packet->length == 5 &&
         memcmp(packet->data, "probe", 5) == 0) {
-        sioc__eio_websocket_send(websocket, socket->server->probe_packet);
+        sioc__eio_websocket_send(websocket, sioc__eio_socket_server(socket)->probe_packet);
         socket->upgrading = 1;
-        sioc__eio_polling_answer_now(socket, socket->server->noop_packet);
+        sioc__eio_polling_answer_now(socket, sioc__eio_socket_server(socket)->noop_packet);
     } else if (packet->type == SIOC_EIO_UPGRADE) {
         finish_upgrade(socket, websocket);
     } else {

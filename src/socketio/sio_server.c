@@ -307,6 +307,13 @@ static void end_connect_wait(sioc__sio_client_t *client)
     client->connect_wait = NULL;
 }
 
+/* The client in its session's block, once on_engine_connection made it (else NULL). */
+static sioc__sio_client_t *client_of(sioc_eio_socket_t *eio)
+{
+    sioc__sio_client_t *client = sioc__eio_socket_extra(eio);
+    return client != NULL && client->eio != NULL ? client : NULL;
+}
+
 static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *request, void *data)
 {
     sioc_server_t *server = data;
@@ -329,7 +336,6 @@ static void on_engine_connection(sioc_eio_socket_t *eio, const sioc_request_t *r
      * hundred bytes) in that query, so the name's bound must leave room for it. */
     if (sioc_eio_socket_protocol(eio) == 3)
         client->decoder.max_nsp_length = V3_MAX_NSP_WITH_QUERY_LENGTH;
-    sioc_eio_socket_set_data(eio, client);
     sioc__deadline_arm(&server->connect_timeouts, &client->connect_wait->deadline);
     if (sioc_eio_socket_protocol(eio) == 3)
         connect_v3_root(client);
@@ -483,7 +489,7 @@ static int decode(sioc__sio_client_t *client, const uint8_t *bytes, size_t lengt
 static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size_t length,
                               int binary, void *data)
 {
-    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc__sio_client_t *client = client_of(eio);
     if (client == NULL || client->closed)
         return;
     sioc__sio_packet_t packet;
@@ -521,7 +527,7 @@ void sioc__sio_client_close(sioc__sio_client_t *client, const char *reason)
 
 static void on_engine_upgrade(sioc_eio_socket_t *eio, void *data)
 {
-    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc__sio_client_t *client = client_of(eio);
     sioc_server_t *server = data;
     if (client == NULL || server->observer.on_upgrade == NULL)
         return;
@@ -535,7 +541,7 @@ static void on_engine_upgrade(sioc_eio_socket_t *eio, void *data)
 
 static void on_engine_close(sioc_eio_socket_t *eio, const char *reason, void *data)
 {
-    sioc__sio_client_t *client = sioc_eio_socket_get_data(eio);
+    sioc__sio_client_t *client = client_of(eio);
     if (client == NULL)
         return;
     close_sockets(client, reason);
