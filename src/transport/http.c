@@ -33,15 +33,25 @@ static const sioc__conn_handler_t http_conn_handler = {on_conn_read, on_conn_clo
 
 /* ---- connection life ------------------------------------------------------------------- */
 
+/* A request the parser refused, or that did not come in time, gets Node's answer byte for byte
+ * (http_server's socketOnError: the status line and "Connection: close", no body), then the
+ * close. Other automatic answers carry their status text as a body. */
 static void respond_error(sioc__http_conn_t *http, int status)
 {
     const char *text = sioc__http_status_text(status);
     sioc__http_set_close(http);
-    if (!http->head_written)
+    if (http->head_written) {
+        sioc__conn_close(http->conn, 1);
+    } else if (status == 400 || status == 408 || status == 431) {
+        char answer[96];
+        int length = snprintf(answer, sizeof(answer), "HTTP/1.1 %d %s\r\nConnection: close\r\n\r\n",
+                              status, text);
+        sioc__conn_write_copy(http->conn, answer, (size_t)length);
+        sioc__conn_close(http->conn, 1);
+    } else {
         sioc__http_respond(http, status, "Content-Type: text/plain; charset=UTF-8\r\n", text,
                            strlen(text));
-    else
-        sioc__conn_close(http->conn, 1);
+    }
 }
 
 /* Input left after a complete request waits here, unparsed, until the request is answered (or

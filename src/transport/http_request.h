@@ -7,10 +7,11 @@
  * with error_status = 400 malformed, 413 body too large, 431 head too large or too many
  * headers). http-parser 2.9 as Debian builds it is lenient where a proxy in front may not be
  * (request smuggling): a second, strict check of the framing refuses with 400 what Node's
- * llhttp refuses (bare LF, obs-fold, header names that are not tokens, a second
- * Transfer-Encoding, anything but CRLF after chunk data, a chunk size that is not hex digits
- * with an optional extension). After a complete request, sioc__http_request_parser_next() readies
- * it for the next one; the request's memory belongs to the parser until then. */
+ * llhttp refuses (a request target with a byte outside visible ASCII, bare LF, obs-fold, header
+ * names that are not tokens, a second Transfer-Encoding, anything but CRLF after chunk data, a
+ * chunk size that is not hex digits with an optional extension). After a complete request,
+ * sioc__http_request_parser_next() readies it for the next one; the request's memory belongs to the
+ * parser until then. */
 #ifndef SIOC_TRANSPORT_HTTP_REQUEST_H
 #define SIOC_TRANSPORT_HTTP_REQUEST_H
 

@@ -1,0 +1,110 @@
+// The bytes of a request target. Node's llhttp takes only visible ASCII (0x21-0x7e) there and
+// answers anything else, a tab, a form feed, DEL or a byte of 0x80 or more (UTF-8 or not), with
+// exactly "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n" and a close, before engine.io
+// sees the request; a request pipelined behind it is never answered. Debian's http-parser 2.9
+// takes most of those bytes, so sioc checks the target itself.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEioEcho } from '../lib/server.js';
+import { openConnection } from '../lib/http.js';
+import { eioPath } from '../lib/eio.js';
+
+const NODE_400 = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
+const BEHIND = `GET ${eioPath({ transport: 'polling' })} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+/** Writes bytes, collects everything the server sends until it closes (or 3 s). */
+async function exchange(port, bytes) {
+  const conn = await openConnection(port);
+  try {
+    conn.write(bytes);
+    const closed = await conn.reader.waitEnd(3000);
+    return { text: conn.reader.buf.toString('latin1'), closed };
+  } finally {
+    conn.close();
+  }
+}
+
+/** A polling handshake (or a WebSocket upgrade) whose target holds `bytes` at `where`. */
+function requestWith(bytes, where, upgrade = false) {
+  const transport = upgrade ? 'websocket' : 'polling';
+  const [before, after] = where === 'path'
+    ? [`/engine.io/a`, `/?EIO=4&transport=${transport}`]
+    : [`/engine.io/?EIO=4&transport=${transport}&x=`, ''];
+  const headers = upgrade
+    ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'
+    : '';
+  return Buffer.concat([
+    Buffer.from(`GET ${before}`, 'latin1'),
+    Buffer.from(bytes),
+    Buffer.from(`${after} HTTP/1.1\r\nHost: x\r\n${headers}\r\n`, 'latin1'),
+  ]);
+}
+
+const REFUSED = {
+  'a byte 0x80': [0x80],
+  'a byte 0xff': [0xff],
+  'UTF-8 "é" (c3 a9)': [0xc3, 0xa9],
+  'UTF-8 "日" (e6 97 a5)': [0xe6, 0x97, 0xa5],
+  'a tab': [0x09],
+  'a form feed': [0x0c],
+  'DEL (0x7f)': [0x7f],
+  'a control byte 0x01': [0x01],
+  'NUL': [0x00],
+};
+
+describe('request target bytes outside visible ASCII: Node answers 400 and closes', () => {
+  let server;
+  before(async () => {
+    server = await startEioEcho();
+  });
+  after(async () => {
+    await server?.stopChecked();
+  });
+
+  for (const [name, bytes] of Object.entries(REFUSED)) {
+    for (const where of ['query', 'path']) {
+      it(`${name} in the ${where}: exactly Node's 400, closed, the request behind not answered`, async () => {
+        const { text, closed } = await exchange(server.port, Buffer.concat([requestWith(bytes, where), Buffer.from(BEHIND)]));
+        assert.equal(text, NODE_400);
+        assert.ok(closed, 'the connection stayed open');
+      });
+    }
+    it(`${name} in a WebSocket upgrade's query: exactly Node's 400, no 101`, async () => {
+      const { text, closed } = await exchange(server.port, requestWith(bytes, 'query', true));
+      assert.equal(text, NODE_400);
+      assert.ok(closed, 'the connection stayed open');
+    });
+  }
+
+  it('on a kept-alive connection, after an answered request: exactly Node\'s 400, closed', async () => {
+    const conn = await openConnection(server.port);
+    try {
+      conn.write(BEHIND);
+      await conn.reader.wait(() => (conn.reader.buf.includes('"maxPayload"') ? true : undefined), 'the open packet');
+      const answered = conn.reader.buf.length;
+      conn.write(requestWith([0xe9], 'query'));
+      assert.ok(await conn.reader.waitEnd(3000), 'the connection stayed open');
+      assert.equal(conn.reader.buf.subarray(answered).toString('latin1'), NODE_400);
+    } finally {
+      conn.close();
+    }
+  });
+
+  it('every visible ASCII byte in the query is accepted (200, open packet)', async () => {
+    // '#' starts the fragment, which would cut the query off: it is left out here.
+    const visible = [];
+    for (let b = 0x21; b <= 0x7e; b++) if (b !== 0x23) visible.push(b);
+    const conn = await openConnection(server.port);
+    try {
+      conn.write(requestWith(visible, 'query'));
+      const head = await conn.reader.wait(() => {
+        const text = conn.reader.buf.toString('latin1');
+        return text.includes('"maxPayload"') ? text : undefined;
+      }, 'the open packet');
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+    } finally {
+      conn.close();
+    }
+  });
+});
