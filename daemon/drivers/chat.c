@@ -59,6 +59,7 @@ typedef struct chat_s {
     leaving_t *leaving;   /* users within their grace, by id text */
     recovery_store_t *online_rows; /* where the users held online are kept, or NULL */
     sioc__index_t users;           /* the shared user records (chat_user_t), by key */
+    sioc__index_t rares;           /* the sockets' rare blocks (chat_socket_rare_t), by id */
 } chat_t;
 
 /* A user with sockets here, and what socket.data.user says for them (issue 12: one record per
@@ -99,20 +100,22 @@ struct leaving_s {
 typedef struct typing_s typing_t;
 
 /* What few sockets need, made on first use and freed once empty: typing entries, and the study
- * rooms as the socket disconnects. */
+ * rooms as the socket disconnects. Found by the socket's id in chat->rares rather than through
+ * a pointer in every socket's state. */
 typedef struct chat_socket_rare_s {
     typing_t *typing;   /* the rooms this socket is typing in */
     json_t *rooms_left; /* presence "rooms": its study rooms as it disconnects */
+    char socket_id[];
 } chat_socket_rare_t;
 
 /* A connected socket's state, from on_connection until on_disconnect (sioc_socket_set_user).
- * 56 bytes, a 64-byte chunk (issue 12: one per socket): the channel and the socket come with
- * every callback, a typing entry keeps its own, and what is rare is a block of its own. */
+ * 40 bytes, a 48-byte chunk (issue 12: one per socket): the channel and the socket come with
+ * every callback, a typing entry keeps its own, and what is rare is a block of its own, found
+ * by the socket's id. */
 typedef struct chat_socket_s {
     driver_socket_t order; /* first: its events take effect in arrival order */
     chat_user_t *user;     /* a reference */
     driver_bucket_t bucket;
-    chat_socket_rare_t *rare; /* NULL while not typing nor disconnecting */
 } chat_socket_t;
 
 struct typing_s {
@@ -497,28 +500,42 @@ static void user_room_of(const driver_call_t *call, char room[DRIVER_ROOM_NAME_S
 
 /* ---- typing ---------------------------------------------------------------------------------- */
 
-/* The socket's rare block, made if need be; NULL when out of memory. */
-static chat_socket_rare_t *socket_rare(chat_socket_t *state)
+static chat_socket_rare_t *rare_find(chat_t *chat, sioc_socket_t *socket)
 {
-    if (state->rare == NULL)
-        state->rare = calloc(1, sizeof(*state->rare));
-    return state->rare;
+    return sioc__index_find(&chat->rares, sioc_socket_id(socket));
 }
 
-/* Frees the rare block once it holds nothing. */
-static void rare_trim(chat_socket_t *state)
+/* The socket's rare block, made if need be; NULL when out of memory. */
+static chat_socket_rare_t *socket_rare(chat_t *chat, sioc_socket_t *socket)
 {
-    if (state->rare != NULL && state->rare->typing == NULL && state->rare->rooms_left == NULL) {
-        free(state->rare);
-        state->rare = NULL;
+    chat_socket_rare_t *rare = rare_find(chat, socket);
+    if (rare != NULL)
+        return rare;
+    size_t size = strlen(sioc_socket_id(socket)) + 1;
+    rare = calloc(1, sizeof(*rare) + size);
+    if (rare == NULL)
+        return NULL;
+    memcpy(rare->socket_id, sioc_socket_id(socket), size);
+    if (sioc__index_add(&chat->rares, rare) != 0) {
+        free(rare);
+        return NULL;
+    }
+    return rare;
+}
+
+/* Frees the rare block (may be NULL) once it holds nothing. */
+static void rare_trim(chat_t *chat, chat_socket_rare_t *rare)
+{
+    if (rare != NULL && rare->typing == NULL && rare->rooms_left == NULL) {
+        sioc__index_remove(&chat->rares, rare);
+        free(rare);
     }
 }
 
-/* Where the entry for room is (or would be linked) in the socket's list: its rare block is
- * there. */
-static typing_t **typing_link(chat_socket_t *state, const char *room)
+/* Where the entry for room is (or would be linked) in the socket's list. */
+static typing_t **typing_link(chat_socket_rare_t *rare, const char *room)
 {
-    typing_t **link = &state->rare->typing;
+    typing_t **link = &rare->typing;
     while (*link != NULL && strcmp((*link)->room, room) != 0)
         link = &(*link)->next;
     return link;
@@ -542,21 +559,23 @@ static void typing_closed(uv_handle_t *handle)
     free(typing);
 }
 
-/* Unlinks the entry at link; with announce, the others learn the user stopped typing. */
-static void typing_end(typing_t **link, int announce)
+/* Unlinks the entry at link (in rare's list); with announce, the others learn the user stopped
+ * typing. */
+static void typing_end(chat_socket_rare_t *rare, typing_t **link, int announce)
 {
     typing_t *typing = *link;
     *link = typing->next;
     if (announce)
         typing_announce(typing, 0);
     uv_close((uv_handle_t *)&typing->timer, typing_closed);
-    rare_trim(typing->owner); /* link may point into the block: not used after this */
+    rare_trim(typing->chat, rare); /* link may point into the block: not used after this */
 }
 
 static void typing_expired(uv_timer_t *timer)
 {
     typing_t *typing = timer->data;
-    typing_end(typing_link(typing->owner, typing->room), 1);
+    chat_socket_rare_t *rare = rare_find(typing->chat, typing->socket);
+    typing_end(rare, typing_link(rare, typing->room), 1);
 }
 
 /* A start refreshes the expiry; only a change of state is announced, so a client sending
@@ -565,14 +584,15 @@ static int typing_start(chat_t *chat, sioc_socket_t *socket, chat_socket_t *stat
                         json_t *room_id)
 {
     const config_t *config = chat_config(chat);
-    if (socket_rare(state) == NULL)
+    chat_socket_rare_t *rare = socket_rare(chat, socket);
+    if (rare == NULL)
         return SIOC_ENOMEM;
-    typing_t **link = typing_link(state, room);
+    typing_t **link = typing_link(rare, room);
     if (*link != NULL)
         return uv_timer_start(&(*link)->timer, typing_expired, config->limits.typing_timeout_ms, 0);
     typing_t *typing = calloc(1, sizeof(*typing));
     if (typing == NULL) {
-        rare_trim(state);
+        rare_trim(chat, rare);
         return SIOC_ENOMEM;
     }
     uv_timer_init(chat->base.channel->daemon->loop, &typing->timer);
@@ -588,11 +608,12 @@ static int typing_start(chat_t *chat, sioc_socket_t *socket, chat_socket_t *stat
     return 0;
 }
 
-static void typing_stop(chat_socket_t *state, const char *room)
+static void typing_stop(chat_t *chat, sioc_socket_t *socket, const char *room)
 {
-    typing_t **link = state->rare != NULL ? typing_link(state, room) : NULL;
+    chat_socket_rare_t *rare = rare_find(chat, socket);
+    typing_t **link = rare != NULL ? typing_link(rare, room) : NULL;
     if (link != NULL && *link != NULL)
-        typing_end(link, 1);
+        typing_end(rare, link, 1);
 }
 
 static void on_typing(chat_t *chat, sioc_socket_t *socket, const sioc_event_t *event, int is_typing)
@@ -609,7 +630,7 @@ static void on_typing(chat_t *chat, sioc_socket_t *socket, const sioc_event_t *e
         return;
     }
     if (!is_typing) {
-        typing_stop(state, room);
+        typing_stop(chat, socket, room);
     } else if (typing_start(chat, socket, state, room, room_id) != 0) {
         channel_reply_error(socket, event, "typing:error", DRIVER_EUNAVAILABLE, "Out of memory");
         return;
@@ -877,14 +898,19 @@ static void announce_connection(chat_t *chat, sioc_socket_t *socket, int first)
     driver_call_request(call, STORE_USER_UPSERT, params, on_user_upserted);
 }
 
-static void chat_socket_free(chat_t *chat, chat_socket_t *state)
+static void chat_socket_free(chat_t *chat, sioc_socket_t *socket, chat_socket_t *state)
 {
-    while (state->rare != NULL && state->rare->typing != NULL)
-        typing_end(&state->rare->typing, 1);
+    chat_socket_rare_t *rare = rare_find(chat, socket);
+    if (rare != NULL) {
+        json_decref(rare->rooms_left);
+        rare->rooms_left = NULL; /* the last typing entry's end frees the block */
+        while (rare != NULL && rare->typing != NULL) {
+            typing_end(rare, &rare->typing, 1);
+            rare = rare_find(chat, socket);
+        }
+        rare_trim(chat, rare);
+    }
     driver_socket_cleanup(&state->order);
-    if (state->rare != NULL)
-        json_decref(state->rare->rooms_left);
-    free(state->rare);
     user_release(chat, state->user);
     free(state);
 }
@@ -958,10 +984,11 @@ static void on_disconnecting(sioc_socket_t *socket, const char *reason, void *da
     chat_socket_t *state = socket_state(socket);
     if (state == NULL || !chat->presence_rooms)
         return;
-    if (socket_rare(state) == NULL)
+    chat_socket_rare_t *rare = socket_rare(chat, socket);
+    if (rare == NULL)
         return; /* out of memory: the offline goes to no room */
-    if (state->rare->rooms_left == NULL)
-        state->rare->rooms_left = study_rooms(socket);
+    if (rare->rooms_left == NULL)
+        rare->rooms_left = study_rooms(socket);
 }
 
 /* Whether the user's last socket leaving for reason waits for the grace: not when the client
@@ -984,7 +1011,8 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     int last = other_user_sockets(chat->base.channel->nsp, user_room, socket) == 0;
     json_t *profile = user_profile(state->user);
     json_t *id = json_object_get(profile, "id");
-    json_t *rooms_left = state->rare != NULL ? state->rare->rooms_left : NULL;
+    chat_socket_rare_t *rare = rare_find(chat, socket);
+    json_t *rooms_left = rare != NULL ? rare->rooms_left : NULL;
     char key[DRIVER_MAX_ID_BYTES + 1];
     if (last && uses_grace(chat, reason) && driver_id_text(id, key) == 0) {
         grace_start(chat, key, id, json_incref(rooms_left));
@@ -1001,7 +1029,7 @@ static void on_disconnect(sioc_socket_t *socket, const char *reason, void *data)
     }
     json_decref(profile);
     sioc_socket_set_user(socket, NULL);
-    chat_socket_free(chat, state); /* stops its typing: the others see isTyping false */
+    chat_socket_free(chat, socket, state); /* stops its typing: the others see isTyping false */
 }
 
 /* ---- access to a room (shared by room:join and room:history) ------------------------------- */
@@ -1229,7 +1257,7 @@ static void on_room_leave(sioc_socket_t *socket, const sioc_event_t *event, void
         channel_reply_ok(socket, event, json_pack("{s:O}", "roomId", room_id));
         return;
     }
-    typing_stop(state, room);
+    typing_stop(chat, socket, room);
     sioc_socket_leave(socket, room);
     driver_call_t *call = room_call(chat, socket, event, "room:error", room_id, id);
     if (call == NULL)
@@ -1594,6 +1622,7 @@ static void on_dm_history(sioc_socket_t *socket, const sioc_event_t *event, void
 static void chat_release(driver_base_t *base)
 {
     sioc__index_clear(&((chat_t *)base)->users); /* the base is the first member of chat_t */
+    sioc__index_clear(&((chat_t *)base)->rares);
     free(base);
 }
 
@@ -1645,6 +1674,7 @@ static int chat_setup(channel_t *channel, char *error, size_t error_size)
     }
     driver_base_init(&chat->base, channel, chat_release);
     sioc__index_init(&chat->users, offsetof(chat_user_t, key));
+    sioc__index_init(&chat->rares, offsetof(chat_socket_rare_t, socket_id));
     json_t *auto_create = json_object_get(channel->config->options, "autoCreateRooms");
     chat->auto_create_rooms = auto_create == NULL || json_is_true(auto_create);
     const char *presence = json_string_value(json_object_get(channel->config->options, "presence"));

@@ -228,12 +228,14 @@ struct driver_queue_s {
     uint32_t count; /* at most limits.maxQueuedEvents */
 };
 
-static uint64_t order_serials;
+static uint32_t order_serials;
 
 void driver_socket_init(driver_socket_t *order)
 {
     memset(order, 0, sizeof(*order));
-    order->serial = ++order_serials;
+    if (++order_serials == 0) /* 0 is a call's "no socket waits" */
+        order_serials = 1;
+    order->serial = order_serials;
 }
 
 static void queued_free(driver_queued_t *queued)
@@ -323,7 +325,7 @@ err:
 
 /* Runs the waiting events of the socket with id while none of its calls is in flight. A
  * handler may end the socket: it is looked up again after each one. */
-static void order_drain(sioc_namespace_t *nsp, const char *id, uint64_t serial)
+static void order_drain(sioc_namespace_t *nsp, const char *id, uint32_t serial)
 {
     /* A copy: the call that owns id may be freed by a handler below. */
     char *socket_id = strdup(id);

@@ -124,10 +124,13 @@ channel_t *driver_base_channel(const driver_base_t *base);
  * are ordered keeps a driver_socket_t as the FIRST member of its sioc_socket_set_user state. */
 
 typedef struct driver_queue_s driver_queue_t;
-/* 24 bytes (issue 12: one per socket on every ordered channel): the events waiting are a block
+/* 16 bytes (issue 12: one per socket on every ordered channel): the events waiting are a block
  * of their own, made for the first and freed with the last, as most sockets never have one. */
 typedef struct driver_socket_s {
-    uint64_t serial;       /* tells a recovered socket (same id) from the one a call began on */
+    /* Tells a recovered socket (same id) from the one a call began on; never 0. 32 bits: two
+     * sockets of one id would have to be 2^32 connections apart with a call of the first still
+     * out for them to be taken one for the other. */
+    uint32_t serial;
     uint32_t busy : 31;    /* calls of this socket in flight */
     uint32_t draining : 1; /* the queue is being run (no re-entry) */
     driver_queue_t *queue; /* the events waiting, NULL when none */
@@ -159,7 +162,7 @@ typedef struct driver_call_s {
     json_t *context;         /* what the flow carries from step to step (an object) */
     size_t pending;          /* store requests still out, for fan-outs */
     void (*next)(struct driver_call_s *call); /* the step after a shared one */
-    uint64_t order_serial; /* != 0: counted in its socket's driver_socket_t busy */
+    uint32_t order_serial; /* != 0: counted in its socket's driver_socket_t busy */
 } driver_call_t;
 
 /* A call answering event of socket, carrying the socket's user. With event NULL nothing is
