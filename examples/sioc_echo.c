@@ -424,6 +424,15 @@ static void on_get_data(sioc_socket_t *socket, const sioc_event_t *event, void *
     ack(socket, event, json_incref(sioc_socket_data(socket)));
 }
 
+/* Node's socket.handshake as the compatibility tests compare it: what the request said. */
+static void on_handshake(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    json_t *handshake = sioc_socket_handshake(socket);
+    ack(socket, event,
+        json_pack("{s:O,s:O,s:O}", "headers", json_object_get(handshake, "headers"), "query",
+                  json_object_get(handshake, "query"), "url", json_object_get(handshake, "url")));
+}
+
 static void on_disconnect_me(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     sioc_socket_disconnect(socket, json_is_true(json_array_get(event->args, 0)));
@@ -598,6 +607,7 @@ static const struct {
     {"disconnect-sockets", on_disconnect_sockets},
     {"set-data", on_set_data},
     {"get-data", on_get_data},
+    {"handshake", on_handshake},
     {"disconnect-me", on_disconnect_me},
     {"server-side-emit", on_server_side_emit},
     {"server-side-emit-event", on_server_side_emit_event},

@@ -281,6 +281,83 @@ static json_t *latin1_string(const char *bytes, size_t length)
     return string;
 }
 
+/* Node's IncomingMessage._addHeaderLine (node 20) for a name sent more than once: these keep the
+ * first value and drop the others (matchKnownFields' names without a join flag), cookie joins
+ * with "; ", set-cookie is an array even when sent once, and every other name joins with ", ". */
+static const char *const first_value_names[] = {
+    "age",
+    "authorization",
+    "content-length",
+    "content-type",
+    "etag",
+    "expires",
+    "from",
+    "host",
+    "if-modified-since",
+    "if-unmodified-since",
+    "last-modified",
+    "location",
+    "max-forwards",
+    "proxy-authorization",
+    "referer",
+    "retry-after",
+    "server",
+    "user-agent",
+};
+
+static int keeps_first_value(const char *name)
+{
+    for (size_t i = 0; i < COUNT(first_value_names); i++) {
+        if (strcmp(name, first_value_names[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* value joined to the string already there, after separator. */
+static json_t *joined_string(const json_t *before, const char *separator, const json_t *value)
+{
+    size_t before_length = json_string_length(before), value_length = json_string_length(value);
+    size_t separator_length = strlen(separator);
+    char *text = malloc(before_length + separator_length + value_length);
+    if (text == NULL)
+        return NULL;
+    memcpy(text, json_string_value(before), before_length);
+    memcpy(text + before_length, separator, separator_length);
+    memcpy(text + before_length + separator_length, json_string_value(value), value_length);
+    json_t *joined = json_stringn(text, before_length + separator_length + value_length);
+    free(text);
+    return joined;
+}
+
+/* Adds a header's value (a new reference, may be NULL) under its lower-cased name, as Node does
+ * (above). */
+static void add_header(json_t *headers, const char *name, json_t *value)
+{
+    if (value == NULL)
+        return;
+    json_t *before = json_object_get(headers, name);
+    if (strcmp(name, "set-cookie") == 0) {
+        if (before == NULL) {
+            before = json_array();
+            if (json_object_set_new(headers, name, before) != 0)
+                before = NULL;
+        }
+        if (before == NULL)
+            json_decref(value);
+        else
+            json_array_append_new(before, value);
+    } else if (before == NULL) {
+        json_object_set_new(headers, name, value);
+    } else {
+        if (!keeps_first_value(name))
+            json_object_set_new(
+                headers, name,
+                joined_string(before, strcmp(name, "cookie") == 0 ? "; " : ", ", value));
+        json_decref(value);
+    }
+}
+
 static json_t *parse_headers(const sioc__sio_handshake_t *handshake, const char *cursor)
 {
     json_t *headers = json_object();
@@ -297,9 +374,9 @@ static json_t *parse_headers(const sioc__sio_handshake_t *handshake, const char 
         cursor = read_varint(cursor, &v);
         if (v % 2 == 1) {
             const entry_t *known = &header_values[v / 2];
-            json_object_set_new(headers, name, json_stringn(known->text, known->length));
+            add_header(headers, name, json_stringn(known->text, known->length));
         } else {
-            json_object_set_new(headers, name, latin1_string(cursor, v / 2));
+            add_header(headers, name, latin1_string(cursor, v / 2));
             cursor += v / 2;
         }
     }

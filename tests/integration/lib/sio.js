@@ -316,18 +316,19 @@ export function parseConnect(text, nsp = '/') {
  * answered with an error status).
  */
 export class RawSession {
-  static async open(server, transport, { headers, autoPong = true } = {}) {
+  // extraQuery: raw text appended to the handshake's query ("&k=v", sent as it is).
+  static async open(server, transport, { headers, autoPong = true, extraQuery = '' } = {}) {
     const s = new RawSession(server, transport);
     s.autoPong = autoPong;
     if (transport === 'websocket') {
-      const ws = await wsConnect(server.port, sioPath({ transport: 'websocket' }), { headers });
+      const ws = await wsConnect(server.port, sioPath({ transport: 'websocket' }) + extraQuery, { headers });
       assert.equal(ws.response.status, 101, `WebSocket handshake status ${ws.response.status}: ${ws.response.text}`);
       const frame = await ws.readFrame();
       assert.equal(frame.opcode, OP.TEXT);
       s.ws = ws;
       s.handshake = parseOpenPacket(frame.text);
     } else {
-      const res = await request(server.port, { method: 'GET', path: sioPath(), headers });
+      const res = await request(server.port, { method: 'GET', path: sioPath() + extraQuery, headers });
       assert.equal(res.status, 200, `handshake status ${res.status}: ${res.text}`);
       s.handshake = parseOpenPacket(res.text);
     }

@@ -55,6 +55,7 @@
 //   sockets-join room, target, cb / sockets-leave … → nsp.in(room).socketsJoin(target); cb()
 //   disconnect-sockets room, close, cb → cb() first, then nsp.in(room).disconnectSockets(close)
 //   set-data obj, cb / get-data cb → socket.data
+//   handshake cb                 → cb({headers, query, url}) of socket.handshake
 //   disconnect-me close          → socket.disconnect(close)
 //   server-side-emit cb          → nsp.serverSideEmit("ping") (must not throw); cb("ok")
 //   server-side-emit-event ev, ...args, cb → nsp.serverSideEmit(ev, ...args); cb("ok")
@@ -316,6 +317,10 @@ function onConnection(socket) {
   });
   socket.on('get-data', (cb) => {
     if (typeof cb === 'function') cb(socket.data);
+  });
+  socket.on('handshake', (cb) => {
+    const { headers, query, url } = socket.handshake;
+    if (typeof cb === 'function') cb({ headers, query, url });
   });
   socket.on('disconnect-me', (close) => {
     socket.disconnect(close);
