@@ -307,11 +307,13 @@ static int refuses_writes(const sioc__conn_t *conn)
     return conn->closing || (conn->tls != NULL && !sioc__tls_ready(conn->tls));
 }
 
-/* The backstop of connection.h: a layer that writes on past twice the cap is cut off. */
-static int over_hard_cap(sioc__conn_t *conn)
+/* The backstop of connection.h: a layer that writes on past twice the cap is cut off, as is a
+ * write that would take the unsent bytes past SIOC_CONN_MAX_UNSENT. */
+static int over_hard_cap(sioc__conn_t *conn, size_t length)
 {
-    if (conn->max_buffered_bytes == 0 ||
-        sioc__conn_buffered_bytes(conn) <= 2 * (size_t)conn->max_buffered_bytes)
+    size_t buffered = sioc__conn_buffered_bytes(conn);
+    if (length <= SIOC_CONN_MAX_UNSENT - buffered &&
+        (conn->max_buffered_bytes == 0 || buffered <= 2 * (size_t)conn->max_buffered_bytes))
         return 0;
     sioc__conn_close(conn, 0);
     return 1;
@@ -320,13 +322,13 @@ static int over_hard_cap(sioc__conn_t *conn)
 /* Appends to the buffer of small copies at the end of the queue; 0, or -1 if it has no room. */
 static int append_copy(sioc__conn_t *conn, const void *bytes, size_t length)
 {
-    if (conn->copy_tail == NULL || length > conn->copy_room)
+    if (!conn->copy_tail || length > conn->copy_room)
         return -1;
     sioc__conn_slice_t *slice = &conn->queue[conn->queue_length - 1];
     memcpy(slice->bytes.base + slice->bytes.len, bytes, length);
     slice->bytes.len += (unsigned)length;
     conn->copy_room -= (uint16_t)length;
-    conn->queued_bytes += length;
+    conn->queued_bytes += (uint32_t)length;
     mark_dirty(conn);
     return 0;
 }
@@ -338,9 +340,9 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
         return -1;
     if (length == 0)
         return 0;
-    if (over_hard_cap(conn))
+    if (over_hard_cap(conn, length))
         return -1;
-    conn->copy_tail = NULL;
+    conn->copy_tail = 0;
     if (conn->queue_capacity == 0) {
         if (take_queue(conn) != 0)
             return -1;
@@ -355,7 +357,7 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
     sioc__conn_slice_t *slice = &conn->queue[conn->queue_length++];
     slice->buffer = sioc__buffer_ref(buffer);
     slice->bytes = uv_buf_init((char *)bytes, (unsigned)length);
-    conn->queued_bytes += length;
+    conn->queued_bytes += (uint32_t)length;
     mark_dirty(conn);
     return 0;
 }
@@ -366,7 +368,7 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
         return -1;
     if (length == 0)
         return 0;
-    if (over_hard_cap(conn))
+    if (over_hard_cap(conn, length))
         return -1;
     if (append_copy(conn, bytes, length) == 0)
         return 0;
@@ -377,7 +379,7 @@ int sioc__conn_write_copy(sioc__conn_t *conn, const void *bytes, size_t length)
     memcpy(buffer->data, bytes, length);
     int rc = sioc__conn_write(conn, buffer, buffer->data, length);
     if (rc == 0 && small) {
-        conn->copy_tail = buffer; /* the queue holds the only other reference */
+        conn->copy_tail = 1; /* the queue holds the only other reference */
         conn->copy_room = (uint16_t)(SIOC_COALESCE_SIZE - length);
     }
     sioc__buffer_unref(buffer);
@@ -408,7 +410,7 @@ static void check_drained(sioc__conn_t *conn)
 
 static void release_queue(sioc__conn_t *conn)
 {
-    conn->copy_tail = NULL;
+    conn->copy_tail = 0;
     for (uint32_t i = 0; i < conn->queue_length; i++)
         sioc__buffer_unref(conn->queue[i].buffer);
     conn->queue_length = 0;
@@ -423,7 +425,7 @@ static void on_write(uv_write_t *request, int status)
     sioc__conn_t *conn = write->conn;
     for (uint32_t i = 0; i < write->slice_count; i++)
         sioc__buffer_unref(write->slices[i].buffer);
-    conn->in_flight_bytes -= write->bytes;
+    conn->in_flight_bytes -= (uint32_t)write->bytes;
     free(write);
     if (status < 0) {
         sioc__conn_close(conn, 0);
@@ -439,7 +441,7 @@ static void on_write(uv_write_t *request, int status)
 /* Hands the rest of the queue, from slice first on, to uv_write. */
 static int write_remaining(sioc__conn_t *conn, uint32_t first)
 {
-    conn->copy_tail = NULL; /* libuv may read it from now on: nothing is appended any more */
+    conn->copy_tail = 0; /* libuv may read it from now on: nothing is appended any more */
     uint32_t count = conn->queue_length - first;
     write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc__conn_slice_t));
     uv_buf_t small[16] = {{0}};
@@ -466,7 +468,7 @@ static int write_remaining(sioc__conn_t *conn, uint32_t first)
         free(write);
         return -1;
     }
-    conn->in_flight_bytes += write->bytes;
+    conn->in_flight_bytes += (uint32_t)write->bytes;
     conn->queue_length = first; /* the request owns those references now */
     return 0;
 }
@@ -474,7 +476,7 @@ static int write_remaining(sioc__conn_t *conn, uint32_t first)
 /* Tries to write synchronously; what the kernel does not take goes to one uv_write. */
 static int try_write(sioc__conn_t *conn)
 {
-    conn->copy_tail = NULL;
+    conn->copy_tail = 0;
     uv_buf_t small[16];
     uint32_t count = conn->queue_length;
     uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
@@ -500,7 +502,7 @@ static int try_write(sioc__conn_t *conn)
         conn->queue[done].bytes.base += left;
         conn->queue[done].bytes.len -= left;
     }
-    conn->queued_bytes -= (size_t)written;
+    conn->queued_bytes -= (uint32_t)written;
     memmove(conn->queue, conn->queue + done, (count - done) * sizeof(sioc__conn_slice_t));
     conn->queue_length = count - done;
     if (conn->queue_length > 0 && write_remaining(conn, 0) != 0)
@@ -524,7 +526,7 @@ static int encrypt_queue(sioc__conn_t *conn)
     }
     conn->queue_length = 0;
     conn->queued_bytes = 0;
-    conn->copy_tail = NULL;
+    conn->copy_tail = 0;
     if (conn->close_after_flush)
         sioc__tls_shutdown(tls);
     size_t length;
@@ -538,7 +540,7 @@ static int encrypt_queue(sioc__conn_t *conn)
     conn->queue[0].buffer = records; /* the queue takes take_output's reference */
     conn->queue[0].bytes = uv_buf_init((char *)records->data, (unsigned)length);
     conn->queue_length = 1;
-    conn->queued_bytes = length;
+    conn->queued_bytes = (uint32_t)length;
     return rc;
 }
 

@@ -50,6 +50,10 @@
  * control holds the peer back until the linger time is over (a client uploading 100 MB after
  * its 413 is not read to the end, and still gets to read the 413). */
 #define SIOC_LINGER_MAX_BYTES (1024u * 1024)
+/* The bytes a connection may hold unsent, queued and in flight together, whatever its cap: a
+ * write past it closes the connection (the counts are 32 bits; half their range leaves room
+ * for what TLS adds to the queue when it encrypts it). */
+#define SIOC_CONN_MAX_UNSENT (UINT32_MAX / 2)
 /* A write queue starts with this many slices and doubles when full. */
 #define SIOC_QUEUE_INITIAL 4
 /* Write queues of the initial size that a loop keeps after connections flushed them, for the
@@ -119,27 +123,29 @@ struct sioc__conn_s {
     sioc__conn_slice_t *queue; /* queued, not yet flushed; freed when empty */
     uint32_t queue_length;
     uint32_t queue_capacity;
-    size_t queued_bytes;    /* in queue */
-    size_t in_flight_bytes; /* handed to libuv, not yet written */
+    /* 32 bits each: the unsent bytes are bounded by SIOC_CONN_MAX_UNSENT. */
+    uint32_t queued_bytes;    /* in queue */
+    uint32_t in_flight_bytes; /* handed to libuv, not yet written */
     sioc__conn_t *next_dirty;
     struct sioc__conn_closing_s *lingering; /* allocated only while closing gracefully */
-    /* The flags in bits and copy_room in 16 bits fill 4 bytes beside the cap: 352 bytes, so
-     * that a connection with a WebSocket's state in its room fits a 416-byte malloc chunk. */
+    /* The flags in bits and copy_room in 16 bits fill 4 bytes beside the cap, and with the
+     * byte counts in 32 bits and the copy tail a bit the connection is 336 bytes: with a
+     * WebSocket's state in its room (56) it fits a 400-byte malloc chunk. */
     uint8_t dirty : 1;
     uint8_t closing : 1;
     uint8_t reading : 1; /* libuv is reading */
     uint8_t close_after_flush : 1;
     uint8_t peer_closed : 1; /* the peer's FIN arrived */
     uint8_t tls_ready : 1;   /* in io->tls_ready_head */
-    uint8_t paused;          /* SIOC__CONN_PAUSED_* */
-    uint16_t copy_room;      /* room left at the end of copy_tail (< SIOC_COALESCE_SIZE) */
+    /* The last queued slice is a buffer of small copies that only this connection holds (the
+     * room left at its end is copy_room); cleared as soon as anything else is queued or the
+     * queue is handed to libuv. */
+    uint8_t copy_tail : 1;
+    uint8_t paused;     /* SIOC__CONN_PAUSED_* */
+    uint16_t copy_room; /* room left at the end of the copy tail (< SIOC_COALESCE_SIZE) */
     /* The cap on queued and in-flight bytes together; 0 = none. 32 bits (a cap past 4 GiB is
      * taken as 4 GiB, sioc__conn_set_cap). */
     uint32_t max_buffered_bytes;
-    /* The last queued slice, when it is a buffer of small copies that only this connection
-     * holds (the room left at its end is copy_room); NULL as soon as anything else is queued
-     * or the queue is handed to libuv. */
-    sioc__buffer_t *copy_tail;
     sioc__tls_t *tls; /* NULL: plaintext */
     sioc__conn_t *next_tls_ready;
 };
@@ -191,7 +197,7 @@ static inline void sioc__conn_set_cap(sioc__conn_t *conn, size_t max_buffered_by
 /* Bytes queued or handed to the kernel but not yet written: the slow-reader measure. */
 static inline size_t sioc__conn_buffered_bytes(const sioc__conn_t *conn)
 {
-    return conn->queued_bytes + conn->in_flight_bytes;
+    return (size_t)conn->queued_bytes + conn->in_flight_bytes;
 }
 
 /* 1 when the unsent bytes are over the connection's cap. */

@@ -281,6 +281,48 @@ static void test_room_after_each_connection(void **state)
     finish(harness);
 }
 
+/* Small copies queued back to back share one slice (the copy tail); a slice of another buffer
+ * ends the tail, and the copies after it start a new one. */
+static void test_small_copies_share_a_slice(void **state)
+{
+    harness_t *harness = start(1);
+    sioc__conn_t *conn = harness->conns[0];
+    assert_int_equal(sioc__conn_write_copy(conn, "ab", 2), 0);
+    assert_int_equal(sioc__conn_write_copy(conn, "cd", 2), 0);
+    assert_int_equal(conn->queue_length, 1);
+    assert_int_equal(conn->queued_bytes, 4);
+    assert_true(conn->copy_tail);
+    assert_int_equal(conn->copy_room, SIOC_COALESCE_SIZE - 4);
+    sioc__buffer_t *buffer = sioc__buffer_new_copy("ef", 2, 0);
+    assert_non_null(buffer);
+    assert_int_equal(sioc__conn_write(conn, buffer, buffer->data, 2), 0);
+    sioc__buffer_unref(buffer);
+    assert_false(conn->copy_tail);
+    assert_int_equal(sioc__conn_write_copy(conn, "gh", 2), 0);
+    assert_int_equal(conn->queue_length, 3);
+    assert_int_equal(conn->queued_bytes, 8);
+    expect_received(harness, "abcdefgh");
+    finish(harness);
+}
+
+/* Whatever the cap (none here), a write that would take the unsent bytes past
+ * SIOC_CONN_MAX_UNSENT closes the connection: the counts are 32 bits. The slice is refused
+ * before anything reads it. */
+static void test_unsent_bytes_are_bounded(void **state)
+{
+    harness_t *harness = start(1);
+    sioc__conn_t *conn = harness->conns[0];
+    assert_int_equal(conn->max_buffered_bytes, 0);
+    sioc__buffer_t *buffer = sioc__buffer_new_copy("x", 1, 0);
+    assert_non_null(buffer);
+    assert_int_equal(sioc__conn_write(conn, buffer, buffer->data, 1), 0);
+    assert_int_equal(sioc__conn_write(conn, buffer, buffer->data, SIOC_CONN_MAX_UNSENT), -1);
+    sioc__buffer_unref(buffer);
+    assert_true(conn->closing);
+    assert_true(run_until(harness, all_closed));
+    finish(harness);
+}
+
 static void test_closed_connection_gives_its_queue(void **state)
 {
     harness_t *harness = start(1);
@@ -302,6 +344,8 @@ int main(void)
         cmocka_unit_test(test_spares_are_capped),
         cmocka_unit_test(test_grown_queue_is_not_kept),
         cmocka_unit_test(test_room_after_each_connection),
+        cmocka_unit_test(test_small_copies_share_a_slice),
+        cmocka_unit_test(test_unsent_bytes_are_bounded),
         cmocka_unit_test(test_closed_connection_gives_its_queue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
