@@ -549,8 +549,8 @@ static int packet_middleware_acts_on(const char *event)
     return strcmp(event, "forbidden") == 0 || strcmp(event, "slow") == 0;
 }
 
-/* A socket's packet middleware and error handler take a block of the library's (about 80
- * bytes), and this middleware only acts on two events: it is installed on a socket's first
+/* A socket's packet middleware takes a block of the library's (about 80 bytes), and this
+ * middleware only acts on two events: it is installed on a socket's first
  * such event, from here, as the catch-all runs before the middlewares (Node's order). For
  * every other event next() would have been the answer, so the socket behaves as if it had had
  * the middleware from its connection on. */
@@ -558,10 +558,8 @@ static void on_any(sioc_socket_t *socket, const sioc_event_t *event, void *data)
 {
     uintptr_t word = socket_word(socket) + 2; /* one more event */
     if (packet_middleware_acts_on(event->name) && !(word & HAS_PACKET_MIDDLEWARE) &&
-        sioc_socket_use(socket, packet_middleware, NULL) == 0) {
-        sioc_socket_on_error(socket, on_socket_error, NULL);
+        sioc_socket_use(socket, packet_middleware, NULL) == 0)
         word |= HAS_PACKET_MIDDLEWARE;
-    }
     sioc_socket_set_user(socket, (void *)word);
 }
 
@@ -623,6 +621,7 @@ static void setup_namespace(sioc_namespace_t *nsp)
     sioc_namespace_on_connection(nsp, on_connection, NULL);
     sioc_namespace_on_disconnect(nsp, on_disconnect, NULL);
     sioc_namespace_on_any(nsp, on_any, NULL);
+    sioc_namespace_on_socket_error(nsp, on_socket_error, NULL);
     sioc_namespace_on_server_side_emit(nsp, on_other_server, NULL);
     for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
         if (handlers[i].callback == on_message_with_ack)

@@ -480,8 +480,15 @@ SIOC_API int sioc_socket_use(sioc_socket_t *socket, sioc_packet_middleware_cb mi
                              void *data);
 /* error NULL lets the event go on; otherwise it is refused with that message (copied). */
 SIOC_API void sioc_event_next(sioc_event_next_t *next, const char *error);
+/* The socket's error handler (Node's socket.on("error")): a refusal of its packet middleware,
+ * and the decoding error that closes its connection (Node's Client.onerror: every socket of
+ * the connection gets socket.io-parser's message, e.g. "invalid payload", before the close;
+ * what it emits then is still sent). */
 SIOC_API void sioc_socket_on_error(sioc_socket_t *socket, sioc_socket_error_cb callback,
                                    void *data);
+/* The error handler of every socket of nsp that has none of its own: no per-socket state. */
+SIOC_API void sioc_namespace_on_socket_error(sioc_namespace_t *nsp, sioc_socket_error_cb callback,
+                                             void *data);
 
 /* Emit to one socket. args: a JSON array (taken) or NULL for no arguments. */
 SIOC_API int sioc_socket_emit(sioc_socket_t *socket, const char *event, json_t *args);

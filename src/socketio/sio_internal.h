@@ -72,8 +72,9 @@ struct sioc_namespace_s {
     sioc__sio_callback_t on_any;
     sioc__sio_callback_t on_any_outgoing;
     sioc__sio_callback_t on_server_side_emit;
-    sioc__sio_callback_t on_socket_data; /* builds socket.data on demand */
-    sioc__index_t sockets_by_id;         /* connected sockets */
+    sioc__sio_callback_t on_socket_data;  /* builds socket.data on demand */
+    sioc__sio_callback_t on_socket_error; /* for a socket without its own error handler */
+    sioc__index_t sockets_by_id;          /* connected sockets */
     sioc_socket_t *sockets;     /* the same in the order they connected (next_in_nsp), as */
     sioc_socket_t *last_socket; /* Node's Map: broadcasts and fetchSockets go in this order */
     size_t socket_count;
@@ -151,6 +152,9 @@ static inline char *sioc__sio_socket_pid(const sioc_socket_t *socket)
 {
     return (char *)socket->id + strlen(socket->id) + 1;
 }
+
+/* Node's socket._onerror(): the socket's error handler, or its namespace's, gets message. */
+void sioc__sio_socket_error(sioc_socket_t *socket, const char *message);
 
 /* The socket's rare block, made (zeroed) on the first call; NULL when out of memory. */
 sioc__sio_socket_rare_t *sioc__sio_socket_rare(sioc_socket_t *socket);

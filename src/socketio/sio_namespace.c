@@ -219,6 +219,12 @@ void sioc_namespace_on_socket_data(sioc_namespace_t *nsp, sioc_socket_data_cb ca
     SET_CALLBACK(on_socket_data);
 }
 
+void sioc_namespace_on_socket_error(sioc_namespace_t *nsp, sioc_socket_error_cb callback,
+                                    void *data)
+{
+    SET_CALLBACK(on_socket_error);
+}
+
 void sioc_namespace_on_any(sioc_namespace_t *nsp, sioc_event_cb callback, void *data)
 {
     SET_CALLBACK(on_any);

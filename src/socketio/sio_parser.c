@@ -35,7 +35,13 @@
 #define MAX_JSON_DEPTH 2048
 
 /* Error messages: Node's wording where Node has the check. */
-static const char ERROR_UNKNOWN_TYPE[] = "unknown packet type";
+/* socket.io-parser reads the type as Number(first character): its message says what it got. */
+static const char *const ERROR_UNKNOWN_TYPE[] = {"unknown packet type 7", "unknown packet type 8",
+                                                 "unknown packet type 9"};
+static const char ERROR_TYPE_NOT_A_NUMBER[] = "unknown packet type NaN";
+/* Engine.IO hands socket.io-parser no data at all for an empty message, and its Decoder.add
+ * fails on that with a TypeError: the message an application's error handler sees in Node. */
+static const char ERROR_EMPTY_MESSAGE[] = "Cannot read properties of undefined (reading 'base64')";
 static const char ERROR_ILLEGAL_ATTACHMENTS[] = "Illegal attachments";
 static const char ERROR_TOO_MANY_ATTACHMENTS[] = "too many attachments";
 static const char ERROR_INVALID_PAYLOAD[] = "invalid payload";
@@ -123,11 +129,42 @@ static int is_digit(int character)
     return character >= '0' && character <= '9';
 }
 
+/* The bytes of a character that JavaScript's Number() reads as 0 (white space and line
+ * terminators: Number(" ") === 0) at the cursor, or 0 when there is none. */
+static size_t white_space_length(const struct cursor *cursor)
+{
+    static const char *const multibyte[] = {
+        "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82",
+        "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87",
+        "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9",
+        "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80", "\xef\xbb\xbf"};
+    int character = cursor_peek(cursor);
+    if (character == ' ' || (character >= '\t' && character <= '\r'))
+        return 1;
+    size_t left = cursor->length - cursor->position;
+    for (size_t i = 0; character >= 0x80 && i < sizeof(multibyte) / sizeof(multibyte[0]); i++) {
+        size_t length = strlen(multibyte[i]);
+        if (left >= length && memcmp(cursor->text + cursor->position, multibyte[i], length) == 0)
+            return length;
+    }
+    return 0;
+}
+
 static const char *read_type(struct cursor *cursor, int *type)
 {
     int character = cursor_peek(cursor);
-    if (character < '0' || character > '0' + SIOC_SIO_BINARY_ACK)
-        return ERROR_UNKNOWN_TYPE;
+    if (character < 0)
+        return ERROR_EMPTY_MESSAGE;
+    size_t blank = white_space_length(cursor);
+    if (blank > 0) {
+        *type = SIOC_SIO_CONNECT;
+        cursor->position += blank;
+        return NULL;
+    }
+    if (!is_digit(character))
+        return ERROR_TYPE_NOT_A_NUMBER;
+    if (character > '0' + SIOC_SIO_BINARY_ACK)
+        return ERROR_UNKNOWN_TYPE[character - '0' - SIOC_SIO_BINARY_ACK - 1];
     *type = character - '0';
     cursor->position++;
     return NULL;

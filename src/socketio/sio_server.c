@@ -497,7 +497,11 @@ static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size
     const char *error = NULL;
     int rc = decode(client, bytes, length, binary, &packet, &error);
     if (rc == SIOC_SIO_DECODE_ERROR) {
-        /* Node: a decoding error closes the whole connection ("forced close"). */
+        /* Node's Client.onerror: every socket hears the error, then the whole connection
+         * closes ("forced close"). */
+        for (sioc_socket_t *socket = client->sockets; socket != NULL && !client->closed;
+             socket = socket->next_in_client)
+            sioc__sio_socket_error(socket, error);
         sioc__sio_client_close(client, "forced close");
         return;
     }

@@ -531,14 +531,22 @@ static void run_middleware(sioc_event_next_t *next)
     ((sioc_packet_middleware_cb)use.callback)(socket, &next->event, next, use.data);
 }
 
+/* Node emits "error" on the server-side socket whatever its state; a socket with no listener
+ * only logs it there, so nothing happens here without a handler. */
+void sioc__sio_socket_error(sioc_socket_t *socket, const char *message)
+{
+    sioc__sio_callback_t *hook = socket->rare != NULL ? &socket->rare->on_error : NULL;
+    if (hook == NULL || hook->callback == NULL)
+        hook = &sioc__sio_namespace_root(socket->nsp)->on_socket_error;
+    if (hook->callback != NULL)
+        ((sioc_socket_error_cb)hook->callback)(socket, message, hook->data);
+}
+
 void sioc_event_next(sioc_event_next_t *next, const char *error)
 {
     sioc_socket_t *socket = next->socket;
     if (error != NULL) {
-        /* Node's _onerror(): the server-side socket's "error" event, whatever its state. */
-        sioc__sio_callback_t *hook = socket->rare != NULL ? &socket->rare->on_error : NULL;
-        if (hook != NULL && hook->callback != NULL)
-            ((sioc_socket_error_cb)hook->callback)(socket, error, hook->data);
+        sioc__sio_socket_error(socket, error);
         free_next(next);
         return;
     }

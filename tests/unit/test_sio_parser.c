@@ -328,13 +328,34 @@ static void test_decode_refuses_deep_nesting(void **state)
 static void test_decode_refuses_unknown_types(void **state)
 {
     (void)state;
-    assert_refused("7", "unknown packet type");
-    assert_refused("9[\"a\"]", "unknown packet type");
-    assert_refused("a", "unknown packet type");
-    assert_refused("/", "unknown packet type");
-    assert_refused(" 2[\"a\"]", "unknown packet type");
-    assert_refused("", "unknown packet type");
-    assert_refused_bytes("\0", 1, "unknown packet type");
+    /* socket.io-parser's messages: the type is Number() of the first character. */
+    assert_refused("7", "unknown packet type 7");
+    assert_refused("8", "unknown packet type 8");
+    assert_refused("9[\"a\"]", "unknown packet type 9");
+    assert_refused("a", "unknown packet type NaN");
+    assert_refused("/", "unknown packet type NaN");
+    assert_refused("\xc2", "unknown packet type NaN");
+    assert_refused("\xe2\x80", "unknown packet type NaN");
+    assert_refused("\xc2\xa1{}", "unknown packet type NaN");
+    assert_refused_bytes("\0", 1, "unknown packet type NaN");
+    assert_refused("", "Cannot read properties of undefined (reading 'base64')");
+}
+
+/* Number(" ") is 0 in JavaScript: a white-space type is a CONNECT, as socket.io-parser reads it. */
+static void test_decode_reads_white_space_type_as_connect(void **state)
+{
+    (void)state;
+    static const char *const blanks[] = {
+        " ",        "\t",           "\n",           "\v",           "\f",          "\r",
+        "\xc2\xa0", "\xe2\x80\x80", "\xe2\x80\xa8", "\xe3\x80\x80", "\xef\xbb\xbf"};
+    for (size_t i = 0; i < sizeof(blanks) / sizeof(blanks[0]); i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "%s/custom,{\"a\":1}", blanks[i]);
+        assert_decodes(text, SIOC_SIO_CONNECT, "/custom", NO_ID, "{\"a\":1}");
+        snprintf(text, sizeof(text), "%s", blanks[i]);
+        assert_decodes(text, SIOC_SIO_CONNECT, "/", NO_ID, NULL);
+    }
+    assert_refused(" 2[\"a\"]", "invalid payload");
 }
 
 static void test_decode_refuses_bad_attachment_counts(void **state)
@@ -923,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_decode_ack_ids),
         cmocka_unit_test(test_decode_refuses_bad_payloads),
         cmocka_unit_test(test_decode_refuses_deep_nesting),
+        cmocka_unit_test(test_decode_reads_white_space_type_as_connect),
         cmocka_unit_test(test_decode_refuses_unknown_types),
         cmocka_unit_test(test_decode_refuses_bad_attachment_counts),
         cmocka_unit_test(test_decode_refuses_bad_placeholders),

@@ -35,7 +35,7 @@
 // On connection: emit("auth", handshake.auth); join auth.room if a string.
 // Packet middleware (socket.use, every socket): an event "forbidden" → next(new Error(
 //   "forbidden event")); "slow" → next() after 100 ms; any other → next(). The socket's
-//   "error" event → emit("middleware-error", err.message).
+//   "error" event with an Error → emit("middleware-error", err.message).
 //   slow ...args, cb             → cb(...args)
 // Events (cb = the client's ack callback):
 //   message ...args              → emit("message-back", ...args)
@@ -241,7 +241,11 @@ function onConnection(socket) {
     else if (event === 'slow') setTimeout(() => next(), 100);
     else next();
   });
-  socket.on('error', (err) => socket.emit('middleware-error', err.message));
+  // An "error" event the client sent reaches this listener too (Node's EventEmitter), with the
+  // client's arguments: only an Error (a refusal, a decoding error) is forwarded.
+  socket.on('error', (err) => {
+    if (err instanceof Error) socket.emit('middleware-error', err.message);
+  });
   socket.on('slow', (...all) => {
     const [args, cb] = splitAck(all);
     if (cb) cb(...args);

@@ -6,7 +6,9 @@
 // event (CVE-2024-38355), plus protocol-state violations.
 //
 // What Node does when it closes (every "close" case below):
-// - nothing is sent back first (no CONNECT_ERROR, no ack);
+// - nothing is sent back first (no CONNECT_ERROR, no ack), but for a decoding error
+//   (socket.io-parser's message in `error`) every socket of the connection gets an "error"
+//   event first, which the echo server answers with "middleware-error" and that message;
 // - polling: the POST that carried the packet is answered 200 "ok", the
 //   pending GET gets the Engine.IO close packet `1`, the sid is then unknown
 //   (400 {"code":1,"message":"Session ID unknown"});
@@ -23,42 +25,42 @@ const PH = (n) => `{"_placeholder":true,"num":${n}}`;
 
 // Sent on a session connected to `/` (and /custom when `custom` is set).
 const CLOSING = [
-  { name: 'event name is an object: 42[{"toString":"foo"}]', send: ['42[{"toString":"foo"}]'] },
-  { name: 'event name is true: 42[true,"foo"]', send: ['42[true,"foo"]'] },
-  { name: 'event name is null: 42[null,"bar"]', send: ['42[null,"bar"]'] },
-  { name: 'placeholder num "splice" (+1 binary)', send: [`451-["x",${PH('"splice"')}]`, bin(1, 2, 3)] },
-  { name: 'placeholder num out of range (1 of 1 attachment)', send: [`451-["x",${PH(1)}]`, bin(1, 2, 3)] },
-  { name: 'placeholder num negative', send: [`451-["x",${PH(-1)}]`, bin(1)] },
-  { name: 'attachment count 99999999999', send: [`4599999999999-["x",${PH(0)}]`] },
-  { name: 'attachment count 11 (> maxAttachments 10)', send: [`4511-["x",${PH(0)}]`] },
-  { name: 'attachment count 0', send: ['450-["x"]'] },
-  { name: 'attachment count not a number', send: [`45a-["x",${PH(0)}]`] },
-  { name: 'binary event without the "-"', send: [`451["x",${PH(0)}]`] },
-  { name: 'payload is an object: 42{}', send: ['42{}'] },
-  { name: 'payload is a string: 42"x"', send: ['42"x"'] },
-  { name: 'payload is an empty array: 42[]', send: ['42[]'] },
-  { name: 'payload is not JSON: 4abc', send: ['4abc'] },
-  { name: 'truncated JSON: 42["message",', send: ['42["message",'] },
-  { name: 'empty Socket.IO packet (Engine.IO message "4")', send: ['4'] },
-  { name: 'unknown packet type 7', send: ['47'] },
-  { name: 'reserved event name "connect"', send: ['42["connect"]'] },
-  { name: 'reserved event name "disconnect"', send: ['42["disconnect"]'] },
-  { name: 'reserved event name "disconnecting"', send: ['42["disconnecting"]'] },
-  { name: 'ACK payload not an array: 431{}', send: ['431{}'] },
-  { name: 'DISCONNECT with a payload: 41[]', send: ['41[]'] },
-  { name: 'binary message without a pending binary packet', send: [bin(1, 2)] },
-  { name: 'text while a binary packet waits for its attachments', send: [`452-["message",${PH(0)},${PH(1)}]`, bin(1), '42["message",1]'] },
+  { name: 'event name is an object: 42[{"toString":"foo"}]', send: ['42[{"toString":"foo"}]'], error: 'invalid payload' },
+  { name: 'event name is true: 42[true,"foo"]', send: ['42[true,"foo"]'], error: 'invalid payload' },
+  { name: 'event name is null: 42[null,"bar"]', send: ['42[null,"bar"]'], error: 'invalid payload' },
+  { name: 'placeholder num "splice" (+1 binary)', send: [`451-["x",${PH('"splice"')}]`, bin(1, 2, 3)], error: 'illegal attachments' },
+  { name: 'placeholder num out of range (1 of 1 attachment)', send: [`451-["x",${PH(1)}]`, bin(1, 2, 3)], error: 'illegal attachments' },
+  { name: 'placeholder num negative', send: [`451-["x",${PH(-1)}]`, bin(1)], error: 'illegal attachments' },
+  { name: 'attachment count 99999999999', send: [`4599999999999-["x",${PH(0)}]`], error: 'too many attachments' },
+  { name: 'attachment count 11 (> maxAttachments 10)', send: [`4511-["x",${PH(0)}]`], error: 'too many attachments' },
+  { name: 'attachment count 0', send: ['450-["x"]'], error: 'Illegal attachments' },
+  { name: 'attachment count not a number', send: [`45a-["x",${PH(0)}]`], error: 'Illegal attachments' },
+  { name: 'binary event without the "-"', send: [`451["x",${PH(0)}]`], error: 'Illegal attachments' },
+  { name: 'payload is an object: 42{}', send: ['42{}'], error: 'invalid payload' },
+  { name: 'payload is a string: 42"x"', send: ['42"x"'], error: 'invalid payload' },
+  { name: 'payload is an empty array: 42[]', send: ['42[]'], error: 'invalid payload' },
+  { name: 'payload is not JSON: 4abc', send: ['4abc'], error: 'unknown packet type NaN' },
+  { name: 'truncated JSON: 42["message",', send: ['42["message",'], error: 'invalid payload' },
+  { name: 'empty Socket.IO packet (Engine.IO message "4")', send: ['4'], error: "Cannot read properties of undefined (reading 'base64')" },
+  { name: 'unknown packet type 7', send: ['47'], error: 'unknown packet type 7' },
+  { name: 'reserved event name "connect"', send: ['42["connect"]'], error: 'invalid payload' },
+  { name: 'reserved event name "disconnect"', send: ['42["disconnect"]'], error: 'invalid payload' },
+  { name: 'reserved event name "disconnecting"', send: ['42["disconnecting"]'], error: 'invalid payload' },
+  { name: 'ACK payload not an array: 431{}', send: ['431{}'], error: 'invalid payload' },
+  { name: 'DISCONNECT with a payload: 41[]', send: ['41[]'], error: 'invalid payload' },
+  { name: 'binary message without a pending binary packet', send: [bin(1, 2)], error: 'got binary data when not reconstructing a packet' },
+  { name: 'text while a binary packet waits for its attachments', send: [`452-["message",${PH(0)},${PH(1)}]`, bin(1), '42["message",1]'], error: 'got plaintext data when reconstructing a packet' },
   { name: 'second CONNECT to the same namespace: 40', send: ['40'] },
   { name: 'second CONNECT with auth: 40{"a":1}', send: ['40{"a":1}'] },
   { name: 'second CONNECT to /custom (already joined)', send: ['40/custom,'], custom: true },
-  { name: 'CONNECT payload not an object: 40/custom,[1]', send: ['40/custom,[1]'] },
-  { name: 'CONNECT payload a string: 40/custom,"x"', send: ['40/custom,"x"'] },
+  { name: 'CONNECT payload not an object: 40/custom,[1]', send: ['40/custom,[1]'], error: 'invalid payload' },
+  { name: 'CONNECT payload a string: 40/custom,"x"', send: ['40/custom,"x"'], error: 'invalid payload' },
   { name: 'EVENT for a namespace not joined: 42/custom,["message",1]', send: ['42/custom,["message",1]'] },
   { name: 'ACK for a namespace not joined: 43/custom,1[]', send: ['43/custom,1[]'] },
   { name: 'DISCONNECT for a namespace not joined: 41/custom,', send: ['41/custom,'] },
   { name: 'EVENT for an unknown namespace: 42/nope,["x"]', send: ['42/nope,["x"]'] },
   { name: 'CONNECT_ERROR from the client: 44{"message":"x"}', send: ['44{"message":"x"}'] },
-  { name: 'a bad packet for / also ends /custom on the same connection', send: ['42{}'], custom: true },
+  { name: 'a bad packet for / also ends /custom on the same connection', send: ['42{}'], custom: true, error: 'invalid payload' },
   { name: 'Engine.IO packet type 9 (reason "parse error")', send: [{ eio: '9' }], reason: 'parse error' },
   { name: 'Engine.IO ping from the client (reason "transport error")', send: [{ eio: '2' }], reason: 'transport error' },
 ];
@@ -105,7 +107,7 @@ describe('sio bad input (raw)', () => {
         return { c, raw, sid, customSid };
       }
 
-      async function assertClosedLikeNode(raw, postResult) {
+      async function assertClosedLikeNode(raw, postResult, expectedBeforeClose = []) {
         const closed = await raw.waitClosed(3000);
         if (transport === 'polling') {
           assert.deepEqual(postResult, { status: 200, text: 'ok' }, 'the POST itself is answered 200 ok');
@@ -114,14 +116,18 @@ describe('sio bad input (raw)', () => {
         } else {
           assert.deepEqual({ how: closed.how, code: closed.code }, { how: 'close-frame', code: null });
         }
-        assert.deepEqual(raw.queue, [], 'nothing is sent back before the close');
+        assert.deepEqual(raw.queue, expectedBeforeClose, 'what is sent back before the close');
       }
 
       for (const tc of CLOSING) {
         it(`${tc.name} → connection closed`, async (t) => {
           const { raw, sid, customSid } = await connected(t, { custom: tc.custom });
           const post = await raw.send(...tc.send.map(toEio));
-          await assertClosedLikeNode(raw, post);
+          // A decoding error reaches every socket of the connection first (Node's
+          // Client.onerror), and the echo server's error handler answers it.
+          const heard = (nsp) => ({ type: '4', data: `2${nsp}["middleware-error",${JSON.stringify(tc.error)}]` });
+          const expected = tc.error ? [heard(''), ...(customSid ? [heard('/custom,')] : [])] : [];
+          await assertClosedLikeNode(raw, post, expected);
           const [, reason] = await observer.inbox.takeMatching('left', (a) => a[0] === sid, 3000);
           assert.equal(reason, tc.reason ?? 'forced close');
           if (customSid) {
@@ -160,6 +166,15 @@ describe('sio bad input (raw)', () => {
         await raw.send('421["count"]');
         assert.equal(await raw.nextText(), '31[1]');
       });
+
+      for (const [name, blank] of [['a space', ' '], ['a tab', '\t'], ['U+00A0', '\u00a0'], ['U+FEFF', '\ufeff']]) {
+        it(`${name} as packet type is read as 0 (Number() of white space): CONNECT to /custom`, async (t) => {
+          const { raw } = await connected(t);
+          await raw.send(`4${blank}/custom,`);
+          assert.match(await raw.nextText(), /^0\/custom,\{"sid":"[\w-]{20}"\}$/);
+          assert.equal(await raw.nextText(), '2/custom,["auth",{}]');
+        });
+      }
 
       it('an ACK with an unknown id (43999[1]) is ignored and not counted', async (t) => {
         const { raw } = await connected(t);
