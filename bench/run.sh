@@ -21,7 +21,7 @@
 # BENCH_ONLY="sioc:echo node:connect ..." measures only those again, keeps the other results of
 # the previous run of the same mode, and rewrites the report ("compression" in the list runs
 # bench/compression.mjs again; any other BENCH_ONLY skips it; "sioc:idle" runs every memory
-# scenario of that server; "sioc:idle_chat" only /chat, with one JWT and a JWT per client, at
+# scenario of that server; "sioc:idle_echo" only sioc-echo's WebSocket clients; "sioc:idle_chat" only /chat, with one JWT and a JWT per client, at
 # BENCH_CHAT_SIZES or 10,000 and 19,000). SIOC_ECHO: the sioc-echo of the idle memory scenarios and of
 # bench/compression.mjs (default: next to SIOC, else built in build/bench). BENCH_MALLOC_STATS=1:
 # the idle rows also read the server's heap in use (glibc malloc_stats() through gdb).
@@ -280,6 +280,7 @@ hold_idle() {
             --timeout 900 --port "$server_port" --server-pid "$server_pid" --label "$label"
             --json "$work/$label-$name-$g.json" "$@")
         echo "taskset -c 1 sioc ${args[*]} &" >>"$commands"
+        rm -f "$work/$label-$name-$g.json" # a generator that writes nothing is not read as held
         taskset -c 1 "$sioc" "${args[@]}" >"$work/$label-$name-$g.out" 2>&1 &
         pids+=($!)
     done
@@ -331,11 +332,16 @@ hold_idle() {
     done
     held_pids=()
     stop_server
+    # This run's generators only: a glob of "$name-*" also took the files of the scenarios
+    # whose names start with this one's (idle-max, idle-chat-1 for idle) when a BENCH_ONLY run
+    # found them in the work directory (a run of 10,000 read "49000 of 10000 clients held").
+    local outputs=()
+    for ((g = 0; g < generators; g++)); do outputs+=("$work/$label-$name-$g.json"); done
     node bench/hold-result.js --out "$results/$label-$name.json" --server "$server" \
         --label "$label" --clients "$clients" --before "$before" --peak "$peak" --after "$after" \
         --began "$began" --ramped "${ramped:-0}" --settled-at "$settled_at" --settled "$settled" \
         --heap-before "$heap_before" --heap-after "$heap_after" \
-        --exit-codes "${rcs[*]}" --args "$*" "$work/$label-$name-"*.json | tee -a "$results/summary.txt"
+        --exit-codes "${rcs[*]}" --args "$*" "${outputs[@]}" | tee -a "$results/summary.txt"
 }
 
 measure_idle() {
@@ -358,6 +364,13 @@ measure_idle() {
             hold_idle sioc "idle-chat-$((++i))" "$size" "${chat[@]}"
         done
     fi
+}
+
+# sioc-echo's idle WebSocket clients alone at both sizes (BENCH_ONLY="sioc:idle_echo"; issue
+# 12's library steps).
+measure_idle_echo() {
+    hold_idle sioc-echo idle "${idle_sizes[0]}"
+    hold_idle sioc-echo idle-max "${idle_sizes[1]}"
 }
 
 # /chat alone (BENCH_ONLY="sioc:idle_chat"; issue 12's daemon steps): one JWT for every client
@@ -564,6 +577,7 @@ elif [[ -n "${BENCH_ONLY:-}" ]]; then
         chat_target) measure "$server" chat_target chat-10k ;;
         idle) measure "$server" idle idle idle-max idle-polling idle-chat idle-chat-1 idle-chat-2 ;;
         idle_chat) measure "$server" idle_chat idle-chat-token-1 idle-chat-1 idle-chat-token-2 idle-chat-2 ;;
+        idle_echo) measure "$server" idle_echo idle idle-max ;;
         *) measure "$server" "$what" "$what" ;;
         esac
     done

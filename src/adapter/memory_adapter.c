@@ -366,7 +366,7 @@ json_t *sioc__memory_adapter_socket_rooms(const sioc_socket_t *socket)
 
 /* ---- selecting sockets ----------------------------------------------------------------------- */
 
-static void mark_excepted(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts, uint64_t mark)
+static void mark_excepted(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts, uint32_t mark)
 {
     for (size_t i = 0; i < opts->except_count; i++) {
         sioc_socket_t *own = own_room_socket(adapter, opts->except[i]);
@@ -379,13 +379,13 @@ static void mark_excepted(sioc__adapter_t *adapter, const sioc_adapter_opts_t *o
     }
 }
 
-static int selectable(const sioc_socket_t *socket, uint64_t mark)
+static int selectable(const sioc_socket_t *socket, uint32_t mark)
 {
     return socket->state == SIO_SOCKET_CONNECTED && socket->except_mark != mark &&
            socket->seen_mark != mark;
 }
 
-static size_t visit_one(sioc_socket_t *socket, uint64_t mark, sioc__adapter_visit_cb visit,
+static size_t visit_one(sioc_socket_t *socket, uint32_t mark, sioc__adapter_visit_cb visit,
                         void *data)
 {
     if (!selectable(socket, mark))
@@ -395,12 +395,34 @@ static size_t visit_one(sioc_socket_t *socket, uint64_t mark, sioc__adapter_visi
     return 1;
 }
 
-size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
-                                   sioc__adapter_visit_cb visit, void *data)
+/* Marks are 32 bits: long before they could come round again (a select in progress needs its
+ * mark to differ from every socket's older ones), a select that no other is under clears
+ * them all, every namespace's connected sockets and room members, once per 4 billion. */
+#define MARKS_CLEARED_AT (UINT32_MAX - 65536u)
+
+static void clear_marks_of(sioc_namespace_t *nsp)
 {
-    /* A fresh mark per call: sockets stamped with it were excepted or already visited, so a
-     * socket in several target rooms gets the packet once. */
-    uint64_t mark = ++adapter->nsp->server->broadcast_generation;
+    for (sioc_socket_t *socket = nsp->sockets; socket != NULL; socket = socket->next_in_nsp)
+        socket->seen_mark = socket->except_mark = 0;
+    for (sioc__room_t *room = nsp->index ? nsp->index->first_room : NULL; room != NULL;
+         room = room->next)
+        for (sioc__membership_t *member = room->members; member != NULL; member = member->next)
+            member->socket->seen_mark = member->socket->except_mark = 0;
+}
+
+static uint32_t next_mark(sioc_server_t *server)
+{
+    if (server->select_depth == 0 && server->broadcast_generation >= MARKS_CLEARED_AT) {
+        for (sioc_namespace_t *nsp = server->namespaces; nsp != NULL; nsp = nsp->hh.next)
+            clear_marks_of(nsp);
+        server->broadcast_generation = 0;
+    }
+    return ++server->broadcast_generation;
+}
+
+static size_t select_marked(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
+                            uint32_t mark, sioc__adapter_visit_cb visit, void *data)
+{
     mark_excepted(adapter, opts, mark);
     size_t count = 0;
     if (opts->room_count == 0) {
@@ -425,6 +447,19 @@ size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_
             member = next;
         }
     }
+    return count;
+}
+
+size_t sioc__memory_adapter_select(sioc__adapter_t *adapter, const sioc_adapter_opts_t *opts,
+                                   sioc__adapter_visit_cb visit, void *data)
+{
+    /* A fresh mark per call: sockets stamped with it were excepted or already visited, so a
+     * socket in several target rooms gets the packet once. */
+    sioc_server_t *server = adapter->nsp->server;
+    uint32_t mark = next_mark(server);
+    server->select_depth++;
+    size_t count = select_marked(adapter, opts, mark, visit, data);
+    server->select_depth--;
     return count;
 }
 

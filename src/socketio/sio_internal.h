@@ -116,9 +116,10 @@ typedef struct sioc__sio_socket_rare_s {
     } auth;
     json_t *data; /* NULL until sioc_socket_data() is called: an empty object */
     struct sioc__sio_restored_s *restored; /* a restored socket's rooms and missed packets */
+    sioc__sio_pending_ack_t *acks;         /* the socket's emits waiting for an ack, by id */
     sioc__sio_callback_t on_error;         /* refusals of the packet middleware */
     uint32_t use_count;
-    uint8_t auth_is_text;        /* in the padding before uses: the block stays 56 bytes */
+    uint8_t auth_is_text;        /* in the padding before uses: the block stays 64 bytes */
     sioc__sio_callback_t uses[]; /* packet middleware (sioc_socket_use), in order */
 } sioc__sio_socket_rare_t;
 
@@ -130,14 +131,15 @@ struct sioc_socket_s {
     void *user;
     uint8_t state;
     uint8_t recovered;
-    uint8_t session_dirty;         /* queued for a session write (sio_recovery.c) */
-    uint8_t in_own_room;           /* in the room named by its id (memory_adapter.c) */
-    uint32_t references;           /* the socket is freed when this drops to 0 (beside the flags: a
-                                      padding hole less puts the socket in a smaller malloc class) */
-    sioc__sio_pending_ack_t *acks; /* by id */
-    sioc__room_set_t rooms;        /* adapter-owned entries */
-    uint64_t seen_mark;            /* broadcast de-duplication */
-    uint64_t except_mark;
+    uint8_t session_dirty;  /* queued for a session write (sio_recovery.c) */
+    uint8_t in_own_room;    /* in the room named by its id (memory_adapter.c) */
+    uint32_t references;    /* the socket is freed when this drops to 0 (beside the flags: a
+                               padding hole less puts the socket in a smaller malloc class) */
+    sioc__room_set_t rooms; /* adapter-owned entries */
+    /* Broadcast de-duplication (memory_adapter.c): 32 bits each, with the pending acks in the
+     * rare block, keep the socket with its id in a 144-byte malloc chunk (was 160). */
+    uint32_t seen_mark;
+    uint32_t except_mark;
     sioc_socket_t *previous_in_nsp; /* nsp->sockets, while connected */
     sioc_socket_t *next_in_nsp;
     sioc_socket_t *next_in_client; /* client->sockets */
@@ -190,8 +192,9 @@ struct sioc_server_s {
     sioc_namespace_t *namespaces; /* by name */
     sioc_namespace_t *dynamic_parents;
     sioc__deadline_list_t connect_timeouts;
-    sioc__sio_recovery_t *recovery; /* NULL when recovery is off */
-    uint64_t broadcast_generation;
+    sioc__sio_recovery_t *recovery;  /* NULL when recovery is off */
+    uint32_t broadcast_generation;   /* the last select's mark (memory_adapter.c) */
+    uint32_t select_depth;           /* selects under way: a visit may start another */
     sioc_server_stats_t stats;       /* counters; gauges are computed when asked */
     sioc_server_observer_t observer; /* all members NULL without one */
     int64_t next_ack_id;

@@ -56,7 +56,7 @@ static void rare_drop_if_empty(sioc_socket_t *socket)
     const sioc__sio_socket_rare_t *rare = socket->rare;
     if (rare == NULL || rare->handshake != NULL || auth_text(socket) != NULL ||
         auth_kept(socket) != NULL || rare->data != NULL || rare->restored != NULL ||
-        rare->on_error.callback != NULL || rare->use_count > 0)
+        rare->on_error.callback != NULL || rare->use_count > 0 || rare->acks != NULL)
         return;
     free(socket->rare);
     socket->rare = NULL;
@@ -305,9 +305,9 @@ void sioc__sio_socket_refuse(sioc_socket_t *socket, const char *message, json_t 
 
 static void fail_pending_acks(sioc_socket_t *socket)
 {
-    while (socket->acks != NULL) {
-        sioc__sio_pending_ack_t *pending = socket->acks;
-        HASH_DEL(socket->acks, pending);
+    while (socket->rare != NULL && socket->rare->acks != NULL) {
+        sioc__sio_pending_ack_t *pending = socket->rare->acks;
+        HASH_DEL(socket->rare->acks, pending);
         if (pending->callback != NULL)
             pending->callback(socket, SIOC_ECLOSED, NULL, pending->data);
         sioc__sio_pending_ack_free(pending);
@@ -629,10 +629,12 @@ void sioc__sio_pending_ack_free(sioc__sio_pending_ack_t *pending)
 void sioc__sio_socket_on_ack(sioc_socket_t *socket, sioc__sio_packet_t *packet)
 {
     sioc__sio_pending_ack_t *pending = NULL;
-    HASH_FIND(hh, socket->acks, &packet->id, sizeof(int64_t), pending);
+    if (socket->rare != NULL)
+        HASH_FIND(hh, socket->rare->acks, &packet->id, sizeof(int64_t), pending);
     if (pending == NULL)
         return; /* late (after a timeout) or never asked for: ignored, as in Node */
-    HASH_DEL(socket->acks, pending);
+    HASH_DEL(socket->rare->acks, pending);
+    rare_drop_if_empty(socket);
     sioc_binary_t small[16];
     sioc_binary_t *attachments = packet->attachment_count <= 16
                                      ? small
@@ -657,7 +659,8 @@ static void on_ack_timeout(uv_timer_t *timer)
 {
     sioc__sio_pending_ack_t *pending = timer->data;
     sioc_socket_t *socket = pending->socket;
-    HASH_DEL(socket->acks, pending);
+    HASH_DEL(socket->rare->acks, pending);
+    rare_drop_if_empty(socket);
     if (pending->callback != NULL)
         pending->callback(socket, SIOC_ETIMEDOUT, NULL, pending->data);
     sioc__sio_pending_ack_free(pending);
@@ -666,7 +669,9 @@ static void on_ack_timeout(uv_timer_t *timer)
 sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket, int64_t id,
                                                           uint32_t timeout_ms)
 {
-    sioc__sio_pending_ack_t *pending = calloc(1, sizeof(*pending));
+    /* In the rare block: an idle socket waits for no ack. */
+    sioc__sio_pending_ack_t *pending =
+        sioc__sio_socket_rare(socket) != NULL ? calloc(1, sizeof(*pending)) : NULL;
     if (pending == NULL)
         return NULL;
     pending->id = id;
@@ -681,7 +686,7 @@ sioc__sio_pending_ack_t *sioc__sio_socket_add_pending_ack(sioc_socket_t *socket,
         pending->timer->data = pending;
         uv_timer_start(pending->timer, on_ack_timeout, timeout_ms, 0);
     }
-    HASH_ADD(hh, socket->acks, id, sizeof(int64_t), pending);
+    HASH_ADD(hh, socket->rare->acks, id, sizeof(int64_t), pending);
     return pending;
 }
 

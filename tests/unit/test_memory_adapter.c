@@ -231,12 +231,63 @@ static void test_adapter_freed_with_members(void **state)
     fixture_free(f, 0);
 }
 
+/* Which sockets a select of rooms a and b except room c visits, as a bit set (each once). */
+static unsigned select_bits(fixture_t *f, int a, int b, int c)
+{
+    const char *rooms[] = {room_names[a], room_names[b]};
+    const char *except[] = {room_names[c]};
+    sioc_adapter_opts_t opts = {
+        .rooms = rooms, .room_count = 2, .except = except, .except_count = 1};
+    visits_t visits = {.fixture = f};
+    size_t count = sioc__memory_adapter_select(f->adapter, &opts, on_visit, &visits);
+    assert_int_equal(count, visits.count);
+    unsigned bits = 0;
+    for (int i = 0; i < visits.count; i++) {
+        assert_false(bits & (1u << visits.order[i])); /* once */
+        bits |= 1u << visits.order[i];
+    }
+    return bits;
+}
+
+/* The marks are 32 bits: across the point where they are cleared, a select still visits each
+ * selected socket once, skips the excepted ones, and a mark left from long before (equal to a
+ * later select's) does not hide a socket. */
+static void test_marks_cleared_before_they_come_round(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new();
+    HASH_ADD_KEYPTR(hh, f->server.namespaces, f->nsp.name, strlen(f->nsp.name), &f->nsp);
+    for (int i = 0; i < SOCKETS - 1; i++) /* the namespace's list, for a select of everyone */
+        f->sockets[i]->next_in_nsp = f->sockets[i + 1];
+    f->nsp.sockets = f->sockets[0];
+    for (int i = 0; i < 4; i++) /* room 0: sockets 0-3, room 1: 2-5, room 2: 4 */
+        assert_int_equal(sioc__memory_adapter_join(f->adapter, f->sockets[i], room_names[0]), 0);
+    for (int i = 2; i < 6; i++)
+        assert_int_equal(sioc__memory_adapter_join(f->adapter, f->sockets[i], room_names[1]), 0);
+    assert_int_equal(sioc__memory_adapter_join(f->adapter, f->sockets[4], room_names[2]), 0);
+
+    f->server.broadcast_generation = UINT32_MAX - 65536u - 3;
+    f->sockets[1]->seen_mark = 1; /* what the first select after the clearing will use */
+    f->sockets[7]->except_mark = 2;
+    for (int round = 0; round < 8; round++) {
+        assert_int_equal(select_bits(f, 0, 1, 2), 0x2f); /* 0, 1, 2, 3, 5 */
+        visits_t visits = {.fixture = f};
+        sioc_adapter_opts_t everyone = {0};
+        assert_int_equal(sioc__memory_adapter_select(f->adapter, &everyone, on_visit, &visits),
+                         SOCKETS);
+    }
+    assert_true(f->server.broadcast_generation < 100);
+    HASH_CLEAR(hh, f->server.namespaces);
+    fixture_free(f, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_room_of_one_is_one_block),
         cmocka_unit_test(test_members_keep_the_order_joined),
         cmocka_unit_test(test_adapter_freed_with_members),
+        cmocka_unit_test(test_marks_cleared_before_they_come_round),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
