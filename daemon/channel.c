@@ -83,8 +83,9 @@ static char *copy_bytes(const char *bytes, size_t length)
 
 /* The socket's handshake for one middleware call: a copy built on the first ask into *handshake
  * (NULL before; the caller json_decref()s it when the call is done), which the socket does not
- * keep: sioc_socket_handshake() would hold it for the socket's life (about 2 KB) while the
- * daemon reads a header or the query once. One copy serves every reader of the call. */
+ * keep: sioc_socket_handshake() would hold it for the socket's life (about 4 KB of heap per
+ * session-cookie client, bench/session-idle.sh) while the daemon reads a header or the query
+ * once. One copy serves every reader of the call. */
 static json_t *handshake_once(sioc_socket_t *socket, json_t **handshake)
 {
     if (*handshake == NULL)
@@ -246,8 +247,8 @@ static void authenticate_session(channel_t *channel, sioc_socket_t *socket, json
     auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
 }
 
-/* The middleware of a channel with auth. Its readers share one handshake copy, given back when
- * it returns: the socket keeps none (a session cookie's client kept about 2 KB for its life). */
+/* The middleware of a channel with auth. Its readers share one handshake copy (handshake_once),
+ * given back when it returns. */
 static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
 {
     channel_t *channel = data;

@@ -153,7 +153,7 @@ static void proxy_connect(sioc_socket_t *socket, sioc_next_t *next, void *data)
         return;
     }
     json_t *socket_data = sioc_socket_data(socket);
-    /* A copy: the socket keeps neither the handshake (about 2 KB) nor an auth object, which
+    /* A copy: the socket keeps neither the handshake (about 4 KB) nor an auth object, which
      * release_auth would only empty. The auth sent is the copy's own: the CONNECT's parsed once. */
     json_t *handshake = sioc_socket_handshake_copy(socket);
     request->body =

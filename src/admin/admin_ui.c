@@ -144,7 +144,7 @@ static json_t *serialize_fetched(json_t *fetched, const char *nsp)
 }
 
 /* Through a copy of the handshake ("o" takes it), as fetchSockets reads one: a development
- * server's reports kept every connected socket's (about 2 KB each) for its life. */
+ * server's reports kept every connected socket's (about 4 KB each) for its life. */
 static json_t *serialize_socket(sioc_socket_t *socket)
 {
     json_t *fetched = json_pack("{s:s,s:o,s:o,s:O}", "id", sioc_socket_id(socket), "handshake",
