@@ -81,24 +81,39 @@ static char *copy_bytes(const char *bytes, size_t length)
     return copy;
 }
 
+/* The socket's handshake for one middleware call: a copy built on the first ask into *handshake
+ * (NULL before; the caller json_decref()s it when the call is done), which the socket does not
+ * keep: sioc_socket_handshake() would hold it for the socket's life (about 4 KB of heap per
+ * session-cookie client, bench/session-idle.sh) while the daemon reads a header or the query
+ * once. One copy serves every reader of the call. */
+static json_t *handshake_once(sioc_socket_t *socket, json_t **handshake)
+{
+    if (*handshake == NULL)
+        *handshake = sioc_socket_handshake_copy(socket);
+    return *handshake;
+}
+
+/* handshake.headers[name] (borrowed from *handshake), or NULL. */
+static json_t *handshake_header(sioc_socket_t *socket, json_t **handshake, const char *name)
+{
+    return json_object_get(json_object_get(handshake_once(socket, handshake), "headers"), name);
+}
+
 /* The token from auth.token (seeds 002/003), an Authorization: Bearer header, or ?token=, as a
- * copy to free(); NULL when there is none (or out of memory). */
-static char *find_token(sioc_socket_t *socket, size_t *length)
+ * copy to free(); NULL when there is none (or out of memory). handshake: as handshake_once. */
+static char *find_token(sioc_socket_t *socket, json_t **handshake, size_t *length)
 {
     /* Read without the auth object, which the socket would keep (about 470 bytes). */
     char *copy = sioc_socket_auth_string(socket, "token", length);
     if (copy != NULL)
         return copy;
-    /* Only now: the library builds the handshake object on the first ask and keeps it for the
-     * socket's life (about 2 KB), which a client with auth.token never needs. */
-    json_t *handshake = sioc_socket_handshake(socket);
-    const char *header =
-        json_string_value(json_object_get(json_object_get(handshake, "headers"), "authorization"));
+    /* Only now: a client with auth.token never needs the handshake built. */
+    const char *header = json_string_value(handshake_header(socket, handshake, "authorization"));
     if (header != NULL && strncasecmp(header, "Bearer ", 7) == 0) {
         *length = strlen(header + 7);
         return copy_bytes(header + 7, *length);
     }
-    json_t *token = json_object_get(json_object_get(handshake, "query"), "token");
+    json_t *token = json_object_get(json_object_get(*handshake, "query"), "token");
     if (json_is_string(token)) {
         *length = json_string_length(token);
         return copy_bytes(json_string_value(token), *length);
@@ -124,10 +139,11 @@ static json_t *jwt_user(channel_t *channel, const char *token, size_t length, co
     return user;
 }
 
-static void authenticate_jwt(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next)
+static void authenticate_jwt(channel_t *channel, sioc_socket_t *socket, json_t **handshake,
+                             sioc_next_t *next)
 {
     size_t length;
-    char *token = find_token(socket, &length);
+    char *token = find_token(socket, handshake, &length);
     const char *message = "Token not provided";
     json_t *user = token != NULL ? jwt_user(channel, token, length, &message) : NULL;
     free(token);
@@ -194,13 +210,12 @@ static void on_session(json_t *session, const char *message, void *data)
 }
 
 /* The session id of the socket's handshake cookie (signature checked) into lookup, or -1
- * with message. */
-static int cookie_session(channel_t *channel, sioc_socket_t *socket, session_lookup_t *lookup,
-                          const char **message)
+ * with message. handshake: as handshake_once. */
+static int cookie_session(channel_t *channel, sioc_socket_t *socket, json_t **handshake,
+                          session_lookup_t *lookup, const char **message)
 {
     const config_t *config = channel->daemon->config;
-    const char *cookie = json_string_value(
-        json_object_get(json_object_get(sioc_socket_handshake(socket), "headers"), "cookie"));
+    const char *cookie = json_string_value(handshake_header(socket, handshake, "cookie"));
     *message = "no session cookie";
     if (cookie == NULL || channel->daemon->sessions == NULL)
         return -1;
@@ -212,12 +227,12 @@ static int cookie_session(channel_t *channel, sioc_socket_t *socket, session_loo
                                   lookup->session_id, sizeof(lookup->session_id), message);
 }
 
-static void authenticate_session(channel_t *channel, sioc_socket_t *socket, sioc_next_t *next,
-                                 int optional)
+static void authenticate_session(channel_t *channel, sioc_socket_t *socket, json_t **handshake,
+                                 sioc_next_t *next, int optional)
 {
     session_lookup_t *lookup = calloc(1, sizeof(*lookup));
     const char *message = "out of memory";
-    if (lookup == NULL || cookie_session(channel, socket, lookup, &message) != 0) {
+    if (lookup == NULL || cookie_session(channel, socket, handshake, lookup, &message) != 0) {
         free(lookup);
         if (optional)
             sioc_next(next);
@@ -232,48 +247,48 @@ static void authenticate_session(channel_t *channel, sioc_socket_t *socket, sioc
     auth_session_store_get(channel->daemon->sessions, lookup->session_id, on_session, lookup);
 }
 
-static int has_session_cookie(sioc_socket_t *socket)
-{
-    return json_object_get(json_object_get(sioc_socket_handshake(socket), "headers"), "cookie") !=
-           NULL;
-}
-
+/* The middleware of a channel with auth. Its readers share one handshake copy (handshake_once),
+ * given back when it returns. */
 static void authenticate(sioc_socket_t *socket, sioc_next_t *next, void *data)
 {
     channel_t *channel = data;
+    json_t *handshake = NULL;
     size_t length;
     int token = 0, cookie = 0;
     if (channel->config->auth == CONFIG_AUTH_ANY || channel->config->auth == CONFIG_AUTH_OPTIONAL) {
-        char *found = find_token(socket, &length);
+        char *found = find_token(socket, &handshake, &length);
         token = found != NULL;
         free(found);
     }
     if (channel->config->auth == CONFIG_AUTH_ANY && !token)
-        cookie = has_session_cookie(socket) && channel->daemon->sessions != NULL;
+        cookie = handshake_header(socket, &handshake, "cookie") != NULL &&
+                 channel->daemon->sessions != NULL;
     switch (channel->config->auth) {
     case CONFIG_AUTH_NONE:
         sioc_next(next);
         break;
     case CONFIG_AUTH_JWT:
-        authenticate_jwt(channel, socket, next);
+        authenticate_jwt(channel, socket, &handshake, next);
         break;
     case CONFIG_AUTH_SESSION:
-        authenticate_session(channel, socket, next, 0);
+        authenticate_session(channel, socket, &handshake, next, 0);
         break;
     case CONFIG_AUTH_ANY:
         if (!token && (cookie || channel->daemon->jwt == NULL))
-            authenticate_session(channel, socket, next, 0);
+            authenticate_session(channel, socket, &handshake, next, 0);
         else
-            authenticate_jwt(channel, socket, next);
+            authenticate_jwt(channel, socket, &handshake, next);
         break;
     case CONFIG_AUTH_OPTIONAL:
         /* A proof the client brings is checked (a bad token is refused); none is anonymous. */
         if (token)
-            authenticate_jwt(channel, socket, next);
+            authenticate_jwt(channel, socket, &handshake, next);
         else
-            authenticate_session(channel, socket, next, 1);
+            authenticate_session(channel, socket, &handshake, next, 1);
         break;
     }
+    /* The socket may be gone after sioc_next: the copy is the caller's own, not the socket's. */
+    json_decref(handshake);
 }
 
 void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
@@ -289,7 +304,11 @@ void channel_bind_user(channel_t *channel, sioc_socket_t *socket, json_t *token,
         return;
     }
     session_lookup_t *lookup = calloc(1, sizeof(*lookup) + strlen(sioc_socket_id(socket)) + 1);
-    if (lookup == NULL || cookie_session(channel, socket, lookup, &message) != 0) {
+    json_t *handshake = NULL;
+    int found =
+        lookup != NULL && cookie_session(channel, socket, &handshake, lookup, &message) == 0;
+    json_decref(handshake); /* the session id is in lookup now */
+    if (!found) {
         free(lookup);
         done(socket, lookup == NULL ? "out of memory" : message, data);
         return;

@@ -153,11 +153,15 @@ static void proxy_connect(sioc_socket_t *socket, sioc_next_t *next, void *data)
         return;
     }
     json_t *socket_data = sioc_socket_data(socket);
+    /* A copy: the socket keeps neither the handshake (about 4 KB) nor an auth object, which
+     * release_auth would only empty. The auth sent is the copy's own: the CONNECT's parsed once. */
+    json_t *handshake = sioc_socket_handshake_copy(socket);
     request->body =
         json_pack("{s:s,s:s,s:O?,s:O?,s:O?,s:O?}", "namespace", channel->config->name, "socketId",
                   sioc_socket_id(socket), "user", json_object_get(socket_data, "user"), "sessionId",
-                  json_object_get(socket_data, "sessionId"), "handshake",
-                  sioc_socket_handshake(socket), "auth", sioc_socket_auth(socket));
+                  json_object_get(socket_data, "sessionId"), "handshake", handshake, "auth",
+                  json_object_get(handshake, "auth"));
+    json_decref(handshake);
     request->proxy = proxy;
     request->socket = socket;
     request->next = next;

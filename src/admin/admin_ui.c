@@ -143,11 +143,13 @@ static json_t *serialize_fetched(json_t *fetched, const char *nsp)
                      "rooms", rooms ? rooms : json_null());
 }
 
+/* Through a copy of the handshake ("o" takes it), as fetchSockets reads one: a development
+ * server's reports kept every connected socket's (about 4 KB each) for its life. */
 static json_t *serialize_socket(sioc_socket_t *socket)
 {
-    json_t *fetched = json_pack("{s:s,s:O,s:o,s:O}", "id", sioc_socket_id(socket), "handshake",
-                                sioc_socket_handshake(socket), "rooms", sioc_socket_rooms(socket),
-                                "data", sioc_socket_data(socket));
+    json_t *fetched = json_pack("{s:s,s:o,s:o,s:O}", "id", sioc_socket_id(socket), "handshake",
+                                sioc_socket_handshake_copy(socket), "rooms",
+                                sioc_socket_rooms(socket), "data", sioc_socket_data(socket));
     json_t *out = serialize_fetched(fetched, sioc_namespace_name(sioc_socket_namespace(socket)));
     json_decref(fetched);
     return out;

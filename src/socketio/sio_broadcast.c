@@ -268,7 +268,7 @@ static json_t *local_fetch_sockets(sioc_namespace_t *nsp, const sioc_adapter_opt
     for (size_t i = 0; sockets != NULL && i < list.count; i++) {
         sioc_socket_t *socket = list.sockets[i];
         json_array_append_new(sockets, json_pack("{s:s,s:o,s:o,s:o}", "id", socket->id, "handshake",
-                                                 sioc__sio_socket_handshake_copy(socket), "rooms",
+                                                 sioc_socket_handshake_copy(socket), "rooms",
                                                  sioc_socket_rooms(socket), "data",
                                                  sioc__sio_socket_data_copy(socket)));
     }

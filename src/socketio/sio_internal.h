@@ -270,9 +270,6 @@ void sioc__sio_namespace_for_each_target(sioc_namespace_t *nsp, sioc__sio_namesp
 sioc_socket_t *sioc__sio_socket_new(sioc__sio_client_t *client, sioc_namespace_t *nsp, json_t *auth,
                                     const char *sid, const char *pid);
 void sioc__sio_socket_ref(sioc_socket_t *socket);
-/* The socket's handshake as a new reference, built without being kept when no one asked for
- * it yet (fetchSockets). */
-json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket);
 /* socket.data as a new reference: an empty object until a program asked for it. */
 json_t *sioc__sio_socket_data_copy(const sioc_socket_t *socket);
 void sioc__sio_socket_unref(sioc_socket_t *socket);

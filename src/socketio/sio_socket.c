@@ -947,8 +947,9 @@ static json_t *auth_parsed(const sioc_socket_t *socket)
     return text != NULL ? json_loads(text, JSON_ALLOW_NUL, NULL) : json_object();
 }
 
-json_t *sioc__sio_socket_handshake_copy(const sioc_socket_t *socket)
+json_t *sioc_socket_handshake_copy(const sioc_socket_t *socket)
 {
+    /* keep = 0: neither the socket's rare block nor the client's shared object is made. */
     if (socket->rare != NULL && socket->rare->handshake != NULL)
         return json_incref(socket->rare->handshake);
     if (auth_kept(socket) != NULL)

@@ -1,7 +1,8 @@
-/* sioc_socket_auth_release on a real server: a peer on 127.0.0.1 opens an Engine.IO polling
- * session and sends a CONNECT with auth, as socket.io-client does, and the namespace's
- * middleware and connection handler check what each reader of the auth gives before and after
- * the release. The loop must close cleanly at the end (ASan: nothing leaked, the text freed). */
+/* sioc_socket_auth_release and sioc_socket_handshake_copy on a real server: a peer on 127.0.0.1
+ * opens an Engine.IO polling session and sends a CONNECT (with auth, or without), as
+ * socket.io-client does, and the namespace's middleware and connection handler check what each
+ * reader of the auth or the handshake gives, and what the socket keeps. The loop must close
+ * cleanly at the end (ASan: nothing leaked, the text freed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,11 +23,18 @@
 #define MAX_ITERATIONS 200000
 #define TOKEN "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl"
 
+enum mode {
+    RELEASE_IN_MIDDLEWARE,
+    LEND_THEN_RELEASE, /* the connection handler lends the auth, then releases it */
+    COPY_HANDSHAKE,    /* the connection handler copies the handshake */
+};
+
 typedef struct harness_s {
     uv_loop_t loop;
     sioc_server_t *server;
     int port;
-    int release_in_middleware; /* else the connection handler lends, then releases */
+    enum mode mode;
+    int with_auth; /* the CONNECT's auth: {"token":TOKEN,"n":7}, else none */
     int middleware_ran;
     int connected;
     int closed;
@@ -50,7 +58,7 @@ static void assert_released(sioc_socket_t *socket)
     json_t *copy = sioc_socket_auth_copy(socket);
     assert_true(is_empty_object(copy));
     json_decref(copy);
-    json_t *fetched = sioc__sio_socket_handshake_copy(socket);
+    json_t *fetched = sioc_socket_handshake_copy(socket);
     assert_true(is_empty_object(json_object_get(fetched, "auth")));
     json_decref(fetched);
     assert_true(is_empty_object(json_object_get(sioc_socket_handshake(socket), "auth")));
@@ -63,11 +71,16 @@ static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
     harness->middleware_ran = 1;
     size_t length = 0;
     char *token = sioc_socket_auth_string(socket, "token", &length);
+    if (!harness->with_auth) {
+        assert_null(token);
+        sioc_next(next);
+        return;
+    }
     assert_non_null(token);
     assert_string_equal(token, TOKEN);
     assert_int_equal(length, strlen(TOKEN));
     free(token);
-    if (harness->release_in_middleware) {
+    if (harness->mode == RELEASE_IN_MIDDLEWARE) {
         sioc_socket_auth_release(socket);
         /* The text was the rare block's only member: both are given back. */
         assert_null(socket->rare);
@@ -77,11 +90,60 @@ static void middleware(sioc_socket_t *socket, sioc_next_t *next, void *data)
     sioc_next(next);
 }
 
+/* What the opening request said (run_connect's GET), as Node's socket.handshake has it. */
+static void assert_opening_request(json_t *handshake)
+{
+    json_t *headers = json_object_get(handshake, "headers");
+    assert_string_equal(json_string_value(json_object_get(headers, "cookie")), "sid=s1; b=2");
+    assert_string_equal(json_string_value(json_object_get(headers, "authorization")), "Bearer one");
+    assert_string_equal(json_string_value(json_object_get(headers, "host")), "127.0.0.1");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(handshake, "query"), "token")), "q");
+    assert_string_equal(json_string_value(json_object_get(handshake, "address")), "127.0.0.1");
+}
+
+/* A copy leaves the socket as it was: no handshake kept, the auth still its text (no object),
+ * no rare block made for a socket without auth. Then it equals what sioc_socket_handshake()
+ * keeps, and once that is kept, a copy is that object. */
+static void check_handshake_copy(harness_t *harness, sioc_socket_t *socket)
+{
+    json_t *copy = sioc_socket_handshake_copy(socket);
+    assert_non_null(copy);
+    assert_opening_request(copy);
+    if (harness->with_auth) {
+        assert_token(json_object_get(copy, "auth"));
+        assert_non_null(socket->rare);
+        assert_null(socket->rare->handshake);
+        assert_true(socket->rare->auth_is_text);
+    } else {
+        assert_true(is_empty_object(json_object_get(copy, "auth")));
+        assert_null(socket->rare);
+    }
+    json_t *again = sioc_socket_handshake_copy(socket);
+    assert_ptr_not_equal(again, copy); /* built again: nothing was kept to share */
+    assert_true(json_equal(again, copy));
+    json_decref(again);
+
+    json_t *kept = sioc_socket_handshake(socket);
+    assert_non_null(kept);
+    assert_ptr_equal(socket->rare->handshake, kept);
+    assert_true(json_equal(copy, kept));
+    json_t *shared = sioc_socket_handshake_copy(socket);
+    assert_ptr_equal(shared, kept);
+    json_decref(shared);
+    assert_ptr_equal(sioc_socket_handshake(socket), kept); /* still the socket's */
+    json_decref(copy);
+}
+
 static void on_connection(sioc_socket_t *socket, void *data)
 {
     harness_t *harness = data;
     harness->connected = 1;
-    if (harness->release_in_middleware) {
+    if (harness->mode == COPY_HANDSHAKE) {
+        check_handshake_copy(harness, socket);
+        return;
+    }
+    if (harness->mode == RELEASE_IN_MIDDLEWARE) {
         assert_released(socket);
         return;
     }
@@ -142,9 +204,9 @@ static void exchange(harness_t *harness, const char *request, char *body, size_t
     snprintf(body, body_size, "%s", start);
 }
 
-static void run_connect(int release_in_middleware)
+static void run_connect(enum mode mode, int with_auth)
 {
-    harness_t harness = {.release_in_middleware = release_in_middleware};
+    harness_t harness = {.mode = mode, .with_auth = with_auth};
     assert_int_equal(uv_loop_init(&harness.loop), 0);
     sioc_server_options_t options;
     sioc_server_options_init(&options);
@@ -157,12 +219,13 @@ static void run_connect(int release_in_middleware)
 
     char body[4096], request[1024];
     exchange(&harness,
-             "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-             "Connection: close\r\n\r\n",
+             "GET /socket.io/?EIO=4&transport=polling&token=q HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Cookie: sid=s1\r\nAuthorization: Bearer one\r\nCookie: b=2\r\n"
+             "Authorization: Bearer two\r\nConnection: close\r\n\r\n",
              body, sizeof(body));
     char sid[SIOC_ID_SIZE] = "";
     assert_int_equal(sscanf(body, "0{\"sid\":\"%20[^\"]\"", sid), 1);
-    const char *packet = "40{\"token\":\"" TOKEN "\",\"n\":7}";
+    const char *packet = with_auth ? "40{\"token\":\"" TOKEN "\",\"n\":7}" : "40";
     snprintf(request, sizeof(request),
              "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n"
@@ -183,12 +246,22 @@ static void run_connect(int release_in_middleware)
 
 static void test_release_after_reading_the_token(void **state)
 {
-    run_connect(1);
+    run_connect(RELEASE_IN_MIDDLEWARE, 1);
 }
 
 static void test_release_after_lending_the_object(void **state)
 {
-    run_connect(0);
+    run_connect(LEND_THEN_RELEASE, 1);
+}
+
+static void test_handshake_copy_with_auth(void **state)
+{
+    run_connect(COPY_HANDSHAKE, 1);
+}
+
+static void test_handshake_copy_without_auth(void **state)
+{
+    run_connect(COPY_HANDSHAKE, 0);
 }
 
 int main(void)
@@ -196,6 +269,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_release_after_reading_the_token),
         cmocka_unit_test(test_release_after_lending_the_object),
+        cmocka_unit_test(test_handshake_copy_with_auth),
+        cmocka_unit_test(test_handshake_copy_without_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
