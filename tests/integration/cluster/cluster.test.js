@@ -314,7 +314,12 @@ describe(`cluster on Redis (${MODE}${MODE === 'sharded' ? `, ${SUBSCRIPTION}` : 
     });
   });
 
-  it('Redis stopped and restarted under traffic: local delivery goes on, the cluster heals by itself', async (t) => {
+  // Node's sharded and streams adapters (socket.io-adapter's ClusterAdapter.broadcast) deliver a broadcast
+  // on its own node only once its publish to Redis returned, which waits for Redis to come back:
+  // sioc delivers locally at once, as Node's classic adapter does.
+  const localWhileDown = isSioReference() && MODE !== 'classic' &&
+    "Node's sharded and streams adapters hold local delivery until Redis is back (the publish is awaited first)";
+  it('Redis stopped and restarted under traffic: local delivery goes on, the cluster heals by itself', { skip: localWhileDown }, async (t) => {
     const sockets = await clusterClients(t, { nsp: '/custom', rooms: ['r', 'r', 'r'] });
     const port = redis.port;
     await redis.stop();
