@@ -353,11 +353,34 @@ static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *pa
 /* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
  * a URL, and a CONNECT's query string ("/admin?token=abc", socket.io-client 2's query option)
  * is its auth, every value a string. Cuts the query off packet->nsp. */
+/* text as WHATWG's URL parser reads it: without the C0 controls and spaces at either end, and
+ * without any tab, LF or CR (node 20: "/custom?room=a\tb " gives room "ab"). A new string, or
+ * NULL. */
+static char *url_input_of(const char *text)
+{
+    size_t start = 0, end = strlen(text), used = 0;
+    while (start < end && (unsigned char)text[start] <= 0x20)
+        start++;
+    while (end > start && (unsigned char)text[end - 1] <= 0x20)
+        end--;
+    char *input = malloc(end - start + 1);
+    if (input == NULL)
+        return NULL;
+    for (size_t i = start; i < end; i++) {
+        if (text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            input[used++] = text[i];
+    }
+    input[used] = '\0';
+    return input;
+}
+
 static void parse_v3_namespace(sioc__sio_packet_t *packet)
 {
     if (packet->type == SIOC_SIO_CONNECT) {
+        char *input = url_input_of(packet->nsp);
         json_decref(packet->data);
-        packet->data = sioc__sio_parse_query(packet->nsp);
+        packet->data = input != NULL ? sioc__sio_parse_query(input) : NULL;
+        free(input);
     }
     packet->nsp[strcspn(packet->nsp, "?#")] = '\0';
 }
