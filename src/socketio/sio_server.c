@@ -350,9 +350,6 @@ fail:
 
 static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet);
 
-/* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
- * a URL, and a CONNECT's query string ("/admin?token=abc", socket.io-client 2's query option)
- * is its auth, every value a string. Cuts the query off packet->nsp. */
 /* text as WHATWG's URL parser reads it: without the C0 controls and spaces at either end, and
  * without any tab, LF or CR (node 20: "/custom?room=a\tb " gives room "ab"). A new string, or
  * NULL. */
@@ -374,6 +371,9 @@ static char *url_input_of(const char *text)
     return input;
 }
 
+/* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
+ * a URL, and a CONNECT's query string ("/admin?token=abc", socket.io-client 2's query option)
+ * is its auth, every value a string. Cuts the query off packet->nsp. */
 static void parse_v3_namespace(sioc__sio_packet_t *packet)
 {
     if (packet->type == SIOC_SIO_CONNECT) {
