@@ -843,13 +843,15 @@ int main(int argc, char **argv)
     setup_namespace(sioc_server_of(server, "/"));
     setup_namespace(sioc_server_of(server, "/custom"));
     setup_namespace(sioc_server_of_dynamic(server, accept_dynamic, NULL));
-    printf("listening on %s:%d\n", host, sioc_server_port(server));
-    fflush(stdout);
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < 2; i++) {
         uv_signal_init(loop, &signals[i]);
         uv_signal_start(&signals[i], on_signal, i == 0 ? SIGTERM : SIGINT);
     }
+    /* Only once SIGTERM is ours: a test that stops the server right after this line must not
+     * find the default action (death by the signal) still in place. */
+    printf("listening on %s:%d\n", host, sioc_server_port(server));
+    fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     regfree(&dynamic_pattern);
     uv_loop_close(loop);

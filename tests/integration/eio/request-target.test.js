@@ -6,8 +6,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEioEcho } from '../lib/server.js';
-import { openConnection } from '../lib/http.js';
-import { eioPath } from '../lib/eio.js';
+import { openConnection, request } from '../lib/http.js';
+import { eioPath, parseOpenPacket } from '../lib/eio.js';
+import { wsConnect } from '../lib/ws.js';
 
 const NODE_400 = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const BEHIND = `GET ${eioPath({ transport: 'polling' })} HTTP/1.1\r\nHost: x\r\n\r\n`;
@@ -107,4 +108,53 @@ describe('request target bytes outside visible ASCII: Node answers 400 and close
       conn.close();
     }
   });
+});
+
+// engine.io reads its parameters from new URL(req.url, base).searchParams (server.js prepare()):
+// the query ends at the first '#', and a '?' after a '#' is in the fragment (no query, so no
+// transport: code 0). Each answer is node 20's.
+describe("'#' in the request target: the fragment is no part of the query, as Node", () => {
+  let server;
+  before(async () => {
+    server = await startEioEcho();
+  });
+  after(async () => {
+    await server?.stopChecked();
+  });
+
+  const TRANSPORT_UNKNOWN = '{"code":0,"message":"Transport unknown"}';
+  for (const [target, status, body] of [
+    ['/engine.io/?EIO=4&transport=polling#x', 200, null],
+    ['/engine.io/?EIO=4&transport=polling#?EIO=5&transport=x', 200, null],
+    ['/engine.io/#x?EIO=4&transport=polling', 400, TRANSPORT_UNKNOWN],
+    ['/engine.io/?EIO=4#&transport=polling', 400, TRANSPORT_UNKNOWN],
+  ]) {
+    it(`polling ${target}: ${status}`, async () => {
+      const res = await request(server.port, { method: 'GET', path: target });
+      assert.equal(res.status, status, res.text);
+      if (body !== null) assert.equal(res.text, body);
+      else assert.deepEqual(parseOpenPacket(res.text).upgrades, ['websocket']);
+    });
+  }
+
+  for (const [target, status] of [
+    ['/engine.io/?EIO=4&transport=websocket#x', 101],
+    ['/engine.io/?EIO=4&transport=websocket#&EIO=5', 101],
+    ['/engine.io/#?EIO=4&transport=websocket', 400],
+  ]) {
+    it(`WebSocket ${target}: ${status}`, async () => {
+      const ws = await wsConnect(server.port, target);
+      try {
+        assert.equal(ws.response.status, status, ws.response.text);
+        if (status === 400) {
+          assert.equal(ws.response.text, 'Transport unknown');
+        } else {
+          const frame = await ws.readFrame();
+          assert.deepEqual(parseOpenPacket(frame.text).upgrades, []);
+        }
+      } finally {
+        ws.close();
+      }
+    });
+  }
 });
