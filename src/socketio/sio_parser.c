@@ -153,6 +153,11 @@ static size_t white_space_length(const struct cursor *cursor)
 static const char *read_type(struct cursor *cursor, int *type)
 {
     int character = cursor_peek(cursor);
+    if (character >= '0' && character <= '0' + SIOC_SIO_BINARY_ACK) { /* every valid packet */
+        *type = character - '0';
+        cursor->position++;
+        return NULL;
+    }
     if (character < 0)
         return ERROR_EMPTY_MESSAGE;
     size_t blank = white_space_length(cursor);
@@ -163,11 +168,7 @@ static const char *read_type(struct cursor *cursor, int *type)
     }
     if (!is_digit(character))
         return ERROR_TYPE_NOT_A_NUMBER;
-    if (character > '0' + SIOC_SIO_BINARY_ACK)
-        return ERROR_UNKNOWN_TYPE[character - '0' - SIOC_SIO_BINARY_ACK - 1];
-    *type = character - '0';
-    cursor->position++;
-    return NULL;
+    return ERROR_UNKNOWN_TYPE[character - '0' - SIOC_SIO_BINARY_ACK - 1];
 }
 
 /* "<digits>-". The value saturates just above the limit instead of growing with the number of

@@ -595,6 +595,26 @@ static int decode(sioc__sio_client_t *client, const uint8_t *bytes, size_t lengt
     return sioc__sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
 }
 
+/* Node's Client.onerror: every socket of the client hears a decoding error before the whole
+ * connection closes. A handler may disconnect its socket or another one, or close the client:
+ * the sockets are taken (and held) first, so the list changing under the handlers does not
+ * matter. A client is in few namespaces; past the array's size the rest hear nothing. */
+static void tell_sockets_error(sioc__sio_client_t *client, const char *error)
+{
+    sioc_socket_t *sockets[16];
+    size_t count = 0;
+    for (sioc_socket_t *socket = client->sockets; socket != NULL && count < 16;
+         socket = socket->next_in_client) {
+        sioc__sio_socket_ref(socket);
+        sockets[count++] = socket;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (sockets[i]->state == SIO_SOCKET_CONNECTED)
+            sioc__sio_socket_error(sockets[i], error);
+        sioc__sio_socket_unref(sockets[i]);
+    }
+}
+
 static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size_t length,
                               int binary, void *data)
 {
@@ -606,11 +626,7 @@ static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size
     const char *error = NULL;
     int rc = decode(client, bytes, length, binary, &packet, &error);
     if (rc == SIOC_SIO_DECODE_ERROR) {
-        /* Node's Client.onerror: every socket hears the error, then the whole connection
-         * closes ("forced close"). */
-        for (sioc_socket_t *socket = client->sockets; socket != NULL && !client->closed;
-             socket = socket->next_in_client)
-            sioc__sio_socket_error(socket, error);
+        tell_sockets_error(client, error);
         sioc__sio_client_close(client, "forced close");
         return;
     }
