@@ -674,7 +674,10 @@ SIOC_API void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)
 SIOC_API const char *sioc_web_request_method(const sioc_web_request_t *request);
 /* The path without the query ("/rooms/12/members"), NUL-terminated. */
 SIOC_API const char *sioc_web_request_path(const sioc_web_request_t *request);
-/* A query parameter, percent-decoded into out; its length, -1 if absent, -2 if too long. */
+/* A query parameter as URLSearchParams decodes it ('+' a space, a '%' without two hex digits
+ * kept, invalid UTF-8 as U+FFFD), the last value of a name given twice (engine.io's
+ * Object.fromEntries(url.searchParams)), NUL-terminated into out; its length, -1 if absent,
+ * -2 if too long. */
 SIOC_API long sioc_web_request_query(const sioc_web_request_t *request, const char *name, char *out,
                                      size_t size);
 SIOC_API const char *sioc_web_request_header(const sioc_web_request_t *request, const char *name,

@@ -525,31 +525,6 @@ static int hex_value(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static long percent_decode(const char *in, size_t length, char *out, size_t out_size)
-{
-    size_t written = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= length)
-                return -2;
-            int high = hex_value(in[i + 1]);
-            int low = hex_value(in[i + 2]);
-            if (high < 0 || low < 0)
-                return -2;
-            c = (char)(high * 16 + low);
-            i += 2;
-        }
-        if (written + 1 >= out_size)
-            return -2;
-        out[written++] = c;
-    }
-    out[written] = '\0';
-    return (long)written;
-}
-
 /* ---- application/x-www-form-urlencoded (WHATWG URLSearchParams) -------------------------- */
 
 /* The next byte of in after percent-decoding ('+' a space, "%XX" one byte, any other '%' kept),
@@ -648,22 +623,43 @@ long sioc__http_form_decode(const char *in, size_t length, char *out, size_t out
 
 #undef FORM_PUT
 
+/* 1 when the pair's name, decoded as URLSearchParams decodes it, is name. */
+static int query_name_is(const char *key, size_t key_length, const char *name, size_t name_length)
+{
+    if (memchr(key, '%', key_length) == NULL && memchr(key, '+', key_length) == NULL)
+        return key_length == name_length && memcmp(key, name, name_length) == 0;
+    char small[64];
+    char *decoded = name_length < sizeof(small) ? small : malloc(name_length + 1);
+    if (decoded == NULL)
+        return 0;
+    long length = sioc__http_form_decode(key, key_length, decoded, name_length + 1);
+    int same = length == (long)name_length && memcmp(decoded, name, name_length) == 0;
+    if (decoded != small)
+        free(decoded);
+    return same;
+}
+
 long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
                           size_t out_size)
 {
     size_t name_length = strlen(name);
     const char *cursor = query;
     const char *end = query + query_length;
+    const char *value = NULL, *value_end = NULL;
     while (cursor < end) {
         const char *amp = memchr(cursor, '&', (size_t)(end - cursor));
         const char *pair_end = amp ? amp : end;
         const char *equals = memchr(cursor, '=', (size_t)(pair_end - cursor));
         const char *key_end = equals ? equals : pair_end;
-        if ((size_t)(key_end - cursor) == name_length && memcmp(cursor, name, name_length) == 0) {
-            const char *value = equals ? equals + 1 : pair_end;
-            return percent_decode(value, (size_t)(pair_end - value), out, out_size);
+        /* Object.fromEntries keeps the last value of a name given twice. */
+        if (pair_end > cursor &&
+            query_name_is(cursor, (size_t)(key_end - cursor), name, name_length)) {
+            value = equals ? equals + 1 : pair_end;
+            value_end = pair_end;
         }
         cursor = amp ? amp + 1 : end;
     }
-    return -1;
+    if (value == NULL)
+        return -1;
+    return sioc__http_form_decode(value, (size_t)(value_end - value), out, out_size);
 }

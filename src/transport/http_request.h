@@ -114,8 +114,11 @@ int sioc__http_is_token(const char *name);
  * written, or -2 when out_size is too small. */
 long sioc__http_form_decode(const char *in, size_t length, char *out, size_t out_size);
 
-/* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
- * when absent, -2 when longer than out_size - 1 or badly encoded. */
+/* Query parameter name as engine.io reads it (Object.fromEntries(url.searchParams)): every
+ * pair's name and value decoded as sioc__http_form_decode does, the last value of a name given
+ * more than once, "" for a name without '='. Writes the value NUL-terminated into out (it may
+ * hold U+0000: use the length). Returns its length, -1 when absent, -2 when out_size is too
+ * small. */
 long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
                           size_t out_size);
 

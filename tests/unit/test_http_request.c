@@ -311,9 +311,31 @@ static void test_query_and_tokens(void **state)
     assert_string_equal(out, "4");
     assert_int_equal(sioc__http_query_get(query, length, "empty", out, sizeof(out)), 0);
     assert_int_equal(sioc__http_query_get(query, length, "missing", out, sizeof(out)), -1);
-    assert_int_equal(sioc__http_query_get(query, length, "bad", out, sizeof(out)), -2);
+    /* A '%' without two hex digits is kept, as URLSearchParams keeps it. */
+    assert_int_equal(sioc__http_query_get(query, length, "bad", out, sizeof(out)), 3);
+    assert_string_equal(out, "%zz");
     assert_int_equal(sioc__http_query_get(query, length, "long", out, sizeof(out)), -2);
-    assert_int_equal(sioc__http_query_get("a=%4", 4, "a", out, sizeof(out)), -2);
+    assert_int_equal(sioc__http_query_get("a=%4", 4, "a", out, sizeof(out)), 2);
+    assert_string_equal(out, "%4");
+    /* engine.io's Object.fromEntries(url.searchParams): the last value, decoded names. */
+    assert_int_equal(sioc__http_query_get("EIO=4&x=1&EIO=3", 15, "EIO", out, sizeof(out)), 1);
+    assert_string_equal(out, "3");
+    assert_int_equal(sioc__http_query_get("EI%4F=4", 7, "EIO", out, sizeof(out)), 1);
+    assert_string_equal(out, "4");
+    assert_int_equal(sioc__http_query_get("a+b=1&a%20b=2", 13, "a b", out, sizeof(out)), 1);
+    assert_string_equal(out, "2");
+    assert_int_equal(sioc__http_query_get("EIO&&sid", 8, "EIO", out, sizeof(out)), 0);
+    assert_int_equal(sioc__http_query_get("EIO&&sid", 8, "sid", out, sizeof(out)), 0);
+    assert_int_equal(sioc__http_query_get("EIO%=4", 6, "EIO", out, sizeof(out)), -1);
+    assert_int_equal(sioc__http_query_get("v=%C3%A9%FF", 11, "v", out, sizeof(out)), 5);
+    assert_memory_equal(out, "\xc3\xa9\xef\xbf\xbd", 6);
+    /* A name longer than the decoder's stack buffer. */
+    char name[100], pair[130];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(pair, sizeof(pair), "%%6e%s=v", name + 1);
+    assert_int_equal(sioc__http_query_get(pair, strlen(pair), name, out, sizeof(out)), 1);
+    assert_string_equal(out, "v");
 
     sioc__http_header_t header = {"Connection", "keep-alive, Upgrade", 19};
     assert_true(sioc__http_header_has_token(&header, "upgrade"));
