@@ -3,7 +3,8 @@
  * socket.io-client does, and the namespace's middleware and connection handler check what each
  * reader of the auth or the handshake gives, and what the socket keeps. Then a decoding
  * error on a client with two sockets, whose error handler disconnects one or closes the
- * connection while the others are still to be told. The loop must close cleanly at the end
+ * connection while the others are still to be told (and, on the way, allRooms with the
+ * in-memory adapter). The loop must close cleanly at the end
  * (ASan: nothing leaked, the text freed, no socket used after it went). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -318,6 +319,36 @@ static void on_decode_error(sioc_socket_t *socket, const char *message, void *da
         sioc_socket_disconnect(socket, 1);
 }
 
+static void on_all_rooms(int error, json_t *rooms, void *data)
+{
+    json_t **out = data;
+    assert_int_equal(error, 0);
+    *out = json_deep_copy(rooms);
+}
+
+/* With the in-memory adapter the answer is this server's rooms, at once: "/"'s socket's own id
+ * and the room it joined, nothing of "/a". */
+static void check_all_rooms(error_harness_t *harness)
+{
+    sioc_socket_t *socket = harness->sockets[0];
+    assert_int_equal(sioc_socket_join(socket, "r"), 0);
+    json_t *rooms = NULL;
+    assert_int_equal(sioc_namespace_all_rooms(sioc_socket_namespace(socket), on_all_rooms, &rooms),
+                     0);
+    assert_non_null(rooms);
+    assert_int_equal(json_array_size(rooms), 2);
+    int saw_id = 0, saw_room = 0;
+    size_t index;
+    json_t *name;
+    json_array_foreach(rooms, index, name)
+    {
+        saw_id += strcmp(json_string_value(name), sioc_socket_id(socket)) == 0;
+        saw_room += strcmp(json_string_value(name), "r") == 0;
+    }
+    assert_int_equal(saw_id + saw_room, 2);
+    json_decref(rooms);
+}
+
 static void post(harness_t *harness, const char *sid, const char *payload)
 {
     char request[1024], body[4096];
@@ -359,6 +390,8 @@ static void run_decode_error(enum error_mode mode, int first_heard, int second_h
     for (int i = 0; i < MAX_ITERATIONS && base->connected < 2; i++)
         uv_run(&base->loop, UV_RUN_NOWAIT);
     assert_int_equal(base->connected, 2);
+    if (mode == ERROR_ONLY_RECORDED)
+        check_all_rooms(&harness);
     post(base, sid, "47"); /* an Engine.IO message holding Socket.IO packet type 7 */
     for (int i = 0; i < MAX_ITERATIONS && harness.disconnected < 2; i++)
         uv_run(&base->loop, UV_RUN_NOWAIT);
