@@ -17,6 +17,9 @@
 #                                        chat-postgres.sh places the daemon and the generator;
 #                                        PostgreSQL's processes on DATABASE_CPUS (empty: anywhere).
 #                                        BENCH_CPUS=0,1 READER_CPU=-1 leaves the kernel free.
+#   SPIN_CPUS=0                          during every run, a busy loop on each listed core (a
+#                                        comma list): the other work of a shared machine, which
+#                                        takes half of that core from whatever runs there
 #   BENCH_RESULTS=dir                    also writes the table and the summary to dir/summary.md
 #   PG_DISPATCH=build/pg-dispatch        the program (scripts/build makes it)
 set -euo pipefail
@@ -33,12 +36,20 @@ rounds=${ROUNDS:-3} duration=${DURATION:-10} warmup=${WARMUP:-3} rate=${RATE:-20
 rooms=${ROOMS:-1000} users=${USERS:-10000} connections_list=${CONNECTIONS:-4}
 fanouts=${FANOUTS:-0 10} warmup_round=${WARMUP_ROUND:-1}
 bench_cpus=${BENCH_CPUS:-0} reader_cpu=${READER_CPU:-1} database_cpus=${DATABASE_CPUS:-}
+spin_cpus=${SPIN_CPUS:-}
 program="${PG_DISPATCH:-$root/build/pg-dispatch}"
 [[ -x "$program" ]] || { echo "pg-dispatch.sh: build it first (scripts/build) or set PG_DISPATCH" >&2; exit 2; }
 
 work="$(mktemp -d /tmp/sioc-pg-dispatch-XXXXXX)"
 chmod 755 "$work" # the server runs as nobody when this runs as root
+spinners=()
+spin_stop() {
+    for pid in "${spinners[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${spinners[@]}"; do wait "$pid" 2>/dev/null || true; done
+    spinners=()
+}
 cleanup() {
+    spin_stop
     tests/lib/postgres.sh stop "$work/pg" || true
     rm -rf "$work"
 }
@@ -62,16 +73,21 @@ run_one() {
     local design=$1 connections=$2 fanout=$3 round=$4 line status
     "$program" --url "$url" --setup --rooms "$rooms" --users "$users"
     psql -X -q "$url" -c "SELECT pg_switch_wal()" -c "CHECKPOINT" >/dev/null
-    local before after
+    local before after bound=$((${duration%.*} + ${warmup%.*} + 30)) cpu
+    for cpu in ${spin_cpus//,/ }; do
+        timeout "$bound" taskset -c "$cpu" sh -c 'while :; do :; done' &
+        spinners+=($!)
+    done
     before=$(ticks)
     set +e
-    line=$(timeout $((${duration%.*} + ${warmup%.*} + 30)) taskset -c "$bench_cpus" "$program" \
+    line=$(timeout "$bound" taskset -c "$bench_cpus" "$program" \
         --url "$url" --design "$design" --connections "$connections" --rate "$rate" \
         --rooms "$rooms" --users "$users" --duration "$duration" --warmup "$warmup" \
         --fanout "$fanout" --reader-cpu "$reader_cpu" 2>"$work/stderr")
     status=$?
     set -e
     after=$(ticks)
+    spin_stop
     local load steal
     load=$(cut -d' ' -f1 /proc/loadavg)
     steal=$(echo "$before $after" | awk '{ d = $4 - $2; printf("%.1f", (d > 0) ? 100 * ($3 - $1) / d : 0) }')
@@ -84,6 +100,8 @@ run_one() {
     echo "round=$round $line load=$load steal_pct=$steal" | tee -a "$work/runs.txt"
 }
 
+settings="ROUNDS=$rounds DURATION=$duration WARMUP=$warmup RATE=$rate CONNECTIONS=\"$connections_list\" FANOUTS=\"$fanouts\" BENCH_CPUS=$bench_cpus READER_CPU=$reader_cpu DATABASE_CPUS=$database_cpus SPIN_CPUS=$spin_cpus bench/pg-dispatch.sh"
+echo "$settings"
 started=$(date -u +%FT%TZ)
 for connections in $connections_list; do
     for fanout in $fanouts; do
@@ -100,13 +118,14 @@ done
 ended=$(date -u +%FT%TZ)
 
 echo
-python3 - "$work/runs.txt" "$started" "$ended" <<'PY' | tee "$work/summary.txt"
+python3 - "$work/runs.txt" "$started" "$ended" "$settings" <<'PY' | tee "$work/summary.txt"
 import statistics, sys
 runs = []
 for line in open(sys.argv[1]):
     if "FAILED" in line:
         continue
     runs.append(dict(field.split("=", 1) for field in line.split()))
+print(sys.argv[4])
 print("%s to %s, latency in ms; CPU of the program (loop and workers, not the reader) per request"
       % (sys.argv[2], sys.argv[3]))
 print()
@@ -151,8 +170,6 @@ PY
 if [[ -n "${BENCH_RESULTS:-}" ]]; then
     mkdir -p "$BENCH_RESULTS"
     {
-        echo "ROUNDS=$rounds DURATION=$duration WARMUP=$warmup RATE=$rate CONNECTIONS=\"$connections_list\" FANOUTS=\"$fanouts\" BENCH_CPUS=$bench_cpus READER_CPU=$reader_cpu DATABASE_CPUS=$database_cpus bench/pg-dispatch.sh"
-        echo
         cat "$work/summary.txt"
         echo
         cat "$work/runs.txt"
