@@ -129,14 +129,14 @@ print(sys.argv[4])
 print("%s to %s, latency in ms; CPU of the program (loop and workers, not the reader) per request"
       % (sys.argv[2], sys.argv[3]))
 print()
-print("| K | fan-out | round | design | p50 | p90 | p99 | p99.9 | max | lost | CPU us/req (user+sys) | vol. / invol. switches per req | backend CPU us/req | batch | load | steal % |")
+print("| K | fan-out | round | design | p50 | p90 | p99 | p99.9 | max | lost | CPU us/req (user+sys; of it the loop thread) | vol. / invol. switches per req | backend CPU us/req | batch | load | steal % |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 ms = lambda r, k: "%.2f" % (float(r[k]) / 1000)
 for r in runs:
-    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s / %s | %s | %s | %s | %s |" % (
+    print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f (%.0f) | %s / %s | %s | %s | %s | %s |" % (
         r["connections"], r["fanout"], r["round"], r["design"], ms(r, "p50_us"), ms(r, "p90_us"),
         ms(r, "p99_us"), ms(r, "p999_us"), ms(r, "max_us"), r["lost"],
-        float(r["user_us_per_req"]) + float(r["sys_us_per_req"]), r["vcsw_per_req"],
+        float(r["user_us_per_req"]) + float(r["sys_us_per_req"]), float(r.get("loop_us_per_req", "nan")), r["vcsw_per_req"],
         r["ivcsw_per_req"], r["backend_cpu_us_per_req"], r["batch_mean"], r["load"], r["steal_pct"]))
 print()
 groups = {}
@@ -149,11 +149,12 @@ for (k, fanout), designs in groups.items():
     for design, rs in designs.items():
         med[design] = {key: statistics.median(float(r[key]) for r in rs) for key, _ in keys}
         med[design]["cpu"] = statistics.median(float(r["user_us_per_req"]) + float(r["sys_us_per_req"]) for r in rs)
+        med[design]["loop"] = statistics.median(float(r.get("loop_us_per_req", "nan")) for r in rs)
         med[design]["vcsw"] = statistics.median(float(r["vcsw_per_req"]) for r in rs)
         lost = sum(int(r["lost"]) for r in rs)
-        print("K=%s fan-out %s, %s, %d rounds: median p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, CPU %.0f us/req, %.2f voluntary switches/req, lost %d"
+        print("K=%s fan-out %s, %s, %d rounds: median p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, CPU %.0f us/req (the loop thread %.0f), %.2f voluntary switches/req, lost %d"
               % (k, fanout, design, len(rs), med[design]["p50_us"] / 1000, med[design]["p99_us"] / 1000,
-                 med[design]["p999_us"] / 1000, med[design]["cpu"], med[design]["vcsw"], lost))
+                 med[design]["p999_us"] / 1000, med[design]["cpu"], med[design]["loop"], med[design]["vcsw"], lost))
     if "loop" in med and "threads" in med:
         l, t = med["loop"], med["threads"]
         ratio = lambda key: l[key] / t[key] if t[key] else float("nan")
