@@ -958,12 +958,14 @@ int main(int argc, char **argv)
         die("out of memory");
     if (parse_options(argc, argv, &bench->options) != 0) {
         usage(stderr);
+        free(bench);
         return 2;
     }
     options_t *o = &bench->options;
     signal(SIGPIPE, SIG_IGN);
     if (o->setup) {
         setup(o);
+        free(bench);
         return 0;
     }
 
