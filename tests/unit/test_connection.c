@@ -2,12 +2,16 @@
  * connection gives its queue to the loop's spares and the next write takes it back; the loop
  * keeps at most SIOC_SPARE_QUEUES of them, and no grown one. The peers check that every byte
  * arrived; the loop must close cleanly at the end (no handle left behind, ASan: nothing leaked). */
+#define _GNU_SOURCE /* accept4 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -36,8 +40,9 @@ typedef struct peer_s {
 
 typedef struct harness_s {
     uv_loop_t loop;
-    sioc__io_t *io; /* large (its read buffer): on the heap */
-    uv_tcp_t server;
+    sioc__io_t *io;     /* large (its read buffer): on the heap */
+    uv_poll_t listener; /* on listen_fd, as the HTTP server listens */
+    int listen_fd;
     peer_t peers[MAX_PEERS];
     sioc__conn_t *conns[MAX_PEERS];
     int peer_count;
@@ -59,13 +64,17 @@ static void on_conn_close(sioc__conn_t *conn)
 
 static const sioc__conn_handler_t handler = {on_conn_read, on_conn_close, NULL};
 
-static void on_connection(uv_stream_t *server, int status)
+static void on_listener(uv_poll_t *poll, int status, int events)
 {
-    harness_t *harness = server->data;
+    harness_t *harness = poll->data;
     assert_int_equal(status, 0);
-    sioc__conn_t *conn = sioc__conn_accept(harness->io, server, &handler, harness, NULL);
-    assert_non_null(conn);
-    harness->conns[harness->accepted++] = conn;
+    int fd;
+    while ((fd = accept4(harness->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        sioc__conn_t *conn = sioc__conn_accept(harness->io, fd, &handler, harness, NULL);
+        assert_non_null(conn);
+        harness->conns[harness->accepted++] = conn;
+    }
+    assert_int_equal(errno, EAGAIN);
 }
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -115,14 +124,17 @@ static harness_t *start_with_room(int peer_count, size_t room)
     assert_int_equal(sioc__io_init(harness->io, &harness->loop), 0);
     assert_int_equal(harness->io->conn_room, 0); /* none unless asked for */
     harness->io->conn_room = room;
-    assert_int_equal(uv_tcp_init(&harness->loop, &harness->server), 0);
-    harness->server.data = harness;
     struct sockaddr_in address;
     assert_int_equal(uv_ip4_addr("127.0.0.1", 0, &address), 0);
-    assert_int_equal(uv_tcp_bind(&harness->server, (struct sockaddr *)&address, 0), 0);
-    assert_int_equal(uv_listen((uv_stream_t *)&harness->server, MAX_PEERS, on_connection), 0);
-    int length = sizeof(address);
-    assert_int_equal(uv_tcp_getsockname(&harness->server, (struct sockaddr *)&address, &length), 0);
+    harness->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    assert_true(harness->listen_fd >= 0);
+    assert_int_equal(bind(harness->listen_fd, (struct sockaddr *)&address, sizeof(address)), 0);
+    assert_int_equal(listen(harness->listen_fd, MAX_PEERS), 0);
+    socklen_t length = sizeof(address);
+    assert_int_equal(getsockname(harness->listen_fd, (struct sockaddr *)&address, &length), 0);
+    assert_int_equal(uv_poll_init(&harness->loop, &harness->listener, harness->listen_fd), 0);
+    harness->listener.data = harness;
+    assert_int_equal(uv_poll_start(&harness->listener, UV_READABLE, on_listener), 0);
     for (int i = 0; i < peer_count; i++) {
         peer_t *peer = &harness->peers[i];
         peer->harness = harness;
@@ -160,10 +172,11 @@ static void finish(harness_t *harness)
         uv_close((uv_handle_t *)&harness->peers[i].client, NULL);
     }
     assert_true(run_until(harness, all_closed));
-    uv_close((uv_handle_t *)&harness->server, NULL);
+    uv_close((uv_handle_t *)&harness->listener, NULL);
     sioc__io_close(harness->io, on_io_closed);
     uv_run(&harness->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&harness->loop), 0);
+    close(harness->listen_fd);
     free(harness);
 }
 
