@@ -434,13 +434,15 @@ int main(int argc, char **argv)
         uv_loop_close(loop);
         return 1;
     }
-    printf("listening on %s:%d\n", host, sioc_server_port(server));
-    fflush(stdout);
     signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error code, not a signal */
     uv_signal_init(loop, &signal_handles[0]);
     uv_signal_start(&signal_handles[0], on_signal, SIGTERM);
     uv_signal_init(loop, &signal_handles[1]);
     uv_signal_start(&signal_handles[1], on_signal, SIGINT);
+    /* Only once SIGTERM is ours: a test that stops the server right after this line must not
+     * find the default action (death by the signal) still in place. */
+    printf("listening on %s:%d\n", host, sioc_server_port(server));
+    fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return 0;

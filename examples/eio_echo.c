@@ -200,13 +200,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "eio-echo: cannot listen on %s:%d: %s\n", host, port, uv_strerror(rc));
         return 1;
     }
-    printf("listening on %s:%d\n", host, sioc_eio_server_port(server));
-    fflush(stdout);
     signal(SIGPIPE, SIG_IGN);
     uv_signal_init(loop, &sigterm_handle);
     uv_signal_init(loop, &sigint_handle);
     uv_signal_start(&sigterm_handle, on_signal, SIGTERM);
     uv_signal_start(&sigint_handle, on_signal, SIGINT);
+    /* Only once SIGTERM is ours: a test that stops the server right after this line must not
+     * find the default action (death by the signal) still in place. */
+    printf("listening on %s:%d\n", host, sioc_eio_server_port(server));
+    fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
     return 0;

@@ -479,6 +479,38 @@ static void on_server_count(sioc_socket_t *socket, const sioc_event_t *event, vo
                                 pending_answer(socket, event));
 }
 
+static int compare_strings(const void *left, const void *right)
+{
+    return strcmp(json_string_value(*(json_t *const *)left),
+                  json_string_value(*(json_t *const *)right));
+}
+
+/* The rooms sorted (each server's come in their own order), or Node's rejection. */
+static void on_all_rooms_known(int error, json_t *rooms, void *data)
+{
+    if (error != 0) {
+        answer(data,
+               json_pack("{s:s}", "error", "timeout reached while waiting for allRooms response"));
+        return;
+    }
+    size_t count = json_array_size(rooms);
+    json_t **items = calloc(count + 1, sizeof(json_t *));
+    for (size_t i = 0; i < count; i++)
+        items[i] = json_array_get(rooms, i);
+    qsort(items, count, sizeof(json_t *), compare_strings);
+    json_t *sorted = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append(sorted, items[i]);
+    free(items);
+    answer(data, sorted);
+}
+
+static void on_all_rooms(sioc_socket_t *socket, const sioc_event_t *event, void *data)
+{
+    sioc_namespace_all_rooms(sioc_socket_namespace(socket), on_all_rooms_known,
+                             pending_answer(socket, event));
+}
+
 /* Another server's serverSideEmit: told to this server's clients, answered with "pong". */
 static void on_other_server(sioc_namespace_t *nsp, const sioc_event_t *event,
                             sioc_adapter_reply_t *reply, void *data)
@@ -611,6 +643,7 @@ static const struct {
     {"server-side-emit-event", on_server_side_emit_event},
     {"server-side-emit-ack", on_server_side_emit_ack},
     {"server-count", on_server_count},
+    {"all-rooms", on_all_rooms},
     {"count", on_count},
     {"slow", on_message_with_ack},
 };
@@ -843,13 +876,15 @@ int main(int argc, char **argv)
     setup_namespace(sioc_server_of(server, "/"));
     setup_namespace(sioc_server_of(server, "/custom"));
     setup_namespace(sioc_server_of_dynamic(server, accept_dynamic, NULL));
-    printf("listening on %s:%d\n", host, sioc_server_port(server));
-    fflush(stdout);
     signal(SIGPIPE, SIG_IGN);
     for (int i = 0; i < 2; i++) {
         uv_signal_init(loop, &signals[i]);
         uv_signal_start(&signals[i], on_signal, i == 0 ? SIGTERM : SIGINT);
     }
+    /* Only once SIGTERM is ours: a test that stops the server right after this line must not
+     * find the default action (death by the signal) still in place. */
+    printf("listening on %s:%d\n", host, sioc_server_port(server));
+    fflush(stdout);
     uv_run(loop, UV_RUN_DEFAULT);
     regfree(&dynamic_pattern);
     uv_loop_close(loop);

@@ -586,6 +586,15 @@ SIOC_API void sioc_namespace_on_server_side_emit(sioc_namespace_t *nsp,
 typedef void (*sioc_server_count_cb)(size_t servers, void *data);
 SIOC_API int sioc_namespace_server_count(sioc_namespace_t *nsp, sioc_server_count_cb callback,
                                          void *data);
+/* Every room of the namespace on every server, as the Redis adapter's allRooms(): rooms is an
+ * array of distinct names (borrowed), each socket's own id among them as in Node; this server's
+ * first. With the in-memory adapter, and with the sharded and streams Redis adapters (whose
+ * Node counterparts have no allRooms), the callback runs before the call returns with this
+ * server's rooms; the classic Redis adapter calls it once every server answered, or at its
+ * requests timeout with SIOC_ETIMEDOUT and the rooms that came. */
+typedef void (*sioc_all_rooms_cb)(int error, json_t *rooms, void *data);
+SIOC_API int sioc_namespace_all_rooms(sioc_namespace_t *nsp, sioc_all_rooms_cb callback,
+                                      void *data);
 /* This server's id in the cluster (the adapter's uid). */
 SIOC_API const char *sioc_namespace_adapter_uid(const sioc_namespace_t *nsp);
 
@@ -674,7 +683,10 @@ SIOC_API void sioc_web_server_close(sioc_web_server_t *server, void (*closed_cb)
 SIOC_API const char *sioc_web_request_method(const sioc_web_request_t *request);
 /* The path without the query ("/rooms/12/members"), NUL-terminated. */
 SIOC_API const char *sioc_web_request_path(const sioc_web_request_t *request);
-/* A query parameter, percent-decoded into out; its length, -1 if absent, -2 if too long. */
+/* A query parameter as URLSearchParams decodes it ('+' a space, a '%' without two hex digits
+ * kept, invalid UTF-8 as U+FFFD), the last value of a name given twice (engine.io's
+ * Object.fromEntries(url.searchParams)), NUL-terminated into out; its length, -1 if absent,
+ * -2 if too long. */
 SIOC_API long sioc_web_request_query(const sioc_web_request_t *request, const char *name, char *out,
                                      size_t size);
 SIOC_API const char *sioc_web_request_header(const sioc_web_request_t *request, const char *name,

@@ -101,7 +101,8 @@ struct sioc_adapter_local_s {
 /* sioc_server_side_ack_cb (sioc.h): one answer per other server, error SIOC_ETIMEDOUT when
  * some did not answer within the adapter's requests timeout (responses holds those that did). */
 
-/* Operations (all required but room_created / room_deleted). Return codes: 0 or SIOC_E*. */
+/* Operations (all required but room_created / room_deleted / all_rooms). Return codes: 0 or
+ * SIOC_E*. */
 typedef struct sioc_adapter_ops_s {
     void (*broadcast)(sioc_adapter_t *adapter, const sioc_adapter_packet_t *packet,
                       const sioc_adapter_opts_t *opts);
@@ -120,6 +121,9 @@ typedef struct sioc_adapter_ops_s {
     int (*server_side_emit)(sioc_adapter_t *adapter, json_t *data, sioc_server_side_ack_cb callback,
                             void *callback_data);
     int (*server_count)(sioc_adapter_t *adapter, sioc_server_count_cb callback, void *data);
+    /* callback gets the rooms of every server, once (also on error: then those that came).
+     * NULL: an adapter that knows of no other server's rooms; local->rooms() is the answer. */
+    int (*all_rooms)(sioc_adapter_t *adapter, sioc_all_rooms_cb callback, void *data);
     /* A room appeared on / disappeared from this server (sharded adapters subscribe per room). */
     void (*room_created)(sioc_adapter_t *adapter, const char *room);
     void (*room_deleted)(sioc_adapter_t *adapter, const char *room);

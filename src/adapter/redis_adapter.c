@@ -84,7 +84,13 @@ struct redis_adapter_s {
     redis_adapter_t *next;
 };
 
-enum request_kind { REQUEST_FETCH, REQUEST_SERVER_SIDE_EMIT, REQUEST_BROADCAST, REQUEST_COUNT };
+enum request_kind {
+    REQUEST_FETCH,
+    REQUEST_SERVER_SIDE_EMIT,
+    REQUEST_BROADCAST,
+    REQUEST_COUNT,
+    REQUEST_ALL_ROOMS,
+};
 
 struct request_s {
     char id[SIOC_ADAPTER_UID_SIZE];
@@ -94,7 +100,7 @@ struct request_s {
     uv_timer_t timer;
     size_t expected; /* answers to wait for, once the server count is known */
     size_t answered;
-    json_t *results; /* fetch: sockets; serverSideEmit: responses */
+    json_t *results; /* fetch: sockets; serverSideEmit: responses; allRooms: {name: null} */
     char *message;   /* the request to publish once the server count is known */
     size_t message_length;
     sioc_adapter_ack_sink_t *sink; /* broadcast with acks */
@@ -102,6 +108,7 @@ struct request_s {
         sioc_fetch_sockets_cb fetch;
         sioc_server_side_ack_cb server_side;
         sioc_server_count_cb count;
+        sioc_all_rooms_cb all_rooms;
     } callback;
     void *data;
     UT_hash_handle hh;
@@ -351,6 +358,18 @@ static void request_release(request_t *request)
     uv_close((uv_handle_t *)&request->timer, on_request_closed);
 }
 
+/* The set's names as an array, in the order first seen (this server's first). */
+static void finish_all_rooms(request_t *request, int error)
+{
+    json_t *names = json_array();
+    const char *name;
+    json_t *ignored;
+    json_object_foreach(request->results, name, ignored)
+        json_array_append_new(names, json_string(name));
+    request->callback.all_rooms(names != NULL ? error : SIOC_ENOMEM, names, request->data);
+    json_decref(names);
+}
+
 /* Ends a request: out of the table first (a callback may start another), its callback, freed
  * once the timer is closed. */
 static void request_finish(request_t *request, int error)
@@ -369,6 +388,9 @@ static void request_finish(request_t *request, int error)
         break;
     case REQUEST_COUNT:
         request->callback.count(1, request->data);
+        break;
+    case REQUEST_ALL_ROOMS:
+        finish_all_rooms(request, error);
         break;
     }
     uv_close((uv_handle_t *)&request->timer, on_request_closed);
@@ -414,6 +436,7 @@ static void request_on_count(request_t *request, size_t servers, int known)
         sioc_adapter_ack_sink_server_count(request->sink, servers > 0 ? servers : 1);
         return;
     case REQUEST_FETCH:
+    case REQUEST_ALL_ROOMS:
     case REQUEST_SERVER_SIDE_EMIT:
         if (!known)
             return; /* ends at its timeout */
@@ -422,8 +445,10 @@ static void request_on_count(request_t *request, size_t servers, int known)
             request_finish(request, 0);
             return;
         }
-        request->expected = request->kind == REQUEST_FETCH ? servers : servers - 1;
-        request->answered = request->kind == REQUEST_FETCH ? 1 : 0; /* this server */
+        /* fetchSockets and allRooms count this server's answer, serverSideEmit does not. */
+        int counts_itself = request->kind != REQUEST_SERVER_SIDE_EMIT;
+        request->expected = counts_itself ? servers : servers - 1;
+        request->answered = counts_itself ? 1 : 0;
         publish(request->redis,
                 request->redis->sharded ? request->adapter->channel
                                         : request->adapter->request_channel,
@@ -781,6 +806,20 @@ static void on_request(redis_adapter_t *adapter, sioc__redis_message_t *message)
     }
 }
 
+/* Adds names (an array, NULL: none) to set; what is not a string is left out, as Node's Set
+ * would hold it but no room is named so. */
+static void add_room_names(json_t *set, json_t *names)
+{
+    size_t index;
+    json_t *name;
+    json_array_foreach(names, index, name)
+    {
+        if (json_is_string(name))
+            json_object_setn_new(set, json_string_value(name), json_string_length(name),
+                                 json_null());
+    }
+}
+
 static void on_response(redis_adapter_t *adapter, sioc__redis_message_t *message)
 {
     request_t *request = request_find(adapter->redis, message->request_id);
@@ -807,6 +846,9 @@ static void on_response(redis_adapter_t *adapter, sioc__redis_message_t *message
         request->answered++;
         if (message->sockets != NULL)
             json_array_extend(request->results, message->sockets);
+    } else if (request->kind == REQUEST_ALL_ROOMS && request->expected > 0) {
+        request->answered++;
+        add_room_names(request->results, message->room_names);
     } else if (request->kind == REQUEST_SERVER_SIDE_EMIT && request->expected > 0 &&
                message->type == SIOC__REDIS_SERVER_SIDE_EMIT) {
         request->answered++;
@@ -1153,6 +1195,37 @@ static int redis_server_count(sioc_adapter_t *base, sioc_server_count_cb callbac
     return 0;
 }
 
+/* allRooms(): this server's rooms, then one ALL_ROOMS request answered by every other. */
+static int redis_all_rooms(sioc_adapter_t *base, sioc_all_rooms_cb callback, void *data)
+{
+    redis_adapter_t *adapter = (redis_adapter_t *)base;
+    json_t *local = base->local->rooms(base->nsp);
+    json_t *set = json_object();
+    request_t *request =
+        local != NULL && set != NULL ? request_new(adapter, REQUEST_ALL_ROOMS, 0) : NULL;
+    if (request == NULL) {
+        json_decref(local);
+        json_decref(set);
+        return SIOC_ENOMEM;
+    }
+    add_room_names(set, local);
+    json_decref(local);
+    request->results = set;
+    request->callback.all_rooms = callback;
+    request->data = data;
+    json_t *message = json_pack("{s:s,s:s,s:i}", "uid", base->uid, "requestId", request->id, "type",
+                                SIOC__REDIS_ALL_ROOMS);
+    request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+    request->message_length = request->message != NULL ? strlen(request->message) : 0;
+    json_decref(message);
+    if (request->message == NULL) {
+        request_finish(request, SIOC_ENOMEM);
+        return 0;
+    }
+    request_count_servers(request);
+    return 0;
+}
+
 static void redis_destroy(sioc_adapter_t *base)
 {
     redis_adapter_t *adapter = (redis_adapter_t *)base;
@@ -1187,6 +1260,7 @@ static const sioc_adapter_ops_t redis_adapter_ops = {
     .disconnect_sockets = redis_disconnect_sockets,
     .server_side_emit = redis_server_side_emit,
     .server_count = redis_server_count,
+    .all_rooms = redis_all_rooms,
     .destroy = redis_destroy,
 };
 

@@ -269,6 +269,8 @@ static const char *read_response(sioc__redis_message_t *out)
     if (sockets != NULL && !json_is_array(sockets))
         return ERROR_FIELD;
     out->sockets = sockets;
+    json_t *rooms = json_object_get(value, "rooms");
+    out->room_names = json_is_array(rooms) ? rooms : NULL;
     out->payload = out->type == SIOC__REDIS_BROADCAST_ACK ? json_object_get(value, "packet")
                                                           : json_object_get(value, "data");
     return NULL;

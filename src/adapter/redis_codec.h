@@ -80,6 +80,7 @@ typedef struct sioc__redis_message_s {
     json_t *payload;        /* SERVER_SIDE_EMIT data, BROADCAST_ACK packet, responses' data */
     long long client_count; /* BROADCAST_CLIENT_COUNT */
     json_t *sockets;        /* REMOTE_FETCH / SOCKETS response */
+    json_t *room_names; /* ALL_ROOMS response: its "rooms" when an array (Node ignores others) */
 } sioc__redis_message_t;
 
 void sioc__redis_message_clear(sioc__redis_message_t *message);

@@ -105,14 +105,21 @@ static int build_cookie(sioc_eio_server_t *server, const sioc_eio_options_t *opt
     return 0;
 }
 
+/* Node tests the sid's truth (`if (sid)`): "sid=" is no sid, so a handshake. */
+static int request_has_sid(const sioc__http_request_t *request)
+{
+    char sid[8];
+    long length =
+        sioc__http_query_get(request->query, request->query_length, "sid", sid, sizeof(sid));
+    return length > 0 || length == -2;
+}
+
 void sioc__eio_cookie_header(sioc_eio_server_t *server, const sioc_eio_socket_t *socket,
                              const sioc__http_request_t *request, char *out, size_t size)
 {
-    char sid[8];
     out[0] = '\0';
     /* Only the handshake (Node: the "initial_headers" of a request without sid). */
-    if (server->cookie_prefix == NULL ||
-        sioc__http_query_get(request->query, request->query_length, "sid", sid, sizeof(sid)) != -1)
+    if (server->cookie_prefix == NULL || request_has_sid(request))
         return;
     snprintf(out, size, "%s%s%s", server->cookie_prefix, socket->id, server->cookie_suffix);
 }
@@ -283,7 +290,7 @@ static int verify(sioc_eio_server_t *server, const sioc__http_request_t *request
     int upgrade = is_websocket_upgrade(request);
     length =
         sioc__http_query_get(request->query, request->query_length, "sid", value, sizeof(value));
-    if (length >= 0) {
+    if (length > 0 || length == -2) { /* "sid=" is none (Node: `if (sid)`) */
         route->socket = find_socket(server, value, length);
         if (route->socket == NULL) {
             *code = EIO_UNKNOWN_SID;

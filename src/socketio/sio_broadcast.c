@@ -694,6 +694,19 @@ int sioc_namespace_server_side_emit_with_ack(sioc_namespace_t *nsp, const char *
     return server_side_emit(nsp, event, args, callback, data);
 }
 
+int sioc_namespace_all_rooms(sioc_namespace_t *nsp, sioc_all_rooms_cb callback, void *data)
+{
+    sioc_adapter_t *adapter = nsp->adapter;
+    if (adapter->ops->all_rooms != NULL)
+        return adapter->ops->all_rooms(adapter, callback, data);
+    json_t *rooms = adapter->local->rooms(nsp);
+    if (rooms == NULL)
+        return SIOC_ENOMEM;
+    callback(0, rooms, data);
+    json_decref(rooms);
+    return 0;
+}
+
 int sioc_namespace_server_count(sioc_namespace_t *nsp, sioc_server_count_cb callback, void *data)
 {
     return nsp->adapter->ops->server_count(nsp->adapter, callback, data);

@@ -403,13 +403,12 @@ static json_t *build(const sioc__sio_handshake_t *handshake)
         return NULL;
     memcpy(url, prefix, prefix_length);
     memcpy(url + prefix_length, rest, rest_length + 1);
-    const char *question = strchr(url, '?');
     json_t *object =
         json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:o,s:o}", "headers",
                   parse_headers(handshake, address + strlen(address) + 1), "time", time_text,
                   "address", address, "xdomain", handshake->xdomain, "secure", 0, "issued",
                   (json_int_t)handshake->issued_ms, "url", latin1_string(url, strlen(url)), "query",
-                  sioc__sio_parse_query(question ? question + 1 : ""));
+                  sioc__sio_parse_query(url));
     if (url != small)
         free(url);
     return object;

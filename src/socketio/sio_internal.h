@@ -223,8 +223,13 @@ void sioc__sio_client_forget_socket(sioc__sio_client_t *client, sioc_socket_t *s
 sioc_socket_t *sioc__sio_client_pop_socket(sioc__sio_client_t *client);
 void sioc__sio_client_on_socket_connected(sioc__sio_client_t *client);
 
-/* Node's parsing of a query string into an object of strings (a new object). */
-json_t *sioc__sio_parse_query(const char *query);
+/* The query of url (a request target, or an EIO3 CONNECT's namespace) as Node's
+ * Object.fromEntries(new URL(url, base).searchParams) makes it: the text after the first '?'
+ * that comes before any '#', up to the '#'; each name and value decoded as URLSearchParams does
+ * (sioc__http_form_decode); a repeated name keeps its last value, at its first place; "&&" is
+ * no pair; array-index names first, ascending, as a JS object lists them. A new object, or
+ * NULL when out of memory. */
+json_t *sioc__sio_parse_query(const char *url);
 
 /* sio_handshake.c */
 /* A copy of what the handshake needs from request (one reference), or NULL. */

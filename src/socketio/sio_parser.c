@@ -153,6 +153,11 @@ static size_t white_space_length(const struct cursor *cursor)
 static const char *read_type(struct cursor *cursor, int *type)
 {
     int character = cursor_peek(cursor);
+    if (character >= '0' && character <= '0' + SIOC_SIO_BINARY_ACK) { /* every valid packet */
+        *type = character - '0';
+        cursor->position++;
+        return NULL;
+    }
     if (character < 0)
         return ERROR_EMPTY_MESSAGE;
     size_t blank = white_space_length(cursor);
@@ -163,11 +168,7 @@ static const char *read_type(struct cursor *cursor, int *type)
     }
     if (!is_digit(character))
         return ERROR_TYPE_NOT_A_NUMBER;
-    if (character > '0' + SIOC_SIO_BINARY_ACK)
-        return ERROR_UNKNOWN_TYPE[character - '0' - SIOC_SIO_BINARY_ACK - 1];
-    *type = character - '0';
-    cursor->position++;
-    return NULL;
+    return ERROR_UNKNOWN_TYPE[character - '0' - SIOC_SIO_BINARY_ACK - 1];
 }
 
 /* "<digits>-". The value saturates just above the limit instead of growing with the number of
@@ -244,25 +245,103 @@ static const char *read_ack_id(struct cursor *cursor, int64_t *id)
     return NULL;
 }
 
+static json_t *json_load_once(const char *text, size_t length, size_t flags, int *as_real)
+{
+    json_error_t json_error;
+    flags |= JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_t *value = json_loadb(text, length, flags, &json_error);
+    /* An integer beyond int64 is a double to JSON.parse: parse the text again with every
+     * integer as a real, which is exactly what JavaScript holds (and prints) for all of them. */
+    if (value == NULL && json_error_code(&json_error) == json_error_numeric_overflow &&
+        !(flags & JSON_DECODE_INT_AS_REAL)) {
+        value = json_loadb(text, length, flags | JSON_DECODE_INT_AS_REAL, &json_error);
+        if (value != NULL && as_real != NULL)
+            *as_real = 1;
+    }
+    return value;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The value of the \uXXXX escape at text[at], or -1 when there is none there. */
+static int u_escape_at(const char *text, size_t length, size_t at)
+{
+    if (at + 6 > length || text[at] != '\\' || text[at + 1] != 'u')
+        return -1;
+    int value = 0;
+    for (size_t i = at + 2; i < at + 6; i++) {
+        int digit = hex_value(text[i]);
+        if (digit < 0)
+            return -1;
+        value = value * 16 + digit;
+    }
+    return value;
+}
+
+/* A copy of text with every lone surrogate escape turned into "\uFFFD" (the same length), or
+ * NULL when there is none (or no memory). Every backslash in a JSON text starts an escape, so
+ * walking escape by escape keeps "\\uD800" (a backslash, then text) apart from "\uD800". */
+static char *without_lone_surrogates(const char *text, size_t length)
+{
+    char *copy = NULL;
+    for (size_t at = 0; at < length; at++) {
+        if (text[at] != '\\')
+            continue;
+        int value = u_escape_at(text, length, at);
+        if (value < 0xD800 || value > 0xDFFF) {
+            at++; /* the escaped character, or the u of an escape without surrogates */
+            continue;
+        }
+        int low = u_escape_at(text, length, at + 6);
+        if (value <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
+            at += 11; /* a pair */
+            continue;
+        }
+        if (copy == NULL && (copy = malloc(length)) != NULL)
+            memcpy(copy, text, length);
+        if (copy == NULL)
+            return NULL;
+        memcpy(copy + at + 2, "FFFD", 4);
+        at += 5;
+    }
+    return copy;
+}
+
+json_t *sioc__sio_json_load(const char *text, size_t length, size_t flags, int *as_real)
+{
+    if (as_real != NULL)
+        *as_real = 0;
+    /* jansson skips a raw NUL byte right after a number or a literal ("[1\0,2]"); no JSON text
+     * holds one (a string's NUL is "\u0000"), so it is refused first, as JSON.parse does. */
+    if (memchr(text, '\0', length) != NULL)
+        return NULL;
+    json_t *value = json_load_once(text, length, flags, as_real);
+    if (value != NULL)
+        return value;
+    char *copy = without_lone_surrogates(text, length);
+    if (copy == NULL)
+        return NULL;
+    value = json_load_once(copy, length, flags, as_real);
+    free(copy);
+    return value;
+}
+
 /* The rest of the text, if any, is one JSON value. jansson refuses trailing garbage by itself
- * (only whitespace may follow, as with JSON.parse), but it skips a raw NUL byte right after a
- * number or a literal ("[1\0,2]"); no JSON text holds one (a string's NUL is "\u0000"), so
- * such a payload is refused first, as JSON.parse refuses it. */
+ * (only whitespace may follow, as with JSON.parse). */
 static const char *read_payload(struct cursor *cursor, json_t **data)
 {
     const char *payload = cursor->text + cursor->position;
     size_t length = cursor->length - cursor->position;
     if (length == 0)
         return NULL;
-    if (memchr(payload, '\0', length) != NULL)
-        return ERROR_INVALID_PAYLOAD;
-    json_error_t json_error;
-    *data = json_loadb(payload, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &json_error);
-    /* An integer beyond int64 is a double to JSON.parse: parse the payload again with every
-     * integer as a real, which is exactly what JavaScript holds (and prints) for all of them. */
-    if (*data == NULL && json_error_code(&json_error) == json_error_numeric_overflow)
-        *data = json_loadb(payload, length,
-                           JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &json_error);
+    *data = sioc__sio_json_load(payload, length, 0, NULL);
     return *data != NULL ? NULL : ERROR_INVALID_PAYLOAD;
 }
 

@@ -58,6 +58,14 @@ typedef struct sioc__sio_packet_s {
     sioc__sio_scan_t scan; /* where raw's name and arguments are */
 } sioc__sio_packet_t;
 
+/* One JSON text as the decoder reads a payload, or NULL when it refuses it: JSON.parse's
+ * grammar with jansson's values (flags are more json_loadb flags). No raw NUL byte. An integer
+ * beyond int64 makes every integer a real (*as_real set, may be NULL), as JavaScript holds
+ * them all. A lone UTF-16 surrogate escape ("\ud83d" from a client that cut an emoji in two)
+ * is read as U+FFFD, which is what it shows as: JSON.parse keeps it, but UTF-8 cannot hold
+ * it, and refusing the payload would close the connection. */
+json_t *sioc__sio_json_load(const char *text, size_t length, size_t flags, int *as_real);
+
 /* Parses a packet kept as bytes into data, as the decoder would have (0 also when there is
  * nothing to parse); -1 when out of memory (the bytes were validated when they came). */
 int sioc__sio_packet_parse(sioc__sio_packet_t *packet);

@@ -164,17 +164,21 @@ static int scan_escape(struct scanner *scanner, int *has_nul)
         return -1;
     if (value == 0)
         *has_nul = 1;
-    if (value >= 0xDC00 && value <= 0xDFFF)
-        return -1; /* a low surrogate first */
-    if (value < 0xD800 || value > 0xDBFF)
+    if (value < 0xD800 || value > 0xDFFF)
         return 0;
-    /* A high surrogate must be followed by an escaped low one. */
-    if (peek(scanner) != '\\' || scanner->position + 1 >= scanner->length ||
-        scanner->text[scanner->position + 1] != 'u')
-        return -1;
-    scanner->position += 2;
-    int64_t low = read_u_escape(scanner);
-    return low >= 0xDC00 && low <= 0xDFFF ? 0 : -1;
+    /* A high surrogate and an escaped low one are a pair; anything else is a lone surrogate,
+     * which the decoder reads as U+FFFD: its value then differs from the bytes. */
+    size_t after = scanner->position;
+    if (value <= 0xDBFF && peek(scanner) == '\\' && after + 1 < scanner->length &&
+        scanner->text[after + 1] == 'u') {
+        scanner->position += 2;
+        int64_t low = read_u_escape(scanner);
+        if (low >= 0xDC00 && low <= 0xDFFF)
+            return 0;
+        scanner->position = after; /* the next escape is read on its own */
+    }
+    scanner->canonical = 0;
+    return 0;
 }
 
 /* The top bit of each byte of word that may not be plain ASCII inside a string (a control

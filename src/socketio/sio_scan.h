@@ -3,9 +3,10 @@
  * an EVENT payload's name and arguments are, so that arguments passed through (an ack of what a
  * client sent) can travel as their bytes.
  *
- * "Accepts" is jansson's json_loadb(JSON_DECODE_ANY | JSON_ALLOW_NUL) with sio_parser.c's retry
- * of integers beyond int64 as reals: RFC 8259 syntax, no raw NUL byte, strings of valid UTF-8
- * (no overlong form, no surrogate, nothing past U+10FFFF) whose escapes pair their surrogates,
+ * "Accepts" is sioc__sio_json_load's (sio_parser.h): jansson's json_loadb(JSON_DECODE_ANY |
+ * JSON_ALLOW_NUL), integers beyond int64 read again as reals, a lone surrogate escape as U+FFFD:
+ * RFC 8259 syntax, no raw NUL byte, strings of valid UTF-8 (no overlong form, no surrogate,
+ * nothing past U+10FFFF) (an escape of a lone surrogate makes the text not canonical),
  * no "\u0000" in an object key, no number that overflows a double, at most 2048 nested values
  * (jansson counts the innermost scalar too). tests/fuzz/fuzz_sio_scan.c checks the verdict
  * against jansson's. */

@@ -1,5 +1,6 @@
 /* Socket.IO server: options, the Engine.IO callbacks, one client per Engine.IO connection
  * (packet decoding, CONNECT routing, connect timeout) and packet encoding. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,45 +236,153 @@ int sioc__sio_client_send(sioc__sio_client_t *client, const sioc__sio_encoded_t 
 /* ---- clients ----------------------------------------------------------------------------------
  */
 
-json_t *sioc__sio_parse_query(const char *query)
+/* A JS array index ("0", "42", at most 4294967294): V8 lists such keys first, ascending. */
+static int array_index_of(const char *key, size_t length, unsigned long long *index)
 {
-    json_t *object = json_object();
-    const char *cursor = query;
-    while (object != NULL && *cursor != '\0') {
-        const char *end = strchr(cursor, '&');
-        size_t pair_length = end ? (size_t)(end - cursor) : strlen(cursor);
-        const char *equals = memchr(cursor, '=', pair_length);
-        size_t key_length = equals ? (size_t)(equals - cursor) : pair_length;
-        char key[256];
-        char value[4096];
-        if (key_length > 0 && key_length < sizeof(key)) {
-            memcpy(key, cursor, key_length);
-            key[key_length] = '\0';
-            if (sioc__http_query_get(cursor, pair_length, key, value, sizeof(value)) >= 0)
-                json_object_set_new(object, key, json_string(value));
-        }
-        cursor += pair_length + (end != NULL);
+    if (length == 0 || length > 10 || (key[0] == '0' && length > 1))
+        return 0;
+    unsigned long long value = 0;
+    for (size_t i = 0; i < length; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return 0;
+        value = value * 10 + (unsigned long long)(key[i] - '0');
     }
-    return object;
+    *index = value;
+    return value <= 4294967294ULL;
+}
+
+typedef struct index_key_s {
+    unsigned long long index;
+    void *iter;
+} index_key_t;
+
+static int compare_index_keys(const void *a, const void *b)
+{
+    unsigned long long x = ((const index_key_t *)a)->index, y = ((const index_key_t *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* object's keys in a JS object's order (array indices first, ascending, then the others as they
+ * came), as a new object; object is released. NULL when out of memory. */
+static json_t *in_js_key_order(json_t *object)
+{
+    size_t count = 0, total = json_object_size(object);
+    index_key_t *keys = NULL;
+    json_t *ordered = NULL;
+    for (void *it = json_object_iter(object); it != NULL; it = json_object_iter_next(object, it)) {
+        unsigned long long index;
+        if (array_index_of(json_object_iter_key(it), json_object_iter_key_len(it), &index)) {
+            if (keys == NULL && (keys = malloc(total * sizeof(*keys))) == NULL)
+                goto done;
+            keys[count++] = (index_key_t){index, it};
+        }
+    }
+    if (count == 0)
+        return object;
+    qsort(keys, count, sizeof(*keys), compare_index_keys);
+    if ((ordered = json_object()) == NULL)
+        goto done;
+    for (size_t i = 0; i < count; i++) {
+        void *it = keys[i].iter;
+        if (json_object_setn(ordered, json_object_iter_key(it), json_object_iter_key_len(it),
+                             json_object_iter_value(it)) != 0)
+            goto fail;
+    }
+    for (void *it = json_object_iter(object); it != NULL; it = json_object_iter_next(object, it)) {
+        unsigned long long index;
+        if (!array_index_of(json_object_iter_key(it), json_object_iter_key_len(it), &index) &&
+            json_object_setn(ordered, json_object_iter_key(it), json_object_iter_key_len(it),
+                             json_object_iter_value(it)) != 0)
+            goto fail;
+    }
+    goto done;
+fail:
+    json_decref(ordered);
+    ordered = NULL;
+done:
+    free(keys);
+    json_decref(object);
+    return ordered;
+}
+
+json_t *sioc__sio_parse_query(const char *url)
+{
+    size_t start = strcspn(url, "?#");
+    json_t *object = json_object();
+    if (object == NULL || url[start] != '?')
+        return object;
+    const char *cursor = url + start + 1;
+    const char *end = cursor + strcspn(cursor, "#");
+    /* A name or value decodes to at most 3 bytes per byte (a U+FFFD for each). */
+    size_t longest = (size_t)(end - cursor);
+    char *key = longest < SIZE_MAX / 3 - 1 ? malloc(3 * longest + 1) : NULL;
+    char *value = key != NULL ? malloc(3 * longest + 1) : NULL;
+    if (value == NULL)
+        goto fail;
+    while (cursor < end) {
+        const char *amp = memchr(cursor, '&', (size_t)(end - cursor));
+        const char *pair_end = amp != NULL ? amp : end;
+        const char *equals = memchr(cursor, '=', (size_t)(pair_end - cursor));
+        const char *key_end = equals != NULL ? equals : pair_end;
+        const char *value_start = equals != NULL ? equals + 1 : pair_end;
+        if (pair_end > cursor) { /* "&&" is no pair */
+            long key_length =
+                sioc__http_form_decode(cursor, (size_t)(key_end - cursor), key, 3 * longest + 1);
+            long value_length = sioc__http_form_decode(
+                value_start, (size_t)(pair_end - value_start), value, 3 * longest + 1);
+            /* A repeated name: the last value, where the name came first (Object.fromEntries). */
+            if (key_length < 0 || value_length < 0 ||
+                json_object_setn_new(object, key, (size_t)key_length,
+                                     json_stringn(value, (size_t)value_length)) != 0)
+                goto fail;
+        }
+        cursor = pair_end + (amp != NULL);
+    }
+    free(key);
+    free(value);
+    return in_js_key_order(object);
+fail:
+    free(key);
+    free(value);
+    json_decref(object);
+    return NULL;
 }
 
 static void connect_namespace(sioc__sio_client_t *client, sioc__sio_packet_t *packet);
+
+/* text as WHATWG's URL parser reads it: without the C0 controls and spaces at either end, and
+ * without any tab, LF or CR (node 20: "/custom?room=a\tb " gives room "ab"). A new string, or
+ * NULL. */
+static char *url_input_of(const char *text)
+{
+    size_t start = 0, end = strlen(text), used = 0;
+    while (start < end && (unsigned char)text[start] <= 0x20)
+        start++;
+    while (end > start && (unsigned char)text[end - 1] <= 0x20)
+        end--;
+    char *input = malloc(end - start + 1);
+    if (input == NULL)
+        return NULL;
+    for (size_t i = start; i < end; i++) {
+        if (text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
+            input[used++] = text[i];
+    }
+    input[used] = '\0';
+    return input;
+}
 
 /* Node's _parseNamespace for protocol 3: the namespace is the path of the packet's nsp taken as
  * a URL, and a CONNECT's query string ("/admin?token=abc", socket.io-client 2's query option)
  * is its auth, every value a string. Cuts the query off packet->nsp. */
 static void parse_v3_namespace(sioc__sio_packet_t *packet)
 {
-    char *question = strchr(packet->nsp, '?');
-    char *hash = strchr(packet->nsp, '#');
-    if (hash != NULL)
-        *hash = '\0';
     if (packet->type == SIOC_SIO_CONNECT) {
+        char *input = url_input_of(packet->nsp);
         json_decref(packet->data);
-        packet->data = sioc__sio_parse_query(question != NULL ? question + 1 : "");
+        packet->data = input != NULL ? sioc__sio_parse_query(input) : NULL;
+        free(input);
     }
-    if (question != NULL)
-        *question = '\0';
+    packet->nsp[strcspn(packet->nsp, "?#")] = '\0';
 }
 
 /* An EIO3 client is in "/" from the start: Node connects it without a CONNECT packet. */
@@ -486,6 +595,26 @@ static int decode(sioc__sio_client_t *client, const uint8_t *bytes, size_t lengt
     return sioc__sio_decoder_add_text(&client->decoder, (const char *)bytes, length, packet, error);
 }
 
+/* Node's Client.onerror: every socket of the client hears a decoding error before the whole
+ * connection closes. A handler may disconnect its socket or another one, or close the client:
+ * the sockets are taken (and held) first, so the list changing under the handlers does not
+ * matter. A client is in few namespaces; past the array's size the rest hear nothing. */
+static void tell_sockets_error(sioc__sio_client_t *client, const char *error)
+{
+    sioc_socket_t *sockets[16];
+    size_t count = 0;
+    for (sioc_socket_t *socket = client->sockets; socket != NULL && count < 16;
+         socket = socket->next_in_client) {
+        sioc__sio_socket_ref(socket);
+        sockets[count++] = socket;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (sockets[i]->state == SIO_SOCKET_CONNECTED)
+            sioc__sio_socket_error(sockets[i], error);
+        sioc__sio_socket_unref(sockets[i]);
+    }
+}
+
 static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size_t length,
                               int binary, void *data)
 {
@@ -497,11 +626,7 @@ static void on_engine_message(sioc_eio_socket_t *eio, const uint8_t *bytes, size
     const char *error = NULL;
     int rc = decode(client, bytes, length, binary, &packet, &error);
     if (rc == SIOC_SIO_DECODE_ERROR) {
-        /* Node's Client.onerror: every socket hears the error, then the whole connection
-         * closes ("forced close"). */
-        for (sioc_socket_t *socket = client->sockets; socket != NULL && !client->closed;
-             socket = socket->next_in_client)
-            sioc__sio_socket_error(socket, error);
+        tell_sockets_error(client, error);
         sioc__sio_client_close(client, "forced close");
         return;
     }

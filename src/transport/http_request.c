@@ -285,13 +285,23 @@ static int on_header_value(http_parser *parser, const char *at, size_t length)
     return arena_append(parser_state, at, length);
 }
 
+/* The query is what WHATWG's URL parser (Node's new URL(req.url, base)) takes: after the first
+ * '?', up to the first '#' (the fragment); a '?' after a '#' is in the fragment, no query. The
+ * path stays up to the first '?' (engine.io compares req.url's start with its path). */
 static void split_url(sioc__http_request_t *request)
 {
     const char *question = memchr(request->url, '?', request->url_length);
+    const char *hash = memchr(request->url, '#', request->url_length);
     request->path = request->url;
     request->path_length = question ? (size_t)(question - request->url) : request->url_length;
-    request->query = question ? question + 1 : "";
-    request->query_length = question ? request->url_length - request->path_length - 1 : 0;
+    if (question == NULL || (hash != NULL && hash < question)) {
+        request->query = "";
+        request->query_length = 0;
+        return;
+    }
+    const char *end = hash != NULL ? hash : request->url + request->url_length;
+    request->query = question + 1;
+    request->query_length = (size_t)(end - request->query);
 }
 
 /* Names that are not tokens, and a second Transfer-Encoding (which a proxy may read otherwise),
@@ -515,29 +525,118 @@ static int hex_value(char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static long percent_decode(const char *in, size_t length, char *out, size_t out_size)
+/* ---- application/x-www-form-urlencoded (WHATWG URLSearchParams) -------------------------- */
+
+/* The next byte of in after percent-decoding ('+' a space, "%XX" one byte, any other '%' kept),
+ * or -1 at the end. */
+static int form_next_byte(const char *in, size_t length, size_t *at)
 {
-    size_t written = 0;
-    for (size_t i = 0; i < length; i++) {
-        char c = in[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= length)
-                return -2;
-            int high = hex_value(in[i + 1]);
-            int low = hex_value(in[i + 2]);
-            if (high < 0 || low < 0)
-                return -2;
-            c = (char)(high * 16 + low);
-            i += 2;
+    if (*at >= length)
+        return -1;
+    unsigned char c = (unsigned char)in[(*at)++];
+    if (c == '+')
+        return ' ';
+    if (c == '%' && length - *at >= 2) {
+        int high = hex_value(in[*at]);
+        int low = hex_value(in[*at + 1]);
+        if (high >= 0 && low >= 0) {
+            *at += 2;
+            return high * 16 + low;
         }
-        if (written + 1 >= out_size)
-            return -2;
-        out[written++] = c;
     }
+    return c;
+}
+
+/* How many continuation bytes lead byte b announces (0 for ASCII and for a byte that starts
+ * no sequence: 0x80-0xc1, 0xf5-0xff). */
+static size_t utf8_continuations(int b)
+{
+    if (b >= 0xc2 && b <= 0xdf)
+        return 1;
+    if (b >= 0xe0 && b <= 0xef)
+        return 2;
+    return b >= 0xf0 && b <= 0xf4 ? 3 : 0;
+}
+
+static int form_put(char *out, size_t out_size, size_t *written, const void *bytes, size_t n)
+{
+    if (out_size - *written < n + 1)
+        return -1;
+    memcpy(out + *written, bytes, n);
+    *written += n;
+    return 0;
+}
+
+#define FORM_PUT(bytes, n)                                                                         \
+    do {                                                                                           \
+        if (form_put(out, out_size, &written, (bytes), (n)) != 0)                                  \
+            return -2;                                                                             \
+    } while (0)
+
+long sioc__http_form_decode(const char *in, size_t length, char *out, size_t out_size)
+{
+    static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
+    unsigned char sequence[4];
+    size_t written = 0, at = 0, have = 0, needed = 0;
+    int lower = 0x80, upper = 0xbf, pending = -1;
+    if (out_size == 0)
+        return -2;
+    for (;;) {
+        int b = pending >= 0 ? pending : form_next_byte(in, length, &at);
+        pending = -1;
+        if (b < 0)
+            break;
+        if (needed == 0) {
+            lower = b == 0xe0 ? 0xa0 : b == 0xf0 ? 0x90 : 0x80;
+            upper = b == 0xed ? 0x9f : b == 0xf4 ? 0x8f : 0xbf;
+            needed = utf8_continuations(b);
+            if (needed > 0) {
+                sequence[0] = (unsigned char)b;
+                have = 1;
+            } else if (b < 0x80) {
+                FORM_PUT(&(char){(char)b}, 1);
+            } else {
+                FORM_PUT(replacement, 3);
+            }
+            continue;
+        }
+        if (b < lower || b > upper) {
+            /* The maximal subpart so far is one error; b starts afresh. */
+            needed = 0;
+            pending = b;
+            FORM_PUT(replacement, 3);
+            continue;
+        }
+        lower = 0x80;
+        upper = 0xbf;
+        sequence[have++] = (unsigned char)b;
+        if (have == needed + 1) {
+            needed = 0;
+            FORM_PUT(sequence, have);
+        }
+    }
+    if (needed > 0)
+        FORM_PUT(replacement, 3);
     out[written] = '\0';
     return (long)written;
+}
+
+#undef FORM_PUT
+
+/* 1 when the pair's name, decoded as URLSearchParams decodes it, is name. */
+static int query_name_is(const char *key, size_t key_length, const char *name, size_t name_length)
+{
+    if (memchr(key, '%', key_length) == NULL && memchr(key, '+', key_length) == NULL)
+        return key_length == name_length && memcmp(key, name, name_length) == 0;
+    char small[64];
+    char *decoded = name_length < sizeof(small) ? small : malloc(name_length + 1);
+    if (decoded == NULL)
+        return 0;
+    long length = sioc__http_form_decode(key, key_length, decoded, name_length + 1);
+    int same = length == (long)name_length && memcmp(decoded, name, name_length) == 0;
+    if (decoded != small)
+        free(decoded);
+    return same;
 }
 
 long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
@@ -546,16 +645,21 @@ long sioc__http_query_get(const char *query, size_t query_length, const char *na
     size_t name_length = strlen(name);
     const char *cursor = query;
     const char *end = query + query_length;
+    const char *value = NULL, *value_end = NULL;
     while (cursor < end) {
         const char *amp = memchr(cursor, '&', (size_t)(end - cursor));
         const char *pair_end = amp ? amp : end;
         const char *equals = memchr(cursor, '=', (size_t)(pair_end - cursor));
         const char *key_end = equals ? equals : pair_end;
-        if ((size_t)(key_end - cursor) == name_length && memcmp(cursor, name, name_length) == 0) {
-            const char *value = equals ? equals + 1 : pair_end;
-            return percent_decode(value, (size_t)(pair_end - value), out, out_size);
+        /* Object.fromEntries keeps the last value of a name given twice. */
+        if (pair_end > cursor &&
+            query_name_is(cursor, (size_t)(key_end - cursor), name, name_length)) {
+            value = equals ? equals + 1 : pair_end;
+            value_end = pair_end;
         }
         cursor = amp ? amp + 1 : end;
     }
-    return -1;
+    if (value == NULL)
+        return -1;
+    return sioc__http_form_decode(value, (size_t)(value_end - value), out, out_size);
 }

@@ -31,7 +31,7 @@ typedef struct sioc__http_request_s {
     size_t url_length;
     const char *path; /* view into url, up to '?' */
     size_t path_length;
-    const char *query; /* view after '?', or "" */
+    const char *query; /* view after the first '?' up to any '#', or "" (not NUL-terminated) */
     size_t query_length;
     sioc__http_header_t *headers;
     uint32_t header_count;
@@ -105,8 +105,20 @@ int sioc__http_header_has_token(const sioc__http_header_t *header, const char *t
 /* 1 when name is a non-empty RFC 7230 token (header and cookie names), else 0. */
 int sioc__http_is_token(const char *name);
 
-/* Percent-decodes query parameter name into out (NUL-terminated). Returns its length, or -1
- * when absent, -2 when longer than out_size - 1 or badly encoded. */
+/* One name or value of an application/x-www-form-urlencoded text as WHATWG URLSearchParams
+ * decodes it (Node's url.searchParams): '+' is a space, '%' and two hex digits one byte, any
+ * other '%' kept as it is, and the bytes then read as UTF-8 with one U+FFFD for each maximal
+ * invalid subpart (the WHATWG UTF-8 decoder; overlong forms, surrogates and code points past
+ * U+10FFFF are invalid). Writes the UTF-8 text NUL-terminated into out; it may hold U+0000, so
+ * use the returned length. 3 * length + 1 bytes of out always suffice. Returns the length
+ * written, or -2 when out_size is too small. */
+long sioc__http_form_decode(const char *in, size_t length, char *out, size_t out_size);
+
+/* Query parameter name as engine.io reads it (Object.fromEntries(url.searchParams)): every
+ * pair's name and value decoded as sioc__http_form_decode does, the last value of a name given
+ * more than once, "" for a name without '='. Writes the value NUL-terminated into out (it may
+ * hold U+0000: use the length). Returns its length, -1 when absent, -2 when out_size is too
+ * small. */
 long sioc__http_query_get(const char *query, size_t query_length, const char *name, char *out,
                           size_t out_size);
 

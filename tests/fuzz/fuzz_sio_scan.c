@@ -1,9 +1,9 @@
 /* The pass-through JSON scanner against jansson (differential).
  *
  * Input: any bytes, taken as a JSON text. The scanner must accept exactly what the Socket.IO
- * decoder's jansson path accepts (sio_parser.c read_payload: no raw NUL, json_loadb with
- * JSON_DECODE_ANY | JSON_ALLOW_NUL, again with integers as reals on an overflow); a text it
- * calls canonical must be byte for byte what the encoder writes for jansson's value; as an
+ * decoder accepts (sioc__sio_json_load: no raw NUL, json_loadb with JSON_DECODE_ANY |
+ * JSON_ALLOW_NUL, again with integers as reals on an overflow, lone surrogates as U+FFFD); a text
+ * it calls canonical must be byte for byte what the encoder writes for jansson's value; as an
  * event, the name's bytes and the arguments' range must give jansson's name and arguments. */
 #include <jansson.h>
 #include <stdint.h>
@@ -12,30 +12,6 @@
 
 #include "socketio/sio_parser.h"
 #include "socketio/sio_scan.h"
-
-static json_t *load(const char *text, size_t length, size_t flags, int *overflow)
-{
-    json_error_t error;
-    json_t *value = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL | flags, &error);
-    if (overflow != NULL)
-        *overflow = value == NULL && json_error_code(&error) == json_error_numeric_overflow;
-    return value;
-}
-
-/* What the decoder holds for text, or NULL when it refuses it; *as_real: parsed again. */
-static json_t *decoder_value(const char *text, size_t length, int *as_real)
-{
-    int overflow = 0;
-    *as_real = 0;
-    if (memchr(text, '\0', length) != NULL)
-        return NULL;
-    json_t *value = load(text, length, 0, &overflow);
-    if (value == NULL && overflow) {
-        *as_real = 1;
-        value = load(text, length, JSON_DECODE_INT_AS_REAL, NULL);
-    }
-    return value;
-}
 
 static void check_canonical(const char *text, size_t length, json_t *value)
 {
@@ -72,8 +48,8 @@ static void check_event(const char *text, size_t length, json_t *value, int as_r
     args_text[0] = '[';
     memcpy(args_text + 1, text + scan.args_start, scan.args_length);
     args_text[scan.args_length + 1] = ']';
-    json_t *args =
-        load(args_text, scan.args_length + 2, as_real ? JSON_DECODE_INT_AS_REAL : 0, NULL);
+    json_t *args = sioc__sio_json_load(args_text, scan.args_length + 2,
+                                       as_real ? JSON_DECODE_INT_AS_REAL : 0, NULL);
     json_t *expected_args = json_array();
     for (size_t i = 1; i < json_array_size(value); i++)
         json_array_append(expected_args, json_array_get(value, i));
@@ -88,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     int as_real;
-    json_t *value = decoder_value(text, size, &as_real);
+    json_t *value = sioc__sio_json_load(text, size, 0, &as_real);
     int canonical = -1;
     int accepted = sioc__sio_scan_json(text, size, &canonical) == 0;
     if (accepted != (value != NULL))

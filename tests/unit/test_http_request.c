@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "transport/http_request.h"
 
@@ -310,14 +311,141 @@ static void test_query_and_tokens(void **state)
     assert_string_equal(out, "4");
     assert_int_equal(sioc__http_query_get(query, length, "empty", out, sizeof(out)), 0);
     assert_int_equal(sioc__http_query_get(query, length, "missing", out, sizeof(out)), -1);
-    assert_int_equal(sioc__http_query_get(query, length, "bad", out, sizeof(out)), -2);
+    /* A '%' without two hex digits is kept, as URLSearchParams keeps it. */
+    assert_int_equal(sioc__http_query_get(query, length, "bad", out, sizeof(out)), 3);
+    assert_string_equal(out, "%zz");
     assert_int_equal(sioc__http_query_get(query, length, "long", out, sizeof(out)), -2);
-    assert_int_equal(sioc__http_query_get("a=%4", 4, "a", out, sizeof(out)), -2);
+    assert_int_equal(sioc__http_query_get("a=%4", 4, "a", out, sizeof(out)), 2);
+    assert_string_equal(out, "%4");
+    /* engine.io's Object.fromEntries(url.searchParams): the last value, decoded names. */
+    assert_int_equal(sioc__http_query_get("EIO=4&x=1&EIO=3", 15, "EIO", out, sizeof(out)), 1);
+    assert_string_equal(out, "3");
+    assert_int_equal(sioc__http_query_get("EI%4F=4", 7, "EIO", out, sizeof(out)), 1);
+    assert_string_equal(out, "4");
+    assert_int_equal(sioc__http_query_get("a+b=1&a%20b=2", 13, "a b", out, sizeof(out)), 1);
+    assert_string_equal(out, "2");
+    assert_int_equal(sioc__http_query_get("EIO&&sid", 8, "EIO", out, sizeof(out)), 0);
+    assert_int_equal(sioc__http_query_get("EIO&&sid", 8, "sid", out, sizeof(out)), 0);
+    assert_int_equal(sioc__http_query_get("EIO%=4", 6, "EIO", out, sizeof(out)), -1);
+    assert_int_equal(sioc__http_query_get("v=%C3%A9%FF", 11, "v", out, sizeof(out)), 5);
+    assert_memory_equal(out, "\xc3\xa9\xef\xbf\xbd", 6);
+    /* A name longer than the decoder's stack buffer. */
+    char name[100], pair[130];
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    snprintf(pair, sizeof(pair), "%%6e%s=v", name + 1);
+    assert_int_equal(sioc__http_query_get(pair, strlen(pair), name, out, sizeof(out)), 1);
+    assert_string_equal(out, "v");
 
     sioc__http_header_t header = {"Connection", "keep-alive, Upgrade", 19};
     assert_true(sioc__http_header_has_token(&header, "upgrade"));
     assert_true(sioc__http_header_has_token(&header, "keep-alive"));
     assert_false(sioc__http_header_has_token(&header, "upgrad"));
+}
+
+/* One name or value as URLSearchParams decodes it (each expected text measured on node 20 in
+ * socket.handshake.query); `expected_length` counts a U+0000. */
+static void assert_form(const char *in, const char *expected, size_t expected_length)
+{
+    char out[64];
+    long length = sioc__http_form_decode(in, strlen(in), out, sizeof(out));
+    if (length != (long)expected_length || memcmp(out, expected, expected_length) != 0)
+        fail_msg("\"%s\" decoded to %ld bytes, want %zu", in, length, expected_length);
+    assert_int_equal(out[length], '\0');
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+static void test_form_decode(void **state)
+{
+    (void)state;
+    assert_form("", "", 0);
+    assert_form("x+y", "x y", 3);
+    assert_form("%2B+%25", "+ %", 3);
+    assert_form("a=b=c", "a=b=c", 5); /* a value's '=' is kept (the pair splits at the first) */
+    assert_form("%", "%", 1);         /* a '%' without two hex digits is kept as it is */
+    assert_form("%4", "%4", 2);
+    assert_form("%G1", "%G1", 3);
+    assert_form("%%%", "%%%", 3);
+    assert_form("caf%C3%A9%zz", "caf\xc3\xa9%zz", 8);
+    assert_form("%e2%82%ac", "\xe2\x82\xac", 3); /* lower-case hex */
+    assert_form("%F0%9F%98%80", "\xf0\x9f\x98\x80", 4);
+    assert_form("%00", "\0", 1);
+    assert_form("a%00b", "a\0b", 3);
+    /* Not UTF-8: one U+FFFD per maximal invalid subpart, as the WHATWG decoder gives. */
+    assert_form("%C3", FFFD, 3);
+    assert_form("%C2", FFFD, 3);
+    assert_form("%C3x", FFFD "x", 4);
+    assert_form("%C0%AF", FFFD FFFD, 6); /* overlong '/' */
+    assert_form("%E0%80%80%E0%A0%80", FFFD FFFD FFFD "\xe0\xa0\x80", 12);
+    assert_form("%ED%A0%80", FFFD FFFD FFFD, 9); /* a surrogate (U+D800) */
+    assert_form("%ED%9F%BF", "\xed\x9f\xbf", 3); /* U+D7FF, just below */
+    assert_form("%E2%82", FFFD, 3);
+    assert_form("%E2%82x", FFFD "x", 4);
+    assert_form("%F0%9F%98", FFFD, 3);
+    assert_form("%F0%80%80%80%F0%90%80%80", FFFD FFFD FFFD FFFD "\xf0\x90\x80\x80", 16);
+    assert_form("%F4%8F%BF%BF", "\xf4\x8f\xbf\xbf", 4);   /* U+10FFFF */
+    assert_form("%F4%90%80%80", FFFD FFFD FFFD FFFD, 12); /* past U+10FFFF */
+    assert_form("%F5%80", FFFD FFFD, 6);
+    assert_form("%FF%FE", FFFD FFFD, 6);
+    assert_form("%80%BF", FFFD FFFD, 6);
+    assert_form("%C3%C3%A9", FFFD "\xc3\xa9", 5);    /* the second lead byte starts afresh */
+    assert_form("\xc3\xa9\xff", "\xc3\xa9" FFFD, 5); /* raw bytes (an EIO3 namespace) too */
+}
+
+/* out is never overrun: too small gives -2; 3 * length + 1 always suffices. */
+static void test_form_decode_bounds(void **state)
+{
+    (void)state;
+    char out[3 * 64 + 1];
+    assert_int_equal(sioc__http_form_decode("abc", 3, out, 0), -2);
+    assert_int_equal(sioc__http_form_decode("abc", 3, out, 3), -2);
+    assert_int_equal(sioc__http_form_decode("abc", 3, out, 4), 3);
+    assert_int_equal(sioc__http_form_decode("", 0, out, 1), 0);
+    assert_int_equal(sioc__http_form_decode("%C3", 3, out, 3), -2);
+    assert_int_equal(sioc__http_form_decode("%C3", 3, out, 4), 3);
+    /* The worst cases: a byte that starts nothing, a lead byte cut short, each 3 bytes out. */
+    char in[64];
+    memset(in, 0xff, sizeof(in));
+    assert_int_equal(sioc__http_form_decode(in, sizeof(in), out, sizeof(out)), 3 * 64);
+    assert_int_equal(sioc__http_form_decode(in, sizeof(in), out, sizeof(out) - 1), -2);
+    memset(in, 0xc3, sizeof(in));
+    assert_int_equal(sioc__http_form_decode(in, sizeof(in), out, sizeof(out)), 3 * 64);
+    /* The input is read up to length only: no NUL needed after it. */
+    assert_int_equal(sioc__http_form_decode("%4", 1, out, sizeof(out)), 1);
+    assert_string_equal(out, "%");
+    assert_int_equal(sioc__http_form_decode("%41", 2, out, sizeof(out)), 2);
+    assert_string_equal(out, "%4");
+}
+
+/* Every two and three decoded bytes: the text is UTF-8 (jansson takes it), what was UTF-8 comes
+ * back unchanged, and 3 bytes per input byte are never passed. */
+static int is_utf8(const char *text, size_t length)
+{
+    json_t *string = json_stringn(text, length);
+    json_decref(string);
+    return string != NULL;
+}
+
+static void test_form_decode_every_sequence(void **state)
+{
+    (void)state;
+    char in[12], out[3 * sizeof(in) + 1];
+    for (unsigned a = 0; a < 256; a++) {
+        for (unsigned b = 0; b < 256; b++) {
+            for (unsigned c = 0x70; c < 0xc8; c += 0x0b) {
+                snprintf(in, sizeof(in), "%%%02X%%%02X%%%02X", a, b, c);
+                long length = sioc__http_form_decode(in, 9, out, sizeof(out));
+                assert_in_range(length, 1, 9);
+                assert_true(is_utf8(out, (size_t)length));
+                const char raw[3] = {(char)a, (char)b, (char)c};
+                if (is_utf8(raw, 3)) {
+                    assert_int_equal(length, 3);
+                    assert_memory_equal(out, raw, 3);
+                }
+            }
+        }
+    }
 }
 
 int main(void)
@@ -329,6 +457,9 @@ int main(void)
         cmocka_unit_test_setup(test_upgrade_leaves_frame_bytes, setup),
         cmocka_unit_test_setup(test_limits, setup),
         cmocka_unit_test_setup(test_query_and_tokens, setup),
+        cmocka_unit_test(test_form_decode),
+        cmocka_unit_test(test_form_decode_bounds),
+        cmocka_unit_test(test_form_decode_every_sequence),
         cmocka_unit_test_setup(test_smuggling_refused, setup),
         cmocka_unit_test_setup(test_target_bytes, setup),
         cmocka_unit_test_setup(test_pipelined_chunked_then_next, setup),

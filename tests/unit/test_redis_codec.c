@@ -305,6 +305,20 @@ static void test_responses(void **state)
         sioc__redis_decode_response((const uint8_t *)count, strlen(count), &message, NULL), 0);
     assert_int_equal(message.client_count, 3);
     sioc__redis_message_clear(&message);
+    /* allRooms answers (RedisAdapter.onrequest: {requestId, rooms}); "rooms" not an array is
+     * ignored as Node ignores it, the answer still counted. */
+    const char *rooms = "{\"requestId\":\"q\",\"rooms\":[\"r\",\"abc\"]}";
+    assert_int_equal(
+        sioc__redis_decode_response((const uint8_t *)rooms, strlen(rooms), &message, NULL), 0);
+    assert_int_equal(json_array_size(message.room_names), 2);
+    assert_string_equal(json_string_value(json_array_get(message.room_names, 1)), "abc");
+    sioc__redis_message_clear(&message);
+    const char *not_rooms = "{\"requestId\":\"q\",\"rooms\":{\"r\":1}}";
+    assert_int_equal(
+        sioc__redis_decode_response((const uint8_t *)not_rooms, strlen(not_rooms), &message, NULL),
+        0);
+    assert_null(message.room_names);
+    sioc__redis_message_clear(&message);
     size_t length;
     uint8_t *ack = from_hex(BROADCAST_ACK, &length);
     assert_int_equal(sioc__redis_decode_response(ack, length, &message, NULL), 0);

@@ -15,6 +15,8 @@
 #include "socketio/sio_internal.h"
 #include "transport/http_request.h"
 
+#define FFFD "\xef\xbf\xbd"
+
 static sioc__http_limits_t limits;
 
 static int setup(void **state)
@@ -210,6 +212,142 @@ static void test_names_sent_twice(void **state)
     json_decref(handshake);
 }
 
+/* socket.handshake.query of a request target, as compact JSON (a new string). */
+static char *query_json_of(const char *target)
+{
+    size_t size = strlen(target) + 64;
+    char *text = malloc(size);
+    assert_non_null(text);
+    snprintf(text, size, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", target);
+    json_t *handshake = handshake_of(text, "127.0.0.1");
+    free(text);
+    char *dump = json_dumps(json_object_get(handshake, "query"), JSON_COMPACT);
+    json_decref(handshake);
+    assert_non_null(dump);
+    return dump;
+}
+
+static void assert_query(const char *query, const char *expected)
+{
+    char target[512];
+    snprintf(target, sizeof(target), "/socket.io/?EIO=4&transport=polling%s", query);
+    char *dump = query_json_of(target);
+    char want[512];
+    snprintf(want, sizeof(want), "{\"EIO\":\"4\",\"transport\":\"polling\"%s}", expected);
+    if (strcmp(dump, want) != 0)
+        fail_msg("%s: %s, want %s", query, dump, want);
+    free(dump);
+}
+
+/* Each answer is node 20's socket.io 4.8.4 (engine.io 6.6: Object.fromEntries of
+ * url.searchParams) for the same target, as the JSON it sent. */
+static void test_query_as_node(void **state)
+{
+    (void)state;
+    assert_query("&a=1&a=2", ",\"a\":\"2\"");
+    assert_query("&a=1&b=2&a=3", ",\"a\":\"3\",\"b\":\"2\"");
+    assert_query("&b=x+y&a+b=c+d", ",\"b\":\"x y\",\"a b\":\"c d\"");
+    assert_query("&v=%2B+%25", ",\"v\":\"+ %\"");
+    assert_query("&c=%", ",\"c\":\"%\"");
+    assert_query("&d=%G1&o=%4", ",\"d\":\"%G1\",\"o\":\"%4\"");
+    assert_query("&%=%%%", ",\"%\":\"%%%\"");
+    assert_query("&e=%C3", ",\"e\":\"" FFFD "\"");
+    assert_query("&f=%C0%AF", ",\"f\":\"" FFFD FFFD "\"");
+    assert_query("&g=%ED%A0%80", ",\"g\":\"" FFFD FFFD FFFD "\"");
+    assert_query("&t=%F4%90%80%80", ",\"t\":\"" FFFD FFFD FFFD FFFD "\"");
+    assert_query("&u=caf%C3%A9%zz", ",\"u\":\"caf\xc3\xa9%zz\"");
+    assert_query("&h=%00", ",\"h\":\"\\u0000\"");
+    assert_query("&%00=k", ",\"\\u0000\":\"k\"");
+    assert_query("&i", ",\"i\":\"\"");
+    assert_query("&&&k=1&", ",\"k\":\"1\"");
+    assert_query("&=x", ",\"\":\"x\"");
+    assert_query("&=", ",\"\":\"\"");
+    assert_query("&k=a=b=c", ",\"k\":\"a=b=c\"");
+    assert_query("&n%20x=1", ",\"n x\":\"1\"");
+    assert_query("&__proto__=1", ",\"__proto__\":\"1\"");
+    /* The fragment is no part of the query. */
+    assert_query("#frag&q=1", "");
+    assert_query("&q=1#?r=2", ",\"q\":\"1\"");
+}
+
+/* V8 lists array-index keys first, ascending ("01", 4294967295 and "-1" are no indices). */
+static void test_query_key_order(void **state)
+{
+    (void)state;
+    char *dump = query_json_of(
+        "/socket.io/?EIO=4&transport=polling&01=a&4294967294=b&4294967295=c&0=d&-1=e&10=f&2=g");
+    assert_string_equal(dump, "{\"0\":\"d\",\"2\":\"g\",\"10\":\"f\",\"4294967294\":\"b\",\"EIO\":"
+                              "\"4\",\"transport\":\"polling\",\"01\":\"a\",\"4294967295\":\"c\","
+                              "\"-1\":\"e\"}");
+    free(dump);
+}
+
+/* A '?' after a '#' is in the fragment: no query at all. */
+static void test_query_after_fragment(void **state)
+{
+    (void)state;
+    char *dump = query_json_of("/socket.io/#x?EIO=4&transport=polling");
+    assert_string_equal(dump, "{}");
+    free(dump);
+    dump = query_json_of("/socket.io/");
+    assert_string_equal(dump, "{}");
+    free(dump);
+}
+
+/* No bound of its own on a name or value (the head's 16 KiB is the bound), nor on the pairs. */
+static void test_query_large(void **state)
+{
+    (void)state;
+    static char target[16000];
+    size_t used = (size_t)snprintf(target, sizeof(target), "/socket.io/?");
+    target[used++] = '&';
+    memset(target + used, 'k', 6000);
+    used += 6000;
+    target[used++] = '=';
+    memset(target + used, 'v', 6000);
+    used += 6000;
+    target[used] = '\0';
+    char *dump = query_json_of(target);
+    assert_int_equal(strlen(dump), 6000 + 6000 + 7);
+    assert_memory_equal(dump, "{\"kkk", 5);
+    free(dump);
+
+    /* 1,000 pairs, array indices given in descending order. */
+    used = (size_t)snprintf(target, sizeof(target), "/socket.io/?");
+    for (int i = 999; i >= 0; i--)
+        used += (size_t)snprintf(target + used, sizeof(target) - used, "%d=%d&", i, i);
+    dump = query_json_of(target);
+    json_t *query = json_loads(dump, 0, NULL);
+    assert_non_null(query);
+    assert_int_equal(json_object_size(query), 1000);
+    int expected = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(query, key, value)
+    {
+        char text[16];
+        snprintf(text, sizeof(text), "%d", expected++);
+        assert_string_equal(key, text);
+        assert_string_equal(json_string_value(value), text);
+    }
+    json_decref(query);
+    free(dump);
+}
+
+/* An EIO3 client's CONNECT "/nsp?query" gives the same object (its auth). */
+static void test_query_of_a_namespace(void **state)
+{
+    (void)state;
+    json_t *query = sioc__sio_parse_query("/admin?token=a%2Bb+c&token=last&x#y?z=1");
+    char *dump = json_dumps(query, JSON_COMPACT);
+    assert_string_equal(dump, "{\"token\":\"last\",\"x\":\"\"}");
+    free(dump);
+    json_decref(query);
+    query = sioc__sio_parse_query("/admin#x?a=1");
+    assert_int_equal(json_object_size(query), 0);
+    json_decref(query);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +356,11 @@ int main(void)
         cmocka_unit_test(test_url_past_a_prefix),
         cmocka_unit_test(test_header_bytes_read_as_latin1),
         cmocka_unit_test(test_names_sent_twice),
+        cmocka_unit_test(test_query_as_node),
+        cmocka_unit_test(test_query_key_order),
+        cmocka_unit_test(test_query_after_fragment),
+        cmocka_unit_test(test_query_large),
+        cmocka_unit_test(test_query_of_a_namespace),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

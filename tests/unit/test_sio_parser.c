@@ -277,7 +277,6 @@ static void test_decode_refuses_bad_payloads(void **state)
         "51-",
         /* JSON that JSON.parse takes but jansson cannot represent */
         "2[1e400]",
-        "2[\"\\ud800\"]",
         "0{\"a\\u0000b\":1}",
     };
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
@@ -297,6 +296,15 @@ static void test_decode_refuses_bad_payloads(void **state)
     free(encoded);
     sioc__sio_packet_clear(&packet);
     sioc__sio_decoder_free(&decoder);
+
+    /* A lone surrogate escape (a client that cut an emoji in two) is U+FFFD, pairs stay
+     * characters, an escaped backslash before "ud800" is text; the connection stays. */
+    assert_decodes(
+        "2[\"\\ud800\",\"\\udc00x\",\"a\\uDBFF\",\"\\ud83d\\ude00\\ud83d\",\"\\\\ud800\"]",
+        SIOC_SIO_EVENT, "/", NO_ID,
+        "[\"\\ufffd\",\"\\ufffdx\",\"a\\ufffd\",\"\\ud83d\\ude00\\ufffd\",\"\\\\ud800\"]");
+    assert_decodes("21[\"\\udc00\\ud800\\u0041\",{\"\\ud800\":1}]", SIOC_SIO_EVENT, "/", 1,
+                   "[\"\\ufffd\\ufffdA\",{\"\\ufffd\":1}]");
 
     /* Invalid UTF-8 inside a string. */
     assert_refused("2[\"\xff\"]", "invalid payload");

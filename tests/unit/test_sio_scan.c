@@ -14,16 +14,10 @@
 #include "socketio/sio_parser.h"
 #include "socketio/sio_scan.h"
 
-/* sio_parser.c read_payload's verdict. */
+/* The decoder's verdict (sio_parser.c read_payload). */
 static int jansson_accepts(const char *text, size_t length)
 {
-    if (memchr(text, '\0', length) != NULL)
-        return 0;
-    json_error_t error;
-    json_t *value = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-    if (value == NULL && json_error_code(&error) == json_error_numeric_overflow)
-        value = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                           &error);
+    json_t *value = sioc__sio_json_load(text, length, 0, NULL);
     json_decref(value);
     return value != NULL;
 }
@@ -94,12 +88,6 @@ static void test_malformed_is_refused(void **state)
         "\"\t\"",
         "\"\n\"",
         "\"\x1f\"",
-        /* surrogates: lone, reversed, unpaired */
-        "\"\\ud800\"",
-        "\"\\udc00\"",
-        "\"\\ud800\\u0041\"",
-        "\"\\ud800x\"",
-        "\"\\udc00\\ud800\"",
         /* invalid UTF-8: continuation first, overlong, surrogate, past U+10FFFF, truncated */
         "\"\x80\"",
         "\"\xc0\xaf\"",
@@ -164,6 +152,29 @@ static void test_valid_is_accepted(void **state)
 }
 
 /* 1 and 308 zeros is 1e308 (finite), one more is past DBL_MAX. */
+/* A lone surrogate escape is read as U+FFFD (sioc__sio_json_load), so its bytes are not what
+ * the encoder writes for the value: never canonical. */
+static void test_lone_surrogates_are_accepted_not_canonical(void **state)
+{
+    static const char *const cases[] = {
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"\\ud800x\"",
+        "\"\\udc00\\ud800\"",
+        "[\"a\\uDBFF\",\"\\ud83d\"]",
+        "{\"\\ud800\":\"\\ud800\\ud800\\udc00\"}",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_accepted(cases[i]);
+        assert_int_equal(canonical(cases[i]), 0);
+    }
+    /* still refused: a bad escape after a high surrogate, a lone surrogate beside an error */
+    assert_refused("\"\\ud800\\uZZZZ\"");
+    assert_refused("[\"\\ud800\",]");
+    assert_refused("\"\\ud800");
+}
+
 static void test_long_integers(void **state)
 {
     char text[400];
@@ -278,8 +289,8 @@ static void test_event_ranges(void **state)
 static void test_event_shape_is_refused(void **state)
 {
     static const char *const cases[] = {
-        "[]",       "{}",        "\"echo\"", "[true]",   "[null,1]",      "[[1]]",         "[{}]",
-        "[\"a\",]", "[\"a\" 1]", "[\"a\"",   "[\"a\"]x", "[\"a\",1e999]", "[\"\\ud800\"]",
+        "[]",   "{}",       "\"echo\"",  "[true]", "[null,1]", "[[1]]",
+        "[{}]", "[\"a\",]", "[\"a\" 1]", "[\"a\"", "[\"a\"]x", "[\"a\",1e999]",
     };
     sioc__sio_scan_t scan;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -341,8 +352,7 @@ static void test_decoder_keeps_bytes(void **state)
 
     static const char *const refused[] = {
         "2[\"connect\"]", "2[\"disconnect\",1]", "2[]", "2[\"a\",]",
-        "2[\"a\"",        "2{\"a\":1}",          "2",   "2[\"a\",\"\\ud800\"]",
-        "2[\"a\",1e400]",
+        "2[\"a\"",        "2{\"a\":1}",          "2",   "2[\"a\",1e400]",
     };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         assert_int_equal(
@@ -368,6 +378,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed_is_refused),
         cmocka_unit_test(test_valid_is_accepted),
+        cmocka_unit_test(test_lone_surrogates_are_accepted_not_canonical),
         cmocka_unit_test(test_long_integers),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_canonical),

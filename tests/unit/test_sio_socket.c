@@ -1,8 +1,11 @@
 /* sioc_socket_auth_release and sioc_socket_handshake_copy on a real server: a peer on 127.0.0.1
  * opens an Engine.IO polling session and sends a CONNECT (with auth, or without), as
  * socket.io-client does, and the namespace's middleware and connection handler check what each
- * reader of the auth or the handshake gives, and what the socket keeps. The loop must close
- * cleanly at the end (ASan: nothing leaked, the text freed). */
+ * reader of the auth or the handshake gives, and what the socket keeps. Then a decoding
+ * error on a client with two sockets, whose error handler disconnects one or closes the
+ * connection while the others are still to be told (and, on the way, allRooms with the
+ * in-memory adapter). The loop must close cleanly at the end
+ * (ASan: nothing leaked, the text freed, no socket used after it went). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,6 +267,164 @@ static void test_handshake_copy_without_auth(void **state)
     run_connect(COPY_HANDSHAKE, 0);
 }
 
+/* ---- a decoding error told to every socket of the client (Node's Client.onerror) ---------- */
+
+enum error_mode {
+    ERROR_ONLY_RECORDED,         /* both sockets hear it */
+    ERROR_DISCONNECTS_ITSELF,    /* "/"'s handler leaves; "/a" still hears it */
+    ERROR_DISCONNECTS_OTHER,     /* "/"'s handler makes "/a" leave: "/a" hears nothing */
+    ERROR_CLOSES_THE_CONNECTION, /* "/"'s handler closes the whole client: "/a" hears nothing */
+};
+
+typedef struct error_harness_s {
+    harness_t base;
+    enum error_mode mode;
+    sioc_socket_t *sockets[2]; /* "/" and "/a", once connected */
+    int heard[2];
+    int disconnected;
+} error_harness_t;
+
+static int namespace_index(sioc_socket_t *socket)
+{
+    return strcmp(sioc_namespace_name(sioc_socket_namespace(socket)), "/") == 0 ? 0 : 1;
+}
+
+static void on_error_connection(sioc_socket_t *socket, void *data)
+{
+    error_harness_t *harness = data;
+    harness->sockets[namespace_index(socket)] = socket;
+    harness->base.connected++;
+}
+
+static void on_error_disconnect(sioc_socket_t *socket, const char *reason, void *data)
+{
+    error_harness_t *harness = data;
+    harness->sockets[namespace_index(socket)] = NULL;
+    harness->disconnected++;
+}
+
+static void on_decode_error(sioc_socket_t *socket, const char *message, void *data)
+{
+    error_harness_t *harness = data;
+    int index = namespace_index(socket);
+    assert_string_equal(message, "unknown packet type 7");
+    harness->heard[index]++;
+    if (index != 0)
+        return;
+    if (harness->mode == ERROR_DISCONNECTS_ITSELF)
+        sioc_socket_disconnect(socket, 0);
+    else if (harness->mode == ERROR_DISCONNECTS_OTHER && harness->sockets[1] != NULL)
+        sioc_socket_disconnect(harness->sockets[1], 0);
+    else if (harness->mode == ERROR_CLOSES_THE_CONNECTION)
+        sioc_socket_disconnect(socket, 1);
+}
+
+static void on_all_rooms(int error, json_t *rooms, void *data)
+{
+    json_t **out = data;
+    assert_int_equal(error, 0);
+    *out = json_deep_copy(rooms);
+}
+
+/* With the in-memory adapter the answer is this server's rooms, at once: "/"'s socket's own id
+ * and the room it joined, nothing of "/a". */
+static void check_all_rooms(error_harness_t *harness)
+{
+    sioc_socket_t *socket = harness->sockets[0];
+    assert_int_equal(sioc_socket_join(socket, "r"), 0);
+    json_t *rooms = NULL;
+    assert_int_equal(sioc_namespace_all_rooms(sioc_socket_namespace(socket), on_all_rooms, &rooms),
+                     0);
+    assert_non_null(rooms);
+    assert_int_equal(json_array_size(rooms), 2);
+    int saw_id = 0, saw_room = 0;
+    size_t index;
+    json_t *name;
+    json_array_foreach(rooms, index, name)
+    {
+        saw_id += strcmp(json_string_value(name), sioc_socket_id(socket)) == 0;
+        saw_room += strcmp(json_string_value(name), "r") == 0;
+    }
+    assert_int_equal(saw_id + saw_room, 2);
+    json_decref(rooms);
+}
+
+static void post(harness_t *harness, const char *sid, const char *payload)
+{
+    char request[1024], body[4096];
+    snprintf(request, sizeof(request),
+             "POST /socket.io/?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             sid, strlen(payload), payload);
+    exchange(harness, request, body, sizeof(body));
+    assert_string_equal(body, "ok");
+}
+
+static void run_decode_error(enum error_mode mode, int first_heard, int second_heard)
+{
+    error_harness_t harness = {.mode = mode};
+    harness_t *base = &harness.base;
+    assert_int_equal(uv_loop_init(&base->loop), 0);
+    sioc_server_options_t options;
+    sioc_server_options_init(&options);
+    assert_int_equal(sioc_server_new(&base->loop, &options, &base->server), 0);
+    assert_int_equal(sioc_server_listen(base->server, "127.0.0.1", 0), 0);
+    base->port = sioc_server_port(base->server);
+    const char *names[] = {"/", "/a"};
+    for (int i = 0; i < 2; i++) {
+        sioc_namespace_t *nsp = sioc_server_of(base->server, names[i]);
+        sioc_namespace_on_connection(nsp, on_error_connection, &harness);
+        sioc_namespace_on_disconnect(nsp, on_error_disconnect, &harness);
+        sioc_namespace_on_socket_error(nsp, on_decode_error, &harness);
+    }
+    char body[4096], sid[SIOC_ID_SIZE] = "";
+    exchange(base,
+             "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             "Connection: close\r\n\r\n",
+             body, sizeof(body));
+    assert_int_equal(sscanf(body, "0{\"sid\":\"%20[^\"]\"", sid), 1);
+    post(base, sid,
+         "40\x1e"
+         "40/a,");
+    for (int i = 0; i < MAX_ITERATIONS && base->connected < 2; i++)
+        uv_run(&base->loop, UV_RUN_NOWAIT);
+    assert_int_equal(base->connected, 2);
+    if (mode == ERROR_ONLY_RECORDED)
+        check_all_rooms(&harness);
+    post(base, sid, "47"); /* an Engine.IO message holding Socket.IO packet type 7 */
+    for (int i = 0; i < MAX_ITERATIONS && harness.disconnected < 2; i++)
+        uv_run(&base->loop, UV_RUN_NOWAIT);
+    assert_int_equal(harness.heard[0], first_heard);
+    assert_int_equal(harness.heard[1], second_heard);
+    assert_int_equal(harness.disconnected, 2); /* the forced close took what was left */
+
+    sioc_server_close(base->server, on_server_closed, base);
+    uv_run(&base->loop, UV_RUN_DEFAULT);
+    assert_true(base->closed);
+    assert_int_equal(uv_loop_close(&base->loop), 0);
+}
+
+static void test_decode_error_to_every_socket(void **state)
+{
+    run_decode_error(ERROR_ONLY_RECORDED, 1, 1);
+}
+
+static void test_decode_error_handler_disconnects_itself(void **state)
+{
+    run_decode_error(ERROR_DISCONNECTS_ITSELF, 1, 1);
+}
+
+static void test_decode_error_handler_disconnects_the_other(void **state)
+{
+    run_decode_error(ERROR_DISCONNECTS_OTHER, 1, 0);
+}
+
+static void test_decode_error_handler_closes_the_connection(void **state)
+{
+    run_decode_error(ERROR_CLOSES_THE_CONNECTION, 1, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +432,10 @@ int main(void)
         cmocka_unit_test(test_release_after_lending_the_object),
         cmocka_unit_test(test_handshake_copy_with_auth),
         cmocka_unit_test(test_handshake_copy_without_auth),
+        cmocka_unit_test(test_decode_error_to_every_socket),
+        cmocka_unit_test(test_decode_error_handler_disconnects_itself),
+        cmocka_unit_test(test_decode_error_handler_disconnects_the_other),
+        cmocka_unit_test(test_decode_error_handler_closes_the_connection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,7 +183,12 @@ describe('JWT auth (HS256 daemon)', () => {
     assert.equal(await raw.nextText(), refusal('invalid token'));
   });
 
-  for (const auth of ['{"token":"abc', '{"token":"\\ud800"}', '{"token":"a\\x"}', '{"token":"abc"}x', '["token"]']) {
+  it('auth.token holding a lone surrogate escape is read with U+FFFD there (refused: jwt malformed, as Node)', async (t) => {
+    const raw = await rawConnect(t, '{"token":"\\ud800"}');
+    assert.equal(await raw.nextText(), refusal('jwt malformed'));
+  });
+
+  for (const auth of ['{"token":"abc', '{"token":"a\\x"}', '{"token":"abc"}x', '["token"]']) {
     it(`a malformed auth ${auth} closes the connection, as the parser refuses it`, async (t) => {
       const raw = await rawConnect(t, auth);
       await raw.waitClosed(5000);

@@ -6,8 +6,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEioEcho } from '../lib/server.js';
-import { openConnection } from '../lib/http.js';
-import { eioPath } from '../lib/eio.js';
+import { openConnection, request } from '../lib/http.js';
+import { eioPath, parseOpenPacket } from '../lib/eio.js';
+import { wsConnect } from '../lib/ws.js';
 
 const NODE_400 = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 const BEHIND = `GET ${eioPath({ transport: 'polling' })} HTTP/1.1\r\nHost: x\r\n\r\n`;
@@ -106,5 +107,100 @@ describe('request target bytes outside visible ASCII: Node answers 400 and close
     } finally {
       conn.close();
     }
+  });
+});
+
+/** A polling GET of target: status, and body's exact text (null: an open packet). */
+async function assertPolling(port, target, status, body) {
+  const res = await request(port, { method: 'GET', path: target });
+  assert.equal(res.status, status, res.text);
+  if (body !== null) assert.equal(res.text, body);
+  else assert.deepEqual(parseOpenPacket(res.text).upgrades, ['websocket']);
+}
+
+// engine.io reads its parameters from new URL(req.url, base).searchParams (server.js prepare()).
+// Each answer is node 20's.
+describe('the query as engine.io reads it, as Node', () => {
+  let server;
+  before(async () => {
+    server = await startEioEcho();
+  });
+  after(async () => {
+    await server?.stopChecked();
+  });
+
+  // The query ends at the first '#', and a '?' after a '#' is in the fragment (no query, so no
+  // transport: code 0).
+  describe("'#' in the request target: the fragment is no part of the query", () => {
+    const TRANSPORT_UNKNOWN = '{"code":0,"message":"Transport unknown"}';
+    for (const [target, status, body] of [
+      ['/engine.io/?EIO=4&transport=polling#x', 200, null],
+      ['/engine.io/?EIO=4&transport=polling#?EIO=5&transport=x', 200, null],
+      ['/engine.io/#x?EIO=4&transport=polling', 400, TRANSPORT_UNKNOWN],
+      ['/engine.io/?EIO=4#&transport=polling', 400, TRANSPORT_UNKNOWN],
+    ]) {
+      it(`polling ${target}: ${status}`, () => assertPolling(server.port, target, status, body));
+    }
+
+    for (const [target, status] of [
+      ['/engine.io/?EIO=4&transport=websocket#x', 101],
+      ['/engine.io/?EIO=4&transport=websocket#&EIO=5', 101],
+      ['/engine.io/#?EIO=4&transport=websocket', 400],
+    ]) {
+      it(`WebSocket ${target}: ${status}`, async () => {
+        const ws = await wsConnect(server.port, target);
+        try {
+          assert.equal(ws.response.status, status, ws.response.text);
+          if (status === 400) {
+            assert.equal(ws.response.text, 'Transport unknown');
+          } else {
+            const frame = await ws.readFrame();
+            assert.deepEqual(parseOpenPacket(frame.text).upgrades, []);
+          }
+        } finally {
+          ws.close();
+        }
+      });
+    }
+  });
+
+  // EIO, transport, sid and b64 come from Object.fromEntries(url.searchParams): each name and value
+  // decoded, the last value of a name sent twice, and a sid tested for its truth (`if (sid)`), so
+  // "sid=" is a handshake. No client sends these; a proxy that appends its own copy of a parameter
+  // does.
+  describe('Engine.IO parameters read as URLSearchParams', () => {
+    const UNSUPPORTED = '{"code":5,"message":"Unsupported protocol version"}';
+    const UNKNOWN_SID = '{"code":1,"message":"Session ID unknown"}';
+    const BAD_REQUEST = '{"code":3,"message":"Bad request"}';
+    for (const [target, status, body] of [
+      ['/engine.io/?EIO=4&transport=polling&EIO=3', 400, UNSUPPORTED],
+      ['/engine.io/?EIO=3&EIO=4&transport=polling', 200, null],
+      ['/engine.io/?EIO&transport=polling', 400, UNSUPPORTED],
+      ['/engine.io/?EI%4F=4&transport=polling', 200, null],
+      ['/engine.io/?EIO=4&transport=poll%69ng', 200, null],
+      ['/engine.io/?EIO=4&tr%61nsport=polling', 200, null],
+      ['/engine.io/?EIO=4&transport=polling&transport=websocket', 400, BAD_REQUEST],
+      ['/engine.io/?EIO=4&transport=websocket&transport=polling', 200, null],
+      ['/engine.io/?EIO=4&transport=polling&sid=', 200, null],
+      ['/engine.io/?EIO=4&transport=polling&sid', 200, null],
+      ['/engine.io/?EIO=4&transport=polling&sid=%', 400, UNKNOWN_SID],
+      ['/engine.io/?EIO=4&transport=polling&sid=%zz', 400, UNKNOWN_SID],
+      ['/engine.io/?EIO=4&transport=polling&sid=' + 'x'.repeat(100), 400, UNKNOWN_SID],
+      ['/engine.io/?EIO=4&&&transport=polling&', 200, null],
+    ]) {
+      it(`polling ${target.length > 80 ? target.slice(0, 80) + '…' : target}: ${status}`, () =>
+        assertPolling(server.port, target, status, body));
+    }
+
+    it('a session\'s sid sent twice: the last one is the session (the first is not looked at)', async () => {
+      const open = await request(server.port, { method: 'GET', path: '/engine.io/?EIO=4&transport=polling' });
+      const { sid } = parseOpenPacket(open.text);
+      const wrongLast = await request(server.port, { method: 'GET', path: `/engine.io/?EIO=4&transport=polling&sid=${sid}&sid=unknown` });
+      assert.equal(wrongLast.status, 400, wrongLast.text);
+      assert.equal(wrongLast.text, UNKNOWN_SID);
+      const post = await request(server.port, { method: 'POST', path: `/engine.io/?EIO=4&transport=polling&sid=unknown&sid=${sid}`, body: '1' });
+      assert.equal(post.status, 200, post.text);
+      assert.equal(post.text, 'ok');
+    });
   });
 });

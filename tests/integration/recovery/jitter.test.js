@@ -9,7 +9,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from '../lib/server.js';
-import { siocEchoCommand } from '../lib/sio.js';
+import { isSioReference, siocEchoCommand } from '../lib/sio.js';
 import { haveRedis, startRedis } from '../lib/daemon.js';
 import { runJitter } from './jitter-load.js';
 
@@ -28,7 +28,11 @@ describe('jitter: connections cut at random under a steady publisher, recovery i
     await redis?.stop();
   });
 
-  it(`200 clients over WebSocket and polling, cuts every 1.5-4 s for ${DURATION_MS / 1000} s: 100% delivered exactly once, in order, every reconnection recovered`, { timeout: DURATION_MS + 90_000 }, async () => {
+  // Two Node nodes with @socket.io/redis-streams-adapter 0.3 do not hold this (measured on this
+  // suite's 10 s window, 2026-12-07: 9,990 of 10,000 delivered, 18 duplicates, 5 out of order, 10
+  // missing; docs/recovery.md): what is asserted here is sioc's guarantee, not Node's.
+  const notNodes = isSioReference() && 'Node nodes lose and duplicate messages under this load (docs/recovery.md)';
+  it(`200 clients over WebSocket and polling, cuts every 1.5-4 s for ${DURATION_MS / 1000} s: 100% delivered exactly once, in order, every reconnection recovered`, { timeout: DURATION_MS + 90_000, skip: notNodes }, async () => {
     const result = await runJitter({
       clientUrls: [nodes[0].url()], publisherUrl: nodes[1].url(), durationMs: DURATION_MS,
     });

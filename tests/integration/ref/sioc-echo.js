@@ -62,6 +62,8 @@
 //   server-side-emit-ack ev, ...args, cb → cb({error: message | null, responses}) of
 //                                  nsp.serverSideEmitWithAck(ev, ...args)
 //   server-count cb              → cb(await nsp.adapter.serverCount())
+//   all-rooms cb                 → cb([...await nsp.adapter.allRooms()].sort()), or
+//                                  cb({error: message}) when it rejects
 // serverSideEmit "ping" / "hello" from another server: nsp.local.emit("server-side", ev, ...args)
 // and, when the emitter waits, the answer "pong".
 //   count cb                     → cb(number of events this socket received before this one)
@@ -350,6 +352,14 @@ function onConnection(socket) {
   socket.on('server-count', async (cb) => {
     const count = await nsp.adapter.serverCount();
     if (typeof cb === 'function') cb(count);
+  });
+  socket.on('all-rooms', async (cb) => {
+    try {
+      const rooms = await nsp.adapter.allRooms();
+      if (typeof cb === 'function') cb([...rooms].sort());
+    } catch (err) {
+      if (typeof cb === 'function') cb({ error: err.message });
+    }
   });
   socket.on('count', (cb) => {
     // onAny already counted this `count` event.

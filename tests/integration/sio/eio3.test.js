@@ -40,6 +40,32 @@ function ask(socket, event, ...args) {
   });
 }
 
+/** Engine.IO v3 polling by hand: GET, POST of one packet, and the packets received in order. */
+function v3Wire(port) {
+  const base = '/socket.io/?EIO=3&transport=polling';
+  const get = (path) => request(port, { method: 'GET', path, timeoutMs: 3000 });
+  const post = (sid, packet) =>
+    request(port, {
+      method: 'POST', path: `${base}&sid=${sid}`, body: `${packet.length}:${packet}`,
+      headers: [['Content-Type', 'text/plain;charset=UTF-8']],
+    });
+  // Packets in order, whatever the batching into responses.
+  const collect = async (sid, count) => {
+    const packets = [];
+    while (packets.length < count) {
+      let text = (await get(`${base}&sid=${sid}`)).text;
+      while (text.length > 0) {
+        const colon = text.indexOf(':');
+        const length = Number(text.slice(0, colon));
+        packets.push(text.slice(colon + 1, colon + 1 + length));
+        text = text.slice(colon + 1 + length);
+      }
+    }
+    return packets;
+  };
+  return { base, get, post, collect };
+}
+
 describe('socket.io-client 2 (EIO3, --allow-eio3)', () => {
   let server;
   const sockets = [];
@@ -154,27 +180,7 @@ describe('socket.io-client 2 (EIO3, --allow-eio3)', () => {
   }
 
   it('raw wire (polling): "40" comes unasked, CONNECT answers carry no sid, errors are v4 error packets', async () => {
-    const base = '/socket.io/?EIO=3&transport=polling';
-    const get = (path) => request(server.port, { method: 'GET', path, timeoutMs: 3000 });
-    const post = (sid, packet) =>
-      request(server.port, {
-        method: 'POST', path: `${base}&sid=${sid}`, body: `${packet.length}:${packet}`,
-        headers: [['Content-Type', 'text/plain;charset=UTF-8']],
-      });
-    // Packets in order, whatever the batching into responses.
-    const collect = async (sid, count) => {
-      const packets = [];
-      while (packets.length < count) {
-        let text = (await get(`${base}&sid=${sid}`)).text;
-        while (text.length > 0) {
-          const colon = text.indexOf(':');
-          const length = Number(text.slice(0, colon));
-          packets.push(text.slice(colon + 1, colon + 1 + length));
-          text = text.slice(colon + 1 + length);
-        }
-      }
-      return packets;
-    };
+    const { base, get, post, collect } = v3Wire(server.port);
     const open = await get(base);
     const m = /^(\d+):0(\{.*\})$/.exec(open.text);
     assert.ok(m, `the open packet alone: ${open.text}`);
@@ -191,6 +197,31 @@ describe('socket.io-client 2 (EIO3, --allow-eio3)', () => {
     assert.deepEqual(await collect(sid, 1), ['44/dynamic-2,"refused"']);
     await post(sid, '1');
   });
+
+  // Node's _parseNamespace for protocol 3: new URL(packet.nsp, base), the query as auth through
+  // Object.fromEntries(url.searchParams), as socket.handshake.query is made. The URL parser drops
+  // tabs, LFs and CRs anywhere and C0 controls and spaces at the ends; the query ends at '#'.
+  // Each answer is node 20's.
+  for (const [nsp, auth] of [
+    ['/custom?room=a%2Bb+c&room=last&x', { room: 'last', x: '' }],
+    ['/custom?room=%C3&k=%&=1&&', { room: '\ufffd', k: '%', '': '1' }],
+    ['/custom?room=caf\u00e9', { room: 'caf\u00e9' }],
+    ['/custom#f?room=1', {}],
+    ['/custom?room=1#f&x=2', { room: '1' }],
+    ['/custom?room=a\tb ', { room: 'ab' }],
+    ['/custom?room=a\nb\r', { room: 'ab' }],
+    ['/custom?room=\u0001x\u0001', { room: '\u0001x' }],
+  ]) {
+    it(`raw wire (polling): CONNECT ${JSON.stringify(nsp)} gives auth ${JSON.stringify(auth)}`, async () => {
+      const { base, get, post, collect } = v3Wire(server.port);
+      const open = await get(base);
+      const { sid } = JSON.parse(/^(\d+):0(\{.*\})$/.exec(open.text)[2]);
+      assert.deepEqual(await collect(sid, 2), ['40', '42["auth",{}]']);
+      assert.equal((await post(sid, `40${nsp},`)).text, 'ok');
+      assert.deepEqual(await collect(sid, 2), ['40/custom,', `42/custom,${JSON.stringify(['auth', auth])}`]);
+      await post(sid, '1');
+    });
+  }
 });
 
 async function until(predicate, what, timeoutMs = TIMEOUT_MS) {
