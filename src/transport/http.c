@@ -301,24 +301,30 @@ static void open_connection(sioc__http_server_t *server, int fd)
 }
 
 static void on_listener(uv_poll_t *poll, int status, int events);
+static int accept_pending(sioc__http_server_t *server);
 
-/* The timer ends a back-off: the listener polls again (and backs off again if accept4 still
- * fails). */
+/* The timer ends a back-off: the listener polls again, and accepts at once what waits (that
+ * is also how the episode ends when nothing does: accept4 says EAGAIN). */
 static void on_accept_retry(uv_timer_t *timer)
 {
     sioc__http_server_t *server = timer->data;
-    if (server->listening)
-        uv_poll_start(&server->listener, UV_READABLE, on_listener);
+    if (!server->listening)
+        return;
+    uv_poll_start(&server->listener, UV_READABLE, on_listener);
+    accept_pending(server);
 }
 
 /* A failed accept4 that is not the pending connection's own: the process is out of
  * descriptors (EMFILE, ENFILE) or the kernel out of memory. The connections stay in the
  * backlog, and the listener stops polling for SIOC_HTTP_ACCEPT_RETRY_MS: level-triggered, it
  * would otherwise wake the loop at once again for a connection it cannot take, spinning a
- * core. nginx does the same (it disables accept events for a while); libuv's streams instead
- * close a spare descriptor, accept and close the pending connections, and reopen it, which
- * refuses clients that a moment later could have been served, and needs a descriptor held
- * for it. Logged once per episode: an episode ends when a connection is accepted again. */
+ * core. nginx does the same (it disables accept events for a while); libuv's streams (so
+ * Node, and this server on uv_tcp_t) instead close a descriptor kept spare, accept and close
+ * every pending connection, and reopen it: clients that a moment later could have been served
+ * are cut off, and a descriptor is held for it. Logged once per episode. Linux looks for a
+ * free descriptor before it looks at the backlog, so at the limit every accept4 says EMFILE,
+ * even after one that succeeded: the episode ends only when accept4 says EAGAIN (a descriptor
+ * to spare and nothing waiting). */
 static void back_off(sioc__http_server_t *server, int error)
 {
     if (!server->accept_backoff)
@@ -339,25 +345,30 @@ static int connection_error(int error)
 }
 
 /* Accepts up to SIOC_HTTP_ACCEPTS_PER_WAKEUP connections, non-blocking and close-on-exec
- * from the start. A listener that reports an error (status < 0) is handled as readable:
- * accept4 tells which. */
-static void on_listener(uv_poll_t *poll, int status, int events)
+ * from the start. Returns 0, or -1 when accepting backs off (the poll is stopped). */
+static int accept_pending(sioc__http_server_t *server)
 {
-    sioc__http_server_t *server = poll->data;
     for (int i = 0; i < SIOC_HTTP_ACCEPTS_PER_WAKEUP && server->listening; i++) {
         int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            server->accept_backoff = 0;
             open_connection(server, fd);
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            server->accept_backoff = 0;
             break;
         } else if (!connection_error(errno)) {
             back_off(server, errno);
-            return;
+            return -1;
         }
     }
-    /* libuv stops a poll that reported an error. */
-    if (status < 0 && server->listening)
+    return 0;
+}
+
+/* A listener that reports an error (status < 0) is handled as readable: accept4 tells which.
+ * libuv stops a poll that reported an error: it starts again unless accepting backs off. */
+static void on_listener(uv_poll_t *poll, int status, int events)
+{
+    sioc__http_server_t *server = poll->data;
+    if (accept_pending(server) == 0 && status < 0 && server->listening)
         uv_poll_start(&server->listener, UV_READABLE, on_listener);
 }
 

@@ -42,7 +42,7 @@ typedef struct sioc__http_handler_s {
 /* Connections accepted per wakeup of the listener, before the loop gets its turn. */
 #define SIOC_HTTP_ACCEPTS_PER_WAKEUP 64
 /* Out of descriptors (EMFILE, ENFILE) or of kernel memory, accepting waits this long before
- * it tries again (see accept_ready in http.c). */
+ * it tries again (see back_off in http.c). */
 #define SIOC_HTTP_ACCEPT_RETRY_MS 100
 
 struct sioc__http_server_s {
@@ -51,7 +51,7 @@ struct sioc__http_server_s {
     uv_poll_t listener;
     int listen_fd;
     uv_timer_t accept_retry; /* while accepting backs off */
-    int accept_backoff;      /* 1 from a failed accept4 until one succeeds again */
+    int accept_backoff;      /* 1 from a failed accept4 until one says EAGAIN (logged once) */
     sioc__io_t *io;
     sioc__http_limits_t limits;
     const sioc__http_handler_t *handler;
