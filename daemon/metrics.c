@@ -98,10 +98,9 @@ static void histogram_write(FILE *out, const char *name, const char *labels,
             (unsigned long long)histogram->count);
 }
 
-/* Engine.IO error codes as label values: "Session ID unknown" -> "session_id_unknown". */
-static void reason_label(int code, char *out, size_t size)
+/* Engine.IO's texts as label values: "Session ID unknown" -> "session_id_unknown". */
+static void label_of(const char *message, char *out, size_t size)
 {
-    const char *message = sioc_eio_error_message(code);
     size_t i = 0;
     for (; message[i] != '\0' && i + 1 < size; i++)
         out[i] = message[i] == ' ' ? '_' : (char)(message[i] | 0x20);
@@ -120,11 +119,19 @@ static void write_engineio(FILE *out, const sioc_eio_stats_t *engine)
            "Engine.IO connections opened (handshakes accepted).", (double)engine->sessions_opened);
     sample(out, "sioc_engineio_connections_closed_total", "counter",
            "Engine.IO connections closed.", (double)engine->sessions_closed);
+    header(out, "sioc_engineio_connections_closed_by_reason_total", "counter",
+           "Engine.IO connections closed, by engine.io's close reason.");
+    for (int i = 0; i < SIOC_EIO_CLOSE_REASON_COUNT; i++) {
+        char reason[64];
+        label_of(sioc_eio_close_reason(i), reason, sizeof(reason));
+        fprintf(out, "sioc_engineio_connections_closed_by_reason_total{reason=\"%s\"} %llu\n",
+                reason, (unsigned long long)engine->sessions_closed_by_reason[i]);
+    }
     header(out, "sioc_engineio_requests_refused_total", "counter",
            "Requests answered with an Engine.IO error (handshakes refused included), by reason.");
     for (int code = 0; code < SIOC_EIO_ERROR_COUNT; code++) {
         char reason[64];
-        reason_label(code, reason, sizeof(reason));
+        label_of(sioc_eio_error_message(code), reason, sizeof(reason));
         fprintf(out, "sioc_engineio_requests_refused_total{code=\"%d\",reason=\"%s\"} %llu\n", code,
                 reason, (unsigned long long)engine->refused[code]);
     }

@@ -359,6 +359,18 @@ static int compare_ids(const void *left, const void *right)
     return strcmp(a, b);
 }
 
+/* The count values of items (each a reference it takes; items is freed) as an array, sorted. */
+static json_t *sorted_array(json_t **items, size_t count,
+                            int (*compare)(const void *left, const void *right))
+{
+    qsort(items, count, sizeof(json_t *), compare);
+    json_t *list = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(list, items[i]);
+    free(items);
+    return list;
+}
+
 static void on_fetched(int error, json_t *sockets, void *data)
 {
     size_t count = json_array_size(sockets);
@@ -370,12 +382,7 @@ static void on_fetched(int error, json_t *sockets, void *data)
                       json_object_get(socket, "rooms"), "data", json_object_get(socket, "data"),
                       "auth", json_object_get(json_object_get(socket, "handshake"), "auth"));
     }
-    qsort(items, count, sizeof(json_t *), compare_ids);
-    json_t *list = json_array();
-    for (size_t i = 0; i < count; i++)
-        json_array_append_new(list, items[i]);
-    free(items);
-    answer(data, list);
+    answer(data, sorted_array(items, count, compare_ids));
 }
 
 static void on_fetch_sockets(sioc_socket_t *socket, const sioc_event_t *event, void *data)
@@ -496,13 +503,8 @@ static void on_all_rooms_known(int error, json_t *rooms, void *data)
     size_t count = json_array_size(rooms);
     json_t **items = calloc(count + 1, sizeof(json_t *));
     for (size_t i = 0; i < count; i++)
-        items[i] = json_array_get(rooms, i);
-    qsort(items, count, sizeof(json_t *), compare_strings);
-    json_t *sorted = json_array();
-    for (size_t i = 0; i < count; i++)
-        json_array_append(sorted, items[i]);
-    free(items);
-    answer(data, sorted);
+        items[i] = json_incref(json_array_get(rooms, i));
+    answer(data, sorted_array(items, count, compare_strings));
 }
 
 static void on_all_rooms(sioc_socket_t *socket, const sioc_event_t *event, void *data)

@@ -222,6 +222,11 @@ SIOC_API sioc_eio_server_t *sioc_eio_socket_server(const sioc_eio_socket_t *sock
 /* The message Node's engine.io answers for code ("Session ID unknown"), or NULL. */
 SIOC_API const char *sioc_eio_error_message(int code);
 
+/* The reasons a session closes with, as engine.io names them ("transport close", "ping
+ * timeout", ...): index 0 to SIOC_EIO_CLOSE_REASON_COUNT - 1, NULL past them. */
+#define SIOC_EIO_CLOSE_REASON_COUNT 6
+SIOC_API const char *sioc_eio_close_reason(int index);
+
 /* What an Engine.IO server has done since it was created (counters) and holds now (gauges), for
  * monitoring (the daemon's /metrics, the admin UI). Messages are Engine.IO message packets (pings
  * and other control packets are not counted); their bytes are the payload, without the packet
@@ -237,6 +242,9 @@ typedef struct sioc_eio_stats_s {
     uint64_t refused[SIOC_EIO_ERROR_COUNT]; /* requests answered with an Engine.IO error */
     size_t polling_sessions;                /* gauges: open sessions by current transport */
     size_t websocket_sessions;
+    /* sessions_closed by the reason engine.io's "close" event gives, in the order of
+     * sioc_eio_close_reason(); a reason not in that list is counted in sessions_closed only. */
+    uint64_t sessions_closed_by_reason[SIOC_EIO_CLOSE_REASON_COUNT];
 } sioc_eio_stats_t;
 SIOC_API void sioc_eio_server_stats(const sioc_eio_server_t *server, sioc_eio_stats_t *out);
 

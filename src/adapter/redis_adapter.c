@@ -1075,6 +1075,19 @@ static void redis_broadcast_with_ack(sioc_adapter_t *base, const sioc_adapter_pa
     request_count_servers(request);
 }
 
+/* Keeps message (taken) as the JSON text request_on_count publishes once the servers are
+ * counted; out of memory, the request ends at once with SIOC_ENOMEM. */
+static void request_publish_when_counted(request_t *request, json_t *message)
+{
+    request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
+    request->message_length = request->message != NULL ? strlen(request->message) : 0;
+    json_decref(message);
+    if (request->message == NULL)
+        request_finish(request, SIOC_ENOMEM);
+    else
+        request_count_servers(request);
+}
+
 static int redis_fetch_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *opts,
                                sioc_fetch_sockets_cb callback, void *data)
 {
@@ -1096,14 +1109,7 @@ static int redis_fetch_sockets(sioc_adapter_t *base, const sioc_adapter_opts_t *
     json_t *message =
         json_pack("{s:s,s:s,s:i,s:o}", "uid", base->uid, "requestId", request->id, "type",
                   SIOC__REDIS_REMOTE_FETCH, "opts", sioc__redis_opts_json(opts));
-    request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
-    request->message_length = request->message != NULL ? strlen(request->message) : 0;
-    json_decref(message);
-    if (request->message == NULL) {
-        request_finish(request, SIOC_ENOMEM);
-        return 0;
-    }
-    request_count_servers(request);
+    request_publish_when_counted(request, message);
     return 0;
 }
 
@@ -1173,14 +1179,12 @@ static int redis_server_side_emit(sioc_adapter_t *base, json_t *data,
     request->data = callback_data;
     json_t *message = json_pack("{s:s,s:s,s:i,s:O}", "uid", base->uid, "requestId", request->id,
                                 "type", SIOC__REDIS_SERVER_SIDE_EMIT, "data", data);
-    request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
-    request->message_length = request->message != NULL ? strlen(request->message) : 0;
-    json_decref(message);
-    if (request->message == NULL || request->results == NULL) {
+    if (request->results == NULL) {
+        json_decref(message);
         request_finish(request, SIOC_ENOMEM);
         return 0;
     }
-    request_count_servers(request);
+    request_publish_when_counted(request, message);
     return 0;
 }
 
@@ -1215,14 +1219,7 @@ static int redis_all_rooms(sioc_adapter_t *base, sioc_all_rooms_cb callback, voi
     request->data = data;
     json_t *message = json_pack("{s:s,s:s,s:i}", "uid", base->uid, "requestId", request->id, "type",
                                 SIOC__REDIS_ALL_ROOMS);
-    request->message = message != NULL ? json_dumps(message, JSON_COMPACT) : NULL;
-    request->message_length = request->message != NULL ? strlen(request->message) : 0;
-    json_decref(message);
-    if (request->message == NULL) {
-        request_finish(request, SIOC_ENOMEM);
-        return 0;
-    }
-    request_count_servers(request);
+    request_publish_when_counted(request, message);
     return 0;
 }
 

@@ -241,6 +241,25 @@ static void add_event(json_t *events, json_int_t timestamp, const char *type, ui
                                                 type, "count", (json_int_t)count));
 }
 
+/* Node's EventBuffer keys rawDisconnection by the close reason (subType); closes for a reason
+ * sioc does not name keep no subType, as Node's other types. */
+static void add_disconnections(json_t *events, json_int_t timestamp, const sioc_eio_stats_t *now,
+                               const sioc_eio_stats_t *last)
+{
+    uint64_t named = 0;
+    for (int i = 0; i < SIOC_EIO_CLOSE_REASON_COUNT; i++) {
+        uint64_t count = now->sessions_closed_by_reason[i] - last->sessions_closed_by_reason[i];
+        named += count;
+        if (count > 0)
+            json_array_append_new(events,
+                                  json_pack("{s:I,s:s,s:s,s:I}", "timestamp", timestamp, "type",
+                                            "rawDisconnection", "subType", sioc_eio_close_reason(i),
+                                            "count", (json_int_t)count));
+    }
+    add_event(events, timestamp, "rawDisconnection",
+              now->sessions_closed - last->sessions_closed - named);
+}
+
 /* What Node's EventBuffer collects between two reports, from the counter deltas: one entry per
  * type, stamped with the current second. */
 static json_t *aggregated_events(sioc_admin_t *admin, const sioc_eio_stats_t *now)
@@ -251,7 +270,7 @@ static json_t *aggregated_events(sioc_admin_t *admin, const sioc_eio_stats_t *no
     json_int_t timestamp = (json_int_t)clock.tv_sec * 1000;
     const sioc_eio_stats_t *last = &admin->last;
     add_event(events, timestamp, "rawConnection", now->sessions_opened - last->sessions_opened);
-    add_event(events, timestamp, "rawDisconnection", now->sessions_closed - last->sessions_closed);
+    add_disconnections(events, timestamp, now, last);
     add_event(events, timestamp, "packetsIn", now->messages_in - last->messages_in);
     add_event(events, timestamp, "packetsOut", now->messages_out - last->messages_out);
     add_event(events, timestamp, "bytesIn", now->message_bytes_in - last->message_bytes_in);

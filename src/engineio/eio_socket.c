@@ -286,6 +286,27 @@ static int should_drain(const sioc_eio_socket_t *socket, const char *reason)
            socket->polling->probe == NULL;
 }
 
+static const char *const close_reasons[SIOC_EIO_CLOSE_REASON_COUNT] = {
+    "transport close", "transport error", "ping timeout",
+    "parse error",     "forced close",    "server shutting down",
+};
+
+const char *sioc_eio_close_reason(int index)
+{
+    return index >= 0 && index < SIOC_EIO_CLOSE_REASON_COUNT ? close_reasons[index] : NULL;
+}
+
+static void count_close(sioc_eio_stats_t *stats, const char *reason)
+{
+    stats->sessions_closed++;
+    for (int i = 0; i < SIOC_EIO_CLOSE_REASON_COUNT; i++) {
+        if (strcmp(reason, close_reasons[i]) == 0) {
+            stats->sessions_closed_by_reason[i]++;
+            return;
+        }
+    }
+}
+
 void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
 {
     if (socket->state == EIO_SOCKET_DRAINING) {
@@ -304,7 +325,7 @@ void sioc__eio_socket_close(sioc_eio_socket_t *socket, const char *reason)
     } else {
         finalize(socket);
     }
-    server->stats.sessions_closed++;
+    count_close(&server->stats, reason);
     if (server->callbacks.on_close != NULL)
         server->callbacks.on_close(socket, reason, server->data);
 }

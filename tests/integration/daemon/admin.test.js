@@ -197,6 +197,28 @@ function adminSuite(name, kind, start) {
       assert.ok(total('packetsOut') >= 3 && total('bytesOut') > 0, JSON.stringify(stats.aggregatedEvents));
     });
 
+    it('server_stats counts closes by engine.io\'s reason (rawDisconnection with subType)', async (t) => {
+      const socket = admin(server.port, { username: USERNAME, password: PASSWORD }, t);
+      await connected(socket, STEP_MS);
+      // A window that starts after this test: the closes of earlier tests' clients are reported.
+      await socket.recorder.next(eventOf('server_stats'), 'a server_stats after the login', socket.recorder.mark());
+      const mark = socket.recorder.mark();
+      const leaving = app(server.port, t);
+      await connected(leaving);
+      leaving.disconnect(); // a close packet: "transport close"
+      const kicked = app(server.port, t);
+      await connected(kicked);
+      const kickedId = kicked.id;
+      await socket.recorder.next((e) => e[0] === 'socket_connected' && e[1].id === kickedId, 'socket_connected', mark);
+      socket.emit('_disconnect', '/', true, kickedId); // the dashboard closes its connection: "forced close"
+      const reported = () => socket.recorder.events.slice(mark).filter((e) => e[0] === 'server_stats')
+        .flatMap((e) => e[1].aggregatedEvents.filter((a) => a.type === 'rawDisconnection'));
+      await until(() => reported().reduce((sum, e) => sum + e.count, 0) >= 2, 'both closes in server_stats', 3 * STEP_MS);
+      const byReason = {};
+      for (const e of reported()) byReason[e.subType] = (byReason[e.subType] ?? 0) + e.count;
+      assert.deepEqual(byReason, { 'transport close': 1, 'forced close': 1 }, JSON.stringify(reported()));
+    });
+
     it('reports sockets and rooms as they change, and applies emit, join, leave and _disconnect', async (t) => {
       const socket = admin(server.port, { username: USERNAME, password: PASSWORD }, t);
       await connected(socket, STEP_MS);

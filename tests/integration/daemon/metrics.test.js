@@ -245,6 +245,10 @@ describe('GET /metrics', () => {
       return valueOf(after, 'sioc_engineio_connections_closed_total') - valueOf(before, 'sioc_engineio_connections_closed_total') === 2;
     }, 'both connections closed');
     assert.equal(valueOf(after, 'sioc_socketio_sockets_disconnected_total') - valueOf(before, 'sioc_socketio_sockets_disconnected_total'), 2);
+    // Both clients left by themselves (a close packet): engine.io's "transport close".
+    const closedFor = (families, reason) => valueOf(families, 'sioc_engineio_connections_closed_by_reason_total', { reason });
+    assert.equal(closedFor(after, 'transport_close') - closedFor(before, 'transport_close'), 2);
+    assert.equal(closedFor(after, 'forced_close') - closedFor(before, 'forced_close'), 0);
     assert.equal(valueOf(after, 'sioc_socketio_sockets'), valueOf(before, 'sioc_socketio_sockets'));
     assert.equal(valueOf(after, 'sioc_socketio_rooms'), valueOf(before, 'sioc_socketio_rooms'));
   });
