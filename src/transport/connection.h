@@ -169,6 +169,10 @@ struct sioc__conn_s {
 };
 
 _Static_assert(SIOC_COALESCE_SIZE <= UINT16_MAX, "copy_room is 16 bits");
+/* A byte more and a WebSocket (the connection and 56 bytes of room) takes a 336-byte chunk:
+ * test_connection checks the sum against malloc_usable_size. */
+_Static_assert(sizeof(void *) != 8 || sizeof(sioc__conn_t) <= 256,
+               "a connection and a WebSocket's state fit a 320-byte malloc chunk");
 
 /* The io's conn_room bytes after the connection, aligned as the connection is. */
 static inline void *sioc__conn_room(sioc__conn_t *conn)
