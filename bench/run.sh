@@ -647,3 +647,10 @@ if [[ -z "${BENCH_ONLY:-}" ]] && compgen -G "/usr/lib/postgresql/*/bin/initdb" >
         printf '```\n'
     } >>"$report"
 fi
+# The PostgreSQL driver's two dispatch designs (bench/pg-dispatch.sh; docs/store.md "Loop or
+# threads: measured"): --quick checks its harness (a few seconds); the measurement is run alone.
+if [[ -z "${BENCH_ONLY:-}" && "${1:-}" == "--quick" ]] && compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    log "PostgreSQL dispatch: bench/pg-dispatch.sh --quick"
+    echo "bench/pg-dispatch.sh --quick" >>"$commands"
+    bench/pg-dispatch.sh --quick >/dev/null
+fi
