@@ -1,18 +1,19 @@
 #include "transport/connection.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sanitizer/asan_interface.h>
 
-/* Slices handed to libuv in one uv_write; released together when it completes. */
-typedef struct write_request_s {
-    uv_write_t request;
-    sioc__conn_t *conn;
-    size_t bytes;
-    uint32_t slice_count;
-    sioc__conn_slice_t slices[];
-} write_request_t;
+#ifdef IOV_MAX
+_Static_assert(SIOC_WRITE_IOVECS <= IOV_MAX, "one writev takes at most IOV_MAX slices");
+#endif
 
 static void flush_connection(sioc__conn_t *conn);
 static void finish_close(sioc__conn_t *conn);
@@ -20,15 +21,15 @@ static void shut_down(sioc__conn_t *conn);
 static void update_reading(sioc__conn_t *conn);
 static void mark_dirty(sioc__conn_t *conn);
 static void tls_deliver(sioc__conn_t *conn);
+static void on_poll(uv_poll_t *poll, int status, int events);
 
 /* What only a lingering close needs, apart from the connection (an idle one holds none); freed
- * with the connection, after libuv let go of the shutdown request. */
+ * with the connection. */
 struct sioc__conn_closing_s {
-    uv_shutdown_t shutdown;
     sioc__deadline_t linger;
     sioc__conn_t *conn;
     size_t discarded_bytes; /* read and dropped while closing */
-    uint8_t shutdown_started;
+    uint8_t shut_down;      /* our FIN is out */
 };
 
 static void on_linger_expired(sioc__deadline_list_t *list, sioc__deadline_t *deadline)
@@ -165,28 +166,35 @@ int sioc__io_add_flush_hook(sioc__io_t *io, sioc__io_flush_hook_cb callback, voi
     return 0;
 }
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+/* Starts or stops the poll for what the connection waits for (reading, writing). libuv does
+ * not keep the events apart: a change costs epoll_ctl calls, so callers change a flag only
+ * when it changes. */
+static void update_poll(sioc__conn_t *conn)
 {
-    sioc__conn_t *conn = handle->data;
-    /* One read is handled completely before libuv asks for the next buffer, so one buffer per
-     * loop serves every connection. */
-    buf->base = (char *)conn->io->read_buffer;
-    buf->len = sizeof(conn->io->read_buffer);
+    if (uv_is_closing((uv_handle_t *)&conn->poll))
+        return;
+    int events = (conn->reading ? UV_READABLE : 0) | (conn->writing ? UV_WRITABLE : 0);
+    if (events == 0)
+        uv_poll_stop(&conn->poll);
+    else if (uv_poll_start(&conn->poll, events, on_poll) != 0)
+        sioc__conn_close(conn, 0);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* What read() made of a read into the io's buffer (bytes, or -errno as libuv's streams
+ * report them, UV_EOF for the peer's FIN), as on_read of a uv_tcp_t had it. */
+static void handle_input(sioc__conn_t *conn, ssize_t nread)
 {
-    sioc__conn_t *conn = stream->data;
+    uint8_t *data = conn->io->read_buffer;
     if (nread > 0) {
         if (!conn->closing && conn->tls != NULL) {
-            if (sioc__tls_set_input(conn->tls, (uint8_t *)buf->base, (size_t)nread) != 0)
+            if (sioc__tls_set_input(conn->tls, data, (size_t)nread) != 0)
                 sioc__conn_close(conn, 0);
             else
                 tls_deliver(conn);
             return;
         }
         if (!conn->closing) {
-            conn->handler->on_read(conn, (uint8_t *)buf->base, (size_t)nread);
+            conn->handler->on_read(conn, data, (size_t)nread);
             /* The answers to what was read are not read away: stop until they leave. */
             if (!conn->closing && sioc__conn_over_cap(conn))
                 sioc__conn_wait_drain(conn);
@@ -194,20 +202,44 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         /* Lingering close: input is read only to be discarded, and not for ever. */
         if (conn->lingering == NULL)
-            return; /* an abort: libuv has stopped reading */
+            return; /* an abort: the poll is closing */
         conn->lingering->discarded_bytes += (size_t)nread;
         if (conn->lingering->discarded_bytes > SIOC_LINGER_MAX_BYTES)
             sioc__conn_pause_reading(conn);
         return;
     }
-    if (nread == 0)
-        return;
+    /* The socket stays readable after a FIN or an error (the poll is level-triggered): no more
+     * reading. */
     conn->peer_closed = 1;
+    if (conn->reading) {
+        conn->reading = 0;
+        update_poll(conn);
+    }
     if (conn->closing && conn->close_after_flush && sioc__conn_buffered_bytes(conn) > 0)
         return; /* our answer is still leaving; the flush finishes the close */
     sioc__conn_close(conn, nread == UV_EOF);
     if (conn->closing && sioc__conn_buffered_bytes(conn) == 0)
         finish_close(conn);
+}
+
+/* Reads the readable socket into the io's buffer (one read is handled completely before the
+ * next, so one buffer per loop serves every connection) while the connection reads, the
+ * kernel has more and the reads of this wakeup last. A short read means the socket is
+ * drained, as libuv takes it: no read only to hear EAGAIN. */
+static void read_input(sioc__conn_t *conn)
+{
+    for (int i = 0; i < SIOC_READS_PER_WAKEUP; i++) {
+        if (!conn->reading || uv_is_closing((uv_handle_t *)&conn->poll))
+            return;
+        ssize_t nread = read(conn->fd, conn->io->read_buffer, sizeof(conn->io->read_buffer));
+        if (nread < 0 && errno == EINTR)
+            continue;
+        if (nread < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        handle_input(conn, nread > 0 ? nread : nread == 0 ? UV_EOF : -errno);
+        if (nread < (ssize_t)sizeof(conn->io->read_buffer))
+            return;
+    }
 }
 
 /* Decrypts the input and hands it to the handler, record by record, while it takes more; what
@@ -234,35 +266,32 @@ static void tls_deliver(sioc__conn_t *conn)
         mark_dirty(conn); /* handshake records, tickets, an alert */
 }
 
-sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
-                                const sioc__conn_handler_t *handler, void *owner,
-                                SSL_CTX *tls_context)
+sioc__conn_t *sioc__conn_accept(sioc__io_t *io, int fd, const sioc__conn_handler_t *handler,
+                                void *owner, SSL_CTX *tls_context)
 {
     sioc__conn_t *conn = calloc(1, sizeof(*conn) + io->conn_room);
     if (conn == NULL)
-        return NULL;
-    if (tls_context != NULL && (conn->tls = sioc__tls_new(tls_context)) == NULL) {
-        free(conn);
-        return NULL;
-    }
-    if (uv_tcp_init(io->loop, &conn->tcp) != 0) {
-        sioc__tls_free(conn->tls);
-        free(conn);
-        return NULL;
-    }
+        goto err;
+    if (tls_context != NULL && (conn->tls = sioc__tls_new(tls_context)) == NULL)
+        goto err;
+    if (uv_poll_init(io->loop, &conn->poll, fd) != 0)
+        goto err;
+    conn->fd = fd;
     conn->io = io;
     conn->handler = handler;
     conn->owner = owner;
-    conn->tcp.data = conn;
-    if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
-        conn->closing = 1;
-        sioc__tls_free(conn->tls);
-        uv_close((uv_handle_t *)&conn->tcp, (uv_close_cb)free);
-        return NULL;
-    }
-    uv_tcp_nodelay(&conn->tcp, 1);
+    conn->poll.data = conn;
+    /* Answers leave when they are written, not when the peer's ACK of the last one came. */
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     sioc__conn_resume_reading(conn);
     return conn;
+err:
+    if (conn != NULL)
+        sioc__tls_free(conn->tls);
+    free(conn);
+    close(fd);
+    return NULL;
 }
 
 static void mark_dirty(sioc__conn_t *conn)
@@ -299,6 +328,23 @@ static void give_queue(sioc__conn_t *conn)
         free(conn->queue);
     conn->queue = NULL;
     conn->queue_capacity = 0;
+}
+
+/* A new slice at the end of the queue, which takes one or grows; NULL when out of memory. */
+static sioc__conn_slice_t *push_slice(sioc__conn_t *conn)
+{
+    if (conn->queue_capacity == 0) {
+        if (take_queue(conn) != 0)
+            return NULL;
+    } else if (conn->queue_length == conn->queue_capacity) {
+        uint32_t capacity = conn->queue_capacity * 2;
+        sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
+        if (queue == NULL)
+            return NULL;
+        conn->queue = queue;
+        conn->queue_capacity = capacity;
+    }
+    return &conn->queue[conn->queue_length++];
 }
 
 /* Closing, or TLS before its handshake finished: no application bytes can go out. */
@@ -343,18 +389,9 @@ int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *
     if (over_hard_cap(conn, length))
         return -1;
     conn->copy_tail = 0;
-    if (conn->queue_capacity == 0) {
-        if (take_queue(conn) != 0)
-            return -1;
-    } else if (conn->queue_length == conn->queue_capacity) {
-        uint32_t capacity = conn->queue_capacity * 2;
-        sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
-        if (queue == NULL)
-            return -1;
-        conn->queue = queue;
-        conn->queue_capacity = capacity;
-    }
-    sioc__conn_slice_t *slice = &conn->queue[conn->queue_length++];
+    sioc__conn_slice_t *slice = push_slice(conn);
+    if (slice == NULL)
+        return -1;
     slice->buffer = sioc__buffer_ref(buffer);
     slice->bytes = uv_buf_init((char *)bytes, (unsigned)length);
     conn->queued_bytes += (uint32_t)length;
@@ -415,116 +452,108 @@ static void release_queue(sioc__conn_t *conn)
         sioc__buffer_unref(conn->queue[i].buffer);
     conn->queue_length = 0;
     conn->queued_bytes = 0;
+    conn->in_flight_bytes = 0;
     if (conn->queue != NULL)
         give_queue(conn);
 }
 
-static void on_write(uv_write_t *request, int status)
+static void set_writing(sioc__conn_t *conn, int writing)
 {
-    write_request_t *write = (write_request_t *)request;
-    sioc__conn_t *conn = write->conn;
-    for (uint32_t i = 0; i < write->slice_count; i++)
-        sioc__buffer_unref(write->slices[i].buffer);
-    conn->in_flight_bytes -= (uint32_t)write->bytes;
-    free(write);
-    if (status < 0) {
-        sioc__conn_close(conn, 0);
+    if (conn->writing == (writing != 0))
         return;
+    conn->writing = writing != 0;
+    update_poll(conn);
+}
+
+/* The number of slices in flight: the first ones, whose lengths add up to in_flight_bytes
+ * (none is empty). */
+static uint32_t in_flight_slices(const sioc__conn_t *conn)
+{
+    size_t bytes = 0;
+    uint32_t count = 0;
+    while (bytes < conn->in_flight_bytes)
+        bytes += conn->queue[count++].bytes.len;
+    return count;
+}
+
+/* Drops the first sent bytes of the queue, which the kernel took: whole slices lose their
+ * reference, a slice partly written keeps its rest. */
+static void release_sent(sioc__conn_t *conn, size_t sent)
+{
+    conn->in_flight_bytes -= (uint32_t)sent;
+    uint32_t done = 0;
+    while (sent > 0 && sent >= conn->queue[done].bytes.len) {
+        sent -= conn->queue[done].bytes.len;
+        sioc__buffer_unref(conn->queue[done].buffer);
+        done++;
     }
-    /* Dirty: a close (and with TLS its close_notify) still waits for the next flush. */
+    if (sent > 0) {
+        conn->queue[done].bytes.base += sent;
+        conn->queue[done].bytes.len -= sent;
+    }
+    conn->queue_length -= done;
+    memmove(conn->queue, conn->queue + done, conn->queue_length * sizeof(sioc__conn_slice_t));
+}
+
+/* Hands the slices in flight to the kernel, SIOC_WRITE_IOVECS per writev, until it took them
+ * all or has no room (then the poll waits until it has). MSG_NOSIGNAL: a peer gone is an
+ * error code, not a SIGPIPE the host may not ignore. Returns 0, or -errno when the socket
+ * failed. */
+static int send_in_flight(sioc__conn_t *conn)
+{
+    struct iovec *iov = conn->io->write_iov;
+    while (conn->in_flight_bytes > 0) {
+        size_t bytes = 0;
+        int count = 0;
+        for (; count < SIOC_WRITE_IOVECS && bytes < conn->in_flight_bytes; count++) {
+            iov[count].iov_base = conn->queue[count].bytes.base;
+            iov[count].iov_len = conn->queue[count].bytes.len;
+            bytes += iov[count].iov_len;
+        }
+        struct msghdr message = {.msg_iov = iov, .msg_iovlen = (size_t)count};
+        ssize_t sent = sendmsg(conn->fd, &message, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (sent < 0)
+            return -errno;
+        release_sent(conn, (size_t)sent);
+        if ((size_t)sent < bytes)
+            break; /* the socket's buffer is full: another writev would only hear EAGAIN */
+    }
+    set_writing(conn, conn->in_flight_bytes > 0);
+    return 0;
+}
+
+/* After a write: an empty queue goes back to the loop, a graceful close goes on once all is
+ * out (dirty: a close, and with TLS its close_notify, still waits for the next flush), and
+ * reading resumes if the unsent bytes drained. */
+static void after_send(sioc__conn_t *conn)
+{
+    if (conn->queue_length == 0 && conn->queue != NULL)
+        give_queue(conn);
     if (conn->close_after_flush && sioc__conn_buffered_bytes(conn) == 0 && !conn->dirty)
         shut_down(conn);
     else
         check_drained(conn);
 }
 
-/* Hands the rest of the queue, from slice first on, to uv_write. */
-static int write_remaining(sioc__conn_t *conn, uint32_t first)
-{
-    conn->copy_tail = 0; /* libuv may read it from now on: nothing is appended any more */
-    uint32_t count = conn->queue_length - first;
-    write_request_t *write = malloc(sizeof(*write) + count * sizeof(sioc__conn_slice_t));
-    uv_buf_t small[16] = {{0}};
-    uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
-    if (write == NULL || bufs == NULL) {
-        free(write);
-        if (bufs != small)
-            free(bufs);
-        return -1;
-    }
-    write->conn = conn;
-    write->slice_count = count;
-    write->bytes = 0;
-    for (uint32_t i = 0; i < count; i++) {
-        write->slices[i] = conn->queue[first + i];
-        bufs[i] = write->slices[i].bytes;
-        write->bytes += bufs[i].len;
-    }
-    int rc = uv_write(&write->request, (uv_stream_t *)&conn->tcp, bufs, count, on_write);
-    if (bufs != small)
-        free(bufs);
-    if (rc != 0) {
-        /* The slices stay owned by the queue, which release_queue() drops. */
-        free(write);
-        return -1;
-    }
-    conn->in_flight_bytes += (uint32_t)write->bytes;
-    conn->queue_length = first; /* the request owns those references now */
-    return 0;
-}
-
-/* Tries to write synchronously; what the kernel does not take goes to one uv_write. */
-static int try_write(sioc__conn_t *conn)
-{
-    conn->copy_tail = 0;
-    uv_buf_t small[16];
-    uint32_t count = conn->queue_length;
-    uv_buf_t *bufs = count <= 16 ? small : malloc(count * sizeof(uv_buf_t));
-    if (bufs == NULL)
-        return -1;
-    for (uint32_t i = 0; i < count; i++)
-        bufs[i] = conn->queue[i].bytes;
-    int written = uv_try_write((uv_stream_t *)&conn->tcp, bufs, count);
-    if (bufs != small)
-        free(bufs);
-    if (written == UV_EAGAIN)
-        written = 0;
-    if (written < 0)
-        return -1;
-    size_t left = (size_t)written;
-    uint32_t done = 0;
-    while (done < count && left >= conn->queue[done].bytes.len) {
-        left -= conn->queue[done].bytes.len;
-        sioc__buffer_unref(conn->queue[done].buffer);
-        done++;
-    }
-    if (done < count) {
-        conn->queue[done].bytes.base += left;
-        conn->queue[done].bytes.len -= left;
-    }
-    conn->queued_bytes -= (uint32_t)written;
-    memmove(conn->queue, conn->queue + done, (count - done) * sizeof(sioc__conn_slice_t));
-    conn->queue_length = count - done;
-    if (conn->queue_length > 0 && write_remaining(conn, 0) != 0)
-        return -1;
-    conn->queue_length = 0;
-    conn->queued_bytes = 0;
-    return 0;
-}
-
 /* Replaces the queued plaintext by the records it encrypts to, after what the handshake made,
- * and before our close_notify when closing: one slice, which the cap counts from now on. */
+ * and before our close_notify when closing: one slice behind those in flight, which the cap
+ * counts from now on. */
 static int encrypt_queue(sioc__conn_t *conn)
 {
     sioc__tls_t *tls = conn->tls;
     int rc = 0;
-    for (uint32_t i = 0; i < conn->queue_length; i++) {
+    uint32_t first = in_flight_slices(conn);
+    for (uint32_t i = first; i < conn->queue_length; i++) {
         /* After a failure (only an alert leaves) what was queued is dropped. */
         if (rc == 0 && sioc__tls_ready(tls))
             rc = sioc__tls_write(tls, conn->queue[i].bytes.base, conn->queue[i].bytes.len);
         sioc__buffer_unref(conn->queue[i].buffer);
     }
-    conn->queue_length = 0;
+    conn->queue_length = first;
     conn->queued_bytes = 0;
     conn->copy_tail = 0;
     if (conn->close_after_flush)
@@ -533,58 +562,78 @@ static int encrypt_queue(sioc__conn_t *conn)
     sioc__buffer_t *records = sioc__tls_take_output(tls, &length);
     if (records == NULL)
         return rc;
-    if (conn->queue_capacity == 0 && take_queue(conn) != 0) {
+    sioc__conn_slice_t *slice = push_slice(conn);
+    if (slice == NULL) {
         sioc__buffer_unref(records);
         return -1;
     }
-    conn->queue[0].buffer = records; /* the queue takes take_output's reference */
-    conn->queue[0].bytes = uv_buf_init((char *)records->data, (unsigned)length);
-    conn->queue_length = 1;
+    slice->buffer = records; /* the queue takes take_output's reference */
+    slice->bytes = uv_buf_init((char *)records->data, (unsigned)length);
     conn->queued_bytes = (uint32_t)length;
     return rc;
 }
 
+/* The queued bytes join those in flight, behind them, and go now unless the socket is still
+ * full (its poll then sends them in order when it has room). */
 static void flush_connection(sioc__conn_t *conn)
 {
     if (conn->tls != NULL && encrypt_queue(conn) != 0) {
         sioc__conn_close(conn, 0);
         return;
     }
-    if (conn->queue_length > 0) {
-        /* libuv keeps write order: while earlier writes are in flight, queue behind them. */
-        int rc = conn->in_flight_bytes > 0 ? write_remaining(conn, 0) : try_write(conn);
-        if (rc != 0) {
-            sioc__conn_close(conn, 0);
-            return;
-        }
-        conn->queue_length = 0;
-        conn->queued_bytes = 0;
+    conn->copy_tail = 0; /* flushed slices are not appended to any more */
+    conn->in_flight_bytes += conn->queued_bytes;
+    conn->queued_bytes = 0;
+    if (!conn->writing && send_in_flight(conn) != 0) {
+        sioc__conn_close(conn, 0);
+        return;
     }
-    if (conn->queue != NULL)
-        give_queue(conn);
-    if (conn->close_after_flush && conn->in_flight_bytes == 0)
-        shut_down(conn);
-    else
-        check_drained(conn);
+    after_send(conn);
+}
+
+static void on_writable(sioc__conn_t *conn)
+{
+    if (send_in_flight(conn) != 0) {
+        sioc__conn_close(conn, 0);
+        return;
+    }
+    after_send(conn);
+}
+
+/* libuv stops the poll when the socket reports an error (POLLERR) and says UV_EBADF: the read
+ * or the write that the connection waited for then tells which error it is, as libuv's
+ * streams learn it, and the poll starts again if the connection goes on. */
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+    sioc__conn_t *conn = poll->data;
+    if (status < 0)
+        events = UV_READABLE | UV_WRITABLE;
+    if ((events & UV_READABLE) && conn->reading)
+        read_input(conn);
+    if ((events & UV_WRITABLE) && conn->writing && !uv_is_closing((uv_handle_t *)poll))
+        on_writable(conn);
+    if (status < 0)
+        update_poll(conn);
 }
 
 static void stop_reading(sioc__conn_t *conn)
 {
     if (conn->reading) {
-        uv_read_stop((uv_stream_t *)&conn->tcp);
         conn->reading = 0;
+        update_poll(conn);
     }
 }
 
 static void start_reading(sioc__conn_t *conn)
 {
-    if (!conn->reading && !conn->peer_closed &&
-        uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0)
+    if (!conn->reading && !conn->peer_closed) {
         conn->reading = 1;
+        update_poll(conn);
+    }
 }
 
-/* While closing, reading is the lingering close's business (sioc__conn_close, on_read). TLS
- * input kept while paused goes in first; libuv reads again once it is consumed. */
+/* While closing, reading is the lingering close's business (sioc__conn_close, handle_input).
+ * TLS input kept while paused goes in first; the socket is read again once it is consumed. */
 static void update_reading(sioc__conn_t *conn)
 {
     if (conn->closing)
@@ -641,33 +690,24 @@ static void unlink_dirty(sioc__conn_t *conn)
     conn->dirty = 0;
 }
 
-static void on_shutdown(uv_shutdown_t *request, int status)
-{
-    sioc__conn_t *conn = request->data;
-    conn->lingering->shutdown_started = 0;
-    /* Our FIN is out; the peer's answers it. If it already came, or shutdown failed, done. */
-    if (status < 0 || conn->peer_closed)
-        finish_close(conn);
-}
-
+/* Our FIN, once all is out: then the peer's answers it (handle_input), or the linger time
+ * ends the close. If the peer's came already, or shutdown fails, the close is done. */
 static void shut_down(sioc__conn_t *conn)
 {
     struct sioc__conn_closing_s *closing = conn->lingering;
-    if (uv_is_closing((uv_handle_t *)&conn->tcp) || (closing && closing->shutdown_started))
+    if (uv_is_closing((uv_handle_t *)&conn->poll) || (closing && closing->shut_down))
         return;
-    if (closing == NULL || conn->peer_closed) {
+    if (closing == NULL || conn->peer_closed || shutdown(conn->fd, SHUT_WR) != 0) {
         finish_close(conn);
         return;
     }
-    closing->shutdown_started = 1;
-    closing->shutdown.data = conn;
-    if (uv_shutdown(&closing->shutdown, (uv_stream_t *)&conn->tcp, on_shutdown) != 0)
-        finish_close(conn);
+    closing->shut_down = 1;
 }
 
 static void on_closed(uv_handle_t *handle)
 {
     sioc__conn_t *conn = handle->data;
+    close(conn->fd); /* libuv has let go of it: the number may be reused now */
     if (conn->dirty)
         unlink_dirty(conn);
     if (conn->tls_ready)
@@ -685,9 +725,9 @@ static void on_closed(uv_handle_t *handle)
 
 static void finish_close(sioc__conn_t *conn)
 {
-    if (uv_is_closing((uv_handle_t *)&conn->tcp))
+    if (uv_is_closing((uv_handle_t *)&conn->poll))
         return;
-    uv_close((uv_handle_t *)&conn->tcp, on_closed);
+    uv_close((uv_handle_t *)&conn->poll, on_closed);
 }
 
 void sioc__conn_close(sioc__conn_t *conn, int graceful)
@@ -717,8 +757,8 @@ void sioc__conn_close(sioc__conn_t *conn, int graceful)
 int sioc__conn_remote_address(sioc__conn_t *conn, char *out, size_t size)
 {
     struct sockaddr_storage address;
-    int length = sizeof(address);
-    if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&address, &length) != 0)
+    socklen_t length = sizeof(address);
+    if (getpeername(conn->fd, (struct sockaddr *)&address, &length) != 0)
         return -1;
     if (address.ss_family == AF_INET6)
         return uv_ip6_name((struct sockaddr_in6 *)&address, out, size) == 0 ? 0 : -1;

@@ -1,12 +1,19 @@
-/* TCP connections on libuv with a corked write path.
+/* TCP connections on a libuv poll handle with a corked write path.
+ *
+ * The socket is the connection's own: libuv only says when it is readable or writable
+ * (uv_poll_t, 160 bytes), and the connection reads and writes it itself, as uSockets does. A
+ * uv_tcp_t would be 248 bytes of stream state (write queue, request pointers, callbacks) that
+ * the connection keeps anyway.
  *
  * Reading: every connection of a loop reads into one shared buffer (sioc__io_t.read_buffer);
  * the protocol handler must consume or copy what it needs during on_read. An idle connection
- * therefore holds no read buffer at all.
+ * therefore holds no read buffer at all. A readable socket is read until it has no more, at
+ * most SIOC_READS_PER_WAKEUP times (then the other connections get their turn).
  *
  * Writing: sioc__conn_write() queues a reference to a refcounted buffer slice; nothing is sent
  * until the end of the loop iteration, when every connection with queued data is flushed with
- * one writev (uWebSockets' "corking"). Each completed write drops its references.
+ * one writev (uWebSockets' "corking"; SIOC_WRITE_IOVECS slices per call). What the kernel took
+ * is released at once; the rest stays in flight, and goes when the socket is writable again.
  *
  * Backpressure: every byte queued or in flight counts against one cap per connection
  * (max_buffered_bytes, 0 = none). Above the cap, reading stops (TCP flow control then holds
@@ -34,6 +41,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "core/buffer.h"
@@ -41,6 +49,10 @@
 #include "transport/tls.h"
 
 #define SIOC_READ_BUFFER_SIZE (64 * 1024)
+/* Reads of a readable socket per wakeup of the loop, as libuv's streams read (32). */
+#define SIOC_READS_PER_WAKEUP 32
+/* Slices handed to one writev: IOV_MAX on Linux. */
+#define SIOC_WRITE_IOVECS 1024
 #define SIOC_LINGER_MS 5000
 /* Small copies (pongs, HTTP heads and short answers) queued back to back share buffers of this
  * size: one allocation for many writes, so the memory a connection holds stays close to the
@@ -84,7 +96,7 @@ struct sioc__io_s {
     int handles_closing;
     void (*closed_cb)(sioc__io_t *io);
     /* TLS connections holding input their handler paused on, and became ready for again:
-     * the idle handle hands it in (libuv will not read it again). */
+     * the idle handle hands it in (the poll would not report it: it is no longer in the socket). */
     uv_idle_t tls_idle;
     sioc__conn_t *tls_ready_head;
     /* Empty queues of SIOC_QUEUE_INITIAL slices (see SIOC_SPARE_QUEUES); freed with the io. */
@@ -96,6 +108,7 @@ struct sioc__io_s {
     size_t conn_room;
     uint8_t read_buffer[SIOC_READ_BUFFER_SIZE];
     uint8_t tls_plaintext[SIOC_TLS_RECORD_SIZE];
+    struct iovec write_iov[SIOC_WRITE_IOVECS]; /* one flush at a time uses it */
 };
 
 typedef struct sioc__conn_handler_s {
@@ -116,7 +129,7 @@ struct sioc__conn_slice_s {
 };
 
 struct sioc__conn_s {
-    uv_tcp_t tcp;
+    uv_poll_t poll; /* on fd */
     sioc__io_t *io;
     const sioc__conn_handler_t *handler;
     void *owner;               /* the protocol state that handler works on */
@@ -124,22 +137,26 @@ struct sioc__conn_s {
     uint32_t queue_length;
     uint32_t queue_capacity;
     /* 32 bits each: the unsent bytes are bounded by SIOC_CONN_MAX_UNSENT. */
-    uint32_t queued_bytes;    /* in queue */
-    uint32_t in_flight_bytes; /* handed to libuv, not yet written */
+    /* The queue starts with the slices in flight (flushed, and with TLS encrypted, but not yet
+     * taken by the kernel; the first may be partly written), and queued_bytes follow them. */
+    uint32_t queued_bytes;    /* in queue, after those in flight */
+    uint32_t in_flight_bytes; /* flushed, not yet taken by the kernel */
     sioc__conn_t *next_dirty;
     struct sioc__conn_closing_s *lingering; /* allocated only while closing gracefully */
     /* The flags in bits and copy_room in 16 bits fill 4 bytes beside the cap, and with the
-     * byte counts in 32 bits and the copy tail a bit the connection is 336 bytes: with a
-     * WebSocket's state in its room (56) it fits a 400-byte malloc chunk. */
+     * byte counts in 32 bits, the copy tail a bit and a poll handle instead of a uv_tcp_t the
+     * connection is 256 bytes: with a WebSocket's state in its room (56) it fits a 320-byte
+     * malloc chunk (312 usable: no byte to spare). */
     uint8_t dirty : 1;
     uint8_t closing : 1;
-    uint8_t reading : 1; /* libuv is reading */
+    uint8_t reading : 1; /* the poll waits for input */
+    uint8_t writing : 1; /* the poll waits for room: the kernel did not take all in flight */
     uint8_t close_after_flush : 1;
     uint8_t peer_closed : 1; /* the peer's FIN arrived */
     uint8_t tls_ready : 1;   /* in io->tls_ready_head */
     /* The last queued slice is a buffer of small copies that only this connection holds (the
      * room left at its end is copy_room); cleared as soon as anything else is queued or the
-     * queue is handed to libuv. */
+     * queue is flushed. */
     uint8_t copy_tail : 1;
     uint8_t paused;     /* SIOC__CONN_PAUSED_* */
     uint16_t copy_room; /* room left at the end of the copy tail (< SIOC_COALESCE_SIZE) */
@@ -148,9 +165,14 @@ struct sioc__conn_s {
     uint32_t max_buffered_bytes;
     sioc__tls_t *tls; /* NULL: plaintext */
     sioc__conn_t *next_tls_ready;
+    int fd; /* the connection's socket, closed once libuv let go of the poll */
 };
 
 _Static_assert(SIOC_COALESCE_SIZE <= UINT16_MAX, "copy_room is 16 bits");
+/* A byte more and a WebSocket (the connection and 56 bytes of room) takes a 336-byte chunk:
+ * test_connection checks the sum against malloc_usable_size. */
+_Static_assert(sizeof(void *) != 8 || sizeof(sioc__conn_t) <= 256,
+               "a connection and a WebSocket's state fit a 320-byte malloc chunk");
 
 /* The io's conn_room bytes after the connection, aligned as the connection is. */
 static inline void *sioc__conn_room(sioc__conn_t *conn)
@@ -170,11 +192,10 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop);
 void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io));
 int sioc__io_add_flush_hook(sioc__io_t *io, sioc__io_flush_hook_cb callback, void *data);
 
-/* Accepts a pending connection from server, with TLS on tls_context (NULL: plaintext). Returns
- * NULL on failure (the pending connection is then refused). Reading starts at once. */
-sioc__conn_t *sioc__conn_accept(sioc__io_t *io, uv_stream_t *server,
-                                const sioc__conn_handler_t *handler, void *owner,
-                                SSL_CTX *tls_context);
+/* Takes over fd, a connected non-blocking TCP socket (accept4's), with TLS on tls_context
+ * (NULL: plaintext). Returns NULL on failure, fd then closed. Reading starts at once. */
+sioc__conn_t *sioc__conn_accept(sioc__io_t *io, int fd, const sioc__conn_handler_t *handler,
+                                void *owner, SSL_CTX *tls_context);
 
 /* Queues a slice of buffer (takes a new reference). Returns 0, or -1 when closing. */
 int sioc__conn_write(sioc__conn_t *conn, sioc__buffer_t *buffer, const uint8_t *bytes,

@@ -1,9 +1,14 @@
+#define _GNU_SOURCE /* accept4 */
 #include "transport/http.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 /* Offsets into the head arena while parsing: the arena may move as it grows. */
 struct sioc__http_conn_s {
@@ -270,17 +275,16 @@ static void on_request_timeout(sioc__deadline_list_t *list, sioc__deadline_t *de
         sioc__conn_close(http->conn, 0);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* Takes fd, a new connection, as an HTTP connection of server; on failure fd is closed. */
+static void open_connection(sioc__http_server_t *server, int fd)
 {
-    sioc__http_server_t *server = listener->data;
-    if (status < 0)
-        return;
     sioc__http_conn_t *http = calloc(1, sizeof(*http));
-    if (http == NULL)
+    if (http == NULL) {
+        close(fd);
         return;
+    }
     http->server = server;
-    http->conn =
-        sioc__conn_accept(server->io, listener, &http_conn_handler, http, server->tls_context);
+    http->conn = sioc__conn_accept(server->io, fd, &http_conn_handler, http, server->tls_context);
     if (http->conn == NULL) {
         free(http);
         return;
@@ -296,6 +300,78 @@ static void on_connection(uv_stream_t *listener, int status)
     sioc__deadline_arm(&server->request_timeouts, &http->timeout);
 }
 
+static void on_listener(uv_poll_t *poll, int status, int events);
+static int accept_pending(sioc__http_server_t *server);
+
+/* The timer ends a back-off: the listener polls again, and accepts at once what waits (that
+ * is also how the episode ends when nothing does: accept4 says EAGAIN). */
+static void on_accept_retry(uv_timer_t *timer)
+{
+    sioc__http_server_t *server = timer->data;
+    if (!server->listening)
+        return;
+    uv_poll_start(&server->listener, UV_READABLE, on_listener);
+    accept_pending(server);
+}
+
+/* A failed accept4 that is not the pending connection's own: the process is out of
+ * descriptors (EMFILE, ENFILE) or the kernel out of memory. The connections stay in the
+ * backlog, and the listener stops polling for SIOC_HTTP_ACCEPT_RETRY_MS: level-triggered, it
+ * would otherwise wake the loop at once again for a connection it cannot take, spinning a
+ * core. nginx does the same (it disables accept events for a while); libuv's streams (so
+ * Node, and this server on uv_tcp_t) instead close a descriptor kept spare, accept and close
+ * every pending connection, and reopen it: clients that a moment later could have been served
+ * are cut off, and a descriptor is held for it. Logged once per episode. Linux looks for a
+ * free descriptor before it looks at the backlog, so at the limit every accept4 says EMFILE,
+ * even after one that succeeded: the episode ends only when accept4 says EAGAIN (a descriptor
+ * to spare and nothing waiting). */
+static void back_off(sioc__http_server_t *server, int error)
+{
+    if (!server->accept_backoff)
+        fprintf(stderr, "sioc http: accept: %s; trying again every %d ms\n", strerror(error),
+                SIOC_HTTP_ACCEPT_RETRY_MS);
+    server->accept_backoff = 1;
+    uv_poll_stop(&server->listener);
+    uv_timer_start(&server->accept_retry, on_accept_retry, SIOC_HTTP_ACCEPT_RETRY_MS, 0);
+}
+
+/* Errors of the pending connection alone (accept(2): to be treated like EAGAIN, by trying
+ * again): the next one may be fine. */
+static int connection_error(int error)
+{
+    return error == ECONNABORTED || error == EINTR || error == EPROTO || error == EPERM ||
+           error == ENETDOWN || error == ENOPROTOOPT || error == EHOSTDOWN || error == ENONET ||
+           error == EHOSTUNREACH || error == EOPNOTSUPP || error == ENETUNREACH;
+}
+
+/* Accepts up to SIOC_HTTP_ACCEPTS_PER_WAKEUP connections, non-blocking and close-on-exec
+ * from the start. Returns 0, or -1 when accepting backs off (the poll is stopped). */
+static int accept_pending(sioc__http_server_t *server)
+{
+    for (int i = 0; i < SIOC_HTTP_ACCEPTS_PER_WAKEUP && server->listening; i++) {
+        int fd = accept4(server->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            open_connection(server, fd);
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            server->accept_backoff = 0;
+            break;
+        } else if (!connection_error(errno)) {
+            back_off(server, errno);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A listener that reports an error (status < 0) is handled as readable: accept4 tells which.
+ * libuv stops a poll that reported an error: it starts again unless accepting backs off. */
+static void on_listener(uv_poll_t *poll, int status, int events)
+{
+    sioc__http_server_t *server = poll->data;
+    if (accept_pending(server) == 0 && status < 0 && server->listening)
+        uv_poll_start(&server->listener, UV_READABLE, on_listener);
+}
+
 /* ---- server ------------------------------------------------------------------------------ */
 
 int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
@@ -307,10 +383,11 @@ int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
     server->limits = *limits;
     server->handler = handler;
     server->data = data;
-    int rc = uv_tcp_init(io->loop, &server->listener);
+    server->listen_fd = -1;
+    int rc = uv_timer_init(io->loop, &server->accept_retry);
     if (rc != 0)
         return rc;
-    server->listener.data = server;
+    server->accept_retry.data = server;
     rc = sioc__deadline_list_init(io->loop, &server->request_timeouts, limits->request_timeout_ms,
                                   on_request_timeout);
     if (rc != 0)
@@ -324,6 +401,30 @@ int sioc__http_server_init(sioc__http_server_t *server, sioc__io_t *io,
     return 0;
 }
 
+/* A non-blocking listening socket on address, as uv_tcp_bind and uv_listen made it
+ * (SO_REUSEADDR; IPv6 with IPV6_V6ONLY off: "::" takes IPv4 clients too), into *fd. Returns 0
+ * or a negative libuv error (UV_EADDRINUSE, ...), as they did. */
+static int open_listener(const struct sockaddr *address, int *fd)
+{
+    int ipv6 = address->sa_family == AF_INET6;
+    socklen_t length = ipv6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    *fd = socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (*fd < 0)
+        return -errno;
+    int on = 1;
+    int off = 0;
+    int rc = 0;
+    if (setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        (ipv6 && setsockopt(*fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
+        bind(*fd, address, length) != 0 || listen(*fd, SIOC_HTTP_BACKLOG) != 0)
+        rc = errno == EAFNOSUPPORT ? UV_EINVAL : -errno; /* libuv's mapping for bind */
+    if (rc != 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
 int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int port)
 {
     struct sockaddr_storage address;
@@ -332,13 +433,21 @@ int sioc__http_server_listen(sioc__http_server_t *server, const char *host, int 
         rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&address);
     if (rc != 0)
         return rc;
-    rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
+    if (server->listen_fd >= 0)
+        return UV_EINVAL; /* listening already, as uv_tcp_bind would say */
+    int fd;
+    rc = open_listener((const struct sockaddr *)&address, &fd);
     if (rc != 0)
         return rc;
-    rc = uv_listen((uv_stream_t *)&server->listener, 1024, on_connection);
-    if (rc == 0)
-        server->listening = 1;
-    return rc;
+    rc = uv_poll_init(server->io->loop, &server->listener, fd);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    server->listen_fd = fd;
+    server->listener.data = server;
+    server->listening = 1;
+    return uv_poll_start(&server->listener, UV_READABLE, on_listener);
 }
 
 void sioc__http_server_set_tls(sioc__http_server_t *server, SSL_CTX *ctx)
@@ -352,8 +461,9 @@ void sioc__http_server_set_tls(sioc__http_server_t *server, SSL_CTX *ctx)
 int sioc__http_server_port(sioc__http_server_t *server)
 {
     struct sockaddr_storage address;
-    int length = sizeof(address);
-    if (uv_tcp_getsockname(&server->listener, (struct sockaddr *)&address, &length) != 0)
+    socklen_t length = sizeof(address);
+    if (server->listen_fd < 0 ||
+        getsockname(server->listen_fd, (struct sockaddr *)&address, &length) != 0)
         return -1;
     if (address.ss_family == AF_INET6)
         return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
@@ -376,6 +486,14 @@ static void on_server_handle_closed(uv_handle_t *handle)
     maybe_server_closed(server);
 }
 
+static void on_listener_closed(uv_handle_t *handle)
+{
+    sioc__http_server_t *server = handle->data;
+    close(server->listen_fd); /* libuv has let go of it */
+    server->listen_fd = -1;
+    on_server_handle_closed(handle);
+}
+
 /* The timer's data is its deadline list, whose data is the server. */
 static void on_server_timer_closed(uv_handle_t *handle)
 {
@@ -388,10 +506,12 @@ static void on_server_timer_closed(uv_handle_t *handle)
 void sioc__http_server_close(sioc__http_server_t *server, void (*closed_cb)(sioc__http_server_t *))
 {
     server->closed_cb = closed_cb;
-    server->close_pending = 3;
+    server->close_pending = server->listen_fd >= 0 ? 4 : 3;
     server->listening = 0;
     sioc__http_server_set_tls(server, NULL);
-    uv_close((uv_handle_t *)&server->listener, on_server_handle_closed);
+    if (server->listen_fd >= 0)
+        uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    uv_close((uv_handle_t *)&server->accept_retry, on_server_handle_closed);
     uv_close((uv_handle_t *)&server->idle, on_server_handle_closed);
     sioc__deadline_list_close(&server->request_timeouts, on_server_timer_closed);
     for (sioc__http_conn_t *http = server->connections; http != NULL; http = http->next)

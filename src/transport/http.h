@@ -37,8 +37,21 @@ typedef struct sioc__http_handler_s {
  * read of tiny pipelined requests holds thousands. */
 #define SIOC_HTTP_REQUESTS_PER_TURN 32
 
+/* The listening socket's backlog (libuv's listen took the same). */
+#define SIOC_HTTP_BACKLOG 1024
+/* Connections accepted per wakeup of the listener, before the loop gets its turn. */
+#define SIOC_HTTP_ACCEPTS_PER_WAKEUP 64
+/* Out of descriptors (EMFILE, ENFILE) or of kernel memory, accepting waits this long before
+ * it tries again (see back_off in http.c). */
+#define SIOC_HTTP_ACCEPT_RETRY_MS 100
+
 struct sioc__http_server_s {
-    uv_tcp_t listener;
+    /* The listening socket (-1 until sioc__http_server_listen) under its poll, which closes
+     * it: uv_tcp_t's stream state would only serve accept4. */
+    uv_poll_t listener;
+    int listen_fd;
+    uv_timer_t accept_retry; /* while accepting backs off */
+    int accept_backoff;      /* 1 from a failed accept4 until one says EAGAIN (logged once) */
     sioc__io_t *io;
     sioc__http_limits_t limits;
     const sioc__http_handler_t *handler;
