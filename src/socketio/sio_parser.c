@@ -261,59 +261,6 @@ static json_t *json_load_once(const char *text, size_t length, size_t flags, int
     return value;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* The value of the \uXXXX escape at text[at], or -1 when there is none there. */
-static int u_escape_at(const char *text, size_t length, size_t at)
-{
-    if (at + 6 > length || text[at] != '\\' || text[at + 1] != 'u')
-        return -1;
-    int value = 0;
-    for (size_t i = at + 2; i < at + 6; i++) {
-        int digit = hex_value(text[i]);
-        if (digit < 0)
-            return -1;
-        value = value * 16 + digit;
-    }
-    return value;
-}
-
-/* A copy of text with every lone surrogate escape turned into "\uFFFD" (the same length), or
- * NULL when there is none (or no memory). Every backslash in a JSON text starts an escape, so
- * walking escape by escape keeps "\\uD800" (a backslash, then text) apart from "\uD800". */
-static char *without_lone_surrogates(const char *text, size_t length)
-{
-    char *copy = NULL;
-    for (size_t at = 0; at < length; at++) {
-        if (text[at] != '\\')
-            continue;
-        int value = u_escape_at(text, length, at);
-        if (value < 0xD800 || value > 0xDFFF) {
-            at++; /* the escaped character, or the u of an escape without surrogates */
-            continue;
-        }
-        int low = u_escape_at(text, length, at + 6);
-        if (value <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
-            at += 11; /* a pair */
-            continue;
-        }
-        if (copy == NULL && (copy = malloc(length)) != NULL)
-            memcpy(copy, text, length);
-        if (copy == NULL)
-            return NULL;
-        memcpy(copy + at + 2, "FFFD", 4);
-        at += 5;
-    }
-    return copy;
-}
-
 json_t *sioc__sio_json_load(const char *text, size_t length, size_t flags, int *as_real)
 {
     if (as_real != NULL)
@@ -325,7 +272,7 @@ json_t *sioc__sio_json_load(const char *text, size_t length, size_t flags, int *
     json_t *value = json_load_once(text, length, flags, as_real);
     if (value != NULL)
         return value;
-    char *copy = without_lone_surrogates(text, length);
+    char *copy = sioc__sio_scan_without_lone_surrogates(text, length);
     if (copy == NULL)
         return NULL;
     value = json_load_once(copy, length, flags, as_real);

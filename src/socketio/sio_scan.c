@@ -137,6 +137,45 @@ static int64_t read_u_escape(struct scanner *scanner)
     return value;
 }
 
+/* The value of the \uXXXX escape at text[at], or -1 when there is none there. */
+static int64_t u_escape_at(const char *text, size_t length, size_t at)
+{
+    if (length < 6 || at > length - 6 || text[at] != '\\' || text[at + 1] != 'u')
+        return -1;
+    const unsigned char *hex = (const unsigned char *)text + at + 2;
+    for (int i = 0; i < 4; i++) {
+        if (!is_hex(hex[i]))
+            return -1;
+    }
+    return hex_value(hex);
+}
+
+char *sioc__sio_scan_without_lone_surrogates(const char *text, size_t length)
+{
+    char *copy = NULL;
+    for (size_t at = 0; at < length; at++) {
+        if (text[at] != '\\')
+            continue;
+        int64_t value = u_escape_at(text, length, at);
+        if (value < 0xD800 || value > 0xDFFF) {
+            at++; /* the escaped character, or the u of an escape without surrogates */
+            continue;
+        }
+        int64_t low = u_escape_at(text, length, at + 6);
+        if (value <= 0xDBFF && low >= 0xDC00 && low <= 0xDFFF) {
+            at += 11; /* a pair */
+            continue;
+        }
+        if (copy == NULL && (copy = malloc(length)) != NULL)
+            memcpy(copy, text, length);
+        if (copy == NULL)
+            return NULL;
+        memcpy(copy + at + 2, "FFFD", 4);
+        at += 5;
+    }
+    return copy;
+}
+
 /* A backslash escape (position after the backslash). *has_nul is set by "\u0000". */
 static int scan_escape(struct scanner *scanner, int *has_nul)
 {

@@ -33,6 +33,12 @@ typedef struct sioc__sio_scan_s {
     int canonical;
 } sioc__sio_scan_t;
 
+/* A copy of text (malloc'd, length bytes, the caller frees it) with every lone surrogate escape
+ * turned into "\uFFFD", the same length, or NULL when it has none (or out of memory). Every
+ * backslash in a JSON text starts an escape, so walking escape by escape keeps "\\uD800" (a
+ * backslash, then text) apart from "\uD800". sioc__sio_json_load's second try. */
+char *sioc__sio_scan_without_lone_surrogates(const char *text, size_t length);
+
 /* 0 if text[0..length) is one JSON value the decoder accepts, else -1. *canonical (may be NULL)
  * as in sioc__sio_scan_t. */
 int sioc__sio_scan_json(const char *text, size_t length, int *canonical);
