@@ -363,9 +363,11 @@ static void finish_all_rooms(request_t *request, int error)
 {
     json_t *names = json_array();
     const char *name;
+    size_t length;
     json_t *ignored;
-    json_object_foreach(request->results, name, ignored)
-        json_array_append_new(names, json_string(name));
+    /* keylen: a room name may hold U+0000 */
+    json_object_keylen_foreach(request->results, name, length, ignored)
+        json_array_append_new(names, json_stringn(name, length));
     request->callback.all_rooms(names != NULL ? error : SIOC_ENOMEM, names, request->data);
     json_decref(names);
 }
