@@ -9,8 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <sanitizer/asan_interface.h>
-
 #ifdef IOV_MAX
 _Static_assert(SIOC_WRITE_IOVECS <= IOV_MAX, "one writev takes at most IOV_MAX slices");
 #endif
@@ -114,6 +112,14 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
     if (rc != 0)
         return rc;
     uv_unref((uv_handle_t *)&io->linger.timer);
+    rc = uv_timer_init(loop, &io->slab_timer);
+    if (rc != 0)
+        return rc;
+    io->slab_timer.data = io;
+    uv_unref((uv_handle_t *)&io->slab_timer);
+    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+        sioc__slab_init(&io->queue_slabs[k],
+                        (SIOC_QUEUE_INITIAL << k) * sizeof(sioc__conn_slice_t));
     io->prepare.data = io->check.data = io;
     uv_prepare_start(&io->prepare, on_prepare);
     uv_check_start(&io->check, on_check);
@@ -123,24 +129,13 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
     return 0;
 }
 
-#define SPARE_QUEUE_BYTES (SIOC_QUEUE_INITIAL * sizeof(sioc__conn_slice_t))
-
-/* A spare queue is poisoned under AddressSanitizer (the macros are empty otherwise), so that a
- * write into a queue given back is still reported, as it was when the queue went to free(). */
-static sioc__conn_slice_t *take_spare_queue(sioc__io_t *io)
-{
-    sioc__conn_slice_t *queue = io->spare_queues[--io->spare_queue_count];
-    ASAN_UNPOISON_MEMORY_REGION(queue, SPARE_QUEUE_BYTES);
-    return queue;
-}
-
 static void on_io_handle_closed(uv_handle_t *handle)
 {
     sioc__io_t *io = handle->data;
     if (--io->handles_closing > 0)
         return;
-    while (io->spare_queue_count > 0)
-        free(take_spare_queue(io));
+    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+        sioc__slab_destroy(&io->queue_slabs[k]);
     if (io->closed_cb != NULL)
         io->closed_cb(io);
 }
@@ -148,8 +143,9 @@ static void on_io_handle_closed(uv_handle_t *handle)
 void sioc__io_close(sioc__io_t *io, void (*closed_cb)(sioc__io_t *io))
 {
     io->closed_cb = closed_cb;
-    io->handles_closing = 4;
+    io->handles_closing = 5;
     io->linger.timer.data = io;
+    uv_close((uv_handle_t *)&io->slab_timer, on_io_handle_closed);
     uv_close((uv_handle_t *)&io->prepare, on_io_handle_closed);
     uv_close((uv_handle_t *)&io->tls_idle, on_io_handle_closed);
     uv_close((uv_handle_t *)&io->check, on_io_handle_closed);
@@ -303,31 +299,79 @@ static void mark_dirty(sioc__conn_t *conn)
     conn->io->dirty_head = conn;
 }
 
-/* Gives conn an empty queue of SIOC_QUEUE_INITIAL slices, a spare one if the loop has it.
- * Returns 0 or -1. */
+static void on_slab_timer(uv_timer_t *timer)
+{
+    sioc__io_t *io = timer->data;
+    int spares_left = 0;
+    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+        spares_left |= sioc__slab_release_spare(&io->queue_slabs[k], uv_now(io->loop), 0);
+    if (spares_left)
+        uv_timer_start(timer, on_slab_timer, SIOC_SLAB_SPARE_MS, 0);
+}
+
+/* The slab of queues of capacity slices, or NULL when they come from malloc. */
+static sioc__slab_t *queue_slab(sioc__io_t *io, uint32_t capacity)
+{
+    int k = __builtin_ctz(capacity / SIOC_QUEUE_INITIAL);
+    return k < SIOC_QUEUE_SLABS ? &io->queue_slabs[k] : NULL;
+}
+
+static sioc__conn_slice_t *queue_alloc(sioc__io_t *io, uint32_t capacity)
+{
+    sioc__slab_t *slab = queue_slab(io, capacity);
+    return slab != NULL ? sioc__slab_alloc(slab) : malloc(capacity * sizeof(sioc__conn_slice_t));
+}
+
+static void queue_free(sioc__io_t *io, sioc__conn_slice_t *queue, uint32_t capacity)
+{
+    sioc__slab_t *slab = queue_slab(io, capacity);
+    if (slab == NULL) {
+        free(queue);
+        return;
+    }
+    sioc__slab_free(slab, queue, uv_now(io->loop));
+    if (slab->spare != NULL && !uv_is_active((uv_handle_t *)&io->slab_timer))
+        uv_timer_start(&io->slab_timer, on_slab_timer, SIOC_SLAB_SPARE_MS, 0);
+}
+
+/* Gives conn an empty queue of SIOC_QUEUE_INITIAL slices. Returns 0 or -1. */
 static int take_queue(sioc__conn_t *conn)
 {
-    sioc__io_t *io = conn->io;
-    conn->queue = io->spare_queue_count > 0 ? take_spare_queue(io)
-                                            : malloc(SIOC_QUEUE_INITIAL * sizeof(*conn->queue));
+    conn->queue = queue_alloc(conn->io, SIOC_QUEUE_INITIAL);
     if (conn->queue == NULL)
         return -1;
     conn->queue_capacity = SIOC_QUEUE_INITIAL;
     return 0;
 }
 
-/* Takes conn's empty queue away: kept as a spare if it has the initial size and the loop has
- * room, else freed (a grown queue was a burst, and would hold its size for every later use). */
+/* Takes conn's empty queue away. */
 static void give_queue(sioc__conn_t *conn)
 {
-    sioc__io_t *io = conn->io;
-    if (conn->queue_capacity == SIOC_QUEUE_INITIAL && io->spare_queue_count < SIOC_SPARE_QUEUES) {
-        ASAN_POISON_MEMORY_REGION(conn->queue, SPARE_QUEUE_BYTES);
-        io->spare_queues[io->spare_queue_count++] = conn->queue;
-    } else
-        free(conn->queue);
+    queue_free(conn->io, conn->queue, conn->queue_capacity);
     conn->queue = NULL;
     conn->queue_capacity = 0;
+}
+
+/* Doubles conn's queue: into a larger slab block while there is one, then with realloc. */
+static int grow_queue(sioc__conn_t *conn)
+{
+    sioc__io_t *io = conn->io;
+    uint32_t capacity = conn->queue_capacity * 2;
+    sioc__conn_slice_t *queue;
+    if (queue_slab(io, conn->queue_capacity) == NULL) {
+        queue = realloc(conn->queue, capacity * sizeof(*queue));
+        if (queue == NULL)
+            return -1;
+    } else {
+        queue = queue_alloc(io, capacity);
+        if (queue == NULL)
+            return -1;
+        memcpy(queue, conn->queue, conn->queue_length * sizeof(*queue));
+        queue_free(io, conn->queue, conn->queue_capacity);
+    }
+    conn->queue = queue;
+    conn->queue_capacity = capacity;
+    return 0;
 }
 
 /* A new slice at the end of the queue, which takes one or grows; NULL when out of memory. */
@@ -336,13 +380,8 @@ static sioc__conn_slice_t *push_slice(sioc__conn_t *conn)
     if (conn->queue_capacity == 0) {
         if (take_queue(conn) != 0)
             return NULL;
-    } else if (conn->queue_length == conn->queue_capacity) {
-        uint32_t capacity = conn->queue_capacity * 2;
-        sioc__conn_slice_t *queue = realloc(conn->queue, capacity * sizeof(*queue));
-        if (queue == NULL)
-            return NULL;
-        conn->queue = queue;
-        conn->queue_capacity = capacity;
+    } else if (conn->queue_length == conn->queue_capacity && grow_queue(conn) != 0) {
+        return NULL;
     }
     return &conn->queue[conn->queue_length++];
 }

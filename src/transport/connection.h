@@ -46,6 +46,7 @@
 
 #include "core/buffer.h"
 #include "core/deadline.h"
+#include "core/slab.h"
 #include "transport/tls.h"
 
 #define SIOC_READ_BUFFER_SIZE (64 * 1024)
@@ -68,10 +69,12 @@
 #define SIOC_CONN_MAX_UNSENT (UINT32_MAX / 2)
 /* A write queue starts with this many slices and doubles when full. */
 #define SIOC_QUEUE_INITIAL 4
-/* Write queues of the initial size that a loop keeps after connections flushed them, for the
- * next write: a connection gives its queue back when it is empty (an idle connection holds
- * none), so without spares every echo answer would allocate one and free it after the flush. */
-#define SIOC_SPARE_QUEUES 64
+/* Queues of SIOC_QUEUE_INITIAL << k slices for k below this (up to 256 slices, 6 KiB) come from
+ * the loop's slabs (core/slab.h), larger ones from malloc. A connection gives its queue back
+ * when it is empty (an idle connection holds none); a broadcast takes one per recipient and
+ * grows it as a burst queues up, so from malloc thousands of them would be made, grown and
+ * freed among the long-lived blocks of the clients arriving meanwhile, and leave holes there. */
+#define SIOC_QUEUE_SLABS 7
 
 typedef struct sioc__conn_s sioc__conn_t;
 typedef struct sioc__io_s sioc__io_t;
@@ -99,9 +102,9 @@ struct sioc__io_s {
      * the idle handle hands it in (the poll would not report it: it is no longer in the socket). */
     uv_idle_t tls_idle;
     sioc__conn_t *tls_ready_head;
-    /* Empty queues of SIOC_QUEUE_INITIAL slices (see SIOC_SPARE_QUEUES); freed with the io. */
-    sioc__conn_slice_t *spare_queues[SIOC_SPARE_QUEUES];
-    uint32_t spare_queue_count;
+    /* Write queues (SIOC_QUEUE_SLABS); the timer unmaps a slab's spare page once unused. */
+    sioc__slab_t queue_slabs[SIOC_QUEUE_SLABS];
+    uv_timer_t slab_timer;
     /* Bytes made after every connection's own, for the protocol that may take it over
      * (uSockets' socket extension): an upgraded connection's state then shares its block, one
      * malloc chunk less per WebSocket. Zeroed; set before the first accept; 0 = none. */

@@ -1,6 +1,7 @@
 /* The transport's write queues on a real loop with real TCP peers on 127.0.0.1: a flushed
- * connection gives its queue to the loop's spares and the next write takes it back; the loop
- * keeps at most SIOC_SPARE_QUEUES of them, and no grown one. A peer that does not read fills
+ * connection gives its queue back to the loop's slab and the next write takes the same block;
+ * a queue grows into the next slab, past the last into malloc; a slab's empty page is unmapped
+ * once it has stayed unused for SIOC_SLAB_SPARE_MS. A peer that does not read fills
  * the socket: the rest waits for room (partial writes, EAGAIN), in order, and a graceful close
  * sends it before our FIN. The listener backs off when the process is out of descriptors. The
  * peers check that every byte arrived; the loop must close cleanly at the end (no handle left
@@ -29,7 +30,8 @@
 
 #include <sanitizer/asan_interface.h>
 
-/* Under AddressSanitizer a spare queue must be poisoned, so that a write into it is reported. */
+/* Under AddressSanitizer a queue given back must be poisoned, so that a write into it is reported.
+ */
 #if defined(__SANITIZE_ADDRESS__)
 #define ASSERT_POISONED(pointer, expected)                                                         \
     assert_int_equal(__asan_address_is_poisoned(pointer), expected)
@@ -37,7 +39,7 @@
 #define ASSERT_POISONED(pointer, expected) ((void)(pointer))
 #endif
 
-#define MAX_PEERS (SIOC_SPARE_QUEUES + 4)
+#define MAX_PEERS 68
 #define RUN_UNTIL_MS 10000
 
 typedef struct peer_s {
@@ -257,69 +259,73 @@ static void expect_received(harness_t *harness, const char *text)
     }
 }
 
+static uint32_t queues_in_use(const sioc__io_t *io)
+{
+    uint32_t count = 0;
+    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+        count += io->queue_slabs[k].blocks_in_use;
+    return count;
+}
+
 static void test_flushed_queue_is_reused(void **state)
 {
     harness_t *harness = start(1);
     sioc__io_t *io = harness->io;
     sioc__conn_t *conn = harness->conns[0];
     assert_null(conn->queue); /* an idle connection holds none */
-    assert_int_equal(io->spare_queue_count, 0);
+    assert_int_equal(queues_in_use(io), 0);
 
     assert_int_equal(sioc__conn_write_copy(conn, "ab", 2), 0);
     sioc__conn_slice_t *queue = conn->queue;
     assert_non_null(queue);
     assert_int_equal(conn->queue_capacity, SIOC_QUEUE_INITIAL);
+    assert_int_equal(io->queue_slabs[0].blocks_in_use, 1);
     expect_received(harness, "ab");
     assert_null(conn->queue);
-    assert_int_equal(io->spare_queue_count, 1);
-    assert_ptr_equal(io->spare_queues[0], queue);
+    assert_int_equal(queues_in_use(io), 0);
     ASSERT_POISONED(queue, 1);
 
-    /* The next write takes the same queue back instead of allocating one. */
+    /* The next write takes the same block back. */
     assert_int_equal(sioc__conn_write_copy(conn, "cd", 2), 0);
     assert_ptr_equal(conn->queue, queue);
     ASSERT_POISONED(&queue[SIOC_QUEUE_INITIAL - 1], 0);
-    assert_int_equal(io->spare_queue_count, 0);
     expect_received(harness, "abcd");
-    assert_int_equal(io->spare_queue_count, 1);
+    assert_int_equal(queues_in_use(io), 0);
     finish(harness);
 }
 
-static void test_spares_are_capped(void **state)
+static int spare_pages_released(const harness_t *harness)
+{
+    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+        if (harness->io->queue_slabs[k].pages_mapped != 0)
+            return 0;
+    return 1;
+}
+
+/* Many queues at once, all given back: the slab keeps one empty page for the next burst, and
+ * unmaps it once it has stayed unused for SIOC_SLAB_SPARE_MS. */
+static void test_empty_page_is_unmapped_later(void **state)
 {
     harness_t *harness = start(MAX_PEERS);
     sioc__io_t *io = harness->io;
     for (int i = 0; i < MAX_PEERS; i++)
         assert_int_equal(sioc__conn_write_copy(harness->conns[i], "x", 1), 0);
+    assert_int_equal(io->queue_slabs[0].blocks_in_use, MAX_PEERS);
+    assert_int_equal(io->queue_slabs[0].pages_mapped, 1);
+    uv_update_time(&harness->loop);
+    uint64_t given_back = uv_now(&harness->loop);
     expect_received(harness, "x");
-    assert_int_equal(io->spare_queue_count, SIOC_SPARE_QUEUES); /* the rest was freed */
-    for (int i = 0; i < MAX_PEERS; i++)
-        assert_null(harness->conns[i]->queue);
+    assert_int_equal(queues_in_use(io), 0);
+    assert_int_equal(io->queue_slabs[0].pages_mapped, 1); /* the spare */
+    assert_true(run_until(harness, spare_pages_released));
+    uv_update_time(&harness->loop);
+    assert_true(uv_now(&harness->loop) - given_back >= SIOC_SLAB_SPARE_MS);
 
-    /* Every connection writes again: the spares serve the first ones, malloc the others. */
+    /* And a later write maps a page again. */
     for (int i = 0; i < MAX_PEERS; i++)
         assert_int_equal(sioc__conn_write_copy(harness->conns[i], "y", 1), 0);
-    assert_int_equal(io->spare_queue_count, 0);
+    assert_int_equal(io->queue_slabs[0].pages_mapped, 1);
     expect_received(harness, "xy");
-    assert_int_equal(io->spare_queue_count, SIOC_SPARE_QUEUES);
-    finish(harness);
-}
-
-static void test_grown_queue_is_not_kept(void **state)
-{
-    harness_t *harness = start(1);
-    sioc__io_t *io = harness->io;
-    sioc__conn_t *conn = harness->conns[0];
-    sioc__buffer_t *buffer = sioc__buffer_new_copy("0123456789", 10, 0);
-    assert_non_null(buffer);
-    /* Slices of a shared buffer are not coalesced: ten slices grow the queue twice. */
-    for (int i = 0; i < 10; i++)
-        assert_int_equal(sioc__conn_write(conn, buffer, buffer->data + i, 1), 0);
-    sioc__buffer_unref(buffer);
-    assert_true(conn->queue_capacity > SIOC_QUEUE_INITIAL);
-    expect_received(harness, "0123456789");
-    assert_null(conn->queue);
-    assert_int_equal(io->spare_queue_count, 0);
     finish(harness);
 }
 
@@ -399,10 +405,11 @@ static void test_closed_connection_gives_its_queue(void **state)
     sioc__conn_t *conn = harness->conns[0];
     assert_int_equal(sioc__conn_write_copy(conn, "lost", 4), 0);
     sioc__conn_slice_t *queue = conn->queue;
+    assert_int_equal(queues_in_use(io), 1);
     sioc__conn_close(conn, 0); /* an abort drops what was queued */
     assert_true(run_until(harness, all_closed));
-    assert_int_equal(io->spare_queue_count, 1);
-    assert_ptr_equal(io->spare_queues[0], queue);
+    assert_int_equal(queues_in_use(io), 0);
+    ASSERT_POISONED(queue, 1);
     finish(harness);
 }
 
@@ -485,6 +492,33 @@ static void expect_sunk(harness_t *harness, size_t length)
     assert_true(run_until(harness, all_sunk));
     assert_int_equal(harness->peers[0].sunk, length);
     assert_int_equal(harness->peers[0].sunk_wrong, 0);
+}
+
+/* Slices of a shared buffer are not coalesced: each write is a slice, and the queue doubles
+ * through the slabs (4 to 256 slices), then past them with realloc; the bytes leave in order. */
+static void test_queue_grows_through_the_slabs(void **state)
+{
+    enum { WRITES = 600 };
+    harness_t *harness = start(1);
+    sioc__io_t *io = harness->io;
+    sioc__conn_t *conn = harness->conns[0];
+    harness->peers[0].sink = 1;
+    sioc__buffer_t *buffer = pattern_buffer(0, WRITES);
+    for (int i = 0; i < WRITES; i++) {
+        assert_int_equal(sioc__conn_write(conn, buffer, buffer->data + i, 1), 0);
+        if (i == 9) { /* ten slices: grown twice, into the third slab */
+            assert_int_equal(conn->queue_capacity, 4 * SIOC_QUEUE_INITIAL);
+            assert_int_equal(io->queue_slabs[2].blocks_in_use, 1);
+            assert_int_equal(queues_in_use(io), 1);
+        }
+    }
+    sioc__buffer_unref(buffer);
+    assert_int_equal(conn->queue_capacity, 1024); /* past the slabs: from malloc */
+    assert_int_equal(queues_in_use(io), 0);
+    expect_sunk(harness, WRITES);
+    assert_null(conn->queue);
+    assert_int_equal(queues_in_use(io), 0);
+    finish(harness);
 }
 
 /* The kernel takes part of a flush: what it took is released at once (a slice written whole
@@ -741,8 +775,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flushed_queue_is_reused),
-        cmocka_unit_test(test_spares_are_capped),
-        cmocka_unit_test(test_grown_queue_is_not_kept),
+        cmocka_unit_test(test_empty_page_is_unmapped_later),
+        cmocka_unit_test(test_queue_grows_through_the_slabs),
         cmocka_unit_test(test_room_after_each_connection),
         cmocka_unit_test(test_small_copies_share_a_slice),
         cmocka_unit_test(test_unsent_bytes_are_bounded),
