@@ -11,8 +11,9 @@
 struct sioc__slab_page_s {
     sioc__slab_page_t *next;
     sioc__slab_page_t *prev;
-    void *free_blocks; /* a list through each free block's first 8 bytes */
-    uint32_t carved;   /* blocks handed out at least once; the rest of the page is untouched */
+    void *free_blocks;       /* a list through each free block's first 8 bytes */
+    uint64_t empty_since_ms; /* in the empty list: since when */
+    uint32_t carved; /* blocks handed out at least once; the rest of the page is untouched */
     uint32_t in_use;
 };
 
@@ -70,19 +71,21 @@ static void push_page(sioc__slab_t *slab, sioc__slab_page_t *page)
     slab->pages = page;
 }
 
-/* An empty page at the head of the list: the spare, or a new one. */
+/* An empty page at the head of the list: the one emptied last, or a new one. */
 static sioc__slab_page_t *fresh_page(sioc__slab_t *slab)
 {
-    sioc__slab_page_t *page = slab->spare;
-    slab->spare = NULL;
-    if (page == NULL) {
+    sioc__slab_page_t *page = slab->empty;
+    if (page != NULL) {
+        slab->empty = page->next;
+        slab->pages_empty--;
+        /* Its blocks were poisoned as they were freed; carving starts afresh. */
+        ASAN_UNPOISON_MEMORY_REGION(page, SIOC_SLAB_PAGE_SIZE);
+    } else {
         page = map_page();
         if (page == NULL)
             return NULL;
         slab->pages_mapped++;
     }
-    /* The spare's blocks were poisoned as they were freed; carving starts afresh. */
-    ASAN_UNPOISON_MEMORY_REGION(page, SIOC_SLAB_PAGE_SIZE);
     memset(page, 0, sizeof(*page));
     push_page(slab, page);
     return page;
@@ -128,28 +131,31 @@ void sioc__slab_free(sioc__slab_t *slab, void *block, uint64_t now_ms)
     if (page->in_use > 0)
         return;
     unlink_page(slab, page);
-    if (slab->spare == NULL) {
-        slab->spare = page;
-        slab->spare_since_ms = now_ms;
-    } else {
-        unmap_page(slab, page);
-    }
+    page->empty_since_ms = now_ms;
+    page->next = slab->empty;
+    slab->empty = page;
+    slab->pages_empty++;
 }
 
-int sioc__slab_release_spare(sioc__slab_t *slab, uint64_t now_ms, int force)
+int sioc__slab_release_empty(sioc__slab_t *slab, uint64_t now_ms, int force)
 {
-    if (slab->spare == NULL)
-        return 0;
-    if (!force && now_ms - slab->spare_since_ms < SIOC_SLAB_SPARE_MS)
-        return 1;
-    unmap_page(slab, slab->spare);
-    slab->spare = NULL;
-    return 0;
+    sioc__slab_page_t **link = &slab->empty;
+    while (*link != NULL) {
+        sioc__slab_page_t *page = *link;
+        if (force || now_ms - page->empty_since_ms >= SIOC_SLAB_EMPTY_MS) {
+            *link = page->next;
+            slab->pages_empty--;
+            unmap_page(slab, page);
+        } else {
+            link = &page->next;
+        }
+    }
+    return slab->empty != NULL;
 }
 
 void sioc__slab_destroy(sioc__slab_t *slab)
 {
-    sioc__slab_release_spare(slab, 0, 1);
+    sioc__slab_release_empty(slab, 0, 1);
     while (slab->pages != NULL) {
         sioc__slab_page_t *page = slab->pages;
         unlink_page(slab, page);

@@ -302,11 +302,11 @@ static void mark_dirty(sioc__conn_t *conn)
 static void on_slab_timer(uv_timer_t *timer)
 {
     sioc__io_t *io = timer->data;
-    int spares_left = 0;
+    int empty_left = 0;
     for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
-        spares_left |= sioc__slab_release_spare(&io->queue_slabs[k], uv_now(io->loop), 0);
-    if (spares_left)
-        uv_timer_start(timer, on_slab_timer, SIOC_SLAB_SPARE_MS, 0);
+        empty_left |= sioc__slab_release_empty(&io->queue_slabs[k], uv_now(io->loop), 0);
+    if (empty_left)
+        uv_timer_start(timer, on_slab_timer, SIOC_SLAB_EMPTY_MS, 0);
 }
 
 /* The slab of queues of capacity slices, or NULL when they come from malloc. */
@@ -330,8 +330,8 @@ static void queue_free(sioc__io_t *io, sioc__conn_slice_t *queue, uint32_t capac
         return;
     }
     sioc__slab_free(slab, queue, uv_now(io->loop));
-    if (slab->spare != NULL && !uv_is_active((uv_handle_t *)&io->slab_timer))
-        uv_timer_start(&io->slab_timer, on_slab_timer, SIOC_SLAB_SPARE_MS, 0);
+    if (slab->empty != NULL && !uv_is_active((uv_handle_t *)&io->slab_timer))
+        uv_timer_start(&io->slab_timer, on_slab_timer, SIOC_SLAB_EMPTY_MS, 0);
 }
 
 /* Gives conn an empty queue of SIOC_QUEUE_INITIAL slices. Returns 0 or -1. */

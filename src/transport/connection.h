@@ -102,7 +102,7 @@ struct sioc__io_s {
      * the idle handle hands it in (the poll would not report it: it is no longer in the socket). */
     uv_idle_t tls_idle;
     sioc__conn_t *tls_ready_head;
-    /* Write queues (SIOC_QUEUE_SLABS); the timer unmaps a slab's spare page once unused. */
+    /* Write queues (SIOC_QUEUE_SLABS); the timer unmaps pages left empty for SIOC_SLAB_EMPTY_MS. */
     sioc__slab_t queue_slabs[SIOC_QUEUE_SLABS];
     uv_timer_t slab_timer;
     /* Bytes made after every connection's own, for the protocol that may take it over

@@ -1,7 +1,7 @@
 /* The transport's write queues on a real loop with real TCP peers on 127.0.0.1: a flushed
  * connection gives its queue back to the loop's slab and the next write takes the same block;
- * a queue grows into the next slab, past the last into malloc; a slab's empty page is unmapped
- * once it has stayed unused for SIOC_SLAB_SPARE_MS. A peer that does not read fills
+ * a queue grows into the next slab, past the last into malloc; a slab's empty pages are
+ * unmapped once they have stayed empty for SIOC_SLAB_EMPTY_MS. A peer that does not read fills
  * the socket: the rest waits for room (partial writes, EAGAIN), in order, and a graceful close
  * sends it before our FIN. The listener backs off when the process is out of descriptors. The
  * peers check that every byte arrived; the loop must close cleanly at the end (no handle left
@@ -294,7 +294,7 @@ static void test_flushed_queue_is_reused(void **state)
     finish(harness);
 }
 
-static int spare_pages_released(const harness_t *harness)
+static int empty_pages_released(const harness_t *harness)
 {
     for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
         if (harness->io->queue_slabs[k].pages_mapped != 0)
@@ -302,8 +302,8 @@ static int spare_pages_released(const harness_t *harness)
     return 1;
 }
 
-/* Many queues at once, all given back: the slab keeps one empty page for the next burst, and
- * unmaps it once it has stayed unused for SIOC_SLAB_SPARE_MS. */
+/* Many queues at once, all given back: the slab keeps the empty page for the next burst, and
+ * unmaps it once it has stayed empty for SIOC_SLAB_EMPTY_MS. */
 static void test_empty_page_is_unmapped_later(void **state)
 {
     harness_t *harness = start(MAX_PEERS);
@@ -316,10 +316,10 @@ static void test_empty_page_is_unmapped_later(void **state)
     uint64_t given_back = uv_now(&harness->loop);
     expect_received(harness, "x");
     assert_int_equal(queues_in_use(io), 0);
-    assert_int_equal(io->queue_slabs[0].pages_mapped, 1); /* the spare */
-    assert_true(run_until(harness, spare_pages_released));
+    assert_int_equal(io->queue_slabs[0].pages_empty, 1); /* kept for now */
+    assert_true(run_until(harness, empty_pages_released));
     uv_update_time(&harness->loop);
-    assert_true(uv_now(&harness->loop) - given_back >= SIOC_SLAB_SPARE_MS);
+    assert_true(uv_now(&harness->loop) - given_back >= SIOC_SLAB_EMPTY_MS);
 
     /* And a later write maps a page again. */
     for (int i = 0; i < MAX_PEERS; i++)

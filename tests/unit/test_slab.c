@@ -1,7 +1,7 @@
 /* The slab (core/slab.c) against a model: random allocations and frees of blocks over many
  * pages, each block filled with its own byte pattern that must survive until it is freed
  * (blocks never overlap), aligned to 16, inside a page of the slab's; a page is unmapped when
- * its last block goes, but for one spare kept for SIOC_SLAB_SPARE_MS. */
+ * its last block goes and has stayed empty for SIOC_SLAB_EMPTY_MS. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -70,7 +70,11 @@ static void run_model(size_t requested_size, uint32_t seed)
         }
     }
     assert_int_equal(slab.blocks_in_use, 0);
-    assert_int_equal(slab.pages_mapped, 1); /* every empty page unmapped but the spare */
+    assert_true(slab.pages_mapped > 0);
+    assert_int_equal(slab.pages_empty, slab.pages_mapped); /* kept, for the next burst */
+    assert_int_equal(sioc__slab_release_empty(&slab, SIOC_SLAB_EMPTY_MS - 1, 0), 1);
+    assert_int_equal(sioc__slab_release_empty(&slab, SIOC_SLAB_EMPTY_MS, 0), 0);
+    assert_int_equal(slab.pages_mapped, 0);
     sioc__slab_destroy(&slab);
     assert_int_equal(slab.pages_mapped, 0);
 }
@@ -90,28 +94,43 @@ static void test_large_blocks(void **state)
     run_model(6144, 3); /* 10 to a page: many pages, often full */
 }
 
-/* The spare: kept while young, unmapped once SIOC_SLAB_SPARE_MS old (or when forced), and taken
- * before mapping another page. */
-static void test_spare_page(void **state)
+/* Empty pages: each kept until it has been empty for SIOC_SLAB_EMPTY_MS (or when forced), and
+ * the one emptied last taken before mapping another. */
+static void test_empty_pages(void **state)
 {
     sioc__slab_t slab;
-    sioc__slab_init(&slab, 96);
-    void *block = sioc__slab_alloc(&slab);
-    assert_int_equal(slab.pages_mapped, 1);
-    sioc__slab_free(&slab, block, 5000);
-    assert_non_null(slab.spare);
-    assert_int_equal(sioc__slab_release_spare(&slab, 5000 + SIOC_SLAB_SPARE_MS - 1, 0), 1);
-    assert_int_equal(slab.pages_mapped, 1);
+    sioc__slab_init(&slab, 6144);
+    uint32_t per_page = (uint32_t)((SIOC_SLAB_PAGE_SIZE - 64) / slab.block_size);
+    void *first[16], *second[16];
+    assert_true(per_page <= 16);
+    for (uint32_t i = 0; i < per_page; i++)
+        first[i] = sioc__slab_alloc(&slab);
+    for (uint32_t i = 0; i < per_page; i++)
+        second[i] = sioc__slab_alloc(&slab);
+    assert_int_equal(slab.pages_mapped, 2);
+    for (uint32_t i = 0; i < per_page; i++)
+        sioc__slab_free(&slab, first[i], 5000);
+    for (uint32_t i = 0; i < per_page; i++)
+        sioc__slab_free(&slab, second[i], 5500);
+    assert_int_equal(slab.pages_empty, 2);
+    assert_int_equal(sioc__slab_release_empty(&slab, 5000 + SIOC_SLAB_EMPTY_MS - 1, 0), 1);
+    assert_int_equal(slab.pages_mapped, 2);
+    assert_int_equal(sioc__slab_release_empty(&slab, 5000 + SIOC_SLAB_EMPTY_MS, 0), 1);
+    assert_int_equal(slab.pages_mapped, 1); /* the first page went, the second is younger */
 
-    void *again = sioc__slab_alloc(&slab); /* the spare's first block, no new page */
-    assert_ptr_equal(again, block);
-    assert_null(slab.spare);
+    void *again = sioc__slab_alloc(&slab); /* the second page's, no new page */
+    assert_ptr_equal(again, second[0]);
+    assert_int_equal(slab.pages_empty, 0);
     assert_int_equal(slab.pages_mapped, 1);
-    sioc__slab_free(&slab, again, 6000);
-    assert_int_equal(sioc__slab_release_spare(&slab, 6000 + SIOC_SLAB_SPARE_MS, 0), 0);
-    assert_null(slab.spare);
+    sioc__slab_free(&slab, again, 9000);
+    assert_int_equal(sioc__slab_release_empty(&slab, 9000 + SIOC_SLAB_EMPTY_MS, 0), 0);
     assert_int_equal(slab.pages_mapped, 0);
-    assert_int_equal(sioc__slab_release_spare(&slab, 0, 1), 0); /* nothing to release */
+    assert_int_equal(sioc__slab_release_empty(&slab, 0, 1), 0); /* nothing to release */
+
+    void *block = sioc__slab_alloc(&slab);
+    sioc__slab_free(&slab, block, 100);
+    assert_int_equal(sioc__slab_release_empty(&slab, 100, 1), 0); /* forced: whatever its age */
+    assert_int_equal(slab.pages_mapped, 0);
     sioc__slab_destroy(&slab);
 }
 
@@ -144,7 +163,7 @@ int main(void)
         cmocka_unit_test(test_small_blocks),
         cmocka_unit_test(test_odd_size_is_rounded),
         cmocka_unit_test(test_large_blocks),
-        cmocka_unit_test(test_spare_page),
+        cmocka_unit_test(test_empty_pages),
         cmocka_unit_test(test_freed_block_is_poisoned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
