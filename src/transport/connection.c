@@ -352,11 +352,15 @@ static void give_queue(sioc__conn_t *conn)
     conn->queue_capacity = 0;
 }
 
-/* Doubles conn's queue: into a larger slab block while there is one, then with realloc. */
+/* Grows conn's queue: from the initial size straight to SIOC_QUEUE_BURST slices, then doubling;
+ * into a larger slab block while there is one, then with realloc. A queue that outgrows its
+ * first block is a burst (a broadcast per loop iteration), and each size it passed through
+ * would keep a slab's pages in use for every socket of the burst. */
 static int grow_queue(sioc__conn_t *conn)
 {
     sioc__io_t *io = conn->io;
-    uint32_t capacity = conn->queue_capacity * 2;
+    uint32_t capacity =
+        conn->queue_capacity < SIOC_QUEUE_BURST ? SIOC_QUEUE_BURST : conn->queue_capacity * 2;
     sioc__conn_slice_t *queue;
     if (queue_slab(io, conn->queue_capacity) == NULL) {
         queue = realloc(conn->queue, capacity * sizeof(*queue));

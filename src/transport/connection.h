@@ -67,14 +67,20 @@
  * write past it closes the connection (the counts are 32 bits; half their range leaves room
  * for what TLS adds to the queue when it encrypts it). */
 #define SIOC_CONN_MAX_UNSENT (UINT32_MAX / 2)
-/* A write queue starts with this many slices and doubles when full. */
+/* A write queue starts with this many slices; when full it takes SIOC_QUEUE_BURST, then
+ * doubles. */
 #define SIOC_QUEUE_INITIAL 4
+#define SIOC_QUEUE_BURST 64
 /* Queues of SIOC_QUEUE_INITIAL << k slices for k below this (up to 256 slices, 6 KiB) come from
  * the loop's slabs (core/slab.h), larger ones from malloc. A connection gives its queue back
  * when it is empty (an idle connection holds none); a broadcast takes one per recipient and
  * grows it as a burst queues up, so from malloc thousands of them would be made, grown and
  * freed among the long-lived blocks of the clients arriving meanwhile, and leave holes there. */
 #define SIOC_QUEUE_SLABS 7
+_Static_assert(SIOC_QUEUE_BURST % SIOC_QUEUE_INITIAL == 0 &&
+                   ((SIOC_QUEUE_BURST / SIOC_QUEUE_INITIAL) &
+                    (SIOC_QUEUE_BURST / SIOC_QUEUE_INITIAL - 1)) == 0,
+               "a burst's queue is a slab's size");
 
 typedef struct sioc__conn_s sioc__conn_t;
 typedef struct sioc__io_s sioc__io_t;

@@ -494,8 +494,9 @@ static void expect_sunk(harness_t *harness, size_t length)
     assert_int_equal(harness->peers[0].sunk_wrong, 0);
 }
 
-/* Slices of a shared buffer are not coalesced: each write is a slice, and the queue doubles
- * through the slabs (4 to 256 slices), then past them with realloc; the bytes leave in order. */
+/* Slices of a shared buffer are not coalesced: each write is a slice, and the queue grows from
+ * 4 slices to 64, doubles through the slabs to 256, then past them with realloc; the bytes leave
+ * in order. */
 static void test_queue_grows_through_the_slabs(void **state)
 {
     enum { WRITES = 600 };
@@ -506,9 +507,9 @@ static void test_queue_grows_through_the_slabs(void **state)
     sioc__buffer_t *buffer = pattern_buffer(0, WRITES);
     for (int i = 0; i < WRITES; i++) {
         assert_int_equal(sioc__conn_write(conn, buffer, buffer->data + i, 1), 0);
-        if (i == 9) { /* ten slices: grown twice, into the third slab */
-            assert_int_equal(conn->queue_capacity, 4 * SIOC_QUEUE_INITIAL);
-            assert_int_equal(io->queue_slabs[2].blocks_in_use, 1);
+        if (i == 9) { /* ten slices: grown once, to a burst's size (the fifth slab) */
+            assert_int_equal(conn->queue_capacity, SIOC_QUEUE_BURST);
+            assert_int_equal(io->queue_slabs[4].blocks_in_use, 1);
             assert_int_equal(queues_in_use(io), 1);
         }
     }
