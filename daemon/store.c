@@ -8,7 +8,11 @@
  * included, goes through it: one thread and one queue keep completions in request order with
  * no bookkeeping, and a read sees every write queued before it. The loop thread only touches
  * the queues (mutex + condition variable); the worker wakes it through a uv_async_t and the
- * done callbacks run there, in order.
+ * done callbacks run there, in order. With store.dispatch "loop" (PostgreSQL), the idle
+ * worker lends the connection to the loop thread, which sends and reads the chat's
+ * one-round-trip batches itself until anything else comes, then gives it back with nothing in
+ * flight ("The loop's turn with the connection", below): still one thread at a time on the
+ * connection, and one order.
  *
  * Batching. The worker takes everything queued (up to BATCH_MAX, which bounds how long the
  * first request of a batch waits for its COMMIT), runs it in one transaction with a SAVEPOINT
@@ -180,6 +184,7 @@ struct store_s {
     int worker_polling; /* waiting for answers and for wake_fd: a request must write to it */
     int worked;         /* a batch ran since the driver last released its memory */
     owner_t owner;      /* the worker changes it from OWNER_WORKER, the loop from the others */
+    int dispatch_loop;  /* store.dispatch "loop" on a driver that can (set at open) */
     store_sqlite_stats_t stats;
 
     /* Written by both threads (store_profile.h); logged by the loop every profile_period_ns
@@ -192,7 +197,6 @@ struct store_s {
     size_t lane_count;
 
     /* Loop thread only. */
-    int dispatch_loop;          /* store.dispatch "loop" on a driver that can (pipeline_socket) */
     request_queue_t loop_queue; /* lent the connection: requests waiting for a flight */
     uv_poll_t *poll;            /* on the connection's socket while the loop has flights */
     int poll_fd;
@@ -2631,10 +2635,11 @@ static void on_completions(uv_async_t *handle)
  * is used by one thread at a time, and changes hands only when nothing is in flight on it:
  * - the idle worker lends it (worker_lend: nothing queued, nothing in flight);
  * - while lent, a request of a one-trip batch (or a refused one) waits in loop_queue for a
- *   flight (at most FLIGHTS_MAX, as on the worker); any other request, a connection that
- *   needs reconnecting, a batch that failed, a hold or store_close make the loop return it
- *   (loop_return): from then on every request, those still in loop_queue first, waits in
- *   pending, which the worker takes once it has the connection back, so the order is kept;
+ *   flight (at most FLIGHTS_MAX, as on the worker; none while a test holds the queue); any
+ *   other request, a connection that needs reconnecting, a batch that failed or store_close
+ *   make the loop return it (loop_return): from then on every request, those still in
+ *   loop_queue first, waits in pending, which the worker takes once it has the connection
+ *   back, so the order is kept;
  * - once every flight is answered, the loop posts back those that succeeded (in order, as
  *   flight_finish does) and gives the connection back (loop_give_back) with the failed one
  *   and those behind it, which the worker finishes first (worker_take returns no batch):
@@ -3512,6 +3517,9 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
     int rc = options->pool_size > 1 && driver != &sioc__store_sqlite_driver
                  ? pool_open(loop, driver, options, out, error, error_size)
                  : lane_open(loop, driver, options, out, error, error_size);
+    if (rc == 0 && options->dispatch_loop && driver->pipeline_socket != NULL)
+        log_info("store: %s: the loop thread sends the chat's batches (store.dispatch \"loop\")",
+                 driver->name);
     /* A profiled store also says how long the loop is held: what its hand-back waits behind. */
     if (rc == 0 && profile_period_ns() != 0)
         (*out)->loop_profile = loop_profile_start(loop, profile_period_ns() / 1000000u);
