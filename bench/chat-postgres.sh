@@ -17,6 +17,10 @@
 #   SERVERS="sioc-postgres-pool1 sioc-postgres-pool2 sioc-postgres-pool4" bench/chat-postgres.sh
 #                                          sioc on PostgreSQL with store.poolSize 1, 2, 4 (plain
 #                                          sioc-postgres: the daemon's default)
+#   SERVERS="sioc-postgres sioc-postgres-loop" bench/chat-postgres.sh
+#                                          a -loop suffix (sioc-postgres-loop,
+#                                          sioc-postgres-pool2-loop) sets store.dispatch "loop":
+#                                          the chat's batches sent and read by the loop thread
 #   PROFILE=1 bench/chat-postgres.sh       after each sioc run, where the time went (docs/store.md,
 #                                          "Where the time goes"): the store's own profile (its
 #                                          close log) and, on PostgreSQL, pg_stat_statements,
@@ -136,7 +140,11 @@ start_server() {
     sioc-*)
         local store="{\"driver\": \"sqlite\", \"path\": \"$work/sioc.db\"}"
         [[ $name == sioc-postgres* ]] && store="{\"driver\": \"postgres\", \"url\": \"$url\"}"
-        [[ $name == sioc-postgres-pool* ]] && store="${store%\}}, \"poolSize\": ${name#sioc-postgres-pool}}"
+        if [[ $name == sioc-postgres-pool* ]]; then
+            local size=${name#sioc-postgres-pool}
+            store="${store%\}}, \"poolSize\": ${size%-loop}}"
+        fi
+        [[ $name == sioc-postgres*-loop ]] && store="${store%\}}, \"dispatch\": \"loop\"}"
         local api=""
         if [[ $profile == 1 ]]; then
             api_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

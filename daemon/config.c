@@ -490,15 +490,26 @@ static int parse_store_pool_size(context_t *c, json_t *v)
 {
     return set_u32(c, v, 1, STORE_POOL_MAX, &CONFIG(c)->store.pool_size);
 }
+/* Who sends the chat's one-round-trip batches on PostgreSQL: each connection's worker thread
+ * ("threads") or the loop thread ("loop"; docs/store.md). */
+static int parse_store_dispatch(context_t *c, json_t *v)
+{
+    const char *text = json_string_value(v);
+    if (text != NULL && strcmp(text, "threads") == 0)
+        CONFIG(c)->store.dispatch_loop = 0;
+    else if (text != NULL && strcmp(text, "loop") == 0)
+        CONFIG(c)->store.dispatch_loop = 1;
+    else
+        return fail(c, "expected \"threads\" or \"loop\"");
+    return 0;
+}
 static int parse_store(context_t *c, json_t *v)
 {
-    static const field_t fields[] = {{"driver", parse_store_driver},
-                                     {"path", parse_store_path},
-                                     {"url", parse_store_url},
-                                     {"statements", parse_store_statements},
-                                     {"userCache", parse_user_cache},
-                                     {"poolSize", parse_store_pool_size},
-                                     {NULL, NULL}};
+    static const field_t fields[] = {
+        {"driver", parse_store_driver},     {"path", parse_store_path},
+        {"url", parse_store_url},           {"statements", parse_store_statements},
+        {"userCache", parse_user_cache},    {"poolSize", parse_store_pool_size},
+        {"dispatch", parse_store_dispatch}, {NULL, NULL}};
     if (parse_object(c, v, fields) != 0)
         return -1;
     if (strcmp(CONFIG(c)->store.driver, "postgres") == 0 && CONFIG(c)->store.url == NULL)

@@ -72,6 +72,7 @@ typedef struct config_s {
         uint32_t user_cache_size;   /* store.userCache.size: users cached (4096; 0: none) */
         uint32_t user_cache_ttl_ms; /* store.userCache.ttlMs: trusted for (60000; 0: none) */
         uint32_t pool_size;         /* store.poolSize: postgres connections (STORE_POOL_DEFAULT) */
+        int dispatch_loop;          /* store.dispatch: "loop" 1, "threads" 0 (the default) */
     } store;
     struct {
         int enabled;

@@ -161,7 +161,8 @@ static store_options_t store_options_of(const config_t *config)
                                (const char *const *)config->store.statement_where,
                                config->store.user_cache_size,
                                config->store.user_cache_ttl_ms,
-                               config->store.pool_size};
+                               config->store.pool_size,
+                               config->store.dispatch_loop};
     return options;
 }
 

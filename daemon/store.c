@@ -8,7 +8,11 @@
  * included, goes through it: one thread and one queue keep completions in request order with
  * no bookkeeping, and a read sees every write queued before it. The loop thread only touches
  * the queues (mutex + condition variable); the worker wakes it through a uv_async_t and the
- * done callbacks run there, in order.
+ * done callbacks run there, in order. With store.dispatch "loop" (PostgreSQL), the idle
+ * worker lends the connection to the loop thread, which sends and reads the chat's
+ * one-round-trip batches itself until anything else comes, then gives it back with nothing in
+ * flight ("The loop's turn with the connection", below): still one thread at a time on the
+ * connection, and one order.
  *
  * Batching. The worker takes everything queued (up to BATCH_MAX, which bounds how long the
  * first request of a batch waits for its COMMIT), runs it in one transaction with a SAVEPOINT
@@ -125,6 +129,13 @@ typedef struct request_queue_s {
     request_t *tail;
 } request_queue_t;
 
+/* Who has the connection (store.dispatch "loop"; with "threads" always the worker). */
+typedef enum owner {
+    OWNER_WORKER,
+    OWNER_LOOP,      /* lent to the loop thread, which sends the chat's one-trip batches */
+    OWNER_RETURNING, /* the loop gives it back once nothing it sent is in flight */
+} owner_t;
+
 /* A user of the application's table (user_get statement), cached by the worker. */
 typedef struct cached_user_s {
     char *id;
@@ -172,6 +183,8 @@ struct store_s {
     int worker_exited;  /* ... and closed the database: the loop may join it */
     int worker_polling; /* waiting for answers and for wake_fd: a request must write to it */
     int worked;         /* a batch ran since the driver last released its memory */
+    owner_t owner;      /* the worker changes it from OWNER_WORKER, the loop from the others */
+    int dispatch_loop;  /* store.dispatch "loop" on a driver that can (set at open) */
     store_sqlite_stats_t stats;
 
     /* Written by both threads (store_profile.h); logged by the loop every profile_period_ns
@@ -184,6 +197,9 @@ struct store_s {
     size_t lane_count;
 
     /* Loop thread only. */
+    request_queue_t loop_queue; /* lent the connection: requests waiting for a flight */
+    uv_poll_t *poll;            /* on the connection's socket while the loop has flights */
+    int poll_fd;
     request_queue_t running;     /* taken from completed, run in passes (completions_run) */
     uint64_t cpu_at_pass_end_ns; /* the loop thread's CPU time when the last pass ended */
     struct pool_s *pool; /* store.poolSize > 1: this store only routes to the pool's lanes */
@@ -2255,19 +2271,42 @@ static void worker_wait(store_t *store)
     pthread_mutex_lock(&store->mutex);
 }
 
+/* Under mutex: the worker has the connection and something to do with it (requests, stop, or
+ * batches the loop sent and handed back answered, one of them failed: flight_finish). */
+static int worker_has_work(const store_t *store)
+{
+    return store->owner == OWNER_WORKER && (store->stopping || store->flights_sent > 0 ||
+                                            (!store->held && store->pending.head != NULL));
+}
+
+/* Under mutex, with nothing to do: with store.dispatch "loop", the idle worker lends the
+ * connection to the loop thread (nothing in flight, nothing queued). Every request then goes
+ * to the loop first, which gives it back for anything but the chat's batches. */
+static void worker_lend(store_t *store)
+{
+    if (store->dispatch_loop && store->owner == OWNER_WORKER && !store->stopping && !store->held &&
+        store->pending.head == NULL && store->flights_sent == 0)
+        store->owner = OWNER_LOOP;
+}
+
 /* Waits for work; the requests to run (up to BATCH_MAX), or NULL once closing with nothing
- * left to do. */
+ * left to do, or when the loop handed back batches to finish (flights_sent > 0). */
 static request_t *worker_take(store_t *store)
 {
     pthread_mutex_lock(&store->mutex);
-    while (!store->stopping && (store->held || store->pending.head == NULL))
-        worker_wait(store);
-    request_t *batch = queue_take(&store->pending, BATCH_MAX);
+    while (!worker_has_work(store)) {
+        worker_lend(store);
+        if (store->owner != OWNER_WORKER)
+            pthread_cond_wait(&store->wake, &store->mutex); /* until the loop gives it back */
+        else
+            worker_wait(store);
+    }
+    request_t *batch = store->flights_sent > 0 ? NULL : queue_take(&store->pending, BATCH_MAX);
     if (batch != NULL)
         store->worked = 1;
     /* Decided under the same lock as the queue was seen empty, so that no request can be
      * queued for a worker that no longer looks. */
-    if (batch == NULL)
+    if (batch == NULL && store->flights_sent == 0)
         store->queue_closed = 1;
     profile_waited(store, batch);
     pthread_mutex_unlock(&store->mutex);
@@ -2533,6 +2572,20 @@ static void completions_run(store_t *store, int bounded)
         profile_flush(store, now);
 }
 
+/* The loop's handle on the connection's socket (store.dispatch "loop", below). */
+static void on_poll_closed(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void loop_poll_close(store_t *store)
+{
+    if (store->poll == NULL)
+        return;
+    uv_close((uv_handle_t *)store->poll, on_poll_closed);
+    store->poll = NULL;
+}
+
 static void store_free(store_t *store)
 {
     free(store->staged);
@@ -2566,22 +2619,199 @@ static void on_completions(uv_async_t *handle)
         return;
     completions_run(store, 1);         /* posted between the first run and the exit */
     pthread_join(store->worker, NULL); /* immediate: the thread is returning */
+    loop_poll_close(store);            /* closed before the store is freed */
     profile_flush(store, uv_hrtime());
     store->async_closing = 1;
     uv_close((uv_handle_t *)&store->completions_async, on_async_closed);
 }
 
+/* ---- The loop's turn with the connection (store.dispatch "loop") ----------------------------
+ *
+ * The chat's batches (nothing but messages and DMs: one round trip, BEGIN to COMMIT, sent
+ * with libpq's non-blocking calls) can be sent and read by the loop thread itself, which
+ * saves the two wake-ups of the worker in the chain loop → worker → backend → worker → loop.
+ * Everything else (reads, upserts, the ROLLBACK and careful re-run of a failed batch, the
+ * reconnection with its backoff) stays on the worker, whose statements block. The connection
+ * is used by one thread at a time, and changes hands only when nothing is in flight on it:
+ * - the idle worker lends it (worker_lend: nothing queued, nothing in flight);
+ * - while lent, a request of a one-trip batch (or a refused one) waits in loop_queue for a
+ *   flight (at most FLIGHTS_MAX, as on the worker; none while a test holds the queue); any
+ *   other request, a connection that needs reconnecting, a batch that failed or store_close
+ *   make the loop return it (loop_return): from then on every request, those still in
+ *   loop_queue first, waits in pending, which the worker takes once it has the connection
+ *   back, so the order is kept;
+ * - once every flight is answered, the loop posts back those that succeeded (in order, as
+ *   flight_finish does) and gives the connection back (loop_give_back) with the failed one
+ *   and those behind it, which the worker finishes first (worker_take returns no batch):
+ *   their ROLLBACK and careful re-run come right behind them, before anything else is sent.
+ * Completions still go through the completed queue, in order, so a loop's batch completes
+ * after every batch the worker posted before it lent the connection. */
+
+/* The requests the loop runs itself: those of a one-trip batch, and refused ones (which
+ * complete in their place). */
+static int loop_runs(const request_t *request)
+{
+    return request->refused || pipelinable(request);
+}
+
+static void loop_unwatch(store_t *store)
+{
+    if (store->poll != NULL)
+        uv_poll_stop(store->poll);
+}
+
+static void on_loop_poll(uv_poll_t *handle, int status, int events);
+
+/* Waits (in the loop's poll) for the connection's socket: readable, and writable while a
+ * pipeline waits to go out. 0, or -1 when the connection has no socket left: the next read
+ * then fails what is in flight. A new socket (the worker reconnected) gets a new handle. */
+static int loop_watch(store_t *store)
+{
+    int writable = 0;
+    int fd = store->driver->pipeline_socket(store->connection, &writable);
+    if (fd < 0)
+        return -1;
+    if (store->poll != NULL && store->poll_fd != fd)
+        loop_poll_close(store);
+    if (store->poll == NULL) {
+        store->poll = malloc(sizeof(*store->poll));
+        if (store->poll == NULL ||
+            uv_poll_init(store->completions_async.loop, store->poll, fd) != 0) {
+            /* As lane_request: nothing could complete the requests in flight then. */
+            log_error("store: cannot watch the database connection");
+            abort();
+        }
+        store->poll->data = store;
+        store->poll_fd = fd;
+    }
+    if (uv_poll_start(store->poll, UV_READABLE | (writable ? UV_WRITABLE : 0), on_loop_poll) != 0)
+        abort(); /* only on a closing handle or bad events */
+    return 0;
+}
+
+/* Under mutex: the loop will give the connection back as soon as nothing is in flight. What
+ * it had queued goes to pending (empty while the connection is lent), where every later
+ * request joins it. */
+static void loop_return_locked(store_t *store)
+{
+    if (store->owner != OWNER_LOOP)
+        return;
+    store->owner = OWNER_RETURNING;
+    queue_append(&store->pending, store->loop_queue.head);
+    store->loop_queue.head = store->loop_queue.tail = NULL;
+}
+
+static void loop_return(store_t *store)
+{
+    pthread_mutex_lock(&store->mutex);
+    loop_return_locked(store);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+/* Nothing in flight: the worker has the connection again (and the failed flights, if any). */
+static void loop_give_back(store_t *store)
+{
+    loop_unwatch(store);
+    pthread_mutex_lock(&store->mutex);
+    store->owner = OWNER_WORKER;
+    pthread_cond_signal(&store->wake);
+    pthread_mutex_unlock(&store->mutex);
+}
+
+/* Reads the answers that have come in, oldest flight first, without waiting. */
+static void loop_read(store_t *store)
+{
+    for (size_t index = 0; index < store->flights_sent; index++) {
+        flight_t *flight = &store->flights[(store->first_flight + index) % FLIGHTS_MAX];
+        if (flight_answer(store, flight, SIOC__STORE_PIPELINE_NOWAIT))
+            return; /* the rest has not come in */
+    }
+}
+
+/* Posts back the answered flights, oldest first, while they succeeded: flight_finish then
+ * needs no statement. At one that failed the loop returns the connection: its outcome (a
+ * ROLLBACK, the careful re-run) is the worker's. */
+static void loop_finish(store_t *store)
+{
+    while (store->flights_sent > 0 && store->flights[store->first_flight].answered) {
+        if (store->flights[store->first_flight].rc != 0) {
+            loop_return(store);
+            return;
+        }
+        flight_finish(store);
+    }
+}
+
+/* Sends queued requests as batches while fewer than FLIGHTS_MAX are in flight (none while a
+ * test holds the queue: store_sqlite_hold, written by this thread only). The first one
+ * after a pause needs a connection usable as it is: reconnecting (ready(): blocking, with its
+ * backoff) is the worker's, so the loop returns the connection for it. */
+static void loop_send(store_t *store)
+{
+    while (!store->held && store->loop_queue.head != NULL && store->flights_sent < FLIGHTS_MAX) {
+        if (store->flights_sent == 0 && !store->driver->connected(store->connection)) {
+            loop_return(store);
+            return;
+        }
+        batch_counts_t counts = {0, 0, 0, 0, 0, 0, uv_hrtime()};
+        request_t *batch = queue_take(&store->loop_queue, PIPELINE_MAX);
+        pthread_mutex_lock(&store->mutex);
+        profile_waited(store, batch);
+        store->stats.loop_batches++;
+        pthread_mutex_unlock(&store->mutex);
+        flight_send(store, batch, &counts);
+    }
+}
+
+/* The loop's turn, while it has the connection (lent or returning): answers read, batches
+ * posted back, queued requests sent; then it waits on the socket while anything is in
+ * flight, or, with nothing in flight, gives the connection back if it is returning it. */
+static void loop_turn(store_t *store)
+{
+    for (;;) {
+        loop_read(store);
+        loop_finish(store);
+        if (store->owner == OWNER_LOOP) { /* the loop's own to read: only it changes it now */
+            loop_send(store);
+            loop_finish(store); /* batches of refused requests only: answered when sent */
+        }
+        if (flights_unanswered(store) == 0)
+            break;
+        if (loop_watch(store) == 0)
+            return;
+    }
+    loop_unwatch(store);
+    if (store->owner == OWNER_RETURNING)
+        loop_give_back(store);
+}
+
+static void on_loop_poll(uv_poll_t *handle, int status, int events)
+{
+    (void)status; /* an error shows in the read */
+    (void)events;
+    loop_turn(handle->data);
+}
+
 /* Queues a request for the worker, or straight for completion once the worker has taken its
  * last batch (refused requests only, made while closing): every earlier request has been
  * posted by then, so either way it completes after them. A refused request goes through the
- * worker too while it runs, so that it completes after the requests made before it. */
+ * worker too while it runs, so that it completes after the requests made before it. While
+ * the connection is lent to the loop, the loop takes the request first (above). */
 static void request_queue(store_t *store, request_t *request)
 {
-    int wake_loop = 0, wake = 0;
+    int wake_loop = 0, wake = 0, turn = 0;
     pthread_mutex_lock(&store->mutex);
     if (store->queue_closed) {
         queue_push(&store->completed, request);
         wake_loop = !store->async_closing; /* else the close callback runs it */
+    } else if (store->owner == OWNER_LOOP) {
+        turn = 1;
+        if (loop_runs(request)) {
+            queue_push(&store->loop_queue, request);
+        } else {
+            loop_return_locked(store);
+            queue_push(&store->pending, request);
+        }
     } else {
         queue_push(&store->pending, request);
         pthread_cond_signal(&store->wake);
@@ -2592,6 +2822,8 @@ static void request_queue(store_t *store, request_t *request)
         uv_async_send(&store->completions_async);
     if (wake)
         wake_worker(store);
+    if (turn)
+        loop_turn(store);
 }
 
 /* Reads params into request->args; a problem fails the request (STORE_EINVALID). */
@@ -2639,9 +2871,13 @@ static void lane_close(store_t *store, void (*closed_cb)(void *data), void *data
     store->held = 0;
     pthread_cond_signal(&store->wake);
     int wake = worker_wanted(store);
+    int lent = store->owner == OWNER_LOOP;
+    loop_return_locked(store); /* the worker finishes and closes */
     pthread_mutex_unlock(&store->mutex);
     if (wake)
         wake_worker(store);
+    if (lent)
+        loop_turn(store);
 }
 
 static void lane_stats(store_t *store, store_sqlite_stats_t *out)
@@ -2657,9 +2893,20 @@ static void lane_hold(store_t *store, int hold)
     store->held = hold && !store->stopping;
     pthread_cond_signal(&store->wake);
     int wake = !store->held && worker_wanted(store);
+    int lent = !store->held && store->owner == OWNER_LOOP; /* the loop sends what it held */
     pthread_mutex_unlock(&store->mutex);
     if (wake)
         wake_worker(store);
+    if (lent)
+        loop_turn(store);
+}
+
+static int lane_lent(store_t *store)
+{
+    pthread_mutex_lock(&store->mutex);
+    int lent = store->owner == OWNER_LOOP;
+    pthread_mutex_unlock(&store->mutex);
+    return lent;
 }
 
 /* ---- Opening ------------------------------------------------------------------------------- */
@@ -2894,6 +3141,8 @@ static int lane_open(uv_loop_t *loop, const sioc__store_driver_t *driver,
     }
     if (rc == 0 && driver->pipeline_send != NULL)
         rc = flights_open(store, error, error_size);
+    store->dispatch_loop = options->dispatch_loop && store->flights != NULL &&
+                           driver->connected != NULL && driver->pipeline_socket != NULL;
     if (rc != 0) {
         driver->close(store->connection);
         user_cache_free(store);
@@ -3268,6 +3517,9 @@ int store_open(uv_loop_t *loop, const store_options_t *options, store_t **out, c
     int rc = options->pool_size > 1 && driver != &sioc__store_sqlite_driver
                  ? pool_open(loop, driver, options, out, error, error_size)
                  : lane_open(loop, driver, options, out, error, error_size);
+    if (rc == 0 && options->dispatch_loop && driver->pipeline_socket != NULL)
+        log_info("store: %s: the loop thread sends the chat's batches (store.dispatch \"loop\")",
+                 driver->name);
     /* A profiled store also says how long the loop is held: what its hand-back waits behind. */
     if (rc == 0 && profile_period_ns() != 0)
         (*out)->loop_profile = loop_profile_start(loop, profile_period_ns() / 1000000u);
@@ -3361,6 +3613,7 @@ void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out)
         out->pipelines += lane.pipelines;
         out->pipelined += lane.pipelined;
         out->releases += lane.releases;
+        out->loop_batches += lane.loop_batches;
         if (lane.largest_batch > out->largest_batch)
             out->largest_batch = lane.largest_batch;
         if (lane.most_in_flight > out->most_in_flight)
@@ -3376,4 +3629,15 @@ void store_sqlite_hold(store_t *store, int hold)
     }
     for (size_t index = 0; index < store->pool->count; index++)
         lane_hold(store->pool->lanes[index].store, hold);
+}
+
+int store_sqlite_lent(store_t *store)
+{
+    if (store->pool == NULL)
+        return lane_lent(store);
+    for (size_t index = 0; index < store->pool->count; index++) {
+        if (!lane_lent(store->pool->lanes[index].store))
+            return 0;
+    }
+    return 1;
 }

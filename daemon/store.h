@@ -160,6 +160,9 @@ typedef struct store_options_s {
      * one); operations are assigned to them by their ordering key. The user cache is shared
      * out among them. SQLite: 1. */
     uint32_t pool_size;
+    /* store.dispatch "loop" (PostgreSQL; docs/store.md): the chat's one-round-trip batches
+     * are sent and read by the loop thread (store.c, "The loop's turn"); 0: by the worker. */
+    int dispatch_loop;
 } store_options_t;
 
 /* Opens (creating and migrating the schema as needed), synchronously. 0, or STORE_EINVALID

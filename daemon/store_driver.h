@@ -6,7 +6,9 @@
  * integer parameters, reports rows as text cells, and closes.
  *
  * Threading: open runs on the loop thread (startup); every other call runs on the store's
- * worker thread, one at a time. */
+ * worker thread, one at a time, or (store.dispatch "loop": connected, pipeline_send,
+ * pipeline_socket, pipeline_read) on the loop thread while the store has lent it the
+ * connection; never on both at once. */
 #ifndef SIOC_DAEMON_STORE_DRIVER_H
 #define SIOC_DAEMON_STORE_DRIVER_H
 
@@ -160,6 +162,19 @@ typedef struct sioc__store_driver_s {
      * called once the store has had nothing to do for SIOC__STORE_IDLE_RELEASE_MS after some
      * work. Worker thread. */
     void (*release_memory)(void *connection);
+    /* Optional, with pipeline_send (NULL: pipelines are only read on the worker, waiting in
+     * pipeline_read). For a caller that waits on its own event loop instead (store.dispatch
+     * "loop"), with no call that blocks:
+     * - connected: 1 when the connection can be used as it is (no reconnection needed: what
+     *   ready() would say without reconnecting), 0 when only ready() can make it usable;
+     * - pipeline_socket, while pipelines sent are not all read: sends what the socket takes
+     *   and gives the socket to wait on (readable, and writable too when *writable is set:
+     *   the rest of the pipelines waits to go out), or -1 when the connection is lost (the
+     *   next pipeline_read says so);
+     * - pipeline_read with wake_fd SIOC__STORE_PIPELINE_NOWAIT reads what has come in and
+     *   returns SIOC__STORE_PIPELINE_WOKEN instead of waiting for the rest. */
+    int (*connected)(void *connection);
+    int (*pipeline_socket)(void *connection, int *writable);
 } sioc__store_driver_t;
 
 /* A store idle this long after work lets its driver release_memory (the daemon's heap trim
@@ -168,6 +183,9 @@ typedef struct sioc__store_driver_s {
 
 /* What pipeline_read returns when woken before the pipeline's answers were in. */
 #define SIOC__STORE_PIPELINE_WOKEN 2
+
+/* pipeline_read's wake_fd for a caller that waits itself (pipeline_socket): never wait. */
+#define SIOC__STORE_PIPELINE_NOWAIT (-2)
 
 extern const sioc__store_driver_t sioc__store_sqlite_driver;
 extern const sioc__store_driver_t sioc__store_pg_driver;

@@ -1,8 +1,10 @@
 /* The PostgreSQL driver of the store (store_driver.h), on libpq.
  *
  * One connection per open, used by one worker thread of the store with libpq's blocking
- * calls (a pool, store.poolSize, is the store opening several: store.c). What makes it fast
- * is the store's batching: one transaction, one COMMIT (one WAL flush) for everything queued
+ * calls (a pool, store.poolSize, is the store opening several: store.c), or, for the chat's
+ * one-round-trip batches with store.dispatch "loop", by the loop thread with its non-blocking
+ * ones (pg_connected, pg_pipeline_send, pg_pipeline_socket, pg_pipeline_read NOWAIT). What makes it
+ * fast is the store's batching: one transaction, one COMMIT (one WAL flush) for everything queued
  * meanwhile. Every data statement is prepared once per connection (PQprepare) and run with
  * PQexecPrepared, parameters as text.
  *
@@ -581,8 +583,9 @@ static void pipeline_result(pipeline_t *pipeline, PGresult *result)
 /* Sends what libpq holds and reads every result up to the pipeline's sync point (those of a
  * later pipeline stay in libpq's buffer), waiting on the socket (non-blocking mode: a
  * blocking send of a long pipeline could wait for a server that waits for us to read its
- * answers) and on wake_fd (-1: none). 0 when read, 1 when wake_fd became readable first, -1
- * when the connection is lost. */
+ * answers) and on wake_fd (-1: none; SIOC__STORE_PIPELINE_NOWAIT: not at all). 0 when read, 1
+ * when wake_fd became readable first (or the rest has not come in, NOWAIT), -1 when the
+ * connection is lost. */
 static int pipeline_read(pipeline_t *pipeline, int wake_fd)
 {
     PGconn *conn = pipeline->connection->conn;
@@ -599,6 +602,8 @@ static int pipeline_read(pipeline_t *pipeline, int wake_fd)
         }
         if (pipeline->synced)
             break;
+        if (wake_fd == SIOC__STORE_PIPELINE_NOWAIT)
+            return 1; /* the caller waits on the socket itself (pg_pipeline_socket) */
         struct pollfd wait[2] = {{PQsocket(conn), POLLIN | (flushing ? POLLOUT : 0), 0},
                                  {wake_fd, POLLIN, 0}};
         int ready = wait[0].fd < 0 ? -1 : poll(wait, wake_fd >= 0 ? 2 : 1, -1);
@@ -723,6 +728,23 @@ static int idle_lost(PGconn *conn)
             return 1;
     }
     return 0;
+}
+
+/* Usable as it is, without reconnecting (store_driver.h); never blocks. */
+static int pg_connected(void *opaque)
+{
+    connection_t *connection = opaque;
+    return PQstatus(connection->conn) == CONNECTION_OK && !connection->broken &&
+           !idle_lost(connection->conn);
+}
+
+/* While pipelines are sent and unread (pipeline mode, non-blocking): see store_driver.h. */
+static int pg_pipeline_socket(void *opaque, int *writable)
+{
+    connection_t *connection = opaque;
+    int flushing = connection->broken ? -1 : PQflush(connection->conn);
+    *writable = flushing == 1;
+    return flushing < 0 ? -1 : PQsocket(connection->conn);
 }
 
 /* Reconnects when the connection is lost, at most once per backoff period. */
@@ -927,6 +949,19 @@ static int pg_aborted(void *opaque)
 }
 
 const sioc__store_driver_t sioc__store_pg_driver = {
-    "postgres", pg_open,    pg_execute,          pg_in_transaction, pg_ready,         pg_close, '$',
-    pg_prepare, pg_aborted, pg_execute_pipeline, pg_pipeline_send,  pg_pipeline_read, NULL,
+    "postgres",
+    pg_open,
+    pg_execute,
+    pg_in_transaction,
+    pg_ready,
+    pg_close,
+    '$',
+    pg_prepare,
+    pg_aborted,
+    pg_execute_pipeline,
+    pg_pipeline_send,
+    pg_pipeline_read,
+    NULL,
+    pg_connected,
+    pg_pipeline_socket,
 };

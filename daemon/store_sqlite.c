@@ -583,4 +583,6 @@ const sioc__store_driver_t sioc__store_sqlite_driver = {
     NULL,
     NULL,
     sqlite_release_memory,
+    NULL,
+    NULL,
 };

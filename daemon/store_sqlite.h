@@ -19,6 +19,7 @@ typedef struct store_sqlite_stats_s {
     uint64_t pipelined;      /* the requests those pipelines ran */
     size_t most_in_flight;   /* most batches sent on one connection and not yet answered */
     uint64_t releases;       /* times the driver gave its cache back, the store idle */
+    uint64_t loop_batches;   /* one-trip batches the loop thread sent (store.dispatch "loop") */
 } store_sqlite_stats_t;
 
 /* A copy of the counters, as of the last batch the worker finished. Loop thread. */
@@ -27,6 +28,10 @@ void store_sqlite_stats(store_t *store, store_sqlite_stats_t *out);
 /* Tests: while held, the worker leaves queued requests alone, so that a test can queue a known
  * set and have it taken as one batch. store_close releases the hold. Loop thread. */
 void store_sqlite_hold(store_t *store, int hold);
+
+/* Tests: 1 when every connection is lent to the loop thread (store.dispatch "loop": its
+ * idle worker lends it soon after its last batch). Loop thread. */
+int store_sqlite_lent(store_t *store);
 
 /* A numbered migration: SQL run in the open transaction that moves the schema from version - 1
  * to version. */

@@ -41,6 +41,7 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(config.store.user_cache_size, 4096);
     assert_int_equal(config.store.user_cache_ttl_ms, 60000);
     assert_int_equal(config.store.pool_size, STORE_POOL_DEFAULT);
+    assert_int_equal(config.store.dispatch_loop, 0);
     assert_int_equal(config.channel_count, 1);
     assert_string_equal(config.channels[0].name, "/home");
     assert_string_equal(config.channels[0].driver, "feed");
@@ -62,7 +63,7 @@ static const char full[] =
     "  \"cors\": {\"origins\": [\"http://a.example\"], \"credentials\": false},\n"
     "  \"limits\": {\"maxTextLength\": 10, \"messagesPerSecond\": 2.5},\n"
     "  \"store\": {\"driver\": \"sqlite\", \"path\": \"/tmp/x.db\", \"userCache\": {\"size\": 0, "
-    "\"ttlMs\": 500}, \"poolSize\": 2},\n"
+    "\"ttlMs\": 500}, \"poolSize\": 2, \"dispatch\": \"loop\"},\n"
     "  \"auth\": {\n"
     "    \"jwt\": {\"algorithm\": \"HS384\", \"secret\": \"0123456789abcdef\"},\n"
     "    \"session\": {\"secrets\": [\"new\", \"old\"], \"redis\": {\"port\": 7000}}, "
@@ -94,6 +95,7 @@ static void test_every_section(void **state)
     assert_int_equal(config.store.user_cache_size, 0);
     assert_int_equal(config.store.user_cache_ttl_ms, 500);
     assert_int_equal(config.store.pool_size, 2);
+    assert_int_equal(config.store.dispatch_loop, 1);
     assert_true(config.jwt.enabled);
     assert_string_equal(config.jwt.algorithm, "HS384");
     assert_true(config.session.enabled);
@@ -265,6 +267,8 @@ static void test_refusals_name_the_line(void **state)
                    "sioc.json:1: store.poolSize: expected an integer from 1 to 64");
     assert_refused("{\"store\": {\"poolSize\": 65}}",
                    "sioc.json:1: store.poolSize: expected an integer from 1 to 64");
+    assert_refused("{\"store\": {\"dispatch\": \"fibers\"}}",
+                   "sioc.json:1: store.dispatch: expected \"threads\" or \"loop\"");
     assert_refused("{\"log\": {\"format\": \"xml\"}}",
                    "sioc.json:1: log.format: unknown format \"xml\" (expected text or json)");
     assert_refused("{\"channels\": {}}", "sioc.json:1: channels: at least one channel is needed");

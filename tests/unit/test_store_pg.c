@@ -41,9 +41,14 @@ static const char *pg_url(void)
 /* store.poolSize of the group running (main runs the conformance suite with 1 and 4). */
 static unsigned test_pool_size = 1;
 
+/* store.dispatch of the group running: main runs every group with "threads" and "loop"
+ * (SIOC_TEST_PG_DISPATCH=threads or loop: only that one). */
+static int test_dispatch_loop = 0;
+
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"postgres", fixture->path, NULL, NULL, 0, 0, fixture->pool_size};
+    store_options_t options = {"postgres",         fixture->path,     NULL, NULL, 0, 0,
+                               fixture->pool_size, test_dispatch_loop};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -215,7 +220,7 @@ static void test_pg_server_down_at_open(void **state)
     if (strncmp(error, prefix, strlen(prefix)) != 0)
         fail_msg("unexpected error: %s", error);
     assert_null(strstr(error, "secret-word"));
-    store_options_t no_url = {"postgres", "", NULL, NULL, 0, 0, 1};
+    store_options_t no_url = {"postgres", "", NULL, NULL, 0, 0, 1, 0};
     assert_int_equal(store_open(&fixture->loop, &no_url, &fixture->store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: a PostgreSQL connection URL is required (store.url)");
@@ -457,8 +462,8 @@ static int open_cached(fixture_t *fixture, const char *const *statements, uint32
                        uint32_t cache_ttl_ms, char *error, size_t error_size)
 {
     fixture_close(fixture);
-    store_options_t options = {"postgres", fixture->path, statements,        NULL,
-                               cache_size, cache_ttl_ms,  fixture->pool_size};
+    store_options_t options = {"postgres", fixture->path, statements,         NULL,
+                               cache_size, cache_ttl_ms,  fixture->pool_size, test_dispatch_loop};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -731,11 +736,36 @@ static void test_pool_waits_for_a_users_upsert(void **state)
 /* A connection lost while its statement runs: the request fails as unavailable and is not
  * applied; the next one reconnects. The statement is held by a row lock of the test's own
  * while the store's backends are ended. */
+/* With store.dispatch "loop": runs the loop until the idle workers have lent their
+ * connections to it (bounded: 5 s), so that the messages after are the loop's to send. */
+static void settle(fixture_t *fixture)
+{
+    for (int attempt = 0; test_dispatch_loop && attempt < 500; attempt++) {
+        if (store_sqlite_lent(fixture->store))
+            return;
+        uv_run(&fixture->loop, UV_RUN_NOWAIT);
+        usleep(10 * 1000);
+    }
+    if (test_dispatch_loop)
+        fail_msg("the connections were never lent to the loop");
+}
+
+/* The batches the loop thread sent since before: some with store.dispatch "loop", none
+ * with "threads". */
+static void expect_loop_batches(const store_sqlite_stats_t *before,
+                                const store_sqlite_stats_t *after, uint64_t count)
+{
+    assert_int_equal(after->loop_batches - before->loop_batches, test_dispatch_loop ? count : 0);
+}
+
 static void test_pg_lost_in_flight(void **state)
 {
     fixture_t *fixture = *state;
     add_user(fixture, "a");
     add_room(fixture, "r1", "a");
+    settle(fixture);
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
     PGconn *lock = lock_room("r1");
     outcome_t outcome;
     request(fixture, STORE_MESSAGE_ADD,
@@ -756,6 +786,8 @@ static void test_pg_lost_in_flight(void **state)
     assert_int_equal(outcome.error, STORE_EUNAVAILABLE);
     assert_string_equal(outcome.message, "the database is unavailable");
     outcome_clear(&outcome);
+    store_sqlite_stats(fixture->store, &after);
+    expect_loop_batches(&before, &after, 1);
     unlock_room(lock);
     json_decref(call_ok(fixture, STORE_MESSAGE_ADD,
                         "{\"roomId\": \"r1\", \"senderId\": \"a\", \"text\": \"after\"}"));
@@ -821,6 +853,7 @@ static size_t queue_batch(fixture_t *fixture, const char *texts, outcome_t *outc
 static size_t two_batches(fixture_t *fixture, const char *first, const char *second,
                           const char *third, outcome_t outcomes[TWO_MAX], int lose)
 {
+    settle(fixture);
     PGconn *lock = lock_room("r1");
     size_t count = queue_batch(fixture, first, outcomes, 0);
     wait_for_lock_wait(fixture);
@@ -881,6 +914,7 @@ static void test_pg_two_batches_in_flight(void **state)
     store_sqlite_stats(fixture->store, &after);
     assert_int_equal(after.transactions - before.transactions, 2);
     assert_int_equal(after.batches - before.batches, 2);
+    expect_loop_batches(&before, &after, 2);
     assert_texts(call_ok(fixture, STORE_MESSAGE_HISTORY, "{\"roomId\": \"r1\"}"), "1 2 3 4");
 }
 
@@ -893,7 +927,11 @@ static void test_pg_first_in_flight_fails(void **state)
     fixture_t *fixture = *state;
     two_batches_setup(fixture);
     outcome_t outcomes[TWO_MAX];
+    store_sqlite_stats_t before, after;
+    store_sqlite_stats(fixture->store, &before);
     assert_int_equal(two_batches(fixture, "1 evil 2", "3", "4", outcomes, 0), 5);
+    store_sqlite_stats(fixture->store, &after);
+    expect_loop_batches(&before, &after, 2); /* the third waits for the worker's re-runs */
     expect(&outcomes[0], 0, NULL);
     expect(&outcomes[1], STORE_EIO, "the database failed");
     expect(&outcomes[2], 0, NULL);
@@ -971,6 +1009,22 @@ static int pool_group(void **state)
 {
     (void)state;
     test_pool_size = 4;
+    return 0;
+}
+
+static int loop_group(void **state)
+{
+    (void)state;
+    test_pool_size = 1;
+    test_dispatch_loop = 1;
+    return 0;
+}
+
+static int loop_pool_group(void **state)
+{
+    (void)state;
+    test_pool_size = 4;
+    test_dispatch_loop = 1;
     return 0;
 }
 
@@ -1095,7 +1149,17 @@ int main(int argc, char **argv)
         TEST(test_pg_lost_with_two_in_flight),
         TEST(test_pg_app_statements),
     };
-    int failed = cmocka_run_group_tests_name("store_pg poolSize 1", tests, NULL, NULL);
-    return failed +
-           cmocka_run_group_tests_name("store_pg poolSize 4", pool_tests, pool_group, NULL);
+    const char *dispatch = getenv("SIOC_TEST_PG_DISPATCH");
+    int failed = 0;
+    if (dispatch == NULL || strcmp(dispatch, "loop") != 0) {
+        failed += cmocka_run_group_tests_name("store_pg poolSize 1", tests, NULL, NULL);
+        failed += cmocka_run_group_tests_name("store_pg poolSize 4", pool_tests, pool_group, NULL);
+    }
+    if (dispatch == NULL || strcmp(dispatch, "threads") != 0) {
+        failed += cmocka_run_group_tests_name("store_pg poolSize 1, dispatch loop", tests,
+                                              loop_group, NULL);
+        failed += cmocka_run_group_tests_name("store_pg poolSize 4, dispatch loop", pool_tests,
+                                              loop_pool_group, NULL);
+    }
+    return failed;
 }

@@ -32,7 +32,7 @@
 
 static int store_open_at(fixture_t *fixture, char *error, size_t error_size)
 {
-    store_options_t options = {"sqlite", fixture->path, NULL, NULL, 0, 0, 1};
+    store_options_t options = {"sqlite", fixture->path, NULL, NULL, 0, 0, 1, 0};
     return store_open(&fixture->loop, &options, &fixture->store, error, error_size);
 }
 
@@ -564,7 +564,7 @@ static int open_expecting_read_only(const char *path)
     uv_loop_t loop;
     if (uv_loop_init(&loop) != 0)
         return 1;
-    store_options_t options = {"sqlite", path, NULL, NULL, 0, 0, 1};
+    store_options_t options = {"sqlite", path, NULL, NULL, 0, 0, 1, 0};
     store_t *store = NULL;
     char error[512] = "";
     int rc = store_open(&loop, &options, &store, error, sizeof(error));
@@ -608,18 +608,18 @@ static void test_open_refuses_bad_options(void **state)
     fixture_t *fixture = *state;
     store_t *store = (store_t *)1;
     char error[256];
-    store_options_t no_path = {"sqlite", NULL, NULL, NULL, 0, 0, 1};
+    store_options_t no_path = {"sqlite", NULL, NULL, NULL, 0, 0, 1, 0};
     assert_int_equal(store_open(&fixture->loop, &no_path, &store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_null(store);
     assert_string_equal(error, "store: a database path is required");
-    store_options_t mysql = {"mysql", fixture->path, NULL, NULL, 0, 0, 1};
+    store_options_t mysql = {"mysql", fixture->path, NULL, NULL, 0, 0, 1, 0};
     assert_int_equal(store_open(&fixture->loop, &mysql, &store, error, sizeof(error)),
                      STORE_EINVALID);
     assert_string_equal(error, "store: unknown driver \"mysql\" (expected sqlite or postgres)");
     char missing[192];
     snprintf(missing, sizeof(missing), "%s/no/such/dir/x.db", fixture->directory);
-    store_options_t nowhere = {NULL, missing, NULL, NULL, 0, 0, 1};
+    store_options_t nowhere = {NULL, missing, NULL, NULL, 0, 0, 1, 0};
     assert_int_equal(store_open(&fixture->loop, &nowhere, &store, error, sizeof(error)), STORE_EIO);
     char expected[256];
     snprintf(expected, sizeof(expected),
@@ -637,7 +637,7 @@ static void test_app_statements(void **state)
     const char *statements[STORE_OPERATION_COUNT] = {
         [STORE_USER_GET] = "SELECT id, first AS firstName, :id AS asked FROM app_users"
                            " WHERE id = CAST(:id AS INTEGER)"};
-    store_options_t options = {"sqlite", fixture->path, statements, NULL, 0, 0, 1};
+    store_options_t options = {"sqlite", fixture->path, statements, NULL, 0, 0, 1, 0};
     char error[512] = "";
     if (store_open(&fixture->loop, &options, &fixture->store, error, sizeof(error)) != 0)
         fail_msg("%s", error);

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import {
   requireBin, tempDir, baseConfig, startDaemon, makeUser, connectAs, createRoom, runSioc, writeConfig,
-  REPO_ROOT, ISO_RE, haveRedis, startRedis,
+  REPO_ROOT, ISO_RE, haveRedis, startRedis, PG_DISPATCH,
 } from '../lib/daemon.js';
 import { ask, Clients } from '../lib/sio.js';
 import { havePostgres, startPostgres } from '../lib/postgres.js';
@@ -96,6 +96,9 @@ describe('PostgreSQL store', { skip: havePostgres() ? false : 'PostgreSQL is not
       if (!ack.ok) await new Promise((resolve) => setTimeout(resolve, 20)); // the backoff
     });
     await restarted;
+    // With SIOC_TEST_PG_DISPATCH=loop the messages went out from the loop thread.
+    const dispatchLine = /store: postgres: the loop thread sends the chat's batches/;
+    assert.equal(dispatchLine.test(`${a.stderr}${a.stdout ?? ''}`), PG_DISPATCH === 'loop', 'store.dispatch');
     const ok = acks.filter((x) => x.ack.ok);
     const failed = acks.filter((x) => !x.ack.ok);
     assert.ok(failed.length >= 1, 'the restart was not noticed');

@@ -112,13 +112,16 @@ process.on('exit', () => {
 // ---------------------------------------------------------------------------
 // Configs
 
+/** store.dispatch of the PostgreSQL suites (SIOC_TEST_PG_DISPATCH), or undefined: the default. */
+export const PG_DISPATCH = process.env.SIOC_TEST_PG_DISPATCH || undefined;
+
 /**
  * The tests' base config: loopback on free ports, SQLite in `dir`, HS256 JWT,
  * the HTTP API, and `channels` (default: the chat driver on "/" with JWT).
  * `limits` are merged over short test-friendly timings.
  */
 export function baseConfig(dir, { channels, limits, auth, api, ...rest } = {}) {
-  return {
+  const config = {
     listen: { host: '127.0.0.1', port: 0 },
     path: '/socket.io/',
     limits: { pingIntervalMs: 5000, pingTimeoutMs: 5000, ...limits },
@@ -129,6 +132,11 @@ export function baseConfig(dir, { channels, limits, auth, api, ...rest } = {}) {
     channels: channels ?? { '/': { driver: 'chat', auth: 'jwt', enabled: true } },
     ...rest,
   };
+  // SIOC_TEST_PG_DISPATCH=loop (or threads): every PostgreSQL suite with that store.dispatch.
+  if (config.store.driver === 'postgres' && PG_DISPATCH && config.store.dispatch === undefined) {
+    config.store = { ...config.store, dispatch: PG_DISPATCH };
+  }
+  return config;
 }
 
 /** Write `config` (an object, or text as it is) to dir/name; returns the file's path. */
