@@ -117,9 +117,10 @@ int sioc__io_init(sioc__io_t *io, uv_loop_t *loop)
         return rc;
     io->slab_timer.data = io;
     uv_unref((uv_handle_t *)&io->slab_timer);
-    for (int k = 0; k < SIOC_QUEUE_SLABS; k++)
+    sioc__slab_init(&io->queue_slabs[0], SIOC_QUEUE_INITIAL * sizeof(sioc__conn_slice_t));
+    for (int k = 1; k < SIOC_QUEUE_SLABS; k++)
         sioc__slab_init(&io->queue_slabs[k],
-                        (SIOC_QUEUE_INITIAL << k) * sizeof(sioc__conn_slice_t));
+                        ((size_t)SIOC_QUEUE_BURST << (k - 1)) * sizeof(sioc__conn_slice_t));
     io->prepare.data = io->check.data = io;
     uv_prepare_start(&io->prepare, on_prepare);
     uv_check_start(&io->check, on_check);
@@ -309,10 +310,13 @@ static void on_slab_timer(uv_timer_t *timer)
         uv_timer_start(timer, on_slab_timer, SIOC_SLAB_EMPTY_MS, 0);
 }
 
-/* The slab of queues of capacity slices, or NULL when they come from malloc. */
+/* The slab of queues of capacity slices (SIOC_QUEUE_INITIAL, or SIOC_QUEUE_BURST times a power
+ * of two: grow_queue's sizes), or NULL when they come from malloc. */
 static sioc__slab_t *queue_slab(sioc__io_t *io, uint32_t capacity)
 {
-    int k = __builtin_ctz(capacity / SIOC_QUEUE_INITIAL);
+    if (capacity == SIOC_QUEUE_INITIAL)
+        return &io->queue_slabs[0];
+    int k = 1 + __builtin_ctz(capacity / SIOC_QUEUE_BURST);
     return k < SIOC_QUEUE_SLABS ? &io->queue_slabs[k] : NULL;
 }
 

@@ -71,16 +71,14 @@
  * doubles. */
 #define SIOC_QUEUE_INITIAL 4
 #define SIOC_QUEUE_BURST 64
-/* Queues of SIOC_QUEUE_INITIAL << k slices for k below this (up to 256 slices, 6 KiB) come from
- * the loop's slabs (core/slab.h), larger ones from malloc. A connection gives its queue back
- * when it is empty (an idle connection holds none); a broadcast takes one per recipient and
- * grows it as a burst queues up, so from malloc thousands of them would be made, grown and
- * freed among the long-lived blocks of the clients arriving meanwhile, and leave holes there. */
-#define SIOC_QUEUE_SLABS 7
-_Static_assert(SIOC_QUEUE_BURST % SIOC_QUEUE_INITIAL == 0 &&
-                   ((SIOC_QUEUE_BURST / SIOC_QUEUE_INITIAL) &
-                    (SIOC_QUEUE_BURST / SIOC_QUEUE_INITIAL - 1)) == 0,
-               "a burst's queue is a slab's size");
+/* Queues of SIOC_QUEUE_INITIAL slices, and of SIOC_QUEUE_BURST << k for k below this less one
+ * (64, 128 and 256 slices, up to 6 KiB), come from the loop's slabs (core/slab.h), larger ones
+ * from malloc. A connection gives its queue back when it is empty (an idle connection holds
+ * none); a broadcast takes one per recipient and grows it as a burst queues up, so from malloc
+ * thousands of them would be made, grown and freed among the long-lived blocks of the clients
+ * arriving meanwhile, and leave holes there. */
+#define SIOC_QUEUE_SLABS 4
+_Static_assert(SIOC_QUEUE_BURST > SIOC_QUEUE_INITIAL, "a queue grows into a burst's size");
 
 typedef struct sioc__conn_s sioc__conn_t;
 typedef struct sioc__io_s sioc__io_t;

@@ -1,11 +1,11 @@
 /* The transport's write queues on a real loop with real TCP peers on 127.0.0.1: a flushed
  * connection gives its queue back to the loop's slab and the next write takes the same block;
- * a queue grows into the next slab, past the last into malloc; a slab's empty pages are
- * unmapped once they have stayed empty for SIOC_SLAB_EMPTY_MS. A peer that does not read fills
- * the socket: the rest waits for room (partial writes, EAGAIN), in order, and a graceful close
- * sends it before our FIN. The listener backs off when the process is out of descriptors. The
- * peers check that every byte arrived; the loop must close cleanly at the end (no handle left
- * behind, ASan: nothing leaked). */
+ * a queue grows to a burst's size and doubles through the slabs, past the last into malloc; a
+ * slab's empty pages are unmapped once they have stayed empty for SIOC_SLAB_EMPTY_MS. A peer that
+ * does not read fills the socket: the rest waits for room (partial writes, EAGAIN), in order, and a
+ * graceful close sends it before our FIN. The listener backs off when the process is out of
+ * descriptors. The peers check that every byte arrived; the loop must close cleanly at the end (no
+ * handle left behind, ASan: nothing leaked). */
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <fcntl.h>
@@ -507,9 +507,14 @@ static void test_queue_grows_through_the_slabs(void **state)
     sioc__buffer_t *buffer = pattern_buffer(0, WRITES);
     for (int i = 0; i < WRITES; i++) {
         assert_int_equal(sioc__conn_write(conn, buffer, buffer->data + i, 1), 0);
-        if (i == 9) { /* ten slices: grown once, to a burst's size (the fifth slab) */
+        if (i == 9) { /* ten slices: grown once, to a burst's size (the second slab) */
             assert_int_equal(conn->queue_capacity, SIOC_QUEUE_BURST);
-            assert_int_equal(io->queue_slabs[4].blocks_in_use, 1);
+            assert_int_equal(io->queue_slabs[1].blocks_in_use, 1);
+            assert_int_equal(queues_in_use(io), 1);
+        }
+        if (i == 200) { /* 64, 128, then 256: the last slab */
+            assert_int_equal(conn->queue_capacity, 256);
+            assert_int_equal(io->queue_slabs[SIOC_QUEUE_SLABS - 1].blocks_in_use, 1);
             assert_int_equal(queues_in_use(io), 1);
         }
     }
